@@ -1,0 +1,74 @@
+// `launcher demo`: the whole journey on the embedded default guest, with no
+// set-up: build what is missing, make ./demo-stick, boot, ask the guest about
+// itself through the agent, shut it down, and summarise with timings.
+import type { Command } from 'commander';
+import { DEMO_STICK_NAME, resolveStickRoot } from '../../stick/stick-root.ts';
+import type { Accelerator } from '../../vmm/machine-spec.ts';
+import { ensureStickWithPayload } from '../bootstrap.ts';
+import { type Output, bold, green } from '../output.ts';
+import { startSession, stopOnSignals } from '../session-runner.ts';
+import { acceleratorOption, guestOption, jsonOption, stickOption } from './options.ts';
+
+interface DemoOptions {
+  stick?: string;
+  guest: string;
+  accel: Accelerator | 'auto';
+  json?: boolean;
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+export function registerDemo(program: Command, output: () => Output): void {
+  const command = program.command('demo').description(`boot the embedded default guest on ./${DEMO_STICK_NAME}, show what it reports, shut it down`);
+  stickOption(command);
+  guestOption(command);
+  acceleratorOption(command);
+  jsonOption(command);
+  command.action(async (options: DemoOptions) => {
+    const out = output();
+    const started = performance.now();
+    const stickRoot = resolveStickRoot(options.stick);
+    await ensureStickWithPayload(out, stickRoot, options.guest);
+    const setupMs = performance.now() - started;
+
+    const session = await startSession(out, { stickRoot, guest: options.guest, accelerator: options.accel, command: 'demo' });
+    stopOnSignals(session, out);
+    const factsStarted = performance.now();
+    let facts;
+    try {
+      facts = await session.facts();
+    } catch (error) {
+      await session.stop();
+      throw error;
+    }
+    const factsMs = performance.now() - factsStarted;
+    out.info('shutting the guest down');
+    const shutdown = await session.stop();
+    const totalMs = performance.now() - started;
+    const status = session.status();
+
+    out.data({ guest: session.guest, stick: stickRoot, accelerator: status.accelerator, memoryMiB: status.memoryMiB, cpus: status.cpus, facts, timings: { setupMs: Math.round(setupMs), ...session.timings, factsMs: Math.round(factsMs), shutdownMs: shutdown.ms, totalMs: Math.round(totalMs) }, shutdown });
+    out.line();
+    out.line(`${bold('pocketvm demo')}  ${green('ok')}  guest ${bold(session.guest)} on ${stickRoot}`);
+    out.line();
+    out.line(`  guest kernel     ${facts.kernel}`);
+    out.line(`  guest uptime     ${facts.uptimeSeconds.toFixed(1)} s`);
+    out.line(`  guest memory     ${Math.round(facts.memTotalKiB / 1024)} MiB total, ${Math.round(facts.memAvailableKiB / 1024)} MiB available`);
+    out.line(`  guest CPUs       ${facts.cpus}`);
+    out.line(`  guest hostname   ${facts.hostname}`);
+    out.line(`  accelerator      ${status.accelerator}${session.acceleratorNotes.length ? `  (${session.acceleratorNotes.join('; ')})` : ''}`);
+    out.line();
+    out.line(`  set-up           ${seconds(setupMs)}`);
+    out.line(`  stick + payload  ${seconds(session.timings.preparedMs)}`);
+    out.line(`  QMP up           ${seconds(session.timings.boot.qmpMs)}  (QEMU started paused)`);
+    out.line(`  first console    ${seconds(session.timings.boot.signOfLifeMs)}`);
+    out.line(`  agent ready      ${seconds(session.timings.boot.readyMs)}`);
+    out.line(`  launch to ready  ${seconds(session.timings.readyMs)}`);
+    out.line(`  guest facts      ${seconds(factsMs)}`);
+    out.line(`  shutdown         ${seconds(shutdown.ms)}  (ended by: ${shutdown.step})`);
+    out.line(`  total            ${seconds(totalMs)}`);
+    out.line();
+    out.line(`  logs: ${status.logs.console}`);
+    out.line(`        ${status.logs.qemu}`);
+  });
+}

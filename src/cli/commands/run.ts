@@ -1,0 +1,88 @@
+// `launcher run`: boot a guest and attach this terminal to its console
+// (Ctrl-] shuts the guest down), or with --detach leave it running in the
+// background and return once it is ready.
+import type { Command } from 'commander';
+import { GuestFailedError } from '../../errors.ts';
+import { resolveStickRoot } from '../../stick/stick-root.ts';
+import type { Accelerator } from '../../vmm/machine-spec.ts';
+import { ensureStickWithPayload } from '../bootstrap.ts';
+import { spawnDetachedSession } from '../detach.ts';
+import type { Output } from '../output.ts';
+import { startSession, stopOnSignals } from '../session-runner.ts';
+import { acceleratorOption, guestOption, jsonOption, stickOption } from './options.ts';
+import { isDevCheckout } from '../../stick/stick-root.ts';
+import type { Session } from '../../session/session.ts';
+
+/** Ctrl-]: the telnet/ssh-style escape; the guest never sees it. */
+export const DETACH_KEY = 0x1d;
+
+interface RunOptions {
+  stick?: string;
+  guest: string;
+  accel: Accelerator | 'auto';
+  detach?: boolean;
+  json?: boolean;
+}
+
+async function attachConsole(session: Session, out: Output): Promise<void> {
+  const stdin = process.stdin;
+  const raw = stdin.isTTY === true;
+  out.info(`attached to ${session.guest}'s console; press Ctrl-] to shut the guest down`);
+  if (raw) stdin.setRawMode(true);
+  const onConsole = (chunk: Buffer) => process.stdout.write(chunk);
+  const onInput = (chunk: Buffer) => {
+    const escape = chunk.indexOf(DETACH_KEY);
+    if (escape >= 0) {
+      if (escape > 0) session.machine.console.write(chunk.subarray(0, escape));
+      out.info('Ctrl-]: shutting the guest down');
+      void session.stop();
+      return;
+    }
+    session.machine.console.write(chunk);
+  };
+  session.machine.console.on('data', onConsole);
+  stdin.on('data', onInput);
+  // Wake the console so the shell prompt shows.
+  session.machine.console.write('\n');
+  try {
+    await session.ended;
+  } finally {
+    session.machine.console.off('data', onConsole);
+    stdin.off('data', onInput);
+    if (raw) stdin.setRawMode(false);
+    stdin.pause();
+  }
+}
+
+export function registerRun(program: Command, output: () => Output): void {
+  const command = program
+    .command('run')
+    .description("boot a guest and attach this terminal to its console (Ctrl-] shuts it down)")
+    .option('--detach', 'leave the guest running in the background and return once it is ready');
+  stickOption(command);
+  guestOption(command);
+  acceleratorOption(command);
+  jsonOption(command);
+  command.action(async (options: RunOptions) => {
+    const out = output();
+    const stickRoot = resolveStickRoot(options.stick);
+    // In a checkout, the demo stick is made on first use, as `demo` does.
+    if (isDevCheckout() && options.stick === undefined) await ensureStickWithPayload(out, stickRoot, options.guest);
+    if (options.detach) {
+      const status = await spawnDetachedSession({ stickRoot, guest: options.guest, accel: options.accel }, (message) => (message.notice ? out.notice(message.message) : out.info(message.message)));
+      out.data(status);
+      out.line(`${status.guest} is running in the background (session pid ${status.pid}, ${status.accelerator}); ready in ${(status.readyMs / 1000).toFixed(1)} s`);
+      out.line('  launcher exec -- CMD   runs a command in it;  launcher stop   shuts it down');
+      return;
+    }
+    const session = await startSession(out, { stickRoot, guest: options.guest, accelerator: options.accel, command: 'run' });
+    stopOnSignals(session, out);
+    await attachConsole(session, out);
+    const state = session.machine.state;
+    if (state === 'crashed') {
+      const exit = session.machine.process.exitStatus;
+      throw new GuestFailedError(`QEMU ended unexpectedly (${exit?.signal ?? `exit ${exit?.code}`}): ${session.machine.process.stderrTail().at(-1) ?? 'no message'}`, { hint: `QEMU's log: ${session.machine.logs.qemu}` });
+    }
+    out.info(`${session.guest} stopped`);
+  });
+}

@@ -1,0 +1,47 @@
+// The hidden `session` command: the background process behind `run --detach`.
+// It owns QEMU and the control server, and reports to its parent over IPC.
+import type { Command } from 'commander';
+import { asPocketError } from '../../errors.ts';
+import { resolveStickRoot } from '../../stick/stick-root.ts';
+import type { Accelerator } from '../../vmm/machine-spec.ts';
+import type { DaemonMessage } from '../detach.ts';
+import { Output } from '../output.ts';
+import { startSession, stopOnSignals } from '../session-runner.ts';
+import { acceleratorOption, guestOption, stickOption } from './options.ts';
+
+function tell(message: DaemonMessage): void {
+  if (process.connected) process.send?.(message);
+}
+
+export function registerSession(program: Command): void {
+  const command = program.command('session', { hidden: true }).description('run a session in this process (used by run --detach)');
+  stickOption(command);
+  guestOption(command);
+  acceleratorOption(command);
+  command.action(async (options: { stick?: string; guest: string; accel: Accelerator | 'auto' }) => {
+    const log = new Output({ json: false });
+    const out = Object.assign(Object.create(log) as Output, {
+      info: (message: string) => {
+        log.info(message);
+        tell({ type: 'event', message });
+      },
+      notice: (message: string) => {
+        log.notice(message);
+        tell({ type: 'event', message, notice: true });
+      },
+    });
+    let session;
+    try {
+      session = await startSession(out, { stickRoot: resolveStickRoot(options.stick), guest: options.guest, accelerator: options.accel, command: 'run --detach' });
+    } catch (error) {
+      const failure = asPocketError(error);
+      tell({ type: 'error', exit: failure.exit, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}) });
+      throw failure;
+    }
+    stopOnSignals(session, log);
+    tell({ type: 'ready', status: session.status(), readyMs: session.timings.readyMs });
+    if (process.connected) process.disconnect();
+    const result = await session.ended;
+    log.info(`session ended (${result ? `shutdown by ${result.step}` : `guest ${session.machine.state}`})`);
+  });
+}

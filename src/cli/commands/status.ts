@@ -1,0 +1,31 @@
+// `launcher status`: is a guest running from this stick, and how is it.
+import type { Command } from 'commander';
+import { NoSessionError } from '../../errors.ts';
+import { sendControl } from '../../session/control-client.ts';
+import { stickLayout } from '../../stick/layout.ts';
+import { describeHolder, isStale, readLock } from '../../stick/lock.ts';
+import { resolveStickRoot } from '../../stick/stick-root.ts';
+import type { Output } from '../output.ts';
+import { jsonOption, stickOption } from './options.ts';
+
+export function registerStatus(program: Command, output: () => Output): void {
+  const command = program.command('status').description('show the session running from the stick (exit 8 when none)');
+  stickOption(command);
+  jsonOption(command);
+  command.action(async (options: { stick?: string }) => {
+    const out = output();
+    const layout = stickLayout(resolveStickRoot(options.stick));
+    const holder = await readLock(layout);
+    if (!holder || isStale(holder)) throw new NoSessionError(layout.root);
+    if (holder.state !== 'ready' || !holder.control) {
+      out.data({ state: holder.state ?? 'starting', holder });
+      out.line(`${holder.guest ?? 'a guest'} is ${holder.state ?? 'starting'}: ${describeHolder(holder)}`);
+      return;
+    }
+    const status = await sendControl(layout, 'status', {});
+    out.data(status);
+    out.line(`${status.guest}: ${status.state}  (up ${status.uptimeSeconds} s, ${status.accelerator}, ${status.memoryMiB} MiB, ${status.cpus} vCPU)`);
+    out.line(`  session pid ${status.pid}, QEMU pid ${status.qemuPid}, stick ${status.stick}`);
+    out.line(`  logs: ${status.logs.console}`);
+  });
+}

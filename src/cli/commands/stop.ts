@@ -1,0 +1,34 @@
+// `launcher stop`: shut the running guest down through the ladder (agent →
+// ACPI → quit → kill), or at once with --force.
+import type { Command } from 'commander';
+import { NoSessionError } from '../../errors.ts';
+import { sendControl } from '../../session/control-client.ts';
+import { stickLayout } from '../../stick/layout.ts';
+import { isStale, readLock } from '../../stick/lock.ts';
+import { resolveStickRoot } from '../../stick/stick-root.ts';
+import type { Output } from '../output.ts';
+import { guestOption, jsonOption, stickOption } from './options.ts';
+
+export function registerStop(program: Command, output: () => Output): void {
+  const command = program.command('stop').description('shut the running guest down').option('--force', 'kill QEMU at once instead of asking the guest');
+  stickOption(command);
+  guestOption(command);
+  jsonOption(command);
+  command.action(async (options: { stick?: string; force?: boolean }) => {
+    const out = output();
+    const layout = stickLayout(resolveStickRoot(options.stick));
+    const holder = await readLock(layout);
+    if (!holder || isStale(holder)) throw new NoSessionError(layout.root);
+    try {
+      const result = await sendControl(layout, 'stop', { force: options.force === true });
+      out.data(result);
+      out.line(`stopped in ${(result.ms / 1000).toFixed(1)} s (ended by: ${result.step})`);
+    } catch (error) {
+      // A session that cannot answer but still holds the stick: --force ends it.
+      if (!options.force || error instanceof NoSessionError === false) throw error;
+      process.kill(holder.pid, 'SIGKILL');
+      out.data({ step: 'kill-session', pid: holder.pid });
+      out.line(`killed the unresponsive session (pid ${holder.pid}); QEMU dies with it`);
+    }
+  });
+}

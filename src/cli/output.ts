@@ -1,0 +1,53 @@
+// How the CLI talks: human lines on stderr/stdout with colour only where the
+// ecosystem expects it (picocolors honours NO_COLOR, FORCE_COLOR and TTYs),
+// or one JSON document on stdout with --json. Commands never print directly.
+import pc from 'picocolors';
+import { asPocketError, type PocketError } from '../errors.ts';
+
+export interface OutputOptions {
+  json: boolean;
+}
+
+export class Output {
+  readonly json: boolean;
+
+  constructor(options: OutputOptions) {
+    this.json = options.json;
+  }
+
+  /** Progress and narration: stderr, so stdout stays data. Silent with --json. */
+  info(message: string): void {
+    if (!this.json) process.stderr.write(`${pc.dim('pocketvm:')} ${message}\n`);
+  }
+
+  notice(message: string): void {
+    if (!this.json) process.stderr.write(`${pc.yellow('pocketvm:')} ${message}\n`);
+  }
+
+  /** A command's human result: stdout. */
+  line(text = ''): void {
+    if (!this.json) process.stdout.write(`${text}\n`);
+  }
+
+  /** A command's machine result. */
+  data(value: unknown): void {
+    if (this.json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  /** The one line a failure gets, plus the hint; returns the exit code. */
+  failure(error: unknown): number {
+    const failure: PocketError = asPocketError(error);
+    if (this.json) {
+      process.stdout.write(`${JSON.stringify({ error: { code: failure.exitCode, kind: failure.exit, message: failure.message, hint: failure.hint, ...failure.details } }, null, 2)}\n`);
+    } else {
+      const hint = failure.hint ? ` ${pc.dim(`(${failure.hint})`)}` : '';
+      process.stderr.write(`${pc.red('pocketvm: error:')} ${failure.message}${hint}\n`);
+    }
+    if (process.env['POCKETVM_DEBUG'] && failure.cause) process.stderr.write(`${String((failure.cause as Error).stack ?? failure.cause)}\n`);
+    return failure.exitCode;
+  }
+}
+
+export const bold = pc.bold;
+export const dim = pc.dim;
+export const green = pc.green;

@@ -1,0 +1,109 @@
+// Typed errors shared by every module. Each carries the one line a person
+// needs (what happened, what to do) and maps to a documented exit code, so the
+// CLI never has to guess how bad a failure is. The table lives in README.md
+// ("Exit codes"); keep the two in step.
+
+export const ExitCode = {
+  ok: 0,
+  internal: 1,
+  usage: 2,
+  qemuMissing: 3,
+  payload: 4,
+  stickLocked: 5,
+  guestFailed: 6,
+  timeout: 7,
+  noSession: 8,
+  stick: 9,
+  interrupted: 130,
+} as const;
+
+export type ExitCodeName = keyof typeof ExitCode;
+
+export class PocketError extends Error {
+  readonly exit: ExitCodeName;
+  /** What the person can do about it; printed after the message. */
+  readonly hint: string | undefined;
+  /** Extra machine-readable facts for --json output and logs. */
+  readonly details: Record<string, unknown>;
+
+  constructor(exit: ExitCodeName, message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.exit = exit;
+    this.hint = options.hint;
+    this.details = options.details ?? {};
+  }
+
+  get exitCode(): number {
+    return ExitCode[this.exit];
+  }
+}
+
+export class UsageError extends PocketError {
+  constructor(message: string, hint?: string) {
+    super('usage', message, hint === undefined ? {} : { hint });
+  }
+}
+
+export class QemuMissingError extends PocketError {
+  constructor(binary: string, hint: string) {
+    super('qemuMissing', `QEMU is not installed: ${binary} was not found`, { hint, details: { binary } });
+  }
+}
+
+/** A payload file is missing, unreadable, or its manifest is invalid. */
+export class PayloadError extends PocketError {
+  constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super('payload', message, options);
+  }
+}
+
+export class StickLockedError extends PocketError {
+  constructor(holder: string, lockPath: string) {
+    super('stickLocked', `this stick is in use by ${holder}`, {
+      hint: `stop that session first (launcher stop), or wait for it to finish; lock: ${lockPath}`,
+      details: { holder, lockPath },
+    });
+  }
+}
+
+export class StickError extends PocketError {
+  constructor(message: string, hint?: string) {
+    super('stick', message, hint === undefined ? {} : { hint });
+  }
+}
+
+/** QEMU died, refused its arguments, or the guest never came up. */
+export class GuestFailedError extends PocketError {
+  constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super('guestFailed', message, options);
+  }
+}
+
+export class TimeoutError extends PocketError {
+  constructor(what: string, ms: number, hint?: string) {
+    super('timeout', `${what} did not finish within ${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`, {
+      ...(hint === undefined ? {} : { hint }),
+      details: { timeoutMs: ms },
+    });
+  }
+}
+
+export class NoSessionError extends PocketError {
+  constructor(stickRoot: string) {
+    super('noSession', `no guest is running from ${stickRoot}`, {
+      hint: 'start one with: launcher run --detach',
+      details: { stickRoot },
+    });
+  }
+}
+
+/** Wraps anything unexpected so the CLI still prints one line. */
+export function asPocketError(error: unknown): PocketError {
+  if (error instanceof PocketError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new PocketError('internal', `internal error: ${message}`, {
+    hint: 'this is a bug in pocketvm; the log on the stick (run/) has the details',
+    cause: error,
+  });
+}

@@ -1,0 +1,83 @@
+// Serves the control protocol for one session (see control-protocol.ts).
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { asPocketError, UsageError } from '../errors.ts';
+import type { HostAdapter } from '../hostprobe/host-adapter.ts';
+import type { ControlAddress } from '../stick/lock.ts';
+import { type ControlRequest, type ControlResponse, MAX_REQUEST_BYTES } from './control-protocol.ts';
+import type { Session } from './session.ts';
+
+async function privateAddress(host: HostAdapter): Promise<ControlAddress> {
+  return { ...(await host.controlEndpoint()), token: randomBytes(24).toString('hex') };
+}
+
+function tokenMatches(expected: string, given: unknown): boolean {
+  if (typeof given !== 'string' || given.length !== expected.length) return false;
+  return timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+}
+
+async function handle(session: Session, request: ControlRequest): Promise<unknown> {
+  switch (request.op) {
+    case 'status':
+      return session.status();
+    case 'facts':
+      return session.facts();
+    case 'exec': {
+      const result = await session.machine.agent.run(request.path, request.args, {
+        timeoutMs: request.timeoutMs,
+        ...(request.input === undefined ? {} : { inputData: Buffer.from(request.input, 'base64') }),
+      });
+      return { exitCode: result.exitCode, signal: result.signal ?? null, stdout: result.stdout.toString('base64'), stderr: result.stderr.toString('base64') };
+    }
+    case 'stop':
+      return session.stop({ force: request.force });
+    default:
+      throw new UsageError(`unknown control request ${(request as { op: unknown }).op as string}`);
+  }
+}
+
+function serve(session: Session, address: ControlAddress, socket: Socket): void {
+  let buffer = '';
+  socket.setEncoding('utf8');
+  const reply = (response: ControlResponse<unknown>) => socket.end(`${JSON.stringify(response)}\n`);
+  socket.on('error', () => {});
+  socket.on('data', (chunk: string) => {
+    buffer += chunk;
+    if (buffer.length > MAX_REQUEST_BYTES) return void socket.destroy();
+    const newline = buffer.indexOf('\n');
+    if (newline < 0) return;
+    socket.removeAllListeners('data');
+    let request: ControlRequest;
+    try {
+      request = JSON.parse(buffer.slice(0, newline)) as ControlRequest;
+    } catch {
+      return reply({ ok: false, error: { exit: 'usage', message: 'malformed control request' } });
+    }
+    if (!tokenMatches(address.token, request.token)) return reply({ ok: false, error: { exit: 'usage', message: 'control request refused: wrong session token' } });
+    handle(session, request).then(
+      (result) => reply({ ok: true, result }),
+      (error: unknown) => {
+        const failure = asPocketError(error);
+        reply({ ok: false, error: { exit: failure.exit, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}) } });
+      },
+    );
+  });
+}
+
+/** Starts serving; records the address in the stick lock; stops at teardown. */
+export async function startControlServer(session: Session, host: HostAdapter): Promise<ControlAddress> {
+  const address = await privateAddress(host);
+  const server: Server = createServer((socket) => serve(session, address, socket));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(address.path, () => resolve());
+  });
+  server.unref();
+  session.onTeardown(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (address.privateDir) await rm(address.privateDir, { recursive: true, force: true });
+  });
+  await session.lock.update({ control: address });
+  return address;
+}

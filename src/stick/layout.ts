@@ -1,0 +1,41 @@
+// Where things live on a stick (DESIGN.md, "The stick"). Every path on the
+// stick is built here and nowhere else.
+import { join } from 'node:path';
+
+export interface StickLayout {
+  root: string;
+  /** Marks a directory as a pocketvm stick; holds the format version. */
+  marker: string;
+  payloadRoot: string;
+  usersRoot: string;
+  /** Runtime files of the session: lock, logs. On the stick, never the host. */
+  runDir: string;
+  lockFile: string;
+  /** Per-host verdicts on hardware accelerators (keyed by a salted host hash). */
+  acceleratorVerdicts: string;
+  hostSalt: string;
+}
+
+export const STICK_FORMAT = 1;
+
+export function stickLayout(root: string): StickLayout {
+  const runDir = join(root, 'run');
+  return {
+    root,
+    marker: join(root, '.pocketvm', 'stick.json'),
+    payloadRoot: join(root, 'payload'),
+    usersRoot: join(root, 'users'),
+    runDir,
+    lockFile: join(runDir, 'lock.json'),
+    acceleratorVerdicts: join(root, '.pocketvm', 'accelerators.json'),
+    hostSalt: join(root, '.pocketvm', 'host-salt'),
+  };
+}
+
+export function guestLogPaths(layout: StickLayout, guest: string): { console: string; qemu: string; session: string } {
+  return {
+    console: join(layout.runDir, `${guest}.console.log`),
+    qemu: join(layout.runDir, `${guest}.qemu.log`),
+    session: join(layout.runDir, 'session.log'),
+  };
+}

@@ -1,0 +1,42 @@
+// Which stick a command works on: --stick DIR, else the stick the launcher
+// itself sits on, else (in a development checkout) ./demo-stick.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { StickError } from '../errors.ts';
+import { STICK_FORMAT, type StickLayout, stickLayout } from './layout.ts';
+
+/** The repository (or stick) root this code runs from. */
+export const codeRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** A development checkout has the sources and build.js next to the launcher. */
+export function isDevCheckout(root: string = codeRoot): boolean {
+  return existsSync(join(root, 'build.js')) && existsSync(join(root, 'src', 'cli'));
+}
+
+export const DEMO_STICK_NAME = 'demo-stick';
+
+export function defaultStickRoot(): string {
+  if (isDevCheckout()) return join(codeRoot, DEMO_STICK_NAME);
+  return codeRoot;
+}
+
+export function resolveStickRoot(option: string | undefined): string {
+  return option ? resolve(option) : defaultStickRoot();
+}
+
+/** Opens an existing stick, refusing a directory that is not one. */
+export async function openStick(root: string): Promise<StickLayout> {
+  const layout = stickLayout(root);
+  let marker: { format?: unknown };
+  try {
+    marker = JSON.parse(await readFile(layout.marker, 'utf8')) as { format?: unknown };
+  } catch {
+    throw new StickError(`${root} is not a pocketvm stick (no .pocketvm/stick.json)`, 'create one with `launcher init-stick DIR`, or pass the right folder with --stick');
+  }
+  if (marker.format !== STICK_FORMAT) {
+    throw new StickError(`${root} has stick format ${String(marker.format)}; this launcher reads format ${STICK_FORMAT}`, 'use the launcher that is on that stick');
+  }
+  return layout;
+}

@@ -1,0 +1,57 @@
+// The guest's serial console as the launcher sees it: every byte goes to the
+// console log on the stick; the first byte is the guest's sign of life (the
+// accelerator fallback waits for it); an attached terminal may listen too.
+import { EventEmitter } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import type { Duplex } from 'node:stream';
+
+/** Printed by the payload's init once qemu-ga runs (see payload/rootfs/init). */
+export const READY_MARKER = 'POCKETVM_READY';
+
+export class ConsoleTap extends EventEmitter<{ data: [Buffer]; life: []; marker: [] }> {
+  readonly stream: Duplex;
+  readonly #log: WriteStream;
+  #firstByteAt: number | undefined;
+  #markerSeen = false;
+  #recent = '';
+
+  constructor(stream: Duplex, logFile: string) {
+    super();
+    this.stream = stream;
+    this.#log = createWriteStream(logFile, { flags: 'w' });
+    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
+    stream.on('error', () => {});
+    stream.on('close', () => this.#log.end());
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#log.write(chunk);
+    if (this.#firstByteAt === undefined) {
+      this.#firstByteAt = performance.now();
+      this.emit('life');
+    }
+    if (!this.#markerSeen) {
+      this.#recent = (this.#recent + chunk.toString('latin1')).slice(-256);
+      if (this.#recent.includes(READY_MARKER)) {
+        this.#markerSeen = true;
+        this.emit('marker');
+      }
+    }
+    this.emit('data', chunk);
+  }
+
+  get firstByteAt(): number | undefined {
+    return this.#firstByteAt;
+  }
+
+  /** Resolves at the first console byte; never rejects (callers race it with a timer). */
+  signOfLife(): Promise<void> {
+    if (this.#firstByteAt !== undefined) return Promise.resolve();
+    return new Promise((resolve) => this.once('life', () => resolve()));
+  }
+
+  /** Types into the guest's console. */
+  write(data: Buffer | string): void {
+    if (!this.stream.destroyed) this.stream.write(data);
+  }
+}

@@ -1,0 +1,59 @@
+// MachineSpec: everything QEMU needs to know about one guest, as plain data.
+// It is built from the payload manifest and the host's facts, and turned into
+// an argument list by buildQemuArgs (a pure function), so the whole mapping can
+// be unit-tested for every host without starting anything.
+
+export type HostOs = 'linux' | 'windows' | 'darwin';
+export type Accelerator = 'kvm' | 'whpx' | 'hvf' | 'tcg';
+
+/**
+ * How a control channel reaches the launcher. Never a TCP port, never a socket
+ * another local user can open:
+ * - `fd`: an inherited socketpair end (Linux, macOS); nothing on any filesystem.
+ * - `pipe`: a Windows named pipe with an unguessable name, which QEMU creates
+ *   as server and the launcher connects to at once.
+ */
+export type ChannelEndpoint = { kind: 'fd'; fd: number } | { kind: 'pipe'; name: string };
+
+export interface MachineChannels {
+  /** QMP monitor: the launcher's control of QEMU itself. */
+  qmp: ChannelEndpoint;
+  /** virtio-serial port `org.qemu.guest_agent.0`: qemu-guest-agent in the guest. */
+  agent: ChannelEndpoint;
+  /** The guest's serial console (ttyS0): sign of life, logs, attached terminal. */
+  console: ChannelEndpoint;
+}
+
+export interface DiskSpec {
+  id: string;
+  file: string;
+  format: 'qcow2' | 'raw';
+  readOnly: boolean;
+}
+
+export interface MachineSpec {
+  name: string;
+  hostOs: HostOs;
+  accelerator: Accelerator;
+  /** Omitted: `host` under a hardware accelerator, `max` under TCG. */
+  cpuModel?: string;
+  memoryMiB: number;
+  cpus: number;
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+  disks: DiskSpec[];
+  network: 'none' | 'user';
+  channels: MachineChannels;
+  /** Start with vCPUs stopped (`-S`) so devices can be attached before `cont`. */
+  startPaused: boolean;
+}
+
+export const AGENT_PORT_NAME = 'org.qemu.guest_agent.0';
+
+/** The accelerators each host OS can offer, best first; TCG is always last. */
+export const ACCELERATORS_BY_HOST: Record<HostOs, readonly Accelerator[]> = {
+  linux: ['kvm', 'tcg'],
+  windows: ['whpx', 'tcg'],
+  darwin: ['hvf', 'tcg'],
+};

@@ -1,0 +1,174 @@
+// One boot attempt of one guest, and the running machine it yields.
+//
+// Start QEMU paused → QMP up → attach what must be attached → cont → the
+// guest's first console byte (sign of life) → the guest agent answers: that is
+// "ready". Each wait races QEMU's exit, so a crash is reported at once with
+// QEMU's own last words instead of after a timeout.
+import { EventEmitter } from 'node:events';
+import { GuestFailedError, PocketError, TimeoutError } from '../errors.ts';
+import type { HostAdapter } from '../hostprobe/host-adapter.ts';
+import { ConsoleTap } from './console-tap.ts';
+import { GuestAgentClient } from './guest-agent-client.ts';
+import type { MachineSpec } from './machine-spec.ts';
+import { buildQemuArgs } from './qemu-args.ts';
+import { type QemuExit, QemuProcess } from './qemu-process.ts';
+import { QmpClient } from './qmp-client.ts';
+import { type ShutdownResult, runShutdownLadder, type ShutdownTimeouts } from './shutdown-ladder.ts';
+
+export type MachineState = 'starting' | 'booting' | 'ready' | 'stopping' | 'stopped' | 'crashed';
+
+export interface BootTimings {
+  /** Milliseconds from spawn to each milestone. */
+  qmpMs: number;
+  contMs: number;
+  signOfLifeMs: number;
+  readyMs: number;
+}
+
+export interface BootAttemptOptions {
+  spec: MachineSpec;
+  binary: string;
+  host: HostAdapter;
+  logs: { qemu: string; console: string };
+  /** No console byte within this long after `cont` means the accelerator hangs. */
+  signOfLifeTimeoutMs: number;
+  readyTimeoutMs: number;
+  /** Runs while the vCPUs are stopped: disks, keys and channels attach here. */
+  attach?: (qmp: QmpClient) => Promise<void>;
+  signal?: AbortSignal;
+}
+
+/** Why an attempt failed, in the terms the accelerator fallback decides on. */
+export class BootAttemptError extends GuestFailedError {
+  readonly reason: 'exited' | 'no-sign-of-life' | 'not-ready';
+  constructor(reason: BootAttemptError['reason'], message: string, details: Record<string, unknown>) {
+    super(message, { details, hint: typeof details['log'] === 'string' ? `QEMU's log: ${details['log']}` : undefined });
+    this.reason = reason;
+  }
+}
+
+class QemuExitedDuringBoot extends Error {
+  readonly exit: QemuExit;
+  constructor(exit: QemuExit) {
+    super('QEMU exited');
+    this.exit = exit;
+  }
+}
+
+export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuExit] }> {
+  readonly spec: MachineSpec;
+  readonly process: QemuProcess;
+  readonly qmp: QmpClient;
+  readonly agent: GuestAgentClient;
+  readonly console: ConsoleTap;
+  readonly timings: BootTimings;
+  readonly logs: { qemu: string; console: string };
+  #state: MachineState = 'ready';
+
+  private constructor(init: { spec: MachineSpec; process: QemuProcess; qmp: QmpClient; agent: GuestAgentClient; console: ConsoleTap; timings: BootTimings; logs: { qemu: string; console: string } }) {
+    super();
+    this.spec = init.spec;
+    this.process = init.process;
+    this.qmp = init.qmp;
+    this.agent = init.agent;
+    this.console = init.console;
+    this.timings = init.timings;
+    this.logs = init.logs;
+    // A SHUTDOWN event means QEMU is ending on purpose (the guest powered
+    // off, or a quit); an exit without one is a crash.
+    let orderly = false;
+    this.qmp.onEvent((event) => {
+      if (event.event === 'SHUTDOWN') orderly = true;
+    });
+    void this.process.exited.then((exit) => {
+      this.#setState(orderly || this.#state === 'stopping' || this.#state === 'stopped' ? 'stopped' : 'crashed');
+      this.emit('exit', exit);
+    });
+  }
+
+  get state(): MachineState {
+    return this.#state;
+  }
+
+  #setState(state: MachineState): void {
+    this.#state = state;
+    this.emit('state', state);
+  }
+
+  static async boot(options: BootAttemptOptions): Promise<Machine> {
+    const { spec } = options;
+    const started = performance.now();
+    const since = () => Math.round(performance.now() - started);
+    const proc = QemuProcess.start({ binary: options.binary, args: buildQemuArgs(spec), channels: spec.channels, host: options.host, logFile: options.logs.qemu });
+    proc.note(`boot attempt: accelerator ${spec.accelerator}, ${spec.memoryMiB} MiB, ${spec.cpus} vCPU`);
+    const exited = proc.exited.then((exit) => {
+      throw new QemuExitedDuringBoot(exit);
+    });
+    exited.catch(() => {});
+    const failure = (reason: BootAttemptError['reason'], message: string) =>
+      new BootAttemptError(reason, message, { accelerator: spec.accelerator, stderr: proc.stderrTail(), log: options.logs.qemu });
+    const abort = () => proc.kill();
+    options.signal?.addEventListener('abort', abort, { once: true });
+
+    try {
+      const streams = await Promise.race([proc.channels(spec.channels), exited]);
+      const consoleTap = new ConsoleTap(streams.console, options.logs.console);
+      const agent = new GuestAgentClient(streams.agent);
+      const qmp = await Promise.race([QmpClient.connect(streams.qmp, { timeoutMs: 15_000 }), exited]);
+      const qmpMs = since();
+      if (options.attach) await Promise.race([options.attach(qmp), exited]);
+      await Promise.race([qmp.cont(), exited]);
+      const contMs = since();
+
+      const lifeTimer = new Promise<'timeout'>((resolve) => setTimeout(resolve, options.signOfLifeTimeoutMs, 'timeout').unref());
+      if ((await Promise.race([consoleTap.signOfLife(), lifeTimer, exited])) === 'timeout') {
+        proc.kill();
+        throw failure('no-sign-of-life', `the guest showed no sign of life within ${options.signOfLifeTimeoutMs / 1000} s under ${spec.accelerator}`);
+      }
+      const signOfLifeMs = since();
+
+      const remaining = Math.max(1_000, options.readyTimeoutMs - since());
+      try {
+        await Promise.race([agent.waitUntilReady({ timeoutMs: remaining, ...(options.signal ? { signal: options.signal } : {}) }), exited]);
+      } catch (error) {
+        if (error instanceof TimeoutError) {
+          proc.kill();
+          throw failure('not-ready', `the guest agent did not answer within ${Math.round(options.readyTimeoutMs / 1000)} s (console log: ${options.logs.console})`);
+        }
+        throw error;
+      }
+      const timings: BootTimings = { qmpMs, contMs, signOfLifeMs, readyMs: since() };
+      proc.note(`ready after ${timings.readyMs} ms`);
+      return new Machine({ spec, process: proc, qmp, agent, console: consoleTap, timings, logs: options.logs });
+    } catch (error) {
+      proc.kill();
+      if (options.signal?.aborted) {
+        await proc.exited;
+        throw new PocketError('interrupted', 'interrupted before the guest was ready; QEMU was stopped');
+      }
+      if (error instanceof QemuExitedDuringBoot) {
+        await proc.exited;
+        const how = error.exit.signal ? `was killed by ${error.exit.signal}` : `exited with code ${error.exit.code}`;
+        const last = proc.stderrTail().at(-1);
+        throw failure('exited', `QEMU ${how} during boot under ${spec.accelerator}${last ? `: ${last}` : ''}`);
+      }
+      throw error;
+    } finally {
+      options.signal?.removeEventListener('abort', abort);
+    }
+  }
+
+  /** Agent → ACPI → QMP quit → kill, each bounded; says which step ended it. */
+  async shutdown(timeouts?: Partial<ShutdownTimeouts>, options: { from?: ShutdownResult['step'] } = {}): Promise<ShutdownResult> {
+    if (!this.process.running) return { step: 'already-stopped', ms: 0, attempts: [] };
+    this.#setState('stopping');
+    const result = await runShutdownLadder(this, timeouts, options.from);
+    this.#setState('stopped');
+    return result;
+  }
+
+  kill(): void {
+    this.#setState('stopping');
+    this.process.kill();
+  }
+}

@@ -1,0 +1,85 @@
+// MachineSpec → QEMU argument list. Pure: no I/O, no environment, so every
+// host/accelerator combination is unit-tested without QEMU. Secrets never pass
+// through here: keys reach QEMU over QMP after start.
+import { AGENT_PORT_NAME, type Accelerator, type ChannelEndpoint, type DiskSpec, type HostOs, type MachineSpec } from './machine-spec.ts';
+
+/** Per-accelerator `-accel` value and default CPU model. */
+const ACCELERATOR_ARGS: Record<Accelerator, { accel: string; cpu: string }> = {
+  kvm: { accel: 'kvm', cpu: 'host' },
+  hvf: { accel: 'hvf', cpu: 'host' },
+  // WHPX's in-kernel irqchip is unreliable across Windows builds; QEMU's own
+  // documentation for Windows hosts recommends turning it off.
+  whpx: { accel: 'whpx,kernel-irqchip=off', cpu: 'max' },
+  // TCG: `max` gives the guest every feature TCG emulates.
+  tcg: { accel: 'tcg', cpu: 'max' },
+};
+
+/** What differs by host OS, decided here and nowhere else. */
+const HOST_TRAITS: Record<HostOs, { sandbox: string[] }> = {
+  // seccomp: a compromised QEMU may not spawn, elevate or touch resource limits.
+  linux: { sandbox: ['-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny'] },
+  windows: { sandbox: [] },
+  darwin: { sandbox: [] },
+};
+
+/** QEMU option values separate fields with commas; a literal comma is doubled. */
+export function escapeOptionValue(value: string): string {
+  return value.replaceAll(',', ',,');
+}
+
+function chardevArgs(id: string, endpoint: ChannelEndpoint): string[] {
+  switch (endpoint.kind) {
+    case 'fd':
+      return ['-chardev', `socket,id=${id},fd=${endpoint.fd}`];
+    case 'pipe':
+      // QEMU on Windows serves \\.\pipe\<path>; the launcher connects right after start.
+      return ['-chardev', `pipe,id=${id},path=${escapeOptionValue(endpoint.name)}`];
+  }
+}
+
+function diskArgs(disk: DiskSpec): string[] {
+  const readOnly = disk.readOnly ? 'on' : 'off';
+  return [
+    '-blockdev',
+    `driver=file,node-name=${disk.id}-file,filename=${escapeOptionValue(disk.file)},read-only=${readOnly}`,
+    '-blockdev',
+    `driver=${disk.format},node-name=${disk.id},file=${disk.id}-file,read-only=${readOnly}`,
+    '-device',
+    `virtio-blk-pci,drive=${disk.id},id=${disk.id}-dev`,
+  ];
+}
+
+function networkArgs(network: MachineSpec['network']): string[] {
+  if (network === 'none') return ['-nic', 'none'];
+  // restrict=on: the guest reaches nothing, the host and the LAN included,
+  // until a later feature opens it deliberately.
+  return ['-netdev', 'user,id=net0,restrict=on', '-device', 'virtio-net-pci,netdev=net0'];
+}
+
+export function buildQemuArgs(spec: MachineSpec): string[] {
+  const accel = ACCELERATOR_ARGS[spec.accelerator];
+  return [
+    '-name', `${escapeOptionValue(spec.name)},debug-threads=on`,
+    '-nodefaults', '-no-user-config',
+    '-display', 'none',
+    '-machine', 'q35',
+    '-accel', accel.accel,
+    '-cpu', spec.cpuModel ?? accel.cpu,
+    '-m', `${spec.memoryMiB}M`,
+    '-smp', String(spec.cpus),
+    ...HOST_TRAITS[spec.hostOs].sandbox,
+    '-kernel', spec.kernel,
+    '-initrd', spec.initrd,
+    '-append', spec.cmdline,
+    ...chardevArgs('qmp', spec.channels.qmp),
+    '-mon', 'chardev=qmp,mode=control',
+    ...chardevArgs('console', spec.channels.console),
+    '-serial', 'chardev:console',
+    '-device', 'virtio-serial-pci,id=vser0',
+    ...chardevArgs('agent', spec.channels.agent),
+    '-device', `virtserialport,bus=vser0.0,chardev=agent,name=${AGENT_PORT_NAME}`,
+    ...networkArgs(spec.network),
+    ...spec.disks.flatMap(diskArgs),
+    ...(spec.startPaused ? ['-S'] : []),
+  ];
+}

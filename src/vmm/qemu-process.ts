@@ -1,0 +1,147 @@
+// One QEMU process: spawned through execa with its control channels as extra
+// stdio entries. libuv makes each such entry a UNIX socketpair, so QMP, the
+// guest agent and the console exist only as descriptors shared by the launcher
+// and QEMU: no path, no port, nothing another user can open.
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { execa, type ResultPromise } from 'execa';
+import type { HostAdapter } from '../hostprobe/host-adapter.ts';
+import type { ChannelEndpoint, MachineChannels } from './machine-spec.ts';
+
+/** Descriptor numbers of the channels in QEMU's fd table (Linux, macOS). */
+export const CHANNEL_FDS = { qmp: 3, agent: 4, console: 5 } as const;
+
+export function fdChannels(): MachineChannels {
+  return {
+    qmp: { kind: 'fd', fd: CHANNEL_FDS.qmp },
+    agent: { kind: 'fd', fd: CHANNEL_FDS.agent },
+    console: { kind: 'fd', fd: CHANNEL_FDS.console },
+  };
+}
+
+export interface QemuExit {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface QemuChannels {
+  qmp: Duplex;
+  agent: Duplex;
+  console: Duplex;
+}
+
+const STDERR_TAIL_LINES = 20;
+
+export interface StartQemuOptions {
+  binary: string;
+  args: string[];
+  channels: MachineChannels;
+  host: HostAdapter;
+  /** QEMU's stderr is appended here (on the stick). */
+  logFile: string;
+}
+
+async function connectPipe(endpoint: Extract<ChannelEndpoint, { kind: 'pipe' }>, deadline: number): Promise<Socket> {
+  // QEMU creates the pipe server a moment after it starts; retry until then.
+  for (;;) {
+    try {
+      return await new Promise<Socket>((resolve, reject) => {
+        const socket = connect(`\\\\.\\pipe\\${endpoint.name}`);
+        socket.once('connect', () => resolve(socket));
+        socket.once('error', reject);
+      });
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+export class QemuProcess {
+  readonly pid: number;
+  readonly exited: Promise<QemuExit>;
+  readonly #child: ResultPromise;
+  readonly #log: WriteStream;
+  readonly #stderrTail: string[] = [];
+  #exit: QemuExit | undefined;
+
+  private constructor(child: ResultPromise, log: WriteStream) {
+    this.#child = child;
+    this.#log = log;
+    if (child.pid === undefined) throw new Error('QEMU did not start');
+    this.pid = child.pid;
+    let partial = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      log.write(chunk);
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) if (line.trim()) this.#stderrTail.push(line);
+      this.#stderrTail.splice(0, Math.max(0, this.#stderrTail.length - STDERR_TAIL_LINES));
+    });
+    this.exited = child.then(
+      (result) => {
+        if (partial.trim()) this.#stderrTail.push(partial);
+        this.#exit = { code: result.exitCode ?? null, signal: result.signal ?? null };
+        log.end();
+        return this.#exit;
+      },
+      (error: unknown) => {
+        this.#exit = { code: null, signal: null };
+        log.end(`launcher: QEMU could not be run: ${String(error)}\n`);
+        return this.#exit;
+      },
+    );
+  }
+
+  static start(options: StartQemuOptions): QemuProcess {
+    const log = createWriteStream(options.logFile, { flags: 'a' });
+    log.write(`\n--- ${new Date().toISOString()} ${options.binary} ${options.args.join(' ')}\n`);
+    const guarded = options.host.orphanGuard(options.binary, options.args);
+    const usesFds = options.channels.qmp.kind === 'fd';
+    const child = execa(guarded.command, guarded.args, {
+      stdio: usesFds ? ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'] : ['ignore', 'ignore', 'pipe'],
+      reject: false,
+      buffer: false,
+      // QEMU is an implementation detail of the launcher: no env secrets, no
+      // locale surprises in its messages.
+      env: { LC_ALL: 'C' },
+      extendEnv: true,
+      cleanup: true,
+    });
+    return new QemuProcess(child, log);
+  }
+
+  /** The channel streams; for pipe channels (Windows) this connects first. */
+  async channels(spec: MachineChannels, timeoutMs = 10_000): Promise<QemuChannels> {
+    if (spec.qmp.kind === 'fd') {
+      const stdio = this.#child.stdio as unknown as Duplex[];
+      return { qmp: stdio[CHANNEL_FDS.qmp]!, agent: stdio[CHANNEL_FDS.agent]!, console: stdio[CHANNEL_FDS.console]! };
+    }
+    const deadline = Date.now() + timeoutMs;
+    const open = (endpoint: ChannelEndpoint) => (endpoint.kind === 'pipe' ? connectPipe(endpoint, deadline) : Promise.reject(new Error('mixed channel kinds')));
+    const [qmp, agent, console] = await Promise.all([open(spec.qmp), open(spec.agent), open(spec.console)]);
+    return { qmp, agent, console };
+  }
+
+  get exitStatus(): QemuExit | undefined {
+    return this.#exit;
+  }
+
+  get running(): boolean {
+    return this.#exit === undefined;
+  }
+
+  stderrTail(): string[] {
+    return [...this.#stderrTail];
+  }
+
+  /** Appends a launcher note to QEMU's log on the stick. */
+  note(message: string): void {
+    if (!this.#log.writableEnded) this.#log.write(`launcher: ${message}\n`);
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.running) this.#child.kill(signal);
+  }
+}

@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { buildQemuArgs, escapeOptionValue } from '../../src/vmm/qemu-args.ts';
+import type { Accelerator, HostOs, MachineSpec } from '../../src/vmm/machine-spec.ts';
+import { fdChannels } from '../../src/vmm/qemu-process.ts';
+
+function spec(overrides: Partial<MachineSpec> = {}): MachineSpec {
+  return {
+    name: 'pocketvm-default',
+    hostOs: 'linux',
+    accelerator: 'tcg',
+    memoryMiB: 256,
+    cpus: 2,
+    kernel: '/stick/payload/default/vmlinuz',
+    initrd: '/stick/payload/default/initrd.img',
+    cmdline: 'console=ttyS0 panic=-1',
+    disks: [],
+    network: 'none',
+    channels: fdChannels(),
+    startPaused: true,
+    ...overrides,
+  };
+}
+
+/** The value following `flag`, for every occurrence. */
+function values(args: string[], flag: string): string[] {
+  return args.flatMap((arg, i) => (arg === flag ? [args[i + 1]!] : []));
+}
+
+describe('buildQemuArgs', () => {
+  const cases: Array<[HostOs, Accelerator, string, string]> = [
+    ['linux', 'kvm', 'kvm', 'host'],
+    ['linux', 'tcg', 'tcg', 'max'],
+    ['windows', 'whpx', 'whpx,kernel-irqchip=off', 'max'],
+    ['windows', 'tcg', 'tcg', 'max'],
+    ['darwin', 'hvf', 'hvf', 'host'],
+    ['darwin', 'tcg', 'tcg', 'max'],
+  ];
+  for (const [hostOs, accelerator, accel, cpu] of cases) {
+    it(`${hostOs} host, ${accelerator}: -accel ${accel} -cpu ${cpu}`, () => {
+      const args = buildQemuArgs(spec({ hostOs, accelerator }));
+      assert.deepEqual(values(args, '-accel'), [accel]);
+      assert.deepEqual(values(args, '-cpu'), [cpu]);
+    });
+  }
+
+  it('an explicit CPU model wins over the accelerator default', () => {
+    assert.deepEqual(values(buildQemuArgs(spec({ cpuModel: 'qemu64' })), '-cpu'), ['qemu64']);
+  });
+
+  it('sizes memory and vCPUs from the spec', () => {
+    const args = buildQemuArgs(spec({ memoryMiB: 512, cpus: 3 }));
+    assert.deepEqual(values(args, '-m'), ['512M']);
+    assert.deepEqual(values(args, '-smp'), ['3']);
+  });
+
+  it('boots the payload kernel with its command line, unescaped (not an option string)', () => {
+    const args = buildQemuArgs(spec({ kernel: '/a,b/vmlinuz', cmdline: 'console=ttyS0 x=1,2' }));
+    assert.deepEqual(values(args, '-kernel'), ['/a,b/vmlinuz']);
+    assert.deepEqual(values(args, '-append'), ['console=ttyS0 x=1,2']);
+  });
+
+  it('has no default devices, no display, no network unless asked', () => {
+    const args = buildQemuArgs(spec());
+    assert.ok(args.includes('-nodefaults'));
+    assert.ok(args.includes('-no-user-config'));
+    assert.deepEqual(values(args, '-display'), ['none']);
+    assert.deepEqual(values(args, '-nic'), ['none']);
+    assert.ok(!args.some((a) => a.includes('virtio-net')));
+  });
+
+  it('user networking is restricted when enabled', () => {
+    const args = buildQemuArgs(spec({ network: 'user' }));
+    assert.deepEqual(values(args, '-netdev'), ['user,id=net0,restrict=on']);
+    assert.ok(values(args, '-device').includes('virtio-net-pci,netdev=net0'));
+  });
+
+  it('wires QMP, console and agent to inherited descriptors on Linux and macOS', () => {
+    for (const hostOs of ['linux', 'darwin'] as const) {
+      const args = buildQemuArgs(spec({ hostOs }));
+      assert.deepEqual(values(args, '-chardev'), ['socket,id=qmp,fd=3', 'socket,id=console,fd=5', 'socket,id=agent,fd=4']);
+      assert.deepEqual(values(args, '-mon'), ['chardev=qmp,mode=control']);
+      assert.deepEqual(values(args, '-serial'), ['chardev:console']);
+      assert.ok(values(args, '-device').includes('virtserialport,bus=vser0.0,chardev=agent,name=org.qemu.guest_agent.0'));
+    }
+  });
+
+  it('never opens a TCP port or a filesystem socket for control', () => {
+    for (const hostOs of ['linux', 'windows', 'darwin'] as const) {
+      const joined = buildQemuArgs(spec({ hostOs })).join(' ');
+      assert.doesNotMatch(joined, /tcp:|host=|port=|-qmp |unix:|path=\//);
+    }
+  });
+
+  it('uses named pipes on Windows', () => {
+    const args = buildQemuArgs(
+      spec({
+        hostOs: 'windows',
+        accelerator: 'whpx',
+        channels: { qmp: { kind: 'pipe', name: 'pocketvm-1-qmp' }, agent: { kind: 'pipe', name: 'pocketvm-1-qga' }, console: { kind: 'pipe', name: 'pocketvm-1-con' } },
+      }),
+    );
+    assert.deepEqual(values(args, '-chardev'), ['pipe,id=qmp,path=pocketvm-1-qmp', 'pipe,id=console,path=pocketvm-1-con', 'pipe,id=agent,path=pocketvm-1-qga']);
+  });
+
+  it('confines QEMU with seccomp on Linux only', () => {
+    assert.deepEqual(values(buildQemuArgs(spec({ hostOs: 'linux' })), '-sandbox'), ['on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']);
+    assert.deepEqual(values(buildQemuArgs(spec({ hostOs: 'windows', accelerator: 'whpx' })), '-sandbox'), []);
+    assert.deepEqual(values(buildQemuArgs(spec({ hostOs: 'darwin', accelerator: 'hvf' })), '-sandbox'), []);
+  });
+
+  it('starts paused only when asked', () => {
+    assert.ok(buildQemuArgs(spec({ startPaused: true })).includes('-S'));
+    assert.ok(!buildQemuArgs(spec({ startPaused: false })).includes('-S'));
+  });
+
+  it('attaches disks through blockdev with commas in paths escaped', () => {
+    const args = buildQemuArgs(spec({ disks: [{ id: 'home', file: '/stick/users/a,b/home.qcow2', format: 'qcow2', readOnly: false }] }));
+    assert.deepEqual(values(args, '-blockdev'), [
+      'driver=file,node-name=home-file,filename=/stick/users/a,,b/home.qcow2,read-only=off',
+      'driver=qcow2,node-name=home,file=home-file,read-only=off',
+    ]);
+    assert.ok(values(args, '-device').includes('virtio-blk-pci,drive=home,id=home-dev'));
+  });
+
+  it('escapes commas in option values', () => {
+    assert.equal(escapeOptionValue('a,b,,c'), 'a,,b,,,,c');
+  });
+});
+
+describe('buildQemuArgs against the real QEMU', () => {
+  it('QEMU 7.2 accepts the Linux/TCG argument list with its fd channels and seccomp', async function () {
+    this.timeout(20_000);
+    const { execa } = await import('execa');
+    // -S + immediate quit over QMP proves the argument list parses and every
+    // device and chardev exists, without booting anything; the kernel options
+    // are dropped because QEMU loads the kernel even when paused.
+    const all = buildQemuArgs(spec());
+    const args = all.filter((arg, i) => !['-kernel', '-initrd', '-append'].includes(arg) && !['-kernel', '-initrd', '-append'].includes(all[i - 1]!));
+    const child = execa('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'], reject: false, buffer: { stderr: true } });
+    const qmp = (child.stdio as unknown as NodeJS.ReadWriteStream[])[3]!;
+    let greeted = false;
+    qmp.on('data', (data: Buffer) => {
+      if (!greeted && data.toString().includes('"QMP"')) {
+        greeted = true;
+        qmp.write('{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n');
+      }
+    });
+    const result = await child;
+    assert.equal(greeted, true, `QEMU refused the arguments: ${String(result.stderr)}`);
+    assert.equal(result.exitCode, 0, String(result.stderr));
+  });
+});
