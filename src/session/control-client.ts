@@ -1,6 +1,6 @@
 // Reaches a running session through the address its lock records.
 import { connect } from 'node:net';
-import { NoSessionError, PocketError, type ExitCodeName, ExitCode } from '../errors.ts';
+import { ExitCode, type ExitCodeName, NoSessionError, PocketError, TimeoutError } from '../errors.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import { isStale, type LockHolder, readLock } from '../stick/lock.ts';
 import type { ControlRequest, ControlResponse, ControlResults } from './control-protocol.ts';
@@ -14,7 +14,11 @@ export async function findSession(layout: StickLayout): Promise<LockHolder & { c
   return holder as LockHolder & { control: NonNullable<LockHolder['control']> };
 }
 
-export async function sendControl<K extends Op>(layout: StickLayout, op: K, body: Body<K>): Promise<ControlResults[K]> {
+/** Longer than the slowest answer the session gives: a full shutdown ladder. */
+const DEFAULT_CONTROL_TIMEOUT_MS = 120_000;
+
+export async function sendControl<K extends Op>(layout: StickLayout, op: K, body: Body<K>, options: { timeoutMs?: number } = {}): Promise<ControlResults[K]> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_CONTROL_TIMEOUT_MS;
   const holder = await findSession(layout);
   const request = { ...body, op, token: holder.control.token };
   const text = await new Promise<string>((resolve, reject) => {
@@ -24,6 +28,10 @@ export async function sendControl<K extends Op>(layout: StickLayout, op: K, body
     socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
     socket.on('data', (chunk: string) => (data += chunk));
     socket.on('end', () => resolve(data));
+    socket.setTimeout(timeoutMs, () => {
+      socket.destroy();
+      reject(new TimeoutError(`the session's answer to ${op}`, timeoutMs, 'the session may be stuck: launcher stop --force ends it'));
+    });
     socket.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') reject(new NoSessionError(layout.root));
       else reject(error);

@@ -75,7 +75,9 @@ export async function startControlServer(session: Session, host: HostAdapter): P
   });
   server.unref();
   session.onTeardown(async () => {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    // Not awaited: close() waits for open connections, and the `stop` request
+    // that caused this teardown is one of them, still owed its reply.
+    server.close();
     if (address.privateDir) await rm(address.privateDir, { recursive: true, force: true });
   });
   await session.lock.update({ control: address });

@@ -141,14 +141,18 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
       proc.note(`ready after ${timings.readyMs} ms`);
       return new Machine({ spec, process: proc, qmp, agent, console: consoleTap, timings, logs: options.logs });
     } catch (error) {
-      proc.kill();
       if (options.signal?.aborted) {
+        proc.kill();
         await proc.exited;
         throw new PocketError('interrupted', 'interrupted before the guest was ready; QEMU was stopped');
       }
-      if (error instanceof QemuExitedDuringBoot) {
+      // A channel closing is usually QEMU dying: give its exit a moment to
+      // land so the person hears QEMU's own last words, not "connection reset".
+      const exit = error instanceof QemuExitedDuringBoot ? error.exit : await Promise.race([proc.exited, new Promise<undefined>((r) => setTimeout(r, 1_000, undefined))]);
+      proc.kill();
+      if (exit && !(error instanceof BootAttemptError)) {
         await proc.exited;
-        const how = error.exit.signal ? `was killed by ${error.exit.signal}` : `exited with code ${error.exit.code}`;
+        const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
         const last = proc.stderrTail().at(-1);
         throw failure('exited', `QEMU ${how} during boot under ${spec.accelerator}${last ? `: ${last}` : ''}`);
       }

@@ -23,7 +23,7 @@ export function registerExec(program: Command, output: () => Output): void {
     if (!path) throw new UsageError('exec needs a command', 'launcher exec -- uname -r');
     const timeoutSeconds = Number(options.timeout);
     if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) throw new UsageError(`--timeout ${options.timeout} is not a number of seconds`);
-    const result = await sendControl(stickLayout(resolveStickRoot(options.stick)), 'exec', { path, args, timeoutMs: timeoutSeconds * 1000 });
+    const result = await sendControl(stickLayout(resolveStickRoot(options.stick)), 'exec', { path, args, timeoutMs: timeoutSeconds * 1000 }, { timeoutMs: timeoutSeconds * 1000 + 30_000 });
     const stdout = Buffer.from(result.stdout, 'base64');
     const stderr = Buffer.from(result.stderr, 'base64');
     if (out.json) {
