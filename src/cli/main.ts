@@ -1,54 +1,18 @@
 #!/usr/bin/env node
-// The launcher's command line. Parsing and presentation only: every command
-// hands over to src/session, src/stick, src/vmm, and maps what they throw to
-// one line and a documented exit code (README, "Exit codes").
-import { Command, CommanderError } from 'commander';
-import { ExitCode } from '../errors.ts';
-import { registerDemo } from './commands/demo.ts';
-import { registerExec } from './commands/exec.ts';
-import { registerInitStick } from './commands/init-stick.ts';
-import { registerRun } from './commands/run.ts';
-import { registerSession } from './commands/session.ts';
-import { registerStatus } from './commands/status.ts';
-import { registerStop } from './commands/stop.ts';
-import { Output } from './output.ts';
-import { VERSION } from './version.ts';
+// The launcher's entry. Kept tiny so that what runs before the command is
+// parsed costs little: Node's compile cache is switched on first (in the
+// checkout's .cache/, never the host's temp directory: nothing of pocketvm may
+// stay on a host), then the program is loaded.
+import { existsSync } from 'node:fs';
+import module from 'node:module';
+import { fileURLToPath } from 'node:url';
 
-export async function main(argv: string[]): Promise<number> {
-  const program = new Command('launcher')
-    .description('pocketvm: your own computer on a USB stick, booted beside this one')
-    .version(VERSION, '-V, --version')
-    .showHelpAfterError('(launcher --help lists the commands)')
-    .exitOverride();
-  let output = new Output({ json: false });
-  // Each command's --json decides how its result and its failure are printed.
-  program.hook('preAction', (_root, action) => {
-    output = new Output({ json: action.opts()['json'] === true });
-  });
-  const current = () => output;
-  registerDemo(program, current);
-  registerRun(program, current);
-  registerExec(program, current);
-  registerStatus(program, current);
-  registerStop(program, current);
-  registerInitStick(program, current);
-  registerSession(program);
-  for (const command of program.commands) command.exitOverride();
+const checkoutCache = fileURLToPath(new URL('../../.cache/node-compile-cache', import.meta.url));
+if (existsSync(fileURLToPath(new URL('../../build.js', import.meta.url)))) module.enableCompileCache?.(checkoutCache);
 
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
-  } catch (error) {
-    if (error instanceof CommanderError) {
-      // --help and --version end here with code 0; parse errors were printed.
-      return error.exitCode === 0 ? 0 : ExitCode.usage;
-    }
-    return output.failure(error);
-  }
-}
-
+const { main } = await import('./program.ts');
 const code = await main(process.argv.slice(2));
 process.exitCode = code;
-// Sessions unref everything they no longer need; anything left would keep a
-// finished command alive, so leave now.
+// A finished command leaves now rather than waiting on stray handles; `run`
+// and the background `session` live until their guest is gone.
 if (!['run', 'session'].includes(process.argv[2] ?? '')) process.exit(code);

@@ -4,9 +4,7 @@
 import type { Command } from 'commander';
 import { DEMO_STICK_NAME, resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Accelerator } from '../../vmm/machine-spec.ts';
-import { ensureStickWithPayload } from '../bootstrap.ts';
 import { type Output, bold, green } from '../output.ts';
-import { startSession, stopOnSignals } from '../session-runner.ts';
 import { acceleratorOption, guestOption, jsonOption, stickOption } from './options.ts';
 
 interface DemoOptions {
@@ -26,6 +24,8 @@ export function registerDemo(program: Command, output: () => Output): void {
   jsonOption(command);
   command.action(async (options: DemoOptions) => {
     const out = output();
+    // Loaded on use: `--help` and `--version` should not pay for QEMU and schema code.
+    const [{ ensureStickWithPayload }, { startSession, stopOnSignals }] = await Promise.all([import('../bootstrap.ts'), import('../session-runner.ts')]);
     const started = performance.now();
     const stickRoot = resolveStickRoot(options.stick);
     await ensureStickWithPayload(out, stickRoot, options.guest);

@@ -1,10 +1,7 @@
 // `launcher init-stick DIR`: make a new stick that boots on its own.
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { initStick } from '../../stick/init-stick.ts';
-import { ensurePayloadBuilt, sourcePayloadRoot } from '../bootstrap.ts';
 import type { Output } from '../output.ts';
-import { progressRenderer } from '../progress.ts';
 import { VERSION } from '../version.ts';
 import { jsonOption } from './options.ts';
 
@@ -17,6 +14,7 @@ export function registerInitStick(program: Command, output: () => Output): void 
   jsonOption(command);
   command.action(async (dir: string, options: { guest: string[] }) => {
     const out = output();
+    const [{ initStick }, { ensurePayloadBuilt, sourcePayloadRoot }, { progressRenderer }] = await Promise.all([import('../../stick/init-stick.ts'), import('../bootstrap.ts'), import('../progress.ts')]);
     const root = resolve(dir);
     for (const guest of options.guest) await ensurePayloadBuilt(out, guest);
     const progress = progressRenderer(out);

@@ -5,10 +5,8 @@ import type { Command } from 'commander';
 import { GuestFailedError } from '../../errors.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Accelerator } from '../../vmm/machine-spec.ts';
-import { ensureStickWithPayload } from '../bootstrap.ts';
 import { spawnDetachedSession } from '../detach.ts';
 import type { Output } from '../output.ts';
-import { startSession, stopOnSignals } from '../session-runner.ts';
 import { acceleratorOption, guestOption, jsonOption, stickOption } from './options.ts';
 import { isDevCheckout } from '../../stick/stick-root.ts';
 import type { Session } from '../../session/session.ts';
@@ -67,7 +65,10 @@ export function registerRun(program: Command, output: () => Output): void {
     const out = output();
     const stickRoot = resolveStickRoot(options.stick);
     // In a checkout, the demo stick is made on first use, as `demo` does.
-    if (isDevCheckout() && options.stick === undefined) await ensureStickWithPayload(out, stickRoot, options.guest);
+    if (isDevCheckout() && options.stick === undefined) {
+      const { ensureStickWithPayload } = await import('../bootstrap.ts');
+      await ensureStickWithPayload(out, stickRoot, options.guest);
+    }
     if (options.detach) {
       const status = await spawnDetachedSession({ stickRoot, guest: options.guest, accel: options.accel }, (message) => (message.notice ? out.notice(message.message) : out.info(message.message)));
       out.data(status);
@@ -75,6 +76,7 @@ export function registerRun(program: Command, output: () => Output): void {
       out.line('  launcher exec -- CMD   runs a command in it;  launcher stop   shuts it down');
       return;
     }
+    const { startSession, stopOnSignals } = await import('../session-runner.ts');
     const session = await startSession(out, { stickRoot, guest: options.guest, accelerator: options.accel, command: 'run' });
     stopOnSignals(session, out);
     await attachConsole(session, out);

@@ -6,7 +6,6 @@ import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Accelerator } from '../../vmm/machine-spec.ts';
 import type { DaemonMessage } from '../detach.ts';
 import { Output } from '../output.ts';
-import { startSession, stopOnSignals } from '../session-runner.ts';
 import { acceleratorOption, guestOption, stickOption } from './options.ts';
 
 function tell(message: DaemonMessage): void {
@@ -31,6 +30,7 @@ export function registerSession(program: Command): void {
       },
     });
     let session;
+    const { startSession, stopOnSignals } = await import('../session-runner.ts');
     try {
       session = await startSession(out, { stickRoot: resolveStickRoot(options.stick), guest: options.guest, accelerator: options.accel, command: 'run --detach' });
     } catch (error) {

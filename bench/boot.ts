@@ -1,0 +1,126 @@
+// bench/boot: launcher boot-to-ready against bare QEMU booting the same kernel
+// and initramfs to the same ready marker, alternating, in the same run.
+//
+//   launcher: wall time of `launcher run --detach` (process start → returns
+//             with the guest agent answering), then `launcher stop` (untimed)
+//   baseline: wall time from spawning qemu-system-x86_64 (TCG, same memory,
+//             CPUs and devices) to the line POCKETVM_READY on its serial port
+//             (the payload's init prints it once qemu-ga runs)
+//   cold start: `launcher --version` against `node -e 0` with the same Node
+//
+// Prints medians and ratios; never fails on a time.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { openGuestPayload } from '../src/payload/guest-payload.ts';
+import { READY_MARKER } from '../src/vmm/console-tap.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const launcher = join(root, 'launcher');
+const runsArg = process.argv.indexOf('--runs');
+const runs = runsArg >= 0 ? Number(process.argv[runsArg + 1]) : 5;
+const json = process.argv.includes('--json');
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+const say = (text: string) => {
+  if (!json) process.stderr.write(`${text}\n`);
+};
+
+async function launcherBoot(stick: string): Promise<number> {
+  const started = performance.now();
+  const result = await execa(launcher, ['run', '--detach', '--stick', stick, '--json'], { reject: false });
+  const ms = performance.now() - started;
+  if (result.exitCode !== 0) throw new Error(`launcher run failed: ${String(result.stderr)}`);
+  await execa(launcher, ['stop', '--stick', stick], { reject: false });
+  return ms;
+}
+
+async function bareQemuBoot(kernel: string, initrd: string, cmdline: string, memoryMiB: number, cpus: number): Promise<number> {
+  const args = [
+    '-nodefaults', '-no-user-config', '-display', 'none', '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max',
+    '-m', `${memoryMiB}M`, '-smp', String(cpus),
+    '-kernel', kernel, '-initrd', initrd, '-append', cmdline,
+    '-serial', 'stdio',
+    '-device', 'virtio-serial-pci,id=vser0',
+    '-chardev', 'null,id=agent',
+    '-device', 'virtserialport,bus=vser0.0,chardev=agent,name=org.qemu.guest_agent.0',
+  ];
+  const started = performance.now();
+  const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'ignore'] });
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      seen = (seen + chunk.toString('latin1')).slice(-512);
+      if (seen.includes(READY_MARKER)) {
+        const ms = performance.now() - started;
+        child.kill('SIGKILL');
+        resolve(ms);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`bare QEMU exited (${code}) before ${READY_MARKER}`)));
+  }).finally(() => child.kill('SIGKILL')) as Promise<number>;
+}
+
+async function timeCommand(command: string, args: string[]): Promise<number> {
+  const started = performance.now();
+  const result = await execa(command, args, { reject: false });
+  if (result.exitCode !== 0) throw new Error(`${command} ${args.join(' ')} failed`);
+  return performance.now() - started;
+}
+
+const parent = await mkdtemp(join(tmpdir(), 'pocketvm-bench-'));
+try {
+  const stick = join(parent, 'stick');
+  say(`bench/boot: preparing a stick in ${stick}`);
+  const made = await execa(launcher, ['init-stick', stick], { reject: false });
+  if (made.exitCode !== 0) throw new Error(`init-stick failed: ${String(made.stderr)}`);
+  const payload = await openGuestPayload(join(stick, 'payload'), 'default');
+  const { memory, cpus } = payload.manifest;
+
+  // Warm-up (not counted): page cache, and the launcher's accelerator verdict
+  // for this host, as on any launch after the first.
+  say('warm-up: one launcher boot, one bare boot');
+  await launcherBoot(stick);
+  await bareQemuBoot(payload.kernel, payload.initrd, payload.manifest.cmdline, memory.recommendedMiB, cpus.recommended);
+
+  const launcherMs: number[] = [];
+  const bareMs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    launcherMs.push(await launcherBoot(stick));
+    bareMs.push(await bareQemuBoot(payload.kernel, payload.initrd, payload.manifest.cmdline, memory.recommendedMiB, cpus.recommended));
+    say(`run ${i + 1}/${runs}: launcher ${(launcherMs.at(-1)! / 1000).toFixed(2)} s, bare QEMU ${(bareMs.at(-1)! / 1000).toFixed(2)} s`);
+  }
+
+  const versionMs: number[] = [];
+  const nodeMs: number[] = [];
+  for (let i = 0; i < Math.max(runs, 5); i++) {
+    versionMs.push(await timeCommand(launcher, ['--version']));
+    nodeMs.push(await timeCommand(process.execPath, ['-e', '0']));
+  }
+
+  const result = {
+    runs,
+    boot: { launcherMedianMs: Math.round(median(launcherMs)), bareQemuMedianMs: Math.round(median(bareMs)), ratio: Number((median(launcherMs) / median(bareMs)).toFixed(3)), target: 1.1 },
+    coldStart: { launcherVersionMedianMs: Math.round(median(versionMs)), nodeBaselineMedianMs: Math.round(median(nodeMs)), ratio: Number((median(versionMs) / median(nodeMs)).toFixed(2)) },
+    samples: { launcherMs: launcherMs.map(Math.round), bareQemuMs: bareMs.map(Math.round), versionMs: versionMs.map(Math.round), nodeMs: nodeMs.map(Math.round) },
+  };
+  if (json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } else {
+    process.stdout.write(
+      [
+        `boot to ready (median of ${runs}):  launcher ${(result.boot.launcherMedianMs / 1000).toFixed(2)} s   bare QEMU ${(result.boot.bareQemuMedianMs / 1000).toFixed(2)} s   ratio ${result.boot.ratio.toFixed(3)} (target <= 1.10)`,
+        `cold start (median):  launcher --version ${result.coldStart.launcherVersionMedianMs} ms   node -e 0 ${result.coldStart.nodeBaselineMedianMs} ms   ratio ${result.coldStart.ratio.toFixed(2)}`,
+      ].join('\n') + '\n',
+    );
+  }
+} finally {
+  await rm(parent, { recursive: true, force: true });
+}

@@ -1,0 +1,47 @@
+// The launcher's command line. Parsing and presentation only: every command
+// hands over to src/session, src/stick, src/vmm, and maps what they throw to
+// one line and a documented exit code (README, "Exit codes").
+import { Command, CommanderError } from 'commander';
+import { ExitCode } from '../errors.ts';
+import { registerDemo } from './commands/demo.ts';
+import { registerExec } from './commands/exec.ts';
+import { registerInitStick } from './commands/init-stick.ts';
+import { registerRun } from './commands/run.ts';
+import { registerSession } from './commands/session.ts';
+import { registerStatus } from './commands/status.ts';
+import { registerStop } from './commands/stop.ts';
+import { Output } from './output.ts';
+import { VERSION } from './version.ts';
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('launcher')
+    .description('pocketvm: your own computer on a USB stick, booted beside this one')
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(launcher --help lists the commands)')
+    .exitOverride();
+  let output = new Output({ json: false });
+  // Each command's --json decides how its result and its failure are printed.
+  program.hook('preAction', (_root, action) => {
+    output = new Output({ json: action.opts()['json'] === true });
+  });
+  const current = () => output;
+  registerDemo(program, current);
+  registerRun(program, current);
+  registerExec(program, current);
+  registerStatus(program, current);
+  registerStop(program, current);
+  registerInitStick(program, current);
+  registerSession(program);
+  for (const command of program.commands) command.exitOverride();
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here with code 0; parse errors were printed.
+      return error.exitCode === 0 ? 0 : ExitCode.usage;
+    }
+    return output.failure(error);
+  }
+}
