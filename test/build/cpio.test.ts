@@ -72,9 +72,9 @@ describe('cpio newc writer', () => {
     assert.ok(members.every((m) => m.mtime === 1234));
   });
 
-  it('is listed identically by the system cpio, when one is installed', function () {
+  it('is listed identically by the system cpio', function () {
     const probe = spawnSync('cpio', ['--version']);
-    if (probe.error) this.skip();
+    assert.ok(!probe.error, 'GNU cpio is needed to check against; .ci/run installs it');
     const listing = spawnSync('cpio', ['-t', '--quiet'], { input: Buffer.concat(writeCpio(entries)) });
     assert.equal(listing.status, 0, String(listing.stderr));
     assert.deepEqual(String(listing.stdout).trim().split('\n'), ['bin', 'bin/hello', 'etc/odd', 'bin/sh', 'dev/console', 'tmp']);
