@@ -2,8 +2,10 @@
 // with O_EXCL (works on FAT and exFAT, where nothing else does), holding who
 // owns it so the refusal can name the holder, and how to reach the session.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { basename } from 'node:path';
 import { StickLockedError } from '../errors.ts';
 import type { StickLayout } from './layout.ts';
 
@@ -31,13 +33,23 @@ export function describeHolder(holder: LockHolder): string {
   return `launcher ${holder.command} (pid ${holder.pid} on ${holder.hostname}, since ${holder.startedAt})`;
 }
 
-function processAlive(pid: number): boolean {
+/** Where /proc exists: a zombie (dead, not yet reaped by its new parent) is not a holder. */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.charAt(stat.lastIndexOf(')') + 2) === 'Z';
+  } catch {
+    return false;
+  }
+}
+
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+  return !isZombie(pid);
 }
 
 export async function readLock(layout: StickLayout): Promise<LockHolder | undefined> {
@@ -90,6 +102,23 @@ export class StickLock {
   }
 }
 
+/**
+ * A holder killed outright (SIGKILL, power loss) could not remove its private
+ * control directory from the host; whoever takes its stale lock does, so the
+ * host is left as found. Only a directory the launcher itself would have made
+ * (a `pocketvm-*` folder holding at most the control socket) is removed.
+ */
+async function removeLeftovers(holder: LockHolder): Promise<void> {
+  const dir = holder.control?.privateDir;
+  if (!dir || holder.hostname !== hostname() || !basename(dir).startsWith('pocketvm-')) return;
+  try {
+    const entries = await readdir(dir);
+    if (entries.every((name) => name === 'control.sock')) await rm(dir, { recursive: true, force: true });
+  } catch {
+    // already gone
+  }
+}
+
 export async function acquireLock(layout: StickLayout, command: string, extra: Partial<LockHolder> = {}): Promise<StickLock> {
   await mkdir(layout.runDir, { recursive: true });
   const holder: LockHolder = { pid: process.pid, hostname: hostname(), command, startedAt: new Date().toISOString(), ...extra };
@@ -107,6 +136,7 @@ export async function acquireLock(layout: StickLayout, command: string, extra: P
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const current = await readLock(layout);
       if (current && !isStale(current)) throw new StickLockedError(describeHolder(current), layout.lockFile);
+      if (current) await removeLeftovers(current);
       await rm(layout.lockFile, { force: true });
     }
   }

@@ -1,6 +1,6 @@
 // Shared by the integration tests: the real `launcher` shim run as a person
 // would run it, and sticks made from the one built payload.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,20 +49,7 @@ export async function payloadKernelVersion(): Promise<string> {
   return kernel.name.replace(/^linux-image-/, '');
 }
 
-/** Running (a zombie waiting for a reaper that may never come counts as gone). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
+export { processAlive } from '../../src/stick/lock.ts';
 
 export async function waitUntil(condition: () => boolean, timeoutMs: number, stepMs = 100): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;

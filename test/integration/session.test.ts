@@ -1,7 +1,9 @@
 // A detached session: run --detach, status, exec, the stick lock, stop; and a
 // session killed with SIGKILL taking its QEMU with it.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import { join } from 'node:path';
 import { freshStick, launcher, launcherJson, payloadKernelVersion, processAlive, qemuPidsFor, waitUntil } from './harness.ts';
 
@@ -104,6 +106,18 @@ describe('a detached session (boots the real guest)', function () {
       assert.deepEqual(await qemuPidsFor(stick.root), []);
       const status = await launcher(['status', '--stick', stick.root]);
       assert.equal(status.exitCode, 8, status.stderr);
+    });
+
+    it('the next launcher removes the dead session\'s private control directory from the host', async () => {
+      const lock = JSON.parse(await readFile(join(stick.root, 'run', 'lock.json'), 'utf8')) as { control: { privateDir: string } };
+      assert.ok(existsSync(lock.control.privateDir), 'a SIGKILLed session cannot clean up after itself');
+      const next = await launcher(['run', '--detach', '--stick', stick.root]);
+      assert.equal(next.exitCode, 0, `${next.stderr}\n${(await execa('ps', ['-eo', 'pid,ppid,stat,args'])).stdout}`);
+      assert.equal(existsSync(lock.control.privateDir), false);
+      const current = JSON.parse(await readFile(join(stick.root, 'run', 'lock.json'), 'utf8')) as { control: { privateDir: string } };
+      const stopped = await launcher(['stop', '--stick', stick.root]);
+      assert.equal(stopped.exitCode, 0, stopped.stderr);
+      assert.equal(existsSync(current.control.privateDir), false, 'a clean stop removes its own');
     });
   });
 });
