@@ -47,9 +47,16 @@ export interface MachineSpec {
   channels: MachineChannels;
   /** Start with vCPUs stopped (`-S`) so devices can be attached before `cont`. */
   startPaused: boolean;
+  /**
+   * PCIe root ports `pvm-port0`…: q35's root bus takes no device_add, so a
+   * device attached over QMP (the encrypted personal disk) plugs in there.
+   */
+  hotplugPorts?: number;
 }
 
 export const AGENT_PORT_NAME = 'org.qemu.guest_agent.0';
+/** The agent port's device id: QEMU names it in VSERPORT_CHANGE events. */
+export const AGENT_PORT_ID = 'agent-port';
 
 /** The accelerators each host OS can offer, best first; TCG is always last. */
 export const ACCELERATORS_BY_HOST: Record<HostOs, readonly Accelerator[]> = {

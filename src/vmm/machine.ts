@@ -9,7 +9,7 @@ import { GuestFailedError, PocketError, TimeoutError } from '../errors.ts';
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import { ConsoleTap } from './console-tap.ts';
 import { GuestAgentClient } from './guest-agent-client.ts';
-import type { MachineSpec } from './machine-spec.ts';
+import { AGENT_PORT_ID, type MachineSpec } from './machine-spec.ts';
 import { buildQemuArgs } from './qemu-args.ts';
 import { type QemuExit, QemuProcess } from './qemu-process.ts';
 import { QmpClient } from './qmp-client.ts';
@@ -116,6 +116,9 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
       const agent = new GuestAgentClient(streams.agent);
       const qmp = await Promise.race([QmpClient.connect(streams.qmp, { timeoutMs: 15_000 }), exited]);
       const qmpMs = since();
+      // QEMU reports the moment the guest opens the agent's port: syncing
+      // then, rather than polling blind, saves up to a retry interval.
+      const agentPortOpened = qmp.watch('VSERPORT_CHANGE', { predicate: (event) => event.data['id'] === AGENT_PORT_ID && event.data['open'] === true });
       if (options.attach) await Promise.race([options.attach(qmp), exited]);
       await Promise.race([qmp.cont(), exited]);
       const contMs = since();
@@ -127,9 +130,11 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
       }
       const signOfLifeMs = since();
 
-      const remaining = Math.max(1_000, options.readyTimeoutMs - since());
+      const remaining = () => Math.max(1_000, options.readyTimeoutMs - since());
       try {
-        await Promise.race([agent.waitUntilReady({ timeoutMs: remaining, ...(options.signal ? { signal: options.signal } : {}) }), exited]);
+        await Promise.race([agentPortOpened.next({ timeoutMs: remaining() }), exited]);
+        agentPortOpened.close();
+        await Promise.race([agent.waitUntilReady({ timeoutMs: remaining(), attemptTimeoutMs: 250, ...(options.signal ? { signal: options.signal } : {}) }), exited]);
       } catch (error) {
         if (error instanceof TimeoutError) {
           proc.kill();

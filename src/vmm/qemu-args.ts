@@ -1,7 +1,7 @@
 // MachineSpec → QEMU argument list. Pure: no I/O, no environment, so every
 // host/accelerator combination is unit-tested without QEMU. Secrets never pass
 // through here: keys reach QEMU over QMP after start.
-import { AGENT_PORT_NAME, type Accelerator, type ChannelEndpoint, type DiskSpec, type HostOs, type MachineSpec } from './machine-spec.ts';
+import { AGENT_PORT_ID, AGENT_PORT_NAME, type Accelerator, type ChannelEndpoint, type DiskSpec, type HostOs, type MachineSpec } from './machine-spec.ts';
 
 /** Per-accelerator `-accel` value and default CPU model. */
 const ACCELERATOR_ARGS: Record<Accelerator, { accel: string; cpu: string }> = {
@@ -56,6 +56,11 @@ function networkArgs(network: MachineSpec['network']): string[] {
   return ['-netdev', 'user,id=net0,restrict=on', '-device', 'virtio-net-pci,netdev=net0'];
 }
 
+/** The id of the `index`-th hot-plug port (MachineSpec.hotplugPorts). */
+export function hotplugPort(index: number): string {
+  return `pvm-port${index}`;
+}
+
 export function buildQemuArgs(spec: MachineSpec): string[] {
   const accel = ACCELERATOR_ARGS[spec.accelerator];
   return [
@@ -77,9 +82,10 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     '-serial', 'chardev:console',
     '-device', 'virtio-serial-pci,id=vser0',
     ...chardevArgs('agent', spec.channels.agent),
-    '-device', `virtserialport,bus=vser0.0,chardev=agent,name=${AGENT_PORT_NAME}`,
+    '-device', `virtserialport,bus=vser0.0,chardev=agent,id=${AGENT_PORT_ID},name=${AGENT_PORT_NAME}`,
     ...networkArgs(spec.network),
     ...spec.disks.flatMap(diskArgs),
+    ...Array.from({ length: spec.hotplugPorts ?? 0 }, (_, i) => ['-device', `pcie-root-port,id=${hotplugPort(i)},bus=pcie.0,chassis=${i + 1}`]).flat(),
     ...(spec.startPaused ? ['-S'] : []),
   ];
 }

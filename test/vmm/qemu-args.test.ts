@@ -80,7 +80,7 @@ describe('buildQemuArgs', () => {
       assert.deepEqual(values(args, '-chardev'), ['socket,id=qmp,fd=3', 'socket,id=console,fd=5', 'socket,id=agent,fd=4']);
       assert.deepEqual(values(args, '-mon'), ['chardev=qmp,mode=control']);
       assert.deepEqual(values(args, '-serial'), ['chardev:console']);
-      assert.ok(values(args, '-device').includes('virtserialport,bus=vser0.0,chardev=agent,name=org.qemu.guest_agent.0'));
+      assert.ok(values(args, '-device').includes('virtserialport,bus=vser0.0,chardev=agent,id=agent-port,name=org.qemu.guest_agent.0'));
     }
   });
 
