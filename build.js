@@ -21,7 +21,10 @@ steps:
   payload [--force]    build the guest payload (kernel + initramfs) from Debian packages
   typecheck            type-check the TypeScript sources (strict)
   test [mocha args]    deps + payload when missing, typecheck, then the mocha suite
-  bench <name> [...]   run a benchmark from bench/ (e.g. boot)
+  bench <name> [...]   run a benchmark from bench/ (boot, cold-start, auth)
+  executables          the self-contained launcher per platform (.cache/executables/)
+  qemu [--from-dir P=DIR]  the portable QEMU for Linux (and bundles made elsewhere)
+  stick DIR            a complete stick: entries, executables, QEMU, payload, manifest
 
 Options for every step: --help. NO_COLOR is respected.`;
 
@@ -35,7 +38,7 @@ function depsAreCurrent() {
 function ensureDeps() {
   if (depsAreCurrent()) return;
   const command = existsSync(join(root, 'package-lock.json')) ? 'ci' : 'install';
-  process.stderr.write(`pocketvm: installing npm dependencies (npm ${command}) ...\n`);
+  process.stderr.write(`pocketvm: installing npm dependencies (npm ${command}), Node 24 among them; npm's EBADENGINE warnings about the older Node running it are expected ...\n`);
   const result = spawnSync('npm', [command, '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   if (result.error || result.status !== 0) {
     process.stderr.write('pocketvm: npm could not install the dependencies; check that the npm registry is reachable and run `npm ci`\n');

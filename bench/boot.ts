@@ -35,7 +35,8 @@ const say = (text: string) => {
 
 async function launcherBoot(stick: string): Promise<number> {
   const started = performance.now();
-  const result = await execa(launcher, ['run', '--detach', '--stick', stick, '--json'], { reject: false });
+  // Every launch logs in (argon2id) and opens the user's encrypted disk: that is part of the cost.
+  const result = await execa(launcher, ['run', '--detach', '--stick', stick, '--json', '--user', 'bench', '--passphrase-stdin'], { reject: false, input: 'bench passphrase\n' });
   const ms = performance.now() - started;
   if (result.exitCode !== 0) throw new Error(`launcher run failed: ${String(result.stderr)}`);
   await execa(launcher, ['stop', '--stick', stick], { reject: false });
@@ -81,6 +82,8 @@ try {
   say(`bench/boot: preparing a stick in ${stick}`);
   const made = await execa(launcher, ['init-stick', stick], { reject: false });
   if (made.exitCode !== 0) throw new Error(`init-stick failed: ${String(made.stderr)}`);
+  const user = await execa(launcher, ['user', 'add', 'bench', '--passphrase-stdin', '--stick', stick], { reject: false, input: 'bench passphrase\n' });
+  if (user.exitCode !== 0) throw new Error(`user add failed: ${String(user.stderr)}`);
   const payload = await openGuestPayload(join(stick, 'payload'), 'default');
   const { memory, cpus } = payload.manifest;
 

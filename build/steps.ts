@@ -54,7 +54,7 @@ async function test(args: string[]): Promise<number> {
 function bench(args: string[]): number {
   const [name, ...rest] = args;
   if (!name || name === '--help') {
-    process.stdout.write('usage: node build.js bench <name> [options]\n\nbenchmarks: boot\n');
+    process.stdout.write('usage: node build.js bench <name> [options]\n\nbenchmarks: boot, cold-start, auth\n');
     return name ? 0 : 2;
   }
   const script = join(root, 'bench', `${name}.ts`);
@@ -75,6 +75,12 @@ export async function runStep(step: string, args: string[]): Promise<number> {
       return test(args);
     case 'bench':
       return bench(args);
+    case 'executables':
+      return (await import('./stick/steps.ts')).executablesStep(root, args);
+    case 'qemu':
+      return (await import('./stick/steps.ts')).qemuStep(root, args);
+    case 'stick':
+      return (await import('./stick/steps.ts')).stickStep(root, args);
     default:
       process.stderr.write(`pocketvm: unknown build step "${step}" (node build.js --help lists them)\n`);
       return 2;

@@ -14,6 +14,8 @@ export const ExitCode = {
   timeout: 7,
   noSession: 8,
   stick: 9,
+  tampered: 10,
+  auth: 11,
   interrupted: 130,
 } as const;
 
@@ -95,6 +97,23 @@ export class NoSessionError extends PocketError {
       hint: 'start one with: launcher run --detach',
       details: { stickRoot },
     });
+  }
+}
+
+/** Files of a built stick differ from its manifest (.pocketvm/manifest.json). */
+export class StickTamperedError extends PocketError {
+  constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super('tampered', message, options);
+  }
+}
+
+/**
+ * Login or a user's files failed: wrong passphrase (or still backing off), an
+ * unknown user, a corrupt user.json, a personal disk whose key does not match.
+ */
+export class AuthError extends PocketError {
+  constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super('auth', message, options);
   }
 }
 

@@ -4,36 +4,61 @@
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-import { type ExitCodeName, ExitCode, GuestFailedError, PocketError } from '../errors.ts';
+import { asPocketError, type ExitCodeName, ExitCode, GuestFailedError, PocketError } from '../errors.ts';
+import { selfCommand } from '../runtime/self.ts';
+import type { UnlockedUser } from '../auth/users.ts';
 import type { SessionStatus } from '../session/session.ts';
 import { guestLogPaths, stickLayout } from '../stick/layout.ts';
 
 export type DaemonMessage =
   | { type: 'event'; message: string; notice?: boolean }
+  | { type: 'login' }
   | { type: 'ready'; status: SessionStatus; readyMs: number }
-  | { type: 'error'; exit: string; message: string; hint?: string };
+  | { type: 'error'; exit: string; message: string; hint?: string; details?: Record<string, unknown> };
 
-const mainScript = fileURLToPath(new URL('./main.ts', import.meta.url));
+/** The parent's answer to `login`: the unwrapped key, over the IPC channel only. */
+export type LoginReply =
+  | { type: 'unlocked'; user: Omit<UnlockedUser, 'diskKey'> & { diskKey: string } }
+  | { type: 'login-failed'; exit: string; message: string; hint?: string; details?: Record<string, unknown> };
 
-export async function spawnDetachedSession(args: { stickRoot: string; guest: string; accel: string }, onMessage: (message: Extract<DaemonMessage, { type: 'event' }>) => void): Promise<SessionStatus & { readyMs: number }> {
+export async function spawnDetachedSession(args: { stickRoot: string; guest: string; accel: string }, onMessage: (message: Extract<DaemonMessage, { type: 'event' }>) => void, login?: () => Promise<UnlockedUser>): Promise<SessionStatus & { readyMs: number }> {
   const layout = stickLayout(args.stickRoot);
   await mkdir(layout.runDir, { recursive: true });
   // The session's own narration goes to its log on the stick, never the host.
   const logFd = openSync(guestLogPaths(layout, args.guest).session, 'a');
-  const child = spawn(process.execPath, [...process.execArgv, mainScript, 'session', '--stick', args.stickRoot, '--guest', args.guest, '--accel', args.accel], {
+  const self = selfCommand();
+  const child = spawn(self.command, [...self.args, 'session', '--stick', args.stickRoot, '--guest', args.guest, '--accel', args.accel], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'ipc'],
   });
   closeSync(logFd);
+  let loginFailure: PocketError | undefined;
   return new Promise((resolve, reject) => {
     child.on('message', (message: DaemonMessage) => {
       if (message.type === 'event') return onMessage(message);
+      // The session has checked the stick and payload and holds the lock: it
+      // asks for the user's key, which this (foreground) process unwraps.
+      if (message.type === 'login') {
+        const answer = (reply: LoginReply) => child.send(reply);
+        if (!login) return answer({ type: 'login-failed', exit: 'internal', message: 'no login was offered to the session' });
+        login().then(
+          (user) => {
+            answer({ type: 'unlocked', user: { ...user, diskKey: user.diskKey.toString('base64') } });
+            user.diskKey.fill(0);
+          },
+          (error: unknown) => {
+            const failure = asPocketError(error);
+            loginFailure = failure;
+            answer({ type: 'login-failed', exit: failure.exit, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}), details: failure.details });
+          },
+        );
+        return;
+      }
       child.disconnect();
       child.unref();
       if (message.type === 'ready') return resolve({ ...message.status, readyMs: message.readyMs });
       const exit = (message.exit in ExitCode ? message.exit : 'internal') as ExitCodeName;
-      reject(new PocketError(exit, message.message, message.hint ? { hint: message.hint } : {}));
+      reject(loginFailure ?? new PocketError(exit, message.message, { ...(message.hint ? { hint: message.hint } : {}), ...(message.details ? { details: message.details } : {}) }));
     });
     child.on('exit', (code, signal) => {
       reject(new GuestFailedError(`the session process ended before the guest was ready (${signal ?? `exit ${code}`})`, { hint: `its log: ${guestLogPaths(layout, args.guest).session}` }));

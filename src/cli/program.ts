@@ -5,11 +5,15 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../errors.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerExec } from './commands/exec.ts';
+import { registerForget } from './commands/forget.ts';
 import { registerInitStick } from './commands/init-stick.ts';
+import { registerMakeStick } from './commands/make-stick.ts';
 import { registerRun } from './commands/run.ts';
 import { registerSession } from './commands/session.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerStop } from './commands/stop.ts';
+import { registerUser } from './commands/user.ts';
+import { registerVerify } from './commands/verify.ts';
 import { Output } from './output.ts';
 import { VERSION } from './version.ts';
 
@@ -31,6 +35,10 @@ export async function main(argv: string[]): Promise<number> {
   registerStatus(program, current);
   registerStop(program, current);
   registerInitStick(program, current);
+  registerMakeStick(program, current);
+  registerVerify(program, current);
+  registerUser(program, current);
+  registerForget(program, current);
   registerSession(program);
   for (const command of program.commands) command.exitOverride();
 

@@ -9,7 +9,7 @@ import type { SessionStatus } from './session.ts';
 export type ControlRequest =
   | { op: 'status'; token: string }
   | { op: 'facts'; token: string }
-  | { op: 'exec'; token: string; path: string; args: string[]; timeoutMs: number; input?: string }
+  | { op: 'exec'; token: string; path: string; args: string[]; timeoutMs: number; input?: string; /** as root instead of the session's user */ root?: boolean }
   | { op: 'stop'; token: string; force: boolean };
 
 export interface ExecResult {

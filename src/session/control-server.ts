@@ -6,6 +6,7 @@ import { asPocketError, UsageError } from '../errors.ts';
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import type { ControlAddress } from '../stick/lock.ts';
 import { type ControlRequest, type ControlResponse, MAX_REQUEST_BYTES } from './control-protocol.ts';
+import { commandAsUser } from './personal-disk.ts';
 import type { Session } from './session.ts';
 
 async function privateAddress(host: HostAdapter): Promise<ControlAddress> {
@@ -24,7 +25,8 @@ async function handle(session: Session, request: ControlRequest): Promise<unknow
     case 'facts':
       return session.facts();
     case 'exec': {
-      const result = await session.machine.agent.run(request.path, request.args, {
+      const command = session.user && !request.root ? commandAsUser(session.user, request.path, request.args) : request;
+      const result = await session.machine.agent.run(command.path, command.args, {
         timeoutMs: request.timeoutMs,
         ...(request.input === undefined ? {} : { inputData: Buffer.from(request.input, 'base64') }),
       });

@@ -7,6 +7,7 @@ import { hostFingerprint } from '../hostprobe/host-fingerprint.ts';
 import { currentHostAdapter } from '../hostprobe/current-host.ts';
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import { type GuestPayload, openGuestPayload } from '../payload/guest-payload.ts';
+import { packaged } from '../runtime/self.ts';
 import { guestLogPaths, type StickLayout } from '../stick/layout.ts';
 import { acquireLock, type StickLock } from '../stick/lock.ts';
 import { openStick } from '../stick/stick-root.ts';
@@ -16,7 +17,9 @@ import type { Accelerator } from '../vmm/machine-spec.ts';
 import { findQemu } from '../vmm/qemu-binary.ts';
 import { fdChannels } from '../vmm/qemu-process.ts';
 import type { ShutdownResult } from '../vmm/shutdown-ladder.ts';
+import type { UnlockedUser } from '../auth/users.ts';
 import { type GuestFacts, readGuestFacts } from './guest-facts.ts';
+import { attachPersonalDisk, userCmdline } from './personal-disk.ts';
 import { sizeMachine } from './sizing.ts';
 
 export interface LaunchEvent {
@@ -34,6 +37,10 @@ export interface LaunchOptions {
   /** Told once if the hardware accelerator is given up for TCG. */
   onNotice?: (message: string) => void;
   signal?: AbortSignal;
+  /** The logged-in user: their encrypted disk is attached and mounted as their home. */
+  user?: UnlockedUser;
+  /** Or: log in once the stick and payload are checked, before QEMU starts. */
+  login?: () => Promise<UnlockedUser>;
 }
 
 export interface LaunchTimings {
@@ -55,6 +62,8 @@ export interface SessionStatus {
   uptimeSeconds: number;
   stick: string;
   logs: { qemu: string; console: string };
+  /** The logged-in user, if any. */
+  user: string | null;
 }
 
 export class Session {
@@ -65,6 +74,8 @@ export class Session {
   readonly timings: LaunchTimings;
   readonly acceleratorNotes: string[];
   readonly startedAt = new Date();
+  /** The logged-in user the guest runs for (exec runs as them). */
+  user: string | undefined;
   /** Resolves once the guest is gone and the stick is released. */
   readonly ended: Promise<ShutdownResult | undefined>;
   #stopping: Promise<ShutdownResult> | undefined;
@@ -114,6 +125,7 @@ export class Session {
       uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
       stick: this.layout.root,
       logs: this.machine.logs,
+      user: this.user ?? null,
     };
   }
 
@@ -138,6 +150,7 @@ async function prepare(options: LaunchOptions, host: HostAdapter) {
   emit({ stage: 'stick', message: `opening the stick at ${options.stickRoot}` });
   const layout = await openStick(options.stickRoot);
   const qemu = findQemu(host, layout.root);
+  if (qemu.source !== 'stick' && packaged) emit({ stage: 'qemu', message: `no portable QEMU for ${host.platform} on this stick; using ${qemu.system}` });
   const lock = await acquireLock(layout, options.command, { guest: options.guest, state: 'starting' });
   try {
     emit({ stage: 'payload', message: `checking the ${options.guest} payload` });
@@ -159,7 +172,10 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
   const emit = options.onEvent ?? (() => {});
   const { layout, qemu, lock, payload, verdicts, plan } = await prepare(options, host);
   const preparedMs = Math.round(performance.now() - started);
+  let user = options.user;
   try {
+    user ??= await options.login?.();
+    const login = user;
     const logs = guestLogPaths(layout, options.guest);
     const sizing = sizeMachine(payload.manifest);
     const machine = await bootWithFallback({
@@ -177,15 +193,19 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
             cpus: sizing.cpus,
             kernel: payload.kernel,
             initrd: payload.initrd,
-            cmdline: payload.manifest.cmdline,
+            cmdline: login ? `${payload.manifest.cmdline} ${userCmdline(login)}` : payload.manifest.cmdline,
             disks: [],
             network: payload.manifest.devices.network,
             channels: fdChannels(),
             startPaused: true,
+            ...(login ? { hotplugPorts: 1 } : {}),
           },
           binary: qemu.system,
+          ...(qemu.prefixArgs ? { binaryPrefixArgs: qemu.prefixArgs } : {}),
+          ...(qemu.env ? { binaryEnv: qemu.env } : {}),
           host,
           logs,
+          ...(login ? { attach: attachPersonalDisk(layout, options.guest, login, (disk) => emit({ stage: 'boot', message: disk.created ? `created ${login.name}'s encrypted disk ${disk.path} (${(disk.createMs / 1000).toFixed(1)} s)` : `opened ${login.name}'s encrypted disk` })) } : {}),
           // Under a hardware accelerator the kernel prints within a second; a
           // silent guest after this long is a hung accelerator, not a slow boot.
           signOfLifeTimeoutMs: accelerator === 'tcg' ? payload.manifest.readyTimeoutSeconds * 1000 : 15_000,
@@ -197,9 +217,14 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
     await lock.update({ state: 'ready' });
     const readyMs = Math.round(performance.now() - started);
     emit({ stage: 'ready', message: `${options.guest} is ready (${(readyMs / 1000).toFixed(1)} s)` });
-    return new Session({ layout, lock, payload, machine, timings: { preparedMs, readyMs, boot: machine.timings }, acceleratorNotes: plan.notes });
+    const session = new Session({ layout, lock, payload, machine, timings: { preparedMs, readyMs, boot: machine.timings }, acceleratorNotes: plan.notes });
+    session.user = login?.name;
+    return session;
   } catch (error) {
     await lock.release();
     throw error;
+  } finally {
+    // QEMU holds the disk key now; the launcher's copy goes.
+    user?.diskKey.fill(0);
   }
 }

@@ -2,17 +2,17 @@
 // itself sits on, else (in a development checkout) ./demo-stick.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { StickError } from '../errors.ts';
+import { codeRoot as selfRoot, packaged } from '../runtime/self.ts';
 import { STICK_FORMAT, type StickLayout, stickLayout } from './layout.ts';
 
-/** The repository (or stick) root this code runs from. */
-export const codeRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The repository (or stick) root this code runs from (src/runtime/self.ts). */
+export const codeRoot = selfRoot;
 
 /** A development checkout has the sources and build.js next to the launcher. */
 export function isDevCheckout(root: string = codeRoot): boolean {
-  return existsSync(join(root, 'build.js')) && existsSync(join(root, 'src', 'cli'));
+  return !packaged && existsSync(join(root, 'build.js')) && existsSync(join(root, 'src', 'cli'));
 }
 
 export const DEMO_STICK_NAME = 'demo-stick';

@@ -28,6 +28,9 @@ export interface BootTimings {
 export interface BootAttemptOptions {
   spec: MachineSpec;
   binary: string;
+  /** Arguments before QEMU's own and extra environment (a bundled QEMU's loader). */
+  binaryPrefixArgs?: string[];
+  binaryEnv?: Record<string, string>;
   host: HostAdapter;
   logs: { qemu: string; console: string };
   /** No console byte within this long after `cont` means the accelerator hangs. */
@@ -99,7 +102,7 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
     const { spec } = options;
     const started = performance.now();
     const since = () => Math.round(performance.now() - started);
-    const proc = QemuProcess.start({ binary: options.binary, args: buildQemuArgs(spec), channels: spec.channels, host: options.host, logFile: options.logs.qemu });
+    const proc = QemuProcess.start({ binary: options.binary, args: [...(options.binaryPrefixArgs ?? []), ...buildQemuArgs(spec)], env: options.binaryEnv ?? {}, channels: spec.channels, host: options.host, logFile: options.logs.qemu });
     proc.note(`boot attempt: accelerator ${spec.accelerator}, ${spec.memoryMiB} MiB, ${spec.cpus} vCPU`);
     const exited = proc.exited.then((exit) => {
       throw new QemuExitedDuringBoot(exit);

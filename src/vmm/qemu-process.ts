@@ -36,6 +36,8 @@ const STDERR_TAIL_LINES = 20;
 export interface StartQemuOptions {
   binary: string;
   args: string[];
+  /** Added to the inherited environment (e.g. a bundled QEMU's module folder). */
+  env?: Record<string, string>;
   channels: MachineChannels;
   host: HostAdapter;
   /** QEMU's stderr is appended here (on the stick). */
@@ -105,7 +107,7 @@ export class QemuProcess {
       buffer: false,
       // QEMU is an implementation detail of the launcher: no env secrets, no
       // locale surprises in its messages.
-      env: { LC_ALL: 'C' },
+      env: { ...options.env, LC_ALL: 'C' },
       extendEnv: true,
       cleanup: true,
     });

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freshStick, launcher, launcherJson, qemuPidsFor } from './harness.ts';
+import { addStickUser, freshStick, launcher, launcherJson, loginArgs, qemuPidsFor } from './harness.ts';
 
 function errorLines(stderr: string): string[] {
   return stderr.split('\n').filter((line) => line.startsWith('pocketvm: error:'));
@@ -80,7 +80,8 @@ describe('bad input', function () {
     await writeFile(join(payloadDir, 'vmlinuz'), garbage);
     const sums = (await readFile(join(payloadDir, 'SHA256SUMS'), 'utf8')).replace(/^[0-9a-f]{64}(?=\s+\*?vmlinuz$)/m, createHash('sha256').update(garbage).digest('hex'));
     await writeFile(join(payloadDir, 'SHA256SUMS'), sums);
-    const result = await launcher(['run', '--detach', '--stick', stick.root, '--accel', 'tcg']);
+    await addStickUser(stick.root, 'tester', 'bad input passphrase');
+    const result = await launcher(['run', '--detach', '--stick', stick.root, '--accel', 'tcg', ...loginArgs('tester')], { input: 'bad input passphrase\n' });
     assert.equal(result.exitCode, 6, result.stderr);
     assert.equal(errorLines(result.stderr).length, 1);
     assert.match(result.stderr, /QEMU exited with code 1 during boot under tcg: qemu: .*kernel/i);

@@ -17,7 +17,7 @@ export interface LauncherResult {
 }
 
 export async function launcher(args: string[], options: Options = {}): Promise<LauncherResult> {
-  const result = await execa(launcherPath, args, { reject: false, stdin: 'ignore', stripFinalNewline: false, env: { NO_COLOR: '1' }, timeout: 180_000, ...options });
+  const result = await execa(launcherPath, args, { reject: false, ...(options.input === undefined ? { stdin: 'ignore' as const } : {}), stripFinalNewline: false, env: { NO_COLOR: '1' }, timeout: 180_000, ...options });
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 
@@ -70,3 +70,14 @@ export async function qemuPidsFor(stickRoot: string): Promise<number[]> {
 }
 
 export const hostHasKvmDevice = existsSync('/dev/kvm');
+
+/** Creates a stick user with `launcher user add` (the passphrase on stdin). */
+export async function addStickUser(stickRoot: string, name: string, passphrase: string): Promise<void> {
+  const made = await launcher(['user', 'add', name, '--passphrase-stdin', '--stick', stickRoot], { input: `${passphrase}\n` });
+  if (made.exitCode !== 0) throw new Error(`user add ${name} failed: ${made.stderr}`);
+}
+
+/** `launcher run --detach` as `name`, the passphrase on stdin. */
+export function loginArgs(name: string): string[] {
+  return ['--user', name, '--passphrase-stdin'];
+}

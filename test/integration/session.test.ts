@@ -5,7 +5,11 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { join } from 'node:path';
-import { freshStick, launcher, launcherJson, payloadKernelVersion, processAlive, qemuPidsFor, waitUntil } from './harness.ts';
+import { addStickUser, freshStick, launcher, launcherJson, loginArgs, payloadKernelVersion, processAlive, qemuPidsFor, waitUntil } from './harness.ts';
+
+// Every launch logs in: one user, its passphrase on stdin.
+const passphrase = 'session test passphrase';
+const asTester = { input: `${passphrase}\n` };
 
 interface StatusJson {
   guest: string;
@@ -20,6 +24,7 @@ describe('a detached session (boots the real guest)', function () {
   let stick: Awaited<ReturnType<typeof freshStick>>;
   before(async () => {
     stick = await freshStick();
+    await addStickUser(stick.root, 'tester', passphrase);
   });
   after(async () => {
     await launcher(['stop', '--force', '--stick', stick.root]);
@@ -29,11 +34,11 @@ describe('a detached session (boots the real guest)', function () {
   describe('run --detach, exec, status, stop', () => {
     let started: { exitCode: number; json: StatusJson; stderr: string };
     before(async () => {
-      started = await launcherJson<StatusJson>(['run', '--detach', '--stick', stick.root]);
+      started = await launcherJson<StatusJson>(['run', '--detach', '--stick', stick.root, ...loginArgs('tester')], asTester);
     });
 
     it('returns once the guest is ready, leaving the session in the background', () => {
-      assert.equal(started.exitCode, 0, started.stderr);
+      assert.equal(started.exitCode, 0, `${JSON.stringify(started.json)}\n${await readFile(join(stick.root, 'run', 'session.log'), 'utf8').catch(() => '')}`);
       assert.equal(started.json.state, 'ready');
       assert.ok(processAlive(started.json.pid));
       assert.ok(processAlive(started.json.qemuPid));
@@ -97,8 +102,8 @@ describe('a detached session (boots the real guest)', function () {
 
   describe('kill -9 of the session process', () => {
     it('takes QEMU down within a few seconds and leaves a lock the next launcher can take over', async () => {
-      const started = await launcherJson<StatusJson>(['run', '--detach', '--stick', stick.root]);
-      assert.equal(started.exitCode, 0, started.stderr);
+      const started = await launcherJson<StatusJson>(['run', '--detach', '--stick', stick.root, ...loginArgs('tester')], asTester);
+      assert.equal(started.exitCode, 0, `${JSON.stringify(started.json)}\n${await readFile(join(stick.root, 'run', 'session.log'), 'utf8').catch(() => '')}`);
       assert.ok(processAlive(started.json.qemuPid));
       process.kill(started.json.pid, 'SIGKILL');
       const gone = await waitUntil(() => !processAlive(started.json.qemuPid), 5_000);
@@ -111,7 +116,7 @@ describe('a detached session (boots the real guest)', function () {
     it('the next launcher removes the dead session\'s private control directory from the host', async () => {
       const lock = JSON.parse(await readFile(join(stick.root, 'run', 'lock.json'), 'utf8')) as { control: { privateDir: string } };
       assert.ok(existsSync(lock.control.privateDir), 'a SIGKILLed session cannot clean up after itself');
-      const next = await launcher(['run', '--detach', '--stick', stick.root]);
+      const next = await launcher(['run', '--detach', '--stick', stick.root, ...loginArgs('tester')], asTester);
       assert.equal(next.exitCode, 0, `${next.stderr}\n${(await execa('ps', ['-eo', 'pid,ppid,stat,args'])).stdout}`);
       assert.equal(existsSync(lock.control.privateDir), false);
       const current = JSON.parse(await readFile(join(stick.root, 'run', 'lock.json'), 'utf8')) as { control: { privateDir: string } };

@@ -122,6 +122,14 @@ describe('buildQemuArgs', () => {
     assert.ok(values(args, '-device').includes('virtio-blk-pci,drive=home,id=home-dev'));
   });
 
+  it('adds PCIe root ports for devices plugged over QMP only when asked', () => {
+    assert.deepEqual(values(buildQemuArgs(spec()), '-device').filter((d) => d.startsWith('pcie-root-port')), []);
+    assert.deepEqual(values(buildQemuArgs(spec({ hotplugPorts: 2 })), '-device').filter((d) => d.startsWith('pcie-root-port')), [
+      'pcie-root-port,id=pvm-port0,bus=pcie.0,chassis=1',
+      'pcie-root-port,id=pvm-port1,bus=pcie.0,chassis=2',
+    ]);
+  });
+
   it('escapes commas in option values', () => {
     assert.equal(escapeOptionValue('a,b,,c'), 'a,,b,,,,c');
   });

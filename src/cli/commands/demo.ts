@@ -25,13 +25,18 @@ export function registerDemo(program: Command, output: () => Output): void {
   command.action(async (options: DemoOptions) => {
     const out = output();
     // Loaded on use: `--help` and `--version` should not pay for QEMU and schema code.
-    const [{ ensureStickWithPayload }, { startSession, stopOnSignals }] = await Promise.all([import('../bootstrap.ts'), import('../session-runner.ts')]);
+    const [{ ensureStickWithPayload }, { startSession, stopOnSignals }, { DEMO_USER, ensureDemoUser, loginForLaunch }] = await Promise.all([import('../bootstrap.ts'), import('../session-runner.ts'), import('../login.ts')]);
     const started = performance.now();
     const stickRoot = resolveStickRoot(options.stick);
     await ensureStickWithPayload(out, stickRoot, options.guest);
+    // A built stick: its launcher and payload must be what it was made with.
+    const [{ checkBeforeLaunch }, { currentHostAdapter }] = await Promise.all([import('../../stick/manifest.ts'), import('../../hostprobe/current-host.ts')]);
+    await checkBeforeLaunch(stickRoot, options.guest, currentHostAdapter().platform);
+    // The demo goes through the real login, as its own user.
+    await ensureDemoUser(out, stickRoot);
     const setupMs = performance.now() - started;
 
-    const session = await startSession(out, { stickRoot, guest: options.guest, accelerator: options.accel, command: 'demo' });
+    const session = await startSession(out, { stickRoot, guest: options.guest, accelerator: options.accel, command: 'demo', login: () => loginForLaunch(out, stickRoot, {}, DEMO_USER) });
     stopOnSignals(session, out);
     const factsStarted = performance.now();
     let facts;
@@ -47,7 +52,7 @@ export function registerDemo(program: Command, output: () => Output): void {
     const totalMs = performance.now() - started;
     const status = session.status();
 
-    out.data({ guest: session.guest, stick: stickRoot, accelerator: status.accelerator, memoryMiB: status.memoryMiB, cpus: status.cpus, facts, timings: { setupMs: Math.round(setupMs), ...session.timings, factsMs: Math.round(factsMs), shutdownMs: shutdown.ms, totalMs: Math.round(totalMs) }, shutdown });
+    out.data({ guest: session.guest, stick: stickRoot, user: session.user, accelerator: status.accelerator, memoryMiB: status.memoryMiB, cpus: status.cpus, facts, timings: { setupMs: Math.round(setupMs), ...session.timings, factsMs: Math.round(factsMs), shutdownMs: shutdown.ms, totalMs: Math.round(totalMs) }, shutdown });
     out.line();
     out.line(`${bold('pocketvm demo')}  ${green('ok')}  guest ${bold(session.guest)} on ${stickRoot}`);
     out.line();
@@ -56,6 +61,7 @@ export function registerDemo(program: Command, output: () => Output): void {
     out.line(`  guest memory     ${Math.round(facts.memTotalKiB / 1024)} MiB total, ${Math.round(facts.memAvailableKiB / 1024)} MiB available`);
     out.line(`  guest CPUs       ${facts.cpus}`);
     out.line(`  guest hostname   ${facts.hostname}`);
+    out.line(`  user             ${DEMO_USER.user}  (passphrase ${DEMO_USER.passphrase}; home on an encrypted disk)`);
     out.line(`  accelerator      ${status.accelerator}${session.acceleratorNotes.length ? `  (${session.acceleratorNotes.join('; ')})` : ''}`);
     out.line();
     out.line(`  set-up           ${seconds(setupMs)}`);

@@ -13,17 +13,18 @@ export function registerExec(program: Command, output: () => Output): void {
     .command('exec')
     .description("run a command in the running guest; exits with the command's exit code")
     .argument('<command...>', 'the command and its arguments (put -- before them)')
-    .option('--timeout <seconds>', 'give up after this long', '300');
+    .option('--timeout <seconds>', 'give up after this long', '300')
+    .option('--root', "run as root instead of the session's user");
   stickOption(command);
   guestOption(command);
   jsonOption(command);
-  command.action(async (argv: string[], options: { stick?: string; timeout: string; json?: boolean }) => {
+  command.action(async (argv: string[], options: { stick?: string; timeout: string; json?: boolean; root?: boolean }) => {
     const out = output();
     const [path, ...args] = argv;
     if (!path) throw new UsageError('exec needs a command', 'launcher exec -- uname -r');
     const timeoutSeconds = Number(options.timeout);
     if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) throw new UsageError(`--timeout ${options.timeout} is not a number of seconds`);
-    const result = await sendControl(stickLayout(resolveStickRoot(options.stick)), 'exec', { path, args, timeoutMs: timeoutSeconds * 1000 }, { timeoutMs: timeoutSeconds * 1000 + 30_000 });
+    const result = await sendControl(stickLayout(resolveStickRoot(options.stick)), 'exec', { path, args, timeoutMs: timeoutSeconds * 1000, ...(options.root ? { root: true } : {}) }, { timeoutMs: timeoutSeconds * 1000 + 30_000 });
     const stdout = Buffer.from(result.stdout, 'base64');
     const stderr = Buffer.from(result.stderr, 'base64');
     if (out.json) {

@@ -7,6 +7,7 @@ import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Accelerator } from '../../vmm/machine-spec.ts';
 import { spawnDetachedSession } from '../detach.ts';
 import type { Output } from '../output.ts';
+import { type LoginFlags, loginForLaunch, loginOptions } from '../login.ts';
 import { acceleratorOption, guestOption, jsonOption, stickOption } from './options.ts';
 import { isDevCheckout } from '../../stick/stick-root.ts';
 import type { Session } from '../../session/session.ts';
@@ -14,7 +15,7 @@ import type { Session } from '../../session/session.ts';
 /** Ctrl-]: the telnet/ssh-style escape; the guest never sees it. */
 export const DETACH_KEY = 0x1d;
 
-interface RunOptions {
+interface RunOptions extends LoginFlags {
   stick?: string;
   guest: string;
   accel: Accelerator | 'auto';
@@ -40,6 +41,8 @@ async function attachConsole(session: Session, out: Output): Promise<void> {
   };
   session.machine.console.on('data', onConsole);
   stdin.on('data', onInput);
+  // A passphrase prompt leaves stdin explicitly paused; a listener alone would not restart it.
+  stdin.resume();
   // Wake the console so the shell prompt shows.
   session.machine.console.write('\n');
   try {
@@ -60,6 +63,7 @@ export function registerRun(program: Command, output: () => Output): void {
   stickOption(command);
   guestOption(command);
   acceleratorOption(command);
+  loginOptions(command);
   jsonOption(command);
   command.action(async (options: RunOptions) => {
     const out = output();
@@ -69,15 +73,18 @@ export function registerRun(program: Command, output: () => Output): void {
       const { ensureStickWithPayload } = await import('../bootstrap.ts');
       await ensureStickWithPayload(out, stickRoot, options.guest);
     }
+    // A built stick: its launcher and payload must be what it was made with.
+    const [{ checkBeforeLaunch }, { currentHostAdapter }] = await Promise.all([import('../../stick/manifest.ts'), import('../../hostprobe/current-host.ts')]);
+    await checkBeforeLaunch(stickRoot, options.guest, currentHostAdapter().platform);
     if (options.detach) {
-      const status = await spawnDetachedSession({ stickRoot, guest: options.guest, accel: options.accel }, (message) => (message.notice ? out.notice(message.message) : out.info(message.message)));
+      const status = await spawnDetachedSession({ stickRoot, guest: options.guest, accel: options.accel }, (message) => (message.notice ? out.notice(message.message) : out.info(message.message)), () => loginForLaunch(out, stickRoot, options));
       out.data(status);
       out.line(`${status.guest} is running in the background (session pid ${status.pid}, ${status.accelerator}); ready in ${(status.readyMs / 1000).toFixed(1)} s`);
       out.line('  launcher exec -- CMD   runs a command in it;  launcher stop   shuts it down');
       return;
     }
     const { startSession, stopOnSignals } = await import('../session-runner.ts');
-    const session = await startSession(out, { stickRoot, guest: options.guest, accelerator: options.accel, command: 'run' });
+    const session = await startSession(out, { stickRoot, guest: options.guest, accelerator: options.accel, command: 'run', login: () => loginForLaunch(out, stickRoot, options) });
     stopOnSignals(session, out);
     await attachConsole(session, out);
     const state = session.machine.state;

@@ -1,15 +1,29 @@
 // The hidden `session` command: the background process behind `run --detach`.
 // It owns QEMU and the control server, and reports to its parent over IPC.
 import type { Command } from 'commander';
-import { asPocketError } from '../../errors.ts';
+import type { UnlockedUser } from '../../auth/users.ts';
+import { asPocketError, type ExitCodeName, ExitCode, PocketError } from '../../errors.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Accelerator } from '../../vmm/machine-spec.ts';
-import type { DaemonMessage } from '../detach.ts';
+import type { DaemonMessage, LoginReply } from '../detach.ts';
 import { Output } from '../output.ts';
 import { acceleratorOption, guestOption, stickOption } from './options.ts';
 
 function tell(message: DaemonMessage): void {
   if (process.connected) process.send?.(message);
+}
+
+/** Asks the foreground launcher, which prompted for the passphrase, for the unwrapped key. */
+function loginOverIpc(): Promise<UnlockedUser> {
+  return new Promise((resolve, reject) => {
+    if (!process.connected) return reject(new PocketError('usage', 'the session command is started by run --detach only'));
+    process.once('message', (reply: LoginReply) => {
+      if (reply.type === 'unlocked') return resolve({ ...reply.user, diskKey: Buffer.from(reply.user.diskKey, 'base64') });
+      const exit = (reply.exit in ExitCode ? reply.exit : 'internal') as ExitCodeName;
+      reject(new PocketError(exit, reply.message, { ...(reply.hint ? { hint: reply.hint } : {}), ...(reply.details ? { details: reply.details } : {}) }));
+    });
+    tell({ type: 'login' });
+  });
 }
 
 export function registerSession(program: Command): void {
@@ -32,10 +46,10 @@ export function registerSession(program: Command): void {
     let session;
     const { startSession, stopOnSignals } = await import('../session-runner.ts');
     try {
-      session = await startSession(out, { stickRoot: resolveStickRoot(options.stick), guest: options.guest, accelerator: options.accel, command: 'run --detach' });
+      session = await startSession(out, { stickRoot: resolveStickRoot(options.stick), guest: options.guest, accelerator: options.accel, command: 'run --detach', login: loginOverIpc });
     } catch (error) {
       const failure = asPocketError(error);
-      tell({ type: 'error', exit: failure.exit, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}) });
+      tell({ type: 'error', exit: failure.exit, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}), details: failure.details });
       throw failure;
     }
     stopOnSignals(session, log);

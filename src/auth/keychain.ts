@@ -1,0 +1,89 @@
+// The host's keychain, only when asked (--remember-on-this-host): the Secret
+// Service on Linux (GNOME Keyring, KWallet), the Keychain on macOS, the
+// Credential Manager on Windows, through @napi-rs/keyring. Chosen over keytar:
+// keytar is archived and builds against libsecret's headers at install time,
+// while @napi-rs/keyring is maintained and ships prebuilt binaries per
+// platform (it talks D-Bus itself, so no libsecret is needed at run time).
+// On Linux the store is pinned to the Secret Service: the kernel keyring that
+// the library would otherwise fall back to forgets everything at logout, which
+// is not what "remember on this host" promises.
+import { statSync } from 'node:fs';
+
+const SERVICE = 'pocketvm';
+
+export class KeychainUnavailableError extends Error {}
+
+interface KeyringModule {
+  AsyncEntry: new (service: string, account: string, options?: { linux?: { store?: 'secret-service' | 'keyutils' } }) => {
+    setPassword(password: string): Promise<void>;
+    getPassword(): Promise<string | null>;
+    deleteCredential(): Promise<boolean>;
+  };
+}
+
+/** The entry's account name: the user and their random id, so two sticks with an "alice" do not collide. */
+export function keychainAccount(user: { name: string; id: string }): string {
+  return `${user.name}@${user.id}`;
+}
+
+/** Why there is no keychain here, or undefined when there may be one. */
+export function keychainAbsentReason(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): string | undefined {
+  if (platform === 'linux' && !env['DBUS_SESSION_BUS_ADDRESS']) {
+    const uid = process.getuid?.();
+    if (uid === undefined || !existsBus(`/run/user/${uid}/bus`)) return 'no keychain service on this host (no D-Bus session bus for a Secret Service)';
+  }
+  return undefined;
+}
+
+function existsBus(path: string): boolean {
+  try {
+    return statSync(path).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+async function entry(account: string) {
+  const reason = keychainAbsentReason();
+  if (reason) throw new KeychainUnavailableError(reason);
+  let keyring: KeyringModule;
+  try {
+    keyring = (await import('@napi-rs/keyring')) as unknown as KeyringModule;
+  } catch (error) {
+    throw new KeychainUnavailableError(`no keychain support in this launcher (${(error as Error).message})`);
+  }
+  return new keyring.AsyncEntry(SERVICE, account, { linux: { store: 'secret-service' } });
+}
+
+function unavailable(error: unknown): KeychainUnavailableError {
+  if (error instanceof KeychainUnavailableError) return error;
+  const message = (error as Error).message ?? String(error);
+  return new KeychainUnavailableError(`no keychain service on this host (${message.split('\n')[0]})`);
+}
+
+export async function rememberPassphrase(account: string, passphrase: string): Promise<void> {
+  try {
+    await (await entry(account)).setPassword(passphrase);
+  } catch (error) {
+    throw unavailable(error);
+  }
+}
+
+/** The remembered passphrase, or undefined (none, or no keychain: never an error). */
+export async function recallPassphrase(account: string): Promise<string | undefined> {
+  try {
+    return (await (await entry(account)).getPassword()) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when an entry was removed. */
+export async function forgetPassphrase(account: string): Promise<boolean> {
+  try {
+    return await (await entry(account)).deleteCredential();
+  } catch (error) {
+    throw unavailable(error);
+  }
+}
+

@@ -1,0 +1,112 @@
+// users/<name>/user.json: who the user is, how their passphrase is stretched,
+// and their wrapped disk key. Validated by schema and by a checksum over its
+// canonical content, so a hand edit or a damaged file is reported, never
+// silently "repaired" or rewritten. (The checksum detects accidents and
+// edits; it is no defence against someone who recomputes it: that is the
+// AES-GCM tag's job, see key-wrap.ts.)
+import { createHash } from 'node:crypto';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { AuthError } from '../errors.ts';
+
+export const USER_FILE_FORMAT = 'pocketvm-user';
+export const USER_FILE_VERSION = 1;
+
+/** Guest user names: safe in /etc/passwd, a path and the kernel command line. */
+export const USER_NAME_PATTERN = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'not base64');
+
+export const userFileSchema = z.strictObject({
+  format: z.literal(USER_FILE_FORMAT),
+  version: z.literal(USER_FILE_VERSION),
+  name: z.string().regex(USER_NAME_PATTERN),
+  /** Random, stable across passphrase changes (names the keychain entry). */
+  id: z.uuid(),
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+  kdf: z.strictObject({
+    algorithm: z.literal('argon2id'),
+    policy: z.int().positive(),
+    memoryCost: z.int().positive(),
+    timeCost: z.int().positive(),
+    parallelism: z.int().positive(),
+    salt: base64,
+  }),
+  wrappedKey: z.strictObject({
+    algorithm: z.literal('aes-256-gcm'),
+    iv: base64,
+    tag: base64,
+    ciphertext: base64,
+  }),
+  checksum: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+});
+
+export type UserFile = z.infer<typeof userFileSchema>;
+export type UserFileContent = Omit<UserFile, 'checksum'>;
+
+/** JSON with keys sorted at every level: the same content always hashes the same. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    return `{${Object.keys(value)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonical((value as Record<string, unknown>)[key])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function userFileChecksum(content: UserFileContent | UserFile): string {
+  const { checksum: _ignored, ...rest } = content as UserFile;
+  return `sha256:${createHash('sha256').update(canonical(rest)).digest('hex')}`;
+}
+
+export function sealUserFile(content: UserFileContent): UserFile {
+  return { ...content, checksum: userFileChecksum(content) };
+}
+
+/** Parses and checks a user.json text; `path` and `name` are for the messages. */
+export function parseUserFile(text: string, path: string, name: string): UserFile {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw corrupt(path, 'it is not JSON');
+  }
+  const parsed = userFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw corrupt(path, `${issue?.path.join('.') || 'the file'}: ${issue?.message ?? 'invalid'}`);
+  }
+  if (parsed.data.checksum !== userFileChecksum(parsed.data)) throw corrupt(path, 'its checksum does not match its content (edited by hand, or damaged)');
+  if (parsed.data.name !== name) throw corrupt(path, `it belongs to "${parsed.data.name}", not "${name}"`);
+  return parsed.data;
+}
+
+function corrupt(path: string, why: string): AuthError {
+  return new AuthError(`${path} is corrupt: ${why}`, {
+    hint: 'the file was left as it is; restore it from a backup of the stick, or remove the user (launcher user remove) and create it again',
+    details: { reason: 'corrupt-user-file', path },
+  });
+}
+
+export async function readUserFile(path: string, name: string): Promise<UserFile> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new AuthError(`there is no user "${name}" on this stick`, { hint: 'launcher user list shows the users; launcher user add NAME creates one', details: { reason: 'unknown-user', user: name } });
+    }
+    throw error;
+  }
+  return parseUserFile(text, path, name);
+}
+
+/** Write-then-rename, so a pulled stick leaves the old file or the new one (FAT included). */
+export async function writeUserFile(path: string, file: UserFile): Promise<void> {
+  const temporary = `${path}.new`;
+  await writeFile(temporary, `${JSON.stringify(file, null, 2)}\n`, { flush: true });
+  await rename(temporary, path);
+}

@@ -1,0 +1,117 @@
+// `launcher user add|passwd|list|remove`: the users of a stick (src/auth/).
+import type { Command } from 'commander';
+import { UsageError } from '../../errors.ts';
+import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
+import { promptPassphrase, stdinLine } from '../login.ts';
+import type { Output } from '../output.ts';
+import { jsonOption, stickOption } from './options.ts';
+
+interface UserCommandOptions {
+  stick?: string;
+  json?: boolean;
+  passphraseStdin?: boolean;
+  yes?: boolean;
+}
+
+/** A new passphrase: stdin line `index`, or typed twice at a terminal. */
+async function newPassphrase(options: UserCommandOptions, index: number, name: string): Promise<string> {
+  const { checkPassphrasePolicy, PASSPHRASE_POLICY } = await import('../../auth/passphrase.ts');
+  if (options.passphraseStdin) return stdinLine(index, 'the new passphrase');
+  const first = await promptPassphrase(`new passphrase for ${name} (${PASSPHRASE_POLICY})`);
+  checkPassphrasePolicy(first);
+  const again = await promptPassphrase('the same passphrase again');
+  if (again !== first) throw new UsageError('the two passphrases differ; nothing was changed');
+  return first;
+}
+
+const kdfText = (kdf: { memoryCost: number; timeCost: number; parallelism: number }) => `argon2id m=${kdf.memoryCost} KiB t=${kdf.timeCost} p=${kdf.parallelism}`;
+
+export function registerUser(program: Command, output: () => Output): void {
+  const user = program.command('user').description("the stick's users: add, passwd, list, remove");
+
+  const add = user.command('add').description('create a user with a passphrase and an encrypted personal disk key').argument('<name>');
+  add.option('--passphrase-stdin', 'read the passphrase from the first line of stdin');
+  stickOption(add);
+  jsonOption(add);
+  add.action(async (name: string, options: UserCommandOptions) => {
+    const out = output();
+    const layout = await openStick(resolveStickRoot(options.stick));
+    const { addUser, checkUserName, userExists } = await import('../../auth/users.ts');
+    checkUserName(name);
+    if (await userExists(layout, name)) throw new UsageError(`the user "${name}" already exists on this stick`, 'launcher user passwd NAME changes the passphrase');
+    const passphrase = await newPassphrase(options, 0, name);
+    (await import('../../auth/passphrase.ts')).checkPassphrasePolicy(passphrase);
+    out.info('calibrating argon2id to about 0.5 s on this machine');
+    const { file, deriveMs } = await addUser(layout, name, passphrase);
+    out.data({ name, kdf: file.kdf, deriveMs: Math.round(deriveMs) });
+    out.line(`created ${name} (${kdfText(file.kdf)}: ${(deriveMs / 1000).toFixed(2)} s); the personal disk is made on first launch`);
+  });
+
+  const passwd = user.command('passwd').description("change a user's passphrase (re-wraps the disk key; the disk is not rewritten)").argument('<name>');
+  passwd.option('--passphrase-stdin', 'read the current passphrase and the new one from the first two lines of stdin');
+  stickOption(passwd);
+  jsonOption(passwd);
+  passwd.action(async (name: string, options: UserCommandOptions) => {
+    const out = output();
+    const layout = await openStick(resolveStickRoot(options.stick));
+    const { changePassphrase, userPaths } = await import('../../auth/users.ts');
+    const { readUserFile } = await import('../../auth/user-file.ts');
+    await readUserFile(userPaths(layout, name).file, name);
+    const current = options.passphraseStdin ? await stdinLine(0, 'the current passphrase') : await promptPassphrase(`current passphrase for ${name}`);
+    const next = await newPassphrase(options, 1, name);
+    const { file, deriveMs } = await changePassphrase(layout, name, current, next);
+    out.data({ name, kdf: file.kdf, deriveMs: Math.round(deriveMs) });
+    out.line(`changed the passphrase of ${name} (${kdfText(file.kdf)}); the personal disk keeps its key and its data`);
+  });
+
+  const list = user.command('list').description('the users on this stick and their personal disks');
+  stickOption(list);
+  jsonOption(list);
+  list.action(async (options: UserCommandOptions) => {
+    const out = output();
+    const layout = await openStick(resolveStickRoot(options.stick));
+    const { listUsers } = await import('../../auth/users.ts');
+    const users = await listUsers(layout);
+    out.data(users);
+    if (users.length === 0) out.line('no users on this stick (launcher user add NAME creates one)');
+    for (const u of users) {
+      const disks = u.disks.map((d) => `${d.guest} ${(d.bytes / 2 ** 20).toFixed(1)} MiB`).join(', ') || 'no disk yet';
+      out.line(`${u.name.padEnd(16)} ${u.problem ? `PROBLEM: ${u.problem}` : kdfText(u.kdf!)}  disks: ${disks}`);
+    }
+  });
+
+  const remove = user.command('remove').description("remove a user: destroys their wrapped disk key, so their personal disk can never be opened again").argument('<name>').option('--yes', 'do not ask for confirmation');
+  stickOption(remove);
+  jsonOption(remove);
+  remove.action(async (name: string, options: UserCommandOptions) => {
+    const out = output();
+    const layout = await openStick(resolveStickRoot(options.stick));
+    const { removeUser, userPaths } = await import('../../auth/users.ts');
+    const paths = userPaths(layout, name);
+    const { existsSync } = await import('node:fs');
+    if (!existsSync(paths.dir)) {
+      const { AuthError } = await import('../../errors.ts');
+      throw new AuthError(`there is no user "${name}" on this stick`, { hint: 'launcher user list shows the users', details: { reason: 'unknown-user', user: name } });
+    }
+    const warning = `removing ${name} destroys their wrapped disk key: their personal disks (${paths.disksDir}) become unrecoverable, whatever passphrase anyone knows`;
+    if (!options.yes) {
+      if (!process.stdin.isTTY) throw new UsageError(`${warning}; nothing was removed`, 'confirm with --yes');
+      out.notice(warning);
+      const { confirm } = await import('@inquirer/prompts');
+      if (!(await confirm({ message: `remove ${name} and destroy their disk key?`, default: false }, { output: process.stderr }))) {
+        out.line('nothing was removed');
+        return;
+      }
+    } else {
+      out.notice(warning);
+    }
+    // A passphrase remembered on this host for a user who is gone is useless.
+    const keychain = await import('../../auth/keychain.ts');
+    const { readUserFile } = await import('../../auth/user-file.ts');
+    const account = await readUserFile(paths.file, name).then(keychain.keychainAccount, () => undefined);
+    await removeUser(layout, name);
+    if (account && !keychain.keychainAbsentReason()) await keychain.forgetPassphrase(account).catch(() => false);
+    out.data({ removed: name });
+    out.line(`removed ${name}; their disk key is destroyed`);
+  });
+}

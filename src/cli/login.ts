@@ -1,0 +1,107 @@
+// Who is launching, and their passphrase: --user or the stick's only user (or
+// a choice at a terminal); the passphrase from --passphrase-stdin, the host's
+// keychain (only if it was remembered there), or a masked prompt. Then the
+// real login (src/auth/users.ts): argon2id, back-off, the disk key unwrapped
+// into memory. Nothing here starts QEMU; callers log in first.
+import { type Command } from 'commander';
+import { AuthError, UsageError } from '../errors.ts';
+import type { UnlockedUser } from '../auth/users.ts';
+import { type StickLayout, stickLayout } from '../stick/layout.ts';
+import type { Output } from './output.ts';
+
+export interface LoginFlags {
+  user?: string;
+  passphraseStdin?: boolean;
+  rememberOnThisHost?: boolean;
+}
+
+export function loginOptions(command: Command): Command {
+  return command
+    .option('--user <name>', "the user to log in as (default: the stick's only user)")
+    .option('--passphrase-stdin', 'read the passphrase from the first line of stdin (for scripts)')
+    .option('--remember-on-this-host', "keep the passphrase in this host's keychain (off by default; launcher forget removes it)");
+}
+
+let stdinLines: Promise<string[]> | undefined;
+
+/** Line `index` of stdin (read to its end once): passphrases for scripts. */
+export async function stdinLine(index: number, what: string): Promise<string> {
+  stdinLines ??= (async () => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString('utf8').split(/\r?\n/);
+  })();
+  const line = (await stdinLines)[index];
+  if (line === undefined || (line === '' && index > 0 && (await stdinLines).length <= index + 1)) throw new UsageError(`--passphrase-stdin: stdin has no line ${index + 1} (${what})`);
+  return line;
+}
+
+/** A masked prompt at a terminal; a usage error where there is none. */
+export async function promptPassphrase(message: string): Promise<string> {
+  if (!process.stdin.isTTY) throw new UsageError('no passphrase: there is no terminal to ask at', 'pass it on stdin with --passphrase-stdin');
+  const { password } = await import('@inquirer/prompts');
+  return password({ message, mask: '*' }, { output: process.stderr });
+}
+
+async function chooseUser(layout: StickLayout, flags: LoginFlags): Promise<string> {
+  if (flags.user !== undefined) return flags.user;
+  const { listUsers } = await import('../auth/users.ts');
+  const names = (await listUsers(layout)).map((u) => u.name);
+  if (names.length === 0) throw new AuthError('there are no users on this stick yet', { hint: 'create one with: launcher user add NAME', details: { reason: 'no-users' } });
+  if (names.length === 1) return names[0]!;
+  if (!process.stdin.isTTY || flags.passphraseStdin) throw new UsageError(`this stick has several users (${names.join(', ')}); say which with --user NAME`);
+  const { select } = await import('@inquirer/prompts');
+  return select({ message: 'user', choices: names.map((name) => ({ value: name })) }, { output: process.stderr });
+}
+
+/** The whole login, as run/demo/run --detach do it before any QEMU starts. */
+export async function loginForLaunch(out: Output, stickRoot: string, flags: LoginFlags, fixed?: { user: string; passphrase: string }): Promise<UnlockedUser> {
+  const layout = stickLayout(stickRoot);
+  const [{ login, userPaths }, { readUserFile }, keychain] = await Promise.all([import('../auth/users.ts'), import('../auth/user-file.ts'), import('../auth/keychain.ts')]);
+  const name = fixed?.user ?? (await chooseUser(layout, flags));
+  const file = await readUserFile(userPaths(layout, name).file, name);
+  const account = keychain.keychainAccount(file);
+  let user: UnlockedUser | undefined;
+  let passphrase: string | undefined = fixed?.passphrase;
+  if (passphrase === undefined && flags.passphraseStdin) passphrase = await stdinLine(0, 'the passphrase');
+  if (passphrase === undefined) {
+    const remembered = await keychain.recallPassphrase(account);
+    if (remembered !== undefined) {
+      try {
+        user = await login(layout, name, remembered);
+        out.info(`logged in as ${name} with the passphrase remembered on this host`);
+      } catch (error) {
+        if (!(error instanceof AuthError) || error.details['reason'] !== 'wrong-passphrase') throw error;
+        out.notice('the passphrase remembered on this host no longer works; forgetting it');
+        await keychain.forgetPassphrase(account).catch(() => false);
+      }
+    }
+  }
+  if (!user) {
+    passphrase ??= await promptPassphrase(`passphrase for ${name}`);
+    user = await login(layout, name, passphrase);
+    out.info(`logged in as ${name} (argon2id m=${user.kdf.memoryCost} KiB t=${user.kdf.timeCost} p=${user.kdf.parallelism}: ${(user.deriveMs / 1000).toFixed(2)} s)${user.rehashed ? '; its parameters were raised to the current policy' : ''}`);
+    if (flags.rememberOnThisHost) {
+      try {
+        await keychain.rememberPassphrase(account, passphrase);
+        out.info(`the passphrase for ${name} is remembered on this host (launcher forget --user ${name} removes it)`);
+      } catch (error) {
+        out.notice(`${(error as Error).message}: the passphrase was not remembered`);
+      }
+    }
+  }
+  return user;
+}
+
+/** The demo stick's user: the passphrase is printed, it protects nothing real. */
+export const DEMO_USER = { user: 'demo', passphrase: 'pocketvm-demo' } as const;
+
+/** Creates the demo user on first use; says so, with its passphrase. */
+export async function ensureDemoUser(out: Output, stickRoot: string): Promise<{ created: boolean }> {
+  const { addUser, userExists } = await import('../auth/users.ts');
+  const layout = stickLayout(stickRoot);
+  if (await userExists(layout, DEMO_USER.user)) return { created: false };
+  out.info(`creating the demo user "${DEMO_USER.user}" (passphrase: ${DEMO_USER.passphrase}) with its encrypted personal disk`);
+  await addUser(layout, DEMO_USER.user, DEMO_USER.passphrase);
+  return { created: true };
+}
