@@ -25,19 +25,10 @@ import { attachEncryptedDisk, type EncryptedDiskResult } from '../src/vmm/encryp
 import { Machine } from '../src/vmm/machine.ts';
 import { hotplugPort } from '../src/vmm/qemu-args.ts';
 import { fdChannels } from '../src/vmm/qemu-process.ts';
+import { benchOptions, median } from './bench-options.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const runsArg = process.argv.indexOf('--runs');
-const runs = runsArg >= 0 ? Number(process.argv[runsArg + 1]) : 3;
-const json = process.argv.includes('--json');
-const say = (text: string) => {
-  if (!json) process.stderr.write(`${text}\n`);
-};
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
+const { runs, json, say } = benchOptions(3);
 const MIB = 64;
 const USER = 'bench';
 const PASSPHRASE = 'bench passphrase';

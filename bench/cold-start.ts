@@ -14,19 +14,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { componentOf } from '../src/stick/manifest.ts';
+import { benchOptions, median } from './bench-options.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const runsArg = process.argv.indexOf('--runs');
-const runs = Math.max(10, runsArg >= 0 ? Number(process.argv[runsArg + 1]) : 15);
-const json = process.argv.includes('--json');
-const say = (text: string) => {
-  if (!json) process.stderr.write(`${text}\n`);
-};
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
+const { runs, json, say } = benchOptions(15, 10);
 
 function timed(command: string, args: string[], expectCode: number): number {
   const started = performance.now();

@@ -59,6 +59,8 @@ export interface SessionStatus {
   memoryMiB: number;
   cpus: number;
   startedAt: string;
+  /** QEMU start to agent ready, for the attempt that booted (login and set-up excluded). */
+  bootMs: number;
   uptimeSeconds: number;
   stick: string;
   logs: { qemu: string; console: string };
@@ -122,6 +124,7 @@ export class Session {
       memoryMiB: spec.memoryMiB,
       cpus: spec.cpus,
       startedAt: this.startedAt.toISOString(),
+      bootMs: this.machine.timings.readyMs,
       uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
       stick: this.layout.root,
       logs: this.machine.logs,

@@ -4,6 +4,7 @@
 // or an environment variable), is used by blockdev-create/blockdev-add, and
 // the object is deleted once the disk is open: from then on the key exists
 // only inside QEMU's block layer.
+import { rename, rm } from 'node:fs/promises';
 import { AuthError, GuestFailedError } from '../errors.ts';
 import { type QmpClient, QmpCommandError } from './qmp-client.ts';
 
@@ -49,15 +50,21 @@ async function runJob(qmp: QmpClient, jobId: string, options: Record<string, unk
   if (job?.error) throw new GuestFailedError(`QEMU could not create the disk: ${job.error}`);
 }
 
-async function createImage(qmp: QmpClient, options: EncryptedDiskOptions, secretId: string | undefined): Promise<void> {
+// QEMU 7.2 sizes LUKS key stretching by timing PBKDF2 against the thread's
+// CPU clock; where that clock is coarse it can read 0 ms and the job fails with
+// this message. Nothing is wrong with the disk or the key: trying again works.
+const FLAKY_PBKDF_TIMING = /accurate CPU usage/;
+const CREATE_ATTEMPTS = 3;
+
+async function createImageOnce(qmp: QmpClient, options: EncryptedDiskOptions, file: string, secretId: string | undefined, attempt: number): Promise<void> {
   const timeoutMs = options.jobTimeoutMs ?? 60_000;
   const fileNode = `${options.id}-create-file`;
-  await runJob(qmp, `${options.id}-create-file`, { driver: 'file', filename: options.path, size: 0 }, timeoutMs);
-  await qmp.execute('blockdev-add', { driver: 'file', 'node-name': fileNode, filename: options.path });
+  await runJob(qmp, `${options.id}-create-file-${attempt}`, { driver: 'file', filename: file, size: 0 }, timeoutMs);
+  await qmp.execute('blockdev-add', { driver: 'file', 'node-name': fileNode, filename: file });
   try {
     await runJob(
       qmp,
-      `${options.id}-create-qcow2`,
+      `${options.id}-create-qcow2-${attempt}`,
       {
         driver: 'qcow2',
         file: fileNode,
@@ -68,6 +75,27 @@ async function createImage(qmp: QmpClient, options: EncryptedDiskOptions, secret
     );
   } finally {
     await qmp.execute('blockdev-del', { 'node-name': fileNode });
+  }
+}
+
+/**
+ * Made under a temporary name and renamed into place only when complete: a
+ * failed or interrupted creation never leaves a file that later launches would
+ * take for the user's disk.
+ */
+async function createImage(qmp: QmpClient, options: EncryptedDiskOptions, secretId: string | undefined): Promise<void> {
+  const partial = `${options.path}.partial`;
+  for (let attempt = 1; ; attempt++) {
+    await rm(partial, { force: true });
+    try {
+      await createImageOnce(qmp, options, partial, secretId, attempt);
+      await rename(partial, options.path);
+      return;
+    } catch (error) {
+      await rm(partial, { force: true });
+      const retry = attempt < CREATE_ATTEMPTS && error instanceof Error && FLAKY_PBKDF_TIMING.test(error.message);
+      if (!retry) throw error;
+    }
   }
 }
 

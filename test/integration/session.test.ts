@@ -37,7 +37,7 @@ describe('a detached session (boots the real guest)', function () {
       started = await launcherJson<StatusJson>(['run', '--detach', '--stick', stick.root, ...loginArgs('tester')], asTester);
     });
 
-    it('returns once the guest is ready, leaving the session in the background', () => {
+    it('returns once the guest is ready, leaving the session in the background', async () => {
       assert.equal(started.exitCode, 0, `${JSON.stringify(started.json)}\n${await readFile(join(stick.root, 'run', 'session.log'), 'utf8').catch(() => '')}`);
       assert.equal(started.json.state, 'ready');
       assert.ok(processAlive(started.json.pid));

@@ -68,23 +68,33 @@ export function registerRun(program: Command, output: () => Output): void {
   command.action(async (options: RunOptions) => {
     const out = output();
     const stickRoot = resolveStickRoot(options.stick);
-    // In a checkout, the demo stick is made on first use, as `demo` does.
-    if (isDevCheckout() && options.stick === undefined) {
-      const { ensureStickWithPayload } = await import('../bootstrap.ts');
+    const { DEMO_USER, ensureDemoUser } = await import('../login.ts');
+    // In a checkout, the demo stick is made on first use, as `demo` does, and
+    // unless a user or a passphrase is named, its demo user logs in with the
+    // demo passphrase `demo` prints (the real login, not a bypass).
+    const demoStick = isDevCheckout() && options.stick === undefined;
+    let fixedLogin: typeof DEMO_USER | undefined;
+    if (demoStick) {
+      const [{ currentHostAdapter }, { findQemu }, { ensureStickWithPayload }] = await Promise.all([import('../../hostprobe/current-host.ts'), import('../../vmm/qemu-binary.ts'), import('../bootstrap.ts')]);
+      findQemu(currentHostAdapter(), stickRoot);
       await ensureStickWithPayload(out, stickRoot, options.guest);
+      if (options.user === undefined && !options.passphraseStdin) {
+        await ensureDemoUser(out, stickRoot);
+        fixedLogin = DEMO_USER;
+      }
     }
     // A built stick: its launcher and payload must be what it was made with.
     const [{ checkBeforeLaunch }, { currentHostAdapter }] = await Promise.all([import('../../stick/manifest.ts'), import('../../hostprobe/current-host.ts')]);
     await checkBeforeLaunch(stickRoot, options.guest, currentHostAdapter().platform);
     if (options.detach) {
-      const status = await spawnDetachedSession({ stickRoot, guest: options.guest, accel: options.accel }, (message) => (message.notice ? out.notice(message.message) : out.info(message.message)), () => loginForLaunch(out, stickRoot, options));
+      const status = await spawnDetachedSession({ stickRoot, guest: options.guest, accel: options.accel }, (message) => (message.notice ? out.notice(message.message) : out.info(message.message)), () => loginForLaunch(out, stickRoot, options, fixedLogin));
       out.data(status);
       out.line(`${status.guest} is running in the background (session pid ${status.pid}, ${status.accelerator}); ready in ${(status.readyMs / 1000).toFixed(1)} s`);
       out.line('  launcher exec -- CMD   runs a command in it;  launcher stop   shuts it down');
       return;
     }
     const { startSession, stopOnSignals } = await import('../session-runner.ts');
-    const session = await startSession(out, { stickRoot, guest: options.guest, accelerator: options.accel, command: 'run', login: () => loginForLaunch(out, stickRoot, options) });
+    const session = await startSession(out, { stickRoot, guest: options.guest, accelerator: options.accel, command: 'run', login: () => loginForLaunch(out, stickRoot, options, fixedLogin) });
     stopOnSignals(session, out);
     await attachConsole(session, out);
     const state = session.machine.state;
