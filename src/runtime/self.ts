@@ -3,7 +3,6 @@
 // stick (`.pocketvm/bin/<platform>/launcher`, a Node single-executable
 // application). Everything that depends on which one lives here, so the rest
 // of the code never asks.
-import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
@@ -52,9 +51,4 @@ export const codeRoot: string = packaged ? stickRootOfExecutable(process.execPat
 export function selfCommand(): { command: string; args: string[] } {
   if (packaged) return { command: process.execPath, args: [] };
   return { command: process.execPath, args: [...process.execArgv, join(codeRoot, 'src', 'cli', 'main.ts')] };
-}
-
-/** A development checkout has the sources and build.js next to the launcher. */
-export function hasSources(root: string): boolean {
-  return !packaged && existsSync(join(root, 'build.js')) && existsSync(join(root, 'src', 'cli'));
 }

@@ -2,17 +2,9 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { PayloadError } from '../../src/errors.ts';
 import { parseManifest } from '../../src/payload/manifest.ts';
+import { validManifest } from './manifest-fixture.ts';
 
-const valid = {
-  schemaVersion: 1,
-  name: 'default',
-  kernel: 'vmlinuz',
-  initrd: 'initrd.img',
-  cmdline: 'console=ttyS0',
-  memory: { minimumMiB: 128, recommendedMiB: 256 },
-  cpus: { minimum: 1, recommended: 2 },
-  devices: { console: 'serial', agent: 'virtio-serial', network: 'none' },
-};
+const valid = validManifest;
 
 function problems(value: unknown): string[] {
   try {

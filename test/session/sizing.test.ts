@@ -1,18 +1,10 @@
 import assert from 'node:assert/strict';
 import { parseManifest } from '../../src/payload/manifest.ts';
 import { sizeMachine } from '../../src/session/sizing.ts';
+import { validManifest } from '../payload/manifest-fixture.ts';
 
 const manifest = parseManifest(
-  JSON.stringify({
-    schemaVersion: 1,
-    name: 'g',
-    kernel: 'k',
-    initrd: 'i',
-    cmdline: '',
-    memory: { minimumMiB: 128, recommendedMiB: 1024 },
-    cpus: { minimum: 1, recommended: 4 },
-    devices: { console: 'serial', agent: 'virtio-serial', network: 'none' },
-  }),
+  JSON.stringify({ ...validManifest, memory: { minimumMiB: 128, recommendedMiB: 1024 }, cpus: { minimum: 1, recommended: 4 } }),
   'g',
 );
 
