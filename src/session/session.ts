@@ -2,6 +2,7 @@
 // the lock being released. Launching walks the journey of DESIGN.md (stick →
 // host facts → payload → vmm → ready); teardown walks it back, whatever ended
 // the guest: a stop request, the guest powering itself off, or a crash.
+import type { Duplex } from 'node:stream';
 import { UsageError } from '../errors.ts';
 import { hostFingerprint } from '../hostprobe/host-fingerprint.ts';
 import { currentHostAdapter } from '../hostprobe/current-host.ts';
@@ -18,6 +19,7 @@ import { findQemu } from '../vmm/qemu-binary.ts';
 import { fdChannels } from '../vmm/qemu-process.ts';
 import type { ShutdownResult } from '../vmm/shutdown-ladder.ts';
 import type { UnlockedUser } from '../auth/users.ts';
+import type { ChannelService, ExtraChannel } from './extra-channel.ts';
 import { type GuestFacts, readGuestFacts } from './guest-facts.ts';
 import { attachPersonalDisk, userCmdline } from './personal-disk.ts';
 import { sizeMachine } from './sizing.ts';
@@ -168,6 +170,20 @@ async function prepare(options: LaunchOptions, host: HostAdapter) {
   }
 }
 
+/** Opens each channel's service on its stream (while QEMU is paused). */
+async function openChannels(channels: readonly ExtraChannel[], streams: Readonly<Record<string, Duplex>>, services: ChannelService[]): Promise<void> {
+  for (const channel of channels) {
+    const stream = streams[channel.id];
+    if (!stream || !channel.open) continue;
+    const service = await channel.open(stream);
+    if (service) services.push(service);
+  }
+}
+
+async function closeServices(services: ChannelService[]): Promise<void> {
+  for (const service of services.splice(0)) await Promise.resolve(service.close()).catch(() => {});
+}
+
 export async function launchSession(options: LaunchOptions): Promise<Session> {
   if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(options.guest)) throw new UsageError(`"${options.guest}" is not a guest name`, 'guest names are lower-case letters, digits and -');
   const started = performance.now();
@@ -176,11 +192,16 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
   const { layout, qemu, lock, payload, verdicts, plan } = await prepare(options, host);
   const preparedMs = Math.round(performance.now() - started);
   let user = options.user;
+  const services: ChannelService[] = [];
   try {
     user ??= await options.login?.();
     const login = user;
     const logs = guestLogPaths(layout, options.guest);
+    // Features add their channels to the guest and kernel command-line words here.
+    const extraChannels: ExtraChannel[] = [];
+    const cmdlineWords: string[] = login ? [userCmdline(login)] : [];
     const sizing = sizeMachine(payload.manifest);
+    const attachDisk = login ? attachPersonalDisk(layout, options.guest, login, (disk) => emit({ stage: 'boot', message: disk.created ? `created ${login.name}'s encrypted disk ${disk.path} (${(disk.createMs / 1000).toFixed(1)} s)` : `opened ${login.name}'s encrypted disk` })) : undefined;
     const machine = await bootWithFallback({
       plan,
       verdicts,
@@ -196,10 +217,12 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
             cpus: sizing.cpus,
             kernel: payload.kernel,
             initrd: payload.initrd,
-            cmdline: login ? `${payload.manifest.cmdline} ${userCmdline(login)}` : payload.manifest.cmdline,
+            cmdline: [payload.manifest.cmdline, ...cmdlineWords].join(' '),
             disks: [],
             network: payload.manifest.devices.network,
-            channels: fdChannels(),
+            channels: fdChannels(extraChannels.map((channel) => channel.id)),
+            serialPorts: extraChannels.flatMap((channel) => (channel.kind === 'serial' ? [{ id: channel.id, name: channel.name ?? channel.id }] : [])),
+            streams: extraChannels.flatMap((channel) => (channel.kind === 'stream' ? [channel.id] : [])),
             startPaused: true,
             ...(login ? { hotplugPorts: 1 } : {}),
           },
@@ -208,7 +231,10 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
           ...(qemu.env ? { binaryEnv: qemu.env } : {}),
           host,
           logs,
-          ...(login ? { attach: attachPersonalDisk(layout, options.guest, login, (disk) => emit({ stage: 'boot', message: disk.created ? `created ${login.name}'s encrypted disk ${disk.path} (${(disk.createMs / 1000).toFixed(1)} s)` : `opened ${login.name}'s encrypted disk` })) } : {}),
+          attach: async (qmp, streams) => {
+            await openChannels(extraChannels, streams, services);
+            if (attachDisk) await attachDisk(qmp);
+          },
           // Under a hardware accelerator the kernel prints within a second; a
           // silent guest after this long is a hung accelerator, not a slow boot.
           signOfLifeTimeoutMs: accelerator === 'tcg' ? payload.manifest.readyTimeoutSeconds * 1000 : 15_000,
@@ -222,8 +248,10 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
     emit({ stage: 'ready', message: `${options.guest} is ready (${(readyMs / 1000).toFixed(1)} s)` });
     const session = new Session({ layout, lock, payload, machine, timings: { preparedMs, readyMs, boot: machine.timings }, acceleratorNotes: plan.notes });
     session.user = login?.name;
+    for (const service of services) session.onTeardown(async () => service.close());
     return session;
   } catch (error) {
+    await closeServices(services);
     await lock.release();
     throw error;
   } finally {

@@ -22,6 +22,20 @@ export interface MachineChannels {
   agent: ChannelEndpoint;
   /** The guest's serial console (ttyS0): sign of life, logs, attached terminal. */
   console: ChannelEndpoint;
+  /**
+   * Further launcher-only channels by id: the backing of each
+   * MachineSpec.serialPorts entry, and raw streams (MachineSpec.streams).
+   */
+  extra?: Record<string, ChannelEndpoint>;
+}
+
+/**
+ * An extra virtio-serial port: the guest sees /dev/virtio-ports/<name>; the
+ * launcher holds the other end as channel `id` (MachineChannels.extra).
+ */
+export interface SerialPortSpec {
+  id: string;
+  name: string;
 }
 
 export interface DiskSpec {
@@ -48,10 +62,23 @@ export interface MachineSpec {
   /** Start with vCPUs stopped (`-S`) so devices can be attached before `cont`. */
   startPaused: boolean;
   /**
+   * Wait for a saved state (`-incoming defer`): QEMU loads it when told
+   * `migrate-incoming` over QMP (src/vmm/migration.ts), then `cont` resumes
+   * the guest where it was. The machine must match the one that was saved.
+   */
+  incoming?: boolean;
+  /**
    * PCIe root ports `pvm-port0`…: q35's root bus takes no device_add, so a
    * device attached over QMP (the encrypted personal disk) plugs in there.
    */
   hotplugPorts?: number;
+  /** Extra virtio-serial ports (guest registry, 9P namespace, …). */
+  serialPorts?: SerialPortSpec[];
+  /**
+   * Ids of extra raw channels with no device: QEMU only inherits the
+   * descriptor, which a QMP command then names as `fd:<number>` (migration).
+   */
+  streams?: string[];
 }
 
 export const AGENT_PORT_NAME = 'org.qemu.guest_agent.0';

@@ -5,6 +5,7 @@
 // "ready". Each wait races QEMU's exit, so a crash is reported at once with
 // QEMU's own last words instead of after a timeout.
 import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
 import { GuestFailedError, PocketError, TimeoutError } from '../errors.ts';
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import { ConsoleTap } from './console-tap.ts';
@@ -36,8 +37,17 @@ export interface BootAttemptOptions {
   /** No console byte within this long after `cont` means the accelerator hangs. */
   signOfLifeTimeoutMs: number;
   readyTimeoutMs: number;
-  /** Runs while the vCPUs are stopped: disks, keys and channels attach here. */
-  attach?: (qmp: QmpClient) => Promise<void>;
+  /**
+   * Runs while the vCPUs are stopped: disks, keys and channels attach here.
+   * `channels` are the launcher's ends of MachineChannels.extra.
+   */
+  attach?: (qmp: QmpClient, channels: Readonly<Record<string, Duplex>>) => Promise<void>;
+  /**
+   * `attach` loaded a saved state (MachineSpec.incoming): the guest is past
+   * its boot, so no console byte or agent-port event will come; ready is the
+   * agent answering.
+   */
+  resumed?: boolean;
   signal?: AbortSignal;
 }
 
@@ -66,9 +76,10 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
   readonly console: ConsoleTap;
   readonly timings: BootTimings;
   readonly logs: { qemu: string; console: string };
+  readonly #channels: Readonly<Record<string, Duplex>>;
   #state: MachineState = 'ready';
 
-  private constructor(init: { spec: MachineSpec; process: QemuProcess; qmp: QmpClient; agent: GuestAgentClient; console: ConsoleTap; timings: BootTimings; logs: { qemu: string; console: string } }) {
+  private constructor(init: { spec: MachineSpec; process: QemuProcess; qmp: QmpClient; agent: GuestAgentClient; console: ConsoleTap; timings: BootTimings; logs: { qemu: string; console: string }; channels: Readonly<Record<string, Duplex>> }) {
     super();
     this.spec = init.spec;
     this.process = init.process;
@@ -77,6 +88,7 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
     this.console = init.console;
     this.timings = init.timings;
     this.logs = init.logs;
+    this.#channels = init.channels;
     // A SHUTDOWN event means QEMU is ending on purpose (the guest powered
     // off, or a quit); an exit without one is a crash.
     let orderly = false;
@@ -87,6 +99,13 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
       this.#setState(orderly || this.#state === 'stopping' || this.#state === 'stopped' ? 'stopped' : 'crashed');
       this.emit('exit', exit);
     });
+  }
+
+  /** The launcher's end of an extra channel (MachineChannels.extra). */
+  channel(id: string): Duplex {
+    const stream = this.#channels[id];
+    if (!stream) throw new Error(`the machine has no channel ${id}`);
+    return stream;
   }
 
   get state(): MachineState {
@@ -122,12 +141,12 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
       // QEMU reports the moment the guest opens the agent's port: syncing
       // then, rather than polling blind, saves up to a retry interval.
       const agentPortOpened = qmp.watch('VSERPORT_CHANGE', { predicate: (event) => event.data['id'] === AGENT_PORT_ID && event.data['open'] === true });
-      if (options.attach) await Promise.race([options.attach(qmp), exited]);
+      if (options.attach) await Promise.race([options.attach(qmp, streams.extra), exited]);
       await Promise.race([qmp.cont(), exited]);
       const contMs = since();
 
       const lifeTimer = new Promise<'timeout'>((resolve) => setTimeout(resolve, options.signOfLifeTimeoutMs, 'timeout').unref());
-      if ((await Promise.race([consoleTap.signOfLife(), lifeTimer, exited])) === 'timeout') {
+      if (!options.resumed && (await Promise.race([consoleTap.signOfLife(), lifeTimer, exited])) === 'timeout') {
         proc.kill();
         throw failure('no-sign-of-life', `the guest showed no sign of life within ${options.signOfLifeTimeoutMs / 1000} s under ${spec.accelerator}`);
       }
@@ -135,7 +154,7 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
 
       const remaining = () => Math.max(1_000, options.readyTimeoutMs - since());
       try {
-        await Promise.race([agentPortOpened.next({ timeoutMs: remaining() }), exited]);
+        if (!options.resumed) await Promise.race([agentPortOpened.next({ timeoutMs: remaining() }), exited]);
         agentPortOpened.close();
         await Promise.race([agent.waitUntilReady({ timeoutMs: remaining(), attemptTimeoutMs: 250, ...(options.signal ? { signal: options.signal } : {}) }), exited]);
       } catch (error) {
@@ -147,7 +166,7 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
       }
       const timings: BootTimings = { qmpMs, contMs, signOfLifeMs, readyMs: since() };
       proc.note(`ready after ${timings.readyMs} ms`);
-      return new Machine({ spec, process: proc, qmp, agent, console: consoleTap, timings, logs: options.logs });
+      return new Machine({ spec, process: proc, qmp, agent, console: consoleTap, timings, logs: options.logs, channels: streams.extra });
     } catch (error) {
       if (options.signal?.aborted) {
         proc.kill();

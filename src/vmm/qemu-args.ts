@@ -56,6 +56,14 @@ function networkArgs(network: MachineSpec['network']): string[] {
   return ['-netdev', 'user,id=net0,restrict=on', '-device', 'virtio-net-pci,netdev=net0'];
 }
 
+function serialPortArgs(spec: MachineSpec): string[] {
+  return (spec.serialPorts ?? []).flatMap((port) => {
+    const endpoint = spec.channels.extra?.[port.id];
+    if (!endpoint) throw new Error(`serial port ${port.id} has no channel`);
+    return [...chardevArgs(`ch-${port.id}`, endpoint), '-device', `virtserialport,bus=vser0.0,chardev=ch-${port.id},id=${port.id},name=${port.name}`];
+  });
+}
+
 /** The id of the `index`-th hot-plug port (MachineSpec.hotplugPorts). */
 export function hotplugPort(index: number): string {
   return `pvm-port${index}`;
@@ -83,9 +91,11 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     '-device', 'virtio-serial-pci,id=vser0',
     ...chardevArgs('agent', spec.channels.agent),
     '-device', `virtserialport,bus=vser0.0,chardev=agent,id=${AGENT_PORT_ID},name=${AGENT_PORT_NAME}`,
+    ...serialPortArgs(spec),
     ...networkArgs(spec.network),
     ...spec.disks.flatMap(diskArgs),
     ...Array.from({ length: spec.hotplugPorts ?? 0 }, (_, i) => ['-device', `pcie-root-port,id=${hotplugPort(i)},bus=pcie.0,chassis=${i + 1}`]).flat(),
     ...(spec.startPaused ? ['-S'] : []),
+    ...(spec.incoming ? ['-incoming', 'defer'] : []),
   ];
 }

@@ -11,13 +11,21 @@ import type { ChannelEndpoint, MachineChannels } from './machine-spec.ts';
 
 /** Descriptor numbers of the channels in QEMU's fd table (Linux, macOS). */
 export const CHANNEL_FDS = { qmp: 3, agent: 4, console: 5 } as const;
+/** Extra channels (MachineChannels.extra) take the descriptors after these. */
+const FIRST_EXTRA_FD = 6;
 
-export function fdChannels(): MachineChannels {
+/** The fixed channels, plus `extra` ids on descriptors 6, 7, … in order. */
+export function fdChannels(extra: readonly string[] = []): MachineChannels {
   return {
     qmp: { kind: 'fd', fd: CHANNEL_FDS.qmp },
     agent: { kind: 'fd', fd: CHANNEL_FDS.agent },
     console: { kind: 'fd', fd: CHANNEL_FDS.console },
+    ...(extra.length > 0 ? { extra: Object.fromEntries(extra.map((id, i) => [id, { kind: 'fd', fd: FIRST_EXTRA_FD + i }])) } : {}),
   };
+}
+
+function extraFds(channels: MachineChannels): Array<[string, number]> {
+  return Object.entries(channels.extra ?? {}).flatMap(([id, endpoint]) => (endpoint.kind === 'fd' ? [[id, endpoint.fd] as [string, number]] : []));
 }
 
 export interface QemuExit {
@@ -29,6 +37,8 @@ export interface QemuChannels {
   qmp: Duplex;
   agent: Duplex;
   console: Duplex;
+  /** The launcher's ends of MachineChannels.extra, by id. */
+  extra: Record<string, Duplex>;
 }
 
 const STDERR_TAIL_LINES = 20;
@@ -101,8 +111,10 @@ export class QemuProcess {
     log.write(`\n--- ${new Date().toISOString()} ${options.binary} ${options.args.join(' ')}\n`);
     const guarded = options.host.orphanGuard(options.binary, options.args);
     const usesFds = options.channels.qmp.kind === 'fd';
+    const lastFd = Math.max(CHANNEL_FDS.console, ...extraFds(options.channels).map(([, fd]) => fd));
     const child = execa(guarded.command, guarded.args, {
-      stdio: usesFds ? ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'] : ['ignore', 'ignore', 'pipe'],
+      // Every descriptor from 3 up to the last channel is a socketpair end.
+      stdio: usesFds ? ['ignore', 'ignore', 'pipe', ...Array.from({ length: lastFd - 2 }, () => 'pipe' as const)] : ['ignore', 'ignore', 'pipe'],
       reject: false,
       buffer: false,
       // QEMU is an implementation detail of the launcher: no env secrets, no
@@ -118,12 +130,14 @@ export class QemuProcess {
   async channels(spec: MachineChannels, timeoutMs = 10_000): Promise<QemuChannels> {
     if (spec.qmp.kind === 'fd') {
       const stdio = this.#child.stdio as unknown as Duplex[];
-      return { qmp: stdio[CHANNEL_FDS.qmp]!, agent: stdio[CHANNEL_FDS.agent]!, console: stdio[CHANNEL_FDS.console]! };
+      const extra = Object.fromEntries(extraFds(spec).map(([id, fd]) => [id, stdio[fd]!]));
+      return { qmp: stdio[CHANNEL_FDS.qmp]!, agent: stdio[CHANNEL_FDS.agent]!, console: stdio[CHANNEL_FDS.console]!, extra };
     }
     const deadline = Date.now() + timeoutMs;
     const open = (endpoint: ChannelEndpoint) => (endpoint.kind === 'pipe' ? connectPipe(endpoint, deadline) : Promise.reject(new Error('mixed channel kinds')));
-    const [qmp, agent, console] = await Promise.all([open(spec.qmp), open(spec.agent), open(spec.console)]);
-    return { qmp, agent, console };
+    const extraIds = Object.keys(spec.extra ?? {});
+    const [qmp, agent, console, ...extraStreams] = await Promise.all([open(spec.qmp), open(spec.agent), open(spec.console), ...extraIds.map((id) => open(spec.extra![id]!))]);
+    return { qmp: qmp!, agent: agent!, console: console!, extra: Object.fromEntries(extraIds.map((id, i) => [id, extraStreams[i]!])) };
   }
 
   get exitStatus(): QemuExit | undefined {

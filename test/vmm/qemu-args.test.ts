@@ -157,4 +157,15 @@ describe('buildQemuArgs against the real QEMU', () => {
     assert.equal(greeted, true, `QEMU refused the arguments: ${String(result.stderr)}`);
     assert.equal(result.exitCode, 0, String(result.stderr));
   });
+
+  it('gives each extra serial port its own channel and device; raw streams get no device', () => {
+    const args = buildQemuArgs(spec({ channels: fdChannels(['reg', 'mig']), serialPorts: [{ id: 'reg', name: 'org.pocketvm.registry.0' }], streams: ['mig'] }));
+    assert.ok(values(args, '-chardev').includes('socket,id=ch-reg,fd=6'));
+    assert.ok(values(args, '-device').includes('virtserialport,bus=vser0.0,chardev=ch-reg,id=reg,name=org.pocketvm.registry.0'));
+    assert.ok(!args.some((arg) => arg.includes('mig')), 'a raw stream is only an inherited descriptor');
+  });
+
+  it('refuses a serial port without a channel', () => {
+    assert.throws(() => buildQemuArgs(spec({ serialPorts: [{ id: 'reg', name: 'x' }] })), /no channel/);
+  });
 });

@@ -1,0 +1,23 @@
+// A feature's launcher-only channel to the guest (the registry port, the 9P
+// namespace, a migration stream). launchSession collects them before boot;
+// each gets its descriptor, its virtio-serial port if it is one, and is opened
+// while QEMU is still paused, so the guest never finds a port nobody serves.
+import type { Duplex } from 'node:stream';
+
+export interface ExtraChannel {
+  /** Unique id: the channel's key in MachineChannels.extra and its device id. */
+  id: string;
+  /** `serial`: a virtio-serial port named `name`; `stream`: a raw descriptor for QEMU. */
+  kind: 'serial' | 'stream';
+  /** The port name the guest sees under /dev/virtio-ports/ (serial only). */
+  name?: string;
+  /**
+   * Called with the launcher's end while QEMU is paused, once per boot
+   * attempt; what it returns is closed at teardown (or when the launch fails).
+   */
+  open?: (stream: Duplex) => Promise<ChannelService | void> | ChannelService | void;
+}
+
+export interface ChannelService {
+  close(): Promise<void> | void;
+}
