@@ -3,7 +3,7 @@
 //
 //   --version                 process start → exit
 //   status on an idle stick   opens the stick, reads the lock, exits 8
-//   (`probe` does not exist yet: it comes with the host-probe issue)
+//   probe                     the whole host probe (drivelist, usb, …) and the sizing
 //
 // Then the size of a built stick by component (executables, QEMU bundle,
 // payload, other), from its manifest. Prints medians and ratios; never fails
@@ -39,6 +39,7 @@ try {
   const cases = [
     { name: '--version', exe: [exe, ['--version'], 0], source: [source, ['--version'], 0] },
     { name: 'status (idle stick)', exe: [exe, ['status'], 8], source: [source, ['status', '--stick', stick], 8] },
+    { name: 'probe', exe: [exe, ['probe', '--json'], 0], source: [source, ['probe', '--json', '--stick', stick], 0] },
   ] as const;
   const results = [];
   for (const c of cases) {
@@ -54,7 +55,6 @@ try {
     results.push(result);
     say(`${c.name.padEnd(20)} executable ${result.executableMedianMs.toFixed(1).padStart(6)} ms   from source ${result.sourceMedianMs.toFixed(1).padStart(6)} ms   ratio ${result.ratio.toFixed(2)}   (medians of ${runs})`);
   }
-  say('probe                (not measured: the command comes with the host-probe issue)');
 
   const manifest = JSON.parse(await readFile(join(stick, '.pocketvm', 'manifest.json'), 'utf8')) as { files: Record<string, { bytes: number }> };
   const sizes: Record<string, number> = { executables: 0, qemu: 0, payload: 0, other: 0 };

@@ -16,6 +16,12 @@ export const ExitCode = {
   stick: 9,
   tampered: 10,
   auth: 11,
+  registry: 12,
+  registryCorrupt: 13,
+  hostTooSmall: 14,
+  stickRemoved: 15,
+  hostWrites: 16,
+  savedState: 17,
   interrupted: 130,
 } as const;
 
@@ -114,6 +120,85 @@ export class StickTamperedError extends PocketError {
 export class AuthError extends PocketError {
   constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
     super('auth', message, options);
+  }
+}
+
+/**
+ * The guest registry refused input: a malformed `.reg` file (the message names
+ * the line), a value of the wrong type, a key or value over a limit, a value
+ * or key that does not exist. `details.reason` says which.
+ */
+export class RegistryError extends PocketError {
+  constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super('registry', message, options);
+  }
+}
+
+/** A value's data does not match its type, or a well-known value has the wrong type. */
+export class RegistryTypeError extends RegistryError {
+  constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super(message, { ...options, details: { reason: 'type', ...options.details } });
+  }
+}
+
+/** A key path, value name or value over a documented limit (README, "Guest registry"). */
+export class RegistryLimitError extends RegistryError {
+  constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super(message, { ...options, details: { reason: 'limit', ...options.details } });
+  }
+}
+
+/** A `.reg` file that cannot be read; `line` is 1-based. Nothing was imported. */
+export class RegFileError extends RegistryError {
+  readonly line: number;
+  /** The message without the file, line and "nothing was imported". */
+  readonly problem: string;
+  constructor(line: number, problem: string, source?: string) {
+    super(`${source ?? '.reg file'} line ${line}: ${problem}; nothing was imported`, { details: { reason: 'reg-file', line, ...(source ? { file: source } : {}) } });
+    this.line = line;
+    this.problem = problem;
+  }
+}
+
+/** The registry database is damaged and no last good copy could be restored. */
+export class RegistryCorruptError extends PocketError {
+  constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super('registryCorrupt', message, options);
+  }
+}
+
+/** This host cannot spare what the guest needs at least without starving itself (src/session/sizing.ts). */
+export class HostTooSmallError extends PocketError {
+  constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super('hostTooSmall', message, options);
+  }
+}
+
+/** The stick was pulled out while a guest ran from it: the guest was stopped at once. */
+export class StickRemovedError extends PocketError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('stickRemoved', message, { details });
+  }
+}
+
+/** `launcher audit` found files written on the host (or could not watch the session). */
+export class HostWritesError extends PocketError {
+  constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super('hostWrites', message, options);
+  }
+}
+
+/**
+ * A suspended guest's saved state (users/<name>/state/<guest>.vmstate) was
+ * not resumed and is still on the stick: it cannot be resumed on this PC
+ * (another QEMU, accelerator or memory size; it does not open with this
+ * user's key; it is damaged or truncated) and nobody chose between a cold
+ * boot and keeping it, or --keep-state kept it, or loading it failed.
+ * `details.reason` says which.
+ */
+export class SavedStateError extends PocketError {
+  constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super('savedState', message, options);
   }
 }
 

@@ -9,14 +9,20 @@
 //   - `node-gyp-build` packages (argon2; usb and drivelist later): the
 //     package's `require('node-gyp-build')(dir)` returns loadAddon(name);
 //   - napi-rs packages (@napi-rs/keyring): the package itself is the binding,
-//     so `import('@napi-rs/keyring')` becomes loadAddon(name).
+//     so `import('@napi-rs/keyring')` becomes loadAddon(name); where the
+//     package wraps its napi-rs loader (usb: dist/index.js requires
+//     ../index.js), that loader file becomes loadAddon(name);
+//   - `bindings` packages (drivelist): `require('bindings')('drivelist')`
+//     returns loadAddon(name);
+//   - a plain require of the .node file (registry-js: build/Release/registry.node)
+//     becomes loadAddon(name).
 // The prebuilt .node files come from the npm packages: from node_modules when
 // the package ships every platform (argon2), else `npm pack` of the platform
 // package into .cache/addons/ (napi-rs).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { join, sep } from 'node:path';
+import { basename, join, resolve, sep } from 'node:path';
 import type { Plugin } from 'esbuild';
 import type { ExecutablePlatform } from './executables.ts';
 
@@ -27,7 +33,11 @@ export interface NativeAddon {
   name: string;
   /** The npm package the code imports. */
   module: string;
-  kind: 'node-gyp-build' | 'napi-rs';
+  kind: 'node-gyp-build' | 'napi-rs' | 'bindings' | 'file';
+  /** napi-rs: the package's generated loader file when the package wraps it (usb: `index.js`); absent when the package is the binding. */
+  binding?: string;
+  /** Only these platforms' executables need it (registry-js: Windows); default: every platform it has a prebuilt for, the rest reported missing. */
+  neededOn?: ExecutablePlatform[];
   /** Per platform: a file under node_modules, or a file in a platform package (same version as `module`). */
   prebuilt: Partial<Record<ExecutablePlatform, Prebuilt>>;
 }
@@ -53,6 +63,38 @@ export const NATIVE_ADDONS: NativeAddon[] = [
       'win-x64': { npmPackage: '@napi-rs/keyring-win32-x64-msvc', file: 'keyring.win32-x64-msvc.node' },
       'darwin-x64': { npmPackage: '@napi-rs/keyring-darwin-x64', file: 'keyring.darwin-x64.node' },
     },
+  },
+  {
+    name: 'usb',
+    module: 'usb',
+    kind: 'napi-rs',
+    binding: 'index.js',
+    prebuilt: {
+      'linux-x64': { npmPackage: '@node-usb/usb-linux-x64-gnu', file: 'usb.linux-x64-gnu.node' },
+      'win-x64': { npmPackage: '@node-usb/usb-win32-x64-msvc', file: 'usb.win32-x64-msvc.node' },
+      'darwin-x64': { npmPackage: '@node-usb/usb-darwin-x64', file: 'usb.darwin-x64.node' },
+    },
+  },
+  {
+    name: 'drivelist',
+    module: 'drivelist',
+    kind: 'bindings',
+    // Built by node-gyp at npm install (its prebuilds are downloaded from
+    // GitHub by prebuild-install, which is not reachable here): Linux only.
+    // On Windows and macOS the stick then has no drivelist.node; the host
+    // probe says the stick's drive is unknown there.
+    prebuilt: {
+      'linux-x64': { file: 'node_modules/drivelist/build/Release/drivelist.node' },
+    },
+  },
+  {
+    name: 'registry',
+    module: 'registry-js',
+    kind: 'file',
+    // Windows only, and likewise no prebuild without GitHub: without it the
+    // Windows probe reads the registry through reg.exe (src/hostprobe/probe-source.ts).
+    neededOn: ['win-x64'],
+    prebuilt: {},
   },
 ];
 
@@ -93,6 +135,7 @@ export interface AddonFiles {
 export async function addonFilesFor(root: string, platform: ExecutablePlatform, addons: NativeAddon[] = installedAddons(root)): Promise<AddonFiles> {
   const result: AddonFiles = { files: [], missing: [] };
   for (const addon of addons) {
+    if (addon.neededOn && !addon.neededOn.includes(platform)) continue;
     const prebuilt = addon.prebuilt[platform];
     if (!prebuilt) {
       result.missing.push(addon.name);
@@ -123,17 +166,36 @@ export function addonPlugin(root: string, addons: NativeAddon[] = installedAddon
         if (!addon) return { errors: [{ text: `${packageOf(args.importer) ?? args.importer} loads a native addon that build/stick/addons.ts does not list` }] };
         return { path: addon.name, namespace: 'pocketvm-addon', pluginData: addon };
       });
-      for (const addon of addons.filter((a) => a.kind === 'napi-rs')) {
+      build.onResolve({ filter: /^bindings$/ }, (args) => {
+        const addon = addons.find((a) => a.kind === 'bindings' && a.module === packageOf(args.importer));
+        if (!addon) return { errors: [{ text: `${packageOf(args.importer) ?? args.importer} loads a native addon through bindings that build/stick/addons.ts does not list` }] };
+        return { path: addon.name, namespace: 'pocketvm-addon', pluginData: addon };
+      });
+      build.onResolve({ filter: /\.node$/ }, (args) => {
+        const addon = addons.find((a) => a.kind === 'file' && a.module === packageOf(args.importer));
+        if (!addon) return { errors: [{ text: `${packageOf(args.importer) ?? args.importer} requires a .node file that build/stick/addons.ts does not list` }] };
+        return { path: addon.name, namespace: 'pocketvm-addon', pluginData: addon };
+      });
+      for (const addon of addons.filter((a) => a.kind === 'napi-rs' && a.binding)) {
+        const loaderFile = join(root, 'node_modules', ...addon.module.split('/'), addon.binding!);
+        const filter = new RegExp(`${basename(addon.binding!).replace(/\./g, '\\.')}$`);
+        // `usb/index.js` from anywhere, or `../index.js` from inside the package.
+        const isLoader = (args: { path: string; importer: string; resolveDir: string }) => args.path === `${addon.module}/${addon.binding}` || (packageOf(args.importer) === addon.module && resolve(args.resolveDir, args.path) === loaderFile);
+        build.onResolve({ filter }, (args) => (isLoader(args) ? { path: addon.name, namespace: 'pocketvm-addon', pluginData: addon } : undefined));
+      }
+      for (const addon of addons.filter((a) => a.kind === 'napi-rs' && !a.binding)) {
         const filter = new RegExp(`^${addon.module.replace(/[/.]/g, (c) => `\\${c}`)}$`);
         build.onResolve({ filter }, () => ({ path: addon.name, namespace: 'pocketvm-addon', pluginData: addon }));
       }
       build.onLoad({ filter: /.*/, namespace: 'pocketvm-addon' }, (args) => {
         const addon = args.pluginData as NativeAddon;
         const call = `loadAddon(${JSON.stringify(addon.name)}, ${JSON.stringify(addon.module)})`;
+        // node-gyp-build and bindings export a function that loads the addon.
+        const loads = addon.kind === 'node-gyp-build' || addon.kind === 'bindings';
         return {
           resolveDir: root,
           loader: 'js',
-          contents: `const { loadAddon } = require(${JSON.stringify(loader)});\nmodule.exports = ${addon.kind === 'node-gyp-build' ? `() => ${call}` : call};\n`,
+          contents: `const { loadAddon } = require(${JSON.stringify(loader)});\nmodule.exports = ${loads ? `() => ${call}` : call};\n`,
         };
       });
     },

@@ -4,7 +4,6 @@
 // about half a second on the machine that creates the user. They are stored
 // with the user (user.json) under a policy version, so a later launcher can
 // raise them: a login under an older policy re-derives and re-wraps.
-import argon2 from 'argon2';
 import { UsageError } from '../errors.ts';
 
 export interface KdfParams {
@@ -38,6 +37,9 @@ export function meetsMinimum(params: KdfParams): boolean {
 }
 
 export async function deriveKek(passphrase: string, salt: Buffer, params: KdfParams): Promise<Buffer> {
+  // Loaded on first use: the native addon is only needed to log in, and
+  // commands that merely read user files (status, recovery) start without it.
+  const { default: argon2 } = await import('argon2');
   return argon2.hash(passphrase.normalize('NFC'), { type: argon2.argon2id, raw: true, hashLength: KEK_BYTES, salt, ...params });
 }
 

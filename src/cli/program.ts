@@ -3,16 +3,21 @@
 // one line and a documented exit code (README, "Exit codes").
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../errors.ts';
+import { registerAudit } from './commands/audit.ts';
 import { registerDemo } from './commands/demo.ts';
+import { registerEject } from './commands/eject.ts';
 import { registerExec } from './commands/exec.ts';
 import { registerForget } from './commands/forget.ts';
 import { registerInitStick } from './commands/init-stick.ts';
 import { registerMakeStick } from './commands/make-stick.ts';
+import { registerProbe } from './commands/probe.ts';
+import { registerReg } from './commands/reg.ts';
 import { registerRun } from './commands/run.ts';
 import { registerSession } from './commands/session.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerStop } from './commands/stop.ts';
 import { registerUser } from './commands/user.ts';
+import { registerTables } from './commands/tables.ts';
 import { registerVerify } from './commands/verify.ts';
 import { Output } from './output.ts';
 import { VERSION } from './version.ts';
@@ -33,12 +38,17 @@ export async function main(argv: string[]): Promise<number> {
   registerRun(program, current);
   registerExec(program, current);
   registerStatus(program, current);
+  registerProbe(program, current);
   registerStop(program, current);
+  registerEject(program, current);
+  registerAudit(program, current);
   registerInitStick(program, current);
   registerMakeStick(program, current);
   registerVerify(program, current);
+  registerTables(program, current);
   registerUser(program, current);
   registerForget(program, current);
+  registerReg(program, current);
   registerSession(program);
   for (const command of program.commands) command.exitOverride();
 

@@ -15,6 +15,16 @@ const payloadFileName = z
 
 const guestName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'lower-case letters, digits and -, at most 32, starting with a letter or digit');
 
+// A dynamic-table rule the guest brings (FIT/FET; src/dyntable/rules.ts).
+const tableRule = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ -, at most 64'),
+  table: z.enum(['FIT', 'FET']),
+  guestPath: z.string().min(1).max(1024),
+  hostPath: z.string().min(1).max(1024).optional(),
+  mode: z.enum(['cow', 'readonly']).optional(),
+  description: z.string().max(200).optional(),
+});
+
 export const GuestManifestSchema = z
   .strictObject({
     schemaVersion: z.literal(1),
@@ -37,6 +47,7 @@ export const GuestManifestSchema = z
       network: z.enum(['none', 'user']),
     }),
     readyTimeoutSeconds: z.int().min(5).max(3600).default(180),
+    tables: z.array(tableRule).max(64).optional(),
   })
   .refine((m) => m.memory.recommendedMiB >= m.memory.minimumMiB, { path: ['memory', 'recommendedMiB'], message: 'must be at least memory.minimumMiB' })
   .refine((m) => m.cpus.recommended >= m.cpus.minimum, { path: ['cpus', 'recommended'], message: 'must be at least cpus.minimum' });

@@ -5,12 +5,15 @@
 import type { ShutdownResult } from '../vmm/shutdown-ladder.ts';
 import type { GuestFacts } from './guest-facts.ts';
 import type { SessionStatus } from './session.ts';
+import type { SuspendResult } from './suspend.ts';
 
 export type ControlRequest =
   | { op: 'status'; token: string }
   | { op: 'facts'; token: string }
   | { op: 'exec'; token: string; path: string; args: string[]; timeoutMs: number; input?: string; /** as root instead of the session's user */ root?: boolean }
-  | { op: 'stop'; token: string; force: boolean };
+  | { op: 'stop'; token: string; force: boolean }
+  /** Save the guest's state to the stick and end the session (launcher eject --suspend). */
+  | { op: 'suspend'; token: string };
 
 export interface ExecResult {
   exitCode: number;
@@ -24,6 +27,7 @@ export interface ControlResults {
   facts: GuestFacts;
   exec: ExecResult;
   stop: ShutdownResult;
+  suspend: SuspendResult;
 }
 
 export type ControlResponse<T> = { ok: true; result: T } | { ok: false; error: { exit: string; message: string; hint?: string } };

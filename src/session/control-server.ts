@@ -32,6 +32,8 @@ async function handle(session: Session, request: ControlRequest): Promise<unknow
       });
       return { exitCode: result.exitCode, signal: result.signal ?? null, stdout: result.stdout.toString('base64'), stderr: result.stderr.toString('base64') };
     }
+    case 'suspend':
+      return session.suspend();
     case 'stop':
       return session.stop({ force: request.force });
     default:

@@ -24,7 +24,8 @@ export function attachPersonalDisk(layout: StickLayout, guest: string, user: Unl
   const path = personalDiskPath(layout, user.name, guest);
   return async (qmp) => {
     await mkdir(dirname(path), { recursive: true });
-    const result = await attachEncryptedDisk(qmp, { path, key: user.diskKey, id: 'pvm-home', serial: HOME_DISK_SERIAL, bus: hotplugPort(0), sizeBytes: HOME_DISK_BYTES }, existsSync);
+    // keepSecret: a session can be suspended and resumed (src/session/suspend.ts, resume.ts).
+    const result = await attachEncryptedDisk(qmp, { path, key: user.diskKey, id: 'pvm-home', serial: HOME_DISK_SERIAL, bus: hotplugPort(0), sizeBytes: HOME_DISK_BYTES, keepSecret: true }, existsSync);
     onAttached?.({ ...result, path });
   };
 }

@@ -6,6 +6,9 @@ import type { Duplex } from 'node:stream';
 import { UsageError } from '../errors.ts';
 import { hostFingerprint } from '../hostprobe/host-fingerprint.ts';
 import { currentHostAdapter } from '../hostprobe/current-host.ts';
+import { probeHost } from '../hostprobe/probe-host.ts';
+import { hostFacts } from '../hostprobe/host-facts.ts';
+import type { GuestRegistry } from '../guestregistry/registry.ts';
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import { type GuestPayload, openGuestPayload } from '../payload/guest-payload.ts';
 import { packaged } from '../runtime/self.ts';
@@ -21,11 +24,18 @@ import type { ShutdownResult } from '../vmm/shutdown-ladder.ts';
 import type { UnlockedUser } from '../auth/users.ts';
 import type { ChannelService, ExtraChannel } from './extra-channel.ts';
 import { type GuestFacts, readGuestFacts } from './guest-facts.ts';
+import { openSessionRegistry, REGISTRY_CMDLINE_WORD, registryChannel, registrySizingOverrides } from './guest-registry.ts';
 import { attachPersonalDisk, userCmdline } from './personal-disk.ts';
+import { markRecoveryPending, pendingRecovery, recoverAfterCrash, type RecoveryReport } from './recovery.ts';
 import { sizeMachine } from './sizing.ts';
+import { RemovalGuard, type StickRemoval, stickHints } from './surprise-removal.ts';
+import { deriveStateKey } from '../auth/state-key.ts';
+import { PORTABLE_CPU_MODEL } from '../vmm/migration.ts';
+import { type GuestResume, planResume, type ResumeReport } from './resume.ts';
+import { quitAfterSave, saveGuestState, type StateContext, type SuspendResult } from './suspend.ts';
 
 export interface LaunchEvent {
-  stage: 'stick' | 'payload' | 'qemu' | 'accelerator' | 'boot' | 'ready';
+  stage: 'stick' | 'payload' | 'qemu' | 'accelerator' | 'recovery' | 'boot' | 'ready';
   message: string;
 }
 
@@ -68,6 +78,10 @@ export interface SessionStatus {
   logs: { qemu: string; console: string };
   /** The logged-in user, if any. */
   user: string | null;
+  /** What the launch checked and repaired after a session that did not end cleanly. */
+  recovery?: RecoveryReport;
+  /** Set when the session resumed a suspended guest instead of booting. */
+  resumed?: ResumeReport;
 }
 
 export class Session {
@@ -80,9 +94,22 @@ export class Session {
   readonly startedAt = new Date();
   /** The logged-in user the guest runs for (exec runs as them). */
   user: string | undefined;
+  /** The logged-in user's guest registry (src/session/guest-registry.ts); closed at teardown. */
+  registry: GuestRegistry | undefined;
+  /** Set when the stick was pulled out (src/session/surprise-removal.ts): teardown then writes nothing to it. */
+  removal: StickRemoval | undefined;
+  /** What this launch checked after a session that did not end cleanly (src/session/recovery.ts). */
+  recovery: RecoveryReport | undefined;
+  /** What suspending needs from the login (src/session/suspend.ts); undefined without a user. */
+  stateContext: StateContext | undefined;
+  /** Set when this session resumed a suspended guest (src/session/resume.ts). */
+  resumed: ResumeReport | undefined;
+  /** Set once this session ended by being suspended to the stick. */
+  suspended: SuspendResult | undefined;
   /** Resolves once the guest is gone and the stick is released. */
   readonly ended: Promise<ShutdownResult | undefined>;
   #stopping: Promise<ShutdownResult> | undefined;
+  #suspending: Promise<unknown> | undefined;
   #teardownHooks: Array<() => Promise<void>> = [];
 
   constructor(init: { layout: StickLayout; lock: StickLock; payload: GuestPayload; machine: Machine; timings: LaunchTimings; acceleratorNotes: string[] }) {
@@ -110,9 +137,12 @@ export class Session {
 
   async #teardown(): Promise<void> {
     for (const hook of this.#teardownHooks) {
-      await hook().catch(() => {});
+      // With the stick gone a hook may wait on I/O that never lands: bounded.
+      const done = hook().catch(() => {});
+      await (this.removal ? Promise.race([done, new Promise((resolve) => setTimeout(resolve, 1_000).unref())]) : done);
     }
-    await this.lock.release();
+    if (this.removal) this.lock.abandon();
+    else await this.lock.release();
   }
 
   status(): SessionStatus {
@@ -131,6 +161,8 @@ export class Session {
       stick: this.layout.root,
       logs: this.machine.logs,
       user: this.user ?? null,
+      ...(this.recovery ? { recovery: this.recovery } : {}),
+      ...(this.resumed ? { resumed: this.resumed } : {}),
     };
   }
 
@@ -140,6 +172,8 @@ export class Session {
 
   /** Shuts the guest down (or kills it with `force`) and waits for teardown. */
   async stop(options: { force?: boolean } = {}): Promise<ShutdownResult> {
+    // A suspend under way finishes first (then this waits for its end), or gives up and the guest runs on.
+    await this.#suspending?.catch(() => {});
     this.#stopping ??= (async () => {
       await this.lock.update({ state: 'stopping' }).catch(() => {});
       return this.machine.shutdown(undefined, options.force ? { from: 'kill' } : {});
@@ -147,6 +181,30 @@ export class Session {
     const result = await this.#stopping;
     await this.ended;
     return result;
+  }
+
+  /**
+   * Saves the guest's state to the stick, then ends QEMU and waits for
+   * teardown (src/session/suspend.ts). A suspend that fails leaves the guest
+   * running and no state file.
+   */
+  async suspend(): Promise<SuspendResult> {
+    if (this.#stopping || this.#suspending) throw new UsageError(`${this.guest} is already ${this.#stopping ? 'shutting down' : 'being suspended'}`);
+    if (!this.stateContext) throw new UsageError('only a logged-in user\'s guest can be suspended (its state is encrypted with their key)', 'launcher eject shuts it down instead');
+    const started = performance.now();
+    const saving = saveGuestState(this, this.stateContext);
+    this.#suspending = saving;
+    let saved: Awaited<typeof saving>;
+    try {
+      saved = await saving;
+    } finally {
+      this.#suspending = undefined;
+    }
+    this.#stopping = quitAfterSave(this.machine);
+    const quit = await this.#stopping;
+    this.suspended = { ...saved, quitMs: quit.ms, totalMs: Math.round(performance.now() - started) };
+    await this.ended;
+    return this.suspended;
   }
 }
 
@@ -160,10 +218,12 @@ async function prepare(options: LaunchOptions, host: HostAdapter) {
   try {
     emit({ stage: 'payload', message: `checking the ${options.guest} payload` });
     const payload = await openGuestPayload(layout.payloadRoot, options.guest);
-    const verdicts = new AcceleratorVerdicts(layout.acceleratorVerdicts, await hostFingerprint(layout.hostSalt));
-    const plan = await planAccelerators(options.accelerator, await host.probeAccelerators(), verdicts);
+    // The host is probed once per launch; its accelerators feed the fallback plan.
+    const profile = await probeHost({ adapter: host, stickRoot: layout.root });
+    const verdicts = new AcceleratorVerdicts(layout.acceleratorVerdicts, profile.fingerprint ?? (await hostFingerprint(layout.hostSalt)));
+    const plan = await planAccelerators(options.accelerator, profile.accelerators, verdicts);
     emit({ stage: 'accelerator', message: `accelerators to try: ${plan.candidates.join(', ')}` });
-    return { layout, qemu, lock, payload, verdicts, plan };
+    return { layout, qemu, lock, payload, verdicts, plan, profile };
   } catch (error) {
     await lock.release();
     throw error;
@@ -189,30 +249,63 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
   const started = performance.now();
   const host = currentHostAdapter();
   const emit = options.onEvent ?? (() => {});
-  const { layout, qemu, lock, payload, verdicts, plan } = await prepare(options, host);
+  const { layout, qemu, lock, payload, verdicts, plan, profile } = await prepare(options, host);
   const preparedMs = Math.round(performance.now() - started);
   let user = options.user;
   const services: ChannelService[] = [];
+  let registry: GuestRegistry | undefined;
+  // From here on, pulling the stick out stops the launch (and later the session).
+  const guard = await RemovalGuard.start(layout.root, { stick: stickHints(profile.stick) }).catch(() => undefined);
+  if (lock.takenOver) await markRecoveryPending(layout, lock.takenOver);
+  let recovery: RecoveryReport | undefined;
+  let stateContext: StateContext | undefined;
+  let resume: GuestResume | undefined;
   try {
     user ??= await options.login?.();
     const login = user;
+    if (login) await lock.update({ user: login.name });
+    // The last session on this stick died (stale lock), or left this user's files unchecked.
+    const previous = lock.takenOver ?? (login ? await pendingRecovery(layout, login.name) : undefined);
+    if (previous) {
+      emit({ stage: 'recovery', message: 'the last session on this stick did not end cleanly: checking what it left' });
+      recovery = await recoverAfterCrash({ layout, previous, guest: options.guest, host, ...(login ? { user: login } : {}), onStep: (message) => emit({ stage: 'recovery', message }) });
+      emit({ stage: 'recovery', message: recovery.summary });
+    }
+    guard?.signal.throwIfAborted();
+    const bootSignal = options.signal && guard ? AbortSignal.any([options.signal, guard.signal]) : (options.signal ?? guard?.signal);
     const logs = guestLogPaths(layout, options.guest);
     // Features add their channels to the guest and kernel command-line words here.
     const extraChannels: ExtraChannel[] = [];
     const cmdlineWords: string[] = login ? [userCmdline(login)] : [];
-    const sizing = sizeMachine(payload.manifest);
+    if (login) {
+      // The user's registry: its Machine overrides size the guest, its port serves `reg`.
+      registry = await openSessionRegistry({ layout, guest: options.guest, user: login.name, ...(profile.fingerprint ? { hostId: profile.fingerprint } : {}), facts: hostFacts(profile), onNotice: (message) => options.onNotice?.(message) });
+      extraChannels.push(registryChannel(registry));
+      cmdlineWords.push(REGISTRY_CMDLINE_WORD);
+    }
+    const sizing = sizeMachine(payload.manifest, profile, registry ? registrySizingOverrides(registry) : {});
+    // The session keeps a key for saved states, derived before the disk key is zeroed;
+    // a suspended guest of this user resumes instead of booting (src/session/resume.ts).
+    stateContext = login ? { key: deriveStateKey(login.diskKey), user: login.name, userId: login.id, host: profile.fingerprint } : undefined;
+    resume = stateContext ? await planResume({ layout, guest: options.guest, user: login!, stateKey: stateContext.key, qemu, accelerators: plan.candidates, memory: profile.memory, fingerprint: profile.fingerprint }) : undefined;
+    if (resume) {
+      extraChannels.push(resume.channel);
+      Object.assign(sizing, { memoryMiB: resume.meta.memoryMiB, cpus: resume.meta.cpus });
+    }
     const attachDisk = login ? attachPersonalDisk(layout, options.guest, login, (disk) => emit({ stage: 'boot', message: disk.created ? `created ${login.name}'s encrypted disk ${disk.path} (${(disk.createMs / 1000).toFixed(1)} s)` : `opened ${login.name}'s encrypted disk` })) : undefined;
     const machine = await bootWithFallback({
-      plan,
+      // A saved state loads only under the accelerator it was saved under.
+      plan: resume ? { candidates: [resume.meta.accelerator], notes: plan.notes } : plan,
       verdicts,
       onFallback: (message) => options.onNotice?.(message),
       boot: (accelerator) => {
-        emit({ stage: 'boot', message: `booting ${options.guest} under ${accelerator} (${sizing.memoryMiB} MiB, ${sizing.cpus} vCPU)` });
+        emit({ stage: 'boot', message: resume ? `resuming ${options.guest}, suspended ${resume.meta.createdAt} on ${resume.sameHost ? 'this PC' : 'another PC'} (${(resume.bytes / 1048576).toFixed(0)} MiB of state, ${accelerator})` : `booting ${options.guest} under ${accelerator} (${sizing.memoryMiB} MiB, ${sizing.cpus} vCPU)` });
         return Machine.boot({
           spec: {
             name: `pocketvm-${options.guest}`,
             hostOs: host.os,
             accelerator,
+            cpuModel: resume?.meta.cpuModel ?? PORTABLE_CPU_MODEL,
             memoryMiB: sizing.memoryMiB,
             cpus: sizing.cpus,
             kernel: payload.kernel,
@@ -225,6 +318,7 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
             streams: extraChannels.flatMap((channel) => (channel.kind === 'stream' ? [channel.id] : [])),
             startPaused: true,
             ...(login ? { hotplugPorts: 1 } : {}),
+            ...(resume ? { incoming: true } : {}),
           },
           binary: qemu.system,
           ...(qemu.prefixArgs ? { binaryPrefixArgs: qemu.prefixArgs } : {}),
@@ -234,26 +328,53 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
           attach: async (qmp, streams) => {
             await openChannels(extraChannels, streams, services);
             if (attachDisk) await attachDisk(qmp);
+            if (resume) await resume.load(qmp, streams, fdChannels(extraChannels.map((channel) => channel.id)));
           },
+          ...(resume ? { resumed: true } : {}),
           // Under a hardware accelerator the kernel prints within a second; a
           // silent guest after this long is a hung accelerator, not a slow boot.
           signOfLifeTimeoutMs: accelerator === 'tcg' ? payload.manifest.readyTimeoutSeconds * 1000 : 15_000,
           readyTimeoutMs: payload.manifest.readyTimeoutSeconds * 1000,
-          ...(options.signal ? { signal: options.signal } : {}),
+          ...(bootSignal ? { signal: bootSignal } : {}),
         });
       },
     });
+    const resumed = resume ? await resume.finish(machine) : undefined;
+    if (resumed) emit({ stage: 'boot', message: `resumed ${options.guest} in ${(resume!.loadMs / 1000).toFixed(1)} s${resumed.clockStepMs === null ? '; its clock could not be corrected' : `; its clock moved ${(resumed.clockStepMs / 1000).toFixed(0)} s forward`}` });
     await lock.update({ state: 'ready' });
     const readyMs = Math.round(performance.now() - started);
     emit({ stage: 'ready', message: `${options.guest} is ready (${(readyMs / 1000).toFixed(1)} s)` });
     const session = new Session({ layout, lock, payload, machine, timings: { preparedMs, readyMs, boot: machine.timings }, acceleratorNotes: plan.notes });
     session.user = login?.name;
+    session.registry = registry;
+    session.recovery = recovery;
+    session.stateContext = stateContext;
+    session.resumed = resumed;
+    if (stateContext) session.onTeardown(async () => void stateContext?.key.fill(0));
+    guard?.protect(session);
+    // Registered before the channel services, so it closes after them (hooks run newest first).
+    if (registry) session.onTeardown(async () => registry?.close());
     for (const service of services) session.onTeardown(async () => service.close());
     return session;
   } catch (error) {
+    guard?.stop();
+    if (guard?.removed) {
+      // The stick is gone: nothing more is written to it.
+      lock.abandon();
+      await closeServices(services);
+      try {
+        registry?.close();
+      } catch {
+        // its file is gone with the stick
+      }
+      throw guard.bootError(user !== undefined);
+    }
     await closeServices(services);
+    registry?.close();
     await lock.release();
-    throw error;
+    stateContext?.key.fill(0);
+    // A launch that was resuming says so, and that the state is still there.
+    throw resume ? resume.explain(error) : error;
   } finally {
     // QEMU holds the disk key now; the launcher's copy goes.
     user?.diskKey.fill(0);

@@ -1,29 +1,105 @@
-// How much of the host a guest gets. The manifest's recommendation, unless the
-// host cannot spare it: a guest never takes more than half of the host's
-// available memory or more than all but one of its CPU threads, and never less
-// than the manifest's minimum (below that it would not boot at all).
-import { availableParallelism, freemem } from 'node:os';
+// How much of the host a guest gets (README, "Sizing: never starve the host").
+//
+// Memory: the override (registry Machine\MemoryMiB) or else the manifest's
+// recommendation, capped at half of the host's available memory and at its
+// total less a 1 GiB reserve. Below the manifest's minimum the guest would not
+// boot: the launch is refused (HostTooSmallError) rather than starving the host.
+// An override below the minimum is raised to it.
+//
+// vCPUs: the override (Machine\Cpus) or else the recommendation, at most the
+// host's threads less one (so the host keeps a thread), at least 1. A guest
+// whose minimum exceeds that still gets its minimum while the host has that
+// many threads (vCPUs are time-shared: it slows, it does not starve); beyond
+// the host's threads it is refused.
+import { HostTooSmallError } from '../errors.ts';
+import type { HostProfile } from '../hostprobe/host-profile.ts';
 import type { GuestManifest } from '../payload/manifest.ts';
+
+export { hostFacts } from '../hostprobe/host-facts.ts';
 
 export interface MachineSizing {
   memoryMiB: number;
   cpus: number;
+  /** One line per decision, for `launcher probe` and the session log. */
   reasons: string[];
 }
 
-export function sizeMachine(manifest: GuestManifest, host = { availableMiB: Math.floor(freemem() / 1048576), threads: availableParallelism() }): MachineSizing {
+export interface SizingOverrides {
+  memoryMiB?: number;
+  cpus?: number;
+}
+
+/** The part of a HostProfile sizing reads. */
+export type SizingHost = { memory: Pick<HostProfile['memory'], 'totalMiB' | 'availableMiB'>; cpu: Pick<HostProfile['cpu'], 'threads'> };
+
+/** Memory the host keeps for itself whatever the guest asks. */
+export const HOST_RESERVE_MIB = 1024;
+/** The share of the host's available memory a guest may take. */
+export const AVAILABLE_SHARE = 0.5;
+
+export function sizeMachine(manifest: GuestManifest, profile: SizingHost, overrides: SizingOverrides = {}): MachineSizing {
   const reasons: string[] = [];
-  const memoryCap = Math.floor(host.availableMiB / 2);
-  let memoryMiB = manifest.memory.recommendedMiB;
-  if (memoryMiB > memoryCap) {
-    memoryMiB = Math.max(manifest.memory.minimumMiB, memoryCap);
-    reasons.push(`memory lowered to ${memoryMiB} MiB: the host has ${host.availableMiB} MiB available`);
+  const { totalMiB, availableMiB } = profile.memory;
+  const { minimumMiB, recommendedMiB } = manifest.memory;
+
+  let wantedMiB = recommendedMiB;
+  let wantedFrom = `the guest's recommended ${recommendedMiB} MiB`;
+  if (overrides.memoryMiB !== undefined) {
+    wantedMiB = Math.floor(overrides.memoryMiB);
+    wantedFrom = `the override Machine\\MemoryMiB = ${overrides.memoryMiB}`;
+    if (wantedMiB < minimumMiB) {
+      reasons.push(`memory override ${overrides.memoryMiB} MiB is below the guest's minimum: raised to ${minimumMiB} MiB`);
+      wantedMiB = minimumMiB;
+      wantedFrom = `the guest's minimum ${minimumMiB} MiB`;
+    }
   }
-  const cpuCap = Math.max(1, host.threads - 1);
-  let cpus = manifest.cpus.recommended;
-  if (cpus > cpuCap) {
-    cpus = Math.max(manifest.cpus.minimum, cpuCap);
-    reasons.push(`vCPUs lowered to ${cpus}: the host has ${host.threads} threads`);
+  const shareCap = Math.floor(availableMiB * AVAILABLE_SHARE);
+  const reserveCap = totalMiB - HOST_RESERVE_MIB;
+  const capMiB = Math.min(shareCap, reserveCap);
+  if (capMiB < minimumMiB) {
+    const binding = shareCap <= reserveCap ? `half of the ${availableMiB} MiB available is ${shareCap} MiB` : `${totalMiB} MiB total less the ${HOST_RESERVE_MIB} MiB the host keeps is ${reserveCap} MiB`;
+    throw new HostTooSmallError(`this computer cannot spare the ${minimumMiB} MiB the ${manifest.name} guest needs at least (${binding})`, {
+      hint: 'close programs to free memory and try again, or use a computer with more memory',
+      details: { resource: 'memory', minimumMiB, availableMiB, totalMiB, capMiB },
+    });
+  }
+  let memoryMiB = wantedMiB;
+  if (wantedMiB > capMiB) {
+    memoryMiB = capMiB;
+    const binding = shareCap <= reserveCap ? `half of the host's ${availableMiB} MiB available` : `the host's ${totalMiB} MiB total less a ${HOST_RESERVE_MIB} MiB reserve`;
+    reasons.push(`memory ${memoryMiB} MiB: ${wantedFrom} is more than ${binding} (${capMiB} MiB)`);
+  } else {
+    reasons.push(`memory ${memoryMiB} MiB: ${wantedFrom} (the host could spare up to ${capMiB} MiB)`);
+  }
+
+  const { threads } = profile.cpu;
+  const { minimum: minimumCpus, recommended: recommendedCpus } = manifest.cpus;
+  let wantedCpus = recommendedCpus;
+  let cpusFrom = `the guest's recommended ${recommendedCpus}`;
+  if (overrides.cpus !== undefined) {
+    wantedCpus = Math.max(1, Math.floor(overrides.cpus));
+    cpusFrom = `the override Machine\\Cpus = ${overrides.cpus}`;
+    if (wantedCpus < minimumCpus) {
+      reasons.push(`vCPU override ${overrides.cpus} is below the guest's minimum: raised to ${minimumCpus}`);
+      wantedCpus = minimumCpus;
+      cpusFrom = `the guest's minimum ${minimumCpus}`;
+    }
+  }
+  const cpuCap = Math.max(1, threads - 1);
+  let cpus = Math.min(wantedCpus, cpuCap);
+  if (cpus < minimumCpus) {
+    if (minimumCpus > threads) {
+      throw new HostTooSmallError(`this computer has ${threads} CPU thread${threads === 1 ? '' : 's'}; the ${manifest.name} guest needs at least ${minimumCpus}`, {
+        hint: 'use a computer with more CPU threads',
+        details: { resource: 'cpus', minimum: minimumCpus, threads },
+      });
+    }
+    cpus = minimumCpus;
+    reasons.push(`vCPUs ${cpus}: the guest's minimum, sharing the host's last thread (the host has ${threads})`);
+  } else if (cpus < wantedCpus) {
+    reasons.push(`vCPUs ${cpus}: ${cpusFrom} is more than the host's ${threads} threads less one`);
+  } else {
+    reasons.push(`vCPUs ${cpus}: ${cpusFrom} (the host has ${threads} threads, one kept for itself)`);
   }
   return { memoryMiB, cpus, reasons };
 }

@@ -76,7 +76,8 @@ async function copyGuest(options: InitStickOptions, layout: StickLayout, guest: 
   const targetDir = join(layout.payloadRoot, guest);
   await mkdir(targetDir, { recursive: true });
   // SHA256SUMS goes last: until it is there the copy is visibly incomplete.
-  const files = [source.manifest.kernel, source.manifest.initrd, 'guest.json', CHECKSUM_FILE];
+  // registry.reg: the guest registry's defaults layer (src/guestregistry), when the payload has one.
+  const files = [source.manifest.kernel, source.manifest.initrd, 'guest.json', ...(existsSync(join(source.dir, 'registry.reg')) ? ['registry.reg'] : []), CHECKSUM_FILE];
   const sizes = await Promise.all(files.map(async (name) => (await stat(join(source.dir, name))).size));
   const total = sizes.reduce((a, b) => a + b, 0);
   let done = 0;

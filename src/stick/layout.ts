@@ -39,3 +39,17 @@ export function guestLogPaths(layout: StickLayout, guest: string): { console: st
     session: join(layout.runDir, 'session.log'),
   };
 }
+
+/** A user's guest registry (every layer but the defaults) and a guest's payload defaults. */
+export function registryPaths(layout: StickLayout, user: string, guest: string): { file: string; defaultsFile: string } {
+  return {
+    file: join(layout.usersRoot, user, 'registry.sqlite'),
+    defaultsFile: join(layout.payloadRoot, guest, 'registry.reg'),
+  };
+}
+
+/** A user's dynamic-table data: FIT contents, the copy-on-write upper layer, confirmed rules (src/dyntable). */
+export function dyntablePaths(layout: StickLayout, user: string): { filesDir: string; upperDir: string; confirmations: string } {
+  const dir = join(layout.usersRoot, user);
+  return { filesDir: join(dir, 'files'), upperDir: join(dir, 'upper'), confirmations: join(dir, 'tables-confirmed.json') };
+}

@@ -3,11 +3,12 @@
 // owns it so the refusal can name the holder, and how to reach the session.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
-import { StickLockedError } from '../errors.ts';
+import { StickError, StickLockedError } from '../errors.ts';
 import type { StickLayout } from './layout.ts';
+import { meansGone } from './presence-io.ts';
 
 export interface ControlAddress {
   /** A UNIX socket path inside a private directory, or a Windows pipe name. */
@@ -27,6 +28,14 @@ export interface LockHolder {
   control?: ControlAddress;
   /** `starting` until the guest is ready; `ready` after; `stopping` during teardown. */
   state?: 'starting' | 'ready' | 'stopping';
+  /** The logged-in user, once known: whose disk a later recovery checks. */
+  user?: string;
+  /**
+   * Where /proc exists: the holder's start time in clock ticks since boot
+   * (field 22 of /proc/<pid>/stat). A live process with the holder's pid but
+   * another start time is not the holder: the pid was reused.
+   */
+  processStart?: number;
 }
 
 export function describeHolder(holder: LockHolder): string {
@@ -53,29 +62,67 @@ export function processAlive(pid: number): boolean {
 }
 
 export async function readLock(layout: StickLayout): Promise<LockHolder | undefined> {
+  let text: string;
   try {
-    return JSON.parse(await readFile(layout.lockFile, 'utf8')) as LockHolder;
+    text = await readFile(layout.lockFile, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    // A device that answers like this is not a stick in use: it is gone.
+    if (meansGone(error)) throw new StickError(`the stick at ${layout.root} cannot be read (${code}): was it removed?`, 'plug it back in and try again');
+    throw error;
+  }
+  try {
+    return JSON.parse(text) as LockHolder;
+  } catch {
     // A half-written lock (crash mid-write) reads as garbage: treat as stale.
     return { pid: -1, hostname: '?', command: '?', startedAt: '?' };
   }
 }
 
-/** A lock whose holder ran on this host and is gone can be taken over safely. */
+/**
+ * Where /proc exists: when the process with this pid started, in clock ticks
+ * since boot. Unlike wall-clock times it does not move when the clock is set.
+ */
+export function processStartTicks(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    return Number.isFinite(ticks) ? ticks : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A lock whose holder ran on this host and is gone can be taken over safely;
+ * so can one whose pid now belongs to another process (the holder died and
+ * the pid was reused: the start time recorded in the lock differs).
+ */
 export function isStale(holder: LockHolder): boolean {
   if (holder.pid === -1) return true;
-  return holder.hostname === hostname() && !processAlive(holder.pid);
+  if (holder.hostname !== hostname()) return false;
+  if (!processAlive(holder.pid)) return true;
+  if (holder.processStart === undefined) return false;
+  const started = processStartTicks(holder.pid);
+  return started !== undefined && started !== holder.processStart;
+}
+
+function sameHolder(a: LockHolder, b: LockHolder): boolean {
+  return a.pid === b.pid && a.hostname === b.hostname && a.startedAt === b.startedAt;
 }
 
 export class StickLock {
   readonly layout: StickLayout;
+  /** The dead holder whose stale lock this one replaced: its session did not end cleanly. */
+  readonly takenOver: LockHolder | undefined;
   #holder: LockHolder;
   #released = false;
 
-  constructor(layout: StickLayout, holder: LockHolder) {
+  constructor(layout: StickLayout, holder: LockHolder, takenOver?: LockHolder) {
     this.layout = layout;
     this.#holder = holder;
+    this.takenOver = takenOver;
   }
 
   get holder(): LockHolder {
@@ -89,6 +136,15 @@ export class StickLock {
     const temp = `${this.layout.lockFile}.${randomBytes(4).toString('hex')}.tmp`;
     await writeFile(temp, `${JSON.stringify(this.#holder, null, 2)}\n`);
     await rename(temp, this.layout.lockFile);
+  }
+
+  /**
+   * The stick was pulled out: the lock cannot be removed and nothing more is
+   * written; the lock is let go in memory only. The next launch finds it stale
+   * and checks what the dead session left.
+   */
+  abandon(): void {
+    this.#released = true;
   }
 
   async release(): Promise<void> {
@@ -119,10 +175,61 @@ async function removeLeftovers(holder: LockHolder): Promise<void> {
   }
 }
 
+/** A takeover guard older than this was left by a launcher that died mid-takeover. */
+const TAKEOVER_GUARD_STALE_MS = 30_000;
+
+/**
+ * Removes the stale lock `stale`, if it is still the one on the stick. Two
+ * launchers may judge the same lock stale at once; without care the slower
+ * one would delete the lock the faster one has just taken. A guard file
+ * created with O_EXCL (FAT has nothing better) lets one of them at a time
+ * re-read the lock and remove it only if it is still the dead holder's.
+ */
+async function takeOverStale(layout: StickLayout, stale: LockHolder): Promise<boolean> {
+  const guardFile = `${layout.lockFile}.takeover`;
+  let guard;
+  try {
+    guard = await open(guardFile, 'wx');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    await removeStaleGuard(guardFile);
+    return false;
+  }
+  try {
+    await guard.writeFile(JSON.stringify({ pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString() }));
+    const current = await readLock(layout);
+    if (!current || !sameHolder(current, stale)) return false;
+    await removeLeftovers(stale);
+    await rm(layout.lockFile, { force: true });
+    return true;
+  } finally {
+    await guard.close().catch(() => {});
+    await rm(guardFile, { force: true });
+  }
+}
+
+async function removeStaleGuard(guardFile: string): Promise<void> {
+  try {
+    const [text, info] = await Promise.all([readFile(guardFile, 'utf8'), stat(guardFile)]);
+    let owner: LockHolder | undefined;
+    try {
+      owner = JSON.parse(text) as LockHolder;
+    } catch {
+      owner = undefined;
+    }
+    const dead = owner !== undefined && owner.hostname === hostname() && !processAlive(owner.pid);
+    if (dead || Date.now() - info.mtimeMs > TAKEOVER_GUARD_STALE_MS) await rm(guardFile, { force: true });
+  } catch {
+    // gone already
+  }
+}
+
 export async function acquireLock(layout: StickLayout, command: string, extra: Partial<LockHolder> = {}): Promise<StickLock> {
   await mkdir(layout.runDir, { recursive: true });
-  const holder: LockHolder = { pid: process.pid, hostname: hostname(), command, startedAt: new Date().toISOString(), ...extra };
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const processStart = processStartTicks(process.pid);
+  const holder: LockHolder = { pid: process.pid, hostname: hostname(), command, startedAt: new Date().toISOString(), ...(processStart === undefined ? {} : { processStart }), ...extra };
+  let takenOver: LockHolder | undefined;
+  for (let attempt = 0; attempt < 20; attempt++) {
     try {
       const handle = await open(layout.lockFile, 'wx');
       try {
@@ -131,13 +238,14 @@ export async function acquireLock(layout: StickLayout, command: string, extra: P
       } finally {
         await handle.close();
       }
-      return new StickLock(layout, holder);
+      return new StickLock(layout, holder, takenOver);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const current = await readLock(layout);
-      if (current && !isStale(current)) throw new StickLockedError(describeHolder(current), layout.lockFile);
-      if (current) await removeLeftovers(current);
-      await rm(layout.lockFile, { force: true });
+      if (!current) continue;
+      if (!isStale(current)) throw new StickLockedError(describeHolder(current), layout.lockFile);
+      if (await takeOverStale(layout, current)) takenOver = current;
+      else await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 30));
     }
   }
   const current = await readLock(layout);

@@ -19,6 +19,8 @@ export class ConsoleTap extends EventEmitter<{ data: [Buffer]; life: []; marker:
     super();
     this.stream = stream;
     this.#log = createWriteStream(logFile, { flags: 'w' });
+    // The log is on the stick, which may be pulled out: losing the log is no reason to crash.
+    this.#log.on('error', () => {});
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('error', () => {});
     stream.on('close', () => this.#log.end());

@@ -23,6 +23,15 @@ export interface EncryptedDiskOptions {
   /** false: a plain qcow2 attached the same way (the benchmark's baseline). */
   encrypted?: boolean;
   jobTimeoutMs?: number;
+  /**
+   * Leave the key's secret object in QEMU once the disk is open. QEMU re-opens
+   * the image with it whenever the disk is re-activated after a migration: on
+   * the resuming side as the saved state finishes loading, on the saving side
+   * if a suspend is given up after QEMU handed the disk over. Without it the
+   * disk is lost to the guest then. (QEMU holds the disk's master key anyway;
+   * QMP, the only way to the object, is the launcher's alone.)
+   */
+  keepSecret?: boolean;
 }
 
 export interface EncryptedDiskResult {
@@ -106,6 +115,7 @@ export async function attachEncryptedDisk(qmp: QmpClient, options: EncryptedDisk
   // QEMU's LUKS driver takes its key as a UTF-8 passphrase: the 256-bit key
   // goes in as its hex spelling (all of its entropy, none of its bytes lost).
   if (secretId) await qmp.execute('object-add', { 'qom-type': 'secret', id: secretId, data: options.key.toString('hex'), format: 'raw' });
+  let attached = false;
   try {
     let created = false;
     let createMs = 0;
@@ -120,6 +130,11 @@ export async function attachEncryptedDisk(qmp: QmpClient, options: EncryptedDisk
       await qmp.execute('blockdev-add', {
         driver: 'qcow2',
         'node-name': options.id,
+        // Writeback through the host's page cache, with every guest flush
+        // passed down as an fdatasync of the file: what the guest fsync'd is on
+        // the stick, so a stick pulled out mid-write leaves a crash-consistent
+        // disk (src/session/surprise-removal.ts). The file node inherits this.
+        cache: { direct: false, 'no-flush': false },
         file: { driver: 'file', filename: options.path },
         ...(secretId ? { encrypt: { format: 'luks', 'key-secret': secretId } } : {}),
       });
@@ -132,9 +147,11 @@ export async function attachEncryptedDisk(qmp: QmpClient, options: EncryptedDisk
       }
       throw error;
     }
-    await qmp.execute('device_add', { driver: 'virtio-blk-pci', drive: options.id, id: `${options.id}-dev`, serial: options.serial, bus: options.bus });
+    // write-cache=on: the guest sees a volatile cache and sends its flushes (above).
+    await qmp.execute('device_add', { driver: 'virtio-blk-pci', drive: options.id, id: `${options.id}-dev`, serial: options.serial, bus: options.bus, 'write-cache': 'on' });
+    attached = true;
     return { created, createMs, attachMs: performance.now() - started };
   } finally {
-    if (secretId) await qmp.execute('object-del', { id: secretId }).catch(() => {});
+    if (secretId && !(attached && options.keepSecret)) await qmp.execute('object-del', { id: secretId }).catch(() => {});
   }
 }

@@ -108,6 +108,8 @@ export class QemuProcess {
 
   static start(options: StartQemuOptions): QemuProcess {
     const log = createWriteStream(options.logFile, { flags: 'a' });
+    // The log is on the stick, which may be pulled out: losing the log is no reason to crash.
+    log.on('error', () => {});
     log.write(`\n--- ${new Date().toISOString()} ${options.binary} ${options.args.join(' ')}\n`);
     const guarded = options.host.orphanGuard(options.binary, options.args);
     const usesFds = options.channels.qmp.kind === 'fd';

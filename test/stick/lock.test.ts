@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StickLockedError } from '../../src/errors.ts';
 import { stickLayout } from '../../src/stick/layout.ts';
-import { acquireLock, isStale, readLock } from '../../src/stick/lock.ts';
+import { acquireLock, isStale, processStartTicks, readLock } from '../../src/stick/lock.ts';
 
 describe('stick lock', () => {
   let root: string;
@@ -21,7 +23,7 @@ describe('stick lock', () => {
     await assert.rejects(acquireLock(layout, 'demo'), (error: unknown) => {
       assert.ok(error instanceof StickLockedError);
       assert.equal(error.exitCode, 5);
-      assert.match(error.message, new RegExp(`launcher run \\(pid ${process.pid} on ${hostname()}`));
+      assert.match(error.message, new RegExp(`launcher run \\(pid ${process.pid} on ${hostname()}, since \\d{4}-\\d\\d-\\d\\dT`));
       return true;
     });
     await lock.release();
@@ -64,5 +66,65 @@ describe('stick lock', () => {
     await writeFile(layout.lockFile, JSON.stringify({ pid: 1, hostname: 'x', command: 'other', startedAt: 'later' }));
     await lock.release();
     assert.equal((await readLock(layout))?.command, 'other');
+  });
+
+  it('two launchers taking over the same stale lock at once: exactly one gets it', async () => {
+    const layout = stickLayout(root);
+    const dead = await acquireLock(layout, 'run', { user: 'alice' });
+    await dead.update({ pid: 4_194_305 });
+    const results = await Promise.allSettled([acquireLock(layout, 'a'), acquireLock(layout, 'b'), acquireLock(layout, 'c')]);
+    const won = results.filter((r): r is PromiseFulfilledResult<Awaited<ReturnType<typeof acquireLock>>> => r.status === 'fulfilled');
+    assert.equal(won.length, 1, JSON.stringify(results.map((r) => r.status)));
+    for (const lost of results.filter((r) => r.status === 'rejected')) assert.ok((lost as PromiseRejectedResult).reason instanceof StickLockedError);
+    const winner = won[0]!.value;
+    assert.equal((await readLock(layout))?.command, winner.holder.command);
+    // The winner knows whose session died (and its user, whose disk recovery checks).
+    assert.equal(winner.takenOver?.pid, 4_194_305);
+    assert.equal(winner.takenOver?.user, 'alice');
+    assert.equal(existsSync(`${layout.lockFile}.takeover`), false);
+    await winner.release();
+  });
+
+  it('a lock whose pid now belongs to another process is stale (the pid was reused)', async () => {
+    const layout = stickLayout(root);
+    const lock = await acquireLock(layout, 'run');
+    // The lock records its holder's start time (clock ticks since boot, immune to clock changes).
+    assert.equal(lock.holder.processStart, processStartTicks(process.pid));
+    assert.equal(isStale((await readLock(layout))!), false);
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await new Promise((resolve) => child.once('spawn', resolve));
+      // The holder's pid is now a younger process: not the holder.
+      await lock.update({ pid: child.pid! });
+      assert.equal(isStale((await readLock(layout))!), true);
+      // A lock from a launcher that did not record its start time: a live pid is the holder.
+      await writeFile(layout.lockFile, JSON.stringify({ ...lock.holder, pid: child.pid!, processStart: undefined }));
+      assert.equal(isStale((await readLock(layout))!), false);
+      await rm(layout.lockFile);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('a takeover guard left by a launcher that died mid-takeover does not block for ever', async () => {
+    const layout = stickLayout(root);
+    const dead = await acquireLock(layout, 'run');
+    await dead.update({ pid: 4_194_305 });
+    await writeFile(`${layout.lockFile}.takeover`, JSON.stringify({ pid: 4_194_306, hostname: hostname(), startedAt: new Date().toISOString() }));
+    const lock = await acquireLock(layout, 'demo');
+    assert.equal(lock.takenOver?.pid, 4_194_305);
+    await lock.release();
+  });
+
+  it('abandon (the stick was pulled out) lets go without touching the stick', async () => {
+    const layout = stickLayout(root);
+    const lock = await acquireLock(layout, 'run');
+    lock.abandon();
+    await lock.update({ state: 'stopping' });
+    await lock.release();
+    const left = await readLock(layout);
+    assert.equal(left?.pid, process.pid);
+    assert.equal(left?.state, undefined);
+    assert.equal(lock.takenOver, undefined);
   });
 });

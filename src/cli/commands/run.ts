@@ -2,12 +2,13 @@
 // (Ctrl-] shuts the guest down), or with --detach leave it running in the
 // background and return once it is ready.
 import type { Command } from 'commander';
-import { GuestFailedError } from '../../errors.ts';
+import { GuestFailedError, StickRemovedError } from '../../errors.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Accelerator } from '../../vmm/machine-spec.ts';
 import { spawnDetachedSession } from '../detach.ts';
 import type { Output } from '../output.ts';
 import { type LoginFlags, loginForLaunch, loginOptions } from '../login.ts';
+import { type SavedStateFlags, savedStateOptions, settleSavedState } from '../saved-state-choice.ts';
 import { acceleratorOption, guestOption, jsonOption, stickOption } from './options.ts';
 import { isDevCheckout } from '../../stick/stick-root.ts';
 import type { Session } from '../../session/session.ts';
@@ -15,7 +16,7 @@ import type { Session } from '../../session/session.ts';
 /** Ctrl-]: the telnet/ssh-style escape; the guest never sees it. */
 export const DETACH_KEY = 0x1d;
 
-interface RunOptions extends LoginFlags {
+interface RunOptions extends LoginFlags, SavedStateFlags {
   stick?: string;
   guest: string;
   accel: Accelerator | 'auto';
@@ -64,6 +65,7 @@ export function registerRun(program: Command, output: () => Output): void {
   guestOption(command);
   acceleratorOption(command);
   loginOptions(command);
+  savedStateOptions(command);
   jsonOption(command);
   command.action(async (options: RunOptions) => {
     const out = output();
@@ -86,22 +88,36 @@ export function registerRun(program: Command, output: () => Output): void {
     // A built stick: its launcher and payload must be what it was made with.
     const [{ checkBeforeLaunch }, { currentHostAdapter }] = await Promise.all([import('../../stick/manifest.ts'), import('../../hostprobe/current-host.ts')]);
     await checkBeforeLaunch(stickRoot, options.guest, currentHostAdapter().platform);
+    // After login, before the session has the key: a suspended guest resumes, or the person chooses.
+    const login = async () => {
+      const user = await loginForLaunch(out, stickRoot, options, fixedLogin);
+      try {
+        await settleSavedState(out, stickRoot, options.guest, user, options, options.accel);
+      } catch (error) {
+        user.diskKey.fill(0);
+        throw error;
+      }
+      return user;
+    };
     if (options.detach) {
-      const status = await spawnDetachedSession({ stickRoot, guest: options.guest, accel: options.accel }, (message) => (message.notice ? out.notice(message.message) : out.info(message.message)), () => loginForLaunch(out, stickRoot, options, fixedLogin));
+      const status = await spawnDetachedSession({ stickRoot, guest: options.guest, accel: options.accel }, (message) => (message.notice ? out.notice(message.message) : out.info(message.message)), login);
       out.data(status);
-      out.line(`${status.guest} is running in the background (session pid ${status.pid}, ${status.accelerator}); ready in ${(status.readyMs / 1000).toFixed(1)} s`);
+      if (status.recovery) out.line(status.recovery.summary);
+      out.line(`${status.guest} is ${status.resumed ? 'resumed and ' : ''}running in the background (session pid ${status.pid}, ${status.accelerator}); ready in ${(status.readyMs / 1000).toFixed(1)} s`);
       out.line('  launcher exec -- CMD   runs a command in it;  launcher stop   shuts it down');
       return;
     }
     const { startSession, stopOnSignals } = await import('../session-runner.ts');
-    const session = await startSession(out, { stickRoot, guest: options.guest, accelerator: options.accel, command: 'run', login: () => loginForLaunch(out, stickRoot, options, fixedLogin) });
+    const session = await startSession(out, { stickRoot, guest: options.guest, accelerator: options.accel, command: 'run', login });
     stopOnSignals(session, out);
+    if (session.recovery) out.line(session.recovery.summary);
     await attachConsole(session, out);
+    if (session.removal) throw new StickRemovedError(session.removal.message, { removal: session.removal });
     const state = session.machine.state;
     if (state === 'crashed') {
       const exit = session.machine.process.exitStatus;
       throw new GuestFailedError(`QEMU ended unexpectedly (${exit?.signal ?? `exit ${exit?.code}`}): ${session.machine.process.stderrTail().at(-1) ?? 'no message'}`, { hint: `QEMU's log: ${session.machine.logs.qemu}` });
     }
-    out.info(`${session.guest} stopped`);
+    out.info(session.suspended ? `${session.guest} suspended to the stick; the next launcher run resumes it` : `${session.guest} stopped`);
   });
 }

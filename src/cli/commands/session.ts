@@ -2,7 +2,7 @@
 // It owns QEMU and the control server, and reports to its parent over IPC.
 import type { Command } from 'commander';
 import type { UnlockedUser } from '../../auth/users.ts';
-import { asPocketError, type ExitCodeName, ExitCode, PocketError } from '../../errors.ts';
+import { asPocketError, type ExitCodeName, ExitCode, PocketError, StickRemovedError } from '../../errors.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Accelerator } from '../../vmm/machine-spec.ts';
 import type { DaemonMessage, LoginReply } from '../detach.ts';
@@ -32,6 +32,9 @@ export function registerSession(program: Command): void {
   guestOption(command);
   acceleratorOption(command);
   command.action(async (options: { stick?: string; guest: string; accel: Accelerator | 'auto' }) => {
+    // stdout/stderr are a log on the stick: if the stick is pulled out, a
+    // failed write must not crash the session before it has cleaned up.
+    for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
     const log = new Output({ json: false });
     const out = Object.assign(Object.create(log) as Output, {
       info: (message: string) => {
@@ -56,6 +59,9 @@ export function registerSession(program: Command): void {
     tell({ type: 'ready', status: session.status(), readyMs: session.timings.readyMs });
     if (process.connected) process.disconnect();
     const result = await session.ended;
+    // The stick was pulled out: said on stderr (the log on the stick, if it
+    // still takes it), and the exit code says so; `status` then finds no session.
+    if (session.removal) throw new StickRemovedError(session.removal.message, { removal: session.removal });
     log.info(`session ended (${result ? `shutdown by ${result.step}` : `guest ${session.machine.state}`})`);
   });
 }

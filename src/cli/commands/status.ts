@@ -1,6 +1,6 @@
 // `launcher status`: is a guest running from this stick, and how is it.
 import type { Command } from 'commander';
-import { NoSessionError } from '../../errors.ts';
+import { NoSessionError, PocketError } from '../../errors.ts';
 import { sendControl } from '../../session/control-client.ts';
 import { stickLayout } from '../../stick/layout.ts';
 import { describeHolder, isStale, readLock } from '../../stick/lock.ts';
@@ -16,7 +16,14 @@ export function registerStatus(program: Command, output: () => Output): void {
     const out = output();
     const layout = stickLayout(resolveStickRoot(options.stick));
     const holder = await readLock(layout);
-    if (!holder || isStale(holder)) throw new NoSessionError(layout.root);
+    if (!holder) throw new NoSessionError(layout.root);
+    // A dead session's lock: say so (the stick was pulled out, or the launcher killed).
+    if (isStale(holder)) {
+      throw new PocketError('noSession', `no guest is running from ${layout.root}; the last session, ${describeHolder(holder)}, did not end cleanly (the stick was pulled out, or the launcher was killed)`, {
+        hint: 'the next launcher run checks and repairs what it left',
+        details: { stickRoot: layout.root, lastSession: { command: holder.command, pid: holder.pid, hostname: holder.hostname, startedAt: holder.startedAt } },
+      });
+    }
     if (holder.state !== 'ready' || !holder.control) {
       out.data({ state: holder.state ?? 'starting', holder });
       out.line(`${holder.guest ?? 'a guest'} is ${holder.state ?? 'starting'}: ${describeHolder(holder)}`);

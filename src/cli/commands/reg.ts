@@ -1,0 +1,188 @@
+// `launcher reg get|set|del|ls|export|import`: a user's guest registry on the
+// stick (src/guestregistry), whether or not a session is running (SQLite's
+// file locking lets both use the file; a running guest sees the change).
+import { type Command, Option } from 'commander';
+import { AuthError, RegistryError, UsageError } from '../../errors.ts';
+import type { GuestRegistry } from '../../guestregistry/registry.ts';
+import type { RegLayer, RegType } from '../../guestregistry/value.ts';
+import type { StickLayout } from '../../stick/layout.ts';
+import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
+import type { Output } from '../output.ts';
+import { jsonOption, stickOption } from './options.ts';
+
+interface RegOptions {
+  stick?: string;
+  user?: string;
+  guest?: string;
+  json?: boolean;
+  layer?: string;
+  type?: RegType;
+  key?: string;
+  format?: 'regedit4' | 'v5';
+}
+
+const TYPES: RegType[] = ['string', 'expand-string', 'int32', 'int64', 'bool', 'binary', 'multi-string'];
+
+/** `@` (or an empty string) names a key's default value, as in .reg files. */
+const valueName = (name: string) => (name === '@' ? '' : name);
+const shownName = (name: string) => (name === '' ? '@' : name);
+
+/** The user named, or the stick's only user; a usage error otherwise. */
+export async function whichUser(layout: StickLayout, requested: string | undefined): Promise<string> {
+  const { listUsers, userExists, checkUserName } = await import('../../auth/users.ts');
+  if (requested !== undefined) {
+    checkUserName(requested);
+    if (!(await userExists(layout, requested))) {
+      throw new AuthError(`there is no user "${requested}" on this stick`, { hint: 'launcher user list shows the users', details: { reason: 'unknown-user', user: requested } });
+    }
+    return requested;
+  }
+  const users = await listUsers(layout);
+  if (users.length === 1) return users[0]!.name;
+  if (users.length === 0) throw new UsageError('there are no users on this stick, so there is no registry', 'launcher user add NAME creates one');
+  throw new UsageError(`this stick has ${users.length} users; say whose registry with --user NAME`, `users: ${users.map((u) => u.name).join(', ')}`);
+}
+
+async function withRegistry<T>(options: RegOptions, out: Output, fn: (registry: GuestRegistry, user: string) => T | Promise<T>): Promise<T> {
+  const layout = await openStick(resolveStickRoot(options.stick));
+  const user = await whichUser(layout, options.user);
+  const { openUserRegistry } = await import('../../guestregistry/user-registry.ts');
+  const registry = await openUserRegistry({ layout, user, guest: options.guest ?? 'default', onRecovery: (recovery) => out.notice(recovery.message) });
+  try {
+    return await fn(registry, user);
+  } finally {
+    registry.close();
+  }
+}
+
+function writable(layer: string | undefined): 'user' | 'host' {
+  return layer === 'host' ? 'host' : 'user';
+}
+
+function common(command: Command, options: { layer?: 'write' | 'read' | 'export' } = {}): Command {
+  stickOption(command);
+  command.option('--user <name>', "whose registry (default: the stick's only user)");
+  command.option('--guest <name>', 'the guest whose payload defaults are the bottom layer', 'default');
+  if (options.layer === 'write') command.addOption(new Option('--layer <layer>', 'the layer to write: user, or host (this host only)').choices(['user', 'host']).default('user'));
+  if (options.layer === 'read') command.addOption(new Option('--layer <layer>', 'read one layer alone instead of the merged view').choices(['defaults', 'user', 'host', 'session']));
+  if (options.layer === 'export') command.addOption(new Option('--layer <layer>', 'one layer alone, or merged: what the guest sees').choices(['merged', 'defaults', 'user', 'host', 'session']).default('merged'));
+  jsonOption(command);
+  return command;
+}
+
+export function registerReg(program: Command, output: () => Output): void {
+  const reg = program
+    .command('reg')
+    .description("a user's guest registry: get, set, del, ls, export, import (layers: defaults < user < host < session)")
+    .addHelpText('after', '\nKeys are backslash paths (Guest, Tables\\Rules), case-insensitive; "@" names a key\'s default value.\nREADME, "Guest registry", lists the well-known values, the layers and the limits.');
+
+  const get = common(reg.command('get').description('print a value (from the highest layer that has it)').argument('<key>').argument('<name>', 'the value name; @ for the default value'), { layer: 'read' });
+  get.action(async (key: string, name: string, options: RegOptions) => {
+    const out = output();
+    await withRegistry(options, out, async (registry) => {
+      const { formatValueText, valueToJson } = await import('../../guestregistry/value.ts');
+      const layer = options.layer as RegLayer | undefined;
+      const inLayer = layer ? registry.getInLayer(layer, key, valueName(name)) : undefined;
+      const found = layer ? (inLayer ? { value: inLayer, layer } : undefined) : registry.get(key, valueName(name));
+      if (!found) throw new RegistryError(`there is no value ${key}\\${shownName(valueName(name))}${layer ? ` in the ${layer} layer` : ''}`, { details: { reason: 'not-found', key, name } });
+      out.data({ key, name: valueName(name), layer: found.layer, ...valueToJson(found.value) });
+      out.line(formatValueText(found.value));
+    });
+  });
+
+  const set = common(
+    reg.command('set').description('set a value (creates the key); multi-string: one argument per item').argument('<key>').argument('<name>', 'the value name; @ for the default value').argument('<value...>'),
+    { layer: 'write' },
+  );
+  set.addOption(new Option('--type <type>', 'the value type').choices(TYPES).default('string'));
+  set.action(async (key: string, name: string, words: string[], options: RegOptions) => {
+    const out = output();
+    const { parseValueText, valueToJson } = await import('../../guestregistry/value.ts');
+    const type = options.type ?? 'string';
+    if (type !== 'multi-string' && words.length !== 1) throw new UsageError(`a ${type} value is one argument, not ${words.length}`, 'quote a value with spaces');
+    const value = type === 'multi-string' ? { type, data: words } : parseValueText(type, words[0]!);
+    await withRegistry(options, out, (registry, user) => {
+      registry.set(writable(options.layer), key, valueName(name), value);
+      out.data({ user, key, name: valueName(name), layer: writable(options.layer), ...valueToJson(value) });
+      out.line(`set ${key}\\${shownName(valueName(name))} (${value.type}) in ${user}'s ${writable(options.layer)} layer`);
+    });
+  });
+
+  const del = common(reg.command('del').description('delete a value, or without a name a key with everything under it').argument('<key>').argument('[name]', 'the value name; @ for the default value'), { layer: 'write' });
+  del.action(async (key: string, name: string | undefined, options: RegOptions) => {
+    const out = output();
+    await withRegistry(options, out, (registry, user) => {
+      const layer = writable(options.layer);
+      const deleted = name === undefined ? registry.deleteKey(layer, key) : registry.deleteValue(layer, key, valueName(name));
+      const what = name === undefined ? `the key ${key}` : `the value ${key}\\${shownName(valueName(name))}`;
+      if (!deleted) throw new RegistryError(`there is no ${what.slice(4)} in ${user}'s ${layer} layer`, { hint: 'values from the defaults or session layers cannot be deleted', details: { reason: 'not-found', key, name, layer } });
+      const showing = name === undefined ? undefined : registry.get(key, valueName(name));
+      out.data({ user, deleted: { key, name: name === undefined ? undefined : valueName(name), layer }, nowVisibleFrom: showing?.layer });
+      out.line(`deleted ${what} from ${user}'s ${layer} layer${showing ? ` (the ${showing.layer} layer's value shows now)` : ''}`);
+    });
+  });
+
+  const ls = common(reg.command('ls').description('list the subkeys and values of a key (the merged view; default: the top)').argument('[key]', 'the key', ''));
+  ls.action(async (key: string, options: RegOptions) => {
+    const out = output();
+    await withRegistry(options, out, async (registry) => {
+      const { formatValueText, valueToJson } = await import('../../guestregistry/value.ts');
+      if (!registry.hasKey(key)) throw new RegistryError(`there is no key ${key}`, { details: { reason: 'not-found', key } });
+      const subkeys = registry.subkeys(key);
+      const values = registry.values(key);
+      out.data({ key, subkeys, values: values.map((v) => ({ name: v.name, layer: v.layer, ...valueToJson(v.value) })) });
+      for (const subkey of subkeys) out.line(`${subkey}\\`);
+      const width = Math.min(32, Math.max(0, ...values.map((v) => shownName(v.name).length)));
+      for (const v of values) {
+        const text = formatValueText(v.value).replace(/\n/g, ' | ');
+        out.line(`${shownName(v.name).padEnd(width)}  ${v.value.type.padEnd(13)} ${text.length > 60 ? `${text.slice(0, 57)}...` : text}  (${v.layer})`);
+      }
+      if (subkeys.length === 0 && values.length === 0) out.line(`(${key === '' ? 'the registry' : key} is empty)`);
+    });
+  });
+
+  const exportCommand = common(reg.command('export').description('write a .reg file (to stdout without FILE or with -)').argument('[file]'), { layer: 'export' });
+  exportCommand.option('--key <key>', 'only this key and what is under it');
+  exportCommand.addOption(new Option('--format <format>', 'v5 ("Windows Registry Editor Version 5.00", written UTF-16LE) or regedit4 (UTF-8)').choices(['v5', 'regedit4']).default('v5'));
+  exportCommand.action(async (file: string | undefined, options: RegOptions) => {
+    const out = output();
+    await withRegistry(options, out, async (registry, user) => {
+      const { encodeRegFile } = await import('../../guestregistry/reg-format.ts');
+      const format = options.format ?? 'v5';
+      const text = registry.exportReg({ ...(options.key ? { key: options.key } : {}), layer: (options.layer ?? 'merged') as RegLayer | 'merged', format });
+      if (file === undefined || file === '-') {
+        if (out.json) out.data({ user, format, text });
+        else process.stdout.write(text);
+        return;
+      }
+      const bytes = encodeRegFile(text, format);
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(file, bytes);
+      out.data({ user, file, format, bytes: bytes.length });
+      out.line(`exported ${user}'s registry (${options.layer ?? 'merged'}) to ${file}`);
+    });
+  });
+
+  const importCommand = common(reg.command('import').description('apply a .reg file to a layer, all or nothing (- reads stdin)').argument('<file>'), { layer: 'write' });
+  importCommand.action(async (file: string, options: RegOptions) => {
+    const out = output();
+    const { decodeRegFile } = await import('../../guestregistry/reg-format.ts');
+    let bytes: Buffer;
+    if (file === '-') {
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      bytes = Buffer.concat(chunks);
+    } else {
+      const { readFile } = await import('node:fs/promises');
+      bytes = await readFile(file).catch((error: NodeJS.ErrnoException) => {
+        throw new UsageError(`cannot read ${file}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
+      });
+    }
+    await withRegistry(options, out, (registry, user) => {
+      const layer = writable(options.layer);
+      const counts = registry.importReg(decodeRegFile(bytes), layer, { source: file === '-' ? 'stdin' : file });
+      out.data({ user, layer, ...counts });
+      out.line(`imported into ${user}'s ${layer} layer: ${counts.keys} keys, ${counts.values} values, ${counts.deletions} deletions`);
+    });
+  });
+}

@@ -1,0 +1,1143 @@
+// NamespaceBackend: the compiled table served to the 9P server as one file
+// tree (the guest mounts it at table.mountPoint; backend path '/' is that
+// mount point).
+//
+// - FIT entries (stick): the files store, users/<name>/files/ (layer-store.ts).
+// - FET readonly entries: the host folder, read through the confined
+//   primitives (ninep/confined-fs.ts); every change is EROFS.
+// - FET cow entries: the host folder as the lower layer and the upper store,
+//   users/<name>/upper/, on top. Every mutation (write, create, rename,
+//   delete, chmod, chown, truncate, utimes, symlink, link, mkdir, mknod) lands
+//   in the upper store: a host file is copied up on first change (content,
+//   mode, owner and times preserved); deletions leave whiteouts; a directory
+//   removed and made again is opaque; a renamed host directory is redirected.
+// - Guest paths above entries are virtual read-only directories.
+// - Excluded host paths (exclusions.ts) are invisible: ENOENT, never listed,
+//   never merged, also when reached through a hard link on the host.
+//
+// The host is only ever lstat'ed, listed, read (O_NOATIME where permitted)
+// and readlink'ed: its files keep their content, mode and mtime.
+import { constants as C } from 'node:fs';
+import type { BigIntStats } from 'node:fs';
+import { lstat, open, readdir, realpath, statfs, truncate } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ExclusionMatcher } from './exclusions.ts';
+import { foldedComponents } from './host-paths.ts';
+import { type StoreEntry, LayerStore, nowTimespec, type StoreNode } from './layer-store.ts';
+import {
+  AT_REMOVEDIR,
+  Errno,
+  ErrnoError,
+  OpenFlags,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFIFO,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  S_IFSOCK,
+  SetattrMask,
+  childPath,
+  direntTypeOfMode,
+  qidTypeOfMode,
+} from './ninep/backend.ts';
+import type { NinepAttr, NinepBackend, NinepDirent, NinepHandle, NinepStatfs, Qid, SetattrRequest } from './ninep/backend.ts';
+import { type ConfinedFile, ConfinedRoot } from './ninep/confined-fs.ts';
+import { lookupEntry } from './resolver.ts';
+import type { CompiledTable, EntryMode, Exclusion, TableEntry } from './rules.ts';
+
+export interface NamespaceBackendOptions {
+  table: CompiledTable;
+  /** users/<name>/files: what FIT entries hold. */
+  filesDir: string;
+  /** users/<name>/upper: where changes to host-resolved paths land. */
+  upperDir: string;
+  /** Owner of virtual folders and new files (default: this process's uid/gid; 0 on Windows). */
+  owner?: { uid: number; gid: number };
+  /** Show host files as owned by `owner` (default: on Windows hosts, whose uids mean nothing to Linux). */
+  mapHostOwner?: boolean;
+}
+
+/** One table entry as served: its store and/or its confined host root. */
+interface Area {
+  entry: TableEntry;
+  mode: EntryMode;
+  /** files (stick) or upper (cow); none for readonly. */
+  store?: LayerStore;
+  /** FET: the host folder, confined; undefined when it is missing on this host. */
+  root?: ConfinedRoot;
+  /** FET: the host folder as the rule names it (the root is its realpath). */
+  declaredRoot?: string;
+  /** Folded components of declaredRoot and of the root's realpath, for exclusion checks. */
+  rootParts?: string[][];
+  /** The exclusions that can apply inside this folder. */
+  matcher?: ExclusionMatcher;
+}
+
+type Located =
+  | { kind: 'virtual'; path: string; guest: string; children: string[] }
+  | { kind: 'node'; path: string; guest: string; area: Area; entry: Extract<StoreEntry, { kind: 'node' }>; node: StoreNode; lowerRel: string | null; reserved: string[]; entryRoot: boolean }
+  | { kind: 'host'; path: string; guest: string; area: Area; lowerRel: string; st: BigIntStats; reserved: string[]; entryRoot: boolean };
+
+const QID_TAG_UPPER = 1n << 62n;
+const QID_TAG_FILES = 2n << 62n;
+const QID_TAG_VIRTUAL = 3n << 62n;
+const DEV_MIX = 0x9e3779b97f4a7c15n;
+const O_NOATIME = C.O_NOATIME ?? 0;
+const EXCLUDED_INODE_BUDGET = 20_000;
+
+const isNotFound = (e: ErrnoError) => e.errno === Errno.ENOENT || e.errno === Errno.ENOTDIR || e.errno === Errno.ELOOP || e.errno === Errno.EINVAL || e.errno === Errno.ENAMETOOLONG;
+
+function isDirMode(mode: number): boolean {
+  return (mode & S_IFMT) === S_IFDIR;
+}
+
+function relJoin(rel: string, name: string): string {
+  return `${rel}/${name}`;
+}
+
+/** ConfinedRoot guest path for a lower-relative path ('' is the root). */
+function rootPath(rel: string): string {
+  return rel === '' ? '/' : rel;
+}
+
+/** Serialises namespace mutations, so check-then-change sequences never interleave. */
+class Mutex {
+  #tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(fn, fn);
+    this.#tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+export class NamespaceBackend implements NinepBackend {
+  readonly table: CompiledTable;
+  readonly files: LayerStore;
+  readonly upper: LayerStore;
+  readonly #areas = new Map<string, Area>();
+  readonly #matcher: ExclusionMatcher;
+  /** dev:ino of regular files inside excluded folders → exclusion ids (hard links to secrets stay hidden). */
+  readonly #excludedInodes = new Map<string, string[]>();
+  readonly #virtualQids = new Map<string, bigint>();
+  readonly #owner: { uid: number; gid: number };
+  readonly #mapHostOwner: boolean;
+  readonly #mutex = new Mutex();
+  readonly #started = nowTimespec();
+  readonly #caseCache = new Map<string, { names: Set<string>; expires: number }>();
+  #flushTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  private constructor(options: NamespaceBackendOptions, files: LayerStore, upper: LayerStore, matcher: ExclusionMatcher) {
+    this.table = options.table;
+    this.files = files;
+    this.upper = upper;
+    this.#matcher = matcher;
+    this.#owner = options.owner ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+    this.#mapHostOwner = options.mapHostOwner ?? options.table.host.os === 'windows';
+  }
+
+  static async open(options: NamespaceBackendOptions): Promise<NamespaceBackend> {
+    const { table } = options;
+    // Exclusions also under their real paths: a home reached through a
+    // symlink must not unhide ~/.ssh.
+    const extended: Exclusion[] = [...table.exclusions];
+    for (const e of table.exclusions) {
+      const wildcard = e.hostPath.endsWith('*');
+      const base = wildcard ? e.hostPath.slice(0, -1) : e.hostPath;
+      const real = await realpath(base).catch(() => undefined);
+      if (real && real !== base.replace(/[\\/]$/, '')) extended.push({ ...e, hostPath: wildcard ? join(real, '*') : real, except: [...e.except, ...(await Promise.all(e.except.map((p) => realpath(p).catch(() => p))))] });
+    }
+    const matcher = new ExclusionMatcher(extended, { style: table.host.pathStyle, caseInsensitive: table.host.caseInsensitive });
+    const files = LayerStore.open(options.filesDir);
+    const upper = LayerStore.open(options.upperDir);
+    const backend = new NamespaceBackend(options, files, upper, matcher);
+    try {
+      for (const entry of table.entries) await backend.#openArea(entry);
+      await backend.#collectExcludedInodes(extended);
+    } catch (error) {
+      files.close();
+      upper.close();
+      throw error;
+    }
+    backend.#flushTimer = setInterval(() => {
+      files.flush();
+      upper.flush();
+    }, 2000);
+    backend.#flushTimer.unref();
+    return backend;
+  }
+
+  async #openArea(entry: TableEntry): Promise<void> {
+    if (entry.target.kind === 'stick') {
+      const area: Area = { entry, mode: 'stick', store: this.files };
+      if (!this.files.get(entry.guestPath)) {
+        const node = await this.files.createNode(this.#newNodeFields(S_IFDIR | 0o755, this.#owner.gid));
+        this.files.setEntry({ path: entry.guestPath, kind: 'node', node: node.id, opaque: true, redirect: null });
+      }
+      this.#areas.set(entry.id, area);
+      return;
+    }
+    const area: Area = { entry, mode: entry.mode, declaredRoot: entry.target.hostPath, ...(entry.mode === 'cow' ? { store: this.upper } : {}) };
+    try {
+      const root = await ConfinedRoot.open(entry.target.hostPath);
+      // The rule was checked when compiled; the folder may since have become
+      // a symlink into something excluded.
+      if (!this.#matcher.match(root.root, entry.exposes)) {
+        area.root = root;
+        const rules = this.#matcher.rules;
+        area.rootParts = [foldedComponents(entry.target.hostPath, rules), foldedComponents(root.root, rules)];
+        area.matcher = this.#matcher.narrow(area.rootParts);
+      }
+    } catch {
+      // Missing on this host now: the entry shows as an empty folder.
+    }
+    this.#areas.set(entry.id, area);
+  }
+
+  /** Bounded walk of the excluded folders, remembering their files' identities. */
+  async #collectExcludedInodes(exclusions: readonly Exclusion[]): Promise<void> {
+    let budget = EXCLUDED_INODE_BUDGET;
+    const walk = async (path: string, ids: string, depth: number): Promise<void> => {
+      if (budget <= 0) return;
+      budget--;
+      const st = await lstat(path, { bigint: true }).catch(() => undefined);
+      if (!st) return;
+      if (st.isFile()) {
+        const key = `${st.dev}:${st.ino}`;
+        this.#excludedInodes.set(key, [...(this.#excludedInodes.get(key) ?? []), ids]);
+      } else if (st.isDirectory() && depth < 8) {
+        const names = await readdir(path).catch(() => [] as string[]);
+        for (const name of names) await walk(join(path, name), ids, depth + 1);
+      }
+    };
+    for (const e of exclusions) if (!e.hostPath.includes('*') && e.category !== 'other-users') await walk(e.hostPath, e.id, 0);
+  }
+
+  // ---------------------------------------------------------------------
+  // Locating a path.
+
+  #toGuest(path: string): string {
+    const mount = this.table.mountPoint;
+    if (mount === '/') return path;
+    return path === '/' ? mount : mount + path;
+  }
+
+  #isExcludedLower(area: Area, rel: string): boolean {
+    const matcher = area.matcher;
+    if (!area.rootParts || !matcher || matcher.empty) return false;
+    const parts = rel === '' ? [] : rel.slice(1).split('/').map((name) => matcher.fold(name));
+    return area.rootParts.some((root) => matcher.matchComponents(parts.length ? [...root, ...parts] : root, area.entry.exposes) !== undefined);
+  }
+
+  #isExcludedInode(area: Area, st: BigIntStats): boolean {
+    if (!st.isFile() || st.nlink < 2n) return false;
+    const ids = this.#excludedInodes.get(`${st.dev}:${st.ino}`);
+    return ids !== undefined && ids.some((id) => !area.entry.exposes.includes(id));
+  }
+
+  /** Case-insensitive hosts answer lstat for any spelling: insist on the exact name. */
+  async #exactNameExists(area: Area, rel: string): Promise<boolean> {
+    if (!this.table.host.caseInsensitive || rel === '') return true;
+    const i = rel.lastIndexOf('/');
+    const parent = rel.slice(0, i);
+    const name = rel.slice(i + 1);
+    const key = `${area.entry.id}\0${parent}`;
+    const now = Date.now();
+    let cached = this.#caseCache.get(key);
+    if (!cached || cached.expires < now) {
+      const names = await area.root!.shared(async () => {
+        await area.root!.verifyDir(rootPath(parent));
+        return readdir(area.root!.hostPath(rootPath(parent)));
+      });
+      cached = { names: new Set(names), expires: now + 1000 };
+      if (this.#caseCache.size > 1000) this.#caseCache.clear();
+      this.#caseCache.set(key, cached);
+    }
+    return cached.names.has(name);
+  }
+
+  /** lstat of a lower path, or undefined when absent, excluded or unreachable. */
+  async #lowerStat(area: Area, rel: string): Promise<BigIntStats | undefined> {
+    if (!area.root || this.#isExcludedLower(area, rel)) return undefined;
+    let st: BigIntStats;
+    try {
+      st = await area.root.lstat(rootPath(rel));
+    } catch (error) {
+      const e = ErrnoError.fromNode(error);
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+    if (!(await this.#exactNameExists(area, rel).catch(() => false))) return undefined;
+    if (this.#isExcludedInode(area, st)) return undefined;
+    return st;
+  }
+
+  /** Whether anything is at a lower path at all (exclusions ignored): decides whiteouts. */
+  async #lowerPresent(area: Area, rel: string | null): Promise<boolean> {
+    if (rel === null || !area.root) return false;
+    try {
+      await area.root.lstat(rootPath(rel));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Walk the upper store from the entry root down to `relative`: the entry at
+   * the path, and where its host side is (null: none, the directory above is
+   * opaque). Throws ENOENT below a whiteout, ENOTDIR below a non-directory.
+   */
+  #walkUpper(area: Area, relative: readonly string[]): { entry: StoreEntry | undefined; lowerRel: string | null } {
+    const store = area.store!;
+    let guest = area.entry.guestPath;
+    let lowerRel: string | null = '';
+    let entry = store.get(guest);
+    for (const part of relative) {
+      if (entry?.kind === 'whiteout') throw ErrnoError.of('ENOENT');
+      if (entry?.kind === 'node' && !isDirMode(store.node(entry.node).mode)) throw ErrnoError.of('ENOTDIR');
+      guest = guest === '/' ? `/${part}` : `${guest}/${part}`;
+      lowerRel = lowerRel === null ? null : relJoin(lowerRel, part);
+      entry = store.get(guest);
+      if (entry?.kind === 'node') {
+        if (entry.redirect !== null) lowerRel = entry.redirect;
+        else if (entry.opaque) lowerRel = null;
+      }
+    }
+    return { entry, lowerRel };
+  }
+
+  async #locate(path: string): Promise<Located> {
+    const guest = this.#toGuest(path);
+    const res = lookupEntry(this.table, guest);
+    if (res.kind === 'unmapped') throw ErrnoError.of('ENOENT', `${path}: not in the namespace`);
+    if (res.kind === 'virtual') return { kind: 'virtual', path, guest, children: res.children };
+    const area = this.#areas.get(res.entry.id);
+    if (!area) throw ErrnoError.of('ENOENT');
+    const reserved = res.reservedChildren;
+    const entryRoot = res.relative.length === 0;
+    const virtual: Located = { kind: 'virtual', path, guest, children: reserved };
+    let found: Located | undefined;
+    try {
+      found = await this.#locateInArea(area, res.relative, path, guest, reserved, entryRoot);
+    } catch (error) {
+      const e = ErrnoError.fromNode(error);
+      if (!isNotFound(e)) throw e;
+    }
+    // Entries win over files: a path leading to a more specific entry is
+    // always a directory, and an entry root that is missing is an empty one.
+    if (!found) {
+      if (reserved.length > 0 || entryRoot) return virtual;
+      throw ErrnoError.of('ENOENT', `${path}: no such file`);
+    }
+    if (reserved.length > 0 && !this.#isDir(found)) return virtual;
+    return found;
+  }
+
+  async #locateInArea(area: Area, relative: string[], path: string, guest: string, reserved: string[], entryRoot: boolean): Promise<Located | undefined> {
+    if (area.mode === 'stick') {
+      const entry = area.store!.get(guest);
+      if (entry?.kind !== 'node') return undefined;
+      // Every directory above must be one, too (the store is keyed by path).
+      return { kind: 'node', path, guest, area, entry, node: area.store!.node(entry.node), lowerRel: null, reserved, entryRoot };
+    }
+    if (area.mode === 'readonly') {
+      const rel = relative.length ? `/${relative.join('/')}` : '';
+      const st = await this.#lowerStat(area, rel);
+      return st ? { kind: 'host', path, guest, area, lowerRel: rel, st, reserved, entryRoot } : undefined;
+    }
+    const { entry, lowerRel } = this.#walkUpper(area, relative);
+    if (entry?.kind === 'whiteout') return undefined;
+    if (entry?.kind === 'node') return { kind: 'node', path, guest, area, entry, node: area.store!.node(entry.node), lowerRel, reserved, entryRoot };
+    if (lowerRel === null) return undefined;
+    const st = await this.#lowerStat(area, lowerRel);
+    return st ? { kind: 'host', path, guest, area, lowerRel, st, reserved, entryRoot } : undefined;
+  }
+
+  #isDir(located: Located): boolean {
+    if (located.kind === 'virtual') return true;
+    if (located.kind === 'node') return isDirMode(located.node.mode);
+    return located.st.isDirectory();
+  }
+
+  async #locateDir(path: string): Promise<Located> {
+    const located = await this.#locate(path);
+    if (!this.#isDir(located)) throw ErrnoError.of('ENOTDIR', `${path} is not a directory`);
+    return located;
+  }
+
+  /** The area a change below `located` goes to, or EROFS. */
+  #writable(located: Located): Area & { store: LayerStore } {
+    if (located.kind === 'virtual') throw ErrnoError.of('EROFS', `${located.guest} is a virtual folder of the dynamic table: nothing can be created here`);
+    if (located.area.mode === 'readonly' || !located.area.store) throw ErrnoError.of('EROFS', `${located.guest} is read-only (${located.area.entry.id})`);
+    return located.area as Area & { store: LayerStore };
+  }
+
+  /** The host side a new or removed child of `dir` named `name` has (null: none). */
+  #childLowerRel(dir: Located, name: string): string | null {
+    if (dir.kind === 'virtual' || dir.area.mode !== 'cow' || dir.lowerRel === null) return null;
+    return relJoin(dir.lowerRel, name);
+  }
+
+  // ---------------------------------------------------------------------
+  // Attributes.
+
+  #hostQid(area: Area, st: BigIntStats): bigint {
+    return BigInt.asUintN(62, area.root!.qidPath(st) ^ (area.root!.rootDev * DEV_MIX));
+  }
+
+  #nodeQidPath(store: LayerStore, node: StoreNode): bigint {
+    return node.qid ?? ((store === this.upper ? QID_TAG_UPPER : QID_TAG_FILES) | BigInt(node.id));
+  }
+
+  #virtualQid(guest: string): Qid {
+    let path = this.#virtualQids.get(guest);
+    if (path === undefined) {
+      path = QID_TAG_VIRTUAL | BigInt(this.#virtualQids.size + 1);
+      this.#virtualQids.set(guest, path);
+    }
+    return { type: qidTypeOfMode(S_IFDIR), version: 0, path };
+  }
+
+  #virtualAttr(guest: string): NinepAttr {
+    const { sec, nsec } = this.#started;
+    return {
+      qid: this.#virtualQid(guest),
+      mode: S_IFDIR | 0o555,
+      uid: this.#owner.uid,
+      gid: this.#owner.gid,
+      nlink: 2,
+      rdev: 0,
+      size: 0,
+      blksize: 4096,
+      blocks: 0,
+      atimeSec: sec,
+      atimeNsec: nsec,
+      mtimeSec: sec,
+      mtimeNsec: nsec,
+      ctimeSec: sec,
+      ctimeNsec: nsec,
+      btimeSec: sec,
+      btimeNsec: nsec,
+    };
+  }
+
+  #hostAttr(area: Area, st: BigIntStats): NinepAttr {
+    const attr = area.root!.attrOf(st);
+    attr.qid = { ...attr.qid, path: this.#hostQid(area, st) };
+    if (this.#mapHostOwner) {
+      attr.uid = this.#owner.uid;
+      attr.gid = this.#owner.gid;
+    }
+    return attr;
+  }
+
+  async #nodeAttr(store: LayerStore, node: StoreNode): Promise<NinepAttr> {
+    const type = node.mode & S_IFMT;
+    let size = 0;
+    let blocks = 0;
+    if (type === S_IFREG) {
+      const st = await lstat(store.dataPath(node.id)).catch(() => undefined);
+      size = st?.size ?? 0;
+      blocks = st?.blocks ?? 0;
+    } else if (type === S_IFLNK) {
+      size = Buffer.byteLength(node.target ?? '');
+    } else if (type === S_IFDIR) {
+      size = 4096;
+      blocks = 8;
+    }
+    return {
+      qid: { type: qidTypeOfMode(node.mode), version: (node.mtimeSec ^ node.mtimeNsec ^ size) >>> 0, path: this.#nodeQidPath(store, node) },
+      mode: node.mode,
+      uid: node.uid,
+      gid: node.gid,
+      nlink: isDirMode(node.mode) ? 2 : Math.max(1, node.nlink),
+      rdev: node.rdev,
+      size,
+      blksize: 4096,
+      blocks,
+      atimeSec: node.atimeSec,
+      atimeNsec: node.atimeNsec,
+      mtimeSec: node.mtimeSec,
+      mtimeNsec: node.mtimeNsec,
+      ctimeSec: node.ctimeSec,
+      ctimeNsec: node.ctimeNsec,
+      btimeSec: node.btimeSec,
+      btimeNsec: node.btimeNsec,
+    };
+  }
+
+  async #attrOf(located: Located): Promise<NinepAttr> {
+    if (located.kind === 'virtual') return this.#virtualAttr(located.guest);
+    if (located.kind === 'host') return this.#hostAttr(located.area, located.st);
+    return this.#nodeAttr(located.area.store!, located.node);
+  }
+
+  async getattr(path: string): Promise<NinepAttr> {
+    return this.#attrOf(await this.#locate(path));
+  }
+
+  // ---------------------------------------------------------------------
+  // Directory listings (merged).
+
+  /** A host folder's children with their lstat, confined (through the opened directory on Linux). */
+  async #listLower(area: Area, rel: string): Promise<Array<{ name: string; st: BigIntStats }>> {
+    const root = area.root!;
+    let dir: ConfinedFile;
+    try {
+      dir = await root.openFile(rootPath(rel), C.O_RDONLY);
+    } catch (error) {
+      const e = ErrnoError.fromNode(error);
+      if (isNotFound(e)) return [];
+      throw e;
+    }
+    try {
+      if (!dir.isDirectory) return [];
+      const viaFd = process.platform === 'linux' && dir.fh !== undefined;
+      const list = async () => {
+        const base = viaFd ? `/proc/self/fd/${dir.fh!.fd}` : root.hostPath(rootPath(rel));
+        if (!viaFd) await root.verifyDir(rootPath(rel));
+        const names = await readdir(base);
+        const out: Array<{ name: string; st: BigIntStats }> = [];
+        for (let i = 0; i < names.length; i += 64) {
+          const slice = names.slice(i, i + 64);
+          const stats = await Promise.all(slice.map((name) => lstat(join(base, name), { bigint: true }).catch(() => undefined)));
+          slice.forEach((name, j) => {
+            const st = stats[j];
+            if (st) out.push({ name, st });
+          });
+        }
+        return out;
+      };
+      return await (viaFd ? list() : root.shared(list));
+    } finally {
+      await dir.close();
+    }
+  }
+
+  async #listDir(located: Located): Promise<NinepDirent[]> {
+    const items = new Map<string, { qid: Qid; type: number }>();
+    const hidden = new Set<string>();
+    if (located.kind !== 'virtual') {
+      const area = located.area;
+      const store = area.store;
+      if (store && (located.kind === 'node' || area.mode === 'cow')) {
+        for (const name of store.childNames(located.guest)) {
+          const entry = store.get(childPath(located.guest, name))!;
+          if (entry.kind === 'whiteout') {
+            hidden.add(name);
+            continue;
+          }
+          const node = store.node(entry.node);
+          items.set(name, { qid: { type: qidTypeOfMode(node.mode), version: 0, path: this.#nodeQidPath(store, node) }, type: direntTypeOfMode(node.mode) });
+        }
+      }
+      const lowerRel = located.kind === 'host' ? located.lowerRel : area.mode === 'cow' ? located.lowerRel : null;
+      if (lowerRel !== null && area.root) {
+        for (const { name, st } of await this.#listLower(area, lowerRel)) {
+          if (items.has(name) || hidden.has(name)) continue;
+          const rel = relJoin(lowerRel, name);
+          if (this.#isExcludedLower(area, rel) || this.#isExcludedInode(area, st)) continue;
+          const mode = Number(st.mode) & 0o177777;
+          items.set(name, { qid: { type: qidTypeOfMode(mode), version: 0, path: this.#hostQid(area, st) }, type: direntTypeOfMode(mode) });
+        }
+      }
+    }
+    const reserved = located.kind === 'virtual' ? located.children : located.reserved;
+    for (const name of reserved) {
+      const attr = await this.getattr(childPath(located.path, name)).catch(() => undefined);
+      if (attr) items.set(name, { qid: attr.qid, type: direntTypeOfMode(attr.mode) });
+    }
+    const names = [...items.keys()].sort();
+    return names.map((name, i) => ({ ...items.get(name)!, name, offset: i + 1 }));
+  }
+
+  // ---------------------------------------------------------------------
+  // Copy-up.
+
+  #newNodeFields(mode: number, gid: number): Omit<StoreNode, 'id' | 'nlink'> {
+    const { sec, nsec } = nowTimespec();
+    return {
+      mode,
+      uid: this.#owner.uid,
+      gid,
+      rdev: 0,
+      target: null,
+      qid: null,
+      atimeSec: sec,
+      atimeNsec: nsec,
+      mtimeSec: sec,
+      mtimeNsec: nsec,
+      ctimeSec: sec,
+      ctimeNsec: nsec,
+      btimeSec: sec,
+      btimeNsec: nsec,
+    };
+  }
+
+  /** Open a host file for reading without touching its atime where the host allows. */
+  async #openHostRead(area: Area, rel: string): Promise<ConfinedFile> {
+    try {
+      return await area.root!.openFile(rootPath(rel), C.O_RDONLY | O_NOATIME);
+    } catch (error) {
+      const e = ErrnoError.fromNode(error);
+      if (O_NOATIME && e.errno === Errno.EPERM) return area.root!.openFile(rootPath(rel), C.O_RDONLY);
+      throw e;
+    }
+  }
+
+  /**
+   * Copy a host file or folder into the upper store at its guest path:
+   * content (holes stay holes), mode, owner and times. Folders copy only
+   * their attributes (their children stay merged). Call with the mutex held.
+   */
+  async #copyUp(located: Extract<Located, { kind: 'host' }>, withContent = true): Promise<Extract<Located, { kind: 'node' }>> {
+    const area = this.#writable(located);
+    const st = located.st;
+    const attr = this.#hostAttr(area, st);
+    const fields: Omit<StoreNode, 'id' | 'nlink'> = {
+      mode: attr.mode,
+      uid: attr.uid,
+      gid: attr.gid,
+      rdev: st.isCharacterDevice() || st.isBlockDevice() ? attr.rdev : 0,
+      target: null,
+      // The guest keeps seeing the same inode number, unless the host file
+      // has other names (they would then share it).
+      qid: st.nlink === 1n || st.isDirectory() ? this.#hostQid(area, st) : null,
+      atimeSec: attr.atimeSec,
+      atimeNsec: attr.atimeNsec,
+      mtimeSec: attr.mtimeSec,
+      mtimeNsec: attr.mtimeNsec,
+      ctimeSec: attr.ctimeSec,
+      ctimeNsec: attr.ctimeNsec,
+      btimeSec: attr.btimeSec,
+      btimeNsec: attr.btimeNsec,
+    };
+    if (st.isSymbolicLink()) fields.target = await area.root!.readlink(rootPath(located.lowerRel));
+    const node = await area.store.createNode(fields);
+    try {
+      if (st.isFile() && withContent) await this.#copyContent(area, located, area.store.dataPath(node.id));
+    } catch (error) {
+      area.store.discardNode(node.id);
+      throw error;
+    }
+    const entry = { path: located.guest, kind: 'node' as const, node: node.id, opaque: false, redirect: null };
+    area.store.setEntry(entry);
+    return { kind: 'node', path: located.path, guest: located.guest, area, entry, node: area.store.node(node.id), lowerRel: located.lowerRel, reserved: located.reserved, entryRoot: located.entryRoot };
+  }
+
+  async #copyContent(area: Area, located: Extract<Located, { kind: 'host' }>, dest: string): Promise<void> {
+    const source = await this.#openHostRead(area, located.lowerRel);
+    let out: FileHandle | undefined;
+    try {
+      if (source.stat.ino !== located.st.ino || source.stat.dev !== located.st.dev) throw ErrnoError.of('EAGAIN', `${located.path} changed on the host while it was copied`);
+      out = await open(dest, 'r+');
+      const chunk = 1 << 20;
+      const buf = Buffer.allocUnsafe(chunk);
+      const zero = Buffer.alloc(chunk);
+      let position = 0;
+      for (;;) {
+        const n = await source.read(buf, position);
+        if (n === 0) break;
+        const data = buf.subarray(0, n);
+        // Runs of zeros are not written: holes stay holes (a sparse 1 GiB file costs nothing).
+        if (!data.equals(zero.subarray(0, n))) {
+          let done = 0;
+          while (done < n) done += (await out.write(data, done, n - done, position + done)).bytesWritten;
+        }
+        position += n;
+      }
+      await out.truncate(position);
+    } finally {
+      await out?.close();
+      await source.close();
+    }
+  }
+
+  async #ensureNode(located: Located): Promise<Extract<Located, { kind: 'node' }>> {
+    if (located.kind === 'node') return located;
+    if (located.kind === 'virtual') throw ErrnoError.of('EROFS', `${located.guest} is a virtual folder of the dynamic table`);
+    return this.#copyUp(located);
+  }
+
+  /** A directory's content changed: its mtime and ctime are now (copying a host folder's attributes up). */
+  async #touchDir(dir: Located): Promise<void> {
+    if (dir.kind === 'virtual') return;
+    const node = dir.kind === 'node' ? dir : await this.#copyUp(dir);
+    const { sec, nsec } = nowTimespec();
+    dir.area.store!.updateNode(node.node.id, { mtimeSec: sec, mtimeNsec: nsec, ctimeSec: sec, ctimeNsec: nsec });
+  }
+
+  async #assertAbsent(path: string): Promise<void> {
+    try {
+      await this.#locate(path);
+    } catch (error) {
+      const e = ErrnoError.fromNode(error);
+      if (e.errno === Errno.ENOENT) return;
+      throw e;
+    }
+    throw ErrnoError.of('EEXIST', `${path} exists`);
+  }
+
+  /** Create a named node in `dirPath` (create, mkdir, mknod, symlink). */
+  async #createEntry(dirPath: string, name: string, fields: Omit<StoreNode, 'id' | 'nlink'>): Promise<Extract<Located, { kind: 'node' }>> {
+    const dir = await this.#locateDir(dirPath);
+    const area = this.#writable(dir);
+    const path = childPath(dirPath, name);
+    await this.#assertAbsent(path);
+    const guest = childPath(dir.guest, name);
+    const node = await area.store.createNode(fields);
+    // A folder made by the guest never shows host files of the same name
+    // (after rmdir + mkdir it must start empty): opaque.
+    const entry = { path: guest, kind: 'node' as const, node: node.id, opaque: isDirMode(fields.mode), redirect: null };
+    area.store.setEntry(entry);
+    await this.#touchDir(dir);
+    return { kind: 'node', path, guest, area, entry, node: area.store.node(node.id), lowerRel: null, reserved: [], entryRoot: false };
+  }
+
+  // ---------------------------------------------------------------------
+  // NinepBackend.
+
+  async setattr(path: string, request: SetattrRequest): Promise<void> {
+    const v = request.valid;
+    if ((v & ~SetattrMask.CTIME) === 0) {
+      await this.#locate(path);
+      return;
+    }
+    await this.#mutex.run(async () => {
+      const located = await this.#locate(path);
+      this.#writable(located);
+      const target = await this.#ensureNode(located);
+      const { node, area } = target;
+      const store = area.store!;
+      const now = nowTimespec();
+      const patch: Partial<StoreNode> = { ctimeSec: now.sec, ctimeNsec: now.nsec };
+      if (v & SetattrMask.MODE) patch.mode = (node.mode & S_IFMT) | (request.mode & 0o7777);
+      if (v & SetattrMask.UID) patch.uid = request.uid;
+      if (v & SetattrMask.GID) patch.gid = request.gid;
+      if (v & SetattrMask.SIZE) {
+        if (isDirMode(node.mode)) throw ErrnoError.of('EISDIR');
+        if ((node.mode & S_IFMT) !== S_IFREG) throw ErrnoError.of('EINVAL');
+        await truncate(store.dataPath(node.id), request.size).catch((error: unknown) => {
+          throw ErrnoError.fromNode(error);
+        });
+        patch.mtimeSec = now.sec;
+        patch.mtimeNsec = now.nsec;
+      }
+      if (v & SetattrMask.ATIME) {
+        patch.atimeSec = v & SetattrMask.ATIME_SET ? request.atimeSec : now.sec;
+        patch.atimeNsec = v & SetattrMask.ATIME_SET ? request.atimeNsec : now.nsec;
+      }
+      if (v & SetattrMask.MTIME) {
+        patch.mtimeSec = v & SetattrMask.MTIME_SET ? request.mtimeSec : now.sec;
+        patch.mtimeNsec = v & SetattrMask.MTIME_SET ? request.mtimeNsec : now.nsec;
+      }
+      store.updateNode(node.id, patch);
+    });
+  }
+
+  async open(path: string, flags: number): Promise<NinepHandle> {
+    const wantsWrite = (flags & OpenFlags.ACCMODE) !== OpenFlags.RDONLY || (flags & OpenFlags.TRUNC) !== 0;
+    let located = await this.#locate(path);
+    if (this.#isDir(located)) {
+      if (wantsWrite) throw ErrnoError.of('EISDIR', `${path} is a directory`);
+      return new NamespaceDirHandle(this, located, await this.#attrOf(located));
+    }
+    if (flags & OpenFlags.DIRECTORY) throw ErrnoError.of('ENOTDIR', `${path} is not a directory`);
+    const mode = located.kind === 'node' ? located.node.mode : located.kind === 'host' ? Number(located.st.mode) : S_IFDIR;
+    if ((mode & S_IFMT) === S_IFLNK) throw ErrnoError.of('ELOOP', `${path} is a symlink`);
+    if ((mode & S_IFMT) !== S_IFREG) throw ErrnoError.of('ENXIO', `${path}: special files are not served`);
+    if (located.kind === 'host' && !wantsWrite) {
+      const file = await this.#openHostRead(located.area, located.lowerRel);
+      if (file.stat.ino !== located.st.ino || file.stat.dev !== located.st.dev) {
+        await file.close();
+        throw ErrnoError.of('EAGAIN', `${path} changed on the host while it was opened`);
+      }
+      return new HostFileHandle(this, located.area, file);
+    }
+    if (located.kind === 'host') {
+      const host = located;
+      located = await this.#mutex.run(async () => {
+        // Someone may have copied it up meanwhile.
+        const again = await this.#locate(path);
+        if (again.kind !== 'host') return again;
+        return this.#copyUp(again, (flags & OpenFlags.TRUNC) === 0 || host.st.size === 0n);
+      });
+    }
+    if (located.kind !== 'node') throw ErrnoError.of('EIO');
+    if (wantsWrite) this.#writable(located);
+    return this.#openNode(located.area.store!, located.node, flags);
+  }
+
+  async #openNode(store: LayerStore, node: StoreNode, flags: number): Promise<NinepHandle> {
+    const access = flags & OpenFlags.ACCMODE;
+    const fh = await open(store.dataPath(node.id), 'r+').catch((error: unknown) => {
+      throw ErrnoError.fromNode(error);
+    });
+    if (flags & OpenFlags.TRUNC) {
+      await fh.truncate(0);
+      store.touchForWrite(node.id);
+    }
+    store.retain(node.id);
+    return new StoreFileHandle(this, store, node, fh, access !== OpenFlags.WRONLY, access !== OpenFlags.RDONLY, (flags & OpenFlags.APPEND) !== 0);
+  }
+
+  async create(dirPath: string, name: string, flags: number, mode: number, gid: number): Promise<NinepHandle> {
+    const created = await this.#mutex.run(() => this.#createEntry(dirPath, name, this.#newNodeFields(S_IFREG | (mode & 0o7777), gid)));
+    return this.#openNode(created.area.store!, created.node, flags & ~OpenFlags.TRUNC);
+  }
+
+  async mkdir(dirPath: string, name: string, mode: number, gid: number): Promise<Qid> {
+    const created = await this.#mutex.run(() => this.#createEntry(dirPath, name, this.#newNodeFields(S_IFDIR | (mode & 0o7777), gid)));
+    return (await this.#nodeAttr(created.area.store!, created.node)).qid;
+  }
+
+  async mknod(dirPath: string, name: string, mode: number, _major: number, _minor: number, gid: number): Promise<Qid> {
+    const type = mode & S_IFMT;
+    if (type === S_IFCHR || type === S_IFBLK) throw ErrnoError.of('EPERM', 'device nodes are not created in the namespace');
+    if (type !== S_IFIFO && type !== S_IFSOCK && type !== S_IFREG && type !== 0) throw ErrnoError.of('EINVAL');
+    const created = await this.#mutex.run(() => this.#createEntry(dirPath, name, this.#newNodeFields((type || S_IFREG) | (mode & 0o7777), gid)));
+    return (await this.#nodeAttr(created.area.store!, created.node)).qid;
+  }
+
+  async symlink(dirPath: string, name: string, target: string, gid: number): Promise<Qid> {
+    if (target.length === 0 || target.includes('\0')) throw ErrnoError.of('EINVAL', 'invalid symlink target');
+    const created = await this.#mutex.run(() => this.#createEntry(dirPath, name, { ...this.#newNodeFields(S_IFLNK | 0o777, gid), target }));
+    return (await this.#nodeAttr(created.area.store!, created.node)).qid;
+  }
+
+  async readlink(path: string): Promise<string> {
+    const located = await this.#locate(path);
+    if (located.kind === 'node' && (located.node.mode & S_IFMT) === S_IFLNK) return located.node.target ?? '';
+    if (located.kind === 'host' && located.st.isSymbolicLink()) return located.area.root!.readlink(rootPath(located.lowerRel));
+    throw ErrnoError.of('EINVAL', `${path} is not a symlink`);
+  }
+
+  async link(targetPath: string, dirPath: string, name: string): Promise<void> {
+    await this.#mutex.run(async () => {
+      const target = await this.#locate(targetPath);
+      if (this.#isDir(target)) throw ErrnoError.of('EPERM', 'cannot hard-link a directory');
+      const targetArea = this.#writable(target);
+      const dir = await this.#locateDir(dirPath);
+      const dirArea = this.#writable(dir);
+      if (targetArea.store !== dirArea.store) throw ErrnoError.of('EXDEV', 'hard links cannot join the stick and a host folder');
+      const path = childPath(dirPath, name);
+      await this.#assertAbsent(path);
+      const node = await this.#ensureNode(target);
+      const now = nowTimespec();
+      dirArea.store.setEntry({ path: childPath(dir.guest, name), kind: 'node', node: node.node.id, opaque: false, redirect: null });
+      dirArea.store.updateNode(node.node.id, { ctimeSec: now.sec, ctimeNsec: now.nsec });
+      await this.#touchDir(dir);
+    });
+  }
+
+  async unlink(dirPath: string, name: string, flags: number): Promise<void> {
+    await this.#mutex.run(async () => {
+      const dir = await this.#locateDir(dirPath);
+      const area = this.#writable(dir);
+      const located = await this.#locate(childPath(dirPath, name));
+      if (located.kind === 'virtual' || located.entryRoot || located.reserved.length > 0) throw ErrnoError.of('EBUSY', `${located.guest} is a dynamic table entry or leads to one`);
+      const isDir = this.#isDir(located);
+      if (flags & AT_REMOVEDIR) {
+        if (!isDir) throw ErrnoError.of('ENOTDIR');
+        if ((await this.#listDir(located)).length > 0) throw ErrnoError.of('ENOTEMPTY');
+      } else if (isDir) {
+        throw ErrnoError.of('EISDIR');
+      }
+      const store = area.store;
+      const leaveWhiteout = await this.#lowerPresent(area, this.#childLowerRel(dir, name));
+      store.transaction(() => {
+        for (const entry of store.subtree(located.guest).reverse()) store.removeEntry(entry.path);
+        if (leaveWhiteout) store.setEntry({ path: located.guest, kind: 'whiteout' });
+      });
+      await this.#touchDir(dir);
+    });
+  }
+
+  async rename(fromDir: string, fromName: string, toDir: string, toName: string): Promise<void> {
+    await this.#mutex.run(async () => {
+      const fromPath = childPath(fromDir, fromName);
+      const toPath = childPath(toDir, toName);
+      const source = await this.#locate(fromPath);
+      if (fromPath === toPath) return;
+      if (toPath.startsWith(`${fromPath}/`)) throw ErrnoError.of('EINVAL', 'cannot move a directory into itself');
+      if (source.kind === 'virtual' || source.entryRoot || source.reserved.length > 0) throw ErrnoError.of('EBUSY', `${source.guest} is a dynamic table entry or leads to one`);
+      const srcDir = await this.#locateDir(fromDir);
+      const dstDir = await this.#locateDir(toDir);
+      const srcArea = this.#writable(srcDir);
+      const dstArea = this.#writable(dstDir);
+      if (srcArea.store !== dstArea.store) throw ErrnoError.of('EXDEV', 'cannot move between the stick and a host folder');
+      const store = srcArea.store;
+      const srcIsDir = this.#isDir(source);
+      let dest: Located | undefined;
+      try {
+        dest = await this.#locate(toPath);
+      } catch (error) {
+        if (ErrnoError.fromNode(error).errno !== Errno.ENOENT) throw error;
+      }
+      if (dest) {
+        if (dest.kind === 'virtual' || dest.entryRoot || dest.reserved.length > 0) throw ErrnoError.of('EBUSY', `${dest.guest} is a dynamic table entry or leads to one`);
+        const dstIsDir = this.#isDir(dest);
+        if (srcIsDir && !dstIsDir) throw ErrnoError.of('ENOTDIR');
+        if (!srcIsDir && dstIsDir) throw ErrnoError.of('EISDIR');
+        if (dstIsDir && (await this.#listDir(dest)).length > 0) throw ErrnoError.of('ENOTEMPTY');
+        if (dest.kind === 'node' && source.kind === 'node' && dest.node.id === source.node.id) return;
+      }
+      const dstGuest = childPath(dstDir.guest, toName);
+      const srcWhiteout = await this.#lowerPresent(srcArea, this.#childLowerRel(srcDir, fromName));
+
+      let moving = source;
+      if (srcIsDir && srcArea.mode === 'cow') {
+        // A folder with host content moves by redirect: its upper entry
+        // says where its host side is. That only works inside one entry.
+        const lowerRel = moving.lowerRel;
+        const hasLower = lowerRel !== null && (await this.#lowerStat(srcArea, lowerRel))?.isDirectory() === true;
+        const crossEntry = srcArea !== dstArea;
+        if (crossEntry && (hasLower || store.subtree(source.guest).some((e) => e.kind === 'node' && e.redirect !== null))) {
+          throw ErrnoError.of('EXDEV', 'a folder with host content cannot move to another table entry');
+        }
+        const node = await this.#ensureNode(moving);
+        store.setEntry({ ...node.entry, redirect: hasLower ? lowerRel : null, opaque: !hasLower });
+        moving = node;
+      } else if (!srcIsDir) {
+        moving = await this.#ensureNode(moving);
+      }
+      store.transaction(() => {
+        for (const entry of store.subtree(dstGuest).reverse()) store.removeEntry(entry.path);
+        store.moveTree(moving.guest, dstGuest);
+        if (srcWhiteout) store.setEntry({ path: moving.guest, kind: 'whiteout' });
+      });
+      const now = nowTimespec();
+      const moved = store.get(dstGuest);
+      if (moved?.kind === 'node') store.updateNode(moved.node, { ctimeSec: now.sec, ctimeNsec: now.nsec });
+      await this.#touchDir(await this.#locateDir(fromDir));
+      if (toDir !== fromDir) await this.#touchDir(await this.#locateDir(toDir));
+    });
+  }
+
+  async statfs(path: string): Promise<NinepStatfs> {
+    const located = await this.#locate(path);
+    // Where changes would go: the stick, except for read-only host folders.
+    const dir = located.kind !== 'virtual' && located.area.mode === 'readonly' && located.area.root ? located.area.root.root : located.kind !== 'virtual' && located.area.mode === 'stick' ? this.files.dir : this.upper.dir;
+    const s = await statfs(dir, { bigint: true }).catch((error: unknown) => {
+      throw ErrnoError.fromNode(error);
+    });
+    return {
+      type: 0x01021997,
+      bsize: Number(s.bsize),
+      blocks: Number(s.blocks),
+      bfree: Number(s.bfree),
+      bavail: Number(located.kind !== 'virtual' && located.area.mode === 'readonly' ? 0n : s.bavail),
+      files: Number(s.files),
+      ffree: Number(s.ffree),
+      fsid: 0x706f636bn,
+      namelen: 255,
+    };
+  }
+
+  async xattrGet(path: string, _name: string): Promise<Uint8Array> {
+    await this.#locate(path);
+    throw ErrnoError.of('ENODATA', 'no extended attributes');
+  }
+
+  async xattrList(path: string): Promise<string[]> {
+    await this.#locate(path);
+    return [];
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#flushTimer) clearInterval(this.#flushTimer);
+    await this.#mutex.run(async () => {
+      this.files.close();
+      this.upper.close();
+    });
+  }
+
+  // For the handles.
+
+  /** @internal */
+  listDirOf(located: Located): Promise<NinepDirent[]> {
+    return this.#listDir(located);
+  }
+
+  /** @internal */
+  async attrAgain(located: Located): Promise<NinepAttr> {
+    if (located.kind === 'node') {
+      const store = located.area.store!;
+      return this.#nodeAttr(store, store.node(located.node.id));
+    }
+    if (located.kind === 'host') {
+      const st = await located.area.root!.lstat(rootPath(located.lowerRel)).catch(() => located.st);
+      return this.#hostAttr(located.area, st);
+    }
+    return this.#virtualAttr(located.guest);
+  }
+
+  /** @internal */
+  qidOfNode(store: LayerStore, node: StoreNode): Qid {
+    return { type: qidTypeOfMode(node.mode), version: (node.mtimeSec ^ node.mtimeNsec) >>> 0, path: this.#nodeQidPath(store, node) };
+  }
+
+  /** @internal */
+  hostAttrOf(area: Area, st: BigIntStats): NinepAttr {
+    return this.#hostAttr(area, st);
+  }
+
+  /** @internal */
+  nodeAttrOf(store: LayerStore, node: StoreNode): Promise<NinepAttr> {
+    return this.#nodeAttr(store, node);
+  }
+}
+
+/** A directory: its merged listing is snapshotted at offset 0. */
+class NamespaceDirHandle implements NinepHandle {
+  readonly qid: Qid;
+  readonly #backend: NamespaceBackend;
+  readonly #located: Located;
+  #snapshot: NinepDirent[] | undefined;
+
+  constructor(backend: NamespaceBackend, located: Located, attr: NinepAttr) {
+    this.#backend = backend;
+    this.#located = located;
+    this.qid = attr.qid;
+  }
+
+  async read(): Promise<number> {
+    throw ErrnoError.of('EISDIR');
+  }
+
+  async write(): Promise<number> {
+    throw ErrnoError.of('EISDIR');
+  }
+
+  async readdir(offset: number, maxEntries: number): Promise<NinepDirent[]> {
+    if (offset === 0 || this.#snapshot === undefined) this.#snapshot = await this.#backend.listDirOf(this.#located);
+    return this.#snapshot.slice(offset, offset + maxEntries);
+  }
+
+  getattr(): Promise<NinepAttr> {
+    return this.#backend.attrAgain(this.#located);
+  }
+
+  async fsync(): Promise<void> {}
+
+  async close(): Promise<void> {
+    this.#snapshot = undefined;
+  }
+}
+
+/** A host file opened for reading (writes need a copy-up, which opens a store file instead). */
+class HostFileHandle implements NinepHandle {
+  readonly qid: Qid;
+  readonly #backend: NamespaceBackend;
+  readonly #area: Area;
+  readonly #file: ConfinedFile;
+
+  constructor(backend: NamespaceBackend, area: Area, file: ConfinedFile) {
+    this.#backend = backend;
+    this.#area = area;
+    this.#file = file;
+    this.qid = backend.hostAttrOf(area, file.stat).qid;
+  }
+
+  read(target: Uint8Array, position: number): Promise<number> {
+    return this.#file.read(target, position);
+  }
+
+  async write(): Promise<number> {
+    throw ErrnoError.of('EBADF', 'opened for reading');
+  }
+
+  async readdir(): Promise<NinepDirent[]> {
+    throw ErrnoError.of('ENOTDIR');
+  }
+
+  async getattr(): Promise<NinepAttr> {
+    return this.#backend.hostAttrOf(this.#area, await this.#file.fstat());
+  }
+
+  async fsync(): Promise<void> {}
+
+  close(): Promise<void> {
+    return this.#file.close();
+  }
+}
+
+/** A regular file in a store (the stick's files or the upper layer). */
+class StoreFileHandle implements NinepHandle {
+  readonly qid: Qid;
+  readonly #backend: NamespaceBackend;
+  readonly #store: LayerStore;
+  readonly #node: StoreNode;
+  readonly #fh: FileHandle;
+  readonly #readable: boolean;
+  readonly #writable: boolean;
+  readonly #append: boolean;
+  #closed = false;
+
+  constructor(backend: NamespaceBackend, store: LayerStore, node: StoreNode, fh: FileHandle, readable: boolean, writable: boolean, append: boolean) {
+    this.#backend = backend;
+    this.#store = store;
+    this.#node = node;
+    this.#fh = fh;
+    this.#readable = readable;
+    this.#writable = writable;
+    this.#append = append;
+    this.qid = backend.qidOfNode(store, node);
+  }
+
+  async read(target: Uint8Array, position: number): Promise<number> {
+    if (!this.#readable) throw ErrnoError.of('EBADF', 'opened for writing only');
+    try {
+      return (await this.#fh.read(target, 0, target.length, position)).bytesRead;
+    } catch (error) {
+      throw ErrnoError.fromNode(error);
+    }
+  }
+
+  async write(data: Uint8Array, position: number): Promise<number> {
+    if (!this.#writable) throw ErrnoError.of('EBADF', 'opened for reading only');
+    try {
+      const at = this.#append ? (await this.#fh.stat()).size : position;
+      let done = 0;
+      while (done < data.length) {
+        const { bytesWritten } = await this.#fh.write(data, done, data.length - done, at + done);
+        if (bytesWritten <= 0) break;
+        done += bytesWritten;
+      }
+      this.#store.touchForWrite(this.#node.id);
+      return done;
+    } catch (error) {
+      throw ErrnoError.fromNode(error);
+    }
+  }
+
+  async readdir(): Promise<NinepDirent[]> {
+    throw ErrnoError.of('ENOTDIR');
+  }
+
+  getattr(): Promise<NinepAttr> {
+    return this.#backend.nodeAttrOf(this.#store, this.#node);
+  }
+
+  async fsync(datasync: boolean): Promise<void> {
+    try {
+      await (datasync ? this.#fh.datasync() : this.#fh.sync());
+    } catch (error) {
+      throw ErrnoError.fromNode(error);
+    }
+    this.#store.flush();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#fh.close().catch(() => {});
+    this.#store.release(this.#node.id);
+  }
+}

@@ -1,0 +1,34 @@
+// The keys and values the launcher itself reads (README, "Guest registry").
+// Other modules import these names instead of spelling the strings.
+import type { RegType } from './value.ts';
+
+/** Guest identity and locale, applied at boot. */
+export const GUEST_KEY = 'Guest';
+/** Machine sizing overrides (src/session/sizing.ts). */
+export const MACHINE_KEY = 'Machine';
+/** Session facts from the HostProfile, under `Host\...` (session layer, never persisted). */
+export const HOST_KEY = 'Host';
+/** Dyntable rules (the dyntable module defines the values below it). */
+export const TABLES_KEY = 'Tables';
+
+export const WELL_KNOWN = {
+  hostname: { key: GUEST_KEY, name: 'Hostname', type: 'string' },
+  keyboard: { key: GUEST_KEY, name: 'Keyboard', type: 'string' },
+  timezone: { key: GUEST_KEY, name: 'Timezone', type: 'string' },
+  memoryMiB: { key: MACHINE_KEY, name: 'MemoryMiB', type: 'int32' },
+  cpus: { key: MACHINE_KEY, name: 'Cpus', type: 'int32' },
+} as const satisfies Record<string, { key: string; name: string; type: RegType }>;
+
+export type WellKnownValue = keyof typeof WELL_KNOWN;
+
+const BY_NAME = new Map<string, { name: string; type: RegType }>(Object.values(WELL_KNOWN).map((entry) => [`${entry.key.toLowerCase()}\0${entry.name.toLowerCase()}`, entry]));
+
+/** The type a well-known value must have, if `key`/`name` is one (case-insensitive). */
+export function wellKnownType(key: string, name: string): RegType | undefined {
+  return BY_NAME.get(`${key.toLowerCase()}\0${name.toLowerCase()}`)?.type;
+}
+
+/** The canonical spelling of a well-known value's name (`hostname` → `Hostname`). */
+export function wellKnownName(key: string, name: string): string | undefined {
+  return BY_NAME.get(`${key.toLowerCase()}\0${name.toLowerCase()}`)?.name;
+}

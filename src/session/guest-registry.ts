@@ -1,0 +1,62 @@
+// The logged-in user's guest registry in a session: opened after login, its
+// Machine overrides feed the sizing, its virtio port serves the guest's `reg`
+// command, and it is closed at teardown. Without a user there is no registry
+// and no port (the guest's `reg` then says so).
+import { REGISTRY_PORT_NAME, serveGuestChannel } from '../guestregistry/guest-channel.ts';
+import type { GuestRegistry } from '../guestregistry/registry.ts';
+import { openUserRegistry } from '../guestregistry/user-registry.ts';
+import type { SessionFact } from '../guestregistry/value.ts';
+import { WELL_KNOWN } from '../guestregistry/well-known.ts';
+import type { StickLayout } from '../stick/layout.ts';
+import type { ExtraChannel } from './extra-channel.ts';
+import type { SizingOverrides } from './sizing.ts';
+
+export const REGISTRY_CHANNEL_ID = 'registry';
+/** On the kernel command line when the port is served: the guest's boot step waits for it. */
+export const REGISTRY_CMDLINE_WORD = 'pocketvm.registry';
+
+export interface SessionRegistryOptions {
+  layout: StickLayout;
+  guest: string;
+  user: string;
+  /** This host's fingerprint: names the registry's host layer (as `launcher reg --layer host` does). */
+  hostId?: string;
+  /** The session layer: the HostProfile as `Host\...` facts. */
+  facts?: SessionFact[];
+  /** Told once if the file was damaged and its last good copy restored. */
+  onNotice?: (message: string) => void;
+}
+
+/** The user's registry with the payload defaults below and this host's facts on top. */
+export function openSessionRegistry(options: SessionRegistryOptions): Promise<GuestRegistry> {
+  return openUserRegistry({
+    layout: options.layout,
+    user: options.user,
+    guest: options.guest,
+    ...(options.hostId ? { hostId: options.hostId } : {}),
+    ...(options.facts ? { session: options.facts } : {}),
+    onRecovery: (recovery) => options.onNotice?.(recovery.message),
+  });
+}
+
+/** Machine\MemoryMiB and Machine\Cpus from the merged view, for sizeMachine. */
+export function registrySizingOverrides(registry: Pick<GuestRegistry, 'get'>): SizingOverrides {
+  const int = (entry: { key: string; name: string }): number | undefined => {
+    const found = registry.get(entry.key, entry.name);
+    // The registry refuses other types for these names; a positive int32 is all sizing can use.
+    return found?.value.type === 'int32' && found.value.data > 0 ? found.value.data : undefined;
+  };
+  const memoryMiB = int(WELL_KNOWN.memoryMiB);
+  const cpus = int(WELL_KNOWN.cpus);
+  return { ...(memoryMiB !== undefined ? { memoryMiB } : {}), ...(cpus !== undefined ? { cpus } : {}) };
+}
+
+/** The registry's virtio-serial port, served for each boot attempt while QEMU is paused. */
+export function registryChannel(registry: GuestRegistry, onProblem?: (message: string) => void): ExtraChannel {
+  return {
+    id: REGISTRY_CHANNEL_ID,
+    kind: 'serial',
+    name: REGISTRY_PORT_NAME,
+    open: (stream) => serveGuestChannel(stream, registry, onProblem ? { onProblem } : {}),
+  };
+}

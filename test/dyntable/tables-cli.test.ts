@@ -1,0 +1,99 @@
+// `launcher tables show|explain|confirm` on a fresh stick, with a temporary
+// HOME so the host side is known. No guest is booted.
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { addStickUser, freshStick, launcher, launcherJson } from '../integration/harness.ts';
+import { removeDir, tempDir } from './helpers.ts';
+
+interface ShowJson {
+  user: string | null;
+  mountPoint: string;
+  entries: Array<{ id: string; guestPath: string; table: string; mode: string; origin: string; exposes: string[]; target: { kind: string; hostPath?: string } }>;
+  skipped: Array<{ id: string; reason: string }>;
+  problems: Array<{ severity: string; message: string }>;
+}
+
+describe('launcher tables', function () {
+  this.timeout(300_000);
+  let stick: { root: string; dispose: () => Promise<void> };
+  let home: string;
+  let env: Record<string, string>;
+
+  before(async () => {
+    stick = await freshStick();
+    home = tempDir('pocketvm-cli-home-');
+    mkdirSync(join(home, 'Documents'));
+    mkdirSync(join(home, '.ssh'));
+    writeFileSync(join(home, '.ssh', 'id_ed25519'), 'KEY');
+    env = { HOME: home, XDG_CONFIG_HOME: join(home, '.config'), NO_COLOR: '1' };
+    await addStickUser(stick.root, 'anna', 'correct horse battery staple');
+    const set = async (rule: string, name: string, value: string) => {
+      const r = await launcher(['reg', 'set', `Tables\\Rules\\${rule}`, name, value, '--stick', stick.root], { env });
+      assert.equal(r.exitCode, 0, r.stderr);
+    };
+    await set('Keys', 'Table', 'FET');
+    await set('Keys', 'GuestPath', '\\host\\keys');
+    await set('Keys', 'HostPath', '~/.ssh');
+    await set('Keys', 'Mode', 'readonly');
+    await set('Temp', 'Table', 'FIT');
+    await set('Temp', 'GuestPath', '/host/Documents/TEMP');
+  });
+
+  after(async () => {
+    await stick?.dispose();
+    if (home) removeDir(home);
+  });
+
+  it('show prints the compiled table with origins, skipped rules and exclusions', async () => {
+    const { exitCode, json } = await launcherJson<ShowJson>(['tables', 'show', '--stick', stick.root], { env });
+    assert.equal(exitCode, 0);
+    assert.equal(json.user, 'anna');
+    assert.equal(json.mountPoint, '/host');
+    assert.deepEqual(
+      json.entries.map((e) => [e.guestPath, e.table, e.mode, e.origin]),
+      [
+        ['/host/Documents', 'FET', 'cow', 'builtin'],
+        ['/host/Documents/TEMP', 'FIT', 'stick', 'registry'],
+      ],
+    );
+    assert.equal(json.entries[0]!.target.hostPath, join(home, 'Documents'));
+    assert.match(json.skipped.find((s) => s.id === 'registry:Keys')!.reason, /SSH keys.*launcher tables confirm/);
+    const human = await launcher(['tables', 'show', '--stick', stick.root, '--user', 'anna'], { env });
+    assert.equal(human.exitCode, 0);
+    assert.match(human.stdout, /\/host\/Documents\/TEMP +FIT +stick +stick users\/anna\/files\/host\/Documents\/TEMP +registry/);
+    assert.match(human.stdout, /ssh-keys +.*\.ssh/);
+  });
+
+  it('explain says which entry wins, where the path leads, and why', async () => {
+    const temp = await launcherJson<{ entry: string; table: string; access: string; reason: string }>(['tables', 'explain', '/host/Documents/TEMP/x', '--stick', stick.root], { env });
+    assert.equal(temp.json.entry, 'registry:Temp');
+    assert.equal(temp.json.access, 'stick');
+    assert.match(temp.json.reason, /most specific of: FIT \/host\/Documents\/TEMP .*FET \/host\/Documents/);
+    const doc = await launcher(['tables', 'explain', 'Documents\\report.odt', '--stick', stick.root], { env });
+    assert.equal(doc.exitCode, 0);
+    assert.match(doc.stdout, /from +the host: .*Documents\/report\.odt/);
+    assert.match(doc.stdout, /copy-on-write/);
+    const out = await launcherJson<{ kind: string }>(['tables', 'explain', '/etc/passwd', '--stick', stick.root], { env });
+    assert.equal(out.json.kind, 'unmapped');
+    const unknown = await launcher(['tables', 'show', '--user', 'nobody', '--stick', stick.root], { env });
+    assert.equal(unknown.exitCode, 11);
+  });
+
+  it('confirm lets a registry rule expose an excluded folder; --revoke takes it back', async () => {
+    const refused = await launcher(['tables', 'confirm', 'Keys', '--stick', stick.root], { env });
+    assert.equal(refused.exitCode, 2, 'no terminal and no --yes: nothing changes');
+    const confirmed = await launcherJson<{ confirmed: boolean; exposes: string[] }>(['tables', 'confirm', 'Keys', '--yes', '--stick', stick.root], { env });
+    assert.equal(confirmed.exitCode, 0);
+    assert.deepEqual(confirmed.json.exposes, ['ssh']);
+    let show = await launcherJson<ShowJson>(['tables', 'show', '--stick', stick.root], { env });
+    const keys = show.json.entries.find((e) => e.guestPath === '/host/keys');
+    assert.equal(keys?.origin, 'confirmed');
+    assert.deepEqual(keys?.exposes, ['ssh']);
+    const explained = await launcherJson<{ visible: boolean; access: string }>(['tables', 'explain', '/host/keys/id_ed25519', '--stick', stick.root], { env });
+    assert.deepEqual([explained.json.visible, explained.json.access], [true, 'readonly']);
+    assert.equal((await launcher(['tables', 'confirm', 'Keys', '--revoke', '--stick', stick.root], { env })).exitCode, 0);
+    show = await launcherJson<ShowJson>(['tables', 'show', '--stick', stick.root], { env });
+    assert.equal(show.json.entries.find((e) => e.guestPath === '/host/keys'), undefined);
+  });
+});
