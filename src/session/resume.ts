@@ -7,21 +7,19 @@
 // its agent, and only once the guest answers is the state file deleted. A
 // resume that fails anywhere before that leaves the file where it was.
 import { open } from 'node:fs/promises';
+import { freemem, totalmem } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { asPocketError, PocketError, SavedStateError } from '../errors.ts';
-import type { Machine } from '../vmm/machine.ts';
-import type { MachineChannels } from '../vmm/machine-spec.ts';
-import { migrateIn, resolvedMachineType } from '../vmm/migration.ts';
-import type { QmpClient } from '../vmm/qmp-client.ts';
-import { OpenedState, readStateHead } from '../vmm/state-cipher.ts';
-import { freemem, totalmem } from 'node:os';
 import { currentHostAdapter } from '../hostprobe/current-host.ts';
 import { hostFingerprint } from '../hostprobe/host-fingerprint.ts';
 import { type StickLayout, stickLayout } from '../stick/layout.ts';
 import { AcceleratorVerdicts, planAccelerators } from '../vmm/accelerator-fallback.ts';
-import type { Accelerator } from '../vmm/machine-spec.ts';
+import type { Machine } from '../vmm/machine.ts';
+import type { Accelerator, MachineChannels } from '../vmm/machine-spec.ts';
+import { migrateIn, probeQemuVersion, resolvedMachineType } from '../vmm/migration.ts';
 import { findQemu, type QemuBinaries } from '../vmm/qemu-binary.ts';
-import { probeQemuVersion } from '../vmm/migration.ts';
+import type { QmpClient } from '../vmm/qmp-client.ts';
+import { OpenedState, readStateHead } from '../vmm/state-cipher.ts';
 import type { ExtraChannel } from './extra-channel.ts';
 import { deleteSavedState, describeUnresumable, examineSavedState, type ResumeHost, type ResumeVerdict, type VmStateMeta } from './saved-state.ts';
 
@@ -72,10 +70,7 @@ export class GuestResume {
       let opened: OpenedState<unknown> | undefined;
       try {
         opened = new OpenedState(this.#key, await readStateHead(handle));
-        const raw = handle.createReadStream({ start: opened.dataOffset, highWaterMark: 4 << 20, autoClose: false });
-        const source = opened.reader();
-        raw.on('error', (error) => source.destroy(error));
-        raw.pipe(source);
+        const source = opened.plaintext(handle);
         const { ms } = await migrateIn(qmp, endpoint.fd, source, stream, { timeoutMs: LOAD_TIMEOUT_MS });
         this.loadMs = ms;
       } finally {

@@ -189,6 +189,33 @@ describe('saved-state cipher', () => {
     await assert.rejects(buffer(Readable.from([randomBytes(50_000)]).pipe(sealer)), (error) => reason(error) === 'too-big');
   });
 
+  it('reads a whole file by itself (what a resume streams), refusing the same damage', async () => {
+    const whole = async (bytes: Buffer) => {
+      const handle = await open(await asFile(bytes), 'r');
+      try {
+        return await buffer(new OpenedState(key, await readStateHead(handle)).plaintext(handle));
+      } finally {
+        await handle.close();
+      }
+    };
+    const sealed = await seal(key, plain, 64 * 1024);
+    assert.deepEqual(await whole(sealed), plain);
+    assert.deepEqual(await whole(await seal(key, Buffer.alloc(0), 1024)), Buffer.alloc(0));
+    const flipped = Buffer.from(sealed);
+    flipped.writeUInt8(flipped.readUInt8(flipped.length - 100_000) ^ 0x01, flipped.length - 100_000);
+    await refused(whole(flipped), 'damaged');
+    await refused(whole(sealed.subarray(0, sealed.length - 1)), 'truncated');
+    await refused(whole(Buffer.concat([sealed, Buffer.from('x')])), 'damaged');
+  });
+
+  it('seals and opens inline too (no worker thread)', async () => {
+    const sealed = await buffer(Readable.from([plain]).pipe(new StateSealer(key, META, { chunkBytes: 50_000, worker: false })));
+    const handle = await open(await asFile(sealed), 'r');
+    const opened = new OpenedState(key, await readStateHead(handle));
+    await handle.close();
+    assert.deepEqual(await buffer(Readable.from([sealed.subarray(opened.dataOffset)]).pipe(opened.reader({ worker: false }))), plain);
+  });
+
   it('keeps the file format stable on disk (magic and version)', async () => {
     const path = await asFile(await seal(key, plain.subarray(0, 10), 1024));
     const bytes = await readFile(path);
