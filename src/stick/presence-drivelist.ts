@@ -6,7 +6,8 @@
 // drive never leaves, and the direct probe covers the folder itself.
 import { realpath } from 'node:fs/promises';
 import { sep } from 'node:path';
-import type { Evidence, PresenceSource, SourceReport } from './presence-monitor.ts';
+import { EvidencePoller } from './evidence-poller.ts';
+import type { Evidence, PresenceSource } from './presence-monitor.ts';
 
 /** The part of drivelist's Drive this module reads. */
 export interface ListedDrive {
@@ -49,13 +50,8 @@ async function loadDrivelist(): Promise<DriveLister | undefined> {
 }
 
 export function drivelistSource(root: string, options: { intervalMs: number; lister?: DriveLister; known?: { device: string; mountpoint: string } }): PresenceSource {
-  let report: SourceReport | undefined;
   let list: DriveLister | undefined;
   let watched: { device: string; mountpoint: string } | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let inFlight = false;
-  let suspected = false;
-  let stopped = false;
 
   const look = async (): Promise<Evidence | undefined> => {
     if (!list || !watched) return undefined;
@@ -71,31 +67,12 @@ export function drivelistSource(root: string, options: { intervalMs: number; lis
     return undefined;
   };
 
-  const probe = (): void => {
-    if (inFlight || stopped) return;
-    inFlight = true;
-    look().then(
-      (evidence) => {
-        inFlight = false;
-        if (stopped) return;
-        if (evidence) {
-          suspected = true;
-          report?.suspect(evidence);
-        } else if (suspected) {
-          suspected = false;
-          report?.cleared();
-        }
-      },
-      () => {
-        inFlight = false;
-      },
-    );
-  };
+  const poller = new EvidencePoller(look);
 
   return {
     name: 'drivelist',
-    async start(r) {
-      report = r;
+    async start(report) {
+      poller.attach(report);
       list = options.lister ?? (await loadDrivelist());
       if (!list) return false;
       if (options.known) {
@@ -115,16 +92,11 @@ export function drivelistSource(root: string, options: { intervalMs: number; lis
         if (holding.drive.isSystem && !holding.drive.isRemovable && holding.drive.isUSB !== true) return false;
         watched = { device: holding.drive.device, mountpoint: holding.mountpoint };
       }
-      if (stopped) return false;
-      timer = setInterval(probe, options.intervalMs);
-      timer.unref();
-      return true;
+      return poller.start(options.intervalMs);
     },
-    recheck: probe,
+    recheck: poller.probe,
     stop() {
-      stopped = true;
-      if (timer) clearInterval(timer);
-      timer = undefined;
+      poller.stop();
     },
   };
 }

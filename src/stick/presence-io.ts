@@ -9,7 +9,8 @@
 import { existsSync } from 'node:fs';
 import { type FileHandle, open, opendir, stat } from 'node:fs/promises';
 import { stickLayout } from './layout.ts';
-import type { Evidence, PresenceSource, SourceReport } from './presence-monitor.ts';
+import { EvidencePoller } from './evidence-poller.ts';
+import type { Evidence, PresenceSource } from './presence-monitor.ts';
 
 /** The error codes that mean the device under a path is gone. */
 export const GONE_CODES: ReadonlySet<string> = new Set(['ENOTCONN', 'EIO', 'ENOENT', 'ENODEV', 'ENXIO', 'ESTALE', 'ENOMEDIUM', 'EREMOTEIO']);
@@ -42,14 +43,9 @@ interface Baseline {
 }
 
 export function ioSource(root: string, options: { intervalMs: number; sysRoot?: string }): PresenceSource & { readonly heldPath: string | undefined } {
-  let report: SourceReport | undefined;
   let held: FileHandle | undefined;
   let heldPath: string | undefined;
   let baseline: Baseline | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let inFlight = false;
-  let suspected = false;
-  let stopped = false;
 
   /** One look; undefined when all is well. */
   const look = async (): Promise<Evidence | undefined> => {
@@ -84,34 +80,15 @@ export function ioSource(root: string, options: { intervalMs: number; sysRoot?: 
     return undefined;
   };
 
-  const probe = (): void => {
-    if (inFlight || stopped) return;
-    inFlight = true;
-    look().then(
-      (evidence) => {
-        inFlight = false;
-        if (stopped) return;
-        if (evidence) {
-          suspected = true;
-          report?.suspect(evidence);
-        } else if (suspected) {
-          suspected = false;
-          report?.cleared();
-        }
-      },
-      () => {
-        inFlight = false;
-      },
-    );
-  };
+  const poller = new EvidencePoller(look);
 
   return {
     name: 'io',
     get heldPath() {
       return heldPath;
     },
-    async start(r) {
-      report = r;
+    async start(report) {
+      poller.attach(report);
       const first = await stat(root, { bigint: true });
       baseline = { dev: first.dev, ino: first.ino, blockDevice: process.platform === 'linux' ? sysfsBlockDevice(first.dev, options.sysRoot) : undefined };
       // A descriptor held on the stick: the marker file, else the root itself.
@@ -124,16 +101,11 @@ export function ioSource(root: string, options: { intervalMs: number; sysRoot?: 
           // try the next
         }
       }
-      if (stopped) return false;
-      timer = setInterval(probe, options.intervalMs);
-      timer.unref();
-      return true;
+      return poller.start(options.intervalMs);
     },
-    recheck: probe,
+    recheck: poller.probe,
     stop() {
-      stopped = true;
-      if (timer) clearInterval(timer);
-      timer = undefined;
+      poller.stop();
       // Closing a descriptor on a dead device fails; it is released all the same.
       void held?.close().catch(() => {});
       held = undefined;

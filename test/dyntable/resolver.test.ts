@@ -3,6 +3,7 @@ import { builtinRules, compileTable, manifestRules } from '../../src/dyntable/co
 import { resolvePath } from '../../src/dyntable/resolver.ts';
 import type { RuleSpec } from '../../src/dyntable/rules.ts';
 import { parseManifest } from '../../src/payload/manifest.ts';
+import { validManifest } from '../payload/manifest-fixture.ts';
 import { fakeHost } from './helpers.ts';
 
 const rule = (r: Partial<RuleSpec> & Pick<RuleSpec, 'name' | 'table' | 'guestPath'>): RuleSpec => ({ origin: 'registry', source: `registry Tables\\Rules\\${r.name}`, ...r });
@@ -88,14 +89,7 @@ describe('dyntable resolver', () => {
     it('a higher origin overrides a lower one for the same guest path', () => {
       const manifest = parseManifest(
         JSON.stringify({
-          schemaVersion: 1,
-          name: 'default',
-          kernel: 'vmlinuz',
-          initrd: 'initrd.img',
-          cmdline: 'console=ttyS0',
-          memory: { minimumMiB: 128, recommendedMiB: 256 },
-          cpus: { minimum: 1, recommended: 1 },
-          devices: { console: 'serial', agent: 'virtio-serial', network: 'none' },
+          ...validManifest,
           tables: [{ name: 'Docs', table: 'FET', guestPath: '/host/Documents', hostPath: '{Documents}', mode: 'readonly' }],
         }),
         'guest.json',

@@ -7,11 +7,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { linuxHost } from '../../src/hostprobe/linux.ts';
-import { openGuestPayload } from '../../src/payload/guest-payload.ts';
-import { Machine } from '../../src/vmm/machine.ts';
+import type { Machine } from '../../src/vmm/machine.ts';
 import { fdChannels } from '../../src/vmm/qemu-process.ts';
-import { repoRoot } from './harness.ts';
+import { bootTestMachine } from './test-machine.ts';
 
 describe('extra channels (boots the real guest)', function () {
   this.timeout(180_000);
@@ -27,34 +25,16 @@ describe('extra channels (boots the real guest)', function () {
   });
 
   it('a serial port carries bytes both ways and is open before the guest runs', async () => {
-    const payload = await openGuestPayload(join(repoRoot, 'payload'), 'default');
     let attachedStream: Duplex | undefined;
-    machine = await Machine.boot({
-      spec: {
-        name: 'pocketvm-channel-test',
-        hostOs: 'linux',
-        accelerator: 'tcg',
-        memoryMiB: 256,
-        cpus: 1,
-        kernel: payload.kernel,
-        initrd: payload.initrd,
-        cmdline: payload.manifest.cmdline,
-        disks: [],
-        network: 'none',
-        channels: fdChannels(['echo', 'raw']),
-        serialPorts: [{ id: 'echo', name: 'org.pocketvm.test.0' }],
-        streams: ['raw'],
-        startPaused: true,
+    machine = await bootTestMachine(
+      logDir,
+      { name: 'pocketvm-channel-test', channels: fdChannels(['echo', 'raw']), serialPorts: [{ id: 'echo', name: 'org.pocketvm.test.0' }], streams: ['raw'] },
+      {
+        attach: async (_qmp, channels) => {
+          attachedStream = channels['echo'];
+        },
       },
-      binary: 'qemu-system-x86_64',
-      host: linuxHost,
-      logs: { qemu: join(logDir, 'qemu.log'), console: join(logDir, 'console.log') },
-      signOfLifeTimeoutMs: 120_000,
-      readyTimeoutMs: 120_000,
-      attach: async (_qmp, channels) => {
-        attachedStream = channels['echo'];
-      },
-    });
+    );
     const port = machine.channel('echo');
     assert.equal(port, attachedStream, 'attach saw the same stream');
     assert.throws(() => machine!.channel('nope'), /no channel nope/);

@@ -4,35 +4,11 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { linuxHost } from '../../src/hostprobe/linux.ts';
-import { openGuestPayload } from '../../src/payload/guest-payload.ts';
-import { Machine } from '../../src/vmm/machine.ts';
-import { fdChannels } from '../../src/vmm/qemu-process.ts';
-import { repoRoot } from './harness.ts';
+import type { Machine } from '../../src/vmm/machine.ts';
+import { bootTestMachine } from './test-machine.ts';
 
-async function bootTcg(logDir: string): Promise<Machine> {
-  const payload = await openGuestPayload(join(repoRoot, 'payload'), 'default');
-  return Machine.boot({
-    spec: {
-      name: 'pocketvm-ladder-test',
-      hostOs: 'linux',
-      accelerator: 'tcg',
-      memoryMiB: 256,
-      cpus: 1,
-      kernel: payload.kernel,
-      initrd: payload.initrd,
-      cmdline: payload.manifest.cmdline,
-      disks: [],
-      network: 'none',
-      channels: fdChannels(),
-      startPaused: true,
-    },
-    binary: 'qemu-system-x86_64',
-    host: linuxHost,
-    logs: { qemu: join(logDir, 'qemu.log'), console: join(logDir, 'console.log') },
-    signOfLifeTimeoutMs: 120_000,
-    readyTimeoutMs: 120_000,
-  });
+function bootTcg(logDir: string): Promise<Machine> {
+  return bootTestMachine(logDir, { name: 'pocketvm-ladder-test' });
 }
 
 /** Stops guest services without waiting: the agent may be one of them. */

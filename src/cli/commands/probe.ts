@@ -71,11 +71,8 @@ function describe(report: ProbeReport, out: Output): void {
  */
 async function registryOverrides(layout: StickLayout, options: { user?: string; guest: string }, hostId: string | null): Promise<SizingOverrides> {
   if (!existsSync(layout.usersRoot)) return {};
-  const { whichUser } = await import('./reg.ts');
-  const user = await whichUser(layout, options.user).catch((error: unknown) => {
-    if (options.user !== undefined) throw error;
-    return undefined;
-  });
+  const { findStickUser } = await import('../stick-user.ts');
+  const user = await findStickUser(layout, options.user);
   if (user === undefined || !existsSync(registryPaths(layout, user, options.guest).file)) return {};
   const [{ openUserRegistry }, { registrySizingOverrides }] = await Promise.all([import('../../guestregistry/user-registry.ts'), import('../../session/guest-registry.ts')]);
   const registry = await openUserRegistry({ layout, user, guest: options.guest, ...(hostId ? { hostId } : {}) });

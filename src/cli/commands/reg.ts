@@ -2,11 +2,12 @@
 // stick (src/guestregistry), whether or not a session is running (SQLite's
 // file locking lets both use the file; a running guest sees the change).
 import { type Command, Option } from 'commander';
-import { AuthError, RegistryError, UsageError } from '../../errors.ts';
+import { RegistryError, UsageError } from '../../errors.ts';
 import type { GuestRegistry } from '../../guestregistry/registry.ts';
 import type { RegLayer, RegType } from '../../guestregistry/value.ts';
 import type { StickLayout } from '../../stick/layout.ts';
 import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
+import { requireStickUser } from '../stick-user.ts';
 import type { Output } from '../output.ts';
 import { jsonOption, stickOption } from './options.ts';
 
@@ -27,25 +28,9 @@ const TYPES: RegType[] = ['string', 'expand-string', 'int32', 'int64', 'bool', '
 const valueName = (name: string) => (name === '@' ? '' : name);
 const shownName = (name: string) => (name === '' ? '@' : name);
 
-/** The user named, or the stick's only user; a usage error otherwise. */
-export async function whichUser(layout: StickLayout, requested: string | undefined): Promise<string> {
-  const { listUsers, userExists, checkUserName } = await import('../../auth/users.ts');
-  if (requested !== undefined) {
-    checkUserName(requested);
-    if (!(await userExists(layout, requested))) {
-      throw new AuthError(`there is no user "${requested}" on this stick`, { hint: 'launcher user list shows the users', details: { reason: 'unknown-user', user: requested } });
-    }
-    return requested;
-  }
-  const users = await listUsers(layout);
-  if (users.length === 1) return users[0]!.name;
-  if (users.length === 0) throw new UsageError('there are no users on this stick, so there is no registry', 'launcher user add NAME creates one');
-  throw new UsageError(`this stick has ${users.length} users; say whose registry with --user NAME`, `users: ${users.map((u) => u.name).join(', ')}`);
-}
-
 async function withRegistry<T>(options: RegOptions, out: Output, fn: (registry: GuestRegistry, user: string) => T | Promise<T>): Promise<T> {
   const layout = await openStick(resolveStickRoot(options.stick));
-  const user = await whichUser(layout, options.user);
+  const user = await requireStickUser(layout, options.user);
   const { openUserRegistry } = await import('../../guestregistry/user-registry.ts');
   const registry = await openUserRegistry({ layout, user, guest: options.guest ?? 'default', onRecovery: (recovery) => out.notice(recovery.message) });
   try {

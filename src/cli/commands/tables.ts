@@ -2,11 +2,12 @@
 // which guest paths come from the stick (FIT), which from the host (FET), what
 // is excluded, and why a given path resolves the way it does.
 import type { Command } from 'commander';
-import { AuthError, UsageError } from '../../errors.ts';
+import { UsageError } from '../../errors.ts';
 import type { LoadedTable } from '../../dyntable/namespace.ts';
 import type { CompiledTable, TableEntry } from '../../dyntable/rules.ts';
 import type { StickLayout } from '../../stick/layout.ts';
 import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
+import { findStickUser } from '../stick-user.ts';
 import { bold, dim, type Output } from '../output.ts';
 import { guestOption, jsonOption, stickOption } from './options.ts';
 
@@ -19,23 +20,9 @@ interface TablesOptions {
   revoke?: boolean;
 }
 
-/** --user NAME (must exist), else the only user of the stick, else nobody. */
-async function whichUser(layout: StickLayout, requested: string | undefined): Promise<string | undefined> {
-  const { listUsers, userExists, checkUserName } = await import('../../auth/users.ts');
-  if (requested !== undefined) {
-    checkUserName(requested);
-    if (!(await userExists(layout, requested))) {
-      throw new AuthError(`there is no user "${requested}" on this stick`, { hint: 'launcher user list shows the users', details: { reason: 'unknown-user', user: requested } });
-    }
-    return requested;
-  }
-  const users = await listUsers(layout);
-  return users.length === 1 ? users[0]!.name : undefined;
-}
-
 async function load(options: TablesOptions): Promise<LoadedTable & { layout: StickLayout; user: string | undefined }> {
   const layout = await openStick(resolveStickRoot(options.stick));
-  const user = await whichUser(layout, options.user);
+  const user = await findStickUser(layout, options.user);
   const { loadTable } = await import('../../dyntable/namespace.ts');
   const loaded = await loadTable({ layout, guest: options.guest ?? 'default', ...(user ? { user } : {}) });
   return { ...loaded, layout, user };
@@ -138,7 +125,7 @@ export function registerTables(program: Command, output: () => Output): void {
   confirm.action(async (ruleName: string, options: TablesOptions) => {
     const out = output();
     const layout = await openStick(resolveStickRoot(options.stick));
-    const user = await whichUser(layout, options.user);
+    const user = await findStickUser(layout, options.user);
     if (!user) throw new UsageError('say whose rule with --user NAME');
     const { openUserRegistry } = await import('../../guestregistry/user-registry.ts');
     const { readRegistryRules, writeConfirmation } = await import('../../dyntable/registry-rules.ts');
