@@ -25,6 +25,7 @@ import type { UnlockedUser } from '../auth/users.ts';
 import type { ChannelService, ExtraChannel } from './extra-channel.ts';
 import { type GuestFacts, readGuestFacts } from './guest-facts.ts';
 import { openSessionRegistry, REGISTRY_CMDLINE_WORD, registryChannel, registrySizingOverrides } from './guest-registry.ts';
+import { NAMESPACE_CMDLINE_WORD, namespaceChannel } from './namespace-channel.ts';
 import { attachPersonalDisk, userCmdline } from './personal-disk.ts';
 import { markRecoveryPending, pendingRecovery, recoverAfterCrash, type RecoveryReport } from './recovery.ts';
 import { sizeMachine } from './sizing.ts';
@@ -282,6 +283,9 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
       registry = await openSessionRegistry({ layout, guest: options.guest, user: login.name, ...(profile.fingerprint ? { hostId: profile.fingerprint } : {}), facts: hostFacts(profile), onNotice: (message) => options.onNotice?.(message) });
       extraChannels.push(registryChannel(registry));
       cmdlineWords.push(REGISTRY_CMDLINE_WORD);
+      // The dyntable namespace over 9P, mounted on /host in the guest.
+      extraChannels.push(namespaceChannel({ layout, guest: options.guest, user: login.name, registry, manifest: payload.manifest, logFile: logs.qemu }));
+      cmdlineWords.push(NAMESPACE_CMDLINE_WORD);
     }
     const sizing = sizeMachine(payload.manifest, profile, registry ? registrySizingOverrides(registry) : {});
     // The session keeps a key for saved states, derived before the disk key is zeroed;
