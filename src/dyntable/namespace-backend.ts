@@ -313,6 +313,9 @@ export class NamespaceBackend implements NinepBackend {
   async #locate(path: string): Promise<Located> {
     const guest = this.#toGuest(path);
     const res = lookupEntry(this.table, guest);
+    // The mount point itself always exists: with no entry at all (a host
+    // without any of the known folders) the guest mounts an empty folder.
+    if (res.kind === 'unmapped' && path === '/') return { kind: 'virtual', path, guest, children: [] };
     if (res.kind === 'unmapped') throw ErrnoError.of('ENOENT', `${path}: not in the namespace`);
     if (res.kind === 'virtual') return { kind: 'virtual', path, guest, children: res.children };
     const area = this.#areas.get(res.entry.id);

@@ -20,6 +20,7 @@ import { appendFile } from 'node:fs/promises';
 import type { RegistryRuleReader } from '../dyntable/registry-rules.ts';
 import type { GuestManifest } from '../payload/manifest.ts';
 import type { StickLayout } from '../stick/layout.ts';
+import type { Machine } from '../vmm/machine.ts';
 import type { ChannelService, ExtraChannel } from './extra-channel.ts';
 import { GUEST_USER_ID } from './personal-disk.ts';
 
@@ -71,4 +72,19 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
       return { close: () => server.close() };
     },
   };
+}
+
+/**
+ * After a resume the guest still holds the mount it had with the launcher
+ * that suspended it, whose fids this launcher's server never issued: the
+ * guest drops it and its relay and mounts afresh (lib/pocketvm/namespace-remount.sh).
+ * False when that did not work; /host then answers errors until remounted.
+ */
+export async function remountNamespace(machine: Machine): Promise<boolean> {
+  try {
+    const result = await machine.agent.run('/bin/sh', ['/lib/pocketvm/namespace-remount.sh'], { timeoutMs: 90_000 });
+    return result.exitCode === 0;
+  } catch {
+    return false;
+  }
 }

@@ -25,7 +25,7 @@ import type { UnlockedUser } from '../auth/users.ts';
 import type { ChannelService, ExtraChannel } from './extra-channel.ts';
 import { type GuestFacts, readGuestFacts } from './guest-facts.ts';
 import { openSessionRegistry, REGISTRY_CMDLINE_WORD, registryChannel, registrySizingOverrides } from './guest-registry.ts';
-import { NAMESPACE_CMDLINE_WORD, namespaceChannel } from './namespace-channel.ts';
+import { NAMESPACE_CMDLINE_WORD, namespaceChannel, remountNamespace } from './namespace-channel.ts';
 import { attachPersonalDisk, userCmdline } from './personal-disk.ts';
 import { markRecoveryPending, pendingRecovery, recoverAfterCrash, type RecoveryReport } from './recovery.ts';
 import { sizeMachine } from './sizing.ts';
@@ -345,6 +345,9 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
     });
     const resumed = resume ? await resume.finish(machine) : undefined;
     if (resumed) emit({ stage: 'boot', message: `resumed ${options.guest} in ${(resume!.loadMs / 1000).toFixed(1)} s${resumed.clockStepMs === null ? '; its clock could not be corrected' : `; its clock moved ${(resumed.clockStepMs / 1000).toFixed(0)} s forward`}` });
+    if (resumed && cmdlineWords.includes(NAMESPACE_CMDLINE_WORD) && !(await remountNamespace(machine))) {
+      options.onNotice?.('the resumed guest could not mount /host again; the host folders are unavailable until its next boot');
+    }
     await lock.update({ state: 'ready' });
     const readyMs = Math.round(performance.now() - started);
     emit({ stage: 'ready', message: `${options.guest} is ready (${(readyMs / 1000).toFixed(1)} s)` });

@@ -133,6 +133,13 @@ describe('dyntable NamespaceBackend', function () {
     assert.equal(await errnoOf(b.unlink('/', 'Documents', AT_REMOVEDIR)), Errno.EROFS);
   });
 
+  it('an empty table (a host with none of the known folders) still has its root: the guest mounts an empty folder', async () => {
+    const b = await openBackend(compileTable(liveHost(home, { stickRoot: join(base, 'stick') }), []));
+    assert.equal((await b.getattr('/')).mode, S_IFDIR | 0o555);
+    assert.deepEqual(await list(b, '/'), []);
+    assert.equal(await errnoOf(b.getattr('/Documents')), Errno.ENOENT);
+  });
+
   it('lands every change in upper/: the host tree stays byte-identical (content, mode, mtime) while the guest sees the changes', async () => {
     const before = snapshotTree(home);
     const b = await openBackend(table([docsRule()]));

@@ -172,6 +172,8 @@ describe('suspend to the stick and resume on another PC', function () {
     assert.ok(Math.abs(guestSeconds - Date.now() / 1000) < 5, `the guest clock was corrected (${guestSeconds} vs ${Math.round(Date.now() / 1000)})`);
     // The resumed disk is fully usable: write, sync, read back.
     assert.equal(await guest(stick.root, 'echo after-resume >> ~/notes.txt && sync && tail -n1 ~/notes.txt'), 'after-resume');
+    // /host was mounted afresh against this launcher's 9P server.
+    assert.equal(await guest(stick.root, 'grep -c " /host 9p " /proc/mounts; ls /host >/dev/null && echo listed'), '1\nlisted');
   });
 
   it('suspends again, then run --cold-boot sets the state aside and boots afresh with the disk intact', async () => {
