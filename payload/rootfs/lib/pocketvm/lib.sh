@@ -66,6 +66,18 @@ link_virtio_ports() {
 	done
 }
 
+# Waits (up to 10 s) for /dev/virtio-ports/NAME; false if it never shows up.
+wait_for_port() {
+	local i=0
+	until [ -e "/dev/virtio-ports/$1" ]; do
+		link_virtio_ports
+		[ -e "/dev/virtio-ports/$1" ] && return 0
+		i=$((i + 1))
+		[ $i -gt 500 ] && return 1
+		sleep 0.02
+	done
+}
+
 # Runs every *.sh in a numbered step directory, in order, each in its own
 # shell so one failing step cannot take init down with it.
 run_steps() {

@@ -10,17 +10,10 @@
 cmdline_has pocketvm.registry || exit 0
 
 port=/dev/virtio-ports/org.pocketvm.registry.0
-i=0
-until [ -e "$port" ]; do
-	link_virtio_ports
-	[ -e "$port" ] && break
-	i=$((i + 1))
-	if [ $i -gt 500 ]; then
-		log "no registry port $port: the registry is not applied"
-		exit 1
-	fi
-	sleep 0.02
-done
+wait_for_port org.pocketvm.registry.0 || {
+	log "no registry port $port: the registry is not applied"
+	exit 1
+}
 # chown and chmod follow the link to the port's device node.
 chown 1000:1000 "$port" && chmod 0600 "$port"
 : >/run/pocketvm/registry.lock

@@ -16,17 +16,10 @@ cmdline_has pocketvm.9p || exit 0
 
 mnt=/host
 port=/dev/virtio-ports/org.pocketvm.9p.0
-i=0
-until [ -e "$port" ]; do
-	link_virtio_ports
-	[ -e "$port" ] && break
-	i=$((i + 1))
-	if [ $i -gt 500 ]; then
-		log "no 9P port $port: $mnt is not mounted"
-		exit 1
-	fi
-	sleep 0.02
-done
+wait_for_port org.pocketvm.9p.0 || {
+	log "no 9P port $port: $mnt is not mounted"
+	exit 1
+}
 
 fifo_in=/run/pocketvm/9p.in
 fifo_out=/run/pocketvm/9p.out
