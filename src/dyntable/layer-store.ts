@@ -21,18 +21,9 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { S_IFDIR, S_IFMT, S_IFREG } from './ninep/backend.ts';
+import { type NinepTimes, S_IFDIR, S_IFMT, S_IFREG } from './ninep/backend.ts';
 
-export interface StoreTimes {
-  atimeSec: number;
-  atimeNsec: number;
-  mtimeSec: number;
-  mtimeNsec: number;
-  ctimeSec: number;
-  ctimeNsec: number;
-  btimeSec: number;
-  btimeNsec: number;
-}
+export type StoreTimes = NinepTimes;
 
 export interface StoreNode extends StoreTimes {
   id: number;

@@ -42,6 +42,7 @@ import {
   childPath,
   direntTypeOfMode,
   qidTypeOfMode,
+  sameTimes,
 } from './ninep/backend.ts';
 import type { NinepAttr, NinepBackend, NinepDirent, NinepHandle, NinepStatfs, Qid, SetattrRequest } from './ninep/backend.ts';
 import { type ConfinedFile, ConfinedRoot } from './ninep/confined-fs.ts';
@@ -417,14 +418,7 @@ export class NamespaceBackend implements NinepBackend {
       size: 0,
       blksize: 4096,
       blocks: 0,
-      atimeSec: sec,
-      atimeNsec: nsec,
-      mtimeSec: sec,
-      mtimeNsec: nsec,
-      ctimeSec: sec,
-      ctimeNsec: nsec,
-      btimeSec: sec,
-      btimeNsec: nsec,
+      ...sameTimes(sec, nsec),
     };
   }
 
@@ -570,14 +564,7 @@ export class NamespaceBackend implements NinepBackend {
       rdev: 0,
       target: null,
       qid: null,
-      atimeSec: sec,
-      atimeNsec: nsec,
-      mtimeSec: sec,
-      mtimeNsec: nsec,
-      ctimeSec: sec,
-      ctimeNsec: nsec,
-      btimeSec: sec,
-      btimeNsec: nsec,
+      ...sameTimes(sec, nsec),
     };
   }
 

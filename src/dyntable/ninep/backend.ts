@@ -174,10 +174,27 @@ export function direntTypeOfMode(mode: number): number {
 }
 
 /**
- * lstat of a file, as the guest should see it. Times are split into whole
- * seconds and nanoseconds (a nanosecond epoch does not fit a double).
+ * A file's four times, split into whole seconds and nanoseconds (a
+ * nanosecond epoch does not fit a double).
  */
-export interface NinepAttr {
+export interface NinepTimes {
+  atimeSec: number;
+  atimeNsec: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  ctimeSec: number;
+  ctimeNsec: number;
+  btimeSec: number;
+  btimeNsec: number;
+}
+
+/** All four times set to one instant (a new file or folder). */
+export function sameTimes(sec: number, nsec: number): NinepTimes {
+  return { atimeSec: sec, atimeNsec: nsec, mtimeSec: sec, mtimeNsec: nsec, ctimeSec: sec, ctimeNsec: nsec, btimeSec: sec, btimeNsec: nsec };
+}
+
+/** lstat of a file, as the guest should see it. */
+export interface NinepAttr extends NinepTimes {
   qid: Qid;
   /** Full Linux st_mode: type bits | permission bits. */
   mode: number;
@@ -189,14 +206,6 @@ export interface NinepAttr {
   blksize: number;
   /** 512-byte blocks actually allocated (a sparse file reports fewer). */
   blocks: number;
-  atimeSec: number;
-  atimeNsec: number;
-  mtimeSec: number;
-  mtimeNsec: number;
-  ctimeSec: number;
-  ctimeNsec: number;
-  btimeSec: number;
-  btimeNsec: number;
 }
 
 /** Tsetattr valid-mask bits (include/net/9p/9p.h P9_ATTR_*). */
