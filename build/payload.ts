@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { CpioEntry } from './payload/cpio.ts';
 import { copyFileAtomic, writeFileAtomic } from './payload/atomic.ts';
 import { fetchPackages, type FetchedPackage } from './payload/debs.ts';
+import { buildGuestModules, planHeaders } from './payload/guest-modules.ts';
 import { asPayloadBuildError, PayloadBuildError } from './payload/errors.ts';
 import { sha256, sha256File } from './payload/hash.ts';
 import { baseEntries, buildInitramfs, busyboxAppletLinks, payloadFileEntries, rootfsEntries } from './payload/initramfs.ts';
@@ -50,6 +51,10 @@ interface PayloadPaths {
   recipe: string;
   lock: string;
   rootfs: string;
+  /** Sources of the modules the payload compiles itself. */
+  kmod: string;
+  /** Where they are compiled. */
+  kmodWork: string;
   dir: string;
   stamp: string;
   debs: string;
@@ -60,6 +65,8 @@ function payloadPaths(root: string, guest: string): PayloadPaths {
     recipe: posix.join(root, 'payload', 'recipe.json'),
     lock: posix.join(root, 'payload', 'payload.lock.json'),
     rootfs: posix.join(root, 'payload', 'rootfs'),
+    kmod: posix.join(root, 'payload', 'kmod'),
+    kmodWork: posix.join(root, '.cache', 'payload', 'kmod-build'),
     dir: posix.join(root, 'payload', guest),
     stamp: posix.join(root, 'payload', guest, 'payload.stamp.json'),
     debs: posix.join(root, '.cache', 'payload', 'debs'),
@@ -77,7 +84,10 @@ async function builderSources(): Promise<Array<{ label: string; path: string }>>
 async function currentInputs(paths: PayloadPaths): Promise<string> {
   return hashInputs(
     [{ label: 'recipe', path: paths.recipe }, { label: 'lock', path: paths.lock }, ...(await builderSources())],
-    [{ label: 'rootfs', dir: paths.rootfs }],
+    [
+      { label: 'rootfs', dir: paths.rootfs },
+      { label: 'kmod', dir: paths.kmod },
+    ],
   );
 }
 
@@ -146,7 +156,8 @@ interface BuiltPayload {
 
 async function buildFromScratch(recipe: PayloadRecipe, paths: PayloadPaths, onProgress: PayloadProgressListener, warn: (line: string) => void): Promise<BuiltPayload> {
   onProgress({ step: 'resolve', message: 'choosing package versions (lock, else apt candidate)' });
-  const planned = await planPackages(recipe, await readLock(paths.lock), warn);
+  const previousLock = await readLock(paths.lock);
+  const planned = await planPackages(recipe, previousLock, warn);
   const roles = new Map<string, PackageRole>(planned.map((p) => [p.record.name, p.role]));
   const fetched = await fetchPackages(planned.map((p) => p.record), paths.debs, onProgress);
 
@@ -156,8 +167,15 @@ async function buildFromScratch(recipe: PayloadRecipe, paths: PayloadPaths, onPr
   const closure = await resolveLibraries(recipe, recipeFiles, fetched, roles, paths, onProgress);
 
   const kernelVersion = await kernelVersionOf(kernelPkg);
+  const moduleSources = recipe.moduleSources ?? [];
+  let headers: FetchedPackage[] = [];
+  if (moduleSources.length > 0) {
+    onProgress({ step: 'headers', message: `kernel headers for ${kernelVersion} (to compile ${moduleSources.map((m) => m.name).join(', ')})` });
+    headers = await fetchPackages(await planHeaders(kernelPkg.record, previousLock?.packages ?? [], warn), paths.debs, onProgress);
+  }
+  const ownModules = await buildGuestModules(moduleSources, headers, posix.dirname(paths.kmod), posix.join(paths.kmodWork, kernelVersion), onProgress);
   onProgress({ step: 'modules', message: `resolving module dependencies for ${kernelVersion}` });
-  const modules = await planModules(posix.join(kernelPkg.tree, 'lib', 'modules', kernelVersion), kernelVersion, recipe.moduleGroups);
+  const modules = await planModules(posix.join(kernelPkg.tree, 'lib', 'modules', kernelVersion), kernelVersion, recipe.moduleGroups, ownModules);
   onProgress({ step: 'modules', message: `${modules.modules.length} modules, built in: ${modules.builtin.join(' ') || 'none'}`, done: modules.modules.length, total: modules.modules.length });
 
   const busybox = recipeFiles.find((f) => posix.basename(f.archivePath) === 'busybox');
@@ -168,7 +186,8 @@ async function buildFromScratch(recipe: PayloadRecipe, paths: PayloadPaths, onPr
     guest: recipe.guest,
     packages: fetched
       .filter((f) => used.has(f.record.name))
-      .map((f) => ({ ...f.record, role: roles.get(f.record.name) ?? 'library' })),
+      .map((f) => ({ ...f.record, role: roles.get(f.record.name) ?? 'library' }))
+      .concat(headers.map((h) => ({ ...h.record, role: 'headers' as const }))),
   };
 
   const initrd = await buildInitramfs(

@@ -83,10 +83,24 @@ async function readLines(path: string): Promise<string[]> {
   }
 }
 
-export async function planModules(modulesDir: string, kernelVersion: string, groups: Record<string, { modules: string[] }>): Promise<ModulePlan> {
+/**
+ * `extra`: modules the payload compiled itself (guest-modules.ts), found by
+ * name like the kernel's own; their dependencies come from their .modinfo too.
+ */
+export async function planModules(
+  modulesDir: string,
+  kernelVersion: string,
+  groups: Record<string, { modules: string[] }>,
+  extra: ReadonlyArray<{ name: string; path: string; source: string }> = [],
+): Promise<ModulePlan> {
   const byName = new Map<string, string>();
   for (const path of await readLines(posix.join(modulesDir, 'modules.order'))) {
     byName.set(canonicalModuleName(posix.basename(path, '.ko')), path);
+  }
+  const extraSource = new Map<string, string>();
+  for (const m of extra) {
+    byName.set(canonicalModuleName(m.name), m.path);
+    extraSource.set(m.path, m.source);
   }
   const builtinNames = new Set((await readLines(posix.join(modulesDir, 'modules.builtin'))).map((p) => canonicalModuleName(posix.basename(p, '.ko'))));
 
@@ -96,9 +110,9 @@ export async function planModules(modulesDir: string, kernelVersion: string, gro
     if (known) return known;
     const path = byName.get(name);
     if (!path) throw new PayloadBuildError(`kernel ${kernelVersion} has no module named ${name}`, { hint: 'fix the module lists in payload/recipe.json' });
-    const suffix = compressions.find((c) => existsSync(posix.join(modulesDir, path + c)));
+    const suffix = extraSource.has(path) ? '' : compressions.find((c) => existsSync(posix.join(modulesDir, path + c)));
     if (suffix === undefined) throw new PayloadBuildError(`module file ${path} is missing from the kernel package`);
-    const source = posix.join(modulesDir, path + suffix);
+    const source = extraSource.get(path) ?? posix.join(modulesDir, path + suffix);
     const info = readElfSection(await readModuleFile(source), '.modinfo');
     const fields = info ? parseModinfo(info) : new Map<string, string[]>();
     const depends = (fields.get('depends') ?? []).flatMap((d) => d.split(',')).map((d) => canonicalModuleName(d.trim())).filter((d) => d !== '');

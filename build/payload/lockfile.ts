@@ -13,8 +13,12 @@ export const lockedPackageSchema = z.object({
   filename: z.string().regex(/^[^/]+\.deb$/),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   size: z.number().int().nonnegative(),
-  /** Why the package is in the payload: the kernel, named in the recipe, or providing a shared library. */
-  role: z.enum(['kernel', 'recipe', 'library']),
+  /**
+   * Why the package is in the payload: the kernel, named in the recipe,
+   * providing a shared library, or the kernel headers the recipe's own
+   * modules are compiled against (build input only, not shipped).
+   */
+  role: z.enum(['kernel', 'recipe', 'library', 'headers']),
 });
 
 export const payloadLockSchema = z.object({
@@ -52,7 +56,7 @@ export async function readLock(path: string): Promise<PayloadLock | undefined> {
 
 /** Stable text: packages sorted by role then name, so a re-lock diff shows only real changes. */
 export function formatLock(lock: PayloadLock): string {
-  const order = { kernel: 0, recipe: 1, library: 2 } as const;
+  const order = { kernel: 0, recipe: 1, library: 2, headers: 3 } as const;
   const packages = [...lock.packages].sort((a, b) => order[a.role] - order[b.role] || a.name.localeCompare(b.name));
   const body = {
     lockVersion: lock.lockVersion,

@@ -42,7 +42,8 @@ export function checkLockedChecksum(locked: LockedPackage, record: AptRecord): v
 
 export async function planPackages(recipe: PayloadRecipe, lock: PayloadLock | undefined, warn: (line: string) => void): Promise<PlannedPackage[]> {
   const recipeNames = recipe.packages.map((p) => p.name);
-  const locked = (lock?.packages ?? []).filter((p) => p.role !== 'recipe' || recipeNames.includes(p.name));
+  // Headers follow the kernel and are planned with it (guest-modules.ts).
+  const locked = (lock?.packages ?? []).filter((p) => p.role !== 'headers' && (p.role !== 'recipe' || recipeNames.includes(p.name)));
   const lockedKernel = locked.find((p) => p.role === 'kernel');
   const available = await archiveRecords(locked);
 

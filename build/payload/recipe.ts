@@ -16,6 +16,8 @@ export const recipeSchema = z.object({
   }),
   packages: z.array(z.object({ name: z.string().min(1), files: z.array(relativePath).min(1) })).min(1),
   libraryDirectories: z.array(relativePath).min(1),
+  /** Modules compiled from payload/<dir> against the kernel's headers; named in moduleGroups like any other. */
+  moduleSources: z.array(z.object({ name: moduleName, dir: relativePath })).optional(),
   moduleGroups: z.record(z.string().regex(/^[a-z0-9]+$/), z.object({ when: z.string(), modules: z.array(moduleName).min(1) })),
   notes: z.array(z.string()).optional(),
 });

@@ -45,7 +45,7 @@ import {
   sameTimes,
 } from './ninep/backend.ts';
 import type { NinepAttr, NinepBackend, NinepDirent, NinepHandle, NinepStatfs, Qid, SetattrRequest } from './ninep/backend.ts';
-import { type ConfinedFile, ConfinedRoot } from './ninep/confined-fs.ts';
+import { type ConfinedFile, ConfinedRoot, lstatNames } from './ninep/confined-fs.ts';
 import { lookupEntry } from './resolver.ts';
 import type { CompiledTable, EntryMode, Exclusion, TableEntry } from './rules.ts';
 
@@ -498,16 +498,8 @@ export class NamespaceBackend implements NinepBackend {
         const base = viaFd ? `/proc/self/fd/${dir.fh!.fd}` : root.hostPath(rootPath(rel));
         if (!viaFd) await root.verifyDir(rootPath(rel));
         const names = await readdir(base);
-        const out: Array<{ name: string; st: BigIntStats }> = [];
-        for (let i = 0; i < names.length; i += 64) {
-          const slice = names.slice(i, i + 64);
-          const stats = await Promise.all(slice.map((name) => lstat(join(base, name), { bigint: true }).catch(() => undefined)));
-          slice.forEach((name, j) => {
-            const st = stats[j];
-            if (st) out.push({ name, st });
-          });
-        }
-        return out;
+        const stats = await lstatNames(base, names);
+        return names.flatMap((name, j) => (stats[j] ? [{ name, st: stats[j] }] : []));
       };
       return await (viaFd ? list() : root.shared(list));
     } finally {

@@ -7,10 +7,15 @@ import type { Duplex } from 'node:stream';
 export interface ExtraChannel {
   /** Unique id: the channel's key in MachineChannels.extra and its device id. */
   id: string;
-  /** `serial`: a virtio-serial port named `name`; `stream`: a raw descriptor for QEMU. */
-  kind: 'serial' | 'stream';
+  /**
+   * `serial`: a virtio-serial port named `name`; `nic`: a virtio network card
+   * with address `mac`, backed by the channel; `stream`: a raw descriptor for QEMU.
+   */
+  kind: 'serial' | 'nic' | 'stream';
   /** The port name the guest sees under /dev/virtio-ports/ (serial only). */
   name?: string;
+  /** The card's MAC address (nic only). */
+  mac?: string;
   /**
    * Called with the launcher's end while QEMU is paused, once per boot
    * attempt; what it returns is closed at teardown (or when the launch fails).

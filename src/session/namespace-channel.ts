@@ -1,21 +1,20 @@
 // The dyntable namespace in a session: with a user logged in, the launcher
 // compiles this host's FIT/FET table, puts the copy-on-write NamespaceBackend
-// on it and serves it with the 9P2000.L server on the virtio-serial port
-// org.pocketvm.9p.0. `pocketvm.9p` on the kernel command line tells the
-// guest to mount it on /host (payload/rootfs/etc/pocketvm/boot.d/40-namespace.sh).
+// on it and serves it with the 9P2000.L server on a network card of its own
+// (src/dyntable/ninep/ethernet-transport.ts). `pocketvm.9p=<mac>` on the
+// kernel command line tells the guest to mount it on /host over the card
+// with that address (payload/rootfs/etc/pocketvm/boot.d/40-namespace.sh,
+// with the guest's 9pnet_pocketvm transport, payload/kmod/).
 //
-// Transport: a virtio-serial port, not user-mode networking's guestfwd to a
-// private chardev. bench/ninep --guestfwd measured both in one guest (TCG,
-// median of 3; README, "The namespace in the guest"): the port moves more data
-// (write 26.5 against 15.8 MiB/s, read 32 against 31, readdir 45k against 42k
-// entries/s) and guestfwd answers small requests faster (stat 525/s against
-// 402/s: on the port, each request passes a relay process in the guest). The
-// port won on the rest: guestfwd needs a network card and QEMU's slirp in
-// every session, and any guest process can connect to the forwarded address
-// and splice its bytes into the launcher's 9P stream (tried: 8 bytes from a
-// `nobody` process ended the session and /host hung). A virtio port opens
-// for root alone, one opener at a time, on the virtio-serial device the
-// agent already uses.
+// Transport: measured in one guest by bench/ninep (README, "The namespace in
+// the guest"). 9P in raw Ethernet frames on a virtio-net card backed by a
+// socketpair beat the two transports that need no guest module: a
+// virtio-serial port, which 9pnet_fd cannot use directly (no read_iter) so a
+// relay process copied every byte through two FIFOs in 4 KiB buffers, and
+// user-mode networking's guestfwd, which any guest process can connect to
+// and splice bytes into the launcher's 9P stream. On the card QEMU copies
+// 64 KiB frames into guest memory, no guest process is involved, and only
+// root can send raw frames; the card has no IP address.
 import { appendFile } from 'node:fs/promises';
 import type { RegistryRuleReader } from '../dyntable/registry-rules.ts';
 import type { GuestManifest } from '../payload/manifest.ts';
@@ -25,10 +24,10 @@ import type { ChannelService, ExtraChannel } from './extra-channel.ts';
 import { GUEST_USER_ID } from './personal-disk.ts';
 
 export const NAMESPACE_CHANNEL_ID = 'ninep';
-/** The port the guest's boot step looks for under /dev/virtio-ports/. */
-export const NAMESPACE_PORT_NAME = 'org.pocketvm.9p.0';
+/** The card's address (locally administered), by which the guest's boot step finds it. */
+export const NAMESPACE_MAC = '02:70:76:6d:39:01';
 /** On the kernel command line when the namespace is served: the guest mounts it. */
-export const NAMESPACE_CMDLINE_WORD = 'pocketvm.9p';
+export const NAMESPACE_CMDLINE_WORD = `pocketvm.9p=${NAMESPACE_MAC}`;
 
 export interface NamespaceChannelOptions {
   layout: StickLayout;
@@ -43,17 +42,21 @@ export interface NamespaceChannelOptions {
 }
 
 /**
- * The namespace's port. Each boot attempt gets its own table and backend: the
- * server closes its backend when its stream ends, which a failed attempt's
- * does (the accelerator fallback then boots again).
+ * The namespace's card. Each boot attempt gets its own table and backend,
+ * opened when the guest first mounts and shared by every mount of that
+ * attempt (each mount is its own 9P session); closed with the channel.
  */
 export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel {
   return {
     id: NAMESPACE_CHANNEL_ID,
-    kind: 'serial',
-    name: NAMESPACE_PORT_NAME,
+    kind: 'nic',
+    mac: NAMESPACE_MAC,
     open: async (stream): Promise<ChannelService> => {
-      const [{ openNamespace }, { serveNinep }] = await Promise.all([import('../dyntable/namespace.ts'), import('../dyntable/ninep/server.ts')]);
+      const [{ openNamespace }, { serveNinep, DEFAULT_MAX_MSIZE }, { serveEthernetTransport }] = await Promise.all([
+        import('../dyntable/namespace.ts'),
+        import('../dyntable/ninep/server.ts'),
+        import('../dyntable/ninep/ethernet-transport.ts'),
+      ]);
       const { backend } = await openNamespace({
         layout: options.layout,
         user: options.user,
@@ -67,17 +70,26 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
         mapHostOwner: true,
       });
       const { logFile } = options;
-      const log = logFile ? (message: string) => void appendFile(logFile, `launcher: ${message}\n`).catch(() => {}) : undefined;
-      const server = serveNinep(stream, backend, log ? { log } : {});
-      return { close: () => server.close() };
+      const log = logFile ? (message: string) => void appendFile(logFile, `launcher: ${message}\n`).catch(() => {}) : () => {};
+      const transport = serveEthernetTransport(stream, {
+        maxMessage: DEFAULT_MAX_MSIZE,
+        log,
+        openSession: (session) => serveNinep(session, backend, { log, closeBackend: false }),
+      });
+      return {
+        close: async () => {
+          await transport.close();
+          await backend.close?.();
+        },
+      };
     },
   };
 }
 
 /**
  * After a resume the guest still holds the mount it had with the launcher
- * that suspended it, whose fids this launcher's server never issued: the
- * guest drops it and its relay and mounts afresh (lib/pocketvm/namespace-remount.sh).
+ * that suspended it, which this launcher's transport answers ESTALE: the
+ * guest drops it and mounts afresh (lib/pocketvm/namespace-remount.sh).
  * False when that did not work; /host then answers errors until remounted.
  */
 export async function remountNamespace(machine: Machine): Promise<boolean> {

@@ -319,6 +319,7 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
             network: payload.manifest.devices.network,
             channels: fdChannels(extraChannels.map((channel) => channel.id)),
             serialPorts: extraChannels.flatMap((channel) => (channel.kind === 'serial' ? [{ id: channel.id, name: channel.name ?? channel.id }] : [])),
+            nics: extraChannels.flatMap((channel) => (channel.kind === 'nic' ? [{ id: channel.id, mac: channel.mac ?? '' }] : [])),
             streams: extraChannels.flatMap((channel) => (channel.kind === 'stream' ? [channel.id] : [])),
             startPaused: true,
             ...(login ? { hotplugPorts: 1 } : {}),

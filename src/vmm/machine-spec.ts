@@ -24,7 +24,8 @@ export interface MachineChannels {
   console: ChannelEndpoint;
   /**
    * Further launcher-only channels by id: the backing of each
-   * MachineSpec.serialPorts entry, and raw streams (MachineSpec.streams).
+   * MachineSpec.serialPorts and MachineSpec.nics entry, and raw streams
+   * (MachineSpec.streams).
    */
   extra?: Record<string, ChannelEndpoint>;
 }
@@ -36,6 +37,18 @@ export interface MachineChannels {
 export interface SerialPortSpec {
   id: string;
   name: string;
+}
+
+/**
+ * An extra virtio network card whose backend is the channel `id` itself
+ * (QEMU's `-netdev socket` on the inherited descriptor): Ethernet frames,
+ * each after a 4-byte big-endian length, between the guest and the launcher
+ * alone. The namespace's 9P transport runs on one (src/dyntable/ninep/ethernet-transport.ts).
+ */
+export interface NicSpec {
+  id: string;
+  /** The card's MAC address (aa:bb:cc:dd:ee:ff), by which the guest finds it. */
+  mac: string;
 }
 
 export interface DiskSpec {
@@ -72,8 +85,10 @@ export interface MachineSpec {
    * device attached over QMP (the encrypted personal disk) plugs in there.
    */
   hotplugPorts?: number;
-  /** Extra virtio-serial ports (guest registry, 9P namespace, …). */
+  /** Extra virtio-serial ports (guest registry, …). */
   serialPorts?: SerialPortSpec[];
+  /** Extra network cards backed by a launcher channel (the 9P namespace). */
+  nics?: NicSpec[];
   /**
    * Ids of extra raw channels with no device: QEMU only inherits the
    * descriptor, which a QMP command then names as `fd:<number>` (migration).

@@ -64,6 +64,20 @@ function serialPortArgs(spec: MachineSpec): string[] {
   });
 }
 
+const MAC_ADDRESS = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
+
+function nicArgs(spec: MachineSpec): string[] {
+  return (spec.nics ?? []).flatMap((nic) => {
+    const endpoint = spec.channels.extra?.[nic.id];
+    if (!endpoint) throw new Error(`network card ${nic.id} has no channel`);
+    // -netdev socket takes a descriptor only: a named pipe (Windows) cannot back a card.
+    if (endpoint.kind !== 'fd') throw new Error(`network card ${nic.id} needs a descriptor channel, not a ${endpoint.kind}`);
+    if (!MAC_ADDRESS.test(nic.mac)) throw new Error(`network card ${nic.id}: bad MAC address ${nic.mac}`);
+    // romfile=: no iPXE option ROM; nothing boots from this card.
+    return ['-netdev', `socket,id=nd-${nic.id},fd=${endpoint.fd}`, '-device', `virtio-net-pci,netdev=nd-${nic.id},id=${nic.id},mac=${nic.mac},romfile=`];
+  });
+}
+
 /** The id of the `index`-th hot-plug port (MachineSpec.hotplugPorts). */
 export function hotplugPort(index: number): string {
   return `pvm-port${index}`;
@@ -93,6 +107,7 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     '-device', `virtserialport,bus=vser0.0,chardev=agent,id=${AGENT_PORT_ID},name=${AGENT_PORT_NAME}`,
     ...serialPortArgs(spec),
     ...networkArgs(spec.network),
+    ...nicArgs(spec),
     ...spec.disks.flatMap(diskArgs),
     ...Array.from({ length: spec.hotplugPorts ?? 0 }, (_, i) => ['-device', `pcie-root-port,id=${hotplugPort(i)},bus=pcie.0,chassis=${i + 1}`]).flat(),
     ...(spec.startPaused ? ['-S'] : []),

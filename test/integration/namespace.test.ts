@@ -1,4 +1,4 @@
-// The dyntable namespace from inside the real guest (9P over the virtio port,
+// The dyntable namespace from inside the real guest (9P over its own network card,
 // mounted on /host): host files are read through FET entries, every change the
 // guest makes lands on the stick and the host tree stays byte-identical
 // (content, mode, mtime), also after a reboot; excluded files are invisible;
@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, linkSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDir, snapshotTree, tempDir } from '../dyntable/helpers.ts';
+import { NAMESPACE_MAC } from '../../src/session/namespace-channel.ts';
 import { addStickUser, freshStick, launcher, loginArgs } from './harness.ts';
 
 const USER = 'nina';
@@ -114,7 +115,7 @@ describe('the dyntable namespace in the real guest (/host over 9P)', function ()
 
   it('mounts the namespace on /host with the known folders under their stable names', async () => {
     const mounts = await ok('grep " /host 9p " /proc/mounts');
-    assert.match(mounts, /trans=fd/);
+    assert.match(mounts, /trans=pocketvm/);
     assert.match(mounts, /nosuid/);
     assert.deepEqual((await ok('ls /host')).trim().split('\n'), ['Documents', 'Downloads', 'Pictures', 'home']);
     assert.equal(await ok('cat /host/Pictures/photo.raw'), 'not really a photo\n');
@@ -141,7 +142,7 @@ describe('the dyntable namespace in the real guest (/host over 9P)', function ()
     assert.doesNotMatch(everything.out + everything.err, new RegExp(SECRET));
   });
 
-  it('refuses escapes: .. past the root, symlinks out of the tree, hard links across the mount, the port itself, a read-only entry', async () => {
+  it('refuses escapes: .. past the root, symlinks out of the tree, hard links across the mount, the 9P card itself, a read-only entry', async () => {
     // .. past the mount root is the guest's own root, never the host's.
     assert.equal(await ok('cat /host/Documents/../../etc/hostname'), await ok('cat /etc/hostname'));
     assert.match(await ok('ls /host/..'), /^host$/m);
@@ -162,9 +163,11 @@ describe('the dyntable namespace in the real guest (/host over 9P)', function ()
     // A device node made in the guest is no way to the host's devices (nodev).
     const node = await guest('mknod /host/Documents/devnull c 1 3 && head -c 1 /host/Documents/devnull', { root: true });
     assert.notEqual(node.code, 0);
-    // The 9P port itself: the user may not open it, and root finds it held by the relay (one opener at a time).
-    assert.notEqual((await guest('echo x >/dev/virtio-ports/org.pocketvm.9p.0')).code, 0);
-    assert.notEqual((await guest('echo x >/dev/virtio-ports/org.pocketvm.9p.0', { root: true })).code, 0);
+    // The 9P card itself: no address any guest program could reach it by, and the user may not touch it.
+    const card = `$(for d in /sys/class/net/*; do [ "$(cat $d/address)" = ${NAMESPACE_MAC} ] && echo \${d##*/}; done)`;
+    assert.equal((await ok(`ip addr show dev ${card} | grep -c inet || true`)).trim(), '0');
+    assert.notEqual((await guest(`ip link set dev ${card} down`)).code, 0);
+    assert.notEqual((await guest(`ip addr add 10.9.9.9/24 dev ${card}`)).code, 0);
     // The read-only entry refuses every change.
     const refused = await guest('echo x >/host/home/new-file; echo $?; rm /host/home/Documents/notes.txt 2>&1; echo $?');
     assert.match(refused.out + refused.err, /Read-only file system/);

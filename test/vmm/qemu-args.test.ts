@@ -165,6 +165,18 @@ describe('buildQemuArgs against the real QEMU', () => {
     assert.ok(!args.some((arg) => arg.includes('mig')), 'a raw stream is only an inherited descriptor');
   });
 
+  it('backs each extra network card with its own channel, no option ROM', () => {
+    const args = buildQemuArgs(spec({ channels: fdChannels(['ninep']), nics: [{ id: 'ninep', mac: '02:70:76:6d:39:01' }] }));
+    assert.ok(values(args, '-netdev').includes('socket,id=nd-ninep,fd=6'));
+    assert.ok(values(args, '-device').includes('virtio-net-pci,netdev=nd-ninep,id=ninep,mac=02:70:76:6d:39:01,romfile='));
+  });
+
+  it('refuses a network card without a descriptor channel or with a bad address', () => {
+    assert.throws(() => buildQemuArgs(spec({ nics: [{ id: 'ninep', mac: '02:70:76:6d:39:01' }] })), /no channel/);
+    assert.throws(() => buildQemuArgs(spec({ channels: { ...fdChannels(), extra: { ninep: { kind: 'pipe', name: 'x' } } }, nics: [{ id: 'ninep', mac: '02:70:76:6d:39:01' }] })), /descriptor/);
+    assert.throws(() => buildQemuArgs(spec({ channels: fdChannels(['ninep']), nics: [{ id: 'ninep', mac: '02:70:76:6d:39:01,x=y' }] })), /bad MAC/);
+  });
+
   it('refuses a serial port without a channel', () => {
     assert.throws(() => buildQemuArgs(spec({ serialPorts: [{ id: 'reg', name: 'x' }] })), /no channel/);
   });

@@ -13,6 +13,7 @@
 // bounded by concurrency × msize.
 
 import type { Duplex } from 'node:stream';
+import { ByteQueue } from './byte-queue.ts';
 import {
   AT_REMOVEDIR,
   Errno,
@@ -73,6 +74,12 @@ export interface NinepServerOptions {
   maxOpenFiles?: number;
   /** Fids at once before a walk or attach answers EMFILE (default 65536). */
   maxFids?: number;
+  /**
+   * Close the backend when the session ends (default true). False when one
+   * backend serves several sessions (one per mount over the Ethernet
+   * transport) and its owner closes it.
+   */
+  closeBackend?: boolean;
 }
 
 export interface NinepCounters {
@@ -190,14 +197,14 @@ class Session implements NinepServer {
   private readonly attrTtl: number;
   private readonly maxOpenFiles: number;
   private readonly maxFids: number;
+  private readonly closeBackend: boolean;
   private readonly attrs = new Map<string, { attr: NinepAttr; gen: number; expires: number }>();
   /** Bumped before and after every request that may change something: stale attrs are never cached. */
   private generation = 0;
   private readonly running = new Map<number, Running>();
   private queue: Buffer[] = [];
   private readonly queuedTags = new Set<number>();
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private readonly input = new ByteQueue();
   private paused = false;
   private corked = false;
   private ended = false;
@@ -211,6 +218,7 @@ class Session implements NinepServer {
     this.attrTtl = Math.max(0, options.attrCacheMs ?? 5000);
     this.maxOpenFiles = Math.max(1, options.maxOpenFiles ?? 2048);
     this.maxFids = Math.max(2, options.maxFids ?? 65536);
+    this.closeBackend = options.closeBackend ?? true;
     // Rate-limited: a guest spamming bad frames must not flood the launcher's log.
     const sink = options.log ?? (() => {});
     const logLimit = options.logLimitPerMinute ?? 200;
@@ -248,8 +256,7 @@ class Session implements NinepServer {
   private onData(chunk: Buffer): void {
     if (this.ended || chunk.length === 0) return;
     this.counters.bytesIn += chunk.length;
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
+    this.input.push(chunk);
     this.parseFrames();
   }
 
@@ -258,54 +265,17 @@ class Session implements NinepServer {
     return this.msize || this.maxMsize;
   }
 
-  private peekSize(): number {
-    const first = this.chunks[0]!;
-    if (first.length >= 4) return first.readUInt32LE(0);
-    const four = Buffer.allocUnsafe(4);
-    let got = 0;
-    for (const c of this.chunks) {
-      const n = Math.min(4 - got, c.length);
-      c.copy(four, got, 0, n);
-      got += n;
-      if (got === 4) break;
-    }
-    return four.readUInt32LE(0);
-  }
-
-  private take(size: number): Buffer {
-    const first = this.chunks[0]!;
-    if (first.length >= size) {
-      const frame = first.subarray(0, size);
-      if (first.length === size) this.chunks.shift();
-      else this.chunks[0] = first.subarray(size);
-      this.buffered -= size;
-      return frame;
-    }
-    const frame = Buffer.allocUnsafe(size);
-    let got = 0;
-    while (got < size) {
-      const c = this.chunks[0]!;
-      const n = Math.min(size - got, c.length);
-      c.copy(frame, got, 0, n);
-      got += n;
-      if (n === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(n);
-    }
-    this.buffered -= size;
-    return frame;
-  }
-
   private parseFrames(): void {
     // Stop taking frames while the queue is full: the rest stays buffered
     // (and the stream paused) until requests complete.
-    while (!this.ended && this.buffered >= 4 && this.queue.length < this.concurrency * 2) {
-      const size = this.peekSize();
+    while (!this.ended && this.input.length >= 4 && this.queue.length < this.concurrency * 2) {
+      const size = this.input.peekUInt32('le');
       if (size < HEADER_SIZE || size > this.frameLimit) {
         this.fatal(`broken framing: frame size ${size} (limit ${this.frameLimit})`);
         return;
       }
-      if (this.buffered < size) break;
-      this.onFrame(this.take(size));
+      if (this.input.length < size) break;
+      this.onFrame(this.input.take(size));
     }
     this.maybePause();
   }
@@ -338,8 +308,7 @@ class Session implements NinepServer {
     this.log(`9p: session ends (${reason})`);
     this.queue = [];
     this.queuedTags.clear();
-    this.chunks = [];
-    this.buffered = 0;
+    this.input.clear();
     void this.finish();
   }
 
@@ -351,7 +320,7 @@ class Session implements NinepServer {
     }
     this.clunkAll();
     try {
-      await this.backend.close?.();
+      if (this.closeBackend) await this.backend.close?.();
     } catch (e) {
       this.log(`9p: backend close failed: ${String(e)}`);
     }
@@ -419,7 +388,7 @@ class Session implements NinepServer {
       this.queuedTags.delete(tag);
       this.start(frame, tag);
     }
-    if (!this.ended && this.buffered >= 4) this.parseFrames();
+    if (!this.ended && this.input.length >= 4) this.parseFrames();
     this.maybeResume();
   }
 

@@ -52,6 +52,17 @@ cmdline_has() {
 	return 1
 }
 
+# Prints the value of word=value on the kernel command line (nothing if absent).
+cmdline_value() {
+	local word
+	for word in $(cat /proc/cmdline); do
+		case "$word" in
+		"$1="*) echo "${word#*=}" && return 0 ;;
+		esac
+	done
+	return 1
+}
+
 # There is no udev: make /dev/virtio-ports/NAME point at /dev/vportNpM, as
 # udev's rule would. Port names arrive asynchronously from the host, so
 # callers retry until the port they want shows up.

@@ -1,39 +1,42 @@
 # The dyntable namespace (README, "The namespace in the guest"): host files
-# chosen by the FIT/FET rules, served by the launcher's 9P2000.L server on the
-# virtio port org.pocketvm.9p.0 and mounted on /host when the command line has
-# pocketvm.9p (20-9p-modules.sh has loaded 9p and 9pnet_fd by then).
+# chosen by the FIT/FET rules, served by the launcher's 9P2000.L server and
+# mounted on /host when the command line has pocketvm.9p=MAC (20-9p-modules.sh
+# has loaded 9p and 9pnet_pocketvm by then).
 #
-# Why a relay: 9pnet_fd reads and writes its descriptors with kernel_read and
-# kernel_write, which need read_iter/write_iter, and the virtio-console port
-# has neither ("kernel write not supported for file /vportNpM"). So two cat
-# processes copy between the port and two FIFOs, and the kernel's 9P client
-# reads one FIFO and writes the other. Each FIFO end is opened one-way (< and
-# >): a pipe opened read-write registers two wait queues, and 9pnet_fd has
-# only two slots for both descriptors, so a read-write pair loses the "room
-# to write again" wake-up and a message larger than the pipe hangs forever.
+# Transport: 9P messages in raw Ethernet frames (9pnet_pocketvm, payload/kmod)
+# on the virtio network card with address MAC, whose other end is a socketpair
+# the launcher holds. The card gets no IP address and no IPv6, so nothing but
+# the kernel's 9P client talks on it; raw frames need root.
 . /lib/pocketvm/lib.sh
-cmdline_has pocketvm.9p || exit 0
-
+mac=$(cmdline_value pocketvm.9p) || exit 0
 mnt=/host
-port=/dev/virtio-ports/org.pocketvm.9p.0
-wait_for_port org.pocketvm.9p.0 || {
-	log "no 9P port $port: $mnt is not mounted"
+
+ifc=
+for dev in /sys/class/net/*; do
+	read -r address <"$dev/address" 2>/dev/null || continue
+	[ "$address" = "$mac" ] && ifc=${dev##*/}
+done
+[ -n "$ifc" ] || {
+	log "no network card with address $mac: $mnt is not mounted"
 	exit 1
 }
-
-fifo_in=/run/pocketvm/9p.in
-fifo_out=/run/pocketvm/9p.out
-rm -f "$fifo_in" "$fifo_out"
-mkfifo -m 0600 "$fifo_in" "$fifo_out" || exit 1
-# One process opens the port (a port takes one opener at a time): from the
-# host to the kernel through $fifo_in, back through $fifo_out. setsid keeps
-# the relay out of this step's session; the OOM killer must never pick it
-# (a lost byte wedges the mount). Its pid is kept for the shutdown step.
-setsid sh -c '
-	echo -1000 >/proc/self/oom_score_adj
-	cat <&3 >'"$fifo_in"' &
-	exec cat <'"$fifo_out"' >&3
-' 3<>"$port" </dev/null >/dev/null 2>&1 &
+echo 1 >"/proc/sys/net/ipv6/conf/$ifc/disable_ipv6" 2>/dev/null
+# The largest MTU: virtio-net then receives a 64 KiB frame into page-sized
+# buffers rather than 1.5 KiB ones.
+ip link set dev "$ifc" mtu 65535 && ip link set dev "$ifc" up || {
+	log "cannot bring up $ifc: $mnt is not mounted"
+	exit 1
+}
+# Frames are dropped until the link reports carrier (a moment after up).
+i=0
+until [ "$(cat "/sys/class/net/$ifc/carrier" 2>/dev/null)" = 1 ]; do
+	i=$((i + 1))
+	[ $i -gt 500 ] && {
+		log "$ifc has no carrier: $mnt is not mounted"
+		exit 1
+	}
+	sleep 0.02
+done
 
 mkdir -p "$mnt"
 # Options (README explains each):
@@ -42,13 +45,12 @@ mkdir -p "$mnt"
 #                 is now; writes land on the stick at once), but shared writable mmap
 #                 works for programs that need it
 #  nosuid,nodev   host files never grant privileges or reach devices in the guest
-# The FIFO opens block until the relay has its ends open; the kill-timeout keeps a
-# relay that never came up (or a silent server) from hanging boot.
-opts=trans=fd,rfdno=3,wfdno=4,version=9p2000.L,msize=524288,cache=mmap,noatime,nosuid,nodev
-if ! timeout -s KILL 60 sh -c 'exec mount -t 9p -o "$1" pocketvm "$2" 3<"$3" 4>"$4"' mount "$opts" "$mnt" "$fifo_in" "$fifo_out"; then
+# The kill-timeout keeps a silent server from hanging boot.
+opts=trans=pocketvm,version=9p2000.L,msize=524288,cache=mmap,noatime,nosuid,nodev
+if ! timeout -s KILL 60 mount -t 9p -o "$opts" "$ifc" "$mnt"; then
 	log "mounting the namespace on $mnt failed"
 	exit 1
 fi
 echo "$mnt" >/run/pocketvm/namespace-mounted
-trace "namespace mounted on $mnt"
+trace "namespace mounted on $mnt over $ifc"
 exit 0

@@ -1,6 +1,6 @@
-# Unmount the namespace while its relay still runs (init kills every process
-# after these steps): the 9P client clunks its fids and the launcher's server
-# sees an orderly end. Writes already reached the stick (no write cache).
+# Unmount the namespace before init stops everything: the 9P client clunks
+# its fids and the launcher's server sees an orderly end. Writes already
+# reached the stick (no write cache).
 [ -r /run/pocketvm/namespace-mounted ] || exit 0
 read -r mnt </run/pocketvm/namespace-mounted
 # Bounded: a server that stopped answering must not hold the shutdown up.

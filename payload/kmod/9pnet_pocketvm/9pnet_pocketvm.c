@@ -1,0 +1,642 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * 9pnet_pocketvm: a 9P transport for the pocketvm guest that carries 9P
+ * messages in raw Ethernet frames (ethertype 0x88B5, IEEE "local
+ * experimental") over one virtio-net card whose QEMU backend is a socketpair
+ * held by the launcher (-netdev socket,fd=N). Mounted with
+ *
+ *     mount -t 9p -o trans=pocketvm,version=9p2000.L,msize=... <ifname> /host
+ *
+ * Why not trans=fd over a virtio-serial port: the port has no read_iter or
+ * write_iter, so a relay process has to copy every byte between the port and
+ * two FIFOs, and the port moves 4 KiB buffers; under TCG that capped reads at
+ * about 32 MiB/s. Here QEMU copies each frame straight into guest memory
+ * (64 KiB per frame), and the only copy the guest CPU makes is the one into
+ * the reader's (or from the writer's) own buffer, as zero-copy transports do
+ * with pinned pages.
+ *
+ * Frame: Ethernet header, then
+ *     __le32 conn     this mount's connection id (random per mount)
+ *     __le16 tag      the 9P tag of the message the fragment belongs to
+ *     __le16 flags    0
+ *     __le32 offset   byte offset of this fragment within the 9P message
+ *     fragment bytes
+ * A 9P message is split into fragments of at most PVM_FRAG_MAX bytes sent in
+ * order. The launcher never interleaves the fragments of two replies; the
+ * guest may (two CPUs sending at once), so the launcher reassembles by tag.
+ *
+ * Only root can reach the card (raw frames need CAP_NET_RAW) and it has no IP
+ * address: no guest process can talk to the launcher's 9P server but the
+ * kernel's 9P client.
+ */
+#include <linux/etherdevice.h>
+#include <linux/if_arp.h>
+#include <linux/module.h>
+#include <linux/netdevice.h>
+#include <linux/random.h>
+#include <linux/skbuff.h>
+#include <linux/slab.h>
+#include <linux/uio.h>
+#include <asm/unaligned.h>
+#include <net/9p/9p.h>
+#include <net/9p/client.h>
+#include <net/9p/transport.h>
+
+#define ETH_P_POCKETVM_9P 0x88B5
+#define PVM_HDR_LEN 12
+/* 16 pages: one skb's page fragments; 14 + 12 + 65536 fits QEMU's 68 KiB frame buffer. */
+#define PVM_FRAG_MAX (16 * PAGE_SIZE)
+#define PVM_MAX_MSIZE (1024 * 1024)
+/* Below this a fragment goes in the skb's linear part (one allocation). */
+#define PVM_LINEAR_MAX 1024
+
+struct pvm_hdr {
+	__le32 conn;
+	__le16 tag;
+	__le16 flags;
+	__le32 offset;
+} __packed;
+
+/* Kept in skb->cb of queued fragments: where the payload starts. */
+struct pvm_skb_cb {
+	u32 off;
+	u32 len;
+};
+#define PVM_CB(skb) ((struct pvm_skb_cb *)(skb)->cb)
+
+/*
+ * A zero-copy read in flight (Tread/Treaddir with a reader's buffer): its
+ * reply's payload stays in the received skbs until the reading thread copies
+ * it into the buffer itself (user memory is only touched in its context).
+ * Lives on that thread's stack, on chan->zc_reads while it waits.
+ */
+struct pvm_zc_read {
+	struct list_head list;
+	struct p9_req_t *req;
+	int in_hdr_len;
+	struct sk_buff_head frames;
+	bool done;
+	int err;
+};
+
+struct pvm_chan {
+	struct p9_client *client;
+	struct net_device *dev;
+	struct packet_type pt;
+	u32 conn;
+	spinlock_t lock; /* the reassembly state and zc_reads */
+	struct list_head zc_reads;
+	/*
+	 * The reply being received: its fragments arrive in order. rx_req is
+	 * NULL while the fragments of a reply nobody waits for are dropped.
+	 */
+	bool rx_active;
+	struct p9_req_t *rx_req; /* holds a p9_tag_lookup reference */
+	struct pvm_zc_read *rx_zc;
+	u32 rx_total;
+	u32 rx_got;
+	/* Message bytes below this go to rc.sdata; above it, a zc read's payload. */
+	u32 rx_hdr_limit;
+	int rx_err;
+	u16 rx_tag;
+};
+
+static struct pvm_zc_read *find_zc_read(struct pvm_chan *chan, struct p9_req_t *req)
+{
+	struct pvm_zc_read *zc;
+
+	list_for_each_entry(zc, &chan->zc_reads, list)
+		if (zc->req == req)
+			return zc;
+	return NULL;
+}
+
+/* Ends the reply in progress (chan->lock held). err: 0 complete, else failed. */
+static void finish_rx(struct pvm_chan *chan, int err)
+{
+	struct p9_req_t *req = chan->rx_req;
+	struct pvm_zc_read *zc = chan->rx_zc;
+
+	chan->rx_active = false;
+	chan->rx_req = NULL;
+	chan->rx_zc = NULL;
+	if (!req)
+		return;
+	if (!err)
+		err = chan->rx_err;
+	if (zc) {
+		/* The reading thread copies the payload and completes the request. */
+		zc->done = true;
+		zc->err = err;
+		wake_up(&req->wq);
+	} else if (err) {
+		req->t_err = err;
+		p9_client_cb(chan->client, req, REQ_STATUS_ERROR);
+	} else {
+		req->rc.size = chan->rx_total;
+		p9_client_cb(chan->client, req, REQ_STATUS_RCVD);
+	}
+	p9_req_put(chan->client, req); /* the p9_tag_lookup reference */
+}
+
+/* Starts a reply: its first fragment tells the size, type and tag (chan->lock held). */
+static int start_rx(struct pvm_chan *chan, struct sk_buff *skb, u16 tag, u32 frag_len)
+{
+	u8 head[7];
+	u32 size;
+	struct p9_req_t *req;
+
+	if (frag_len < sizeof(head) || skb_copy_bits(skb, PVM_HDR_LEN, head, sizeof(head)))
+		return -EPROTO;
+	size = get_unaligned_le32(head);
+	if (get_unaligned_le16(head + 5) != tag || size < 7 || size >= chan->client->msize)
+		return -EPROTO;
+	chan->rx_active = true;
+	chan->rx_total = size;
+	chan->rx_got = 0;
+	chan->rx_tag = tag;
+	chan->rx_err = 0;
+	req = p9_tag_lookup(chan->client, tag);
+	if (!req || READ_ONCE(req->status) != REQ_STATUS_SENT) {
+		/* A reply to a flushed or unknown request: dropped. */
+		if (req)
+			p9_req_put(chan->client, req);
+		return 0;
+	}
+	chan->rx_req = req;
+	chan->rx_zc = find_zc_read(chan, req);
+	chan->rx_hdr_limit = req->rc.capacity;
+	if (chan->rx_zc && head[4] != P9_RLERROR)
+		chan->rx_hdr_limit = min_t(u32, chan->rx_hdr_limit, chan->rx_zc->in_hdr_len);
+	/* A reply that does not fit where the client expects it is refused. */
+	if (!chan->rx_zc && size > req->rc.capacity)
+		chan->rx_err = -EIO;
+	return 0;
+}
+
+/* One fragment of the reply in progress; consumes the skb (chan->lock held). */
+static void take_fragment(struct pvm_chan *chan, struct sk_buff *skb, u32 frag_len)
+{
+	struct p9_req_t *req = chan->rx_req;
+	u32 at = chan->rx_got;
+	u32 src = PVM_HDR_LEN;
+
+	chan->rx_got += frag_len;
+	if (req && at < chan->rx_hdr_limit) {
+		u32 n = min(frag_len, chan->rx_hdr_limit - at);
+
+		skb_copy_bits(skb, src, req->rc.sdata + at, n);
+		src += n;
+		frag_len -= n;
+	}
+	if (req && chan->rx_zc && frag_len > 0) {
+		PVM_CB(skb)->off = src;
+		PVM_CB(skb)->len = frag_len;
+		__skb_queue_tail(&chan->rx_zc->frames, skb);
+		return;
+	}
+	kfree_skb(skb);
+}
+
+static int pvm_rcv(struct sk_buff *skb, struct net_device *dev, struct packet_type *pt, struct net_device *orig_dev)
+{
+	struct pvm_chan *chan = container_of(pt, struct pvm_chan, pt);
+	struct pvm_hdr hdr;
+	u32 offset, frag_len;
+	u16 tag;
+
+	if (skb->pkt_type == PACKET_OTHERHOST || skb->pkt_type == PACKET_OUTGOING)
+		goto drop;
+	skb = skb_share_check(skb, GFP_ATOMIC);
+	if (!skb)
+		return NET_RX_DROP;
+	if (skb->len < PVM_HDR_LEN || skb_copy_bits(skb, 0, &hdr, sizeof(hdr)))
+		goto drop;
+	if (le32_to_cpu(hdr.conn) != chan->conn)
+		goto drop;
+	tag = le16_to_cpu(hdr.tag);
+	offset = le32_to_cpu(hdr.offset);
+	frag_len = skb->len - PVM_HDR_LEN;
+
+	spin_lock(&chan->lock);
+	if (offset == 0) {
+		if (chan->rx_active) {
+			pr_warn_ratelimited("9pnet_pocketvm: reply to tag %u cut short\n", chan->rx_tag);
+			finish_rx(chan, -EIO);
+		}
+		if (start_rx(chan, skb, tag, frag_len)) {
+			pr_warn_ratelimited("9pnet_pocketvm: malformed reply (tag %u)\n", tag);
+			goto unlock_drop;
+		}
+	} else if (!chan->rx_active || tag != chan->rx_tag || offset != chan->rx_got) {
+		pr_warn_ratelimited("9pnet_pocketvm: fragment out of order (tag %u offset %u)\n", tag, offset);
+		if (chan->rx_active)
+			finish_rx(chan, -EIO);
+		goto unlock_drop;
+	}
+	if (frag_len > chan->rx_total - chan->rx_got) {
+		finish_rx(chan, -EIO);
+		goto unlock_drop;
+	}
+	take_fragment(chan, skb, frag_len);
+	if (chan->rx_got == chan->rx_total)
+		finish_rx(chan, 0);
+	spin_unlock(&chan->lock);
+	return NET_RX_SUCCESS;
+unlock_drop:
+	spin_unlock(&chan->lock);
+drop:
+	kfree_skb(skb);
+	return NET_RX_DROP;
+}
+
+/* Adds `len` bytes of a kernel buffer to skb's page fragments (copied). */
+static int copy_frags(struct sk_buff *skb, const u8 *buf, u32 len)
+{
+	int i = skb_shinfo(skb)->nr_frags;
+
+	while (len > 0) {
+		u32 n = min_t(u32, len, PAGE_SIZE);
+		struct page *page;
+
+		if (i >= MAX_SKB_FRAGS)
+			return -EMSGSIZE;
+		page = alloc_page(GFP_NOFS);
+		if (!page)
+			return -ENOMEM;
+		memcpy(page_address(page), buf, n);
+		skb_fill_page_desc(skb, i++, page, 0, n);
+		skb->len += n;
+		skb->data_len += n;
+		skb->truesize += PAGE_SIZE;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Copies up to `len` bytes from an iov_iter into fresh page fragments; returns the bytes taken. */
+static ssize_t copy_iter_frags(struct sk_buff *skb, struct iov_iter *from, u32 len)
+{
+	int i = skb_shinfo(skb)->nr_frags;
+	ssize_t taken = 0;
+
+	while (len > 0 && i < MAX_SKB_FRAGS) {
+		u32 n = min_t(u32, len, PAGE_SIZE);
+		struct page *page = alloc_page(GFP_NOFS);
+
+		if (!page)
+			return -ENOMEM;
+		skb_fill_page_desc(skb, i++, page, 0, n);
+		skb->len += n;
+		skb->data_len += n;
+		skb->truesize += PAGE_SIZE;
+		if (copy_from_iter(page_address(page), n, from) != n)
+			return -EFAULT;
+		taken += n;
+		len -= n;
+	}
+	return taken;
+}
+
+/*
+ * Attaches up to `len` bytes of the writer's buffer to skb as page
+ * fragments, without copying: the pages are referenced (iov_iter_get_pages2)
+ * and released when virtio-net frees the frame, after QEMU has read it. The
+ * Rwrite that ends the write comes only after that. Returns the bytes
+ * attached (bounded by the fragment slots left), or an error.
+ */
+static ssize_t attach_frags(struct sk_buff *skb, struct iov_iter *from, u32 len)
+{
+	struct page *pages[MAX_SKB_FRAGS];
+	int i = skb_shinfo(skb)->nr_frags;
+	ssize_t attached = 0;
+
+	while (len > 0 && i < MAX_SKB_FRAGS) {
+		size_t start;
+		ssize_t got = iov_iter_get_pages2(from, pages, len, MAX_SKB_FRAGS - i, &start);
+		int k = 0;
+
+		if (got <= 0) {
+			if (attached > 0)
+				return attached;
+			/* Memory with no pages to lend (a kernel buffer): copy it instead. */
+			return copy_iter_frags(skb, from, len);
+		}
+		len -= got;
+		attached += got;
+		while (got > 0) {
+			u32 n = min_t(size_t, PAGE_SIZE - start, got);
+
+			skb_fill_page_desc(skb, i++, pages[k++], start, n);
+			skb->len += n;
+			skb->data_len += n;
+			skb->truesize += PAGE_SIZE;
+			got -= n;
+			start = 0;
+		}
+	}
+	return attached;
+}
+
+/*
+ * Hands one frame to the card, waiting while its ring is full. Straight to
+ * the driver, not through a qdisc: a queueing discipline may drop or delay
+ * frames (fq_codel, Debian's default, drops by sojourn time), and a lost
+ * fragment loses its whole request. Observed too: through this kernel's
+ * lockless pfifo_fast bypass the same skb reached virtio_net twice, which
+ * sent the frame twice and freed it twice.
+ */
+static int xmit_frame(struct net_device *dev, struct sk_buff *skb)
+{
+	unsigned long deadline = jiffies + 30 * HZ;
+
+	for (;;) {
+		/* Consumes the skb unless the ring is full (NETDEV_TX_BUSY). */
+		int rc = dev_direct_xmit(skb, 0);
+
+		if (rc == NETDEV_TX_OK)
+			return 0;
+		if (rc != NETDEV_TX_BUSY)
+			return -EIO; /* dropped: the link is down */
+		if (time_after(jiffies, deadline)) {
+			kfree_skb(skb);
+			return -EIO;
+		}
+		usleep_range(50, 200);
+	}
+}
+
+/*
+ * Sends one 9P message: `head` (tc) followed by `data_len` bytes of `data`
+ * (a writer's buffer, zero-copy Twrite), in fragments.
+ */
+static int send_message(struct pvm_chan *chan, u16 tag, const u8 *head, u32 head_len, struct iov_iter *data, u32 data_len)
+{
+	struct net_device *dev = chan->dev;
+	u32 total = head_len + data_len;
+	u32 offset = 0;
+
+	/* Each frame: what is left of head, then as much of data as its fragment slots take. */
+	while (offset < total) {
+		u32 from_head = offset < head_len ? min_t(u32, head_len - offset, PVM_FRAG_MAX) : 0;
+		u32 linear = from_head <= PVM_LINEAR_MAX ? from_head : 0;
+		u32 room = PVM_FRAG_MAX - from_head;
+		u32 from_data = min_t(u32, total - offset - from_head, room);
+		struct pvm_hdr *hdr;
+		struct sk_buff *skb;
+		int err = 0;
+
+		skb = alloc_skb(LL_RESERVED_SPACE(dev) + PVM_HDR_LEN + linear + dev->needed_tailroom, GFP_NOFS);
+		if (!skb)
+			return -ENOMEM;
+		skb_reserve(skb, LL_RESERVED_SPACE(dev));
+		skb_reset_network_header(skb);
+		hdr = skb_put(skb, PVM_HDR_LEN);
+		hdr->conn = cpu_to_le32(chan->conn);
+		hdr->tag = cpu_to_le16(tag);
+		hdr->flags = 0;
+		hdr->offset = cpu_to_le32(offset);
+		if (linear)
+			skb_put_data(skb, head + offset, linear);
+		else if (from_head)
+			err = copy_frags(skb, head + offset, from_head);
+		if (!err && from_data > 0) {
+			ssize_t got = attach_frags(skb, data, from_data);
+
+			if (got < 0)
+				err = got;
+			else
+				from_data = got;
+		}
+		if (err) {
+			kfree_skb(skb);
+			return err;
+		}
+		skb->dev = dev;
+		skb->protocol = htons(ETH_P_POCKETVM_9P);
+		if (dev_hard_header(skb, dev, ETH_P_POCKETVM_9P, dev->broadcast, dev->dev_addr, skb->len) < 0) {
+			kfree_skb(skb);
+			return -EINVAL;
+		}
+		err = xmit_frame(dev, skb);
+		if (err)
+			return err;
+		offset += from_head + from_data;
+	}
+	return 0;
+}
+
+static int pvm_request(struct p9_client *client, struct p9_req_t *req)
+{
+	struct pvm_chan *chan = client->trans;
+	int err;
+
+	WRITE_ONCE(req->status, REQ_STATUS_SENT);
+	err = send_message(chan, req->tc.tag, req->tc.sdata, req->tc.size, NULL, 0);
+	if (err) {
+		/* Not (wholly) sent: no reply will come; the client drops its references. */
+		spin_lock_bh(&chan->lock);
+		WRITE_ONCE(req->status, REQ_STATUS_ERROR);
+		spin_unlock_bh(&chan->lock);
+		pr_warn_ratelimited("9pnet_pocketvm: sending a request failed (%d)\n", err);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Copies a zero-copy read's payload out of its fragments into the reader's buffer. */
+static int copy_zc_payload(struct pvm_zc_read *zc, struct iov_iter *to, int inlen)
+{
+	struct sk_buff *skb;
+	int room = inlen;
+	int err = 0;
+
+	while ((skb = __skb_dequeue(&zc->frames)) != NULL) {
+		u32 n = min_t(u32, PVM_CB(skb)->len, room);
+
+		if (!err && n > 0 && skb_copy_datagram_iter(skb, PVM_CB(skb)->off, to, n))
+			err = -EFAULT;
+		room -= n;
+		kfree_skb(skb);
+	}
+	return err;
+}
+
+static int pvm_zc_request(struct p9_client *client, struct p9_req_t *req, struct iov_iter *uidata, struct iov_iter *uodata,
+			  int inlen, int outlen, int in_hdr_len)
+{
+	struct pvm_chan *chan = client->trans;
+	struct pvm_zc_read zc = { .req = req, .in_hdr_len = in_hdr_len };
+	int err;
+
+	if (uodata) {
+		/* The size field covers the data too; a short buffer sends what it has. */
+		u32 avail = min_t(size_t, outlen, iov_iter_count(uodata));
+
+		if (avail != outlen)
+			put_unaligned_le32(avail, req->tc.sdata + req->tc.size - 4);
+		put_unaligned_le32(req->tc.size + avail, req->tc.sdata);
+		outlen = avail;
+	}
+	if (uidata) {
+		__skb_queue_head_init(&zc.frames);
+		spin_lock_bh(&chan->lock);
+		list_add(&zc.list, &chan->zc_reads);
+		spin_unlock_bh(&chan->lock);
+	}
+	WRITE_ONCE(req->status, REQ_STATUS_SENT);
+	err = send_message(chan, req->tc.tag, req->tc.sdata, req->tc.size, uodata, uodata ? outlen : 0);
+	if (err) {
+		spin_lock_bh(&chan->lock);
+		if (uidata)
+			list_del(&zc.list);
+		WRITE_ONCE(req->status, REQ_STATUS_ERROR);
+		spin_unlock_bh(&chan->lock);
+		if (uidata)
+			__skb_queue_purge(&zc.frames);
+		pr_warn_ratelimited("9pnet_pocketvm: sending a request failed (%d)\n", err);
+		/* No reply will come: drop the reference a reply would have dropped. */
+		p9_req_put(client, req);
+		return err == -EFAULT ? -EFAULT : -EIO;
+	}
+	if (!uidata)
+		return wait_event_killable(req->wq, READ_ONCE(req->status) >= REQ_STATUS_RCVD);
+
+	err = wait_event_killable(req->wq, READ_ONCE(zc.done));
+	spin_lock_bh(&chan->lock);
+	list_del(&zc.list);
+	if (!zc.done) {
+		/* Killed: the reply, if it comes, completes the request without us. */
+		if (chan->rx_zc == &zc)
+			chan->rx_zc = NULL;
+		spin_unlock_bh(&chan->lock);
+		__skb_queue_purge(&zc.frames);
+		return err;
+	}
+	spin_unlock_bh(&chan->lock);
+	if (zc.err) {
+		__skb_queue_purge(&zc.frames);
+		/* A broken reply fails this request only (an error return would disconnect). */
+		req->t_err = zc.err;
+		p9_client_cb(client, req, REQ_STATUS_ERROR);
+		return 0;
+	}
+	err = copy_zc_payload(&zc, uidata, inlen);
+	req->rc.size = get_unaligned_le32(req->rc.sdata);
+	p9_client_cb(client, req, REQ_STATUS_RCVD);
+	return err;
+}
+
+static int pvm_cancel(struct p9_client *client, struct p9_req_t *req)
+{
+	/* Requests are sent as they are made: there is never one to take back. */
+	return 1;
+}
+
+static int pvm_cancelled(struct p9_client *client, struct p9_req_t *req)
+{
+	struct pvm_chan *chan = client->trans;
+
+	/* After Rflush no reply for the old tag comes: drop the reference it would have. */
+	spin_lock_bh(&chan->lock);
+	if (READ_ONCE(req->status) != REQ_STATUS_SENT || chan->rx_req == req) {
+		spin_unlock_bh(&chan->lock);
+		return 0;
+	}
+	WRITE_ONCE(req->status, REQ_STATUS_FLSHD);
+	spin_unlock_bh(&chan->lock);
+	p9_req_put(client, req);
+	return 0;
+}
+
+static int pvm_create(struct p9_client *client, const char *devname, char *args)
+{
+	struct pvm_chan *chan;
+	struct net_device *dev;
+
+	if (!devname)
+		return -EINVAL;
+	dev = dev_get_by_name(&init_net, devname);
+	if (!dev)
+		return -ENODEV;
+	if (dev->type != ARPHRD_ETHER || !netif_running(dev)) {
+		int err = dev->type != ARPHRD_ETHER ? -EINVAL : -ENETDOWN;
+
+		dev_put(dev);
+		return err;
+	}
+	chan = kzalloc(sizeof(*chan), GFP_KERNEL);
+	if (!chan) {
+		dev_put(dev);
+		return -ENOMEM;
+	}
+	chan->client = client;
+	chan->dev = dev;
+	/* Random: a reply meant for an earlier mount of the same card never matches. */
+	chan->conn = get_random_u32() | 1;
+	spin_lock_init(&chan->lock);
+	INIT_LIST_HEAD(&chan->zc_reads);
+	chan->pt.type = htons(ETH_P_POCKETVM_9P);
+	chan->pt.dev = dev;
+	chan->pt.func = pvm_rcv;
+	/*
+	 * Scatter-gather without checksum offload: QEMU offers no checksum
+	 * feature when the backend has no virtio-net header (a socket), and
+	 * the stack then turns SG off, which makes every 64 KiB fragment a
+	 * linear copy. virtio-net's descriptors take page fragments either
+	 * way, and this card carries no IP traffic that would need a checksum.
+	 */
+	dev->features |= NETIF_F_SG;
+	client->trans = chan;
+	dev_add_pack(&chan->pt);
+	client->status = Connected;
+	return 0;
+}
+
+static void pvm_close(struct p9_client *client)
+{
+	struct pvm_chan *chan = client->trans;
+
+	if (!chan)
+		return;
+	client->status = Disconnected;
+	dev_remove_pack(&chan->pt); /* waits for receivers in flight */
+	spin_lock_bh(&chan->lock);
+	finish_rx(chan, -ECONNRESET);
+	spin_unlock_bh(&chan->lock);
+	dev_put(chan->dev);
+	client->trans = NULL;
+	kfree(chan);
+}
+
+static struct p9_trans_module p9_pocketvm_trans = {
+	.name = "pocketvm",
+	.maxsize = PVM_MAX_MSIZE,
+	.pooled_rbuffers = false,
+	.def = 0,
+	.create = pvm_create,
+	.close = pvm_close,
+	.request = pvm_request,
+	.zc_request = pvm_zc_request,
+	.cancel = pvm_cancel,
+	.cancelled = pvm_cancelled,
+	.owner = THIS_MODULE,
+};
+
+static int __init p9_pocketvm_init(void)
+{
+	v9fs_register_trans(&p9_pocketvm_trans);
+	return 0;
+}
+
+static void __exit p9_pocketvm_exit(void)
+{
+	v9fs_unregister_trans(&p9_pocketvm_trans);
+}
+
+module_init(p9_pocketvm_init);
+module_exit(p9_pocketvm_exit);
+MODULE_ALIAS_9P("pocketvm");
+MODULE_DESCRIPTION("9P transport over raw Ethernet frames to the pocketvm launcher");
+MODULE_LICENSE("GPL");

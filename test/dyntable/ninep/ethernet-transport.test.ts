@@ -1,0 +1,192 @@
+// The launcher's end of 9pnet_pocketvm, against the real 9P server and
+// LocalDirBackend, with the guest's side played by FramePeer: QEMU's
+// length-prefixed frames, fragments, connections, and what a hostile guest
+// could send.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { duplexPair } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Errno, OpenFlags } from '../../../src/dyntable/ninep/backend.ts';
+import { encode, NOTAG } from '../../../src/dyntable/ninep/codec.ts';
+import { type EthernetTransport, FRAGMENT_MAX, serveEthernetTransport } from '../../../src/dyntable/ninep/ethernet-transport.ts';
+import { LocalDirBackend } from '../../../src/dyntable/ninep/local-backend.ts';
+import { DEFAULT_MAX_MSIZE, type NinepServer, serveNinep } from '../../../src/dyntable/ninep/server.ts';
+import { NinepClient } from './client.ts';
+import { FramePeer, GUEST_MAC } from './frame-peer.ts';
+
+describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
+  let tmp: string;
+  let backend: LocalDirBackend;
+  let transport: EthernetTransport;
+  let peer: FramePeer;
+  let servers: NinepServer[];
+  let logs: string[];
+
+  beforeEach(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ninep-eth-'));
+    fs.writeFileSync(path.join(tmp, 'hello.txt'), 'hello over frames\n');
+    backend = await LocalDirBackend.open(tmp);
+    const [launcherEnd, qemuEnd] = duplexPair();
+    servers = [];
+    logs = [];
+    transport = serveEthernetTransport(launcherEnd, {
+      maxMessage: DEFAULT_MAX_MSIZE,
+      log: (m) => logs.push(m),
+      openSession: (stream) => {
+        const server = serveNinep(stream, backend, { closeBackend: false });
+        servers.push(server);
+        return server;
+      },
+    });
+    peer = new FramePeer(qemuEnd);
+  });
+
+  afterEach(async () => {
+    await transport.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  async function mount(conn: number, fragment = FRAGMENT_MAX): Promise<NinepClient> {
+    const client = new NinepClient(peer.connection(conn, fragment));
+    await client.version();
+    await client.attach(1);
+    return client;
+  }
+
+  it('serves a mount: replies go to the guest card, whole 9P messages in order', async () => {
+    const client = await mount(0x1234);
+    const fid = await client.open(1, ['hello.txt'], OpenFlags.RDONLY);
+    assert.equal((await client.read(fid, 0, 100)).toString(), 'hello over frames\n');
+    assert.equal(transport.counters.sessions, 1);
+    for (const f of peer.frames) {
+      assert.deepEqual(f.dst, GUEST_MAC, 'replies are addressed to the card that asked');
+      assert.equal(f.conn, 0x1234);
+    }
+  });
+
+  it('moves messages larger than a frame both ways, byte for byte', async () => {
+    const client = await mount(7);
+    const data = randomBytes(DEFAULT_MAX_MSIZE - 64);
+    const fid = await client.create(1, [], 'big.bin', OpenFlags.RDWR);
+    assert.equal(await client.write(fid, 0, data), data.length);
+    assert.ok(fs.readFileSync(path.join(tmp, 'big.bin')).equals(data), 'the write arrived whole');
+    const back = await client.read(fid, 0, data.length);
+    assert.ok(back.equals(data), 'the read came back whole');
+    const fragments = peer.frames.filter((f) => f.fragment.length > 0);
+    assert.ok(fragments.some((f) => f.offset > 0), 'the reply was split');
+    assert.ok(fragments.every((f) => f.fragment.length <= FRAGMENT_MAX));
+  });
+
+  it('reassembles fragments of concurrent requests that interleave', async () => {
+    const client = await mount(9);
+    fs.writeFileSync(path.join(tmp, 'a'), '');
+    const fidA = await client.open(1, ['a'], OpenFlags.RDWR);
+    const fidB = await client.create(1, [], 'b', OpenFlags.RDWR);
+    const a = randomBytes(200_000);
+    const b = randomBytes(150_000);
+    const twrite = (fid: number, data: Buffer, tag: number) => encode({ type: 'Twrite', tag, fid, offset: 0, data } as never);
+    const framesA = peer.framesOf(9, twrite(fidA, a, 501));
+    const framesB = peer.framesOf(9, twrite(fidB, b, 502));
+    const replies = Promise.all([client.sendRaw(Buffer.alloc(0), 501), client.sendRaw(Buffer.alloc(0), 502)]);
+    for (let i = 0; i < Math.max(framesA.length, framesB.length); i++) {
+      if (framesA[i]) peer.qemu.write(framesA[i]!);
+      if (framesB[i]) peer.qemu.write(framesB[i]!);
+    }
+    const [ra, rb] = await replies;
+    assert.equal(ra.type, 'Rwrite');
+    assert.equal(rb.type, 'Rwrite');
+    assert.ok(fs.readFileSync(path.join(tmp, 'a')).equals(a));
+    assert.ok(fs.readFileSync(path.join(tmp, 'b')).equals(b));
+  });
+
+  it('each connection id is its own session; a mount it never saw begin gets ESTALE', async () => {
+    const first = await mount(100);
+    const second = await mount(200);
+    assert.equal(transport.counters.sessions, 2);
+    // Same fid numbers on both: no mixing.
+    await first.clunk(1);
+    assert.ok((await second.getattr(1)).qid, 'fid 1 of the second mount is untouched');
+    // A connection that never sent Tversion (a mount from before a suspend).
+    const stale = new NinepClient(peer.connection(300));
+    const reply = await stale.raw({ type: 'Tgetattr', fid: 1, requestMask: 0x7ff } as never);
+    assert.equal(reply.type, 'Rlerror');
+    assert.equal((reply as { ecode: number }).ecode, Errno.ESTALE);
+    assert.equal(transport.counters.stale, 1);
+  });
+
+  it('keeps at most maxSessions mounts: the oldest is retired', async () => {
+    await transport.close();
+    const [launcherEnd, qemuEnd] = duplexPair();
+    transport = serveEthernetTransport(launcherEnd, { maxMessage: DEFAULT_MAX_MSIZE, maxSessions: 2, openSession: (s) => serveNinep(s, backend, { closeBackend: false }) });
+    peer = new FramePeer(qemuEnd);
+    await mount(1);
+    await mount(2);
+    await mount(3);
+    const again = new NinepClient(peer.connection(1));
+    const reply = await again.raw({ type: 'Tgetattr', fid: 1, requestMask: 0x7ff } as never);
+    assert.equal((reply as { ecode?: number }).ecode, Errno.ESTALE, 'the first mount was retired');
+  });
+
+  it('drops what is not a well-formed request, and goes on serving', async () => {
+    const client = await mount(5);
+    const before = transport.counters.dropped;
+    // Another protocol on the card (IPv6 chatter), ignored silently.
+    peer.qemu.write(peer.frame(5, 0, 0, Buffer.alloc(40), 0x86dd));
+    // A fragment with no start, a header whose size is absurd, one shorter than a 9P header, a tag mismatch.
+    peer.qemu.write(peer.frame(5, 77, 4096, Buffer.alloc(10)));
+    const huge = Buffer.alloc(16);
+    huge.writeUInt32LE(DEFAULT_MAX_MSIZE + 1, 0);
+    huge.writeUInt16LE(78, 5);
+    peer.qemu.write(peer.frame(5, 78, 0, huge));
+    peer.qemu.write(peer.frame(5, 79, 0, Buffer.alloc(3)));
+    const mismatch = Buffer.alloc(16);
+    mismatch.writeUInt32LE(100, 0);
+    mismatch.writeUInt16LE(1, 5);
+    peer.qemu.write(peer.frame(5, 80, 0, mismatch));
+    // A fragment longer than the message it belongs to.
+    const long = Buffer.alloc(32);
+    long.writeUInt32LE(20, 0);
+    long.writeUInt16LE(81, 5);
+    peer.qemu.write(peer.frame(5, 81, 0, long));
+    // Then a real request still works.
+    assert.ok((await client.getattr(1)).qid);
+    assert.equal(transport.counters.dropped - before, 5);
+  });
+
+  it('bounds requests left in pieces', async () => {
+    await mount(6);
+    for (let tag = 0; tag < 100; tag++) {
+      const head = Buffer.alloc(64);
+      head.writeUInt32LE(100_000, 0);
+      head[4] = 118; // Twrite
+      head.writeUInt16LE(tag, 5);
+      peer.qemu.write(peer.frame(6, tag, 0, head));
+    }
+    await sleep(20);
+    assert.ok(logs.some((l) => /too many requests in pieces/.test(l)));
+  });
+
+  it('closes the channel on a frame QEMU itself would never send', async () => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(1 << 24);
+    peer.qemu.write(len);
+    await transport.closed;
+    assert.ok(logs.some((l) => /closing/.test(l)));
+  });
+
+  it('survives random and mutated frames', async () => {
+    const client = await mount(11);
+    for (let i = 0; i < 3000; i++) {
+      const body = randomBytes(Math.floor(Math.random() * 200));
+      if (body.length >= 7 && i % 2 === 0) body.writeUInt32LE(body.length, 0);
+      peer.qemu.write(peer.frame(i % 3 === 0 ? 11 : 12, Math.floor(Math.random() * 65536), i % 5 === 0 ? 0 : Math.floor(Math.random() * 1000), body));
+    }
+    const tversion = encode({ type: 'Tversion', tag: NOTAG, msize: 8192, version: 'nonsense' } as never);
+    peer.sendMessage(13, tversion);
+    await sleep(50);
+    assert.ok((await client.getattr(1)).qid, 'the real mount still answers');
+  });
+});
