@@ -261,7 +261,7 @@ export class ConfinedRoot {
       if (hit !== undefined && hit > now) continue;
       let st: fs.Stats;
       try {
-        st = await fsp.lstat(host);
+        st = fs.lstatSync(host); // synchronous: see lstatLocked
       } catch (err) {
         throw ErrnoError.fromNode(err);
       }
@@ -272,11 +272,17 @@ export class ConfinedRoot {
     if (this.verified.size > 10_000) this.verified.clear();
   }
 
-  /** lstat with the parent chain verified. Call with the lock held. */
+  /**
+   * lstat with the parent chain verified. Call with the lock held.
+   * Synchronous on purpose: every walk and getattr of the guest waits on it,
+   * and a metadata lookup on the host's own disk takes a few microseconds,
+   * while a trip through libuv's thread pool costs tens (a third of a 9P
+   * round trip under TCG).
+   */
   async lstatLocked(guestPath: string): Promise<BigIntStats> {
     await this.verifyDir(parentPath(guestPath));
     try {
-      return await fsp.lstat(this.hostPath(guestPath), { bigint: true });
+      return fs.lstatSync(this.hostPath(guestPath), { bigint: true });
     } catch (err) {
       throw ErrnoError.fromNode(err);
     }
@@ -760,7 +766,7 @@ export class ConfinedFile {
   async fstat(): Promise<BigIntStats> {
     if (this.fh === undefined) return this.root.lstat(this.guestPath);
     try {
-      return await this.fh.stat({ bigint: true });
+      return fs.fstatSync(this.fh.fd, { bigint: true }); // synchronous: see ConfinedRoot.lstatLocked
     } catch (err) {
       throw ErrnoError.fromNode(err);
     }
