@@ -10,10 +10,10 @@
  * Why not trans=fd over a virtio-serial port: the port has no read_iter or
  * write_iter, so a relay process has to copy every byte between the port and
  * two FIFOs, and the port moves 4 KiB buffers; under TCG that capped reads at
- * about 32 MiB/s. Here QEMU copies each frame straight into guest memory
- * (64 KiB per frame), and the only copy the guest CPU makes is the one into
- * the reader's (or from the writer's) own buffer, as zero-copy transports do
- * with pinned pages.
+ * about 46 MiB/s. Here QEMU copies each frame straight into guest memory
+ * (64 KiB per frame); the only copy the guest CPU makes is a reply's payload
+ * into the reader's buffer, and a write lends the writer's pages to the
+ * frames it sends.
  *
  * Frame: Ethernet header, then
  *     __le32 conn     this mount's connection id (random per mount)
