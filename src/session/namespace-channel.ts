@@ -43,8 +43,9 @@ export interface NamespaceChannelOptions {
 
 /**
  * The namespace's card. Each boot attempt gets its own table and backend,
- * opened when the guest first mounts and shared by every mount of that
- * attempt (each mount is its own 9P session); closed with the channel.
+ * opened while QEMU is paused and shared by every mount of that attempt
+ * (each mount is its own 9P session); both close with the channel, at
+ * teardown or when the attempt fails.
  */
 export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel {
   return {

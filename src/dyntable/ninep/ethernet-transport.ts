@@ -235,7 +235,8 @@ class Transport implements EthernetTransport {
 
   private async retire(c: Connection): Promise<void> {
     c.end.destroy();
-    this.blocked.delete(c.end);
+    // A retired session no longer holds the socket back.
+    if (this.blocked.delete(c.end) && this.blocked.size === 0 && !this.ended) this.socket.resume();
     await c.session.close().catch(() => {});
   }
 
