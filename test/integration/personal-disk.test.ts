@@ -55,7 +55,7 @@ describe('users and the encrypted personal disk (boots the real guest)', functio
     });
 
     it('logs in, creates the disk, and the guest runs exec as alice with HOME on the mounted disk', async () => {
-      assert.equal(started.exitCode, 0, started.stderr);
+      assert.equal(started.exitCode, 0, started.stderr || JSON.stringify(started.json));
       assert.equal(started.json.user, 'alice');
       assert.ok(existsSync(disk));
       const result = await launcher(['exec', '--stick', stick.root, '--', 'sh', '-c', 'id -un; id -u; echo "$HOME"; pwd; grep " /home/alice " /proc/mounts']);
@@ -112,7 +112,7 @@ describe('users and the encrypted personal disk (boots the real guest)', functio
 
     it('the new passphrase opens the same disk, and the marker is still there', async () => {
       const started = await launcherJson<StatusJson>(['run', '--detach', '--accel', 'tcg', '--stick', stick.root, ...loginArgs('alice')], { input: `${second}\n` });
-      assert.equal(started.exitCode, 0, started.stderr);
+      assert.equal(started.exitCode, 0, started.stderr || JSON.stringify(started.json));
       const result = await launcher(['exec', '--stick', stick.root, '--', 'cat', '/home/alice/marker']);
       assert.equal(result.stdout.trim(), MARKER, result.stderr);
       assert.equal((await launcher(['stop', '--stick', stick.root])).exitCode, 0);

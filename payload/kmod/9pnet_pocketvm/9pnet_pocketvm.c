@@ -250,31 +250,6 @@ drop:
 	return NET_RX_DROP;
 }
 
-/* Adds `len` bytes of a kernel buffer to skb's page fragments (copied). */
-static int copy_frags(struct sk_buff *skb, const u8 *buf, u32 len)
-{
-	int i = skb_shinfo(skb)->nr_frags;
-
-	while (len > 0) {
-		u32 n = min_t(u32, len, PAGE_SIZE);
-		struct page *page;
-
-		if (i >= MAX_SKB_FRAGS)
-			return -EMSGSIZE;
-		page = alloc_page(GFP_NOFS);
-		if (!page)
-			return -ENOMEM;
-		memcpy(page_address(page), buf, n);
-		skb_fill_page_desc(skb, i++, page, 0, n);
-		skb->len += n;
-		skb->data_len += n;
-		skb->truesize += PAGE_SIZE;
-		buf += n;
-		len -= n;
-	}
-	return 0;
-}
-
 /* Copies up to `len` bytes from an iov_iter into fresh page fragments; returns the bytes taken. */
 static ssize_t copy_iter_frags(struct sk_buff *skb, struct iov_iter *from, u32 len)
 {
@@ -397,10 +372,19 @@ static int send_message(struct pvm_chan *chan, u16 tag, const u8 *head, u32 head
 		hdr->tag = cpu_to_le16(tag);
 		hdr->flags = 0;
 		hdr->offset = cpu_to_le32(offset);
-		if (linear)
+		if (linear) {
 			skb_put_data(skb, head + offset, linear);
-		else if (from_head)
-			err = copy_frags(skb, head + offset, from_head);
+		} else if (from_head) {
+			/* A long head (rare: a large non-zero-copy request) is copied like data. */
+			struct kvec kv = { .iov_base = (void *)(head + offset), .iov_len = from_head };
+			struct iov_iter it;
+			ssize_t got;
+
+			iov_iter_kvec(&it, ITER_SOURCE, &kv, 1, from_head);
+			got = copy_iter_frags(skb, &it, from_head);
+			if (got != from_head)
+				err = got < 0 ? got : -EMSGSIZE;
+		}
 		if (!err && from_data > 0) {
 			ssize_t got = attach_frags(skb, data, from_data);
 

@@ -455,6 +455,14 @@ export function writeHeader(buf: Buffer, size: number, id: number, tag: number):
   buf.writeUInt16LE(tag, 5);
 }
 
+/** An Rlerror reply, built directly (the server's error path and the transport's ESTALE). */
+export function rlerror(tag: number, errno: number): Buffer {
+  const buf = Buffer.allocUnsafe(HEADER_SIZE + 4);
+  writeHeader(buf, HEADER_SIZE + 4, MessageId.Rlerror, tag);
+  buf.writeUInt32LE(errno >>> 0, HEADER_SIZE);
+  return buf;
+}
+
 // ---------------------------------------------------------------------------
 // Readdir entries: qid[13] offset[8] type[1] name[s].
 

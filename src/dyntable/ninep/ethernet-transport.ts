@@ -19,7 +19,7 @@
 import { type Duplex, duplexPair } from 'node:stream';
 import { Errno } from './backend.ts';
 import { ByteQueue } from './byte-queue.ts';
-import { HEADER_SIZE, MessageId, writeHeader } from './codec.ts';
+import { HEADER_SIZE, MessageId, rlerror } from './codec.ts';
 
 export const ETHERTYPE_POCKETVM_9P = 0x88b5;
 const ETH_HEADER = 14;
@@ -194,10 +194,7 @@ class Transport implements EthernetTransport {
       if (message[4] !== MessageId.Tversion) {
         // A mount this launcher never saw begin (one from before a suspend).
         this.counters.stale++;
-        const reply = Buffer.allocUnsafe(HEADER_SIZE + 4);
-        writeHeader(reply, reply.length, MessageId.Rlerror, message.readUInt16LE(5));
-        reply.writeUInt32LE(Errno.ESTALE, HEADER_SIZE);
-        this.sendMessage(conn, Buffer.from(peer), reply);
+        this.sendMessage(conn, Buffer.from(peer), rlerror(message.readUInt16LE(5), Errno.ESTALE));
         return;
       }
       c = this.open(conn, Buffer.from(peer));

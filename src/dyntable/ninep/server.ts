@@ -39,6 +39,7 @@ import {
   direntSize,
   encode,
   messageName,
+  rlerror,
   writeDirent,
   writeHeader,
 } from './codec.ts';
@@ -156,13 +157,6 @@ function checkOffset(offset: number): void {
 
 function isDir(qid: Qid): boolean {
   return (qid.type & QidType.DIR) !== 0;
-}
-
-function rlerror(tag: number, errno: number): Buffer {
-  const buf = Buffer.allocUnsafe(HEADER_SIZE + 4);
-  writeHeader(buf, HEADER_SIZE + 4, MessageId.Rlerror, tag);
-  buf.writeUInt32LE(errno >>> 0, HEADER_SIZE);
-  return buf;
 }
 
 /** Serve 9P2000.L on `stream` from `backend` until the stream closes. */
