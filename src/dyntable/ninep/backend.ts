@@ -253,10 +253,16 @@ export interface NinepDirent {
   /**
    * Optional: the entry's lstat, taken now. The server uses it to answer the
    * walk + getattr that follow a listing (`ls -l`, `find`) without asking
-   * the backend again (see NinepServerOptions.attrCacheMs).
+   * the backend again (see NinepServerOptions.attrCacheMs). A function is
+   * called only if such a walk or getattr comes: most listings (a glob, a
+   * plain `ls`) never need the attributes, and building them for 10,000
+   * entries cost more than the listing itself.
    */
-  attr?: NinepAttr;
+  attr?: LazyAttr;
 }
+
+/** An attribute, or what builds it on first use. */
+export type LazyAttr = NinepAttr | (() => NinepAttr);
 
 /** Linux/9P2000.L open flags (P9_DOTL_*; octal, identical to Linux x86 O_*). */
 export const OpenFlags = {

@@ -26,6 +26,7 @@ import type { BigIntStats, Dirent } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
+import { isMainThread } from 'node:worker_threads';
 import {
   Errno,
   ErrnoError,
@@ -130,7 +131,7 @@ export function guestComponents(guestPath: string): string[] {
 }
 
 /** Linux-style mode from a host stat (Windows reports DOS-ish modes; keep type + permission bits). */
-function linuxMode(st: BigIntStats): number {
+export function linuxMode(st: BigIntStats): number {
   return Number(st.mode) & 0o177777;
 }
 
@@ -688,21 +689,61 @@ const LSTAT_CHUNK = 256;
  * microsecond or two, while each promise through libuv's thread pool costs
  * ten times that, which made a 10,000-entry readdir take 150 ms on its own.
  * The event loop gets a turn between chunks.
+ *
+ * Each chunk runs with the process's working directory in `dir` and lstats
+ * bare names: the kernel then resolves `dir` (for the server, the magic link
+ * /proc/self/fd/N, race-free) once per chunk instead of once per name, which
+ * halves the cost (10,000 names: 25 ms instead of 55 ms here). Nothing else
+ * can run JavaScript during the synchronous chunk, and the working directory
+ * is back before it yields; the one thing that could see the change is a
+ * relative path already queued in libuv's thread pool, and the launcher
+ * hands fs only absolute paths (every path from the command line goes
+ * through path.resolve). Where the working directory cannot be entered or
+ * left, names are joined to `dir` as before.
  */
 export async function lstatNames(dir: string, names: readonly string[]): Promise<Array<BigIntStats | undefined>> {
   const out: Array<BigIntStats | undefined> = new Array(names.length);
   for (let i = 0; i < names.length; i += LSTAT_CHUNK) {
     if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
     const end = Math.min(names.length, i + LSTAT_CHUNK);
-    for (let j = i; j < end; j++) {
-      try {
-        out[j] = fs.lstatSync(path.join(dir, names[j]!), { bigint: true, throwIfNoEntry: false });
-      } catch {
-        out[j] = undefined;
+    const back = enterDir(dir);
+    try {
+      for (let j = i; j < end; j++) {
+        try {
+          out[j] = fs.lstatSync(back === undefined ? path.join(dir, names[j]!) : names[j]!, { bigint: true, throwIfNoEntry: false });
+        } catch {
+          out[j] = undefined;
+        }
       }
+    } finally {
+      if (back !== undefined) leaveDir(back);
     }
   }
   return out;
+}
+
+/** chdir into `dir`; the directory to return to, or undefined (and no change) when that is not possible. */
+function enterDir(dir: string): string | undefined {
+  // Worker threads cannot chdir; a deleted working directory has no name to return to.
+  if (!isMainThread) return undefined;
+  let back: string;
+  try {
+    back = process.cwd();
+    process.chdir(dir);
+  } catch {
+    return undefined;
+  }
+  return back;
+}
+
+function leaveDir(back: string): void {
+  try {
+    process.chdir(back);
+  } catch {
+    // The old working directory went away during the chunk: there is no
+    // going back to it; the root at least resolves nothing relative to `dir`.
+    process.chdir('/');
+  }
 }
 
 function direntTypeOfDirent(d: Dirent): number {

@@ -2,7 +2,7 @@
 // (confined-fs.ts). Used by the tests and as the baseline the dyntable
 // namespace is compared with; it has no copy-on-write: writes reach the host.
 
-import { ConfinedRoot, hostOpenFlags } from './confined-fs.ts';
+import { ConfinedRoot, hostOpenFlags, linuxMode } from './confined-fs.ts';
 import type { ConfinedFile, ConfinedRootOptions } from './confined-fs.ts';
 import { AT_REMOVEDIR, Errno, ErrnoError, OpenFlags, SetattrMask, direntTypeOfMode } from './backend.ts';
 import type {
@@ -45,8 +45,7 @@ export class ConfinedHandle implements NinepHandle {
     for (let i = 0; i < slice.length; i++) {
       const st = stats[i];
       if (st === undefined) continue; // vanished since the listing
-      const attr = root.attrOf(st);
-      out.push({ qid: attr.qid, type: direntTypeOfMode(attr.mode), name: slice[i]!.name, offset: offset + i + 1, attr });
+      out.push({ qid: root.qidOf(st), type: direntTypeOfMode(linuxMode(st)), name: slice[i]!.name, offset: offset + i + 1, attr: () => root.attrOf(st) });
     }
     // Everything in the slice vanished: skip ahead rather than report the end early.
     if (out.length === 0 && slice.length > 0 && offset + slice.length < this.snapshot.length) {

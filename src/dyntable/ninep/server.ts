@@ -27,7 +27,7 @@ import {
   isValidName,
   parentPath,
 } from './backend.ts';
-import type { LockRequest, NinepAttr, NinepBackend, NinepHandle, Qid } from './backend.ts';
+import type { LazyAttr, LockRequest, NinepAttr, NinepBackend, NinepHandle, Qid } from './backend.ts';
 import {
   DecodeError,
   HEADER_SIZE,
@@ -192,7 +192,7 @@ class Session implements NinepServer {
   private readonly maxOpenFiles: number;
   private readonly maxFids: number;
   private readonly closeBackend: boolean;
-  private readonly attrs = new Map<string, { attr: NinepAttr; gen: number; expires: number }>();
+  private readonly attrs = new Map<string, { attr: LazyAttr; gen: number; expires: number }>();
   /** Bumped before and after every request that may change something: stale attrs are never cached. */
   private generation = 0;
   private readonly running = new Map<number, Running>();
@@ -445,17 +445,21 @@ class Session implements NinepServer {
   private async getattrPath(path: string): Promise<NinepAttr> {
     if (this.attrTtl === 0) return this.backend.getattr(path);
     const hit = this.attrs.get(path);
-    if (hit !== undefined && hit.gen === this.generation && hit.expires > performance.now()) return hit.attr;
+    if (hit !== undefined && hit.gen === this.generation && hit.expires > performance.now()) {
+      if (typeof hit.attr === 'function') hit.attr = hit.attr();
+      return hit.attr;
+    }
     const gen = this.generation;
     const attr = await this.backend.getattr(path);
     this.remember(path, attr, gen);
     return attr;
   }
 
-  private remember(path: string, attr: NinepAttr, gen: number): void {
+  /** `now`: performance.now(), passed in by a listing that remembers thousands at once. */
+  private remember(path: string, attr: LazyAttr, gen: number, now = performance.now()): void {
     if (this.attrTtl === 0 || gen !== this.generation) return;
     if (this.attrs.size >= 65536) this.attrs.clear();
-    this.attrs.set(path, { attr, gen, expires: performance.now() + this.attrTtl });
+    this.attrs.set(path, { attr, gen, expires: now + this.attrTtl });
   }
 
   private errnoOf(e: unknown, frame: Buffer): number {
@@ -674,6 +678,7 @@ class Session implements NinepServer {
       const want = Math.max(1, Math.min(4096, Math.floor((end - pos) / 24)));
       const gen = this.generation;
       const entries = await h.readdir(cookie, want);
+      const now = performance.now();
       for (const e of entries) {
         if (pos + direntSize(e.name) > end) {
           full = true;
@@ -682,7 +687,7 @@ class Session implements NinepServer {
         if (!Number.isSafeInteger(e.offset + 2) || e.offset < 0) throw err(Errno.EOVERFLOW, 'bad directory cookie');
         pos = writeDirent(reply, pos, e.qid, e.offset + 2, e.type, e.name);
         cookie = e.offset;
-        if (e.attr !== undefined) this.remember(childPath(f.path, e.name), e.attr, gen);
+        if (e.attr !== undefined) this.remember(childPath(f.path, e.name), e.attr, gen, now);
       }
       if (entries.length < want) break;
     }

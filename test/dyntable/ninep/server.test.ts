@@ -232,6 +232,31 @@ describe('ninep server over LocalDirBackend', function () {
       await rejectsErrno(h.client.call({ type: 'Tmkdir', dfid: h.root, name: 'many', mode: 0o755, gid: 0 }), Errno.EEXIST);
     });
 
+    it('a listing primes getattr with exactly the host lstat, and a write through the server replaces it', async () => {
+      fs.mkdirSync(path.join(share, 'primed'));
+      for (const n of ['a', 'b', 'c']) fs.writeFileSync(path.join(share, 'primed', n), n.repeat(3));
+      fs.symlinkSync('a', path.join(share, 'primed', 'l'));
+      const dir = await h.client.open(h.root, ['primed'], O.RDONLY | O.DIRECTORY);
+      await h.client.readdirAll(dir);
+      await h.client.clunk(dir);
+      for (const n of ['b', 'l']) {
+        const st = fs.lstatSync(path.join(share, 'primed', n), { bigint: true });
+        const w = await h.client.walk(h.root, ['primed', n]);
+        const a = await h.client.getattr(w.fid);
+        await h.client.clunk(w.fid);
+        assert.equal(a.qid.path, st.ino, n);
+        assert.equal(BigInt(a.mode), st.mode, n);
+        assert.equal(BigInt(a.size), st.size, n);
+        assert.equal(BigInt(a.mtimeSec) * 1_000_000_000n + BigInt(a.mtimeNsec), st.mtimeNs, n);
+      }
+      const f = await h.client.open(h.root, ['primed', 'b'], O.WRONLY);
+      await h.client.write(f, 3, Buffer.from('more'));
+      await h.client.clunk(f);
+      const w = await h.client.walk(h.root, ['primed', 'b']);
+      assert.equal(Number((await h.client.getattr(w.fid)).size), 7);
+      await h.client.clunk(w.fid);
+    });
+
     it('unlinkat files and directories with the right flags', async () => {
       fs.mkdirSync(path.join(share, 'rmme'));
       fs.writeFileSync(path.join(share, 'rmme', 'f'), 'x');
