@@ -65,6 +65,11 @@ export interface MachineSpec {
   /** Omitted: `host` under a hardware accelerator, `max` under TCG. */
   cpuModel?: string;
   memoryMiB: number;
+  /**
+   * Guest RAM is the file QEMU inherits as this descriptor (src/vmm/guest-ram.ts),
+   * shared with the launcher, which writes placed 9P reads into it.
+   */
+  ramFile?: { fd: number };
   cpus: number;
   kernel: string;
   initrd: string;

@@ -10,9 +10,10 @@ import { GuestFailedError, PocketError, TimeoutError } from '../errors.ts';
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import { ConsoleTap } from './console-tap.ts';
 import { GuestAgentClient } from './guest-agent-client.ts';
+import type { GuestRamFile } from './guest-ram.ts';
 import { AGENT_PORT_ID, type MachineSpec } from './machine-spec.ts';
 import { buildQemuArgs } from './qemu-args.ts';
-import { type QemuExit, QemuProcess } from './qemu-process.ts';
+import { nextFreeFd, type QemuExit, QemuProcess } from './qemu-process.ts';
 import { QmpClient } from './qmp-client.ts';
 import { type ShutdownResult, runShutdownLadder, type ShutdownTimeouts } from './shutdown-ladder.ts';
 
@@ -33,6 +34,11 @@ export interface BootAttemptOptions {
   binaryPrefixArgs?: string[];
   binaryEnv?: Record<string, string>;
   host: HostAdapter;
+  /**
+   * Guest RAM in this file (QEMU inherits its descriptor after the
+   * channels'); the caller closes it once QEMU is gone.
+   */
+  guestRam?: GuestRamFile;
   logs: { qemu: string; console: string };
   /** No console byte within this long after `cont` means the accelerator hangs. */
   signOfLifeTimeoutMs: number;
@@ -118,11 +124,21 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
   }
 
   static async boot(options: BootAttemptOptions): Promise<Machine> {
-    const { spec } = options;
+    const ramFd = options.guestRam?.fd;
+    const ramChildFd = nextFreeFd(options.spec.channels);
+    const spec: MachineSpec = ramFd === undefined ? options.spec : { ...options.spec, ramFile: { fd: ramChildFd } };
     const started = performance.now();
     const since = () => Math.round(performance.now() - started);
-    const proc = QemuProcess.start({ binary: options.binary, args: [...(options.binaryPrefixArgs ?? []), ...buildQemuArgs(spec)], env: options.binaryEnv ?? {}, channels: spec.channels, host: options.host, logFile: options.logs.qemu });
-    proc.note(`boot attempt: accelerator ${spec.accelerator}, ${spec.memoryMiB} MiB, ${spec.cpus} vCPU`);
+    const proc = QemuProcess.start({
+      binary: options.binary,
+      args: [...(options.binaryPrefixArgs ?? []), ...buildQemuArgs(spec)],
+      env: options.binaryEnv ?? {},
+      channels: spec.channels,
+      ...(ramFd === undefined ? {} : { inheritFds: { [ramChildFd]: ramFd } }),
+      host: options.host,
+      logFile: options.logs.qemu,
+    });
+    proc.note(`boot attempt: accelerator ${spec.accelerator}, ${spec.memoryMiB} MiB${ramFd === undefined ? '' : ' (shared RAM file)'}, ${spec.cpus} vCPU`);
     const exited = proc.exited.then((exit) => {
       throw new QemuExitedDuringBoot(exit);
     });

@@ -1,6 +1,7 @@
 // MachineSpec → QEMU argument list. Pure: no I/O, no environment, so every
 // host/accelerator combination is unit-tested without QEMU. Secrets never pass
 // through here: keys reach QEMU over QMP after start.
+import { RAM_BACKEND_ID } from './guest-ram.ts';
 import { AGENT_PORT_ID, AGENT_PORT_NAME, type Accelerator, type ChannelEndpoint, type DiskSpec, type HostOs, type MachineSpec } from './machine-spec.ts';
 
 /** Per-accelerator `-accel` value and default CPU model. */
@@ -83,13 +84,23 @@ export function hotplugPort(index: number): string {
   return `pvm-port${index}`;
 }
 
+/** -machine, with the RAM backend when guest RAM is a file the launcher shares (MachineSpec.ramFile). */
+function machineArgs(spec: MachineSpec): string[] {
+  if (!spec.ramFile) return ['-machine', 'q35'];
+  // prealloc: a full /dev/shm fails the start, not the guest later (SIGBUS).
+  return [
+    '-object', `memory-backend-file,id=${RAM_BACKEND_ID},size=${spec.memoryMiB}M,mem-path=/proc/self/fd/${spec.ramFile.fd},share=on,prealloc=on`,
+    '-machine', `q35,memory-backend=${RAM_BACKEND_ID}`,
+  ];
+}
+
 export function buildQemuArgs(spec: MachineSpec): string[] {
   const accel = ACCELERATOR_ARGS[spec.accelerator];
   return [
     '-name', `${escapeOptionValue(spec.name)},debug-threads=on`,
     '-nodefaults', '-no-user-config',
     '-display', 'none',
-    '-machine', 'q35',
+    ...machineArgs(spec),
     '-accel', accel.accel,
     '-cpu', spec.cpuModel ?? accel.cpu,
     '-m', `${spec.memoryMiB}M`,

@@ -24,6 +24,11 @@ export function fdChannels(extra: readonly string[] = []): MachineChannels {
   };
 }
 
+/** The first descriptor after the channels': where QEMU inherits a further file (guest RAM). */
+export function nextFreeFd(channels: MachineChannels): number {
+  return Math.max(CHANNEL_FDS.console, ...extraFds(channels).map(([, fd]) => fd)) + 1;
+}
+
 function extraFds(channels: MachineChannels): Array<[string, number]> {
   return Object.entries(channels.extra ?? {}).flatMap(([id, endpoint]) => (endpoint.kind === 'fd' ? [[id, endpoint.fd] as [string, number]] : []));
 }
@@ -49,6 +54,8 @@ export interface StartQemuOptions {
   /** Added to the inherited environment (e.g. a bundled QEMU's module folder). */
   env?: Record<string, string>;
   channels: MachineChannels;
+  /** Launcher descriptors QEMU inherits as they are, by their number in QEMU (after the channels'). */
+  inheritFds?: Readonly<Record<number, number>>;
   host: HostAdapter;
   /** QEMU's stderr is appended here (on the stick). */
   logFile: string;
@@ -113,10 +120,14 @@ export class QemuProcess {
     log.write(`\n--- ${new Date().toISOString()} ${options.binary} ${options.args.join(' ')}\n`);
     const guarded = options.host.orphanGuard(options.binary, options.args);
     const usesFds = options.channels.qmp.kind === 'fd';
-    const lastFd = Math.max(CHANNEL_FDS.console, ...extraFds(options.channels).map(([, fd]) => fd));
+    const inherit = options.inheritFds ?? {};
+    const lastFd = Math.max(CHANNEL_FDS.console, ...extraFds(options.channels).map(([, fd]) => fd), ...Object.keys(inherit).map(Number));
     const child = execa(guarded.command, guarded.args, {
-      // Every descriptor from 3 up to the last channel is a socketpair end.
-      stdio: usesFds ? ['ignore', 'ignore', 'pipe', ...Array.from({ length: lastFd - 2 }, () => 'pipe' as const)] : ['ignore', 'ignore', 'pipe'],
+      // Every descriptor from 3 up to the last channel is a socketpair end;
+      // an inherited file (guest RAM) is passed as its own descriptor.
+      // (execa hands a descriptor number to child_process.spawn as it is;
+      // its types only list 3-9, hence the cast.)
+      stdio: usesFds ? ['ignore', 'ignore', 'pipe', ...Array.from({ length: lastFd - 2 }, (_, i) => (inherit[i + 3] ?? 'pipe') as 'pipe')] : ['ignore', 'ignore', 'pipe'],
       reject: false,
       buffer: false,
       // QEMU is an implementation detail of the launcher: no env secrets, no

@@ -180,4 +180,14 @@ describe('buildQemuArgs against the real QEMU', () => {
   it('refuses a serial port without a channel', () => {
     assert.throws(() => buildQemuArgs(spec({ serialPorts: [{ id: 'reg', name: 'x' }] })), /no channel/);
   });
+
+  it('puts guest RAM in the inherited file when it is shared, under q35\'s own RAM id', () => {
+    const args = buildQemuArgs(spec({ memoryMiB: 512, ramFile: { fd: 9 } }));
+    assert.deepEqual(values(args, '-object'), ['memory-backend-file,id=pc.ram,size=512M,mem-path=/proc/self/fd/9,share=on,prealloc=on']);
+    assert.deepEqual(values(args, '-machine'), ['q35,memory-backend=pc.ram']);
+    assert.deepEqual(values(args, '-m'), ['512M'], '-m stays, and agrees');
+    const plain = buildQemuArgs(spec());
+    assert.deepEqual(values(plain, '-object'), []);
+    assert.deepEqual(values(plain, '-machine'), ['q35']);
+  });
 });
