@@ -11,6 +11,11 @@
 //            guestfwd to a private chardev, mounted with trans=tcp: the
 //            transport the issue asked to compare
 //
+// Ours has the guest's RAM as a shared file (src/vmm/guest-ram.ts), so its
+// reads are placed: the launcher writes the data into the reader's pages, as
+// virtio-9p does; --no-place gives the guest ordinary RAM (reads copied by
+// the guest CPU out of the frames, the fallback).
+//
 // Measured inside the guest (/proc/uptime, 10 ms steps): sequential write and
 // read of a file (--mib, default 256; caches dropped before the read), stat of
 // each of --files (default 10,000) names from a shell loop (the loop's own
@@ -28,6 +33,7 @@ import { DEFAULT_MAX_MSIZE, type NinepServer, serveNinep } from '../src/dyntable
 import { linuxHost } from '../src/hostprobe/linux.ts';
 import { openGuestPayload } from '../src/payload/guest-payload.ts';
 import { NAMESPACE_CHANNEL_ID, NAMESPACE_CMDLINE_WORD, NAMESPACE_MAC } from '../src/session/namespace-channel.ts';
+import { GuestRamFile } from '../src/vmm/guest-ram.ts';
 import { Machine } from '../src/vmm/machine.ts';
 import { fdChannels } from '../src/vmm/qemu-process.ts';
 import { startHarness } from '../test/dyntable/ninep/harness.ts';
@@ -43,6 +49,7 @@ const numberOption = (name: string, fallback: number) => {
 const MIB = numberOption('--mib', 256);
 const FILES = numberOption('--files', 10_000);
 const withGuestfwd = process.argv.includes('--guestfwd');
+const place = !process.argv.includes('--no-place');
 
 type Target = 'ours' | 'qemu' | 'guestfwd';
 const MOUNTS: Record<Target, string> = { ours: '/host', qemu: '/mnt/qemu9p', guestfwd: '/mnt/guestfwd' };
@@ -60,6 +67,7 @@ interface Sample {
 
 const parent = await mkdtemp(join(tmpdir(), 'pocketvm-bench-ninep-'));
 let machine: Machine | undefined;
+let guestRam: GuestRamFile | undefined;
 const servers: NinepServer[] = [];
 const transports: EthernetTransport[] = [];
 try {
@@ -85,12 +93,19 @@ try {
     servers.push(server);
     return server;
   };
+  const memoryMiB = payload.manifest.memory.recommendedMiB;
+  if (place) {
+    const ram = GuestRamFile.create(memoryMiB);
+    if (ram instanceof GuestRamFile) guestRam = ram;
+    else say(`no shared guest RAM (${ram.reason}): reads are copied in the guest`);
+  }
   machine = await Machine.boot({
+    ...(guestRam ? { guestRam } : {}),
     spec: {
       name: 'pocketvm-bench-ninep',
       hostOs: 'linux',
       accelerator: 'tcg',
-      memoryMiB: payload.manifest.memory.recommendedMiB,
+      memoryMiB,
       cpus: 1,
       kernel: payload.kernel,
       initrd: payload.initrd,
@@ -111,7 +126,7 @@ try {
     readyTimeoutMs: 180_000,
     attach: async (_qmp, streams) => {
       // Served while paused, as in a session: the boot step mounts /host before ready.
-      transports.push(serveEthernetTransport(streams[NAMESPACE_CHANNEL_ID]!, { maxMessage: DEFAULT_MAX_MSIZE, openSession: serve }));
+      transports.push(serveEthernetTransport(streams[NAMESPACE_CHANNEL_ID]!, { maxMessage: DEFAULT_MAX_MSIZE, openSession: serve, ...(guestRam ? { guestRam } : {}) }));
       if (streams[FWD_CHANNEL]) serve(streams[FWD_CHANNEL]);
     },
   });
@@ -177,6 +192,8 @@ try {
   await sh('rm -f /tmp/ceiling.bin');
   const guestCopyMiBs = CEILING_MIB / (median(ceilingMs) / 1000);
   const messages = servers.reduce((n, s) => n + s.counters.messages, 0);
+  const placed = transports.reduce((n, t) => n + t.counters.placed, 0);
+  const declined = transports.reduce((n, t) => n + t.counters.declined, 0);
   await machine.shutdown();
   machine = undefined;
 
@@ -211,6 +228,7 @@ try {
     lines: lines.map((l) => Object.fromEntries(Object.entries(l).map(([k, v]) => [k, typeof v === 'number' ? Number(v.toFixed(3)) : v]))),
     target: 0.5,
     serverMessages: messages,
+    placedReads: { placed, declined, sharedRam: guestRam !== undefined },
     serverOverheadUs: { getattr: Number(getattrUs.toFixed(1)), walkOrClunk: Number(walkClunkUs.toFixed(1)) },
     guestCopyMiBs: Number(guestCopyMiBs.toFixed(1)),
     samples,
@@ -233,12 +251,16 @@ try {
         ...lines.map((l) => `  ${label[l.key].padEnd(36)}${fmt(l.ours)}${fmt(l.qemu).padStart(10)}  ${l.ratio.toFixed(2).padStart(5)}${l.guestfwd === undefined ? '' : `${fmt(l.guestfwd).padStart(10)}  ${l.guestfwdRatio!.toFixed(2).padStart(5)}`}`),
         `  target: ours >= 0.50 x QEMU's on every line; stat figures exclude the shell loop (${result.shellLoopMs} ms per ${FILES} on tmpfs)`,
         `guest copy ceiling: a ${CEILING_MIB} MiB tmpfs read in the guest runs at ${guestCopyMiBs.toFixed(1)} MiB/s (${(guestCopyMiBs / med('qemu', 'readMiBs')).toFixed(2)} x QEMU's 9P read): a transport the guest copies through once reads no faster`,
+        `placed reads: ${guestRam ? `${placed} Rreads written into the readers' pages${declined ? `, ${declined} declined` : ''}` : 'off (ordinary guest RAM): the guest copied every read'}`,
         `server overhead per message (in process, no guest): Tgetattr ${result.serverOverheadUs.getattr} us, Twalk/Tclunk ${result.serverOverheadUs.walkOrClunk} us; ${messages} messages served in the guest runs`,
       ].join('\n') + '\n',
     );
   }
 } finally {
   machine?.kill();
+  // After QEMU: the launcher's descriptor is the last reference to the RAM file.
+  if (machine) await machine.process.exited;
+  guestRam?.close();
   for (const transport of transports) await transport.close().catch(() => {});
   for (const server of servers) await server.close().catch(() => {});
   await rm(parent, { recursive: true, force: true });

@@ -3,6 +3,7 @@
 // each gets its descriptor, its virtio-serial port if it is one, and is opened
 // while QEMU is still paused, so the guest never finds a port nobody serves.
 import type { Duplex } from 'node:stream';
+import type { GuestRamWriter } from '../vmm/guest-ram.ts';
 
 export interface ExtraChannel {
   /** Unique id: the channel's key in MachineChannels.extra and its device id. */
@@ -20,7 +21,13 @@ export interface ExtraChannel {
    * Called with the launcher's end while QEMU is paused, once per boot
    * attempt; what it returns is closed at teardown (or when the launch fails).
    */
-  open?: (stream: Duplex) => Promise<ChannelService | void> | ChannelService | void;
+  open?: (stream: Duplex, machine: ChannelMachine) => Promise<ChannelService | void> | ChannelService | void;
+}
+
+/** What a channel may use of the boot attempt it serves. */
+export interface ChannelMachine {
+  /** The guest's RAM, when it is a file the launcher shares (placed 9P reads). */
+  guestRam?: GuestRamWriter;
 }
 
 export interface ChannelService {

@@ -52,7 +52,7 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
     id: NAMESPACE_CHANNEL_ID,
     kind: 'nic',
     mac: NAMESPACE_MAC,
-    open: async (stream): Promise<ChannelService> => {
+    open: async (stream, machine): Promise<ChannelService> => {
       const [{ openNamespace }, { serveNinep, DEFAULT_MAX_MSIZE }, { serveEthernetTransport }] = await Promise.all([
         import('../dyntable/namespace.ts'),
         import('../dyntable/ninep/server.ts'),
@@ -75,6 +75,8 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
       const transport = serveEthernetTransport(stream, {
         maxMessage: DEFAULT_MAX_MSIZE,
         log,
+        // Reads are placed straight into the guest reader's pages when guest RAM is shared.
+        ...(machine.guestRam ? { guestRam: machine.guestRam } : {}),
         openSession: (session) => serveNinep(session, backend, { log, closeBackend: false }),
       });
       return {

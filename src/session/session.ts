@@ -2,6 +2,7 @@
 // the lock being released. Launching walks the journey of DESIGN.md (stick →
 // host facts → payload → vmm → ready); teardown walks it back, whatever ended
 // the guest: a stop request, the guest powering itself off, or a crash.
+import { appendFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { UsageError } from '../errors.ts';
 import { hostFingerprint } from '../hostprobe/host-fingerprint.ts';
@@ -16,13 +17,14 @@ import { guestLogPaths, type StickLayout } from '../stick/layout.ts';
 import { acquireLock, type StickLock } from '../stick/lock.ts';
 import { openStick } from '../stick/stick-root.ts';
 import { AcceleratorVerdicts, bootWithFallback, planAccelerators } from '../vmm/accelerator-fallback.ts';
+import { GuestRamFile } from '../vmm/guest-ram.ts';
 import { Machine } from '../vmm/machine.ts';
 import type { Accelerator } from '../vmm/machine-spec.ts';
 import { findQemu } from '../vmm/qemu-binary.ts';
 import { fdChannels } from '../vmm/qemu-process.ts';
 import type { ShutdownResult } from '../vmm/shutdown-ladder.ts';
 import type { UnlockedUser } from '../auth/users.ts';
-import type { ChannelService, ExtraChannel } from './extra-channel.ts';
+import type { ChannelMachine, ChannelService, ExtraChannel } from './extra-channel.ts';
 import { type GuestFacts, readGuestFacts } from './guest-facts.ts';
 import { openSessionRegistry, REGISTRY_CMDLINE_WORD, registryChannel, registrySizingOverrides } from './guest-registry.ts';
 import { NAMESPACE_CMDLINE_WORD, namespaceChannel, remountNamespace } from './namespace-channel.ts';
@@ -232,11 +234,11 @@ async function prepare(options: LaunchOptions, host: HostAdapter) {
 }
 
 /** Opens each channel's service on its stream (while QEMU is paused). */
-async function openChannels(channels: readonly ExtraChannel[], streams: Readonly<Record<string, Duplex>>, services: ChannelService[]): Promise<void> {
+async function openChannels(channels: readonly ExtraChannel[], streams: Readonly<Record<string, Duplex>>, services: ChannelService[], machine: ChannelMachine): Promise<void> {
   for (const channel of channels) {
     const stream = streams[channel.id];
     if (!stream || !channel.open) continue;
-    const service = await channel.open(stream);
+    const service = await channel.open(stream, machine);
     if (service) services.push(service);
   }
 }
@@ -302,9 +304,15 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
       plan: resume ? { candidates: [resume.meta.accelerator], notes: plan.notes } : plan,
       verdicts,
       onFallback: (message) => options.onNotice?.(message),
-      boot: (accelerator) => {
+      boot: async (accelerator) => {
+        // The namespace's reads are placed in the guest's pages when its RAM is
+        // a file the launcher shares; otherwise the guest copies them.
+        const ram = cmdlineWords.includes(NAMESPACE_CMDLINE_WORD) ? GuestRamFile.create(sizing.memoryMiB) : undefined;
+        const guestRam = ram instanceof GuestRamFile ? ram : undefined;
+        if (ram && !(ram instanceof GuestRamFile)) void appendFile(logs.qemu, `launcher: guest RAM not shared, namespace reads are copied in the guest: ${ram.reason}\n`).catch(() => {});
         emit({ stage: 'boot', message: resume ? `resuming ${options.guest}, suspended ${resume.meta.createdAt} on ${resume.sameHost ? 'this PC' : 'another PC'} (${(resume.bytes / 1048576).toFixed(0)} MiB of state, ${accelerator})` : `booting ${options.guest} under ${accelerator} (${sizing.memoryMiB} MiB, ${sizing.cpus} vCPU)` });
-        return Machine.boot({
+        const booting = Machine.boot({
+          ...(guestRam ? { guestRam } : {}),
           spec: {
             name: `pocketvm-${options.guest}`,
             hostOs: host.os,
@@ -331,7 +339,7 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
           host,
           logs,
           attach: async (qmp, streams) => {
-            await openChannels(extraChannels, streams, services);
+            await openChannels(extraChannels, streams, services, guestRam ? { guestRam } : {});
             if (attachDisk) await attachDisk(qmp);
             if (resume) await resume.load(qmp, streams, fdChannels(extraChannels.map((channel) => channel.id)));
           },
@@ -342,6 +350,16 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
           readyTimeoutMs: payload.manifest.readyTimeoutSeconds * 1000,
           ...(bootSignal ? { signal: bootSignal } : {}),
         });
+        if (!guestRam) return booting;
+        try {
+          const machine = await booting;
+          // Closed with the channels: the launcher's descriptor is only for writing reads into it.
+          services.push({ close: () => guestRam.close() });
+          return machine;
+        } catch (error) {
+          guestRam.close();
+          throw error;
+        }
       },
     });
     const resumed = resume ? await resume.finish(machine) : undefined;

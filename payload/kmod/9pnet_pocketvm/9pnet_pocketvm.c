@@ -18,12 +18,29 @@
  * Frame: Ethernet header, then
  *     __le32 conn     this mount's connection id (random per mount)
  *     __le16 tag      the 9P tag of the message the fragment belongs to
- *     __le16 flags    0
+ *     __le16 flags    PVM_F_*
  *     __le32 offset   byte offset of this fragment within the 9P message
  *     fragment bytes
  * A 9P message is split into fragments of at most PVM_FRAG_MAX bytes sent in
  * order. The launcher never interleaves the fragments of two replies; the
  * guest may (two CPUs sending at once), so the launcher reassembles by tag.
+ *
+ * Placed reads. The one copy left above, reply payload into the reader's
+ * buffer, is the guest CPU's and under TCG it capped reads at about a quarter
+ * of QEMU's virtio-9p (which writes into the reader's pages from the host).
+ * When the launcher holds guest RAM as a shared file it says so on every
+ * frame (PVM_F_CAN_PLACE); a Tread into a user buffer then pins the reader's
+ * pages and sends their guest-physical segments after the message, in the
+ * same frame (PVM_F_PLACE):
+ *     __le32 count, then count x { __le64 phys; __le32 len; }
+ * The launcher writes the data straight into those pages and answers with
+ * the Rread's 11-byte header alone (PVM_F_PLACED; its size field still
+ * counts the data). Any other answer is handled as before (copied). Pages
+ * stay pinned until the launcher can no longer write them: the reply, or
+ * the Rflush of a killed reader (the launcher drops a placement before it
+ * sends Rflush). Page-cache reads (bvec/xarray iterators) are never placed:
+ * those pages may be mapped executable, and TCG would not notice a write it
+ * did not make itself into a page it has translated code from.
  *
  * Only root can reach the card (raw frames need CAP_NET_RAW) and it has no IP
  * address: no guest process can talk to the launcher's 9P server but the
@@ -37,6 +54,8 @@
 #include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <linux/uio.h>
+#include <linux/workqueue.h>
+#include <linux/mm.h>
 #include <asm/unaligned.h>
 #include <net/9p/9p.h>
 #include <net/9p/client.h>
@@ -49,6 +68,14 @@
 #define PVM_MAX_MSIZE (1024 * 1024)
 /* Below this a fragment goes in the skb's linear part (one allocation). */
 #define PVM_LINEAR_MAX 1024
+
+/* Frame flags (struct pvm_hdr.flags). */
+#define PVM_F_PLACE 1 /* guest: a Tread followed by the reader's segments */
+#define PVM_F_PLACED 2 /* launcher: the data is in the reader's pages; the header alone follows */
+#define PVM_F_CAN_PLACE 4 /* launcher, every frame: it can write guest RAM */
+/* Rread header: size[4] type[1] tag[2] count[4]. */
+#define PVM_RREAD_HDR 11
+#define PVM_SEG_LEN 12
 
 struct pvm_hdr {
 	__le32 conn;
@@ -67,16 +94,24 @@ struct pvm_skb_cb {
 /*
  * A zero-copy read in flight (Tread/Treaddir with a reader's buffer): its
  * reply's payload stays in the received skbs until the reading thread copies
- * it into the buffer itself (user memory is only touched in its context).
- * Lives on that thread's stack, on chan->zc_reads while it waits.
+ * it into the buffer itself (user memory is only touched in its context),
+ * unless the launcher placed it in the pinned pages. On chan->zc_reads
+ * while a reply may come. Allocated, not on the reading thread's stack: a
+ * killed reader leaves it behind (orphan) while its pages stay pinned.
  */
 struct pvm_zc_read {
 	struct list_head list;
-	struct p9_req_t *req;
+	struct p9_req_t *req; /* an orphan holds a reference */
 	int in_hdr_len;
 	struct sk_buff_head frames;
 	bool done;
+	bool placed; /* the reply said PVM_F_PLACED and checked out */
+	bool orphan; /* its reader was killed before the reply */
 	int err;
+	/* The reader's pages, pinned for placement (npages 0: copy path). */
+	struct page **pages;
+	unsigned int npages;
+	u32 pinned; /* bytes of the iterator they cover (= inlen) */
 };
 
 struct pvm_chan {
@@ -84,8 +119,13 @@ struct pvm_chan {
 	struct net_device *dev;
 	struct packet_type pt;
 	u32 conn;
-	spinlock_t lock; /* the reassembly state and zc_reads */
+	spinlock_t lock; /* the reassembly state, zc_reads and reap */
 	struct list_head zc_reads;
+	/* Orphans whose reply came: their pages are released in process context. */
+	struct list_head reap;
+	struct work_struct reap_work;
+	/* The launcher can write guest RAM (PVM_F_CAN_PLACE seen). */
+	bool host_places;
 	/*
 	 * The reply being received: its fragments arrive in order. rx_req is
 	 * NULL while the fragments of a reply nobody waits for are dropped.
@@ -111,6 +151,46 @@ static struct pvm_zc_read *find_zc_read(struct pvm_chan *chan, struct p9_req_t *
 	return NULL;
 }
 
+/*
+ * Unpins a read's pages; the launcher may have written them, so they are
+ * dirty. A page already dirty is left alone (as bio_check_pages_dirty
+ * does): a reader reuses its buffer, and under TCG each page's lock and
+ * unlock cost more than the rest of a placed read's guest work.
+ */
+static void unpin_reader_pages(struct pvm_zc_read *zc)
+{
+	unsigned int i;
+
+	for (i = 0; i < zc->npages; i++)
+		if (!PageDirty(zc->pages[i]))
+			set_page_dirty_lock(zc->pages[i]);
+	release_pages(zc->pages, zc->npages);
+	kvfree(zc->pages);
+	zc->pages = NULL;
+	zc->npages = 0;
+}
+
+static void free_orphan(struct p9_client *client, struct pvm_zc_read *zc)
+{
+	unpin_reader_pages(zc);
+	__skb_queue_purge(&zc->frames);
+	p9_req_put(client, zc->req);
+	kfree(zc);
+}
+
+static void reap_orphans(struct work_struct *work)
+{
+	struct pvm_chan *chan = container_of(work, struct pvm_chan, reap_work);
+	struct pvm_zc_read *zc, *next;
+	LIST_HEAD(dead);
+
+	spin_lock_bh(&chan->lock);
+	list_splice_init(&chan->reap, &dead);
+	spin_unlock_bh(&chan->lock);
+	list_for_each_entry_safe(zc, next, &dead, list)
+		free_orphan(chan->client, zc);
+}
+
 /* Ends the reply in progress (chan->lock held). err: 0 complete, else failed. */
 static void finish_rx(struct pvm_chan *chan, int err)
 {
@@ -124,7 +204,19 @@ static void finish_rx(struct pvm_chan *chan, int err)
 		return;
 	if (!err)
 		err = chan->rx_err;
-	if (zc) {
+	if (zc && zc->orphan) {
+		/*
+		 * Its reader was killed: nobody takes the payload. The launcher
+		 * writes nothing more into the pages; set_page_dirty_lock may
+		 * sleep, so they are released from a work item.
+		 */
+		list_del(&zc->list);
+		__skb_queue_purge(&zc->frames);
+		list_add_tail(&zc->list, &chan->reap);
+		schedule_work(&chan->reap_work);
+		req->t_err = -EINTR;
+		p9_client_cb(chan->client, req, REQ_STATUS_ERROR);
+	} else if (zc) {
 		/* The reading thread copies the payload and completes the request. */
 		zc->done = true;
 		zc->err = err;
@@ -140,19 +232,20 @@ static void finish_rx(struct pvm_chan *chan, int err)
 }
 
 /* Starts a reply: its first fragment tells the size, type and tag (chan->lock held). */
-static int start_rx(struct pvm_chan *chan, struct sk_buff *skb, u16 tag, u32 frag_len)
+static int start_rx(struct pvm_chan *chan, struct sk_buff *skb, u16 tag, u16 flags, u32 frag_len)
 {
-	u8 head[7];
+	u8 head[PVM_RREAD_HDR];
 	u32 size;
 	struct p9_req_t *req;
 
-	if (frag_len < sizeof(head) || skb_copy_bits(skb, PVM_HDR_LEN, head, sizeof(head)))
+	if (frag_len < 7 || skb_copy_bits(skb, PVM_HDR_LEN, head, min_t(u32, frag_len, sizeof(head))))
 		return -EPROTO;
 	size = get_unaligned_le32(head);
 	if (get_unaligned_le16(head + 5) != tag || size < 7 || size >= chan->client->msize)
 		return -EPROTO;
 	chan->rx_active = true;
-	chan->rx_total = size;
+	/* A placed reply's frame holds the header alone; its size counts the placed data. */
+	chan->rx_total = flags & PVM_F_PLACED ? frag_len : size;
 	chan->rx_got = 0;
 	chan->rx_tag = tag;
 	chan->rx_err = 0;
@@ -168,6 +261,16 @@ static int start_rx(struct pvm_chan *chan, struct sk_buff *skb, u16 tag, u32 fra
 	chan->rx_hdr_limit = req->rc.capacity;
 	if (chan->rx_zc && head[4] != P9_RLERROR)
 		chan->rx_hdr_limit = min_t(u32, chan->rx_hdr_limit, chan->rx_zc->in_hdr_len);
+	if (flags & PVM_F_PLACED) {
+		struct pvm_zc_read *zc = chan->rx_zc;
+
+		if (zc && zc->npages && head[4] == P9_RREAD && frag_len == PVM_RREAD_HDR &&
+		    get_unaligned_le32(head + 7) <= zc->pinned && size == PVM_RREAD_HDR + get_unaligned_le32(head + 7))
+			zc->placed = true;
+		else
+			chan->rx_err = -EIO;
+		return 0;
+	}
 	/* A reply that does not fit where the client expects it is refused. */
 	if (!chan->rx_zc && size > req->rc.capacity)
 		chan->rx_err = -EIO;
@@ -203,7 +306,7 @@ static int pvm_rcv(struct sk_buff *skb, struct net_device *dev, struct packet_ty
 	struct pvm_chan *chan = container_of(pt, struct pvm_chan, pt);
 	struct pvm_hdr hdr;
 	u32 offset, frag_len;
-	u16 tag;
+	u16 tag, flags;
 
 	if (skb->pkt_type == PACKET_OTHERHOST || skb->pkt_type == PACKET_OUTGOING)
 		goto drop;
@@ -215,8 +318,11 @@ static int pvm_rcv(struct sk_buff *skb, struct net_device *dev, struct packet_ty
 	if (le32_to_cpu(hdr.conn) != chan->conn)
 		goto drop;
 	tag = le16_to_cpu(hdr.tag);
+	flags = le16_to_cpu(hdr.flags);
 	offset = le32_to_cpu(hdr.offset);
 	frag_len = skb->len - PVM_HDR_LEN;
+	if ((flags & PVM_F_CAN_PLACE) && !READ_ONCE(chan->host_places))
+		WRITE_ONCE(chan->host_places, true);
 
 	spin_lock(&chan->lock);
 	if (offset == 0) {
@@ -224,7 +330,7 @@ static int pvm_rcv(struct sk_buff *skb, struct net_device *dev, struct packet_ty
 			pr_warn_ratelimited("9pnet_pocketvm: reply to tag %u cut short\n", chan->rx_tag);
 			finish_rx(chan, -EIO);
 		}
-		if (start_rx(chan, skb, tag, frag_len)) {
+		if (start_rx(chan, skb, tag, flags, frag_len)) {
 			pr_warn_ratelimited("9pnet_pocketvm: malformed reply (tag %u)\n", tag);
 			goto unlock_drop;
 		}
@@ -346,7 +452,7 @@ static int xmit_frame(struct net_device *dev, struct sk_buff *skb)
  * Sends one 9P message: `head` (tc) followed by `data_len` bytes of `data`
  * (a writer's buffer, zero-copy Twrite), in fragments.
  */
-static int send_message(struct pvm_chan *chan, u16 tag, const u8 *head, u32 head_len, struct iov_iter *data, u32 data_len)
+static int send_message(struct pvm_chan *chan, u16 tag, u16 flags, const u8 *head, u32 head_len, struct iov_iter *data, u32 data_len)
 {
 	struct net_device *dev = chan->dev;
 	u32 total = head_len + data_len;
@@ -370,7 +476,7 @@ static int send_message(struct pvm_chan *chan, u16 tag, const u8 *head, u32 head
 		hdr = skb_put(skb, PVM_HDR_LEN);
 		hdr->conn = cpu_to_le32(chan->conn);
 		hdr->tag = cpu_to_le16(tag);
-		hdr->flags = 0;
+		hdr->flags = cpu_to_le16(flags);
 		hdr->offset = cpu_to_le32(offset);
 		if (linear) {
 			skb_put_data(skb, head + offset, linear);
@@ -417,7 +523,7 @@ static int pvm_request(struct p9_client *client, struct p9_req_t *req)
 	int err;
 
 	WRITE_ONCE(req->status, REQ_STATUS_SENT);
-	err = send_message(chan, req->tc.tag, req->tc.sdata, req->tc.size, NULL, 0);
+	err = send_message(chan, req->tc.tag, 0, req->tc.sdata, req->tc.size, NULL, 0);
 	if (err) {
 		/* Not (wholly) sent: no reply will come; the client drops its references. */
 		spin_lock_bh(&chan->lock);
@@ -447,11 +553,89 @@ static int copy_zc_payload(struct pvm_zc_read *zc, struct iov_iter *to, int inle
 	return err;
 }
 
+/*
+ * Pins the `len` bytes of the reader's buffer that the reply's data would
+ * fill, and builds the frame head for a placed read: the message `msg`
+ * followed by the pages' guest-physical segments (contiguous ones merged).
+ * 0: pinned, *head holds the head (kfree it); else nothing stays pinned and
+ * the iterator is where it was (the read takes the copy path).
+ */
+static int pin_for_placement(struct pvm_zc_read *zc, struct iov_iter *iter, u32 len, const u8 *msg, u32 msg_len, u8 **head, u32 *head_len)
+{
+	unsigned int max_pages = DIV_ROUND_UP(len, PAGE_SIZE) + 2;
+	/* All in one frame: the launcher reads the list from the request's only fragment. */
+	u32 max_segs = min_t(u32, (PVM_FRAG_MAX - msg_len - 4) / PVM_SEG_LEN, max_pages);
+	u32 nsegs = 0, pinned = 0;
+	u64 last_end = 0;
+	u8 *buf, *seg;
+	unsigned int i;
+
+	zc->pages = kvmalloc_array(max_pages, sizeof(struct page *), GFP_NOFS);
+	buf = kmalloc(msg_len + 4 + max_segs * PVM_SEG_LEN, GFP_NOFS);
+	if (!zc->pages || !buf)
+		goto fail;
+	memcpy(buf, msg, msg_len);
+	seg = buf + msg_len + 4;
+	while (pinned < len) {
+		size_t start;
+		ssize_t got = iov_iter_get_pages2(iter, zc->pages + zc->npages, len - pinned, max_pages - zc->npages, &start);
+		unsigned int k = zc->npages;
+
+		if (got <= 0)
+			goto fail;
+		pinned += got;
+		zc->npages += DIV_ROUND_UP(start + got, PAGE_SIZE);
+		for (; got > 0; start = 0) {
+			u32 n = min_t(size_t, PAGE_SIZE - start, got);
+			u64 phys = page_to_phys(zc->pages[k++]) + start;
+
+			if (nsegs > 0 && phys == last_end) {
+				put_unaligned_le32(get_unaligned_le32(seg - 4) + n, seg - 4);
+			} else {
+				if (nsegs == max_segs)
+					goto fail;
+				put_unaligned_le64(phys, seg);
+				put_unaligned_le32(n, seg + 8);
+				seg += PVM_SEG_LEN;
+				nsegs++;
+			}
+			last_end = phys + n;
+			got -= n;
+		}
+	}
+	put_unaligned_le32(nsegs, buf + msg_len);
+	zc->pinned = pinned;
+	*head = buf;
+	*head_len = seg - buf;
+	return 0;
+fail:
+	/* Nothing was written into these pages: released clean. */
+	for (i = 0; i < zc->npages; i++)
+		put_page(zc->pages[i]);
+	kvfree(zc->pages);
+	zc->pages = NULL;
+	zc->npages = 0;
+	iov_iter_revert(iter, pinned);
+	kfree(buf);
+	return -EAGAIN;
+}
+
+static void free_zc_read(struct pvm_zc_read *zc)
+{
+	unpin_reader_pages(zc);
+	__skb_queue_purge(&zc->frames);
+	kfree(zc);
+}
+
 static int pvm_zc_request(struct p9_client *client, struct p9_req_t *req, struct iov_iter *uidata, struct iov_iter *uodata,
 			  int inlen, int outlen, int in_hdr_len)
 {
 	struct pvm_chan *chan = client->trans;
-	struct pvm_zc_read zc = { .req = req, .in_hdr_len = in_hdr_len };
+	struct pvm_zc_read *zc = NULL;
+	const u8 *head = req->tc.sdata;
+	u32 head_len = req->tc.size;
+	u8 *placing = NULL;
+	u16 flags = 0;
 	int err;
 
 	if (uodata) {
@@ -464,49 +648,91 @@ static int pvm_zc_request(struct p9_client *client, struct p9_req_t *req, struct
 		outlen = avail;
 	}
 	if (uidata) {
-		__skb_queue_head_init(&zc.frames);
+		zc = kzalloc(sizeof(*zc), GFP_NOFS);
+		if (!zc) {
+			WRITE_ONCE(req->status, REQ_STATUS_ERROR);
+			p9_req_put(client, req); /* the reference a reply would have dropped */
+			return -ENOMEM;
+		}
+		zc->req = req;
+		zc->in_hdr_len = in_hdr_len;
+		__skb_queue_head_init(&zc->frames);
+		/* Only a user buffer is placed: see "Placed reads" above. */
+		if (READ_ONCE(chan->host_places) && head[4] == P9_TREAD && inlen > 0 && user_backed_iter(uidata) &&
+		    !pin_for_placement(zc, uidata, inlen, head, head_len, &placing, &head_len)) {
+			head = placing;
+			flags = PVM_F_PLACE;
+		}
 		spin_lock_bh(&chan->lock);
-		list_add(&zc.list, &chan->zc_reads);
+		list_add(&zc->list, &chan->zc_reads);
 		spin_unlock_bh(&chan->lock);
 	}
 	WRITE_ONCE(req->status, REQ_STATUS_SENT);
-	err = send_message(chan, req->tc.tag, req->tc.sdata, req->tc.size, uodata, uodata ? outlen : 0);
+	err = send_message(chan, req->tc.tag, flags, head, head_len, uodata, uodata ? outlen : 0);
+	kfree(placing);
 	if (err) {
 		spin_lock_bh(&chan->lock);
-		if (uidata)
-			list_del(&zc.list);
+		if (zc)
+			list_del(&zc->list);
 		WRITE_ONCE(req->status, REQ_STATUS_ERROR);
 		spin_unlock_bh(&chan->lock);
-		if (uidata)
-			__skb_queue_purge(&zc.frames);
+		if (zc) {
+			/* A placed read is one frame: not sent, so nothing writes its pages. */
+			if (zc->npages)
+				iov_iter_revert(uidata, zc->pinned);
+			free_zc_read(zc);
+		}
 		pr_warn_ratelimited("9pnet_pocketvm: sending a request failed (%d)\n", err);
 		/* No reply will come: drop the reference a reply would have dropped. */
 		p9_req_put(client, req);
 		return err == -EFAULT ? -EFAULT : -EIO;
 	}
-	if (!uidata)
+	if (!zc)
 		return wait_event_killable(req->wq, READ_ONCE(req->status) >= REQ_STATUS_RCVD);
 
-	err = wait_event_killable(req->wq, READ_ONCE(zc.done));
+	err = wait_event_killable(req->wq, READ_ONCE(zc->done));
 	spin_lock_bh(&chan->lock);
-	list_del(&zc.list);
-	if (!zc.done) {
+	if (!zc->done) {
+		if (zc->npages) {
+			/*
+			 * Killed while the launcher may still write the pages: they
+			 * stay pinned until the reply (finish_rx) or the Rflush
+			 * (pvm_cancelled) says it will not.
+			 */
+			zc->orphan = true;
+			p9_req_get(req);
+			spin_unlock_bh(&chan->lock);
+			return err;
+		}
 		/* Killed: the reply, if it comes, completes the request without us. */
-		if (chan->rx_zc == &zc)
+		list_del(&zc->list);
+		if (chan->rx_zc == zc)
 			chan->rx_zc = NULL;
 		spin_unlock_bh(&chan->lock);
-		__skb_queue_purge(&zc.frames);
+		free_zc_read(zc);
 		return err;
 	}
+	list_del(&zc->list);
 	spin_unlock_bh(&chan->lock);
-	if (zc.err) {
-		__skb_queue_purge(&zc.frames);
+	if (zc->placed && !zc->err) {
+		/* The data is in the pages; the iterator already stands past them. */
+		free_zc_read(zc);
+		req->rc.size = get_unaligned_le32(req->rc.sdata);
+		p9_client_cb(client, req, REQ_STATUS_RCVD);
+		return 0;
+	}
+	/* Not placed: the payload is copied from the frames into the buffer as it was. */
+	if (zc->npages)
+		iov_iter_revert(uidata, zc->pinned);
+	if (zc->err) {
+		req->t_err = zc->err;
+		free_zc_read(zc);
 		/* A broken reply fails this request only (an error return would disconnect). */
-		req->t_err = zc.err;
 		p9_client_cb(client, req, REQ_STATUS_ERROR);
 		return 0;
 	}
-	err = copy_zc_payload(&zc, uidata, inlen);
+	err = copy_zc_payload(zc, uidata, inlen);
+	free_zc_read(zc);
 	req->rc.size = get_unaligned_le32(req->rc.sdata);
 	p9_client_cb(client, req, REQ_STATUS_RCVD);
 	return err;
@@ -522,14 +748,22 @@ static int pvm_cancelled(struct p9_client *client, struct p9_req_t *req)
 {
 	struct pvm_chan *chan = client->trans;
 
+	struct pvm_zc_read *zc;
+
 	/* After Rflush no reply for the old tag comes: drop the reference it would have. */
 	spin_lock_bh(&chan->lock);
 	if (READ_ONCE(req->status) != REQ_STATUS_SENT || chan->rx_req == req) {
 		spin_unlock_bh(&chan->lock);
 		return 0;
 	}
+	/* A killed reader's pinned pages: the launcher dropped their placement before Rflush. */
+	zc = find_zc_read(chan, req);
+	if (zc)
+		list_del(&zc->list);
 	WRITE_ONCE(req->status, REQ_STATUS_FLSHD);
 	spin_unlock_bh(&chan->lock);
+	if (zc)
+		free_orphan(client, zc);
 	p9_req_put(client, req);
 	return 0;
 }
@@ -561,6 +795,8 @@ static int pvm_create(struct p9_client *client, const char *devname, char *args)
 	chan->conn = get_random_u32() | 1;
 	spin_lock_init(&chan->lock);
 	INIT_LIST_HEAD(&chan->zc_reads);
+	INIT_LIST_HEAD(&chan->reap);
+	INIT_WORK(&chan->reap_work, reap_orphans);
 	chan->pt.type = htons(ETH_P_POCKETVM_9P);
 	chan->pt.dev = dev;
 	chan->pt.func = pvm_rcv;
@@ -581,6 +817,7 @@ static int pvm_create(struct p9_client *client, const char *devname, char *args)
 static void pvm_close(struct p9_client *client)
 {
 	struct pvm_chan *chan = client->trans;
+	struct pvm_zc_read *zc, *next;
 
 	if (!chan)
 		return;
@@ -589,6 +826,21 @@ static void pvm_close(struct p9_client *client)
 	spin_lock_bh(&chan->lock);
 	finish_rx(chan, -ECONNRESET);
 	spin_unlock_bh(&chan->lock);
+	cancel_work_sync(&chan->reap_work);
+	reap_orphans(&chan->reap_work);
+	list_for_each_entry_safe(zc, next, &chan->zc_reads, list) {
+		/*
+		 * A killed reader's read the launcher never answered: it may
+		 * still write those pages, so they stay pinned (leaked) rather
+		 * than return to the allocator.
+		 */
+		list_del(&zc->list);
+		pr_warn("9pnet_pocketvm: %u pages of an unanswered read stay pinned\n", zc->npages);
+		kvfree(zc->pages);
+		zc->pages = NULL;
+		zc->npages = 0;
+		free_orphan(client, zc);
+	}
 	dev_put(chan->dev);
 	client->trans = NULL;
 	kfree(chan);

@@ -5,6 +5,10 @@
 //
 // Frame after the Ethernet header (ethertype 0x88B5), little-endian:
 //   conn u32 · tag u16 · flags u16 · offset u32 · fragment bytes
+// flags (FrameFlag, ram-placement.ts) are for placed reads: with guest RAM
+// to write (options.guestRam) every frame out says canPlace, a Tread may come
+// with the reader's page segments after it (place), and its Rread's data
+// then goes into those pages, the frame carrying the header alone (placed).
 // `conn` is the mount's random connection id: each mount is its own 9P
 // session (serveNinep on its own in-process stream), so a mount left over
 // from a suspended session, whose fids this launcher never issued, gets
@@ -19,7 +23,9 @@
 import { type Duplex, duplexPair } from 'node:stream';
 import { Errno } from './backend.ts';
 import { ByteQueue } from './byte-queue.ts';
+import type { GuestRamWriter, RamSegment } from '../../vmm/guest-ram.ts';
 import { HEADER_SIZE, MessageId, rlerror } from './codec.ts';
+import { FrameFlag, parseSegments, ReadPlacements } from './ram-placement.ts';
 
 export const ETHERTYPE_POCKETVM_9P = 0x88b5;
 const ETH_HEADER = 14;
@@ -46,10 +52,13 @@ export interface EthernetTransportOptions {
   /** Requests being reassembled at once (default 64). */
   maxPartial?: number;
   log?: (message: string) => void;
+  /** Guest RAM, for placed reads; without it every read's data goes in frames. */
+  guestRam?: GuestRamWriter;
 }
 
 export interface EthernetTransport {
-  readonly counters: { frames: number; sent: number; dropped: number; sessions: number; stale: number };
+  /** placed: Rreads written into the reader's pages; declined: asked for, sent in frames. */
+  readonly counters: { frames: number; sent: number; dropped: number; sessions: number; stale: number; placed: number; declined: number };
   /** Closes every session and the socket. */
   close(): Promise<void>;
   readonly closed: Promise<void>;
@@ -68,6 +77,7 @@ interface Connection {
   session: EthernetSession;
   /** Reply bytes not yet framed (replies are cut out of the stream by their size field). */
   replies: ByteQueue;
+  placements: ReadPlacements | undefined;
 }
 
 export function serveEthernetTransport(socket: Duplex, options: EthernetTransportOptions): EthernetTransport {
@@ -75,13 +85,15 @@ export function serveEthernetTransport(socket: Duplex, options: EthernetTranspor
 }
 
 class Transport implements EthernetTransport {
-  readonly counters = { frames: 0, sent: 0, dropped: 0, sessions: 0, stale: 0 };
+  readonly counters = { frames: 0, sent: 0, dropped: 0, sessions: 0, stale: 0, placed: 0, declined: 0 };
   readonly closed: Promise<void>;
   private readonly socket: Duplex;
   private readonly options: EthernetTransportOptions;
   private readonly maxSessions: number;
   private readonly maxPartial: number;
   private readonly log: (message: string) => void;
+  /** On every frame out: whether the guest may ask for placed reads. */
+  private readonly baseFlags: number;
   private readonly connections = new Map<number, Connection>();
   private readonly partials = new Map<string, Partial>();
   private readonly input = new ByteQueue();
@@ -96,6 +108,7 @@ class Transport implements EthernetTransport {
     this.maxSessions = Math.max(1, options.maxSessions ?? 4);
     this.maxPartial = Math.max(1, options.maxPartial ?? 64);
     this.log = options.log ?? (() => {});
+    this.baseFlags = options.guestRam ? FrameFlag.canPlace : 0;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
@@ -150,6 +163,7 @@ class Transport implements EthernetTransport {
     if (frame.length < ETH_HEADER + PVM_HEADER || frame.readUInt16BE(12) !== ETHERTYPE_POCKETVM_9P) return; // the link's own chatter
     const conn = frame.readUInt32LE(ETH_HEADER);
     const tag = frame.readUInt16LE(ETH_HEADER + 4);
+    const flags = frame.readUInt16LE(ETH_HEADER + 6);
     const offset = frame.readUInt32LE(ETH_HEADER + 8);
     const fragment = frame.subarray(ETH_HEADER + PVM_HEADER);
     const key = `${conn}:${tag}`;
@@ -158,7 +172,13 @@ class Transport implements EthernetTransport {
       if (fragment.length < HEADER_SIZE) return this.drop(`fragment too short for a 9P header (${key})`);
       const size = fragment.readUInt32LE(0);
       if (size < HEADER_SIZE || size > this.options.maxMessage || fragment.readUInt16LE(5) !== tag) return this.drop(`bad 9P header (${key}, size ${size})`);
-      if (fragment.length > size) return this.drop(`fragment longer than its message (${key})`);
+      if (fragment.length > size) {
+        // A placed read: the reader's page segments follow the Tread in its only fragment.
+        if (!(flags & FrameFlag.place)) return this.drop(`fragment longer than its message (${key})`);
+        const segments = parseSegments(fragment.subarray(size));
+        if (!segments) this.drop(`bad page list after ${key} (read sent in frames)`);
+        return this.onMessage(conn, frame.subarray(6, 12), fragment.subarray(0, size), segments);
+      }
       if (fragment.length === size) return this.onMessage(conn, frame.subarray(6, 12), fragment);
       if (this.partials.size >= this.maxPartial) {
         const oldest = this.partials.keys().next().value!;
@@ -188,7 +208,7 @@ class Transport implements EthernetTransport {
     this.log(`9p transport: ${reason}`);
   }
 
-  private onMessage(conn: number, peer: Buffer, message: Buffer): void {
+  private onMessage(conn: number, peer: Buffer, message: Buffer, segments?: RamSegment[]): void {
     let c = this.connections.get(conn);
     if (c === undefined) {
       if (message[4] !== MessageId.Tversion) {
@@ -199,6 +219,7 @@ class Transport implements EthernetTransport {
       }
       c = this.open(conn, Buffer.from(peer));
     }
+    c.placements?.request(message, segments);
     if (!c.end.write(message) && !this.blocked.has(c.end)) {
       // The server is busy: stop reading the socket until it drains (QEMU
       // then stops taking frames from the guest, and the guest waits).
@@ -219,7 +240,8 @@ class Transport implements EthernetTransport {
       void this.retire(retired);
     }
     const [end, serverEnd] = duplexPair();
-    const c: Connection = { conn, peer, end, session: this.options.openSession(serverEnd), replies: new ByteQueue() };
+    const placements = this.options.guestRam ? new ReadPlacements(this.options.guestRam, this.counters) : undefined;
+    const c: Connection = { conn, peer, end, session: this.options.openSession(serverEnd), replies: new ByteQueue(), placements };
     this.connections.set(conn, c);
     this.counters.sessions++;
     end.on('data', (chunk: Buffer) => this.onReplyBytes(c, chunk));
@@ -244,12 +266,18 @@ class Transport implements EthernetTransport {
     c.replies.push(chunk);
     // The server only writes well-formed replies (size >= 7).
     while (c.replies.length >= 4 && c.replies.length >= c.replies.peekUInt32('le')) {
-      this.sendMessage(c.conn, c.peer, c.replies.take(c.replies.peekUInt32('le')));
+      const message = c.replies.take(c.replies.peekUInt32('le'));
+      const placedHeader = c.placements?.reply(message);
+      if (placedHeader) {
+        this.sendMessage(c.conn, c.peer, placedHeader, FrameFlag.placed);
+      } else {
+        this.sendMessage(c.conn, c.peer, message);
+      }
     }
     if (this.socket.writableNeedDrain) c.end.pause();
   }
 
-  private sendMessage(conn: number, peer: Buffer, message: Buffer): void {
+  private sendMessage(conn: number, peer: Buffer, message: Buffer, flags = 0): void {
     if (this.ended || this.socket.destroyed) return;
     const tag = message.readUInt16LE(5);
     this.socket.cork();
@@ -262,7 +290,7 @@ class Transport implements EthernetTransport {
       head.writeUInt16BE(ETHERTYPE_POCKETVM_9P, 16);
       head.writeUInt32LE(conn, 18);
       head.writeUInt16LE(tag, 22);
-      head.writeUInt16LE(0, 24);
+      head.writeUInt16LE(this.baseFlags | flags, 24);
       head.writeUInt32LE(offset, 26);
       this.counters.sent++;
       this.socket.write(head);

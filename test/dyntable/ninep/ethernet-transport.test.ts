@@ -14,8 +14,9 @@ import { encode, NOTAG } from '../../../src/dyntable/ninep/codec.ts';
 import { type EthernetTransport, FRAGMENT_MAX, serveEthernetTransport } from '../../../src/dyntable/ninep/ethernet-transport.ts';
 import { LocalDirBackend } from '../../../src/dyntable/ninep/local-backend.ts';
 import { DEFAULT_MAX_MSIZE, type NinepServer, serveNinep } from '../../../src/dyntable/ninep/server.ts';
+import { FrameFlag } from '../../../src/dyntable/ninep/ram-placement.ts';
 import { NinepClient } from './client.ts';
-import { FramePeer, GUEST_MAC } from './frame-peer.ts';
+import { FramePeer, GUEST_MAC, RecordingRam, segmentList } from './frame-peer.ts';
 
 describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
   let tmp: string;
@@ -188,5 +189,91 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
     peer.sendMessage(13, tversion);
     await sleep(50);
     assert.ok((await client.getattr(1)).qid, 'the real mount still answers');
+  });
+
+  describe('placed reads (guest RAM shared)', () => {
+    let ram: RecordingRam;
+    beforeEach(async () => {
+      await transport.close();
+      const [launcherEnd, qemuEnd] = duplexPair();
+      ram = new RecordingRam();
+      transport = serveEthernetTransport(launcherEnd, { maxMessage: DEFAULT_MAX_MSIZE, log: (m) => logs.push(m), guestRam: ram, openSession: (s) => serveNinep(s, backend, { closeBackend: false }) });
+      peer = new FramePeer(qemuEnd);
+    });
+    const segments = [
+      { phys: 0x10_0000, len: 4096 },
+      { phys: 0x20_0000, len: 8192 },
+    ];
+    /** A Tread with the reader's page list after it, in one frame flagged PLACE. */
+    const placedRead = (conn: number, fid: number, tag: number, count: number, list = segmentList(segments)) => {
+      const message = encode({ type: 'Tread', tag, fid, offset: 0, count } as never);
+      peer.qemu.write(peer.frame(conn, tag, 0, Buffer.concat([message, list]), undefined, FrameFlag.place));
+    };
+    const replyTo = async (tag: number) => {
+      for (let i = 0; i < 200 && !peer.frames.some((f) => f.tag === tag); i++) await sleep(5);
+      return peer.frames.filter((f) => f.tag === tag);
+    };
+
+    it('says so on every frame, writes the data into the pages and sends the Rread header alone', async () => {
+      const client = await mount(21);
+      const data = randomBytes(10_000);
+      fs.writeFileSync(path.join(tmp, 'data.bin'), data);
+      const fid = await client.open(1, ['data.bin'], OpenFlags.RDONLY);
+      placedRead(21, fid, 700, 12_288);
+      const [reply, ...more] = await replyTo(700);
+      assert.equal(more.length, 0);
+      assert.equal(reply!.flags, FrameFlag.placed | FrameFlag.canPlace);
+      assert.equal(reply!.fragment.length, 11, 'the header alone');
+      assert.equal(reply!.fragment.readUInt32LE(0), 11 + data.length, 'its size counts the placed data');
+      assert.equal(reply!.fragment.readUInt32LE(7), data.length);
+      assert.equal(ram.writes.length, 1);
+      assert.deepEqual(ram.writes[0]!.segments, segments);
+      assert.ok(ram.writes[0]!.data.equals(data));
+      assert.ok(peer.frames.every((f) => f.flags & FrameFlag.canPlace));
+      assert.equal(transport.counters.placed, 1);
+      // The mount goes on as before.
+      assert.ok((await client.read(fid, 0, 100)).equals(data.subarray(0, 100)));
+    });
+
+    it('sends the data in frames when guest RAM refuses it, and for a broken page list', async () => {
+      const client = await mount(22);
+      fs.writeFileSync(path.join(tmp, 'data.bin'), 'eleven bytes');
+      const fid = await client.open(1, ['data.bin'], OpenFlags.RDONLY);
+      ram.accept = false;
+      placedRead(22, fid, 701, 100);
+      const [declined] = await replyTo(701);
+      assert.equal(declined!.flags & FrameFlag.placed, 0);
+      assert.equal(declined!.fragment.subarray(11).toString(), 'eleven bytes');
+      assert.equal(transport.counters.declined, 1);
+      ram.accept = true;
+      placedRead(22, fid, 702, 100, segmentList(segments).subarray(0, 10));
+      const [broken] = await replyTo(702);
+      assert.equal(broken!.flags & FrameFlag.placed, 0);
+      assert.equal(broken!.fragment.subarray(11).toString(), 'eleven bytes');
+      assert.ok(logs.some((l) => /bad page list/.test(l)));
+      assert.equal(ram.writes.length, 0);
+    });
+  });
+
+  it('without guest RAM: no canPlace, and a page list after a Tread is ignored', async () => {
+    const client = await mount(23);
+    fs.writeFileSync(path.join(tmp, 'data.bin'), 'in frames');
+    const fid = await client.open(1, ['data.bin'], OpenFlags.RDONLY);
+    const message = encode({ type: 'Tread', tag: 703, fid, offset: 0, count: 100 } as never);
+    peer.qemu.write(peer.frame(23, 703, 0, Buffer.concat([message, segmentList([{ phys: 0, len: 4096 }])]), undefined, FrameFlag.place));
+    for (let i = 0; i < 200 && !peer.frames.some((f) => f.tag === 703); i++) await sleep(5);
+    const reply = peer.frames.find((f) => f.tag === 703)!;
+    assert.equal(reply.flags, 0);
+    assert.equal(reply.fragment.subarray(11).toString(), 'in frames');
+    assert.ok(peer.frames.every((f) => f.flags === 0));
+  });
+
+  it('drops a frame longer than its message unless it is a placed read', async () => {
+    const client = await mount(24);
+    const message = encode({ type: 'Tgetattr', tag: 704, fid: 1, requestMask: 0x7ff } as never);
+    peer.qemu.write(peer.frame(24, 704, 0, Buffer.concat([message, Buffer.alloc(16)])));
+    await sleep(20);
+    assert.ok(logs.some((l) => /longer than its message/.test(l)));
+    assert.ok((await client.getattr(1)).qid);
   });
 });
