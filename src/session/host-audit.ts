@@ -224,7 +224,8 @@ export function writesOfLine(line: string, state: ProcessState): { writes: Trace
       const opened = fdPath(result);
       const given = unquote(name === 'open' ? args[0] : args[1]);
       const path = opened ?? (given === undefined ? undefined : resolveAgainst(name === 'open' ? undefined : fdPath(args[0]), given, state));
-      return { writes: path ? [write(path, 'open(write)')] : [] };
+      // O_TMPFILE names the folder the unnamed file lives in (a later linkat naming it is traced too).
+      return { writes: path ? [write(path, /\bO_TMPFILE\b/.test(flagsArg) ? 'open(tmpfile)' : 'open(write)')] : [] };
     }
     case 'utimensat': {
       // A NULL path means the descriptor itself.
@@ -294,9 +295,19 @@ export function runtimeDirOf(path: string, bases: readonly string[]): string | u
   return undefined;
 }
 
+/**
+ * An O_TMPFILE file in /dev/shm (guest RAM, src/vmm/guest-ram.ts), as its
+ * open names it (the folder) or its descriptor does (`#<inode> (deleted)`):
+ * memory only, never a name anyone could open, gone with its last
+ * descriptor, like a memfd.
+ */
+const UNNAMED_SHM_FILE = /^\/dev\/shm\/#\d+ \(deleted\)$/;
+const SHM = '/dev/shm';
+
 export function classify(write: Pick<TracedWrite, 'path' | 'op'>, context: ClassifyContext): WriteClass {
   const path = write.path.replace(/ \(deleted\)$/, '');
-  if (!path.startsWith('/') || path.startsWith('/memfd:')) return 'anonymous';
+  if (!path.startsWith('/') || path.startsWith('/memfd:') || UNNAMED_SHM_FILE.test(write.path)) return 'anonymous';
+  if (write.op === 'open(tmpfile)' && (path === SHM || path === `${SHM}/`)) return 'anonymous';
   if (context.stickRoots.some((root) => under(path, root))) return 'stick';
   if (runtimeDirOf(path, context.runtimeBases)) return 'runtime';
   if (write.op === 'open(write)' && DEVICE_FILES.test(path)) return 'device';

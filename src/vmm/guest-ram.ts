@@ -4,9 +4,9 @@
 // data capped reads at a quarter of QEMU's virtio-9p, which writes from the
 // host the same way.
 //
-// The file lives in /dev/shm (memory, never the disk) and is unlinked the
-// moment it is open: nothing is left on the host, whatever happens to the
-// launcher. QEMU maps it through the inherited descriptor
+// The file lives in /dev/shm (memory, never the disk) and never has a name
+// (O_TMPFILE): nothing else can open it, and it is gone with its last
+// descriptor, whatever happens to the launcher. QEMU maps it through the inherited descriptor
 // (`mem-path=/proc/self/fd/N`, share=on) with prealloc=on, so a /dev/shm too
 // small fails QEMU's start instead of killing the guest with SIGBUS later.
 // When /dev/shm is missing or short the machine gets ordinary RAM and reads
@@ -15,15 +15,15 @@
 // The backend's id is QEMU's default RAM id for q35 (`pc.ram`): a saved state
 // names its RAM block by that id, so a state saved with or without a RAM
 // file resumes into either.
-import { closeSync, constants, ftruncateSync, openSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { closeSync, constants, ftruncateSync, openSync, statfsSync, writeSync } from 'node:fs';
 
 /** q35's default RAM id: what the memory backend must be called for saved states to match. */
 export const RAM_BACKEND_ID = 'pc.ram';
 const FOUR_GIB = 0x1_0000_0000;
 /** /dev/shm keeps this much free beyond the guest's RAM (the host's own users of it). */
 const SHM_MARGIN = 64 * 1024 * 1024;
+/** Linux's O_TMPFILE (with O_DIRECTORY, as open(2) wants it); Node does not export it. */
+const O_TMPFILE = 0o20200000;
 
 /** One run of guest-physical memory. */
 export interface RamSegment {
@@ -64,8 +64,8 @@ export class GuestRamFile implements GuestRamWriter {
   }
 
   /**
-   * A RAM file of `memoryMiB` in `dir` (default /dev/shm), already unlinked;
-   * or why there is none (not Linux, no such folder, not enough room).
+   * An unnamed RAM file of `memoryMiB` in `dir` (default /dev/shm); or why
+   * there is none (not Linux, no such folder, not enough room, no O_TMPFILE).
    */
   static create(memoryMiB: number, options: { dir?: string; platform?: NodeJS.Platform } = {}): GuestRamFile | GuestRamUnavailable {
     if ((options.platform ?? process.platform) !== 'linux') return { reason: 'guest RAM in /dev/shm is for Linux hosts' };
@@ -79,20 +79,13 @@ export class GuestRamFile implements GuestRamWriter {
       return { reason: `${dir}: ${(error as Error).message}` };
     }
     if (free < sizeBytes + SHM_MARGIN) return { reason: `${dir} has ${Math.floor(free / 1048576)} MiB free, the guest needs ${memoryMiB} MiB` };
-    const path = join(dir, `pocketvm-ram-${randomBytes(8).toString('hex')}`);
     let fd: number | undefined;
     try {
-      fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
-      unlinkSync(path);
+      fd = openSync(dir, O_TMPFILE | constants.O_RDWR, 0o600);
       ftruncateSync(fd, sizeBytes);
       return new GuestRamFile(fd, sizeBytes);
     } catch (error) {
       if (fd !== undefined) closeSync(fd);
-      try {
-        unlinkSync(path);
-      } catch {
-        // never created, or already unlinked
-      }
       return { reason: `${dir}: ${(error as Error).message}` };
     }
   }

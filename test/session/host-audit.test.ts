@@ -20,6 +20,7 @@ describe('host audit: reading strace lines', () => {
     assert.deepEqual(paths('open("/var/log/x", O_RDWR|O_APPEND) = 5</var/log/x>'), ['open(write) /var/log/x']);
     assert.deepEqual(paths('creat("rel", 0644) = 4</work/rel>'), ['creat /work/rel']);
     assert.deepEqual(paths('openat2(AT_FDCWD</w>, "f", {flags=O_RDWR|O_CREAT, mode=0600, resolve=0}, 24) = 3</w/f>'), ['open(write) /w/f']);
+    assert.deepEqual(paths('openat(AT_FDCWD</w>, "/dev/shm", O_RDWR|O_DIRECTORY|O_TMPFILE, 0600) = 21'), ['open(tmpfile) /dev/shm'], 'an unnamed file: the folder it is in');
   });
 
   it('names both ends of renames and links, the directory of *at calls, and bound socket files', () => {
@@ -66,6 +67,8 @@ describe('host audit: classifying written paths', () => {
     assert.equal(of('/src/pocketvm/.cache/node-compile-cache/x'), 'checkout');
     assert.equal(of('pipe:[123]'), 'anonymous');
     assert.equal(of('/memfd:qemu (deleted)'), 'anonymous');
+    assert.equal(of('/dev/shm/#57 (deleted)'), 'anonymous', 'guest RAM: an O_TMPFILE file, never named');
+    assert.equal(of('/dev/shm', 'open(tmpfile)'), 'anonymous', 'its open names the folder');
   });
 
   it('everything else is a host write: other /tmp files, /dev/shm, /proc/sys, other processes, a device node made', () => {
@@ -73,6 +76,10 @@ describe('host audit: classifying written paths', () => {
     assert.equal(of('/tmp/pocketvm-toolongname/x'), 'host');
     assert.equal(of('/media/me/STICKY/x'), 'host');
     assert.equal(of('/dev/shm/qemu-ram'), 'host');
+    assert.equal(of('/dev/shm/#57'), 'host', 'a file named like an unnamed one is still a host file');
+    assert.equal(of('/dev/shm/x/#57 (deleted)'), 'host');
+    assert.equal(of('/dev/shm', 'open(write)'), 'host');
+    assert.equal(of('/tmp', 'open(tmpfile)'), 'host', 'an unnamed file on a disk is still written there');
     assert.equal(of('/proc/sys/vm/drop_caches'), 'host');
     assert.equal(of('/proc/1/oom_score_adj'), 'host');
     assert.equal(of('/dev/null', 'unlink'), 'host');

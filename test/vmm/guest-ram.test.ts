@@ -48,11 +48,12 @@ describe('GuestRamFile', () => {
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('is a file of the guest RAM size, unlinked at once, that writes land in at their offsets', () => {
+  it('is an unnamed file of the guest RAM size that writes land in at their offsets', () => {
     const ram = GuestRamFile.create(4, { dir });
     assert.ok(ram instanceof GuestRamFile, JSON.stringify(ram));
     try {
-      assert.deepEqual(fs.readdirSync(dir), [], 'nothing left in the folder');
+      assert.deepEqual(fs.readdirSync(dir), [], 'nothing in the folder');
+      assert.match(fs.readlinkSync(`/proc/self/fd/${ram.fd}`), /\(deleted\)$/);
       assert.equal(fs.fstatSync(ram.fd!).size, 4 * MiB);
       const data = Buffer.from('abcdefghij');
       assert.equal(ram.write([{ phys: 4096, len: 4 }, { phys: 3 * MiB, len: 100 }], data), true);
