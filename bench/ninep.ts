@@ -29,10 +29,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serveEthernetTransport, type EthernetTransport } from '../src/dyntable/ninep/ethernet-transport.ts';
 import { LocalDirBackend } from '../src/dyntable/ninep/local-backend.ts';
-import { DEFAULT_MAX_MSIZE, type NinepServer, serveNinep } from '../src/dyntable/ninep/server.ts';
+import { type NinepServer, serveNinep } from '../src/dyntable/ninep/server.ts';
 import { linuxHost } from '../src/hostprobe/linux.ts';
 import { openGuestPayload } from '../src/payload/guest-payload.ts';
-import { NAMESPACE_CHANNEL_ID, NAMESPACE_CMDLINE_WORD, NAMESPACE_MAC } from '../src/session/namespace-channel.ts';
+import { NAMESPACE_CHANNEL_ID, NAMESPACE_CMDLINE_WORD, NAMESPACE_MAC, NAMESPACE_MSIZE } from '../src/session/namespace-channel.ts';
 import { GuestRamFile } from '../src/vmm/guest-ram.ts';
 import { Machine } from '../src/vmm/machine.ts';
 import { fdChannels } from '../src/vmm/qemu-process.ts';
@@ -54,7 +54,7 @@ const place = !process.argv.includes('--no-place');
 type Target = 'ours' | 'qemu' | 'guestfwd';
 const MOUNTS: Record<Target, string> = { ours: '/host', qemu: '/mnt/qemu9p', guestfwd: '/mnt/guestfwd' };
 /** What 40-namespace.sh gives /host, minus the transport. */
-const MOUNT_OPTIONS = 'version=9p2000.L,msize=524288,cache=mmap,noatime,nosuid,nodev';
+const MOUNT_OPTIONS = `version=9p2000.L,msize=${NAMESPACE_MSIZE},cache=mmap,noatime,nosuid,nodev`;
 const FWD_CHANNEL = 'fwd';
 const FWD_MAC = '02:70:76:6d:39:02';
 
@@ -89,7 +89,7 @@ try {
   say('booting the guest (TCG): our server on the namespace card, QEMU virtio-9p on the same folder');
   const backend = await LocalDirBackend.open(shared);
   const serve = (stream: import('node:stream').Duplex) => {
-    const server = serveNinep(stream, backend, { closeBackend: false });
+    const server = serveNinep(stream, backend, { closeBackend: false, maxMsize: NAMESPACE_MSIZE });
     servers.push(server);
     return server;
   };
@@ -126,7 +126,7 @@ try {
     readyTimeoutMs: 180_000,
     attach: async (_qmp, streams) => {
       // Served while paused, as in a session: the boot step mounts /host before ready.
-      transports.push(serveEthernetTransport(streams[NAMESPACE_CHANNEL_ID]!, { maxMessage: DEFAULT_MAX_MSIZE, openSession: serve, ...(guestRam ? { guestRam } : {}) }));
+      transports.push(serveEthernetTransport(streams[NAMESPACE_CHANNEL_ID]!, { maxMessage: NAMESPACE_MSIZE, openSession: serve, ...(guestRam ? { guestRam } : {}) }));
       if (streams[FWD_CHANNEL]) serve(streams[FWD_CHANNEL]);
     },
   });

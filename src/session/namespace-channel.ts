@@ -26,6 +26,13 @@ import { GUEST_USER_ID } from './personal-disk.ts';
 export const NAMESPACE_CHANNEL_ID = 'ninep';
 /** The card's address (locally administered), by which the guest's boot step finds it. */
 export const NAMESPACE_MAC = '02:70:76:6d:39:01';
+/**
+ * The namespace's msize: 512 KiB of data per Tread/Twrite plus a page for
+ * its header. The 9P client reads at most msize - 24 bytes per Tread, so
+ * with msize at 512 KiB every 512 KiB read took a second round trip for its
+ * last 24 bytes. 40-namespace.sh mounts with it.
+ */
+export const NAMESPACE_MSIZE = 512 * 1024 + 4096;
 /** On the kernel command line when the namespace is served: the guest mounts it. */
 export const NAMESPACE_CMDLINE_WORD = `pocketvm.9p=${NAMESPACE_MAC}`;
 
@@ -53,7 +60,7 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
     kind: 'nic',
     mac: NAMESPACE_MAC,
     open: async (stream, machine): Promise<ChannelService> => {
-      const [{ openNamespace }, { serveNinep, DEFAULT_MAX_MSIZE }, { serveEthernetTransport }] = await Promise.all([
+      const [{ openNamespace }, { serveNinep }, { serveEthernetTransport }] = await Promise.all([
         import('../dyntable/namespace.ts'),
         import('../dyntable/ninep/server.ts'),
         import('../dyntable/ninep/ethernet-transport.ts'),
@@ -73,11 +80,11 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
       const { logFile } = options;
       const log = logFile ? (message: string) => void appendFile(logFile, `launcher: ${message}\n`).catch(() => {}) : () => {};
       const transport = serveEthernetTransport(stream, {
-        maxMessage: DEFAULT_MAX_MSIZE,
+        maxMessage: NAMESPACE_MSIZE,
         log,
         // Reads are placed straight into the guest reader's pages when guest RAM is shared.
         ...(machine.guestRam ? { guestRam: machine.guestRam } : {}),
-        openSession: (session) => serveNinep(session, backend, { log, closeBackend: false }),
+        openSession: (session) => serveNinep(session, backend, { log, closeBackend: false, maxMsize: NAMESPACE_MSIZE }),
       });
       return {
         close: async () => {

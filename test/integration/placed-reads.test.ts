@@ -11,8 +11,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type EthernetTransport, serveEthernetTransport } from '../../src/dyntable/ninep/ethernet-transport.ts';
 import { LocalDirBackend } from '../../src/dyntable/ninep/local-backend.ts';
-import { DEFAULT_MAX_MSIZE, serveNinep } from '../../src/dyntable/ninep/server.ts';
-import { NAMESPACE_CHANNEL_ID, NAMESPACE_CMDLINE_WORD, NAMESPACE_MAC } from '../../src/session/namespace-channel.ts';
+import { serveNinep } from '../../src/dyntable/ninep/server.ts';
+import { NAMESPACE_CHANNEL_ID, NAMESPACE_CMDLINE_WORD, NAMESPACE_MAC, NAMESPACE_MSIZE } from '../../src/session/namespace-channel.ts';
 import { openGuestPayload } from '../../src/payload/guest-payload.ts';
 import { GuestRamFile } from '../../src/vmm/guest-ram.ts';
 import type { Machine } from '../../src/vmm/machine.ts';
@@ -59,8 +59,8 @@ describe('placed reads in the real guest (/host with shared guest RAM)', functio
           ...(ram ? { guestRam: ram } : {}),
           attach: async (_qmp, streams) => {
             transport = serveEthernetTransport(streams[NAMESPACE_CHANNEL_ID]!, {
-              maxMessage: DEFAULT_MAX_MSIZE,
-              openSession: (stream) => serveNinep(stream, backend, { closeBackend: false }),
+              maxMessage: NAMESPACE_MSIZE,
+              openSession: (stream) => serveNinep(stream, backend, { closeBackend: false, maxMsize: NAMESPACE_MSIZE }),
               ...(ram ? { guestRam: ram } : {}),
             });
           },
