@@ -313,7 +313,8 @@ export interface NinepHandle {
   /**
    * Directory handles only: entries starting at cookie `offset` (0 = start;
    * then the `offset` of the last entry returned), at most `maxEntries`
-   * (the server asks for more if they fit). '.' and '..' are NOT included;
+   * (the server asks for more if they fit; fewer is not the end: a backend
+   * may answer in batches so the guest starts sooner). '.' and '..' are NOT included;
    * the server adds them. Offsets must stay valid while the handle is open
    * even if the directory changes (snapshotting at offset 0 is fine). Returns
    * [] at the end. Non-directories throw ENOTDIR.

@@ -15,11 +15,23 @@ import type {
   SetattrRequest,
 } from './backend.ts';
 
+/**
+ * Entries per readdir batch. A listing goes back to the guest in batches of
+ * this many, and while the guest works through one (under TCG that takes
+ * about as long as the host's lstat of the next), the next is already being
+ * stat'ed: the two cores overlap instead of taking turns.
+ */
+export const LISTING_BATCH = 2048;
+/** The first batch is small: the guest starts on it while the rest is still being stat'ed. */
+export const FIRST_LISTING_BATCH = 256;
+
 /** A NinepHandle over a ConfinedFile; directories list from a snapshot taken at offset 0. */
 export class ConfinedHandle implements NinepHandle {
   readonly qid: Qid;
   readonly file: ConfinedFile;
   private snapshot: Array<{ name: string; type: number }> | undefined;
+  /** The next batch's lstats, started when the previous batch was answered. */
+  private prefetch: { offset: number; count: number; entries: Promise<NinepDirent[]> } | undefined;
 
   constructor(file: ConfinedFile) {
     this.file = file;
@@ -36,10 +48,34 @@ export class ConfinedHandle implements NinepHandle {
 
   async readdir(offset: number, maxEntries: number): Promise<NinepDirent[]> {
     if (!this.file.isDirectory) throw new ErrnoError(Errno.ENOTDIR, 'not a directory');
-    const root = this.file.root;
-    if (offset === 0 || this.snapshot === undefined) this.snapshot = await root.listNames(this.file);
+    if (offset === 0 || this.snapshot === undefined) {
+      await this.settlePrefetch();
+      this.snapshot = await this.file.root.listNames(this.file);
+    }
+    const snapshot = this.snapshot;
     // Cookies are index + 1 into the snapshot; attributes are fetched for the slice only.
-    const slice = this.snapshot.slice(offset, offset + maxEntries);
+    const count = Math.min(snapshot.length - offset, maxEntries, offset === 0 ? FIRST_LISTING_BATCH : LISTING_BATCH);
+    if (count <= 0) return [];
+    const ready = this.prefetch;
+    this.prefetch = undefined;
+    const entries = ready?.offset === offset && ready.count === count ? ready.entries : this.batch(snapshot, offset, count);
+    const next = offset + count;
+    if (next < snapshot.length) {
+      // The guest works through this batch meanwhile (see LISTING_BATCH).
+      const pending = this.batch(snapshot, next, Math.min(snapshot.length - next, LISTING_BATCH));
+      pending.catch(() => {}); // a failed prefetch is redone (and reported) by the call that needs it
+      this.prefetch = { offset: next, count: Math.min(snapshot.length - next, LISTING_BATCH), entries: pending };
+    }
+    const out = await entries;
+    // Everything in the batch vanished: skip ahead rather than report the end early.
+    if (out.length === 0 && next < snapshot.length) return this.readdir(next, maxEntries);
+    return out;
+  }
+
+  /** Entries [offset, offset + count) of the snapshot with their qids; vanished ones left out. */
+  private async batch(snapshot: ReadonlyArray<{ name: string }>, offset: number, count: number): Promise<NinepDirent[]> {
+    const root = this.file.root;
+    const slice = snapshot.slice(offset, offset + count);
     const stats = await root.statEntries(this.file, slice.map((e) => e.name));
     const out: NinepDirent[] = [];
     for (let i = 0; i < slice.length; i++) {
@@ -47,11 +83,14 @@ export class ConfinedHandle implements NinepHandle {
       if (st === undefined) continue; // vanished since the listing
       out.push({ qid: root.qidOf(st), type: direntTypeOfMode(linuxMode(st)), name: slice[i]!.name, offset: offset + i + 1, attr: () => root.attrOf(st) });
     }
-    // Everything in the slice vanished: skip ahead rather than report the end early.
-    if (out.length === 0 && slice.length > 0 && offset + slice.length < this.snapshot.length) {
-      return this.readdir(offset + slice.length, maxEntries);
-    }
     return out;
+  }
+
+  /** A prefetch still running uses the directory's descriptor: it ends before the descriptor does. */
+  private async settlePrefetch(): Promise<void> {
+    const pending = this.prefetch;
+    this.prefetch = undefined;
+    await pending?.entries.catch(() => {});
   }
 
   async getattr(): Promise<NinepAttr> {
@@ -62,8 +101,9 @@ export class ConfinedHandle implements NinepHandle {
     return this.file.sync(datasync);
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.snapshot = undefined;
+    await this.settlePrefetch();
     return this.file.close();
   }
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { duplexPair } from 'node:stream';
 import { serveNinep } from '../../../src/dyntable/ninep/server.ts';
 import type { NinepServer } from '../../../src/dyntable/ninep/server.ts';
-import { LocalDirBackend } from '../../../src/dyntable/ninep/local-backend.ts';
+import { FIRST_LISTING_BATCH, LISTING_BATCH, LocalDirBackend } from '../../../src/dyntable/ninep/local-backend.ts';
 import { Errno, OpenFlags, QidType, SetattrMask } from '../../../src/dyntable/ninep/backend.ts';
 import { NOFID, NOTAG, decodeDirents, encode } from '../../../src/dyntable/ninep/codec.ts';
 import { NinepClient, NinepClientError } from './client.ts';
@@ -230,6 +230,40 @@ describe('ninep server over LocalDirBackend', function () {
       await h.client.clunk(fid);
       // mkdir of an existing name.
       await rejectsErrno(h.client.call({ type: 'Tmkdir', dfid: h.root, name: 'many', mode: 0o755, gid: 0 }), Errno.EEXIST);
+    });
+
+    it('lists a big directory in batches (a small first one), each entry once, skipping entries gone between batches', async () => {
+      fs.mkdirSync(path.join(share, 'big'));
+      const names = Array.from({ length: FIRST_LISTING_BATCH + LISTING_BATCH + 500 }, (_, i) => `n${i}`);
+      for (const n of names) fs.writeFileSync(path.join(share, 'big', n), '');
+      const count = 512 * 1024 - 64;
+      // The directory's own order, to know which names come after the batch prefetched next.
+      const order = (await h.client.readdirAll(await h.client.open(h.root, ['big'], O.RDONLY | O.DIRECTORY), count)).slice(2).map((e) => e.name);
+      const fid = await h.client.open(h.root, ['big'], O.RDONLY | O.DIRECTORY);
+      const first = decodeDirents((await h.client.call({ type: 'Treaddir', fid, offset: 0, count })).data);
+      assert.equal(first.length, FIRST_LISTING_BATCH + 2, 'the first reply: . and .. and the first batch, although more would fit');
+      // Entries beyond the prefetched batch vanish: they are left out, nothing else is.
+      const gone = order.slice(-10);
+      for (const n of gone) fs.rmSync(path.join(share, 'big', n));
+      const rest = [];
+      let offset = first.at(-1)!.offset;
+      for (;;) {
+        const batch = decodeDirents((await h.client.call({ type: 'Treaddir', fid, offset, count })).data);
+        if (batch.length === 0) break;
+        assert.ok(batch.length <= LISTING_BATCH);
+        rest.push(...batch);
+        offset = batch.at(-1)!.offset;
+      }
+      const all = [...first.slice(2), ...rest].map((e) => e.name);
+      assert.deepEqual(all, order.filter((n) => !gone.includes(n)), 'each entry once, in order, the vanished ones left out');
+      await h.client.clunk(fid);
+      // Clunked with a prefetch still running: the next listing of the same directory is whole.
+      const again = await h.client.open(h.root, ['big'], O.RDONLY | O.DIRECTORY);
+      const quick = await h.client.call({ type: 'Treaddir', fid: again, offset: 0, count });
+      await h.client.clunk(again);
+      assert.equal(decodeDirents(quick.data).length, FIRST_LISTING_BATCH + 2);
+      const whole = await h.client.readdirAll(await h.client.open(h.root, ['big'], O.RDONLY | O.DIRECTORY), count);
+      assert.equal(whole.length, names.length - gone.length + 2);
     });
 
     it('a listing primes getattr with exactly the host lstat, and a write through the server replaces it', async () => {
