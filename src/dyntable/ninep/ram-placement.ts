@@ -10,6 +10,7 @@
 // ordinary way. What the guest can aim a write at is its own RAM.
 import type { GuestRamWriter, RamSegment } from '../../vmm/guest-ram.ts';
 import { IO_HEADER_SIZE, MessageId } from './codec.ts';
+import { readBuffers } from './read-buffers.ts';
 
 /** Frame flags (the u16 after the tag in the transport header). */
 export const FrameFlag = {
@@ -85,7 +86,10 @@ export class ReadPlacements {
       return undefined;
     }
     this.counters.placed++;
-    return message.subarray(0, RREAD_HEADER);
+    // The frame gets a copy of the header: nothing of the reply is needed any more.
+    const header = Buffer.from(message.subarray(0, RREAD_HEADER));
+    readBuffers.giveBack(message);
+    return header;
   }
 
   clear(): void {

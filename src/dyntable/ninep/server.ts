@@ -14,6 +14,7 @@
 
 import type { Duplex } from 'node:stream';
 import { ByteQueue } from './byte-queue.ts';
+import { readBuffers } from './read-buffers.ts';
 import {
   AT_REMOVEDIR,
   Errno,
@@ -610,7 +611,7 @@ class Session implements NinepServer {
       data.copy(reply, IO_HEADER_SIZE, from, from + n);
     } else {
       const h = this.openHandle(f);
-      reply = Buffer.allocUnsafe(IO_HEADER_SIZE + count);
+      reply = readBuffers.take(IO_HEADER_SIZE + count); // see read-buffers.ts
       n = await h.read(reply.subarray(IO_HEADER_SIZE), offset);
       if (!(n >= 0 && n <= count)) throw err(Errno.EIO, `backend read returned ${n}`);
       if (n < count) reply = reply.subarray(0, IO_HEADER_SIZE + n);
