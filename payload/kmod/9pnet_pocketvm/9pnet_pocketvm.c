@@ -65,7 +65,8 @@
 #define PVM_HDR_LEN 12
 /* 16 pages: one skb's page fragments; 14 + 12 + 65536 fits QEMU's 68 KiB frame buffer. */
 #define PVM_FRAG_MAX (16 * PAGE_SIZE)
-#define PVM_MAX_MSIZE (1024 * 1024)
+/* 1 MiB of data and a page for the header (NAMESPACE_MSIZE in the launcher). */
+#define PVM_MAX_MSIZE (1024 * 1024 + 4096)
 /* Below this a fragment goes in the skb's linear part (one allocation). */
 #define PVM_LINEAR_MAX 1024
 

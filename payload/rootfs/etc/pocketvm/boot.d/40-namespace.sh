@@ -40,16 +40,16 @@ done
 
 mkdir -p "$mnt"
 # Options (README explains each):
-#  msize=528384   512 KiB of data per Tread/Twrite plus a page for the header
-#                 (NAMESPACE_MSIZE): with msize exactly 512 KiB a 512 KiB read
-#                 is a Tread of 512 KiB - 24 and a second one for the last 24
+#  msize=1052672  1 MiB of data per Tread/Twrite plus a page for the header
+#                 (NAMESPACE_MSIZE): with msize exactly 1 MiB a 1 MiB read
+#                 is a Tread of 1 MiB - 24 and a second one for the last 24
 #                 bytes, a whole round trip for nothing
 #  cache=mmap     no page or attribute cache (every read sees the host's file as it
 #                 is now; writes land on the stick at once), but shared writable mmap
 #                 works for programs that need it
 #  nosuid,nodev   host files never grant privileges or reach devices in the guest
 # The kill-timeout keeps a silent server from hanging boot.
-opts=trans=pocketvm,version=9p2000.L,msize=528384,cache=mmap,noatime,nosuid,nodev
+opts=trans=pocketvm,version=9p2000.L,msize=1052672,cache=mmap,noatime,nosuid,nodev
 if ! timeout -s KILL 60 mount -t 9p -o "$opts" "$ifc" "$mnt"; then
 	log "mounting the namespace on $mnt failed"
 	exit 1
