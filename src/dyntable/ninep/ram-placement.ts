@@ -25,8 +25,12 @@ export const FrameFlag = {
 /** What a placed Rread's frame carries: size[4] type[1] tag[2] count[4]. */
 export const RREAD_HEADER = IO_HEADER_SIZE;
 const SEGMENT_SIZE = 12;
-/** More segments than pages of the largest read (1 MiB msize) plus one is a broken list. */
-const MAX_SEGMENTS = 1024 * 1024 / 4096 + 2;
+/**
+ * The most pages one Tread's data can touch: the largest msize the guest
+ * module allows (1 MiB + 4 KiB, NAMESPACE_MSIZE) in 4 KiB pages, plus one
+ * for a buffer that does not start on a page. A longer list is broken.
+ */
+export const MAX_SEGMENTS = (1024 * 1024 + 4096) / 4096 + 1;
 
 /** The segment list after a Tread, or undefined when it does not parse. */
 export function parseSegments(list: Buffer): RamSegment[] | undefined {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { encode } from '../../../src/dyntable/ninep/codec.ts';
-import { parseSegments, ReadPlacements } from '../../../src/dyntable/ninep/ram-placement.ts';
+import { MAX_SEGMENTS, parseSegments, ReadPlacements } from '../../../src/dyntable/ninep/ram-placement.ts';
+import { NAMESPACE_MSIZE } from '../../../src/session/namespace-channel.ts';
 import { RecordingRam, segmentList } from './frame-peer.ts';
 
 const tread = (tag: number, count = 100) => encode({ type: 'Tread', tag, fid: 1, offset: 0, count } as never);
@@ -13,6 +14,15 @@ describe('placed reads: page lists and placements', () => {
       { phys: 2 ** 40, len: 100 },
     ];
     assert.deepEqual(parseSegments(segmentList(segments)), segments);
+  });
+
+  it('takes the longest list a read of the namespace msize can need: every page apart, the buffer not page-aligned', () => {
+    const data = NAMESPACE_MSIZE - 24; // the most one Tread asks for
+    const pages = Math.ceil((4095 + data) / 4096);
+    assert.ok(pages <= MAX_SEGMENTS);
+    const segments = Array.from({ length: pages }, (_, i) => ({ phys: 0x10_0000 + i * 0x2000 + (i === 0 ? 4095 : 0), len: i === 0 ? 1 : 4096 }));
+    assert.equal(parseSegments(segmentList(segments))?.length, pages);
+    assert.equal(parseSegments(segmentList([...segments, ...segments])), undefined, 'twice as many is broken');
   });
 
   it('refuses a list that does not add up', () => {
