@@ -124,7 +124,8 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
   }
 
   static async boot(options: BootAttemptOptions): Promise<Machine> {
-    const ramFd = options.guestRam?.fd;
+    // Only descriptor channels pass QEMU further descriptors (QemuProcess.start): else ordinary RAM.
+    const ramFd = options.spec.channels.qmp.kind === 'fd' ? options.guestRam?.fd : undefined;
     const ramChildFd = nextFreeFd(options.spec.channels);
     const spec: MachineSpec = ramFd === undefined ? options.spec : { ...options.spec, ramFile: { fd: ramChildFd } };
     const started = performance.now();

@@ -121,7 +121,7 @@ export class QemuProcess {
     const guarded = options.host.orphanGuard(options.binary, options.args);
     const usesFds = options.channels.qmp.kind === 'fd';
     const inherit = options.inheritFds ?? {};
-    const lastFd = Math.max(CHANNEL_FDS.console, ...extraFds(options.channels).map(([, fd]) => fd), ...Object.keys(inherit).map(Number));
+    const lastFd = Math.max(nextFreeFd(options.channels) - 1, ...Object.keys(inherit).map(Number));
     const child = execa(guarded.command, guarded.args, {
       // Every descriptor from 3 up to the last channel is a socketpair end;
       // an inherited file (guest RAM) is passed as its own descriptor.

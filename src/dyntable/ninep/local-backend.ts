@@ -62,9 +62,10 @@ export class ConfinedHandle implements NinepHandle {
     const next = offset + count;
     if (next < snapshot.length) {
       // The guest works through this batch meanwhile (see LISTING_BATCH).
-      const pending = this.batch(snapshot, next, Math.min(snapshot.length - next, LISTING_BATCH));
+      const nextCount = Math.min(snapshot.length - next, LISTING_BATCH);
+      const pending = this.batch(snapshot, next, nextCount);
       pending.catch(() => {}); // a failed prefetch is redone (and reported) by the call that needs it
-      this.prefetch = { offset: next, count: Math.min(snapshot.length - next, LISTING_BATCH), entries: pending };
+      this.prefetch = { offset: next, count: nextCount, entries: pending };
     }
     const out = await entries;
     // Everything in the batch vanished: skip ahead rather than report the end early.

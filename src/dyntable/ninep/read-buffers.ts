@@ -13,7 +13,7 @@
 // as a view (a short read is a subarray) and only a buffer lent out and not
 // yet returned goes back on the free list, so returning twice is harmless.
 
-/** Each buffer's capacity: the largest reply the namespace's msize allows, with room to spare. */
+/** The largest buffer kept: the largest reply the namespace's msize allows. */
 const CAPACITY = 1024 * 1024 + 4096;
 /** Free buffers kept: enough for the reads in flight at once; more are left to the GC. */
 const MAX_FREE = 8;
@@ -29,10 +29,17 @@ export class ReadBufferPool {
   /** A buffer of `size` bytes, uninitialised; a pooled one when `size` fits. */
   take(size: number): Buffer {
     if (size < MIN_POOLED || size > CAPACITY) return Buffer.allocUnsafe(size);
-    let memory = this.#free.pop();
-    // Uninitialised, like the allocUnsafe it replaces (an ArrayBuffer of its own would be zeroed).
-    if (memory === undefined) memory = Buffer.allocUnsafeSlow(CAPACITY).buffer as ArrayBuffer;
-    else this.reused++;
+    // A free buffer big enough, else a new one of just this size: a reply
+    // nobody gives back (nothing placed) then costs what allocUnsafe did.
+    const fit = this.#free.findIndex((m) => m.byteLength >= size);
+    let memory: ArrayBuffer;
+    if (fit < 0) {
+      // Uninitialised, like the allocUnsafe it replaces (an ArrayBuffer of its own would be zeroed).
+      memory = Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer;
+    } else {
+      memory = this.#free.splice(fit, 1)[0]!;
+      this.reused++;
+    }
     this.#lent.add(memory);
     return Buffer.from(memory, 0, size);
   }
