@@ -81,6 +81,9 @@ CREATE INDEX IF NOT EXISTS entries_parent ON entries(parent);
 CREATE INDEX IF NOT EXISTS entries_parent_name ON entries(parent, name);
 `;
 
+/** A folder's entries after a name, in name order: served by the entries_parent_name index. */
+const CHILDREN_AFTER = 'SELECT path FROM entries WHERE parent = ? AND name > ? ORDER BY name LIMIT ?';
+
 interface NodeRow {
   id: number;
   mode: number;
@@ -240,13 +243,19 @@ export class LayerStore {
    * folder of any size with this (indexed), never copying all its names.
    */
   childrenAfter(path: string, after: string, limit: number): StoreEntry[] {
-    const rows = this.#stmt('SELECT path FROM entries WHERE parent = ? AND name > ? ORDER BY name LIMIT ?').all(path, after, limit) as unknown as Array<{ path: string }>;
+    const rows = this.#stmt(CHILDREN_AFTER).all(path, after, limit) as unknown as Array<{ path: string }>;
     const out: StoreEntry[] = [];
     for (const row of rows) {
       const entry = this.#entries.get(row.path);
       if (entry) out.push(entry);
     }
     return out;
+  }
+
+  /** SQLite's plan for childrenAfter (tests: it must walk the (parent, name) index, not sort). */
+  explainChildrenAfter(): string {
+    const rows = this.#db.prepare(`EXPLAIN QUERY PLAN ${CHILDREN_AFTER}`).all('/', '', 1) as unknown as Array<{ detail: string }>;
+    return rows.map((r) => r.detail).join('; ');
   }
 
   /** Whether anything (an entry or a whiteout) is directly below `path`. */

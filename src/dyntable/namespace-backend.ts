@@ -47,7 +47,7 @@ import {
 } from './ninep/backend.ts';
 import type { NinepAttr, NinepBackend, NinepDirent, NinepHandle, NinepStatfs, Qid, SetattrRequest } from './ninep/backend.ts';
 import { type ConfinedFile, ConfinedRoot, lstatNames } from './ninep/confined-fs.ts';
-import { type ListedEntry, type ListingPhase, StreamedListing, arrayPhase } from './namespace-listing.ts';
+import { LISTING_READ_AHEAD, type ListedEntry, ListingBudget, type ListingPhase, StreamedListing, arrayPhase } from './namespace-listing.ts';
 import { lookupEntry } from './resolver.ts';
 import type { CompiledTable, EntryMode, Exclusion, TableEntry } from './rules.ts';
 
@@ -130,6 +130,8 @@ export class NamespaceBackend implements NinepBackend {
   readonly #mutex = new Mutex();
   readonly #started = nowTimespec();
   readonly #caseCache = new Map<string, { names: Set<string>; expires: number }>();
+  /** Listing read-ahead of all directory handles together (namespace-listing.ts). */
+  readonly #listingBudget = new ListingBudget(LISTING_READ_AHEAD);
   #flushTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -577,9 +579,9 @@ export class NamespaceBackend implements NinepBackend {
       const viaFd = process.platform === 'linux' && file.fh !== undefined;
       const base = viaFd ? `/proc/self/fd/${file.fh!.fd}` : root.hostPath(rootPath(rel));
       try {
-        const dir = await (viaFd ? opendir(base, { bufferSize: 256 }) : root.shared(async () => {
+        const dir = await (viaFd ? opendir(base, { bufferSize: 32 }) : root.shared(async () => {
           await root.verifyDir(rootPath(rel));
-          return opendir(base, { bufferSize: 256 });
+          return opendir(base, { bufferSize: 32 });
         }));
         return { file, dir, base };
       } catch (error) {
@@ -643,7 +645,7 @@ export class NamespaceBackend implements NinepBackend {
 
   /** Whether a directory lists nothing (rmdir, rename over a folder). */
   async #isEmptyDir(located: Located): Promise<boolean> {
-    const listing = new StreamedListing(() => this.#listingPhases(located));
+    const listing = new StreamedListing(() => this.#listingPhases(located), this.#listingBudget);
     try {
       return (await listing.read(0, 1)).length === 0;
     } finally {
@@ -1059,9 +1061,14 @@ export class NamespaceBackend implements NinepBackend {
 
   // For the handles.
 
+  /** Entries the directory handles have read ahead, and the most they may (namespace-listing.ts). */
+  get listingReadAhead(): { used: number; limit: number } {
+    return { used: this.#listingBudget.used, limit: this.#listingBudget.limit };
+  }
+
   /** @internal */
   listingOf(located: Located): StreamedListing {
-    return new StreamedListing(() => this.#listingPhases(located));
+    return new StreamedListing(() => this.#listingPhases(located), this.#listingBudget);
   }
 
   /** @internal */

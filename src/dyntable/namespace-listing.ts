@@ -9,9 +9,13 @@
 // rewind, a seek back) starts the phases again and skips to it, which costs
 // a re-read of the names before it, as a seek in a host folder does.
 //
-// Memory per handle: two batches of at most LISTING_BATCH entries each
-// (about 200 bytes an entry with its attributes' thunk), whatever the size
-// of the folder. See README "Memory bounds of the namespace".
+// Memory: a handle holds the host folder's read position (its descriptor
+// and a small read buffer) and, while it waits for the guest's next read,
+// at most one batch read ahead. Read-ahead batches come out of one budget
+// per backend (ListingBudget), so thousands of open handles on a huge
+// folder cost thousands of descriptors' worth of memory, not thousands of
+// batches; without budget left a handle reads its next batch when asked.
+// See README "Memory bounds of the namespace".
 import type { NinepDirent } from './ninep/backend.ts';
 
 /** Entries per batch after the first. */
@@ -33,10 +37,41 @@ export interface ListingPhase {
 interface Prefetch {
   pos: number;
   entries: Promise<ListedEntry[]>;
+  /** Entries it took from the budget (given back when it is used or dropped). */
+  reserved: number;
 }
+
+/** Entries read ahead by all handles of one backend, at most `limit` at once. */
+export class ListingBudget {
+  readonly limit: number;
+  #used = 0;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  get used(): number {
+    return this.#used;
+  }
+
+  /** Reserve `n` entries if they fit. */
+  take(n: number): boolean {
+    if (this.#used + n > this.limit) return false;
+    this.#used += n;
+    return true;
+  }
+
+  give(n: number): void {
+    this.#used = Math.max(0, this.#used - n);
+  }
+}
+
+/** Read-ahead entries per backend: about 1 KiB each with their lstat, so some 16 MiB. */
+export const LISTING_READ_AHEAD = 16 * LISTING_BATCH;
 
 export class StreamedListing {
   readonly #open: () => ListingPhase[];
+  readonly #budget: ListingBudget;
   #phases: ListingPhase[] | undefined;
   #phase = 0;
   /** Cookie of the last entry handed out (0: none yet). */
@@ -45,8 +80,9 @@ export class StreamedListing {
   #closed = false;
 
   /** `open` makes fresh phases: at the first read and at every restart. */
-  constructor(open: () => ListingPhase[]) {
+  constructor(open: () => ListingPhase[], budget: ListingBudget) {
     this.#open = open;
+    this.#budget = budget;
   }
 
   /** Entries after cookie `offset`, at most `max`; [] at the end. */
@@ -56,11 +92,15 @@ export class StreamedListing {
     const prefetch = this.#prefetch;
     this.#prefetch = undefined;
     let batch: ListedEntry[];
-    if (prefetch && prefetch.pos === this.#pos) {
-      batch = await prefetch.entries;
-    } else {
-      await prefetch?.entries.catch(() => {});
-      batch = await this.#take(this.#pos === 0 ? FIRST_LISTING_BATCH : LISTING_BATCH);
+    try {
+      if (prefetch && prefetch.pos === this.#pos) {
+        batch = await prefetch.entries;
+      } else {
+        await prefetch?.entries.catch(() => {});
+        batch = await this.#take(this.#pos === 0 ? FIRST_LISTING_BATCH : LISTING_BATCH);
+      }
+    } finally {
+      if (prefetch) this.#budget.give(prefetch.reserved);
     }
     // The caller may take fewer than a batch: what it leaves is read again later.
     const given = batch.length > max ? batch.slice(0, max) : batch;
@@ -68,13 +108,14 @@ export class StreamedListing {
     this.#pos += given.length;
     const out = given.map((e, i) => ({ ...e, offset: first + i + 1 }));
     if (given.length < batch.length) {
+      // Kept (over budget if need be: it is less than a batch) rather than read again.
       const rest = batch.slice(given.length);
-      this.#prefetch = { pos: this.#pos, entries: Promise.resolve(rest) };
-    } else if (!this.#finished()) {
+      this.#prefetch = { pos: this.#pos, entries: Promise.resolve(rest), reserved: 0 };
+    } else if (!this.#finished() && this.#budget.take(LISTING_BATCH)) {
       // The guest works through this batch meanwhile: the next is prepared.
       const entries = this.#take(LISTING_BATCH);
       entries.catch(() => {}); // a failed prefetch is redone (and reported) by the read that needs it
-      this.#prefetch = { pos: this.#pos, entries };
+      this.#prefetch = { pos: this.#pos, entries, reserved: LISTING_BATCH };
     }
     return out;
   }
@@ -120,6 +161,7 @@ export class StreamedListing {
     const pending = this.#prefetch;
     this.#prefetch = undefined;
     await pending?.entries.catch(() => {});
+    if (pending) this.#budget.give(pending.reserved);
   }
 
   async #closePhases(): Promise<void> {
