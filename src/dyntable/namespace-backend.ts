@@ -17,9 +17,10 @@
 //
 // The host is only ever lstat'ed, listed, read (O_NOATIME where permitted)
 // and readlink'ed: its files keep their content, mode and mtime.
-import { constants as C } from 'node:fs';
+import { constants as C, lstatSync } from 'node:fs';
+import type { Dir } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
-import { lstat, open, readdir, realpath, statfs, truncate } from 'node:fs/promises';
+import { lstat, open, opendir, readdir, realpath, statfs, truncate } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ExclusionMatcher } from './exclusions.ts';
@@ -46,6 +47,7 @@ import {
 } from './ninep/backend.ts';
 import type { NinepAttr, NinepBackend, NinepDirent, NinepHandle, NinepStatfs, Qid, SetattrRequest } from './ninep/backend.ts';
 import { type ConfinedFile, ConfinedRoot, lstatNames } from './ninep/confined-fs.ts';
+import { LISTING_READ_AHEAD, type ListedEntry, ListingBudget, type ListingPhase, StreamedListing, arrayPhase } from './namespace-listing.ts';
 import { lookupEntry } from './resolver.ts';
 import type { CompiledTable, EntryMode, Exclusion, TableEntry } from './rules.ts';
 
@@ -128,6 +130,8 @@ export class NamespaceBackend implements NinepBackend {
   readonly #mutex = new Mutex();
   readonly #started = nowTimespec();
   readonly #caseCache = new Map<string, { names: Set<string>; expires: number }>();
+  /** Listing read-ahead of all directory handles together (namespace-listing.ts). */
+  readonly #listingBudget = new ListingBudget(LISTING_READ_AHEAD);
   #flushTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -433,11 +437,20 @@ export class NamespaceBackend implements NinepBackend {
   }
 
   async #nodeAttr(store: LayerStore, node: StoreNode): Promise<NinepAttr> {
+    return this.#nodeAttrSync(store, node);
+  }
+
+  /**
+   * A store node's attributes. The size is the content file's, lstat'ed
+   * synchronously: a metadata lookup on the stick takes microseconds, a trip
+   * through libuv's thread pool tens (see ConfinedRoot.lstatLocked).
+   */
+  #nodeAttrSync(store: LayerStore, node: StoreNode): NinepAttr {
     const type = node.mode & S_IFMT;
     let size = 0;
     let blocks = 0;
     if (type === S_IFREG) {
-      const st = await lstat(store.dataPath(node.id)).catch(() => undefined);
+      const st = lstatSync(store.dataPath(node.id), { throwIfNoEntry: false });
       size = st?.size ?? 0;
       blocks = st?.blocks ?? 0;
     } else if (type === S_IFLNK) {
@@ -480,68 +493,164 @@ export class NamespaceBackend implements NinepBackend {
   // ---------------------------------------------------------------------
   // Directory listings (merged).
 
-  /** A host folder's children with their lstat, confined (through the opened directory on Linux). */
-  async #listLower(area: Area, rel: string): Promise<Array<{ name: string; st: BigIntStats }>> {
-    const root = area.root!;
-    let dir: ConfinedFile;
-    try {
-      dir = await root.openFile(rootPath(rel), C.O_RDONLY);
-    } catch (error) {
-      const e = ErrnoError.fromNode(error);
-      if (isNotFound(e)) return [];
-      throw e;
+  /**
+   * The phases of a merged listing of `located` (namespace-listing.ts): the
+   * names a table entry reserves, then the upper store's entries, then the
+   * host folder's names that none of those shadow, read in batches.
+   */
+  #listingPhases(located: Located): ListingPhase[] {
+    const reserved = located.kind === 'virtual' ? located.children : located.reserved;
+    const reservedSet = new Set(reserved);
+    const phases: ListingPhase[] = [];
+    if (reserved.length > 0) {
+      phases.push(
+        arrayPhase(async () => {
+          const out: ListedEntry[] = [];
+          for (const name of reserved) {
+            const attr = await this.getattr(childPath(located.path, name)).catch(() => undefined);
+            if (attr) out.push({ name, qid: attr.qid, type: direntTypeOfMode(attr.mode), attr: () => attr });
+          }
+          return out;
+        }),
+      );
     }
-    try {
-      if (!dir.isDirectory) return [];
-      const viaFd = process.platform === 'linux' && dir.fh !== undefined;
-      const list = async () => {
-        const base = viaFd ? `/proc/self/fd/${dir.fh!.fd}` : root.hostPath(rootPath(rel));
-        if (!viaFd) await root.verifyDir(rootPath(rel));
-        const names = await readdir(base);
-        const stats = await lstatNames(base, names);
-        return names.flatMap((name, j) => (stats[j] ? [{ name, st: stats[j] }] : []));
-      };
-      return await (viaFd ? list() : root.shared(list));
-    } finally {
-      await dir.close();
-    }
+    if (located.kind === 'virtual') return phases;
+    const area = located.area;
+    const store = area.store;
+    const upper = store && (located.kind === 'node' || area.mode === 'cow') ? store : undefined;
+    if (upper) phases.push(this.#upperPhase(upper, located.guest, reservedSet));
+    const lowerRel = located.kind === 'host' ? located.lowerRel : area.mode === 'cow' ? located.lowerRel : null;
+    if (lowerRel !== null && area.root) phases.push(this.#lowerPhase(area, lowerRel, located.guest, upper, reservedSet));
+    return phases;
   }
 
-  async #listDir(located: Located): Promise<NinepDirent[]> {
-    const items = new Map<string, { qid: Qid; type: number }>();
-    const hidden = new Set<string>();
-    if (located.kind !== 'virtual') {
-      const area = located.area;
-      const store = area.store;
-      if (store && (located.kind === 'node' || area.mode === 'cow')) {
-        for (const name of store.childNames(located.guest)) {
-          const entry = store.get(childPath(located.guest, name))!;
-          if (entry.kind === 'whiteout') {
-            hidden.add(name);
-            continue;
+  /** The upper store's entries below `guest`, by name, a page at a time (whiteouts skipped). */
+  #upperPhase(store: LayerStore, guest: string, reserved: ReadonlySet<string>): ListingPhase {
+    let after = '';
+    let done = false;
+    return {
+      get done() {
+        return done;
+      },
+      next: async (max) => {
+        const out: ListedEntry[] = [];
+        while (!done && out.length < max) {
+          const page = store.childrenAfter(guest, after, max - out.length);
+          if (page.length < max - out.length) done = true;
+          for (const entry of page) {
+            const name = entry.path.slice(entry.path.lastIndexOf('/') + 1);
+            after = name;
+            if (entry.kind === 'whiteout' || reserved.has(name)) continue;
+            const node = store.node(entry.node);
+            out.push({ name, qid: { type: qidTypeOfMode(node.mode), version: 0, path: this.#nodeQidPath(store, node) }, type: direntTypeOfMode(node.mode), attr: () => this.#nodeAttrSync(store, node) });
           }
-          const node = store.node(entry.node);
-          items.set(name, { qid: { type: qidTypeOfMode(node.mode), version: 0, path: this.#nodeQidPath(store, node) }, type: direntTypeOfMode(node.mode) });
         }
+        return out;
+      },
+      close: async () => {
+        done = true;
+      },
+    };
+  }
+
+  /**
+   * A host folder's names, streamed from its opened descriptor (confined:
+   * through /proc/self/fd on Linux), each batch lstat'ed for its qids. Names
+   * the upper store has (copied up, created, whited out) or an entry
+   * reserves are left out, and so is everything excluded.
+   */
+  #lowerPhase(area: Area, rel: string, guest: string, upper: LayerStore | undefined, reserved: ReadonlySet<string>): ListingPhase {
+    const root = area.root!;
+    let opened: { file: ConfinedFile; dir: Dir | undefined; base: string } | undefined;
+    let done = false;
+    const open = async () => {
+      let file: ConfinedFile;
+      try {
+        file = await root.openFile(rootPath(rel), C.O_RDONLY);
+      } catch (error) {
+        const e = ErrnoError.fromNode(error);
+        if (isNotFound(e)) return undefined;
+        throw e;
       }
-      const lowerRel = located.kind === 'host' ? located.lowerRel : area.mode === 'cow' ? located.lowerRel : null;
-      if (lowerRel !== null && area.root) {
-        for (const { name, st } of await this.#listLower(area, lowerRel)) {
-          if (items.has(name) || hidden.has(name)) continue;
-          const rel = relJoin(lowerRel, name);
-          if (this.#isExcludedLower(area, rel) || this.#isExcludedInode(area, st)) continue;
-          const mode = Number(st.mode) & 0o177777;
-          items.set(name, { qid: { type: qidTypeOfMode(mode), version: 0, path: this.#hostQid(area, st) }, type: direntTypeOfMode(mode) });
+      if (!file.isDirectory) {
+        await file.close();
+        return undefined;
+      }
+      const viaFd = process.platform === 'linux' && file.fh !== undefined;
+      const base = viaFd ? `/proc/self/fd/${file.fh!.fd}` : root.hostPath(rootPath(rel));
+      try {
+        const dir = await (viaFd ? opendir(base, { bufferSize: 32 }) : root.shared(async () => {
+          await root.verifyDir(rootPath(rel));
+          return opendir(base, { bufferSize: 32 });
+        }));
+        return { file, dir, base };
+      } catch (error) {
+        await file.close();
+        throw ErrnoError.fromNode(error);
+      }
+    };
+    const close = async () => {
+      done = true;
+      const o = opened;
+      opened = undefined;
+      await o?.dir?.close().catch(() => {});
+      await o?.file.close();
+    };
+    return {
+      get done() {
+        return done;
+      },
+      next: async (max) => {
+        if (done) return [];
+        opened ??= await open();
+        if (!opened) {
+          done = true;
+          return [];
         }
-      }
+        const o = opened;
+        const out: ListedEntry[] = [];
+        while (!done && out.length < max) {
+          const names: string[] = [];
+          while (names.length < max - out.length) {
+            const d = await o.dir!.read().catch((error: unknown) => {
+              throw ErrnoError.fromNode(error);
+            });
+            if (d === null) {
+              done = true;
+              break;
+            }
+            const name = d.name;
+            if (reserved.has(name) || upper?.get(childPath(guest, name)) !== undefined) continue;
+            names.push(name);
+          }
+          if (names.length === 0) continue;
+          const stats = await (process.platform === 'linux' ? lstatNames(o.base, names) : root.shared(async () => {
+            await root.verifyDir(rootPath(rel));
+            return lstatNames(o.base, names);
+          }));
+          for (let i = 0; i < names.length; i++) {
+            const st = stats[i];
+            const name = names[i]!;
+            if (!st || this.#isExcludedLower(area, relJoin(rel, name)) || this.#isExcludedInode(area, st)) continue;
+            const mode = Number(st.mode) & 0o177777;
+            out.push({ name, qid: { type: qidTypeOfMode(mode), version: 0, path: this.#hostQid(area, st) }, type: direntTypeOfMode(mode), attr: () => this.#hostAttr(area, st) });
+          }
+        }
+        if (done) await close();
+        return out;
+      },
+      close,
+    };
+  }
+
+  /** Whether a directory lists nothing (rmdir, rename over a folder). */
+  async #isEmptyDir(located: Located): Promise<boolean> {
+    const listing = new StreamedListing(() => this.#listingPhases(located), this.#listingBudget);
+    try {
+      return (await listing.read(0, 1)).length === 0;
+    } finally {
+      await listing.close();
     }
-    const reserved = located.kind === 'virtual' ? located.children : located.reserved;
-    for (const name of reserved) {
-      const attr = await this.getattr(childPath(located.path, name)).catch(() => undefined);
-      if (attr) items.set(name, { qid: attr.qid, type: direntTypeOfMode(attr.mode) });
-    }
-    const names = [...items.keys()].sort();
-    return names.map((name, i) => ({ ...items.get(name)!, name, offset: i + 1 }));
   }
 
   // ---------------------------------------------------------------------
@@ -671,12 +780,22 @@ export class NamespaceBackend implements NinepBackend {
     const path = childPath(dirPath, name);
     await this.#assertAbsent(path);
     const guest = childPath(dir.guest, name);
-    const node = await area.store.createNode(fields);
-    // A folder made by the guest never shows host files of the same name
-    // (after rmdir + mkdir it must start empty): opaque.
-    const entry = { path: guest, kind: 'node' as const, node: node.id, opaque: isDirMode(fields.mode), redirect: null };
-    area.store.setEntry(entry);
-    await this.#touchDir(dir);
+    const store = area.store;
+    // A host folder gets its attributes copied up first; then the node, its
+    // entry and the folder's new mtime are one transaction.
+    const dirNode = dir.kind === 'node' ? dir : dir.kind === 'host' ? await this.#copyUp(dir) : undefined;
+    const { node, entry } = store.transaction(() => {
+      const node = store.createNodeSync(fields);
+      // A folder made by the guest never shows host files of the same name
+      // (after rmdir + mkdir it must start empty): opaque.
+      const entry = { path: guest, kind: 'node' as const, node: node.id, opaque: isDirMode(fields.mode), redirect: null };
+      store.setEntry(entry);
+      if (dirNode) {
+        const { sec, nsec } = nowTimespec();
+        store.updateNode(dirNode.node.id, { mtimeSec: sec, mtimeNsec: nsec, ctimeSec: sec, ctimeNsec: nsec });
+      }
+      return { node, entry };
+    });
     return { kind: 'node', path, guest, area, entry, node: area.store.node(node.id), lowerRel: null, reserved: [], entryRoot: false };
   }
 
@@ -825,7 +944,7 @@ export class NamespaceBackend implements NinepBackend {
       const isDir = this.#isDir(located);
       if (flags & AT_REMOVEDIR) {
         if (!isDir) throw ErrnoError.of('ENOTDIR');
-        if ((await this.#listDir(located)).length > 0) throw ErrnoError.of('ENOTEMPTY');
+        if (!(await this.#isEmptyDir(located))) throw ErrnoError.of('ENOTEMPTY');
       } else if (isDir) {
         throw ErrnoError.of('EISDIR');
       }
@@ -865,7 +984,7 @@ export class NamespaceBackend implements NinepBackend {
         const dstIsDir = this.#isDir(dest);
         if (srcIsDir && !dstIsDir) throw ErrnoError.of('ENOTDIR');
         if (!srcIsDir && dstIsDir) throw ErrnoError.of('EISDIR');
-        if (dstIsDir && (await this.#listDir(dest)).length > 0) throw ErrnoError.of('ENOTEMPTY');
+        if (dstIsDir && !(await this.#isEmptyDir(dest))) throw ErrnoError.of('ENOTEMPTY');
         if (dest.kind === 'node' && source.kind === 'node' && dest.node.id === source.node.id) return;
       }
       const dstGuest = childPath(dstDir.guest, toName);
@@ -942,9 +1061,14 @@ export class NamespaceBackend implements NinepBackend {
 
   // For the handles.
 
+  /** Entries the directory handles have read ahead, and the most they may (namespace-listing.ts). */
+  get listingReadAhead(): { used: number; limit: number } {
+    return { used: this.#listingBudget.used, limit: this.#listingBudget.limit };
+  }
+
   /** @internal */
-  listDirOf(located: Located): Promise<NinepDirent[]> {
-    return this.#listDir(located);
+  listingOf(located: Located): StreamedListing {
+    return new StreamedListing(() => this.#listingPhases(located), this.#listingBudget);
   }
 
   /** @internal */
@@ -976,16 +1100,17 @@ export class NamespaceBackend implements NinepBackend {
   }
 }
 
-/** A directory: its merged listing is snapshotted at offset 0. */
+/** A directory: its merged listing, streamed (namespace-listing.ts). */
 class NamespaceDirHandle implements NinepHandle {
   readonly qid: Qid;
   readonly #backend: NamespaceBackend;
   readonly #located: Located;
-  #snapshot: NinepDirent[] | undefined;
+  readonly #listing: StreamedListing;
 
   constructor(backend: NamespaceBackend, located: Located, attr: NinepAttr) {
     this.#backend = backend;
     this.#located = located;
+    this.#listing = backend.listingOf(located);
     this.qid = attr.qid;
   }
 
@@ -997,9 +1122,8 @@ class NamespaceDirHandle implements NinepHandle {
     throw ErrnoError.of('EISDIR');
   }
 
-  async readdir(offset: number, maxEntries: number): Promise<NinepDirent[]> {
-    if (offset === 0 || this.#snapshot === undefined) this.#snapshot = await this.#backend.listDirOf(this.#located);
-    return this.#snapshot.slice(offset, offset + maxEntries);
+  readdir(offset: number, maxEntries: number): Promise<NinepDirent[]> {
+    return this.#listing.read(offset, maxEntries);
   }
 
   getattr(): Promise<NinepAttr> {
@@ -1008,8 +1132,8 @@ class NamespaceDirHandle implements NinepHandle {
 
   async fsync(): Promise<void> {}
 
-  async close(): Promise<void> {
-    this.#snapshot = undefined;
+  close(): Promise<void> {
+    return this.#listing.close();
   }
 }
 

@@ -53,7 +53,8 @@ async function list(backend: NamespaceBackend, path: string): Promise<string[]> 
       out.push(...entries.map((e) => e.name));
       offset = entries.at(-1)!.offset;
     }
-    return out;
+    // A listing streams (reserved names, the upper store, the host folder): its order is not sorted.
+    return out.sort();
   } finally {
     await h.close();
   }

@@ -50,6 +50,12 @@ export const PROTOCOL_VERSION = '9P2000.L';
 export const DEFAULT_MAX_MSIZE = 512 * 1024;
 export const MIN_MSIZE = 4096;
 const XATTR_SIZE_MAX = 65536;
+/**
+ * Looked-up attributes one session remembers (each about 1 KiB with the
+ * host's lstat it is built from): a 10,000-entry listing fits, and a session
+ * holds at most ~16 MiB of them (README "Memory bounds of the namespace").
+ */
+export const ATTR_CACHE_ENTRIES = 16_384;
 /** Tgetattr reply validity: P9_STATS_BASIC | P9_STATS_BTIME. */
 const GETATTR_VALID = 0x7ff | 0x800;
 
@@ -459,7 +465,7 @@ class Session implements NinepServer {
   /** `now`: performance.now(), passed in by a listing that remembers thousands at once. */
   private remember(path: string, attr: LazyAttr, gen: number, now = performance.now()): void {
     if (this.attrTtl === 0 || gen !== this.generation) return;
-    if (this.attrs.size >= 65536) this.attrs.clear();
+    if (this.attrs.size >= ATTR_CACHE_ENTRIES) this.attrs.clear();
     this.attrs.set(path, { attr, gen, expires: now + this.attrTtl });
   }
 
