@@ -78,6 +78,8 @@ describe('launcher tables', function () {
     assert.equal(doc.exitCode, 0);
     assert.match(doc.stdout, /from +the host: .*Documents\/report\.odt/);
     assert.match(doc.stdout, /copy-on-write/);
+    const waiting = await launcher(['tables', 'explain', '/host/keys/id_ed25519', '--stick', stick.root], { env });
+    assert.match(waiting.stdout, /not in the namespace: .*\n +waiting +registry:Keys would map it once confirmed \(launcher tables confirm registry:Keys\)/);
     const out = await launcherJson<{ kind: string }>(['tables', 'explain', '/etc/passwd', '--stick', stick.root], { env });
     assert.equal(out.json.kind, 'unmapped');
     const unknown = await launcher(['tables', 'show', '--user', 'nobody', '--stick', stick.root], { env });

@@ -138,6 +138,8 @@ export function registerTables(program: Command, output: () => Output): void {
     out.line(bold(r.guestPath));
     if (r.kind === 'unmapped') {
       out.line(`  not in the namespace: ${r.reason}`);
+      const waiting = loaded.table.waiting.find((w) => r.guestPath === w.guestPath || r.guestPath.startsWith(`${w.guestPath}/`));
+      if (waiting) out.line(`  waiting   ${waiting.id} would map it once confirmed (launcher tables confirm ${waiting.id})`);
       return;
     }
     if (r.kind === 'virtual') {
