@@ -1,12 +1,22 @@
 // Rules from the built-in defaults, the payload manifest and the user's
 // registry compile into ONE immutable table for one host. Every rule either
-// becomes an entry or is listed in `skipped` with the reason; conflicts and
-// surprises are listed in `problems`. Nothing here touches the guest.
+// becomes an entry, waits for the person's confirmation (`waiting`), or is
+// listed in `skipped` with the reason; conflicts and surprises are listed in
+// `problems`. Nothing here touches the guest.
+//
+// The guest writes its own registry, so a rule it wrote must never widen
+// what it sees: a FET rule from the registry, and any rule mapping a host
+// folder outside the known folders, applies only once the person has
+// confirmed it at the launcher (`launcher tables confirm`, a confirmation
+// signed with a key only their passphrase leads to: confirmations.ts).
+// Pseudo and device file systems are never served (pseudo-filesystems.ts).
 import type { GuestManifest } from '../payload/manifest.ts';
 import { defaultExclusions, ExclusionMatcher } from './exclusions.ts';
-import { isHostPathWithin } from './host-paths.ts';
+import { type HostPathRules, isHostPathWithin } from './host-paths.ts';
 import { KNOWN_FOLDER_IDS, knownFolderGuestPath } from './known-folders.ts';
 import { expandHostTemplate, type HostContext } from './name-mapping.ts';
+import { deviceNamespaceReason } from './pseudo-filesystems.ts';
+import { ruleFingerprint } from './registry-rules.ts';
 import {
   type CompiledTable,
   deepFreeze,
@@ -19,6 +29,7 @@ import {
   type SkippedRule,
   type TableEntry,
   type TableProblem,
+  type WaitingRule,
 } from './rules.ts';
 
 /** The defaults: each known folder the host has, copy-on-write, under /host/<Name>. */
@@ -64,13 +75,45 @@ interface Candidate {
   mode: TableEntry['mode'];
 }
 
+/** True when `hostPath` (or its real path) is at or inside one of this host's known folders. */
+function withinKnownFolder(host: HostContext, hostPath: string, real: string | undefined, rules: HostPathRules): boolean {
+  for (const folder of Object.values(host.knownFolders.folders)) {
+    if (!folder) continue;
+    const roots = [folder.hostPath, host.fs.realpath(folder.hostPath)].filter((p): p is string => p !== undefined);
+    if (roots.some((root) => isHostPathWithin(hostPath, root, rules) && (real === undefined || isHostPathWithin(real, root, rules)))) return true;
+  }
+  return false;
+}
+
+/**
+ * Why a FET rule needs the person's confirmation before it applies, or
+ * undefined when it does not: built-in rules are the known folders
+ * themselves; a confirmed rule has been confirmed.
+ */
+function confirmationNeeded(spec: RuleSpec, insideKnownFolder: boolean): string | undefined {
+  if (spec.origin === 'builtin' || spec.origin === 'confirmed' || spec.confirmed) return undefined;
+  if (spec.origin === 'registry') return insideKnownFolder ? 'a FET rule from the guest registry' : 'a FET rule from the guest registry, outside every known folder';
+  return insideKnownFolder ? undefined : 'a rule for a host folder outside every known folder';
+}
+
 /** Compile rules for one host into the immutable table. */
 export function compileTable(host: HostContext, rules: readonly RuleSpec[], options: CompileOptions = {}): CompiledTable {
   const mountPoint = options.mountPoint ?? NAMESPACE_MOUNT_POINT;
   const skipped: SkippedRule[] = [];
   const problems: TableProblem[] = [];
+  const waiting: WaitingRule[] = [];
   const candidates: Candidate[] = [];
   const seenIds = new Set<string>();
+  const exclusions = defaultExclusions({
+    os: host.os,
+    pathStyle: host.pathStyle,
+    home: host.home,
+    env: host.env,
+    ...(host.stickRoot === undefined ? {} : { stickRoot: host.stickRoot }),
+    ...(host.pseudoMounts === undefined ? {} : { pseudoMounts: host.pseudoMounts }),
+  });
+  const rulesOfHost = { style: host.pathStyle, caseInsensitive: host.caseInsensitive };
+  const matcher = new ExclusionMatcher(exclusions, rulesOfHost);
 
   const skip = (spec: RuleSpec, id: string, guestPath: string, reason: string, severity?: 'error' | 'warning') => {
     skipped.push({ id, guestPath, origin: spec.origin, source: spec.source, reason });
@@ -107,15 +150,47 @@ export function compileTable(host: HostContext, rules: readonly RuleSpec[], opti
       skip(spec, id, guestPath, 'a FET entry needs a host path', 'error');
       continue;
     }
+    const device = deviceNamespaceReason(spec.hostPath, host.pathStyle);
+    if (device) {
+      skip(spec, id, guestPath, `${spec.hostPath} is ${device}: no rule can expose it`, 'error');
+      continue;
+    }
     const expansion = expandHostTemplate(spec.hostPath, host);
     if (!expansion.ok) {
       skip(spec, id, guestPath, expansion.reason, userRule ? 'warning' : undefined);
+      continue;
+    }
+    const expandedDevice = deviceNamespaceReason(expansion.hostPath, host.pathStyle);
+    if (expandedDevice) {
+      skip(spec, id, guestPath, `${expansion.hostPath} is ${expandedDevice}: no rule can expose it`, 'error');
       continue;
     }
     const kind = host.fs.kind(expansion.hostPath);
     if (kind !== 'dir') {
       const reason = kind === 'missing' ? `${expansion.hostPath} does not exist on this host` : `${expansion.hostPath} is not a folder (FET entries map folders)`;
       skip(spec, id, guestPath, reason, userRule ? 'warning' : undefined);
+      continue;
+    }
+    const real = host.fs.realpath(expansion.hostPath);
+    const why = confirmationNeeded(spec, withinKnownFolder(host, expansion.hostPath, real, rulesOfHost));
+    if (why) {
+      const hits = [...new Set([...matcher.containing(expansion.hostPath), ...(real ? matcher.containing(real) : [])])];
+      const never = hits.find((e) => !e.exposable);
+      if (never) {
+        // Confirming would not help: say so now rather than ask.
+        skip(spec, id, guestPath, `${expansion.hostPath} is excluded: ${never.reason} (${never.hostPath}); no rule can expose it`, 'error');
+        continue;
+      }
+      const lifts = hits.map((e) => e.id);
+      const mode = spec.mode ?? 'cow';
+      const inside = exclusions.filter((e) => !e.exposable && isHostPathWithin(e.hostPath.replace(/[\\/]\*$/, ''), real ?? expansion.hostPath, rulesOfHost));
+      const exposes = [
+        `the host folder ${expansion.hostPath}${real && real !== expansion.hostPath ? ` (really ${real})` : ''} and everything in it`,
+        mode === 'readonly' ? 'read-only' : 'copy-on-write',
+        ...(lifts.length ? [`including what is excluded by default: ${hits.map((e) => `${e.reason} (${e.hostPath})`).join(', ')}`] : []),
+        ...(inside.length ? [`except ${inside.map((e) => e.hostPath).join(', ')}, which are never served`] : []),
+      ].join(', ');
+      waiting.push({ id, name: spec.name, table: spec.table, guestPath, origin: spec.origin, source: spec.source, template: spec.hostPath, hostPath: expansion.hostPath, mode, fingerprint: ruleFingerprint(spec), why, exposes, lifts });
       continue;
     }
     candidates.push({ spec, id, guestPath, target: { kind: 'host', template: spec.hostPath, hostPath: expansion.hostPath }, mode: spec.mode ?? 'cow' });
@@ -148,16 +223,14 @@ export function compileTable(host: HostContext, rules: readonly RuleSpec[], opti
 
   // Exclusions: a FET entry whose host path lies at or inside an excluded
   // path applies only if it is confirmed (and the exclusion can be lifted).
-  const exclusions = defaultExclusions({ os: host.os, pathStyle: host.pathStyle, home: host.home, env: host.env, ...(host.stickRoot === undefined ? {} : { stickRoot: host.stickRoot }) });
-  const rulesOfHost = { style: host.pathStyle, caseInsensitive: host.caseInsensitive };
-  const matcher = new ExclusionMatcher(exclusions, rulesOfHost);
   const entries: TableEntry[] = [];
   for (const { candidate: c, overrides } of winners) {
     const exposes: string[] = [];
     if (c.target.kind === 'host') {
       const real = host.fs.realpath(c.target.hostPath);
       const hits = [...matcher.containing(c.target.hostPath), ...(real ? matcher.containing(real) : [])];
-      const blocking = hits.filter((e) => !(c.spec.origin === 'confirmed' && e.exposable));
+      const confirmed = c.spec.origin === 'confirmed' || c.spec.confirmed === true;
+      const blocking = hits.filter((e) => !(confirmed && e.exposable));
       if (blocking.length > 0) {
         const e = blocking[0]!;
         const via = real && !matcher.containing(c.target.hostPath).includes(e) ? ` (through the symlink to ${real})` : '';
@@ -205,6 +278,7 @@ export function compileTable(host: HostContext, rules: readonly RuleSpec[], opti
     entries,
     exclusions,
     skipped,
+    waiting,
     problems,
   });
 }

@@ -1,10 +1,12 @@
 // Host secrets the guest never sees by default: SSH and GPG keys, browser
 // profiles, keychains and credential stores, cloud CLI credentials, other
-// users' homes, and the pocketvm stick itself. An excluded path is invisible
+// users' homes, and the pocketvm stick itself; and, never exposable, the
+// pseudo and device file systems (pseudo-filesystems.ts). An excluded path is invisible
 // (ENOENT, never listed) whatever rule maps its surroundings; only a rule the
 // person confirmed at the launcher, whose host path lies at or inside the
 // excluded path, lifts it, and only within that rule.
 import { foldedComponents, foldName, type HostPathRules, pathModule } from './host-paths.ts';
+import { pseudoFsExclusions } from './pseudo-filesystems.ts';
 import type { CompiledTable, Exclusion, ExclusionCategory, PathStyle, TableEntry } from './rules.ts';
 
 export interface ExclusionHost {
@@ -14,6 +16,8 @@ export interface ExclusionHost {
   env: Readonly<Record<string, string | undefined>>;
   /** The stick's root when known: hidden from the guest, never exposable. */
   stickRoot?: string;
+  /** Linux: where pseudo file systems are mounted (/proc/self/mountinfo), never exposable. */
+  pseudoMounts?: readonly string[];
 }
 
 type Item = [id: string, category: ExclusionCategory, reason: string, relative: string];
@@ -138,6 +142,7 @@ export function defaultExclusions(host: ExclusionHost): Exclusion[] {
   if (host.stickRoot) {
     list.push({ id: 'pocketvm-stick', category: 'pocketvm', reason: 'the pocketvm stick itself (user keys, registries, copy-on-write layers, session files)', hostPath: host.stickRoot, except: [], exposable: false });
   }
+  list.push(...pseudoFsExclusions(host));
   return list;
 }
 

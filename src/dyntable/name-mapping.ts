@@ -10,6 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import { currentHostAdapter } from '../hostprobe/current-host.ts';
 import { liveSource } from '../hostprobe/probe-source.ts';
 import { isAbsoluteHostPath, pathModule } from './host-paths.ts';
+import { pseudoMountPoints } from './pseudo-filesystems.ts';
 import { isKnownFolderId, KNOWN_FOLDER_IDS, type KnownFolderScan } from './known-folders.ts';
 import { knownFoldersDarwin } from './known-folders-darwin.ts';
 import { knownFoldersLinux, userDirsFile } from './known-folders-linux.ts';
@@ -29,6 +30,8 @@ export interface HostContext extends TableHost {
   knownFolders: KnownFolderScan;
   /** The stick's root, hidden from the guest. */
   stickRoot?: string;
+  /** Linux: mount points of pseudo file systems, never served (pseudo-filesystems.ts). */
+  pseudoMounts?: readonly string[];
   fs: HostFsProbe;
 }
 
@@ -162,6 +165,7 @@ export async function discoverHostContext(options: DiscoverOptions = {}): Promis
     env,
     knownFolders,
     ...(options.stickRoot === undefined ? {} : { stickRoot: options.stickRoot }),
+    ...(os === 'linux' ? { pseudoMounts: pseudoMountPoints(await readFile('/proc/self/mountinfo', 'utf8').catch(() => '')) } : {}),
     fs: liveFsProbe,
   };
 }

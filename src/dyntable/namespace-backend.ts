@@ -218,7 +218,8 @@ export class NamespaceBackend implements NinepBackend {
         for (const name of names) await walk(join(path, name), ids, depth + 1);
       }
     };
-    for (const e of exclusions) if (!e.hostPath.includes('*') && e.category !== 'other-users') await walk(e.hostPath, e.id, 0);
+    // Pseudo file systems hold no hard links to anything else (and walking /proc would spend the budget).
+    for (const e of exclusions) if (!e.hostPath.includes('*') && e.category !== 'other-users' && e.category !== 'pseudo-fs') await walk(e.hostPath, e.id, 0);
   }
 
   // ---------------------------------------------------------------------

@@ -10,7 +10,8 @@ import { dyntablePaths, registryPaths, type StickLayout } from '../stick/layout.
 import { builtinRules, compileTable, manifestRules } from './compile.ts';
 import { NamespaceBackend } from './namespace-backend.ts';
 import { discoverHostContext, type HostContext } from './name-mapping.ts';
-import { readConfirmations, readRegistryRules, type RegistryRuleProblem, type RegistryRuleReader } from './registry-rules.ts';
+import { readConfirmationRecords } from './confirmations.ts';
+import { readRegistryRules, ruleFingerprint, type RegistryRuleProblem, type RegistryRuleReader } from './registry-rules.ts';
 import type { CompiledTable, RuleSpec } from './rules.ts';
 
 export interface LoadTableOptions {
@@ -25,6 +26,12 @@ export interface LoadTableOptions {
   manifest?: Pick<GuestManifest, 'tables'>;
   /** The host, if already read (tests). */
   host?: HostContext;
+  /**
+   * Fingerprints of the user's confirmations whose signature was checked
+   * with their key after login (confirmations.ts trustedConfirmations).
+   * Without it no rule counts as confirmed: the file alone is never trusted.
+   */
+  confirmed?: ReadonlySet<string>;
 }
 
 export interface LoadedTable {
@@ -33,6 +40,10 @@ export interface LoadedTable {
   /** What could not be read, in a word each (registry rules with bad values, a missing payload). */
   notes: string[];
   registryProblems: RegistryRuleProblem[];
+  /** Every rule that went into the compiler (to find one by name). */
+  rules: RuleSpec[];
+  /** Fingerprints recorded in the user's confirmation file, not checked (for `tables show` without a passphrase). */
+  recorded: Set<string>;
 }
 
 export async function loadTable(options: LoadTableOptions): Promise<LoadedTable> {
@@ -54,12 +65,14 @@ export async function loadTable(options: LoadTableOptions): Promise<LoadedTable>
       notes.push(`no payload ${guest} on this stick: no manifest rules`);
     }
   }
-  if (manifest) rules.push(...manifestRules(manifest, `payload/${guest}/guest.json`));
+  const confirmed = options.confirmed ?? new Set<string>();
+  if (manifest) rules.push(...manifestRules(manifest, `payload/${guest}/guest.json`).map((rule) => (confirmed.has(ruleFingerprint(rule)) ? { ...rule, confirmed: true } : rule)));
 
   let registryProblems: RegistryRuleProblem[] = [];
+  let recorded = new Set<string>();
   if (user) {
     const paths = dyntablePaths(layout, user);
-    const confirmed = new Set((await readConfirmations(paths.confirmations)).map((c) => c.fingerprint));
+    recorded = new Set((await readConfirmationRecords(paths.confirmations)).map((c) => c.fingerprint));
     let registry = options.registry;
     let opened: GuestRegistry | undefined;
     if (!registry && existsSync(registryPaths(layout, user, guest).file)) {
@@ -82,7 +95,7 @@ export async function loadTable(options: LoadTableOptions): Promise<LoadedTable>
     notes.push('no user given: registry rules are not included (--user NAME)');
   }
   const table = compileTable(host, rules, user ? { stickUser: user } : {});
-  return { table, host, notes, registryProblems };
+  return { table, host, notes, registryProblems, rules, recorded };
 }
 
 export interface OpenNamespaceOptions extends LoadTableOptions {

@@ -10,15 +10,13 @@
 //     Description string  optional
 //
 // Value names are matched case-insensitively. The guest may write its own
-// registry, so a registry rule can never expose an excluded host path by
-// itself: the person confirms it at the launcher (`launcher tables confirm
-// RULE --user NAME`), which records the rule's fingerprint in
-// users/<name>/tables-confirmed.json, a file the guest cannot reach. A rule
-// whose fingerprint is recorded compiles with origin `confirmed`; changing
-// the rule in any way voids the confirmation.
+// registry, so a registry FET rule never applies by itself: the person
+// confirms it at the launcher (`launcher tables confirm RULE`, with their
+// passphrase), which records the rule's fingerprint, signed, in
+// users/<name>/tables-confirmed.json (confirmations.ts), a file the guest
+// cannot reach. A rule whose fingerprint has a genuine confirmation compiles
+// with origin `confirmed`; changing the rule in any way voids it.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { normalizeGuestPath, type RuleSpec } from './rules.ts';
 
 export const TABLES_RULES_KEY = 'Tables\\Rules';
@@ -58,8 +56,8 @@ export function ruleFingerprint(rule: Pick<RuleSpec, 'table' | 'guestPath' | 'ho
 }
 
 /**
- * The rules under Tables\Rules. `confirmed` holds fingerprints from the
- * user's confirmation file; a matching rule gets origin `confirmed`.
+ * The rules under Tables\Rules. `confirmed` holds the fingerprints of the
+ * user's verified confirmations; a matching rule gets origin `confirmed`.
  */
 export function readRegistryRules(registry: RegistryRuleReader, confirmed: ReadonlySet<string> = new Set()): { rules: RuleSpec[]; problems: RegistryRuleProblem[] } {
   const rules: RuleSpec[] = [];
@@ -106,46 +104,4 @@ export function readRegistryRules(registry: RegistryRuleReader, confirmed: Reado
     rules.push(spec);
   }
   return { rules, problems };
-}
-
-export interface ConfirmationRecord {
-  fingerprint: string;
-  rule: { name: string; table: string; guestPath: string; hostPath?: string; mode?: string };
-  confirmedAt: string;
-}
-
-interface ConfirmationFile {
-  format: 'pocketvm-table-confirmations';
-  version: 1;
-  confirmed: ConfirmationRecord[];
-}
-
-/** The fingerprints in a user's confirmation file (empty when there is none or it is unreadable). */
-export async function readConfirmations(file: string): Promise<ConfirmationRecord[]> {
-  try {
-    const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<ConfirmationFile>;
-    if (parsed.format !== 'pocketvm-table-confirmations' || !Array.isArray(parsed.confirmed)) return [];
-    return parsed.confirmed.filter((r): r is ConfirmationRecord => typeof r?.fingerprint === 'string' && /^[0-9a-f]{64}$/.test(r.fingerprint));
-  } catch {
-    return [];
-  }
-}
-
-/** Record (or with `remove`, withdraw) the confirmation of one rule. Written atomically. */
-export async function writeConfirmation(file: string, rule: RuleSpec, remove = false): Promise<ConfirmationRecord[]> {
-  const fingerprint = ruleFingerprint(rule);
-  const records = (await readConfirmations(file)).filter((r) => r.fingerprint !== fingerprint);
-  if (!remove) {
-    records.push({
-      fingerprint,
-      rule: { name: rule.name, table: rule.table, guestPath: rule.guestPath, ...(rule.hostPath === undefined ? {} : { hostPath: rule.hostPath }), ...(rule.mode === undefined ? {} : { mode: rule.mode }) },
-      confirmedAt: new Date().toISOString(),
-    });
-  }
-  const body: ConfirmationFile = { format: 'pocketvm-table-confirmations', version: 1, confirmed: records };
-  await mkdir(dirname(file), { recursive: true });
-  const temp = `${file}.tmp`;
-  await writeFile(temp, `${JSON.stringify(body, null, 2)}\n`);
-  await rename(temp, file);
-  return records;
 }

@@ -25,7 +25,9 @@ export type EntryMode = 'stick' | 'cow' | 'readonly';
  * Who asked for a rule, in rising precedence: a rule for the same guest path
  * from a higher origin overrides a lower one. Only `confirmed` rules (a
  * registry rule the person confirmed at the launcher, `launcher tables
- * confirm`) may expose a default exclusion.
+ * confirm`) may expose a default exclusion. A registry FET rule that is not
+ * confirmed never applies: the guest writes its own registry, so it waits
+ * (CompiledTable.waiting) until the person confirms it.
  */
 export type RuleOrigin = 'builtin' | 'manifest' | 'registry' | 'confirmed';
 
@@ -50,6 +52,12 @@ export interface RuleSpec {
   /** Where the rule was read: `built-in`, `payload/default/guest.json`, `registry Tables\Rules\X`. */
   source: string;
   description?: string;
+  /**
+   * A manifest rule the person confirmed (its fingerprint is in their signed
+   * confirmations): it may then map a host folder outside the known folders.
+   * Registry rules get origin `confirmed` instead.
+   */
+  confirmed?: boolean;
 }
 
 export type EntryTarget =
@@ -83,7 +91,8 @@ export type ExclusionCategory =
   | 'credentials'
   | 'cloud-credentials'
   | 'other-users'
-  | 'pocketvm';
+  | 'pocketvm'
+  | 'pseudo-fs';
 
 /** A host path the guest never sees unless a confirmed rule exposes it. */
 export interface Exclusion {
@@ -95,7 +104,7 @@ export interface Exclusion {
   except: string[];
   /** Why, in a few words: "SSH keys", "Firefox profiles". */
   reason: string;
-  /** False for the stick's own user data: no rule can expose it. */
+  /** False for the stick's own user data and the pseudo file systems: no rule can expose them. */
   exposable: boolean;
 }
 
@@ -106,6 +115,32 @@ export interface SkippedRule {
   origin: RuleOrigin;
   source: string;
   reason: string;
+}
+
+/**
+ * A rule that would expose more than the person already shares (a FET rule
+ * from the guest registry, or one outside every known folder) and has not
+ * been confirmed at the launcher: it is not in the table until it is.
+ */
+export interface WaitingRule {
+  id: string;
+  name: string;
+  table: TableKind;
+  guestPath: string;
+  origin: RuleOrigin;
+  source: string;
+  /** The rule's HostPath as written, and what it names on this host. */
+  template: string;
+  hostPath: string;
+  mode: 'cow' | 'readonly';
+  /** What `launcher tables confirm` binds to (registry-rules.ts ruleFingerprint). */
+  fingerprint: string;
+  /** Why it needs confirmation, in a few words. */
+  why: string;
+  /** What the guest would see once it is confirmed, in one sentence. */
+  exposes: string;
+  /** Default exclusions inside or around it that confirming would lift. */
+  lifts: string[];
 }
 
 export interface TableProblem {
@@ -134,6 +169,8 @@ export interface CompiledTable {
   entries: readonly TableEntry[];
   exclusions: readonly Exclusion[];
   skipped: readonly SkippedRule[];
+  /** Rules that apply only once the person confirms them (`launcher tables confirm`). */
+  waiting: readonly WaitingRule[];
   problems: readonly TableProblem[];
 }
 

@@ -46,6 +46,8 @@ export interface NamespaceChannelOptions {
   user: string;
   /** The session's open registry (its Tables\... rules). */
   registry?: RegistryRuleReader;
+  /** Fingerprints of the user's confirmations, checked with their key at login. */
+  confirmed?: ReadonlySet<string>;
   manifest?: Pick<GuestManifest, 'tables'>;
   /** Where the server's diagnostics go (the guest's QEMU log on the stick). */
   logFile?: string;
@@ -73,6 +75,7 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
         user: options.user,
         guest: options.guest,
         ...(options.registry ? { registry: options.registry } : {}),
+        ...(options.confirmed ? { confirmed: options.confirmed } : {}),
         ...(options.manifest ? { manifest: options.manifest } : {}),
         // The guest user (30-home.sh) owns what the guest sees, host files
         // included: every change lands in upper/ anyway, and the person at the

@@ -13,7 +13,8 @@ import type { GuestRegistry } from '../guestregistry/registry.ts';
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import { type GuestPayload, openGuestPayload } from '../payload/guest-payload.ts';
 import { packaged } from '../runtime/self.ts';
-import { guestLogPaths, type StickLayout } from '../stick/layout.ts';
+import { dyntablePaths, guestLogPaths, type StickLayout } from '../stick/layout.ts';
+import { trustedConfirmations } from '../dyntable/confirmations.ts';
 import { acquireLock, type StickLock } from '../stick/lock.ts';
 import { openStick } from '../stick/stick-root.ts';
 import { AcceleratorVerdicts, bootWithFallback, planAccelerators } from '../vmm/accelerator-fallback.ts';
@@ -285,8 +286,12 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
       registry = await openSessionRegistry({ layout, guest: options.guest, user: login.name, ...(profile.fingerprint ? { hostId: profile.fingerprint } : {}), facts: hostFacts(profile), onNotice: (message) => options.onNotice?.(message) });
       extraChannels.push(registryChannel(registry));
       cmdlineWords.push(REGISTRY_CMDLINE_WORD);
-      // The dyntable namespace over 9P, mounted on /host in the guest.
-      extraChannels.push(namespaceChannel({ layout, guest: options.guest, user: login.name, registry, manifest: payload.manifest, logFile: logs.qemu }));
+      // The dyntable namespace over 9P, mounted on /host in the guest. Only
+      // confirmations signed with this user's key count (checked now, while
+      // the disk key is in memory); a forged one is said and ignored.
+      const tables = await trustedConfirmations(dyntablePaths(layout, login.name).confirmations, login.diskKey, login.id);
+      for (const refused of tables.refused) options.onNotice?.(refused.message);
+      extraChannels.push(namespaceChannel({ layout, guest: options.guest, user: login.name, registry, manifest: payload.manifest, confirmed: tables.trusted, logFile: logs.qemu }));
       cmdlineWords.push(NAMESPACE_CMDLINE_WORD);
     }
     const sizing = sizeMachine(payload.manifest, profile, registry ? registrySizingOverrides(registry) : {});

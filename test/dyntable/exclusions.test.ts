@@ -5,7 +5,9 @@ import { compileTable } from '../../src/dyntable/compile.ts';
 import { defaultExclusions } from '../../src/dyntable/exclusions.ts';
 import { NamespaceBackend } from '../../src/dyntable/namespace-backend.ts';
 import { Errno, OpenFlags } from '../../src/dyntable/ninep/backend.ts';
-import { readConfirmations, readRegistryRules, ruleFingerprint, writeConfirmation, type RegistryRuleReader } from '../../src/dyntable/registry-rules.ts';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readConfirmationRecords, recordConfirmation, trustedConfirmations } from '../../src/dyntable/confirmations.ts';
+import { readRegistryRules, ruleFingerprint, type RegistryRuleReader } from '../../src/dyntable/registry-rules.ts';
 import { resolvePath } from '../../src/dyntable/resolver.ts';
 import type { RuleSpec } from '../../src/dyntable/rules.ts';
 import { liveHost, removeDir, snapshotTree, tempDir } from './helpers.ts';
@@ -89,7 +91,8 @@ describe('dyntable exclusions', () => {
     removeDir(base);
   });
 
-  const rule = (r: Partial<RuleSpec> & Pick<RuleSpec, 'name' | 'table' | 'guestPath'>): RuleSpec => ({ origin: 'registry', source: 'test', ...r });
+  // Rules the person confirmed: a registry FET rule applies only then.
+  const rule = (r: Partial<RuleSpec> & Pick<RuleSpec, 'name' | 'table' | 'guestPath'>): RuleSpec => ({ origin: 'confirmed', source: 'test', ...r });
 
   it('lists every category for each host OS', () => {
     for (const os of ['linux', 'darwin', 'windows'] as const) {
@@ -162,20 +165,25 @@ describe('dyntable exclusions', () => {
       subkeys: (key) => (key.toLowerCase() === 'tables\\rules' ? ['Keys', 'Home', 'Off', 'Broken'] : []),
       values: (key) => values[key] ?? [],
     };
-    // Unconfirmed: the rule is refused.
-    let read = readRegistryRules(registry, new Set((await readConfirmations(confirmations)).map((c) => c.fingerprint)));
+    const diskKey = randomBytes(32);
+    const userId = randomUUID();
+    const trusted = async () => (await trustedConfirmations(confirmations, diskKey, userId)).trusted;
+    // Unconfirmed: both FET rules wait for the person; Keys would lift the SSH exclusion.
+    let read = readRegistryRules(registry, await trusted());
     assert.deepEqual(read.problems.map((p) => p.key), ['Tables\\Rules\\Broken']);
     assert.deepEqual(read.rules.map((r) => [r.name, r.origin]), [['Keys', 'registry'], ['Home', 'registry']]);
     let table = compileTable(liveHost(home), read.rules);
-    assert.deepEqual(table.entries.map((e) => e.id), ['registry:Home']);
-    assert.match(table.skipped[0]!.reason, /SSH keys/);
+    assert.deepEqual(table.entries.map((e) => e.id), []);
+    assert.deepEqual(table.waiting.map((w) => [w.id, w.lifts]), [['registry:Keys', ['ssh']], ['registry:Home', []]]);
+    assert.match(table.waiting[0]!.exposes, /SSH keys/);
 
     // Confirmed at the launcher: exposed, read-only, through /host/keys only.
-    await writeConfirmation(confirmations, read.rules[0]!);
-    read = readRegistryRules(registry, new Set((await readConfirmations(confirmations)).map((c) => c.fingerprint)));
+    await recordConfirmation(confirmations, read.rules[0]!, diskKey, userId);
+    await recordConfirmation(confirmations, read.rules[1]!, diskKey, userId);
+    read = readRegistryRules(registry, await trusted());
     assert.equal(read.rules[0]!.origin, 'confirmed');
     table = compileTable(liveHost(home), read.rules);
-    assert.deepEqual(table.entries.map((e) => [e.id, e.exposes]), [['registry:Home', []], ['confirmed:Keys', ['ssh']]]);
+    assert.deepEqual(table.entries.map((e) => [e.id, e.exposes]), [['confirmed:Home', []], ['confirmed:Keys', ['ssh']]]);
     backend = await NamespaceBackend.open({ table, filesDir: join(base, 'files'), upperDir: join(base, 'upper') });
     assert.deepEqual(await names(backend, '/keys'), ['id_ed25519']);
     const h = await backend.open('/keys/id_ed25519', OpenFlags.RDONLY);
@@ -187,8 +195,8 @@ describe('dyntable exclusions', () => {
 
     // Any change to the rule voids the confirmation.
     values['Tables\\Rules\\Keys']![3] = { name: 'Mode', value: { type: 'string', data: 'cow' } };
-    read = readRegistryRules(registry, new Set((await readConfirmations(confirmations)).map((c) => c.fingerprint)));
+    read = readRegistryRules(registry, await trusted());
     assert.equal(read.rules[0]!.origin, 'registry');
-    assert.notEqual(ruleFingerprint(read.rules[0]!), (await readConfirmations(confirmations))[0]!.fingerprint);
+    assert.notEqual(ruleFingerprint(read.rules[0]!), (await readConfirmationRecords(confirmations))[0]!.fingerprint);
   });
 });

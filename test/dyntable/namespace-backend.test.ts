@@ -7,7 +7,8 @@ import { AT_REMOVEDIR, Errno, type NinepHandle, OpenFlags, S_IFDIR, S_IFIFO, S_I
 import type { CompiledTable, RuleSpec } from '../../src/dyntable/rules.ts';
 import { liveHost, removeDir, snapshotTree, tempDir } from './helpers.ts';
 
-const rule = (r: Partial<RuleSpec> & Pick<RuleSpec, 'name' | 'table' | 'guestPath'>): RuleSpec => ({ origin: 'registry', source: 'test', ...r });
+// Rules the person confirmed: a registry FET rule applies only then.
+const rule = (r: Partial<RuleSpec> & Pick<RuleSpec, 'name' | 'table' | 'guestPath'>): RuleSpec => ({ origin: 'confirmed', source: 'test', ...r });
 
 const setattr = (r: Partial<SetattrRequest> & { valid: number }): SetattrRequest => ({ mode: 0, uid: 0, gid: 0, size: 0, atimeSec: 0, atimeNsec: 0, mtimeSec: 0, mtimeNsec: 0, ...r });
 

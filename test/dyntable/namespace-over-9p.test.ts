@@ -24,7 +24,7 @@ describe('dyntable namespace over 9P', () => {
     const before = snapshotTree(home);
     const table = compileTable(liveHost(home), [
       { name: 'Documents', table: 'FET', guestPath: '/host/Documents', hostPath: '~/Documents', origin: 'builtin', source: 'built-in' },
-      { name: 'Home', table: 'FET', guestPath: '/host/home', hostPath: '~', mode: 'readonly', origin: 'registry', source: 'test' },
+      { name: 'Home', table: 'FET', guestPath: '/host/home', hostPath: '~', mode: 'readonly', origin: 'confirmed', source: 'test' },
       { name: 'Scratch', table: 'FIT', guestPath: '/host/scratch', origin: 'manifest', source: 'test' },
     ]);
     const backend = await NamespaceBackend.open({ table, filesDir: join(base, 'stick', 'files'), upperDir: join(base, 'stick', 'upper') });

@@ -6,14 +6,16 @@ import { parseManifest } from '../../src/payload/manifest.ts';
 import { validManifest } from '../payload/manifest-fixture.ts';
 import { fakeHost } from './helpers.ts';
 
-const rule = (r: Partial<RuleSpec> & Pick<RuleSpec, 'name' | 'table' | 'guestPath'>): RuleSpec => ({ origin: 'registry', source: `registry Tables\\Rules\\${r.name}`, ...r });
+// A registry FET rule applies only once the person confirmed it (origin
+// `confirmed`, as the loader marks it); FIT rules need no confirmation.
+const rule = (r: Partial<RuleSpec> & Pick<RuleSpec, 'name' | 'table' | 'guestPath'>): RuleSpec => ({ origin: r.table === 'FET' ? 'confirmed' : 'registry', source: `registry Tables\\Rules\\${r.name}`, ...r });
 
 describe('dyntable resolver', () => {
   describe("the seed's example", () => {
     // FIT WINDOWS\TEMP, FET WINDOWS: TEMP files from the stick, SYSTEM files from the host.
     const host = fakeHost({ os: 'windows', dirs: ['C:\\WINDOWS'] });
     const table = compileTable(host, [
-      rule({ name: 'Windows', table: 'FET', guestPath: '\\host\\WINDOWS', hostPath: 'C:\\WINDOWS', origin: 'manifest', source: 'guest.json' }),
+      rule({ name: 'Windows', table: 'FET', guestPath: '\\host\\WINDOWS', hostPath: 'C:\\WINDOWS', origin: 'manifest', source: 'guest.json', confirmed: true }),
       rule({ name: 'WindowsTemp', table: 'FIT', guestPath: '\\host\\WINDOWS\\TEMP' }),
     ]);
 
@@ -96,9 +98,9 @@ describe('dyntable resolver', () => {
       );
       const table = compileTable(host, [...builtinRules(), ...manifestRules(manifest, 'payload/default/guest.json'), rule({ name: 'MyDocs', table: 'FET', guestPath: '/host/Documents', hostPath: '~/Work' })]);
       const docs = table.entries.find((e) => e.guestPath === '/host/Documents')!;
-      assert.equal(docs.id, 'registry:MyDocs');
+      assert.equal(docs.id, 'confirmed:MyDocs');
       assert.deepEqual(docs.overrides, ['builtin:Documents', 'manifest:Docs']);
-      assert.ok(table.skipped.some((s) => s.id === 'manifest:Docs' && /overridden by registry:MyDocs/.test(s.reason)));
+      assert.ok(table.skipped.some((s) => s.id === 'manifest:Docs' && /overridden by confirmed:MyDocs/.test(s.reason)));
       const r = resolvePath(table, '/host/Documents/a.txt');
       assert.equal(r.kind === 'entry' && r.hostPath, `${home}/Work/a.txt`);
     });
@@ -107,11 +109,11 @@ describe('dyntable resolver', () => {
       const table = compileTable(host, [
         ...builtinRules(),
         rule({ name: 'A', table: 'FET', guestPath: '/host/Documents', hostPath: '~/Work' }),
-        rule({ name: 'B', table: 'FIT', guestPath: '/host/Documents/' }),
+        rule({ name: 'B', table: 'FET', guestPath: '/host/Documents/', hostPath: '~/Other' }),
       ]);
       const conflict = table.problems.find((p) => p.severity === 'error');
       assert.ok(conflict);
-      assert.deepEqual([...conflict.rules].sort(), ['registry:A', 'registry:B']);
+      assert.deepEqual([...conflict.rules].sort(), ['confirmed:A', 'confirmed:B']);
       assert.match(conflict.message, /conflict/);
       const docs = table.entries.find((e) => e.guestPath === '/host/Documents')!;
       assert.equal(docs.id, 'builtin:Documents');
@@ -129,7 +131,7 @@ describe('dyntable resolver', () => {
       ]);
       assert.deepEqual(
         table.entries.map((e) => e.id),
-        ['registry:Good'],
+        ['confirmed:Good'],
       );
       assert.equal(table.skipped.length, 6);
       assert.equal(table.problems.length, 6);
@@ -150,9 +152,17 @@ describe('dyntable resolver', () => {
 
     it('a rule targeting an excluded folder is refused unless confirmed', () => {
       const withSsh = fakeHost({ home, dirs: [`${home}/.ssh`, `${home}`] });
-      const plain = compileTable(withSsh, [rule({ name: 'Keys', table: 'FET', guestPath: '/host/keys', hostPath: '~/.ssh', mode: 'readonly' })]);
+      const plain = compileTable(withSsh, [rule({ name: 'Keys', table: 'FET', guestPath: '/host/keys', hostPath: '~/.ssh', mode: 'readonly', origin: 'registry' })]);
       assert.equal(plain.entries.length, 0);
-      assert.match(plain.skipped[0]!.reason, /excluded: SSH keys .*only a rule confirmed/);
+      assert.deepEqual(plain.waiting.map((w) => [w.id, w.lifts]), [['registry:Keys', ['ssh']]]);
+      assert.match(plain.waiting[0]!.exposes, /including what is excluded by default: SSH keys/);
+      // A manifest rule inside a known folder but onto an exclusion is refused unless confirmed.
+      // (A host whose Documents folder is the home itself.)
+      const manifest = compileTable(fakeHost({ home, dirs: [home, `${home}/.ssh`], knownFolders: { folders: { Documents: { id: 'Documents', hostPath: home, how: 'test' } }, notes: [] } }), [
+        rule({ name: 'Keys', table: 'FET', guestPath: '/host/keys', hostPath: '{Documents}/.ssh', origin: 'manifest' }),
+      ]);
+      assert.equal(manifest.entries.length, 0);
+      assert.match(manifest.skipped[0]!.reason, /excluded: SSH keys .*only a rule confirmed/);
       const confirmed = compileTable(withSsh, [rule({ name: 'Keys', table: 'FET', guestPath: '/host/keys', hostPath: '~/.ssh', mode: 'readonly', origin: 'confirmed' })]);
       assert.equal(confirmed.entries.length, 1);
       assert.deepEqual(confirmed.entries[0]!.exposes, ['ssh']);

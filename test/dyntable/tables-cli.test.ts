@@ -11,6 +11,7 @@ interface ShowJson {
   mountPoint: string;
   entries: Array<{ id: string; guestPath: string; table: string; mode: string; origin: string; exposes: string[]; target: { kind: string; hostPath?: string } }>;
   skipped: Array<{ id: string; reason: string }>;
+  waiting: Array<{ id: string; guestPath: string; hostPath: string; why: string; exposes: string; lifts: string[]; confirmationRecorded: boolean }>;
   problems: Array<{ severity: string; message: string }>;
 }
 
@@ -58,9 +59,12 @@ describe('launcher tables', function () {
       ],
     );
     assert.equal(json.entries[0]!.target.hostPath, join(home, 'Documents'));
-    assert.match(json.skipped.find((s) => s.id === 'registry:Keys')!.reason, /SSH keys.*launcher tables confirm/);
+    assert.deepEqual(json.waiting.map((w) => [w.id, w.guestPath, w.hostPath, w.lifts]), [['registry:Keys', '/host/keys', join(home, '.ssh'), ['ssh']]]);
+    assert.match(json.waiting[0]!.exposes, /SSH keys/);
     const human = await launcher(['tables', 'show', '--stick', stick.root, '--user', 'anna'], { env });
     assert.equal(human.exitCode, 0);
+    assert.match(human.stdout, /needs confirmation[^\n]*\n +registry:Keys \(\/host\/keys ← ~\/\.ssh\): a FET rule from the guest registry, outside every known folder\n +would expose the host folder .*\.ssh and everything in it, read-only, including what is excluded by default: SSH keys/);
+    assert.match(human.stdout, /pseudo-fs +\/proc, \/sys, \/dev, \/run.* \(never served\)/);
     assert.match(human.stdout, /\/host\/Documents\/TEMP +FIT +stick +stick users\/anna\/files\/host\/Documents\/TEMP +registry/);
     assert.match(human.stdout, /ssh-keys +.*\.ssh/);
   });
@@ -74,26 +78,38 @@ describe('launcher tables', function () {
     assert.equal(doc.exitCode, 0);
     assert.match(doc.stdout, /from +the host: .*Documents\/report\.odt/);
     assert.match(doc.stdout, /copy-on-write/);
+    const waiting = await launcher(['tables', 'explain', '/host/keys/id_ed25519', '--stick', stick.root], { env });
+    assert.match(waiting.stdout, /not in the namespace: .*\n +waiting +registry:Keys would map it once confirmed \(launcher tables confirm registry:Keys\)/);
     const out = await launcherJson<{ kind: string }>(['tables', 'explain', '/etc/passwd', '--stick', stick.root], { env });
     assert.equal(out.json.kind, 'unmapped');
     const unknown = await launcher(['tables', 'show', '--user', 'nobody', '--stick', stick.root], { env });
     assert.equal(unknown.exitCode, 11);
   });
 
-  it('confirm lets a registry rule expose an excluded folder; --revoke takes it back', async () => {
+  it('confirm takes the passphrase and lets a registry rule expose an excluded folder; --revoke takes it back', async () => {
     const refused = await launcher(['tables', 'confirm', 'Keys', '--stick', stick.root], { env });
     assert.equal(refused.exitCode, 2, 'no terminal and no --yes: nothing changes');
-    const confirmed = await launcherJson<{ confirmed: boolean; exposes: string[] }>(['tables', 'confirm', 'Keys', '--yes', '--stick', stick.root], { env });
-    assert.equal(confirmed.exitCode, 0);
+    const noPassphrase = await launcher(['tables', 'confirm', 'Keys', '--yes', '--stick', stick.root], { env });
+    assert.equal(noPassphrase.exitCode, 2, 'no terminal to ask the passphrase at');
+    const wrong = await launcher(['tables', 'confirm', 'Keys', '--yes', '--passphrase-stdin', '--stick', stick.root], { env, input: 'not the passphrase\n' });
+    assert.equal(wrong.exitCode, 11, wrong.stderr);
+    const confirmed = await launcherJson<{ confirmed: boolean; exposes: string[] }>(['tables', 'confirm', 'Keys', '--yes', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
+    assert.equal(confirmed.exitCode, 0, confirmed.stderr);
     assert.deepEqual(confirmed.json.exposes, ['ssh']);
+    // Without the passphrase the confirmation is not trusted, only noted.
     let show = await launcherJson<ShowJson>(['tables', 'show', '--stick', stick.root], { env });
+    assert.equal(show.json.entries.find((e) => e.guestPath === '/host/keys'), undefined);
+    assert.equal(show.json.waiting.find((w) => w.id === 'registry:Keys')?.confirmationRecorded, true);
+    show = await launcherJson<ShowJson>(['tables', 'show', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
     const keys = show.json.entries.find((e) => e.guestPath === '/host/keys');
     assert.equal(keys?.origin, 'confirmed');
     assert.deepEqual(keys?.exposes, ['ssh']);
-    const explained = await launcherJson<{ visible: boolean; access: string }>(['tables', 'explain', '/host/keys/id_ed25519', '--stick', stick.root], { env });
+    assert.deepEqual(show.json.waiting, []);
+    const explained = await launcherJson<{ visible: boolean; access: string }>(['tables', 'explain', '/host/keys/id_ed25519', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
     assert.deepEqual([explained.json.visible, explained.json.access], [true, 'readonly']);
     assert.equal((await launcher(['tables', 'confirm', 'Keys', '--revoke', '--stick', stick.root], { env })).exitCode, 0);
-    show = await launcherJson<ShowJson>(['tables', 'show', '--stick', stick.root], { env });
+    show = await launcherJson<ShowJson>(['tables', 'show', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
     assert.equal(show.json.entries.find((e) => e.guestPath === '/host/keys'), undefined);
+    assert.equal(show.json.waiting.find((w) => w.id === 'registry:Keys')?.confirmationRecorded, false);
   });
 });

@@ -102,6 +102,9 @@ describe('the dyntable namespace in the real guest (/host over 9P)', function ()
       const set = await launcher(['reg', 'set', '--stick', stick.root, '--user', USER, 'Tables\\Rules\\Home', name, value], { env });
       assert.equal(set.exitCode, 0, set.stderr);
     }
+    // A registry FET rule applies only once the person confirms it, with the passphrase.
+    const confirmed = await launcher(['tables', 'confirm', 'Home', '--yes', '--passphrase-stdin', '--stick', stick.root, '--user', USER], { env, input: `${PASSPHRASE}\n` });
+    assert.equal(confirmed.exitCode, 0, confirmed.stderr);
     hostBefore = snapshotTree(home);
     outsideBefore = snapshotTree(outside);
     await boot();

@@ -1,6 +1,9 @@
 // `launcher tables show|explain|confirm`: the dynamic tables (src/dyntable/):
 // which guest paths come from the stick (FIT), which from the host (FET), what
-// is excluded, and why a given path resolves the way it does.
+// is excluded, which rules wait for the person's confirmation, and why a
+// given path resolves the way it does. Confirming takes the passphrase: the
+// confirmation is signed with a key derived from the user's disk key
+// (src/dyntable/confirmations.ts), so the stick alone cannot forge one.
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.ts';
 import type { LoadedTable } from '../../dyntable/namespace.ts';
@@ -18,14 +21,40 @@ interface TablesOptions {
   json?: boolean;
   yes?: boolean;
   revoke?: boolean;
+  passphraseStdin?: boolean;
 }
 
-async function load(options: TablesOptions): Promise<LoadedTable & { layout: StickLayout; user: string | undefined }> {
+interface Loaded extends LoadedTable {
+  layout: StickLayout;
+  user: string | undefined;
+  /** Whether recorded confirmations were checked with the user's key (a login). */
+  checked: boolean;
+}
+
+/**
+ * The table as a launch would compile it. With --passphrase-stdin the user
+ * logs in and their confirmations are checked as at launch; without, no
+ * confirmation is trusted (the file alone proves nothing) and waiting rules
+ * with a recorded confirmation say so.
+ */
+async function load(out: Output, options: TablesOptions): Promise<Loaded> {
   const layout = await openStick(resolveStickRoot(options.stick));
   const user = await findStickUser(layout, options.user);
   const { loadTable } = await import('../../dyntable/namespace.ts');
-  const loaded = await loadTable({ layout, guest: options.guest ?? 'default', ...(user ? { user } : {}) });
-  return { ...loaded, layout, user };
+  let confirmed: Set<string> | undefined;
+  if (user && options.passphraseStdin) {
+    const [{ loginForLaunch }, { trustedConfirmations }, { dyntablePaths }] = await Promise.all([import('../login.ts'), import('../../dyntable/confirmations.ts'), import('../../stick/layout.ts')]);
+    const unlocked = await loginForLaunch(out, layout.root, { user, passphraseStdin: true });
+    try {
+      const checked = await trustedConfirmations(dyntablePaths(layout, user).confirmations, unlocked.diskKey, unlocked.id);
+      for (const refused of checked.refused) out.notice(refused.message);
+      confirmed = checked.trusted;
+    } finally {
+      unlocked.diskKey.fill(0);
+    }
+  }
+  const loaded = await loadTable({ layout, guest: options.guest ?? 'default', ...(user ? { user } : {}), ...(confirmed ? { confirmed } : {}) });
+  return { ...loaded, layout, user, checked: confirmed !== undefined };
 }
 
 function targetText(entry: TableEntry): string {
@@ -36,7 +65,7 @@ function modeText(entry: TableEntry): string {
   return entry.mode === 'stick' ? 'stick' : entry.mode === 'cow' ? 'copy-on-write' : 'read-only';
 }
 
-function printTable(out: Output, table: CompiledTable, loaded: LoadedTable, user: string | undefined): void {
+function printTable(out: Output, table: CompiledTable, loaded: Loaded, user: string | undefined): void {
   const h = table.host;
   out.line(`${bold('dynamic tables')}  mounted in the guest at ${table.mountPoint}${user ? `, user ${user}` : ''}`);
   out.line(dim(`host ${h.os}, home ${h.home}, names ${h.caseInsensitive ? 'case-insensitive' : 'case-sensitive'}`));
@@ -48,6 +77,15 @@ function printTable(out: Output, table: CompiledTable, loaded: LoadedTable, user
   if (rows.length) out.line(dim(header.map((title, i) => title.padEnd(widths[i]!)).join('  ')));
   for (const row of rows) out.line(row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
   for (const e of table.entries) if (e.exposes.length) out.line(`  ${e.guestPath}: confirmed, exposes ${e.exposes.join(', ')}`);
+  if (table.waiting.length) {
+    out.line();
+    out.line(`${bold('needs confirmation')} ${dim('(not in the table until you run: launcher tables confirm RULE)')}`);
+    for (const w of table.waiting) {
+      out.line(`  ${w.id} ${dim(`(${w.guestPath} ← ${w.template})`)}: ${w.why}`);
+      out.line(`    would expose ${w.exposes}`);
+      if (loaded.recorded.has(w.fingerprint) && !loaded.checked) out.line(dim('    a confirmation is recorded: it is checked with your passphrase at launch (tables show --passphrase-stdin checks it now)'));
+    }
+  }
   if (table.skipped.length) {
     out.line();
     out.line(bold('not in the table'));
@@ -63,7 +101,7 @@ function printTable(out: Output, table: CompiledTable, loaded: LoadedTable, user
   const byCategory = new Map<string, string[]>();
   for (const e of table.exclusions) byCategory.set(e.category, [...(byCategory.get(e.category) ?? []), e.hostPath]);
   out.line(`${bold('excluded by default')} ${dim('(invisible unless a confirmed rule names them)')}`);
-  for (const [category, paths] of byCategory) out.line(`  ${category.padEnd(18)} ${paths.join(', ')}`);
+  for (const [category, paths] of byCategory) out.line(`  ${category.padEnd(18)} ${paths.join(', ')}${category === 'pseudo-fs' || category === 'pocketvm' ? dim(' (never served)') : ''}`);
   for (const note of loaded.notes) out.line(dim(`note: ${note}`));
 }
 
@@ -72,24 +110,27 @@ export function registerTables(program: Command, output: () => Output): void {
 
   const show = tables.command('show').description('print the compiled table for this host: entries, skipped rules, problems, exclusions');
   show.option('--user <name>', "include this user's registry rules (default: the only user of the stick)");
+  show.option('--passphrase-stdin', "log in (passphrase on stdin) and check the user's confirmations as a launch does");
   stickOption(show);
   guestOption(show);
   jsonOption(show);
   show.action(async (options: TablesOptions) => {
     const out = output();
-    const loaded = await load(options);
-    out.data({ user: loaded.user ?? null, ...loaded.table, registryProblems: loaded.registryProblems, notes: loaded.notes });
+    const loaded = await load(out, options);
+    const waiting = loaded.table.waiting.map((w) => ({ ...w, confirmationRecorded: loaded.recorded.has(w.fingerprint) }));
+    out.data({ user: loaded.user ?? null, ...loaded.table, waiting, confirmationsChecked: loaded.checked, registryProblems: loaded.registryProblems, notes: loaded.notes });
     printTable(out, loaded.table, loaded, loaded.user);
   });
 
   const explain = tables.command('explain').description('say which entry resolves a guest path, to where, read-only or copy-on-write, and why').argument('<guest-path>', 'e.g. /host/Documents/report.odt (a path without a leading / is taken below the mount point)');
   explain.option('--user <name>', "include this user's registry rules (default: the only user of the stick)");
+  explain.option('--passphrase-stdin', "log in (passphrase on stdin) and check the user's confirmations as a launch does");
   stickOption(explain);
   guestOption(explain);
   jsonOption(explain);
   explain.action(async (guestPath: string, options: TablesOptions) => {
     const out = output();
-    const loaded = await load(options);
+    const loaded = await load(out, options);
     const { resolvePath, resolutionJson } = await import('../../dyntable/resolver.ts');
     const path = /^[\\/]/.test(guestPath) ? guestPath : `${loaded.table.mountPoint}/${guestPath}`;
     const r = resolvePath(loaded.table, path);
@@ -97,6 +138,8 @@ export function registerTables(program: Command, output: () => Output): void {
     out.line(bold(r.guestPath));
     if (r.kind === 'unmapped') {
       out.line(`  not in the namespace: ${r.reason}`);
+      const waiting = loaded.table.waiting.find((w) => r.guestPath === w.guestPath || r.guestPath.startsWith(`${w.guestPath}/`));
+      if (waiting) out.line(`  waiting   ${waiting.id} would map it once confirmed (launcher tables confirm ${waiting.id})`);
       return;
     }
     if (r.kind === 'virtual') {
@@ -114,11 +157,12 @@ export function registerTables(program: Command, output: () => Output): void {
 
   const confirm = tables
     .command('confirm')
-    .description("confirm a registry rule (Tables\\Rules\\RULE) so it may expose a folder excluded by default; the guest cannot do this itself")
-    .argument('<rule>', 'the rule name under Tables\\Rules')
+    .description('confirm a rule that would widen what the guest sees (any FET rule from the guest registry, a host folder outside the known folders, a default exclusion); takes your passphrase, the guest cannot do this')
+    .argument('<rule>', 'the rule: its name under Tables\\Rules, or its id from tables show (registry:NAME, manifest:NAME)')
     .option('--user <name>', 'whose rule (default: the only user of the stick)')
-    .option('--revoke', 'withdraw the confirmation')
-    .option('--yes', 'do not ask');
+    .option('--passphrase-stdin', 'read the passphrase from the first line of stdin (for scripts; needs --yes)')
+    .option('--revoke', 'withdraw the confirmation (needs no passphrase)')
+    .option('--yes', 'do not ask before confirming');
   stickOption(confirm);
   guestOption(confirm);
   jsonOption(confirm);
@@ -127,33 +171,48 @@ export function registerTables(program: Command, output: () => Output): void {
     const layout = await openStick(resolveStickRoot(options.stick));
     const user = await findStickUser(layout, options.user);
     if (!user) throw new UsageError('say whose rule with --user NAME');
-    const { openUserRegistry } = await import('../../guestregistry/user-registry.ts');
-    const { readRegistryRules, writeConfirmation } = await import('../../dyntable/registry-rules.ts');
-    const { dyntablePaths } = await import('../../stick/layout.ts');
-    const registry = await openUserRegistry({ layout, user, guest: options.guest ?? 'default' });
-    let rule;
-    try {
-      rule = readRegistryRules(registry).rules.find((r) => r.name.toLowerCase() === ruleName.toLowerCase());
-    } finally {
-      registry.close();
-    }
-    if (!rule) throw new UsageError(`${user} has no usable rule Tables\\Rules\\${ruleName}`, 'launcher tables show --user NAME lists the rules and their problems');
-    const { compileTable } = await import('../../dyntable/compile.ts');
-    const { discoverHostContext } = await import('../../dyntable/name-mapping.ts');
-    const table = compileTable(await discoverHostContext({ stickRoot: layout.root }), [{ ...rule, origin: 'confirmed' }]);
-    const exposes = table.entries[0]?.exposes ?? [];
+    const [{ loadTable }, { compileTable }, { dyntablePaths }, confirmations] = await Promise.all([
+      import('../../dyntable/namespace.ts'),
+      import('../../dyntable/compile.ts'),
+      import('../../stick/layout.ts'),
+      import('../../dyntable/confirmations.ts'),
+    ]);
+    const loaded = await loadTable({ layout, user, guest: options.guest ?? 'default' });
+    const wanted = ruleName.toLowerCase();
+    const rule = loaded.rules.find((r) => r.origin !== 'builtin' && (`${r.origin}:${r.name}`.toLowerCase() === wanted || (r.origin === 'registry' && r.name.toLowerCase() === wanted)));
+    if (!rule) throw new UsageError(`${user} has no usable rule ${ruleName} (Tables\\Rules\\NAME, or registry:NAME / manifest:NAME)`, 'launcher tables show --user NAME lists the rules, those waiting for confirmation and their problems');
+    if (rule.table !== 'FET') throw new UsageError(`${rule.origin}:${rule.name} is a FIT rule: it reads from the stick and needs no confirmation`);
+    const file = dyntablePaths(layout, user).confirmations;
+    const exposing = compileTable(loaded.host, [{ ...rule, origin: 'confirmed' }], { stickUser: user });
+    const exposes = exposing.entries[0]?.exposes ?? [];
+    const waiting = loaded.table.waiting.find((w) => w.id === `${rule.origin}:${rule.name}`);
     const text = `${rule.table} ${rule.guestPath} ← ${rule.hostPath ?? 'stick'} (${rule.mode ?? 'cow'})${exposes.length ? `, exposing ${exposes.join(', ')}` : ''}`;
-    if (!options.revoke && !options.yes) {
-      if (!process.stdin.isTTY) throw new UsageError(`confirming ${text} needs --yes without a terminal; nothing was changed`);
+    if (options.revoke) {
+      const withdrawn = await confirmations.withdrawConfirmation(file, rule);
+      out.data({ rule: rule.name, id: `${rule.origin}:${rule.name}`, user, confirmed: false, withdrawn });
+      out.line(withdrawn ? `withdrew the confirmation of ${text}` : `${text} was not confirmed; nothing was changed`);
+      return;
+    }
+    if (!options.yes) {
+      if (!process.stdin.isTTY || options.passphraseStdin) throw new UsageError(`confirming ${text} needs --yes without a terminal; nothing was changed`);
+      if (waiting) out.line(`${waiting.id} would expose ${waiting.exposes}`);
       const { confirm: ask } = await import('@inquirer/prompts');
       if (!(await ask({ message: `let the guest see ${text}?`, default: false }, { output: process.stderr }))) {
         out.line('nothing was changed');
         return;
       }
     }
-    await writeConfirmation(dyntablePaths(layout, user).confirmations, rule, options.revoke === true);
-    out.data({ rule: rule.name, user, confirmed: !options.revoke, exposes, skipped: table.skipped });
-    out.line(`${options.revoke ? 'withdrew the confirmation of' : 'confirmed'} ${text}`);
-    for (const s of table.skipped) out.notice(`it still does not apply: ${s.reason}`);
+    const { loginForLaunch } = await import('../login.ts');
+    const unlocked = await loginForLaunch(out, layout.root, { user, ...(options.passphraseStdin ? { passphraseStdin: true } : {}) });
+    let dropped;
+    try {
+      ({ dropped } = await confirmations.recordConfirmation(file, rule, unlocked.diskKey, unlocked.id));
+    } finally {
+      unlocked.diskKey.fill(0);
+    }
+    for (const refused of dropped) out.notice(`${refused.message.replace(/; it is ignored.*$/, '')}: removed`);
+    out.data({ rule: rule.name, id: `${rule.origin}:${rule.name}`, user, confirmed: true, exposes, ...(waiting ? { wouldExpose: waiting.exposes } : {}), skipped: exposing.skipped, removedForged: dropped.length });
+    out.line(`confirmed ${text}; it applies from the next launch`);
+    for (const s of exposing.skipped) out.notice(`it still does not apply: ${s.reason}`);
   });
 }
