@@ -43,7 +43,7 @@ describe('dyntable namespace listings, streamed', function () {
     const home = join(base, 'home');
     mkdirSync(join(home, 'Documents', 'many'), { recursive: true });
     for (let i = 0; i < files; i++) writeFileSync(join(home, 'Documents', 'many', `f${i}`), '');
-    const table = compileTable(liveHost(home), [{ name: 'Documents', table: 'FET', guestPath: '/host/Documents', hostPath: '~/Documents', mode: 'cow', origin: 'registry', source: 'test' }]);
+    const table = compileTable(liveHost(home), [{ name: 'Documents', table: 'FET', guestPath: '/host/Documents', hostPath: '~/Documents', mode: 'cow', origin: 'confirmed', source: 'test' }]);
     backend = await NamespaceBackend.open({ table, filesDir: join(base, 'files'), upperDir: join(base, 'upper') });
     return backend;
   };
