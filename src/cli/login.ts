@@ -22,6 +22,11 @@ export function loginOptions(command: Command): Command {
     .option('--remember-on-this-host', "keep the passphrase in this host's keychain (off by default; launcher forget removes it)");
 }
 
+/** Tries at a terminal before a wrong passphrase ends the command. */
+export const PROMPT_ATTEMPTS = 3;
+/** A back-off longer than this is not waited out at the prompt: the command ends and says when to retry. */
+const MAX_PROMPT_WAIT_S = 10;
+
 let stdinLines: Promise<string[]> | undefined;
 
 /** Line `index` of stdin (read to its end once): passphrases for scripts. */
@@ -77,9 +82,24 @@ export async function loginForLaunch(out: Output, stickRoot: string, flags: Logi
       }
     }
   }
+  if (!user && passphrase === undefined) {
+    // At a terminal a typo asks again (a few times), waiting out a short back-off first.
+    for (let attempt = 1; !user; attempt++) {
+      passphrase = await promptPassphrase(`passphrase for ${name}`);
+      try {
+        user = await login(layout, name, passphrase);
+      } catch (error) {
+        const wait = error instanceof AuthError && error.details['reason'] === 'wrong-passphrase' ? Number(error.details['waitSeconds']) : undefined;
+        if (wait === undefined || attempt >= PROMPT_ATTEMPTS || wait > MAX_PROMPT_WAIT_S) throw error;
+        out.notice(`wrong passphrase for ${name}; try again${wait > 0 ? ` in ${wait} s` : ''}`);
+        await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+      }
+    }
+  }
   if (!user) {
-    passphrase ??= await promptPassphrase(`passphrase for ${name}`);
-    user = await login(layout, name, passphrase);
+    user = await login(layout, name, passphrase!);
+  }
+  if (passphrase !== undefined) {
     out.info(`logged in as ${name} (argon2id m=${user.kdf.memoryCost} KiB t=${user.kdf.timeCost} p=${user.kdf.parallelism}: ${(user.deriveMs / 1000).toFixed(2)} s)${user.rehashed ? '; its parameters were raised to the current policy' : ''}`);
     if (flags.rememberOnThisHost) {
       try {

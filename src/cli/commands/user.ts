@@ -1,8 +1,8 @@
 // `launcher user add|passwd|list|remove`: the users of a stick (src/auth/).
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.ts';
-import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
-import { promptPassphrase, stdinLine } from '../login.ts';
+import { assertWritable, openStick, resolveStickRoot } from '../../stick/stick-root.ts';
+import { PROMPT_ATTEMPTS, promptPassphrase, stdinLine } from '../login.ts';
 import type { Output } from '../output.ts';
 import { jsonOption, stickOption } from './options.ts';
 
@@ -14,14 +14,25 @@ interface UserCommandOptions {
 }
 
 /** A new passphrase: stdin line `index`, or typed twice at a terminal. */
-async function newPassphrase(options: UserCommandOptions, index: number, name: string): Promise<string> {
+async function newPassphrase(out: Output, options: UserCommandOptions, index: number, name: string): Promise<string> {
   const { checkPassphrasePolicy, PASSPHRASE_POLICY } = await import('../../auth/passphrase.ts');
   if (options.passphraseStdin) return stdinLine(index, 'the new passphrase');
-  const first = await promptPassphrase(`new passphrase for ${name} (${PASSPHRASE_POLICY})`);
-  checkPassphrasePolicy(first);
-  const again = await promptPassphrase('the same passphrase again');
-  if (again !== first) throw new UsageError('the two passphrases differ; nothing was changed');
-  return first;
+  // At a terminal a typo asks again, a few times, before the command ends.
+  for (let attempt = 1; ; attempt++) {
+    const first = await promptPassphrase(`new passphrase for ${name} (${PASSPHRASE_POLICY})`);
+    let problem: string | undefined;
+    try {
+      checkPassphrasePolicy(first);
+      const again = await promptPassphrase('the same passphrase again');
+      if (again !== first) problem = 'the two passphrases differ';
+    } catch (error) {
+      if (!(error instanceof UsageError)) throw error;
+      problem = error.message;
+    }
+    if (problem === undefined) return first;
+    if (attempt >= PROMPT_ATTEMPTS) throw new UsageError(`${problem}; nothing was changed`, PASSPHRASE_POLICY);
+    out.notice(`${problem}; try again`);
+  }
 }
 
 const kdfText = (kdf: { memoryCost: number; timeCost: number; parallelism: number }) => `argon2id m=${kdf.memoryCost} KiB t=${kdf.timeCost} p=${kdf.parallelism}`;
@@ -36,10 +47,11 @@ export function registerUser(program: Command, output: () => Output): void {
   add.action(async (name: string, options: UserCommandOptions) => {
     const out = output();
     const layout = await openStick(resolveStickRoot(options.stick));
+    await assertWritable(layout.root);
     const { addUser, checkUserName, userExists } = await import('../../auth/users.ts');
     checkUserName(name);
     if (await userExists(layout, name)) throw new UsageError(`the user "${name}" already exists on this stick`, 'launcher user passwd NAME changes the passphrase');
-    const passphrase = await newPassphrase(options, 0, name);
+    const passphrase = await newPassphrase(out, options, 0, name);
     (await import('../../auth/passphrase.ts')).checkPassphrasePolicy(passphrase);
     out.info('calibrating argon2id to about 0.5 s on this machine');
     const { file, deriveMs } = await addUser(layout, name, passphrase);
@@ -54,11 +66,12 @@ export function registerUser(program: Command, output: () => Output): void {
   passwd.action(async (name: string, options: UserCommandOptions) => {
     const out = output();
     const layout = await openStick(resolveStickRoot(options.stick));
+    await assertWritable(layout.root);
     const { changePassphrase, userPaths } = await import('../../auth/users.ts');
     const { readUserFile } = await import('../../auth/user-file.ts');
     await readUserFile(userPaths(layout, name).file, name);
     const current = options.passphraseStdin ? await stdinLine(0, 'the current passphrase') : await promptPassphrase(`current passphrase for ${name}`);
-    const next = await newPassphrase(options, 1, name);
+    const next = await newPassphrase(out, options, 1, name);
     const { file, deriveMs } = await changePassphrase(layout, name, current, next);
     out.data({ name, kdf: file.kdf, deriveMs: Math.round(deriveMs) });
     out.line(`changed the passphrase of ${name} (${kdfText(file.kdf)}); the personal disk keeps its key and its data`);
@@ -86,6 +99,7 @@ export function registerUser(program: Command, output: () => Output): void {
   remove.action(async (name: string, options: UserCommandOptions) => {
     const out = output();
     const layout = await openStick(resolveStickRoot(options.stick));
+    await assertWritable(layout.root);
     const { removeUser, userPaths } = await import('../../auth/users.ts');
     const paths = userPaths(layout, name);
     const { existsSync } = await import('node:fs');
