@@ -1,6 +1,7 @@
 // `launcher user add|passwd|list|remove`: the users of a stick (src/auth/).
 import type { Command } from 'commander';
-import { UsageError } from '../../errors.ts';
+import { PocketError, UsageError } from '../../errors.ts';
+import type { StickLayout } from '../../stick/layout.ts';
 import { assertWritable, openStick, resolveStickRoot } from '../../stick/stick-root.ts';
 import { PROMPT_ATTEMPTS, promptPassphrase, stdinLine } from '../login.ts';
 import type { Output } from '../output.ts';
@@ -33,6 +34,22 @@ async function newPassphrase(out: Output, options: UserCommandOptions, index: nu
     if (attempt >= PROMPT_ATTEMPTS) throw new UsageError(`${problem}; nothing was changed`, PASSPHRASE_POLICY);
     out.notice(`${problem}; try again`);
   }
+}
+
+/**
+ * A session of `name` (or one whose user is not known yet: still logging in)
+ * has their personal disk open in QEMU: removing the user would delete it
+ * under the guest, and what the guest writes afterwards would be lost.
+ */
+async function refuseWhileSessionRuns(layout: StickLayout, name: string): Promise<void> {
+  const { describeHolder, isStale, readLock } = await import('../../stick/lock.ts');
+  const holder = await readLock(layout);
+  if (!holder || isStale(holder) || (holder.user !== undefined && holder.user !== name)) return;
+  if (holder.command === 'init-stick') return;
+  throw new PocketError('stickLocked', `${name}'s session is running (${describeHolder(holder)}): removing ${name} now would delete the disk it has open; nothing was removed`, {
+    hint: 'stop that session first (launcher stop), then remove the user',
+    details: { user: name, holder, lockPath: layout.lockFile },
+  });
 }
 
 const kdfText = (kdf: { memoryCost: number; timeCost: number; parallelism: number }) => `argon2id m=${kdf.memoryCost} KiB t=${kdf.timeCost} p=${kdf.parallelism}`;
@@ -107,6 +124,7 @@ export function registerUser(program: Command, output: () => Output): void {
       const { AuthError } = await import('../../errors.ts');
       throw new AuthError(`there is no user "${name}" on this stick`, { hint: 'launcher user list shows the users', details: { reason: 'unknown-user', user: name } });
     }
+    await refuseWhileSessionRuns(layout, name);
     const warning = `removing ${name} destroys their wrapped disk key: their personal disks (${paths.disksDir}) become unrecoverable, whatever passphrase anyone knows`;
     if (!options.yes) {
       if (!process.stdin.isTTY) throw new UsageError(`${warning}; nothing was removed`, 'confirm with --yes');
