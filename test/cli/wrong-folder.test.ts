@@ -44,7 +44,7 @@ describe('the wrong folder, a read-only stick, a typo', function () {
     await stick.dispose();
   });
 
-  it('run --detach with a mistyped --stick: exit 9, and the folder tree is unchanged (no run/session.log)', async () => {
+  it('run --detach and audit with a mistyped --stick: exit 9, and the folder tree is unchanged (no run/session.log)', async () => {
     const typo = join(parent, 'typo');
     await mkdir(typo);
     await writeFile(join(typo, 'notes.txt'), 'mine');
@@ -54,6 +54,8 @@ describe('the wrong folder, a read-only stick, a typo', function () {
       assert.equal(result.exitCode, 9, result.stderr);
       oneErrorLine(result.stderr, /is not a pocketvm stick/);
     }
+    const audit = await launcher(['audit', '--stick', join(typo, 'stikc')]);
+    assert.equal(audit.exitCode, 9, audit.stderr);
     assert.equal(await treeHash(parent), before);
   });
 
