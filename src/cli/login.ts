@@ -59,6 +59,26 @@ async function chooseUser(layout: StickLayout, flags: LoginFlags): Promise<strin
   return select({ message: 'user', choices: names.map((name) => ({ value: name })) }, { output: process.stderr });
 }
 
+/**
+ * A login at a terminal's prompt: a typo asks again (up to PROMPT_ATTEMPTS
+ * tries), waiting out a short back-off first; a longer one ends the command
+ * with the time to wait.
+ */
+export async function loginAtPrompt(out: Output, layout: StickLayout, name: string, message: string): Promise<{ user: UnlockedUser; passphrase: string }> {
+  const { login } = await import('../auth/users.ts');
+  for (let attempt = 1; ; attempt++) {
+    const passphrase = await promptPassphrase(message);
+    try {
+      return { user: await login(layout, name, passphrase), passphrase };
+    } catch (error) {
+      const wait = error instanceof AuthError && error.details['reason'] === 'wrong-passphrase' ? Number(error.details['waitSeconds']) : undefined;
+      if (wait === undefined || attempt >= PROMPT_ATTEMPTS || wait > MAX_PROMPT_WAIT_S) throw error;
+      out.notice(`wrong passphrase for ${name}; try again${wait > 0 ? ` in ${wait} s` : ''}`);
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    }
+  }
+}
+
 /** The whole login, as run/demo/run --detach do it before any QEMU starts. */
 export async function loginForLaunch(out: Output, stickRoot: string, flags: LoginFlags, fixed?: { user: string; passphrase: string }): Promise<UnlockedUser> {
   const layout = stickLayout(stickRoot);
@@ -82,20 +102,7 @@ export async function loginForLaunch(out: Output, stickRoot: string, flags: Logi
       }
     }
   }
-  if (!user && passphrase === undefined) {
-    // At a terminal a typo asks again (a few times), waiting out a short back-off first.
-    for (let attempt = 1; !user; attempt++) {
-      passphrase = await promptPassphrase(`passphrase for ${name}`);
-      try {
-        user = await login(layout, name, passphrase);
-      } catch (error) {
-        const wait = error instanceof AuthError && error.details['reason'] === 'wrong-passphrase' ? Number(error.details['waitSeconds']) : undefined;
-        if (wait === undefined || attempt >= PROMPT_ATTEMPTS || wait > MAX_PROMPT_WAIT_S) throw error;
-        out.notice(`wrong passphrase for ${name}; try again${wait > 0 ? ` in ${wait} s` : ''}`);
-        await new Promise((resolve) => setTimeout(resolve, wait * 1000));
-      }
-    }
-  }
+  if (!user && passphrase === undefined) ({ user, passphrase } = await loginAtPrompt(out, layout, name, `passphrase for ${name}`));
   if (!user) {
     user = await login(layout, name, passphrase!);
   }

@@ -61,4 +61,16 @@ describe('prompts at a terminal', function () {
     assert.equal(count(result.output, /wrong passphrase for alice; try again/), 2);
     assert.equal(existsSync(join(stick.root, 'run', 'lock.json')), false);
   });
+
+  it('user passwd: a wrong current passphrase asks again before the new one is asked for', async () => {
+    const result = await launcherInPty(['user', 'passwd', 'alice', '--stick', stick.root], [
+      { expect: /current passphrase for alice/, send: 'alice typo passphrase\r' },
+      { expect: /try again[\s\S]*current passphrase for alice/, send: 'alice passphrase\r' },
+      { expect: /new passphrase for alice/, send: 'alice new passphrase\r' },
+      { expect: /same passphrase again/, send: 'alice new passphrase\r' },
+    ]);
+    assert.equal(result.exitCode, 0, result.output);
+    assert.equal(count(result.output, /wrong passphrase for alice; try again/), 1);
+    assert.match(result.output, /changed the passphrase of alice/);
+  });
 });

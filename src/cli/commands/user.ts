@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { PocketError, UsageError } from '../../errors.ts';
 import type { StickLayout } from '../../stick/layout.ts';
 import { assertWritable, openStick, resolveStickRoot } from '../../stick/stick-root.ts';
-import { PROMPT_ATTEMPTS, promptPassphrase, stdinLine } from '../login.ts';
+import { loginAtPrompt, PROMPT_ATTEMPTS, promptPassphrase, stdinLine } from '../login.ts';
 import type { Output } from '../output.ts';
 import { jsonOption, stickOption } from './options.ts';
 
@@ -87,7 +87,14 @@ export function registerUser(program: Command, output: () => Output): void {
     const { changePassphrase, userPaths } = await import('../../auth/users.ts');
     const { readUserFile } = await import('../../auth/user-file.ts');
     await readUserFile(userPaths(layout, name).file, name);
-    const current = options.passphraseStdin ? await stdinLine(0, 'the current passphrase') : await promptPassphrase(`current passphrase for ${name}`);
+    // At a terminal the current passphrase is checked before the new one is asked for, and a typo asks again.
+    let current: string;
+    if (options.passphraseStdin) current = await stdinLine(0, 'the current passphrase');
+    else {
+      const checked = await loginAtPrompt(out, layout, name, `current passphrase for ${name}`);
+      checked.user.diskKey.fill(0);
+      current = checked.passphrase;
+    }
     const next = await newPassphrase(out, options, 1, name);
     const { file, deriveMs } = await changePassphrase(layout, name, current, next);
     out.data({ name, kdf: file.kdf, deriveMs: Math.round(deriveMs) });
