@@ -236,6 +236,8 @@ function fromFileSystem(error: unknown): PocketError | undefined {
 /** Wraps anything unexpected so the CLI still prints one line. */
 export function asPocketError(error: unknown): PocketError {
   if (error instanceof PocketError) return error;
+  // Ctrl-C at a prompt (@inquirer's ExitPromptError): the person chose to stop.
+  if (error instanceof Error && error.name === 'ExitPromptError') return new PocketError('interrupted', 'interrupted at a prompt', { details: { prompt: true } });
   const fileSystem = fromFileSystem(error);
   if (fileSystem) return fileSystem;
   const message = error instanceof Error ? error.message : String(error);

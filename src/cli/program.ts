@@ -2,7 +2,7 @@
 // hands over to src/session, src/stick, src/vmm, and maps what they throw to
 // one line and a documented exit code (README, "Exit codes").
 import { Command, CommanderError } from 'commander';
-import { ExitCode, UsageError } from '../errors.ts';
+import { asPocketError, ExitCode, UsageError } from '../errors.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerEject } from './commands/eject.ts';
@@ -70,7 +70,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     // Ctrl-C at a prompt (@inquirer's ExitPromptError): the person chose to
     // stop; 130 as for any interrupt, and nothing to report.
-    if (error instanceof Error && error.name === 'ExitPromptError') return ExitCode.interrupted;
+    // (run --detach carries it from its login callback as an 'interrupted' PocketError.)
+    const failure = asPocketError(error);
+    if (failure.exit === 'interrupted' && failure.details['prompt'] === true) return ExitCode.interrupted;
     return output.failure(error);
   }
 }

@@ -30,6 +30,15 @@ describe('prompts at a terminal', function () {
     assert.equal(existsSync(join(stick.root, 'run', 'lock.json')), false);
   });
 
+  it("Ctrl-C at run --detach's login prompt: exit 130, no message; the session process lets the stick go", async () => {
+    const result = await launcherInPty(['run', '--detach', '--stick', stick.root, '--user', 'alice'], [{ expect: /passphrase for alice/, send: '\x03' }]);
+    assert.equal(result.exitCode, 130, result.output);
+    assert.doesNotMatch(result.output, /error|bug/i);
+    const lockFile = join(stick.root, 'run', 'lock.json');
+    for (let i = 0; i < 100 && existsSync(lockFile); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(existsSync(lockFile), false);
+  });
+
   it('user add: a mismatched confirmation asks again; the second try creates the user', async () => {
     const result = await launcherInPty(['user', 'add', 'carol', '--stick', stick.root], [
       { expect: /new passphrase for carol/, send: 'carol passphrase\r' },
