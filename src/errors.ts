@@ -202,9 +202,44 @@ export class SavedStateError extends PocketError {
   }
 }
 
+/**
+ * A file-system refusal a person causes (a read-only or full stick, a file
+ * where a folder belongs, a missing folder, no permission): one line naming
+ * the path, never "internal error" pointing at a log that could not be written.
+ */
+function fromFileSystem(error: unknown): PocketError | undefined {
+  const failure = error as NodeJS.ErrnoException;
+  if (!(error instanceof Error) || typeof failure.code !== 'string') return undefined;
+  const path = failure.path ?? 'a file';
+  const details = { errno: failure.code, path };
+  const options = (hint: string) => ({ hint, cause: error, details });
+  switch (failure.code) {
+    case 'EROFS':
+      return new PocketError('stick', `${path} is on a read-only file system; nothing was changed`, options('the stick is write-protected or mounted read-only: make it writable (its lock switch, or remount it read-write) and try again'));
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new PocketError('stick', `no space left for ${path}`, options('free some space on the stick and try again'));
+    case 'ENOTDIR':
+      return new PocketError('usage', `${path}: a file is where a folder was expected`, options('check the path: one of its parts is a file'));
+    case 'EISDIR':
+      return new PocketError('usage', `${path} is a folder where a file was expected`, options('check the path'));
+    case 'ENOENT':
+      return new PocketError('usage', `${path} does not exist`, options('check the path; a folder to write into must exist already'));
+    case 'EACCES':
+    case 'EPERM':
+      return new PocketError('usage', `no permission to use ${path}`, options('check the path and its permissions'));
+    default:
+      return undefined;
+  }
+}
+
 /** Wraps anything unexpected so the CLI still prints one line. */
 export function asPocketError(error: unknown): PocketError {
   if (error instanceof PocketError) return error;
+  // Ctrl-C at a prompt (@inquirer's ExitPromptError): the person chose to stop.
+  if (error instanceof Error && error.name === 'ExitPromptError') return new PocketError('interrupted', 'interrupted at a prompt', { details: { prompt: true } });
+  const fileSystem = fromFileSystem(error);
+  if (fileSystem) return fileSystem;
   const message = error instanceof Error ? error.message : String(error);
   return new PocketError('internal', `internal error: ${message}`, {
     hint: 'this is a bug in pocketvm; the log on the stick (run/) has the details',

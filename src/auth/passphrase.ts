@@ -21,6 +21,18 @@ export const KEK_BYTES = 32;
 const MAX_MEMORY_KIB = 256 * 1024;
 const MAX_TIME_COST = 10;
 
+/**
+ * What a user.json may ask for at most, checked before any derivation: four
+ * times the memory and passes calibration ever picks (room for a later, raised
+ * policy), so a hand-edited file cannot make a login allocate gigabytes or run
+ * for hours. argon2 itself needs at least 8 KiB per lane.
+ */
+export const KDF_BOUNDS = {
+  memoryCost: { min: 8, max: 4 * MAX_MEMORY_KIB },
+  timeCost: { min: 1, max: 4 * MAX_TIME_COST },
+  parallelism: { min: 1, max: 16 },
+} as const;
+
 export const MIN_PASSPHRASE_LENGTH = 8;
 export const MAX_PASSPHRASE_LENGTH = 1024;
 export const PASSPHRASE_POLICY = `a passphrase has ${MIN_PASSPHRASE_LENGTH} to ${MAX_PASSPHRASE_LENGTH} characters, and no line breaks`;

@@ -8,12 +8,19 @@ import { createHash } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { AuthError } from '../errors.ts';
+import { KDF_BOUNDS } from './passphrase.ts';
 
 export const USER_FILE_FORMAT = 'pocketvm-user';
 export const USER_FILE_VERSION = 1;
 
 /** Guest user names: safe in /etc/passwd, a path and the kernel command line. */
 export const USER_NAME_PATTERN = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+const bounded = (name: keyof typeof KDF_BOUNDS, unit: string) =>
+  z
+    .int()
+    .min(KDF_BOUNDS[name].min, `below ${KDF_BOUNDS[name].min} ${unit}, which argon2 cannot use`)
+    .max(KDF_BOUNDS[name].max, `over the ${KDF_BOUNDS[name].max} ${unit} a pocketvm user file may ask for`);
 
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'not base64');
 
@@ -28,9 +35,11 @@ export const userFileSchema = z.strictObject({
   kdf: z.strictObject({
     algorithm: z.literal('argon2id'),
     policy: z.int().positive(),
-    memoryCost: z.int().positive(),
-    timeCost: z.int().positive(),
-    parallelism: z.int().positive(),
+    // Bounded here, so parsing refuses a file that would make argon2 allocate
+    // gigabytes or run for hours before the passphrase is ever tried.
+    memoryCost: bounded('memoryCost', 'KiB'),
+    timeCost: bounded('timeCost', 'passes'),
+    parallelism: bounded('parallelism', 'lanes'),
     salt: base64,
   }),
   wrappedKey: z.strictObject({
@@ -79,6 +88,7 @@ export function parseUserFile(text: string, path: string, name: string): UserFil
     const issue = parsed.error.issues[0];
     throw corrupt(path, `${issue?.path.join('.') || 'the file'}: ${issue?.message ?? 'invalid'}`);
   }
+  if (parsed.data.kdf.memoryCost < 8 * parsed.data.kdf.parallelism) throw corrupt(path, `kdf.memoryCost: below the 8 KiB per lane argon2 needs`);
   if (parsed.data.checksum !== userFileChecksum(parsed.data)) throw corrupt(path, 'its checksum does not match its content (edited by hand, or damaged)');
   if (parsed.data.name !== name) throw corrupt(path, `it belongs to "${parsed.data.name}", not "${name}"`);
   return parsed.data;
@@ -96,6 +106,7 @@ export async function readUserFile(path: string, name: string): Promise<UserFile
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EISDIR') throw corrupt(path, 'it is a folder, not a file');
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new AuthError(`there is no user "${name}" on this stick`, { hint: 'launcher user list shows the users; launcher user add NAME creates one', details: { reason: 'unknown-user', user: name } });
     }

@@ -199,7 +199,8 @@ export async function userExists(layout: StickLayout, name: string): Promise<boo
 export async function removeUser(layout: StickLayout, name: string): Promise<void> {
   const paths = userPaths(layout, name);
   if (!existsSync(paths.dir)) throw new AuthError(`there is no user "${name}" on this stick`, { details: { reason: 'unknown-user', user: name } });
-  if (existsSync(paths.file)) {
+  // A user.json that is not a file (a folder left by hand) has no key to overwrite.
+  if ((await stat(paths.file).catch(() => undefined))?.isFile()) {
     const handle = await open(paths.file, 'r+');
     try {
       const { size } = await handle.stat();

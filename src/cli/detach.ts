@@ -4,11 +4,13 @@
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { asPocketError, type ExitCodeName, ExitCode, GuestFailedError, PocketError } from '../errors.ts';
+import { asPocketError, type ExitCodeName, ExitCode, GuestFailedError, PocketError, StickLockedError } from '../errors.ts';
 import { selfCommand } from '../runtime/self.ts';
 import type { UnlockedUser } from '../auth/users.ts';
 import type { SessionStatus } from '../session/session.ts';
-import { guestLogPaths, stickLayout } from '../stick/layout.ts';
+import { guestLogPaths } from '../stick/layout.ts';
+import { describeHolder, isStale, readLock } from '../stick/lock.ts';
+import { assertWritable, openStick } from '../stick/stick-root.ts';
 
 export type DaemonMessage =
   | { type: 'event'; message: string; notice?: boolean }
@@ -22,7 +24,13 @@ export type LoginReply =
   | { type: 'login-failed'; exit: string; message: string; hint?: string; details?: Record<string, unknown> };
 
 export async function spawnDetachedSession(args: { stickRoot: string; guest: string; accel: string }, onMessage: (message: Extract<DaemonMessage, { type: 'event' }>) => void, login?: () => Promise<UnlockedUser>): Promise<SessionStatus & { readyMs: number }> {
-  const layout = stickLayout(args.stickRoot);
+  // Nothing is written until the folder is a stick and no session holds it:
+  // a mistyped --stick must not get a run/session.log, nor a busy stick's
+  // session log this launch's refusal (the refusal goes to the terminal only).
+  const layout = await openStick(args.stickRoot);
+  const holder = await readLock(layout);
+  if (holder && !isStale(holder)) throw new StickLockedError(describeHolder(holder), layout.lockFile);
+  await assertWritable(layout.root);
   await mkdir(layout.runDir, { recursive: true });
   // The session's own narration goes to its log on the stick, never the host.
   const logFd = openSync(guestLogPaths(layout, args.guest).session, 'a');

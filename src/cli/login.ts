@@ -22,6 +22,11 @@ export function loginOptions(command: Command): Command {
     .option('--remember-on-this-host', "keep the passphrase in this host's keychain (off by default; launcher forget removes it)");
 }
 
+/** Tries at a terminal before a wrong passphrase ends the command. */
+export const PROMPT_ATTEMPTS = 3;
+/** A back-off longer than this is not waited out at the prompt: the command ends and says when to retry. */
+const MAX_PROMPT_WAIT_S = 10;
+
 let stdinLines: Promise<string[]> | undefined;
 
 /** Line `index` of stdin (read to its end once): passphrases for scripts. */
@@ -54,6 +59,26 @@ async function chooseUser(layout: StickLayout, flags: LoginFlags): Promise<strin
   return select({ message: 'user', choices: names.map((name) => ({ value: name })) }, { output: process.stderr });
 }
 
+/**
+ * A login at a terminal's prompt: a typo asks again (up to PROMPT_ATTEMPTS
+ * tries), waiting out a short back-off first; a longer one ends the command
+ * with the time to wait.
+ */
+export async function loginAtPrompt(out: Output, layout: StickLayout, name: string, message: string): Promise<{ user: UnlockedUser; passphrase: string }> {
+  const { login } = await import('../auth/users.ts');
+  for (let attempt = 1; ; attempt++) {
+    const passphrase = await promptPassphrase(message);
+    try {
+      return { user: await login(layout, name, passphrase), passphrase };
+    } catch (error) {
+      const wait = error instanceof AuthError && error.details['reason'] === 'wrong-passphrase' ? Number(error.details['waitSeconds']) : undefined;
+      if (wait === undefined || attempt >= PROMPT_ATTEMPTS || wait > MAX_PROMPT_WAIT_S) throw error;
+      out.notice(`wrong passphrase for ${name}; try again${wait > 0 ? ` in ${wait} s` : ''}`);
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    }
+  }
+}
+
 /** The whole login, as run/demo/run --detach do it before any QEMU starts. */
 export async function loginForLaunch(out: Output, stickRoot: string, flags: LoginFlags, fixed?: { user: string; passphrase: string }): Promise<UnlockedUser> {
   const layout = stickLayout(stickRoot);
@@ -77,9 +102,11 @@ export async function loginForLaunch(out: Output, stickRoot: string, flags: Logi
       }
     }
   }
+  if (!user && passphrase === undefined) ({ user, passphrase } = await loginAtPrompt(out, layout, name, `passphrase for ${name}`));
   if (!user) {
-    passphrase ??= await promptPassphrase(`passphrase for ${name}`);
-    user = await login(layout, name, passphrase);
+    user = await login(layout, name, passphrase!);
+  }
+  if (passphrase !== undefined) {
     out.info(`logged in as ${name} (argon2id m=${user.kdf.memoryCost} KiB t=${user.kdf.timeCost} p=${user.kdf.parallelism}: ${(user.deriveMs / 1000).toFixed(2)} s)${user.rehashed ? '; its parameters were raised to the current policy' : ''}`);
     if (flags.rememberOnThisHost) {
       try {

@@ -2,7 +2,7 @@
 // hands over to src/session, src/stick, src/vmm, and maps what they throw to
 // one line and a documented exit code (README, "Exit codes").
 import { Command, CommanderError } from 'commander';
-import { ExitCode } from '../errors.ts';
+import { asPocketError, ExitCode, UsageError } from '../errors.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerEject } from './commands/eject.ts';
@@ -28,6 +28,11 @@ export async function main(argv: string[]): Promise<number> {
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(launcher --help lists the commands)')
     .exitOverride();
+  // --json anywhere on the line: an option or argument error is JSON on stdout
+  // too, so a script reading stdout gets {"error": ...} instead of nothing.
+  const end = argv.indexOf('--');
+  const wantsJson = (end === -1 ? argv : argv.slice(0, end)).includes('--json');
+  if (wantsJson) program.configureOutput({ writeErr: () => {}, outputError: () => {} });
   let output = new Output({ json: false });
   // Each command's --json decides how its result and its failure are printed.
   program.hook('preAction', (_root, action) => {
@@ -57,9 +62,17 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
   } catch (error) {
     if (error instanceof CommanderError) {
-      // --help and --version end here with code 0; parse errors were printed.
-      return error.exitCode === 0 ? 0 : ExitCode.usage;
+      // --help and --version end here with code 0; parse errors were printed
+      // (or, with --json, are printed now as the JSON error document).
+      if (error.exitCode === 0) return 0;
+      if (wantsJson) return new Output({ json: true }).failure(new UsageError(error.message.replace(/^error: /, ''), 'launcher COMMAND --help lists its options'));
+      return ExitCode.usage;
     }
+    // Ctrl-C at a prompt (@inquirer's ExitPromptError): the person chose to
+    // stop; 130 as for any interrupt, and nothing to report.
+    // (run --detach carries it from its login callback as an 'interrupted' PocketError.)
+    const failure = asPocketError(error);
+    if (failure.exit === 'interrupted' && failure.details['prompt'] === true) return ExitCode.interrupted;
     return output.failure(error);
   }
 }

@@ -115,6 +115,17 @@ function stamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
 }
 
+/**
+ * `base`, or `base-2`, `base-3` … whichever is not taken: two damaged files
+ * found within the same second are both kept, never one over the other.
+ */
+function freeName(base: string): string {
+  for (let n = 1; ; n++) {
+    const name = n === 1 ? base : `${base}-${n}`;
+    if (!existsSync(name) && !existsSync(`${name}-journal`)) return name;
+  }
+}
+
 function tempName(file: string): string {
   return `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
@@ -179,7 +190,7 @@ export function openChecked(file: string, check: IntegrityCheck): { db: Database
     ({ problem, cause } = opened);
   }
 
-  const movedTo = `${file}.corrupt-${stamp()}`;
+  const movedTo = freeName(`${file}.corrupt-${stamp()}`);
   try {
     renameSync(file, movedTo);
   } catch (error) {

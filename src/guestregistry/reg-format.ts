@@ -265,6 +265,9 @@ export function parseReg(input: string, options: { source?: string } = {}): Pars
   const lines = text.split(/\r\n|\n|\r/);
   let index = 0;
   while (index < lines.length && lines[index]!.trim() === '') index++;
+  // Empty (or only blank lines): most likely a failed export or the wrong
+  // file, so it is refused rather than imported as "nothing", and said plainly.
+  if (index >= lines.length) throw new RegFileError(1, `the file is empty (a .reg file starts with "${REG_HEADERS.v5}" or "${REG_HEADERS.regedit4}")`, source);
   const header = lines[index]?.trim();
   const format = header === REG_HEADERS.regedit4 ? 'regedit4' : header === REG_HEADERS.v5 ? 'v5' : undefined;
   if (!format) {

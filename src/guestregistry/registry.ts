@@ -23,7 +23,7 @@ import {
   type SessionFact,
   WRITABLE_LAYERS,
 } from './value.ts';
-import { wellKnownName, wellKnownType } from './well-known.ts';
+import { HOST_KEY, wellKnownName, wellKnownType } from './well-known.ts';
 
 export type { RegLayer, RegValue, RegWritableLayer, SessionFact } from './value.ts';
 export type { RegistryRecovery } from './recovery.ts';
@@ -66,6 +66,24 @@ interface PendingChange {
   scope: string;
   key: string;
   name: string | null;
+}
+
+/**
+ * `Host\` holds the session's facts about this host (the session layer, made
+ * fresh at each launch): a value stored under it in another layer would only
+ * hide the facts, so writing there is refused.
+ */
+function isSessionKey(parts: readonly string[]): boolean {
+  return parts.length > 0 && foldCase(parts[0]!) === foldCase(HOST_KEY);
+}
+
+function refuseSessionKey(parts: readonly string[], key: string): void {
+  if (isSessionKey(parts)) {
+    throw new RegistryError(`${key} is under ${HOST_KEY}\\, the session's read-only facts about this host; nothing was written`, {
+      hint: `${HOST_KEY}\\ is made fresh at each launch from the host probe; store your own values under another key`,
+      details: { reason: 'read-only-key', key },
+    });
+  }
 }
 
 function writableLayer(layer: string): asserts layer is RegWritableLayer {
@@ -344,6 +362,7 @@ export class GuestRegistry {
 
   private setIn(scope: string, key: string, name: string, value: RegValue): void {
     const parts = keyComponents(key);
+    refuseSessionKey(parts, key);
     checkValueName(name);
     checkValue(value);
     checkWellKnown(key, name, value);
@@ -391,6 +410,7 @@ export class GuestRegistry {
   }
 
   private createKeyIn(scope: string, key: string): boolean {
+    refuseSessionKey(keyComponents(key), key);
     const created = this.store.ensureKey(scope, keyComponents(key));
     if (created) this.pending.push({ scope, key, name: null });
     return created;
@@ -561,15 +581,22 @@ export class GuestRegistry {
    * a wrong type or a limit throws RegFileError naming the line, and nothing
    * is imported.
    */
-  importReg(text: string, layer: 'user' | 'host', options: { source?: string } = {}): { keys: number; values: number; deletions: number } {
+  importReg(text: string, layer: 'user' | 'host', options: { source?: string } = {}): { keys: number; values: number; deletions: number; skipped?: number } {
     writableLayer(layer);
     const { operations } = parseReg(text, options);
     const scope = this.scope(layer);
     const keys = new Set<string>();
     let values = 0;
     let deletions = 0;
+    // An export of the merged view holds the session's Host\ facts: importing
+    // it back skips them (they are this session's, made fresh at each launch).
+    let skipped = 0;
     this.transaction(() => {
       for (const operation of operations) {
+        if (isSessionKey(operation.key.split('\\'))) {
+          if (operation.op === 'set') skipped++;
+          continue;
+        }
         atLine(operation, options.source, () => {
           switch (operation.op) {
             case 'key':
@@ -592,7 +619,7 @@ export class GuestRegistry {
         });
       }
     });
-    return { keys: keys.size, values, deletions };
+    return { keys: keys.size, values, deletions, ...(skipped > 0 ? { skipped } : {}) };
   }
 
   // -------------------------------------------------------------- lifecycle

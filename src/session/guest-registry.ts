@@ -51,6 +51,26 @@ export function registrySizingOverrides(registry: Pick<GuestRegistry, 'get'>): S
   return { ...(memoryMiB !== undefined ? { memoryMiB } : {}), ...(cpus !== undefined ? { cpus } : {}) };
 }
 
+/** A sizing value in the registry that sizing cannot use, and why (`probe` reports these). */
+export interface IgnoredRegistryValue {
+  key: string;
+  name: string;
+  layer: string;
+  data: string;
+  reason: string;
+}
+
+/** Machine\MemoryMiB or Machine\Cpus set to something registrySizingOverrides drops (0, negative). */
+export function ignoredSizingValues(registry: Pick<GuestRegistry, 'get'>): IgnoredRegistryValue[] {
+  const ignored: IgnoredRegistryValue[] = [];
+  for (const entry of [WELL_KNOWN.memoryMiB, WELL_KNOWN.cpus]) {
+    const found = registry.get(entry.key, entry.name);
+    if (!found || (found.value.type === 'int32' && found.value.data > 0)) continue;
+    ignored.push({ key: entry.key, name: entry.name, layer: found.layer, data: String(found.value.data), reason: found.value.type === 'int32' ? 'not a positive number, so the guest is sized without it' : `of type ${found.value.type}, not int32` });
+  }
+  return ignored;
+}
+
 /** The registry's virtio-serial port, served for each boot attempt while QEMU is paused. */
 export function registryChannel(registry: GuestRegistry, onProblem?: (message: string) => void): ExtraChannel {
   return {

@@ -25,7 +25,7 @@ import { basename, delimiter, isAbsolute, join, resolve, sep } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { HostWritesError } from '../errors.ts';
 import { codeRoot, packaged, selfCommand } from '../runtime/self.ts';
-import { stickLayout } from '../stick/layout.ts';
+import { openStick } from '../stick/stick-root.ts';
 import { processAlive } from '../stick/lock.ts';
 
 /** The syscalls that can change a file's existence, contents or metadata, and what to follow. */
@@ -419,7 +419,8 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   const strace = findStrace();
   if (!strace) throw new HostWritesError('launcher audit needs strace, which is not installed here', { hint: 'install it (Debian/Ubuntu: sudo apt-get install strace) and run the audit again' });
   const say = options.onStep ?? (() => {});
-  const layout = stickLayout(options.stickRoot);
+  // The traces go on the stick: a folder that is not one gets nothing written.
+  const layout = await openStick(options.stickRoot);
   const traceDir = join(layout.runDir, `audit-${new Date().toISOString().replace(/[-:.]/g, '')}`);
   await mkdir(traceDir, { recursive: true });
   const seccomp = await supportsSeccompFilter(strace);

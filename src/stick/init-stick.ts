@@ -1,13 +1,14 @@
 // Creates the stick layout of DESIGN.md and puts a built payload on it, so the
 // new stick boots on its own. Copies are atomic (temp + rename): an
 // interrupted init never leaves a file that looks complete.
-import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { StickError } from '../errors.ts';
+import { dirname, join } from 'node:path';
+import { StickError, StickLockedError, UsageError } from '../errors.ts';
 import { CHECKSUM_FILE, openGuestPayload } from '../payload/guest-payload.ts';
 import { STICK_FORMAT, type StickLayout, stickLayout } from './layout.ts';
 import { acquireLock } from './lock.ts';
+import { assertWritable } from './stick-root.ts';
 
 export interface InitProgress {
   step: 'layout' | 'copy' | 'verify';
@@ -44,28 +45,84 @@ async function copyAtomic(source: string, target: string): Promise<void> {
   }
 }
 
+/**
+ * Linux pseudo file systems (statfs f_type): no stick can live there, and
+ * some (/proc) make a recursive mkdir spin forever instead of failing.
+ */
+const PSEUDO_FILE_SYSTEMS = new Map<number, string>([
+  [0x9fa0, 'proc'], [0x62656572, 'sysfs'], [0x1cd1, 'devpts'], [0x27e0eb, 'cgroup'], [0x63677270, 'cgroup2'],
+  [0x64626720, 'debugfs'], [0x73636673, 'securityfs'], [0x74726163, 'tracefs'], [0xcafe4a11, 'bpf'], [0x62656570, 'configfs'],
+  [0x6165676c, 'pstore'], [0xde5e81e4, 'efivarfs'], [0x19800202, 'mqueue'], [0x42494e4d, 'binfmt_misc'], [0x65735543, 'fusectl'],
+]);
+
+/** Refuses a root that is a file, or that would be made inside a pseudo file system. */
+async function checkRoot(root: string): Promise<void> {
+  let existing = root;
+  for (;;) {
+    try {
+      const info = await stat(existing);
+      if (existing === root && !info.isDirectory()) throw new UsageError(`${root} is a file, not a folder`, 'name a new or empty folder for the stick');
+      break;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
+      if (code === 'ENOTDIR') throw new UsageError(`${root}: a file is where a folder was expected`, 'name a new or empty folder for the stick');
+      if (dirname(existing) === existing) break;
+      existing = dirname(existing);
+    }
+  }
+  await assertWritable(existing);
+  if (process.platform !== 'linux') return;
+  const kind = PSEUDO_FILE_SYSTEMS.get(Number((await statfs(existing)).type));
+  if (kind) throw new UsageError(`${root} is on ${kind}, a pseudo file system of the kernel: a stick cannot be made there`, 'name a folder on the USB stick (or another real disk)');
+}
+
+/** What a failed first init made: removed, so a half-made stick does not stay behind. */
+async function removeHalfMade(root: string, rootExisted: boolean): Promise<void> {
+  if (!rootExisted) {
+    await rm(root, { recursive: true, force: true });
+    return;
+  }
+  for (const name of ['.pocketvm', 'payload', 'users', 'run', 'README.txt']) await rm(join(root, name), { recursive: true, force: true });
+}
+
 export async function initStick(options: InitStickOptions): Promise<StickLayout> {
   const layout = stickLayout(options.root);
   const report = options.onProgress ?? (() => {});
-  if (existsSync(options.root) && !existsSync(layout.marker)) {
+  await checkRoot(options.root);
+  const rootExisted = existsSync(options.root);
+  const fresh = !existsSync(layout.marker);
+  if (rootExisted && fresh) {
     const entries = await readdir(options.root);
     if (entries.length > 0) {
       throw new StickError(`${options.root} is not empty and is not a pocketvm stick`, 'choose an empty folder, or the root of a stick made by init-stick');
     }
   }
   report({ step: 'layout', message: `creating the stick layout in ${options.root}` });
-  for (const dir of [join(options.root, '.pocketvm'), layout.payloadRoot, layout.usersRoot, layout.runDir]) {
-    await mkdir(dir, { recursive: true });
+  let lock;
+  try {
+    for (const dir of [join(options.root, '.pocketvm'), layout.payloadRoot, layout.usersRoot, layout.runDir]) {
+      await mkdir(dir, { recursive: true });
+    }
+    // Never rewrite a payload under a running guest.
+    lock = await acquireLock(layout, 'init-stick');
+  } catch (error) {
+    // Another init-stick holding the lock is making this very stick: leave its work alone.
+    if (fresh && !(error instanceof StickLockedError)) await removeHalfMade(options.root, rootExisted).catch(() => {});
+    throw error;
   }
-  // Never rewrite a payload under a running guest.
-  const lock = await acquireLock(layout, 'init-stick');
   try {
     await writeFile(layout.marker, `${JSON.stringify({ format: STICK_FORMAT, createdBy: `pocketvm ${options.version}` }, null, 2)}\n`);
     await writeFile(join(options.root, 'README.txt'), STICK_README);
     for (const guest of options.guests) await copyGuest(options, layout, guest, report);
-  } finally {
-    await lock.release();
+  } catch (error) {
+    await lock.release().catch(() => {});
+    // A first init that failed (a full disk, a pulled stick) leaves nothing
+    // that looks like a stick; a refresh of a real stick keeps its users.
+    if (fresh) await removeHalfMade(options.root, rootExisted).catch(() => {});
+    throw error;
   }
+  await lock.release();
   return layout;
 }
 

@@ -9,6 +9,7 @@ import { basename } from 'node:path';
 import { StickError, StickLockedError } from '../errors.ts';
 import type { StickLayout } from './layout.ts';
 import { meansGone } from './presence-io.ts';
+import { assertWritable } from './stick-root.ts';
 
 export interface ControlAddress {
   /** A UNIX socket path inside a private directory, or a Windows pipe name. */
@@ -225,6 +226,7 @@ async function removeStaleGuard(guardFile: string): Promise<void> {
 }
 
 export async function acquireLock(layout: StickLayout, command: string, extra: Partial<LockHolder> = {}): Promise<StickLock> {
+  await assertWritable(layout.root);
   await mkdir(layout.runDir, { recursive: true });
   const processStart = processStartTicks(process.pid);
   const holder: LockHolder = { pid: process.pid, hostname: hostname(), command, startedAt: new Date().toISOString(), ...(processStart === undefined ? {} : { processStart }), ...extra };

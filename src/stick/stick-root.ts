@@ -1,7 +1,7 @@
 // Which stick a command works on: --stick DIR, else the stick the launcher
 // itself sits on, else (in a development checkout) ./demo-stick.
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { StickError } from '../errors.ts';
 import { codeRoot as selfRoot, packaged } from '../runtime/self.ts';
@@ -39,4 +39,20 @@ export async function openStick(root: string): Promise<StickLayout> {
     throw new StickError(`${root} has stick format ${String(marker.format)}; this launcher reads format ${STICK_FORMAT}`, 'use the launcher that is on that stick');
   }
   return layout;
+}
+
+/**
+ * Refuses a folder on a read-only file system (a write-protected stick, a
+ * read-only mount) before anything is attempted there: otherwise the first
+ * write fails with EROFS, or a recursive mkdir with a misleading ENOENT.
+ */
+export async function assertWritable(dir: string): Promise<void> {
+  try {
+    await access(dir, constants.W_OK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EROFS') {
+      throw new StickError(`${dir} is on a read-only file system; nothing was changed`, 'the stick is write-protected or mounted read-only: make it writable (its lock switch, or remount it read-write) and try again');
+    }
+    // Anything else (missing, no permission) is reported by the write that follows.
+  }
 }

@@ -13,6 +13,7 @@ interface ProbeJson {
   guest: string;
   sizing: { memoryMiB: number; cpus: number; reasons: string[] } | null;
   sizingError: { code: number; kind: string; message: string } | null;
+  ignoredRegistryValues: Array<{ key: string; name: string; layer: string; data: string; reason: string }>;
 }
 
 describe('launcher probe', function () {
@@ -69,5 +70,17 @@ describe('launcher probe', function () {
     assert.equal(exitCode, 0);
     assert.equal(json.sizing?.memoryMiB, 200);
     assert.match(json.sizing?.reasons[0] ?? '', /Machine\\MemoryMiB/);
+    assert.deepEqual(json.ignoredRegistryValues, []);
+  });
+
+  it('reports registry sizing values it ignores (Machine\\Cpus 0 or -3), and why', async () => {
+    for (const cpus of ['0', '-3']) {
+      assert.equal((await launcher(['reg', 'set', '--stick', stick, 'Machine', 'Cpus', cpus, '--type', 'int32'])).exitCode, 0);
+      const { exitCode, json } = await launcherJson<ProbeJson>(['probe', '--stick', stick, '--user', 'rita']);
+      assert.equal(exitCode, 0);
+      assert.deepEqual(json.ignoredRegistryValues, [{ key: 'Machine', name: 'Cpus', layer: 'user', data: cpus, reason: 'not a positive number, so the guest is sized without it' }]);
+      const text = await launcher(['probe', '--stick', stick, '--user', 'rita']);
+      assert.match(text.stdout, new RegExp(`^  ignored Machine\\\\Cpus = ${cpus} \\(user layer\\): not a positive number`, 'm'));
+    }
   });
 });

@@ -111,6 +111,9 @@ describe('guest registry .reg format', () => {
     ['empty key component', 'REGEDIT4\n[HKEY_POCKETVM\\A\\\\B]', 2, /empty component/],
     ['oversized value', `REGEDIT4\n[HKEY_POCKETVM\\A]\n"a"="${'x'.repeat(600_000)}"`, 3, /limit is 1048576/],
     ['deleting the root', 'REGEDIT4\n[-HKEY_POCKETVM]', 2, /cannot be deleted/],
+    // An empty file is refused on line 1 saying it is empty (not "line 2: does not start with").
+    ['an empty file', '', 1, /^x\.reg line 1: the file is empty \(a \.reg file starts with/],
+    ['only blank lines', '\r\n\r\n', 1, /the file is empty/],
   ];
   for (const [what, text, line, pattern] of malformed) {
     it(`names the line of a malformed file: ${what}`, () => {

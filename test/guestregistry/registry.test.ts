@@ -119,6 +119,21 @@ describe('guest registry (GuestRegistry on a folder)', function () {
     registry.close();
   });
 
+  it("refuses writes under Host\\ (the session's read-only facts) in every layer, by set, createKey and import", () => {
+    const registry = open();
+    const readOnlyKey = (e: unknown) => e instanceof RegistryError && e.details['reason'] === 'read-only-key' && e.exitCode === 12 && /read-only facts/.test(e.message);
+    for (const layer of ['user', 'host'] as const) {
+      for (const key of ['Host', 'host\\Cpu', 'HOST\\Os\\Deep']) {
+        assert.throws(() => registry.set(layer, key, 'Model', str('x')), readOnlyKey);
+        assert.throws(() => registry.createKey(layer, key), readOnlyKey);
+      }
+      // An import (say, of an exported merged view) skips Host\ and counts what it skipped.
+      assert.deepEqual(registry.importReg('REGEDIT4\n[HKEY_POCKETVM\\Guest]\n"Hostname"="a"\n[HKEY_POCKETVM\\Host\\Cpu]\n"Model"="x"\n"Speed"=dword:00000001\n', layer), { keys: 1, values: 1, deletions: 0, skipped: 2 });
+    }
+    assert.equal(registry.subkeys('Host').length, 0);
+    registry.close();
+  });
+
   it('checks types: data against its type, well-known values against theirs, getAs', () => {
     const registry = open();
     const bad: unknown[] = [
@@ -207,7 +222,8 @@ describe('guest registry (GuestRegistry on a folder)', function () {
       assert.throws(() => registry.exportReg({ key: 'Nope' }), /there is no key Nope/);
       registry.close();
 
-      const other = GuestRegistry.open({ file: join(dir, 'other.sqlite'), defaultsFile, hostId: 'host-a' });
+      // The same session facts: an import skips Host\ (the session's own), so the merged views match.
+      const other = GuestRegistry.open({ file: join(dir, 'other.sqlite'), defaultsFile, hostId: 'host-a', session: [{ key: 'Host\\Os', name: 'Name', value: str('linux') }] });
       other.importReg(userText, 'user');
       assert.equal(other.exportReg({ layer: 'user', format }), userText);
       for (const { key, name, value } of EVERY_TYPE) assert.ok(regValueEquals(other.get(key, name)!.value, value), name);
@@ -329,6 +345,25 @@ describe('guest registry (GuestRegistry on a folder)', function () {
         db.close();
       });
     }
+
+    it('two damaged files in the same second are both kept, under different names', () => {
+      filled();
+      // Names a damaged copy from these seconds would take are taken already.
+      const stamp = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
+      const taken = [0, 1, 2, 3, 4, 5].map((s) => `${file}.corrupt-${stamp(Date.now() + s * 1000)}`);
+      for (const name of taken) writeFileSync(name, 'kept from before');
+      writeFileSync(file, 'first damage'.repeat(200));
+      const first = open();
+      first.close({ backup: false });
+      writeFileSync(file, 'second damage'.repeat(200));
+      const second = open();
+      second.close({ backup: false });
+      const kept = [first.recovery?.movedTo, second.recovery?.movedTo];
+      assert.ok(kept[0] && kept[1] && kept[0] !== kept[1], `${kept.join(' ')}`);
+      assert.match(readFileSync(kept[0]!, 'utf8'), /^first damage/);
+      assert.match(readFileSync(kept[1]!, 'utf8'), /^second damage/);
+      for (const name of taken) assert.equal(readFileSync(name, 'utf8'), 'kept from before');
+    });
 
     it('without a last good copy, starts empty and says so (the damaged file is kept)', () => {
       filled();

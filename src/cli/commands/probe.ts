@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { asPocketError, UsageError } from '../../errors.ts';
 import type { HostProfile } from '../../hostprobe/host-profile.ts';
+import type { IgnoredRegistryValue } from '../../session/guest-registry.ts';
 import type { MachineSizing, SizingOverrides } from '../../session/sizing.ts';
 import { registryPaths, type StickLayout, stickLayout } from '../../stick/layout.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
@@ -17,6 +18,8 @@ export interface ProbeReport {
   /** Null when the guest's manifest could not be read, or the host cannot run it (`sizingError`). */
   sizing: MachineSizing | null;
   sizingError: { code: number; kind: string; message: string; hint?: string } | null;
+  /** Registry sizing values (Machine\MemoryMiB, Machine\Cpus) that sizing ignored, and why. */
+  ignoredRegistryValues: IgnoredRegistryValue[];
 }
 
 const gib = (mib: number) => `${(mib / 1024).toFixed(1)} GiB`;
@@ -54,6 +57,7 @@ function describe(report: ProbeReport, out: Output): void {
   if (report.sizing) {
     out.line(bold(`guest ${report.guest}: ${report.sizing.memoryMiB} MiB, ${report.sizing.cpus} vCPU${report.sizing.cpus === 1 ? '' : 's'}`));
     for (const reason of report.sizing.reasons) out.line(`  ${reason}`);
+    for (const value of report.ignoredRegistryValues) out.line(`  ignored ${value.key}\\${value.name} = ${value.data} (${value.layer} layer): ${value.reason}`);
   } else if (report.sizingError) {
     out.line(bold(`guest ${report.guest}: not sized`));
     out.line(`  ${report.sizingError.message}${report.sizingError.hint ? dim(` (${report.sizingError.hint})`) : ''}`);
@@ -69,15 +73,16 @@ function describe(report: ProbeReport, out: Output): void {
  * would apply them. Probing writes nothing: a user without a registry file yet
  * (or a stick without users) has no overrides.
  */
-async function registryOverrides(layout: StickLayout, options: { user?: string; guest: string }, hostId: string | null): Promise<SizingOverrides> {
-  if (!existsSync(layout.usersRoot)) return {};
+async function registryOverrides(layout: StickLayout, options: { user?: string; guest: string }, hostId: string | null): Promise<{ overrides: SizingOverrides; ignored: IgnoredRegistryValue[] }> {
+  const none = { overrides: {}, ignored: [] };
+  if (!existsSync(layout.usersRoot)) return none;
   const { findStickUser } = await import('../stick-user.ts');
   const user = await findStickUser(layout, options.user);
-  if (user === undefined || !existsSync(registryPaths(layout, user, options.guest).file)) return {};
-  const [{ openUserRegistry }, { registrySizingOverrides }] = await Promise.all([import('../../guestregistry/user-registry.ts'), import('../../session/guest-registry.ts')]);
+  if (user === undefined || !existsSync(registryPaths(layout, user, options.guest).file)) return none;
+  const [{ openUserRegistry }, { ignoredSizingValues, registrySizingOverrides }] = await Promise.all([import('../../guestregistry/user-registry.ts'), import('../../session/guest-registry.ts')]);
   const registry = await openUserRegistry({ layout, user, guest: options.guest, ...(hostId ? { hostId } : {}) });
   try {
-    return registrySizingOverrides(registry);
+    return { overrides: registrySizingOverrides(registry), ignored: ignoredSizingValues(registry) };
   } finally {
     registry.close();
   }
@@ -96,11 +101,13 @@ export function registerProbe(program: Command, output: () => Output): void {
     const root = resolveStickRoot(options.stick);
     // A folder that is not there yet (a checkout's demo stick before its first use) is probed without a stick.
     const profile = await probeHost(existsSync(root) ? { stickRoot: root } : {});
-    const report: ProbeReport = { profile, guest: options.guest, sizing: null, sizingError: null };
+    const report: ProbeReport = { profile, guest: options.guest, sizing: null, sizingError: null, ignoredRegistryValues: [] };
     try {
       const layout = stickLayout(root);
       const manifest = await loadManifest(join(layout.payloadRoot, options.guest));
-      report.sizing = sizeMachine(manifest, profile, await registryOverrides(layout, options, profile.fingerprint));
+      const { overrides, ignored } = await registryOverrides(layout, options, profile.fingerprint);
+      report.ignoredRegistryValues = ignored;
+      report.sizing = sizeMachine(manifest, profile, overrides);
     } catch (error) {
       const failure = asPocketError(error);
       report.sizingError = { code: failure.exitCode, kind: failure.exit, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}) };

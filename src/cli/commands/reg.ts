@@ -167,7 +167,7 @@ export function registerReg(program: Command, output: () => Output): void {
       const layer = writable(options.layer);
       const counts = registry.importReg(decodeRegFile(bytes), layer, { source: file === '-' ? 'stdin' : file });
       out.data({ user, layer, ...counts });
-      out.line(`imported into ${user}'s ${layer} layer: ${counts.keys} keys, ${counts.values} values, ${counts.deletions} deletions`);
+      out.line(`imported into ${user}'s ${layer} layer: ${counts.keys} keys, ${counts.values} values, ${counts.deletions} deletions${counts.skipped ? `; skipped ${counts.skipped} values under Host\\ (the session's read-only facts)` : ''}`);
     });
   });
 }

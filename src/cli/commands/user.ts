@@ -1,8 +1,9 @@
 // `launcher user add|passwd|list|remove`: the users of a stick (src/auth/).
 import type { Command } from 'commander';
-import { UsageError } from '../../errors.ts';
-import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
-import { promptPassphrase, stdinLine } from '../login.ts';
+import { PocketError, UsageError } from '../../errors.ts';
+import type { StickLayout } from '../../stick/layout.ts';
+import { assertWritable, openStick, resolveStickRoot } from '../../stick/stick-root.ts';
+import { loginAtPrompt, PROMPT_ATTEMPTS, promptPassphrase, stdinLine } from '../login.ts';
 import type { Output } from '../output.ts';
 import { jsonOption, stickOption } from './options.ts';
 
@@ -14,14 +15,41 @@ interface UserCommandOptions {
 }
 
 /** A new passphrase: stdin line `index`, or typed twice at a terminal. */
-async function newPassphrase(options: UserCommandOptions, index: number, name: string): Promise<string> {
+async function newPassphrase(out: Output, options: UserCommandOptions, index: number, name: string): Promise<string> {
   const { checkPassphrasePolicy, PASSPHRASE_POLICY } = await import('../../auth/passphrase.ts');
   if (options.passphraseStdin) return stdinLine(index, 'the new passphrase');
-  const first = await promptPassphrase(`new passphrase for ${name} (${PASSPHRASE_POLICY})`);
-  checkPassphrasePolicy(first);
-  const again = await promptPassphrase('the same passphrase again');
-  if (again !== first) throw new UsageError('the two passphrases differ; nothing was changed');
-  return first;
+  // At a terminal a typo asks again, a few times, before the command ends.
+  for (let attempt = 1; ; attempt++) {
+    const first = await promptPassphrase(`new passphrase for ${name} (${PASSPHRASE_POLICY})`);
+    let problem: string | undefined;
+    try {
+      checkPassphrasePolicy(first);
+      const again = await promptPassphrase('the same passphrase again');
+      if (again !== first) problem = 'the two passphrases differ';
+    } catch (error) {
+      if (!(error instanceof UsageError)) throw error;
+      problem = error.message;
+    }
+    if (problem === undefined) return first;
+    if (attempt >= PROMPT_ATTEMPTS) throw new UsageError(`${problem}; nothing was changed`, PASSPHRASE_POLICY);
+    out.notice(`${problem}; try again`);
+  }
+}
+
+/**
+ * A session of `name` (or one whose user is not known yet: still logging in)
+ * has their personal disk open in QEMU: removing the user would delete it
+ * under the guest, and what the guest writes afterwards would be lost.
+ */
+async function refuseWhileSessionRuns(layout: StickLayout, name: string): Promise<void> {
+  const { describeHolder, isStale, readLock } = await import('../../stick/lock.ts');
+  const holder = await readLock(layout);
+  if (!holder || isStale(holder) || (holder.user !== undefined && holder.user !== name)) return;
+  if (holder.command === 'init-stick') return;
+  throw new PocketError('stickLocked', `${name}'s session is running (${describeHolder(holder)}): removing ${name} now would delete the disk it has open; nothing was removed`, {
+    hint: 'stop that session first (launcher stop), then remove the user',
+    details: { user: name, holder, lockPath: layout.lockFile },
+  });
 }
 
 const kdfText = (kdf: { memoryCost: number; timeCost: number; parallelism: number }) => `argon2id m=${kdf.memoryCost} KiB t=${kdf.timeCost} p=${kdf.parallelism}`;
@@ -36,10 +64,11 @@ export function registerUser(program: Command, output: () => Output): void {
   add.action(async (name: string, options: UserCommandOptions) => {
     const out = output();
     const layout = await openStick(resolveStickRoot(options.stick));
+    await assertWritable(layout.root);
     const { addUser, checkUserName, userExists } = await import('../../auth/users.ts');
     checkUserName(name);
     if (await userExists(layout, name)) throw new UsageError(`the user "${name}" already exists on this stick`, 'launcher user passwd NAME changes the passphrase');
-    const passphrase = await newPassphrase(options, 0, name);
+    const passphrase = await newPassphrase(out, options, 0, name);
     (await import('../../auth/passphrase.ts')).checkPassphrasePolicy(passphrase);
     out.info('calibrating argon2id to about 0.5 s on this machine');
     const { file, deriveMs } = await addUser(layout, name, passphrase);
@@ -54,11 +83,19 @@ export function registerUser(program: Command, output: () => Output): void {
   passwd.action(async (name: string, options: UserCommandOptions) => {
     const out = output();
     const layout = await openStick(resolveStickRoot(options.stick));
+    await assertWritable(layout.root);
     const { changePassphrase, userPaths } = await import('../../auth/users.ts');
     const { readUserFile } = await import('../../auth/user-file.ts');
     await readUserFile(userPaths(layout, name).file, name);
-    const current = options.passphraseStdin ? await stdinLine(0, 'the current passphrase') : await promptPassphrase(`current passphrase for ${name}`);
-    const next = await newPassphrase(options, 1, name);
+    // At a terminal the current passphrase is checked before the new one is asked for, and a typo asks again.
+    let current: string;
+    if (options.passphraseStdin) current = await stdinLine(0, 'the current passphrase');
+    else {
+      const checked = await loginAtPrompt(out, layout, name, `current passphrase for ${name}`);
+      checked.user.diskKey.fill(0);
+      current = checked.passphrase;
+    }
+    const next = await newPassphrase(out, options, 1, name);
     const { file, deriveMs } = await changePassphrase(layout, name, current, next);
     out.data({ name, kdf: file.kdf, deriveMs: Math.round(deriveMs) });
     out.line(`changed the passphrase of ${name} (${kdfText(file.kdf)}); the personal disk keeps its key and its data`);
@@ -86,6 +123,7 @@ export function registerUser(program: Command, output: () => Output): void {
   remove.action(async (name: string, options: UserCommandOptions) => {
     const out = output();
     const layout = await openStick(resolveStickRoot(options.stick));
+    await assertWritable(layout.root);
     const { removeUser, userPaths } = await import('../../auth/users.ts');
     const paths = userPaths(layout, name);
     const { existsSync } = await import('node:fs');
@@ -93,6 +131,7 @@ export function registerUser(program: Command, output: () => Output): void {
       const { AuthError } = await import('../../errors.ts');
       throw new AuthError(`there is no user "${name}" on this stick`, { hint: 'launcher user list shows the users', details: { reason: 'unknown-user', user: name } });
     }
+    await refuseWhileSessionRuns(layout, name);
     const warning = `removing ${name} destroys their wrapped disk key: their personal disks (${paths.disksDir}) become unrecoverable, whatever passphrase anyone knows`;
     if (!options.yes) {
       if (!process.stdin.isTTY) throw new UsageError(`${warning}; nothing was removed`, 'confirm with --yes');
