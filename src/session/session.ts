@@ -17,6 +17,7 @@ import { guestLogPaths, type StickLayout } from '../stick/layout.ts';
 import { acquireLock, type StickLock } from '../stick/lock.ts';
 import { openStick } from '../stick/stick-root.ts';
 import { AcceleratorVerdicts, bootWithFallback, planAccelerators } from '../vmm/accelerator-fallback.ts';
+import { GuestLife } from '../vmm/guest-life.ts';
 import { GuestRamFile } from '../vmm/guest-ram.ts';
 import { Machine } from '../vmm/machine.ts';
 import type { Accelerator } from '../vmm/machine-spec.ts';
@@ -311,8 +312,10 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
         const guestRam = ram instanceof GuestRamFile ? ram : undefined;
         if (ram && !(ram instanceof GuestRamFile)) void appendFile(logs.qemu, `launcher: guest RAM not shared, namespace reads are copied in the guest: ${ram.reason}\n`).catch(() => {});
         emit({ stage: 'boot', message: resume ? `resuming ${options.guest}, suspended ${resume.meta.createdAt} on ${resume.sameHost ? 'this PC' : 'another PC'} (${(resume.bytes / 1048576).toFixed(0)} MiB of state, ${accelerator})` : `booting ${options.guest} under ${accelerator} (${sizing.memoryMiB} MiB, ${sizing.cpus} vCPU)` });
+        const life = new GuestLife();
         const booting = Machine.boot({
           ...(guestRam ? { guestRam } : {}),
+          life,
           spec: {
             name: `pocketvm-${options.guest}`,
             hostOs: host.os,
@@ -339,7 +342,7 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
           host,
           logs,
           attach: async (qmp, streams) => {
-            await openChannels(extraChannels, streams, services, guestRam ? { guestRam } : {});
+            await openChannels(extraChannels, streams, services, guestRam ? { guestRam, life } : { life });
             if (attachDisk) await attachDisk(qmp);
             if (resume) await resume.load(qmp, streams, fdChannels(extraChannels.map((channel) => channel.id)));
           },

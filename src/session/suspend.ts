@@ -98,7 +98,13 @@ export async function saveGuestState(session: Session, context: StateContext): P
   const syncMs = await guestSync(machine);
   await session.lock.update({ state: 'stopping' }).catch(() => {});
   const started = performance.now();
-  await qmp.stop();
+  // Placed 9P reads write guest RAM where QEMU's dirty log cannot see them:
+  // they finish, and no more start, before the vCPUs stop and RAM is copied.
+  await machine.life.quiesce();
+  await qmp.stop().catch((error: unknown) => {
+    machine.life.resume();
+    throw error;
+  });
   const socket = await listenForMigration(privateDir);
   let sealer: StateSealer | undefined;
   try {
@@ -146,6 +152,7 @@ export async function saveGuestState(session: Session, context: StateContext): P
     await rm(paths.partial, { force: true }).catch(() => {});
     // The guest goes on as if nothing happened (cont re-activates its disk).
     if (machine.process.running) await qmp.cont().catch(() => {});
+    machine.life.resume();
     await session.lock.update({ state: 'ready' }).catch(() => {});
     throw error;
   } finally {
