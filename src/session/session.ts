@@ -29,6 +29,7 @@ import type { ChannelMachine, ChannelService, ExtraChannel } from './extra-chann
 import { type GuestFacts, readGuestFacts } from './guest-facts.ts';
 import { openSessionRegistry, REGISTRY_CMDLINE_WORD, registryChannel, registrySizingOverrides } from './guest-registry.ts';
 import { NAMESPACE_CMDLINE_WORD, namespaceChannel, remountNamespace } from './namespace-channel.ts';
+import { bumpDiskGeneration } from './disk-generation.ts';
 import { attachPersonalDisk, userCmdline } from './personal-disk.ts';
 import { markRecoveryPending, pendingRecovery, recoverAfterCrash, type RecoveryReport } from './recovery.ts';
 import { sizeMachine } from './sizing.ts';
@@ -345,6 +346,8 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
             await openChannels(extraChannels, streams, services, guestRam ? { guestRam, life } : { life });
             if (attachDisk) await attachDisk(qmp);
             if (resume) await resume.load(qmp, streams, fdChannels(extraChannels.map((channel) => channel.id)));
+            // This run may write the disk: every state saved before it is stale from now on (src/session/disk-generation.ts).
+            if (stateContext && login) stateContext.diskGeneration = await bumpDiskGeneration({ layout, user: login, guest: options.guest, stateKey: stateContext.key });
           },
           ...(resume ? { resumed: true } : {}),
           // Under a hardware accelerator the kernel prints within a second; a

@@ -19,6 +19,7 @@ import type { Machine } from '../vmm/machine.ts';
 import { cancelMigration, listenForMigration, migrateOut, qemuVersionString, resolvedMachineType } from '../vmm/migration.ts';
 import type { ShutdownResult } from '../vmm/shutdown-ladder.ts';
 import { StateSealer } from '../vmm/state-cipher.ts';
+import type { DiskGeneration } from './disk-generation.ts';
 import { savedStatePaths, syncDir, VMSTATE_FORMAT, type VmStateMeta } from './saved-state.ts';
 import type { Session } from './session.ts';
 
@@ -37,6 +38,8 @@ export interface StateContext {
   userId: string;
   /** This PC's salted fingerprint, recorded in the header. */
   host: string | null;
+  /** The personal disk's generation of this run (src/session/disk-generation.ts), recorded in the header. */
+  diskGeneration?: DiskGeneration;
 }
 
 export interface SuspendResult {
@@ -121,6 +124,7 @@ export async function saveGuestState(session: Session, context: StateContext): P
       accelerator: spec.accelerator,
       memoryMiB: spec.memoryMiB,
       cpus: spec.cpus,
+      ...(context.diskGeneration ? { diskGeneration: context.diskGeneration } : {}),
     };
     const seal = new StateSealer(context.key, meta, { maxFileBytes: MAX_STATE_FILE_BYTES });
     sealer = seal;
