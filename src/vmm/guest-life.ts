@@ -76,13 +76,22 @@ export function shutdownOutcome(event: QmpEvent): 'reset' | 'quit' | 'none' {
  */
 export function watchGuestLife(qmp: QmpClient, life: GuestLife, note: (message: string) => void = () => {}): () => void {
   let chain = Promise.resolve();
+  // A kernel's reboot tries several ways to reset (ACPI, keyboard controller,
+  // ...) and the vCPU may get to the next before QEMU stops it: one reset is
+  // enough for all the requests that came before it.
+  let resetQueued = false;
   return qmp.onEvent((event) => {
     const outcome = shutdownOutcome(event);
     if (outcome === 'none') return;
+    if (outcome === 'reset') {
+      if (resetQueued) return;
+      resetQueued = true;
+    }
     // One event at a time, in order: a reset's cont must not overtake a later quit.
     chain = chain.then(async () => {
       const retiring = life.retire();
       if (outcome === 'reset') {
+        resetQueued = false;
         life.resets++;
         note(`guest reset (${String(event.data['reason'])}): placed reads cancelled and mounts retired before it runs again`);
         // With the vCPUs stopped and the old mounts retired: reset (QEMU's net
