@@ -37,8 +37,14 @@ export function unwrapKey(wrapped: WrappedKey, kek: Buffer, associatedData: stri
     const decipher = createDecipheriv('aes-256-gcm', kek, Buffer.from(wrapped.iv, 'base64'));
     decipher.setAAD(Buffer.from(associatedData, 'utf8'));
     decipher.setAuthTag(Buffer.from(wrapped.tag, 'base64'));
-    const key = Buffer.concat([decipher.update(Buffer.from(wrapped.ciphertext, 'base64')), decipher.final()]);
-    if (key.length !== DISK_KEY_BYTES) throw new UnwrapError();
+    const parts = [decipher.update(Buffer.from(wrapped.ciphertext, 'base64')), decipher.final()];
+    const key = Buffer.concat(parts);
+    // The pieces held the key too: only the returned Buffer (zeroed by its user) keeps it.
+    for (const part of parts) part.fill(0);
+    if (key.length !== DISK_KEY_BYTES) {
+      key.fill(0);
+      throw new UnwrapError();
+    }
     return key;
   } catch {
     throw new UnwrapError();

@@ -20,7 +20,7 @@ export type DaemonMessage =
 
 /** The parent's answer to `login`: the unwrapped key, over the IPC channel only. */
 export type LoginReply =
-  | { type: 'unlocked'; user: Omit<UnlockedUser, 'diskKey'> & { diskKey: string } }
+  | { type: 'unlocked'; user: Omit<UnlockedUser, 'diskKey'> & { diskKey: Uint8Array } }
   | { type: 'login-failed'; exit: string; message: string; hint?: string; details?: Record<string, unknown> };
 
 export async function spawnDetachedSession(args: { stickRoot: string; guest: string; accel: string }, onMessage: (message: Extract<DaemonMessage, { type: 'event' }>) => void, login?: () => Promise<UnlockedUser>): Promise<SessionStatus & { readyMs: number }> {
@@ -38,6 +38,8 @@ export async function spawnDetachedSession(args: { stickRoot: string; guest: str
   const child = spawn(self.command, [...self.args, 'session', '--stick', args.stickRoot, '--guest', args.guest, '--accel', args.accel], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'ipc'],
+    // Structured clone, not JSON: the disk key crosses as bytes, never as a base64 string that could not be cleared.
+    serialization: 'advanced',
   });
   closeSync(logFd);
   let loginFailure: PocketError | undefined;
@@ -51,7 +53,7 @@ export async function spawnDetachedSession(args: { stickRoot: string; guest: str
         if (!login) return answer({ type: 'login-failed', exit: 'internal', message: 'no login was offered to the session' });
         login().then(
           (user) => {
-            answer({ type: 'unlocked', user: { ...user, diskKey: user.diskKey.toString('base64') } });
+            answer({ type: 'unlocked', user: { ...user, diskKey: user.diskKey } });
             user.diskKey.fill(0);
           },
           (error: unknown) => {

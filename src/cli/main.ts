@@ -10,6 +10,10 @@ import { fileURLToPath } from 'node:url';
 const checkoutCache = fileURLToPath(new URL('../../.cache/node-compile-cache', import.meta.url));
 if (existsSync(fileURLToPath(new URL('../../build.js', import.meta.url)))) module.enableCompileCache?.(checkoutCache);
 
+// Before any key material exists: no core dump of this process or of the QEMU it starts.
+const { disableCoreDumps } = await import('../runtime/no-core-dumps.ts');
+disableCoreDumps();
+
 const { main } = await import('./program.ts');
 const code = await main(process.argv.slice(2));
 process.exitCode = code;

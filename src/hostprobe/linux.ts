@@ -187,11 +187,16 @@ export const linuxHost: HostAdapter = {
   },
   probe: linuxProbe,
   orphanGuard(command, args) {
+    // RLIMIT_CORE 0 through util-linux's prlimit: QEMU holds the disk key and
+    // the guest's memory, and its seccomp sandbox (resourcecontrol=deny) keeps
+    // it from raising the limit again.
+    const prlimit = findOnPath('prlimit');
+    const limited = prlimit ? { command: prlimit, args: ['--core=0:0', '--', command, ...args] } : { command, args };
     // PR_SET_PDEATHSIG through util-linux's setpriv: the kernel kills QEMU the
-    // moment the launcher's thread exits, whatever killed it.
+    // moment the launcher's thread exits, whatever killed it (kept across prlimit's exec).
     const setpriv = findOnPath('setpriv');
-    if (setpriv) return { command: setpriv, args: ['--pdeathsig', 'KILL', '--', command, ...args] };
-    return { command, args };
+    if (setpriv) return { command: setpriv, args: ['--pdeathsig', 'KILL', '--', limited.command, ...limited.args] };
+    return limited;
   },
   async controlEndpoint() {
     // mkdtemp creates the directory 0700: only this user can reach the socket.

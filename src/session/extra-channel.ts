@@ -3,6 +3,7 @@
 // each gets its descriptor, its virtio-serial port if it is one, and is opened
 // while QEMU is still paused, so the guest never finds a port nobody serves.
 import type { Duplex } from 'node:stream';
+import type { GuestLife } from '../vmm/guest-life.ts';
 import type { GuestRamWriter } from '../vmm/guest-ram.ts';
 
 export interface ExtraChannel {
@@ -28,6 +29,8 @@ export interface ExtraChannel {
 export interface ChannelMachine {
   /** The guest's RAM, when it is a file the launcher shares (placed 9P reads). */
   guestRam?: GuestRamWriter;
+  /** The attempt's resets, power-offs and suspends: whatever writes guest RAM joins it. */
+  life?: GuestLife;
 }
 
 export interface ChannelService {

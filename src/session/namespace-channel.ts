@@ -92,6 +92,8 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
         ...(machine.guestRam ? { guestRam: machine.guestRam } : {}),
         openSession: (session) => serveNinep(session, backend, { log, closeBackend: false, maxMsize: NAMESPACE_MSIZE }),
       });
+      // Placed reads stop before a reset, power-off or suspend (src/vmm/guest-life.ts).
+      machine.life?.add(transport);
       return {
         close: async () => {
           await transport.close();

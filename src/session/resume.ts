@@ -155,7 +155,7 @@ export function unresumableError(verdict: Extract<ResumeVerdict, { resumable: fa
   return new SavedStateError(describeUnresumable(verdict) + (chosen ? '; it was kept for another PC' : '; it was kept'), {
     hint: chosen
       ? 'resume it on a PC that can, or boot afresh here with launcher run --cold-boot (the state is set aside)'
-      : ['damaged', 'truncated', 'key', 'format', 'mismatch'].includes(verdict.reason)
+      : ['damaged', 'truncated', 'key', 'format', 'mismatch', 'stale'].includes(verdict.reason)
         ? 'launcher run --cold-boot boots afresh (the state is set aside)'
         : 'launcher run --cold-boot boots afresh (the state is set aside); --keep-state leaves it for another PC',
     details: { reason: chosen ? 'kept' : verdict.reason, problem: verdict.reason, kept: true, file: verdict.file },

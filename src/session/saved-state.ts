@@ -11,6 +11,7 @@ import { SavedStateError } from '../errors.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import type { Accelerator } from '../vmm/machine-spec.ts';
 import { OpenedState, readStateHead } from '../vmm/state-cipher.ts';
+import { type DiskGeneration, readDiskGeneration } from './disk-generation.ts';
 import { AVAILABLE_SHARE, HOST_RESERVE_MIB } from './sizing.ts';
 
 export const VMSTATE_FORMAT = 'pocketvm-vmstate';
@@ -32,6 +33,8 @@ export interface VmStateMeta {
   accelerator: Accelerator;
   memoryMiB: number;
   cpus: number;
+  /** The personal disk's generation while it ran (src/session/disk-generation.ts); absent in states from before generations. */
+  diskGeneration?: DiskGeneration;
 }
 
 export function savedStatePaths(layout: StickLayout, user: string, guest: string): { dir: string; file: string; partial: string } {
@@ -94,6 +97,8 @@ export async function examineSavedState(args: { layout: StickLayout; guest: stri
     await handle.close();
   }
   if (meta.guest !== args.guest || meta.user !== args.user.name || (meta.userId && meta.userId !== args.user.id)) return refuse('mismatch', `it belongs to ${meta.user}'s ${meta.guest} guest`, meta);
+  const stale = staleness(meta.diskGeneration, await readDiskGeneration({ layout: args.layout, user: args.user, guest: args.guest, stateKey: args.stateKey }));
+  if (stale) return refuse('stale', stale, meta);
   const host = await args.host();
   if (meta.qemu !== host.qemuVersion) return refuse('qemu', `it was saved by QEMU ${meta.qemu}; this PC runs QEMU ${host.qemuVersion}`, meta);
   if (!host.accelerators.includes(meta.accelerator)) return refuse('accelerator', `it was saved under ${meta.accelerator}, which is not available here (${host.accelerators.join(', ')})`, meta);
@@ -101,6 +106,18 @@ export async function examineSavedState(args: { layout: StickLayout; guest: stri
   if (meta.memoryMiB > capMiB) return refuse('memory', `it needs ${meta.memoryMiB} MiB of memory; this PC can spare ${Math.max(0, capMiB)} MiB now`, meta);
   if (!existsSync(personalDiskPath(args.layout, args.user.name, args.guest))) return refuse('disk-missing', `${args.user.name}'s personal disk for ${args.guest} is missing`, meta);
   return { resumable: true, file, meta, bytes, chunks, sameHost: meta.host !== null && meta.host === host.fingerprint };
+}
+
+/**
+ * Why a state saved in generation `saved` must not be resumed over a disk
+ * now in `current` (src/session/disk-generation.ts), or undefined when it may.
+ */
+export function staleness(saved: DiskGeneration | undefined, current: DiskGeneration | undefined | 'forged'): string | undefined {
+  if (current === 'forged') return 'the personal disk\'s generation record does not verify (changed without the passphrase), so nothing says the disk is still as the state left it';
+  if (saved === undefined) return current === undefined ? undefined : 'it is older than the personal disk, which has been written since';
+  if (current === undefined) return 'the personal disk\'s generation record is missing, so nothing says the disk is still as the state left it';
+  if (saved.id !== current.id) return `it was saved in run ${saved.n} of the personal disk, which has been written since (run ${current.n}): resuming it would lose or corrupt that newer data`;
+  return undefined;
 }
 
 /** The one line a person reads when a state is not resumed. */

@@ -18,6 +18,7 @@ import { trustedConfirmations } from '../dyntable/confirmations.ts';
 import { acquireLock, type StickLock } from '../stick/lock.ts';
 import { openStick } from '../stick/stick-root.ts';
 import { AcceleratorVerdicts, bootWithFallback, planAccelerators } from '../vmm/accelerator-fallback.ts';
+import { GuestLife } from '../vmm/guest-life.ts';
 import { GuestRamFile } from '../vmm/guest-ram.ts';
 import { Machine } from '../vmm/machine.ts';
 import type { Accelerator } from '../vmm/machine-spec.ts';
@@ -29,6 +30,7 @@ import type { ChannelMachine, ChannelService, ExtraChannel } from './extra-chann
 import { type GuestFacts, readGuestFacts } from './guest-facts.ts';
 import { openSessionRegistry, REGISTRY_CMDLINE_WORD, registryChannel, registrySizingOverrides } from './guest-registry.ts';
 import { NAMESPACE_CMDLINE_WORD, namespaceChannel, remountNamespace } from './namespace-channel.ts';
+import { bumpDiskGeneration } from './disk-generation.ts';
 import { attachPersonalDisk, userCmdline } from './personal-disk.ts';
 import { markRecoveryPending, pendingRecovery, recoverAfterCrash, type RecoveryReport } from './recovery.ts';
 import { sizeMachine } from './sizing.ts';
@@ -316,8 +318,10 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
         const guestRam = ram instanceof GuestRamFile ? ram : undefined;
         if (ram && !(ram instanceof GuestRamFile)) void appendFile(logs.qemu, `launcher: guest RAM not shared, namespace reads are copied in the guest: ${ram.reason}\n`).catch(() => {});
         emit({ stage: 'boot', message: resume ? `resuming ${options.guest}, suspended ${resume.meta.createdAt} on ${resume.sameHost ? 'this PC' : 'another PC'} (${(resume.bytes / 1048576).toFixed(0)} MiB of state, ${accelerator})` : `booting ${options.guest} under ${accelerator} (${sizing.memoryMiB} MiB, ${sizing.cpus} vCPU)` });
+        const life = new GuestLife();
         const booting = Machine.boot({
           ...(guestRam ? { guestRam } : {}),
+          life,
           spec: {
             name: `pocketvm-${options.guest}`,
             hostOs: host.os,
@@ -344,9 +348,11 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
           host,
           logs,
           attach: async (qmp, streams) => {
-            await openChannels(extraChannels, streams, services, guestRam ? { guestRam } : {});
+            await openChannels(extraChannels, streams, services, guestRam ? { guestRam, life } : { life });
             if (attachDisk) await attachDisk(qmp);
             if (resume) await resume.load(qmp, streams, fdChannels(extraChannels.map((channel) => channel.id)));
+            // This run may write the disk: every state saved before it is stale from now on (src/session/disk-generation.ts).
+            if (stateContext && login) stateContext.diskGeneration = await bumpDiskGeneration({ layout, user: login, guest: options.guest, stateKey: stateContext.key });
           },
           ...(resume ? { resumed: true } : {}),
           // Under a hardware accelerator the kernel prints within a second; a

@@ -19,6 +19,7 @@ import type { Machine } from '../vmm/machine.ts';
 import { cancelMigration, listenForMigration, migrateOut, qemuVersionString, resolvedMachineType } from '../vmm/migration.ts';
 import type { ShutdownResult } from '../vmm/shutdown-ladder.ts';
 import { StateSealer } from '../vmm/state-cipher.ts';
+import type { DiskGeneration } from './disk-generation.ts';
 import { savedStatePaths, syncDir, VMSTATE_FORMAT, type VmStateMeta } from './saved-state.ts';
 import type { Session } from './session.ts';
 
@@ -37,6 +38,8 @@ export interface StateContext {
   userId: string;
   /** This PC's salted fingerprint, recorded in the header. */
   host: string | null;
+  /** The personal disk's generation of this run (src/session/disk-generation.ts), recorded in the header. */
+  diskGeneration?: DiskGeneration;
 }
 
 export interface SuspendResult {
@@ -98,7 +101,13 @@ export async function saveGuestState(session: Session, context: StateContext): P
   const syncMs = await guestSync(machine);
   await session.lock.update({ state: 'stopping' }).catch(() => {});
   const started = performance.now();
-  await qmp.stop();
+  // Placed 9P reads write guest RAM where QEMU's dirty log cannot see them:
+  // they finish, and no more start, before the vCPUs stop and RAM is copied.
+  await machine.life.quiesce();
+  await qmp.stop().catch((error: unknown) => {
+    machine.life.resume();
+    throw error;
+  });
   const socket = await listenForMigration(privateDir);
   let sealer: StateSealer | undefined;
   try {
@@ -115,6 +124,7 @@ export async function saveGuestState(session: Session, context: StateContext): P
       accelerator: spec.accelerator,
       memoryMiB: spec.memoryMiB,
       cpus: spec.cpus,
+      ...(context.diskGeneration ? { diskGeneration: context.diskGeneration } : {}),
     };
     const seal = new StateSealer(context.key, meta, { maxFileBytes: MAX_STATE_FILE_BYTES });
     sealer = seal;
@@ -146,6 +156,7 @@ export async function saveGuestState(session: Session, context: StateContext): P
     await rm(paths.partial, { force: true }).catch(() => {});
     // The guest goes on as if nothing happened (cont re-activates its disk).
     if (machine.process.running) await qmp.cont().catch(() => {});
+    machine.life.resume();
     await session.lock.update({ state: 'ready' }).catch(() => {});
     throw error;
   } finally {

@@ -10,6 +10,7 @@
 // /dev/stdin. Never an argument, an environment variable or a file.
 import { execa } from 'execa';
 import type { QemuBinaries } from './qemu-binary.ts';
+import { hexBytes } from './secret-bytes.ts';
 
 export type DiskCheckStatus = 'clean' | 'leaks' | 'corrupt' | 'in-use' | 'failed';
 
@@ -52,10 +53,12 @@ export async function checkDisk(qemuImg: QemuBinaries, path: string, options: { 
   const args = [...(qemuImg.prefixArgs ?? []), ...diskCheckArgs(path, { encrypted: options.key !== undefined, ...(options.repair ? { repair: options.repair } : {}) })];
   const env = { ...qemuImg.env, LC_ALL: 'C' };
   const common = { reject: false, env, extendEnv: true, timeout: options.timeoutMs ?? 120_000 } as const;
-  const run = options.key
-    ? execa('/bin/sh', ['-c', 'cat | exec "$0" "$@"', qemuImg.system, ...args], { ...common, input: options.key.toString('hex') })
+  // The key's hex spelling as bytes, zeroed once qemu-img is done (no JavaScript string of it).
+  const hex = options.key ? hexBytes(options.key) : undefined;
+  const run = hex
+    ? execa('/bin/sh', ['-c', 'cat | exec "$0" "$@"', qemuImg.system, ...args], { ...common, input: hex })
     : execa(qemuImg.system, args, { ...common, stdin: 'ignore' });
-  const result = await run;
+  const result = await run.finally(() => hex?.fill(0));
   const ms = Math.round(performance.now() - started);
   const stderr = String(result.stderr).trim();
   const base = { path, leaks: 0, corruptions: 0, leaksFixed: 0, corruptionsFixed: 0, ms };

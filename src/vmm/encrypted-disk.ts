@@ -7,6 +7,7 @@
 import { rename, rm } from 'node:fs/promises';
 import { AuthError, GuestFailedError } from '../errors.ts';
 import { type QmpClient, QmpCommandError } from './qmp-client.ts';
+import { hexBytes } from './secret-bytes.ts';
 
 export interface EncryptedDiskOptions {
   /** The qcow2 file (created when absent). */
@@ -114,7 +115,15 @@ export async function attachEncryptedDisk(qmp: QmpClient, options: EncryptedDisk
   const secretId = encrypted ? `${options.id}-key` : undefined;
   // QEMU's LUKS driver takes its key as a UTF-8 passphrase: the 256-bit key
   // goes in as its hex spelling (all of its entropy, none of its bytes lost).
-  if (secretId) await qmp.execute('object-add', { 'qom-type': 'secret', id: secretId, data: options.key.toString('hex'), format: 'raw' });
+  // (As bytes that are zeroed once sent: no JavaScript string of the key, src/vmm/secret-bytes.ts.)
+  if (secretId) {
+    const hex = hexBytes(options.key);
+    try {
+      await qmp.execute('object-add', { 'qom-type': 'secret', id: secretId, format: 'raw' }, { secret: { field: 'data', bytes: hex } });
+    } finally {
+      hex.fill(0);
+    }
+  }
   let attached = false;
   try {
     let created = false;

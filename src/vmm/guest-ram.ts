@@ -20,6 +20,12 @@ import { closeSync, constants, ftruncateSync, openSync, statfsSync, writeSync } 
 /** q35's default RAM id: what the memory backend must be called for saved states to match. */
 export const RAM_BACKEND_ID = 'pc.ram';
 const FOUR_GIB = 0x1_0000_0000;
+/**
+ * Below 1 MiB lie the real-mode IVT, the BIOS data area, the VGA window and
+ * the shadowed BIOS: no reader's page is ever there (Linux reserves the
+ * first megabyte for firmware), so a segment reaching into it is refused.
+ */
+export const LOWEST_PLACEMENT = 0x10_0000;
 /** /dev/shm keeps this much free beyond the guest's RAM (the host's own users of it). */
 const SHM_MARGIN = 64 * 1024 * 1024;
 /** Linux's O_TMPFILE (with O_DIRECTORY, as open(2) wants it); Node does not export it. */
@@ -41,10 +47,11 @@ export interface GuestRamWriter {
  * Where q35 maps guest RAM: below 4 GiB up to `below4g` (all of it when it
  * is under 2.75 GiB, else 2 GiB, the rest of the low space being the PCI
  * hole), the remainder from 4 GiB up. File offset of `phys`, or undefined
- * when [phys, phys + len) is not wholly inside one RAM range.
+ * when [phys, phys + len) is not wholly inside one RAM range, or starts
+ * below 1 MiB (LOWEST_PLACEMENT).
  */
 export function q35RamOffset(phys: number, len: number, ramBytes: number): number | undefined {
-  if (!Number.isSafeInteger(phys) || !Number.isSafeInteger(len) || phys < 0 || len < 0) return undefined;
+  if (!Number.isSafeInteger(phys) || !Number.isSafeInteger(len) || phys < LOWEST_PLACEMENT || len < 0) return undefined;
   const below4g = ramBytes < 0xb000_0000 ? ramBytes : 0x8000_0000;
   if (phys + len <= below4g) return phys;
   if (phys < FOUR_GIB) return undefined; // in or across the hole

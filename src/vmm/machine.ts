@@ -10,6 +10,7 @@ import { GuestFailedError, PocketError, TimeoutError } from '../errors.ts';
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import { ConsoleTap } from './console-tap.ts';
 import { GuestAgentClient } from './guest-agent-client.ts';
+import { GuestLife, watchGuestLife } from './guest-life.ts';
 import type { GuestRamFile } from './guest-ram.ts';
 import { AGENT_PORT_ID, type MachineSpec } from './machine-spec.ts';
 import { buildQemuArgs } from './qemu-args.ts';
@@ -39,6 +40,11 @@ export interface BootAttemptOptions {
    * channels'); the caller closes it once QEMU is gone.
    */
   guestRam?: GuestRamFile;
+  /**
+   * Who writes guest RAM and must hear of resets, power-offs and suspends
+   * (src/vmm/guest-life.ts); the channels opened in `attach` join it.
+   */
+  life?: GuestLife;
   logs: { qemu: string; console: string };
   /** No console byte within this long after `cont` means the accelerator hangs. */
   signOfLifeTimeoutMs: number;
@@ -82,10 +88,12 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
   readonly console: ConsoleTap;
   readonly timings: BootTimings;
   readonly logs: { qemu: string; console: string };
+  /** Resets, power-offs and suspends, told to what writes guest RAM. */
+  readonly life: GuestLife;
   readonly #channels: Readonly<Record<string, Duplex>>;
   #state: MachineState = 'ready';
 
-  private constructor(init: { spec: MachineSpec; process: QemuProcess; qmp: QmpClient; agent: GuestAgentClient; console: ConsoleTap; timings: BootTimings; logs: { qemu: string; console: string }; channels: Readonly<Record<string, Duplex>> }) {
+  private constructor(init: { spec: MachineSpec; process: QemuProcess; qmp: QmpClient; agent: GuestAgentClient; console: ConsoleTap; timings: BootTimings; logs: { qemu: string; console: string }; life: GuestLife; channels: Readonly<Record<string, Duplex>> }) {
     super();
     this.spec = init.spec;
     this.process = init.process;
@@ -94,12 +102,14 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
     this.console = init.console;
     this.timings = init.timings;
     this.logs = init.logs;
+    this.life = init.life;
     this.#channels = init.channels;
     // A SHUTDOWN event means QEMU is ending on purpose (the guest powered
-    // off, or a quit); an exit without one is a crash.
+    // off, or a quit); an exit without one is a crash. A guest reset is
+    // reported as SHUTDOWN too (GUEST_LIFE_ACTIONS), and QEMU goes on.
     let orderly = false;
     this.qmp.onEvent((event) => {
-      if (event.event === 'SHUTDOWN') orderly = true;
+      if (event.event === 'SHUTDOWN' && event.data['reason'] !== 'guest-reset') orderly = true;
     });
     void this.process.exited.then((exit) => {
       this.#setState(orderly || this.#state === 'stopping' || this.#state === 'stopped' ? 'stopped' : 'crashed');
@@ -155,6 +165,9 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
       const agent = new GuestAgentClient(streams.agent);
       const qmp = await Promise.race([QmpClient.connect(streams.qmp, { timeoutMs: 15_000 }), exited]);
       const qmpMs = since();
+      // Before anything can run: the guest's resets and power-offs stop it until what writes its RAM is retired.
+      const life = options.life ?? new GuestLife();
+      watchGuestLife(qmp, life, (message) => proc.note(message));
       // QEMU reports the moment the guest opens the agent's port: syncing
       // then, rather than polling blind, saves up to a retry interval.
       const agentPortOpened = qmp.watch('VSERPORT_CHANGE', { predicate: (event) => event.data['id'] === AGENT_PORT_ID && event.data['open'] === true });
@@ -183,7 +196,7 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
       }
       const timings: BootTimings = { qmpMs, contMs, signOfLifeMs, readyMs: since() };
       proc.note(`ready after ${timings.readyMs} ms`);
-      return new Machine({ spec, process: proc, qmp, agent, console: consoleTap, timings, logs: options.logs, channels: streams.extra });
+      return new Machine({ spec, process: proc, qmp, agent, console: consoleTap, timings, logs: options.logs, life, channels: streams.extra });
     } catch (error) {
       if (options.signal?.aborted) {
         proc.kill();

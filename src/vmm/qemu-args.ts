@@ -1,6 +1,7 @@
 // MachineSpec → QEMU argument list. Pure: no I/O, no environment, so every
 // host/accelerator combination is unit-tested without QEMU. Secrets never pass
 // through here: keys reach QEMU over QMP after start.
+import { GUEST_LIFE_ACTIONS } from './guest-life.ts';
 import { RAM_BACKEND_ID } from './guest-ram.ts';
 import { AGENT_PORT_ID, AGENT_PORT_NAME, type Accelerator, type ChannelEndpoint, type DiskSpec, type HostOs, type MachineSpec } from './machine-spec.ts';
 
@@ -86,11 +87,12 @@ export function hotplugPort(index: number): string {
 
 /** -machine, with the RAM backend when guest RAM is a file the launcher shares (MachineSpec.ramFile). */
 function machineArgs(spec: MachineSpec): string[] {
-  if (!spec.ramFile) return ['-machine', 'q35'];
+  // dump-guest-core=off: a QEMU core dump, if one is ever written, leaves the guest's memory out.
+  if (!spec.ramFile) return ['-machine', 'q35,dump-guest-core=off'];
   // prealloc: a full /dev/shm fails the start, not the guest later (SIGBUS).
   return [
     '-object', `memory-backend-file,id=${RAM_BACKEND_ID},size=${spec.memoryMiB}M,mem-path=/proc/self/fd/${spec.ramFile.fd},share=on,prealloc=on`,
-    '-machine', `q35,memory-backend=${RAM_BACKEND_ID}`,
+    '-machine', `q35,memory-backend=${RAM_BACKEND_ID},dump-guest-core=off`,
   ];
 }
 
@@ -105,6 +107,8 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     '-cpu', spec.cpuModel ?? accel.cpu,
     '-m', `${spec.memoryMiB}M`,
     '-smp', String(spec.cpus),
+    // The guest's reboot or power-off pauses QEMU until the launcher has acted (src/vmm/guest-life.ts).
+    ...GUEST_LIFE_ACTIONS,
     ...HOST_TRAITS[spec.hostOs].sandbox,
     '-kernel', spec.kernel,
     '-initrd', spec.initrd,

@@ -75,6 +75,14 @@ export interface QmpExecuteOptions {
   /** Default: the client's commandTimeoutMs (10 s unless set at connect). */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Key material for one string argument (`arguments[field]`), as bytes: it
+   * goes into the command's bytes on the wire and nowhere else (no JSON
+   * string of it is ever made), and that wire buffer is zeroed once QEMU's
+   * socket has taken it. The caller zeroes `bytes`. Printable ASCII only,
+   * no quote or backslash (e.g. hexBytes of a key).
+   */
+  secret?: { field: string; bytes: Buffer };
 }
 
 export interface QmpConnectOptions {
@@ -341,7 +349,10 @@ export class QmpClient {
     const timeoutMs = options.timeoutMs ?? this.commandTimeoutMs;
     const id = `pvm-${this.#nextId++}`;
     const request: JsonObject = { execute: command, id };
-    if (args !== undefined) request['arguments'] = args;
+    const secret = options.secret;
+    const placeholder = `pvm-secret-${id}`;
+    if (secret && !secret.bytes.every((b) => b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c)) return Promise.reject(new Error('a QMP secret must be printable ASCII without quotes or backslashes'));
+    if (args !== undefined || secret) request['arguments'] = secret ? { ...args, [secret.field]: placeholder } : args!;
 
     return new Promise<T>((resolve, reject) => {
       const finish = (): void => {
@@ -369,7 +380,14 @@ export class QmpClient {
           reject(error);
         },
       });
-      this.#stream.write(`${JSON.stringify(request)}\n`);
+      const line = `${JSON.stringify(request)}\n`;
+      if (!secret) {
+        this.#stream.write(line);
+        return;
+      }
+      const at = line.indexOf(placeholder);
+      const wire = Buffer.concat([Buffer.from(line.slice(0, at)), secret.bytes, Buffer.from(line.slice(at + placeholder.length))]);
+      this.#stream.write(wire, () => wire.fill(0));
     });
   }
 

@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { GuestRamFile, q35RamOffset } from '../../src/vmm/guest-ram.ts';
+import { GuestRamFile, LOWEST_PLACEMENT, q35RamOffset } from '../../src/vmm/guest-ram.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
 describe('q35RamOffset: guest-physical address → RAM file offset', () => {
   it('maps RAM below the PCI hole 1:1 when all of it fits there', () => {
-    assert.equal(q35RamOffset(0, 4096, 256 * MiB), 0);
+    assert.equal(q35RamOffset(MiB, 4096, 256 * MiB), MiB);
     assert.equal(q35RamOffset(0x1234000, 8192, 256 * MiB), 0x1234000);
     assert.equal(q35RamOffset(256 * MiB - 4096, 4096, 256 * MiB), 256 * MiB - 4096);
   });
@@ -31,6 +31,16 @@ describe('q35RamOffset: guest-physical address → RAM file offset', () => {
     assert.equal(q35RamOffset(5 * GiB - 4096, 4097, ram), undefined, 'past the end');
     assert.equal(q35RamOffset(0x8000_0000, 1, 0xb000_0000), undefined, 'exactly 2.75 GiB splits at 2 GiB too');
     assert.equal(q35RamOffset(0xa000_0000, 4096, 0xafff_f000), 0xa000_0000, 'just under 2.75 GiB stays low');
+  });
+
+  it('refuses the first megabyte (IVT, BIOS data, VGA window, shadowed BIOS)', () => {
+    assert.equal(LOWEST_PLACEMENT, MiB);
+    assert.equal(q35RamOffset(0, 4096, 256 * MiB), undefined);
+    assert.equal(q35RamOffset(0xa0000, 4096, 256 * MiB), undefined, 'the VGA window');
+    assert.equal(q35RamOffset(0xf0000, 4096, 256 * MiB), undefined, 'the shadowed BIOS');
+    assert.equal(q35RamOffset(MiB - 4096, 8192, 256 * MiB), undefined, 'starting just below 1 MiB');
+    assert.equal(q35RamOffset(MiB - 1, 1, 256 * MiB), undefined);
+    assert.equal(q35RamOffset(MiB, 1, 256 * MiB), MiB);
   });
 
   it('refuses nonsense', () => {
@@ -56,9 +66,9 @@ describe('GuestRamFile', () => {
       assert.match(fs.readlinkSync(`/proc/self/fd/${ram.fd}`), /\(deleted\)$/);
       assert.equal(fs.fstatSync(ram.fd!).size, 4 * MiB);
       const data = Buffer.from('abcdefghij');
-      assert.equal(ram.write([{ phys: 4096, len: 4 }, { phys: 3 * MiB, len: 100 }], data), true);
+      assert.equal(ram.write([{ phys: MiB + 4096, len: 4 }, { phys: 3 * MiB, len: 100 }], data), true);
       const back = Buffer.alloc(10);
-      fs.readSync(ram.fd!, back, 0, 4, 4096);
+      fs.readSync(ram.fd!, back, 0, 4, MiB + 4096);
       fs.readSync(ram.fd!, back, 4, 6, 3 * MiB);
       assert.equal(back.toString(), 'abcdefghij');
     } finally {
@@ -66,14 +76,18 @@ describe('GuestRamFile', () => {
     }
   });
 
-  it('writes nothing when a segment is outside RAM or the segments are too short', () => {
+  it('writes nothing when a segment is outside RAM, below 1 MiB, or the segments are too short', () => {
     const ram = GuestRamFile.create(4, { dir }) as GuestRamFile;
     try {
-      assert.equal(ram.write([{ phys: 0, len: 4 }, { phys: 4 * MiB, len: 4096 }], Buffer.from('abcdefgh')), false);
-      assert.equal(ram.write([{ phys: 0, len: 4 }], Buffer.from('abcdefgh')), false);
-      const back = Buffer.alloc(4);
-      fs.readSync(ram.fd!, back, 0, 4, 0);
-      assert.deepEqual(back, Buffer.alloc(4), 'the first segment was not written either');
+      assert.equal(ram.write([{ phys: MiB, len: 4 }, { phys: 4 * MiB, len: 4096 }], Buffer.from('abcdefgh')), false);
+      assert.equal(ram.write([{ phys: MiB, len: 4 }, { phys: 0xa0000, len: 4096 }], Buffer.from('abcdefgh')), false);
+      assert.equal(ram.write([{ phys: MiB, len: 4 }], Buffer.from('abcdefgh')), false);
+      assert.equal(ram.write([{ phys: 0xb8000, len: 4096 }], Buffer.from('abcdefgh')), false, 'the VGA text buffer');
+      for (const at of [0, 0xa0000, 0xb8000, MiB]) {
+        const back = Buffer.alloc(4);
+        fs.readSync(ram.fd!, back, 0, 4, at);
+        assert.deepEqual(back, Buffer.alloc(4), `nothing written at ${at.toString(16)} (a first segment inside RAM is not written either)`);
+      }
     } finally {
       ram.close();
     }
@@ -83,7 +97,7 @@ describe('GuestRamFile', () => {
     const ram = GuestRamFile.create(1, { dir }) as GuestRamFile;
     ram.close();
     assert.equal(ram.fd, undefined);
-    assert.equal(ram.write([{ phys: 0, len: 4 }], Buffer.from('abcd')), false);
+    assert.equal(ram.write([{ phys: MiB, len: 4 }], Buffer.from('abcd')), false);
     ram.close();
   });
 

@@ -184,10 +184,16 @@ describe('buildQemuArgs against the real QEMU', () => {
   it('puts guest RAM in the inherited file when it is shared, under q35\'s own RAM id', () => {
     const args = buildQemuArgs(spec({ memoryMiB: 512, ramFile: { fd: 9 } }));
     assert.deepEqual(values(args, '-object'), ['memory-backend-file,id=pc.ram,size=512M,mem-path=/proc/self/fd/9,share=on,prealloc=on']);
-    assert.deepEqual(values(args, '-machine'), ['q35,memory-backend=pc.ram']);
+    assert.deepEqual(values(args, '-machine'), ['q35,memory-backend=pc.ram,dump-guest-core=off']);
     assert.deepEqual(values(args, '-m'), ['512M'], '-m stays, and agrees');
     const plain = buildQemuArgs(spec());
     assert.deepEqual(values(plain, '-object'), []);
-    assert.deepEqual(values(plain, '-machine'), ['q35']);
+    assert.deepEqual(values(plain, '-machine'), ['q35,dump-guest-core=off']);
+  });
+
+  it('keeps guest memory out of QEMU core dumps, and pauses on the guest\'s reboot and power-off (src/vmm/guest-life.ts)', () => {
+    const args = buildQemuArgs(spec());
+    assert.match(values(args, '-machine')[0]!, /dump-guest-core=off/);
+    assert.deepEqual(values(args, '-action'), ['reboot=shutdown,shutdown=pause']);
   });
 });

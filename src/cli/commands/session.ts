@@ -18,7 +18,8 @@ function loginOverIpc(): Promise<UnlockedUser> {
   return new Promise((resolve, reject) => {
     if (!process.connected) return reject(new PocketError('usage', 'the session command is started by run --detach only'));
     process.once('message', (reply: LoginReply) => {
-      if (reply.type === 'unlocked') return resolve({ ...reply.user, diskKey: Buffer.from(reply.user.diskKey, 'base64') });
+      // The received bytes themselves (no copy): launchSession zeroes them once QEMU holds the key.
+      if (reply.type === 'unlocked') return resolve({ ...reply.user, diskKey: Buffer.from(reply.user.diskKey.buffer, reply.user.diskKey.byteOffset, reply.user.diskKey.byteLength) });
       const exit = (reply.exit in ExitCode ? reply.exit : 'internal') as ExitCodeName;
       reject(new PocketError(exit, reply.message, { ...(reply.hint ? { hint: reply.hint } : {}), ...(reply.details ? { details: reply.details } : {}) }));
     });

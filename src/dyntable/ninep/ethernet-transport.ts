@@ -20,6 +20,16 @@
 // Nothing here trusts the guest: frame and message sizes are checked before
 // anything is buffered, partial messages and sessions are bounded, and a
 // broken fragment drops its message (the 9P server never sees it).
+//
+// Guest life events (src/vmm/guest-life.ts): placed reads write guest RAM
+// behind QEMU's back, so they must stop before the guest's memory changes
+// owner or is copied. `retire()` (reset, reboot, panic, shutdown) cancels
+// every placement and ends every connection at once, then reads and drops
+// whatever the old guest still had in the socket until it is quiet (the
+// vCPUs are stopped meanwhile, so nothing new can come): no frame sent
+// before the reset can open a connection or place a read in the next
+// kernel's pages. `quiesce()` (suspend) stops taking requests, lets the
+// placed reads under way finish, then places no more until `resume()`.
 import { type Duplex, duplexPair } from 'node:stream';
 import { Errno } from './backend.ts';
 import { ByteQueue } from './byte-queue.ts';
@@ -54,11 +64,30 @@ export interface EthernetTransportOptions {
   log?: (message: string) => void;
   /** Guest RAM, for placed reads; without it every read's data goes in frames. */
   guestRam?: GuestRamWriter;
+  /** How long the socket must stay silent before a retirement ends (default 200 ms). */
+  retireQuietMs?: number;
 }
 
-export interface EthernetTransport {
-  /** placed: Rreads written into the reader's pages; declined: asked for, sent in frames. */
-  readonly counters: { frames: number; sent: number; dropped: number; sessions: number; stale: number; placed: number; declined: number };
+/** What a guest life event asks of the transport (src/vmm/guest-life.ts). */
+export interface TransportLife {
+  /**
+   * The guest is being reset or is going away: every pending placement is
+   * cancelled and every connection retired before this returns its promise;
+   * the promise resolves once what the old guest sent has been read and dropped.
+   */
+  retire(): Promise<void>;
+  /** Before the vCPUs stop for a save: no new requests, placed reads under way finish, then none is placed. */
+  quiesce(timeoutMs?: number): Promise<void>;
+  /** The save did not happen: requests are taken and reads placed again. */
+  resume(): void;
+}
+
+export interface EthernetTransport extends TransportLife {
+  /**
+   * placed: Rreads written into the reader's pages; declined: asked for, sent
+   * in frames; retired: frames from before a reset, dropped unread.
+   */
+  readonly counters: { frames: number; sent: number; dropped: number; sessions: number; stale: number; placed: number; declined: number; retired: number };
   /** Closes every session and the socket. */
   close(): Promise<void>;
   readonly closed: Promise<void>;
@@ -85,7 +114,7 @@ export function serveEthernetTransport(socket: Duplex, options: EthernetTranspor
 }
 
 class Transport implements EthernetTransport {
-  readonly counters = { frames: 0, sent: 0, dropped: 0, sessions: 0, stale: 0, placed: 0, declined: 0 };
+  readonly counters = { frames: 0, sent: 0, dropped: 0, sessions: 0, stale: 0, placed: 0, declined: 0, retired: 0 };
   readonly closed: Promise<void>;
   private readonly socket: Duplex;
   private readonly options: EthernetTransportOptions;
@@ -101,6 +130,13 @@ class Transport implements EthernetTransport {
   /** Streams that refused more input: the socket stays paused until each drains. */
   private readonly blocked = new Set<Duplex>();
   private resolveClosed!: () => void;
+  /** Retiring: frames are parsed (the stream's framing) and dropped, none served. */
+  private fenced = false;
+  /** Quiesced for a save: the socket stays paused, no read is placed. */
+  private holding = false;
+  /** Connection ids retired by a reset: a frame naming one is from the old guest. */
+  private readonly retiredIds = new Set<number>();
+  private lastInput = 0;
 
   constructor(socket: Duplex, options: EthernetTransportOptions) {
     this.socket = socket;
@@ -130,10 +166,72 @@ class Transport implements EthernetTransport {
       const sessions = [...this.connections.values()];
       this.connections.clear();
       this.socket.destroy();
-      await Promise.all(sessions.map((c) => this.retire(c)));
+      await Promise.all(sessions.map((c) => this.endConnection(c)));
       this.resolveClosed();
     }
     return this.closed;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Guest life events.
+
+  async retire(): Promise<void> {
+    if (this.ended) return;
+    // Synchronously: from here on nothing is written to guest RAM for any
+    // connection that exists now, and no frame is served until quiet.
+    this.fenced = true;
+    this.holding = false;
+    this.partials.clear();
+    const sessions = [...this.connections.values()];
+    this.connections.clear();
+    for (const c of sessions) {
+      c.placements?.cancel();
+      this.rememberRetired(c.conn);
+    }
+    const closing = Promise.all(sessions.map((c) => this.endConnection(c)));
+    this.blocked.clear();
+    this.socket.resume();
+    if (sessions.length > 0) this.log(`9p transport: guest reset: ${sessions.length} mount(s) retired, their placed reads cancelled`);
+    // Read out (and drop) whatever the old guest sent until the socket is silent.
+    const quietMs = this.options.retireQuietMs ?? 200;
+    const deadline = Date.now() + 10_000;
+    this.lastInput = Date.now();
+    while (!this.ended && Date.now() < deadline) {
+      const silentFor = Date.now() - this.lastInput;
+      if (silentFor >= quietMs) break;
+      await new Promise((resolve) => setTimeout(resolve, quietMs - silentFor));
+    }
+    this.fenced = false;
+    await closing;
+  }
+
+  async quiesce(timeoutMs = 5_000): Promise<void> {
+    if (this.ended) return;
+    this.holding = true;
+    this.socket.pause();
+    // The placed reads asked for before the pause are answered (placed) as usual.
+    const deadline = Date.now() + timeoutMs;
+    while (!this.ended && this.pendingPlacements() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    for (const c of this.connections.values()) c.placements?.cancel();
+  }
+
+  resume(): void {
+    if (this.ended || !this.holding) return;
+    this.holding = false;
+    for (const c of this.connections.values()) c.placements?.allow();
+    if (this.blocked.size === 0) this.socket.resume();
+  }
+
+  private pendingPlacements(): number {
+    let n = 0;
+    for (const c of this.connections.values()) n += c.placements?.pending ?? 0;
+    return n;
+  }
+
+  private rememberRetired(conn: number): void {
+    // Bounded: a guest that mounts in a loop cannot grow it without end.
+    if (this.retiredIds.size >= 1024) this.retiredIds.delete(this.retiredIds.values().next().value!);
+    this.retiredIds.add(conn);
   }
 
   // ---------------------------------------------------------------------------
@@ -141,6 +239,7 @@ class Transport implements EthernetTransport {
 
   private onData(chunk: Buffer): void {
     if (this.ended) return;
+    this.lastInput = Date.now();
     this.input.push(chunk);
     while (this.input.length >= 4 && !this.ended) {
       const size = this.input.peekUInt32('be');
@@ -151,7 +250,9 @@ class Transport implements EthernetTransport {
       }
       if (this.input.length < 4 + size) break;
       this.input.take(4);
-      this.onFrame(this.input.take(size));
+      const frame = this.input.take(size);
+      if (this.fenced) this.counters.retired++;
+      else this.onFrame(frame);
     }
   }
 
@@ -211,6 +312,11 @@ class Transport implements EthernetTransport {
   private onMessage(conn: number, peer: Buffer, message: Buffer, segments?: RamSegment[]): void {
     let c = this.connections.get(conn);
     if (c === undefined) {
+      if (this.retiredIds.has(conn)) {
+        // The guest before a reset used this id; this guest never did.
+        this.counters.retired++;
+        return;
+      }
       if (message[4] !== MessageId.Tversion) {
         // A mount this launcher never saw begin (one from before a suspend).
         this.counters.stale++;
@@ -227,7 +333,7 @@ class Transport implements EthernetTransport {
       this.socket.pause();
       c.end.once('drain', () => {
         this.blocked.delete(c.end);
-        if (this.blocked.size === 0 && !this.ended) this.socket.resume();
+        if (this.blocked.size === 0 && !this.ended && !this.holding) this.socket.resume();
       });
     }
   }
@@ -237,10 +343,11 @@ class Transport implements EthernetTransport {
       const [oldest, retired] = this.connections.entries().next().value!;
       this.connections.delete(oldest);
       this.log(`9p transport: ${this.maxSessions} mounts at once: the oldest (${oldest}) is retired`);
-      void this.retire(retired);
+      void this.endConnection(retired);
     }
     const [end, serverEnd] = duplexPair();
     const placements = this.options.guestRam ? new ReadPlacements(this.options.guestRam, this.counters) : undefined;
+    if (this.holding) placements?.cancel();
     const c: Connection = { conn, peer, end, session: this.options.openSession(serverEnd), replies: new ByteQueue(), placements };
     this.connections.set(conn, c);
     this.counters.sessions++;
@@ -252,10 +359,12 @@ class Transport implements EthernetTransport {
     return c;
   }
 
-  private async retire(c: Connection): Promise<void> {
+  /** Ends one connection and its 9P session. */
+  private async endConnection(c: Connection): Promise<void> {
+    c.placements?.cancel();
     c.end.destroy();
     // A retired session no longer holds the socket back.
-    if (this.blocked.delete(c.end) && this.blocked.size === 0 && !this.ended) this.socket.resume();
+    if (this.blocked.delete(c.end) && this.blocked.size === 0 && !this.ended && !this.holding) this.socket.resume();
     await c.session.close().catch(() => {});
   }
 
@@ -263,6 +372,8 @@ class Transport implements EthernetTransport {
   // 9P replies → frames.
 
   private onReplyBytes(c: Connection, chunk: Buffer): void {
+    // A retired connection's late replies go nowhere (its guest is gone).
+    if (this.connections.get(c.conn) !== c) return;
     c.replies.push(chunk);
     // The server only writes well-formed replies (size >= 7).
     while (c.replies.length >= 4 && c.replies.length >= c.replies.peekUInt32('le')) {

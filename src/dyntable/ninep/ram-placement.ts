@@ -51,6 +51,8 @@ export function parseSegments(list: Buffer): RamSegment[] | undefined {
 export class ReadPlacements {
   readonly #ram: GuestRamWriter;
   readonly #byTag = new Map<number, RamSegment[]>();
+  /** Cancelled (a reset, a suspend): no request is remembered, no reply placed. */
+  #held = false;
   /** Reads answered in place, and those that asked but went the ordinary way (shared with the transport). */
   readonly counters: { placed: number; declined: number };
 
@@ -67,7 +69,7 @@ export class ReadPlacements {
    */
   request(message: Buffer, segments: RamSegment[] | undefined): void {
     const tag = message.readUInt16LE(5);
-    if (segments && message[4] === MessageId.Tread) this.#byTag.set(tag, segments);
+    if (segments && !this.#held && message[4] === MessageId.Tread) this.#byTag.set(tag, segments);
     else this.#byTag.delete(tag);
     if (message[4] === MessageId.Tflush && message.length >= 9) this.#byTag.delete(message.readUInt16LE(7));
   }
@@ -80,7 +82,7 @@ export class ReadPlacements {
   reply(message: Buffer): Buffer | undefined {
     const tag = message.readUInt16LE(5);
     const segments = this.#byTag.get(tag);
-    if (segments === undefined) return undefined;
+    if (segments === undefined || this.#held) return undefined;
     this.#byTag.delete(tag);
     if (message[4] !== MessageId.Rread || message.length < RREAD_HEADER) return undefined;
     const count = message.readUInt32LE(7);
@@ -94,6 +96,26 @@ export class ReadPlacements {
     const header = Buffer.from(message.subarray(0, RREAD_HEADER));
     readBuffers.giveBack(message);
     return header;
+  }
+
+  /** Placed reads asked for and not yet answered. */
+  get pending(): number {
+    return this.#byTag.size;
+  }
+
+  /**
+   * Cancels every pending placement: their replies, if they still come, go
+   * the ordinary way (or nowhere, once the connection is retired). Nothing
+   * more is written to guest RAM through this object until `allow()`.
+   */
+  cancel(): void {
+    this.#byTag.clear();
+    this.#held = true;
+  }
+
+  /** After a suspend that did not finish: reads may be placed again. */
+  allow(): void {
+    this.#held = false;
   }
 
   clear(): void {

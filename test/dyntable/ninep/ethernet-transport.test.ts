@@ -253,6 +253,54 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
       assert.ok(logs.some((l) => /bad page list/.test(l)));
       assert.equal(ram.writes.length, 0);
     });
+
+    it('retire (guest reset): what the old guest sent is dropped unread, its mounts are gone, the next guest mounts afresh', async () => {
+      const client = await mount(25);
+      fs.writeFileSync(path.join(tmp, 'data.bin'), 'old and new');
+      const fid = await client.open(1, ['data.bin'], OpenFlags.RDONLY);
+      const sessionsBefore = transport.counters.sessions;
+      // Still in the socket when the reset comes: a placed read on the old
+      // mount, and a mount the old kernel had just begun.
+      placedRead(25, fid, 705, 100);
+      peer.sendMessage(26, encode({ type: 'Tversion', tag: NOTAG, msize: 8192, version: '9P2000.L' } as never));
+      await transport.retire();
+      assert.equal(ram.writes.length, 0, 'nothing written to guest RAM');
+      assert.equal(transport.counters.sessions, sessionsBefore, 'the old kernel\'s new mount was not opened');
+      // The read may have reached the server before the reset (its placement
+      // is then cancelled, its reply dropped) or not (dropped unread).
+      assert.ok(transport.counters.retired >= 1, JSON.stringify(transport.counters));
+      assert.equal((await replyTo(705)).length, 0, 'no reply to the old guest');
+      assert.ok(logs.some((l) => /guest reset: 1 mount\(s\) retired/.test(l)));
+      // A frame naming a retired mount after the reset is dropped too.
+      const retiredBefore = transport.counters.retired;
+      placedRead(25, fid, 706, 100);
+      await sleep(50);
+      assert.equal(transport.counters.retired, retiredBefore + 1);
+      assert.equal(ram.writes.length, 0);
+      // The next kernel's mount works, placed reads included.
+      const next = await mount(27);
+      const nextFid = await next.open(1, ['data.bin'], OpenFlags.RDONLY);
+      placedRead(27, nextFid, 707, 100);
+      const [placed] = await replyTo(707);
+      assert.ok(placed!.flags & FrameFlag.placed);
+      assert.equal(ram.writes.length, 1);
+      assert.equal(ram.writes[0]!.data.toString(), 'old and new');
+    });
+
+    it('quiesce (suspend): takes no request until resumed and places nothing meanwhile', async () => {
+      const client = await mount(28);
+      fs.writeFileSync(path.join(tmp, 'data.bin'), 'held');
+      const fid = await client.open(1, ['data.bin'], OpenFlags.RDONLY);
+      await transport.quiesce();
+      placedRead(28, fid, 708, 100);
+      await sleep(100);
+      assert.equal(peer.frames.filter((f) => f.tag === 708).length, 0, 'the request waits in the socket');
+      assert.equal(ram.writes.length, 0);
+      transport.resume();
+      const [reply] = await replyTo(708);
+      assert.ok(reply!.flags & FrameFlag.placed, 'placed again after resume');
+      assert.equal(ram.writes.length, 1);
+    });
   });
 
   it('without guest RAM: no canPlace, and a page list after a Tread is ignored', async () => {

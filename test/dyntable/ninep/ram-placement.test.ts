@@ -71,6 +71,26 @@ describe('placed reads: page lists and placements', () => {
     assert.deepEqual(placements.counters, { placed: 0, declined: 1 });
   });
 
+  it('cancel: pending placements are dropped and nothing is placed until allowed again', () => {
+    const ram = new RecordingRam();
+    const placements = new ReadPlacements(ram);
+    const segments = [{ phys: 0x10_0000, len: 4096 }];
+    placements.request(tread(1), segments);
+    placements.request(tread(2), segments);
+    assert.equal(placements.pending, 2);
+    placements.cancel();
+    assert.equal(placements.pending, 0);
+    assert.equal(placements.reply(rread(1, Buffer.from('late'))), undefined, 'a reply after the cancel goes in frames');
+    placements.request(tread(3), segments);
+    assert.equal(placements.pending, 0, 'no new placement while cancelled');
+    assert.equal(placements.reply(rread(3, Buffer.from('x'))), undefined);
+    assert.equal(ram.writes.length, 0);
+    placements.allow();
+    placements.request(tread(4), segments);
+    assert.ok(placements.reply(rread(4, Buffer.from('y'))));
+    assert.equal(ram.writes.length, 1);
+  });
+
   it('forgets a placement when its tag is reused without one, and when a Tflush names it', () => {
     const ram = new RecordingRam();
     const placements = new ReadPlacements(ram);
