@@ -4,7 +4,7 @@
 // the guest: a stop request, the guest powering itself off, or a crash.
 import { appendFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
-import { UsageError } from '../errors.ts';
+import { PocketError, UsageError } from '../errors.ts';
 import { hostFingerprint } from '../hostprobe/host-fingerprint.ts';
 import { currentHostAdapter } from '../hostprobe/current-host.ts';
 import { probeHost } from '../hostprobe/probe-host.ts';
@@ -247,6 +247,17 @@ async function closeServices(services: ChannelService[]): Promise<void> {
   for (const service of services.splice(0)) await Promise.resolve(service.close()).catch(() => {});
 }
 
+/** `work`, or a rejection as soon as `signal` aborts (what `work` then yields is dropped). */
+function untilCancelled<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new PocketError('interrupted', 'interrupted before the guest was ready'));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 export async function launchSession(options: LaunchOptions): Promise<Session> {
   if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(options.guest)) throw new UsageError(`"${options.guest}" is not a guest name`, 'guest names are lower-case letters, digits and -');
   const started = performance.now();
@@ -263,8 +274,15 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
   let recovery: RecoveryReport | undefined;
   let stateContext: StateContext | undefined;
   let resume: GuestResume | undefined;
+  // A boot cancelled (src/cli/session-runner.ts) between steps stops here; the catch below releases the lock.
+  const checkCancelled = () => {
+    if (options.signal?.aborted) throw new PocketError('interrupted', 'interrupted before the guest was ready');
+  };
   try {
-    user ??= await options.login?.();
+    checkCancelled();
+    // The login waits on a person (or the foreground launcher): a cancel must not wait for it.
+    if (!user && options.login) user = await untilCancelled(options.login(), options.signal);
+    checkCancelled();
     const login = user;
     if (login) await lock.update({ user: login.name });
     // The last session on this stick died (stale lock), or left this user's files unchecked.
@@ -275,6 +293,7 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
       emit({ stage: 'recovery', message: recovery.summary });
     }
     guard?.signal.throwIfAborted();
+    checkCancelled();
     const bootSignal = options.signal && guard ? AbortSignal.any([options.signal, guard.signal]) : (options.signal ?? guard?.signal);
     const logs = guestLogPaths(layout, options.guest);
     // Features add their channels to the guest and kernel command-line words here.
