@@ -27,11 +27,14 @@ export async function startSession(output: Output, options: Omit<LaunchOptions, 
     abort.abort(signal);
   };
   for (const signal of TERMINATION_SIGNALS) process.on(signal, onSignal);
-  const cancelled = (cause?: unknown) =>
-    new PocketError('interrupted', `${received}: the boot of ${options.guest} was cancelled; QEMU was stopped and the stick released`, {
+  const cancelled = (cause?: unknown) => {
+    // A login still reading stdin (a prompt, --passphrase-stdin) is abandoned: it must not keep the launcher alive.
+    (process.stdin as { unref?: () => void }).unref?.();
+    return new PocketError('interrupted', `${received}: the boot of ${options.guest} was cancelled; QEMU was stopped and the stick released`, {
       ...(cause === undefined ? {} : { cause }),
       details: { signal: received },
     });
+  };
   try {
     let session: Session;
     try {
