@@ -120,7 +120,7 @@ describe('exec as a remote command, and the attached console (boots the real gue
         type(`${passphrase}\r`);
         await waitFor(/pocketvm:~\$ /);
         type('stty size; id -un\r');
-        await waitFor(/40 100\r\nalice\r\n/, 60_000);
+        await waitFor(/40 100\s+alice\s/, 60_000);
         type('sleep 100\r');
         await new Promise((r) => setTimeout(r, 3_000));
         type('\x03');
