@@ -48,7 +48,8 @@ export async function openRemoteExec(layout: StickLayout, request: Omit<ExecRequ
     socket.on('error', (error: NodeJS.ErrnoException) => {
       const failure = error.code === 'ENOENT' || error.code === 'ECONNREFUSED' ? new NoSessionError(layout.root) : error;
       if (!answered) reject(failure);
-      else fail(failure);
+      // After the exit frame the session has closed its end: a late stdin write failing is no failure.
+      else if (!outcome) fail(failure);
     });
     const resume = () => socket.resume();
     const onFrames = (chunk: Buffer) => {
@@ -81,16 +82,21 @@ export async function openRemoteExec(layout: StickLayout, request: Omit<ExecRequ
     });
   });
   await opened;
+  // Stdin and signals only while the session still reads them (not after the exit frame).
+  const writable = () => !outcome && !socket.destroyed && socket.writable;
   return {
     write: (data) => {
       let ok = true;
+      if (!writable()) return ok;
       for (let offset = 0; offset < data.length; offset += DATA_CHUNK_BYTES) ok = socket.write(encodeFrame('I', 0, data.subarray(offset, offset + DATA_CHUNK_BYTES)));
       return ok;
     },
     onDrain: (listener) => void socket.on('drain', listener),
-    end: () => void socket.write(encodeFrame('I', 0)),
+    end: () => {
+      if (writable()) socket.write(encodeFrame('I', 0));
+    },
     signal: (signo) => {
-      if (!socket.destroyed && socket.writable) socket.write(encodeFrame('K', 0, u32(signo)));
+      if (writable()) socket.write(encodeFrame('K', 0, u32(signo)));
     },
     outcome: done,
   };
