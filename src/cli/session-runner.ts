@@ -30,7 +30,7 @@ export async function startSession(output: Output, options: Omit<LaunchOptions, 
   const cancelled = (cause?: unknown) => {
     // A login still reading stdin (a prompt, --passphrase-stdin) is abandoned: it must not keep the launcher alive.
     (process.stdin as { unref?: () => void }).unref?.();
-    return new PocketError('interrupted', `${received}: the boot of ${options.guest} was cancelled; QEMU was stopped and the stick released`, {
+    return new PocketError('interrupted', `${received}: the boot of ${options.guest} was cancelled; no QEMU is left running and the stick is released`, {
       ...(cause === undefined ? {} : { cause }),
       details: { signal: received },
     });

@@ -42,12 +42,25 @@ describe('interrupting a boot (boots the real guest)', function () {
     process.kill(-child.pid!, 'SIGINT');
     const result = await child;
     assert.equal(result.exitCode, 130, output());
-    assert.match(output(), /SIGINT: the boot of default was cancelled; QEMU was stopped and the stick released/);
+    assert.match(output(), /SIGINT: the boot of default was cancelled; no QEMU is left running and the stick is released/);
     await assertNothingLeft();
     // The next launch finds nothing to recover.
     const status = await launcher(['status', '--stick', stick.root]);
     assert.equal(status.exitCode, 8, status.stderr);
     assert.doesNotMatch(status.stderr, /did not end cleanly/);
+  });
+
+  it('Ctrl-C while the login still waits on the terminal ends run at once (exit 130, no lock)', async () => {
+    // script(1): the launcher's stdin is a terminal that never reaches EOF; \x03 there is Ctrl-C.
+    const child = execa('script', ['-qfec', `${launcherPath} run --stick ${stick.root} --user tester --passphrase-stdin`, '/dev/null'], { reject: false, env: { NO_COLOR: '1' }, timeout: 120_000 });
+    let text = '';
+    child.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    assert.ok(await waitUntil(() => text.includes('accelerators to try'), 60_000), text);
+    child.stdin?.write('\x03');
+    const result = await child;
+    assert.equal(result.exitCode, 130, text);
+    assert.match(text, /SIGINT: the boot of default was cancelled/);
+    await assertNothingLeft();
   });
 
   it('Ctrl-C on run --detach while it waits for readiness cancels the boot in the background session', async () => {
