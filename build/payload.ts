@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { CpioEntry } from './payload/cpio.ts';
 import { copyFileAtomic, writeFileAtomic } from './payload/atomic.ts';
 import { fetchPackages, type FetchedPackage } from './payload/debs.ts';
+import { buildGuestHelpers } from './payload/guest-helpers.ts';
 import { buildGuestModules, planHeaders } from './payload/guest-modules.ts';
 import { asPayloadBuildError, PayloadBuildError } from './payload/errors.ts';
 import { sha256, sha256File } from './payload/hash.ts';
@@ -55,6 +56,9 @@ interface PayloadPaths {
   kmod: string;
   /** Where they are compiled. */
   kmodWork: string;
+  /** Sources of the guest helper programs (payload/helpers/*.c), and where they are compiled. */
+  helpers: string;
+  helpersWork: string;
   dir: string;
   stamp: string;
   debs: string;
@@ -67,6 +71,8 @@ function payloadPaths(root: string, guest: string): PayloadPaths {
     rootfs: posix.join(root, 'payload', 'rootfs'),
     kmod: posix.join(root, 'payload', 'kmod'),
     kmodWork: posix.join(root, '.cache', 'payload', 'kmod-build'),
+    helpers: posix.join(root, 'payload', 'helpers'),
+    helpersWork: posix.join(root, '.cache', 'payload', 'helpers-build'),
     dir: posix.join(root, 'payload', guest),
     stamp: posix.join(root, 'payload', guest, 'payload.stamp.json'),
     debs: posix.join(root, '.cache', 'payload', 'debs'),
@@ -87,6 +93,7 @@ async function currentInputs(paths: PayloadPaths): Promise<string> {
     [
       { label: 'rootfs', dir: paths.rootfs },
       { label: 'kmod', dir: paths.kmod },
+      { label: 'helpers', dir: paths.helpers },
     ],
   );
 }
@@ -190,6 +197,7 @@ async function buildFromScratch(recipe: PayloadRecipe, paths: PayloadPaths, onPr
       .concat(headers.map((h) => ({ ...h.record, role: 'headers' as const }))),
   };
 
+  const helpers = await buildGuestHelpers(paths.helpers, paths.helpersWork, onProgress);
   const initrd = await buildInitramfs(
     [
       baseEntries(),
@@ -199,6 +207,7 @@ async function buildFromScratch(recipe: PayloadRecipe, paths: PayloadPaths, onPr
       closure.links.map((l) => ({ type: 'symlink', path: l.archivePath, target: l.target }) as const),
       await payloadFileEntries(recipeFiles),
       buildInfoEntries(recipe, lock, kernelVersion),
+      helpers,
       await rootfsEntries(paths.rootfs),
     ],
     onProgress,

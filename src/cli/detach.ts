@@ -43,7 +43,20 @@ export async function spawnDetachedSession(args: { stickRoot: string; guest: str
   });
   closeSync(logFd);
   let loginFailure: PocketError | undefined;
-  return new Promise((resolve, reject) => {
+  // Ctrl-C (or SIGTERM/SIGHUP) while this command waits for readiness cancels
+  // the boot: the session is told to stop (it kills QEMU and releases the
+  // stick) and its answer, exit 130 saying so, becomes this command's.
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  const cancel = (signal: NodeJS.Signals) => {
+    onMessage({ type: 'event', message: `${signal}: cancelling the boot` });
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
+  for (const signal of signals) process.on(signal, cancel);
+  const settled = <T>(promise: Promise<T>) =>
+    promise.finally(() => {
+      for (const signal of signals) process.off(signal, cancel);
+    });
+  return settled(new Promise((resolve, reject) => {
     child.on('message', (message: DaemonMessage) => {
       if (message.type === 'event') return onMessage(message);
       // The session has checked the stick and payload and holds the lock: it
@@ -73,5 +86,5 @@ export async function spawnDetachedSession(args: { stickRoot: string; guest: str
     child.on('exit', (code, signal) => {
       reject(new GuestFailedError(`the session process ended before the guest was ready (${signal ?? `exit ${code}`})`, { hint: `its log: ${guestLogPaths(layout, args.guest).session}` }));
     });
-  });
+  }));
 }

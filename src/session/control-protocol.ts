@@ -1,5 +1,6 @@
 // The session's control protocol: how `launcher exec|status|stop` reach a
-// running session. One JSON request per connection, one JSON response, over a
+// running session. One JSON request per connection, one JSON response (an
+// exec-stream request is answered by a JSON line, then exec frames), over a
 // UNIX socket in a private (0700) runtime directory, or a Windows named pipe
 // with an unguessable name. Every request carries the session's token.
 import type { ShutdownResult } from '../vmm/shutdown-ladder.ts';
@@ -10,22 +11,25 @@ import type { SuspendResult } from './suspend.ts';
 export type ControlRequest =
   | { op: 'status'; token: string }
   | { op: 'facts'; token: string }
-  | { op: 'exec'; token: string; path: string; args: string[]; timeoutMs: number; input?: string; /** as root instead of the session's user */ root?: boolean }
+  /** Then exec frames both ways (src/session/exec-relay.ts): stdin and signals in, output and exit status out. */
+  | ExecRequest
   | { op: 'stop'; token: string; force: boolean }
   /** Save the guest's state to the stick and end the session (launcher eject --suspend). */
   | { op: 'suspend'; token: string };
 
-export interface ExecResult {
-  exitCode: number;
-  signal: number | null;
-  stdout: string;
-  stderr: string;
+export interface ExecRequest {
+  op: 'exec-stream';
+  token: string;
+  path: string;
+  args: string[];
+  /** As root instead of the session's user. */
+  root?: boolean;
 }
 
 export interface ControlResults {
   status: SessionStatus;
   facts: GuestFacts;
-  exec: ExecResult;
+  'exec-stream': never;
   stop: ShutdownResult;
   suspend: SuspendResult;
 }

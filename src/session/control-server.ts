@@ -6,7 +6,7 @@ import { asPocketError, UsageError } from '../errors.ts';
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import type { ControlAddress } from '../stick/lock.ts';
 import { type ControlRequest, type ControlResponse, MAX_REQUEST_BYTES } from './control-protocol.ts';
-import { commandAsUser } from './personal-disk.ts';
+import { relayExec } from './exec-relay.ts';
 import type { Session } from './session.ts';
 
 async function privateAddress(host: HostAdapter): Promise<ControlAddress> {
@@ -24,14 +24,6 @@ async function handle(session: Session, request: ControlRequest): Promise<unknow
       return session.status();
     case 'facts':
       return session.facts();
-    case 'exec': {
-      const command = session.user && !request.root ? commandAsUser(session.user, request.path, request.args) : request;
-      const result = await session.machine.agent.run(command.path, command.args, {
-        timeoutMs: request.timeoutMs,
-        ...(request.input === undefined ? {} : { inputData: Buffer.from(request.input, 'base64') }),
-      });
-      return { exitCode: result.exitCode, signal: result.signal ?? null, stdout: result.stdout.toString('base64'), stderr: result.stderr.toString('base64') };
-    }
     case 'suspend':
       return session.suspend();
     case 'stop':
@@ -42,23 +34,24 @@ async function handle(session: Session, request: ControlRequest): Promise<unknow
 }
 
 function serve(session: Session, address: ControlAddress, socket: Socket): void {
-  let buffer = '';
-  socket.setEncoding('utf8');
+  let buffer = Buffer.alloc(0);
   const reply = (response: ControlResponse<unknown>) => socket.end(`${JSON.stringify(response)}\n`);
   socket.on('error', () => {});
-  socket.on('data', (chunk: string) => {
-    buffer += chunk;
+  const onData = (chunk: Buffer) => {
+    buffer = Buffer.concat([buffer, chunk]);
     if (buffer.length > MAX_REQUEST_BYTES) return void socket.destroy();
-    const newline = buffer.indexOf('\n');
+    const newline = buffer.indexOf(0x0a);
     if (newline < 0) return;
-    socket.removeAllListeners('data');
+    socket.off('data', onData);
     let request: ControlRequest;
     try {
-      request = JSON.parse(buffer.slice(0, newline)) as ControlRequest;
+      request = JSON.parse(buffer.subarray(0, newline).toString('utf8')) as ControlRequest;
     } catch {
       return reply({ ok: false, error: { exit: 'usage', message: 'malformed control request' } });
     }
     if (!tokenMatches(address.token, request.token)) return reply({ ok: false, error: { exit: 'usage', message: 'control request refused: wrong session token' } });
+    // A streamed exec keeps the connection: what follows the line is its frames.
+    if (request.op === 'exec-stream') return relayExec(session, request, socket, buffer.subarray(newline + 1));
     handle(session, request).then(
       (result) => reply({ ok: true, result }),
       (error: unknown) => {
@@ -66,7 +59,8 @@ function serve(session: Session, address: ControlAddress, socket: Socket): void 
         reply({ ok: false, error: { exit: failure.exit, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}) } });
       },
     );
-  });
+  };
+  socket.on('data', onData);
 }
 
 /** Starts serving; records the address in the stick lock; stops at teardown. */

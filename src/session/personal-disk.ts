@@ -32,16 +32,3 @@ export function attachPersonalDisk(layout: StickLayout, guest: string, user: Unl
 
 /** The guest user's uid and gid (the one user of a session; 30-home.sh creates them). */
 export const GUEST_USER_ID = 1000;
-
-/**
- * A guest command run as the session's user, with HOME (their mounted
- * personal disk) as working directory: runit's chpst drops to the numeric
- * uid/gid (no name lookup), env sets the login variables.
- */
-export function commandAsUser(user: string, path: string, args: string[]): { path: string; args: string[] } {
-  const home = `/home/${user}`;
-  return {
-    path: '/usr/bin/chpst',
-    args: [`-u`, `:${GUEST_USER_ID}:${GUEST_USER_ID}`, '/bin/busybox', 'env', `HOME=${home}`, `USER=${user}`, `LOGNAME=${user}`, 'PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', 'SHELL=/bin/sh', '/bin/sh', '-c', 'cd "$HOME" 2>/dev/null; exec "$@"', 'sh', path, ...args],
-  };
-}

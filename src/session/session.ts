@@ -4,7 +4,7 @@
 // the guest: a stop request, the guest powering itself off, or a crash.
 import { appendFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
-import { UsageError } from '../errors.ts';
+import { PocketError, UsageError } from '../errors.ts';
 import { hostFingerprint } from '../hostprobe/host-fingerprint.ts';
 import { currentHostAdapter } from '../hostprobe/current-host.ts';
 import { probeHost } from '../hostprobe/probe-host.ts';
@@ -26,6 +26,7 @@ import { findQemu } from '../vmm/qemu-binary.ts';
 import { fdChannels } from '../vmm/qemu-process.ts';
 import type { ShutdownResult } from '../vmm/shutdown-ladder.ts';
 import type { UnlockedUser } from '../auth/users.ts';
+import { ExecService } from './exec-channel.ts';
 import type { ChannelMachine, ChannelService, ExtraChannel } from './extra-channel.ts';
 import { type GuestFacts, readGuestFacts } from './guest-facts.ts';
 import { openSessionRegistry, REGISTRY_CMDLINE_WORD, registryChannel, registrySizingOverrides } from './guest-registry.ts';
@@ -59,6 +60,8 @@ export interface LaunchOptions {
   user?: UnlockedUser;
   /** Or: log in once the stick and payload are checked, before QEMU starts. */
   login?: () => Promise<UnlockedUser>;
+  /** The serial console logs in as root instead of the user (`run --root`). */
+  consoleAsRoot?: boolean;
 }
 
 export interface LaunchTimings {
@@ -100,6 +103,8 @@ export class Session {
   readonly startedAt = new Date();
   /** The logged-in user the guest runs for (exec runs as them). */
   user: string | undefined;
+  /** Runs `launcher exec` commands in the guest (src/session/exec-channel.ts). */
+  execs: ExecService | undefined;
   /** The logged-in user's guest registry (src/session/guest-registry.ts); closed at teardown. */
   registry: GuestRegistry | undefined;
   /** Set when the stick was pulled out (src/session/surprise-removal.ts): teardown then writes nothing to it. */
@@ -250,6 +255,20 @@ async function closeServices(services: ChannelService[]): Promise<void> {
   for (const service of services.splice(0)) await Promise.resolve(service.close()).catch(() => {});
 }
 
+/** On the kernel command line for `run --root`: the console-shell service logs in as root. */
+export const CONSOLE_ROOT_CMDLINE_WORD = 'pocketvm.console=root';
+
+/** `work`, or a rejection as soon as `signal` aborts (what `work` then yields is dropped). */
+function untilCancelled<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new PocketError('interrupted', 'interrupted before the guest was ready'));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 export async function launchSession(options: LaunchOptions): Promise<Session> {
   if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(options.guest)) throw new UsageError(`"${options.guest}" is not a guest name`, 'guest names are lower-case letters, digits and -');
   const started = performance.now();
@@ -266,8 +285,15 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
   let recovery: RecoveryReport | undefined;
   let stateContext: StateContext | undefined;
   let resume: GuestResume | undefined;
+  // A boot cancelled (src/cli/session-runner.ts) between steps stops here; the catch below releases the lock.
+  const checkCancelled = () => {
+    if (options.signal?.aborted) throw new PocketError('interrupted', 'interrupted before the guest was ready');
+  };
   try {
-    user ??= await options.login?.();
+    checkCancelled();
+    // The login waits on a person (or the foreground launcher): a cancel must not wait for it.
+    if (!user && options.login) user = await untilCancelled(options.login(), options.signal);
+    checkCancelled();
     const login = user;
     if (login) await lock.update({ user: login.name });
     // The last session on this stick died (stale lock), or left this user's files unchecked.
@@ -278,11 +304,13 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
       emit({ stage: 'recovery', message: recovery.summary });
     }
     guard?.signal.throwIfAborted();
+    checkCancelled();
     const bootSignal = options.signal && guard ? AbortSignal.any([options.signal, guard.signal]) : (options.signal ?? guard?.signal);
     const logs = guestLogPaths(layout, options.guest);
     // Features add their channels to the guest and kernel command-line words here.
     const extraChannels: ExtraChannel[] = [];
     const cmdlineWords: string[] = login ? [userCmdline(login)] : [];
+    if (options.consoleAsRoot) cmdlineWords.push(CONSOLE_ROOT_CMDLINE_WORD);
     if (login) {
       // The user's registry: its Machine overrides size the guest, its port serves `reg`.
       registry = await openSessionRegistry({ layout, guest: options.guest, user: login.name, ...(profile.fingerprint ? { hostId: profile.fingerprint } : {}), facts: hostFacts(profile), onNotice: (message) => options.onNotice?.(message) });
@@ -296,6 +324,9 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
       extraChannels.push(namespaceChannel({ layout, guest: options.guest, user: login.name, registry, manifest: payload.manifest, confirmed: tables.trusted, logFile: logs.qemu }));
       cmdlineWords.push(NAMESPACE_CMDLINE_WORD);
     }
+    // `launcher exec` streams over its own port (src/session/exec-channel.ts), in every session.
+    const execs = new ExecService();
+    extraChannels.push(execs.channel());
     const sizing = sizeMachine(payload.manifest, profile, registry ? registrySizingOverrides(registry) : {});
     // The session keeps a key for saved states, derived before the disk key is zeroed;
     // a suspended guest of this user resumes instead of booting (src/session/resume.ts).
@@ -383,6 +414,7 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
     emit({ stage: 'ready', message: `${options.guest} is ready (${(readyMs / 1000).toFixed(1)} s)` });
     const session = new Session({ layout, lock, payload, machine, timings: { preparedMs, readyMs, boot: machine.timings }, acceleratorNotes: plan.notes });
     session.user = login?.name;
+    session.execs = execs;
     session.registry = registry;
     session.recovery = recovery;
     session.stateContext = stateContext;

@@ -134,6 +134,8 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
   }
 
   static async boot(options: BootAttemptOptions): Promise<Machine> {
+    // Cancelled before this attempt started: its abort event has already fired.
+    if (options.signal?.aborted) throw new PocketError('interrupted', 'interrupted before the guest was ready');
     // Only descriptor channels pass QEMU further descriptors (QemuProcess.start): else ordinary RAM.
     const ramFd = options.spec.channels.qmp.kind === 'fd' ? options.guestRam?.fd : undefined;
     const ramChildFd = nextFreeFd(options.spec.channels);

@@ -1,39 +1,103 @@
-// `launcher exec -- CMD [ARG…]`: run a command in the running guest through
-// the guest agent, print its output, exit with its exit code.
+// `launcher exec -- CMD [ARG…]`: run a command in the running guest as a
+// remote command: stdin forwarded (closed at EOF), stdout and stderr streamed
+// as they come, the exit status passed back (128+N for a signal N). Ctrl-C
+// (and SIGTERM/SIGHUP) and --timeout end the command in the guest: its whole
+// process group gets the signal, then SIGKILL if it lingers.
+import { constants } from 'node:os';
 import type { Command } from 'commander';
-import { UsageError } from '../../errors.ts';
-import { sendControl } from '../../session/control-client.ts';
+import { NoSessionError, PocketError, TimeoutError, UsageError } from '../../errors.ts';
+import { openRemoteExec, type ExecOutcome } from '../../session/exec-client.ts';
 import { stickLayout } from '../../stick/layout.ts';
+import { readLock } from '../../stick/lock.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Output } from '../output.ts';
 import { guestOption, jsonOption, stickOption } from './options.ts';
+
+/** After the first signal, how long the command has before SIGKILL. */
+const GRACE_MS = 3_000;
 
 export function registerExec(program: Command, output: () => Output): void {
   const command = program
     .command('exec')
     .description("run a command in the running guest; exits with the command's exit code")
     .argument('<command...>', 'the command and its arguments (put -- before them)')
-    .option('--timeout <seconds>', 'give up after this long', '300')
+    .option('--timeout <seconds>', 'end the command after this long', '300')
     .option('--root', "run as root instead of the session's user");
   stickOption(command);
   guestOption(command);
   jsonOption(command);
-  command.action(async (argv: string[], options: { stick?: string; timeout: string; json?: boolean; root?: boolean }) => {
+  command.action(async (argv: string[], options: { stick?: string; guest: string; timeout: string; json?: boolean; root?: boolean }) => {
     const out = output();
     const [path, ...args] = argv;
     if (!path) throw new UsageError('exec needs a command', 'launcher exec -- uname -r');
     const timeoutSeconds = Number(options.timeout);
     if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) throw new UsageError(`--timeout ${options.timeout} is not a number of seconds`);
-    const result = await sendControl(stickLayout(resolveStickRoot(options.stick)), 'exec', { path, args, timeoutMs: timeoutSeconds * 1000, ...(options.root ? { root: true } : {}) }, { timeoutMs: timeoutSeconds * 1000 + 30_000 });
-    const stdout = Buffer.from(result.stdout, 'base64');
-    const stderr = Buffer.from(result.stderr, 'base64');
+    const layout = stickLayout(resolveStickRoot(options.stick));
+    // One guest runs from a stick at a time: another name is refused, not ignored.
+    const holder = await readLock(layout);
+    if (holder?.guest && holder.guest !== options.guest) {
+      throw new PocketError('noSession', `no guest "${options.guest}" is running from ${layout.root}; ${holder.guest} is`, { hint: `launcher exec --guest ${holder.guest} -- …`, details: { running: holder.guest } });
+    }
+    if (!holder) throw new NoSessionError(layout.root);
+
+    // --json collects the output for one document at the end; otherwise it streams.
+    const collected = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+    const sink = (stream: NodeJS.WriteStream, into: Buffer[]) => (data: Buffer, resume: () => void) => {
+      if (out.json) return into.push(data) > 0;
+      if (stream.write(data)) return true;
+      stream.once('drain', resume);
+      return false;
+    };
+    const remote = await openRemoteExec(layout, { path, args, ...(options.root ? { root: true } : {}) }, { stdout: sink(process.stdout, collected.stdout), stderr: sink(process.stderr, collected.stderr) });
+
+    const stdin = process.stdin;
+    const onInput = (chunk: Buffer) => {
+      if (!remote.write(chunk)) stdin.pause();
+    };
+    remote.onDrain(() => stdin.resume());
+    stdin.on('data', onInput);
+    stdin.once('end', () => remote.end());
+    stdin.on('error', () => remote.end());
+
+    // Ending the command: its signal first, SIGKILL if it is still there after the grace.
+    let ending: NodeJS.Signals | undefined;
+    let killTimer: NodeJS.Timeout | undefined;
+    const endCommand = (signal: NodeJS.Signals) => {
+      remote.signal(constants.signals[signal]);
+      if (ending) return;
+      ending = signal;
+      killTimer = setTimeout(() => remote.signal(constants.signals.SIGKILL), GRACE_MS);
+    };
+    const onSignal = (signal: NodeJS.Signals) => endCommand(ending ? 'SIGKILL' : signal);
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    for (const signal of signals) process.on(signal, onSignal);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      endCommand('SIGTERM');
+    }, timeoutSeconds * 1000);
+
+    let outcome: ExecOutcome;
+    try {
+      outcome = await remote.outcome;
+    } finally {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      for (const signal of signals) process.off(signal, onSignal);
+      stdin.off('data', onInput);
+      stdin.pause();
+    }
+    if (timedOut) throw new TimeoutError(`\`${[path, ...args].join(' ')}\``, timeoutSeconds * 1000, 'it was ended in the guest; a longer --timeout gives it more time');
+    if (outcome.kind === 'failed') {
+      if (out.json) out.data({ exitCode: outcome.exitCode, signal: null, stdout: '', stderr: `${outcome.message}\n`, error: outcome.message });
+      else process.stderr.write(`pocketvm: ${outcome.message}\n`);
+      process.exitCode = outcome.exitCode;
+      return;
+    }
     if (out.json) {
-      out.data({ exitCode: result.exitCode, signal: result.signal, stdout: stdout.toString('utf8'), stderr: stderr.toString('utf8') });
-    } else {
-      process.stdout.write(stdout);
-      process.stderr.write(stderr);
+      out.data({ exitCode: outcome.signal ? 128 + outcome.signal : outcome.exitCode, signal: outcome.signal, stdout: Buffer.concat(collected.stdout).toString('utf8'), stderr: Buffer.concat(collected.stderr).toString('utf8') });
     }
     // A command killed by a signal exits 128+N, as a shell reports it.
-    process.exitCode = result.signal ? 128 + result.signal : result.exitCode;
+    process.exitCode = outcome.signal ? 128 + outcome.signal : outcome.exitCode;
   });
 }

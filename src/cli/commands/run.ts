@@ -2,7 +2,7 @@
 // (Ctrl-] shuts the guest down), or with --detach leave it running in the
 // background and return once it is ready.
 import type { Command } from 'commander';
-import { GuestFailedError, StickRemovedError } from '../../errors.ts';
+import { GuestFailedError, StickRemovedError, UsageError } from '../../errors.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Accelerator } from '../../vmm/machine-spec.ts';
 import { spawnDetachedSession } from '../detach.ts';
@@ -21,6 +21,7 @@ interface RunOptions extends LoginFlags, SavedStateFlags {
   guest: string;
   accel: Accelerator | 'auto';
   detach?: boolean;
+  root?: boolean;
   json?: boolean;
 }
 
@@ -42,6 +43,13 @@ async function attachConsole(session: Session, out: Output): Promise<void> {
   };
   session.machine.console.on('data', onConsole);
   stdin.on('data', onInput);
+  // The guest's console follows this terminal's size (stty size, full-screen programs, SIGWINCH).
+  const { setConsoleSize } = await import('../../session/console-size.ts');
+  const onResize = () => void setConsoleSize(session, process.stdout.rows, process.stdout.columns);
+  if (process.stdout.isTTY) {
+    onResize();
+    process.stdout.on('resize', onResize);
+  }
   // A passphrase prompt leaves stdin explicitly paused; a listener alone would not restart it.
   stdin.resume();
   // Wake the console so the shell prompt shows.
@@ -51,6 +59,7 @@ async function attachConsole(session: Session, out: Output): Promise<void> {
   } finally {
     session.machine.console.off('data', onConsole);
     stdin.off('data', onInput);
+    process.stdout.off('resize', onResize);
     if (raw) stdin.setRawMode(false);
     stdin.pause();
   }
@@ -60,7 +69,8 @@ export function registerRun(program: Command, output: () => Output): void {
   const command = program
     .command('run')
     .description("boot a guest and attach this terminal to its console (Ctrl-] shuts it down)")
-    .option('--detach', 'leave the guest running in the background and return once it is ready');
+    .option('--detach', 'leave the guest running in the background and return once it is ready')
+    .option('--root', "log in on the console as root instead of the user");
   stickOption(command);
   guestOption(command);
   acceleratorOption(command);
@@ -100,6 +110,7 @@ export function registerRun(program: Command, output: () => Output): void {
       return user;
     };
     if (options.detach) {
+      if (options.root) throw new UsageError('--root is for the attached console; run --detach has none', 'launcher exec --root -- CMD runs a command as root');
       const status = await spawnDetachedSession({ stickRoot, guest: options.guest, accel: options.accel }, (message) => (message.notice ? out.notice(message.message) : out.info(message.message)), login);
       out.data(status);
       if (status.recovery) out.line(status.recovery.summary);
@@ -108,7 +119,7 @@ export function registerRun(program: Command, output: () => Output): void {
       return;
     }
     const { startSession, stopOnSignals } = await import('../session-runner.ts');
-    const session = await startSession(out, { stickRoot, guest: options.guest, accelerator: options.accel, command: 'run', login });
+    const session = await startSession(out, { stickRoot, guest: options.guest, accelerator: options.accel, command: 'run', login, ...(options.root ? { consoleAsRoot: true } : {}) });
     stopOnSignals(session, out);
     if (session.recovery) out.line(session.recovery.summary);
     await attachConsole(session, out);

@@ -5,6 +5,7 @@ import { NoSessionError } from '../../errors.ts';
 import { sendControl } from '../../session/control-client.ts';
 import { stickLayout } from '../../stick/layout.ts';
 import { isStale, readLock } from '../../stick/lock.ts';
+import { cancelBoot } from '../../session/cancel-boot.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Output } from '../output.ts';
 import { guestOption, jsonOption, stickOption } from './options.ts';
@@ -19,6 +20,13 @@ export function registerStop(program: Command, output: () => Output): void {
     const layout = stickLayout(resolveStickRoot(options.stick));
     const holder = await readLock(layout);
     if (!holder || isStale(holder)) throw new NoSessionError(layout.root);
+    // A boot in progress has no control server yet: cancelling it is stopping it.
+    if (!holder.control && holder.state !== 'stopping') {
+      const result = await cancelBoot(layout, holder);
+      out.data(result);
+      out.line(`cancelled the boot of ${holder.guest ?? 'the guest'} (session pid ${holder.pid}) in ${(result.ms / 1000).toFixed(1)} s; QEMU is stopped and the stick released`);
+      return;
+    }
     try {
       const result = await sendControl(layout, 'stop', { force: options.force === true });
       out.data(result);
