@@ -1006,7 +1006,10 @@ class NamespaceDirHandle implements NinepHandle {
     return this.#backend.attrAgain(this.#located);
   }
 
-  async fsync(): Promise<void> {}
+  /** A directory's entries in a store are rows of its database: fsync makes them durable. */
+  async fsync(): Promise<void> {
+    if (this.#located.kind !== 'virtual') await this.#located.area.store?.durable();
+  }
 
   async close(): Promise<void> {
     this.#snapshot = undefined;
@@ -1110,10 +1113,11 @@ class StoreFileHandle implements NinepHandle {
   async fsync(datasync: boolean): Promise<void> {
     try {
       await (datasync ? this.#fh.datasync() : this.#fh.sync());
+      // The content alone is not the file: its name is a row in the store.
+      await this.#store.durable(this.#node.id);
     } catch (error) {
       throw ErrnoError.fromNode(error);
     }
-    this.#store.flush();
   }
 
   async close(): Promise<void> {
