@@ -14,6 +14,7 @@ import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import { type GuestPayload, openGuestPayload } from '../payload/guest-payload.ts';
 import { packaged } from '../runtime/self.ts';
 import { guestLogPaths, type StickLayout } from '../stick/layout.ts';
+import { requireRoomToLaunch } from '../stick/free-space.ts';
 import { acquireLock, type StickLock } from '../stick/lock.ts';
 import { openStick } from '../stick/stick-root.ts';
 import { AcceleratorVerdicts, bootWithFallback, planAccelerators } from '../vmm/accelerator-fallback.ts';
@@ -217,6 +218,8 @@ async function prepare(options: LaunchOptions, host: HostAdapter) {
   const layout = await openStick(options.stickRoot);
   const qemu = findQemu(host, layout.root);
   if (qemu.source !== 'stick' && packaged) emit({ stage: 'qemu', message: `no portable QEMU for ${host.platform} on this stick; using ${qemu.system}` });
+  // Before the lock: on a stick with no room at all, even the lock file could not be written.
+  await requireRoomToLaunch(layout.root);
   const lock = await acquireLock(layout, options.command, { guest: options.guest, state: 'starting' });
   try {
     emit({ stage: 'payload', message: `checking the ${options.guest} payload` });
