@@ -15,6 +15,7 @@ import { type GuestPayload, openGuestPayload } from '../payload/guest-payload.ts
 import { packaged } from '../runtime/self.ts';
 import { guestLogPaths, type StickLayout } from '../stick/layout.ts';
 import { requireRoomToLaunch } from '../stick/free-space.ts';
+import { type StickFullState, watchStickFull } from './stick-full.ts';
 import { acquireLock, type StickLock } from '../stick/lock.ts';
 import { openStick } from '../stick/stick-root.ts';
 import { AcceleratorVerdicts, bootWithFallback, planAccelerators } from '../vmm/accelerator-fallback.ts';
@@ -86,6 +87,8 @@ export interface SessionStatus {
   recovery?: RecoveryReport;
   /** Set when the session resumed a suspended guest instead of booting. */
   resumed?: ResumeReport;
+  /** Set while the guest is paused because the stick is full; it continues once there is room. */
+  stickFull?: StickFullState;
 }
 
 export class Session {
@@ -110,6 +113,8 @@ export class Session {
   resumed: ResumeReport | undefined;
   /** Set once this session ended by being suspended to the stick. */
   suspended: SuspendResult | undefined;
+  /** Set while the guest is paused because the stick is full (src/session/stick-full.ts). */
+  stickFull: StickFullState | undefined;
   /** Resolves once the guest is gone and the stick is released. */
   readonly ended: Promise<ShutdownResult | undefined>;
   #stopping: Promise<ShutdownResult> | undefined;
@@ -167,6 +172,7 @@ export class Session {
       user: this.user ?? null,
       ...(this.recovery ? { recovery: this.recovery } : {}),
       ...(this.resumed ? { resumed: this.resumed } : {}),
+      ...(this.stickFull ? { stickFull: this.stickFull } : {}),
     };
   }
 
@@ -381,6 +387,8 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
     session.resumed = resumed;
     if (stateContext) session.onTeardown(async () => void stateContext?.key.fill(0));
     guard?.protect(session);
+    const stopWatchingSpace = watchStickFull(session, (message) => options.onNotice?.(message));
+    session.onTeardown(async () => stopWatchingSpace());
     // Registered before the channel services, so it closes after them (hooks run newest first).
     if (registry) session.onTeardown(async () => registry?.close());
     for (const service of services) session.onTeardown(async () => service.close());
