@@ -7,8 +7,8 @@
 // `node`), and then re-runs itself under that Node. The steps proper live in
 // build/*.ts and only ever run under Node 24.
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = dirname(fileURLToPath(import.meta.url));
@@ -35,15 +35,33 @@ function depsAreCurrent() {
   return !existsSync(lock) || statSync(installed).mtimeMs >= statSync(lock).mtimeMs;
 }
 
+/**
+ * npm's own output (on a fresh clone, about a hundred EBADENGINE warnings about
+ * the older Node running it, which are expected) goes to a log in .cache/; the
+ * person sees what pocketvm is doing, and on a failure the log's tail and path.
+ */
 function ensureDeps() {
   if (depsAreCurrent()) return;
   const command = existsSync(join(root, 'package-lock.json')) ? 'ci' : 'install';
-  process.stderr.write(`pocketvm: installing npm dependencies (npm ${command}), Node 24 among them; npm's EBADENGINE warnings about the older Node running it are expected ...\n`);
-  const result = spawnSync('npm', [command, '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  const log = join(root, '.cache', 'npm-install.log');
+  mkdirSync(dirname(log), { recursive: true });
+  process.stderr.write(`pocketvm: installing the npm dependencies, Node 24 among them (npm ${command}; npm's output goes to ${relative(process.cwd(), log) || log}) ...\n`);
+  const started = Date.now();
+  const fd = openSync(log, 'w');
+  let result;
+  try {
+    result = spawnSync('npm', [command, '--no-audit', '--no-fund'], { cwd: root, stdio: ['ignore', fd, fd] });
+  } finally {
+    closeSync(fd);
+  }
   if (result.error || result.status !== 0) {
-    process.stderr.write('pocketvm: npm could not install the dependencies; check that the npm registry is reachable and run `npm ci`\n');
+    const tail = readFileSync(log, 'utf8').trimEnd().split('\n').slice(-20).join('\n');
+    if (tail) process.stderr.write(`${tail}\n`);
+    const why = result.error ? `npm could not be started (${result.error.message})` : 'npm could not install the dependencies';
+    process.stderr.write(`pocketvm: ${why}; its whole output is in ${log}; check that the npm registry is reachable and run \`npm ci\`\n`);
     process.exit(result.status || 1);
   }
+  process.stderr.write(`pocketvm: npm dependencies installed in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
 }
 
 const [step, ...rest] = process.argv.slice(2);

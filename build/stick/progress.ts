@@ -5,6 +5,8 @@ export interface ProgressEvent {
   message: string;
   done?: number;
   total?: number;
+  /** What done and total count: bytes, or (without it) items. */
+  unit?: 'bytes';
 }
 
 export type ProgressListener = (event: ProgressEvent) => void;

@@ -68,14 +68,14 @@ async function copyWithProgress(pairs: Array<{ from: string; to: string; mode?: 
   const total = sizes.reduce((a, b) => a + b, 0);
   let done = 0;
   for (const [index, pair] of pairs.entries()) {
-    report({ step: 'copy', message: `copying ${label}`, done, total });
+    report({ step: 'copy', message: `copying ${label}`, done, total, unit: 'bytes' });
     await mkdir(join(pair.to, '..'), { recursive: true });
     await copyFile(pair.from, `${pair.to}.partial`);
     if (pair.mode !== undefined) await chmod(`${pair.to}.partial`, pair.mode);
     await rename(`${pair.to}.partial`, pair.to);
     done += sizes[index]!;
   }
-  report({ step: 'copy', message: `copied ${label}`, done: total, total });
+  report({ step: 'copy', message: `copied ${label}`, done: total, total, unit: 'bytes' });
 }
 
 export async function buildStick(options: StickBuildOptions): Promise<StickBuildResult> {

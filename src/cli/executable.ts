@@ -3,6 +3,7 @@
 // main.ts, minus what only a checkout has: no top-level await (CommonJS), and
 // no compile cache, since the executable carries its own code cache and must
 // write nothing on the host.
+import { drainStdio, quietWhenReaderCloses } from './output.ts';
 import { main } from './program.ts';
 
 // The host's compile-cache setting is not for us (the executable carries its
@@ -12,9 +13,13 @@ import { main } from './program.ts';
 delete process.env['NODE_COMPILE_CACHE'];
 process.env['NODE_DISABLE_COMPILE_CACHE'] = '1';
 
-void main(process.argv.slice(2)).then((code) => {
+quietWhenReaderCloses();
+void main(process.argv.slice(2)).then(async (code) => {
   process.exitCode = code;
-  // A finished command leaves now; `run` and the background `session` live
-  // until their guest is gone.
-  if (!['run', 'session'].includes(process.argv[2] ?? '')) process.exit(code);
+  // A finished command leaves now, once its output has reached the reader;
+  // `run` and the background `session` live until their guest is gone.
+  if (!['run', 'session'].includes(process.argv[2] ?? '')) {
+    await drainStdio();
+    process.exit(code);
+  }
 });

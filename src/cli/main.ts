@@ -14,9 +14,15 @@ if (existsSync(fileURLToPath(new URL('../../build.js', import.meta.url)))) modul
 const { disableCoreDumps } = await import('../runtime/no-core-dumps.ts');
 disableCoreDumps();
 
+const { drainStdio, quietWhenReaderCloses } = await import('./output.ts');
+quietWhenReaderCloses();
 const { main } = await import('./program.ts');
 const code = await main(process.argv.slice(2));
 process.exitCode = code;
-// A finished command leaves now rather than waiting on stray handles; `run`
-// and the background `session` live until their guest is gone.
-if (!['run', 'session'].includes(process.argv[2] ?? '')) process.exit(code);
+// A finished command leaves now rather than waiting on stray handles, once
+// its output has reached the reader; `run` and the background `session` live
+// until their guest is gone.
+if (!['run', 'session'].includes(process.argv[2] ?? '')) {
+  await drainStdio();
+  process.exit(code);
+}

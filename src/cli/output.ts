@@ -48,6 +48,41 @@ export class Output {
   }
 }
 
+/**
+ * A reader that goes away early (`launcher … | head -1`) is not a failure of
+ * the launcher: the first EPIPE on stdout or stderr ends that stream quietly,
+ * and whatever the command writes there afterwards is dropped. The command
+ * itself runs to its end (a registry commit is not cut off half way) and
+ * exits with its own code; nothing prints a stack.
+ */
+export function quietWhenReaderCloses(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED') return;
+      throw error;
+    });
+  }
+}
+
+/**
+ * Resolves once everything written to stdout and stderr has left the
+ * process. Node writes to a pipe only what the pipe takes at once and queues
+ * the rest; `process.exit` drops the queue, so a command's output through
+ * `| wc -l` ended after the pipe's first 64 KiB. An empty write's callback
+ * runs after every write before it (a stream keeps their order).
+ */
+export async function drainStdio(): Promise<void> {
+  await Promise.all(
+    [process.stdout, process.stderr].map(
+      (stream) =>
+        new Promise<void>((resolve) => {
+          if (stream.destroyed || stream.writableEnded) resolve();
+          else stream.write('', () => resolve());
+        }),
+    ),
+  );
+}
+
 export const bold = pc.bold;
 export const dim = pc.dim;
 export const green = pc.green;

@@ -8,6 +8,8 @@ export interface ProgressEvent {
   message: string;
   done?: number;
   total?: number;
+  /** What done and total count: bytes, or (without it) items such as packages or files. */
+  unit?: 'bytes';
 }
 
 function formatBytes(bytes: number): string {
@@ -36,7 +38,7 @@ export function progressRenderer(output: Output): { onProgress: (event: Progress
     finish();
     if (event.message === lastMessage) return;
     lastMessage = event.message;
-    const amount = measurable ? ` (${formatBytes(event.done!)} of ${formatBytes(event.total!)})` : '';
+    const amount = !measurable ? '' : event.unit === 'bytes' ? ` (${formatBytes(event.done!)} of ${formatBytes(event.total!)})` : ` (${event.done} of ${event.total})`;
     output.info(`${event.message}${amount}`);
   };
   return { onProgress, finish };

@@ -110,6 +110,20 @@ interface EntryRow {
   redirect: string | null;
 }
 
+/** fsync of a directory (its entries); hosts that cannot open one for it (Windows) have nothing to sync. */
+async function syncDirectory(dir: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EACCES' && code !== 'EBADF') throw error;
+  } finally {
+    await fh?.close().catch(() => {});
+  }
+}
+
 export class LayerStore {
   readonly dir: string;
   readonly #db: DatabaseSync;
@@ -479,6 +493,20 @@ export class LayerStore {
     this.flush();
     const node = this.#nodes.get(id);
     if (node && node.nlink === 0) this.transaction(() => this.#dropNode(id));
+  }
+
+  /**
+   * What the guest's fsync and fdatasync promise: everything committed so far
+   * is on the stick when this returns. Commits run with synchronous=NORMAL
+   * (a create or rename costs no fsync of its own); a checkpoint syncs the WAL
+   * and then the database, so the entries named so far survive a pulled stick.
+   * With a node, its content file's directory entry is synced as well.
+   */
+  async durable(node?: number): Promise<void> {
+    if (this.#closed) return;
+    this.flush();
+    if (node !== undefined) await syncDirectory(join(this.dataPath(node), '..'));
+    this.#db.exec('PRAGMA wal_checkpoint(PASSIVE)');
   }
 
   close(): void {

@@ -1131,7 +1131,10 @@ class NamespaceDirHandle implements NinepHandle {
     return this.#backend.attrAgain(this.#located);
   }
 
-  async fsync(): Promise<void> {}
+  /** A directory's entries in a store are rows of its database: fsync makes them durable. */
+  async fsync(): Promise<void> {
+    if (this.#located.kind !== 'virtual') await this.#located.area.store?.durable();
+  }
 
   close(): Promise<void> {
     return this.#listing.close();
@@ -1235,10 +1238,11 @@ class StoreFileHandle implements NinepHandle {
   async fsync(datasync: boolean): Promise<void> {
     try {
       await (datasync ? this.#fh.datasync() : this.#fh.sync());
+      // The content alone is not the file: its name is a row in the store.
+      await this.#store.durable(this.#node.id);
     } catch (error) {
       throw ErrnoError.fromNode(error);
     }
-    this.#store.flush();
   }
 
   async close(): Promise<void> {

@@ -15,6 +15,8 @@ import { type GuestPayload, openGuestPayload } from '../payload/guest-payload.ts
 import { packaged } from '../runtime/self.ts';
 import { dyntablePaths, guestLogPaths, type StickLayout } from '../stick/layout.ts';
 import { trustedConfirmations } from '../dyntable/confirmations.ts';
+import { requireRoomToLaunch } from '../stick/free-space.ts';
+import { type StickFullState, watchStickFull } from './stick-full.ts';
 import { acquireLock, type StickLock } from '../stick/lock.ts';
 import { openStick } from '../stick/stick-root.ts';
 import { AcceleratorVerdicts, bootWithFallback, planAccelerators } from '../vmm/accelerator-fallback.ts';
@@ -91,6 +93,8 @@ export interface SessionStatus {
   recovery?: RecoveryReport;
   /** Set when the session resumed a suspended guest instead of booting. */
   resumed?: ResumeReport;
+  /** Set while the guest is paused because the stick is full; it continues once there is room. */
+  stickFull?: StickFullState;
 }
 
 export class Session {
@@ -117,6 +121,8 @@ export class Session {
   resumed: ResumeReport | undefined;
   /** Set once this session ended by being suspended to the stick. */
   suspended: SuspendResult | undefined;
+  /** Set while the guest is paused because the stick is full (src/session/stick-full.ts). */
+  stickFull: StickFullState | undefined;
   /** Resolves once the guest is gone and the stick is released. */
   readonly ended: Promise<ShutdownResult | undefined>;
   #stopping: Promise<ShutdownResult> | undefined;
@@ -174,6 +180,7 @@ export class Session {
       user: this.user ?? null,
       ...(this.recovery ? { recovery: this.recovery } : {}),
       ...(this.resumed ? { resumed: this.resumed } : {}),
+      ...(this.stickFull ? { stickFull: this.stickFull } : {}),
     };
   }
 
@@ -225,6 +232,8 @@ async function prepare(options: LaunchOptions, host: HostAdapter) {
   const layout = await openStick(options.stickRoot);
   const qemu = findQemu(host, layout.root);
   if (qemu.source !== 'stick' && packaged) emit({ stage: 'qemu', message: `no portable QEMU for ${host.platform} on this stick; using ${qemu.system}` });
+  // Before the lock: on a stick with no room at all, even the lock file could not be written.
+  await requireRoomToLaunch(layout.root);
   const lock = await acquireLock(layout, options.command, { guest: options.guest, state: 'starting' });
   try {
     emit({ stage: 'payload', message: `checking the ${options.guest} payload` });
@@ -421,6 +430,8 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
     session.resumed = resumed;
     if (stateContext) session.onTeardown(async () => void stateContext?.key.fill(0));
     guard?.protect(session);
+    const stopWatchingSpace = watchStickFull(session, (message) => options.onNotice?.(message));
+    session.onTeardown(async () => stopWatchingSpace());
     // Registered before the channel services, so it closes after them (hooks run newest first).
     if (registry) session.onTeardown(async () => registry?.close());
     for (const service of services) session.onTeardown(async () => service.close());

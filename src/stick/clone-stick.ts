@@ -14,6 +14,7 @@ export interface CloneProgress {
   message: string;
   done?: number;
   total?: number;
+  unit?: 'bytes';
 }
 
 export async function cloneStick(options: { from: string; to: string; onProgress?: (event: CloneProgress) => void }): Promise<{ files: number; bytes: number }> {
@@ -29,7 +30,7 @@ export async function cloneStick(options: { from: string; to: string; onProgress
   let done = 0;
   await rm(join(options.to, ...MANIFEST_PATH.split('/')), { force: true });
   for (const path of paths) {
-    report({ step: 'copy', message: `copying ${paths.length} files to ${options.to}`, done, total });
+    report({ step: 'copy', message: `copying ${paths.length} files to ${options.to}`, done, total, unit: 'bytes' });
     const from = join(options.from, ...path.split('/'));
     const to = join(options.to, ...path.split('/'));
     await mkdir(join(to, '..'), { recursive: true });
@@ -46,7 +47,7 @@ export async function cloneStick(options: { from: string; to: string; onProgress
     done += manifest.files[path]!.bytes;
   }
   for (const dir of [target.usersRoot, target.runDir]) await mkdir(dir, { recursive: true });
-  report({ step: 'verify', message: `checking the copy in ${options.to}`, done: total, total });
+  report({ step: 'verify', message: `checking the copy in ${options.to}`, done: total, total, unit: 'bytes' });
   const { problems } = await verifyAgainst(options.to, manifest);
   if (problems.length > 0) throw new StickTamperedError(`the copy in ${options.to} differs from the manifest: ${describeProblems(problems)}`, { hint: 'the source stick or the target drive is damaged; `launcher verify` on the source tells which' });
   await copyFile(join(options.from, ...MANIFEST_PATH.split('/')), join(options.to, ...MANIFEST_PATH.split('/')));

@@ -15,6 +15,7 @@ export interface InitProgress {
   message: string;
   done?: number;
   total?: number;
+  unit?: 'bytes';
 }
 
 export interface InitStickOptions {
@@ -140,10 +141,10 @@ async function copyGuest(options: InitStickOptions, layout: StickLayout, guest: 
   let done = 0;
   await rm(join(targetDir, CHECKSUM_FILE), { force: true });
   for (const [index, name] of files.entries()) {
-    report({ step: 'copy', message: `copying ${guest}/${name}`, done, total });
+    report({ step: 'copy', message: `copying ${guest}/${name}`, done, total, unit: 'bytes' });
     await copyAtomic(join(source.dir, name), join(targetDir, name));
     done += sizes[index]!;
   }
-  report({ step: 'copy', message: `copied ${guest}`, done, total });
+  report({ step: 'copy', message: `copied ${guest}`, done, total, unit: 'bytes' });
   await openGuestPayload(layout.payloadRoot, guest);
 }

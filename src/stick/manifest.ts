@@ -46,6 +46,7 @@ export interface VerifyProgress {
   message: string;
   done: number;
   total: number;
+  unit?: 'bytes';
 }
 
 export interface VerifyResult {
@@ -113,7 +114,7 @@ export async function verifyAgainst(root: string, manifest: StickManifest, optio
   const total = paths.reduce((sum, path) => sum + manifest.files[path]!.bytes, 0);
   const message = `checking ${paths.length} files against the manifest`;
   for (const path of paths) {
-    options.onProgress?.({ step: 'verify', message, done: checkedBytes, total });
+    options.onProgress?.({ step: 'verify', message, done: checkedBytes, total, unit: 'bytes' });
     const expected = manifest.files[path]!;
     const full = onDisk(root, path);
     let size: number;
@@ -127,7 +128,7 @@ export async function verifyAgainst(root: string, manifest: StickManifest, optio
     if (size !== expected.bytes || (await sha256Of(full)) !== expected.sha256) problems.push({ path, problem: 'differs', component: componentOf(path) });
     checkedBytes += size;
   }
-  options.onProgress?.({ step: 'verify', message, done: total, total });
+  options.onProgress?.({ step: 'verify', message, done: total, total, unit: 'bytes' });
   return { version: manifest.version, checkedFiles: paths.length, checkedBytes, problems };
 }
 

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { join } from 'node:path';
-import { addStickUser, freshStick, launcher, launcherJson, loginArgs, payloadKernelVersion, processAlive, qemuPidsFor, waitUntil } from './harness.ts';
+import { addStickUser, freshStick, launcher, launcherJson, launcherPath, loginArgs, payloadKernelVersion, processAlive, qemuPidsFor, waitUntil } from './harness.ts';
 
 // Every launch logs in: one user, its passphrase on stdin.
 const passphrase = 'session test passphrase';
@@ -65,6 +65,23 @@ describe('a detached session (boots the real guest)', function () {
       const result = await launcher(['exec', '--stick', stick.root, '--', 'no-such-command']);
       assert.notEqual(result.exitCode, 0);
       assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+    });
+
+    it('exec output through a pipe is whole (over 10 MiB, byte for byte); `| head -1` ends it quietly', async () => {
+      // seq 1 1450000 prints 10,488,896 bytes.
+      let expected = '';
+      for (let i = 1; i <= 1_450_000; i++) expected += `${i}\n`;
+      const script = '"$0" exec --stick "$1" -- seq 1 1450000 2>"$2" | cat; echo "${PIPESTATUS[0]}" >"$3"';
+      const errFile = join(stick.root, '..', 'exec-stderr');
+      const statusFile = join(stick.root, '..', 'exec-status');
+      const whole = await execa('bash', ['-c', script, launcherPath, stick.root, errFile, statusFile], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024, timeout: 240_000, stripFinalNewline: false });
+      assert.equal((await readFile(statusFile, 'utf8')).trim(), '0', await readFile(errFile, 'utf8'));
+      assert.equal(Buffer.from(whole.stdout).length, expected.length);
+      assert.ok(Buffer.from(whole.stdout).equals(Buffer.from(expected)), 'the output differs');
+      const early = await execa('bash', ['-c', script.replace('| cat', '| head -1'), launcherPath, stick.root, errFile, statusFile], { timeout: 240_000 });
+      assert.equal(early.stdout, '1');
+      assert.equal((await readFile(statusFile, 'utf8')).trim(), '0');
+      assert.equal(await readFile(errFile, 'utf8'), '');
     });
 
     it('status reports the running session', async () => {

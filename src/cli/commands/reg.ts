@@ -3,6 +3,7 @@
 // file locking lets both use the file; a running guest sees the change).
 import { type Command, Option } from 'commander';
 import { RegistryError, UsageError } from '../../errors.ts';
+import { REG_ROOT } from '../../guestregistry/reg-format.ts';
 import type { GuestRegistry } from '../../guestregistry/registry.ts';
 import type { RegLayer, RegType } from '../../guestregistry/value.ts';
 import type { StickLayout } from '../../stick/layout.ts';
@@ -27,6 +28,17 @@ const TYPES: RegType[] = ['string', 'expand-string', 'int32', 'int64', 'bool', '
 /** `@` (or an empty string) names a key's default value, as in .reg files. */
 const valueName = (name: string) => (name === '@' ? '' : name);
 const shownName = (name: string) => (name === '' ? '@' : name);
+
+/**
+ * A key as a person may copy it from an exported file, which writes every key
+ * under its root (`[HKEY_POCKETVM\Software\X]`): the root prefix is dropped,
+ * the root alone is the whole registry.
+ */
+export function cliKey(key: string): string {
+  const root = `${REG_ROOT}\\`;
+  if (key.toUpperCase() === REG_ROOT) return '';
+  return key.toUpperCase().startsWith(root) ? key.slice(root.length) : key;
+}
 
 async function withRegistry<T>(options: RegOptions, out: Output, fn: (registry: GuestRegistry, user: string) => T | Promise<T>): Promise<T> {
   const layout = await openStick(resolveStickRoot(options.stick));
@@ -62,8 +74,9 @@ export function registerReg(program: Command, output: () => Output): void {
     .addHelpText('after', '\nKeys are backslash paths (Guest, Tables\\Rules), case-insensitive; "@" names a key\'s default value.\nREADME, "Guest registry", lists the well-known values, the layers and the limits.');
 
   const get = common(reg.command('get').description('print a value (from the highest layer that has it)').argument('<key>').argument('<name>', 'the value name; @ for the default value'), { layer: 'read' });
-  get.action(async (key: string, name: string, options: RegOptions) => {
+  get.action(async (given: string, name: string, options: RegOptions) => {
     const out = output();
+    const key = cliKey(given);
     await withRegistry(options, out, async (registry) => {
       const { formatValueText, valueToJson } = await import('../../guestregistry/value.ts');
       const layer = options.layer as RegLayer | undefined;
@@ -80,8 +93,9 @@ export function registerReg(program: Command, output: () => Output): void {
     { layer: 'write' },
   );
   set.addOption(new Option('--type <type>', 'the value type').choices(TYPES).default('string'));
-  set.action(async (key: string, name: string, words: string[], options: RegOptions) => {
+  set.action(async (given: string, name: string, words: string[], options: RegOptions) => {
     const out = output();
+    const key = cliKey(given);
     const { parseValueText, valueToJson } = await import('../../guestregistry/value.ts');
     const type = options.type ?? 'string';
     if (type !== 'multi-string' && words.length !== 1) throw new UsageError(`a ${type} value is one argument, not ${words.length}`, 'quote a value with spaces');
@@ -94,8 +108,9 @@ export function registerReg(program: Command, output: () => Output): void {
   });
 
   const del = common(reg.command('del').description('delete a value, or without a name a key with everything under it').argument('<key>').argument('[name]', 'the value name; @ for the default value'), { layer: 'write' });
-  del.action(async (key: string, name: string | undefined, options: RegOptions) => {
+  del.action(async (given: string, name: string | undefined, options: RegOptions) => {
     const out = output();
+    const key = cliKey(given);
     await withRegistry(options, out, (registry, user) => {
       const layer = writable(options.layer);
       const deleted = name === undefined ? registry.deleteKey(layer, key) : registry.deleteValue(layer, key, valueName(name));
@@ -108,8 +123,9 @@ export function registerReg(program: Command, output: () => Output): void {
   });
 
   const ls = common(reg.command('ls').description('list the subkeys and values of a key (the merged view; default: the top)').argument('[key]', 'the key', ''));
-  ls.action(async (key: string, options: RegOptions) => {
+  ls.action(async (given: string, options: RegOptions) => {
     const out = output();
+    const key = cliKey(given);
     await withRegistry(options, out, async (registry) => {
       const { formatValueText, valueToJson } = await import('../../guestregistry/value.ts');
       if (!registry.hasKey(key)) throw new RegistryError(`there is no key ${key}`, { details: { reason: 'not-found', key } });
@@ -134,7 +150,8 @@ export function registerReg(program: Command, output: () => Output): void {
     await withRegistry(options, out, async (registry, user) => {
       const { encodeRegFile } = await import('../../guestregistry/reg-format.ts');
       const format = options.format ?? 'v5';
-      const text = registry.exportReg({ ...(options.key ? { key: options.key } : {}), layer: (options.layer ?? 'merged') as RegLayer | 'merged', format });
+      const key = options.key === undefined ? '' : cliKey(options.key);
+      const text = registry.exportReg({ ...(key ? { key } : {}), layer: (options.layer ?? 'merged') as RegLayer | 'merged', format });
       if (file === undefined || file === '-') {
         if (out.json) out.data({ user, format, text });
         else process.stdout.write(text);
