@@ -18,7 +18,7 @@
 // then mkdir); a redirect says "this directory's host side is that other path
 // in the same entry" (a host directory the guest renamed).
 import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { type NinepTimes, S_IFDIR, S_IFMT, S_IFREG } from './ninep/backend.ts';
