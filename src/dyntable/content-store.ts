@@ -4,8 +4,8 @@
 // interface, so whether it is sealed (sealed/sealed-content-store.ts, the
 // session's stores) or plain (tests and benchmarks that hold no key) is
 // decided in one place, LayerStore.open.
-import { mkdirSync, rmSync } from 'node:fs';
-import { lstat, open, truncate, type FileHandle } from 'node:fs/promises';
+import { closeSync, lstatSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { open, truncate, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrnoError } from './ninep/backend.ts';
 
@@ -21,11 +21,15 @@ export interface NodeContent {
 }
 
 export interface ContentStore {
-  /** Empty content for a new node. */
-  create(id: number): Promise<void>;
+  /**
+   * Empty content for a new node, synchronously: a metadata write on the
+   * stick takes microseconds, a trip through libuv's pool tens, and a
+   * guest's create stays one transaction (namespace-backend.ts).
+   */
+  createSync(id: number): void;
   open(id: number): Promise<NodeContent>;
-  /** Size in bytes and 512-byte blocks used. */
-  stat(id: number): Promise<{ size: number; blocks: number }>;
+  /** Size in bytes and 512-byte blocks used, synchronously (getattr's hot path). */
+  statSync(id: number): { size: number; blocks: number };
   truncate(id: number, size: number): Promise<void>;
   /** The node is gone: its content too (never called while it is open). */
   remove(id: number): void;
@@ -34,6 +38,17 @@ export interface ContentStore {
 
 export function contentPath(dir: string, id: number): string {
   return join(dir, 'data', (id & 0xff).toString(16).padStart(2, '0'), String(id));
+}
+
+/** data/<xx> folders known to exist, per store. */
+export class Fanouts {
+  readonly #known = new Set<string>();
+  ensure(path: string): void {
+    const fanout = join(path, '..');
+    if (this.#known.has(fanout)) return;
+    mkdirSync(fanout, { recursive: true });
+    this.#known.add(fanout);
+  }
 }
 
 const fsError = (error: unknown): never => {
@@ -74,19 +89,20 @@ class PlainContent implements NodeContent {
 /** Content in the clear: what the guest wrote, byte for byte. */
 export class PlainContentStore implements ContentStore {
   readonly dir: string;
+  readonly #fanouts = new Fanouts();
   constructor(dir: string) {
     this.dir = dir;
   }
-  async create(id: number): Promise<void> {
+  createSync(id: number): void {
     const path = contentPath(this.dir, id);
-    mkdirSync(join(path, '..'), { recursive: true });
-    await (await open(path, 'w')).close();
+    this.#fanouts.ensure(path);
+    closeSync(openSync(path, 'w'));
   }
   async open(id: number): Promise<NodeContent> {
     return new PlainContent(await open(contentPath(this.dir, id), 'r+').catch(fsError));
   }
-  async stat(id: number): Promise<{ size: number; blocks: number }> {
-    const st = await lstat(contentPath(this.dir, id)).catch(() => undefined);
+  statSync(id: number): { size: number; blocks: number } {
+    const st = lstatSync(contentPath(this.dir, id), { throwIfNoEntry: false });
     return { size: st?.size ?? 0, blocks: st?.blocks ?? 0 };
   }
   truncate(id: number, size: number): Promise<void> {

@@ -17,6 +17,14 @@ export interface LayerRows {
   deleteNode(id: number): void;
   putEntry(entry: StoreEntry): void;
   deleteEntry(path: string): void;
+  /**
+   * Paths of up to `limit` entries directly below `parent` whose names sort
+   * after `after`, in name order, from an index; undefined when the rows
+   * cannot order names (sealed: the store pages its in-memory names).
+   */
+  childrenAfter(parent: string, after: string, limit: number): string[] | undefined;
+  /** SQLite's plan for childrenAfter (tests), if it has one. */
+  explainChildrenAfter(): string | undefined;
 }
 
 export function parentOf(path: string): string {
@@ -58,7 +66,11 @@ CREATE TABLE IF NOT EXISTS entries (
   node INTEGER REFERENCES nodes(id), opaque INTEGER NOT NULL DEFAULT 0, redirect TEXT
 );
 CREATE INDEX IF NOT EXISTS entries_parent ON entries(parent);
+CREATE INDEX IF NOT EXISTS entries_parent_name ON entries(parent, name);
 `;
+
+/** A folder's entries after a name, in name order: served by the entries_parent_name index. */
+const CHILDREN_AFTER = 'SELECT path FROM entries WHERE parent = ? AND name > ? ORDER BY name LIMIT ?';
 
 interface NodeRow {
   id: number;
@@ -191,5 +203,14 @@ export class PlainRows implements LayerRows {
 
   deleteEntry(path: string): void {
     this.#stmt.get('DELETE FROM entries WHERE path = ?').run(path);
+  }
+
+  childrenAfter(parent: string, after: string, limit: number): string[] {
+    return (this.#stmt.get(CHILDREN_AFTER).all(parent, after, limit) as unknown as Array<{ path: string }>).map((row) => row.path);
+  }
+
+  explainChildrenAfter(): string {
+    const rows = this.#db.prepare(`EXPLAIN QUERY PLAN ${CHILDREN_AFTER}`).all('/', '', 1) as unknown as Array<{ detail: string }>;
+    return rows.map((r) => r.detail).join('; ');
   }
 }

@@ -6,10 +6,9 @@
 // stays open a little while (a create is followed by its open; `ls -l`
 // stats many), up to IDLE_OPEN files; sizes of closed files are remembered,
 // since only this store writes them.
-import { mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { type ContentStore, contentPath, type NodeContent } from '../content-store.ts';
-import { Errno, ErrnoError } from '../ninep/backend.ts';
+import { rmSync } from 'node:fs';
+import { type ContentStore, contentPath, Fanouts, type NodeContent } from '../content-store.ts';
+import { ErrnoError } from '../ninep/backend.ts';
 import type { StoreKeys } from './keys.ts';
 import { SealedFile } from './sealed-file.ts';
 
@@ -18,6 +17,8 @@ const SIZE_CACHE = 100_000;
 
 interface Shared {
   file: Promise<SealedFile>;
+  /** The file once open (statSync reads its size). */
+  resolved?: SealedFile;
   refs: number;
 }
 
@@ -62,6 +63,7 @@ export class SealedContentStore implements ContentStore {
   /** Open files nobody holds, oldest first. */
   readonly #idle = new Set<number>();
   readonly #sizes = new Map<number, number>();
+  readonly #fanouts = new Fanouts();
 
   constructor(dir: string, keys: StoreKeys) {
     this.dir = dir;
@@ -69,19 +71,22 @@ export class SealedContentStore implements ContentStore {
   }
 
   #keep(id: number, file: Promise<SealedFile>): Shared {
-    const shared = { file, refs: 0 };
+    const shared: Shared = { file, refs: 0 };
     this.#open.set(id, shared);
-    file.catch(() => this.#open.get(id) === shared && this.#open.delete(id));
+    file.then(
+      (opened) => void (shared.resolved = opened),
+      () => this.#open.get(id) === shared && this.#open.delete(id),
+    );
     return shared;
   }
 
-  async create(id: number): Promise<void> {
+  createSync(id: number): void {
     const path = contentPath(this.dir, id);
-    mkdirSync(join(path, '..'), { recursive: true });
+    this.#fanouts.ensure(path);
     const fileId = this.#keys.fileId(id);
-    const shared = this.#keep(id, SealedFile.create(path, this.#keys.fileKey(fileId), fileId));
-    await shared.file.catch(fsError);
-    this.#setIdle(id);
+    SealedFile.createEmptySync(path, this.#keys.fileKey(fileId), fileId);
+    if (this.#sizes.size >= SIZE_CACHE) this.#sizes.clear();
+    this.#sizes.set(id, 0);
   }
 
   #acquire(id: number): Shared {
@@ -132,19 +137,23 @@ export class SealedContentStore implements ContentStore {
     return new SealedContent(file, () => this.#releaseShared(id, shared));
   }
 
-  async stat(id: number): Promise<{ size: number; blocks: number }> {
-    let size = this.#open.has(id) ? undefined : this.#sizes.get(id);
+  statSync(id: number): { size: number; blocks: number } {
+    const shared = this.#open.get(id);
+    // An open file's size is in memory (its header may lag by one write in flight).
+    let size = shared ? shared.resolved?.size : this.#sizes.get(id);
     if (size === undefined) {
-      let content: NodeContent;
+      const fileId = this.#keys.fileId(id);
       try {
-        content = await this.open(id);
+        size = SealedFile.sizeSync(contentPath(this.dir, id), this.#keys.fileKey(fileId), fileId);
       } catch (error) {
         // No content file (a crash between the row and the file): empty, as a plain store says.
-        if (error instanceof ErrnoError && error.errno === Errno.ENOENT) return { size: 0, blocks: 0 };
+        if ((error as { code?: string }).code === 'ENOENT') return { size: 0, blocks: 0 };
         throw error;
       }
-      size = await content.size();
-      await content.close();
+      if (!shared) {
+        if (this.#sizes.size >= SIZE_CACHE) this.#sizes.clear();
+        this.#sizes.set(id, size);
+      }
     }
     return { size, blocks: Math.ceil(size / 512) };
   }

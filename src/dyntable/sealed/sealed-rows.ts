@@ -103,6 +103,15 @@ export class SealedRows implements LayerRows {
       .run(key, this.#pathHash(parentOf(entry.path)), sealRow(this.#keys.rows, `entry:${key.toString('hex')}`, value));
   }
 
+  /** Names are sealed: no index can order them (LayerStore pages its names in memory). */
+  childrenAfter(): undefined {
+    return undefined;
+  }
+
+  explainChildrenAfter(): undefined {
+    return undefined;
+  }
+
   deleteEntry(path: string): void {
     this.#stmt.get('DELETE FROM sealed_entries WHERE key = ?').run(this.#pathHash(path));
   }
