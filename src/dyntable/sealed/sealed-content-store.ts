@@ -6,7 +6,7 @@
 // stays open a little while (a create is followed by its open; `ls -l`
 // stats many), up to IDLE_OPEN files; sizes of closed files are remembered,
 // since only this store writes them.
-import { rmSync } from 'node:fs';
+import { lstatSync, rmSync } from 'node:fs';
 import { type ContentStore, contentPath, Fanouts, type NodeContent } from '../content-store.ts';
 import { ErrnoError } from '../ninep/backend.ts';
 import type { StoreKeys } from './keys.ts';
@@ -155,7 +155,9 @@ export class SealedContentStore implements ContentStore {
         this.#sizes.set(id, size);
       }
     }
-    return { size, blocks: Math.ceil(size / 512) };
+    // What the file takes on the stick (holes take nothing).
+    const st = lstatSync(contentPath(this.dir, id), { throwIfNoEntry: false });
+    return { size, blocks: st?.blocks ?? Math.ceil(size / 512) };
   }
 
   async truncate(id: number, size: number): Promise<void> {

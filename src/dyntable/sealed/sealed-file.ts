@@ -25,9 +25,14 @@
 //   fails (the caller gives the file ID it expects: bound to the node); a
 //   file cut short fails (its size record says more blocks). Each is a
 //   SealedDataError, EIO to the guest. Not detected, as in gocryptfs: a
-//   whole file put back to an earlier version of itself.
+//   whole file put back to an earlier version of itself, and a block
+//   overwritten with zero bytes, which is a hole.
+// - Holes, as in gocryptfs: a block that is all zero bytes on disk reads as
+//   zeros (a sealed block never is: its nonce and tag look random). A gap
+//   left by a write beyond the end, or a truncate up, is made by extending
+//   the file, so sparse files stay sparse where the file system allows.
 // - Truncating down re-seals the new last block only and cuts the rest;
-//   truncating up seals zero blocks for the new range only; renames never
+//   truncating up extends the file (holes); renames never
 //   touch the content (files are named by node, not by guest name).
 import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
@@ -221,6 +226,13 @@ export class SealedFile {
     return Math.ceil(size / this.blockSize);
   }
 
+  static #zeroStride: Buffer | undefined;
+
+  static #isHole(block: Buffer): boolean {
+    if (!SealedFile.#zeroStride || SealedFile.#zeroStride.length !== block.length) SealedFile.#zeroStride = Buffer.alloc(block.length);
+    return block.equals(SealedFile.#zeroStride);
+  }
+
   /** Associated data of a block: file ID | index. One buffer per call, its index set per block (setAAD consumes it at once). */
   #adBuffer(): Buffer {
     const ad = Buffer.allocUnsafe(FILE_ID_BYTES + 8);
@@ -292,6 +304,13 @@ export class SealedFile {
     const ad = this.#adBuffer();
     for (let i = 0; i < count; i++) {
       const at = i * stride;
+      if (raw[at] === 0 && SealedFile.#isHole(raw.subarray(at, at + stride))) {
+        // A hole: zeros, as in gocryptfs (a sealed block is never all zero bytes: its nonce and tag are random-looking).
+        const lo = Math.max(from, i * bs);
+        const hi = Math.min(from + length, (i + 1) * bs);
+        if (hi > lo) into.fill(0, lo - from, hi - from);
+        continue;
+      }
       try {
         const d = createDecipheriv('aes-256-gcm', this.#key, raw.subarray(at, at + NONCE_BYTES));
         d.setAAD(SealedFile.#setIndex(ad, first + i));
@@ -325,14 +344,16 @@ export class SealedFile {
     }
   }
 
-  /** Seal zero blocks from..to-1 (a gap left by a write beyond the end, or a truncate up). */
+  /**
+   * Blocks from..to-1 become holes (a gap left by a write beyond the end, or
+   * a truncate up): the file is cut to block `from` (nothing stale can
+   * remain there) and extended, which file systems with sparse files do
+   * without writing (FAT writes the zeros itself).
+   */
   async #zeroBlocks(from: number, to: number): Promise<void> {
-    const per = Math.max(1, RUN_BYTES / this.blockSize);
-    const zeros = Buffer.alloc(Math.min(per, Math.max(0, to - from)) * this.blockSize);
-    for (let b = from; b < to; b += per) {
-      const count = Math.min(per, to - b);
-      await this.#writeRaw(this.#seal(zeros.subarray(0, count * this.blockSize), b), this.#blockAt(b));
-    }
+    if (to <= from) return;
+    await this.#fh.truncate(this.#blockAt(from));
+    await this.#fh.truncate(this.#blockAt(to));
   }
 
   #assertOpen(): void {

@@ -120,6 +120,25 @@ describe('sealed file format', () => {
     await again.close();
   });
 
+  it('a gap or a truncate up is a hole: zeros, nothing written for it (gocryptfs does the same)', async () => {
+    const file = await create('f', 13);
+    await file.write(Buffer.from('start'), 0);
+    await file.truncate(1024 * BS);
+    await file.write(Buffer.from('end'), 2048 * BS);
+    const st = statSync(join(dir, 'f'));
+    assert.equal(st.size, HEADER_BYTES + 2049 * STRIDE);
+    assert.ok(st.blocks * 512 < 64 * BS, `a sparse sealed file took ${st.blocks * 512} bytes`);
+    const middle = Buffer.alloc(3 * BS, 1);
+    assert.equal(await file.read(middle, 700 * BS + 5), 3 * BS);
+    assert.equal(middle.every((b) => b === 0), true);
+    // A write into a hole seals only its block.
+    await file.write(Buffer.from('mid'), 1500 * BS + 7);
+    const back = Buffer.alloc(10);
+    await file.read(back, 1500 * BS + 5);
+    assert.deepEqual(back, Buffer.from('\0\0mid\0\0\0\0\0'));
+    await file.close();
+  });
+
   it('a flipped byte is EIO, for the block it is in', async () => {
     const file = await create('f', 5);
     await file.write(randomBytes(3 * BS), 0);
