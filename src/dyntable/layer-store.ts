@@ -11,17 +11,29 @@
 //   <dir>/data/<xx>/<id>      the content of regular file node <id>
 //                             (fanned out: FAT32 allows ~65k names per folder)
 //
+// Opened with the user's at-rest key (the session always does), both are
+// sealed: rows keyed by keyed hashes with sealed values
+// (sealed/sealed-rows.ts), contents in authenticated blocks
+// (sealed/sealed-file.ts). Without a key (tests, benchmarks) they are plain
+// (layer-rows.ts, content-store.ts). A plain store opened with a key is
+// sealed in place once (sealed/seal-store.ts).
+//
 // Guest names never become host names, so nothing stored here can point
 // anywhere on the host: confinement holds by construction. Entries are keyed
 // by full guest path (case-sensitive, like the guest). Whiteouts hide a host
 // file the guest deleted; an opaque directory hides all host children (rmdir
 // then mkdir); a redirect says "this directory's host side is that other path
 // in the same entry" (a host directory the guest renamed).
-import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { DatabaseSync } from 'node:sqlite';
+import { StickTamperedError } from '../errors.ts';
+import { type ContentStore, contentPath, PlainContentStore } from './content-store.ts';
+import { type LayerRows, nameOf, parentOf, PlainRows } from './layer-rows.ts';
 import { type NinepTimes, S_IFDIR, S_IFMT, S_IFREG } from './ninep/backend.ts';
+import { openSealedLayer } from './sealed/seal-store.ts';
+import { SealedDataError } from './sealed/sealed-file.ts';
 
 export type StoreTimes = NinepTimes;
 
@@ -55,61 +67,6 @@ export function nowTimespec(): { sec: number; nsec: number } {
   return { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) };
 }
 
-function parentOf(path: string): string {
-  const i = path.lastIndexOf('/');
-  return i <= 0 ? '/' : path.slice(0, i);
-}
-
-function nameOf(path: string): string {
-  return path.slice(path.lastIndexOf('/') + 1);
-}
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS nodes (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL, rdev INTEGER NOT NULL DEFAULT 0,
-  nlink INTEGER NOT NULL DEFAULT 0, target TEXT, qid TEXT,
-  atime_s INTEGER NOT NULL, atime_ns INTEGER NOT NULL, mtime_s INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-  ctime_s INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, btime_s INTEGER NOT NULL, btime_ns INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS entries (
-  path TEXT PRIMARY KEY, parent TEXT NOT NULL, name TEXT NOT NULL,
-  node INTEGER REFERENCES nodes(id), opaque INTEGER NOT NULL DEFAULT 0, redirect TEXT
-);
-CREATE INDEX IF NOT EXISTS entries_parent ON entries(parent);
-CREATE INDEX IF NOT EXISTS entries_parent_name ON entries(parent, name);
-`;
-
-/** A folder's entries after a name, in name order: served by the entries_parent_name index. */
-const CHILDREN_AFTER = 'SELECT path FROM entries WHERE parent = ? AND name > ? ORDER BY name LIMIT ?';
-
-interface NodeRow {
-  id: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  rdev: number;
-  nlink: number;
-  target: string | null;
-  qid: string | null;
-  atime_s: number;
-  atime_ns: number;
-  mtime_s: number;
-  mtime_ns: number;
-  ctime_s: number;
-  ctime_ns: number;
-  btime_s: number;
-  btime_ns: number;
-}
-
-interface EntryRow {
-  path: string;
-  node: number | null;
-  opaque: number;
-  redirect: string | null;
-}
-
 /** fsync of a directory (its entries); hosts that cannot open one for it (Windows) have nothing to sync. */
 async function syncDirectory(dir: string): Promise<void> {
   let fh;
@@ -126,7 +83,13 @@ async function syncDirectory(dir: string): Promise<void> {
 
 export class LayerStore {
   readonly dir: string;
+  /** Whether rows and contents are sealed (opened with a key). */
+  readonly sealed: boolean;
+  /** Where regular files' contents are. */
+  readonly content: ContentStore;
   readonly #db: DatabaseSync;
+  readonly #rows: LayerRows;
+  readonly #onClose: () => void;
   readonly #entries = new Map<string, StoreEntry>();
   readonly #children = new Map<string, Set<string>>();
   readonly #nodes = new Map<number, StoreNode>();
@@ -134,66 +97,60 @@ export class LayerStore {
   readonly #openCount = new Map<number, number>();
   /** Nodes whose times changed through writes, saved on flush. */
   readonly #dirty = new Set<number>();
-  readonly #statements = new Map<string, StatementSync>();
-  /** data/<xx> folders known to exist. */
-  readonly #fanouts = new Set<string>();
   #closed = false;
 
-  private constructor(dir: string, db: DatabaseSync) {
+  private constructor(dir: string, db: DatabaseSync, layer: { rows: LayerRows; content: ContentStore; sealed: boolean; close: () => void }) {
     this.dir = dir;
     this.#db = db;
+    this.#rows = layer.rows;
+    this.content = layer.content;
+    this.sealed = layer.sealed;
+    this.#onClose = layer.close;
   }
 
-  /** Open (creating if needed) the store in `dir`. */
-  static open(dir: string): LayerStore {
+  /**
+   * Open (creating if needed) the store in `dir`. With `key` (the user's
+   * at-rest key, sealed/keys.ts; not kept) rows and contents are sealed.
+   */
+  static async open(dir: string, options: { key?: Buffer } = {}): Promise<LayerStore> {
     mkdirSync(join(dir, 'data'), { recursive: true });
     const db = new DatabaseSync(join(dir, 'layer.sqlite'));
-    // One launcher at a time holds the stick; exclusive locking also lets WAL
-    // work without shared memory (FAT sticks).
-    db.exec('PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;');
-    db.exec(SCHEMA);
-    db.prepare("INSERT OR IGNORE INTO meta(key, value) VALUES ('format', 'pocketvm-layer-1')").run();
-    const store = new LayerStore(dir, db);
-    store.#load();
-    return store;
-  }
-
-  #stmt(sql: string): StatementSync {
-    let s = this.#statements.get(sql);
-    if (!s) {
-      s = this.#db.prepare(sql);
-      this.#statements.set(sql, s);
+    try {
+      // One launcher at a time holds the stick; exclusive locking also lets WAL
+      // work without shared memory (FAT sticks).
+      db.exec('PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;');
+      db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);');
+      const layer = options.key
+        ? await openSealedLayer(dir, db, options.key)
+        : (() => {
+            const format = (db.prepare("SELECT value FROM meta WHERE key = 'format'").get() as { value: string } | undefined)?.value;
+            if (format !== undefined && format !== 'pocketvm-layer-1') throw new Error(`layer store ${dir} is sealed: it opens only with its user's key`);
+            db.prepare("INSERT OR IGNORE INTO meta(key, value) VALUES ('format', 'pocketvm-layer-1')").run();
+            return { rows: new PlainRows(db), content: new PlainContentStore(dir), sealed: false, close: () => {} };
+          })();
+      const store = new LayerStore(dir, db, layer);
+      try {
+        store.#load();
+      } catch (error) {
+        await layer.content.close();
+        layer.close();
+        // A row that does not authenticate was written by someone without the key.
+        if (error instanceof SealedDataError) throw new StickTamperedError(`${join(dir, 'layer.sqlite')} was changed without its user's key: ${error.message}`, { hint: 'move the folder aside to start with an empty one' });
+        throw error;
+      }
+      return store;
+    } catch (error) {
+      db.close();
+      throw error;
     }
-    return s;
   }
 
   #load(): void {
-    for (const row of this.#db.prepare('SELECT * FROM nodes').all() as unknown as NodeRow[]) {
-      this.#nodes.set(row.id, {
-        id: row.id,
-        mode: row.mode,
-        uid: row.uid,
-        gid: row.gid,
-        rdev: row.rdev,
-        nlink: row.nlink,
-        target: row.target,
-        qid: row.qid === null ? null : BigInt(row.qid),
-        atimeSec: row.atime_s,
-        atimeNsec: row.atime_ns,
-        mtimeSec: row.mtime_s,
-        mtimeNsec: row.mtime_ns,
-        ctimeSec: row.ctime_s,
-        ctimeNsec: row.ctime_ns,
-        btimeSec: row.btime_s,
-        btimeNsec: row.btime_ns,
-      });
-    }
+    for (const node of this.#rows.loadNodes()) this.#nodes.set(node.id, node);
     const referenced = new Map<number, number>();
-    for (const row of this.#db.prepare('SELECT path, node, opaque, redirect FROM entries').all() as unknown as EntryRow[]) {
-      const entry: StoreEntry =
-        row.node === null ? { path: row.path, kind: 'whiteout' } : { path: row.path, kind: 'node', node: row.node, opaque: row.opaque !== 0, redirect: row.redirect };
+    for (const entry of this.#rows.loadEntries()) {
       this.#remember(entry);
-      if (row.node !== null) referenced.set(row.node, (referenced.get(row.node) ?? 0) + 1);
+      if (entry.kind === 'node') referenced.set(entry.node, (referenced.get(entry.node) ?? 0) + 1);
     }
     // Repair after a crash: link counts follow the entries, and nodes nobody
     // names any more (unlinked while open when the launcher died) go away.
@@ -257,19 +214,23 @@ export class LayerStore {
    * folder of any size with this (indexed), never copying all its names.
    */
   childrenAfter(path: string, after: string, limit: number): StoreEntry[] {
-    const rows = this.#stmt(CHILDREN_AFTER).all(path, after, limit) as unknown as Array<{ path: string }>;
+    let paths = this.#rows.childrenAfter(path, after, limit);
+    if (paths === undefined) {
+      // Sealed rows keep names unreadable to SQLite: page the names in memory.
+      const names = [...(this.#children.get(path) ?? [])].filter((name) => name > after).sort();
+      paths = names.slice(0, limit).map((name) => (path === '/' ? `/${name}` : `${path}/${name}`));
+    }
     const out: StoreEntry[] = [];
-    for (const row of rows) {
-      const entry = this.#entries.get(row.path);
+    for (const p of paths) {
+      const entry = this.#entries.get(p);
       if (entry) out.push(entry);
     }
     return out;
   }
 
-  /** SQLite's plan for childrenAfter (tests: it must walk the (parent, name) index, not sort). */
+  /** SQLite's plan for childrenAfter (tests: a plain store must walk the (parent, name) index, not sort). */
   explainChildrenAfter(): string {
-    const rows = this.#db.prepare(`EXPLAIN QUERY PLAN ${CHILDREN_AFTER}`).all('/', '', 1) as unknown as Array<{ detail: string }>;
-    return rows.map((r) => r.detail).join('; ');
+    return this.#rows.explainChildrenAfter() ?? 'in memory (sealed names)';
   }
 
   /** Whether anything (an entry or a whiteout) is directly below `path`. */
@@ -295,9 +256,9 @@ export class LayerStore {
     return node;
   }
 
-  /** Where the content of a regular file node lives. */
+  /** Where the content of a regular file node lives (sealed or not). */
   dataPath(id: number): string {
-    return join(this.dir, 'data', (id & 0xff).toString(16).padStart(2, '0'), String(id));
+    return contentPath(this.dir, id);
   }
 
   /** A new node (not yet named by any entry); a regular file gets an empty content file. */
@@ -311,59 +272,15 @@ export class LayerStore {
    * create is one transaction with its entry, not four trips through libuv.
    */
   createNodeSync(fields: NewNode): StoreNode {
-    const result = this.#stmt(
-      'INSERT INTO nodes (mode, uid, gid, rdev, nlink, target, qid, atime_s, atime_ns, mtime_s, mtime_ns, ctime_s, ctime_ns, btime_s, btime_ns) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    ).run(
-      fields.mode,
-      fields.uid,
-      fields.gid,
-      fields.rdev,
-      fields.target,
-      fields.qid === null ? null : fields.qid.toString(),
-      fields.atimeSec,
-      fields.atimeNsec,
-      fields.mtimeSec,
-      fields.mtimeNsec,
-      fields.ctimeSec,
-      fields.ctimeNsec,
-      fields.btimeSec,
-      fields.btimeNsec,
-    );
-    const node: StoreNode = { ...fields, id: Number(result.lastInsertRowid), nlink: 0 };
+    const id = this.#rows.insertNode(fields);
+    const node: StoreNode = { ...fields, id, nlink: 0 };
     this.#nodes.set(node.id, node);
-    if ((node.mode & S_IFMT) === S_IFREG) {
-      const path = this.dataPath(node.id);
-      const fanout = join(path, '..');
-      if (!this.#fanouts.has(fanout)) {
-        mkdirSync(fanout, { recursive: true });
-        this.#fanouts.add(fanout);
-      }
-      closeSync(openSync(path, 'w'));
-    }
+    if ((node.mode & S_IFMT) === S_IFREG) this.content.createSync(node.id);
     return node;
   }
 
   #saveNode(node: StoreNode): void {
-    this.#stmt(
-      'UPDATE nodes SET mode = ?, uid = ?, gid = ?, rdev = ?, nlink = ?, target = ?, qid = ?, atime_s = ?, atime_ns = ?, mtime_s = ?, mtime_ns = ?, ctime_s = ?, ctime_ns = ?, btime_s = ?, btime_ns = ? WHERE id = ?',
-    ).run(
-      node.mode,
-      node.uid,
-      node.gid,
-      node.rdev,
-      node.nlink,
-      node.target,
-      node.qid === null ? null : node.qid.toString(),
-      node.atimeSec,
-      node.atimeNsec,
-      node.mtimeSec,
-      node.mtimeNsec,
-      node.ctimeSec,
-      node.ctimeNsec,
-      node.btimeSec,
-      node.btimeNsec,
-      node.id,
-    );
+    this.#rows.saveNode(node);
     this.#dirty.delete(node.id);
   }
 
@@ -409,14 +326,7 @@ export class LayerStore {
         node.nlink = (node.mode & S_IFMT) === S_IFDIR ? 1 : node.nlink + 1;
         this.#saveNode(node);
       }
-      this.#stmt('INSERT OR REPLACE INTO entries (path, parent, name, node, opaque, redirect) VALUES (?, ?, ?, ?, ?, ?)').run(
-        entry.path,
-        parentOf(entry.path),
-        nameOf(entry.path),
-        entry.kind === 'node' ? entry.node : null,
-        entry.kind === 'node' && entry.opaque ? 1 : 0,
-        entry.kind === 'node' ? entry.redirect : null,
-      );
+      this.#rows.putEntry(entry);
       this.#remember(entry);
     });
   }
@@ -426,7 +336,7 @@ export class LayerStore {
     this.transaction(() => {
       const old = this.#entries.get(path);
       if (!old) return;
-      this.#stmt('DELETE FROM entries WHERE path = ?').run(path);
+      this.#rows.deleteEntry(path);
       this.#forget(path);
       if (old.kind === 'node') this.#unlinkNode(old.node);
     });
@@ -441,16 +351,9 @@ export class LayerStore {
     this.transaction(() => {
       for (const entry of this.subtree(from)) {
         const moved = { ...entry, path: to + entry.path.slice(from.length) } as StoreEntry;
-        this.#stmt('DELETE FROM entries WHERE path = ?').run(entry.path);
+        this.#rows.deleteEntry(entry.path);
         this.#forget(entry.path);
-        this.#stmt('INSERT OR REPLACE INTO entries (path, parent, name, node, opaque, redirect) VALUES (?, ?, ?, ?, ?, ?)').run(
-          moved.path,
-          parentOf(moved.path),
-          nameOf(moved.path),
-          moved.kind === 'node' ? moved.node : null,
-          moved.kind === 'node' && moved.opaque ? 1 : 0,
-          moved.kind === 'node' ? moved.redirect : null,
-        );
+        this.#rows.putEntry(moved);
         this.#remember(moved);
       }
     });
@@ -465,10 +368,10 @@ export class LayerStore {
   }
 
   #dropNode(id: number): void {
-    this.#stmt('DELETE FROM nodes WHERE id = ?').run(id);
+    this.#rows.deleteNode(id);
     this.#nodes.delete(id);
     this.#dirty.delete(id);
-    rmSync(this.dataPath(id), { force: true });
+    this.content.remove(id);
   }
 
   /** Forget a node no entry names (a copy-up that failed half-way). */
@@ -509,11 +412,13 @@ export class LayerStore {
     this.#db.exec('PRAGMA wal_checkpoint(PASSIVE)');
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.#closed) return;
     this.flush();
     this.#closed = true;
     this.#db.close();
+    await this.content.close();
+    this.#onClose();
   }
 
   /** Remove the whole store (tests). */

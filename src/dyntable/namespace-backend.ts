@@ -17,11 +17,11 @@
 //
 // The host is only ever lstat'ed, listed, read (O_NOATIME where permitted)
 // and readlink'ed: its files keep their content, mode and mtime.
-import { constants as C, lstatSync } from 'node:fs';
+import { constants as C } from 'node:fs';
 import type { Dir } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import { lstat, open, opendir, readdir, realpath, statfs, truncate } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
+import type { NodeContent } from './content-store.ts';
 import { join } from 'node:path';
 import { ExclusionMatcher } from './exclusions.ts';
 import { foldedComponents } from './host-paths.ts';
@@ -57,6 +57,12 @@ export interface NamespaceBackendOptions {
   filesDir: string;
   /** users/<name>/upper: where changes to host-resolved paths land. */
   upperDir: string;
+  /**
+   * The user's at-rest key (sealed/keys.ts): files/ and upper/ are sealed
+   * with keys derived from it (the session always gives it). Not kept: the
+   * caller zeroes it.
+   */
+  atRestKey?: Buffer;
   /** Owner of virtual folders and new files (default: this process's uid/gid; 0 on Windows). */
   owner?: { uid: number; gid: number };
   /** Show host files as owned by `owner` (default: on Windows hosts, whose uids mean nothing to Linux). */
@@ -156,15 +162,19 @@ export class NamespaceBackend implements NinepBackend {
       if (real && real !== base.replace(/[\\/]$/, '')) extended.push({ ...e, hostPath: wildcard ? join(real, '*') : real, except: [...e.except, ...(await Promise.all(e.except.map((p) => realpath(p).catch(() => p))))] });
     }
     const matcher = new ExclusionMatcher(extended, { style: table.host.pathStyle, caseInsensitive: table.host.caseInsensitive });
-    const files = LayerStore.open(options.filesDir);
-    const upper = LayerStore.open(options.upperDir);
+    const sealing = options.atRestKey ? { key: options.atRestKey } : {};
+    const files = await LayerStore.open(options.filesDir, sealing);
+    const upper = await LayerStore.open(options.upperDir, sealing).catch(async (error: unknown) => {
+      await files.close();
+      throw error;
+    });
     const backend = new NamespaceBackend(options, files, upper, matcher);
     try {
       for (const entry of table.entries) await backend.#openArea(entry);
       await backend.#collectExcludedInodes(extended);
     } catch (error) {
-      files.close();
-      upper.close();
+      await files.close();
+      await upper.close();
       throw error;
     }
     backend.#flushTimer = setInterval(() => {
@@ -451,9 +461,7 @@ export class NamespaceBackend implements NinepBackend {
     let size = 0;
     let blocks = 0;
     if (type === S_IFREG) {
-      const st = lstatSync(store.dataPath(node.id), { throwIfNoEntry: false });
-      size = st?.size ?? 0;
-      blocks = st?.blocks ?? 0;
+      ({ size, blocks } = store.content.statSync(node.id));
     } else if (type === S_IFLNK) {
       size = Buffer.byteLength(node.target ?? '');
     } else if (type === S_IFDIR) {
@@ -711,7 +719,7 @@ export class NamespaceBackend implements NinepBackend {
     if (st.isSymbolicLink()) fields.target = await area.root!.readlink(rootPath(located.lowerRel));
     const node = await area.store.createNode(fields);
     try {
-      if (st.isFile() && withContent) await this.#copyContent(area, located, area.store.dataPath(node.id));
+      if (st.isFile() && withContent) await this.#copyContent(area, located, node.id);
     } catch (error) {
       area.store.discardNode(node.id);
       throw error;
@@ -721,12 +729,12 @@ export class NamespaceBackend implements NinepBackend {
     return { kind: 'node', path: located.path, guest: located.guest, area, entry, node: area.store.node(node.id), lowerRel: located.lowerRel, reserved: located.reserved, entryRoot: located.entryRoot };
   }
 
-  async #copyContent(area: Area, located: Extract<Located, { kind: 'host' }>, dest: string): Promise<void> {
+  async #copyContent(area: Area, located: Extract<Located, { kind: 'host' }>, node: number): Promise<void> {
     const source = await this.#openHostRead(area, located.lowerRel);
-    let out: FileHandle | undefined;
+    let out: NodeContent | undefined;
     try {
       if (source.stat.ino !== located.st.ino || source.stat.dev !== located.st.dev) throw ErrnoError.of('EAGAIN', `${located.path} changed on the host while it was copied`);
-      out = await open(dest, 'r+');
+      out = await area.store!.content.open(node);
       const chunk = 1 << 20;
       const buf = Buffer.allocUnsafe(chunk);
       const zero = Buffer.alloc(chunk);
@@ -736,10 +744,7 @@ export class NamespaceBackend implements NinepBackend {
         if (n === 0) break;
         const data = buf.subarray(0, n);
         // Runs of zeros are not written: holes stay holes (a sparse 1 GiB file costs nothing).
-        if (!data.equals(zero.subarray(0, n))) {
-          let done = 0;
-          while (done < n) done += (await out.write(data, done, n - done, position + done)).bytesWritten;
-        }
+        if (!data.equals(zero.subarray(0, n))) await out.write(data, position);
         position += n;
       }
       await out.truncate(position);
@@ -823,9 +828,7 @@ export class NamespaceBackend implements NinepBackend {
       if (v & SetattrMask.SIZE) {
         if (isDirMode(node.mode)) throw ErrnoError.of('EISDIR');
         if ((node.mode & S_IFMT) !== S_IFREG) throw ErrnoError.of('EINVAL');
-        await truncate(store.dataPath(node.id), request.size).catch((error: unknown) => {
-          throw ErrnoError.fromNode(error);
-        });
+        await store.content.truncate(node.id, request.size);
         patch.mtimeSec = now.sec;
         patch.mtimeNsec = now.nsec;
       }
@@ -876,9 +879,7 @@ export class NamespaceBackend implements NinepBackend {
 
   async #openNode(store: LayerStore, node: StoreNode, flags: number): Promise<NinepHandle> {
     const access = flags & OpenFlags.ACCMODE;
-    const fh = await open(store.dataPath(node.id), 'r+').catch((error: unknown) => {
-      throw ErrnoError.fromNode(error);
-    });
+    const fh = await store.content.open(node.id);
     if (flags & OpenFlags.TRUNC) {
       await fh.truncate(0);
       store.touchForWrite(node.id);
@@ -1055,8 +1056,8 @@ export class NamespaceBackend implements NinepBackend {
     this.#closed = true;
     if (this.#flushTimer) clearInterval(this.#flushTimer);
     await this.#mutex.run(async () => {
-      this.files.close();
-      this.upper.close();
+      await this.files.close();
+      await this.upper.close();
     });
   }
 
@@ -1184,13 +1185,13 @@ class StoreFileHandle implements NinepHandle {
   readonly #backend: NamespaceBackend;
   readonly #store: LayerStore;
   readonly #node: StoreNode;
-  readonly #fh: FileHandle;
+  readonly #fh: NodeContent;
   readonly #readable: boolean;
   readonly #writable: boolean;
   readonly #append: boolean;
   #closed = false;
 
-  constructor(backend: NamespaceBackend, store: LayerStore, node: StoreNode, fh: FileHandle, readable: boolean, writable: boolean, append: boolean) {
+  constructor(backend: NamespaceBackend, store: LayerStore, node: StoreNode, fh: NodeContent, readable: boolean, writable: boolean, append: boolean) {
     this.#backend = backend;
     this.#store = store;
     this.#node = node;
@@ -1204,7 +1205,7 @@ class StoreFileHandle implements NinepHandle {
   async read(target: Uint8Array, position: number): Promise<number> {
     if (!this.#readable) throw ErrnoError.of('EBADF', 'opened for writing only');
     try {
-      return (await this.#fh.read(target, 0, target.length, position)).bytesRead;
+      return await this.#fh.read(target, position);
     } catch (error) {
       throw ErrnoError.fromNode(error);
     }
@@ -1213,13 +1214,8 @@ class StoreFileHandle implements NinepHandle {
   async write(data: Uint8Array, position: number): Promise<number> {
     if (!this.#writable) throw ErrnoError.of('EBADF', 'opened for reading only');
     try {
-      const at = this.#append ? (await this.#fh.stat()).size : position;
-      let done = 0;
-      while (done < data.length) {
-        const { bytesWritten } = await this.#fh.write(data, done, data.length - done, at + done);
-        if (bytesWritten <= 0) break;
-        done += bytesWritten;
-      }
+      const at = this.#append ? await this.#fh.size() : position;
+      const done = await this.#fh.write(data, at);
       this.#store.touchForWrite(this.#node.id);
       return done;
     } catch (error) {
@@ -1237,7 +1233,7 @@ class StoreFileHandle implements NinepHandle {
 
   async fsync(datasync: boolean): Promise<void> {
     try {
-      await (datasync ? this.#fh.datasync() : this.#fh.sync());
+      await this.#fh.sync(datasync);
       // The content alone is not the file: its name is a row in the store.
       await this.#store.durable(this.#node.id);
     } catch (error) {

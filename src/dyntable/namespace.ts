@@ -104,12 +104,14 @@ export interface OpenNamespaceOptions extends LoadTableOptions {
   owner?: { uid: number; gid: number };
   /** Show host files as owned by `owner` too (default: on Windows hosts only). */
   mapHostOwner?: boolean;
+  /** The user's at-rest key: files/ and upper/ are sealed (sealed/keys.ts). */
+  atRestKey?: Buffer;
 }
 
 /** The compiled table and the backend serving it (close the backend at teardown). */
 export async function openNamespace(options: OpenNamespaceOptions): Promise<LoadedTable & { backend: NamespaceBackend }> {
   const loaded = await loadTable(options);
   const paths = dyntablePaths(options.layout, options.user);
-  const backend = await NamespaceBackend.open({ table: loaded.table, filesDir: paths.filesDir, upperDir: paths.upperDir, ...(options.owner ? { owner: options.owner } : {}), ...(options.mapHostOwner === undefined ? {} : { mapHostOwner: options.mapHostOwner }) });
+  const backend = await NamespaceBackend.open({ table: loaded.table, filesDir: paths.filesDir, upperDir: paths.upperDir, ...(options.owner ? { owner: options.owner } : {}), ...(options.mapHostOwner === undefined ? {} : { mapHostOwner: options.mapHostOwner }), ...(options.atRestKey ? { atRestKey: options.atRestKey } : {}) });
   return { ...loaded, backend };
 }

@@ -51,6 +51,8 @@ export interface NamespaceChannelOptions {
   manifest?: Pick<GuestManifest, 'tables'>;
   /** Where the server's diagnostics go (the guest's QEMU log on the stick). */
   logFile?: string;
+  /** Seals files/ and upper/ (src/dyntable/sealed/); the session owns and zeroes it. */
+  atRestKey?: Buffer;
 }
 
 /**
@@ -77,6 +79,7 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
         ...(options.registry ? { registry: options.registry } : {}),
         ...(options.confirmed ? { confirmed: options.confirmed } : {}),
         ...(options.manifest ? { manifest: options.manifest } : {}),
+        ...(options.atRestKey ? { atRestKey: options.atRestKey } : {}),
         // The guest user (30-home.sh) owns what the guest sees, host files
         // included: every change lands in upper/ anyway, and the person at the
         // guest is the person whose host folders these are.

@@ -39,6 +39,7 @@ import { markRecoveryPending, pendingRecovery, recoverAfterCrash, type RecoveryR
 import { sizeMachine } from './sizing.ts';
 import { RemovalGuard, type StickRemoval, stickHints } from './surprise-removal.ts';
 import { deriveStateKey } from '../auth/state-key.ts';
+import { deriveAtRestKey } from '../dyntable/sealed/keys.ts';
 import { PORTABLE_CPU_MODEL } from '../vmm/migration.ts';
 import { type GuestResume, planResume, type ResumeReport } from './resume.ts';
 import { quitAfterSave, saveGuestState, type StateContext, type SuspendResult } from './suspend.ts';
@@ -293,6 +294,8 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
   if (lock.takenOver) await markRecoveryPending(layout, lock.takenOver);
   let recovery: RecoveryReport | undefined;
   let stateContext: StateContext | undefined;
+  /** Seals what the guest writes through /host (src/dyntable/sealed/keys.ts); zeroed at teardown. */
+  let atRestKey: Buffer | undefined;
   let resume: GuestResume | undefined;
   // A boot cancelled (src/cli/session-runner.ts) between steps stops here; the catch below releases the lock.
   const checkCancelled = () => {
@@ -330,7 +333,8 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
       // the disk key is in memory); a forged one is said and ignored.
       const tables = await trustedConfirmations(dyntablePaths(layout, login.name).confirmations, login.diskKey, login.id);
       for (const refused of tables.refused) options.onNotice?.(refused.message);
-      extraChannels.push(namespaceChannel({ layout, guest: options.guest, user: login.name, registry, manifest: payload.manifest, confirmed: tables.trusted, logFile: logs.qemu }));
+      atRestKey = deriveAtRestKey(login.diskKey);
+      extraChannels.push(namespaceChannel({ layout, guest: options.guest, user: login.name, registry, manifest: payload.manifest, confirmed: tables.trusted, logFile: logs.qemu, atRestKey }));
       cmdlineWords.push(NAMESPACE_CMDLINE_WORD);
     }
     // `launcher exec` streams over its own port (src/session/exec-channel.ts), in every session.
@@ -429,6 +433,7 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
     session.stateContext = stateContext;
     session.resumed = resumed;
     if (stateContext) session.onTeardown(async () => void stateContext?.key.fill(0));
+    if (atRestKey) session.onTeardown(async () => void atRestKey?.fill(0));
     guard?.protect(session);
     const stopWatchingSpace = watchStickFull(session, (message) => options.onNotice?.(message));
     session.onTeardown(async () => stopWatchingSpace());
@@ -453,6 +458,7 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
     registry?.close();
     await lock.release();
     stateContext?.key.fill(0);
+    atRestKey?.fill(0);
     // A launch that was resuming says so, and that the state is still there.
     throw resume ? resume.explain(error) : error;
   } finally {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { linkSync, lstatSync, mkdirSync, readdirSync, renameSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { compileTable } from '../../src/dyntable/compile.ts';
 import { NamespaceBackend } from '../../src/dyntable/namespace-backend.ts';
@@ -70,13 +71,15 @@ async function errnoOf(promise: Promise<unknown>): Promise<number | undefined> {
   }
 }
 
-describe('dyntable NamespaceBackend', function () {
+// Every behaviour twice: with plain stores, and sealed at rest as a session opens them.
+for (const sealed of [false, true]) describe(`dyntable NamespaceBackend${sealed ? ' (sealed at rest)' : ''}`, function () {
   let base: string;
   let home: string;
   let outside: string;
   let filesDir: string;
   let upperDir: string;
   let backend: NamespaceBackend | undefined;
+  const atRestKey = randomBytes(32);
 
   beforeEach(() => {
     base = tempDir();
@@ -114,7 +117,7 @@ describe('dyntable NamespaceBackend', function () {
   const docsRule = (mode: 'cow' | 'readonly' = 'cow') => rule({ name: 'Documents', table: 'FET', guestPath: '/host/Documents', hostPath: '~/Documents', mode });
 
   async function openBackend(t: CompiledTable): Promise<NamespaceBackend> {
-    backend = await NamespaceBackend.open({ table: t, filesDir, upperDir });
+    backend = await NamespaceBackend.open({ table: t, filesDir, upperDir, ...(sealed ? { atRestKey } : {}) });
     return backend;
   }
 

@@ -124,7 +124,7 @@ describe('dyntable namespace listings, streamed', function () {
 
   it('the layer store pages a folder by name through its index', async () => {
     base = tempDir();
-    const store = LayerStore.open(join(base, 'store'));
+    const store = await LayerStore.open(join(base, 'store'));
     try {
       const dir = await store.createNode({ mode: 0o40755, uid: 0, gid: 0, rdev: 0, target: null, qid: null, atimeSec: 0, atimeNsec: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0, btimeSec: 0, btimeNsec: 0 });
       store.setEntry({ path: '/d', kind: 'node', node: dir.id, opaque: true, redirect: null });
@@ -143,7 +143,7 @@ describe('dyntable namespace listings, streamed', function () {
       const plan = store.explainChildrenAfter();
       assert.match(plan, /USING (COVERING )?INDEX entries_parent_name/, plan);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 });

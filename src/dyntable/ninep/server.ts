@@ -474,9 +474,8 @@ class Session implements NinepServer {
       this.log(`9p: bad ${messageName(frame[4]!) ?? `type ${frame[4]}`}: ${e.message}`);
       return e.errno;
     }
-    if (e instanceof ErrnoError) return e.errno;
     const mapped = ErrnoError.fromNode(e);
-    if (mapped.errno === Errno.EIO) this.log(`9p: ${messageName(frame[4]!)} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    if (mapped.errno === Errno.EIO) this.log(`9p: ${messageName(frame[4]!)} failed: ${failureWithoutNames(e)}`);
     return mapped.errno;
   }
 
@@ -1000,4 +999,18 @@ class Session implements NinepServer {
     await this.backend.rename(fromDir, fromName, toDir, toName);
     this.movePaths(childPath(fromDir, fromName), childPath(toDir, toName));
   }
+}
+
+/**
+ * An EIO for the log on the stick: what failed and where in the code, never
+ * the message (fs errors name host paths, the backend's name guest paths;
+ * the log must name neither). A sealed store's failure says its problem
+ * (tampered, truncated, ...).
+ */
+export function failureWithoutNames(e: unknown): string {
+  if (!(e instanceof Error)) return typeof e;
+  const code = (e as { code?: unknown }).code;
+  const problem = (e as { problem?: unknown }).problem;
+  const frames = (e.stack ?? '').split('\n').filter((line) => line.startsWith('    at ')).slice(0, 6);
+  return [`${e.name}${typeof code === 'string' ? ` ${code}` : ''}${typeof problem === 'string' ? ` (${problem})` : ''}`, ...frames].join('\n');
 }

@@ -1,0 +1,238 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Errno } from '../../../src/dyntable/ninep/backend.ts';
+import { StoreKeys } from '../../../src/dyntable/sealed/keys.ts';
+import { BLOCK_OVERHEAD, HEADER_BYTES, SealedDataError, SealedFile } from '../../../src/dyntable/sealed/sealed-file.ts';
+
+describe('sealed file format', () => {
+  let dir: string;
+  let keys: StoreKeys;
+  const BS = 4096;
+  const STRIDE = BS + BLOCK_OVERHEAD;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sealed-file-'));
+    keys = new StoreKeys(randomBytes(32), randomBytes(32));
+  });
+  afterEach(() => {
+    keys.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  // The format at 4 KiB blocks (gocryptfs's size), so the cases cross many boundaries; the store's default is larger.
+  const create = (name: string, node: number) => SealedFile.create(join(dir, name), keys.fileKey(keys.fileId(node)), keys.fileId(node), 12);
+  const reopen = (name: string, node: number) => SealedFile.open(join(dir, name), keys.fileKey(keys.fileId(node)), keys.fileId(node));
+  async function readAll(file: SealedFile): Promise<Buffer> {
+    const out = Buffer.alloc(file.size);
+    const n = await file.read(out, 0);
+    assert.equal(n, file.size);
+    return out;
+  }
+  const expectEio = async (promise: Promise<unknown>, problem: string) => {
+    await assert.rejects(promise, (error: unknown) => error instanceof SealedDataError && error.errno === Errno.EIO && error.problem === problem);
+  };
+
+  it('round-trips content across sessions, and the disk shows neither the content nor the exact size', async () => {
+    const data = Buffer.from('a marker that must not show '.repeat(500));
+    const file = await create('f', 1);
+    assert.equal(await file.write(data, 0), data.length);
+    await file.close();
+    const raw = readFileSync(join(dir, 'f'));
+    assert.equal(raw.includes(Buffer.from('a marker')), false);
+    // Whole blocks only: the size shows to the block, not to the byte.
+    assert.equal(raw.length, HEADER_BYTES + Math.ceil(data.length / BS) * STRIDE);
+    const again = await reopen('f', 1);
+    assert.equal(again.size, data.length);
+    assert.deepEqual(await readAll(again), data);
+    await again.close();
+  });
+
+  it('writes and reads at random places across block boundaries', async () => {
+    const model = Buffer.alloc(5 * BS + 123);
+    const file = await create('f', 2);
+    let size = 0;
+    const writes: [number, number][] = [
+      [0, 10],
+      [BS - 3, 7],
+      [2 * BS - 1, BS + 2],
+      [3 * BS + 100, 5],
+      [5 * BS + 100, 23],
+      [7, 3 * BS],
+    ];
+    for (const [at, len] of writes) {
+      const chunk = randomBytes(len);
+      chunk.copy(model, at);
+      await file.write(chunk, at);
+      size = Math.max(size, at + len);
+    }
+    assert.equal(file.size, size);
+    assert.deepEqual(await readAll(file), model.subarray(0, size));
+    // Reads that start and end inside blocks.
+    const part = Buffer.alloc(BS + 10);
+    assert.equal(await file.read(part, BS - 5), BS + 10);
+    assert.deepEqual(part, model.subarray(BS - 5, 2 * BS + 5));
+    // A read past the end is short; at the end, empty.
+    assert.equal(await file.read(Buffer.alloc(100), size - 10), 10);
+    assert.equal(await file.read(Buffer.alloc(100), size), 0);
+    await file.close();
+    const again = await reopen('f', 2);
+    assert.deepEqual(await readAll(again), model.subarray(0, size));
+    await again.close();
+  });
+
+  it('fills a gap left by a write beyond the end with zeros', async () => {
+    const file = await create('f', 3);
+    await file.write(Buffer.from('head'), 0);
+    await file.write(Buffer.from('tail'), 3 * BS + 1);
+    const all = await readAll(file);
+    assert.equal(all.length, 3 * BS + 5);
+    assert.equal(all.subarray(0, 4).toString(), 'head');
+    assert.equal(all.subarray(4, 3 * BS + 1).every((b) => b === 0), true);
+    assert.equal(all.subarray(3 * BS + 1).toString(), 'tail');
+    await file.close();
+  });
+
+  it('truncates down and up: cut bytes read back as zeros, only the edge block is re-sealed', async () => {
+    const data = randomBytes(4 * BS);
+    const file = await create('f', 4);
+    await file.write(data, 0);
+    const before = readFileSync(join(dir, 'f'));
+    await file.truncate(BS + 10);
+    assert.equal(file.size, BS + 10);
+    const after = readFileSync(join(dir, 'f'));
+    assert.equal(after.length, HEADER_BYTES + 2 * STRIDE);
+    // Block 0 untouched; block 1 (the new last one) re-sealed.
+    assert.deepEqual(after.subarray(HEADER_BYTES, HEADER_BYTES + STRIDE), before.subarray(HEADER_BYTES, HEADER_BYTES + STRIDE));
+    assert.notDeepEqual(after.subarray(HEADER_BYTES + STRIDE), before.subarray(HEADER_BYTES + STRIDE, HEADER_BYTES + 2 * STRIDE));
+    assert.deepEqual(await readAll(file), data.subarray(0, BS + 10));
+    await file.truncate(3 * BS);
+    const grown = await readAll(file);
+    assert.deepEqual(grown.subarray(0, BS + 10), data.subarray(0, BS + 10));
+    assert.equal(grown.subarray(BS + 10).every((b) => b === 0), true);
+    await file.truncate(0);
+    assert.equal(statSync(join(dir, 'f')).size, HEADER_BYTES);
+    await file.close();
+    const again = await reopen('f', 4);
+    assert.equal(again.size, 0);
+    await again.close();
+  });
+
+  it('a gap or a truncate up is a hole: zeros, nothing written for it (gocryptfs does the same)', async () => {
+    const file = await create('f', 13);
+    await file.write(Buffer.from('start'), 0);
+    await file.truncate(1024 * BS);
+    await file.write(Buffer.from('end'), 2048 * BS);
+    const st = statSync(join(dir, 'f'));
+    assert.equal(st.size, HEADER_BYTES + 2049 * STRIDE);
+    assert.ok(st.blocks * 512 < 64 * BS, `a sparse sealed file took ${st.blocks * 512} bytes`);
+    const middle = Buffer.alloc(3 * BS, 1);
+    assert.equal(await file.read(middle, 700 * BS + 5), 3 * BS);
+    assert.equal(middle.every((b) => b === 0), true);
+    // A write into a hole seals only its block.
+    await file.write(Buffer.from('mid'), 1500 * BS + 7);
+    const back = Buffer.alloc(10);
+    await file.read(back, 1500 * BS + 5);
+    assert.deepEqual(back, Buffer.from('\0\0mid\0\0\0\0\0'));
+    await file.close();
+  });
+
+  it('a flipped byte is EIO, for the block it is in', async () => {
+    const file = await create('f', 5);
+    await file.write(randomBytes(3 * BS), 0);
+    await file.close();
+    const raw = readFileSync(join(dir, 'f'));
+    raw[HEADER_BYTES + STRIDE + 100] = raw[HEADER_BYTES + STRIDE + 100]! ^ 1;
+    writeFileSync(join(dir, 'f'), raw);
+    const again = await reopen('f', 5);
+    await expectEio(again.read(Buffer.alloc(10), BS + 50), 'tampered');
+    // Other blocks still read.
+    assert.equal(await again.read(Buffer.alloc(BS), 0), BS);
+    await again.close();
+  });
+
+  it('a flipped byte in the header (the sealed size) is EIO at open', async () => {
+    const file = await create('f', 6);
+    await file.write(randomBytes(100), 0);
+    await file.close();
+    const raw = readFileSync(join(dir, 'f'));
+    raw[HEADER_BYTES - 20] = raw[HEADER_BYTES - 20]! ^ 1;
+    writeFileSync(join(dir, 'f'), raw);
+    await expectEio(reopen('f', 6), 'tampered');
+  });
+
+  it('swapped blocks are EIO', async () => {
+    const file = await create('f', 7);
+    await file.write(randomBytes(2 * BS), 0);
+    await file.close();
+    const raw = readFileSync(join(dir, 'f'));
+    const b0 = Buffer.from(raw.subarray(HEADER_BYTES, HEADER_BYTES + STRIDE));
+    raw.copy(raw, HEADER_BYTES, HEADER_BYTES + STRIDE, HEADER_BYTES + 2 * STRIDE);
+    b0.copy(raw, HEADER_BYTES + STRIDE);
+    writeFileSync(join(dir, 'f'), raw);
+    const again = await reopen('f', 7);
+    await expectEio(again.read(Buffer.alloc(10), 0), 'tampered');
+    await expectEio(again.read(Buffer.alloc(10), BS), 'tampered');
+    await again.close();
+  });
+
+  it('swapped files are EIO: each opens only as its own node', async () => {
+    for (const [name, node] of [
+      ['a', 8],
+      ['b', 9],
+    ] as const) {
+      const file = await create(name, node);
+      await file.write(Buffer.from(`content of ${name}`), 0);
+      await file.close();
+    }
+    const a = readFileSync(join(dir, 'a'));
+    writeFileSync(join(dir, 'a'), readFileSync(join(dir, 'b')));
+    writeFileSync(join(dir, 'b'), a);
+    await expectEio(reopen('a', 8), 'wrong-file');
+    await expectEio(reopen('b', 9), 'wrong-file');
+    // Even with the header's ID rewritten to the expected one, the blocks do not open.
+    const forged = readFileSync(join(dir, 'a'));
+    keys.fileId(8).copy(forged, 8);
+    writeFileSync(join(dir, 'a'), forged);
+    await expectEio(reopen('a', 8), 'tampered');
+  });
+
+  it('a file cut short is EIO, not a short read', async () => {
+    const file = await create('f', 10);
+    await file.write(randomBytes(3 * BS), 0);
+    await file.close();
+    const raw = readFileSync(join(dir, 'f'));
+    writeFileSync(join(dir, 'f'), raw.subarray(0, HEADER_BYTES + STRIDE));
+    const again = await reopen('f', 10);
+    await expectEio(again.read(Buffer.alloc(3 * BS), 0), 'truncated');
+    await again.close();
+  });
+
+  it('files of the default block size round-trip across their boundaries too', async () => {
+    const path = join(dir, 'd');
+    const data = randomBytes(3 * 65536 + 17);
+    const file = await SealedFile.create(path, keys.fileKey(keys.fileId(12)), keys.fileId(12));
+    assert.equal(file.blockSize, 65536);
+    await file.write(data.subarray(0, 70000), 0);
+    await file.write(data.subarray(70000), 70000);
+    await file.close();
+    assert.equal(statSync(path).size, HEADER_BYTES + 4 * (65536 + BLOCK_OVERHEAD));
+    const again = await SealedFile.open(path, keys.fileKey(keys.fileId(12)), keys.fileId(12));
+    assert.deepEqual(await readAll(again), data);
+    await again.close();
+  });
+
+  it('another key opens nothing', async () => {
+    const file = await create('f', 11);
+    await file.write(Buffer.from('secret'), 0);
+    await file.close();
+    const other = new StoreKeys(randomBytes(32), randomBytes(32));
+    try {
+      await expectEio(SealedFile.open(join(dir, 'f'), other.fileKey(keys.fileId(11)), keys.fileId(11)), 'tampered');
+    } finally {
+      other.close();
+    }
+  });
+});
