@@ -47,6 +47,7 @@ import {
 } from './ninep/backend.ts';
 import type { NinepAttr, NinepBackend, NinepDirent, NinepHandle, NinepStatfs, Qid, SetattrRequest } from './ninep/backend.ts';
 import { type ConfinedFile, ConfinedRoot, lstatNames } from './ninep/confined-fs.ts';
+import { HostFsPool } from './ninep/host-fs-pool.ts';
 import { LISTING_READ_AHEAD, type ListedEntry, ListingBudget, type ListingPhase, StreamedListing, arrayPhase } from './namespace-listing.ts';
 import { lookupEntry } from './resolver.ts';
 import type { CompiledTable, EntryMode, Exclusion, TableEntry } from './rules.ts';
@@ -561,7 +562,13 @@ export class NamespaceBackend implements NinepBackend {
    */
   #lowerPhase(area: Area, rel: string, guest: string, upper: LayerStore | undefined, reserved: ReadonlySet<string>): ListingPhase {
     const root = area.root!;
-    let opened: { file: ConfinedFile; dir: Dir | undefined; base: string } | undefined;
+    const where = root.hostPath(rootPath(rel));
+    /** Names, a batch at a time: from a Dir here, or from the pool's worker for a folder on a mount that may hang. */
+    interface Names {
+      read(max: number): Promise<{ names: string[]; done: boolean }>;
+      close(): Promise<void>;
+    }
+    let opened: { file: ConfinedFile; names: Names; base: string; slow: boolean } | undefined;
     let done = false;
     const open = async () => {
       let file: ConfinedFile;
@@ -576,14 +583,33 @@ export class NamespaceBackend implements NinepBackend {
         await file.close();
         return undefined;
       }
-      const viaFd = process.platform === 'linux' && file.fh !== undefined;
-      const base = viaFd ? `/proc/self/fd/${file.fh!.fd}` : root.hostPath(rootPath(rel));
+      const viaFd = process.platform === 'linux' && file.fd !== undefined;
+      const base = viaFd ? `/proc/self/fd/${file.fd}` : where;
+      const slow = root.pool.isSlow(where);
       try {
-        const dir = await (viaFd ? opendir(base, { bufferSize: 32 }) : root.shared(async () => {
-          await root.verifyDir(rootPath(rel));
-          return opendir(base, { bufferSize: 32 });
-        }));
-        return { file, dir, base };
+        let names: Names;
+        if (slow) {
+          const id = await root.pool.opendir(base, where);
+          names = { read: (max) => root.pool.dirRead(id, max, where), close: () => root.pool.dirClose(id, where) };
+        } else {
+          const dir: Dir = await (viaFd ? opendir(base, { bufferSize: 32 }) : root.shared(async () => {
+            await root.verifyDir(rootPath(rel));
+            return opendir(base, { bufferSize: 32 });
+          }));
+          names = {
+            read: async (max) => {
+              const out: string[] = [];
+              while (out.length < max) {
+                const d = await dir.read();
+                if (d === null) return { names: out, done: true };
+                out.push(d.name);
+              }
+              return { names: out, done: false };
+            },
+            close: () => dir.close().catch(() => {}),
+          };
+        }
+        return { file, names, base, slow };
       } catch (error) {
         await file.close();
         throw ErrnoError.fromNode(error);
@@ -593,7 +619,7 @@ export class NamespaceBackend implements NinepBackend {
       done = true;
       const o = opened;
       opened = undefined;
-      await o?.dir?.close().catch(() => {});
+      await o?.names.close();
       await o?.file.close();
     };
     return {
@@ -610,24 +636,20 @@ export class NamespaceBackend implements NinepBackend {
         const o = opened;
         const out: ListedEntry[] = [];
         while (!done && out.length < max) {
-          const names: string[] = [];
-          while (names.length < max - out.length) {
-            const d = await o.dir!.read().catch((error: unknown) => {
-              throw ErrnoError.fromNode(error);
-            });
-            if (d === null) {
-              done = true;
-              break;
-            }
-            const name = d.name;
-            if (reserved.has(name) || upper?.get(childPath(guest, name)) !== undefined) continue;
-            names.push(name);
-          }
+          const got = await o.names.read(max - out.length).catch((error: unknown) => {
+            throw ErrnoError.fromNode(error);
+          });
+          if (got.done) done = true;
+          const names = got.names.filter((name) => !reserved.has(name) && upper?.get(childPath(guest, name)) === undefined);
           if (names.length === 0) continue;
-          const stats = await (process.platform === 'linux' ? lstatNames(o.base, names) : root.shared(async () => {
-            await root.verifyDir(rootPath(rel));
-            return lstatNames(o.base, names);
-          }));
+          const stats = await (o.slow
+            ? root.pool.lstatMany(o.base, names)
+            : process.platform === 'linux'
+              ? lstatNames(o.base, names)
+              : root.shared(async () => {
+                  await root.verifyDir(rootPath(rel));
+                  return lstatNames(o.base, names);
+                }));
           for (let i = 0; i < names.length; i++) {
             const st = stats[i];
             const name = names[i]!;
@@ -1023,7 +1045,9 @@ export class NamespaceBackend implements NinepBackend {
     const located = await this.#locate(path);
     // Where changes would go: the stick, except for read-only host folders.
     const dir = located.kind !== 'virtual' && located.area.mode === 'readonly' && located.area.root ? located.area.root.root : located.kind !== 'virtual' && located.area.mode === 'stick' ? this.files.dir : this.upper.dir;
-    const s = await statfs(dir, { bigint: true }).catch((error: unknown) => {
+    const pool = HostFsPool.shared();
+    // A read-only host folder on a mount that may hang: asked on the pool, with a deadline.
+    const s = await (pool.isSlow(dir) ? pool.statfs(dir) : statfs(dir, { bigint: true })).catch((error: unknown) => {
       throw ErrnoError.fromNode(error);
     });
     return {
@@ -1061,9 +1085,9 @@ export class NamespaceBackend implements NinepBackend {
 
   // For the handles.
 
-  /** Entries the directory handles have read ahead, and the most they may (namespace-listing.ts). */
-  get listingReadAhead(): { used: number; limit: number } {
-    return { used: this.#listingBudget.used, limit: this.#listingBudget.limit };
+  /** Entries the directory handles have read ahead, the most they may, and how often a listing was sought back (namespace-listing.ts). */
+  get listingReadAhead(): { used: number; limit: number; seeks: number } {
+    return { used: this.#listingBudget.used, limit: this.#listingBudget.limit, seeks: this.#listingBudget.seeks };
   }
 
   /** @internal */

@@ -45,6 +45,8 @@ interface Prefetch {
 export class ListingBudget {
   readonly limit: number;
   #used = 0;
+  /** Reads that were not from the last cookie handed out (each re-reads the folder up to its offset). */
+  seeks = 0;
 
   constructor(limit: number) {
     this.limit = limit;
@@ -143,6 +145,7 @@ export class StreamedListing {
 
   /** New phases, then skip to `offset`. */
   async #restart(offset: number): Promise<void> {
+    if (offset > 0) this.#budget.seeks++;
     await this.#settle();
     await this.#closePhases();
     this.#phases = this.#open();
