@@ -268,14 +268,15 @@ export class NamespaceBackend implements NinepBackend {
   /** lstat of a lower path, or undefined when absent, excluded or unreachable. */
   async #lowerStat(area: Area, rel: string): Promise<BigIntStats | undefined> {
     if (!area.root || this.#isExcludedLower(area, rel)) return undefined;
-    let st: BigIntStats;
+    let st: BigIntStats | undefined;
     try {
-      st = await area.root.lstat(rootPath(rel));
+      st = await area.root.lstatIfExists(rootPath(rel));
     } catch (error) {
       const e = ErrnoError.fromNode(error);
       if (isNotFound(e)) return undefined;
       throw e;
     }
+    if (st === undefined) return undefined;
     if (!(await this.#exactNameExists(area, rel).catch(() => false))) return undefined;
     if (this.#isExcludedInode(area, st)) return undefined;
     return st;
@@ -285,8 +286,7 @@ export class NamespaceBackend implements NinepBackend {
   async #lowerPresent(area: Area, rel: string | null): Promise<boolean> {
     if (rel === null || !area.root) return false;
     try {
-      await area.root.lstat(rootPath(rel));
-      return true;
+      return (await area.root.lstatIfExists(rootPath(rel))) !== undefined;
     } catch {
       return false;
     }

@@ -300,6 +300,26 @@ export class ConfinedRoot {
     return this.shared(() => this.lstatLocked(guestPath));
   }
 
+  /**
+   * lstat, or undefined when the name is not there: a lookup that misses
+   * (every create looks first) builds no error object, whose stack trace
+   * costs more than the lstat itself.
+   */
+  lstatIfExists(guestPath: string): Promise<BigIntStats | undefined> {
+    return this.shared(async () => {
+      await this.verifyDir(parentPath(guestPath));
+      const host = this.hostPath(guestPath);
+      try {
+        if (this.pool.isSlow(host)) return await this.pool.lstat(host);
+        return fs.lstatSync(host, { bigint: true, throwIfNoEntry: false });
+      } catch (err) {
+        const e = ErrnoError.fromNode(err);
+        if (e.errno === Errno.ENOENT) return undefined;
+        throw e;
+      }
+    });
+  }
+
   /** The unique qid path for a host file: its inode, mixed with the device when it is not the root's. */
   qidPath(st: BigIntStats): bigint {
     if (st.dev === this.rootDev) return st.ino;
