@@ -207,6 +207,8 @@ export class ConfinedRoot {
 
   /** Open a root: the directory must exist; symlinks in its own path are resolved once, here. */
   static async open(hostDir: string, options: ConfinedRootOptions = {}): Promise<ConfinedRoot> {
+    // Whether it is on a mount that may hang is decided from the table as it is now.
+    HostFsPool.shared().refreshMounts();
     let real: string;
     try {
       real = await fsp.realpath(hostDir);

@@ -163,6 +163,7 @@ export class HostFsPool {
   /** Directories open on a worker, by id. */
   readonly #dirs = new Map<number, PoolWorker>();
   #stuck = 0;
+  #exitHook = false;
   #next = 0;
   #nextJob = 1;
   #mounts: SlowMount[] = [];
@@ -171,6 +172,12 @@ export class HostFsPool {
 
   constructor(options: { timeoutMs?: number } = {}) {
     this.#timeoutMs = options.timeoutMs ?? HOST_CALL_TIMEOUT_MS;
+  }
+
+  /** Read the mount table now (a served root was just opened: it may be a mount made a moment ago). */
+  refreshMounts(): void {
+    this.#mountsReadAt = -Infinity;
+    this.#refreshMounts();
   }
 
   #refreshMounts(): void {
@@ -210,6 +217,29 @@ export class HostFsPool {
     return this.#mounts.length > 0;
   }
 
+  /**
+   * A thread stuck in a call to a stopped FUSE daemon or a dead server
+   * cannot be joined, and Node joins every worker thread before the process
+   * ends: the launcher would never exit. Only a fatal signal ends such a
+   * call. So when the launcher is done (its event loop is empty) while a
+   * worker is still stuck, its output is flushed and it ends itself with
+   * SIGKILL, which the kernel delivers to the stuck thread too (README: its
+   * exit status is then 137).
+   */
+  #endByKillWhileStuck(): void {
+    if (this.#exitHook) return;
+    this.#exitHook = true;
+    process.once('beforeExit', () => {
+      if (this.#stuck === 0) return;
+      let pending = 2;
+      const done = () => {
+        if (--pending === 0) process.kill(process.pid, 'SIGKILL');
+      };
+      process.stdout.write('', done);
+      process.stderr.write('', done);
+    });
+  }
+
   #worker(): PoolWorker | undefined {
     while (this.#workers.length < POOL_SIZE && this.#stuck < MAX_STUCK_WORKERS) {
       const w = new PoolWorker((gone) => {
@@ -243,6 +273,7 @@ export class HostFsPool {
         if (mount) mount.hungUntil = performance.now() + HUNG_BACKOFF_MS;
         w.stuck = true;
         this.#stuck++;
+        this.#endByKillWhileStuck();
         const i = this.#workers.indexOf(w);
         if (i >= 0) this.#workers.splice(i, 1);
         for (const job of w.jobs.values()) {
