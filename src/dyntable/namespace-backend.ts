@@ -47,6 +47,7 @@ import {
 } from './ninep/backend.ts';
 import type { NinepAttr, NinepBackend, NinepDirent, NinepHandle, NinepStatfs, Qid, SetattrRequest } from './ninep/backend.ts';
 import { type ConfinedFile, ConfinedRoot, lstatNames } from './ninep/confined-fs.ts';
+import { HostFsPool } from './ninep/host-fs-pool.ts';
 import { LISTING_READ_AHEAD, type ListedEntry, ListingBudget, type ListingPhase, StreamedListing, arrayPhase } from './namespace-listing.ts';
 import { lookupEntry } from './resolver.ts';
 import type { CompiledTable, EntryMode, Exclusion, TableEntry } from './rules.ts';
@@ -278,14 +279,15 @@ export class NamespaceBackend implements NinepBackend {
   /** lstat of a lower path, or undefined when absent, excluded or unreachable. */
   async #lowerStat(area: Area, rel: string): Promise<BigIntStats | undefined> {
     if (!area.root || this.#isExcludedLower(area, rel)) return undefined;
-    let st: BigIntStats;
+    let st: BigIntStats | undefined;
     try {
-      st = await area.root.lstat(rootPath(rel));
+      st = await area.root.lstatIfExists(rootPath(rel));
     } catch (error) {
       const e = ErrnoError.fromNode(error);
       if (isNotFound(e)) return undefined;
       throw e;
     }
+    if (st === undefined) return undefined;
     if (!(await this.#exactNameExists(area, rel).catch(() => false))) return undefined;
     if (this.#isExcludedInode(area, st)) return undefined;
     return st;
@@ -295,8 +297,7 @@ export class NamespaceBackend implements NinepBackend {
   async #lowerPresent(area: Area, rel: string | null): Promise<boolean> {
     if (rel === null || !area.root) return false;
     try {
-      await area.root.lstat(rootPath(rel));
-      return true;
+      return (await area.root.lstatIfExists(rootPath(rel))) !== undefined;
     } catch {
       return false;
     }
@@ -570,7 +571,13 @@ export class NamespaceBackend implements NinepBackend {
    */
   #lowerPhase(area: Area, rel: string, guest: string, upper: LayerStore | undefined, reserved: ReadonlySet<string>): ListingPhase {
     const root = area.root!;
-    let opened: { file: ConfinedFile; dir: Dir | undefined; base: string } | undefined;
+    const where = root.hostPath(rootPath(rel));
+    /** Names, a batch at a time: from a Dir here, or from the pool's worker for a folder on a mount that may hang. */
+    interface Names {
+      read(max: number): Promise<{ names: string[]; done: boolean }>;
+      close(): Promise<void>;
+    }
+    let opened: { file: ConfinedFile; names: Names; base: string; slow: boolean } | undefined;
     let done = false;
     const open = async () => {
       let file: ConfinedFile;
@@ -585,14 +592,37 @@ export class NamespaceBackend implements NinepBackend {
         await file.close();
         return undefined;
       }
-      const viaFd = process.platform === 'linux' && file.fh !== undefined;
-      const base = viaFd ? `/proc/self/fd/${file.fh!.fd}` : root.hostPath(rootPath(rel));
+      const viaFd = process.platform === 'linux' && file.fd !== undefined;
+      const base = viaFd ? `/proc/self/fd/${file.fd}` : where;
+      const slow = root.pool.isSlow(where);
       try {
-        const dir = await (viaFd ? opendir(base, { bufferSize: 32 }) : root.shared(async () => {
-          await root.verifyDir(rootPath(rel));
-          return opendir(base, { bufferSize: 32 });
-        }));
-        return { file, dir, base };
+        let names: Names;
+        if (slow) {
+          const id = await root.pool.opendir(base, where);
+          names = { read: (max) => root.pool.dirRead(id, max, where), close: () => root.pool.dirClose(id, where) };
+        } else {
+          const dir: Dir = await (viaFd ? opendir(base, { bufferSize: 32 }) : root.shared(async () => {
+            await root.verifyDir(rootPath(rel));
+            return opendir(base, { bufferSize: 32 });
+          }));
+          names = {
+            // Synchronous, like the lstats that follow: a local getdents takes
+            // microseconds, a trip through libuv's busy thread pool per 32
+            // names took 2 s for 10,000 here under load. (Mounts that may
+            // hang are read on the pool above.)
+            read: async (max) => {
+              const out: string[] = [];
+              while (out.length < max) {
+                const d = dir.readSync();
+                if (d === null) return { names: out, done: true };
+                out.push(d.name);
+              }
+              return { names: out, done: false };
+            },
+            close: () => dir.close().catch(() => {}),
+          };
+        }
+        return { file, names, base, slow };
       } catch (error) {
         await file.close();
         throw ErrnoError.fromNode(error);
@@ -602,7 +632,7 @@ export class NamespaceBackend implements NinepBackend {
       done = true;
       const o = opened;
       opened = undefined;
-      await o?.dir?.close().catch(() => {});
+      await o?.names.close();
       await o?.file.close();
     };
     return {
@@ -619,24 +649,20 @@ export class NamespaceBackend implements NinepBackend {
         const o = opened;
         const out: ListedEntry[] = [];
         while (!done && out.length < max) {
-          const names: string[] = [];
-          while (names.length < max - out.length) {
-            const d = await o.dir!.read().catch((error: unknown) => {
-              throw ErrnoError.fromNode(error);
-            });
-            if (d === null) {
-              done = true;
-              break;
-            }
-            const name = d.name;
-            if (reserved.has(name) || upper?.get(childPath(guest, name)) !== undefined) continue;
-            names.push(name);
-          }
+          const got = await o.names.read(max - out.length).catch((error: unknown) => {
+            throw ErrnoError.fromNode(error);
+          });
+          if (got.done) done = true;
+          const names = got.names.filter((name) => !reserved.has(name) && upper?.get(childPath(guest, name)) === undefined);
           if (names.length === 0) continue;
-          const stats = await (process.platform === 'linux' ? lstatNames(o.base, names) : root.shared(async () => {
-            await root.verifyDir(rootPath(rel));
-            return lstatNames(o.base, names);
-          }));
+          const stats = await (o.slow
+            ? root.pool.lstatMany(o.base, names)
+            : process.platform === 'linux'
+              ? lstatNames(o.base, names)
+              : root.shared(async () => {
+                  await root.verifyDir(rootPath(rel));
+                  return lstatNames(o.base, names);
+                }));
           for (let i = 0; i < names.length; i++) {
             const st = stats[i];
             const name = names[i]!;
@@ -1025,7 +1051,9 @@ export class NamespaceBackend implements NinepBackend {
     const located = await this.#locate(path);
     // Where changes would go: the stick, except for read-only host folders.
     const dir = located.kind !== 'virtual' && located.area.mode === 'readonly' && located.area.root ? located.area.root.root : located.kind !== 'virtual' && located.area.mode === 'stick' ? this.files.dir : this.upper.dir;
-    const s = await statfs(dir, { bigint: true }).catch((error: unknown) => {
+    const pool = HostFsPool.shared();
+    // A read-only host folder on a mount that may hang: asked on the pool, with a deadline.
+    const s = await (pool.isSlow(dir) ? pool.statfs(dir) : statfs(dir, { bigint: true })).catch((error: unknown) => {
       throw ErrnoError.fromNode(error);
     });
     return {
@@ -1063,9 +1091,9 @@ export class NamespaceBackend implements NinepBackend {
 
   // For the handles.
 
-  /** Entries the directory handles have read ahead, and the most they may (namespace-listing.ts). */
-  get listingReadAhead(): { used: number; limit: number } {
-    return { used: this.#listingBudget.used, limit: this.#listingBudget.limit };
+  /** Entries the directory handles have read ahead, the most they may, and how often a listing was sought back (namespace-listing.ts). */
+  get listingReadAhead(): { used: number; limit: number; seeks: number } {
+    return { used: this.#listingBudget.used, limit: this.#listingBudget.limit, seeks: this.#listingBudget.seeks };
   }
 
   /** @internal */

@@ -45,6 +45,8 @@ interface Prefetch {
 export class ListingBudget {
   readonly limit: number;
   #used = 0;
+  /** Reads that were not from the last cookie handed out (each re-reads the folder up to its offset). */
+  seeks = 0;
 
   constructor(limit: number) {
     this.limit = limit;
@@ -85,34 +87,53 @@ export class StreamedListing {
     this.#budget = budget;
   }
 
-  /** Entries after cookie `offset`, at most `max`; [] at the end. */
+  /**
+   * Entries after cookie `offset`: `max` of them, fewer only at the end; []
+   * at the end. As many as the caller has room for (a whole Rreaddir): each
+   * Treaddir is a round trip the guest waits on, and under TCG that costs
+   * more than the entries in it. Entries are taken from the folder exactly
+   * as needed; only the batch read ahead can hold more, and it is counted
+   * in the budget until it is used.
+   */
   async read(offset: number, max: number): Promise<NinepDirent[]> {
     if (this.#closed) return [];
     if (this.#phases === undefined || offset !== this.#pos) await this.#restart(offset);
-    const prefetch = this.#prefetch;
-    this.#prefetch = undefined;
-    let batch: ListedEntry[];
-    try {
+    const out: NinepDirent[] = [];
+    while (out.length < max) {
+      const room = max - out.length;
+      let batch: ListedEntry[];
+      const prefetch = this.#prefetch;
+      this.#prefetch = undefined;
       if (prefetch && prefetch.pos === this.#pos) {
-        batch = await prefetch.entries;
+        let entries: ListedEntry[];
+        try {
+          entries = await prefetch.entries;
+        } catch (error) {
+          this.#budget.give(prefetch.reserved);
+          throw error;
+        }
+        if (entries.length > room) {
+          batch = entries.slice(0, room);
+          // The rest stays read ahead, still counted in the budget.
+          this.#prefetch = { pos: this.#pos + room, entries: Promise.resolve(entries.slice(room)), reserved: prefetch.reserved };
+        } else {
+          batch = entries;
+          this.#budget.give(prefetch.reserved);
+        }
       } else {
-        await prefetch?.entries.catch(() => {});
-        batch = await this.#take(this.#pos === 0 ? FIRST_LISTING_BATCH : LISTING_BATCH);
+        if (prefetch) {
+          await prefetch.entries.catch(() => {});
+          this.#budget.give(prefetch.reserved);
+        }
+        batch = await this.#take(Math.min(room, this.#pos === 0 ? FIRST_LISTING_BATCH : LISTING_BATCH));
       }
-    } finally {
-      if (prefetch) this.#budget.give(prefetch.reserved);
+      if (batch.length === 0) break;
+      const first = this.#pos;
+      this.#pos += batch.length;
+      for (let i = 0; i < batch.length; i++) out.push({ ...batch[i]!, offset: first + i + 1 });
     }
-    // The caller may take fewer than a batch: what it leaves is read again later.
-    const given = batch.length > max ? batch.slice(0, max) : batch;
-    const first = this.#pos;
-    this.#pos += given.length;
-    const out = given.map((e, i) => ({ ...e, offset: first + i + 1 }));
-    if (given.length < batch.length) {
-      // Kept (over budget if need be: it is less than a batch) rather than read again.
-      const rest = batch.slice(given.length);
-      this.#prefetch = { pos: this.#pos, entries: Promise.resolve(rest), reserved: 0 };
-    } else if (!this.#finished() && this.#budget.take(LISTING_BATCH)) {
-      // The guest works through this batch meanwhile: the next is prepared.
+    if (this.#prefetch === undefined && !this.#finished() && this.#budget.take(LISTING_BATCH)) {
+      // The guest works through this reply meanwhile: the next batch is prepared.
       const entries = this.#take(LISTING_BATCH);
       entries.catch(() => {}); // a failed prefetch is redone (and reported) by the read that needs it
       this.#prefetch = { pos: this.#pos, entries, reserved: LISTING_BATCH };
@@ -143,6 +164,7 @@ export class StreamedListing {
 
   /** New phases, then skip to `offset`. */
   async #restart(offset: number): Promise<void> {
+    if (offset > 0) this.#budget.seeks++;
     await this.#settle();
     await this.#closePhases();
     this.#phases = this.#open();

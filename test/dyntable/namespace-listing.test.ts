@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { duplexPair } from 'node:stream';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { compileTable } from '../../src/dyntable/compile.ts';
@@ -12,7 +13,9 @@ import { LayerStore } from '../../src/dyntable/layer-store.ts';
 import { NamespaceBackend } from '../../src/dyntable/namespace-backend.ts';
 import { LISTING_BATCH, LISTING_READ_AHEAD } from '../../src/dyntable/namespace-listing.ts';
 import { type NinepHandle, OpenFlags } from '../../src/dyntable/ninep/backend.ts';
+import { serveNinep } from '../../src/dyntable/ninep/server.ts';
 import { liveHost, removeDir, tempDir } from './helpers.ts';
+import { NinepClient } from './ninep/client.ts';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -120,6 +123,31 @@ describe('dyntable namespace listings, streamed', function () {
     assert.equal(rest.length, 20_000 - 256 - LISTING_BATCH);
     for (const h of handles) await h.close();
     assert.equal(b.listingReadAhead.used, 0);
+  });
+
+  it('through the 9P server, a listing streams on from each Treaddir: never re-read, whatever the reply size', async () => {
+    const b = await open(6000);
+    for (let i = 0; i < 3000; i++) await (await b.create('/Documents', `guest-made-${i}`, OpenFlags.RDWR, 0o644, 0)).close();
+    const [x, y] = duplexPair();
+    const server = serveNinep(x, b, { closeBackend: false, maxMsize: 1 << 20 });
+    const client = new NinepClient(y);
+    try {
+      await client.version(1 << 20);
+      await client.attach(1);
+      for (const [dir, expected] of [[['Documents', 'many'], 6000], [['Documents'], 3001]] as const) {
+        for (const count of [300, 8192, (1 << 20) - 24]) {
+          const fid = await client.open(1, [...dir], 0);
+          const names = (await client.readdirAll(fid, count)).map((d) => d.name).filter((n) => n !== '.' && n !== '..');
+          await client.clunk(fid);
+          assert.equal(new Set(names).size, expected, `${dir.join('/')} in ${count}-byte replies`);
+          assert.equal(names.length, expected);
+        }
+      }
+      assert.equal(b.listingReadAhead.seeks, 0, 'a Treaddir went back and re-read the folder');
+    } finally {
+      y.destroy();
+      await server.closed;
+    }
   });
 
   it('the layer store pages a folder by name through its index', async () => {

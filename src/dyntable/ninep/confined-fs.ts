@@ -42,6 +42,7 @@ import {
   qidTypeOfMode,
 } from './backend.ts';
 import type { NinepAttr, NinepStatfs, Qid } from './backend.ts';
+import { HostFsPool } from './host-fs-pool.ts';
 
 const isWindows = process.platform === 'win32';
 const procFd = process.platform === 'linux' && fs.existsSync('/proc/self/fd');
@@ -194,6 +195,8 @@ export class ConfinedRoot {
   /** guest dir path → [generation, expiry] of its last successful verification. */
   private readonly verified = new Map<string, number>();
   private verifiedGeneration = treeGeneration;
+  /** Where calls for paths on remote and FUSE mounts go (host-fs-pool.ts). */
+  readonly pool = HostFsPool.shared();
 
   private constructor(root: string, rootDev: bigint, options: ConfinedRootOptions) {
     this.root = root;
@@ -204,6 +207,8 @@ export class ConfinedRoot {
 
   /** Open a root: the directory must exist; symlinks in its own path are resolved once, here. */
   static async open(hostDir: string, options: ConfinedRootOptions = {}): Promise<ConfinedRoot> {
+    // Whether it is on a mount that may hang is decided from the table as it is now.
+    HostFsPool.shared().refreshMounts();
     let real: string;
     try {
       real = await fsp.realpath(hostDir);
@@ -260,9 +265,9 @@ export class ConfinedRoot {
       host = path.join(host, part);
       const hit = this.verified.get(guest);
       if (hit !== undefined && hit > now) continue;
-      let st: fs.Stats;
+      let st: fs.Stats | fs.BigIntStats;
       try {
-        st = fs.lstatSync(host); // synchronous: see lstatLocked
+        st = this.pool.isSlow(host) ? await this.pool.lstat(host) : fs.lstatSync(host); // synchronous: see lstatLocked
       } catch (err) {
         throw ErrnoError.fromNode(err);
       }
@@ -282,8 +287,11 @@ export class ConfinedRoot {
    */
   async lstatLocked(guestPath: string): Promise<BigIntStats> {
     await this.verifyDir(parentPath(guestPath));
+    const host = this.hostPath(guestPath);
     try {
-      return fs.lstatSync(this.hostPath(guestPath), { bigint: true });
+      // A path on a mount that may hang goes to the pool, with a deadline.
+      if (this.pool.isSlow(host)) return await this.pool.lstat(host);
+      return fs.lstatSync(host, { bigint: true });
     } catch (err) {
       throw ErrnoError.fromNode(err);
     }
@@ -292,6 +300,26 @@ export class ConfinedRoot {
   /** lstat (never follows the final component). */
   lstat(guestPath: string): Promise<BigIntStats> {
     return this.shared(() => this.lstatLocked(guestPath));
+  }
+
+  /**
+   * lstat, or undefined when the name is not there: a lookup that misses
+   * (every create looks first) builds no error object, whose stack trace
+   * costs more than the lstat itself.
+   */
+  lstatIfExists(guestPath: string): Promise<BigIntStats | undefined> {
+    return this.shared(async () => {
+      await this.verifyDir(parentPath(guestPath));
+      const host = this.hostPath(guestPath);
+      try {
+        if (this.pool.isSlow(host)) return await this.pool.lstat(host);
+        return fs.lstatSync(host, { bigint: true, throwIfNoEntry: false });
+      } catch (err) {
+        const e = ErrnoError.fromNode(err);
+        if (e.errno === Errno.ENOENT) return undefined;
+        throw e;
+      }
+    });
   }
 
   /** The unique qid path for a host file: its inode, mixed with the device when it is not the root's. */
@@ -336,11 +364,13 @@ export class ConfinedRoot {
   }
 
   /** Verify an opened descriptor is the file the check saw, inside the root. */
-  private async verifyOpened(fh: FileHandle, guestPath: string, expect: BigIntStats | undefined): Promise<BigIntStats> {
+  private async verifyOpened(fh: FileHandle | number, guestPath: string, expect: BigIntStats | undefined): Promise<BigIntStats> {
+    const fd = typeof fh === 'number' ? fh : fh.fd;
     if (procFd) {
       let real: string;
       try {
-        real = await fsp.readlink(`/proc/self/fd/${fh.fd}`);
+        // procfs names the descriptor's path without asking its file system.
+        real = fs.readlinkSync(`/proc/self/fd/${fd}`);
       } catch (err) {
         throw ErrnoError.fromNode(err);
       }
@@ -348,7 +378,7 @@ export class ConfinedRoot {
         throw new ErrnoError(Errno.EACCES, `${guestPath} resolved outside its root`);
       }
     }
-    const st = await fh.stat({ bigint: true });
+    const st = typeof fh === 'number' ? await this.pool.fstat(fh, this.hostPath(guestPath)) : await fh.stat({ bigint: true });
     if (expect !== undefined && (st.ino !== expect.ino || st.dev !== expect.dev)) {
       throw new ErrnoError(Errno.EAGAIN, `${guestPath} changed while it was opened`);
     }
@@ -374,6 +404,7 @@ export class ConfinedRoot {
       let flags = hostFlags | O_NOFOLLOW;
       if (type === S_IFIFO) flags |= O_NONBLOCK;
       else if (type !== S_IFREG) throw new ErrnoError(Errno.EACCES, `${guestPath}: special files are not served`);
+      if (this.pool.isSlow(this.hostPath(guestPath))) return this.openPooled(guestPath, flags, st);
       let fh: FileHandle;
       try {
         fh = await fsp.open(this.hostPath(guestPath), flags);
@@ -390,9 +421,22 @@ export class ConfinedRoot {
     });
   }
 
+  /** open(2) on a pool worker: the file's descriptor is served by the pool from then on. */
+  private async openPooled(guestPath: string, flags: number, st: BigIntStats): Promise<ConfinedFile> {
+    const fd = await this.pool.open(this.hostPath(guestPath), flags);
+    try {
+      const opened = await this.verifyOpened(fd, guestPath, st);
+      return new ConfinedFile(this, guestPath, undefined, opened, fd);
+    } catch (err) {
+      await this.pool.close(fd, this.hostPath(guestPath)).catch(() => {});
+      throw ErrnoError.fromNode(err);
+    }
+  }
+
   private async openDirLocked(guestPath: string, st: BigIntStats): Promise<ConfinedFile> {
     await this.verifyDir(guestPath);
     if (isWindows) return new ConfinedFile(this, guestPath, undefined, st);
+    if (this.pool.isSlow(this.hostPath(guestPath))) return this.openPooled(guestPath, C.O_RDONLY | O_DIRECTORY | O_NOFOLLOW, st);
     let fh: FileHandle;
     try {
       fh = await fsp.open(this.hostPath(guestPath), C.O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
@@ -505,8 +549,9 @@ export class ConfinedRoot {
     return this.shared(async () => {
       const st = await this.lstatLocked(guestPath);
       if (!st.isSymbolicLink()) throw new ErrnoError(Errno.EINVAL, `${guestPath} is not a symlink`);
+      const host = this.hostPath(guestPath);
       try {
-        return await fsp.readlink(this.hostPath(guestPath));
+        return await (this.pool.isSlow(host) ? this.pool.readlink(host) : fsp.readlink(host));
       } catch (err) {
         throw ErrnoError.fromNode(err);
       }
@@ -762,17 +807,30 @@ export class ConfinedFile {
   readonly root: ConfinedRoot;
   /** The guest path at open time (may be stale after a rename; I/O uses the descriptor). */
   readonly guestPath: string;
-  /** Undefined only for directories on Windows. */
+  /** Undefined for directories on Windows and for files on a mount served by the pool (pooledFd). */
   readonly fh: FileHandle | undefined;
+  /** The descriptor of a file on a remote or FUSE mount: every call on it goes to the pool (host-fs-pool.ts). */
+  readonly pooledFd: number | undefined;
   /** stat of the opened file at open time. */
   readonly stat: BigIntStats;
   private closed = false;
 
-  constructor(root: ConfinedRoot, guestPath: string, fh: FileHandle | undefined, stat: BigIntStats) {
+  constructor(root: ConfinedRoot, guestPath: string, fh: FileHandle | undefined, stat: BigIntStats, pooledFd?: number) {
     this.root = root;
     this.guestPath = guestPath;
     this.fh = fh;
     this.stat = stat;
+    this.pooledFd = pooledFd;
+  }
+
+  /** The open descriptor (undefined only for directories on Windows). */
+  get fd(): number | undefined {
+    return this.fh?.fd ?? this.pooledFd;
+  }
+
+  /** The host path at open time: what a pooled call names as the place it waits on. */
+  private get where(): string {
+    return this.root.hostPath(this.guestPath);
   }
 
   get isDirectory(): boolean {
@@ -782,6 +840,7 @@ export class ConfinedFile {
   async read(target: Uint8Array, position: number): Promise<number> {
     if (this.isDirectory) throw new ErrnoError(Errno.EISDIR, 'is a directory');
     try {
+      if (this.pooledFd !== undefined) return await this.root.pool.read(this.pooledFd, target, position, this.where);
       const { bytesRead } = await this.fh!.read(target, 0, target.length, position);
       return bytesRead;
     } catch (err) {
@@ -794,7 +853,10 @@ export class ConfinedFile {
     try {
       let done = 0;
       while (done < data.length) {
-        const { bytesWritten } = await this.fh!.write(data, done, data.length - done, position + done);
+        const bytesWritten =
+          this.pooledFd !== undefined
+            ? await this.root.pool.write(this.pooledFd, data.subarray(done), position + done, this.where)
+            : (await this.fh!.write(data, done, data.length - done, position + done)).bytesWritten;
         if (bytesWritten <= 0) break;
         done += bytesWritten;
       }
@@ -805,6 +867,7 @@ export class ConfinedFile {
   }
 
   async fstat(): Promise<BigIntStats> {
+    if (this.pooledFd !== undefined) return this.root.pool.fstat(this.pooledFd, this.where);
     if (this.fh === undefined) return this.root.lstat(this.guestPath);
     try {
       return fs.fstatSync(this.fh.fd, { bigint: true }); // synchronous: see ConfinedRoot.lstatLocked
@@ -814,9 +877,9 @@ export class ConfinedFile {
   }
 
   async sync(datasync: boolean): Promise<void> {
-    if (this.fh === undefined) return;
+    if (this.fh === undefined && this.pooledFd === undefined) return;
     try {
-      await (datasync ? this.fh.datasync() : this.fh.sync());
+      await (this.pooledFd !== undefined ? this.root.pool.fsync(this.pooledFd, datasync, this.where) : datasync ? this.fh!.datasync() : this.fh!.sync());
     } catch (err) {
       const e = ErrnoError.fromNode(err);
       // fsync on a directory or FIFO is EINVAL on some hosts; nothing to flush.
@@ -827,6 +890,7 @@ export class ConfinedFile {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.pooledFd !== undefined) await this.root.pool.close(this.pooledFd, this.where).catch(() => {});
     await this.fh?.close().catch(() => {});
   }
 }

@@ -21,7 +21,7 @@ import type {
  * about as long as the host's lstat of the next), the next is already being
  * stat'ed: the two cores overlap instead of taking turns.
  */
-export const LISTING_BATCH = 2048;
+export const LISTING_BATCH = 1024;
 /** The first batch is small: the guest starts on it while the rest is still being stat'ed. */
 export const FIRST_LISTING_BATCH = 256;
 

@@ -56,6 +56,8 @@ const XATTR_SIZE_MAX = 65536;
  * holds at most ~16 MiB of them (README "Memory bounds of the namespace").
  */
 export const ATTR_CACHE_ENTRIES = 16_384;
+/** The largest directory entry in an Rreaddir: a 255-byte name. */
+const MAX_DIRENT_SIZE = 24 + 255;
 /** Tgetattr reply validity: P9_STATS_BASIC | P9_STATS_BTIME. */
 const GETATTR_VALID = 0x7ff | 0x800;
 
@@ -680,8 +682,16 @@ class Session implements NinepServer {
       }
     }
     let cookie = Math.max(0, offset - 2);
+    const first = pos;
     while (!full) {
-      const want = Math.max(1, Math.min(4096, Math.floor((end - pos) / 24)));
+      // Ask only for entries that surely fit (names up to 255 bytes): an
+      // entry taken from a streamed listing and not sent would make the
+      // guest's next Treaddir a seek back, which re-reads the folder up to
+      // it. A reply ends up to one long entry short of full; a request too
+      // small for one long entry still gets one (it may not fit: then the seek).
+      const fits = Math.floor((end - pos) / MAX_DIRENT_SIZE);
+      if (fits === 0 && pos > first) break;
+      const want = Math.max(1, Math.min(4096, fits));
       const gen = this.generation;
       const entries = await h.readdir(cookie, want);
       const now = performance.now();
