@@ -66,15 +66,28 @@ async function chooseUser(layout: StickLayout, flags: LoginFlags): Promise<strin
  */
 export async function loginAtPrompt(out: Output, layout: StickLayout, name: string, message: string): Promise<{ user: UnlockedUser; passphrase: string }> {
   const { login } = await import('../auth/users.ts');
+  const sleep = (seconds: number) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
   for (let attempt = 1; ; attempt++) {
     const passphrase = await promptPassphrase(message);
-    try {
-      return { user: await login(layout, name, passphrase), passphrase };
-    } catch (error) {
-      const wait = error instanceof AuthError && error.details['reason'] === 'wrong-passphrase' ? Number(error.details['waitSeconds']) : undefined;
-      if (wait === undefined || attempt >= PROMPT_ATTEMPTS || wait > MAX_PROMPT_WAIT_S) throw error;
-      out.notice(`wrong passphrase for ${name}; try again${wait > 0 ? ` in ${wait} s` : ''}`);
-      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    for (;;) {
+      try {
+        return { user: await login(layout, name, passphrase), passphrase };
+      } catch (error) {
+        const reason = error instanceof AuthError ? error.details['reason'] : undefined;
+        const wait = reason === 'wrong-passphrase' || reason === 'backoff' ? Number((error as AuthError).details['waitSeconds']) : undefined;
+        if (wait === undefined || wait > MAX_PROMPT_WAIT_S) throw error;
+        if (reason === 'backoff') {
+          // Earlier failures (another command's) still hold the back-off: the
+          // passphrase just typed has not been tried yet, so wait and try it.
+          out.notice(`too many failed logins for ${name}; trying in ${wait} s`);
+          await sleep(wait);
+          continue;
+        }
+        if (attempt >= PROMPT_ATTEMPTS) throw error;
+        out.notice(`wrong passphrase for ${name}; try again${wait > 0 ? ` in ${wait} s` : ''}`);
+        await sleep(wait);
+        break;
+      }
     }
   }
 }
