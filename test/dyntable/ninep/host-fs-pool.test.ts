@@ -64,8 +64,8 @@ describe('host fs pool: folders on mounts that may hang', function () {
       for (let i = 0; i < 200 && spawnSync('mountpoint', ['-q', mount]).status !== 0; i++) await sleep(25);
       assert.equal(spawnSync('mountpoint', ['-q', mount]).status, 0, 'bindfs did not mount');
       const table = compileTable(liveHost(home), [
-        { name: 'Documents', table: 'FET', guestPath: '/host/Documents', hostPath: '~/Documents', mode: 'cow', origin: 'registry', source: 'test' },
-        { name: 'Music', table: 'FET', guestPath: '/host/Music', hostPath: '~/Music', mode: 'readonly', origin: 'registry', source: 'test' },
+        { name: 'Documents', table: 'FET', guestPath: '/host/Documents', hostPath: '~/Documents', mode: 'cow', origin: 'confirmed', source: 'test' },
+        { name: 'Music', table: 'FET', guestPath: '/host/Music', hostPath: '~/Music', mode: 'readonly', origin: 'confirmed', source: 'test' },
       ]);
       backend = await NamespaceBackend.open({ table, filesDir: join(base, 'files'), upperDir: join(base, 'upper') });
       const b = backend;
