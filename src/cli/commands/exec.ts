@@ -42,11 +42,26 @@ export function registerExec(program: Command, output: () => Output): void {
 
     // --json collects the output for one document at the end; otherwise it streams.
     const collected = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
-    const sink = (stream: NodeJS.WriteStream, into: Buffer[]) => (data: Buffer, resume: () => void) => {
-      if (out.json) return into.push(data) > 0;
-      if (stream.write(data)) return true;
-      stream.once('drain', resume);
-      return false;
+    const sink = (stream: NodeJS.WriteStream, into: Buffer[]) => {
+      let waiting: (() => void) | undefined;
+      return (data: Buffer, resume: () => void) => {
+        if (out.json) return into.push(data) > 0;
+        // A reader that went away (`| head -1`): the rest is dropped and the
+        // command runs to its end, as every command's output does (output.ts).
+        if (stream.destroyed || stream.writableEnded) return true;
+        if (stream.write(data)) return true;
+        if (waiting) return false;
+        // 'drain' never comes once the reader has closed the pipe; 'close' does.
+        waiting = () => {
+          stream.off('drain', waiting!);
+          stream.off('close', waiting!);
+          waiting = undefined;
+          resume();
+        };
+        stream.once('drain', waiting);
+        stream.once('close', waiting);
+        return false;
+      };
     };
     const remote = await openRemoteExec(layout, { path, args, ...(options.root ? { root: true } : {}) }, { stdout: sink(process.stdout, collected.stdout), stderr: sink(process.stderr, collected.stderr) });
 
