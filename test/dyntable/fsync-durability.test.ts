@@ -15,8 +15,8 @@ import { NamespaceBackend } from '../../src/dyntable/namespace-backend.ts';
 import { serveNinep } from '../../src/dyntable/ninep/server.ts';
 import { liveHost, removeDir, tempDir } from './helpers.ts';
 import { NinepClient } from './ninep/client.ts';
+import { canLoopMount } from '../stick/loop-stick.ts';
 
-const canLoopMount = process.getuid?.() === 0 && spawnSync('losetup', ['--version']).status === 0 && spawnSync('mkfs.ext4', ['-V']).status === 0;
 
 async function served<T>(stick: string, home: string, fn: (client: NinepClient) => Promise<T>): Promise<T> {
   const table = compileTable(liveHost(home), [{ name: 'Scratch', table: 'FIT', guestPath: '/host/scratch', origin: 'manifest', source: 'test' }]);

@@ -6,9 +6,8 @@
 // --json); freeing space (the file removed) lets the guest continue by itself.
 // At the end the personal disk checks clean and the registry opens.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { login, personalDiskPath } from '../../src/auth/users.ts';
 import { hostFingerprint } from '../../src/hostprobe/host-fingerprint.ts';
@@ -17,9 +16,9 @@ import { GuestRegistry } from '../../src/guestregistry/registry.ts';
 import { registryPaths, stickLayout } from '../../src/stick/layout.ts';
 import { checkDisk } from '../../src/vmm/disk-check.ts';
 import { findQemuImg } from '../../src/vmm/qemu-binary.ts';
-import { addStickUser, launcher, launcherJson, loginArgs } from './harness.ts';
+import { launcher, launcherJson, loginArgs } from './harness.ts';
+import { canLoopMount, type LoopStick, makeLoopStick } from '../stick/loop-stick.ts';
 
-const canLoopMount = process.getuid?.() === 0 && spawnSync('losetup', ['--version']).status === 0 && spawnSync('mkfs.ext4', ['-V']).status === 0;
 const passphrase = 'full stick passphrase';
 
 interface StatusJson {
@@ -29,25 +28,17 @@ interface StatusJson {
 
 (canLoopMount ? describe : describe.skip)('a full stick while the guest writes (loop-mounted ext4; boots the real guest)', function () {
   this.timeout(1_200_000);
-  let base: string;
   let stick: string;
-  const filler = () => join(base, 'mnt', 'filler');
+  const filler = () => join(loop!.mnt, 'filler');
+
+  let loop: LoopStick | undefined;
 
   before(async () => {
-    base = mkdtempSync(join(tmpdir(), 'pocketvm-stickfull-'));
-    execFileSync('truncate', ['-s', '320M', join(base, 'stick.img')]);
-    execFileSync('mkfs.ext4', ['-q', join(base, 'stick.img')]);
-    mkdirSync(join(base, 'mnt'));
-    execFileSync('mount', ['-o', 'loop', join(base, 'stick.img'), join(base, 'mnt')]);
-    stick = join(base, 'mnt', 'stick');
-    const made = await launcher(['init-stick', stick]);
-    assert.equal(made.exitCode, 0, made.stderr);
-    await addStickUser(stick, 'tester', passphrase);
+    loop = await makeLoopStick({ sizeMiB: 320, prefix: 'pocketvm-stickfull-', user: 'tester', passphrase });
+    stick = loop.stick;
   });
   after(async () => {
-    await launcher(['stop', '--force', '--stick', stick]);
-    spawnSync('umount', ['-l', join(base, 'mnt')]);
-    rmSync(base, { recursive: true, force: true });
+    await loop?.dispose();
   });
 
   it('pauses the guest, says "the stick is full", continues once space is freed; nothing damaged', async () => {
