@@ -34,10 +34,11 @@
 // - Truncating down re-seals the new last block only and cuts the rest;
 //   truncating up extends the file (holes); renames never
 //   touch the content (files are named by node, not by guest name).
-import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, type KeyObject, randomFillSync } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Errno, ErrnoError } from '../ninep/backend.ts';
+import { secretKey } from './keys.ts';
 
 export const SEALED_MAGIC = Buffer.from('PVSF');
 export const SEALED_VERSION = 1;
@@ -95,7 +96,8 @@ export class SealedFile {
   readonly path: string;
   readonly blockSize: number;
   readonly #fh: FileHandle;
-  readonly #key: Buffer;
+  /** The file's key: native memory, cleared when freed (keys.ts). */
+  readonly #key: KeyObject;
   readonly #fileId: Buffer;
   readonly #prefix: Buffer;
   readonly #queue = new Queue();
@@ -104,7 +106,7 @@ export class SealedFile {
   #scratch: Buffer | undefined;
   #closed = false;
 
-  private constructor(path: string, fh: FileHandle, key: Buffer, fileId: Buffer, shift: number, size: number) {
+  private constructor(path: string, fh: FileHandle, key: KeyObject, fileId: Buffer, shift: number, size: number) {
     this.path = path;
     this.#fh = fh;
     this.#key = key;
@@ -114,11 +116,12 @@ export class SealedFile {
     this.#size = size;
   }
 
-  /** Create (or replace) `path` as an empty sealed file. Takes ownership of `key` (zeroed on close). */
+  /** Create (or replace) `path` as an empty sealed file. Takes ownership of `key` (zeroed at once: the file holds it as a KeyObject). */
   static async create(path: string, key: Buffer, fileId: Buffer, shift = DEFAULT_BLOCK_SHIFT): Promise<SealedFile> {
     if (fileId.length !== FILE_ID_BYTES) throw new Error(`file ID must be ${FILE_ID_BYTES} bytes`);
+    const k = secretKey(key);
     const fh = await open(path, 'w+');
-    const file = new SealedFile(path, fh, key, Buffer.from(fileId), shift, 0);
+    const file = new SealedFile(path, fh, k, Buffer.from(fileId), shift, 0);
     try {
       await file.#writeHeader(0);
     } catch (error) {
@@ -129,7 +132,7 @@ export class SealedFile {
   }
 
   /** The header of an empty sealed file. */
-  static #emptyHeader(key: Buffer, fileId: Buffer, shift: number): Buffer {
+  static #emptyHeader(key: KeyObject, fileId: Buffer, shift: number): Buffer {
     const prefix = headerPrefix(shift, fileId);
     const record = Buffer.allocUnsafe(HEADER_BYTES - SIZE_RECORD_AT);
     randomFillSync(record, 0, NONCE_BYTES);
@@ -147,7 +150,7 @@ export class SealedFile {
    */
   static createEmptySync(path: string, key: Buffer, fileId: Buffer, shift = DEFAULT_BLOCK_SHIFT): void {
     try {
-      const header = SealedFile.#emptyHeader(key, fileId, shift);
+      const header = SealedFile.#emptyHeader(secretKey(key), fileId, shift);
       const fd = openSync(path, 'w');
       try {
         writeSync(fd, header, 0, HEADER_BYTES, 0);
@@ -170,13 +173,13 @@ export class SealedFile {
       } finally {
         closeSync(fd);
       }
-      return SealedFile.#parseHeader(path, header, got, key, fileId).size;
+      return SealedFile.#parseHeader(path, header, got, secretKey(key), fileId).size;
     } finally {
       key.fill(0);
     }
   }
 
-  static #parseHeader(path: string, header: Buffer, bytesRead: number, key: Buffer, fileId: Buffer): { shift: number; size: number } {
+  static #parseHeader(path: string, header: Buffer, bytesRead: number, key: KeyObject, fileId: Buffer): { shift: number; size: number } {
     if (bytesRead < HEADER_BYTES || !header.subarray(0, 4).equals(SEALED_MAGIC)) throw new SealedDataError('not-sealed', `${path} is not a sealed file`);
     if (header.readUInt16BE(4) !== SEALED_VERSION) throw new SealedDataError('not-sealed', `${path}: unknown sealed file version ${header.readUInt16BE(4)}`);
     const shift = header.readUInt16BE(6);
@@ -194,16 +197,16 @@ export class SealedFile {
     }
   }
 
-  /** Open `path`, which must be the sealed file with ID `fileId`. Takes ownership of `key` (zeroed on close). */
+  /** Open `path`, which must be the sealed file with ID `fileId`. Takes ownership of `key` (zeroed at once: the file holds it as a KeyObject). */
   static async open(path: string, key: Buffer, fileId: Buffer): Promise<SealedFile> {
+    const k = secretKey(key);
     const fh = await open(path, 'r+');
     try {
       const header = Buffer.alloc(HEADER_BYTES);
       const { bytesRead } = await fh.read(header, 0, HEADER_BYTES, 0);
-      const { shift, size } = SealedFile.#parseHeader(path, header, bytesRead, key, fileId);
-      return new SealedFile(path, fh, key, Buffer.from(fileId), shift, size);
+      const { shift, size } = SealedFile.#parseHeader(path, header, bytesRead, k, fileId);
+      return new SealedFile(path, fh, k, Buffer.from(fileId), shift, size);
     } catch (error) {
-      key.fill(0);
       await fh.close();
       throw error;
     }
@@ -458,7 +461,6 @@ export class SealedFile {
     return this.#queue.run(async () => {
       if (this.#closed) return;
       this.#closed = true;
-      this.#key.fill(0);
       this.#scratch = undefined;
       await this.#fh.close();
     });
