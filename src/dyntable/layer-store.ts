@@ -189,11 +189,14 @@ export class LayerStore {
   transaction<T>(fn: () => T): T {
     if (this.#db.isTransaction) return fn();
     this.#db.exec('BEGIN');
+    this.#rows.begin?.();
     try {
       const result = fn();
+      this.#rows.commit?.();
       this.#db.exec('COMMIT');
       return result;
     } catch (error) {
+      this.#rows.rollback?.();
       this.#db.exec('ROLLBACK');
       throw error;
     }

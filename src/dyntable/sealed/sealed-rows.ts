@@ -32,6 +32,9 @@ export class SealedRows implements LayerRows {
   readonly #keys: StoreKeys;
   /** Keyed hashes of recent paths: a folder's children all hash its path as their parent. */
   readonly #hashes = new Map<string, Buffer>();
+  /** Node writes held in a transaction (LayerRows.begin): sealed and written once, at commit. */
+  #held: Map<number, { node: StoreNode; inserted: boolean }> | undefined;
+  #next: number | undefined;
 
   constructor(db: DatabaseSync, keys: StoreKeys) {
     this.#db = db;
@@ -63,24 +66,58 @@ export class SealedRows implements LayerRows {
     });
   }
 
+  /** The next node id: AUTOINCREMENT's, kept here so a new node is sealed (its id is associated data) and inserted in one statement. */
+  #nextId(): number {
+    if (this.#next === undefined) {
+      const seq = this.#db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'sealed_nodes'").get() as { seq: number } | undefined;
+      const max = this.#db.prepare('SELECT max(id) AS id FROM sealed_nodes').get() as { id: number | null };
+      this.#next = Math.max(seq?.seq ?? 0, max.id ?? 0) + 1;
+    }
+    return this.#next++;
+  }
+
   insertNode(fields: NewNodeFields): number {
-    // The id is part of the sealed value's associated data: take it, then seal.
-    const result = this.#stmt.get('INSERT INTO sealed_nodes (value) VALUES (x\'\')').run();
-    const id = Number(result.lastInsertRowid);
-    this.#stmt.get('UPDATE sealed_nodes SET value = ? WHERE id = ?').run(this.#sealNode(id, { ...fields, nlink: 0 }), id);
+    const id = this.#nextId();
+    const node = { ...fields, id, nlink: 0 };
+    if (this.#held) this.#held.set(id, { node, inserted: false });
+    else this.#writeNode(node, false);
     return id;
   }
 
   /** A node with a known id (moving a plain store's rows over). */
   insertNodeWithId(node: StoreNode): void {
-    this.#stmt.get('INSERT INTO sealed_nodes (id, value) VALUES (?, ?)').run(node.id, this.#sealNode(node.id, node));
+    this.#writeNode(node, false);
   }
 
   saveNode(node: StoreNode): void {
-    this.#stmt.get('UPDATE sealed_nodes SET value = ? WHERE id = ?').run(this.#sealNode(node.id, node), node.id);
+    const held = this.#held?.get(node.id);
+    if (held) held.node = node;
+    else if (this.#held) this.#held.set(node.id, { node, inserted: true });
+    else this.#writeNode(node, true);
+  }
+
+  #writeNode(node: StoreNode, inserted: boolean): void {
+    if (inserted) this.#stmt.get('UPDATE sealed_nodes SET value = ? WHERE id = ?').run(this.#sealNode(node.id, node), node.id);
+    else this.#stmt.get('INSERT INTO sealed_nodes (id, value) VALUES (?, ?)').run(node.id, this.#sealNode(node.id, node));
+  }
+
+  begin(): void {
+    this.#held = new Map();
+  }
+
+  commit(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    // In the order first held: each node sealed once, in its state at commit.
+    for (const { node, inserted } of held?.values() ?? []) this.#writeNode(node, inserted);
+  }
+
+  rollback(): void {
+    this.#held = undefined;
   }
 
   deleteNode(id: number): void {
+    this.#held?.delete(id);
     this.#stmt.get('DELETE FROM sealed_nodes WHERE id = ?').run(id);
   }
 
