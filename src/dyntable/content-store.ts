@@ -33,6 +33,11 @@ export interface ContentStore {
   truncate(id: number, size: number): Promise<void>;
   /** The node is gone: its content too (never called while it is open). */
   remove(id: number): void;
+  /**
+   * Set by LayerStore: called when what the node's row must say about its
+   * content changed (sealed: its first write), so the row is saved again.
+   */
+  rowChanged?: (id: number) => void;
   close(): Promise<void>;
 }
 

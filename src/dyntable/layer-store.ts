@@ -104,6 +104,9 @@ export class LayerStore {
     this.#db = db;
     this.#rows = layer.rows;
     this.content = layer.content;
+    this.content.rowChanged = (id) => {
+      if (this.#nodes.has(id)) this.#dirty.add(id);
+    };
     this.sealed = layer.sealed;
     this.#onClose = layer.close;
   }
@@ -275,11 +278,14 @@ export class LayerStore {
    * create is one transaction with its entry, not four trips through libuv.
    */
   createNodeSync(fields: NewNode): StoreNode {
-    const id = this.#rows.insertNode(fields);
-    const node: StoreNode = { ...fields, id, nlink: 0 };
-    this.#nodes.set(node.id, node);
-    if ((node.mode & S_IFMT) === S_IFREG) this.content.createSync(node.id);
-    return node;
+    // One transaction: the row is written after the content store has said what it holds (sealed: nothing yet).
+    return this.transaction(() => {
+      const id = this.#rows.insertNode(fields);
+      const node: StoreNode = { ...fields, id, nlink: 0 };
+      this.#nodes.set(node.id, node);
+      if ((node.mode & S_IFMT) === S_IFREG) this.content.createSync(node.id);
+      return node;
+    });
   }
 
   #saveNode(node: StoreNode): void {

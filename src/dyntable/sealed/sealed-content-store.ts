@@ -6,6 +6,15 @@
 // stays open a little while (a create is followed by its open; `ls -l`
 // stats many), up to IDLE_OPEN files; sizes of closed files are remembered,
 // since only this store writes them.
+//
+// A new file gets no content file: it is unwritten (sealed-file.ts), which
+// its node's sealed row records (the set shared with sealed-rows.ts), so a
+// create costs the stick one row and no file, and stat and open of an empty
+// file read nothing. Its first write creates the content file, takes it out
+// of the set and asks LayerStore to save the row again (rowChanged). A
+// content file found for an unwritten node (a crash after the first write,
+// before the row was saved; or one put there) is never read: the row says
+// the file is empty, and the first write replaces it.
 import { lstatSync, rmSync } from 'node:fs';
 import { type ContentStore, contentPath, Fanouts, type NodeContent } from '../content-store.ts';
 import { ErrnoError } from '../ninep/backend.ts';
@@ -64,10 +73,14 @@ export class SealedContentStore implements ContentStore {
   readonly #idle = new Set<number>();
   readonly #sizes = new Map<number, number>();
   readonly #fanouts = new Fanouts();
+  /** Nodes whose content is unwritten (shared with SealedRows, which seals it into their rows). */
+  readonly #unwritten: Set<number>;
+  rowChanged?: (id: number) => void;
 
-  constructor(dir: string, keys: StoreKeys) {
+  constructor(dir: string, keys: StoreKeys, unwritten: Set<number> = new Set()) {
     this.dir = dir;
     this.#keys = keys;
+    this.#unwritten = unwritten;
   }
 
   #keep(id: number, file: Promise<SealedFile>): Shared {
@@ -80,20 +93,27 @@ export class SealedContentStore implements ContentStore {
     return shared;
   }
 
+  /** Nothing on the stick: the node is unwritten until its first write (its row, written after this, says so). */
   createSync(id: number): void {
-    const path = contentPath(this.dir, id);
-    this.#fanouts.ensure(path);
-    const fileId = this.#keys.fileId(id);
-    SealedFile.createEmptySync(path, this.#keys.fileKey(fileId), fileId);
-    if (this.#sizes.size >= SIZE_CACHE) this.#sizes.clear();
-    this.#sizes.set(id, 0);
+    this.#unwritten.add(id);
   }
 
   #acquire(id: number): Shared {
     let shared = this.#open.get(id);
     if (!shared) {
       const fileId = this.#keys.fileId(id);
-      shared = this.#keep(id, SealedFile.open(contentPath(this.dir, id), this.#keys.fileKey(fileId), fileId));
+      const path = contentPath(this.dir, id);
+      if (this.#unwritten.has(id)) {
+        const file = SealedFile.unwritten(path, this.#keys.fileKey(fileId), fileId, () => {
+          this.#unwritten.delete(id);
+          this.rowChanged?.(id);
+        });
+        this.#fanouts.ensure(path);
+        shared = this.#keep(id, Promise.resolve(file));
+        shared.resolved = file;
+      } else {
+        shared = this.#keep(id, SealedFile.open(path, this.#keys.fileKey(fileId), fileId));
+      }
     }
     shared.refs++;
     this.#idle.delete(id);
@@ -138,6 +158,7 @@ export class SealedContentStore implements ContentStore {
   }
 
   statSync(id: number): { size: number; blocks: number } {
+    if (this.#unwritten.has(id)) return { size: 0, blocks: 0 };
     const shared = this.#open.get(id);
     // An open file's size is in memory (its header may lag by one write in flight).
     let size = shared ? shared.resolved?.size : this.#sizes.get(id);
@@ -174,6 +195,7 @@ export class SealedContentStore implements ContentStore {
     this.#open.delete(id);
     this.#idle.delete(id);
     this.#sizes.delete(id);
+    this.#unwritten.delete(id);
     if (shared) void shared.file.then((file) => file.close()).catch(() => {});
     rmSync(contentPath(this.dir, id), { force: true });
   }

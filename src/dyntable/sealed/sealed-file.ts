@@ -34,8 +34,13 @@
 // - Truncating down re-seals the new last block only and cuts the rest;
 //   truncating up extends the file (holes); renames never
 //   touch the content (files are named by node, not by guest name).
+// - An unwritten file (created and never written, so empty) has no content
+//   file at all: its store says so in the node's sealed row
+//   (sealed-rows.ts), so a missing or emptied content file of a written
+//   file is still noticed. The first write or truncate up creates the
+//   content file (replacing any left by a crash) and tells the store.
 import { createCipheriv, createDecipheriv, type KeyObject, randomFillSync } from 'node:crypto';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Errno, ErrnoError } from '../ninep/backend.ts';
 import { secretKey } from './keys.ts';
@@ -95,7 +100,9 @@ class Queue {
 export class SealedFile {
   readonly path: string;
   readonly blockSize: number;
-  readonly #fh: FileHandle;
+  /** Undefined while the file is unwritten (no content file yet). */
+  #fh: FileHandle | undefined;
+  #onFirstWrite: (() => void) | undefined;
   /** The file's key: native memory, cleared when freed (keys.ts). */
   readonly #key: KeyObject;
   readonly #fileId: Buffer;
@@ -106,7 +113,7 @@ export class SealedFile {
   #scratch: Buffer | undefined;
   #closed = false;
 
-  private constructor(path: string, fh: FileHandle, key: KeyObject, fileId: Buffer, shift: number, size: number) {
+  private constructor(path: string, fh: FileHandle | undefined, key: KeyObject, fileId: Buffer, shift: number, size: number) {
     this.path = path;
     this.#fh = fh;
     this.#key = key;
@@ -131,35 +138,38 @@ export class SealedFile {
     return file;
   }
 
-  /** The header of an empty sealed file. */
-  static #emptyHeader(key: KeyObject, fileId: Buffer, shift: number): Buffer {
-    const prefix = headerPrefix(shift, fileId);
-    const record = Buffer.allocUnsafe(HEADER_BYTES - SIZE_RECORD_AT);
-    randomFillSync(record, 0, NONCE_BYTES);
-    const c = createCipheriv('aes-256-gcm', key, record.subarray(0, NONCE_BYTES));
-    c.setAAD(prefix);
-    c.update(Buffer.alloc(8)).copy(record, NONCE_BYTES);
-    c.final();
-    c.getAuthTag().copy(record, NONCE_BYTES + 8);
-    return Buffer.concat([prefix, record]);
+  /**
+   * An unwritten file: empty, nothing on disk. Its first write or truncate
+   * up creates `path` (replacing what is there) and then calls
+   * `onFirstWrite`. Takes ownership of `key`, as open does.
+   */
+  static unwritten(path: string, key: Buffer, fileId: Buffer, onFirstWrite: () => void, shift = DEFAULT_BLOCK_SHIFT): SealedFile {
+    if (fileId.length !== FILE_ID_BYTES) throw new Error(`file ID must be ${FILE_ID_BYTES} bytes`);
+    const file = new SealedFile(path, undefined, secretKey(key), Buffer.from(fileId), shift, 0);
+    file.#onFirstWrite = onFirstWrite;
+    return file;
   }
 
-  /**
-   * Create (or replace) `path` as an empty sealed file, synchronously (one
-   * small write: a guest's create stays one step). Zeroes `key`.
-   */
-  static createEmptySync(path: string, key: Buffer, fileId: Buffer, shift = DEFAULT_BLOCK_SHIFT): void {
-    try {
-      const header = SealedFile.#emptyHeader(secretKey(key), fileId, shift);
-      const fd = openSync(path, 'w');
-      try {
-        writeSync(fd, header, 0, HEADER_BYTES, 0);
-      } finally {
-        closeSync(fd);
-      }
-    } finally {
-      key.fill(0);
-    }
+  /** Whether the file has no content file yet. */
+  get unwrittenOnDisk(): boolean {
+    return this.#fh === undefined;
+  }
+
+  /** The content file, created with its header if the file was unwritten. */
+  async #ensureOnDisk(): Promise<FileHandle> {
+    if (this.#fh) return this.#fh;
+    this.#fh = await open(this.path, 'w+');
+    await this.#writeHeader(0);
+    const told = this.#onFirstWrite;
+    this.#onFirstWrite = undefined;
+    told?.();
+    return this.#fh;
+  }
+
+  /** The content file (only reached once there is content, so it exists). */
+  get #disk(): FileHandle {
+    if (!this.#fh) throw new ErrnoError(Errno.EIO, `${this.path}: no content file`);
+    return this.#fh;
   }
 
   /** The sealed size of `path` from its header alone, synchronously (a stat). Zeroes `key`. */
@@ -261,7 +271,7 @@ export class SealedFile {
     c.final();
     c.getAuthTag().copy(record, NONCE_BYTES + 8);
     const header = Buffer.concat([this.#prefix, record]);
-    await this.#fh.write(header, 0, HEADER_BYTES, 0);
+    await this.#disk.write(header, 0, HEADER_BYTES, 0);
   }
 
   /**
@@ -299,7 +309,7 @@ export class SealedFile {
     const raw = this.#scratch.subarray(0, count * stride);
     let got = 0;
     while (got < raw.length) {
-      const { bytesRead } = await this.#fh.read(raw, got, raw.length - got, this.#blockAt(first) + got);
+      const { bytesRead } = await this.#disk.read(raw, got, raw.length - got, this.#blockAt(first) + got);
       if (bytesRead === 0) break;
       got += bytesRead;
     }
@@ -334,14 +344,14 @@ export class SealedFile {
 
   async #writeRaw(pieces: Buffer[], position: number): Promise<void> {
     const total = pieces.reduce((sum, piece) => sum + piece.length, 0);
-    const { bytesWritten } = await this.#fh.writev(pieces, position);
+    const { bytesWritten } = await this.#disk.writev(pieces, position);
     if (bytesWritten === total) return;
     // A short writev (a full stick, a signal): the rest from where it stopped.
     if (bytesWritten <= 0) throw new ErrnoError(Errno.EIO, `${this.path}: short write`);
     const rest = Buffer.concat(pieces).subarray(bytesWritten);
     let done = 0;
     while (done < rest.length) {
-      const { bytesWritten: n } = await this.#fh.write(rest, done, rest.length - done, position + bytesWritten + done);
+      const { bytesWritten: n } = await this.#disk.write(rest, done, rest.length - done, position + bytesWritten + done);
       if (n <= 0) throw new ErrnoError(Errno.EIO, `${this.path}: short write`);
       done += n;
     }
@@ -355,8 +365,8 @@ export class SealedFile {
    */
   async #zeroBlocks(from: number, to: number): Promise<void> {
     if (to <= from) return;
-    await this.#fh.truncate(this.#blockAt(from));
-    await this.#fh.truncate(this.#blockAt(to));
+    await this.#disk.truncate(this.#blockAt(from));
+    await this.#disk.truncate(this.#blockAt(to));
   }
 
   #assertOpen(): void {
@@ -382,6 +392,7 @@ export class SealedFile {
     return this.#queue.run(async () => {
       this.#assertOpen();
       if (data.length === 0) return 0;
+      await this.#ensureOnDisk();
       const bs = this.blockSize;
       const oldBlocks = this.#blocks(this.#size);
       const first = Math.floor(position / bs);
@@ -425,6 +436,7 @@ export class SealedFile {
       this.#assertOpen();
       if (!Number.isSafeInteger(size) || size < 0) throw new ErrnoError(Errno.EINVAL, 'invalid size');
       if (size === this.#size) return;
+      await this.#ensureOnDisk();
       const bs = this.blockSize;
       const oldBlocks = this.#blocks(this.#size);
       const newBlocks = this.#blocks(size);
@@ -446,13 +458,15 @@ export class SealedFile {
       }
       await this.#writeHeader(size);
       this.#size = size;
-      if (newBlocks < oldBlocks) await this.#fh.truncate(this.#blockAt(newBlocks));
+      if (newBlocks < oldBlocks) await this.#disk.truncate(this.#blockAt(newBlocks));
     });
   }
 
   sync(datasync: boolean): Promise<void> {
     return this.#queue.run(async () => {
       this.#assertOpen();
+      // An unwritten file has nothing on disk to sync (its row says it is empty).
+      if (!this.#fh) return;
       await (datasync ? this.#fh.datasync() : this.#fh.sync());
     });
   }
@@ -462,7 +476,7 @@ export class SealedFile {
       if (this.#closed) return;
       this.#closed = true;
       this.#scratch = undefined;
-      await this.#fh.close();
+      await this.#fh?.close();
     });
   }
 }

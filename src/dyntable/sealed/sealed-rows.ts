@@ -1,7 +1,7 @@
 // layer.sqlite with nothing readable in it: rows are keyed by keyed hashes
 // and their values sealed (row-seal.ts).
 //
-//   nodes   (id, value)            value = sealed {mode, uid, gid, ..., target, qid}
+//   nodes   (id, value)            value = sealed {mode, uid, gid, ..., target, qid, unwritten?}
 //   entries (key, parent, value)   key = hash(path), parent = hash(parent path),
 //                                  value = sealed {path, node, opaque, redirect}
 //
@@ -23,22 +23,26 @@ CREATE TABLE IF NOT EXISTS sealed_entries (key BLOB PRIMARY KEY, parent BLOB NOT
 CREATE INDEX IF NOT EXISTS sealed_entries_parent ON sealed_entries(parent);
 `;
 
-type NodeValue = Omit<StoreNode, 'id' | 'qid'> & { qid: string | null };
+/** unwritten: a regular file never written, which has no content file (sealed-file.ts); absent in rows of earlier versions. */
+type NodeValue = Omit<StoreNode, 'id' | 'qid'> & { qid: string | null; unwritten?: true };
 type EntryValue = { path: string; node: number | null; opaque: boolean; redirect: string | null };
 
 export class SealedRows implements LayerRows {
   readonly #db: DatabaseSync;
   readonly #stmt: Statements;
   readonly #keys: StoreKeys;
+  /** Nodes whose content is unwritten: shared with the content store, which takes a node out at its first write. */
+  readonly #unwritten: Set<number>;
   /** Keyed hashes of recent paths: a folder's children all hash its path as their parent. */
   readonly #hashes = new Map<string, Buffer>();
   /** Node writes held in a transaction (LayerRows.begin): sealed and written once, at commit. */
   #held: Map<number, { node: StoreNode; inserted: boolean }> | undefined;
   #next: number | undefined;
 
-  constructor(db: DatabaseSync, keys: StoreKeys) {
+  constructor(db: DatabaseSync, keys: StoreKeys, unwritten: Set<number> = new Set()) {
     this.#db = db;
     this.#keys = keys;
+    this.#unwritten = unwritten;
     this.#stmt = new Statements(db);
     db.exec(SEALED_SCHEMA);
   }
@@ -47,13 +51,15 @@ export class SealedRows implements LayerRows {
     const { qid, ...rest } = node as StoreNode;
     const value: NodeValue & { id?: number } = { ...rest, qid: qid === null ? null : qid.toString() };
     delete value.id;
+    if (this.#unwritten.has(id)) value.unwritten = true;
     return sealRow(this.#keys.rows, `node:${id}`, value);
   }
 
   loadNodes(): StoreNode[] {
     const rows = this.#db.prepare('SELECT id, value FROM sealed_nodes').all() as unknown as { id: number; value: Uint8Array }[];
     return rows.map((row) => {
-      const value = openRow<NodeValue>(this.#keys.rows, `node:${row.id}`, row.value);
+      const { unwritten, ...value } = openRow<NodeValue>(this.#keys.rows, `node:${row.id}`, row.value);
+      if (unwritten) this.#unwritten.add(row.id);
       return { ...value, id: row.id, qid: value.qid === null ? null : BigInt(value.qid) };
     });
   }
