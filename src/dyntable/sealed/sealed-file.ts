@@ -65,6 +65,13 @@ export const DEFAULT_BLOCK_SHIFT = 16;
 const SIZE_RECORD_AT = 24;
 /** Writes and zero fills are sealed and written in runs of at most this many blocks. */
 const RUN_BYTES = 1 << 20;
+/**
+ * A write seals and writes in runs of this many bytes, each run's write
+ * (on libuv's thread pool) overlapping the sealing of the next (on the
+ * event loop): a 1 MiB Twrite costs its sealing plus one run's write, not
+ * its sealing plus its whole write. At most two runs are held at once.
+ */
+const WRITE_RUN_BYTES = 1 << 18;
 
 export type SealedDataProblem = 'tampered' | 'truncated' | 'wrong-file' | 'not-sealed';
 
@@ -399,28 +406,37 @@ export class SealedFile {
       if (first > oldBlocks) await this.#zeroBlocks(oldBlocks, first);
       const end = position + data.length;
       const last = Math.floor((end - 1) / bs);
-      const per = Math.max(1, RUN_BYTES / bs);
-      // In runs, so a 1 GiB write does not hold 1 GiB of plaintext at once.
-      for (let runFirst = first; runFirst <= last; runFirst += per) {
-        const runLast = Math.min(last, runFirst + per - 1);
-        const count = runLast - runFirst + 1;
-        const runStart = runFirst * bs;
-        const from = Math.max(position, runStart);
-        const to = Math.min(end, (runLast + 1) * bs);
-        let sealed: Buffer[];
-        if (from === runStart && to === (runLast + 1) * bs) {
-          // Whole blocks: sealed straight from the caller's data.
-          sealed = this.#seal(Buffer.from(data.buffer, data.byteOffset + (from - position), to - from), runFirst);
-        } else {
-          const plain = Buffer.alloc(count * bs);
-          // Blocks only partly covered keep their other bytes.
-          if (from > runStart && runFirst < oldBlocks) await this.#open(runFirst, 1, plain.subarray(0, bs));
-          if (to < (runLast + 1) * bs && runLast < oldBlocks && (runLast !== runFirst || from === runStart)) await this.#open(runLast, 1, plain.subarray((count - 1) * bs));
-          plain.set(data.subarray(from - position, to - position), from - runStart);
-          sealed = this.#seal(plain, runFirst);
-          plain.fill(0);
+      const per = Math.max(1, WRITE_RUN_BYTES / bs);
+      let writing: Promise<void> | undefined;
+      try {
+        // In runs, so a 1 GiB write does not hold 1 GiB of plaintext at once.
+        for (let runFirst = first; runFirst <= last; runFirst += per) {
+          const runLast = Math.min(last, runFirst + per - 1);
+          const count = runLast - runFirst + 1;
+          const runStart = runFirst * bs;
+          const from = Math.max(position, runStart);
+          const to = Math.min(end, (runLast + 1) * bs);
+          let sealed: Buffer[];
+          if (from === runStart && to === (runLast + 1) * bs) {
+            // Whole blocks: sealed straight from the caller's data.
+            sealed = this.#seal(Buffer.from(data.buffer, data.byteOffset + (from - position), to - from), runFirst);
+          } else {
+            const plain = Buffer.alloc(count * bs);
+            // Blocks only partly covered keep their other bytes.
+            if (from > runStart && runFirst < oldBlocks) await this.#open(runFirst, 1, plain.subarray(0, bs));
+            if (to < (runLast + 1) * bs && runLast < oldBlocks && (runLast !== runFirst || from === runStart)) await this.#open(runLast, 1, plain.subarray((count - 1) * bs));
+            plain.set(data.subarray(from - position, to - position), from - runStart);
+            sealed = this.#seal(plain, runFirst);
+            plain.fill(0);
+          }
+          // The previous run was written while this one was sealed.
+          await writing;
+          writing = this.#writeRaw(sealed, this.#blockAt(runFirst));
         }
-        await this.#writeRaw(sealed, this.#blockAt(runFirst));
+        await writing;
+      } finally {
+        // A failure mid-way: the run in flight settles before the next operation (its own error, if any, is second).
+        await writing?.catch(() => {});
       }
       if (end > this.#size) {
         await this.#writeHeader(end);

@@ -224,6 +224,22 @@ describe('sealed file format', () => {
     await again.close();
   });
 
+  it('a write of many runs (sealed and written overlapping) lands whole, over old content, at any offset', async () => {
+    const path = join(dir, 'runs');
+    const before = randomBytes(2 * 1048576);
+    const data = randomBytes(1048576 + 4099);
+    const file = await SealedFile.create(path, keys.fileKey(keys.fileId(13)), keys.fileId(13));
+    await file.write(before, 0);
+    await file.write(data, 65536 * 3 + 1234);
+    const model = Buffer.from(before);
+    data.copy(model, 65536 * 3 + 1234);
+    await file.close();
+    const again = await SealedFile.open(path, keys.fileKey(keys.fileId(13)), keys.fileId(13));
+    assert.equal(again.size, model.length);
+    assert.deepEqual(await readAll(again), model);
+    await again.close();
+  });
+
   it('another key opens nothing', async () => {
     const file = await create('f', 11);
     await file.write(Buffer.from('secret'), 0);
