@@ -63,15 +63,14 @@ export const FILE_ID_BYTES = 16;
  */
 export const DEFAULT_BLOCK_SHIFT = 16;
 const SIZE_RECORD_AT = 24;
-/** Writes and zero fills are sealed and written in runs of at most this many blocks. */
-const RUN_BYTES = 1 << 20;
 /**
  * A write seals and writes in runs of this many bytes, each run's write
  * (on libuv's thread pool) overlapping the sealing of the next (on the
  * event loop): a 1 MiB Twrite costs its sealing plus one run's write, not
  * its sealing plus its whole write. At most two runs are held at once.
+ * Reads likewise: the next run is read while this one is opened.
  */
-const WRITE_RUN_BYTES = 1 << 18;
+const PIPE_BYTES = 1 << 18;
 
 export type SealedDataProblem = 'tampered' | 'truncated' | 'wrong-file' | 'not-sealed';
 
@@ -116,8 +115,8 @@ export class SealedFile {
   readonly #prefix: Buffer;
   readonly #queue = new Queue();
   #size: number;
-  /** Ciphertext read in, kept between reads: a fresh 1 MiB buffer per read costs its page faults every time. */
-  #scratch: Buffer | undefined;
+  /** Ciphertext read in (two runs), kept between reads: fresh buffers per read cost their page faults every time. */
+  readonly #scratch: (Buffer | undefined)[] = [undefined, undefined];
   #closed = false;
 
   private constructor(path: string, fh: FileHandle | undefined, key: KeyObject, fileId: Buffer, shift: number, size: number) {
@@ -305,15 +304,13 @@ export class SealedFile {
     return pieces;
   }
 
-  /**
-   * Read and open blocks first..first+count-1; bytes [from, from + length)
-   * of their content (default: all of it) go to `into` at 0.
-   */
-  async #open(first: number, count: number, into: Uint8Array, from = 0, length = count * this.blockSize): Promise<void> {
-    const bs = this.blockSize;
+  /** Read blocks first..first+count-1 raw into scratch buffer `slot` (0 or 1); a block missing is truncation. */
+  async #readRaw(first: number, count: number, slot: number): Promise<Buffer> {
     const stride = this.#stride;
-    if (!this.#scratch || this.#scratch.length < count * stride) this.#scratch = Buffer.allocUnsafe(Math.max(count, Math.ceil(RUN_BYTES / bs)) * stride);
-    const raw = this.#scratch.subarray(0, count * stride);
+    const size = Math.max(1, Math.ceil(PIPE_BYTES / this.blockSize)) * stride;
+    let scratch = this.#scratch[slot];
+    if (!scratch || scratch.length < size) scratch = this.#scratch[slot] = Buffer.allocUnsafe(size);
+    const raw = scratch.subarray(0, count * stride);
     let got = 0;
     while (got < raw.length) {
       const { bytesRead } = await this.#disk.read(raw, got, raw.length - got, this.#blockAt(first) + got);
@@ -321,31 +318,57 @@ export class SealedFile {
       got += bytesRead;
     }
     if (got < raw.length) throw new SealedDataError('truncated', `${this.path}: block ${first + Math.floor(got / stride)} is missing`);
+    return raw;
+  }
+
+  /**
+   * Read and open blocks first..first+count-1; bytes [from, from + length)
+   * of their content (default: all of it) go to `into` at 0. In runs, the
+   * next run read (on the thread pool) while this one is opened (on the
+   * event loop), as writes do.
+   */
+  async #open(first: number, count: number, into: Uint8Array, from = 0, length = count * this.blockSize): Promise<void> {
+    const bs = this.blockSize;
+    const stride = this.#stride;
+    const per = Math.max(1, Math.floor(PIPE_BYTES / bs));
+    const end = first + count;
     const ad = this.#adBuffer();
-    for (let i = 0; i < count; i++) {
-      const at = i * stride;
-      if (raw[at] === 0 && SealedFile.#isHole(raw.subarray(at, at + stride))) {
-        // A hole: zeros, as in gocryptfs (a sealed block is never all zero bytes: its nonce and tag are random-looking).
-        const lo = Math.max(from, i * bs);
-        const hi = Math.min(from + length, (i + 1) * bs);
-        if (hi > lo) into.fill(0, lo - from, hi - from);
-        continue;
+    let next: Promise<Buffer> | undefined = this.#readRaw(first, Math.min(per, count), 0);
+    try {
+      for (let runFirst = first, slot = 0; runFirst < end; runFirst += per, slot ^= 1) {
+        const raw: Buffer = await next!;
+        next = runFirst + per < end ? this.#readRaw(runFirst + per, Math.min(per, end - runFirst - per), slot ^ 1) : undefined;
+        for (let j = 0; j * stride < raw.length; j++) {
+          const at = j * stride;
+          const i = runFirst + j - first;
+          const lo = Math.max(from, i * bs);
+          const hi = Math.min(from + length, (i + 1) * bs);
+          if (raw[at] === 0 && SealedFile.#isHole(raw.subarray(at, at + stride))) {
+            // A hole: zeros, as in gocryptfs (a sealed block is never all zero bytes: its nonce and tag are random-looking).
+            if (hi > lo) into.fill(0, lo - from, hi - from);
+            continue;
+          }
+          try {
+            const d = createDecipheriv('aes-256-gcm', this.#key, raw.subarray(at, at + NONCE_BYTES));
+            d.setAAD(SealedFile.#setIndex(ad, runFirst + j));
+            d.setAuthTag(raw.subarray(at + NONCE_BYTES + bs, at + stride));
+            const plain = d.update(raw.subarray(at + NONCE_BYTES, at + NONCE_BYTES + bs));
+            d.final();
+            // Only what was asked for, straight to the caller: no second copy of the run.
+            if (hi > lo) plain.copy(into, lo - from, lo - i * bs, hi - i * bs);
+            plain.fill(0);
+          } catch {
+            into.fill(0, 0, Math.min(into.length, length));
+            throw new SealedDataError('tampered', `${this.path}: block ${runFirst + j} does not authenticate`);
+          }
+        }
       }
-      try {
-        const d = createDecipheriv('aes-256-gcm', this.#key, raw.subarray(at, at + NONCE_BYTES));
-        d.setAAD(SealedFile.#setIndex(ad, first + i));
-        d.setAuthTag(raw.subarray(at + NONCE_BYTES + bs, at + stride));
-        const plain = d.update(raw.subarray(at + NONCE_BYTES, at + NONCE_BYTES + bs));
-        d.final();
-        // Only what was asked for, straight to the caller: no second copy of the run.
-        const lo = Math.max(from, i * bs);
-        const hi = Math.min(from + length, (i + 1) * bs);
-        if (hi > lo) plain.copy(into, lo - from, lo - i * bs, hi - i * bs);
-        plain.fill(0);
-      } catch {
-        into.fill(0, 0, Math.min(into.length, length));
-        throw new SealedDataError('tampered', `${this.path}: block ${first + i} does not authenticate`);
-      }
+    } catch (error) {
+      into.fill(0, 0, Math.min(into.length, length));
+      throw error;
+    } finally {
+      // Stopped mid-way: the run in flight settles before the next operation.
+      await next?.catch(() => {});
     }
   }
 
@@ -406,7 +429,7 @@ export class SealedFile {
       if (first > oldBlocks) await this.#zeroBlocks(oldBlocks, first);
       const end = position + data.length;
       const last = Math.floor((end - 1) / bs);
-      const per = Math.max(1, WRITE_RUN_BYTES / bs);
+      const per = Math.max(1, PIPE_BYTES / bs);
       let writing: Promise<void> | undefined;
       try {
         // In runs, so a 1 GiB write does not hold 1 GiB of plaintext at once.
@@ -491,7 +514,7 @@ export class SealedFile {
     return this.#queue.run(async () => {
       if (this.#closed) return;
       this.#closed = true;
-      this.#scratch = undefined;
+      this.#scratch.fill(undefined);
       await this.#fh?.close();
     });
   }

@@ -238,6 +238,19 @@ describe('sealed file format', () => {
     assert.equal(again.size, model.length);
     assert.deepEqual(await readAll(again), model);
     await again.close();
+    // Reads go in runs too: a flipped byte or a cut in a later run is still EIO.
+    const raw = readFileSync(path);
+    const stride = 65536 + BLOCK_OVERHEAD;
+    raw[HEADER_BYTES + 21 * stride + 500] = raw[HEADER_BYTES + 21 * stride + 500]! ^ 1;
+    writeFileSync(path, raw);
+    const flipped = await SealedFile.open(path, keys.fileKey(keys.fileId(13)), keys.fileId(13));
+    await expectEio(flipped.read(Buffer.alloc(model.length), 0), 'tampered');
+    await flipped.close();
+    raw[HEADER_BYTES + 21 * stride + 500] = raw[HEADER_BYTES + 21 * stride + 500]! ^ 1;
+    writeFileSync(path, raw.subarray(0, HEADER_BYTES + 26 * stride));
+    const cut = await SealedFile.open(path, keys.fileKey(keys.fileId(13)), keys.fileId(13));
+    await expectEio(cut.read(Buffer.alloc(model.length), 0), 'truncated');
+    await cut.close();
   });
 
   it('another key opens nothing', async () => {
