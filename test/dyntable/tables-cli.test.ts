@@ -107,7 +107,8 @@ describe('launcher tables', function () {
     assert.deepEqual(show.json.waiting, []);
     const explained = await launcherJson<{ visible: boolean; access: string }>(['tables', 'explain', '/host/keys/id_ed25519', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
     assert.deepEqual([explained.json.visible, explained.json.access], [true, 'readonly']);
-    assert.equal((await launcher(['tables', 'confirm', 'Keys', '--revoke', '--stick', stick.root], { env })).exitCode, 0);
+    const revoked = await launcher(['tables', 'confirm', 'Keys', '--revoke', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
+    assert.equal(revoked.exitCode, 0, revoked.stderr);
     show = await launcherJson<ShowJson>(['tables', 'show', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
     assert.equal(show.json.entries.find((e) => e.guestPath === '/host/keys'), undefined);
     assert.equal(show.json.waiting.find((w) => w.id === 'registry:Keys')?.confirmationRecorded, false);
