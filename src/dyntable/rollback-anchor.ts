@@ -129,7 +129,7 @@ export function writeAnchor(path: string, atRestKey: Buffer, body: AnchorBody): 
 export function advanceStore(anchorPath: string, atRestKey: Buffer, name: string, storeFile: string, held: string | undefined, hasRows: boolean, take: (id: string) => void): void {
   const body = readAnchor(anchorPath, atRestKey) ?? { stores: {} };
   const known = body.stores[name];
-  const restoreHint = `put back the copy of ${storeFile} that belongs with ${anchorPath} (restore the whole users folder from one backup), or move its folder aside to start empty`;
+  const restoreHint = `put back the ${name}/layer.sqlite that belongs with anchor.json (restore the user's whole folder from one backup), or move ${name}/ aside to start empty`;
   if (held !== undefined) {
     if (!known) throw rolledBack(storeFile, `is not the one ${anchorPath} knows: the anchor was put back from an older copy or replaced`, restoreHint);
     if (held !== known.id && held !== known.next) throw rolledBack(storeFile, 'is an older copy of itself (put back after a later session changed it)', restoreHint);

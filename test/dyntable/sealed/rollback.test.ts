@@ -142,7 +142,7 @@ describe('sealed files put back from an older copy', function () {
       assert.equal(error.exitCode, 10);
       assert.equal(error.details['reason'], 'rolled-back');
       assert.match(error.message, /upper\/layer\.sqlite is an older copy of itself/);
-      assert.match(error.hint ?? '', /put back the copy .* or move its folder aside/);
+      assert.match(error.hint ?? '', /put back the upper\/layer\.sqlite that belongs with anchor\.json .* or move upper\/ aside/);
       return true;
     });
     assert.deepEqual(readFileSync(anchorFile), currentAnchor, 'the refusal changed nothing');
