@@ -49,7 +49,7 @@ export interface AnchorBody {
   tables?: string[];
 }
 
-/** The anchor of the user whose folder holds `storeDir` (users/<name>/upper → users/<name>/anchor.json). */
+/** The anchor in a user's folder (users/<name>/anchor.json, beside upper/, files/ and tables-confirmed.json). */
 export function anchorPathFor(userDir: string): string {
   return join(userDir, 'anchor.json');
 }
@@ -131,7 +131,7 @@ export function advanceStore(anchorPath: string, atRestKey: Buffer, name: string
   const known = body.stores[name];
   const restoreHint = `put back the ${name}/layer.sqlite that belongs with anchor.json (restore the user's whole folder from one backup), or move ${name}/ aside to start empty`;
   if (held !== undefined) {
-    if (!known) throw rolledBack(storeFile, `is not the one ${anchorPath} knows: the anchor was put back from an older copy or replaced`, restoreHint);
+    if (!known) throw rolledBack(storeFile, `is not the one ${anchorPath} knows (the anchor is missing, older, or another one)`, restoreHint);
     if (held !== known.id && held !== known.next) throw rolledBack(storeFile, 'is an older copy of itself (put back after a later session changed it)', restoreHint);
   } else if (known && hasRows) {
     throw rolledBack(storeFile, `is from before ${anchorPath} first named it: it was put back from an older copy`, restoreHint);
