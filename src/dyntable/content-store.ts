@@ -48,6 +48,8 @@ export interface ContentStore {
   close(): Promise<void>;
   /** A sealed store checks and records content versions through this (plain stores have none). */
   attachVersions?(versions: ContentVersions): void;
+  /** layer.sqlite's rows so far are durable (after a checkpoint). */
+  checkpointed?(): void;
 }
 
 export function contentPath(dir: string, id: number): string {

@@ -421,6 +421,7 @@ export class LayerStore {
     this.flush();
     if (node !== undefined) await syncDirectory(join(this.dataPath(node), '..'));
     this.#db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+    this.content.checkpointed?.();
   }
 
   async close(): Promise<void> {

@@ -13,9 +13,11 @@
 // header's version (one 60-byte write); the new version is recorded in the
 // row only once the file is synced at it (the guest's fsync, or when the file
 // closes: one fdatasync per file changed, never per write), so the row is
-// never ahead of what is on the stick. Files created since the store opened
-// are not bumped (no earlier copy of them exists), so a create costs nothing
-// more.
+// never ahead of what is on the stick. A recorded version is bumped again
+// only once layer.sqlite's checkpoint has made the record durable
+// (checkpointed()), or a pulled stick could leave the file two versions
+// above its row. Files created since the store opened are not bumped (no
+// earlier copy of them exists), so a create costs nothing more.
 import { lstatSync, rmSync } from 'node:fs';
 import { type ContentStore, type ContentVersions, contentPath, Fanouts, type NodeContent } from '../content-store.ts';
 import { ErrnoError } from '../ninep/backend.ts';
@@ -80,6 +82,8 @@ export class SealedContentStore implements ContentStore {
   #versions: ContentVersions = { recorded: () => 0, record: () => {} };
   /** Created since the store opened: never bumped. */
   readonly #fresh = new Set<number>();
+  /** Versions recorded since layer.sqlite's last checkpoint: not bumped again until it. */
+  readonly #undurable = new Set<number>();
 
   constructor(dir: string, keys: StoreKeys) {
     this.dir = dir;
@@ -96,18 +100,27 @@ export class SealedContentStore implements ContentStore {
     return [recorded, recorded + 1];
   }
 
-  /** A file synced at a bumped version: record it, and bump again at the next change. */
+  /** A file synced at a bumped version: record it (bumped again after the next checkpoint). */
   #synced(id: number, file: SealedFile): void {
     if (file.version <= this.#versions.recorded(id)) return;
     this.#versions.record(id, file.version);
-    file.armBump();
+    this.#undurable.add(id);
   }
 
   /** Before a file closes: a bumped version is synced, then recorded. */
   async #settle(id: number, file: SealedFile): Promise<void> {
     if (file.version <= this.#versions.recorded(id)) return;
     await file.sync(true);
-    this.#versions.record(id, file.version);
+    this.#synced(id, file);
+  }
+
+  /** layer.sqlite is checkpointed: the versions recorded so far are durable, and their open files bump at the next change. */
+  checkpointed(): void {
+    for (const id of this.#undurable) {
+      const file = this.#open.get(id)?.resolved;
+      if (file && file.version === this.#versions.recorded(id)) file.armBump();
+    }
+    this.#undurable.clear();
   }
 
   #keep(id: number, file: Promise<SealedFile>): Shared {
@@ -137,7 +150,7 @@ export class SealedContentStore implements ContentStore {
       const fileId = this.#keys.fileId(id);
       const expected = this.#expected(id);
       const opening = SealedFile.open(contentPath(this.dir, id), this.#keys.fileKey(fileId), fileId, expected).then((file) => {
-        if (file.version === expected[0] && !this.#fresh.has(id)) file.armBump();
+        if (file.version === expected[0] && !this.#fresh.has(id) && !this.#undurable.has(id)) file.armBump();
         return file;
       });
       shared = this.#keep(id, opening);
