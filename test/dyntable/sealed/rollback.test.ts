@@ -106,6 +106,37 @@ describe('sealed files put back from an older copy', function () {
     await store.close();
   });
 
+  it('a recorded version is bumped again only after the rows are checkpointed (a pulled stick never leaves the file two versions above its row)', async () => {
+    let store = await LayerStore.open(upperDir, { key });
+    const node = store.createNodeSync(fileFields());
+    store.setEntry({ path: '/f', kind: 'node', node: node.id, opaque: false, redirect: null });
+    await overwrite(store, node.id, 'one');
+    await store.close();
+
+    store = await LayerStore.open(upperDir, { key });
+    let content = await store.content.open(node.id);
+    await content.write(Buffer.from('two'), 0); // bumps to 1
+    await content.sync(true); // records 1; the row is not durable until a checkpoint
+    assert.equal(store.node(node.id).contentVersion, 1);
+    await content.write(Buffer.from('TWO'), 0); // no second bump before the checkpoint
+    await content.close();
+    await store.close();
+    store = await LayerStore.open(upperDir, { key });
+    assert.equal(store.node(node.id).contentVersion, 1);
+
+    content = await store.content.open(node.id);
+    await content.write(Buffer.from('three'), 0); // bumps to 2
+    await content.sync(true);
+    await store.durable(node.id); // the checkpoint: the next change bumps again
+    await content.write(Buffer.from('four'), 0); // bumps to 3, recorded when the file closes
+    await content.close();
+    await store.close();
+    store = await LayerStore.open(upperDir, { key });
+    assert.equal(store.node(node.id).contentVersion, 3);
+    assert.equal(await readWhole(store, node.id), 'foure');
+    await store.close();
+  });
+
   it('a file never written again keeps opening, and files created in a session cost no extra sync', async () => {
     let store = await LayerStore.open(upperDir, { key });
     const node = store.createNodeSync(fileFields());
