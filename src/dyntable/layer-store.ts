@@ -50,6 +50,8 @@ export interface StoreNode extends StoreTimes {
   target: string | null;
   /** The qid path of the host file this was copied up from, kept so the guest's inode number does not change. */
   qid: bigint | null;
+  /** Sealed stores: the version of the content file last synced (sealed/sealed-content-store.ts); absent is 0. */
+  contentVersion?: number;
 }
 
 export type StoreEntry =
@@ -106,6 +108,15 @@ export class LayerStore {
     this.content = layer.content;
     this.sealed = layer.sealed;
     this.#onClose = layer.close;
+    layer.content.attachVersions?.({
+      recorded: (id) => this.#nodes.get(id)?.contentVersion ?? 0,
+      record: (id, version) => {
+        const node = this.#nodes.get(id);
+        if (!node || this.#closed) return;
+        node.contentVersion = version;
+        this.#saveNode(node);
+      },
+    });
   }
 
   /**
@@ -410,14 +421,16 @@ export class LayerStore {
     this.flush();
     if (node !== undefined) await syncDirectory(join(this.dataPath(node), '..'));
     this.#db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+    this.content.checkpointed?.();
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    // Content first: files synced at a bumped version record it in their rows.
+    await this.content.close();
     this.flush();
     this.#closed = true;
     this.#db.close();
-    await this.content.close();
     this.#onClose();
   }
 

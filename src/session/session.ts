@@ -14,7 +14,7 @@ import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import { type GuestPayload, openGuestPayload } from '../payload/guest-payload.ts';
 import { packaged } from '../runtime/self.ts';
 import { dyntablePaths, guestLogPaths, type StickLayout } from '../stick/layout.ts';
-import { trustedConfirmations } from '../dyntable/confirmations.ts';
+import { confirmationsAreCurrent, trustedConfirmations } from '../dyntable/confirmations.ts';
 import { requireRoomToLaunch } from '../stick/free-space.ts';
 import { type StickFullState, watchStickFull } from './stick-full.ts';
 import { acquireLock, type StickLock } from '../stick/lock.ts';
@@ -334,6 +334,8 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
       const tables = await trustedConfirmations(dyntablePaths(layout, login.name).confirmations, login.diskKey, login.id);
       for (const refused of tables.refused) options.onNotice?.(refused.message);
       atRestKey = deriveAtRestKey(login.diskKey);
+      // An older copy of the file, bringing back a withdrawn confirmation, is refused (exit 10).
+      confirmationsAreCurrent(dyntablePaths(layout, login.name).confirmations, tables.records, atRestKey);
       extraChannels.push(namespaceChannel({ layout, guest: options.guest, user: login.name, registry, manifest: payload.manifest, confirmed: tables.trusted, logFile: logs.qemu, atRestKey }));
       cmdlineWords.push(NAMESPACE_CMDLINE_WORD);
     }

@@ -6,8 +6,20 @@
 // stays open a little while (a create is followed by its open; `ls -l`
 // stats many), up to IDLE_OPEN files; sizes of closed files are remembered,
 // since only this store writes them.
+//
+// Content versions (rollback of a whole file): a file opens only at the
+// version its node's row records, or one above it (bumped, not yet
+// recorded). The first write after an open, or after an fsync, bumps the
+// header's version (one 60-byte write); the new version is recorded in the
+// row only once the file is synced at it (the guest's fsync, or when the file
+// closes: one fdatasync per file changed, never per write), so the row is
+// never ahead of what is on the stick. A recorded version is bumped again
+// only once layer.sqlite's checkpoint has made the record durable
+// (checkpointed()), or a pulled stick could leave the file two versions
+// above its row. Files created since the store opened are not bumped (no
+// earlier copy of them exists), so a create costs nothing more.
 import { lstatSync, rmSync } from 'node:fs';
-import { type ContentStore, contentPath, Fanouts, type NodeContent } from '../content-store.ts';
+import { type ContentStore, type ContentVersions, contentPath, Fanouts, type NodeContent } from '../content-store.ts';
 import { ErrnoError } from '../ninep/backend.ts';
 import type { StoreKeys } from './keys.ts';
 import { SealedFile } from './sealed-file.ts';
@@ -29,10 +41,12 @@ const fsError = (error: unknown): never => {
 class SealedContent implements NodeContent {
   readonly #file: SealedFile;
   readonly #release: () => Promise<void>;
+  readonly #synced: (file: SealedFile) => void;
   #closed = false;
-  constructor(file: SealedFile, release: () => Promise<void>) {
+  constructor(file: SealedFile, release: () => Promise<void>, synced: (file: SealedFile) => void) {
     this.#file = file;
     this.#release = release;
+    this.#synced = synced;
   }
   read(target: Uint8Array, position: number): Promise<number> {
     return this.#file.read(target, position);
@@ -46,8 +60,9 @@ class SealedContent implements NodeContent {
   truncate(size: number): Promise<void> {
     return this.#file.truncate(size).catch(fsError);
   }
-  sync(datasync: boolean): Promise<void> {
-    return this.#file.sync(datasync).catch(fsError);
+  async sync(datasync: boolean): Promise<void> {
+    await this.#file.sync(datasync).catch(fsError);
+    this.#synced(this.#file);
   }
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -64,10 +79,48 @@ export class SealedContentStore implements ContentStore {
   readonly #idle = new Set<number>();
   readonly #sizes = new Map<number, number>();
   readonly #fanouts = new Fanouts();
+  #versions: ContentVersions = { recorded: () => 0, record: () => {} };
+  /** Created since the store opened: never bumped. */
+  readonly #fresh = new Set<number>();
+  /** Versions recorded since layer.sqlite's last checkpoint: not bumped again until it. */
+  readonly #undurable = new Set<number>();
 
   constructor(dir: string, keys: StoreKeys) {
     this.dir = dir;
     this.#keys = keys;
+  }
+
+  attachVersions(versions: ContentVersions): void {
+    this.#versions = versions;
+  }
+
+  /** The versions a file may be at: the recorded one, or one bumped since. */
+  #expected(id: number): number[] {
+    const recorded = this.#versions.recorded(id);
+    return [recorded, recorded + 1];
+  }
+
+  /** A file synced at a bumped version: record it (bumped again after the next checkpoint). */
+  #synced(id: number, file: SealedFile): void {
+    if (file.version <= this.#versions.recorded(id)) return;
+    this.#versions.record(id, file.version);
+    this.#undurable.add(id);
+  }
+
+  /** Before a file closes: a bumped version is synced, then recorded. */
+  async #settle(id: number, file: SealedFile): Promise<void> {
+    if (file.version <= this.#versions.recorded(id)) return;
+    await file.sync(true);
+    this.#synced(id, file);
+  }
+
+  /** layer.sqlite is checkpointed: the versions recorded so far are durable, and their open files bump at the next change. */
+  checkpointed(): void {
+    for (const id of this.#undurable) {
+      const file = this.#open.get(id)?.resolved;
+      if (file && file.version === this.#versions.recorded(id)) file.armBump();
+    }
+    this.#undurable.clear();
   }
 
   #keep(id: number, file: Promise<SealedFile>): Shared {
@@ -85,6 +138,8 @@ export class SealedContentStore implements ContentStore {
     this.#fanouts.ensure(path);
     const fileId = this.#keys.fileId(id);
     SealedFile.createEmptySync(path, this.#keys.fileKey(fileId), fileId);
+    if (this.#fresh.size >= SIZE_CACHE) this.#fresh.clear();
+    this.#fresh.add(id);
     if (this.#sizes.size >= SIZE_CACHE) this.#sizes.clear();
     this.#sizes.set(id, 0);
   }
@@ -93,7 +148,12 @@ export class SealedContentStore implements ContentStore {
     let shared = this.#open.get(id);
     if (!shared) {
       const fileId = this.#keys.fileId(id);
-      shared = this.#keep(id, SealedFile.open(contentPath(this.dir, id), this.#keys.fileKey(fileId), fileId));
+      const expected = this.#expected(id);
+      const opening = SealedFile.open(contentPath(this.dir, id), this.#keys.fileKey(fileId), fileId, expected).then((file) => {
+        if (file.version === expected[0] && !this.#fresh.has(id) && !this.#undurable.has(id)) file.armBump();
+        return file;
+      });
+      shared = this.#keep(id, opening);
     }
     shared.refs++;
     this.#idle.delete(id);
@@ -122,6 +182,7 @@ export class SealedContentStore implements ContentStore {
     if (!file) return;
     if (this.#sizes.size >= SIZE_CACHE) this.#sizes.clear();
     this.#sizes.set(id, file.size);
+    await this.#settle(id, file).catch(() => {});
     await file.close().catch(() => {});
   }
 
@@ -134,7 +195,7 @@ export class SealedContentStore implements ContentStore {
       shared.refs--;
       return fsError(error);
     }
-    return new SealedContent(file, () => this.#releaseShared(id, shared));
+    return new SealedContent(file, () => this.#releaseShared(id, shared), (synced) => this.#synced(id, synced));
   }
 
   statSync(id: number): { size: number; blocks: number } {
@@ -144,7 +205,7 @@ export class SealedContentStore implements ContentStore {
     if (size === undefined) {
       const fileId = this.#keys.fileId(id);
       try {
-        size = SealedFile.sizeSync(contentPath(this.dir, id), this.#keys.fileKey(fileId), fileId);
+        size = SealedFile.sizeSync(contentPath(this.dir, id), this.#keys.fileKey(fileId), fileId, this.#expected(id));
       } catch (error) {
         // No content file (a crash between the row and the file): empty, as a plain store says.
         if ((error as { code?: string }).code === 'ENOENT') return { size: 0, blocks: 0 };
@@ -179,10 +240,19 @@ export class SealedContentStore implements ContentStore {
   }
 
   async close(): Promise<void> {
-    const all = [...this.#open.values()];
+    const all = [...this.#open.entries()];
     this.#open.clear();
     this.#idle.clear();
     this.#sizes.clear();
-    await Promise.all(all.map((shared) => shared.file.then((file) => file.close()).catch(() => {})));
+    await Promise.all(
+      all.map(([id, shared]) =>
+        shared.file
+          .then(async (file) => {
+            await this.#settle(id, file).catch(() => {});
+            await file.close();
+          })
+          .catch(() => {}),
+      ),
+    );
   }
 }

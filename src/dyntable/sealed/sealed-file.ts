@@ -8,7 +8,8 @@
 //     6  block shift (u16 BE: block size = 1 << shift; 16 = 64 KiB by default)
 //     8  file ID (16 bytes)
 //    24  size record: nonce (12) | AES-256-GCM(plaintext size, u64 BE) (8) | tag (16)
-//        associated data: bytes 0..24 (magic, version, shift, file ID)
+//        associated data: bytes 0..24 (magic, version, shift, file ID),
+//        then the content version (u64 BE) unless it is 0
 //   block n (at 60 + n * (blockSize + 28))
 //        nonce (12) | AES-256-GCM(blockSize bytes of content) | tag (16)
 //        associated data: file ID | n (u64 BE)
@@ -24,9 +25,13 @@
 //   fails (its index is authenticated); a whole file swapped for another
 //   fails (the caller gives the file ID it expects: bound to the node); a
 //   file cut short fails (its size record says more blocks). Each is a
-//   SealedDataError, EIO to the guest. Not detected, as in gocryptfs: a
-//   whole file put back to an earlier version of itself, and a block
-//   overwritten with zero bytes, which is a hole.
+//   SealedDataError, EIO to the guest. A whole file put back to an earlier
+//   version of itself fails too: its header authenticates the content
+//   version, which the node's sealed row records (sealed-content-store.ts:
+//   bumped by the first write after an open or an fsync, recorded once the
+//   file is synced). Not detected, as in gocryptfs: older blocks of the same
+//   file put back under the current header, and a block overwritten with
+//   zero bytes, which is a hole.
 // - Holes, as in gocryptfs: a block that is all zero bytes on disk reads as
 //   zeros (a sealed block never is: its nonce and tag look random). A gap
 //   left by a write beyond the end, or a truncate up, is made by extending
@@ -60,7 +65,9 @@ const SIZE_RECORD_AT = 24;
 /** Writes and zero fills are sealed and written in runs of at most this many blocks. */
 const RUN_BYTES = 1 << 20;
 
-export type SealedDataProblem = 'tampered' | 'truncated' | 'wrong-file' | 'not-sealed';
+export type SealedDataProblem = 'tampered' | 'truncated' | 'wrong-file' | 'not-sealed' | 'rolled-back';
+/** How far below the expected versions an older copy is still recognised as one (for the message only). */
+const OLDER_VERSIONS_NAMED = 256;
 
 /** Content that does not authenticate: the guest gets EIO, the log gets the reason (never the content). */
 export class SealedDataError extends ErrnoError {
@@ -70,6 +77,15 @@ export class SealedDataError extends ErrnoError {
     this.name = 'SealedDataError';
     this.problem = problem;
   }
+}
+
+/** The size record's associated data: the prefix, and the content version unless it is 0 (files from before versions). */
+function sizeRecordAd(prefix: Buffer, version: number): Buffer {
+  if (version === 0) return prefix;
+  const ad = Buffer.alloc(prefix.length + 8);
+  prefix.copy(ad);
+  ad.writeBigUInt64BE(BigInt(version), prefix.length);
+  return ad;
 }
 
 function headerPrefix(shift: number, fileId: Buffer): Buffer {
@@ -100,11 +116,15 @@ export class SealedFile {
   readonly #prefix: Buffer;
   readonly #queue = new Queue();
   #size: number;
+  /** The content version its header authenticates. */
+  #version: number;
+  /** The next write or truncate first seals the header under version + 1. */
+  #bumpArmed = false;
   /** Ciphertext read in, kept between reads: a fresh 1 MiB buffer per read costs its page faults every time. */
   #scratch: Buffer | undefined;
   #closed = false;
 
-  private constructor(path: string, fh: FileHandle, key: Buffer, fileId: Buffer, shift: number, size: number) {
+  private constructor(path: string, fh: FileHandle, key: Buffer, fileId: Buffer, shift: number, size: number, version = 0) {
     this.path = path;
     this.#fh = fh;
     this.#key = key;
@@ -112,6 +132,7 @@ export class SealedFile {
     this.blockSize = 1 << shift;
     this.#prefix = headerPrefix(shift, fileId);
     this.#size = size;
+    this.#version = version;
   }
 
   /** Create (or replace) `path` as an empty sealed file. Takes ownership of `key` (zeroed on close). */
@@ -160,7 +181,7 @@ export class SealedFile {
   }
 
   /** The sealed size of `path` from its header alone, synchronously (a stat). Zeroes `key`. */
-  static sizeSync(path: string, key: Buffer, fileId: Buffer): number {
+  static sizeSync(path: string, key: Buffer, fileId: Buffer, versions: readonly number[] = [0]): number {
     try {
       const header = Buffer.alloc(HEADER_BYTES);
       const fd = openSync(path, 'r');
@@ -170,38 +191,51 @@ export class SealedFile {
       } finally {
         closeSync(fd);
       }
-      return SealedFile.#parseHeader(path, header, got, key, fileId).size;
+      return SealedFile.#parseHeader(path, header, got, key, fileId, versions).size;
     } finally {
       key.fill(0);
     }
   }
 
-  static #parseHeader(path: string, header: Buffer, bytesRead: number, key: Buffer, fileId: Buffer): { shift: number; size: number } {
+  static #parseHeader(path: string, header: Buffer, bytesRead: number, key: Buffer, fileId: Buffer, versions: readonly number[]): { shift: number; size: number; version: number } {
     if (bytesRead < HEADER_BYTES || !header.subarray(0, 4).equals(SEALED_MAGIC)) throw new SealedDataError('not-sealed', `${path} is not a sealed file`);
     if (header.readUInt16BE(4) !== SEALED_VERSION) throw new SealedDataError('not-sealed', `${path}: unknown sealed file version ${header.readUInt16BE(4)}`);
     const shift = header.readUInt16BE(6);
     if (shift < 9 || shift > 20) throw new SealedDataError('tampered', `${path}: impossible block size`);
     if (!header.subarray(8, 24).equals(fileId)) throw new SealedDataError('wrong-file', `${path} belongs to another file`);
     const record = header.subarray(SIZE_RECORD_AT);
-    try {
-      const d = createDecipheriv('aes-256-gcm', key, record.subarray(0, NONCE_BYTES));
-      d.setAAD(header.subarray(0, SIZE_RECORD_AT));
-      d.setAuthTag(record.subarray(NONCE_BYTES + 8));
-      const plain = Buffer.concat([d.update(record.subarray(NONCE_BYTES, NONCE_BYTES + 8)), d.final()]);
-      return { shift, size: Number(plain.readBigUInt64BE(0)) };
-    } catch {
-      throw new SealedDataError('tampered', `${path}: its header does not authenticate`);
+    const prefix = header.subarray(0, SIZE_RECORD_AT);
+    const attempt = (version: number): number | undefined => {
+      try {
+        const d = createDecipheriv('aes-256-gcm', key, record.subarray(0, NONCE_BYTES));
+        d.setAAD(sizeRecordAd(prefix, version));
+        d.setAuthTag(record.subarray(NONCE_BYTES + 8));
+        const plain = Buffer.concat([d.update(record.subarray(NONCE_BYTES, NONCE_BYTES + 8)), d.final()]);
+        return Number(plain.readBigUInt64BE(0));
+      } catch {
+        return undefined;
+      }
+    };
+    for (const version of versions) {
+      const size = attempt(version);
+      if (size !== undefined) return { shift, size, version };
     }
+    // Not current: an older copy of this very file (said as such), or damage.
+    const lowest = Math.min(...versions);
+    for (let older = lowest - 1; older >= Math.max(0, lowest - OLDER_VERSIONS_NAMED); older--) {
+      if (attempt(older) !== undefined) throw new SealedDataError('rolled-back', `${path} is an older copy of itself (content version ${older}, current ${lowest}): it was put back from an earlier copy; the guest gets EIO for it until the current copy is put back or the guest deletes it`);
+    }
+    throw new SealedDataError('tampered', `${path}: its header does not authenticate`);
   }
 
   /** Open `path`, which must be the sealed file with ID `fileId`. Takes ownership of `key` (zeroed on close). */
-  static async open(path: string, key: Buffer, fileId: Buffer): Promise<SealedFile> {
+  static async open(path: string, key: Buffer, fileId: Buffer, versions: readonly number[] = [0]): Promise<SealedFile> {
     const fh = await open(path, 'r+');
     try {
       const header = Buffer.alloc(HEADER_BYTES);
       const { bytesRead } = await fh.read(header, 0, HEADER_BYTES, 0);
-      const { shift, size } = SealedFile.#parseHeader(path, header, bytesRead, key, fileId);
-      return new SealedFile(path, fh, key, Buffer.from(fileId), shift, size);
+      const { shift, size, version } = SealedFile.#parseHeader(path, header, bytesRead, key, fileId, versions);
+      return new SealedFile(path, fh, key, Buffer.from(fileId), shift, size, version);
     } catch (error) {
       key.fill(0);
       await fh.close();
@@ -212,6 +246,27 @@ export class SealedFile {
   /** The content's size (as sealed in the header). */
   get size(): number {
     return this.#size;
+  }
+
+  /** The content version the header authenticates. */
+  get version(): number {
+    return this.#version;
+  }
+
+  /**
+   * The next change (write or truncate) first re-seals the header under
+   * version + 1: one header write, so an earlier copy of the whole file no
+   * longer opens once the new version is recorded.
+   */
+  armBump(): void {
+    this.#bumpArmed = true;
+  }
+
+  async #bumpIfArmed(): Promise<void> {
+    if (!this.#bumpArmed) return;
+    this.#bumpArmed = false;
+    this.#version++;
+    await this.#writeHeader(this.#size);
   }
 
   get #stride(): number {
@@ -251,7 +306,7 @@ export class SealedFile {
     const record = Buffer.allocUnsafe(HEADER_BYTES - SIZE_RECORD_AT);
     randomFillSync(record, 0, NONCE_BYTES);
     const c = createCipheriv('aes-256-gcm', this.#key, record.subarray(0, NONCE_BYTES));
-    c.setAAD(this.#prefix);
+    c.setAAD(sizeRecordAd(this.#prefix, this.#version));
     const plain = Buffer.alloc(8);
     plain.writeBigUInt64BE(BigInt(size));
     c.update(plain).copy(record, NONCE_BYTES);
@@ -379,6 +434,7 @@ export class SealedFile {
     return this.#queue.run(async () => {
       this.#assertOpen();
       if (data.length === 0) return 0;
+      await this.#bumpIfArmed();
       const bs = this.blockSize;
       const oldBlocks = this.#blocks(this.#size);
       const first = Math.floor(position / bs);
@@ -422,6 +478,7 @@ export class SealedFile {
       this.#assertOpen();
       if (!Number.isSafeInteger(size) || size < 0) throw new ErrnoError(Errno.EINVAL, 'invalid size');
       if (size === this.#size) return;
+      await this.#bumpIfArmed();
       const bs = this.blockSize;
       const oldBlocks = this.#blocks(this.#size);
       const newBlocks = this.#blocks(size);
