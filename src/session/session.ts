@@ -15,7 +15,7 @@ import { packaged } from '../runtime/self.ts';
 import { dyntablePaths, guestLogPaths, type StickLayout } from '../stick/layout.ts';
 import { trustedConfirmations } from '../dyntable/confirmations.ts';
 import { requireRoomToLaunch } from '../stick/free-space.ts';
-import { type StickFullState, watchStickFull } from './stick-full.ts';
+import { refuseSuspendWhileFull, type StickFullState, watchStickFull } from './stick-full.ts';
 import { acquireLock, type StickLock } from '../stick/lock.ts';
 import { openStick } from '../stick/stick-root.ts';
 import { AcceleratorVerdicts, bootWithFallback, planAccelerators } from '../vmm/accelerator-fallback.ts';
@@ -128,6 +128,7 @@ export class Session {
   readonly ended: Promise<ShutdownResult | undefined>;
   #stopping: Promise<ShutdownResult> | undefined;
   #suspending: Promise<unknown> | undefined;
+  #holdStopped = false;
   #teardownHooks: Array<() => Promise<void>> = [];
 
   constructor(init: { layout: StickLayout; lock: StickLock; payload: GuestPayload; machine: Machine; timings: LaunchTimings; acceleratorNotes: string[] }) {
@@ -189,6 +190,11 @@ export class Session {
     return readGuestFacts(this.machine.agent);
   }
 
+  /** True while a suspend saves the guest's state (the full-stick watch leaves the guest stopped meanwhile). */
+  get suspending(): boolean {
+    return this.#holdStopped;
+  }
+
   /** Shuts the guest down (or kills it with `force`) and waits for teardown. */
   async stop(options: { force?: boolean } = {}): Promise<ShutdownResult> {
     // A suspend under way finishes first (then this waits for its end), or gives up and the guest runs on.
@@ -210,12 +216,18 @@ export class Session {
   async suspend(): Promise<SuspendResult> {
     if (this.#stopping || this.#suspending) throw new UsageError(`${this.guest} is already ${this.#stopping ? 'shutting down' : 'being suspended'}`);
     if (!this.stateContext) throw new UsageError('only a logged-in user\'s guest can be suspended (its state is encrypted with their key)', 'launcher eject shuts it down instead');
+    refuseSuspendWhileFull(this);
     const started = performance.now();
+    // From here until QEMU has quit, or the suspend failed and continued the guest, the guest stays stopped.
+    this.#holdStopped = true;
     const saving = saveGuestState(this, this.stateContext);
     this.#suspending = saving;
     let saved: Awaited<typeof saving>;
     try {
       saved = await saving;
+    } catch (error) {
+      this.#holdStopped = false;
+      throw error;
     } finally {
       this.#suspending = undefined;
     }
