@@ -272,6 +272,9 @@ function fileSink(path: string, flags: 'a' | 'w'): LogSink {
   };
 }
 
+/** How long closing a log waits for its file to be written out. */
+const CLOSE_WAIT_MS = 1000;
+
 const openLogs = new Map<string, { log: CappedLog; writers: number }>();
 
 /**
@@ -295,6 +298,10 @@ export function openStickLog(path: string, limits: LogLimits): LogWriter {
     closed = true;
     if (--shared.writers > 0) return;
     if (openLogs.get(path) === shared) openLogs.delete(path);
-    await shared.log.close();
+    // A stick that stops answering must not hold up a teardown: the file is
+    // ended in the background past a short wait.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([shared.log.close(), new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS).unref()))]);
+    clearTimeout(timer);
   });
 }
