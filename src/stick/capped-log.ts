@@ -222,7 +222,6 @@ export class CappedLog {
 
 /** Control characters would let a guest-chosen message fake lines or move a terminal's cursor. */
 function tidy(text: string): string {
-  // eslint-disable-next-line no-control-regex
   const clean = text.replace(/\r$/, '').replace(/[\x00-\x08\x0a-\x1f\x7f]/g, '?');
   if (Buffer.byteLength(clean) <= MAX_LINE_BYTES) return clean;
   return `${Buffer.from(clean).subarray(0, MAX_LINE_BYTES).toString('utf8').replace(/\uFFFD$/, '')}…`;
