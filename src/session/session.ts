@@ -2,7 +2,6 @@
 // the lock being released. Launching walks the journey of DESIGN.md (stick →
 // host facts → payload → vmm → ready); teardown walks it back, whatever ended
 // the guest: a stop request, the guest powering itself off, or a crash.
-import { appendFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { PocketError, UsageError } from '../errors.ts';
 import { hostFingerprint } from '../hostprobe/host-fingerprint.ts';
@@ -16,7 +15,7 @@ import { packaged } from '../runtime/self.ts';
 import { dyntablePaths, guestLogPaths, type StickLayout } from '../stick/layout.ts';
 import { confirmationsAreCurrent, trustedConfirmations } from '../dyntable/confirmations.ts';
 import { requireRoomToLaunch } from '../stick/free-space.ts';
-import { type StickFullState, watchStickFull } from './stick-full.ts';
+import { refuseSuspendWhileFull, type StickFullState, watchStickFull } from './stick-full.ts';
 import { acquireLock, type StickLock } from '../stick/lock.ts';
 import { openStick } from '../stick/stick-root.ts';
 import { AcceleratorVerdicts, bootWithFallback, planAccelerators } from '../vmm/accelerator-fallback.ts';
@@ -43,6 +42,7 @@ import { deriveAtRestKey } from '../dyntable/sealed/keys.ts';
 import { PORTABLE_CPU_MODEL } from '../vmm/migration.ts';
 import { type GuestResume, planResume, type ResumeReport } from './resume.ts';
 import { quitAfterSave, saveGuestState, type StateContext, type SuspendResult } from './suspend.ts';
+import { LOG_LIMITS, openStickLog } from '../stick/capped-log.ts';
 
 export interface LaunchEvent {
   stage: 'stick' | 'payload' | 'qemu' | 'accelerator' | 'recovery' | 'boot' | 'ready';
@@ -128,6 +128,7 @@ export class Session {
   readonly ended: Promise<ShutdownResult | undefined>;
   #stopping: Promise<ShutdownResult> | undefined;
   #suspending: Promise<unknown> | undefined;
+  #holdStopped = false;
   #teardownHooks: Array<() => Promise<void>> = [];
 
   constructor(init: { layout: StickLayout; lock: StickLock; payload: GuestPayload; machine: Machine; timings: LaunchTimings; acceleratorNotes: string[] }) {
@@ -189,6 +190,11 @@ export class Session {
     return readGuestFacts(this.machine.agent);
   }
 
+  /** True while a suspend saves the guest's state (the full-stick watch leaves the guest stopped meanwhile). */
+  get suspending(): boolean {
+    return this.#holdStopped;
+  }
+
   /** Shuts the guest down (or kills it with `force`) and waits for teardown. */
   async stop(options: { force?: boolean } = {}): Promise<ShutdownResult> {
     // A suspend under way finishes first (then this waits for its end), or gives up and the guest runs on.
@@ -210,12 +216,18 @@ export class Session {
   async suspend(): Promise<SuspendResult> {
     if (this.#stopping || this.#suspending) throw new UsageError(`${this.guest} is already ${this.#stopping ? 'shutting down' : 'being suspended'}`);
     if (!this.stateContext) throw new UsageError('only a logged-in user\'s guest can be suspended (its state is encrypted with their key)', 'launcher eject shuts it down instead');
+    refuseSuspendWhileFull(this);
     const started = performance.now();
+    // From here until QEMU has quit, or the suspend failed and continued the guest, the guest stays stopped.
+    this.#holdStopped = true;
     const saving = saveGuestState(this, this.stateContext);
     this.#suspending = saving;
     let saved: Awaited<typeof saving>;
     try {
       saved = await saving;
+    } catch (error) {
+      this.#holdStopped = false;
+      throw error;
     } finally {
       this.#suspending = undefined;
     }
@@ -319,6 +331,9 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
     checkCancelled();
     const bootSignal = options.signal && guard ? AbortSignal.any([options.signal, guard.signal]) : (options.signal ?? guard?.signal);
     const logs = guestLogPaths(layout, options.guest);
+    // The launcher's notes beside QEMU's own (capped and rate-limited: the guest can provoke some in a loop).
+    const transportLog = openStickLog(logs.qemu, LOG_LIMITS.transport);
+    services.push({ close: () => transportLog.close() });
     // Features add their channels to the guest and kernel command-line words here.
     const extraChannels: ExtraChannel[] = [];
     const cmdlineWords: string[] = login ? [userCmdline(login)] : [];
@@ -326,7 +341,7 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
     if (login) {
       // The user's registry: its Machine overrides size the guest, its port serves `reg`.
       registry = await openSessionRegistry({ layout, guest: options.guest, user: login.name, ...(profile.fingerprint ? { hostId: profile.fingerprint } : {}), facts: hostFacts(profile), onNotice: (message) => options.onNotice?.(message) });
-      extraChannels.push(registryChannel(registry));
+      extraChannels.push(registryChannel(registry, (message) => transportLog.line(`launcher: ${message}`)));
       cmdlineWords.push(REGISTRY_CMDLINE_WORD);
       // The dyntable namespace over 9P, mounted on /host in the guest. Only
       // confirmations signed with this user's key count (checked now, while
@@ -362,7 +377,7 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
         // a file the launcher shares; otherwise the guest copies them.
         const ram = cmdlineWords.includes(NAMESPACE_CMDLINE_WORD) ? GuestRamFile.create(sizing.memoryMiB) : undefined;
         const guestRam = ram instanceof GuestRamFile ? ram : undefined;
-        if (ram && !(ram instanceof GuestRamFile)) void appendFile(logs.qemu, `launcher: guest RAM not shared, namespace reads are copied in the guest: ${ram.reason}\n`).catch(() => {});
+        if (ram && !(ram instanceof GuestRamFile)) transportLog.line(`launcher: guest RAM not shared, namespace reads are copied in the guest: ${ram.reason}`);
         emit({ stage: 'boot', message: resume ? `resuming ${options.guest}, suspended ${resume.meta.createdAt} on ${resume.sameHost ? 'this PC' : 'another PC'} (${(resume.bytes / 1048576).toFixed(0)} MiB of state, ${accelerator})` : `booting ${options.guest} under ${accelerator} (${sizing.memoryMiB} MiB, ${sizing.cpus} vCPU)` });
         const life = new GuestLife();
         const booting = Machine.boot({
