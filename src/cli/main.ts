@@ -11,12 +11,9 @@ const checkoutCache = fileURLToPath(new URL('../../.cache/node-compile-cache', i
 if (existsSync(fileURLToPath(new URL('../../build.js', import.meta.url)))) module.enableCompileCache?.(checkoutCache);
 
 // Before any key material exists: no core dump of this process or of the QEMU it starts.
-const { disableCoreDumps } = await import('../runtime/no-core-dumps.ts');
-disableCoreDumps();
-// Not dumpable either (Linux), or RLIMIT_CORE 0 from inside (macOS): through koffi; a launch goes on without it.
-const { forbidDumps } = await import('../runtime/not-dumpable.ts');
-const dumpGuard = forbidDumps();
-if (dumpGuard.problem) process.stderr.write(`pocketvm: note: the launcher could not make itself not dumpable (${dumpGuard.problem}); core dumps stay off\n`);
+// Not dumpable either (src/runtime/dump-guards.ts).
+const { guardAgainstDumps } = await import('../runtime/dump-guards.ts');
+guardAgainstDumps();
 
 const { drainStdio, quietWhenReaderCloses } = await import('./output.ts');
 quietWhenReaderCloses();
