@@ -245,6 +245,7 @@ async function prepare(options: LaunchOptions, host: HostAdapter) {
   const layout = await openStick(options.stickRoot);
   const qemu = findQemu(host, layout.root);
   if (qemu.source !== 'stick' && packaged) emit({ stage: 'qemu', message: `no portable QEMU for ${host.platform} on this stick; using ${qemu.system}` });
+  if (qemu.notice) emit({ stage: 'qemu', message: qemu.notice });
   // Before the lock: on a stick with no room at all, even the lock file could not be written.
   await requireRoomToLaunch(layout.root);
   const lock = await acquireLock(layout, options.command, { guest: options.guest, state: 'starting' });
