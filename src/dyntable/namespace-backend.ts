@@ -95,7 +95,6 @@ type Located =
 const QID_TAG_UPPER = 1n << 62n;
 const QID_TAG_FILES = 2n << 62n;
 const QID_TAG_VIRTUAL = 3n << 62n;
-const DEV_MIX = 0x9e3779b97f4a7c15n;
 const O_NOATIME = C.O_NOATIME ?? 0;
 const EXCLUDED_INODE_BUDGET = 20_000;
 /** Secret files re-checked for new hard links before a listing (#secretLinksOn), and how often. */
@@ -143,14 +142,16 @@ function direntTypeOf(d: Dirent): number {
 }
 
 /**
- * The qid path a listing gives a host entry it did not lstat (the d_ino the
- * guest's readdir shows): a 61-bit FNV-1a hash of where the entry is (entry
- * id and path below its host folder), so the same name lists with the same
- * number every time, in a range of its own (bit 61 set, tags clear) that
- * store nodes and virtual folders never use. Its stat still gives the host
- * inode, as FUSE file systems do.
+ * The qid path of a host entry (the inode number the guest sees, in its
+ * readdir's d_ino and its stat alike): a 61-bit FNV-1a hash of where the
+ * entry is (its table entry and path below the host folder), not the host
+ * inode, so a listing needs no lstat to give it (QEMU takes d_ino from
+ * getdents, which Node does not expose). The same path keeps its number in
+ * every session; bit 61 set and the tag bits clear, a range that store
+ * nodes and virtual folders never use. Two host names of one file are two
+ * inodes to the guest (as on a FUSE file system without inode numbers).
  */
-function listedQidPath(where: string): bigint {
+function hostQidPath(where: string): bigint {
   let h1 = 0x811c9dc5;
   let h2 = 0x050c5d1f;
   for (let i = 0; i < where.length; i++) {
@@ -525,8 +526,12 @@ export class NamespaceBackend implements NinepBackend {
   // ---------------------------------------------------------------------
   // Attributes.
 
-  #hostQid(area: Area, st: BigIntStats): bigint {
-    return BigInt.asUintN(62, area.root!.qidPath(st) ^ (area.root!.rootDev * DEV_MIX));
+  /**
+   * A host entry's qid path: the number of where it is (hostQidPath), so a
+   * listing gives it without an lstat and its stat gives the same.
+   */
+  #hostQid(area: Area, rel: string): bigint {
+    return hostQidPath(`${area.entry.id}\0${rel}`);
   }
 
   #nodeQidPath(store: LayerStore, node: StoreNode): bigint {
@@ -558,9 +563,9 @@ export class NamespaceBackend implements NinepBackend {
     };
   }
 
-  #hostAttr(area: Area, st: BigIntStats): NinepAttr {
+  #hostAttr(area: Area, rel: string, st: BigIntStats): NinepAttr {
     const attr = area.root!.attrOf(st);
-    attr.qid = { ...attr.qid, path: this.#hostQid(area, st) };
+    attr.qid = { ...attr.qid, path: this.#hostQid(area, rel) };
     if (this.#mapHostOwner) {
       attr.uid = this.#owner.uid;
       attr.gid = this.#owner.gid;
@@ -612,7 +617,7 @@ export class NamespaceBackend implements NinepBackend {
 
   async #attrOf(located: Located): Promise<NinepAttr> {
     if (located.kind === 'virtual') return this.#virtualAttr(located.guest);
-    if (located.kind === 'host') return this.#hostAttr(located.area, located.st);
+    if (located.kind === 'host') return this.#hostAttr(located.area, located.lowerRel, located.st);
     return this.#nodeAttr(located.area.store!, located.node);
   }
 
@@ -691,9 +696,9 @@ export class NamespaceBackend implements NinepBackend {
    * and hard links to secrets by inode.
    *
    * A local folder's entries come with their types (d_type), so most need
-   * no lstat: their qids are the entry's own number (a hash of where it is,
-   * the d_ino a guest's readdir shows; its stat gives the host inode), and
-   * the 9P server's attribute cache is not primed for them. An lstat is
+   * no lstat: their qid paths are the number of where they are
+   * (hostQidPath, which their stat gives too), and the 9P server's
+   * attribute cache is not primed for them. An lstat is
    * left for entries without a type and, where a secret has another name on
    * the folder's device (#secretLinksOn), for regular files. Folders on
    * mounts that may hang are listed and lstat'ed on the pool's workers.
@@ -778,7 +783,8 @@ export class NamespaceBackend implements NinepBackend {
     const withStat = (name: string, st: BigIntStats): ListedEntry | undefined => {
       if (this.#isExcludedInode(area, st)) return undefined;
       const mode = Number(st.mode) & 0o177777;
-      return { name, qid: { type: qidTypeOfMode(mode), version: 0, path: this.#hostQid(area, st) }, type: direntTypeOfMode(mode), attr: () => this.#hostAttr(area, st) };
+      const childRel = relJoin(rel, name);
+      return { name, qid: { type: qidTypeOfMode(mode), version: 0, path: this.#hostQid(area, childRel) }, type: direntTypeOfMode(mode), attr: () => this.#hostAttr(area, childRel, st) };
     };
     const relPrefix = `${area.entry.id}\0${rel}/`;
     return {
@@ -826,7 +832,7 @@ export class NamespaceBackend implements NinepBackend {
               continue;
             }
             const type = types[i]!;
-            out.push({ name, qid: { type: type === DT_DIR ? QidType.DIR : type === DT_LNK ? QidType.SYMLINK : QidType.FILE, version: 0, path: listedQidPath(relPrefix + name) }, type });
+            out.push({ name, qid: { type: type === DT_DIR ? QidType.DIR : type === DT_LNK ? QidType.SYMLINK : QidType.FILE, version: 0, path: hostQidPath(relPrefix + name) }, type });
           }
         }
         if (done) await close();
@@ -881,16 +887,15 @@ export class NamespaceBackend implements NinepBackend {
   async #copyUp(located: Extract<Located, { kind: 'host' }>, withContent = true): Promise<Extract<Located, { kind: 'node' }>> {
     const area = this.#writable(located);
     const st = located.st;
-    const attr = this.#hostAttr(area, st);
+    const attr = this.#hostAttr(area, located.lowerRel, st);
     const fields: Omit<StoreNode, 'id' | 'nlink'> = {
       mode: attr.mode,
       uid: attr.uid,
       gid: attr.gid,
       rdev: st.isCharacterDevice() || st.isBlockDevice() ? attr.rdev : 0,
       target: null,
-      // The guest keeps seeing the same inode number, unless the host file
-      // has other names (they would then share it).
-      qid: st.nlink === 1n || st.isDirectory() ? this.#hostQid(area, st) : null,
+      // The guest keeps seeing the same inode number (its host path's).
+      qid: this.#hostQid(area, located.lowerRel),
       atimeSec: attr.atimeSec,
       atimeNsec: attr.atimeNsec,
       mtimeSec: attr.mtimeSec,
@@ -1045,7 +1050,7 @@ export class NamespaceBackend implements NinepBackend {
         await file.close();
         throw ErrnoError.of('EAGAIN', `${path} changed on the host while it was opened`);
       }
-      return new HostFileHandle(this, located.area, file);
+      return new HostFileHandle(this, located.area, located.lowerRel, file);
     }
     if (located.kind === 'host') {
       const host = located;
@@ -1267,7 +1272,7 @@ export class NamespaceBackend implements NinepBackend {
     }
     if (located.kind === 'host') {
       const st = await located.area.root!.lstat(rootPath(located.lowerRel)).catch(() => located.st);
-      return this.#hostAttr(located.area, st);
+      return this.#hostAttr(located.area, located.lowerRel, st);
     }
     return this.#virtualAttr(located.guest);
   }
@@ -1278,8 +1283,8 @@ export class NamespaceBackend implements NinepBackend {
   }
 
   /** @internal */
-  hostAttrOf(area: Area, st: BigIntStats): NinepAttr {
-    return this.#hostAttr(area, st);
+  hostAttrOf(area: Area, rel: string, st: BigIntStats): NinepAttr {
+    return this.#hostAttr(area, rel, st);
   }
 
   /** @internal */
@@ -1333,13 +1338,15 @@ class HostFileHandle implements NinepHandle {
   readonly qid: Qid;
   readonly #backend: NamespaceBackend;
   readonly #area: Area;
+  readonly #rel: string;
   readonly #file: ConfinedFile;
 
-  constructor(backend: NamespaceBackend, area: Area, file: ConfinedFile) {
+  constructor(backend: NamespaceBackend, area: Area, rel: string, file: ConfinedFile) {
     this.#backend = backend;
     this.#area = area;
     this.#file = file;
-    this.qid = backend.hostAttrOf(area, file.stat).qid;
+    this.#rel = rel;
+    this.qid = backend.hostAttrOf(area, rel, file.stat).qid;
   }
 
   read(target: Uint8Array, position: number): Promise<number> {
@@ -1355,7 +1362,7 @@ class HostFileHandle implements NinepHandle {
   }
 
   async getattr(): Promise<NinepAttr> {
-    return this.#backend.hostAttrOf(this.#area, await this.#file.fstat());
+    return this.#backend.hostAttrOf(this.#area, this.#rel, await this.#file.fstat());
   }
 
   async fsync(): Promise<void> {}

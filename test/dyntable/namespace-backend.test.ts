@@ -447,6 +447,8 @@ for (const sealed of [false, true]) describe(`dyntable NamespaceBackend${sealed 
       assert.equal(new Set(first.values()).size, first.size);
       assert.equal(first.get('sub')!.split(':')[0], '128');
       assert.equal(first.get('link-to-a')!.split(':')[0], '2');
+      // The number a listing shows is the one stat gives (d_ino = st_ino).
+      for (const name of ['a.txt', 'sub', 'link-to-a', 'n7']) assert.equal(first.get(name)!.split(':')[1], String((await b.getattr(`/Documents/${name}`)).qid.path), name);
       // A hard link to the secret made on the host during the session: from
       // the next second on the listing lstats regular files and hides it.
       linkSync(join(home, '.ssh', 'id_ed25519'), join(home, 'Documents', 'later.txt'));
