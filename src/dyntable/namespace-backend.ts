@@ -807,9 +807,11 @@ export class NamespaceBackend implements NinepBackend {
           if (got.done) done = true;
           const names: string[] = [];
           const types: number[] = [];
+          // Most host folders have nothing copied up, created or whited out in them.
+          const shadows = upper !== undefined && upper.hasChildren(guest);
           for (let i = 0; i < got.names.length; i++) {
             const name = got.names[i]!;
-            if (reserved.has(name) || upper?.get(childPath(guest, name)) !== undefined || o.excluded?.(name)) continue;
+            if (reserved.has(name) || (shadows && upper.get(childPath(guest, name)) !== undefined) || o.excluded?.(name)) continue;
             names.push(name);
             types.push(got.types?.[i] ?? DT_UNKNOWN);
           }
