@@ -31,6 +31,8 @@ import { DatabaseSync } from 'node:sqlite';
 import { StickTamperedError } from '../errors.ts';
 import { type ContentStore, contentPath, PlainContentStore } from './content-store.ts';
 import { type LayerRows, nameOf, parentOf, PlainRows } from './layer-rows.ts';
+import { QuotaContentStore } from './quota-content-store.ts';
+import { NODE_BYTES, type StoreQuota } from './store-quota.ts';
 import { type NinepTimes, S_IFDIR, S_IFMT, S_IFREG } from './ninep/backend.ts';
 import { openSealedLayer } from './sealed/seal-store.ts';
 import { SealedDataError } from './sealed/sealed-file.ts';
@@ -57,6 +59,11 @@ export type StoreEntry =
   | { path: string; kind: 'whiteout' };
 
 export type NewNode = Omit<StoreNode, 'id' | 'nlink'>;
+
+/** What a node's rows count against the quota (store-quota.ts); its content is counted apart. */
+function nodeBytes(node: Pick<StoreNode, 'target'>): number {
+  return NODE_BYTES + (node.target === null ? 0 : Buffer.byteLength(node.target));
+}
 
 const hrBase = process.hrtime.bigint();
 const epochBaseNs = BigInt(Date.now()) * 1_000_000n;
@@ -90,6 +97,10 @@ export class LayerStore {
   readonly #db: DatabaseSync;
   readonly #rows: LayerRows;
   readonly #onClose: () => void;
+  /** The user's quota for files/ and upper/ together, when the session gives one. */
+  readonly #quota: { quota: StoreQuota; content: QuotaContentStore } | undefined;
+  /** Bytes of node rows counted against the quota (given back at close, with the content's). */
+  #nodeBytes = 0;
   readonly #entries = new Map<string, StoreEntry>();
   readonly #children = new Map<string, Set<string>>();
   readonly #nodes = new Map<number, StoreNode>();
@@ -99,11 +110,12 @@ export class LayerStore {
   readonly #dirty = new Set<number>();
   #closed = false;
 
-  private constructor(dir: string, db: DatabaseSync, layer: { rows: LayerRows; content: ContentStore; sealed: boolean; close: () => void }) {
+  private constructor(dir: string, db: DatabaseSync, layer: { rows: LayerRows; content: ContentStore; sealed: boolean; close: () => void }, quota: StoreQuota | undefined) {
     this.dir = dir;
     this.#db = db;
     this.#rows = layer.rows;
-    this.content = layer.content;
+    this.#quota = quota ? { quota, content: new QuotaContentStore(layer.content, quota) } : undefined;
+    this.content = this.#quota?.content ?? layer.content;
     this.sealed = layer.sealed;
     this.#onClose = layer.close;
   }
@@ -111,8 +123,10 @@ export class LayerStore {
   /**
    * Open (creating if needed) the store in `dir`. With `key` (the user's
    * at-rest key, sealed/keys.ts; not kept) rows and contents are sealed.
+   * With `quota`, what the store holds counts against it, and growth past
+   * it fails with ENOSPC (store-quota.ts).
    */
-  static async open(dir: string, options: { key?: Buffer } = {}): Promise<LayerStore> {
+  static async open(dir: string, options: { key?: Buffer; quota?: StoreQuota } = {}): Promise<LayerStore> {
     mkdirSync(join(dir, 'data'), { recursive: true });
     const db = new DatabaseSync(join(dir, 'layer.sqlite'));
     try {
@@ -128,10 +142,11 @@ export class LayerStore {
             db.prepare("INSERT OR IGNORE INTO meta(key, value) VALUES ('format', 'pocketvm-layer-1')").run();
             return { rows: new PlainRows(db), content: new PlainContentStore(dir), sealed: false, close: () => {} };
           })();
-      const store = new LayerStore(dir, db, layer);
+      const store = new LayerStore(dir, db, layer, options.quota);
       try {
         store.#load();
       } catch (error) {
+        store.#giveBackQuota();
         await layer.content.close();
         layer.close();
         // A row that does not authenticate was written by someone without the key.
@@ -146,7 +161,10 @@ export class LayerStore {
   }
 
   #load(): void {
-    for (const node of this.#rows.loadNodes()) this.#nodes.set(node.id, node);
+    for (const node of this.#rows.loadNodes()) {
+      this.#nodes.set(node.id, node);
+      this.#adopt(node);
+    }
     const referenced = new Map<number, number>();
     for (const entry of this.#rows.loadEntries()) {
       this.#remember(entry);
@@ -164,6 +182,22 @@ export class LayerStore {
         }
       }
     });
+  }
+
+  /** Counts a node already on the stick against the quota (at open). */
+  #adopt(node: StoreNode): void {
+    if (!this.#quota) return;
+    const bytes = nodeBytes(node);
+    this.#quota.quota.adopt(bytes);
+    this.#nodeBytes += bytes;
+    if ((node.mode & S_IFMT) === S_IFREG) this.#quota.content.adopt(node.id);
+  }
+
+  /** Takes back from the quota all this store counted (at close: the next open counts again). */
+  #giveBackQuota(): void {
+    if (!this.#quota) return;
+    this.#quota.quota.release(this.#nodeBytes + this.#quota.content.countedBytes());
+    this.#nodeBytes = 0;
   }
 
   #remember(entry: StoreEntry): void {
@@ -272,7 +306,17 @@ export class LayerStore {
    * create is one transaction with its entry, not four trips through libuv.
    */
   createNodeSync(fields: NewNode): StoreNode {
-    const id = this.#rows.insertNode(fields);
+    // Over the quota: ENOSPC, before anything is written.
+    const bytes = this.#quota ? nodeBytes(fields) : 0;
+    this.#quota?.quota.charge(bytes);
+    let id: number;
+    try {
+      id = this.#rows.insertNode(fields);
+    } catch (error) {
+      this.#quota?.quota.release(bytes);
+      throw error;
+    }
+    this.#nodeBytes += bytes;
     const node: StoreNode = { ...fields, id, nlink: 0 };
     this.#nodes.set(node.id, node);
     if ((node.mode & S_IFMT) === S_IFREG) this.content.createSync(node.id);
@@ -368,6 +412,12 @@ export class LayerStore {
   }
 
   #dropNode(id: number): void {
+    const node = this.#nodes.get(id);
+    if (node && this.#quota) {
+      const bytes = nodeBytes(node);
+      this.#quota.quota.release(bytes);
+      this.#nodeBytes -= bytes;
+    }
     this.#rows.deleteNode(id);
     this.#nodes.delete(id);
     this.#dirty.delete(id);
@@ -416,6 +466,7 @@ export class LayerStore {
     if (this.#closed) return;
     this.flush();
     this.#closed = true;
+    this.#giveBackQuota();
     this.#db.close();
     await this.content.close();
     this.#onClose();
