@@ -33,6 +33,7 @@ export function registerStatus(program: Command, output: () => Output): void {
     out.data(status);
     out.line(`${status.guest}: ${status.state}  (up ${status.uptimeSeconds} s, ${status.accelerator}, ${status.memoryMiB} MiB, ${status.cpus} vCPU)`);
     if (status.stickFull) out.line(`  ${status.stickFull.message} (since ${status.stickFull.since})`);
+    for (const full of [status.storage?.files.full, status.storage?.registry?.full]) if (full) out.line(`  ${full.message} (since ${full.since})`);
     out.line(`  session pid ${status.pid}, QEMU pid ${status.qemuPid}, stick ${status.stick}`);
     if (status.user) out.line(`  user ${status.user} (home on an encrypted disk)`);
     out.line(`  logs: ${status.logs.console}`);
