@@ -7,16 +7,24 @@
 //   works again;
 // - a `reg set` past the registry's room is refused with exit 4 and a line
 //   saying so, and works after a `reg del`; the guest cannot raise its limits.
+// And on a small loop-mounted stick (needs root): a write through /host that
+// would leave the stick less than its reserve (the guest's RAM + 16 MiB here)
+// fails with ENOSPC while the guest runs on, and works once space is freed.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDir, tempDir } from '../dyntable/helpers.ts';
+import { canLoopMount, type LoopStick, makeLoopStick } from '../stick/loop-stick.ts';
 import { addStickUser, freshStick, launcher, launcherJson, loginArgs } from './harness.ts';
 
 const USER = 'quinn';
 const PASSPHRASE = 'quinn quota passphrase';
 
 interface StatusJson {
+  state?: string;
+  memoryMiB?: number;
+  stickFull?: { message: string };
   storage?: {
     files: { usedBytes: number; capBytes: number; reserveBytes: number; full?: { message: string; reason: string } };
     registry?: { values: number; bytes: number; full?: { message: string } };
@@ -103,5 +111,51 @@ describe('the stick limits from the real guest (boots the real guest once)', fun
     const third = await exec(`reg set App Two string "${value}"`);
     assert.equal(third.exitCode, 0, third.stderr);
     assert.equal((await status()).storage?.registry?.full, undefined);
+  });
+});
+
+(canLoopMount ? describe : describe.skip)('the stick\'s reserve from the real guest (loop-mounted ext4; boots the real guest once)', function () {
+  this.timeout(900_000);
+  const MiB = 1024 * 1024;
+  let loop: LoopStick | undefined;
+  const passphrase = 'reserve passphrase';
+  const filler = () => join(loop!.mnt, 'filler');
+  const exec = (script: string) => launcher(['exec', '--stick', loop!.stick, '--', 'sh', '-c', script]);
+
+  before(async () => {
+    loop = await makeLoopStick({ sizeMiB: 512, prefix: 'pocketvm-reserve-', user: 'tester', passphrase });
+    for (const args of [['Tables\\Rules\\Notes', 'Table', 'FIT'], ['Tables\\Rules\\Notes', 'GuestPath', '\\host\\Notes'], ['Storage', 'StickReserveMiB', '16', '--type', 'int32']]) {
+      const set = await launcher(['reg', 'set', '--stick', loop.stick, '--user', 'tester', ...args]);
+      assert.equal(set.exitCode, 0, set.stderr);
+    }
+    const run = await launcher(['run', '--detach', '--accel', 'tcg', '--stick', loop.stick, ...loginArgs('tester')], { input: `${passphrase}\n`, timeout: 600_000 });
+    assert.equal(run.exitCode, 0, run.stderr);
+  });
+  after(async () => {
+    await loop?.dispose();
+  });
+
+  it('refuses a /host write that would eat into the reserve with ENOSPC, the guest running on; writes again once space is freed', async () => {
+    const before = (await launcherJson<StatusJson>(['status', '--stick', loop!.stick])).json;
+    const reserve = before.storage!.files.reserveBytes;
+    assert.equal(reserve, (before.memoryMiB! + 16) * MiB);
+    // Leave the reserve and 20 MiB free; the guest then writes 40 MiB.
+    const fs = statfsSync(loop!.stick);
+    execFileSync('fallocate', ['-l', String(fs.bavail * fs.bsize - reserve - 20 * MiB), filler()]);
+    const refused = await exec('dd if=/dev/zero of=/host/Notes/big bs=1M count=40 2>&1; echo "dd exit $?"; ls -l /host/Notes/big');
+    assert.match(refused.stdout, /No space left on device/);
+    assert.match(refused.stdout, /dd exit 1/);
+    const full = (await launcherJson<StatusJson>(['status', '--stick', loop!.stick])).json;
+    assert.equal(full.state, 'ready');
+    assert.equal(full.stickFull, undefined, 'the guest is not paused: only the /host write failed');
+    assert.equal(full.storage?.files.full?.reason, 'reserve');
+    assert.match(full.storage!.files.full!.message, /^the stick is nearly full \(\d+ MiB free, \d+ MiB kept for the personal disk and a suspend\)/);
+    assert.ok(statfsSync(loop!.stick).bavail * fs.bsize >= reserve, 'the reserve is still free');
+
+    rmSync(filler());
+    const again = await exec('set -e; rm /host/Notes/big; dd if=/dev/zero of=/host/Notes/big bs=1M count=40 2>/dev/null; ls -l /host/Notes/big');
+    assert.equal(again.exitCode, 0, `${again.stdout}\n${again.stderr}`);
+    assert.match(again.stdout, / 41943040 /);
+    assert.equal((await launcherJson<StatusJson>(['status', '--stick', loop!.stick])).json.storage?.files.full, undefined);
   });
 });
