@@ -65,6 +65,9 @@ function nodeBytes(node: Pick<StoreNode, 'target'>): number {
   return NODE_BYTES + (node.target === null ? 0 : Buffer.byteLength(node.target));
 }
 
+/** The meta row holding the content bytes a store with a quota counted when it last closed cleanly. */
+const SAVED_CONTENT_BYTES = 'quota-content-bytes';
+
 const hrBase = process.hrtime.bigint();
 const epochBaseNs = BigInt(Date.now()) * 1_000_000n;
 
@@ -101,6 +104,8 @@ export class LayerStore {
   readonly #quota: { quota: StoreQuota; content: QuotaContentStore } | undefined;
   /** Bytes of node rows counted against the quota (given back at close, with the content's). */
   #nodeBytes = 0;
+  /** What the last clean close of a store with a quota counted of its content (read and removed at open). */
+  #savedContentBytes: number | undefined;
   readonly #entries = new Map<string, StoreEntry>();
   readonly #children = new Map<string, Set<string>>();
   readonly #nodes = new Map<number, StoreNode>();
@@ -143,6 +148,10 @@ export class LayerStore {
             return { rows: new PlainRows(db), content: new PlainContentStore(dir), sealed: false, close: () => {} };
           })();
       const store = new LayerStore(dir, db, layer, options.quota);
+      // Whoever opens the store next may change it: the saved figure holds for this open only.
+      const saved = Number((db.prepare('SELECT value FROM meta WHERE key = ?').get(SAVED_CONTENT_BYTES) as { value: string } | undefined)?.value);
+      store.#savedContentBytes = Number.isSafeInteger(saved) && saved >= 0 ? saved : undefined;
+      db.prepare('DELETE FROM meta WHERE key = ?').run(SAVED_CONTENT_BYTES);
       try {
         store.#load();
       } catch (error) {
@@ -161,10 +170,8 @@ export class LayerStore {
   }
 
   #load(): void {
-    for (const node of this.#rows.loadNodes()) {
-      this.#nodes.set(node.id, node);
-      this.#adopt(node);
-    }
+    for (const node of this.#rows.loadNodes()) this.#nodes.set(node.id, node);
+    this.#adoptAll();
     const referenced = new Map<number, number>();
     for (const entry of this.#rows.loadEntries()) {
       this.#remember(entry);
@@ -184,13 +191,16 @@ export class LayerStore {
     });
   }
 
-  /** Counts a node already on the stick against the quota (at open). */
-  #adopt(node: StoreNode): void {
+  /** Counts the nodes already on the stick against the quota (at open). */
+  #adoptAll(): void {
     if (!this.#quota) return;
-    const bytes = nodeBytes(node);
-    this.#quota.quota.adopt(bytes);
-    this.#nodeBytes += bytes;
-    if ((node.mode & S_IFMT) === S_IFREG) this.#quota.content.adopt(node.id);
+    const files: number[] = [];
+    for (const node of this.#nodes.values()) {
+      this.#nodeBytes += nodeBytes(node);
+      if ((node.mode & S_IFMT) === S_IFREG) files.push(node.id);
+    }
+    this.#quota.quota.adopt(this.#nodeBytes);
+    this.#quota.content.adopt(files, this.#savedContentBytes);
   }
 
   /** Takes back from the quota all this store counted (at close: the next open counts again). */
@@ -466,6 +476,12 @@ export class LayerStore {
     if (this.#closed) return;
     this.flush();
     this.#closed = true;
+    // The next open starts from this figure instead of reading every file's length.
+    try {
+      if (this.#quota) this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(SAVED_CONTENT_BYTES, String(this.#quota.content.countedBytes()));
+    } catch {
+      // The stick is gone or full: the next open reads every file's length instead.
+    }
     this.#giveBackQuota();
     this.#db.close();
     await this.content.close();

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { compileTable } from '../../src/dyntable/compile.ts';
 import { NamespaceBackend } from '../../src/dyntable/namespace-backend.ts';
 import { Errno, OpenFlags, SetattrMask, type SetattrRequest } from '../../src/dyntable/ninep/backend.ts';
@@ -146,10 +147,42 @@ for (const sealed of [false, true]) describe(`store quota: files/ and upper/ thr
     assert.equal(quota.usedBytes, 0, 'a closed backend counts nothing');
     const fresh = new StoreQuota({ capBytes: 64 * MiB });
     b = await open(fresh);
-    assert.equal(fresh.usedBytes, running);
+    assert.equal(fresh.usedBytes, running, 'from the total the clean close saved');
+    // Changes after the reopen are counted on top, a file's own length read at its first change.
+    await b.setattr('/Notes/a', setattr({ valid: SetattrMask.SIZE, size: 1000 }));
+    await b.unlink('/Documents', 'c', 0);
+    const changed = fresh.usedBytes;
+    assert.equal(changed, running + 990 - 73_000 - NODE_BYTES);
+    // A crash leaves no saved total: the next open reads every file's length, to the same figure.
+    await b.close();
+    backend = undefined;
+    for (const dir of [filesDir, upperDir]) {
+      const db = new DatabaseSync(join(dir, 'layer.sqlite'));
+      assert.equal((db.prepare("SELECT count(*) AS n FROM meta WHERE key = 'quota-content-bytes'").get() as { n: number }).n, 1);
+      db.exec("DELETE FROM meta WHERE key = 'quota-content-bytes'");
+      db.close();
+    }
+    const recounted = new StoreQuota({ capBytes: 64 * MiB });
+    b = await open(recounted);
+    assert.equal(recounted.usedBytes, changed, 'read from every file');
     // 10 + 73,000 + 300 KiB of content (a, c, host.bin copied up).
     const content = 10 + 73_000 + 300 * 1024;
     assert.ok(running >= content && running - content < 32 * NODE_BYTES, `${running} counted`);
+  });
+
+  it('does not trust a saved total after an open without a quota (which may have changed the store)', async () => {
+    let b = await open(new StoreQuota({ capBytes: 64 * MiB }));
+    await writeNew(b, '/Notes', 'a', Buffer.alloc(10_000, 1));
+    await b.close();
+    backend = undefined;
+    backend = b = await NamespaceBackend.open({ table: table(), filesDir, upperDir, ...(sealed ? { atRestKey } : {}) });
+    await writeNew(b, '/Notes', 'b', Buffer.alloc(20_000, 1));
+    await b.close();
+    backend = undefined;
+    const quota = new StoreQuota({ capBytes: 64 * MiB });
+    b = await open(quota);
+    // Two files and the Notes folder's own node in files/ (upper/ holds nothing here).
+    assert.equal(quota.usedBytes, 30_000 + 3 * NODE_BYTES);
   });
 
   it('keeps the reserve on the stick: a write that would eat into it is ENOSPC, whatever the quota', async () => {
