@@ -83,6 +83,7 @@ describe('the stick limits from the real guest (boots the real guest once)', fun
     assert.match(full.storage!.files.full!.message, /^the guest's files on the stick are at their quota \(\d+ of 8 MiB\): writes to \/host fail with "No space left on device"/);
     const human = await launcher(['status', '--stick', stick.root], { env });
     assert.match(human.stdout, /the guest's files on the stick are at their quota/);
+    assert.match(human.stdout, /the guest's writes to the stick: \/host 8 of 8 MiB, registry \d+ of 64 KiB/);
     // Two refused writes (and every refused request in them): one line in the session log.
     const log = readFileSync(join(stick.root, 'run', 'session.log'), 'utf8');
     assert.equal(log.split('\n').filter((line) => line.includes('are at their quota')).length, 1, log);
