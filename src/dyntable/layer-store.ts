@@ -306,8 +306,8 @@ export class LayerStore {
   }
 
   /** A new node (not yet named by any entry); a regular file gets an empty content file. */
-  async createNode(fields: NewNode): Promise<StoreNode> {
-    return this.createNodeSync(fields);
+  async createNode(fields: NewNode, options: { unmetered?: boolean } = {}): Promise<StoreNode> {
+    return this.createNodeSync(fields, options);
   }
 
   /**
@@ -315,10 +315,12 @@ export class LayerStore {
    * create of its content file on the stick (microseconds), so a guest's
    * create is one transaction with its entry, not four trips through libuv.
    */
-  createNodeSync(fields: NewNode): StoreNode {
-    // Over the quota: ENOSPC, before anything is written.
+  createNodeSync(fields: NewNode, options: { unmetered?: boolean } = {}): StoreNode {
+    // Over the quota: ENOSPC, before anything is written. `unmetered`: the
+    // launcher's own node (a FIT entry's root at open), counted, never refused.
     const bytes = this.#quota ? nodeBytes(fields) : 0;
-    this.#quota?.quota.charge(bytes);
+    if (options.unmetered) this.#quota?.quota.adopt(bytes);
+    else this.#quota?.quota.charge(bytes);
     let id: number;
     try {
       id = this.#rows.insertNode(fields);

@@ -194,7 +194,8 @@ export class NamespaceBackend implements NinepBackend {
     if (entry.target.kind === 'stick') {
       const area: Area = { entry, mode: 'stick', store: this.files };
       if (!this.files.get(entry.guestPath)) {
-        const node = await this.files.createNode(this.#newNodeFields(S_IFDIR | 0o755, this.#owner.gid));
+        // The launcher's own folder: a full quota must not keep the namespace from opening.
+        const node = await this.files.createNode(this.#newNodeFields(S_IFDIR | 0o755, this.#owner.gid), { unmetered: true });
         this.files.setEntry({ path: entry.guestPath, kind: 'node', node: node.id, opaque: true, redirect: null });
       }
       this.#areas.set(entry.id, area);

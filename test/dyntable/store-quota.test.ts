@@ -51,15 +51,15 @@ for (const sealed of [false, true]) describe(`store quota: files/ and upper/ thr
     removeDir(base);
   });
 
-  function table(): CompiledTable {
+  function table(withNotes = true): CompiledTable {
     return compileTable(liveHost(home, { stickRoot: join(base, 'stick') }), [
       rule({ name: 'Documents', table: 'FET', guestPath: '/host/Documents', hostPath: '~/Documents', mode: 'cow' }),
-      rule({ name: 'Notes', table: 'FIT', guestPath: '/host/Notes' }),
+      ...(withNotes ? [rule({ name: 'Notes', table: 'FIT', guestPath: '/host/Notes' })] : []),
     ]);
   }
 
-  async function open(quota: StoreQuota): Promise<NamespaceBackend> {
-    backend = await NamespaceBackend.open({ table: table(), filesDir, upperDir, quota, ...(sealed ? { atRestKey } : {}) });
+  async function open(quota: StoreQuota, withNotes = true): Promise<NamespaceBackend> {
+    backend = await NamespaceBackend.open({ table: table(withNotes), filesDir, upperDir, quota, ...(sealed ? { atRestKey } : {}) });
     return backend;
   }
 
@@ -183,6 +183,20 @@ for (const sealed of [false, true]) describe(`store quota: files/ and upper/ thr
     b = await open(quota);
     // Two files and the Notes folder's own node in files/ (upper/ holds nothing here).
     assert.equal(quota.usedBytes, 30_000 + 3 * NODE_BYTES);
+  });
+
+  it('opens over a store already past its quota (a lower quota set later, a FIT entry new on this launch)', async () => {
+    let b = await open(new StoreQuota({ capBytes: 64 * MiB }), false);
+    await writeNew(b, '/Documents', 'big', Buffer.alloc(2 * MiB));
+    await b.close();
+    backend = undefined;
+    const quota = new StoreQuota({ capBytes: MiB });
+    b = await open(quota);
+    assert.ok(quota.usedBytes > MiB);
+    assert.equal((await b.getattr('/Notes')).mode & 0o170000, 0o040000);
+    assert.equal(await errnoOf(b.create('/Notes', 'x', OpenFlags.RDWR, 0o644, 0)), Errno.ENOSPC);
+    await b.unlink('/Documents', 'big', 0);
+    await writeNew(b, '/Notes', 'x', Buffer.alloc(1000));
   });
 
   it('keeps the reserve on the stick: a write that would eat into it is ENOSPC, whatever the quota', async () => {
