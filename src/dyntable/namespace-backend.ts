@@ -51,6 +51,7 @@ import { type ConfinedFile, ConfinedRoot, lstatNames } from './ninep/confined-fs
 import { HostFsPool } from './ninep/host-fs-pool.ts';
 import { LISTING_READ_AHEAD, type ListedEntry, ListingBudget, type ListingPhase, StreamedListing, arrayPhase } from './namespace-listing.ts';
 import { lookupEntry } from './resolver.ts';
+import type { StoreQuota } from './store-quota.ts';
 import type { CompiledTable, EntryMode, Exclusion, TableEntry } from './rules.ts';
 
 export interface NamespaceBackendOptions {
@@ -65,6 +66,8 @@ export interface NamespaceBackendOptions {
    * caller zeroes it.
    */
   atRestKey?: Buffer;
+  /** What the guest may fill of the stick through files/ and upper/ (store-quota.ts); none without. */
+  quota?: StoreQuota;
   /** Owner of virtual folders and new files (default: this process's uid/gid; 0 on Windows). */
   owner?: { uid: number; gid: number };
   /** Show host files as owned by `owner` (default: on Windows hosts, whose uids mean nothing to Linux). */
@@ -220,7 +223,8 @@ export class NamespaceBackend implements NinepBackend {
       if (real && real !== base.replace(/[\\/]$/, '')) extended.push({ ...e, hostPath: wildcard ? join(real, '*') : real, except: [...e.except, ...(await Promise.all(e.except.map((p) => realpath(p).catch(() => p))))] });
     }
     const matcher = new ExclusionMatcher(extended, { style: table.host.pathStyle, caseInsensitive: table.host.caseInsensitive });
-    const sealing = options.atRestKey ? { key: options.atRestKey } : {};
+    // One quota for files/ and upper/ together (store-quota.ts): growth past it is ENOSPC.
+    const sealing = { ...(options.atRestKey ? { key: options.atRestKey } : {}), ...(options.quota ? { quota: options.quota } : {}) };
     const files = await LayerStore.open(options.filesDir, sealing);
     const upper = await LayerStore.open(options.upperDir, sealing).catch(async (error: unknown) => {
       await files.close();
@@ -247,7 +251,8 @@ export class NamespaceBackend implements NinepBackend {
     if (entry.target.kind === 'stick') {
       const area: Area = { entry, mode: 'stick', store: this.files };
       if (!this.files.get(entry.guestPath)) {
-        const node = await this.files.createNode(this.#newNodeFields(S_IFDIR | 0o755, this.#owner.gid));
+        // The launcher's own folder: a full quota must not keep the namespace from opening.
+        const node = await this.files.createNode(this.#newNodeFields(S_IFDIR | 0o755, this.#owner.gid), { unmetered: true });
         this.files.setEntry({ path: entry.guestPath, kind: 'node', node: node.id, opaque: true, redirect: null });
       }
       this.#areas.set(entry.id, area);

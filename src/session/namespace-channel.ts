@@ -19,6 +19,7 @@ import type { RegistryRuleReader } from '../dyntable/registry-rules.ts';
 import type { GuestManifest } from '../payload/manifest.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import type { Machine } from '../vmm/machine.ts';
+import type { StoreQuota } from '../dyntable/store-quota.ts';
 import type { ChannelService, ExtraChannel } from './extra-channel.ts';
 import { GUEST_USER_ID } from './personal-disk.ts';
 import { LOG_LIMITS, openStickLog } from '../stick/capped-log.ts';
@@ -53,6 +54,8 @@ export interface NamespaceChannelOptions {
   logFile?: string;
   /** Seals files/ and upper/ (src/dyntable/sealed/); the session owns and zeroes it. */
   atRestKey?: Buffer;
+  /** What the guest may fill of the stick through files/ and upper/ (src/session/stick-limits.ts). */
+  quota?: StoreQuota;
 }
 
 /**
@@ -80,6 +83,7 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
         ...(options.confirmed ? { confirmed: options.confirmed } : {}),
         ...(options.manifest ? { manifest: options.manifest } : {}),
         ...(options.atRestKey ? { atRestKey: options.atRestKey } : {}),
+        ...(options.quota ? { quota: options.quota } : {}),
         // The guest user (30-home.sh) owns what the guest sees, host files
         // included: every change lands in upper/ anyway, and the person at the
         // guest is the person whose host folders these are.

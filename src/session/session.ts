@@ -16,6 +16,7 @@ import { dyntablePaths, guestLogPaths, type StickLayout } from '../stick/layout.
 import { confirmationsAreCurrent, trustedConfirmations } from '../dyntable/confirmations.ts';
 import { requireRoomToLaunch } from '../stick/free-space.ts';
 import { refuseSuspendWhileFull, type StickFullState, watchStickFull } from './stick-full.ts';
+import { StickLimits, type StickLimitsStatus } from './stick-limits.ts';
 import { acquireLock, type StickLock } from '../stick/lock.ts';
 import { openStick } from '../stick/stick-root.ts';
 import { AcceleratorVerdicts, bootWithFallback, planAccelerators } from '../vmm/accelerator-fallback.ts';
@@ -96,6 +97,8 @@ export interface SessionStatus {
   resumed?: ResumeReport;
   /** Set while the guest is paused because the stick is full; it continues once there is room. */
   stickFull?: StickFullState;
+  /** What the guest wrote to the stick through /host and the registry, against its limits (src/session/stick-limits.ts). */
+  storage?: StickLimitsStatus;
 }
 
 export class Session {
@@ -124,6 +127,8 @@ export class Session {
   suspended: SuspendResult | undefined;
   /** Set while the guest is paused because the stick is full (src/session/stick-full.ts). */
   stickFull: StickFullState | undefined;
+  /** What the guest may fill of the stick through /host and the registry (with a user). */
+  limits: StickLimits | undefined;
   /** Resolves once the guest is gone and the stick is released. */
   readonly ended: Promise<ShutdownResult | undefined>;
   #stopping: Promise<ShutdownResult> | undefined;
@@ -183,6 +188,7 @@ export class Session {
       ...(this.recovery ? { recovery: this.recovery } : {}),
       ...(this.resumed ? { resumed: this.resumed } : {}),
       ...(this.stickFull ? { stickFull: this.stickFull } : {}),
+      ...(this.limits ? { storage: this.limits.status() } : {}),
     };
   }
 
@@ -309,6 +315,7 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
   let stateContext: StateContext | undefined;
   /** Seals what the guest writes through /host (src/dyntable/sealed/keys.ts); zeroed at teardown. */
   let atRestKey: Buffer | undefined;
+  let limits: StickLimits | undefined;
   let resume: GuestResume | undefined;
   // A boot cancelled (src/cli/session-runner.ts) between steps stops here; the catch below releases the lock.
   const checkCancelled = () => {
@@ -342,7 +349,8 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
     if (login) {
       // The user's registry: its Machine overrides size the guest, its port serves `reg`.
       registry = await openSessionRegistry({ layout, guest: options.guest, user: login.name, ...(profile.fingerprint ? { hostId: profile.fingerprint } : {}), facts: hostFacts(profile), onNotice: (message) => options.onNotice?.(message) });
-      extraChannels.push(registryChannel(registry, (message) => transportLog.line(`launcher: ${message}`)));
+      limits = new StickLimits({ stickDir: layout.root, registry, notice: (message) => options.onNotice?.(message) });
+      extraChannels.push(registryChannel(registry, (message) => transportLog.line(`launcher: ${message}`), limits));
       cmdlineWords.push(REGISTRY_CMDLINE_WORD);
       // The dyntable namespace over 9P, mounted on /host in the guest. Only
       // confirmations signed with this user's key count (checked now, while
@@ -352,7 +360,7 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
       atRestKey = deriveAtRestKey(login.diskKey);
       // An older copy of the file, bringing back a withdrawn confirmation, is refused (exit 10).
       confirmationsAreCurrent(dyntablePaths(layout, login.name).confirmations, tables.records, atRestKey);
-      extraChannels.push(namespaceChannel({ layout, guest: options.guest, user: login.name, registry, manifest: payload.manifest, confirmed: tables.trusted, logFile: logs.qemu, atRestKey }));
+      extraChannels.push(namespaceChannel({ layout, guest: options.guest, user: login.name, registry, manifest: payload.manifest, confirmed: tables.trusted, logFile: logs.qemu, atRestKey, quota: limits.files }));
       cmdlineWords.push(NAMESPACE_CMDLINE_WORD);
     }
     // `launcher exec` streams over its own port (src/session/exec-channel.ts), in every session.
@@ -367,6 +375,8 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
       extraChannels.push(resume.channel);
       Object.assign(sizing, { memoryMiB: resume.meta.memoryMiB, cpus: resume.meta.cpus });
     }
+    // The stick keeps a suspend's worth free, whatever the guest writes through /host.
+    limits?.setGuestMemory(sizing.memoryMiB);
     const attachDisk = login ? attachPersonalDisk(layout, options.guest, login, (disk) => emit({ stage: 'boot', message: disk.created ? `created ${login.name}'s encrypted disk ${disk.path} (${(disk.createMs / 1000).toFixed(1)} s)` : `opened ${login.name}'s encrypted disk` })) : undefined;
     const machine = await bootWithFallback({
       // A saved state loads only under the accelerator it was saved under.
@@ -450,6 +460,7 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
     session.recovery = recovery;
     session.stateContext = stateContext;
     session.resumed = resumed;
+    session.limits = limits;
     if (stateContext) session.onTeardown(async () => void stateContext?.key.fill(0));
     if (atRestKey) session.onTeardown(async () => void atRestKey?.fill(0));
     guard?.protect(session);
