@@ -74,7 +74,7 @@ function withHostPreload(found: QemuBinaries, host: HostAdapter, checkoutRoot: s
   if (!host.platform.startsWith('linux')) return found;
   const preload = checkoutRoot ? join(checkoutRoot, '.cache', 'host', 'linux-x64', NO_DUMP_PRELOAD) : undefined;
   if (preload && existsSync(preload)) return { ...found, notDumpable: true, env: { ...found.env, LD_PRELOAD: preload } };
-  return { ...found, notDumpable: false, notice: preload ? missingPreload(`${preload} (built by \`node build.js test\`)`) : 'QEMU runs dumpable: this stick has no portable QEMU for Linux, so no preload to make the host\'s QEMU not dumpable (core dumps stay off)' };
+  return { ...found, notDumpable: false, notice: preload ? missingPreload(`${preload} (a checkout builds it with gcc-12 at \`launcher demo\`, \`run\` or \`node build.js test\`)`) : 'QEMU runs dumpable: this stick has no portable QEMU for Linux, so no preload to make the host\'s QEMU not dumpable (core dumps stay off)' };
 }
 
 function executable(path: string): boolean {
