@@ -25,13 +25,14 @@
 // cost, measured on the guest's tmpfs, is subtracted. Then a second table,
 // in process with no guest: the same listing and lookups through the 9P
 // server on the namespace and on LocalDirBackend (the plain passthrough).
+// --lines write,read,stat,readdir,create,list,cowstat measures only those
+// (bench/ninep-in-process.ts gives the second table alone, without a guest).
 // Prints medians and ratios (target: ours >= 1.0 x QEMU's on every line,
 // 0.5 the floor); never fails on a time.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { duplexPair } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { openNamespace } from '../src/dyntable/namespace.ts';
 import { discoverHostContext } from '../src/dyntable/name-mapping.ts';
@@ -47,8 +48,8 @@ import { stickLayout } from '../src/stick/layout.ts';
 import { GuestRamFile } from '../src/vmm/guest-ram.ts';
 import { Machine } from '../src/vmm/machine.ts';
 import { fdChannels } from '../src/vmm/qemu-process.ts';
-import { NinepClient } from '../test/dyntable/ninep/client.ts';
 import { benchOptions, median } from './bench-options.ts';
+import { inProcessFigures } from './ninep-in-process-figures.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { runs, json, say } = benchOptions(3);
@@ -61,6 +62,10 @@ const MIB = numberOption('--mib', 256);
 const FILES = numberOption('--files', 10_000);
 const withGuestfwd = process.argv.includes('--guestfwd');
 const place = !process.argv.includes('--no-place');
+/** --lines readdir,stat: measure only these lines (quicker while working on one of them). */
+const linesAt = process.argv.indexOf('--lines');
+const only = linesAt >= 0 ? new Set((process.argv[linesAt + 1] ?? '').split(',')) : undefined;
+const wanted = (line: string) => only === undefined || only.has(line);
 
 type Target = 'ours' | 'qemu' | 'guestfwd';
 /** Where each target shows the served Documents folder in the guest. */
@@ -84,30 +89,7 @@ const LABELS: Record<Key, string> = {
 };
 
 /** In process, no guest: one listing and a walk + getattr + clunk of each name through the 9P server. */
-async function inProcess(backend: NinepBackend, dir: string[]): Promise<{ readdirOps: number; lookupOps: number }> {
-  const [a, b] = duplexPair();
-  const server = serveNinep(a, backend, { closeBackend: false, maxMsize: NAMESPACE_MSIZE });
-  const c = new NinepClient(b);
-  try {
-    await c.version(NAMESPACE_MSIZE);
-    await c.attach(1);
-    let started = performance.now();
-    const fid = await c.open(1, dir, 0);
-    const listed = (await c.readdirAll(fid, NAMESPACE_MSIZE - 24)).length - 2;
-    await c.clunk(fid);
-    const readdirOps = listed / ((performance.now() - started) / 1000);
-    started = performance.now();
-    for (let i = 0; i < FILES; i++) {
-      const w = await c.walk(1, [...dir, `f${i}`]);
-      await c.getattr(w.fid);
-      await c.clunk(w.fid);
-    }
-    return { readdirOps, lookupOps: FILES / ((performance.now() - started) / 1000) };
-  } finally {
-    b.destroy();
-    await server.closed;
-  }
-}
+const inProcess = (backend: NinepBackend, dir: string[]) => inProcessFigures(backend, dir, FILES);
 
 const parent = await mkdtemp(join(tmpdir(), 'pocketvm-bench-ninep-'));
 let machine: Machine | undefined;
@@ -218,31 +200,40 @@ try {
   const measure = async (target: Target, run: number): Promise<Sample> => {
     const dir = MOUNTS[target];
     const cow = `${dir}/cow-${target}-${run}`;
-    await sh(`rm -f ${dir}/bench.bin; ${dropCaches}`);
-    const write = await sh(`dd if=/dev/zero of=${dir}/bench.bin bs=1M count=${MIB} conv=fsync 2>/dev/null`);
-    await sh(`rm -f ${dir}/bench.bin; ${dropCaches}`);
-    const read = await sh(`dd if=${dir}/big.bin of=/dev/null bs=1M 2>/dev/null`);
-    await sh(dropCaches);
-    const stat = await sh(statLoop(`${dir}/many`, 'f'));
-    await sh(`rm -rf /tmp/loop && mkdir /tmp/loop`);
-    loopMs.create.push((await sh(createLoop('/tmp/loop'))).ms);
-    loopMs.stat.push((await sh(statLoop('/tmp/loop', 'g'))).ms);
-    await sh(dropCaches);
-    const readdir = await sh(`set -- ${dir}/many/*; [ $# -eq ${FILES} ] || { echo "$# names"; exit 1; }`);
-    await sh(`mkdir ${cow}`);
-    const create = await sh(createLoop(cow));
-    await sh(dropCaches);
-    const list = await sh(`set -- ${cow}/*; [ $# -eq ${FILES} ] || { echo "$# names"; exit 1; }`);
-    const cowStat = await sh(statLoop(cow, 'g'));
-    return {
-      writeMiBs: MIB / (write.ms / 1000),
-      readMiBs: MIB / (read.ms / 1000),
-      statOps: perSecond(FILES, stat.ms, loopMs.stat),
-      readdirOps: FILES / (readdir.ms / 1000),
-      createOps: perSecond(FILES, create.ms, loopMs.create),
-      listOps: FILES / (list.ms / 1000),
-      cowStatOps: perSecond(FILES, cowStat.ms, loopMs.stat),
-    };
+    const sample: Sample = { writeMiBs: NaN, readMiBs: NaN, statOps: NaN, readdirOps: NaN, createOps: NaN, listOps: NaN, cowStatOps: NaN };
+    if (wanted('write')) {
+      await sh(`rm -f ${dir}/bench.bin; ${dropCaches}`);
+      const write = await sh(`dd if=/dev/zero of=${dir}/bench.bin bs=1M count=${MIB} conv=fsync 2>/dev/null`);
+      await sh(`rm -f ${dir}/bench.bin`);
+      sample.writeMiBs = MIB / (write.ms / 1000);
+    }
+    if (wanted('read')) {
+      await sh(dropCaches);
+      sample.readMiBs = MIB / ((await sh(`dd if=${dir}/big.bin of=/dev/null bs=1M 2>/dev/null`)).ms / 1000);
+    }
+    if (wanted('stat') || wanted('create') || wanted('cowstat')) {
+      await sh(`rm -rf /tmp/loop && mkdir /tmp/loop`);
+      loopMs.create.push((await sh(createLoop('/tmp/loop'))).ms);
+      loopMs.stat.push((await sh(statLoop('/tmp/loop', 'g'))).ms);
+    }
+    if (wanted('stat')) {
+      await sh(dropCaches);
+      sample.statOps = perSecond(FILES, (await sh(statLoop(`${dir}/many`, 'f'))).ms, loopMs.stat);
+    }
+    if (wanted('readdir')) {
+      await sh(dropCaches);
+      sample.readdirOps = FILES / ((await sh(`set -- ${dir}/many/*; [ $# -eq ${FILES} ] || { echo "$# names"; exit 1; }`)).ms / 1000);
+    }
+    if (wanted('create') || wanted('list') || wanted('cowstat')) {
+      await sh(`mkdir ${cow}`);
+      const create = await sh(createLoop(cow));
+      if (wanted('create')) sample.createOps = perSecond(FILES, create.ms, loopMs.create);
+      await sh(dropCaches);
+      const list = await sh(`set -- ${cow}/*; [ $# -eq ${FILES} ] || { echo "$# names"; exit 1; }`);
+      if (wanted('list')) sample.listOps = FILES / (list.ms / 1000);
+      if (wanted('cowstat')) sample.cowStatOps = perSecond(FILES, (await sh(statLoop(cow, 'g'))).ms, loopMs.stat);
+    }
+    return sample;
   };
 
   const targets: Target[] = ['ours', 'qemu', ...(withGuestfwd ? (['guestfwd'] as const) : [])];
@@ -267,7 +258,7 @@ try {
   const inProc = { namespace: await inProcess(backend, ['Documents', 'many']), local: await inProcess(local, ['many']) };
 
   const med = (target: Target, key: Key) => median(samples[target].map((s) => s[key]));
-  const lines = KEYS.map((key) => ({
+  const lines = KEYS.filter((key) => !Number.isNaN(med('ours', key))).map((key) => ({
     key,
     ours: med('ours', key),
     qemu: med('qemu', key),

@@ -48,6 +48,11 @@ async function test(args: string[]): Promise<number> {
   }
   const checked = typecheck();
   if (checked !== 0) return checked;
+  // QEMU from the host's PATH is made not dumpable by this preload (src/vmm/qemu-binary.ts).
+  if (process.platform === 'linux') {
+    const { ensureCheckoutNoDumpPreload } = await import('./stick/no-dump-preload.ts');
+    ensureCheckoutNoDumpPreload(root);
+  }
   // The whole suite unless test files are named: mocha adds a config file's
   // `spec` to the files named on its command line instead of replacing it, so
   // the default lives here rather than in .mocharc.json.

@@ -15,7 +15,10 @@
 //   - `bindings` packages (drivelist): `require('bindings')('drivelist')`
 //     returns loadAddon(name);
 //   - a plain require of the .node file (registry-js: build/Release/registry.node)
-//     becomes loadAddon(name).
+//     becomes loadAddon(name);
+//   - `direct` (koffi): pocketvm's own code calls loadAddon(name) on the
+//     native module and never imports the package's JavaScript, so there is
+//     nothing to rewrite (src/runtime/not-dumpable.ts).
 // The prebuilt .node files come from the npm packages: from node_modules when
 // the package ships every platform (argon2), else `npm pack` of the platform
 // package into .cache/addons/ (napi-rs).
@@ -33,7 +36,7 @@ export interface NativeAddon {
   name: string;
   /** The npm package the code imports. */
   module: string;
-  kind: 'node-gyp-build' | 'napi-rs' | 'bindings' | 'file';
+  kind: 'node-gyp-build' | 'napi-rs' | 'bindings' | 'file' | 'direct';
   /** napi-rs: the package's generated loader file when the package wraps it (usb: `index.js`); absent when the package is the binding. */
   binding?: string;
   /** Only these platforms' executables need it (registry-js: Windows); default: every platform it has a prebuilt for, the rest reported missing. */
@@ -73,6 +76,18 @@ export const NATIVE_ADDONS: NativeAddon[] = [
       'linux-x64': { npmPackage: '@node-usb/usb-linux-x64-gnu', file: 'usb.linux-x64-gnu.node' },
       'win-x64': { npmPackage: '@node-usb/usb-win32-x64-msvc', file: 'usb.win32-x64-msvc.node' },
       'darwin-x64': { npmPackage: '@node-usb/usb-darwin-x64', file: 'usb.darwin-x64.node' },
+    },
+  },
+  {
+    name: 'koffi',
+    module: 'koffi',
+    kind: 'direct',
+    // One npm package per platform (koffi's optionalDependencies); npm
+    // installs only this machine's, the others come through `npm pack`.
+    prebuilt: {
+      'linux-x64': { npmPackage: '@koromix/koffi-linux-x64', file: 'linux_x64/koffi.node' },
+      'win-x64': { npmPackage: '@koromix/koffi-win32-x64', file: 'win32_x64/koffi.node' },
+      'darwin-x64': { npmPackage: '@koromix/koffi-darwin-x64', file: 'darwin_x64/koffi.node' },
     },
   },
   {

@@ -20,6 +20,7 @@ import { existsSync } from 'node:fs';
 import { chmod, cp, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { libraryClosure, type PayloadFile } from '../payload/libraries.ts';
+import { compileNoDumpPreload, NO_DUMP_PRELOAD, noDumpPreloadSource } from './no-dump-preload.ts';
 import type { ProgressListener } from './progress.ts';
 
 export const QEMU_BUNDLE_FILE = 'qemu-bundle.json';
@@ -56,6 +57,8 @@ export interface QemuBundleManifest {
   binaries: { system: string; img: string };
   dataDir: string;
   moduleDir: string;
+  /** Loaded into QEMU with the loader's --preload: makes it not dumpable (build/stick/no-dump-preload.ts). */
+  preload?: string;
   qemuVersion: string;
 }
 
@@ -86,8 +89,9 @@ async function treeBytes(dir: string): Promise<{ bytes: number; files: number }>
 }
 
 /** What the cache is keyed on: the host's QEMU binaries and this recipe. */
-async function sourceKey(sources: QemuSources): Promise<string> {
-  const hash = createHash('sha256').update(JSON.stringify({ sources, X86_FIRMWARE: X86_FIRMWARE.source, MODULES: MODULES.source, recipe: 2 }));
+async function sourceKey(sources: QemuSources, root: string): Promise<string> {
+  const hash = createHash('sha256').update(JSON.stringify({ sources, X86_FIRMWARE: X86_FIRMWARE.source, MODULES: MODULES.source, recipe: 3 }));
+  hash.update(await readFile(noDumpPreloadSource(root)));
   for (const file of [sources.binaries.system, sources.binaries.img]) {
     const info = await stat(file);
     hash.update(`${file} ${info.size} ${info.mtimeMs}`);
@@ -102,7 +106,7 @@ export async function buildLinuxQemuBundle(options: { root: string; sources?: Qe
   for (const binary of Object.values(sources.binaries)) {
     if (!existsSync(binary)) throw new Error(`${binary} is missing: the Linux QEMU bundle is made from the build machine's QEMU (apt-get install qemu-system-x86 qemu-utils)`);
   }
-  const key = await sourceKey(sources);
+  const key = await sourceKey(sources, options.root);
   const stampPath = join(dir, '.stamp');
   if (existsSync(stampPath) && (await readFile(stampPath, 'utf8')) === key) {
     const manifest = JSON.parse(await readFile(join(dir, QEMU_BUNDLE_FILE), 'utf8')) as QemuBundleManifest;
@@ -162,6 +166,9 @@ export async function buildLinuxQemuBundle(options: { root: string; sources?: Qe
   // The accelerator list proves the TCG module loads from the bundle.
   if (!/tcg/.test(run('bin/qemu-system-x86_64', ['-accel', 'help']))) throw new Error('the bundled QEMU does not list the tcg accelerator: its module did not load');
   run('bin/qemu-img', ['--version']);
+  compileNoDumpPreload(options.root, join(work, 'lib', NO_DUMP_PRELOAD));
+  // QEMU still starts with the preload loaded the way the launcher loads it.
+  sh(join(work, 'lib', loader), ['--inhibit-cache', '--preload', join(work, 'lib', NO_DUMP_PRELOAD), '--library-path', join(work, 'lib'), join(work, 'bin/qemu-system-x86_64'), '--version'], env);
 
   const manifest: QemuBundleManifest = {
     format: 1,
@@ -171,6 +178,7 @@ export async function buildLinuxQemuBundle(options: { root: string; sources?: Qe
     binaries: { system: 'bin/qemu-system-x86_64', img: 'bin/qemu-img' },
     dataDir: 'share',
     moduleDir: 'lib/qemu',
+    preload: `lib/${NO_DUMP_PRELOAD}`,
     qemuVersion,
   };
   await writeFile(join(work, QEMU_BUNDLE_FILE), `${JSON.stringify(manifest, null, 2)}\n`);

@@ -20,8 +20,11 @@
  * Each command runs in a session and process group of its own (setsid), as
  * uid/gid with default signal dispositions, stdin/stdout/stderr on pipes.
  * Once it exits, its output is passed on until its pipes close or 200 ms of
- * silence (2 s at most), then what it left in its process group gets SIGHUP (as when a
- * terminal closes) and the pipes are closed.
+ * silence (2 s at most), then the pipes are closed. What it left running in the
+ * background runs on, as `ssh host 'cmd &'` (no terminal) and `docker exec` leave
+ * it: a person who starts a server or a long copy with `&` means it to outlive
+ * the command. Only Ctrl-C/--timeout (a 'K' frame) or the end of the session
+ * signals the whole group.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -154,8 +157,6 @@ static void finish(struct exec *e)
 		sig = WTERMSIG(e->status);
 		code = 128 + sig;
 	}
-	/* What the command left running in its group: hung up, as by a closing terminal. */
-	kill(-e->pid, SIGHUP);
 	close_fd(&e->in);
 	close_fd(&e->out);
 	close_fd(&e->err);

@@ -15,8 +15,8 @@ export class KeychainUnavailableError extends Error {}
 
 interface KeyringModule {
   AsyncEntry: new (service: string, account: string, options?: { linux?: { store?: 'secret-service' | 'keyutils' } }) => {
-    setPassword(password: string): Promise<void>;
-    getPassword(): Promise<string | null>;
+    setSecret(secret: Uint8Array): Promise<void>;
+    getSecret(): Promise<Array<number> | null>;
     deleteCredential(): Promise<boolean>;
   };
 }
@@ -61,21 +61,38 @@ function unavailable(error: unknown): KeychainUnavailableError {
   return new KeychainUnavailableError(`no keychain service on this host (${message.split('\n')[0]})`);
 }
 
-export async function rememberPassphrase(account: string, passphrase: string): Promise<void> {
+// The passphrase goes in and out as bytes (setSecret/getSecret), never as a
+// JavaScript string: its UTF-8 bytes, which is what setPassword stored on the
+// Secret Service and the macOS Keychain too. (On Windows setPassword stored
+// UTF-16: a passphrase remembered there by an older launcher no longer works,
+// is forgotten, and is asked for once.) What the library and the keychain
+// service keep of it in their own memory is beyond reach here.
+
+export async function rememberPassphrase(account: string, passphrase: Buffer): Promise<void> {
   try {
-    await (await entry(account)).setPassword(passphrase);
+    await (await entry(account)).setSecret(passphrase);
   } catch (error) {
     throw unavailable(error);
   }
 }
 
-/** The remembered passphrase, or undefined (none, or no keychain: never an error). */
-export async function recallPassphrase(account: string): Promise<string | undefined> {
+/**
+ * The remembered passphrase in a new Buffer the caller zeroes, or undefined
+ * (none, or no keychain: never an error). The library hands the bytes over
+ * as an array of numbers, which is zeroed once copied.
+ */
+export async function recallPassphrase(account: string): Promise<Buffer | undefined> {
+  let secret: Array<number> | null;
   try {
-    return (await (await entry(account)).getPassword()) ?? undefined;
+    secret = await (await entry(account)).getSecret();
   } catch {
     return undefined;
   }
+  if (!secret) return undefined;
+  const bytes = Buffer.alloc(secret.length);
+  for (let i = 0; i < secret.length; i++) bytes[i] = secret[i]!;
+  secret.fill(0);
+  return bytes;
 }
 
 /** True when an entry was removed. */

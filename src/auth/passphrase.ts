@@ -4,6 +4,7 @@
 // about half a second on the machine that creates the user. They are stored
 // with the user (user.json) under a policy version, so a later launcher can
 // raise them: a login under an older policy re-derives and re-wraps.
+import { timingSafeEqual } from 'node:crypto';
 import { UsageError } from '../errors.ts';
 
 export interface KdfParams {
@@ -37,22 +38,87 @@ export const MIN_PASSPHRASE_LENGTH = 8;
 export const MAX_PASSPHRASE_LENGTH = 1024;
 export const PASSPHRASE_POLICY = `a passphrase has ${MIN_PASSPHRASE_LENGTH} to ${MAX_PASSPHRASE_LENGTH} characters, and no line breaks`;
 
+/**
+ * A passphrase in memory: the UTF-8 bytes in a Buffer, which whoever made it
+ * zeroes once it is used (a JavaScript string cannot be cleared and stays in
+ * the heap until the collector reuses the memory). The prompt, stdin and the
+ * keychain all hand over Buffers (src/cli/login.ts). A string is accepted only
+ * for passphrases that are no secret: the demo user's, tests, benchmarks.
+ */
+export type Passphrase = Buffer | string;
+
+/** Characters (code points) in `passphrase`: UTF-8 bytes that do not continue a character. */
+function characterCount(passphrase: Passphrase): number {
+  if (typeof passphrase === 'string') return [...passphrase].length;
+  let count = 0;
+  for (const byte of passphrase) if ((byte & 0xc0) !== 0x80) count += 1;
+  return count;
+}
+
+function hasLineBreak(passphrase: Passphrase): boolean {
+  return typeof passphrase === 'string' ? /[\r\n]/.test(passphrase) : passphrase.includes(0x0a) || passphrase.includes(0x0d);
+}
+
 /** Throws a UsageError naming the policy when the passphrase breaks it. */
-export function checkPassphrasePolicy(passphrase: string): void {
-  const length = [...passphrase].length;
-  const problem = length === 0 ? 'the passphrase is empty' : length < MIN_PASSPHRASE_LENGTH ? 'the passphrase is too short' : length > MAX_PASSPHRASE_LENGTH ? 'the passphrase is too long' : /[\r\n]/.test(passphrase) ? 'the passphrase has a line break' : undefined;
+export function checkPassphrasePolicy(passphrase: Passphrase): void {
+  const length = characterCount(passphrase);
+  const problem = length === 0 ? 'the passphrase is empty' : length < MIN_PASSPHRASE_LENGTH ? 'the passphrase is too short' : length > MAX_PASSPHRASE_LENGTH ? 'the passphrase is too long' : hasLineBreak(passphrase) ? 'the passphrase has a line break' : undefined;
   if (problem) throw new UsageError(problem, PASSPHRASE_POLICY);
+}
+
+/** Whether two passphrases typed at a prompt are the same (in constant time for equal lengths). */
+export function samePassphrase(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** The UTF-8 bytes of `text` in a new zero-filled Buffer of its own (no shared pool). */
+export function passphraseBytes(text: string): Buffer {
+  const bytes = Buffer.alloc(Buffer.byteLength(text, 'utf8'));
+  bytes.write(text, 'utf8');
+  return bytes;
+}
+
+/**
+ * What argon2 hashes: the passphrase's NFC form in UTF-8 (as before Buffers:
+ * argon2 encoded the normalized string), in a new Buffer with an ArrayBuffer
+ * of its own, which the caller zeroes. ASCII is its own NFC form, so its bytes
+ * are copied as they are; any other passphrase passes through a transient
+ * string to be normalized (Node has no normalization of bytes), which cannot
+ * be cleared.
+ */
+export function kdfInput(passphrase: Passphrase): Buffer {
+  if (typeof passphrase === 'string') return passphraseBytes(passphrase.normalize('NFC'));
+  if (passphrase.every((byte) => byte < 0x80)) {
+    const copy = Buffer.alloc(passphrase.length);
+    passphrase.copy(copy);
+    return copy;
+  }
+  return passphraseBytes(passphrase.toString('utf8').normalize('NFC'));
 }
 
 export function meetsMinimum(params: KdfParams): boolean {
   return params.memoryCost >= MINIMUM_KDF.memoryCost && params.timeCost >= MINIMUM_KDF.timeCost && params.parallelism >= MINIMUM_KDF.parallelism;
 }
 
-export async function deriveKek(passphrase: string, salt: Buffer, params: KdfParams): Promise<Buffer> {
+/**
+ * The KEK of `passphrase` (which is left as it is: its owner zeroes it). The
+ * bytes argon2 reads are zeroed here once the key is derived: argon2's
+ * JavaScript copies a Buffer it is given (Buffer.from), so it is given the
+ * ArrayBuffer under kdfInput's Buffer, which Buffer.from wraps without a copy;
+ * its native side copies that into memory it clears itself
+ * (ARGON2_FLAG_CLEAR_PASSWORD).
+ */
+export async function deriveKek(passphrase: Passphrase, salt: Buffer, params: KdfParams): Promise<Buffer> {
   // Loaded on first use: the native addon is only needed to log in, and
   // commands that merely read user files (status, recovery) start without it.
   const { default: argon2 } = await import('argon2');
-  return argon2.hash(passphrase.normalize('NFC'), { type: argon2.argon2id, raw: true, hashLength: KEK_BYTES, salt, ...params });
+  const input = kdfInput(passphrase);
+  try {
+    // The typings say Buffer | string; at run time Buffer.from(ArrayBuffer) shares it.
+    return await argon2.hash(input.buffer as unknown as Buffer, { type: argon2.argon2id, raw: true, hashLength: KEK_BYTES, salt, ...params });
+  } finally {
+    input.fill(0);
+  }
 }
 
 /** Milliseconds one derivation with `params` takes here. */

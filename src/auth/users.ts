@@ -9,7 +9,7 @@ import { AuthError, UsageError } from '../errors.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import { LoginBackoff } from './backoff.ts';
 import { newDiskKey, unwrapKey, UnwrapError, wrapKey } from './key-wrap.ts';
-import { calibrate, checkPassphrasePolicy, deriveKek, KDF_POLICY, type KdfParams, meetsMinimum, PASSPHRASE_POLICY } from './passphrase.ts';
+import { calibrate, checkPassphrasePolicy, deriveKek, KDF_POLICY, type KdfParams, meetsMinimum, type Passphrase, PASSPHRASE_POLICY } from './passphrase.ts';
 import { readUserFile, sealUserFile, type UserFile, USER_FILE_FORMAT, USER_FILE_VERSION, USER_NAME_PATTERN, writeUserFile } from './user-file.ts';
 
 export interface UserPaths {
@@ -60,7 +60,7 @@ async function kdfParams(options: KdfOptions): Promise<KdfParams> {
   return params;
 }
 
-async function sealed(base: Pick<UserFile, 'name' | 'id' | 'createdAt'>, diskKey: Buffer, passphrase: string, params: KdfParams): Promise<{ file: UserFile; deriveMs: number }> {
+async function sealed(base: Pick<UserFile, 'name' | 'id' | 'createdAt'>, diskKey: Buffer, passphrase: Passphrase, params: KdfParams): Promise<{ file: UserFile; deriveMs: number }> {
   const salt = randomBytes(16);
   const started = performance.now();
   const kek = await deriveKek(passphrase, salt, params);
@@ -80,7 +80,7 @@ async function sealed(base: Pick<UserFile, 'name' | 'id' | 'createdAt'>, diskKey
   return { file, deriveMs };
 }
 
-export async function addUser(layout: StickLayout, name: string, passphrase: string, options: KdfOptions = {}): Promise<{ file: UserFile; deriveMs: number }> {
+export async function addUser(layout: StickLayout, name: string, passphrase: Passphrase, options: KdfOptions = {}): Promise<{ file: UserFile; deriveMs: number }> {
   const paths = userPaths(layout, name);
   checkPassphrasePolicy(passphrase);
   if (existsSync(paths.file)) throw new UsageError(`the user "${name}" already exists on this stick`, 'launcher user passwd NAME changes the passphrase');
@@ -97,11 +97,18 @@ export async function addUser(layout: StickLayout, name: string, passphrase: str
 }
 
 /**
+ * Passphrases are taken as Buffers (or public strings: src/auth/passphrase.ts)
+ * and left as they are: the caller zeroes them, since a prompt may try the
+ * same one again after a back-off and a login may remember it in the keychain.
+ * Every copy made here (argon2's input) is zeroed once the key is derived.
+ */
+
+/**
  * Checks the passphrase and unwraps the disk key. Refuses while a back-off
  * is running; a failure lengthens it. A file under an older KDF policy is
  * re-wrapped with current parameters (the disk key itself never changes).
  */
-export async function login(layout: StickLayout, name: string, passphrase: string, options: KdfOptions = {}): Promise<UnlockedUser> {
+export async function login(layout: StickLayout, name: string, passphrase: Passphrase, options: KdfOptions = {}): Promise<UnlockedUser> {
   const paths = userPaths(layout, name);
   const file = await readUserFile(paths.file, name);
   if (passphrase.length === 0) throw new UsageError('the passphrase is empty', PASSPHRASE_POLICY);
@@ -138,7 +145,7 @@ export async function login(layout: StickLayout, name: string, passphrase: strin
 }
 
 /** Re-wraps the same disk key under the new passphrase: the disk is not touched. */
-export async function changePassphrase(layout: StickLayout, name: string, oldPassphrase: string, newPassphrase: string, options: KdfOptions = {}): Promise<{ file: UserFile; deriveMs: number }> {
+export async function changePassphrase(layout: StickLayout, name: string, oldPassphrase: Passphrase, newPassphrase: Passphrase, options: KdfOptions = {}): Promise<{ file: UserFile; deriveMs: number }> {
   checkPassphrasePolicy(newPassphrase);
   const user = await login(layout, name, oldPassphrase, options);
   try {

@@ -16,7 +16,25 @@ import { VERSION } from './version.ts';
 /** Built payloads of this checkout (or of the stick the launcher runs from). */
 export const sourcePayloadRoot = join(codeRoot, 'payload');
 
+/**
+ * A checkout's runs use the host's QEMU, made not dumpable by a preload that
+ * `node build.js test` compiles (src/vmm/qemu-binary.ts). `./launcher demo` on a
+ * fresh clone compiles it too (well under a second), so the README's first
+ * command is as guarded as the tests. Without gcc-12 it stays missing and the
+ * session says so in one line.
+ */
+async function ensureCheckoutPreload(): Promise<void> {
+  if (process.platform !== 'linux' || !isDevCheckout()) return;
+  try {
+    const { ensureCheckoutNoDumpPreload } = (await import(join(codeRoot, 'build', 'stick', 'no-dump-preload.ts'))) as typeof import('../../build/stick/no-dump-preload.ts');
+    ensureCheckoutNoDumpPreload(codeRoot);
+  } catch {
+    // No compiler: QEMU runs dumpable (core dumps stay off) and the session's notice says how to fix it.
+  }
+}
+
 export async function ensurePayloadBuilt(output: Output, guest: string): Promise<void> {
+  await ensureCheckoutPreload();
   if (existsSync(join(sourcePayloadRoot, guest, CHECKSUM_FILE))) return;
   if (!isDevCheckout()) {
     throw new PayloadError(`the ${guest} payload is missing from ${sourcePayloadRoot}`, { hint: 'copy a complete stick again' });

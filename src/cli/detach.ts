@@ -8,6 +8,7 @@ import { asPocketError, type ExitCodeName, ExitCode, GuestFailedError, PocketErr
 import { selfCommand } from '../runtime/self.ts';
 import type { UnlockedUser } from '../auth/users.ts';
 import type { SessionStatus } from '../session/session.ts';
+import { LOG_LIMITS, prepareLogFile } from '../stick/capped-log.ts';
 import { guestLogPaths } from '../stick/layout.ts';
 import { describeHolder, isStale, readLock } from '../stick/lock.ts';
 import { assertWritable, openStick } from '../stick/stick-root.ts';
@@ -32,8 +33,11 @@ export async function spawnDetachedSession(args: { stickRoot: string; guest: str
   if (holder && !isStale(holder)) throw new StickLockedError(describeHolder(holder), layout.lockFile);
   await assertWritable(layout.root);
   await mkdir(layout.runDir, { recursive: true });
-  // The session's own narration goes to its log on the stick, never the host.
-  const logFd = openSync(guestLogPaths(layout, args.guest).session, 'a');
+  // The session's own narration goes to its log on the stick, never the host;
+  // past half its cap the previous one is moved aside (src/stick/capped-log.ts).
+  const sessionLog = guestLogPaths(layout, args.guest).session;
+  prepareLogFile(sessionLog, LOG_LIMITS.session);
+  const logFd = openSync(sessionLog, 'a');
   const self = selfCommand();
   const child = spawn(self.command, [...self.args, 'session', '--stick', args.stickRoot, '--guest', args.guest, '--accel', args.accel], {
     detached: true,

@@ -3,8 +3,12 @@
 // main.ts, minus what only a checkout has: no top-level await (CommonJS), and
 // no compile cache, since the executable carries its own code cache and must
 // write nothing on the host.
+import { guardAgainstDumps } from '../runtime/dump-guards.ts';
 import { drainStdio, quietWhenReaderCloses } from './output.ts';
 import { main } from './program.ts';
+
+// Before any key material exists, as main.ts: no core dumps, not dumpable.
+guardAgainstDumps();
 
 // The host's compile-cache setting is not for us (the executable carries its
 // own code cache): the detached session must not inherit it either. Node has

@@ -11,8 +11,9 @@ const checkoutCache = fileURLToPath(new URL('../../.cache/node-compile-cache', i
 if (existsSync(fileURLToPath(new URL('../../build.js', import.meta.url)))) module.enableCompileCache?.(checkoutCache);
 
 // Before any key material exists: no core dump of this process or of the QEMU it starts.
-const { disableCoreDumps } = await import('../runtime/no-core-dumps.ts');
-disableCoreDumps();
+// Not dumpable either (src/runtime/dump-guards.ts).
+const { guardAgainstDumps } = await import('../runtime/dump-guards.ts');
+guardAgainstDumps();
 
 const { drainStdio, quietWhenReaderCloses } = await import('./output.ts');
 quietWhenReaderCloses();

@@ -10,14 +10,20 @@
 // confirmations were signed) is refused with one line and never trusted: its
 // rule keeps waiting for `launcher tables confirm`.
 //
-// What a MAC cannot stop: deleting records (that only narrows the view), and
-// putting back an older copy of this same user's file, which restores a
-// confirmation the person later withdrew (README, "What the passphrase
-// protects").
+// What a MAC cannot stop alone: putting back an older copy of this same
+// user's file, which restores a confirmation the person later withdrew. So
+// the user's anchor (rollback-anchor.ts) lists the MAC of every confirmation
+// that may be trusted: confirming adds to it before the file is written,
+// withdrawing (with the passphrase, for that reason) takes from it after;
+// at launch a trusted record the anchor does not list is a rollback and the
+// launch is refused (confirmationsAreCurrent). Deleting records only narrows
+// the view; the next launch takes them off the anchor as well.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { deriveTablesKey } from '../auth/tables-key.ts';
+import { anchorPathFor, readAnchor, rolledBack, writeAnchor } from './rollback-anchor.ts';
+import { deriveAtRestKey } from './sealed/keys.ts';
 import { ruleFingerprint } from './registry-rules.ts';
 import type { RuleSpec } from './rules.ts';
 
@@ -113,15 +119,48 @@ export function checkConfirmations(records: readonly ConfirmationRecord[], table
  * line for each refused one. The tables key is derived here and zeroed
  * before returning; the caller keeps (and zeroes) the disk key.
  */
-export async function trustedConfirmations(file: string, diskKey: Buffer, userId: string): Promise<{ trusted: Set<string>; refused: RefusedConfirmation[] }> {
+export async function trustedConfirmations(file: string, diskKey: Buffer, userId: string): Promise<{ trusted: Set<string>; refused: RefusedConfirmation[]; records: ConfirmationRecord[] }> {
   const records = await readConfirmationRecords(file);
-  if (records.length === 0) return { trusted: new Set(), refused: [] };
+  if (records.length === 0) return { trusted: new Set(), refused: [], records: [] };
   const key = deriveTablesKey(diskKey);
   try {
-    return checkConfirmations(records, key, userId);
+    const checked = checkConfirmations(records, key, userId);
+    return { ...checked, records: records.filter((r) => checked.trusted.has(r.fingerprint) && checked.refused.every((x) => x.record !== r)) };
   } finally {
     key.fill(0);
   }
+}
+
+/** Puts the anchor's list of confirmations that may be trusted to `macs` (written only when it changes). */
+function anchorConfirmations(file: string, atRestKey: Buffer, macs: string[]): void {
+  const path = anchorPathFor(dirname(file));
+  const anchor = readAnchor(path, atRestKey) ?? { stores: {} };
+  const sorted = [...new Set(macs)].sort();
+  if (JSON.stringify(anchor.tables) === JSON.stringify(sorted)) return;
+  writeAnchor(path, atRestKey, { ...anchor, tables: sorted });
+}
+
+/**
+ * At launch, after trustedConfirmations: every trusted record must be one
+ * the anchor lists; one it does not is a confirmation the person withdrew,
+ * back in an older copy of the file: refused (exit 10), nothing changed.
+ * Otherwise the anchor is brought to the file (records deleted by hand come
+ * off it too).
+ */
+export function confirmationsAreCurrent(file: string, trusted: readonly ConfirmationRecord[], atRestKey: Buffer): void {
+  const anchor = readAnchor(anchorPathFor(dirname(file)), atRestKey);
+  if (anchor?.tables) {
+    const listed = new Set(anchor.tables);
+    const resurrected = trusted.find((r) => r.mac === undefined || !listed.has(r.mac));
+    if (resurrected) {
+      throw rolledBack(
+        file,
+        `is an older copy: it confirms ${ruleText(resurrected.rule)}, which was withdrawn since (put back without your passphrase)`,
+        `nothing was changed; put back the current file, or withdraw the rule again: launcher tables confirm ${resurrected.rule.name ?? 'RULE'} --revoke`,
+      );
+    }
+  }
+  anchorConfirmations(file, atRestKey, trusted.map((r) => r.mac!));
 }
 
 async function writeRecords(file: string, records: ConfirmationRecord[]): Promise<void> {
@@ -150,7 +189,16 @@ export async function recordConfirmation(file: string, rule: RuleSpec, diskKey: 
       confirmedAt: now.toISOString(),
     };
     const record = { ...unsigned, mac: macOf(key, userId, unsigned).toString('hex') };
-    await writeRecords(file, [...kept, record]);
+    // The anchor lists the new record before the file holds it (and still the replaced ones, until after).
+    const atRestKey = deriveAtRestKey(diskKey);
+    try {
+      const before = existing.filter((r) => trusted.has(r.fingerprint) && refused.every((x) => x.record !== r)).map((r) => r.mac!);
+      anchorConfirmations(file, atRestKey, [...before, record.mac]);
+      await writeRecords(file, [...kept, record]);
+      anchorConfirmations(file, atRestKey, [...kept, record].map((r) => r.mac!));
+    } finally {
+      atRestKey.fill(0);
+    }
     return { record, dropped: refused };
   } finally {
     key.fill(0);
@@ -158,14 +206,23 @@ export async function recordConfirmation(file: string, rule: RuleSpec, diskKey: 
 }
 
 /**
- * Withdraw the confirmation of a rule (by its content). Needs no key:
- * withdrawing only narrows what the guest sees. Returns whether one was there.
+ * Withdraw the confirmation of a rule (by its content). Takes the disk key:
+ * the anchor must stop listing it, or an older copy of the file would bring
+ * it back. The file first, then the anchor. Returns whether one was there.
  */
-export async function withdrawConfirmation(file: string, rule: Pick<RuleSpec, 'table' | 'guestPath' | 'hostPath' | 'mode'>): Promise<boolean> {
+export async function withdrawConfirmation(file: string, rule: Pick<RuleSpec, 'table' | 'guestPath' | 'hostPath' | 'mode'>, diskKey: Buffer, userId: string): Promise<boolean> {
   const fingerprint = ruleFingerprint(rule);
   const records = await readConfirmationRecords(file);
   const kept = records.filter((r) => r.fingerprint !== fingerprint);
-  if (kept.length === records.length) return false;
-  await writeRecords(file, kept);
-  return true;
+  if (kept.length !== records.length) await writeRecords(file, kept);
+  const key = deriveTablesKey(diskKey);
+  const atRestKey = deriveAtRestKey(diskKey);
+  try {
+    const { trusted, refused } = checkConfirmations(kept, key, userId);
+    anchorConfirmations(file, atRestKey, kept.filter((r) => trusted.has(r.fingerprint) && refused.every((x) => x.record !== r)).map((r) => r.mac!));
+  } finally {
+    key.fill(0);
+    atRestKey.fill(0);
+  }
+  return kept.length !== records.length;
 }

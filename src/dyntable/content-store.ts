@@ -20,6 +20,18 @@ export interface NodeContent {
   close(): Promise<void>;
 }
 
+/**
+ * Where a sealed store records each file's content version (the node's
+ * sealed row, LayerStore): an older copy of a whole file then no longer
+ * opens (sealed/sealed-file.ts).
+ */
+export interface ContentVersions {
+  /** The version recorded for node `id` (0: none yet). */
+  recorded(id: number): number;
+  /** Node `id`'s file is on the stick at `version`: record it. */
+  record(id: number, version: number): void;
+}
+
 export interface ContentStore {
   /**
    * Empty content for a new node, synchronously: a metadata write on the
@@ -39,6 +51,10 @@ export interface ContentStore {
    */
   rowChanged?: (id: number) => void;
   close(): Promise<void>;
+  /** A sealed store checks and records content versions through this (plain stores have none). */
+  attachVersions?(versions: ContentVersions): void;
+  /** layer.sqlite's rows so far are durable (after a checkpoint). */
+  checkpointed?(): void;
 }
 
 export function contentPath(dir: string, id: number): string {

@@ -211,6 +211,36 @@ export class ExclusionMatcher {
     return undefined;
   }
 
+  /**
+   * The test for the children of one folder (`parts`, folded components),
+   * compiled once for a whole listing: undefined when no exclusion can match
+   * any child (the usual case: then no name is checked at all), else a test
+   * of a child's folded name. The same answers as matchComponents of the
+   * child's components; only exclusions ending exactly at a child are kept
+   * (longer ones hide something below a child, shorter ones the folder
+   * itself, which is never listed).
+   */
+  childTest(parts: readonly string[], exposed: readonly string[] = []): ((foldedName: string) => boolean) | undefined {
+    const depth = parts.length;
+    const candidates: PreparedExclusion[] = [];
+    for (const prepared of this.#prepared) {
+      if (exposed.includes(prepared.exclusion.id) || prepared.parts.length > depth + 1) continue;
+      // An exception at or above the folder lifts the exclusion for everything in it.
+      if (prepared.except.some((except) => except.length <= depth && startsWith(parts, except))) continue;
+      if (covers(prepared.parts.slice(0, depth), parts)) candidates.push(prepared);
+    }
+    if (candidates.length === 0) return undefined;
+    return (name) =>
+      candidates.some((c) => {
+        // Shorter than a child: it covers the folder itself (checked above).
+        const last = c.parts.length > depth ? c.parts[depth] : '*';
+        if (last !== '*' && last !== name) return false;
+        if (c.except.length === 0) return true;
+        const child = [...parts, name];
+        return !c.except.some((except) => startsWith(child, except));
+      });
+  }
+
   /** Exclusions whose path contains `hostPath` (for the compiler: a rule targeting a secret). */
   containing(hostPath: string): Exclusion[] {
     const parts = foldedComponents(hostPath, this.rules);

@@ -31,6 +31,8 @@ import { DatabaseSync } from 'node:sqlite';
 import { StickTamperedError } from '../errors.ts';
 import { type ContentStore, contentPath, PlainContentStore } from './content-store.ts';
 import { type LayerRows, nameOf, parentOf, PlainRows } from './layer-rows.ts';
+import { QuotaContentStore } from './quota-content-store.ts';
+import { NODE_BYTES, type StoreQuota } from './store-quota.ts';
 import { type NinepTimes, S_IFDIR, S_IFMT, S_IFREG } from './ninep/backend.ts';
 import { openSealedLayer } from './sealed/seal-store.ts';
 import { SealedDataError } from './sealed/sealed-file.ts';
@@ -50,6 +52,8 @@ export interface StoreNode extends StoreTimes {
   target: string | null;
   /** The qid path of the host file this was copied up from, kept so the guest's inode number does not change. */
   qid: bigint | null;
+  /** Sealed stores: the version of the content file last synced (sealed/sealed-content-store.ts); absent is 0. */
+  contentVersion?: number;
 }
 
 export type StoreEntry =
@@ -57,6 +61,14 @@ export type StoreEntry =
   | { path: string; kind: 'whiteout' };
 
 export type NewNode = Omit<StoreNode, 'id' | 'nlink'>;
+
+/** What a node's rows count against the quota (store-quota.ts); its content is counted apart. */
+function nodeBytes(node: Pick<StoreNode, 'target'>): number {
+  return NODE_BYTES + (node.target === null ? 0 : Buffer.byteLength(node.target));
+}
+
+/** The meta row holding the content bytes a store with a quota counted when it last closed cleanly. */
+const SAVED_CONTENT_BYTES = 'quota-content-bytes';
 
 const hrBase = process.hrtime.bigint();
 const epochBaseNs = BigInt(Date.now()) * 1_000_000n;
@@ -90,6 +102,12 @@ export class LayerStore {
   readonly #db: DatabaseSync;
   readonly #rows: LayerRows;
   readonly #onClose: () => void;
+  /** The user's quota for files/ and upper/ together, when the session gives one. */
+  readonly #quota: { quota: StoreQuota; content: QuotaContentStore } | undefined;
+  /** Bytes of node rows counted against the quota (given back at close, with the content's). */
+  #nodeBytes = 0;
+  /** What the last clean close of a store with a quota counted of its content (read and removed at open). */
+  #savedContentBytes: number | undefined;
   readonly #entries = new Map<string, StoreEntry>();
   readonly #children = new Map<string, Set<string>>();
   readonly #nodes = new Map<number, StoreNode>();
@@ -99,23 +117,36 @@ export class LayerStore {
   readonly #dirty = new Set<number>();
   #closed = false;
 
-  private constructor(dir: string, db: DatabaseSync, layer: { rows: LayerRows; content: ContentStore; sealed: boolean; close: () => void }) {
+  private constructor(dir: string, db: DatabaseSync, layer: { rows: LayerRows; content: ContentStore; sealed: boolean; close: () => void }, quota: StoreQuota | undefined) {
     this.dir = dir;
     this.#db = db;
     this.#rows = layer.rows;
-    this.content = layer.content;
+    this.#quota = quota ? { quota, content: new QuotaContentStore(layer.content, quota) } : undefined;
+    this.content = this.#quota?.content ?? layer.content;
+    // Through the quota's wrapper, which forwards it to the store that calls it.
     this.content.rowChanged = (id) => {
       if (this.#nodes.has(id)) this.#dirty.add(id);
     };
     this.sealed = layer.sealed;
     this.#onClose = layer.close;
+    this.content.attachVersions?.({
+      recorded: (id) => this.#nodes.get(id)?.contentVersion ?? 0,
+      record: (id, version) => {
+        const node = this.#nodes.get(id);
+        if (!node || this.#closed) return;
+        node.contentVersion = version;
+        this.#saveNode(node);
+      },
+    });
   }
 
   /**
    * Open (creating if needed) the store in `dir`. With `key` (the user's
    * at-rest key, sealed/keys.ts; not kept) rows and contents are sealed.
+   * With `quota`, what the store holds counts against it, and growth past
+   * it fails with ENOSPC (store-quota.ts).
    */
-  static async open(dir: string, options: { key?: Buffer } = {}): Promise<LayerStore> {
+  static async open(dir: string, options: { key?: Buffer; quota?: StoreQuota } = {}): Promise<LayerStore> {
     mkdirSync(join(dir, 'data'), { recursive: true });
     const db = new DatabaseSync(join(dir, 'layer.sqlite'));
     try {
@@ -131,10 +162,15 @@ export class LayerStore {
             db.prepare("INSERT OR IGNORE INTO meta(key, value) VALUES ('format', 'pocketvm-layer-1')").run();
             return { rows: new PlainRows(db), content: new PlainContentStore(dir), sealed: false, close: () => {} };
           })();
-      const store = new LayerStore(dir, db, layer);
+      const store = new LayerStore(dir, db, layer, options.quota);
+      // Whoever opens the store next may change it: the saved figure holds for this open only.
+      const saved = Number((db.prepare('SELECT value FROM meta WHERE key = ?').get(SAVED_CONTENT_BYTES) as { value: string } | undefined)?.value);
+      store.#savedContentBytes = Number.isSafeInteger(saved) && saved >= 0 ? saved : undefined;
+      db.prepare('DELETE FROM meta WHERE key = ?').run(SAVED_CONTENT_BYTES);
       try {
         store.#load();
       } catch (error) {
+        store.#giveBackQuota();
         await layer.content.close();
         layer.close();
         // A row that does not authenticate was written by someone without the key.
@@ -150,6 +186,7 @@ export class LayerStore {
 
   #load(): void {
     for (const node of this.#rows.loadNodes()) this.#nodes.set(node.id, node);
+    this.#adoptAll();
     const referenced = new Map<number, number>();
     for (const entry of this.#rows.loadEntries()) {
       this.#remember(entry);
@@ -167,6 +204,25 @@ export class LayerStore {
         }
       }
     });
+  }
+
+  /** Counts the nodes already on the stick against the quota (at open). */
+  #adoptAll(): void {
+    if (!this.#quota) return;
+    const files: number[] = [];
+    for (const node of this.#nodes.values()) {
+      this.#nodeBytes += nodeBytes(node);
+      if ((node.mode & S_IFMT) === S_IFREG) files.push(node.id);
+    }
+    this.#quota.quota.adopt(this.#nodeBytes);
+    this.#quota.content.adopt(files, this.#savedContentBytes);
+  }
+
+  /** Takes back from the quota all this store counted (at close: the next open counts again). */
+  #giveBackQuota(): void {
+    if (!this.#quota) return;
+    this.#quota.quota.release(this.#nodeBytes + this.#quota.content.countedBytes());
+    this.#nodeBytes = 0;
   }
 
   #remember(entry: StoreEntry): void {
@@ -268,8 +324,8 @@ export class LayerStore {
   }
 
   /** A new node (not yet named by any entry); a regular file gets an empty content file. */
-  async createNode(fields: NewNode): Promise<StoreNode> {
-    return this.createNodeSync(fields);
+  async createNode(fields: NewNode, options: { unmetered?: boolean } = {}): Promise<StoreNode> {
+    return this.createNodeSync(fields, options);
   }
 
   /**
@@ -277,15 +333,29 @@ export class LayerStore {
    * create of its content file on the stick (microseconds), so a guest's
    * create is one transaction with its entry, not four trips through libuv.
    */
-  createNodeSync(fields: NewNode): StoreNode {
-    // One transaction: the row is written after the content store has said what it holds (sealed: nothing yet).
-    return this.transaction(() => {
-      const id = this.#rows.insertNode(fields);
-      const node: StoreNode = { ...fields, id, nlink: 0 };
-      this.#nodes.set(node.id, node);
-      if ((node.mode & S_IFMT) === S_IFREG) this.content.createSync(node.id);
-      return node;
-    });
+  createNodeSync(fields: NewNode, options: { unmetered?: boolean } = {}): StoreNode {
+    // Over the quota: ENOSPC, before anything is written. `unmetered`: the
+    // launcher's own node (a FIT entry's root at open), counted, never refused.
+    const bytes = this.#quota ? nodeBytes(fields) : 0;
+    if (options.unmetered) this.#quota?.quota.adopt(bytes);
+    else this.#quota?.quota.charge(bytes);
+    let node: StoreNode | undefined;
+    try {
+      // One transaction: the row is written after the content store has said what it holds (sealed: nothing yet).
+      this.transaction(() => {
+        const id = this.#rows.insertNode(fields);
+        node = { ...fields, id, nlink: 0 };
+        this.#nodes.set(id, node);
+        if ((node.mode & S_IFMT) === S_IFREG) this.content.createSync(id);
+      });
+    } catch (error) {
+      // Rolled back: neither the node nor its charge stays.
+      if (node) this.#nodes.delete(node.id);
+      this.#quota?.quota.release(bytes);
+      throw error;
+    }
+    this.#nodeBytes += bytes;
+    return node!;
   }
 
   #saveNode(node: StoreNode): void {
@@ -377,6 +447,12 @@ export class LayerStore {
   }
 
   #dropNode(id: number): void {
+    const node = this.#nodes.get(id);
+    if (node && this.#quota) {
+      const bytes = nodeBytes(node);
+      this.#quota.quota.release(bytes);
+      this.#nodeBytes -= bytes;
+    }
     this.#rows.deleteNode(id);
     this.#nodes.delete(id);
     this.#dirty.delete(id);
@@ -419,14 +495,23 @@ export class LayerStore {
     this.flush();
     if (node !== undefined) await syncDirectory(join(this.dataPath(node), '..'));
     this.#db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+    this.content.checkpointed?.();
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    // Content first: files synced at a bumped version record it in their rows.
+    await this.content.close();
     this.flush();
     this.#closed = true;
+    // The next open starts from this figure instead of reading every file's length.
+    try {
+      if (this.#quota) this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(SAVED_CONTENT_BYTES, String(this.#quota.content.countedBytes()));
+    } catch {
+      // The stick is gone or full: the next open reads every file's length instead.
+    }
+    this.#giveBackQuota();
     this.#db.close();
-    await this.content.close();
     this.#onClose();
   }
 

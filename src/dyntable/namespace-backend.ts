@@ -17,8 +17,8 @@
 //
 // The host is only ever lstat'ed, listed, read (O_NOATIME where permitted)
 // and readlink'ed: its files keep their content, mode and mtime.
-import { constants as C } from 'node:fs';
-import type { Dir } from 'node:fs';
+import { constants as C, lstatSync } from 'node:fs';
+import type { Dir, Dirent } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import { lstat, open, opendir, readdir, realpath, statfs, truncate } from 'node:fs/promises';
 import type { NodeContent } from './content-store.ts';
@@ -31,6 +31,7 @@ import {
   Errno,
   ErrnoError,
   OpenFlags,
+  QidType,
   S_IFBLK,
   S_IFCHR,
   S_IFDIR,
@@ -50,6 +51,7 @@ import { type ConfinedFile, ConfinedRoot, lstatNames } from './ninep/confined-fs
 import { HostFsPool } from './ninep/host-fs-pool.ts';
 import { LISTING_READ_AHEAD, type ListedEntry, ListingBudget, type ListingPhase, StreamedListing, arrayPhase } from './namespace-listing.ts';
 import { lookupEntry } from './resolver.ts';
+import type { StoreQuota } from './store-quota.ts';
 import type { CompiledTable, EntryMode, Exclusion, TableEntry } from './rules.ts';
 
 export interface NamespaceBackendOptions {
@@ -64,6 +66,8 @@ export interface NamespaceBackendOptions {
    * caller zeroes it.
    */
   atRestKey?: Buffer;
+  /** What the guest may fill of the stick through files/ and upper/ (store-quota.ts); none without. */
+  quota?: StoreQuota;
   /** Owner of virtual folders and new files (default: this process's uid/gid; 0 on Windows). */
   owner?: { uid: number; gid: number };
   /** Show host files as owned by `owner` (default: on Windows hosts, whose uids mean nothing to Linux). */
@@ -94,9 +98,11 @@ type Located =
 const QID_TAG_UPPER = 1n << 62n;
 const QID_TAG_FILES = 2n << 62n;
 const QID_TAG_VIRTUAL = 3n << 62n;
-const DEV_MIX = 0x9e3779b97f4a7c15n;
 const O_NOATIME = C.O_NOATIME ?? 0;
 const EXCLUDED_INODE_BUDGET = 20_000;
+/** Secret files re-checked for new hard links before a listing (#secretLinksOn), and how often. */
+const SECRET_RECHECK_MAX = 1024;
+const SECRET_RECHECK_MS = 1000;
 
 const isNotFound = (e: ErrnoError) => e.errno === Errno.ENOENT || e.errno === Errno.ENOTDIR || e.errno === Errno.ELOOP || e.errno === Errno.EINVAL || e.errno === Errno.ENAMETOOLONG;
 
@@ -111,6 +117,52 @@ function relJoin(rel: string, name: string): string {
 /** ConfinedRoot guest path for a lower-relative path ('' is the root). */
 function rootPath(rel: string): string {
   return rel === '' ? '/' : rel;
+}
+
+/** A file inside an excluded folder, as last lstat'ed. */
+interface SecretFile {
+  path: string;
+  dev: bigint;
+  ino: bigint;
+  nlink: bigint;
+}
+
+const DT_UNKNOWN = 0;
+const DT_DIR = 4;
+const DT_REG = 8;
+const DT_LNK = 10;
+
+/** Linux d_type of a host directory entry (DT_UNKNOWN when the host did not say). */
+function direntTypeOf(d: Dirent): number {
+  if (d.isFile()) return DT_REG;
+  if (d.isDirectory()) return DT_DIR;
+  if (d.isSymbolicLink()) return DT_LNK;
+  if (d.isFIFO()) return 1;
+  if (d.isSocket()) return 12;
+  if (d.isCharacterDevice()) return 2;
+  if (d.isBlockDevice()) return 6;
+  return DT_UNKNOWN;
+}
+
+/**
+ * The qid path of a host entry (the inode number the guest sees, in its
+ * readdir's d_ino and its stat alike): a 61-bit FNV-1a hash of where the
+ * entry is (its table entry and path below the host folder), not the host
+ * inode, so a listing needs no lstat to give it (QEMU takes d_ino from
+ * getdents, which Node does not expose). The same path keeps its number in
+ * every session; bit 61 set and the tag bits clear, a range that store
+ * nodes and virtual folders never use. Two host names of one file are two
+ * inodes to the guest (as on a FUSE file system without inode numbers).
+ */
+function hostQidPath(where: string): bigint {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x050c5d1f;
+  for (let i = 0; i < where.length; i++) {
+    const c = where.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x01000193) ^ (h2 >>> 15);
+  }
+  return (1n << 61n) | (BigInt((h1 >>> 0) & 0x1fffffff) << 32n) | BigInt(h2 >>> 0);
 }
 
 /** Serialises namespace mutations, so check-then-change sequences never interleave. */
@@ -131,6 +183,14 @@ export class NamespaceBackend implements NinepBackend {
   readonly #matcher: ExclusionMatcher;
   /** dev:ino of regular files inside excluded folders → exclusion ids (hard links to secrets stay hidden). */
   readonly #excludedInodes = new Map<string, string[]>();
+  /** The files of #excludedInodes by path, and the devices they are on: whether a listing must lstat its regular files. */
+  readonly #secretFiles: SecretFile[] = [];
+  readonly #secretDevs = new Set<bigint>();
+  /** Devices where a secret file has another name now (or may: it changed or vanished), as of #linksCheckedAt. */
+  #linkedSecretDevs = new Set<bigint>();
+  #linksCheckedAt = -Infinity;
+  /** Host entries the listings lstat'ed (tests: none for a local folder when no secret has another name). */
+  readonly listingCounters = { lstats: 0 };
   readonly #virtualQids = new Map<string, bigint>();
   readonly #owner: { uid: number; gid: number };
   readonly #mapHostOwner: boolean;
@@ -163,7 +223,8 @@ export class NamespaceBackend implements NinepBackend {
       if (real && real !== base.replace(/[\\/]$/, '')) extended.push({ ...e, hostPath: wildcard ? join(real, '*') : real, except: [...e.except, ...(await Promise.all(e.except.map((p) => realpath(p).catch(() => p))))] });
     }
     const matcher = new ExclusionMatcher(extended, { style: table.host.pathStyle, caseInsensitive: table.host.caseInsensitive });
-    const sealing = options.atRestKey ? { key: options.atRestKey } : {};
+    // One quota for files/ and upper/ together (store-quota.ts): growth past it is ENOSPC.
+    const sealing = { ...(options.atRestKey ? { key: options.atRestKey } : {}), ...(options.quota ? { quota: options.quota } : {}) };
     const files = await LayerStore.open(options.filesDir, sealing);
     const upper = await LayerStore.open(options.upperDir, sealing).catch(async (error: unknown) => {
       await files.close();
@@ -190,7 +251,8 @@ export class NamespaceBackend implements NinepBackend {
     if (entry.target.kind === 'stick') {
       const area: Area = { entry, mode: 'stick', store: this.files };
       if (!this.files.get(entry.guestPath)) {
-        const node = await this.files.createNode(this.#newNodeFields(S_IFDIR | 0o755, this.#owner.gid));
+        // The launcher's own folder: a full quota must not keep the namespace from opening.
+        const node = await this.files.createNode(this.#newNodeFields(S_IFDIR | 0o755, this.#owner.gid), { unmetered: true });
         this.files.setEntry({ path: entry.guestPath, kind: 'node', node: node.id, opaque: true, redirect: null });
       }
       this.#areas.set(entry.id, area);
@@ -224,6 +286,8 @@ export class NamespaceBackend implements NinepBackend {
       if (st.isFile()) {
         const key = `${st.dev}:${st.ino}`;
         this.#excludedInodes.set(key, [...(this.#excludedInodes.get(key) ?? []), ids]);
+        this.#secretFiles.push({ path, dev: st.dev, ino: st.ino, nlink: st.nlink });
+        this.#secretDevs.add(st.dev);
       } else if (st.isDirectory() && depth < 8) {
         const names = await readdir(path).catch(() => [] as string[]);
         for (const name of names) await walk(join(path, name), ids, depth + 1);
@@ -253,6 +317,68 @@ export class NamespaceBackend implements NinepBackend {
     if (!st.isFile() || st.nlink < 2n) return false;
     const ids = this.#excludedInodes.get(`${st.dev}:${st.ino}`);
     return ids !== undefined && ids.some((id) => !area.entry.exposes.includes(id));
+  }
+
+  /**
+   * Whether a listing on device `dev` must lstat its regular files to hide
+   * host hard links to secrets (#isExcludedInode). Only if a secret file is
+   * on that device and has (or may have) another name: the secrets are
+   * lstat'ed again at most once a second, so a link the host makes during
+   * the session is kept out of listings from the next second on (a walk,
+   * getattr or open checks every file's inode at once, so its content is
+   * never served). With more secrets than are cheap to re-check, listings
+   * on their device always lstat.
+   */
+  #secretLinksOn(dev: bigint): boolean {
+    if (!this.#secretDevs.has(dev)) return false;
+    if (this.#secretFiles.length > SECRET_RECHECK_MAX) return true;
+    const now = performance.now();
+    if (now - this.#linksCheckedAt >= SECRET_RECHECK_MS) {
+      const linked = new Set<bigint>();
+      const kept: SecretFile[] = [];
+      for (const secret of this.#secretFiles) {
+        let st: BigIntStats | undefined;
+        try {
+          st = lstatSync(secret.path, { bigint: true, throwIfNoEntry: false });
+        } catch {
+          st = undefined;
+        }
+        if (st && st.ino === secret.ino && st.dev === secret.dev) {
+          secret.nlink = st.nlink;
+          kept.push(secret);
+          if (st.nlink >= 2n) linked.add(secret.dev);
+        } else if (secret.nlink >= 2n) {
+          // Gone or replaced while it had other names: they may live on.
+          kept.push(secret);
+          linked.add(secret.dev);
+        }
+        // Gone or replaced with no other name when last seen (a removed
+        // file, a rename): nothing left to hide (#isExcludedInode hides
+        // only inodes with two names or more).
+      }
+      this.#secretFiles.splice(0, this.#secretFiles.length, ...kept);
+      this.#secretDevs.clear();
+      for (const secret of kept) this.#secretDevs.add(secret.dev);
+      this.#linkedSecretDevs = linked;
+      this.#linksCheckedAt = now;
+    }
+    return this.#linkedSecretDevs.has(dev);
+  }
+
+  /**
+   * Whether a child of the lower folder `rel` is excluded, compiled once per
+   * listing: undefined when nothing in it can be (the usual case).
+   */
+  #childExclusion(area: Area, rel: string): ((name: string) => boolean) | undefined {
+    const matcher = area.matcher;
+    if (!area.rootParts || !matcher || matcher.empty) return undefined;
+    const parts = rel === '' ? [] : rel.slice(1).split('/').map((name) => matcher.fold(name));
+    const tests = area.rootParts.map((root) => matcher.childTest([...root, ...parts], area.entry.exposes)).filter((t) => t !== undefined);
+    if (tests.length === 0) return undefined;
+    return (name) => {
+      const folded = matcher.fold(name);
+      return tests.some((t) => t(folded));
+    };
   }
 
   /** Case-insensitive hosts answer lstat for any spelling: insist on the exact name. */
@@ -405,8 +531,12 @@ export class NamespaceBackend implements NinepBackend {
   // ---------------------------------------------------------------------
   // Attributes.
 
-  #hostQid(area: Area, st: BigIntStats): bigint {
-    return BigInt.asUintN(62, area.root!.qidPath(st) ^ (area.root!.rootDev * DEV_MIX));
+  /**
+   * A host entry's qid path: the number of where it is (hostQidPath), so a
+   * listing gives it without an lstat and its stat gives the same.
+   */
+  #hostQid(area: Area, rel: string): bigint {
+    return hostQidPath(`${area.entry.id}\0${rel}`);
   }
 
   #nodeQidPath(store: LayerStore, node: StoreNode): bigint {
@@ -438,9 +568,9 @@ export class NamespaceBackend implements NinepBackend {
     };
   }
 
-  #hostAttr(area: Area, st: BigIntStats): NinepAttr {
+  #hostAttr(area: Area, rel: string, st: BigIntStats): NinepAttr {
     const attr = area.root!.attrOf(st);
-    attr.qid = { ...attr.qid, path: this.#hostQid(area, st) };
+    attr.qid = { ...attr.qid, path: this.#hostQid(area, rel) };
     if (this.#mapHostOwner) {
       attr.uid = this.#owner.uid;
       attr.gid = this.#owner.gid;
@@ -492,7 +622,7 @@ export class NamespaceBackend implements NinepBackend {
 
   async #attrOf(located: Located): Promise<NinepAttr> {
     if (located.kind === 'virtual') return this.#virtualAttr(located.guest);
-    if (located.kind === 'host') return this.#hostAttr(located.area, located.st);
+    if (located.kind === 'host') return this.#hostAttr(located.area, located.lowerRel, located.st);
     return this.#nodeAttr(located.area.store!, located.node);
   }
 
@@ -565,19 +695,28 @@ export class NamespaceBackend implements NinepBackend {
 
   /**
    * A host folder's names, streamed from its opened descriptor (confined:
-   * through /proc/self/fd on Linux), each batch lstat'ed for its qids. Names
-   * the upper store has (copied up, created, whited out) or an entry
-   * reserves are left out, and so is everything excluded.
+   * through /proc/self/fd on Linux). Names the upper store has (copied up,
+   * created, whited out) or an entry reserves are left out, and so is
+   * everything excluded: by path with a test compiled once for the folder,
+   * and hard links to secrets by inode.
+   *
+   * A local folder's entries come with their types (d_type), so most need
+   * no lstat: their qid paths are the number of where they are
+   * (hostQidPath, which their stat gives too), and the 9P server's
+   * attribute cache is not primed for them. An lstat is
+   * left for entries without a type and, where a secret has another name on
+   * the folder's device (#secretLinksOn), for regular files. Folders on
+   * mounts that may hang are listed and lstat'ed on the pool's workers.
    */
   #lowerPhase(area: Area, rel: string, guest: string, upper: LayerStore | undefined, reserved: ReadonlySet<string>): ListingPhase {
     const root = area.root!;
     const where = root.hostPath(rootPath(rel));
-    /** Names, a batch at a time: from a Dir here, or from the pool's worker for a folder on a mount that may hang. */
+    /** Names (with d_type where known), a batch at a time: from a Dir here, or from the pool's worker for a folder on a mount that may hang. */
     interface Names {
-      read(max: number): Promise<{ names: string[]; done: boolean }>;
+      read(max: number): Promise<{ names: string[]; types: number[] | undefined; done: boolean }>;
       close(): Promise<void>;
     }
-    let opened: { file: ConfinedFile; names: Names; base: string; slow: boolean } | undefined;
+    let opened: { file: ConfinedFile; names: Names; base: string; slow: boolean; excluded: ((name: string) => boolean) | undefined; linkCheck: boolean } | undefined;
     let done = false;
     const open = async () => {
       let file: ConfinedFile;
@@ -599,7 +738,7 @@ export class NamespaceBackend implements NinepBackend {
         let names: Names;
         if (slow) {
           const id = await root.pool.opendir(base, where);
-          names = { read: (max) => root.pool.dirRead(id, max, where), close: () => root.pool.dirClose(id, where) };
+          names = { read: async (max) => ({ ...(await root.pool.dirRead(id, max, where)), types: undefined }), close: () => root.pool.dirClose(id, where) };
         } else {
           const dir: Dir = await (viaFd ? opendir(base, { bufferSize: 32 }) : root.shared(async () => {
             await root.verifyDir(rootPath(rel));
@@ -612,17 +751,19 @@ export class NamespaceBackend implements NinepBackend {
             // hang are read on the pool above.)
             read: async (max) => {
               const out: string[] = [];
+              const types: number[] = [];
               while (out.length < max) {
                 const d = dir.readSync();
-                if (d === null) return { names: out, done: true };
+                if (d === null) return { names: out, types, done: true };
                 out.push(d.name);
+                types.push(direntTypeOf(d));
               }
-              return { names: out, done: false };
+              return { names: out, types, done: false };
             },
             close: () => dir.close().catch(() => {}),
           };
         }
-        return { file, names, base, slow };
+        return { file, names, base, slow, excluded: this.#childExclusion(area, rel), linkCheck: !slow && this.#secretLinksOn(file.stat.dev) };
       } catch (error) {
         await file.close();
         throw ErrnoError.fromNode(error);
@@ -635,6 +776,22 @@ export class NamespaceBackend implements NinepBackend {
       await o?.names.close();
       await o?.file.close();
     };
+    const lstatOf = (o: NonNullable<typeof opened>, names: string[]) =>
+      o.slow
+        ? root.pool.lstatMany(o.base, names)
+        : process.platform === 'linux'
+          ? lstatNames(o.base, names)
+          : root.shared(async () => {
+              await root.verifyDir(rootPath(rel));
+              return lstatNames(o.base, names);
+            });
+    const withStat = (name: string, st: BigIntStats): ListedEntry | undefined => {
+      if (this.#isExcludedInode(area, st)) return undefined;
+      const mode = Number(st.mode) & 0o177777;
+      const childRel = relJoin(rel, name);
+      return { name, qid: { type: qidTypeOfMode(mode), version: 0, path: this.#hostQid(area, childRel) }, type: direntTypeOfMode(mode), attr: () => this.#hostAttr(area, childRel, st) };
+    };
+    const relPrefix = `${area.entry.id}\0${rel}/`;
     return {
       get done() {
         return done;
@@ -653,22 +810,36 @@ export class NamespaceBackend implements NinepBackend {
             throw ErrnoError.fromNode(error);
           });
           if (got.done) done = true;
-          const names = got.names.filter((name) => !reserved.has(name) && upper?.get(childPath(guest, name)) === undefined);
+          const names: string[] = [];
+          const types: number[] = [];
+          // Most host folders have nothing copied up, created or whited out in them.
+          const shadows = upper !== undefined && upper.hasChildren(guest);
+          for (let i = 0; i < got.names.length; i++) {
+            const name = got.names[i]!;
+            if (reserved.has(name) || (shadows && upper.get(childPath(guest, name)) !== undefined) || o.excluded?.(name)) continue;
+            names.push(name);
+            types.push(got.types?.[i] ?? DT_UNKNOWN);
+          }
           if (names.length === 0) continue;
-          const stats = await (o.slow
-            ? root.pool.lstatMany(o.base, names)
-            : process.platform === 'linux'
-              ? lstatNames(o.base, names)
-              : root.shared(async () => {
-                  await root.verifyDir(rootPath(rel));
-                  return lstatNames(o.base, names);
-                }));
+          // Which entries need an lstat: without a type, or a regular file that could be a secret's other name.
+          const needed: number[] = [];
           for (let i = 0; i < names.length; i++) {
-            const st = stats[i];
+            const type = types[i]!;
+            if (type === DT_UNKNOWN || (type === DT_REG && o.linkCheck)) needed.push(i);
+          }
+          this.listingCounters.lstats += needed.length;
+          const stats = needed.length === 0 ? [] : await lstatOf(o, needed.length === names.length ? names : needed.map((i) => names[i]!));
+          let k = 0;
+          for (let i = 0; i < names.length; i++) {
             const name = names[i]!;
-            if (!st || this.#isExcludedLower(area, relJoin(rel, name)) || this.#isExcludedInode(area, st)) continue;
-            const mode = Number(st.mode) & 0o177777;
-            out.push({ name, qid: { type: qidTypeOfMode(mode), version: 0, path: this.#hostQid(area, st) }, type: direntTypeOfMode(mode), attr: () => this.#hostAttr(area, st) });
+            if (needed[k] === i) {
+              const st = stats[k++];
+              const entry = st ? withStat(name, st) : undefined;
+              if (entry) out.push(entry);
+              continue;
+            }
+            const type = types[i]!;
+            out.push({ name, qid: { type: type === DT_DIR ? QidType.DIR : type === DT_LNK ? QidType.SYMLINK : QidType.FILE, version: 0, path: hostQidPath(relPrefix + name) }, type });
           }
         }
         if (done) await close();
@@ -723,16 +894,15 @@ export class NamespaceBackend implements NinepBackend {
   async #copyUp(located: Extract<Located, { kind: 'host' }>, withContent = true): Promise<Extract<Located, { kind: 'node' }>> {
     const area = this.#writable(located);
     const st = located.st;
-    const attr = this.#hostAttr(area, st);
+    const attr = this.#hostAttr(area, located.lowerRel, st);
     const fields: Omit<StoreNode, 'id' | 'nlink'> = {
       mode: attr.mode,
       uid: attr.uid,
       gid: attr.gid,
       rdev: st.isCharacterDevice() || st.isBlockDevice() ? attr.rdev : 0,
       target: null,
-      // The guest keeps seeing the same inode number, unless the host file
-      // has other names (they would then share it).
-      qid: st.nlink === 1n || st.isDirectory() ? this.#hostQid(area, st) : null,
+      // The guest keeps seeing the same inode number (its host path's).
+      qid: this.#hostQid(area, located.lowerRel),
       atimeSec: attr.atimeSec,
       atimeNsec: attr.atimeNsec,
       mtimeSec: attr.mtimeSec,
@@ -887,7 +1057,7 @@ export class NamespaceBackend implements NinepBackend {
         await file.close();
         throw ErrnoError.of('EAGAIN', `${path} changed on the host while it was opened`);
       }
-      return new HostFileHandle(this, located.area, file);
+      return new HostFileHandle(this, located.area, located.lowerRel, file);
     }
     if (located.kind === 'host') {
       const host = located;
@@ -1109,7 +1279,7 @@ export class NamespaceBackend implements NinepBackend {
     }
     if (located.kind === 'host') {
       const st = await located.area.root!.lstat(rootPath(located.lowerRel)).catch(() => located.st);
-      return this.#hostAttr(located.area, st);
+      return this.#hostAttr(located.area, located.lowerRel, st);
     }
     return this.#virtualAttr(located.guest);
   }
@@ -1120,8 +1290,8 @@ export class NamespaceBackend implements NinepBackend {
   }
 
   /** @internal */
-  hostAttrOf(area: Area, st: BigIntStats): NinepAttr {
-    return this.#hostAttr(area, st);
+  hostAttrOf(area: Area, rel: string, st: BigIntStats): NinepAttr {
+    return this.#hostAttr(area, rel, st);
   }
 
   /** @internal */
@@ -1175,13 +1345,15 @@ class HostFileHandle implements NinepHandle {
   readonly qid: Qid;
   readonly #backend: NamespaceBackend;
   readonly #area: Area;
+  readonly #rel: string;
   readonly #file: ConfinedFile;
 
-  constructor(backend: NamespaceBackend, area: Area, file: ConfinedFile) {
+  constructor(backend: NamespaceBackend, area: Area, rel: string, file: ConfinedFile) {
     this.#backend = backend;
     this.#area = area;
     this.#file = file;
-    this.qid = backend.hostAttrOf(area, file.stat).qid;
+    this.#rel = rel;
+    this.qid = backend.hostAttrOf(area, rel, file.stat).qid;
   }
 
   read(target: Uint8Array, position: number): Promise<number> {
@@ -1197,7 +1369,7 @@ class HostFileHandle implements NinepHandle {
   }
 
   async getattr(): Promise<NinepAttr> {
-    return this.#backend.hostAttrOf(this.#area, await this.#file.fstat());
+    return this.#backend.hostAttrOf(this.#area, this.#rel, await this.#file.fstat());
   }
 
   async fsync(): Promise<void> {}

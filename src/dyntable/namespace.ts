@@ -13,6 +13,7 @@ import { discoverHostContext, type HostContext } from './name-mapping.ts';
 import { readConfirmationRecords } from './confirmations.ts';
 import { readRegistryRules, ruleFingerprint, type RegistryRuleProblem, type RegistryRuleReader } from './registry-rules.ts';
 import type { CompiledTable, RuleSpec } from './rules.ts';
+import type { StoreQuota } from './store-quota.ts';
 
 export interface LoadTableOptions {
   layout: StickLayout;
@@ -106,12 +107,14 @@ export interface OpenNamespaceOptions extends LoadTableOptions {
   mapHostOwner?: boolean;
   /** The user's at-rest key: files/ and upper/ are sealed (sealed/keys.ts). */
   atRestKey?: Buffer;
+  /** The user's quota for files/ and upper/ (store-quota.ts). */
+  quota?: StoreQuota;
 }
 
 /** The compiled table and the backend serving it (close the backend at teardown). */
 export async function openNamespace(options: OpenNamespaceOptions): Promise<LoadedTable & { backend: NamespaceBackend }> {
   const loaded = await loadTable(options);
   const paths = dyntablePaths(options.layout, options.user);
-  const backend = await NamespaceBackend.open({ table: loaded.table, filesDir: paths.filesDir, upperDir: paths.upperDir, ...(options.owner ? { owner: options.owner } : {}), ...(options.mapHostOwner === undefined ? {} : { mapHostOwner: options.mapHostOwner }), ...(options.atRestKey ? { atRestKey: options.atRestKey } : {}) });
+  const backend = await NamespaceBackend.open({ table: loaded.table, filesDir: paths.filesDir, upperDir: paths.upperDir, ...(options.owner ? { owner: options.owner } : {}), ...(options.mapHostOwner === undefined ? {} : { mapHostOwner: options.mapHostOwner }), ...(options.atRestKey ? { atRestKey: options.atRestKey } : {}), ...(options.quota ? { quota: options.quota } : {}) });
   return { ...loaded, backend };
 }

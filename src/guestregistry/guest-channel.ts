@@ -20,6 +20,8 @@
 // port by an earlier caller that was killed mid-reply.
 import type { Duplex } from 'node:stream';
 import { RegistryError } from '../errors.ts';
+import type { GuestRegistryQuota } from './guest-quota.ts';
+import { STORAGE_KEY } from './well-known.ts';
 import { formatValueText, parseValueText, REG_TYPES, type RegLayer, type RegType, type RegValue } from './value.ts';
 
 export const REGISTRY_PORT_NAME = 'org.pocketvm.registry.0';
@@ -56,6 +58,10 @@ export interface GuestChannelOptions {
   maxRequestBytes?: number;
   /** Told about every request the channel refused or failed (for the session log). */
   onProblem?: (message: string) => void;
+  /** What the guest may write (guest-quota.ts); unlimited but for the registry's own limits without. */
+  quota?: GuestRegistryQuota;
+  /** Told when a set is refused because the guest's room in the registry is full. */
+  onFull?: (message: string) => void;
 }
 
 export interface GuestChannelService {
@@ -93,7 +99,7 @@ export function serveGuestChannel(stream: Duplex, registry: ChannelRegistry, opt
       }
       const line = pending.shift()!;
       if (line === TOO_LONG) options.onProblem?.(`guest registry channel: refused a request longer than ${lines.max} bytes`);
-      const reply = line === TOO_LONG ? status('-', GUEST_EXIT.badRequest, `the request is longer than the channel's limit of ${lines.max} bytes`) : answer(line, registry, options.onProblem);
+      const reply = line === TOO_LONG ? status('-', GUEST_EXIT.badRequest, `the request is longer than the channel's limit of ${lines.max} bytes`) : answer(line, registry, options.onProblem, options);
       if (reply !== '' && stream.writable) stream.write(reply);
     }
   };
@@ -167,7 +173,7 @@ export class RequestLines {
 }
 
 /** The whole reply to one request line. */
-export function answer(line: string, registry: ChannelRegistry, onProblem?: (message: string) => void): string {
+export function answer(line: string, registry: ChannelRegistry, onProblem?: (message: string) => void, limits: Pick<GuestChannelOptions, 'quota' | 'onFull'> = {}): string {
   // An empty line is the guest command clearing what a killed caller left half-written.
   if (line === '') return '';
   const fields = line.split('\t');
@@ -178,7 +184,7 @@ export function answer(line: string, registry: ChannelRegistry, onProblem?: (mes
   }
   try {
     const [verb, ...args] = fields.slice(1).map(unescapeField);
-    const output = run(verb ?? '', args, registry);
+    const output = run(verb ?? '', args, registry, limits.quota);
     let reply = '';
     for (const text of output) for (const piece of text.split('\n')) reply += `${id}\t.\t${piece}\n`;
     return `${reply}${id}\tok\n`;
@@ -187,6 +193,11 @@ export function answer(line: string, registry: ChannelRegistry, onProblem?: (mes
     const message = error instanceof Error ? error.message : String(error);
     const reason = error instanceof RegistryError ? error.details['reason'] : undefined;
     if (reason === 'not-found') return status(id, GUEST_EXIT.notFound, message);
+    // The guest's room is full: the request was fine, the registry cannot take it (like a full stick).
+    if (reason === 'quota') {
+      limits.onFull?.(message);
+      return status(id, GUEST_EXIT.failed, message);
+    }
     if (reason === 'type' || reason === 'limit' || reason === 'layer') return status(id, GUEST_EXIT.badRequest, message);
     // Busy, read-only, damaged, a full stick, or a bug: the guest learns what, not where.
     onProblem?.(`guest registry channel: a request failed: ${message}`);
@@ -221,12 +232,19 @@ const USAGE: Record<string, string> = {
   export: 'export [KEY]',
 };
 
+/** Storage\ holds the limits on what the guest writes: a guest program may not lift its own. */
+function refuseStorageKey(key: string): void {
+  if (key.split('\\')[0]?.toLowerCase() === STORAGE_KEY.toLowerCase()) {
+    throw new RequestError(GUEST_EXIT.badRequest, `${STORAGE_KEY}\\ holds the limits on what the guest writes to the stick; they are set from the host (launcher reg set)`);
+  }
+}
+
 function arity(verb: string, args: string[], min: number, max: number): void {
   if (args.length < min || args.length > max) throw new RequestError(GUEST_EXIT.badRequest, `usage: reg ${USAGE[verb]}`);
 }
 
 /** Runs one verb; returns its output lines (each may hold newlines: it is split later). */
-function run(verb: string, args: string[], registry: ChannelRegistry): string[] {
+function run(verb: string, args: string[], registry: ChannelRegistry, quota: GuestRegistryQuota | undefined): string[] {
   switch (verb) {
     case 'get': {
       arity(verb, args, 2, 2);
@@ -238,17 +256,24 @@ function run(verb: string, args: string[], registry: ChannelRegistry): string[] 
     case 'set': {
       if (args.length < 3) arity(verb, args, 4, 4);
       const [key, name, typeName, ...rest] = args as [string, string, string, ...string[]];
+      refuseStorageKey(key);
       const type = REG_TYPES.find((t) => t === typeName.toLowerCase());
       if (!type) throw new RequestError(GUEST_EXIT.badRequest, `"${typeName}" is not a type; the types are ${REG_TYPES.join(', ')}`);
       if (type !== 'multi-string') arity(verb, args, 4, 4);
       // The guest writes the user's own layer, and no other.
-      registry.set('user', key, name, parseValue(type, rest));
+      const value = parseValue(type, rest);
+      const counted = quota?.checkSet(key, name, value);
+      registry.set('user', key, name, value);
+      counted?.();
       return [];
     }
     case 'del': {
       arity(verb, args, 1, 2);
       const [key, name] = args as [string, string | undefined];
+      refuseStorageKey(key);
+      const freed = quota ? (name === undefined ? quota.beforeDeleteKey(key) : quota.beforeDeleteValue(key, name)) : undefined;
       const deleted = name === undefined ? registry.deleteKey('user', key) : registry.deleteValue('user', key, name);
+      if (deleted) freed?.();
       if (!deleted) throw new RequestError(GUEST_EXIT.notFound, `${name === undefined ? `the key ${key}` : describe(key, name)} is not in your layer`);
       return [];
     }

@@ -249,6 +249,15 @@ export class GuestRegistry {
     }
   }
 
+  /** A stored layer's own values at or below `key` ('' for all): what the guest's quota counts (guest-quota.ts). */
+  layerValues(layer: 'user' | 'host', key: string): Array<{ keyLc: string; name: string; value: RegValue }> {
+    try {
+      return this.store.valuesUnder(this.scope(layer), foldCase(key)).map((v) => ({ keyLc: v.keyLc, name: v.name, value: v.value }));
+    } catch (error) {
+      throw translate(error, this.file);
+    }
+  }
+
   /** Whether the key exists in any layer (`''`, the root, always does). */
   hasKey(key: string): boolean {
     const keyLc = foldCase(key);

@@ -10,6 +10,8 @@ export const MACHINE_KEY = 'Machine';
 export const HOST_KEY = 'Host';
 /** Dyntable rules (the dyntable module defines the values below it). */
 export const TABLES_KEY = 'Tables';
+/** What the guest may fill of the stick (src/session/stick-limits.ts); set from the host only. */
+export const STORAGE_KEY = 'Storage';
 
 export const WELL_KNOWN = {
   hostname: { key: GUEST_KEY, name: 'Hostname', type: 'string' },
@@ -17,6 +19,11 @@ export const WELL_KNOWN = {
   timezone: { key: GUEST_KEY, name: 'Timezone', type: 'string' },
   memoryMiB: { key: MACHINE_KEY, name: 'MemoryMiB', type: 'int32' },
   cpus: { key: MACHINE_KEY, name: 'Cpus', type: 'int32' },
+  filesQuotaMiB: { key: STORAGE_KEY, name: 'FilesQuotaMiB', type: 'int32' },
+  stickReserveMiB: { key: STORAGE_KEY, name: 'StickReserveMiB', type: 'int32' },
+  registryQuotaKiB: { key: STORAGE_KEY, name: 'RegistryQuotaKiB', type: 'int32' },
+  registryValueMaxKiB: { key: STORAGE_KEY, name: 'RegistryValueMaxKiB', type: 'int32' },
+  registryValues: { key: STORAGE_KEY, name: 'RegistryValues', type: 'int32' },
 } as const satisfies Record<string, { key: string; name: string; type: RegType }>;
 
 export type WellKnownValue = keyof typeof WELL_KNOWN;

@@ -6,9 +6,9 @@
 //     memory mapping (heap, stacks, files); children (QEMU) inherit it;
 //   - RLIMIT_CORE 0 (soft and hard) through util-linux's prlimit(1) aimed at
 //     this process (same user: allowed); children inherit it too.
-// What is not done: PR_SET_DUMPABLE 0, which needs prctl(2) in the process
-// itself (it would also hide /proc/<pid>/mem from same-user debuggers).
-// Elsewhere (macOS, Windows) nothing is done here yet.
+// PR_SET_DUMPABLE 0, which needs prctl(2) in the process itself, is done
+// through koffi in not-dumpable.ts (and for QEMU by its preload object); so
+// is RLIMIT_CORE on macOS. Windows: nothing here.
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';

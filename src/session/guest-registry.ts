@@ -10,6 +10,7 @@ import { WELL_KNOWN } from '../guestregistry/well-known.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import type { ExtraChannel } from './extra-channel.ts';
 import type { SizingOverrides } from './sizing.ts';
+import type { StickLimits } from './stick-limits.ts';
 
 export const REGISTRY_CHANNEL_ID = 'registry';
 /** On the kernel command line when the port is served: the guest's boot step waits for it. */
@@ -72,11 +73,16 @@ export function ignoredSizingValues(registry: Pick<GuestRegistry, 'get'>): Ignor
 }
 
 /** The registry's virtio-serial port, served for each boot attempt while QEMU is paused. */
-export function registryChannel(registry: GuestRegistry, onProblem?: (message: string) => void): ExtraChannel {
+export function registryChannel(registry: GuestRegistry, onProblem?: (message: string) => void, limits?: StickLimits): ExtraChannel {
   return {
     id: REGISTRY_CHANNEL_ID,
     kind: 'serial',
     name: REGISTRY_PORT_NAME,
-    open: (stream) => serveGuestChannel(stream, registry, onProblem ? { onProblem } : {}),
+    open: (stream) =>
+      serveGuestChannel(stream, registry, {
+        ...(onProblem ? { onProblem } : {}),
+        // What the guest may write to registry.sqlite (src/session/stick-limits.ts).
+        ...(limits ? { quota: limits.registryQuota(registry), onFull: (message: string) => limits.registryFull(message) } : {}),
+      }),
   };
 }

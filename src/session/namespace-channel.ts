@@ -15,13 +15,14 @@
 // and splice bytes into the launcher's 9P stream. On the card QEMU copies
 // 64 KiB frames into guest memory, no guest process is involved, and only
 // root can send raw frames; the card has no IP address.
-import { appendFile } from 'node:fs/promises';
 import type { RegistryRuleReader } from '../dyntable/registry-rules.ts';
 import type { GuestManifest } from '../payload/manifest.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import type { Machine } from '../vmm/machine.ts';
+import type { StoreQuota } from '../dyntable/store-quota.ts';
 import type { ChannelService, ExtraChannel } from './extra-channel.ts';
 import { GUEST_USER_ID } from './personal-disk.ts';
+import { LOG_LIMITS, openStickLog } from '../stick/capped-log.ts';
 
 export const NAMESPACE_CHANNEL_ID = 'ninep';
 /** The card's address (locally administered), by which the guest's boot step finds it. */
@@ -53,6 +54,8 @@ export interface NamespaceChannelOptions {
   logFile?: string;
   /** Seals files/ and upper/ (src/dyntable/sealed/); the session owns and zeroes it. */
   atRestKey?: Buffer;
+  /** What the guest may fill of the stick through files/ and upper/ (src/session/stick-limits.ts). */
+  quota?: StoreQuota;
 }
 
 /**
@@ -80,6 +83,7 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
         ...(options.confirmed ? { confirmed: options.confirmed } : {}),
         ...(options.manifest ? { manifest: options.manifest } : {}),
         ...(options.atRestKey ? { atRestKey: options.atRestKey } : {}),
+        ...(options.quota ? { quota: options.quota } : {}),
         // The guest user (30-home.sh) owns what the guest sees, host files
         // included: every change lands in upper/ anyway, and the person at the
         // guest is the person whose host folders these are.
@@ -87,7 +91,9 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
         mapHostOwner: true,
       });
       const { logFile } = options;
-      const log = logFile ? (message: string) => void appendFile(logFile, `launcher: ${message}\n`).catch(() => {}) : () => {};
+      // Capped and rate-limited (src/stick/capped-log.ts): a guest can provoke these lines in a loop.
+      const logWriter = logFile ? openStickLog(logFile, LOG_LIMITS.transport) : undefined;
+      const log = logWriter ? (message: string) => logWriter.line(`launcher: ${message}`) : () => {};
       const transport = serveEthernetTransport(stream, {
         maxMessage: NAMESPACE_MSIZE,
         log,
@@ -101,6 +107,7 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
         close: async () => {
           await transport.close();
           await backend.close?.();
+          await logWriter?.close();
         },
       };
     },

@@ -2,7 +2,6 @@
 // the lock being released. Launching walks the journey of DESIGN.md (stick →
 // host facts → payload → vmm → ready); teardown walks it back, whatever ended
 // the guest: a stop request, the guest powering itself off, or a crash.
-import { appendFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { PocketError, UsageError } from '../errors.ts';
 import { hostFingerprint } from '../hostprobe/host-fingerprint.ts';
@@ -14,9 +13,10 @@ import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import { type GuestPayload, openGuestPayload } from '../payload/guest-payload.ts';
 import { packaged } from '../runtime/self.ts';
 import { dyntablePaths, guestLogPaths, type StickLayout } from '../stick/layout.ts';
-import { trustedConfirmations } from '../dyntable/confirmations.ts';
+import { confirmationsAreCurrent, trustedConfirmations } from '../dyntable/confirmations.ts';
 import { requireRoomToLaunch } from '../stick/free-space.ts';
-import { type StickFullState, watchStickFull } from './stick-full.ts';
+import { refuseSuspendWhileFull, type StickFullState, watchStickFull } from './stick-full.ts';
+import { StickLimits, type StickLimitsStatus } from './stick-limits.ts';
 import { acquireLock, type StickLock } from '../stick/lock.ts';
 import { openStick } from '../stick/stick-root.ts';
 import { AcceleratorVerdicts, bootWithFallback, planAccelerators } from '../vmm/accelerator-fallback.ts';
@@ -43,6 +43,7 @@ import { deriveAtRestKey } from '../dyntable/sealed/keys.ts';
 import { PORTABLE_CPU_MODEL } from '../vmm/migration.ts';
 import { type GuestResume, planResume, type ResumeReport } from './resume.ts';
 import { quitAfterSave, saveGuestState, type StateContext, type SuspendResult } from './suspend.ts';
+import { LOG_LIMITS, openStickLog } from '../stick/capped-log.ts';
 
 export interface LaunchEvent {
   stage: 'stick' | 'payload' | 'qemu' | 'accelerator' | 'recovery' | 'boot' | 'ready';
@@ -96,6 +97,8 @@ export interface SessionStatus {
   resumed?: ResumeReport;
   /** Set while the guest is paused because the stick is full; it continues once there is room. */
   stickFull?: StickFullState;
+  /** What the guest wrote to the stick through /host and the registry, against its limits (src/session/stick-limits.ts). */
+  storage?: StickLimitsStatus;
 }
 
 export class Session {
@@ -124,10 +127,13 @@ export class Session {
   suspended: SuspendResult | undefined;
   /** Set while the guest is paused because the stick is full (src/session/stick-full.ts). */
   stickFull: StickFullState | undefined;
+  /** What the guest may fill of the stick through /host and the registry (with a user). */
+  limits: StickLimits | undefined;
   /** Resolves once the guest is gone and the stick is released. */
   readonly ended: Promise<ShutdownResult | undefined>;
   #stopping: Promise<ShutdownResult> | undefined;
   #suspending: Promise<unknown> | undefined;
+  #holdStopped = false;
   #teardownHooks: Array<() => Promise<void>> = [];
 
   constructor(init: { layout: StickLayout; lock: StickLock; payload: GuestPayload; machine: Machine; timings: LaunchTimings; acceleratorNotes: string[] }) {
@@ -182,11 +188,17 @@ export class Session {
       ...(this.recovery ? { recovery: this.recovery } : {}),
       ...(this.resumed ? { resumed: this.resumed } : {}),
       ...(this.stickFull ? { stickFull: this.stickFull } : {}),
+      ...(this.limits ? { storage: this.limits.status() } : {}),
     };
   }
 
   facts(): Promise<GuestFacts> {
     return readGuestFacts(this.machine.agent);
+  }
+
+  /** True while a suspend saves the guest's state (the full-stick watch leaves the guest stopped meanwhile). */
+  get suspending(): boolean {
+    return this.#holdStopped;
   }
 
   /** Shuts the guest down (or kills it with `force`) and waits for teardown. */
@@ -210,12 +222,18 @@ export class Session {
   async suspend(): Promise<SuspendResult> {
     if (this.#stopping || this.#suspending) throw new UsageError(`${this.guest} is already ${this.#stopping ? 'shutting down' : 'being suspended'}`);
     if (!this.stateContext) throw new UsageError('only a logged-in user\'s guest can be suspended (its state is encrypted with their key)', 'launcher eject shuts it down instead');
+    refuseSuspendWhileFull(this);
     const started = performance.now();
+    // From here until QEMU has quit, or the suspend failed and continued the guest, the guest stays stopped.
+    this.#holdStopped = true;
     const saving = saveGuestState(this, this.stateContext);
     this.#suspending = saving;
     let saved: Awaited<typeof saving>;
     try {
       saved = await saving;
+    } catch (error) {
+      this.#holdStopped = false;
+      throw error;
     } finally {
       this.#suspending = undefined;
     }
@@ -233,6 +251,7 @@ async function prepare(options: LaunchOptions, host: HostAdapter) {
   const layout = await openStick(options.stickRoot);
   const qemu = findQemu(host, layout.root);
   if (qemu.source !== 'stick' && packaged) emit({ stage: 'qemu', message: `no portable QEMU for ${host.platform} on this stick; using ${qemu.system}` });
+  if (qemu.notice) emit({ stage: 'qemu', message: qemu.notice });
   // Before the lock: on a stick with no room at all, even the lock file could not be written.
   await requireRoomToLaunch(layout.root);
   const lock = await acquireLock(layout, options.command, { guest: options.guest, state: 'starting' });
@@ -296,6 +315,7 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
   let stateContext: StateContext | undefined;
   /** Seals what the guest writes through /host (src/dyntable/sealed/keys.ts); zeroed at teardown. */
   let atRestKey: Buffer | undefined;
+  let limits: StickLimits | undefined;
   let resume: GuestResume | undefined;
   // A boot cancelled (src/cli/session-runner.ts) between steps stops here; the catch below releases the lock.
   const checkCancelled = () => {
@@ -319,6 +339,9 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
     checkCancelled();
     const bootSignal = options.signal && guard ? AbortSignal.any([options.signal, guard.signal]) : (options.signal ?? guard?.signal);
     const logs = guestLogPaths(layout, options.guest);
+    // The launcher's notes beside QEMU's own (capped and rate-limited: the guest can provoke some in a loop).
+    const transportLog = openStickLog(logs.qemu, LOG_LIMITS.transport);
+    services.push({ close: () => transportLog.close() });
     // Features add their channels to the guest and kernel command-line words here.
     const extraChannels: ExtraChannel[] = [];
     const cmdlineWords: string[] = login ? [userCmdline(login)] : [];
@@ -326,7 +349,8 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
     if (login) {
       // The user's registry: its Machine overrides size the guest, its port serves `reg`.
       registry = await openSessionRegistry({ layout, guest: options.guest, user: login.name, ...(profile.fingerprint ? { hostId: profile.fingerprint } : {}), facts: hostFacts(profile), onNotice: (message) => options.onNotice?.(message) });
-      extraChannels.push(registryChannel(registry));
+      limits = new StickLimits({ stickDir: layout.root, registry, notice: (message) => options.onNotice?.(message) });
+      extraChannels.push(registryChannel(registry, (message) => transportLog.line(`launcher: ${message}`), limits));
       cmdlineWords.push(REGISTRY_CMDLINE_WORD);
       // The dyntable namespace over 9P, mounted on /host in the guest. Only
       // confirmations signed with this user's key count (checked now, while
@@ -334,7 +358,9 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
       const tables = await trustedConfirmations(dyntablePaths(layout, login.name).confirmations, login.diskKey, login.id);
       for (const refused of tables.refused) options.onNotice?.(refused.message);
       atRestKey = deriveAtRestKey(login.diskKey);
-      extraChannels.push(namespaceChannel({ layout, guest: options.guest, user: login.name, registry, manifest: payload.manifest, confirmed: tables.trusted, logFile: logs.qemu, atRestKey }));
+      // An older copy of the file, bringing back a withdrawn confirmation, is refused (exit 10).
+      confirmationsAreCurrent(dyntablePaths(layout, login.name).confirmations, tables.records, atRestKey);
+      extraChannels.push(namespaceChannel({ layout, guest: options.guest, user: login.name, registry, manifest: payload.manifest, confirmed: tables.trusted, logFile: logs.qemu, atRestKey, quota: limits.files }));
       cmdlineWords.push(NAMESPACE_CMDLINE_WORD);
     }
     // `launcher exec` streams over its own port (src/session/exec-channel.ts), in every session.
@@ -349,6 +375,8 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
       extraChannels.push(resume.channel);
       Object.assign(sizing, { memoryMiB: resume.meta.memoryMiB, cpus: resume.meta.cpus });
     }
+    // The stick keeps a suspend's worth free, whatever the guest writes through /host.
+    limits?.setGuestMemory(sizing.memoryMiB);
     const attachDisk = login ? attachPersonalDisk(layout, options.guest, login, (disk) => emit({ stage: 'boot', message: disk.created ? `created ${login.name}'s encrypted disk ${disk.path} (${(disk.createMs / 1000).toFixed(1)} s)` : `opened ${login.name}'s encrypted disk` })) : undefined;
     const machine = await bootWithFallback({
       // A saved state loads only under the accelerator it was saved under.
@@ -360,7 +388,7 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
         // a file the launcher shares; otherwise the guest copies them.
         const ram = cmdlineWords.includes(NAMESPACE_CMDLINE_WORD) ? GuestRamFile.create(sizing.memoryMiB) : undefined;
         const guestRam = ram instanceof GuestRamFile ? ram : undefined;
-        if (ram && !(ram instanceof GuestRamFile)) void appendFile(logs.qemu, `launcher: guest RAM not shared, namespace reads are copied in the guest: ${ram.reason}\n`).catch(() => {});
+        if (ram && !(ram instanceof GuestRamFile)) transportLog.line(`launcher: guest RAM not shared, namespace reads are copied in the guest: ${ram.reason}`);
         emit({ stage: 'boot', message: resume ? `resuming ${options.guest}, suspended ${resume.meta.createdAt} on ${resume.sameHost ? 'this PC' : 'another PC'} (${(resume.bytes / 1048576).toFixed(0)} MiB of state, ${accelerator})` : `booting ${options.guest} under ${accelerator} (${sizing.memoryMiB} MiB, ${sizing.cpus} vCPU)` });
         const life = new GuestLife();
         const booting = Machine.boot({
@@ -432,6 +460,7 @@ export async function launchSession(options: LaunchOptions): Promise<Session> {
     session.recovery = recovery;
     session.stateContext = stateContext;
     session.resumed = resumed;
+    session.limits = limits;
     if (stateContext) session.onTeardown(async () => void stateContext?.key.fill(0));
     if (atRestKey) session.onTeardown(async () => void atRestKey?.fill(0));
     guard?.protect(session);

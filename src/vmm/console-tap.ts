@@ -2,8 +2,8 @@
 // console log on the stick; the first byte is the guest's sign of life (the
 // accelerator fallback waits for it); an attached terminal may listen too.
 import { EventEmitter } from 'node:events';
-import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Duplex } from 'node:stream';
+import { LOG_LIMITS, type LogWriter, openStickLog } from '../stick/capped-log.ts';
 
 /** Printed by the payload's init once qemu-ga runs (see payload/rootfs/init). */
 export const READY_MARKER = 'POCKETVM_READY';
@@ -12,33 +12,30 @@ export const READY_MARKER = 'POCKETVM_READY';
  * The console log's bound on the stick: a guest printing in a loop must not
  * fill the stick (which would pause the guest, src/session/stick-full.ts).
  * The start of the log (the boot) is what explains a failure; past the bound
- * one line says the rest was not kept. An attached terminal still sees it all.
+ * one line says the rest was not kept (src/stick/capped-log.ts). An attached
+ * terminal still sees it all.
  */
-export const CONSOLE_LOG_MAX_BYTES = 8 * 1024 * 1024;
+export const CONSOLE_LOG_MAX_BYTES = LOG_LIMITS.console.maxBytes;
 
 export class ConsoleTap extends EventEmitter<{ data: [Buffer]; life: []; marker: [] }> {
   readonly stream: Duplex;
-  readonly #log: WriteStream;
+  readonly #log: LogWriter;
   #firstByteAt: number | undefined;
   #markerSeen = false;
   #recent = '';
-  #logged = 0;
-  readonly #maxLogBytes: number;
 
   constructor(stream: Duplex, logFile: string, options: { maxLogBytes?: number } = {}) {
     super();
-    this.#maxLogBytes = options.maxLogBytes ?? CONSOLE_LOG_MAX_BYTES;
     this.stream = stream;
-    this.#log = createWriteStream(logFile, { flags: 'w' });
-    // The log is on the stick, which may be pulled out: losing the log is no reason to crash.
-    this.#log.on('error', () => {});
+    // On the stick, which may be pulled out: the log's writer swallows a failed write.
+    this.#log = openStickLog(logFile, { ...LOG_LIMITS.console, maxBytes: options.maxLogBytes ?? CONSOLE_LOG_MAX_BYTES });
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('error', () => {});
-    stream.on('close', () => this.#log.end());
+    stream.on('close', () => void this.#log.close());
   }
 
   #onData(chunk: Buffer): void {
-    this.#writeLog(chunk);
+    this.#log.write(chunk);
     if (this.#firstByteAt === undefined) {
       this.#firstByteAt = performance.now();
       this.emit('life');
@@ -51,18 +48,6 @@ export class ConsoleTap extends EventEmitter<{ data: [Buffer]; life: []; marker:
       }
     }
     this.emit('data', chunk);
-  }
-
-  #writeLog(chunk: Buffer): void {
-    if (this.#logged >= this.#maxLogBytes) return;
-    const room = this.#maxLogBytes - this.#logged;
-    this.#logged += chunk.length;
-    if (chunk.length <= room) {
-      this.#log.write(chunk);
-      return;
-    }
-    this.#log.write(chunk.subarray(0, room));
-    this.#log.write(`\n[pocketvm: the console log stops here, at ${Math.round(this.#maxLogBytes / 1024 ** 2)} MiB; the rest of the console was not kept]\n`);
   }
 
   get firstByteAt(): number | undefined {

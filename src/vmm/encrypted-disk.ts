@@ -113,6 +113,22 @@ export async function createImage(qmp: QmpClient, options: EncryptedDiskOptions,
   }
 }
 
+/**
+ * The virtio-blk device of a personal disk (device_add's arguments).
+ *
+ * - write-cache=on: the guest sees a volatile cache and sends its flushes
+ *   (which reach the stick as fdatasync, see blockdev-add below).
+ * - werror=stop, rerror=stop: a write or read the stick fails (full, or an
+ *   I/O error) pauses the guest with the request kept, instead of handing
+ *   the guest an error that its file system would turn into a read-only
+ *   remount or a lost write. QEMU's default pauses on ENOSPC only and passes
+ *   other write errors and every read error to the guest. The pause is
+ *   announced as BLOCK_IO_ERROR, which src/session/stick-full.ts watches.
+ */
+export function personalDiskDevice(options: Pick<EncryptedDiskOptions, 'id' | 'serial' | 'bus'>): Record<string, string> {
+  return { driver: 'virtio-blk-pci', drive: options.id, id: `${options.id}-dev`, serial: options.serial, bus: options.bus, 'write-cache': 'on', werror: 'stop', rerror: 'stop' };
+}
+
 /** Creates the disk if it does not exist, then opens it and plugs it in as virtio-blk. */
 export async function attachEncryptedDisk(qmp: QmpClient, options: EncryptedDiskOptions, exists: (path: string) => boolean): Promise<EncryptedDiskResult> {
   const encrypted = options.encrypted ?? true;
@@ -160,8 +176,7 @@ export async function attachEncryptedDisk(qmp: QmpClient, options: EncryptedDisk
       }
       throw error;
     }
-    // write-cache=on: the guest sees a volatile cache and sends its flushes (above).
-    await qmp.execute('device_add', { driver: 'virtio-blk-pci', drive: options.id, id: `${options.id}-dev`, serial: options.serial, bus: options.bus, 'write-cache': 'on' });
+    await qmp.execute('device_add', personalDiskDevice(options));
     attached = true;
     return { created, createMs, attachMs: performance.now() - started };
   } finally {

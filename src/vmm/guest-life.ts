@@ -14,6 +14,8 @@
 // A suspend quiesces the participants before `stop` (src/session/suspend.ts).
 //
 // kexec is not seen here: it changes kernels without a reset QEMU knows of.
+// The guest's module says it instead (its reboot notifier; the transport's
+// onGuestRetire in src/dyntable/ninep/ethernet-transport.ts).
 import type { QmpClient, QmpEvent } from './qmp-client.ts';
 
 /** What a service that writes guest RAM does on each event. */

@@ -3,10 +3,20 @@
 // A Linux bundle (build/stick/qemu-bundle.ts) runs through its own dynamic
 // loader, as its qemu-bundle.json says; bundles for other hosts are a plain
 // folder with the executable at the top.
-import { accessSync, constants, readFileSync } from 'node:fs';
+//
+// On Linux QEMU is made not dumpable by a preload object
+// (src/vmm/no-dump-preload.c): through the bundled loader's --preload, or
+// LD_PRELOAD for a host QEMU run from a checkout (.cache/host/linux-x64/, built
+// by `node build.js test` or `qemu`). Without it QEMU still starts, and
+// `notice` says so in one line.
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { QemuMissingError } from '../errors.ts';
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
+import { codeRoot, packaged } from '../runtime/self.ts';
+
+/** The preload's file name (build/stick/no-dump-preload.ts builds it). */
+export const NO_DUMP_PRELOAD = 'pocketvm-no-dump.so';
 
 export interface QemuBinaries {
   system: string;
@@ -15,6 +25,10 @@ export interface QemuBinaries {
   prefixArgs?: string[];
   /** Environment QEMU needs (the bundle's module folder). */
   env?: Record<string, string>;
+  /** Linux: whether QEMU gets the preload that makes it not dumpable. */
+  notDumpable?: boolean;
+  /** One line for the person when something is off but QEMU still runs (the preload missing). */
+  notice?: string;
 }
 
 /** The part of build/stick/qemu-bundle.ts's QemuBundleManifest the launcher reads. */
@@ -24,6 +38,7 @@ interface QemuBundleFile {
   binaries: { system: string; img: string };
   dataDir: string;
   moduleDir: string;
+  preload?: string;
 }
 
 export const QEMU_BUNDLE_FILE = 'qemu-bundle.json';
@@ -37,13 +52,29 @@ function loaderBundle(dir: string, tool: 'system' | 'img' = 'system'): QemuBinar
   }
   const loader = join(dir, bundle.loader);
   if (!executable(loader)) return undefined;
+  const preload = bundle.preload ? join(dir, bundle.preload) : undefined;
+  const preloaded = preload !== undefined && existsSync(preload);
   return {
     system: loader,
     source: 'stick',
+    notDumpable: preloaded,
+    ...(preloaded ? {} : { notice: missingPreload(preload ?? join(dir, 'lib', NO_DUMP_PRELOAD)) }),
     // --inhibit-cache: the host's /etc/ld.so.cache is never consulted.
-    prefixArgs: ['--inhibit-cache', '--library-path', join(dir, bundle.libraryPath), join(dir, bundle.binaries[tool]), ...(tool === 'system' ? ['-L', join(dir, bundle.dataDir)] : [])],
+    prefixArgs: ['--inhibit-cache', ...(preloaded ? ['--preload', preload] : []), '--library-path', join(dir, bundle.libraryPath), join(dir, bundle.binaries[tool]), ...(tool === 'system' ? ['-L', join(dir, bundle.dataDir)] : [])],
     env: { QEMU_MODULE_DIR: join(dir, bundle.moduleDir) },
   };
+}
+
+function missingPreload(path: string): string {
+  return `QEMU runs dumpable: ${path} is missing (core dumps stay off; rebuild the stick or run \`node build.js qemu\`)`;
+}
+
+/** A host QEMU on Linux gets the checkout's preload through LD_PRELOAD. */
+function withHostPreload(found: QemuBinaries, host: HostAdapter, checkoutRoot: string | undefined): QemuBinaries {
+  if (!host.platform.startsWith('linux')) return found;
+  const preload = checkoutRoot ? join(checkoutRoot, '.cache', 'host', 'linux-x64', NO_DUMP_PRELOAD) : undefined;
+  if (preload && existsSync(preload)) return { ...found, notDumpable: true, env: { ...found.env, LD_PRELOAD: preload } };
+  return { ...found, notDumpable: false, notice: preload ? missingPreload(`${preload} (a checkout builds it with gcc-12 at \`launcher demo\`, \`run\` or \`node build.js test\`)`) : 'QEMU runs dumpable: this stick has no portable QEMU for Linux, so no preload to make the host\'s QEMU not dumpable (core dumps stay off)' };
 }
 
 function executable(path: string): boolean {
@@ -55,21 +86,22 @@ function executable(path: string): boolean {
   }
 }
 
-export function findQemu(host: HostAdapter, stickRoot: string | undefined, env: NodeJS.ProcessEnv = process.env): QemuBinaries {
+/** `checkoutRoot`: where a source run's .cache/ is (undefined in the executable). */
+export function findQemu(host: HostAdapter, stickRoot: string | undefined, env: NodeJS.ProcessEnv = process.env, checkoutRoot: string | undefined = packaged ? undefined : codeRoot): QemuBinaries {
   const name = `qemu-system-x86_64${host.executableSuffix}`;
   if (stickRoot) {
     const viaLoader = loaderBundle(join(stickRoot, '.pocketvm', 'qemu', host.platform));
     if (viaLoader) return viaLoader;
     const bundled = join(stickRoot, '.pocketvm', 'qemu', host.platform, name);
-    if (executable(bundled)) return { system: bundled, source: 'stick' };
+    if (executable(bundled)) return withHostPreload({ system: bundled, source: 'stick' }, host, checkoutRoot);
   }
   const override = env['POCKETVM_QEMU'];
   if (override) {
-    if (executable(override)) return { system: override, source: 'env' };
+    if (executable(override)) return withHostPreload({ system: override, source: 'env' }, host, checkoutRoot);
     throw new QemuMissingError(override, 'POCKETVM_QEMU names a file that is not an executable QEMU; fix or unset it');
   }
   for (const dir of (env['PATH'] ?? '').split(delimiter)) {
-    if (dir && executable(join(dir, name))) return { system: join(dir, name), source: 'path' };
+    if (dir && executable(join(dir, name))) return withHostPreload({ system: join(dir, name), source: 'path' }, host, checkoutRoot);
   }
   throw new QemuMissingError(name, host.qemuInstallHint);
 }

@@ -2,12 +2,12 @@
 // stdio entries. libuv makes each such entry a UNIX socketpair, so QMP, the
 // guest agent and the console exist only as descriptors shared by the launcher
 // and QEMU: no path, no port, nothing another user can open.
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { execa, type ResultPromise } from 'execa';
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import type { ChannelEndpoint, MachineChannels } from './machine-spec.ts';
+import { LOG_LIMITS, type LogWriter, openStickLog } from '../stick/capped-log.ts';
 
 /** Descriptor numbers of the channels in QEMU's fd table (Linux, macOS). */
 export const CHANNEL_FDS = { qmp: 3, agent: 4, console: 5 } as const;
@@ -57,7 +57,7 @@ export interface StartQemuOptions {
   /** Launcher descriptors QEMU inherits as they are, by their number in QEMU (after the channels'). */
   inheritFds?: Readonly<Record<number, number>>;
   host: HostAdapter;
-  /** QEMU's stderr is appended here (on the stick). */
+  /** QEMU's stderr is appended here (on the stick; capped and rate-limited, src/stick/capped-log.ts). */
   logFile: string;
 }
 
@@ -81,11 +81,11 @@ export class QemuProcess {
   readonly pid: number;
   readonly exited: Promise<QemuExit>;
   readonly #child: ResultPromise;
-  readonly #log: WriteStream;
+  readonly #log: LogWriter;
   readonly #stderrTail: string[] = [];
   #exit: QemuExit | undefined;
 
-  private constructor(child: ResultPromise, log: WriteStream) {
+  private constructor(child: ResultPromise, log: LogWriter) {
     this.#child = child;
     this.#log = log;
     if (child.pid === undefined) throw new Error('QEMU did not start');
@@ -102,22 +102,22 @@ export class QemuProcess {
       (result) => {
         if (partial.trim()) this.#stderrTail.push(partial);
         this.#exit = { code: result.exitCode ?? null, signal: result.signal ?? null };
-        log.end();
+        void log.close();
         return this.#exit;
       },
       (error: unknown) => {
         this.#exit = { code: null, signal: null };
-        log.end(`launcher: QEMU could not be run: ${String(error)}\n`);
+        log.line(`launcher: QEMU could not be run: ${String(error)}`);
+        void log.close();
         return this.#exit;
       },
     );
   }
 
   static start(options: StartQemuOptions): QemuProcess {
-    const log = createWriteStream(options.logFile, { flags: 'a' });
-    // The log is on the stick, which may be pulled out: losing the log is no reason to crash.
-    log.on('error', () => {});
-    log.write(`\n--- ${new Date().toISOString()} ${options.binary} ${options.args.join(' ')}\n`);
+    // On the stick, which may be pulled out: the log's writer swallows a failed write.
+    const log = openStickLog(options.logFile, LOG_LIMITS.transport);
+    log.line(`--- ${new Date().toISOString()} ${options.binary} ${options.args.join(' ')}`);
     const guarded = options.host.orphanGuard(options.binary, options.args);
     const usesFds = options.channels.qmp.kind === 'fd';
     const inherit = options.inheritFds ?? {};
@@ -167,7 +167,7 @@ export class QemuProcess {
 
   /** Appends a launcher note to QEMU's log on the stick. */
   note(message: string): void {
-    if (!this.#log.writableEnded) this.#log.write(`launcher: ${message}\n`);
+    this.#log.line(`launcher: ${message}`);
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {

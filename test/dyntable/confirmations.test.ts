@@ -7,7 +7,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deriveStateKey } from '../../src/auth/state-key.ts';
 import { deriveTablesKey } from '../../src/auth/tables-key.ts';
-import { checkConfirmations, readConfirmationRecords, recordConfirmation, trustedConfirmations, withdrawConfirmation } from '../../src/dyntable/confirmations.ts';
+import { checkConfirmations, confirmationsAreCurrent, readConfirmationRecords, recordConfirmation, trustedConfirmations, withdrawConfirmation } from '../../src/dyntable/confirmations.ts';
+import { deriveAtRestKey } from '../../src/dyntable/sealed/keys.ts';
+import { StickTamperedError } from '../../src/errors.ts';
 import { ruleFingerprint } from '../../src/dyntable/registry-rules.ts';
 import type { RuleSpec } from '../../src/dyntable/rules.ts';
 import { removeDir, tempDir } from './helpers.ts';
@@ -85,7 +87,7 @@ describe('dyntable confirmations (signed with the user key)', () => {
     assert.equal(refused.length, 1);
   });
 
-  it('confirming drops forged records instead of signing over them; withdrawing needs no key', async () => {
+  it('confirming drops forged records instead of signing over them; withdrawing takes the key too', async () => {
     await recordConfirmation(file, marker, diskKey, userId);
     const body = JSON.parse(readFileSync(file, 'utf8'));
     body.confirmed.push({ fingerprint: ruleFingerprint(wide), rule: { name: 'Wide', table: 'FET', guestPath: '/host/wide', hostPath: '/' }, confirmedAt: new Date().toISOString(), mac: '0'.repeat(64) });
@@ -95,9 +97,51 @@ describe('dyntable confirmations (signed with the user key)', () => {
     const after = await trustedConfirmations(file, diskKey, userId);
     assert.deepEqual([...after.trusted].sort(), [ruleFingerprint(marker), ruleFingerprint({ ...marker, mode: 'cow' })].sort());
     assert.deepEqual(after.refused, []);
-    assert.equal(await withdrawConfirmation(file, marker), true);
-    assert.equal(await withdrawConfirmation(file, marker), false);
+    assert.equal(await withdrawConfirmation(file, marker, diskKey, userId), true);
+    assert.equal(await withdrawConfirmation(file, marker, diskKey, userId), false);
     assert.deepEqual([...(await trustedConfirmations(file, diskKey, userId)).trusted], [ruleFingerprint({ ...marker, mode: 'cow' })]);
+  });
+
+  it('an older copy of the file that still confirms a withdrawn rule is refused at launch (exit 10), and nothing is changed', async () => {
+    const atRestKey = deriveAtRestKey(diskKey);
+    const launch = async () => confirmationsAreCurrent(file, (await trustedConfirmations(file, diskKey, userId)).records, atRestKey);
+    await recordConfirmation(file, marker, diskKey, userId);
+    await recordConfirmation(file, wide, diskKey, userId);
+    await launch();
+    const older = readFileSync(file);
+    assert.equal(await withdrawConfirmation(file, wide, diskKey, userId), true);
+    await launch();
+    const current = readFileSync(file);
+    const anchor = readFileSync(join(dir, 'anchor.json'));
+    // Whoever holds the stick puts the older copy back: every record in it still carries a valid MAC.
+    writeFileSync(file, older);
+    assert.equal((await trustedConfirmations(file, diskKey, userId)).trusted.has(ruleFingerprint(wide)), true, 'the MACs alone cannot tell');
+    await assert.rejects(launch(), (error: unknown) => {
+      assert.ok(error instanceof StickTamperedError);
+      assert.equal(error.exitCode, 10);
+      assert.match(error.message, /tables-confirmed\.json is an older copy: it confirms FET \/host\/wide ← \/ \(Tables\\Rules\\Wide\), which was withdrawn/);
+      assert.equal(error.details['reason'], 'rolled-back');
+      return true;
+    });
+    assert.deepEqual(readFileSync(join(dir, 'anchor.json')), anchor, 'the refusal changed nothing');
+    assert.deepEqual(readFileSync(file), older);
+    // The current file (or the rule withdrawn again) launches.
+    writeFileSync(file, current);
+    await launch();
+    writeFileSync(file, older);
+    await withdrawConfirmation(file, wide, diskKey, userId);
+    await launch();
+    assert.deepEqual([...(await trustedConfirmations(file, diskKey, userId)).trusted], [ruleFingerprint(marker)]);
+    // Records deleted by hand only narrow: the anchor follows at the next launch.
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), confirmed: [] }));
+    await launch();
+    writeFileSync(file, current);
+    await assert.rejects(launch(), StickTamperedError);
+    // An anchor edited without the key is refused as well.
+    const edited = JSON.parse(readFileSync(join(dir, 'anchor.json'), 'utf8'));
+    edited.tables = ['0'.repeat(64)];
+    writeFileSync(join(dir, 'anchor.json'), JSON.stringify(edited));
+    await assert.rejects(launch(), /anchor\.json does not carry your signature/);
   });
 
   it('a missing or unreadable file means no confirmations', async () => {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { compileTable } from '../../src/dyntable/compile.ts';
-import { defaultExclusions } from '../../src/dyntable/exclusions.ts';
+import { defaultExclusions, ExclusionMatcher } from '../../src/dyntable/exclusions.ts';
+import { foldedComponents } from '../../src/dyntable/host-paths.ts';
 import { NamespaceBackend } from '../../src/dyntable/namespace-backend.ts';
 import { Errno, OpenFlags } from '../../src/dyntable/ninep/backend.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -93,6 +94,34 @@ describe('dyntable exclusions', () => {
 
   // Rules the person confirmed: a registry FET rule applies only then.
   const rule = (r: Partial<RuleSpec> & Pick<RuleSpec, 'name' | 'table' | 'guestPath'>): RuleSpec => ({ origin: 'confirmed', source: 'test', ...r });
+
+  it("a folder's compiled child test answers as the full match does, and is absent where nothing can match", () => {
+    for (const os of ['linux', 'windows'] as const) {
+      const windows = os === 'windows';
+      const home = windows ? 'C:\\Users\\me' : '/home/me';
+      const rules = { style: windows ? ('win32' as const) : ('posix' as const), caseInsensitive: windows };
+      const exclusions = defaultExclusions({ os, pathStyle: rules.style, home, env: {}, stickRoot: windows ? 'E:\\' : '/media/me/STICK' });
+      const matcher = new ExclusionMatcher(exclusions, rules);
+      const sep = windows ? '\\' : '/';
+      const folders = windows
+        ? ['C:\\Users', 'C:\\Users\\me', 'C:\\Users\\me\\Documents', 'C:\\Users\\me\\AppData\\Roaming', 'C:\\Users\\me\\AppData\\Roaming\\Microsoft', 'C:\\Users\\other']
+        : ['/home', '/home/me', '/home/me/Documents', '/home/me/.config', '/home/me/.local/share', '/home/other', '/', '/media/me', '/proc'];
+      const names = ['.ssh', '.SSH', 'me', 'other', 'Public', 'a.txt', 'gh', 'keyrings', 'Credentials', 'Mozilla', 'STICK', 'self', 'x', 'google-chrome', 'Documents'];
+      for (const folder of folders) {
+        const parts = foldedComponents(folder, rules);
+        for (const exposed of [[], ['ssh', 'other-homes']]) {
+          const test = matcher.childTest(parts, exposed);
+          for (const name of names) {
+            const expected = matcher.match(`${folder}${folder.endsWith(sep) ? '' : sep}${name}`, exposed) !== undefined;
+            const got = test?.(matcher.fold(name)) ?? false;
+            assert.equal(got, expected, `${os} ${folder} ${name} exposed ${exposed.join(',')}`);
+          }
+        }
+      }
+      // Most folders have no excluded children at all: nothing to check per name.
+      assert.equal(matcher.childTest(foldedComponents(windows ? 'C:\\Users\\me\\Documents' : '/home/me/Documents', rules)), undefined);
+    }
+  });
 
   it('lists every category for each host OS', () => {
     for (const os of ['linux', 'darwin', 'windows'] as const) {

@@ -424,6 +424,40 @@ for (const sealed of [false, true]) describe(`dyntable NamespaceBackend${sealed 
       assert.equal(lstatSync(join(home, 'Documents', 'a.txt')).nlink, 1);
     });
 
+    it('lists a local folder without an lstat per name, until a secret gets another name on its device', async () => {
+      mkdirSync(join(home, '.ssh'));
+      writeFileSync(join(home, '.ssh', 'id_ed25519'), 'PRIVATE KEY');
+      for (let i = 0; i < 50; i++) writeFileSync(join(home, 'Documents', `n${i}`), '');
+      const b = await openBackend(table([docsRule()]));
+      const names = await list(b, '/Documents');
+      assert.equal(names.length, 55);
+      // Types from the folder itself (d_type): no name was lstat'ed.
+      assert.equal(b.listingCounters.lstats, 0);
+      // Each entry keeps its number from one listing to the next, and no two share one.
+      const qids = async () => {
+        const h = await b.open('/Documents', OpenFlags.RDONLY);
+        try {
+          return new Map((await h.readdir(0, 1000)).map((e) => [e.name, `${e.qid.type}:${e.qid.path}:${e.type}`]));
+        } finally {
+          await h.close();
+        }
+      };
+      const first = await qids();
+      assert.deepEqual(await qids(), first);
+      assert.equal(new Set(first.values()).size, first.size);
+      assert.equal(first.get('sub')!.split(':')[0], '128');
+      assert.equal(first.get('link-to-a')!.split(':')[0], '2');
+      // The number a listing shows is the one stat gives (d_ino = st_ino).
+      for (const name of ['a.txt', 'sub', 'link-to-a', 'n7']) assert.equal(first.get(name)!.split(':')[1], String((await b.getattr(`/Documents/${name}`)).qid.path), name);
+      // A hard link to the secret made on the host during the session: from
+      // the next second on the listing lstats regular files and hides it.
+      linkSync(join(home, '.ssh', 'id_ed25519'), join(home, 'Documents', 'later.txt'));
+      assert.equal(await errnoOf(b.getattr('/Documents/later.txt')), Errno.ENOENT);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      assert.ok(!(await list(b, '/Documents')).includes('later.txt'));
+      assert.ok(b.listingCounters.lstats >= 50);
+    });
+
     it('does not follow a host folder swapped for a symlink after it was checked', async () => {
       const b = await openBackend(table([docsRule()]));
       assert.equal(await readFileVia(b, '/Documents/sub/c.txt'), 'gamma\n');

@@ -1,7 +1,7 @@
 // `launcher tables show|explain|confirm` on a fresh stick, with a temporary
 // HOME so the host side is known. No guest is booted.
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addStickUser, freshStick, launcher, launcherJson } from '../integration/harness.ts';
 import { removeDir, tempDir } from './helpers.ts';
@@ -107,9 +107,22 @@ describe('launcher tables', function () {
     assert.deepEqual(show.json.waiting, []);
     const explained = await launcherJson<{ visible: boolean; access: string }>(['tables', 'explain', '/host/keys/id_ed25519', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
     assert.deepEqual([explained.json.visible, explained.json.access], [true, 'readonly']);
-    assert.equal((await launcher(['tables', 'confirm', 'Keys', '--revoke', '--stick', stick.root], { env })).exitCode, 0);
+    const confirmedFile = join(stick.root, 'users', 'anna', 'tables-confirmed.json');
+    const older = readFileSync(confirmedFile);
+    const revoked = await launcher(['tables', 'confirm', 'Keys', '--revoke', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
+    assert.equal(revoked.exitCode, 0, revoked.stderr);
     show = await launcherJson<ShowJson>(['tables', 'show', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
     assert.equal(show.json.entries.find((e) => e.guestPath === '/host/keys'), undefined);
     assert.equal(show.json.waiting.find((w) => w.id === 'registry:Keys')?.confirmationRecorded, false);
+
+    // Whoever holds the stick puts the older file back (its record's MAC is valid): the launch is refused before anything starts.
+    const current = readFileSync(confirmedFile);
+    writeFileSync(confirmedFile, older);
+    const run = await launcher(['run', '--detach', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
+    if (run.exitCode === 0) await launcher(['stop', '--stick', stick.root], { env });
+    assert.equal(run.exitCode, 10, run.stderr);
+    assert.match(run.stderr, /tables-confirmed\.json is an older copy: it confirms FET .host.keys ← ~\/\.ssh \(Tables\\Rules\\Keys\), which was withdrawn since/);
+    assert.deepEqual(readFileSync(confirmedFile), older, 'nothing was changed');
+    writeFileSync(confirmedFile, current);
   });
 });

@@ -92,10 +92,16 @@ describe('exec as a remote command, and the attached console (boots the real gue
       assert.deepEqual(await guestProcesses('sleep 101'), []);
     });
 
-    it("hangs up a command's background children when it exits", async () => {
+    it("leaves a command's background children running after it exits, as ssh and docker exec do", async () => {
       const result = await exec(['--', 'sh', '-c', 'sleep 102 & echo started']);
       assert.equal(result.exitCode, 0, result.stderr);
       assert.equal(result.stdout, 'started\n');
+      // Checked after exec returned, twice: the child must outlive the command, not just its last frame.
+      await new Promise((r) => setTimeout(r, 1_500));
+      const left = await guestProcesses('sleep 102');
+      assert.equal(left.length, 1, left.join('\n'));
+      const pid = left[0]!.trim().split(/\s+/)[0]!;
+      assert.equal((await exec(['--root', '--', 'kill', pid])).exitCode, 0);
       assert.deepEqual(await guestProcesses('sleep 102'), []);
     });
 

@@ -8,7 +8,8 @@
 //   (SIGSTOP) while the guest lists it: `launcher status` answers within
 //   1 s, the guest's request fails with EIO, and pulling the stick (itself
 //   served through another bindfs, killed as in surprise-removal.test.ts)
-//   still tears the session down within the bound.
+//   still tears the session down within the bound, and the session process
+//   exits.
 //
 // The helper that holds the handles is a small static C program compiled
 // here and served to the guest from the host (the guest userland is busybox).
@@ -28,6 +29,8 @@ const MEMORY_BOUND_MIB = 128;
 /** The issue's target is 1 s; the assertion leaves room for a machine busy with other guests. */
 const TEARDOWN_BOUND_MS = 3_000;
 const STATUS_BOUND_MS = 1_000;
+/** The session process ends a few seconds after a yank (its teardown never waits on the hung folder). */
+const SESSION_EXIT_BOUND_MS = 10_000;
 const hasTools = spawnSync('bindfs', ['--version']).status === 0 && existsSync('/dev/fuse') && spawnSync('gcc', ['--version']).status === 0;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -126,10 +129,9 @@ function rssMiB(pid: number): number {
     const small = await launcher(['exec', '--root', '--stick', stickMount, '--', 'sh', '-c', `ifc=$(grep ' /host 9p ' /proc/mounts | cut -d' ' -f1) && mkdir -p /mnt/small && mount -t 9p -o trans=pocketvm,version=9p2000.L,msize=69632,cache=mmap,noatime,nosuid,nodev "$ifc" /mnt/small`], { env });
     assert.equal(small.exitCode, 0, small.stderr);
     const before = rssMiB(pid);
-    // exec hangs up what a command leaves in its process group when it exits
-    // (README, "Running commands in the guest"); these background programs
-    // ignore SIGHUP from the start, as setsid alone may come too late.
-    const held = await launcher(['exec', '--root', '--stick', stickMount, '--', 'sh', '-c', `trap '' HUP; setsid /host/Downloads/dirhold /mnt/small/Documents/big ${HANDLES} 600 >/tmp/dirhold.out 2>&1 </dev/null & echo started`], { env });
+    // What exec's command leaves in the background runs on after it exits
+    // (README, "Running commands in the guest").
+    const held = await launcher(['exec', '--root', '--stick', stickMount, '--', 'sh', '-c', `setsid /host/Downloads/dirhold /mnt/small/Documents/big ${HANDLES} 600 >/tmp/dirhold.out 2>&1 </dev/null & echo started`], { env });
     assert.equal(held.exitCode, 0, held.stderr);
     let ready = '';
     for (let i = 0; i < 300 && !ready.startsWith('ready'); i++) {
@@ -148,7 +150,7 @@ function rssMiB(pid: number): number {
     assert.equal(status.exitCode, 0, status.stderr);
     const { pid, qemuPid } = status.json;
     musicFs!.kill('SIGSTOP');
-    const lister = await exec('trap "" HUP; setsid sh -c "ls -l /host/Music/album >/tmp/hung.out 2>&1; echo exit=\\$? >>/tmp/hung.out" </dev/null >/dev/null 2>&1 & echo started');
+    const lister = await exec('setsid sh -c "ls -l /host/Music/album >/tmp/hung.out 2>&1; echo exit=\\$? >>/tmp/hung.out" </dev/null >/dev/null 2>&1 & echo started');
     assert.equal(lister.exitCode, 0, lister.stderr);
     await sleep(1500);
     // The launcher's own duties answer meanwhile.
@@ -177,11 +179,10 @@ function rssMiB(pid: number): number {
     const latency = performance.now() - pulled;
     process.stderr.write(`      removal → QEMU gone with a stopped FUSE folder: ${latency.toFixed(0)} ms (target ≤ 1000 ms)\n`);
     assert.ok(latency <= TEARDOWN_BOUND_MS, `QEMU gone after ${latency.toFixed(0)} ms`);
-    // Known gap (reported): after this removal the session process has been
-    // seen to stay alive (idle, its guest gone) instead of exiting; ended here.
-    if (!(await waitUntil(() => !processAlive(pid), 10_000))) {
-      process.stderr.write('      the session process did not exit after the removal (known gap): ended with SIGTERM\n');
-      process.kill(pid, 'SIGTERM');
-    }
+    // And the session process itself ends (it used to stay alive, idle, its
+    // guest gone: the pool's workers kept it, src/dyntable/ninep/host-fs-pool.ts).
+    // It ends by SIGKILL while a worker is stuck in the stopped folder.
+    assert.ok(await waitUntil(() => !processAlive(pid), SESSION_EXIT_BOUND_MS, 20), `the session process was still alive ${SESSION_EXIT_BOUND_MS / 1000} s after the stick was pulled`);
+    process.stderr.write(`      removal → session process gone: ${(performance.now() - pulled).toFixed(0)} ms\n`);
   });
 });

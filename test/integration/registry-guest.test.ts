@@ -3,10 +3,17 @@
 // (hostname, timezone, keyboard layout, memory); the guest's `reg` reads and
 // writes the user's registry live through the org.pocketvm.registry.0 port,
 // in both directions, and what it wrote is on the stick after the session.
+// A guest flooding the channel with bad requests cannot grow the transport
+// log on the stick (src/stick/capped-log.ts).
 import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { LOG_LIMITS } from '../../src/stick/capped-log.ts';
 import { addStickUser, freshStick, launcher, launcherJson, loginArgs } from './harness.ts';
 
 const PASSPHRASE = 'rita registry passphrase';
+/** Unbounded, their log lines would take 7 MiB, past the transport log's cap. */
+const FLOOD_LINES = 100_000;
 
 describe('the guest registry inside the guest (boots the real guest)', function () {
   this.timeout(300_000);
@@ -90,6 +97,34 @@ describe('the guest registry inside the guest (boots the real guest)', function 
     assert.equal((await guest('reg', 'get', 'App', 'Live')).stdout, 'from-the-launcher\n');
     await reg('set', 'App', 'Live', 'changed');
     assert.equal((await guest('reg', 'get', 'App', 'Live')).stdout, 'changed\n');
+  });
+
+  it(`a guest flooding the channel with ${FLOOD_LINES} bad requests: the transport log stays under its cap and counts every one`, async () => {
+    const log = join(stick.root, 'run', 'default.qemu.log');
+    const before = statSync(log).size;
+    // As reg does: take the lock, open the port, read the replies meanwhile.
+    const script = [
+      'port=/dev/virtio-ports/org.pocketvm.registry.0',
+      'exec 9</run/pocketvm/registry.lock && flock 9 && exec 3<>"$port" || exit 9',
+      'cat <&3 >/tmp/replies & reader=$!',
+      `awk 'BEGIN { for (i = 0; i < ${FLOOD_LINES}; i++) print "!not-an-id" }' >&3`,
+      `n=0; while [ "$(grep -c 'malformed request' /tmp/replies)" -lt ${FLOOD_LINES} ] && [ $n -lt 600 ]; do sleep 1; n=$((n + 1)); done`,
+      'kill $reader; grep -c "malformed request" /tmp/replies',
+    ].join('\n');
+    const flood = await guestRoot('sh', '-c', script);
+    assert.equal(flood.exitCode, 0, flood.stderr);
+    assert.equal(flood.stdout.trim(), String(FLOOD_LINES));
+    // The counts are written a second after the flood stops.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const text = readFileSync(log, 'utf8');
+    const grown = text.length - before;
+    const written = text.split('\n').filter((line) => line === 'launcher: guest registry channel: a request without a valid id was refused').length;
+    const repeated = [...text.matchAll(/^… the line above repeated (\d+) more times?$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    const dropped = [...text.matchAll(/^… (\d+) lines? dropped/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    process.stderr.write(`      ${FLOOD_LINES} refused requests → the transport log grew ${grown} bytes (${written} lines, ${repeated} repeats, ${dropped} dropped)\n`);
+    assert.equal(written + repeated + dropped, FLOOD_LINES, 'every refused request is a line or counted');
+    assert.ok(grown < 64 * 1024, `the transport log grew ${grown} bytes`);
+    assert.ok(statSync(log).size <= LOG_LIMITS.transport.maxBytes);
   });
 
   it("without the user's own time zone, this PC's (Host\\Timezone) beats the payload default", async () => {

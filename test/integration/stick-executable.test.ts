@@ -10,7 +10,7 @@ import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { DEMO_USER } from '../../src/cli/login.ts';
 import { payloadKernelVersion, processAlive, qemuPidsFor, repoRoot, waitUntil } from './harness.ts';
 
@@ -112,6 +112,11 @@ describe('the built stick on a PC without Node.js or QEMU', function () {
     const status = JSON.parse(started.stdout) as { pid: number; qemuPid: number; stick: string };
     assert.equal(status.stick, stick, 'the executable finds its stick from its own path');
     try {
+      // The executable guards itself as main.ts does (src/runtime/dump-guards.ts): no core dumps, and
+      // koffi.node from beside it made it not dumpable (else a note); its QEMU gets the no-dump preload.
+      assert.doesNotMatch(started.stderr, /not dumpable|QEMU runs dumpable/);
+      assert.match(readFileSync(`/proc/${status.pid}/limits`, 'utf8'), /Max core file size\s+0\s+0\s+bytes/);
+      assert.match(readFileSync(`/proc/${status.qemuPid}/cmdline`, 'utf8'), /\0--preload\0[^\0]*pocketvm-no-dump\.so\0/);
       const uname = await onBarePc(exe, ['exec', '--', 'uname', '-r']);
       assert.equal(uname.exitCode, 0, uname.stderr);
       assert.equal(uname.stdout.trim(), await payloadKernelVersion());

@@ -3,7 +3,8 @@
 // guest is up, a file on the host side leaves it 40 MiB, and the guest writes
 // 200 MiB to its home. QEMU pauses the guest at the first write that does not
 // fit; the person is told ("the stick is full: …" in `launcher status` and its
-// --json); freeing space (the file removed) lets the guest continue by itself.
+// --json); a suspend asked for meanwhile is refused (exit 9); freeing space
+// (the file removed) lets the guest continue by itself.
 // At the end the personal disk checks clean and the registry opens.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -47,7 +48,7 @@ interface StatusJson {
     // Leave the stick 40 MiB, then let the guest write 200 MiB to its home.
     const fs = statfsSync(stick);
     execFileSync('fallocate', ['-l', String(fs.bavail * fs.bsize - 40 * 1024 ** 2), filler()]);
-    const writer = await launcher(['exec', '--stick', stick, '--', 'sh', '-c', "trap '' HUP; dd if=/dev/zero of=big bs=1M count=200 conv=fsync >/dev/null 2>&1 </dev/null &"]);
+    const writer = await launcher(['exec', '--stick', stick, '--', 'sh', '-c', "dd if=/dev/zero of=big bs=1M count=200 conv=fsync >/dev/null 2>&1 </dev/null &"]);
     assert.equal(writer.exitCode, 0, writer.stderr);
 
     let status: StatusJson | undefined;
@@ -59,6 +60,11 @@ interface StatusJson {
     assert.match(status!.stickFull!.message, /^the stick is full: the guest is paused so that nothing is lost/);
     const human = await launcher(['status', '--stick', stick]);
     assert.match(human.stdout, /the stick is full: the guest is paused/);
+    // A suspend now is refused with one line (exit 9): the watch could
+    // otherwise continue the guest under it once space came back.
+    const suspend = await launcher(['eject', '--suspend', '--stick', stick]);
+    assert.equal(suspend.exitCode, 9, suspend.stderr);
+    assert.match(suspend.stderr, /the stick is full: the guest is paused until there is room, and cannot be suspended meanwhile/);
 
     // Space freed: the guest continues by itself and answers again.
     rmSync(filler());

@@ -79,7 +79,7 @@ async function timeUntil(done: () => boolean, limitMs: number): Promise<number> 
 
   /** The guest writes files, each fsync'd and synced before the exec returns; then a heavy writer runs on. */
   async function writeWhileRunning(round: number): Promise<void> {
-    const heavy = await launcher(['exec', '--stick', mount, '--', 'sh', '-c', 'trap "" HUP; setsid sh -c \'while :; do dd if=/dev/urandom of="$HOME/heavy" bs=1M count=8 2>/dev/null; done\' </dev/null >/dev/null 2>&1 & echo started']);
+    const heavy = await launcher(['exec', '--stick', mount, '--', 'sh', '-c', 'setsid sh -c \'while :; do dd if=/dev/urandom of="$HOME/heavy" bs=1M count=8 2>/dev/null; done\' </dev/null >/dev/null 2>&1 & echo started']);
     assert.equal(heavy.exitCode, 0, heavy.stderr);
     for (let i = 1; i <= 3; i++) {
       const name = `durable-${round}-${i}`;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { linuxHost } from '../../src/hostprobe/linux.ts';
-import { findQemu, findQemuImg, QEMU_BUNDLE_FILE } from '../../src/vmm/qemu-binary.ts';
+import { findQemu, findQemuImg, NO_DUMP_PRELOAD, QEMU_BUNDLE_FILE } from '../../src/vmm/qemu-binary.ts';
 import { buildLinuxQemuBundle, DEBIAN_QEMU } from '../../build/stick/qemu-bundle.ts';
 import { existsSync } from 'node:fs';
 
@@ -36,7 +36,38 @@ describe('finding QEMU', () => {
     const dir = join(stick, '.pocketvm', 'qemu', 'linux-x64');
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'qemu-system-x86_64'), '#!/bin/sh\n', { mode: 0o755 });
-    assert.deepEqual(findQemu(linuxHost, stick, { PATH: '' }), { system: join(dir, 'qemu-system-x86_64'), source: 'stick' });
+    const found = findQemu(linuxHost, stick, { PATH: '' });
+    assert.deepEqual([found.system, found.source], [join(dir, 'qemu-system-x86_64'), 'stick']);
+  });
+
+  it('a bundle whose manifest names a preload: --preload before the library path; none: a one-line notice, QEMU still found', async () => {
+    const dir = join(stick, '.pocketvm', 'qemu', 'linux-x64');
+    await mkdir(join(dir, 'lib'), { recursive: true });
+    await writeFile(join(dir, 'lib', 'ld-linux-x86-64.so.2'), '', { mode: 0o755 });
+    const manifest = { loader: 'lib/ld-linux-x86-64.so.2', libraryPath: 'lib', binaries: { system: 'bin/qemu-system-x86_64', img: 'bin/qemu-img' }, dataDir: 'share', moduleDir: 'lib/qemu', preload: `lib/${NO_DUMP_PRELOAD}` };
+    await writeFile(join(dir, QEMU_BUNDLE_FILE), JSON.stringify(manifest));
+    const missing = findQemu(linuxHost, stick, { PATH: '' });
+    assert.equal(missing.notDumpable, false);
+    assert.match(missing.notice!, /^QEMU runs dumpable: .*pocketvm-no-dump\.so is missing/);
+    assert.doesNotMatch(missing.notice!, /\n/);
+    assert.ok(!missing.prefixArgs!.includes('--preload'));
+    await writeFile(join(dir, 'lib', NO_DUMP_PRELOAD), '');
+    const present = findQemu(linuxHost, stick, { PATH: '' });
+    assert.equal(present.notDumpable, true);
+    assert.equal(present.notice, undefined);
+    assert.deepEqual(present.prefixArgs!.slice(0, 3), ['--inhibit-cache', '--preload', join(dir, 'lib', NO_DUMP_PRELOAD)]);
+  });
+
+  it("a host QEMU from a checkout: LD_PRELOAD of the checkout's preload, or a notice when it is not built", async function () {
+    if (!existsSync('/usr/bin/qemu-system-x86_64')) this.skip();
+    const none = findQemu(linuxHost, stick, { PATH: '/usr/bin' }, stick);
+    assert.equal(none.env?.['LD_PRELOAD'], undefined);
+    assert.match(none.notice!, /^QEMU runs dumpable: .*node build\.js test/);
+    const preload = join(stick, '.cache', 'host', 'linux-x64', NO_DUMP_PRELOAD);
+    await mkdir(join(preload, '..'), { recursive: true });
+    await writeFile(preload, '');
+    const found = findQemu(linuxHost, stick, { PATH: '/usr/bin' }, stick);
+    assert.deepEqual([found.notDumpable, found.env?.['LD_PRELOAD'], found.notice], [true, preload, undefined]);
   });
 
   it('without a bundle, falls back to PATH', async function () {

@@ -42,6 +42,19 @@
  * those pages may be mapped executable, and TCG would not notice a write it
  * did not make itself into a page it has translated code from.
  *
+ * The end of this kernel. Placed reads write guest RAM behind the guest's
+ * back, so they must stop before that RAM belongs to another kernel. A
+ * reset or power-off QEMU sees, and the launcher retires every placement
+ * before the guest runs again; kexec starts a new kernel with no reset QEMU
+ * sees. So this module's reboot notifier, which every reboot, halt,
+ * power-off and kexec runs (kernel_restart_prepare, before device
+ * shutdown), stops asking for placements, sends the launcher a frame with
+ * PVM_F_RETIRE on each mount and waits for it to come back: the launcher
+ * answers only once it has cancelled every placement and retired every
+ * connection, so nothing it does afterwards writes this kernel's (or the
+ * next one's) pages. A launcher that never answers (one from before this)
+ * costs PVM_RETIRE_WAIT.
+ *
  * Only root can reach the card (raw frames need CAP_NET_RAW) and it has no IP
  * address: no guest process can talk to the launcher's 9P server but the
  * kernel's 9P client.
@@ -56,6 +69,9 @@
 #include <linux/uio.h>
 #include <linux/workqueue.h>
 #include <linux/mm.h>
+#include <linux/reboot.h>
+#include <linux/rwsem.h>
+#include <linux/completion.h>
 #include <asm/unaligned.h>
 #include <net/9p/9p.h>
 #include <net/9p/client.h>
@@ -74,6 +90,9 @@
 #define PVM_F_PLACE 1 /* guest: a Tread followed by the reader's segments */
 #define PVM_F_PLACED 2 /* launcher: the data is in the reader's pages; the header alone follows */
 #define PVM_F_CAN_PLACE 4 /* launcher, every frame: it can write guest RAM */
+#define PVM_F_RETIRE 8 /* guest: this kernel is going away; launcher: every placement is cancelled */
+/* How long the reboot notifier waits for the launcher's PVM_F_RETIRE. */
+#define PVM_RETIRE_WAIT (5 * HZ)
 /* Rread header: size[4] type[1] tag[2] count[4]. */
 #define PVM_RREAD_HDR 11
 #define PVM_SEG_LEN 12
@@ -127,6 +146,10 @@ struct pvm_chan {
 	struct work_struct reap_work;
 	/* The launcher can write guest RAM (PVM_F_CAN_PLACE seen). */
 	bool host_places;
+	/* On pvm_chans (the reboot notifier retires every mount). */
+	struct list_head node;
+	/* The launcher answered this mount's PVM_F_RETIRE. */
+	struct completion retired;
 	/*
 	 * The reply being received: its fragments arrive in order. rx_req is
 	 * NULL while the fragments of a reply nobody waits for are dropped.
@@ -141,6 +164,17 @@ struct pvm_chan {
 	int rx_err;
 	u16 rx_tag;
 };
+
+/* Every mount (the reboot notifier's list). */
+static LIST_HEAD(pvm_chans);
+static DEFINE_MUTEX(pvm_chans_lock);
+/*
+ * Set by the reboot notifier: no placement is asked for from then on. A
+ * placed read holds it for reading from its check until its frame is sent,
+ * so none is on its way when the notifier asks the launcher to retire.
+ */
+static DECLARE_RWSEM(pvm_life);
+static bool pvm_going_away;
 
 static struct pvm_zc_read *find_zc_read(struct pvm_chan *chan, struct p9_req_t *req)
 {
@@ -320,6 +354,11 @@ static int pvm_rcv(struct sk_buff *skb, struct net_device *dev, struct packet_ty
 		goto drop;
 	tag = le16_to_cpu(hdr.tag);
 	flags = le16_to_cpu(hdr.flags);
+	if (flags & PVM_F_RETIRE) {
+		/* The launcher's answer to the reboot notifier: a header alone. */
+		complete(&chan->retired);
+		goto drop;
+	}
 	offset = le32_to_cpu(hdr.offset);
 	frag_len = skb->len - PVM_HDR_LEN;
 	if ((flags & PVM_F_CAN_PLACE) && !READ_ONCE(chan->host_places))
@@ -637,6 +676,7 @@ static int pvm_zc_request(struct p9_client *client, struct p9_req_t *req, struct
 	u32 head_len = req->tc.size;
 	u8 *placing = NULL;
 	u16 flags = 0;
+	bool life_held = false;
 	int err;
 
 	if (uodata) {
@@ -659,10 +699,14 @@ static int pvm_zc_request(struct p9_client *client, struct p9_req_t *req, struct
 		zc->in_hdr_len = in_hdr_len;
 		__skb_queue_head_init(&zc->frames);
 		/* Only a user buffer is placed: see "Placed reads" above. */
-		if (READ_ONCE(chan->host_places) && head[4] == P9_TREAD && inlen > 0 && user_backed_iter(uidata) &&
-		    !pin_for_placement(zc, uidata, inlen, head, head_len, &placing, &head_len)) {
-			head = placing;
-			flags = PVM_F_PLACE;
+		if (READ_ONCE(chan->host_places) && head[4] == P9_TREAD && inlen > 0 && user_backed_iter(uidata)) {
+			/* Not once this kernel is going away (pvm_reboot). */
+			down_read(&pvm_life);
+			life_held = true;
+			if (!pvm_going_away && !pin_for_placement(zc, uidata, inlen, head, head_len, &placing, &head_len)) {
+				head = placing;
+				flags = PVM_F_PLACE;
+			}
 		}
 		spin_lock_bh(&chan->lock);
 		list_add(&zc->list, &chan->zc_reads);
@@ -670,6 +714,8 @@ static int pvm_zc_request(struct p9_client *client, struct p9_req_t *req, struct
 	}
 	WRITE_ONCE(req->status, REQ_STATUS_SENT);
 	err = send_message(chan, req->tc.tag, flags, head, head_len, uodata, uodata ? outlen : 0);
+	if (life_held)
+		up_read(&pvm_life);
 	kfree(placing);
 	if (err) {
 		spin_lock_bh(&chan->lock);
@@ -798,6 +844,7 @@ static int pvm_create(struct p9_client *client, const char *devname, char *args)
 	INIT_LIST_HEAD(&chan->zc_reads);
 	INIT_LIST_HEAD(&chan->reap);
 	INIT_WORK(&chan->reap_work, reap_orphans);
+	init_completion(&chan->retired);
 	chan->pt.type = htons(ETH_P_POCKETVM_9P);
 	chan->pt.dev = dev;
 	chan->pt.func = pvm_rcv;
@@ -811,6 +858,9 @@ static int pvm_create(struct p9_client *client, const char *devname, char *args)
 	dev->features |= NETIF_F_SG;
 	client->trans = chan;
 	dev_add_pack(&chan->pt);
+	mutex_lock(&pvm_chans_lock);
+	list_add(&chan->node, &pvm_chans);
+	mutex_unlock(&pvm_chans_lock);
 	client->status = Connected;
 	return 0;
 }
@@ -823,6 +873,9 @@ static void pvm_close(struct p9_client *client)
 	if (!chan)
 		return;
 	client->status = Disconnected;
+	mutex_lock(&pvm_chans_lock);
+	list_del(&chan->node);
+	mutex_unlock(&pvm_chans_lock);
 	dev_remove_pack(&chan->pt); /* waits for receivers in flight */
 	spin_lock_bh(&chan->lock);
 	finish_rx(chan, -ECONNRESET);
@@ -847,6 +900,69 @@ static void pvm_close(struct p9_client *client)
 	kfree(chan);
 }
 
+/* A frame of the header alone: conn, no tag, `flags`. */
+static int send_control(struct pvm_chan *chan, u16 flags)
+{
+	struct net_device *dev = chan->dev;
+	struct pvm_hdr *hdr;
+	struct sk_buff *skb;
+
+	skb = alloc_skb(LL_RESERVED_SPACE(dev) + PVM_HDR_LEN + dev->needed_tailroom, GFP_KERNEL);
+	if (!skb)
+		return -ENOMEM;
+	skb_reserve(skb, LL_RESERVED_SPACE(dev));
+	skb_reset_network_header(skb);
+	hdr = skb_put(skb, PVM_HDR_LEN);
+	hdr->conn = cpu_to_le32(chan->conn);
+	hdr->tag = cpu_to_le16(P9_NOTAG);
+	hdr->flags = cpu_to_le16(flags);
+	hdr->offset = 0;
+	skb->dev = dev;
+	skb->protocol = htons(ETH_P_POCKETVM_9P);
+	if (dev_hard_header(skb, dev, ETH_P_POCKETVM_9P, dev->broadcast, dev->dev_addr, skb->len) < 0) {
+		kfree_skb(skb);
+		return -EINVAL;
+	}
+	return xmit_frame(dev, skb);
+}
+
+/*
+ * Reboot, halt, power-off and kexec (kernel_restart_prepare and
+ * kernel_shutdown_prepare run the reboot notifiers before device shutdown):
+ * no more placements, and the launcher has cancelled every one it had
+ * before this returns (see "The end of this kernel" above).
+ */
+static int pvm_reboot(struct notifier_block *nb, unsigned long action, void *data)
+{
+	struct pvm_chan *chan;
+
+	down_write(&pvm_life);
+	pvm_going_away = true;
+	up_write(&pvm_life);
+	mutex_lock(&pvm_chans_lock);
+	list_for_each_entry(chan, &pvm_chans, node) {
+		int err;
+
+		if (!READ_ONCE(chan->host_places))
+			continue; /* a launcher that places nothing has nothing to retire */
+		reinit_completion(&chan->retired);
+		err = send_control(chan, PVM_F_RETIRE);
+		if (err)
+			pr_warn("9pnet_pocketvm: could not ask the launcher to retire placed reads (%d)\n", err);
+		else if (!wait_for_completion_timeout(&chan->retired, PVM_RETIRE_WAIT))
+			pr_warn("9pnet_pocketvm: the launcher did not confirm that placed reads are retired\n");
+		else
+			pr_info("9pnet_pocketvm: placed reads retired by the launcher before %s\n",
+				action == SYS_RESTART ? "restart or kexec" : action == SYS_POWER_OFF ? "power-off" : "halt");
+	}
+	mutex_unlock(&pvm_chans_lock);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block pvm_reboot_nb = {
+	.notifier_call = pvm_reboot,
+};
+
 static struct p9_trans_module p9_pocketvm_trans = {
 	.name = "pocketvm",
 	.maxsize = PVM_MAX_MSIZE,
@@ -863,6 +979,10 @@ static struct p9_trans_module p9_pocketvm_trans = {
 
 static int __init p9_pocketvm_init(void)
 {
+	int err = register_reboot_notifier(&pvm_reboot_nb);
+
+	if (err)
+		return err;
 	v9fs_register_trans(&p9_pocketvm_trans);
 	return 0;
 }
@@ -870,6 +990,7 @@ static int __init p9_pocketvm_init(void)
 static void __exit p9_pocketvm_exit(void)
 {
 	v9fs_unregister_trans(&p9_pocketvm_trans);
+	unregister_reboot_notifier(&pvm_reboot_nb);
 }
 
 module_init(p9_pocketvm_init);

@@ -7,6 +7,7 @@ import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Accelerator } from '../../vmm/machine-spec.ts';
 import type { DaemonMessage, LoginReply } from '../detach.ts';
 import { Output } from '../output.ts';
+import { capSessionOutput } from '../session-log.ts';
 import { acceleratorOption, guestOption, stickOption } from './options.ts';
 
 function tell(message: DaemonMessage): void {
@@ -36,6 +37,7 @@ export function registerSession(program: Command): void {
     // stdout/stderr are a log on the stick: if the stick is pulled out, a
     // failed write must not crash the session before it has cleaned up.
     for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+    capSessionOutput();
     const log = new Output({ json: false });
     const out = Object.assign(Object.create(log) as Output, {
       info: (message: string) => {

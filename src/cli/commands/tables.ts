@@ -161,7 +161,7 @@ export function registerTables(program: Command, output: () => Output): void {
     .argument('<rule>', 'the rule: its name under Tables\\Rules, or its id from tables show (registry:NAME, manifest:NAME)')
     .option('--user <name>', 'whose rule (default: the only user of the stick)')
     .option('--passphrase-stdin', 'read the passphrase from the first line of stdin (for scripts; needs --yes)')
-    .option('--revoke', 'withdraw the confirmation (needs no passphrase)')
+    .option('--revoke', 'withdraw the confirmation (takes the passphrase too: so an older copy of the file cannot bring it back)')
     .option('--yes', 'do not ask before confirming');
   stickOption(confirm);
   guestOption(confirm);
@@ -188,7 +188,14 @@ export function registerTables(program: Command, output: () => Output): void {
     const waiting = loaded.table.waiting.find((w) => w.id === `${rule.origin}:${rule.name}`);
     const text = `${rule.table} ${rule.guestPath} ← ${rule.hostPath ?? 'stick'} (${rule.mode ?? 'cow'})${exposes.length ? `, exposing ${exposes.join(', ')}` : ''}`;
     if (options.revoke) {
-      const withdrawn = await confirmations.withdrawConfirmation(file, rule);
+      const { loginForLaunch } = await import('../login.ts');
+      const unlocked = await loginForLaunch(out, layout.root, { user, ...(options.passphraseStdin ? { passphraseStdin: true } : {}) });
+      let withdrawn: boolean;
+      try {
+        withdrawn = await confirmations.withdrawConfirmation(file, rule, unlocked.diskKey, unlocked.id);
+      } finally {
+        unlocked.diskKey.fill(0);
+      }
       out.data({ rule: rule.name, id: `${rule.origin}:${rule.name}`, user, confirmed: false, withdrawn });
       out.line(withdrawn ? `withdrew the confirmation of ${text}` : `${text} was not confirmed; nothing was changed`);
       return;

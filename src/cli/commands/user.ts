@@ -14,9 +14,9 @@ interface UserCommandOptions {
   yes?: boolean;
 }
 
-/** A new passphrase: stdin line `index`, or typed twice at a terminal. */
-async function newPassphrase(out: Output, options: UserCommandOptions, index: number, name: string): Promise<string> {
-  const { checkPassphrasePolicy, PASSPHRASE_POLICY } = await import('../../auth/passphrase.ts');
+/** A new passphrase: stdin line `index`, or typed twice at a terminal; a Buffer the caller zeroes. */
+async function newPassphrase(out: Output, options: UserCommandOptions, index: number, name: string): Promise<Buffer> {
+  const { checkPassphrasePolicy, PASSPHRASE_POLICY, samePassphrase } = await import('../../auth/passphrase.ts');
   if (options.passphraseStdin) return stdinLine(index, 'the new passphrase');
   // At a terminal a typo asks again, a few times, before the command ends.
   for (let attempt = 1; ; attempt++) {
@@ -25,12 +25,15 @@ async function newPassphrase(out: Output, options: UserCommandOptions, index: nu
     try {
       checkPassphrasePolicy(first);
       const again = await promptPassphrase('the same passphrase again');
-      if (again !== first) problem = 'the two passphrases differ';
+      if (!samePassphrase(again, first)) problem = 'the two passphrases differ';
+      again.fill(0);
     } catch (error) {
+      first.fill(0);
       if (!(error instanceof UsageError)) throw error;
       problem = error.message;
     }
     if (problem === undefined) return first;
+    first.fill(0);
     if (attempt >= PROMPT_ATTEMPTS) throw new UsageError(`${problem}; nothing was changed`, PASSPHRASE_POLICY);
     out.notice(`${problem}; try again`);
   }
@@ -69,9 +72,15 @@ export function registerUser(program: Command, output: () => Output): void {
     checkUserName(name);
     if (await userExists(layout, name)) throw new UsageError(`the user "${name}" already exists on this stick`, 'launcher user passwd NAME changes the passphrase');
     const passphrase = await newPassphrase(out, options, 0, name);
-    (await import('../../auth/passphrase.ts')).checkPassphrasePolicy(passphrase);
-    out.info('calibrating argon2id to about 0.5 s on this machine');
-    const { file, deriveMs } = await addUser(layout, name, passphrase);
+    let created: Awaited<ReturnType<typeof addUser>>;
+    try {
+      (await import('../../auth/passphrase.ts')).checkPassphrasePolicy(passphrase);
+      out.info('calibrating argon2id to about 0.5 s on this machine');
+      created = await addUser(layout, name, passphrase);
+    } finally {
+      passphrase.fill(0);
+    }
+    const { file, deriveMs } = created;
     out.data({ name, kdf: file.kdf, deriveMs: Math.round(deriveMs) });
     out.line(`created ${name} (${kdfText(file.kdf)}: ${(deriveMs / 1000).toFixed(2)} s); the personal disk is made on first launch`);
   });
@@ -88,15 +97,23 @@ export function registerUser(program: Command, output: () => Output): void {
     const { readUserFile } = await import('../../auth/user-file.ts');
     await readUserFile(userPaths(layout, name).file, name);
     // At a terminal the current passphrase is checked before the new one is asked for, and a typo asks again.
-    let current: string;
+    let current: Buffer;
     if (options.passphraseStdin) current = await stdinLine(0, 'the current passphrase');
     else {
       const checked = await loginAtPrompt(out, layout, name, `current passphrase for ${name}`);
       checked.user.diskKey.fill(0);
       current = checked.passphrase;
     }
-    const next = await newPassphrase(out, options, 1, name);
-    const { file, deriveMs } = await changePassphrase(layout, name, current, next);
+    let changed: Awaited<ReturnType<typeof changePassphrase>>;
+    let next: Buffer | undefined;
+    try {
+      next = await newPassphrase(out, options, 1, name);
+      changed = await changePassphrase(layout, name, current, next);
+    } finally {
+      current.fill(0);
+      next?.fill(0);
+    }
+    const { file, deriveMs } = changed;
     out.data({ name, kdf: file.kdf, deriveMs: Math.round(deriveMs) });
     out.line(`changed the passphrase of ${name} (${kdfText(file.kdf)}); the personal disk keeps its key and its data`);
   });

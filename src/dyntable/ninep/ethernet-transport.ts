@@ -30,6 +30,11 @@
 // before the reset can open a connection or place a read in the next
 // kernel's pages. `quiesce()` (suspend) stops taking requests, lets the
 // placed reads under way finish, then places no more until `resume()`.
+// kexec starts a new kernel without a reset QEMU sees, so the guest says so
+// itself: the module's reboot notifier (every reboot, power-off and kexec)
+// sends a frame flagged retire and waits; `onGuestRetire` cancels every
+// placement and ends every connection, synchronously, and only then sends
+// the frame back. The module asks for no placement after sending it.
 import { type Duplex, duplexPair } from 'node:stream';
 import { Errno } from './backend.ts';
 import { ByteQueue } from './byte-queue.ts';
@@ -87,7 +92,7 @@ export interface EthernetTransport extends TransportLife {
    * placed: Rreads written into the reader's pages; declined: asked for, sent
    * in frames; retired: frames from before a reset, dropped unread.
    */
-  readonly counters: { frames: number; sent: number; dropped: number; sessions: number; stale: number; placed: number; declined: number; retired: number };
+  readonly counters: { frames: number; sent: number; dropped: number; sessions: number; stale: number; placed: number; declined: number; retired: number; guestRetires: number };
   /** Closes every session and the socket. */
   close(): Promise<void>;
   readonly closed: Promise<void>;
@@ -114,7 +119,7 @@ export function serveEthernetTransport(socket: Duplex, options: EthernetTranspor
 }
 
 class Transport implements EthernetTransport {
-  readonly counters = { frames: 0, sent: 0, dropped: 0, sessions: 0, stale: 0, placed: 0, declined: 0, retired: 0 };
+  readonly counters = { frames: 0, sent: 0, dropped: 0, sessions: 0, stale: 0, placed: 0, declined: 0, retired: 0, guestRetires: 0 };
   readonly closed: Promise<void>;
   private readonly socket: Duplex;
   private readonly options: EthernetTransportOptions;
@@ -266,6 +271,7 @@ class Transport implements EthernetTransport {
     const tag = frame.readUInt16LE(ETH_HEADER + 4);
     const flags = frame.readUInt16LE(ETH_HEADER + 6);
     const offset = frame.readUInt32LE(ETH_HEADER + 8);
+    if (flags & FrameFlag.retire) return this.onGuestRetire(conn, frame.subarray(6, 12));
     const fragment = frame.subarray(ETH_HEADER + PVM_HEADER);
     const key = `${conn}:${tag}`;
     if (offset === 0) {
@@ -302,6 +308,27 @@ class Transport implements EthernetTransport {
       this.partials.delete(key);
       this.onMessage(conn, frame.subarray(6, 12), partial.buf);
     }
+  }
+
+  /**
+   * The guest kernel is going away (its module's reboot notifier: reboot,
+   * power-off, kexec). Every placement is cancelled and every connection
+   * ended before the answer goes back, so once the module has it nothing
+   * the launcher does writes guest RAM for that kernel's requests; its
+   * connection ids stay retired (a late frame is dropped unread).
+   */
+  private onGuestRetire(conn: number, peer: Buffer): void {
+    this.counters.guestRetires++;
+    this.partials.clear();
+    const sessions = [...this.connections.values()];
+    this.connections.clear();
+    for (const c of sessions) {
+      c.placements?.cancel();
+      this.rememberRetired(c.conn);
+      void this.endConnection(c);
+    }
+    this.log(`9p transport: the guest kernel is going away (reboot, power-off or kexec): ${sessions.length} mount(s) retired, their placed reads cancelled`);
+    this.sendControl(conn, Buffer.from(peer), FrameFlag.retire);
   }
 
   private drop(reason: string): void {
@@ -386,6 +413,21 @@ class Transport implements EthernetTransport {
       }
     }
     if (this.socket.writableNeedDrain) c.end.pause();
+  }
+
+  /** A frame of the header alone (no 9P message). */
+  private sendControl(conn: number, peer: Buffer, flags: number): void {
+    if (this.ended || this.socket.destroyed) return;
+    const head = Buffer.alloc(4 + ETH_HEADER + PVM_HEADER);
+    head.writeUInt32BE(ETH_HEADER + PVM_HEADER, 0);
+    peer.copy(head, 4);
+    HOST_MAC.copy(head, 10);
+    head.writeUInt16BE(ETHERTYPE_POCKETVM_9P, 16);
+    head.writeUInt32LE(conn, 18);
+    head.writeUInt16LE(0xffff, 22);
+    head.writeUInt16LE(this.baseFlags | flags, 24);
+    this.counters.sent++;
+    this.socket.write(head);
   }
 
   private sendMessage(conn: number, peer: Buffer, message: Buffer, flags = 0): void {

@@ -93,12 +93,11 @@ class PoolWorker {
 
   constructor(onExit: (w: PoolWorker) => void) {
     this.worker = new Worker(WORKER_SOURCE, { eval: true });
-    // The pool must never keep the launcher alive on its own.
-    this.worker.unref();
     this.worker.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: { code?: string; errno?: number; message: string } }) => {
       const job = this.jobs.get(m.id);
       if (!job) return;
       this.jobs.delete(m.id);
+      this.holdProcess();
       clearTimeout(job.timer);
       if (m.ok) job.resolve(m.value);
       else job.reject(ErrnoError.fromNode(Object.assign(new Error(m.error?.message ?? 'host call failed'), { code: m.error?.code, errno: m.error?.errno })));
@@ -109,10 +108,24 @@ class PoolWorker {
         job.reject(new ErrnoError(Errno.EIO, 'the host file-system worker ended'));
       }
       this.jobs.clear();
+      this.holdProcess();
       onExit(this);
     };
     this.worker.on('error', fail);
     this.worker.on('exit', fail);
+    this.holdProcess();
+  }
+
+  /**
+   * A call in progress keeps the launcher alive, as a libuv request would;
+   * an idle or stuck worker never does (a launcher left with one never
+   * reached its exit: a session stayed alive after a yank). Called after
+   * the listeners are added, as adding a 'message' listener refs the
+   * worker's port again, and after terminate(), which refs it too.
+   */
+  holdProcess(): void {
+    if (this.jobs.size > 0 && !this.stuck) this.worker.ref();
+    else this.worker.unref();
   }
 }
 
@@ -224,7 +237,8 @@ export class HostFsPool {
    * call. So when the launcher is done (its event loop is empty) while a
    * worker is still stuck, its output is flushed and it ends itself with
    * SIGKILL, which the kernel delivers to the stuck thread too (README: its
-   * exit status is then 137).
+   * exit status is then 137). Stuck workers are unref'd (holdProcess), so
+   * that moment does come.
    */
   #endByKillWhileStuck(): void {
     if (this.#exitHook) return;
@@ -237,6 +251,11 @@ export class HostFsPool {
       };
       process.stdout.write('', done);
       process.stderr.write('', done);
+    });
+    // process.exit() and an uncaught exception skip beforeExit and would
+    // wait on the stuck thread too (seen hanging one time in three).
+    process.once('exit', () => {
+      if (this.#stuck > 0) process.kill(process.pid, 'SIGKILL');
     });
   }
 
@@ -282,10 +301,12 @@ export class HostFsPool {
         }
         w.jobs.clear();
         void w.worker.terminate().catch(() => {});
+        w.holdProcess();
       }, this.#timeoutMs);
       timer.unref();
       w.jobs.set(id, { id, resolve: resolve as (v: unknown) => void, reject, timer, mount: mount?.point ?? '' });
       w.worker.postMessage({ id, op, args }, transfer);
+      w.holdProcess();
     });
   }
 

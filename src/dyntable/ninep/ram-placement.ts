@@ -20,6 +20,12 @@ export const FrameFlag = {
   placed: 2,
   /** Launcher, on every frame: it can write guest RAM (the guest then asks for placement). */
   canPlace: 4,
+  /**
+   * Guest: its kernel is going away (reboot, power-off, kexec: the module's
+   * reboot notifier), a frame of the header alone; launcher: the same frame
+   * back once every placement is cancelled and every connection retired.
+   */
+  retire: 8,
 } as const;
 
 /** What a placed Rread's frame carries: size[4] type[1] tag[2] count[4]. */

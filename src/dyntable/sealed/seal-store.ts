@@ -14,15 +14,17 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import { AuthError } from '../../errors.ts';
 import { type ContentStore, contentPath } from '../content-store.ts';
 import { type LayerRows, PlainRows } from '../layer-rows.ts';
+import { advanceStore, anchorPathFor } from '../rollback-anchor.ts';
 import { S_IFMT, S_IFREG } from '../ninep/backend.ts';
 import { StoreKeys, STORE_SALT_BYTES } from './keys.ts';
 import { SealedContentStore } from './sealed-content-store.ts';
 import { SealedFile } from './sealed-file.ts';
+import { openRow, sealRow } from './row-seal.ts';
 import { SealedRows } from './sealed-rows.ts';
 
 export const SEALED_FORMAT = 'pocketvm-layer-sealed-1';
@@ -63,11 +65,28 @@ export async function openSealedLayer(dir: string, db: DatabaseSync, atRestKey: 
     if (format === PLAIN_FORMAT || (format === undefined && hasPlainTables)) await sealInPlace(dir, db, keys);
     const rows = new SealedRows(db, keys, unwritten);
     if (meta(db, 'format') !== SEALED_FORMAT) setMeta(db, 'format', SEALED_FORMAT);
+    bindToAnchor(dir, db, keys, atRestKey);
     return { rows, content, sealed: true, close: () => keys.close() };
   } catch (error) {
     keys.close();
     throw error;
   }
+}
+
+/**
+ * The store is the one users/<name>/anchor.json names, not an older copy
+ * put back (rollback-anchor.ts); it then takes a new id, so the copy it is
+ * now becomes "older" for every later open. Its id is a sealed meta row.
+ */
+function bindToAnchor(dir: string, db: DatabaseSync, keys: StoreKeys, atRestKey: Buffer): void {
+  const sealed = meta(db, 'anchor');
+  const held = sealed === undefined ? undefined : openRow<string>(keys.rows, 'meta:anchor', Buffer.from(sealed, 'hex'));
+  const hasRows = db.prepare('SELECT 1 FROM sealed_nodes LIMIT 1').get() !== undefined;
+  advanceStore(anchorPathFor(dirname(dir)), atRestKey, basename(dir), join(dir, 'layer.sqlite'), held, hasRows, (id) => {
+    setMeta(db, 'anchor', sealRow(keys.rows, 'meta:anchor', id).toString('hex'));
+    // Durable before the anchor forgets the old id.
+    db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+  });
 }
 
 async function sealContent(path: string, keys: StoreKeys, id: number): Promise<void> {

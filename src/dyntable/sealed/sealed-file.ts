@@ -8,7 +8,8 @@
 //     6  block shift (u16 BE: block size = 1 << shift; 16 = 64 KiB by default)
 //     8  file ID (16 bytes)
 //    24  size record: nonce (12) | AES-256-GCM(plaintext size, u64 BE) (8) | tag (16)
-//        associated data: bytes 0..24 (magic, version, shift, file ID)
+//        associated data: bytes 0..24 (magic, version, shift, file ID),
+//        then the content version (u64 BE) unless it is 0
 //   block n (at 60 + n * (blockSize + 28))
 //        nonce (12) | AES-256-GCM(blockSize bytes of content) | tag (16)
 //        associated data: file ID | n (u64 BE)
@@ -24,9 +25,13 @@
 //   fails (its index is authenticated); a whole file swapped for another
 //   fails (the caller gives the file ID it expects: bound to the node); a
 //   file cut short fails (its size record says more blocks). Each is a
-//   SealedDataError, EIO to the guest. Not detected, as in gocryptfs: a
-//   whole file put back to an earlier version of itself, and a block
-//   overwritten with zero bytes, which is a hole.
+//   SealedDataError, EIO to the guest. A whole file put back to an earlier
+//   version of itself fails too: its header authenticates the content
+//   version, which the node's sealed row records (sealed-content-store.ts:
+//   bumped by the first write after an open or an fsync, recorded once the
+//   file is synced). Not detected, as in gocryptfs: older blocks of the same
+//   file put back under the current header, and a block overwritten with
+//   zero bytes, which is a hole.
 // - Holes, as in gocryptfs: a block that is all zero bytes on disk reads as
 //   zeros (a sealed block never is: its nonce and tag look random). A gap
 //   left by a write beyond the end, or a truncate up, is made by extending
@@ -72,7 +77,9 @@ const SIZE_RECORD_AT = 24;
  */
 const PIPE_BYTES = 1 << 18;
 
-export type SealedDataProblem = 'tampered' | 'truncated' | 'wrong-file' | 'not-sealed';
+export type SealedDataProblem = 'tampered' | 'truncated' | 'wrong-file' | 'not-sealed' | 'rolled-back';
+/** How far below the expected versions an older copy is still recognised as one (for the message only). */
+const OLDER_VERSIONS_NAMED = 256;
 
 /** Content that does not authenticate: the guest gets EIO, the log gets the reason (never the content). */
 export class SealedDataError extends ErrnoError {
@@ -82,6 +89,15 @@ export class SealedDataError extends ErrnoError {
     this.name = 'SealedDataError';
     this.problem = problem;
   }
+}
+
+/** The size record's associated data: the prefix, and the content version unless it is 0 (files from before versions). */
+function sizeRecordAd(prefix: Buffer, version: number): Buffer {
+  if (version === 0) return prefix;
+  const ad = Buffer.alloc(prefix.length + 8);
+  prefix.copy(ad);
+  ad.writeBigUInt64BE(BigInt(version), prefix.length);
+  return ad;
 }
 
 function headerPrefix(shift: number, fileId: Buffer): Buffer {
@@ -115,11 +131,15 @@ export class SealedFile {
   readonly #prefix: Buffer;
   readonly #queue = new Queue();
   #size: number;
+  /** The content version its header authenticates. */
+  #version: number;
+  /** The next write or truncate first seals the header under version + 1. */
+  #bumpArmed = false;
   /** Ciphertext read in (two runs), kept between reads: fresh buffers per read cost their page faults every time. */
   readonly #scratch: (Buffer | undefined)[] = [undefined, undefined];
   #closed = false;
 
-  private constructor(path: string, fh: FileHandle | undefined, key: KeyObject, fileId: Buffer, shift: number, size: number) {
+  private constructor(path: string, fh: FileHandle | undefined, key: KeyObject, fileId: Buffer, shift: number, size: number, version = 0) {
     this.path = path;
     this.#fh = fh;
     this.#key = key;
@@ -127,6 +147,7 @@ export class SealedFile {
     this.blockSize = 1 << shift;
     this.#prefix = headerPrefix(shift, fileId);
     this.#size = size;
+    this.#version = version;
   }
 
   /** Create (or replace) `path` as an empty sealed file. Takes ownership of `key` (zeroed at once: the file holds it as a KeyObject). */
@@ -146,12 +167,14 @@ export class SealedFile {
 
   /**
    * An unwritten file: empty, nothing on disk. Its first write or truncate
-   * up creates `path` (replacing what is there) and then calls
-   * `onFirstWrite`. Takes ownership of `key`, as open does.
+   * up creates `path` (replacing what is there) with its header at content
+   * version `version` (the one its row records; one more if a bump is armed
+   * by then), and then calls `onFirstWrite`. Takes ownership of `key`, as
+   * open does.
    */
-  static unwritten(path: string, key: Buffer, fileId: Buffer, onFirstWrite: () => void, shift = DEFAULT_BLOCK_SHIFT): SealedFile {
+  static unwritten(path: string, key: Buffer, fileId: Buffer, onFirstWrite: () => void, version = 0, shift = DEFAULT_BLOCK_SHIFT): SealedFile {
     if (fileId.length !== FILE_ID_BYTES) throw new Error(`file ID must be ${FILE_ID_BYTES} bytes`);
-    const file = new SealedFile(path, undefined, secretKey(key), Buffer.from(fileId), shift, 0);
+    const file = new SealedFile(path, undefined, secretKey(key), Buffer.from(fileId), shift, 0, version);
     file.#onFirstWrite = onFirstWrite;
     return file;
   }
@@ -164,8 +187,16 @@ export class SealedFile {
   /** The content file, created with its header if the file was unwritten. */
   async #ensureOnDisk(): Promise<FileHandle> {
     if (this.#fh) return this.#fh;
-    this.#fh = await open(this.path, 'w+');
-    await this.#writeHeader(0);
+    const fh = await open(this.path, 'w+');
+    this.#fh = fh;
+    try {
+      await this.#writeHeader(0);
+    } catch (error) {
+      // Still unwritten: the next write creates it again (and then tells the store).
+      this.#fh = undefined;
+      await fh.close().catch(() => {});
+      throw error;
+    }
     const told = this.#onFirstWrite;
     this.#onFirstWrite = undefined;
     told?.();
@@ -179,7 +210,7 @@ export class SealedFile {
   }
 
   /** The sealed size of `path` from its header alone, synchronously (a stat). Zeroes `key`. */
-  static sizeSync(path: string, key: Buffer, fileId: Buffer): number {
+  static sizeSync(path: string, key: Buffer, fileId: Buffer, versions: readonly number[] = [0]): number {
     try {
       const header = Buffer.alloc(HEADER_BYTES);
       const fd = openSync(path, 'r');
@@ -189,39 +220,56 @@ export class SealedFile {
       } finally {
         closeSync(fd);
       }
-      return SealedFile.#parseHeader(path, header, got, secretKey(key), fileId).size;
+      return SealedFile.#parseHeader(path, header, got, secretKey(key), fileId, versions).size;
     } finally {
       key.fill(0);
     }
   }
 
-  static #parseHeader(path: string, header: Buffer, bytesRead: number, key: KeyObject, fileId: Buffer): { shift: number; size: number } {
+  static #parseHeader(path: string, header: Buffer, bytesRead: number, key: KeyObject, fileId: Buffer, versions: readonly number[]): { shift: number; size: number; version: number } {
     if (bytesRead < HEADER_BYTES || !header.subarray(0, 4).equals(SEALED_MAGIC)) throw new SealedDataError('not-sealed', `${path} is not a sealed file`);
     if (header.readUInt16BE(4) !== SEALED_VERSION) throw new SealedDataError('not-sealed', `${path}: unknown sealed file version ${header.readUInt16BE(4)}`);
     const shift = header.readUInt16BE(6);
     if (shift < 9 || shift > 20) throw new SealedDataError('tampered', `${path}: impossible block size`);
     if (!header.subarray(8, 24).equals(fileId)) throw new SealedDataError('wrong-file', `${path} belongs to another file`);
     const record = header.subarray(SIZE_RECORD_AT);
-    try {
-      const d = createDecipheriv('aes-256-gcm', key, record.subarray(0, NONCE_BYTES));
-      d.setAAD(header.subarray(0, SIZE_RECORD_AT));
-      d.setAuthTag(record.subarray(NONCE_BYTES + 8));
-      const plain = Buffer.concat([d.update(record.subarray(NONCE_BYTES, NONCE_BYTES + 8)), d.final()]);
-      return { shift, size: Number(plain.readBigUInt64BE(0)) };
-    } catch {
-      throw new SealedDataError('tampered', `${path}: its header does not authenticate`);
+    const prefix = header.subarray(0, SIZE_RECORD_AT);
+    const attempt = (version: number): number | undefined => {
+      try {
+        const d = createDecipheriv('aes-256-gcm', key, record.subarray(0, NONCE_BYTES));
+        d.setAAD(sizeRecordAd(prefix, version));
+        d.setAuthTag(record.subarray(NONCE_BYTES + 8));
+        const plain = Buffer.concat([d.update(record.subarray(NONCE_BYTES, NONCE_BYTES + 8)), d.final()]);
+        return Number(plain.readBigUInt64BE(0));
+      } catch {
+        return undefined;
+      }
+    };
+    for (const version of versions) {
+      const size = attempt(version);
+      if (size !== undefined) return { shift, size, version };
     }
+    // Not current: an older copy of this very file (said as such), or damage.
+    const lowest = Math.min(...versions);
+    for (let older = lowest - 1; older >= Math.max(0, lowest - OLDER_VERSIONS_NAMED); older--) {
+      if (attempt(older) !== undefined) throw new SealedDataError('rolled-back', `${path} is an older copy of itself (content version ${older}, current ${lowest}): it was put back from an earlier copy; the guest gets EIO for it until the current copy is put back or the guest deletes it`);
+    }
+    throw new SealedDataError('tampered', `${path}: its header does not authenticate`);
   }
 
-  /** Open `path`, which must be the sealed file with ID `fileId`. Takes ownership of `key` (zeroed at once: the file holds it as a KeyObject). */
-  static async open(path: string, key: Buffer, fileId: Buffer): Promise<SealedFile> {
+  /**
+   * Open `path`, which must be the sealed file with ID `fileId` at one of
+   * `versions`. Takes ownership of `key` (zeroed at once: the file holds it
+   * as a KeyObject).
+   */
+  static async open(path: string, key: Buffer, fileId: Buffer, versions: readonly number[] = [0]): Promise<SealedFile> {
     const k = secretKey(key);
     const fh = await open(path, 'r+');
     try {
       const header = Buffer.alloc(HEADER_BYTES);
       const { bytesRead } = await fh.read(header, 0, HEADER_BYTES, 0);
-      const { shift, size } = SealedFile.#parseHeader(path, header, bytesRead, k, fileId);
-      return new SealedFile(path, fh, k, Buffer.from(fileId), shift, size);
+      const { shift, size, version } = SealedFile.#parseHeader(path, header, bytesRead, k, fileId, versions);
+      return new SealedFile(path, fh, k, Buffer.from(fileId), shift, size, version);
     } catch (error) {
       await fh.close();
       throw error;
@@ -231,6 +279,28 @@ export class SealedFile {
   /** The content's size (as sealed in the header). */
   get size(): number {
     return this.#size;
+  }
+
+  /** The content version the header authenticates. */
+  get version(): number {
+    return this.#version;
+  }
+
+  /**
+   * The next change (write or truncate) first re-seals the header under
+   * version + 1: one header write, so an earlier copy of the whole file no
+   * longer opens once the new version is recorded.
+   */
+  armBump(): void {
+    this.#bumpArmed = true;
+  }
+
+  async #bumpIfArmed(): Promise<void> {
+    if (!this.#bumpArmed) return;
+    this.#bumpArmed = false;
+    this.#version++;
+    // An unwritten file has no header yet: #ensureOnDisk writes its first one at this version.
+    if (this.#fh) await this.#writeHeader(this.#size);
   }
 
   get #stride(): number {
@@ -270,7 +340,7 @@ export class SealedFile {
     const record = Buffer.allocUnsafe(HEADER_BYTES - SIZE_RECORD_AT);
     randomFillSync(record, 0, NONCE_BYTES);
     const c = createCipheriv('aes-256-gcm', this.#key, record.subarray(0, NONCE_BYTES));
-    c.setAAD(this.#prefix);
+    c.setAAD(sizeRecordAd(this.#prefix, this.#version));
     const plain = Buffer.alloc(8);
     plain.writeBigUInt64BE(BigInt(size));
     c.update(plain).copy(record, NONCE_BYTES);
@@ -422,6 +492,7 @@ export class SealedFile {
     return this.#queue.run(async () => {
       this.#assertOpen();
       if (data.length === 0) return 0;
+      await this.#bumpIfArmed();
       await this.#ensureOnDisk();
       const bs = this.blockSize;
       const oldBlocks = this.#blocks(this.#size);
@@ -475,6 +546,7 @@ export class SealedFile {
       this.#assertOpen();
       if (!Number.isSafeInteger(size) || size < 0) throw new ErrnoError(Errno.EINVAL, 'invalid size');
       if (size === this.#size) return;
+      await this.#bumpIfArmed();
       await this.#ensureOnDisk();
       const bs = this.blockSize;
       const oldBlocks = this.#blocks(this.#size);

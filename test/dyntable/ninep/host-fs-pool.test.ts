@@ -119,4 +119,52 @@ describe('host fs pool: folders on mounts that may hang', function () {
       removeDir(base);
     }
   });
+
+  // A process whose host folders hang must still end once its work is done:
+  // a session left with a stuck worker stayed alive after a yank.
+  (hasBindfs ? it : it.skip)('a process that used the pool ends by itself: with its exit code when idle, by SIGKILL when a call is stuck', async () => {
+    const base = tempDir();
+    const source = join(base, 'source');
+    const mount = join(base, 'mnt');
+    mkdirSync(source, { recursive: true });
+    mkdirSync(mount, { recursive: true });
+    writeFileSync(join(source, 'a'), 'a');
+    const script = join(base, 'child.ts');
+    const pool = new URL('../../../src/dyntable/ninep/host-fs-pool.ts', import.meta.url).href;
+    writeFileSync(script, `import { HostFsPool } from ${JSON.stringify(pool)};
+const pool = new HostFsPool({ timeoutMs: Number(process.argv[2]) });
+pool.refreshMounts();
+try { await pool.lstat(${JSON.stringify(join(mount, 'a'))}); console.log('answered'); } catch (e) { console.log(String(e)); }
+process.exitCode = 15;
+`);
+    const run = (timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; ms: number }> =>
+      new Promise((resolve) => {
+        const started = performance.now();
+        const child = spawn(process.execPath, [script, String(timeoutMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        child.on('exit', (code, signal) => {
+          clearTimeout(timer);
+          resolve({ code, signal, out, ms: performance.now() - started });
+        });
+      });
+    const bindfs = spawn('bindfs', ['-f', source, mount], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100 && spawnSync('mountpoint', ['-q', mount]).status !== 0; i++) await sleep(50);
+      const idle = await run(HOST_CALL_TIMEOUT_MS);
+      assert.match(idle.out, /answered/);
+      assert.deepEqual([idle.code, idle.signal], [15, null], `an idle pool kept the process alive (${idle.ms.toFixed(0)} ms)`);
+      bindfs.kill('SIGSTOP');
+      const stuck = await run(1000);
+      assert.match(stuck.out, /took longer than 1000 ms/);
+      assert.equal(stuck.signal, 'SIGKILL', `a stuck call kept the process alive (${stuck.ms.toFixed(0)} ms)`);
+      assert.ok(stuck.ms < 15_000, `${stuck.ms.toFixed(0)} ms`);
+    } finally {
+      bindfs.kill('SIGCONT');
+      bindfs.kill('SIGKILL');
+      spawnSync('fusermount', ['-u', '-z', mount]);
+      removeDir(base);
+    }
+  });
 });

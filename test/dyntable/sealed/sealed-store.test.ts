@@ -9,6 +9,7 @@ import { NamespaceBackend } from '../../../src/dyntable/namespace-backend.ts';
 import { Errno, OpenFlags, S_IFDIR, S_IFREG } from '../../../src/dyntable/ninep/backend.ts';
 import type { RuleSpec } from '../../../src/dyntable/rules.ts';
 import { deriveAtRestKey } from '../../../src/dyntable/sealed/keys.ts';
+import { NODE_BYTES, StoreQuota } from '../../../src/dyntable/store-quota.ts';
 import { AuthError, StickTamperedError } from '../../../src/errors.ts';
 import { serveNinep } from '../../../src/dyntable/ninep/server.ts';
 import { duplexPair } from 'node:stream';
@@ -206,6 +207,34 @@ describe('dyntable layer stores sealed at rest', function () {
     await store.close();
     store = await LayerStore.open(dir, { key });
     assert.equal(store.content.statSync(node.id).size, CONTENT.length);
+    await store.close();
+  });
+
+  it('with a quota (the content store wrapped): an unwritten file counts only its node, its first write is charged and saves its row', async () => {
+    const dir = join(stick, 'store');
+    let quota = new StoreQuota({ capBytes: 1 << 20 });
+    let store = await LayerStore.open(dir, { key, quota });
+    const t = { sec: 1, nsec: 0 };
+    const node = store.transaction(() => {
+      const n = store.createNodeSync({ mode: S_IFREG | 0o644, uid: 0, gid: 0, rdev: 0, target: null, qid: null, atimeSec: t.sec, atimeNsec: 0, mtimeSec: t.sec, mtimeNsec: 0, ctimeSec: t.sec, ctimeNsec: 0, btimeSec: t.sec, btimeNsec: 0 });
+      store.setEntry({ path: '/f', kind: 'node', node: n.id, opaque: false, redirect: null });
+      return n;
+    });
+    assert.equal(quota.usedBytes, NODE_BYTES);
+    assert.equal(store.content.statSync(node.id).size, 0);
+    // Straight to the content store: no touchForWrite; only rowChanged, passed through the wrapper, saves the row.
+    const content = await store.content.open(node.id);
+    await content.write(Buffer.from(CONTENT), 0);
+    assert.equal(quota.usedBytes, NODE_BYTES + CONTENT.length);
+    await content.close();
+    await store.close();
+    assert.equal(quota.usedBytes, 0, 'given back at close');
+    // Without the saved total (an open with no quota forgets it), every file's length is read again.
+    await (await LayerStore.open(dir, { key })).close();
+    quota = new StoreQuota({ capBytes: 1 << 20 });
+    store = await LayerStore.open(dir, { key, quota });
+    assert.equal(store.content.statSync(node.id).size, CONTENT.length);
+    assert.equal(quota.usedBytes, NODE_BYTES + CONTENT.length);
     await store.close();
   });
 
