@@ -45,6 +45,11 @@ export interface ContentStore {
   truncate(id: number, size: number): Promise<void>;
   /** The node is gone: its content too (never called while it is open). */
   remove(id: number): void;
+  /**
+   * Set by LayerStore: called when what the node's row must say about its
+   * content changed (sealed: its first write), so the row is saved again.
+   */
+  rowChanged?: (id: number) => void;
   close(): Promise<void>;
   /** A sealed store checks and records content versions through this (plain stores have none). */
   attachVersions?(versions: ContentVersions): void;

@@ -25,6 +25,15 @@ export interface LayerRows {
   childrenAfter(parent: string, after: string, limit: number): string[] | undefined;
   /** SQLite's plan for childrenAfter (tests), if it has one. */
   explainChildrenAfter(): string | undefined;
+  /**
+   * LayerStore.transaction's bounds: between begin() and commit() node
+   * writes may be held and written once at commit (a create saves its new
+   * node twice and its folder once; sealed rows seal each node once). After
+   * rollback() nothing held is written.
+   */
+  begin?(): void;
+  commit?(): void;
+  rollback?(): void;
 }
 
 export function parentOf(path: string): string {

@@ -123,9 +123,13 @@ export class LayerStore {
     this.#rows = layer.rows;
     this.#quota = quota ? { quota, content: new QuotaContentStore(layer.content, quota) } : undefined;
     this.content = this.#quota?.content ?? layer.content;
+    // Through the quota's wrapper, which forwards it to the store that calls it.
+    this.content.rowChanged = (id) => {
+      if (this.#nodes.has(id)) this.#dirty.add(id);
+    };
     this.sealed = layer.sealed;
     this.#onClose = layer.close;
-    layer.content.attachVersions?.({
+    this.content.attachVersions?.({
       recorded: (id) => this.#nodes.get(id)?.contentVersion ?? 0,
       record: (id, version) => {
         const node = this.#nodes.get(id);
@@ -244,11 +248,14 @@ export class LayerStore {
   transaction<T>(fn: () => T): T {
     if (this.#db.isTransaction) return fn();
     this.#db.exec('BEGIN');
+    this.#rows.begin?.();
     try {
       const result = fn();
+      this.#rows.commit?.();
       this.#db.exec('COMMIT');
       return result;
     } catch (error) {
+      this.#rows.rollback?.();
       this.#db.exec('ROLLBACK');
       throw error;
     }
@@ -332,18 +339,23 @@ export class LayerStore {
     const bytes = this.#quota ? nodeBytes(fields) : 0;
     if (options.unmetered) this.#quota?.quota.adopt(bytes);
     else this.#quota?.quota.charge(bytes);
-    let id: number;
+    let node: StoreNode | undefined;
     try {
-      id = this.#rows.insertNode(fields);
+      // One transaction: the row is written after the content store has said what it holds (sealed: nothing yet).
+      this.transaction(() => {
+        const id = this.#rows.insertNode(fields);
+        node = { ...fields, id, nlink: 0 };
+        this.#nodes.set(id, node);
+        if ((node.mode & S_IFMT) === S_IFREG) this.content.createSync(id);
+      });
     } catch (error) {
+      // Rolled back: neither the node nor its charge stays.
+      if (node) this.#nodes.delete(node.id);
       this.#quota?.quota.release(bytes);
       throw error;
     }
     this.#nodeBytes += bytes;
-    const node: StoreNode = { ...fields, id, nlink: 0 };
-    this.#nodes.set(node.id, node);
-    if ((node.mode & S_IFMT) === S_IFREG) this.content.createSync(node.id);
-    return node;
+    return node!;
   }
 
   #saveNode(node: StoreNode): void {

@@ -11,7 +11,7 @@
 // changes. Without a saved total (a first open, or after a crash) every
 // file's length is read: a sealed file's from its header, an open and a read
 // each (about 0.3 ms a file on a busy machine).
-import type { ContentStore, NodeContent } from './content-store.ts';
+import type { ContentStore, ContentVersions, NodeContent } from './content-store.ts';
 import type { StoreQuota } from './store-quota.ts';
 
 export class QuotaContentStore implements ContentStore {
@@ -119,6 +119,26 @@ export class QuotaContentStore implements ContentStore {
 
   close(): Promise<void> {
     return this.#inner.close();
+  }
+
+  // The inner store's optional members, forwarded: a sealed store tells its
+  // rows through them (an unwritten file's first write, content versions,
+  // checkpoints), so they must reach it through this wrapper.
+
+  get rowChanged(): ((id: number) => void) | undefined {
+    return this.#inner.rowChanged;
+  }
+
+  set rowChanged(tell: ((id: number) => void) | undefined) {
+    this.#inner.rowChanged = tell;
+  }
+
+  attachVersions(versions: ContentVersions): void {
+    this.#inner.attachVersions?.(versions);
+  }
+
+  checkpointed(): void {
+    this.#inner.checkpointed?.();
   }
 }
 

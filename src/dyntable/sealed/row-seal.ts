@@ -2,14 +2,14 @@
 // padded to a multiple of 64 bytes so a value's length says little about
 // the name or target inside it. The associated data names the row (its
 // table and key), so a value copied onto another row does not open.
-import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, type KeyObject, randomFillSync } from 'node:crypto';
 import { SealedDataError } from './sealed-file.ts';
 
 const NONCE = 12;
 const TAG = 16;
 const PAD = 64;
 
-export function sealRow(key: Buffer, rowName: string, value: unknown): Buffer {
+export function sealRow(key: KeyObject, rowName: string, value: unknown): Buffer {
   const json = Buffer.from(JSON.stringify(value));
   // JSON.parse ignores trailing spaces.
   const plain = Buffer.alloc(Math.ceil((json.length + 1) / PAD) * PAD, 0x20);
@@ -26,7 +26,7 @@ export function sealRow(key: Buffer, rowName: string, value: unknown): Buffer {
   return out;
 }
 
-export function openRow<T>(key: Buffer, rowName: string, sealed: Uint8Array): T {
+export function openRow<T>(key: KeyObject, rowName: string, sealed: Uint8Array): T {
   const data = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
   let plain: Buffer;
   try {

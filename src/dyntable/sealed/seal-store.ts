@@ -60,9 +60,10 @@ export async function openSealedLayer(dir: string, db: DatabaseSync, atRestKey: 
         hint: 'a layer store copied from another user or stick cannot be opened; move it aside to start empty',
       });
     }
-    const content = new SealedContentStore(dir, keys);
+    const unwritten = new Set<number>();
+    const content = new SealedContentStore(dir, keys, unwritten);
     if (format === PLAIN_FORMAT || (format === undefined && hasPlainTables)) await sealInPlace(dir, db, keys);
-    const rows = new SealedRows(db, keys);
+    const rows = new SealedRows(db, keys, unwritten);
     if (meta(db, 'format') !== SEALED_FORMAT) setMeta(db, 'format', SEALED_FORMAT);
     bindToAnchor(dir, db, keys, atRestKey);
     return { rows, content, sealed: true, close: () => keys.close() };

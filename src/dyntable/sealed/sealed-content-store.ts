@@ -7,6 +7,15 @@
 // stats many), up to IDLE_OPEN files; sizes of closed files are remembered,
 // since only this store writes them.
 //
+// A new file gets no content file: it is unwritten (sealed-file.ts), which
+// its node's sealed row records (the set shared with sealed-rows.ts), so a
+// create costs the stick one row and no file, and stat and open of an empty
+// file read nothing. Its first write creates the content file, takes it out
+// of the set and asks LayerStore to save the row again (rowChanged). A
+// content file found for an unwritten node (a crash after the first write,
+// before the row was saved; or one put there) is never read: the row says
+// the file is empty, and the first write replaces it.
+//
 // Content versions (rollback of a whole file): a file opens only at the
 // version its node's row records, or one above it (bumped, not yet
 // recorded). The first write after an open, or after an fsync, bumps the
@@ -17,7 +26,12 @@
 // only once layer.sqlite's checkpoint has made the record durable
 // (checkpointed()), or a pulled stick could leave the file two versions
 // above its row. Files created since the store opened are not bumped (no
-// earlier copy of them exists), so a create costs nothing more.
+// earlier copy of them exists), so a create costs nothing more. An
+// unwritten file needs no version until its content file exists: that is
+// created with its header at the version its row records, or one above it
+// (bumped as any other file's first write after an open, so a content file
+// a crash left under an unwritten node never opens once the row says it is
+// written).
 import { lstatSync, rmSync } from 'node:fs';
 import { type ContentStore, type ContentVersions, contentPath, Fanouts, type NodeContent } from '../content-store.ts';
 import { ErrnoError } from '../ninep/backend.ts';
@@ -79,15 +93,19 @@ export class SealedContentStore implements ContentStore {
   readonly #idle = new Set<number>();
   readonly #sizes = new Map<number, number>();
   readonly #fanouts = new Fanouts();
+  /** Nodes whose content is unwritten (shared with SealedRows, which seals it into their rows). */
+  readonly #unwritten: Set<number>;
+  rowChanged?: (id: number) => void;
   #versions: ContentVersions = { recorded: () => 0, record: () => {} };
   /** Created since the store opened: never bumped. */
   readonly #fresh = new Set<number>();
   /** Versions recorded since layer.sqlite's last checkpoint: not bumped again until it. */
   readonly #undurable = new Set<number>();
 
-  constructor(dir: string, keys: StoreKeys) {
+  constructor(dir: string, keys: StoreKeys, unwritten: Set<number> = new Set()) {
     this.dir = dir;
     this.#keys = keys;
+    this.#unwritten = unwritten;
   }
 
   attachVersions(versions: ContentVersions): void {
@@ -102,14 +120,15 @@ export class SealedContentStore implements ContentStore {
 
   /** A file synced at a bumped version: record it (bumped again after the next checkpoint). */
   #synced(id: number, file: SealedFile): void {
-    if (file.version <= this.#versions.recorded(id)) return;
+    // Still unwritten (no content file): nothing on the stick to record.
+    if (file.unwrittenOnDisk || file.version <= this.#versions.recorded(id)) return;
     this.#versions.record(id, file.version);
     this.#undurable.add(id);
   }
 
   /** Before a file closes: a bumped version is synced, then recorded. */
   async #settle(id: number, file: SealedFile): Promise<void> {
-    if (file.version <= this.#versions.recorded(id)) return;
+    if (file.unwrittenOnDisk || file.version <= this.#versions.recorded(id)) return;
     await file.sync(true);
     this.#synced(id, file);
   }
@@ -133,27 +152,43 @@ export class SealedContentStore implements ContentStore {
     return shared;
   }
 
+  /** Nothing on the stick: the node is unwritten until its first write (its row, written after this, says so). */
   createSync(id: number): void {
-    const path = contentPath(this.dir, id);
-    this.#fanouts.ensure(path);
-    const fileId = this.#keys.fileId(id);
-    SealedFile.createEmptySync(path, this.#keys.fileKey(fileId), fileId);
+    this.#unwritten.add(id);
     if (this.#fresh.size >= SIZE_CACHE) this.#fresh.clear();
     this.#fresh.add(id);
-    if (this.#sizes.size >= SIZE_CACHE) this.#sizes.clear();
-    this.#sizes.set(id, 0);
   }
 
   #acquire(id: number): Shared {
     let shared = this.#open.get(id);
     if (!shared) {
       const fileId = this.#keys.fileId(id);
+      const path = contentPath(this.dir, id);
       const expected = this.#expected(id);
-      const opening = SealedFile.open(contentPath(this.dir, id), this.#keys.fileKey(fileId), fileId, expected).then((file) => {
-        if (file.version === expected[0] && !this.#fresh.has(id) && !this.#undurable.has(id)) file.armBump();
-        return file;
-      });
-      shared = this.#keep(id, opening);
+      // Bumped at its first change unless created since the store opened (no earlier copy) or its record is not yet durable.
+      const bumps = () => !this.#fresh.has(id) && !this.#undurable.has(id);
+      if (this.#unwritten.has(id)) {
+        const file = SealedFile.unwritten(
+          path,
+          this.#keys.fileKey(fileId),
+          fileId,
+          () => {
+            this.#unwritten.delete(id);
+            this.rowChanged?.(id);
+          },
+          expected[0]!,
+        );
+        if (bumps()) file.armBump();
+        this.#fanouts.ensure(path);
+        shared = this.#keep(id, Promise.resolve(file));
+        shared.resolved = file;
+      } else {
+        const opening = SealedFile.open(path, this.#keys.fileKey(fileId), fileId, expected).then((file) => {
+          if (file.version === expected[0] && bumps()) file.armBump();
+          return file;
+        });
+        shared = this.#keep(id, opening);
+      }
     }
     shared.refs++;
     this.#idle.delete(id);
@@ -199,6 +234,7 @@ export class SealedContentStore implements ContentStore {
   }
 
   statSync(id: number): { size: number; blocks: number } {
+    if (this.#unwritten.has(id)) return { size: 0, blocks: 0 };
     const shared = this.#open.get(id);
     // An open file's size is in memory (its header may lag by one write in flight).
     let size = shared ? shared.resolved?.size : this.#sizes.get(id);
@@ -235,6 +271,7 @@ export class SealedContentStore implements ContentStore {
     this.#open.delete(id);
     this.#idle.delete(id);
     this.#sizes.delete(id);
+    this.#unwritten.delete(id);
     if (shared) void shared.file.then((file) => file.close()).catch(() => {});
     rmSync(contentPath(this.dir, id), { force: true });
   }

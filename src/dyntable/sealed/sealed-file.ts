@@ -39,10 +39,16 @@
 // - Truncating down re-seals the new last block only and cuts the rest;
 //   truncating up extends the file (holes); renames never
 //   touch the content (files are named by node, not by guest name).
-import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+// - An unwritten file (created and never written, so empty) has no content
+//   file at all: its store says so in the node's sealed row
+//   (sealed-rows.ts), so a missing or emptied content file of a written
+//   file is still noticed. The first write or truncate up creates the
+//   content file (replacing any left by a crash) and tells the store.
+import { createCipheriv, createDecipheriv, type KeyObject, randomFillSync } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Errno, ErrnoError } from '../ninep/backend.ts';
+import { secretKey } from './keys.ts';
 
 export const SEALED_MAGIC = Buffer.from('PVSF');
 export const SEALED_VERSION = 1;
@@ -62,8 +68,14 @@ export const FILE_ID_BYTES = 16;
  */
 export const DEFAULT_BLOCK_SHIFT = 16;
 const SIZE_RECORD_AT = 24;
-/** Writes and zero fills are sealed and written in runs of at most this many blocks. */
-const RUN_BYTES = 1 << 20;
+/**
+ * A write seals and writes in runs of this many bytes, each run's write
+ * (on libuv's thread pool) overlapping the sealing of the next (on the
+ * event loop): a 1 MiB Twrite costs its sealing plus one run's write, not
+ * its sealing plus its whole write. At most two runs are held at once.
+ * Reads likewise: the next run is read while this one is opened.
+ */
+const PIPE_BYTES = 1 << 18;
 
 export type SealedDataProblem = 'tampered' | 'truncated' | 'wrong-file' | 'not-sealed' | 'rolled-back';
 /** How far below the expected versions an older copy is still recognised as one (for the message only). */
@@ -110,8 +122,11 @@ class Queue {
 export class SealedFile {
   readonly path: string;
   readonly blockSize: number;
-  readonly #fh: FileHandle;
-  readonly #key: Buffer;
+  /** Undefined while the file is unwritten (no content file yet). */
+  #fh: FileHandle | undefined;
+  #onFirstWrite: (() => void) | undefined;
+  /** The file's key: native memory, cleared when freed (keys.ts). */
+  readonly #key: KeyObject;
   readonly #fileId: Buffer;
   readonly #prefix: Buffer;
   readonly #queue = new Queue();
@@ -120,11 +135,11 @@ export class SealedFile {
   #version: number;
   /** The next write or truncate first seals the header under version + 1. */
   #bumpArmed = false;
-  /** Ciphertext read in, kept between reads: a fresh 1 MiB buffer per read costs its page faults every time. */
-  #scratch: Buffer | undefined;
+  /** Ciphertext read in (two runs), kept between reads: fresh buffers per read cost their page faults every time. */
+  readonly #scratch: (Buffer | undefined)[] = [undefined, undefined];
   #closed = false;
 
-  private constructor(path: string, fh: FileHandle, key: Buffer, fileId: Buffer, shift: number, size: number, version = 0) {
+  private constructor(path: string, fh: FileHandle | undefined, key: KeyObject, fileId: Buffer, shift: number, size: number, version = 0) {
     this.path = path;
     this.#fh = fh;
     this.#key = key;
@@ -135,11 +150,12 @@ export class SealedFile {
     this.#version = version;
   }
 
-  /** Create (or replace) `path` as an empty sealed file. Takes ownership of `key` (zeroed on close). */
+  /** Create (or replace) `path` as an empty sealed file. Takes ownership of `key` (zeroed at once: the file holds it as a KeyObject). */
   static async create(path: string, key: Buffer, fileId: Buffer, shift = DEFAULT_BLOCK_SHIFT): Promise<SealedFile> {
     if (fileId.length !== FILE_ID_BYTES) throw new Error(`file ID must be ${FILE_ID_BYTES} bytes`);
+    const k = secretKey(key);
     const fh = await open(path, 'w+');
-    const file = new SealedFile(path, fh, key, Buffer.from(fileId), shift, 0);
+    const file = new SealedFile(path, fh, k, Buffer.from(fileId), shift, 0);
     try {
       await file.#writeHeader(0);
     } catch (error) {
@@ -149,35 +165,48 @@ export class SealedFile {
     return file;
   }
 
-  /** The header of an empty sealed file. */
-  static #emptyHeader(key: Buffer, fileId: Buffer, shift: number): Buffer {
-    const prefix = headerPrefix(shift, fileId);
-    const record = Buffer.allocUnsafe(HEADER_BYTES - SIZE_RECORD_AT);
-    randomFillSync(record, 0, NONCE_BYTES);
-    const c = createCipheriv('aes-256-gcm', key, record.subarray(0, NONCE_BYTES));
-    c.setAAD(prefix);
-    c.update(Buffer.alloc(8)).copy(record, NONCE_BYTES);
-    c.final();
-    c.getAuthTag().copy(record, NONCE_BYTES + 8);
-    return Buffer.concat([prefix, record]);
+  /**
+   * An unwritten file: empty, nothing on disk. Its first write or truncate
+   * up creates `path` (replacing what is there) with its header at content
+   * version `version` (the one its row records; one more if a bump is armed
+   * by then), and then calls `onFirstWrite`. Takes ownership of `key`, as
+   * open does.
+   */
+  static unwritten(path: string, key: Buffer, fileId: Buffer, onFirstWrite: () => void, version = 0, shift = DEFAULT_BLOCK_SHIFT): SealedFile {
+    if (fileId.length !== FILE_ID_BYTES) throw new Error(`file ID must be ${FILE_ID_BYTES} bytes`);
+    const file = new SealedFile(path, undefined, secretKey(key), Buffer.from(fileId), shift, 0, version);
+    file.#onFirstWrite = onFirstWrite;
+    return file;
   }
 
-  /**
-   * Create (or replace) `path` as an empty sealed file, synchronously (one
-   * small write: a guest's create stays one step). Zeroes `key`.
-   */
-  static createEmptySync(path: string, key: Buffer, fileId: Buffer, shift = DEFAULT_BLOCK_SHIFT): void {
+  /** Whether the file has no content file yet. */
+  get unwrittenOnDisk(): boolean {
+    return this.#fh === undefined;
+  }
+
+  /** The content file, created with its header if the file was unwritten. */
+  async #ensureOnDisk(): Promise<FileHandle> {
+    if (this.#fh) return this.#fh;
+    const fh = await open(this.path, 'w+');
+    this.#fh = fh;
     try {
-      const header = SealedFile.#emptyHeader(key, fileId, shift);
-      const fd = openSync(path, 'w');
-      try {
-        writeSync(fd, header, 0, HEADER_BYTES, 0);
-      } finally {
-        closeSync(fd);
-      }
-    } finally {
-      key.fill(0);
+      await this.#writeHeader(0);
+    } catch (error) {
+      // Still unwritten: the next write creates it again (and then tells the store).
+      this.#fh = undefined;
+      await fh.close().catch(() => {});
+      throw error;
     }
+    const told = this.#onFirstWrite;
+    this.#onFirstWrite = undefined;
+    told?.();
+    return this.#fh;
+  }
+
+  /** The content file (only reached once there is content, so it exists). */
+  get #disk(): FileHandle {
+    if (!this.#fh) throw new ErrnoError(Errno.EIO, `${this.path}: no content file`);
+    return this.#fh;
   }
 
   /** The sealed size of `path` from its header alone, synchronously (a stat). Zeroes `key`. */
@@ -191,13 +220,13 @@ export class SealedFile {
       } finally {
         closeSync(fd);
       }
-      return SealedFile.#parseHeader(path, header, got, key, fileId, versions).size;
+      return SealedFile.#parseHeader(path, header, got, secretKey(key), fileId, versions).size;
     } finally {
       key.fill(0);
     }
   }
 
-  static #parseHeader(path: string, header: Buffer, bytesRead: number, key: Buffer, fileId: Buffer, versions: readonly number[]): { shift: number; size: number; version: number } {
+  static #parseHeader(path: string, header: Buffer, bytesRead: number, key: KeyObject, fileId: Buffer, versions: readonly number[]): { shift: number; size: number; version: number } {
     if (bytesRead < HEADER_BYTES || !header.subarray(0, 4).equals(SEALED_MAGIC)) throw new SealedDataError('not-sealed', `${path} is not a sealed file`);
     if (header.readUInt16BE(4) !== SEALED_VERSION) throw new SealedDataError('not-sealed', `${path}: unknown sealed file version ${header.readUInt16BE(4)}`);
     const shift = header.readUInt16BE(6);
@@ -228,16 +257,20 @@ export class SealedFile {
     throw new SealedDataError('tampered', `${path}: its header does not authenticate`);
   }
 
-  /** Open `path`, which must be the sealed file with ID `fileId`. Takes ownership of `key` (zeroed on close). */
+  /**
+   * Open `path`, which must be the sealed file with ID `fileId` at one of
+   * `versions`. Takes ownership of `key` (zeroed at once: the file holds it
+   * as a KeyObject).
+   */
   static async open(path: string, key: Buffer, fileId: Buffer, versions: readonly number[] = [0]): Promise<SealedFile> {
+    const k = secretKey(key);
     const fh = await open(path, 'r+');
     try {
       const header = Buffer.alloc(HEADER_BYTES);
       const { bytesRead } = await fh.read(header, 0, HEADER_BYTES, 0);
-      const { shift, size, version } = SealedFile.#parseHeader(path, header, bytesRead, key, fileId, versions);
-      return new SealedFile(path, fh, key, Buffer.from(fileId), shift, size, version);
+      const { shift, size, version } = SealedFile.#parseHeader(path, header, bytesRead, k, fileId, versions);
+      return new SealedFile(path, fh, k, Buffer.from(fileId), shift, size, version);
     } catch (error) {
-      key.fill(0);
       await fh.close();
       throw error;
     }
@@ -266,7 +299,8 @@ export class SealedFile {
     if (!this.#bumpArmed) return;
     this.#bumpArmed = false;
     this.#version++;
-    await this.#writeHeader(this.#size);
+    // An unwritten file has no header yet: #ensureOnDisk writes its first one at this version.
+    if (this.#fh) await this.#writeHeader(this.#size);
   }
 
   get #stride(): number {
@@ -313,7 +347,7 @@ export class SealedFile {
     c.final();
     c.getAuthTag().copy(record, NONCE_BYTES + 8);
     const header = Buffer.concat([this.#prefix, record]);
-    await this.#fh.write(header, 0, HEADER_BYTES, 0);
+    await this.#disk.write(header, 0, HEADER_BYTES, 0);
   }
 
   /**
@@ -340,60 +374,84 @@ export class SealedFile {
     return pieces;
   }
 
-  /**
-   * Read and open blocks first..first+count-1; bytes [from, from + length)
-   * of their content (default: all of it) go to `into` at 0.
-   */
-  async #open(first: number, count: number, into: Uint8Array, from = 0, length = count * this.blockSize): Promise<void> {
-    const bs = this.blockSize;
+  /** Read blocks first..first+count-1 raw into scratch buffer `slot` (0 or 1); a block missing is truncation. */
+  async #readRaw(first: number, count: number, slot: number): Promise<Buffer> {
     const stride = this.#stride;
-    if (!this.#scratch || this.#scratch.length < count * stride) this.#scratch = Buffer.allocUnsafe(Math.max(count, Math.ceil(RUN_BYTES / bs)) * stride);
-    const raw = this.#scratch.subarray(0, count * stride);
+    const size = Math.max(1, Math.ceil(PIPE_BYTES / this.blockSize)) * stride;
+    let scratch = this.#scratch[slot];
+    if (!scratch || scratch.length < size) scratch = this.#scratch[slot] = Buffer.allocUnsafe(size);
+    const raw = scratch.subarray(0, count * stride);
     let got = 0;
     while (got < raw.length) {
-      const { bytesRead } = await this.#fh.read(raw, got, raw.length - got, this.#blockAt(first) + got);
+      const { bytesRead } = await this.#disk.read(raw, got, raw.length - got, this.#blockAt(first) + got);
       if (bytesRead === 0) break;
       got += bytesRead;
     }
     if (got < raw.length) throw new SealedDataError('truncated', `${this.path}: block ${first + Math.floor(got / stride)} is missing`);
+    return raw;
+  }
+
+  /**
+   * Read and open blocks first..first+count-1; bytes [from, from + length)
+   * of their content (default: all of it) go to `into` at 0. In runs, the
+   * next run read (on the thread pool) while this one is opened (on the
+   * event loop), as writes do.
+   */
+  async #open(first: number, count: number, into: Uint8Array, from = 0, length = count * this.blockSize): Promise<void> {
+    const bs = this.blockSize;
+    const stride = this.#stride;
+    const per = Math.max(1, Math.floor(PIPE_BYTES / bs));
+    const end = first + count;
     const ad = this.#adBuffer();
-    for (let i = 0; i < count; i++) {
-      const at = i * stride;
-      if (raw[at] === 0 && SealedFile.#isHole(raw.subarray(at, at + stride))) {
-        // A hole: zeros, as in gocryptfs (a sealed block is never all zero bytes: its nonce and tag are random-looking).
-        const lo = Math.max(from, i * bs);
-        const hi = Math.min(from + length, (i + 1) * bs);
-        if (hi > lo) into.fill(0, lo - from, hi - from);
-        continue;
+    let next: Promise<Buffer> | undefined = this.#readRaw(first, Math.min(per, count), 0);
+    try {
+      for (let runFirst = first, slot = 0; runFirst < end; runFirst += per, slot ^= 1) {
+        const raw: Buffer = await next!;
+        next = runFirst + per < end ? this.#readRaw(runFirst + per, Math.min(per, end - runFirst - per), slot ^ 1) : undefined;
+        for (let j = 0; j * stride < raw.length; j++) {
+          const at = j * stride;
+          const i = runFirst + j - first;
+          const lo = Math.max(from, i * bs);
+          const hi = Math.min(from + length, (i + 1) * bs);
+          if (raw[at] === 0 && SealedFile.#isHole(raw.subarray(at, at + stride))) {
+            // A hole: zeros, as in gocryptfs (a sealed block is never all zero bytes: its nonce and tag are random-looking).
+            if (hi > lo) into.fill(0, lo - from, hi - from);
+            continue;
+          }
+          try {
+            const d = createDecipheriv('aes-256-gcm', this.#key, raw.subarray(at, at + NONCE_BYTES));
+            d.setAAD(SealedFile.#setIndex(ad, runFirst + j));
+            d.setAuthTag(raw.subarray(at + NONCE_BYTES + bs, at + stride));
+            const plain = d.update(raw.subarray(at + NONCE_BYTES, at + NONCE_BYTES + bs));
+            d.final();
+            // Only what was asked for, straight to the caller: no second copy of the run.
+            if (hi > lo) plain.copy(into, lo - from, lo - i * bs, hi - i * bs);
+            plain.fill(0);
+          } catch {
+            into.fill(0, 0, Math.min(into.length, length));
+            throw new SealedDataError('tampered', `${this.path}: block ${runFirst + j} does not authenticate`);
+          }
+        }
       }
-      try {
-        const d = createDecipheriv('aes-256-gcm', this.#key, raw.subarray(at, at + NONCE_BYTES));
-        d.setAAD(SealedFile.#setIndex(ad, first + i));
-        d.setAuthTag(raw.subarray(at + NONCE_BYTES + bs, at + stride));
-        const plain = d.update(raw.subarray(at + NONCE_BYTES, at + NONCE_BYTES + bs));
-        d.final();
-        // Only what was asked for, straight to the caller: no second copy of the run.
-        const lo = Math.max(from, i * bs);
-        const hi = Math.min(from + length, (i + 1) * bs);
-        if (hi > lo) plain.copy(into, lo - from, lo - i * bs, hi - i * bs);
-        plain.fill(0);
-      } catch {
-        into.fill(0, 0, Math.min(into.length, length));
-        throw new SealedDataError('tampered', `${this.path}: block ${first + i} does not authenticate`);
-      }
+    } catch (error) {
+      into.fill(0, 0, Math.min(into.length, length));
+      throw error;
+    } finally {
+      // Stopped mid-way: the run in flight settles before the next operation.
+      await next?.catch(() => {});
     }
   }
 
   async #writeRaw(pieces: Buffer[], position: number): Promise<void> {
     const total = pieces.reduce((sum, piece) => sum + piece.length, 0);
-    const { bytesWritten } = await this.#fh.writev(pieces, position);
+    const { bytesWritten } = await this.#disk.writev(pieces, position);
     if (bytesWritten === total) return;
     // A short writev (a full stick, a signal): the rest from where it stopped.
     if (bytesWritten <= 0) throw new ErrnoError(Errno.EIO, `${this.path}: short write`);
     const rest = Buffer.concat(pieces).subarray(bytesWritten);
     let done = 0;
     while (done < rest.length) {
-      const { bytesWritten: n } = await this.#fh.write(rest, done, rest.length - done, position + bytesWritten + done);
+      const { bytesWritten: n } = await this.#disk.write(rest, done, rest.length - done, position + bytesWritten + done);
       if (n <= 0) throw new ErrnoError(Errno.EIO, `${this.path}: short write`);
       done += n;
     }
@@ -407,8 +465,8 @@ export class SealedFile {
    */
   async #zeroBlocks(from: number, to: number): Promise<void> {
     if (to <= from) return;
-    await this.#fh.truncate(this.#blockAt(from));
-    await this.#fh.truncate(this.#blockAt(to));
+    await this.#disk.truncate(this.#blockAt(from));
+    await this.#disk.truncate(this.#blockAt(to));
   }
 
   #assertOpen(): void {
@@ -435,34 +493,44 @@ export class SealedFile {
       this.#assertOpen();
       if (data.length === 0) return 0;
       await this.#bumpIfArmed();
+      await this.#ensureOnDisk();
       const bs = this.blockSize;
       const oldBlocks = this.#blocks(this.#size);
       const first = Math.floor(position / bs);
       if (first > oldBlocks) await this.#zeroBlocks(oldBlocks, first);
       const end = position + data.length;
       const last = Math.floor((end - 1) / bs);
-      const per = Math.max(1, RUN_BYTES / bs);
-      // In runs, so a 1 GiB write does not hold 1 GiB of plaintext at once.
-      for (let runFirst = first; runFirst <= last; runFirst += per) {
-        const runLast = Math.min(last, runFirst + per - 1);
-        const count = runLast - runFirst + 1;
-        const runStart = runFirst * bs;
-        const from = Math.max(position, runStart);
-        const to = Math.min(end, (runLast + 1) * bs);
-        let sealed: Buffer[];
-        if (from === runStart && to === (runLast + 1) * bs) {
-          // Whole blocks: sealed straight from the caller's data.
-          sealed = this.#seal(Buffer.from(data.buffer, data.byteOffset + (from - position), to - from), runFirst);
-        } else {
-          const plain = Buffer.alloc(count * bs);
-          // Blocks only partly covered keep their other bytes.
-          if (from > runStart && runFirst < oldBlocks) await this.#open(runFirst, 1, plain.subarray(0, bs));
-          if (to < (runLast + 1) * bs && runLast < oldBlocks && (runLast !== runFirst || from === runStart)) await this.#open(runLast, 1, plain.subarray((count - 1) * bs));
-          plain.set(data.subarray(from - position, to - position), from - runStart);
-          sealed = this.#seal(plain, runFirst);
-          plain.fill(0);
+      const per = Math.max(1, PIPE_BYTES / bs);
+      let writing: Promise<void> | undefined;
+      try {
+        // In runs, so a 1 GiB write does not hold 1 GiB of plaintext at once.
+        for (let runFirst = first; runFirst <= last; runFirst += per) {
+          const runLast = Math.min(last, runFirst + per - 1);
+          const count = runLast - runFirst + 1;
+          const runStart = runFirst * bs;
+          const from = Math.max(position, runStart);
+          const to = Math.min(end, (runLast + 1) * bs);
+          let sealed: Buffer[];
+          if (from === runStart && to === (runLast + 1) * bs) {
+            // Whole blocks: sealed straight from the caller's data.
+            sealed = this.#seal(Buffer.from(data.buffer, data.byteOffset + (from - position), to - from), runFirst);
+          } else {
+            const plain = Buffer.alloc(count * bs);
+            // Blocks only partly covered keep their other bytes.
+            if (from > runStart && runFirst < oldBlocks) await this.#open(runFirst, 1, plain.subarray(0, bs));
+            if (to < (runLast + 1) * bs && runLast < oldBlocks && (runLast !== runFirst || from === runStart)) await this.#open(runLast, 1, plain.subarray((count - 1) * bs));
+            plain.set(data.subarray(from - position, to - position), from - runStart);
+            sealed = this.#seal(plain, runFirst);
+            plain.fill(0);
+          }
+          // The previous run was written while this one was sealed.
+          await writing;
+          writing = this.#writeRaw(sealed, this.#blockAt(runFirst));
         }
-        await this.#writeRaw(sealed, this.#blockAt(runFirst));
+        await writing;
+      } finally {
+        // A failure mid-way: the run in flight settles before the next operation (its own error, if any, is second).
+        await writing?.catch(() => {});
       }
       if (end > this.#size) {
         await this.#writeHeader(end);
@@ -479,6 +547,7 @@ export class SealedFile {
       if (!Number.isSafeInteger(size) || size < 0) throw new ErrnoError(Errno.EINVAL, 'invalid size');
       if (size === this.#size) return;
       await this.#bumpIfArmed();
+      await this.#ensureOnDisk();
       const bs = this.blockSize;
       const oldBlocks = this.#blocks(this.#size);
       const newBlocks = this.#blocks(size);
@@ -500,13 +569,15 @@ export class SealedFile {
       }
       await this.#writeHeader(size);
       this.#size = size;
-      if (newBlocks < oldBlocks) await this.#fh.truncate(this.#blockAt(newBlocks));
+      if (newBlocks < oldBlocks) await this.#disk.truncate(this.#blockAt(newBlocks));
     });
   }
 
   sync(datasync: boolean): Promise<void> {
     return this.#queue.run(async () => {
       this.#assertOpen();
+      // An unwritten file has nothing on disk to sync (its row says it is empty).
+      if (!this.#fh) return;
       await (datasync ? this.#fh.datasync() : this.#fh.sync());
     });
   }
@@ -515,9 +586,8 @@ export class SealedFile {
     return this.#queue.run(async () => {
       if (this.#closed) return;
       this.#closed = true;
-      this.#key.fill(0);
-      this.#scratch = undefined;
-      await this.#fh.close();
+      this.#scratch.fill(undefined);
+      await this.#fh?.close();
     });
   }
 }

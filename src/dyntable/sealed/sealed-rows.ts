@@ -1,7 +1,7 @@
 // layer.sqlite with nothing readable in it: rows are keyed by keyed hashes
 // and their values sealed (row-seal.ts).
 //
-//   nodes   (id, value)            value = sealed {mode, uid, gid, ..., target, qid}
+//   nodes   (id, value)            value = sealed {mode, uid, gid, ..., target, qid, unwritten?}
 //   entries (key, parent, value)   key = hash(path), parent = hash(parent path),
 //                                  value = sealed {path, node, opaque, redirect}
 //
@@ -23,19 +23,26 @@ CREATE TABLE IF NOT EXISTS sealed_entries (key BLOB PRIMARY KEY, parent BLOB NOT
 CREATE INDEX IF NOT EXISTS sealed_entries_parent ON sealed_entries(parent);
 `;
 
-type NodeValue = Omit<StoreNode, 'id' | 'qid'> & { qid: string | null };
+/** unwritten: a regular file never written, which has no content file (sealed-file.ts); absent in rows of earlier versions. */
+type NodeValue = Omit<StoreNode, 'id' | 'qid'> & { qid: string | null; unwritten?: true };
 type EntryValue = { path: string; node: number | null; opaque: boolean; redirect: string | null };
 
 export class SealedRows implements LayerRows {
   readonly #db: DatabaseSync;
   readonly #stmt: Statements;
   readonly #keys: StoreKeys;
+  /** Nodes whose content is unwritten: shared with the content store, which takes a node out at its first write. */
+  readonly #unwritten: Set<number>;
   /** Keyed hashes of recent paths: a folder's children all hash its path as their parent. */
   readonly #hashes = new Map<string, Buffer>();
+  /** Node writes held in a transaction (LayerRows.begin): sealed and written once, at commit. */
+  #held: Map<number, { node: StoreNode; inserted: boolean }> | undefined;
+  #next: number | undefined;
 
-  constructor(db: DatabaseSync, keys: StoreKeys) {
+  constructor(db: DatabaseSync, keys: StoreKeys, unwritten: Set<number> = new Set()) {
     this.#db = db;
     this.#keys = keys;
+    this.#unwritten = unwritten;
     this.#stmt = new Statements(db);
     db.exec(SEALED_SCHEMA);
   }
@@ -44,13 +51,15 @@ export class SealedRows implements LayerRows {
     const { qid, ...rest } = node as StoreNode;
     const value: NodeValue & { id?: number } = { ...rest, qid: qid === null ? null : qid.toString() };
     delete value.id;
+    if (this.#unwritten.has(id)) value.unwritten = true;
     return sealRow(this.#keys.rows, `node:${id}`, value);
   }
 
   loadNodes(): StoreNode[] {
     const rows = this.#db.prepare('SELECT id, value FROM sealed_nodes').all() as unknown as { id: number; value: Uint8Array }[];
     return rows.map((row) => {
-      const value = openRow<NodeValue>(this.#keys.rows, `node:${row.id}`, row.value);
+      const { unwritten, ...value } = openRow<NodeValue>(this.#keys.rows, `node:${row.id}`, row.value);
+      if (unwritten) this.#unwritten.add(row.id);
       return { ...value, id: row.id, qid: value.qid === null ? null : BigInt(value.qid) };
     });
   }
@@ -63,24 +72,58 @@ export class SealedRows implements LayerRows {
     });
   }
 
+  /** The next node id: AUTOINCREMENT's, kept here so a new node is sealed (its id is associated data) and inserted in one statement. */
+  #nextId(): number {
+    if (this.#next === undefined) {
+      const seq = this.#db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'sealed_nodes'").get() as { seq: number } | undefined;
+      const max = this.#db.prepare('SELECT max(id) AS id FROM sealed_nodes').get() as { id: number | null };
+      this.#next = Math.max(seq?.seq ?? 0, max.id ?? 0) + 1;
+    }
+    return this.#next++;
+  }
+
   insertNode(fields: NewNodeFields): number {
-    // The id is part of the sealed value's associated data: take it, then seal.
-    const result = this.#stmt.get('INSERT INTO sealed_nodes (value) VALUES (x\'\')').run();
-    const id = Number(result.lastInsertRowid);
-    this.#stmt.get('UPDATE sealed_nodes SET value = ? WHERE id = ?').run(this.#sealNode(id, { ...fields, nlink: 0 }), id);
+    const id = this.#nextId();
+    const node = { ...fields, id, nlink: 0 };
+    if (this.#held) this.#held.set(id, { node, inserted: false });
+    else this.#writeNode(node, false);
     return id;
   }
 
   /** A node with a known id (moving a plain store's rows over). */
   insertNodeWithId(node: StoreNode): void {
-    this.#stmt.get('INSERT INTO sealed_nodes (id, value) VALUES (?, ?)').run(node.id, this.#sealNode(node.id, node));
+    this.#writeNode(node, false);
   }
 
   saveNode(node: StoreNode): void {
-    this.#stmt.get('UPDATE sealed_nodes SET value = ? WHERE id = ?').run(this.#sealNode(node.id, node), node.id);
+    const held = this.#held?.get(node.id);
+    if (held) held.node = node;
+    else if (this.#held) this.#held.set(node.id, { node, inserted: true });
+    else this.#writeNode(node, true);
+  }
+
+  #writeNode(node: StoreNode, inserted: boolean): void {
+    if (inserted) this.#stmt.get('UPDATE sealed_nodes SET value = ? WHERE id = ?').run(this.#sealNode(node.id, node), node.id);
+    else this.#stmt.get('INSERT INTO sealed_nodes (id, value) VALUES (?, ?)').run(node.id, this.#sealNode(node.id, node));
+  }
+
+  begin(): void {
+    this.#held = new Map();
+  }
+
+  commit(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    // In the order first held: each node sealed once, in its state at commit.
+    for (const { node, inserted } of held?.values() ?? []) this.#writeNode(node, inserted);
+  }
+
+  rollback(): void {
+    this.#held = undefined;
   }
 
   deleteNode(id: number): void {
+    this.#held?.delete(id);
     this.#stmt.get('DELETE FROM sealed_nodes WHERE id = ?').run(id);
   }
 

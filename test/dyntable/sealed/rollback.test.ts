@@ -7,10 +7,11 @@
 // refusal, and the current copy still opens.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LayerStore, nowTimespec } from '../../../src/dyntable/layer-store.ts';
 import { S_IFREG } from '../../../src/dyntable/ninep/backend.ts';
+import { StoreQuota } from '../../../src/dyntable/store-quota.ts';
 import { deriveAtRestKey } from '../../../src/dyntable/sealed/keys.ts';
 import { SealedDataError } from '../../../src/dyntable/sealed/sealed-file.ts';
 import { StickTamperedError } from '../../../src/errors.ts';
@@ -106,14 +107,17 @@ describe('sealed files put back from an older copy', function () {
     await store.close();
   });
 
-  it('a recorded version is bumped again only after the rows are checkpointed (a pulled stick never leaves the file two versions above its row)', async () => {
-    let store = await LayerStore.open(upperDir, { key });
+  for (const quota of [false, true]) {
+  it(`a recorded version is bumped again only after the rows are checkpointed (a pulled stick never leaves the file two versions above its row)${quota ? ', with a quota wrapping the content store too' : ''}`, async () => {
+    // With a quota LayerStore holds the sealed store through QuotaContentStore, which must pass the checkpoint on.
+    const options = () => ({ key, ...(quota ? { quota: new StoreQuota({ capBytes: 1 << 30 }) } : {}) });
+    let store = await LayerStore.open(upperDir, options());
     const node = store.createNodeSync(fileFields());
     store.setEntry({ path: '/f', kind: 'node', node: node.id, opaque: false, redirect: null });
     await overwrite(store, node.id, 'one');
     await store.close();
 
-    store = await LayerStore.open(upperDir, { key });
+    store = await LayerStore.open(upperDir, options());
     let content = await store.content.open(node.id);
     await content.write(Buffer.from('two'), 0); // bumps to 1
     await content.sync(true); // records 1; the row is not durable until a checkpoint
@@ -121,7 +125,7 @@ describe('sealed files put back from an older copy', function () {
     await content.write(Buffer.from('TWO'), 0); // no second bump before the checkpoint
     await content.close();
     await store.close();
-    store = await LayerStore.open(upperDir, { key });
+    store = await LayerStore.open(upperDir, options());
     assert.equal(store.node(node.id).contentVersion, 1);
 
     content = await store.content.open(node.id);
@@ -131,11 +135,12 @@ describe('sealed files put back from an older copy', function () {
     await content.write(Buffer.from('four'), 0); // bumps to 3, recorded when the file closes
     await content.close();
     await store.close();
-    store = await LayerStore.open(upperDir, { key });
+    store = await LayerStore.open(upperDir, options());
     assert.equal(store.node(node.id).contentVersion, 3);
     assert.equal(await readWhole(store, node.id), 'foure');
     await store.close();
   });
+  }
 
   it('a file never written again keeps opening, and files created in a session cost no extra sync', async () => {
     let store = await LayerStore.open(upperDir, { key });
@@ -149,6 +154,62 @@ describe('sealed files put back from an older copy', function () {
       assert.equal(store.node(node.id).contentVersion ?? 0, 0, 'reading never bumps');
       await store.close();
     }
+  });
+
+  it('an empty file first written in a later session starts one version up: a content file a crash left under it never opens', async () => {
+    const db = join(upperDir, 'layer.sqlite');
+    const anchorFile = join(userDir, 'anchor.json');
+    let store = await LayerStore.open(upperDir, { key });
+    const node = store.transaction(() => {
+      const n = store.createNodeSync(fileFields());
+      store.setEntry({ path: '/empty', kind: 'node', node: n.id, opaque: false, redirect: null });
+      return n;
+    });
+    const path = store.dataPath(node.id);
+    assert.ok(!existsSync(path), 'an empty new file has no content file');
+    // The stick as a crash would leave it: the create committed, nothing after it.
+    const atCrash = { db: readFileSync(db), wal: readFileSync(`${db}-wal`), anchor: readFileSync(anchorFile) };
+    await overwrite(store, node.id, 'written, but its row never said so');
+    await store.close();
+    const leftover = readFileSync(path);
+    writeFileSync(db, atCrash.db);
+    writeFileSync(`${db}-wal`, atCrash.wal);
+    writeFileSync(anchorFile, atCrash.anchor);
+
+    // The next session: the row says the file is empty, and the leftover is never read.
+    store = await LayerStore.open(upperDir, { key });
+    assert.equal(store.content.statSync(node.id).size, 0);
+    assert.equal(await readWhole(store, node.id), '');
+    await overwrite(store, node.id, 'the current content');
+    await store.close();
+    store = await LayerStore.open(upperDir, { key });
+    assert.equal(store.node(node.id).contentVersion, 1, 'created one version above its row, recorded as the file closed');
+    assert.equal(await readWhole(store, node.id), 'the current content');
+    await store.close();
+
+    // The leftover put back: its header authenticates, at version 0.
+    rmSync(path);
+    writeFileSync(path, leftover);
+    store = await LayerStore.open(upperDir, { key });
+    await assert.rejects(store.content.open(node.id), /is an older copy of itself \(content version 0, current 1\)/);
+    await store.close();
+  });
+
+  it('a file created empty in the session writes its first header at its row\'s version (0) and is not bumped in that session', async () => {
+    let store = await LayerStore.open(upperDir, { key });
+    const node = store.createNodeSync(fileFields());
+    store.setEntry({ path: '/new', kind: 'node', node: node.id, opaque: false, redirect: null });
+    const content = await store.content.open(node.id);
+    await content.write(Buffer.from('first'), 0);
+    await content.sync(true);
+    await store.durable(node.id);
+    await content.write(Buffer.from('FIRST, and more'), 0);
+    await content.close();
+    assert.equal(store.node(node.id).contentVersion ?? 0, 0, 'never bumped in the session that created it');
+    await store.close();
+    store = await LayerStore.open(upperDir, { key });
+    assert.equal(await readWhole(store, node.id), 'FIRST, and more');
+    await store.close();
   });
 
   it('an older layer.sqlite, or an older anchor.json alone, is refused with one line (exit 10); the current copies open', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { compileTable } from '../../../src/dyntable/compile.ts';
@@ -9,6 +9,7 @@ import { NamespaceBackend } from '../../../src/dyntable/namespace-backend.ts';
 import { Errno, OpenFlags, S_IFDIR, S_IFREG } from '../../../src/dyntable/ninep/backend.ts';
 import type { RuleSpec } from '../../../src/dyntable/rules.ts';
 import { deriveAtRestKey } from '../../../src/dyntable/sealed/keys.ts';
+import { NODE_BYTES, StoreQuota } from '../../../src/dyntable/store-quota.ts';
 import { AuthError, StickTamperedError } from '../../../src/errors.ts';
 import { serveNinep } from '../../../src/dyntable/ninep/server.ts';
 import { duplexPair } from 'node:stream';
@@ -161,6 +162,111 @@ describe('dyntable layer stores sealed at rest', function () {
     db.prepare('UPDATE sealed_nodes SET value = ? WHERE id = ?').run(value, row.id);
     db.close();
     await assert.rejects(NamespaceBackend.open({ table: table(), filesDir, upperDir, atRestKey: key }), (e: unknown) => e instanceof StickTamperedError && e.exitCode === 10 && /changed without its user's key/.test(e.message));
+  });
+
+  it('a new empty file puts no content file on the stick; its first write does, and both read back in the next session', async () => {
+    let b = await NamespaceBackend.open({ table: table(), filesDir, upperDir, atRestKey: key });
+    const h = await b.create('/Notes', 'empty', OpenFlags.RDWR, 0o644, 0);
+    assert.equal(await h.read(Buffer.alloc(10), 0), 0);
+    await h.fsync(false);
+    await h.close();
+    await writeFile(b, '/Notes', 'later', '');
+    await writeFile(b, '/Notes', 'written', CONTENT);
+    await b.close();
+    // One content file: the written one's.
+    assert.equal(filesUnder(join(filesDir, 'data')).length, 1);
+    b = await NamespaceBackend.open({ table: table(), filesDir, upperDir, atRestKey: key });
+    assert.equal((await b.getattr('/Notes/empty')).size, 0);
+    assert.equal(await readFile(b, '/Notes/empty'), '');
+    assert.equal(await readFile(b, '/Notes/written'), CONTENT);
+    // The first write of an empty file, in a later session: its row is saved again, so the content counts after a reopen.
+    const w = await b.open('/Notes/later', OpenFlags.RDWR);
+    await w.write(Buffer.from(CONTENT), 0);
+    await w.close();
+    await b.close();
+    assert.equal(filesUnder(join(filesDir, 'data')).length, 2);
+    b = await NamespaceBackend.open({ table: table(), filesDir, upperDir, atRestKey: key });
+    assert.equal(await readFile(b, '/Notes/later'), CONTENT);
+    assert.equal(await readFile(b, '/Notes/empty'), '');
+    await b.close();
+  });
+
+  it('the first write of an unwritten file saves its row again, whoever writes it', async () => {
+    const dir = join(stick, 'store');
+    let store = await LayerStore.open(dir, { key });
+    const t = { sec: 1, nsec: 0 };
+    const node = store.transaction(() => {
+      const n = store.createNodeSync({ mode: S_IFREG | 0o644, uid: 0, gid: 0, rdev: 0, target: null, qid: null, atimeSec: t.sec, atimeNsec: 0, mtimeSec: t.sec, mtimeNsec: 0, ctimeSec: t.sec, ctimeNsec: 0, btimeSec: t.sec, btimeNsec: 0 });
+      store.setEntry({ path: '/f', kind: 'node', node: n.id, opaque: false, redirect: null });
+      return n;
+    });
+    // Straight to the content store: no touchForWrite, no metadata change.
+    const content = await store.content.open(node.id);
+    await content.write(Buffer.from(CONTENT), 0);
+    await content.close();
+    await store.close();
+    store = await LayerStore.open(dir, { key });
+    assert.equal(store.content.statSync(node.id).size, CONTENT.length);
+    await store.close();
+  });
+
+  it('with a quota (the content store wrapped): an unwritten file counts only its node, its first write is charged and saves its row', async () => {
+    const dir = join(stick, 'store');
+    let quota = new StoreQuota({ capBytes: 1 << 20 });
+    let store = await LayerStore.open(dir, { key, quota });
+    const t = { sec: 1, nsec: 0 };
+    const node = store.transaction(() => {
+      const n = store.createNodeSync({ mode: S_IFREG | 0o644, uid: 0, gid: 0, rdev: 0, target: null, qid: null, atimeSec: t.sec, atimeNsec: 0, mtimeSec: t.sec, mtimeNsec: 0, ctimeSec: t.sec, ctimeNsec: 0, btimeSec: t.sec, btimeNsec: 0 });
+      store.setEntry({ path: '/f', kind: 'node', node: n.id, opaque: false, redirect: null });
+      return n;
+    });
+    assert.equal(quota.usedBytes, NODE_BYTES);
+    assert.equal(store.content.statSync(node.id).size, 0);
+    // Straight to the content store: no touchForWrite; only rowChanged, passed through the wrapper, saves the row.
+    const content = await store.content.open(node.id);
+    await content.write(Buffer.from(CONTENT), 0);
+    assert.equal(quota.usedBytes, NODE_BYTES + CONTENT.length);
+    await content.close();
+    await store.close();
+    assert.equal(quota.usedBytes, 0, 'given back at close');
+    // Without the saved total (an open with no quota forgets it), every file's length is read again.
+    await (await LayerStore.open(dir, { key })).close();
+    quota = new StoreQuota({ capBytes: 1 << 20 });
+    store = await LayerStore.open(dir, { key, quota });
+    assert.equal(store.content.statSync(node.id).size, CONTENT.length);
+    assert.equal(quota.usedBytes, NODE_BYTES + CONTENT.length);
+    await store.close();
+  });
+
+  it('a written file whose content file is emptied or removed is refused, and a content file put under an empty one is never read', async () => {
+    let b = await NamespaceBackend.open({ table: table(), filesDir, upperDir, atRestKey: key });
+    await writeFile(b, '/Notes', 'written', CONTENT.repeat(10));
+    await b.close();
+    const [data] = filesUnder(join(filesDir, 'data'));
+    const sealed = readFileSync(data!);
+    b = await NamespaceBackend.open({ table: table(), filesDir, upperDir, atRestKey: key });
+    const h = await b.create('/Notes', 'empty', OpenFlags.RDWR, 0o644, 0);
+    await h.close();
+    await b.close();
+    // The empty file's node follows the written one's: put a sealed content file at every id after it.
+    const id = Number(data!.split('/').pop());
+    for (let next = id + 1; next <= id + 8; next++) {
+      const path = join(filesDir, 'data', (next & 0xff).toString(16).padStart(2, '0'), String(next));
+      mkdirSync(join(path, '..'), { recursive: true });
+      writeFileSync(path, sealed);
+    }
+    b = await NamespaceBackend.open({ table: table(), filesDir, upperDir, atRestKey: key });
+    assert.equal((await b.getattr('/Notes/empty')).size, 0);
+    assert.equal(await readFile(b, '/Notes/empty'), '');
+    await b.close();
+    writeFileSync(data!, '');
+    b = await NamespaceBackend.open({ table: table(), filesDir, upperDir, atRestKey: key });
+    await assert.rejects(b.open('/Notes/written', OpenFlags.RDONLY), (e: { errno?: number }) => e.errno === Errno.EIO);
+    await b.close();
+    rmSync(data!);
+    b = await NamespaceBackend.open({ table: table(), filesDir, upperDir, atRestKey: key });
+    await assert.rejects(b.open('/Notes/written', OpenFlags.RDONLY), (e: { errno?: number }) => e.errno === Errno.EIO || e.errno === Errno.ENOENT);
+    await b.close();
   });
 
   it('over 9P a tampered block is EIO to the guest, and the log names neither the file nor its content', async () => {
