@@ -4,9 +4,14 @@
 //   ours     the product's path: openNamespace (src/dyntable/namespace.ts)
 //            on a temporary stick with a home whose Documents folder is
 //            served by the built-in rules (copy-on-write, the default
-//            exclusions, the guest user as owner), the 9P server behind the
-//            Ethernet transport on the namespace card, mounted on /host by
-//            the payload's own boot step (40-namespace.sh), as in a session
+//            exclusions, the guest user as owner), sealed at rest under a
+//            user's key (src/dyntable/sealed/) as every session's is, the 9P
+//            server behind the Ethernet transport on the namespace card,
+//            mounted on /host by the payload's own boot step
+//            (40-namespace.sh), as in a session
+//   plain    the same namespace on a second stick without the at-rest key,
+//            mounted a second time over the same card on /mnt/plain: what
+//            sealing costs through a guest (ours / plain)
 //   baseline -fsdev local,security_model=none + virtio-9p-pci on that same
 //            Documents folder, mounted with trans=virtio and the same
 //            options (msize, cache=mmap, ...)
@@ -28,7 +33,8 @@
 // --lines write,read,stat,readdir,create,list,cowstat measures only those
 // (bench/ninep-in-process.ts gives the second table alone, without a guest).
 // Prints medians and ratios (target: ours >= 1.0 x QEMU's on every line,
-// 0.5 the floor); never fails on a time.
+// 0.5 the floor; sealed >= 0.8 x plain); never fails on a time.
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +42,7 @@ import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { openNamespace } from '../src/dyntable/namespace.ts';
 import { discoverHostContext } from '../src/dyntable/name-mapping.ts';
+import { deriveAtRestKey } from '../src/dyntable/sealed/keys.ts';
 import type { NinepBackend } from '../src/dyntable/ninep/backend.ts';
 import { serveEthernetTransport, type EthernetTransport } from '../src/dyntable/ninep/ethernet-transport.ts';
 import { LocalDirBackend } from '../src/dyntable/ninep/local-backend.ts';
@@ -67,9 +74,9 @@ const linesAt = process.argv.indexOf('--lines');
 const only = linesAt >= 0 ? new Set((process.argv[linesAt + 1] ?? '').split(',')) : undefined;
 const wanted = (line: string) => only === undefined || only.has(line);
 
-type Target = 'ours' | 'qemu' | 'guestfwd';
+type Target = 'ours' | 'plain' | 'qemu' | 'guestfwd';
 /** Where each target shows the served Documents folder in the guest. */
-const MOUNTS: Record<Target, string> = { ours: '/host/Documents', qemu: '/mnt/qemu9p', guestfwd: '/mnt/guestfwd/Documents' };
+const MOUNTS: Record<Target, string> = { ours: '/host/Documents', plain: '/mnt/plain/Documents', qemu: '/mnt/qemu9p', guestfwd: '/mnt/guestfwd/Documents' };
 /** What 40-namespace.sh gives /host, minus the transport. */
 const MOUNT_OPTIONS = `version=9p2000.L,msize=${NAMESPACE_MSIZE},cache=mmap,noatime,nosuid,nodev`;
 const FWD_CHANNEL = 'fwd';
@@ -94,7 +101,7 @@ const inProcess = (backend: NinepBackend, dir: string[]) => inProcessFigures(bac
 const parent = await mkdtemp(join(tmpdir(), 'pocketvm-bench-ninep-'));
 let machine: Machine | undefined;
 let guestRam: GuestRamFile | undefined;
-let namespace: NinepBackend | undefined;
+const namespaces: NinepBackend[] = [];
 const servers: NinepServer[] = [];
 const transports: EthernetTransport[] = [];
 try {
@@ -102,10 +109,12 @@ try {
   const home = join(parent, 'home');
   const documents = join(home, 'Documents');
   const stick = join(parent, 'stick');
+  const plainStick = join(parent, 'plain-stick');
   await mkdir(join(documents, 'many'), { recursive: true });
   await mkdir(join(home, '.ssh'), { recursive: true });
   await writeFile(join(home, '.ssh', 'id_ed25519'), 'secret');
   await mkdir(stick, { recursive: true });
+  await mkdir(plainStick, { recursive: true });
   say(`bench/ninep: ${FILES} files in ${documents}/many, a ${MIB} MiB host file`);
   for (let i = 0; i < FILES; i++) await writeFile(join(documents, 'many', `f${i}`), '');
   // Content, not a hole: the read is of real blocks.
@@ -113,11 +122,16 @@ try {
 
   const payload = await openGuestPayload(join(root, 'payload'), 'default');
   const host = await discoverHostContext({ home, env: { HOME: home }, stickRoot: stick });
-  const opened = await openNamespace({ layout: stickLayout(stick), user: 'bench', guest: 'default', manifest: payload.manifest, host, owner: { uid: GUEST_USER_ID, gid: GUEST_USER_ID }, mapHostOwner: true });
-  const backend = opened.backend;
-  namespace = backend;
-  const served = opened.table.entries.find((e) => e.target.kind === 'host' && e.target.hostPath === documents);
-  if (!served || served.guestPath !== '/host/Documents' || served.mode !== 'cow') throw new Error(`the built-in rules do not serve ${documents} as /host/Documents (cow)`);
+  const open = async (onStick: string, atRestKey?: Buffer) => {
+    const opened = await openNamespace({ layout: stickLayout(onStick), user: 'bench', guest: 'default', manifest: payload.manifest, host, owner: { uid: GUEST_USER_ID, gid: GUEST_USER_ID }, mapHostOwner: true, ...(atRestKey ? { atRestKey } : {}) });
+    namespaces.push(opened.backend);
+    const served = opened.table.entries.find((e) => e.target.kind === 'host' && e.target.hostPath === documents);
+    if (!served || served.guestPath !== '/host/Documents' || served.mode !== 'cow') throw new Error(`the built-in rules do not serve ${documents} as /host/Documents (cow)`);
+    return opened.backend;
+  };
+  // As a session derives it from the user's disk key (src/session/session.ts).
+  const sealed = await open(stick, deriveAtRestKey(randomBytes(32)));
+  const backend = await open(plainStick);
 
   const channels = fdChannels([NAMESPACE_CHANNEL_ID, ...(withGuestfwd ? [FWD_CHANNEL] : [])]);
   const fwd = channels.extra?.[FWD_CHANNEL];
@@ -129,8 +143,11 @@ try {
       : []),
   ];
   say('booting the guest (TCG): the session namespace on the namespace card, QEMU virtio-9p on the same folder');
+  // The card's first mount is the boot step's /host (sealed, as in a session);
+  // the next is /mnt/plain, made below.
+  let mounts = 0;
   const serve = (stream: Duplex) => {
-    const server = serveNinep(stream, backend, { closeBackend: false, maxMsize: NAMESPACE_MSIZE });
+    const server = serveNinep(stream, mounts++ === 0 ? sealed : backend, { closeBackend: false, maxMsize: NAMESPACE_MSIZE });
     servers.push(server);
     return server;
   };
@@ -186,6 +203,8 @@ try {
   const mounted = (await sh('grep " 9p " /proc/mounts')).out;
   if (!mounted.includes(' /host 9p ')) throw new Error(`the boot step did not mount /host: ${mounted}`);
   await sh(`mkdir -p /mnt/qemu9p && mount -t 9p -o trans=virtio,${MOUNT_OPTIONS} qemu9p /mnt/qemu9p`);
+  await sh(`ifc=$(grep ' /host 9p ' /proc/mounts | cut -d' ' -f1) && mkdir -p /mnt/plain && mount -t 9p -o trans=pocketvm,${MOUNT_OPTIONS} "$ifc" /mnt/plain`);
+  if (mounts !== 2) throw new Error(`expected the card's second mount to reach the plain namespace (${mounts} mounts seen)`);
   if (withGuestfwd) {
     await sh(`for d in /sys/class/net/*; do [ "$(cat $d/address)" = ${FWD_MAC} ] && ifc=\${d##*/}; done; ip link set $ifc up && ip addr add 10.0.2.15/24 dev $ifc && mkdir -p /mnt/guestfwd && mount -t 9p -o trans=tcp,port=564,${MOUNT_OPTIONS} 10.0.2.100 /mnt/guestfwd`);
   }
@@ -236,8 +255,8 @@ try {
     return sample;
   };
 
-  const targets: Target[] = ['ours', 'qemu', ...(withGuestfwd ? (['guestfwd'] as const) : [])];
-  const samples: Record<Target, Sample[]> = { ours: [], qemu: [], guestfwd: [] };
+  const targets: Target[] = ['ours', 'plain', 'qemu', ...(withGuestfwd ? (['guestfwd'] as const) : [])];
+  const samples: Record<Target, Sample[]> = { ours: [], plain: [], qemu: [], guestfwd: [] };
   for (let run = 0; run < runs; run++) {
     // Alternate who goes first: the guest's memory and the host's page cache favour neither.
     const order = run % 2 === 0 ? targets : [...targets].reverse();
@@ -263,6 +282,8 @@ try {
     ours: med('ours', key),
     qemu: med('qemu', key),
     ratio: med('ours', key) / med('qemu', key),
+    plain: med('plain', key),
+    sealedRatio: med('ours', key) / med('plain', key),
     ...(withGuestfwd ? { guestfwd: med('guestfwd', key), guestfwdRatio: med('guestfwd', key) / med('qemu', key) } : {}),
   }));
   const round = (v: number) => Number(v.toFixed(3));
@@ -287,13 +308,13 @@ try {
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } else {
     const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1)).padStart(8);
-    const header = `${''.padEnd(40)}${'ours'.padStart(8)}${'QEMU 9p'.padStart(10)}  ratio${withGuestfwd ? `${'guestfwd'.padStart(10)}  ratio` : ''}`;
+    const header = `${''.padEnd(40)}${'ours'.padStart(8)}${'QEMU 9p'.padStart(10)}  ratio${'plain'.padStart(10)}  ratio${withGuestfwd ? `${'guestfwd'.padStart(10)}  ratio` : ''}`;
     process.stdout.write(
       [
-        `bench/ninep, TCG, median of ${runs}: the session's namespace (/host/Documents, built-in rules, copy-on-write) against QEMU's virtio-9p on the same folder, same guest`,
+        `bench/ninep, TCG, median of ${runs}: the session's namespace (/host/Documents, built-in rules, copy-on-write, sealed at rest) against QEMU's virtio-9p on the same folder, and against itself without sealing (plain), same guest`,
         header,
-        ...lines.map((l) => `  ${LABELS[l.key].padEnd(38)}${fmt(l.ours)}${fmt(l.qemu).padStart(10)}  ${l.ratio.toFixed(2).padStart(5)}${l.guestfwd === undefined ? '' : `${fmt(l.guestfwd).padStart(10)}  ${l.guestfwdRatio!.toFixed(2).padStart(5)}`}`),
-        `  target: ours >= 1.0 x QEMU's on every line (floor 0.5); shell loops on tmpfs subtracted (stat ${result.shellLoopMs.stat} ms, create ${result.shellLoopMs.create} ms per ${FILES})`,
+        ...lines.map((l) => `  ${LABELS[l.key].padEnd(38)}${fmt(l.ours)}${fmt(l.qemu).padStart(10)}  ${l.ratio.toFixed(2).padStart(5)}${fmt(l.plain).padStart(10)}  ${l.sealedRatio.toFixed(2).padStart(5)}${l.guestfwd === undefined ? '' : `${fmt(l.guestfwd).padStart(10)}  ${l.guestfwdRatio!.toFixed(2).padStart(5)}`}`),
+        `  target: ours >= 1.0 x QEMU's on every line (floor 0.5), ours >= 0.8 x plain (sealing's cost); shell loops on tmpfs subtracted (stat ${result.shellLoopMs.stat} ms, create ${result.shellLoopMs.create} ms per ${FILES})`,
         `  ${placed} Rreads placed; ${messages} messages served`,
         `in process (no guest, 9P server + backend): ${''.padEnd(4)}${'namespace'.padStart(10)}${'LocalDir'.padStart(10)}  ratio`,
         `  readdir ${FILES} host files (/s)${''.padEnd(18)}${fmt(inProc.namespace.readdirOps).padStart(10)}${fmt(inProc.local.readdirOps).padStart(10)}  ${(inProc.namespace.readdirOps / inProc.local.readdirOps).toFixed(2).padStart(5)}`,
@@ -308,6 +329,6 @@ try {
   guestRam?.close();
   for (const transport of transports) await transport.close().catch(() => {});
   for (const server of servers) await server.close().catch(() => {});
-  await namespace?.close?.();
+  for (const namespace of namespaces) await namespace.close?.();
   await rm(parent, { recursive: true, force: true });
 }
