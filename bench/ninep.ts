@@ -258,8 +258,8 @@ try {
   const targets: Target[] = ['ours', 'plain', 'qemu', ...(withGuestfwd ? (['guestfwd'] as const) : [])];
   const samples: Record<Target, Sample[]> = { ours: [], plain: [], qemu: [], guestfwd: [] };
   for (let run = 0; run < runs; run++) {
-    // Alternate who goes first: the guest's memory and the host's page cache favour neither.
-    const order = run % 2 === 0 ? targets : [...targets].reverse();
+    // Each target goes first in turn: the guest's memory and the host's page cache favour none.
+    const order = [...targets.slice(run % targets.length), ...targets.slice(0, run % targets.length)];
     for (const target of order) {
       const sample = await measure(target, run);
       samples[target].push(sample);
