@@ -802,6 +802,9 @@ static int pvm_zc_request(struct p9_client *client, struct p9_req_t *req, struct
 	if (zc->write) {
 		/* The launcher has read the pages (it answers only after): released clean. */
 		err = zc->err;
+		/* The whole reply is in rc (Rwrite or Rlerror); a longer one is refused. */
+		if (!err && get_unaligned_le32(req->rc.sdata) > req->rc.capacity)
+			err = -EIO;
 		free_zc_read(zc);
 		if (err) {
 			req->t_err = err;
