@@ -2,7 +2,8 @@
 // write a read's data straight into the guest reader's pages (placed reads,
 // payload/kmod/9pnet_pocketvm): under TCG the guest CPU's own copy of reply
 // data capped reads at a quarter of QEMU's virtio-9p, which writes from the
-// host the same way.
+// host the same way. Placed writes are the mirror image: a Twrite's data is
+// read from the writer's pages instead of crossing as Ethernet frames.
 //
 // The file lives in /dev/shm (memory, never the disk) and never has a name
 // (O_TMPFILE): nothing else can open it, and it is gone with its last
@@ -15,7 +16,7 @@
 // The backend's id is QEMU's default RAM id for q35 (`pc.ram`): a saved state
 // names its RAM block by that id, so a state saved with or without a RAM
 // file resumes into either.
-import { closeSync, constants, ftruncateSync, openSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, openSync, readSync, statfsSync, writeSync } from 'node:fs';
 
 /** q35's default RAM id: what the memory backend must be called for saved states to match. */
 export const RAM_BACKEND_ID = 'pc.ram';
@@ -37,10 +38,12 @@ export interface RamSegment {
   len: number;
 }
 
-/** What the 9P transport needs of guest RAM: write bytes at guest-physical segments. */
+/** What the 9P transport needs of guest RAM: write (placed reads) and read (placed writes) bytes at guest-physical segments. */
 export interface GuestRamWriter {
   /** Writes `data` across `segments` in order; false (nothing promised written) when any is out of RAM. */
   write(segments: readonly RamSegment[], data: Buffer): boolean;
+  /** Fills `into` from `segments` in order; false (its contents undefined) when any segment it needs is out of RAM. */
+  read(segments: readonly RamSegment[], into: Buffer): boolean;
 }
 
 /**
@@ -102,20 +105,50 @@ export class GuestRamFile implements GuestRamWriter {
     return this.#fd;
   }
 
+  /** File offsets of the segments that `length` bytes need, or undefined when one is out of RAM or they are too short. */
+  #offsets(segments: readonly RamSegment[], length: number): number[] | undefined {
+    const offsets: number[] = [];
+    let room = 0;
+    for (const segment of segments) {
+      if (room >= length) break;
+      const offset = q35RamOffset(segment.phys, segment.len, this.sizeBytes);
+      if (offset === undefined) return undefined;
+      offsets.push(offset);
+      room += segment.len;
+    }
+    return room < length ? undefined : offsets;
+  }
+
+  read(segments: readonly RamSegment[], into: Buffer): boolean {
+    const fd = this.#fd;
+    // Closed: the number may belong to another file by now.
+    if (fd === undefined) return false;
+    const offsets = this.#offsets(segments, into.length);
+    if (offsets === undefined) return false;
+    let at = 0;
+    try {
+      for (let i = 0; i < offsets.length && at < into.length; i++) {
+        const n = Math.min(segments[i]!.len, into.length - at);
+        let done = 0;
+        while (done < n) {
+          const got = readSync(fd, into, at + done, n - done, offsets[i]! + done);
+          if (got === 0) return false; // the file is shorter than RAM: never, but no endless loop
+          done += got;
+        }
+        at += n;
+      }
+    } catch {
+      return false;
+    }
+    return true;
+  }
+
   write(segments: readonly RamSegment[], data: Buffer): boolean {
     const fd = this.#fd;
     // Closed: the number may belong to another file by now.
     if (fd === undefined) return false;
-    const offsets: number[] = [];
-    let room = 0;
-    for (const segment of segments) {
-      if (room >= data.length) break;
-      const offset = q35RamOffset(segment.phys, segment.len, this.sizeBytes);
-      if (offset === undefined) return false;
-      offsets.push(offset);
-      room += segment.len;
-    }
-    if (room < data.length) return false;
+    const offsets = this.#offsets(segments, data.length);
+    if (offsets === undefined) return false;
     let at = 0;
     try {
       for (let i = 0; i < offsets.length && at < data.length; i++) {

@@ -4,10 +4,12 @@
 // Files read through /host must come out byte-identical (sha256) whatever the
 // reader's buffer alignment, the mount must survive a reader killed mid-read
 // (its pages stay pinned until the reply), and the same reads work with
-// ordinary guest RAM (nothing placed, the guest copies).
+// ordinary guest RAM (nothing placed, the guest copies). Placed writes, the
+// mirror image (the launcher reads a Twrite's data from the writer's pages),
+// must land byte-identical in the host folder, killed writers included.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type EthernetTransport, serveEthernetTransport } from '../../src/dyntable/ninep/ethernet-transport.ts';
 import { LocalDirBackend } from '../../src/dyntable/ninep/local-backend.ts';
@@ -104,10 +106,37 @@ describe('placed reads in the real guest (/host with shared guest RAM)', functio
     });
   });
 
-  it('without shared guest RAM the same reads are copied in the guest', async () => {
+  // Written in the guest from its tmpfs: the host file must match what the guest wrote.
+  const checkWrites = async (sh: (script: string) => Promise<string>) => {
+    const hash = (out: string) => out.trim().split(/\s+/)[0];
+    const source = hash(await sh('head -c 3158001 /dev/urandom >/tmp/src; sha256sum /tmp/src'));
+    // Page-aligned 1 MiB buffers (dd), sizes that end mid-page (bs=4097), a pipe's 64 KiB buffers (cat), at an offset (seek).
+    await sh('dd if=/tmp/src of=/host/w1.bin bs=1M 2>/dev/null; dd if=/tmp/src of=/host/w2.bin bs=4097 2>/dev/null; cat /tmp/src | cat >/host/w3.bin');
+    await sh('dd if=/tmp/src of=/host/w4.bin bs=100001 seek=3 2>/dev/null');
+    for (const name of ['w1.bin', 'w2.bin', 'w3.bin']) assert.equal(sha256(readFileSync(join(shared, name))), source, name);
+    const shifted = readFileSync(join(shared, 'w4.bin'));
+    assert.ok(shifted.subarray(0, 300_003).equals(Buffer.alloc(300_003)), 'w4.bin: a hole before the seek');
+    assert.equal(sha256(shifted.subarray(300_003)), source, 'w4.bin');
+  };
+
+  it('writes land byte-identical when placed, also after a writer is killed mid-write', async () => {
+    await withGuest(true, async (sh, transport) => {
+      await checkWrites(sh);
+      assert.ok(transport.counters.writesPlaced > 10, `writes were placed (${JSON.stringify(transport.counters)})`);
+      assert.equal(transport.counters.writesRefused, 0);
+      // Killed writers: their pages stay pinned until the reply; the mount goes on.
+      await sh('for i in 1 2 3 4 5; do dd if=/dev/zero of=/host/killed.bin bs=1M count=1000 2>/dev/null & p=$!; sleep 0.$i; kill -9 $p; wait $p; done; true');
+      await checkWrites(sh);
+      assert.doesNotMatch(await sh('dmesg'), /BUG|Oops|bad page|9pnet_pocketvm: .*(malformed|cut short|out of order|sending a request failed)/);
+    });
+  });
+
+  it('without shared guest RAM the same reads are copied in the guest, the writes go in frames', async () => {
     await withGuest(false, async (sh, transport) => {
       await checkReads(sh);
+      await checkWrites(sh);
       assert.equal(transport.counters.placed, 0);
+      assert.equal(transport.counters.writesPlaced, 0, 'writes went in frames');
     });
   });
 });

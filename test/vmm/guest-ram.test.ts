@@ -93,6 +93,24 @@ describe('GuestRamFile', () => {
     }
   });
 
+  it('reads placed writes back from their segments, and nothing outside RAM or below 1 MiB', () => {
+    const ram = GuestRamFile.create(4, { dir }) as GuestRamFile;
+    try {
+      fs.writeSync(ram.fd!, Buffer.from('abcd'), 0, 4, MiB + 4096);
+      fs.writeSync(ram.fd!, Buffer.from('efghij'), 0, 6, 3 * MiB);
+      const into = Buffer.alloc(10);
+      assert.equal(ram.read([{ phys: MiB + 4096, len: 4 }, { phys: 3 * MiB, len: 100 }], into), true);
+      assert.equal(into.toString(), 'abcdefghij');
+      assert.equal(ram.read([{ phys: MiB, len: 4 }, { phys: 4 * MiB, len: 4096 }], Buffer.alloc(8)), false, 'past the end of RAM');
+      assert.equal(ram.read([{ phys: 0xa0000, len: 4096 }], Buffer.alloc(8)), false, 'below 1 MiB');
+      assert.equal(ram.read([{ phys: MiB, len: 4 }], Buffer.alloc(8)), false, 'segments too short');
+      ram.close();
+      assert.equal(ram.read([{ phys: MiB, len: 4 }], Buffer.alloc(4)), false, 'closed');
+    } finally {
+      ram.close();
+    }
+  });
+
   it('refuses to write once closed (the descriptor number may be reused)', () => {
     const ram = GuestRamFile.create(1, { dir }) as GuestRamFile;
     ram.close();

@@ -42,6 +42,17 @@
  * those pages may be mapped executable, and TCG would not notice a write it
  * did not make itself into a page it has translated code from.
  *
+ * Placed writes, the mirror image: with PVM_F_CAN_PLACE, a zero-copy Twrite
+ * whose data has pages to lend (a user buffer, or the page cache's) pins
+ * them and sends the Twrite's header (its size field still counts the data)
+ * and their segments in one frame flagged PVM_F_PLACE, instead of the data.
+ * The launcher reads the data from guest RAM as it takes the frame, then
+ * serves the Twrite as if the data had come in frames; a segment outside
+ * RAM fails that request alone (Rlerror EIO). The pages stay pinned until
+ * the reply or the Rflush (a killed writer), so no page the launcher may
+ * still read goes back to the allocator. Anything else (a kernel buffer,
+ * no PVM_F_CAN_PLACE, this kernel going away) sends the data in frames.
+ *
  * The end of this kernel. Placed reads write guest RAM behind the guest's
  * back, so they must stop before that RAM belongs to another kernel. A
  * reset or power-off QEMU sees, and the launcher retires every placement
@@ -127,6 +138,7 @@ struct pvm_zc_read {
 	bool done;
 	bool placed; /* the reply said PVM_F_PLACED and checked out */
 	bool orphan; /* its reader was killed before the reply */
+	bool write; /* a placed Twrite: the launcher reads the pages, never writes them */
 	int err;
 	/* The reader's pages, pinned for placement (npages 0: copy path). */
 	struct page **pages;
@@ -196,7 +208,7 @@ static void unpin_reader_pages(struct pvm_zc_read *zc)
 {
 	unsigned int i;
 
-	for (i = 0; i < zc->npages; i++)
+	for (i = 0; i < zc->npages && !zc->write; i++)
 		if (!PageDirty(zc->pages[i]))
 			set_page_dirty_lock(zc->pages[i]);
 	release_pages(zc->pages, zc->npages);
@@ -676,6 +688,7 @@ static int pvm_zc_request(struct p9_client *client, struct p9_req_t *req, struct
 	u32 head_len = req->tc.size;
 	u8 *placing = NULL;
 	u16 flags = 0;
+	bool send_data = true;
 	bool life_held = false;
 	int err;
 
@@ -687,6 +700,30 @@ static int pvm_zc_request(struct p9_client *client, struct p9_req_t *req, struct
 			put_unaligned_le32(avail, req->tc.sdata + req->tc.size - 4);
 		put_unaligned_le32(req->tc.size + avail, req->tc.sdata);
 		outlen = avail;
+	}
+	if (uodata && !uidata && outlen > 0 && READ_ONCE(chan->host_places) && head[4] == P9_TWRITE) {
+		/* A placed write: see "Placed writes" above. */
+		zc = kzalloc(sizeof(*zc), GFP_NOFS);
+		if (zc) {
+			zc->req = req;
+			zc->in_hdr_len = in_hdr_len;
+			zc->write = true;
+			__skb_queue_head_init(&zc->frames);
+			down_read(&pvm_life);
+			life_held = true;
+			if (!pvm_going_away && !pin_for_placement(zc, uodata, outlen, head, head_len, &placing, &head_len)) {
+				head = placing;
+				flags = PVM_F_PLACE;
+				send_data = false;
+				spin_lock_bh(&chan->lock);
+				list_add(&zc->list, &chan->zc_reads);
+				spin_unlock_bh(&chan->lock);
+			} else {
+				/* Not placed (no pages to lend, or going away): the data goes in frames. */
+				kfree(zc);
+				zc = NULL;
+			}
+		}
 	}
 	if (uidata) {
 		zc = kzalloc(sizeof(*zc), GFP_NOFS);
@@ -713,7 +750,7 @@ static int pvm_zc_request(struct p9_client *client, struct p9_req_t *req, struct
 		spin_unlock_bh(&chan->lock);
 	}
 	WRITE_ONCE(req->status, REQ_STATUS_SENT);
-	err = send_message(chan, req->tc.tag, flags, head, head_len, uodata, uodata ? outlen : 0);
+	err = send_message(chan, req->tc.tag, flags, head, head_len, send_data ? uodata : NULL, uodata && send_data ? outlen : 0);
 	if (life_held)
 		up_read(&pvm_life);
 	kfree(placing);
@@ -724,9 +761,9 @@ static int pvm_zc_request(struct p9_client *client, struct p9_req_t *req, struct
 		WRITE_ONCE(req->status, REQ_STATUS_ERROR);
 		spin_unlock_bh(&chan->lock);
 		if (zc) {
-			/* A placed read is one frame: not sent, so nothing writes its pages. */
+			/* A placed read or write is one frame: not sent, so nothing touches its pages. */
 			if (zc->npages)
-				iov_iter_revert(uidata, zc->pinned);
+				iov_iter_revert(zc->write ? uodata : uidata, zc->pinned);
 			free_zc_read(zc);
 		}
 		pr_warn_ratelimited("9pnet_pocketvm: sending a request failed (%d)\n", err);
@@ -742,7 +779,8 @@ static int pvm_zc_request(struct p9_client *client, struct p9_req_t *req, struct
 	if (!zc->done) {
 		if (zc->npages) {
 			/*
-			 * Killed while the launcher may still write the pages: they
+			 * Killed while the launcher may still write (a read) or
+			 * read (a write) the pages: they
 			 * stay pinned until the reply (finish_rx) or the Rflush
 			 * (pvm_cancelled) says it will not.
 			 */
@@ -761,6 +799,22 @@ static int pvm_zc_request(struct p9_client *client, struct p9_req_t *req, struct
 	}
 	list_del(&zc->list);
 	spin_unlock_bh(&chan->lock);
+	if (zc->write) {
+		/* The launcher has read the pages (it answers only after): released clean. */
+		err = zc->err;
+		/* The whole reply is in rc (Rwrite or Rlerror); a longer one is refused. */
+		if (!err && get_unaligned_le32(req->rc.sdata) > req->rc.capacity)
+			err = -EIO;
+		free_zc_read(zc);
+		if (err) {
+			req->t_err = err;
+			p9_client_cb(client, req, REQ_STATUS_ERROR);
+			return 0;
+		}
+		req->rc.size = get_unaligned_le32(req->rc.sdata);
+		p9_client_cb(client, req, REQ_STATUS_RCVD);
+		return 0;
+	}
 	if (zc->placed && !zc->err) {
 		/* The data is in the pages; the iterator already stands past them. */
 		free_zc_read(zc);

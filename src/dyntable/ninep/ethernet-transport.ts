@@ -9,6 +9,12 @@
 // to write (options.guestRam) every frame out says canPlace, a Tread may come
 // with the reader's page segments after it (place), and its Rread's data
 // then goes into those pages, the frame carrying the header alone (placed).
+// Placed writes mirror them: a Twrite flagged place carries its 23-byte
+// header (size still counting the data) and the writer's page segments
+// instead of the data; the data is read from guest RAM as the frame is
+// taken, and the Twrite is served as if it had come in frames. A page list
+// that does not parse or reaches outside RAM fails that request alone
+// (Rlerror EIO); the guest keeps the pages pinned until the reply.
 // `conn` is the mount's random connection id: each mount is its own 9P
 // session (serveNinep on its own in-process stream), so a mount left over
 // from a suspended session, whose fids this launcher never issued, gets
@@ -35,11 +41,14 @@
 // sends a frame flagged retire and waits; `onGuestRetire` cancels every
 // placement and ends every connection, synchronously, and only then sends
 // the frame back. The module asks for no placement after sending it.
+// Placed writes need nothing more: guest RAM is read only while the frame
+// is taken, so a frame dropped by a retirement, or held in the socket by a
+// quiesce, reads nothing.
 import { type Duplex, duplexPair } from 'node:stream';
 import { Errno } from './backend.ts';
 import { ByteQueue } from './byte-queue.ts';
 import type { GuestRamWriter, RamSegment } from '../../vmm/guest-ram.ts';
-import { HEADER_SIZE, MessageId, rlerror } from './codec.ts';
+import { HEADER_SIZE, MessageId, rlerror, TWRITE_HEADER_SIZE } from './codec.ts';
 import { FrameFlag, parseSegments, ReadPlacements } from './ram-placement.ts';
 
 export const ETHERTYPE_POCKETVM_9P = 0x88b5;
@@ -90,9 +99,23 @@ export interface TransportLife {
 export interface EthernetTransport extends TransportLife {
   /**
    * placed: Rreads written into the reader's pages; declined: asked for, sent
-   * in frames; retired: frames from before a reset, dropped unread.
+   * in frames; retired: frames from before a reset, dropped unread;
+   * writesPlaced: Twrites whose data was read from the writer's pages;
+   * writesRefused: placed Twrites failed with EIO (bad page list, no RAM).
    */
-  readonly counters: { frames: number; sent: number; dropped: number; sessions: number; stale: number; placed: number; declined: number; retired: number; guestRetires: number };
+  readonly counters: {
+    frames: number;
+    sent: number;
+    dropped: number;
+    sessions: number;
+    stale: number;
+    placed: number;
+    declined: number;
+    retired: number;
+    guestRetires: number;
+    writesPlaced: number;
+    writesRefused: number;
+  };
   /** Closes every session and the socket. */
   close(): Promise<void>;
   readonly closed: Promise<void>;
@@ -119,7 +142,7 @@ export function serveEthernetTransport(socket: Duplex, options: EthernetTranspor
 }
 
 class Transport implements EthernetTransport {
-  readonly counters = { frames: 0, sent: 0, dropped: 0, sessions: 0, stale: 0, placed: 0, declined: 0, retired: 0, guestRetires: 0 };
+  readonly counters = { frames: 0, sent: 0, dropped: 0, sessions: 0, stale: 0, placed: 0, declined: 0, retired: 0, guestRetires: 0, writesPlaced: 0, writesRefused: 0 };
   readonly closed: Promise<void>;
   private readonly socket: Duplex;
   private readonly options: EthernetTransportOptions;
@@ -279,6 +302,7 @@ class Transport implements EthernetTransport {
       if (fragment.length < HEADER_SIZE) return this.drop(`fragment too short for a 9P header (${key})`);
       const size = fragment.readUInt32LE(0);
       if (size < HEADER_SIZE || size > this.options.maxMessage || fragment.readUInt16LE(5) !== tag) return this.drop(`bad 9P header (${key}, size ${size})`);
+      if (flags & FrameFlag.place && fragment[4] === MessageId.Twrite) return this.onPlacedWrite(conn, frame.subarray(6, 12), tag, size, fragment);
       if (fragment.length > size) {
         // A placed read: the reader's page segments follow the Tread in its only fragment.
         if (!(flags & FrameFlag.place)) return this.drop(`fragment longer than its message (${key})`);
@@ -329,6 +353,30 @@ class Transport implements EthernetTransport {
     }
     this.log(`9p transport: the guest kernel is going away (reboot, power-off or kexec): ${sessions.length} mount(s) retired, their placed reads cancelled`);
     this.sendControl(conn, Buffer.from(peer), FrameFlag.retire);
+  }
+
+  /**
+   * A placed write: the Twrite's header, then the writer's page segments
+   * (its only fragment). The data is read from guest RAM now, while the
+   * guest holds the pages pinned (until the reply), and the Twrite goes to
+   * the server whole. Only this request fails when the list is bad.
+   */
+  private onPlacedWrite(conn: number, peer: Buffer, tag: number, size: number, fragment: Buffer): void {
+    // Retired or never begun: as for any other request (dropped unread, or ESTALE).
+    if (!this.connections.has(conn)) return this.onMessage(conn, peer, fragment.subarray(0, HEADER_SIZE));
+    const count = fragment.length >= TWRITE_HEADER_SIZE ? fragment.readUInt32LE(TWRITE_HEADER_SIZE - 4) : -1;
+    const segments = count > 0 && size === TWRITE_HEADER_SIZE + count ? parseSegments(fragment.subarray(TWRITE_HEADER_SIZE)) : undefined;
+    const ram = this.options.guestRam;
+    const message = segments && ram && !this.holding ? Buffer.allocUnsafe(size) : undefined;
+    if (!message || !ram!.read(segments!, message.subarray(TWRITE_HEADER_SIZE))) {
+      this.counters.writesRefused++;
+      this.log(`9p transport: placed write ${conn}:${tag} refused (${!ram ? 'no guest RAM to read' : !segments ? 'bad page list' : this.holding ? 'held for a suspend' : 'pages outside guest RAM'}): EIO`);
+      this.sendMessage(conn, Buffer.from(peer), rlerror(tag, Errno.EIO));
+      return;
+    }
+    fragment.copy(message, 0, 0, TWRITE_HEADER_SIZE);
+    this.counters.writesPlaced++;
+    this.onMessage(conn, peer, message);
   }
 
   private drop(reason: string): void {

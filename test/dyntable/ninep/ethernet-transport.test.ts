@@ -10,11 +10,12 @@ import path from 'node:path';
 import { duplexPair } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Errno, OpenFlags } from '../../../src/dyntable/ninep/backend.ts';
-import { encode, NOTAG } from '../../../src/dyntable/ninep/codec.ts';
+import { encode, MessageId, NOTAG, TWRITE_HEADER_SIZE } from '../../../src/dyntable/ninep/codec.ts';
 import { type EthernetTransport, FRAGMENT_MAX, serveEthernetTransport } from '../../../src/dyntable/ninep/ethernet-transport.ts';
 import { LocalDirBackend } from '../../../src/dyntable/ninep/local-backend.ts';
 import { DEFAULT_MAX_MSIZE, type NinepServer, serveNinep } from '../../../src/dyntable/ninep/server.ts';
 import { FrameFlag } from '../../../src/dyntable/ninep/ram-placement.ts';
+import { GuestRamFile, type RamSegment } from '../../../src/vmm/guest-ram.ts';
 import { NinepClient } from './client.ts';
 import { FramePeer, GUEST_MAC, RecordingRam, segmentList } from './frame-peer.ts';
 
@@ -300,6 +301,147 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
       const [reply] = await replyTo(708);
       assert.ok(reply!.flags & FrameFlag.placed, 'placed again after resume');
       assert.equal(ram.writes.length, 1);
+    });
+  });
+
+  describe('placed writes (the data read from guest RAM)', () => {
+    const MiB = 1024 * 1024;
+    let ramDir: string;
+    let ram: GuestRamFile;
+    /** Every read the transport made of guest RAM. */
+    let reads: RamSegment[][];
+    beforeEach(async () => {
+      await transport.close();
+      ramDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ninep-eth-ram-'));
+      ram = GuestRamFile.create(4, { dir: ramDir }) as GuestRamFile;
+      assert.ok(ram instanceof GuestRamFile);
+      reads = [];
+      const spy = {
+        write: (segments: readonly RamSegment[], data: Buffer) => ram.write(segments, data),
+        read: (segments: readonly RamSegment[], into: Buffer) => (reads.push([...segments]), ram.read(segments, into)),
+      };
+      const [launcherEnd, qemuEnd] = duplexPair();
+      transport = serveEthernetTransport(launcherEnd, { maxMessage: DEFAULT_MAX_MSIZE, log: (m) => logs.push(m), guestRam: spy, retireQuietMs: 50, openSession: (st) => serveNinep(st, backend, { closeBackend: false }) });
+      peer = new FramePeer(qemuEnd);
+    });
+    afterEach(() => {
+      ram.close();
+      fs.rmSync(ramDir, { recursive: true, force: true });
+    });
+    /** The writer's bytes in guest RAM: 3000 at 1 MiB + 100, the rest at 2 MiB. */
+    const inRam = (data: Buffer): RamSegment[] => {
+      fs.writeSync(ram.fd!, data, 0, 3000, MiB + 100);
+      fs.writeSync(ram.fd!, data, 3000, data.length - 3000, 2 * MiB);
+      return [
+        { phys: MiB + 100, len: 3000 },
+        { phys: 2 * MiB, len: data.length - 3000 },
+      ];
+    };
+    /** A Twrite's header (its size counting the data) and the page list, in one frame flagged PLACE, as the module sends it. */
+    const placedWrite = (conn: number, fid: number, tag: number, count: number, list: Buffer) => {
+      const header = encode({ type: 'Twrite', tag, fid, offset: 0, data: Buffer.alloc(count) } as never).subarray(0, TWRITE_HEADER_SIZE);
+      peer.qemu.write(peer.frame(conn, tag, 0, Buffer.concat([header, list]), undefined, FrameFlag.place));
+    };
+    const replyTo = async (tag: number) => {
+      for (let i = 0; i < 400 && !peer.frames.some((f) => f.tag === tag); i++) await sleep(5);
+      return peer.frames.filter((f) => f.tag === tag);
+    };
+    const openForWrite = async (client: NinepClient) => {
+      fs.writeFileSync(path.join(tmp, 'out.bin'), '');
+      return client.open(1, ['out.bin'], OpenFlags.WRONLY);
+    };
+
+    it('reads the data from the writer\'s pages and serves the Twrite as if it had come in frames', async () => {
+      const client = await mount(41);
+      const fid = await openForWrite(client);
+      const data = randomBytes(10_000);
+      const segments = inRam(data);
+      placedWrite(41, fid, 800, data.length, segmentList(segments));
+      const [reply, ...more] = await replyTo(800);
+      assert.equal(more.length, 0);
+      assert.equal(reply!.fragment[4], MessageId.Rwrite, JSON.stringify(logs));
+      assert.equal(reply!.fragment.readUInt32LE(7), data.length);
+      assert.ok(fs.readFileSync(path.join(tmp, 'out.bin')).equals(data), 'the bytes in the pages reached the file');
+      assert.deepEqual(reads, [segments]);
+      assert.equal(transport.counters.writesPlaced, 1);
+      // The mount goes on as before, writes in frames included.
+      assert.equal(await client.write(fid, data.length, Buffer.from('tail')), 4);
+      assert.equal(fs.readFileSync(path.join(tmp, 'out.bin')).subarray(data.length).toString(), 'tail');
+    });
+
+    it('fails only that request with EIO for pages outside RAM, below 1 MiB, too short, or a broken list', async () => {
+      const client = await mount(42);
+      const fid = await openForWrite(client);
+      const data = randomBytes(5000);
+      const good = inRam(data);
+      const bad: Array<[string, Buffer]> = [
+        ['past the end of RAM', segmentList([good[0]!, { phys: 4 * MiB - 1000, len: 2000 }])],
+        ['below 1 MiB', segmentList([{ phys: 0xf0000, len: 3000 }, good[1]!])],
+        ['above 4 GiB', segmentList([{ phys: 2 ** 40, len: 5000 }])],
+        ['shorter than the data', segmentList([good[0]!])],
+        ['a broken list', segmentList(good).subarray(0, 10)],
+        ['no list', Buffer.alloc(0)],
+      ];
+      for (const [i, [what, list]] of bad.entries()) {
+        placedWrite(42, fid, 810 + i, data.length, list);
+        const [reply] = await replyTo(810 + i);
+        assert.equal(reply!.fragment[4], MessageId.Rlerror, what);
+        assert.equal(reply!.fragment.readUInt32LE(7), Errno.EIO, what);
+      }
+      assert.equal(fs.statSync(path.join(tmp, 'out.bin')).size, 0, 'nothing written');
+      assert.equal(transport.counters.writesRefused, bad.length);
+      assert.equal(transport.counters.writesPlaced, 0);
+      // The mount is unharmed: a good placed write after them works.
+      placedWrite(42, fid, 820, data.length, segmentList(good));
+      const [ok] = await replyTo(820);
+      assert.equal(ok!.fragment[4], MessageId.Rwrite);
+      assert.ok(fs.readFileSync(path.join(tmp, 'out.bin')).equals(data));
+    });
+
+    it('quiesce (suspend): a placed write waits in the socket, RAM unread, until resumed', async () => {
+      const client = await mount(43);
+      const fid = await openForWrite(client);
+      const data = randomBytes(6000);
+      const segments = inRam(data);
+      await transport.quiesce();
+      placedWrite(43, fid, 830, data.length, segmentList(segments));
+      await sleep(100);
+      assert.equal(peer.frames.filter((f) => f.tag === 830).length, 0, 'no reply while held');
+      assert.equal(reads.length, 0, 'guest RAM not read while held');
+      assert.equal(fs.statSync(path.join(tmp, 'out.bin')).size, 0);
+      transport.resume();
+      const [reply] = await replyTo(830);
+      assert.equal(reply!.fragment[4], MessageId.Rwrite);
+      assert.ok(fs.readFileSync(path.join(tmp, 'out.bin')).equals(data));
+    });
+
+    it('retire (reset, or the guest kernel going away): a placed write from the old guest reads nothing and writes nothing', async () => {
+      const client = await mount(44);
+      const fid = await openForWrite(client);
+      const data = randomBytes(6000);
+      const segments = inRam(data);
+      // A reset: what comes while the transport retires is dropped unread.
+      const retiring = transport.retire();
+      placedWrite(44, fid, 840, data.length, segmentList(segments));
+      await retiring;
+      // After it, a frame naming the retired mount is dropped too.
+      placedWrite(44, fid, 841, data.length, segmentList(segments));
+      await sleep(50);
+      assert.equal(reads.length, 0, 'guest RAM not read');
+      assert.equal(peer.frames.filter((f) => f.tag === 840 || f.tag === 841).length, 0, 'no reply to the old guest');
+      assert.equal(fs.statSync(path.join(tmp, 'out.bin')).size, 0);
+      // The next kernel's mount places writes; its reboot notifier's retire frame ends that too.
+      const next = await mount(45);
+      const nextFid = await openForWrite(next);
+      placedWrite(45, nextFid, 842, data.length, segmentList(segments));
+      assert.equal((await replyTo(842))[0]!.fragment[4], MessageId.Rwrite);
+      assert.equal(reads.length, 1);
+      peer.qemu.write(peer.frame(45, NOTAG, 0, Buffer.alloc(0), undefined, FrameFlag.retire));
+      for (let i = 0; i < 200 && transport.counters.guestRetires === 0; i++) await sleep(5);
+      placedWrite(45, nextFid, 843, 10, segmentList(segments));
+      await sleep(50);
+      assert.equal(reads.length, 1, 'nothing read after the guest retired');
+      assert.equal(peer.frames.filter((f) => f.tag === 843).length, 0);
     });
   });
 

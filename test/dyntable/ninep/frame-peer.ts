@@ -38,6 +38,10 @@ export class RecordingRam implements GuestRamWriter {
     this.writes.push({ segments, data: Buffer.from(data) });
     return true;
   }
+  /** Holds nothing to read: a placed write through it is refused. */
+  read(): boolean {
+    return false;
+  }
 }
 
 export class FramePeer {
@@ -112,7 +116,8 @@ export class FramePeer {
       this.frames.push(received);
       const state = this.streams.get(received.conn);
       // A placed read's header says data the frames do not carry: the test reads it from peer.frames.
-      if (!state || received.flags & FrameFlag.placed) continue;
+      // A retire answer is a header alone, no 9P message.
+      if (!state || received.flags & (FrameFlag.placed | FrameFlag.retire)) continue;
       // Replies arrive whole and in order: reassemble by offset.
       if (received.offset === 0) {
         state.partial = Buffer.alloc(received.fragment.readUInt32LE(0));
