@@ -49,16 +49,28 @@ export class Output {
 }
 
 /**
+ * Errors that say the file or terminal behind stdout/stderr is gone: a
+ * detached session's log on a stick that was just pulled out (a FUSE or USB
+ * file system answers ENOTCONN, EIO, ENODEV or ENXIO), a closed terminal.
+ */
+const GONE_CODES = new Set(['EPIPE', 'ERR_STREAM_DESTROYED', 'EIO', 'ENOTCONN', 'ENODEV', 'ENXIO']);
+
+/**
  * A reader that goes away early (`launcher … | head -1`) is not a failure of
  * the launcher: the first EPIPE on stdout or stderr ends that stream quietly,
  * and whatever the command writes there afterwards is dropped. The command
  * itself runs to its end (a registry commit is not cut off half way) and
- * exits with its own code; nothing prints a stack.
+ * exits with its own code; nothing prints a stack. The same holds when the
+ * device under the output is gone: a detached session whose log was on a
+ * pulled stick must get to its teardown (QEMU killed, control socket
+ * removed, exit 15), not die of a notice it printed a moment before the
+ * presence monitor saw the removal. Other errors (ENOSPC: a full disk under
+ * `> file`) still end the command loudly.
  */
 export function quietWhenReaderCloses(): void {
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED') return;
+      if (error.code && GONE_CODES.has(error.code)) return;
       throw error;
     });
   }
