@@ -129,18 +129,22 @@ describe('host fs pool: folders on mounts that may hang', function () {
     mkdirSync(source, { recursive: true });
     mkdirSync(mount, { recursive: true });
     writeFileSync(join(source, 'a'), 'a');
+    // The stuck call asks for a name never looked up before: the kernel's FUSE
+    // cache (entries and attributes live 1 s) could answer 'a' without the
+    // stopped daemon.
+    writeFileSync(join(source, 'b'), 'b');
     const script = join(base, 'child.ts');
     const pool = new URL('../../../src/dyntable/ninep/host-fs-pool.ts', import.meta.url).href;
     writeFileSync(script, `import { HostFsPool } from ${JSON.stringify(pool)};
 const pool = new HostFsPool({ timeoutMs: Number(process.argv[2]) });
 pool.refreshMounts();
-try { await pool.lstat(${JSON.stringify(join(mount, 'a'))}); console.log('answered'); } catch (e) { console.log(String(e)); }
+try { await pool.lstat(${JSON.stringify(mount)} + '/' + process.argv[3]); console.log('answered'); } catch (e) { console.log(String(e)); }
 process.exitCode = 15;
 `);
-    const run = (timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; ms: number }> =>
+    const run = (timeoutMs: number, name: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; ms: number }> =>
       new Promise((resolve) => {
         const started = performance.now();
-        const child = spawn(process.execPath, [script, String(timeoutMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const child = spawn(process.execPath, [script, String(timeoutMs), name], { stdio: ['ignore', 'pipe', 'inherit'] });
         let out = '';
         child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
         const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
@@ -152,11 +156,11 @@ process.exitCode = 15;
     const bindfs = spawn('bindfs', ['-f', source, mount], { stdio: 'ignore' });
     try {
       for (let i = 0; i < 100 && spawnSync('mountpoint', ['-q', mount]).status !== 0; i++) await sleep(50);
-      const idle = await run(HOST_CALL_TIMEOUT_MS);
+      const idle = await run(HOST_CALL_TIMEOUT_MS, 'a');
       assert.match(idle.out, /answered/);
       assert.deepEqual([idle.code, idle.signal], [15, null], `an idle pool kept the process alive (${idle.ms.toFixed(0)} ms)`);
       bindfs.kill('SIGSTOP');
-      const stuck = await run(1000);
+      const stuck = await run(1000, 'b');
       assert.match(stuck.out, /took longer than 1000 ms/);
       assert.equal(stuck.signal, 'SIGKILL', `a stuck call kept the process alive (${stuck.ms.toFixed(0)} ms)`);
       assert.ok(stuck.ms < 15_000, `${stuck.ms.toFixed(0)} ms`);
