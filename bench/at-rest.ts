@@ -24,14 +24,9 @@ import { serveNinep } from '../src/dyntable/ninep/server.ts';
 import { NAMESPACE_MSIZE } from '../src/session/namespace-channel.ts';
 import { liveHost } from '../test/dyntable/helpers.ts';
 import { NinepClient } from '../test/dyntable/ninep/client.ts';
-import { benchOptions, median } from './bench-options.ts';
+import { benchOptions, median, numberOption } from './bench-options.ts';
 
 const { runs, json, say } = benchOptions(3);
-const numberOption = (name: string, fallback: number) => {
-  const at = process.argv.indexOf(name);
-  const value = at >= 0 ? Number(process.argv[at + 1]) : fallback;
-  return Number.isInteger(value) && value > 0 ? value : fallback;
-};
 const MIB = numberOption('--mib', 256);
 const FILES = numberOption('--files', 10_000);
 const CHUNK = 1 << 20;

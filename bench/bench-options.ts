@@ -16,6 +16,13 @@ export function benchOptions(defaultRuns: number, minimumRuns = 1, argv: string[
   return { runs, json, say: (text) => void (json || process.stderr.write(`${text}\n`)) };
 }
 
+/** A positive whole number given as `name N` (e.g. --mib 256), else `fallback`. */
+export function numberOption(name: string, fallback: number, argv: string[] = process.argv): number {
+  const at = argv.indexOf(name);
+  const value = at >= 0 ? Number(argv[at + 1]) : fallback;
+  return Number.isInteger(value) && value > 0 ? value : fallback;
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);

@@ -56,16 +56,11 @@ import { stickLayout } from '../src/stick/layout.ts';
 import { GuestRamFile } from '../src/vmm/guest-ram.ts';
 import { Machine } from '../src/vmm/machine.ts';
 import { fdChannels } from '../src/vmm/qemu-process.ts';
-import { benchOptions, median } from './bench-options.ts';
+import { benchOptions, median, numberOption } from './bench-options.ts';
 import { inProcessFigures } from './ninep-in-process-figures.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { runs, json, say } = benchOptions(3);
-const numberOption = (name: string, fallback: number) => {
-  const at = process.argv.indexOf(name);
-  const value = at >= 0 ? Number(process.argv[at + 1]) : fallback;
-  return Number.isInteger(value) && value > 0 ? value : fallback;
-};
 const MIB = numberOption('--mib', 256);
 const FILES = numberOption('--files', 10_000);
 const withGuestfwd = process.argv.includes('--guestfwd');
