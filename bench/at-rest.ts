@@ -17,21 +17,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { duplexPair } from 'node:stream';
 import { compileTable } from '../src/dyntable/compile.ts';
 import { NamespaceBackend } from '../src/dyntable/namespace-backend.ts';
-import { serveNinep } from '../src/dyntable/ninep/server.ts';
-import { NAMESPACE_MSIZE } from '../src/session/namespace-channel.ts';
 import { liveHost } from '../test/dyntable/helpers.ts';
-import { NinepClient } from '../test/dyntable/ninep/client.ts';
 import { benchOptions, median, numberOption } from './bench-options.ts';
+import { CHUNK, O_RDONLY, servedClient, timeCreates, timeWrite } from './fit-client.ts';
 
 const { runs, json, say } = benchOptions(3);
 const MIB = numberOption('--mib', 256);
 const FILES = numberOption('--files', 10_000);
-const CHUNK = 1 << 20;
-const O_RDWR = 2;
-const O_RDONLY = 0;
 
 type Variant = 'plain' | 'sealed';
 interface Figures {
@@ -49,21 +43,11 @@ async function runOnce(variant: Variant, base: string): Promise<Figures> {
   const key = variant === 'sealed' ? randomBytes(32) : undefined;
   const backend = await NamespaceBackend.open({ table, filesDir: join(dir, 'stick', 'files'), upperDir: join(dir, 'stick', 'upper'), ...(key ? { atRestKey: key } : {}) });
   key?.fill(0);
-  const [serverEnd, clientEnd] = duplexPair();
-  const server = serveNinep(serverEnd, backend, { maxMsize: NAMESPACE_MSIZE });
-  const client = new NinepClient(clientEnd);
-  await client.version(NAMESPACE_MSIZE);
-  await client.attach(1);
+  const { client, server, hangUp } = await servedClient(backend);
   try {
-    const data = Buffer.alloc(CHUNK, 0x5a);
-    let t = performance.now();
-    const w = await client.create(1, ['Notes'], 'big', O_RDWR);
-    for (let i = 0; i < MIB; i++) await client.write(w, i * CHUNK, data);
-    await client.call({ type: 'Tfsync', fid: w, datasync: 0 });
-    await client.clunk(w);
-    const writeS = (performance.now() - t) / 1000;
+    const writeS = await timeWrite(client, MIB);
 
-    t = performance.now();
+    const t = performance.now();
     const r = await client.open(1, ['Notes', 'big'], O_RDONLY);
     let got = 0;
     for (;;) {
@@ -75,16 +59,10 @@ async function runOnce(variant: Variant, base: string): Promise<Figures> {
     const readS = (performance.now() - t) / 1000;
     if (got !== MIB * CHUNK) throw new Error(`${variant}: read ${got} bytes, wrote ${MIB * CHUNK}`);
 
-    const d = client.fid();
-    await client.walk(1, ['Notes'], d);
-    await client.call({ type: 'Tmkdir', dfid: d, name: 'many', mode: 0o755, gid: 0 });
-    await client.clunk(d);
-    t = performance.now();
-    for (let i = 0; i < FILES; i++) await client.clunk(await client.create(1, ['Notes', 'many'], `file-${i}`, O_RDWR));
-    const createS = (performance.now() - t) / 1000;
+    const createS = await timeCreates(client, FILES);
     return { writeMiBs: MIB / writeS, readMiBs: MIB / readS, createsPerSec: FILES / createS };
   } finally {
-    clientEnd.destroy();
+    hangUp();
     await server.closed;
     await backend.close();
     rmSync(dir, { recursive: true, force: true });

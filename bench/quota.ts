@@ -16,21 +16,16 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { duplexPair } from 'node:stream';
 import { compileTable } from '../src/dyntable/compile.ts';
 import { NamespaceBackend } from '../src/dyntable/namespace-backend.ts';
-import { serveNinep } from '../src/dyntable/ninep/server.ts';
 import { StoreQuota } from '../src/dyntable/store-quota.ts';
-import { NAMESPACE_MSIZE } from '../src/session/namespace-channel.ts';
 import { liveHost } from '../test/dyntable/helpers.ts';
-import { NinepClient } from '../test/dyntable/ninep/client.ts';
 import { benchOptions, median, numberOption } from './bench-options.ts';
+import { servedClient, timeCreates, timeWrite } from './fit-client.ts';
 
 const { runs, json, say } = benchOptions(3);
 const MIB = numberOption('--mib', 256);
 const FILES = numberOption('--files', 10_000);
-const CHUNK = 1 << 20;
-const O_RDWR = 2;
 
 type Variant = 'quota' | 'none';
 interface Figures {
@@ -50,38 +45,21 @@ async function runOnce(variant: Variant, base: string): Promise<Figures> {
   const quota = () => (variant === 'quota' ? { quota: new StoreQuota({ capBytes: 4096 * 1024 ** 2, reserveBytes: 512 * 1024 ** 2, stickDir: dir }) } : {});
   const open = () => NamespaceBackend.open({ table, filesDir: join(dir, 'stick', 'files'), upperDir: join(dir, 'stick', 'upper'), atRestKey: key, ...quota() });
   const backend = await open();
-  const [serverEnd, clientEnd] = duplexPair();
-  const server = serveNinep(serverEnd, backend, { maxMsize: NAMESPACE_MSIZE });
-  const client = new NinepClient(clientEnd);
-  await client.version(NAMESPACE_MSIZE);
-  await client.attach(1);
+  const { client, server, hangUp } = await servedClient(backend);
   try {
-    const data = Buffer.alloc(CHUNK, 0x5a);
-    let t = performance.now();
-    const w = await client.create(1, ['Notes'], 'big', O_RDWR);
-    for (let i = 0; i < MIB; i++) await client.write(w, i * CHUNK, data);
-    await client.call({ type: 'Tfsync', fid: w, datasync: 0 });
-    await client.clunk(w);
-    const writeS = (performance.now() - t) / 1000;
-
-    const d = client.fid();
-    await client.walk(1, ['Notes'], d);
-    await client.call({ type: 'Tmkdir', dfid: d, name: 'many', mode: 0o755, gid: 0 });
-    await client.clunk(d);
-    t = performance.now();
-    for (let i = 0; i < FILES; i++) await client.clunk(await client.create(1, ['Notes', 'many'], `file-${i}`, O_RDWR));
-    const createS = (performance.now() - t) / 1000;
-    clientEnd.destroy();
+    const writeS = await timeWrite(client, MIB);
+    const createS = await timeCreates(client, FILES);
+    hangUp();
     await server.closed;
     await backend.close();
 
-    t = performance.now();
+    const t = performance.now();
     const again = await open();
     const openMs = performance.now() - t;
     await again.close();
     return { writeMiBs: MIB / writeS, createsPerSec: FILES / createS, openMs };
   } finally {
-    clientEnd.destroy();
+    hangUp();
     await backend.close();
     key.fill(0);
     rmSync(dir, { recursive: true, force: true });

@@ -209,13 +209,7 @@ class Transport implements EthernetTransport {
     // connection that exists now, and no frame is served until quiet.
     this.fenced = true;
     this.holding = false;
-    this.partials.clear();
-    const sessions = [...this.connections.values()];
-    this.connections.clear();
-    for (const c of sessions) {
-      c.placements?.cancel();
-      this.rememberRetired(c.conn);
-    }
+    const sessions = this.retireConnections();
     const closing = Promise.all(sessions.map((c) => this.endConnection(c)));
     this.blocked.clear();
     this.socket.resume();
@@ -335,6 +329,23 @@ class Transport implements EthernetTransport {
   }
 
   /**
+   * Takes every connection out of service at once (a guest reset, or the
+   * guest kernel saying it is going away): pieces of requests dropped, each
+   * connection's placements cancelled and its id remembered as retired, so a
+   * late frame is dropped unread. The caller ends them.
+   */
+  private retireConnections(): Connection[] {
+    this.partials.clear();
+    const sessions = [...this.connections.values()];
+    this.connections.clear();
+    for (const c of sessions) {
+      c.placements?.cancel();
+      this.rememberRetired(c.conn);
+    }
+    return sessions;
+  }
+
+  /**
    * The guest kernel is going away (its module's reboot notifier: reboot,
    * power-off, kexec). Every placement is cancelled and every connection
    * ended before the answer goes back, so once the module has it nothing
@@ -343,14 +354,8 @@ class Transport implements EthernetTransport {
    */
   private onGuestRetire(conn: number, peer: Buffer): void {
     this.counters.guestRetires++;
-    this.partials.clear();
-    const sessions = [...this.connections.values()];
-    this.connections.clear();
-    for (const c of sessions) {
-      c.placements?.cancel();
-      this.rememberRetired(c.conn);
-      void this.endConnection(c);
-    }
+    const sessions = this.retireConnections();
+    for (const c of sessions) void this.endConnection(c);
     this.log(`9p transport: the guest kernel is going away (reboot, power-off or kexec): ${sessions.length} mount(s) retired, their placed reads cancelled`);
     this.sendControl(conn, Buffer.from(peer), FrameFlag.retire);
   }
