@@ -10,18 +10,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type EthernetTransport, serveEthernetTransport } from '../../src/dyntable/ninep/ethernet-transport.ts';
-import { LocalDirBackend } from '../../src/dyntable/ninep/local-backend.ts';
-import { serveNinep } from '../../src/dyntable/ninep/server.ts';
-import { openGuestPayload } from '../../src/payload/guest-payload.ts';
-import { NAMESPACE_CHANNEL_ID, NAMESPACE_CMDLINE_WORD, NAMESPACE_MAC, NAMESPACE_MSIZE } from '../../src/session/namespace-channel.ts';
 import { GuestLife } from '../../src/vmm/guest-life.ts';
 import { GuestRamFile } from '../../src/vmm/guest-ram.ts';
-import type { Machine } from '../../src/vmm/machine.ts';
-import { fdChannels } from '../../src/vmm/qemu-process.ts';
 import { removeDir, tempDir } from '../dyntable/helpers.ts';
-import { repoRoot } from './harness.ts';
-import { bootTestMachine } from './test-machine.ts';
+import { bootWithNamespaceCard } from './namespace-card-guest.ts';
 
 describe('the guest kernel going away (kexec, reboot, power-off) retires placed reads', function () {
   this.timeout(900_000);
@@ -37,55 +29,25 @@ describe('the guest kernel going away (kexec, reboot, power-off) retires placed 
   after(() => removeDir(base));
 
   it('the module asks the launcher to retire before the kernel ends; kexec is disabled in the default guest', async () => {
-    const payload = await openGuestPayload(join(repoRoot, 'payload'), 'default');
-    const backend = await LocalDirBackend.open(shared);
     const ram = GuestRamFile.create(256);
     if (!(ram instanceof GuestRamFile)) throw new Error(`no shared guest RAM on this machine: ${ram.reason}`);
     const life = new GuestLife();
     // In order: the transport's lines and the launcher's reset (a participant that notes when it is retired).
     const events: string[] = [];
     life.add({ retire: async () => void events.push('qemu reset or power-off'), quiesce: async () => {}, resume: () => {} });
-    let transport: EthernetTransport | undefined;
-    let machine: Machine | undefined;
+    const booted = await bootWithNamespaceCard(base, shared, { ram, life, log: (line) => events.push(line) });
     try {
-      machine = await bootTestMachine(
-        base,
-        {
-          memoryMiB: 256,
-          cmdline: `${payload.manifest.cmdline} ${NAMESPACE_CMDLINE_WORD}`,
-          channels: fdChannels([NAMESPACE_CHANNEL_ID]),
-          nics: [{ id: NAMESPACE_CHANNEL_ID, mac: NAMESPACE_MAC }],
-        },
-        {
-          guestRam: ram,
-          life,
-          attach: async (_qmp, streams) => {
-            transport = serveEthernetTransport(streams[NAMESPACE_CHANNEL_ID]!, {
-              maxMessage: NAMESPACE_MSIZE,
-              openSession: (stream) => serveNinep(stream, backend, { closeBackend: false, maxMsize: NAMESPACE_MSIZE }),
-              guestRam: ram,
-              log: (line) => events.push(line),
-            });
-            life.add(transport);
-          },
-        },
-      );
-      const guest = machine;
-      const sh = async (script: string) => {
-        const result = await guest.agent.run('/bin/sh', ['-c', script], { timeoutMs: 600_000 });
-        assert.equal(result.exitCode, 0, `guest: ${script}\n${result.stdout.toString()}${result.stderr.toString()}`);
-        return result.stdout.toString();
-      };
+      const { machine: guest, transport, sh } = booted;
       // Belt and braces: the default guest has no use for kexec, so its init turns it off (one-way until the next boot).
       assert.equal((await sh('cat /proc/sys/kernel/kexec_load_disabled')).trim(), '1');
 
       await sh('dd if=/host/data.bin of=/dev/null bs=1M 2>/dev/null');
-      assert.ok(transport!.counters.placed > 0, `reads were placed (${JSON.stringify(transport!.counters)})`);
-      assert.equal(transport!.counters.guestRetires, 0);
+      assert.ok(transport.counters.placed > 0, `reads were placed (${JSON.stringify(transport.counters)})`);
+      assert.equal(transport.counters.guestRetires, 0);
 
       await guest.agent.run('/bin/sh', ['-c', 'reboot -f'], { timeoutMs: 10_000 }).catch(() => {});
       await guest.agent.waitUntilReady({ timeoutMs: 600_000, attemptTimeoutMs: 1_000 });
-      assert.equal(transport!.counters.guestRetires, 1, `the module's reboot notifier asked the launcher to retire (${JSON.stringify(transport!.counters)})`);
+      assert.equal(transport.counters.guestRetires, 1, `the module's reboot notifier asked the launcher to retire (${JSON.stringify(transport.counters)})`);
       const asked = events.findIndex((line) => line.includes('the guest kernel is going away'));
       const reset = events.indexOf('qemu reset or power-off');
       assert.ok(asked >= 0 && reset > asked, `the guest's own retirement came before QEMU's reset: ${JSON.stringify(events)}`);
@@ -93,21 +55,18 @@ describe('the guest kernel going away (kexec, reboot, power-off) retires placed 
 
       // The new kernel mounts afresh and its reads are placed again.
       for (let i = 0; i < 120 && !(await sh('grep -c " /host 9p " /proc/mounts || true')).startsWith('1'); i++) await new Promise((r) => setTimeout(r, 1_000));
-      const placed = transport!.counters.placed;
+      const placed = transport.counters.placed;
       await sh('dd if=/host/data.bin of=/dev/null bs=1M 2>/dev/null');
-      assert.ok(transport!.counters.placed > placed, 'the new kernel\'s reads are placed');
+      assert.ok(transport.counters.placed > placed, 'the new kernel\'s reads are placed');
       assert.equal((await sh('dmesg | grep -c "launcher did not confirm" || true')).trim(), '0');
 
       // A power-off runs the same notifier.
       await guest.agent.run('/bin/sh', ['-c', 'poweroff -f'], { timeoutMs: 10_000 }).catch(() => {});
       const exit = await Promise.race([guest.process.exited, new Promise<'timeout'>((r) => setTimeout(r, 120_000, 'timeout'))]);
       assert.notEqual(exit, 'timeout', 'QEMU ended after the guest powered off');
-      assert.equal(transport!.counters.guestRetires, 2);
+      assert.equal(transport.counters.guestRetires, 2);
     } finally {
-      machine?.kill();
-      if (machine) await machine.process.exited;
-      await transport?.close();
-      ram.close();
+      await booted.dispose();
     }
   });
 });

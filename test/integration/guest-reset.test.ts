@@ -9,18 +9,10 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { type EthernetTransport, serveEthernetTransport } from '../../src/dyntable/ninep/ethernet-transport.ts';
-import { LocalDirBackend } from '../../src/dyntable/ninep/local-backend.ts';
-import { serveNinep } from '../../src/dyntable/ninep/server.ts';
-import { openGuestPayload } from '../../src/payload/guest-payload.ts';
-import { NAMESPACE_CHANNEL_ID, NAMESPACE_CMDLINE_WORD, NAMESPACE_MAC, NAMESPACE_MSIZE } from '../../src/session/namespace-channel.ts';
 import { GuestLife } from '../../src/vmm/guest-life.ts';
 import { GuestRamFile } from '../../src/vmm/guest-ram.ts';
-import type { Machine } from '../../src/vmm/machine.ts';
-import { fdChannels } from '../../src/vmm/qemu-process.ts';
 import { removeDir, tempDir } from '../dyntable/helpers.ts';
-import { repoRoot } from './harness.ts';
-import { bootTestMachine } from './test-machine.ts';
+import { bootWithNamespaceCard } from './namespace-card-guest.ts';
 
 const MiB = 1024 * 1024;
 
@@ -53,52 +45,23 @@ describe('guest reset during placed reads (reboot -f under a 256 MiB read loop)'
   after(() => removeDir(base));
 
   it('retires the transport before the new kernel runs: its RAM and reads checksum right, its log is clean', async () => {
-    const payload = await openGuestPayload(join(repoRoot, 'payload'), 'default');
-    const backend = await LocalDirBackend.open(shared);
     const ram = GuestRamFile.create(256);
     if (!(ram instanceof GuestRamFile)) throw new Error(`no shared guest RAM on this machine: ${ram.reason}`);
     const life = new GuestLife();
-    let transport: EthernetTransport | undefined;
-    let machine: Machine | undefined;
+    const booted = await bootWithNamespaceCard(base, shared, { ram, life });
     try {
-      machine = await bootTestMachine(
-        base,
-        {
-          memoryMiB: 256,
-          cmdline: `${payload.manifest.cmdline} ${NAMESPACE_CMDLINE_WORD}`,
-          channels: fdChannels([NAMESPACE_CHANNEL_ID]),
-          nics: [{ id: NAMESPACE_CHANNEL_ID, mac: NAMESPACE_MAC }],
-        },
-        {
-          guestRam: ram,
-          life,
-          attach: async (_qmp, streams) => {
-            transport = serveEthernetTransport(streams[NAMESPACE_CHANNEL_ID]!, {
-              maxMessage: NAMESPACE_MSIZE,
-              openSession: (stream) => serveNinep(stream, backend, { closeBackend: false, maxMsize: NAMESPACE_MSIZE }),
-              guestRam: ram,
-            });
-            life.add(transport);
-          },
-        },
-      );
-      const guest = machine;
-      const sh = async (script: string) => {
-        const result = await guest.agent.run('/bin/sh', ['-c', script], { timeoutMs: 600_000 });
-        assert.equal(result.exitCode, 0, `guest: ${script}\n${result.stdout.toString()}${result.stderr.toString()}`);
-        return result.stdout.toString();
-      };
+      const { machine: guest, transport, sh } = booted;
       const hashOf = (out: string) => out.trim().split(/\s+/)[0];
       // Files of the initramfs live in guest RAM: their checksums before the reset are the reference.
       const ramFiles = 'sha256sum /bin/busybox /init $(ls /lib/modules/*/kernel/drivers/net/virtio_net.ko* 2>/dev/null) 2>/dev/null';
       const before = await sh(ramFiles);
       assert.equal(hashOf(await sh('dd if=/host/big.bin bs=1M 2>/dev/null | sha256sum')), bigHash, 'a whole 256 MiB read before the reset');
-      const placedBefore = transport!.counters.placed;
-      assert.ok(placedBefore > 100, `reads were placed (${JSON.stringify(transport!.counters)})`);
+      const placedBefore = transport.counters.placed;
+      assert.ok(placedBefore > 100, `reads were placed (${JSON.stringify(transport.counters)})`);
 
       // The loop runs in the background; reboot -f comes in the middle of a read.
       await sh('(while :; do dd if=/host/big.bin of=/dev/null bs=1M 2>/dev/null; done) >/dev/null 2>&1 </dev/null & sleep 3');
-      const placedAtReset = transport!.counters.placed;
+      const placedAtReset = transport.counters.placed;
       assert.ok(placedAtReset > placedBefore, 'the loop was reading when the reset came');
       await guest.agent.run('/bin/sh', ['-c', 'reboot -f'], { timeoutMs: 10_000 }).catch(() => {});
 
@@ -110,10 +73,10 @@ describe('guest reset during placed reads (reboot -f under a 256 MiB read loop)'
       // Let anything stale land, if it were ever going to.
       await new Promise((r) => setTimeout(r, 3_000));
       assert.equal(await sh(ramFiles), before, 'the new boot\'s files in RAM are intact');
-      assert.ok(transport!.counters.retired > 0 || transport!.counters.sessions > 1, JSON.stringify(transport!.counters));
+      assert.ok(transport.counters.retired > 0 || transport.counters.sessions > 1, JSON.stringify(transport.counters));
       assert.equal(hashOf(await sh('sha256sum /host/known.bin')), createHash('sha256').update(known).digest('hex'));
       assert.equal(hashOf(await sh('dd if=/host/big.bin bs=1M 2>/dev/null | sha256sum')), bigHash, 'a whole 256 MiB read after the reset');
-      assert.ok(transport!.counters.placed > placedAtReset, 'the new boot\'s reads are placed too');
+      assert.ok(transport.counters.placed > placedAtReset, 'the new boot\'s reads are placed too');
       const alarming = (await sh('dmesg')).split('\n').filter((line) => /\bBUG\b|Oops|bad page|general protection|corrupted|Bad RIP|segfault|9pnet_pocketvm: .*(malformed|cut short|out of order)/.test(line));
       assert.deepEqual(alarming, [], 'the new kernel\'s log shows no corruption');
 
@@ -123,10 +86,7 @@ describe('guest reset during placed reads (reboot -f under a 256 MiB read loop)'
       assert.notEqual(exit, 'timeout', 'QEMU ended after the guest powered off');
       assert.equal(guest.state, 'stopped');
     } finally {
-      machine?.kill();
-      if (machine) await machine.process.exited;
-      await transport?.close();
-      ram.close();
+      await booted.dispose();
     }
   });
 });

@@ -11,17 +11,10 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type EthernetTransport, serveEthernetTransport } from '../../src/dyntable/ninep/ethernet-transport.ts';
-import { LocalDirBackend } from '../../src/dyntable/ninep/local-backend.ts';
-import { serveNinep } from '../../src/dyntable/ninep/server.ts';
-import { NAMESPACE_CHANNEL_ID, NAMESPACE_CMDLINE_WORD, NAMESPACE_MAC, NAMESPACE_MSIZE } from '../../src/session/namespace-channel.ts';
-import { openGuestPayload } from '../../src/payload/guest-payload.ts';
+import type { EthernetTransport } from '../../src/dyntable/ninep/ethernet-transport.ts';
 import { GuestRamFile } from '../../src/vmm/guest-ram.ts';
-import type { Machine } from '../../src/vmm/machine.ts';
-import { fdChannels } from '../../src/vmm/qemu-process.ts';
 import { removeDir, tempDir } from '../dyntable/helpers.ts';
-import { repoRoot } from './harness.ts';
-import { bootTestMachine } from './test-machine.ts';
+import { bootWithNamespaceCard } from './namespace-card-guest.ts';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
@@ -42,46 +35,16 @@ describe('placed reads in the real guest (/host with shared guest RAM)', functio
   after(() => removeDir(base));
 
   async function withGuest(place: boolean, body: (sh: (script: string) => Promise<string>, transport: EthernetTransport) => Promise<void>): Promise<void> {
-    const payload = await openGuestPayload(join(repoRoot, 'payload'), 'default');
-    const backend = await LocalDirBackend.open(shared);
     const ram = place ? GuestRamFile.create(256) : undefined;
     if (ram && !(ram instanceof GuestRamFile)) throw new Error(`no shared guest RAM on this machine: ${ram.reason}`);
-    let transport: EthernetTransport | undefined;
-    let machine: Machine | undefined;
+    const booted = await bootWithNamespaceCard(base, shared, { ...(ram ? { ram } : {}), shTimeoutMs: 300_000 });
     try {
-      machine = await bootTestMachine(
-        base,
-        {
-          memoryMiB: 256,
-          cmdline: `${payload.manifest.cmdline} ${NAMESPACE_CMDLINE_WORD}`,
-          channels: fdChannels([NAMESPACE_CHANNEL_ID]),
-          nics: [{ id: NAMESPACE_CHANNEL_ID, mac: NAMESPACE_MAC }],
-        },
-        {
-          ...(ram ? { guestRam: ram } : {}),
-          attach: async (_qmp, streams) => {
-            transport = serveEthernetTransport(streams[NAMESPACE_CHANNEL_ID]!, {
-              maxMessage: NAMESPACE_MSIZE,
-              openSession: (stream) => serveNinep(stream, backend, { closeBackend: false, maxMsize: NAMESPACE_MSIZE }),
-              ...(ram ? { guestRam: ram } : {}),
-            });
-          },
-        },
-      );
-      const guest = machine;
-      const sh = async (script: string) => {
-        const result = await guest.agent.run('/bin/sh', ['-c', script], { timeoutMs: 300_000 });
-        assert.equal(result.exitCode, 0, `guest: ${script}\n${result.stdout.toString()}${result.stderr.toString()}`);
-        return result.stdout.toString();
-      };
+      const { machine, transport, sh } = booted;
       assert.match(await sh('grep " /host 9p " /proc/mounts'), /trans=pocketvm/);
-      await body(sh, transport!);
+      await body(sh, transport);
       await machine.shutdown();
     } finally {
-      machine?.kill();
-      if (machine) await machine.process.exited;
-      await transport?.close();
-      ram?.close();
+      await booted.dispose();
     }
   }
 
