@@ -501,6 +501,29 @@ static int xmit_frame(struct net_device *dev, struct sk_buff *skb)
 }
 
 /*
+ * A frame with room for `linear` bytes after our header, the header filled
+ * in (conn, tag, flags, offset); the Ethernet header is the caller's.
+ */
+static struct sk_buff *pvm_alloc_frame(struct pvm_chan *chan, u32 linear, u16 tag, u16 flags, u32 offset, gfp_t gfp)
+{
+	struct net_device *dev = chan->dev;
+	struct pvm_hdr *hdr;
+	struct sk_buff *skb;
+
+	skb = alloc_skb(LL_RESERVED_SPACE(dev) + PVM_HDR_LEN + linear + dev->needed_tailroom, gfp);
+	if (!skb)
+		return NULL;
+	skb_reserve(skb, LL_RESERVED_SPACE(dev));
+	skb_reset_network_header(skb);
+	hdr = skb_put(skb, PVM_HDR_LEN);
+	hdr->conn = cpu_to_le32(chan->conn);
+	hdr->tag = cpu_to_le16(tag);
+	hdr->flags = cpu_to_le16(flags);
+	hdr->offset = cpu_to_le32(offset);
+	return skb;
+}
+
+/*
  * Sends one 9P message: `head` (tc) followed by `data_len` bytes of `data`
  * (a writer's buffer, zero-copy Twrite), in fragments.
  */
@@ -516,20 +539,12 @@ static int send_message(struct pvm_chan *chan, u16 tag, u16 flags, const u8 *hea
 		u32 linear = from_head <= PVM_LINEAR_MAX ? from_head : 0;
 		u32 room = PVM_FRAG_MAX - from_head;
 		u32 from_data = min_t(u32, total - offset - from_head, room);
-		struct pvm_hdr *hdr;
 		struct sk_buff *skb;
 		int err = 0;
 
-		skb = alloc_skb(LL_RESERVED_SPACE(dev) + PVM_HDR_LEN + linear + dev->needed_tailroom, GFP_NOFS);
+		skb = pvm_alloc_frame(chan, linear, tag, flags, offset, GFP_NOFS);
 		if (!skb)
 			return -ENOMEM;
-		skb_reserve(skb, LL_RESERVED_SPACE(dev));
-		skb_reset_network_header(skb);
-		hdr = skb_put(skb, PVM_HDR_LEN);
-		hdr->conn = cpu_to_le32(chan->conn);
-		hdr->tag = cpu_to_le16(tag);
-		hdr->flags = cpu_to_le16(flags);
-		hdr->offset = cpu_to_le32(offset);
 		if (linear) {
 			skb_put_data(skb, head + offset, linear);
 		} else if (from_head) {
@@ -958,19 +973,11 @@ static void pvm_close(struct p9_client *client)
 static int send_control(struct pvm_chan *chan, u16 flags)
 {
 	struct net_device *dev = chan->dev;
-	struct pvm_hdr *hdr;
 	struct sk_buff *skb;
 
-	skb = alloc_skb(LL_RESERVED_SPACE(dev) + PVM_HDR_LEN + dev->needed_tailroom, GFP_KERNEL);
+	skb = pvm_alloc_frame(chan, 0, P9_NOTAG, flags, 0, GFP_KERNEL);
 	if (!skb)
 		return -ENOMEM;
-	skb_reserve(skb, LL_RESERVED_SPACE(dev));
-	skb_reset_network_header(skb);
-	hdr = skb_put(skb, PVM_HDR_LEN);
-	hdr->conn = cpu_to_le32(chan->conn);
-	hdr->tag = cpu_to_le16(P9_NOTAG);
-	hdr->flags = cpu_to_le16(flags);
-	hdr->offset = 0;
 	skb->dev = dev;
 	skb->protocol = htons(ETH_P_POCKETVM_9P);
 	if (dev_hard_header(skb, dev, ETH_P_POCKETVM_9P, dev->broadcast, dev->dev_addr, skb->len) < 0) {
