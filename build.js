@@ -20,7 +20,10 @@ steps:
   deps                 install npm dependencies (and Node 24) when missing or stale
   payload [--force]    build the guest payload (kernel + initramfs) from Debian packages
   typecheck            type-check the TypeScript sources (strict)
-  test [mocha args]    deps + payload when missing, typecheck, then the mocha suite
+  test [--tier T] [mocha args]  deps (+ payload) when missing, typecheck, then the
+                       unit tier and the integration tier (--tier unit|integration: one)
+  lint                 eslint, knip (unused exports and files), prettier --check
+  format               prettier --write over the sources
   bench <name> [...]   run a benchmark from bench/ (boot, cold-start, auth)
   executables          the self-contained launcher per platform (.cache/executables/)
   qemu [--from-dir P=DIR]  the portable QEMU for Linux (and bundles made elsewhere)

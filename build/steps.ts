@@ -41,7 +41,29 @@ function typecheck(): number {
 }
 
 async function test(args: string[]): Promise<number> {
-  if (!existsSync(join(root, 'payload', 'default', 'SHA256SUMS'))) {
+  if (args.includes('--help')) {
+    process.stdout.write(`usage: node build.js test [--tier unit|integration] [mocha args | test files]
+
+Type-checks, then runs the suite: the unit tier (no guest, no QEMU; about a
+minute), then the integration tier (boots the payload, which is built first
+when missing). --tier runs one tier; naming test files runs just those.
+`);
+    return 0;
+  }
+  const { TEST_TIERS, testFiles } = await import('./test-tiers.ts');
+  const tierAt = args.indexOf('--tier');
+  const tierName = tierAt >= 0 ? args[tierAt + 1] : undefined;
+  if (tierAt >= 0 && !TEST_TIERS.some((tier) => tier === tierName)) {
+    process.stderr.write(`pocketvm: --tier takes ${TEST_TIERS.join(' or ')}\n`);
+    return 2;
+  }
+  const mochaArgs = tierAt >= 0 ? args.filter((_, i) => i !== tierAt && i !== tierAt + 1) : args;
+  // Mocha adds a config file's `spec` to the files named on its command line
+  // instead of replacing it, so which files run is decided here, not in .mocharc.json.
+  const namesFiles = mochaArgs.some((arg) => arg.endsWith('.ts') || arg.startsWith('test/'));
+  const tiers = namesFiles ? [] : tierName ? TEST_TIERS.filter((tier) => tier === tierName) : TEST_TIERS;
+  const needsGuest = namesFiles || tiers.includes('integration');
+  if (needsGuest && !existsSync(join(root, 'payload', 'default', 'SHA256SUMS'))) {
     process.stderr.write('pocketvm: the guest payload is not built yet; building it first\n');
     const built = await payload([]);
     if (built !== 0) return built;
@@ -49,16 +71,45 @@ async function test(args: string[]): Promise<number> {
   const checked = typecheck();
   if (checked !== 0) return checked;
   // QEMU from the host's PATH is made not dumpable by this preload (src/vmm/qemu-binary.ts).
-  if (process.platform === 'linux') {
+  if (needsGuest && process.platform === 'linux') {
     const { ensureCheckoutNoDumpPreload } = await import('./stick/no-dump-preload.ts');
     ensureCheckoutNoDumpPreload(root);
   }
-  // The whole suite unless test files are named: mocha adds a config file's
-  // `spec` to the files named on its command line instead of replacing it, so
-  // the default lives here rather than in .mocharc.json.
-  const namesFiles = args.some((arg) => arg.endsWith('.ts') || arg.startsWith('test/'));
-  const spec = namesFiles ? [] : ['test/**/*.test.ts'];
-  return run(node, [join(root, 'node_modules', 'mocha', 'bin', 'mocha.js'), ...spec, ...args]);
+  const mocha = join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
+  if (namesFiles) return run(node, [mocha, ...mochaArgs]);
+  // Both tiers run even when the first fails, so one run reports every failure.
+  let status = 0;
+  for (const tier of tiers) {
+    process.stdout.write(`\npocketvm: the ${tier} tier\n`);
+    const result = run(node, [mocha, ...testFiles(root, tier), ...mochaArgs]);
+    if (status === 0) status = result;
+  }
+  return status;
+}
+
+/** The linters (eslint, knip) and the formatter's check; `format` rewrites instead of checking. */
+function lint(args: string[]): number {
+  if (args.includes('--help')) {
+    process.stdout.write('usage: node build.js lint\n\nRuns eslint (eslint.config.js), knip (knip.json: unused files and exports) and prettier --check.\n');
+    return 0;
+  }
+  const tool = (path: string) => join(root, 'node_modules', ...path.split('/'));
+  const steps: Array<[string, string[]]> = [
+    ['eslint', [tool('eslint/bin/eslint.js'), 'src', 'test', 'bench', 'build', 'build.js']],
+    ['knip', [tool('knip/bin/knip.js'), '--include', 'exports,types,files']],
+    ['prettier', [tool('prettier/bin/prettier.cjs'), '--check', '--log-level', 'warn', 'src', 'test', 'bench', 'build', 'build.js']],
+  ];
+  let status = 0;
+  for (const [name, command] of steps) {
+    const result = run(node, command);
+    if (result !== 0) process.stderr.write(`pocketvm: ${name} found problems (node build.js format fixes the formatting)\n`);
+    if (status === 0) status = result;
+  }
+  return status;
+}
+
+function format(): number {
+  return run(node, [join(root, 'node_modules', 'prettier', 'bin', 'prettier.cjs'), '--write', '--log-level', 'warn', 'src', 'test', 'bench', 'build', 'build.js']);
 }
 
 function bench(args: string[]): number {
@@ -83,6 +134,10 @@ export async function runStep(step: string, args: string[]): Promise<number> {
       return typecheck();
     case 'test':
       return test(args);
+    case 'lint':
+      return lint(args);
+    case 'format':
+      return format();
     case 'bench':
       return bench(args);
     case 'executables':

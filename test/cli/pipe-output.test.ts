@@ -3,6 +3,7 @@
 // before the queue drained), and a reader that closes early (`| head -1`)
 // ends it quietly: its own exit code, nothing on stderr. No guest boots here;
 // `exec` through a pipe is in test/integration/session.test.ts.
+// Test tier: integration (runs the launcher as a process).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';

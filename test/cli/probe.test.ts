@@ -1,5 +1,6 @@
 // `launcher probe --json`: the real shim, on a minimal stick made here (a
 // marker and a guest manifest are all probe reads; no payload build, no boot).
+// Test tier: integration (runs the launcher as a process).
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

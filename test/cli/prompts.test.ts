@@ -1,6 +1,7 @@
 // Passphrase prompts at a real (pseudo) terminal: Ctrl-C is exit 130 with no
 // message (not "internal error"), and a typo asks again a few times instead
 // of ending the command.
+// Test tier: integration (runs the launcher as a process on a pseudo-terminal).
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';

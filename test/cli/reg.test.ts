@@ -1,6 +1,7 @@
 // `launcher reg` on a fresh stick (no guest boots): get/set/del/ls, export and
 // import in both formats, the layers, typed errors and their exit codes, and a
 // write while another process (as a session would) has the registry open.
+// Test tier: integration (runs the launcher as a process).
 import assert from 'node:assert/strict';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';

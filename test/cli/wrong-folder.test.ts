@@ -2,6 +2,7 @@
 // pseudo file system, a mistyped option under --json: each is one line and a
 // documented exit code, never "internal error", and nothing is written
 // anywhere until the folder is known to be a stick.
+// Test tier: integration (runs the launcher as a process).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';

@@ -1,5 +1,6 @@
 // `launcher tables show|explain|confirm` on a fresh stick, with a temporary
 // HOME so the host side is known. No guest is booted.
+// Test tier: integration (runs the launcher as a process).
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

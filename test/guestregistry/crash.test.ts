@@ -2,6 +2,7 @@
 // kill the file passes integrity_check, opens without recovery, and holds
 // exactly the state after some prefix of the commits (every commit the child
 // reported, plus at most the one in flight).
+// Test tier: integration (kills real processes in a crash loop for tens of seconds).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';

@@ -2,13 +2,13 @@
 // launcher's RLIMIT_CORE 0 and coredump_filter 0 (src/runtime/no-core-dumps.ts),
 // QEMU's RLIMIT_CORE 0 through the host adapter's prlimit wrapper
 // (src/hostprobe/linux.ts), read back from the kernel in /proc.
+// Test tier: integration (starts QEMU).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { linuxHost } from '../../src/hostprobe/linux.ts';
-import { disableCoreDumps } from '../../src/runtime/no-core-dumps.ts';
 
 const coreLimit = (pid: number | 'self') => readFileSync(`/proc/${pid}/limits`, 'utf8').split('\n').find((line) => line.startsWith('Max core file size'))!;
 

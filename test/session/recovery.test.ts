@@ -3,6 +3,7 @@
 // mid-write leaves) is checked through its key and the leak freed; a
 // half-created disk and half-written lock updates are removed; the registry
 // is checked; another user's disk is marked for their next login.
+// Test tier: integration (runs qemu-img).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';

@@ -65,7 +65,7 @@ describe('the full-stick watch and a suspend', function () {
       assert.match(notices.at(-1) ?? '', /^space on the stick again \(\d+ MiB free\): the guest continues$/);
     } finally {
       stop();
-      qmp.close();
+      await qmp.close();
     }
   });
 

@@ -1,6 +1,7 @@
 // A launch on a nearly full stick is refused before anything starts: one line
 // ("the stick is full: …"), exit 9, nothing of the user's on the stick changed. The stick is
 // a small ext4 file system on a loop device (needs root), filled with a file.
+// Test tier: integration (runs the launcher as a process).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { statfsSync } from 'node:fs';

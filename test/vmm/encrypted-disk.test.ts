@@ -2,6 +2,7 @@
 // coarse CPU clock and used to fail ("Unable to get accurate CPU usage") for
 // about one new disk in ten under load. Twenty disks in a row, each made once
 // (no retry), with both cores kept busy, each then opened with its key.
+// Test tier: integration (runs qemu-img and QEMU).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -1,5 +1,6 @@
 // The migration helpers against a real QEMU, without booting a guest: a
 // paused q35 machine with a little memory migrates as well as a running one.
+// Test tier: integration (starts QEMU).
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -4,6 +4,7 @@
 // setpriv/prlimit wrapper), as the unprivileged user nobody, since root owns a
 // root process's /proc files either way. Not dumpable: /proc/<pid>/mem and
 // environ are root's and a same-user reader is refused.
+// Test tier: integration (starts QEMU).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readlinkSync, statSync } from 'node:fs';

@@ -3,6 +3,7 @@
 // (src/session/stick-full.ts) sees a paused guest with the request kept, never
 // an error handed to the guest's file system. Checked on the arguments and on
 // what a real QEMU makes of them.
+// Test tier: integration (starts QEMU).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Duplex } from 'node:stream';
@@ -38,7 +39,7 @@ describe('the personal disk device', function () {
       assert.equal(werror, 'stop');
       assert.equal(rerror, 'stop');
     } finally {
-      qmp?.close();
+      await qmp?.close();
       qemu?.kill('SIGKILL');
     }
   });

@@ -1,3 +1,4 @@
+// Test tier: integration (starts QEMU).
 import assert from 'node:assert/strict';
 import { buildQemuArgs, escapeOptionValue } from '../../src/vmm/qemu-args.ts';
 import type { Accelerator, HostOs, MachineSpec } from '../../src/vmm/machine-spec.ts';

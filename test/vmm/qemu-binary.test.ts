@@ -1,3 +1,4 @@
+// Test tier: integration (runs QEMU and qemu-img).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';

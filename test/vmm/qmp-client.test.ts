@@ -1,3 +1,4 @@
+// Test tier: integration (starts QEMU).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';

@@ -6,7 +6,6 @@ import { RegistryError, UsageError } from '../../errors.ts';
 import { REG_ROOT } from '../../guestregistry/reg-format.ts';
 import type { GuestRegistry } from '../../guestregistry/registry.ts';
 import type { RegLayer, RegType } from '../../guestregistry/value.ts';
-import type { StickLayout } from '../../stick/layout.ts';
 import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
 import { requireStickUser } from '../stick-user.ts';
 import type { Output } from '../output.ts';
