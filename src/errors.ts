@@ -1,7 +1,7 @@
 // Typed errors shared by every module. Each carries the one line a person
 // needs (what happened, what to do) and maps to a documented exit code, so the
-// CLI never has to guess how bad a failure is. The table lives in README.md
-// ("Exit codes"); keep the two in step.
+// CLI never has to guess how bad a failure is. The table lives in
+// docs/exit-codes.md; test/docs/exit-codes.test.ts keeps the two in step.
 
 export const ExitCode = {
   ok: 0,
@@ -141,7 +141,7 @@ export class RegistryTypeError extends RegistryError {
   }
 }
 
-/** A key path, value name or value over a documented limit (README, "Guest registry"). */
+/** A key path, value name or value over a documented limit (docs/registry.md). */
 export class RegistryLimitError extends RegistryError {
   constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
     super(message, { ...options, details: { reason: 'limit', ...options.details } });

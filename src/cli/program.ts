@@ -1,6 +1,6 @@
 // The launcher's command line. Parsing and presentation only: every command
 // hands over to src/session, src/stick, src/vmm, and maps what they throw to
-// one line and a documented exit code (README, "Exit codes").
+// one line and a documented exit code (docs/exit-codes.md).
 import { Command, CommanderError } from 'commander';
 import { asPocketError, ExitCode, UsageError } from '../errors.ts';
 import { registerAudit } from './commands/audit.ts';

@@ -15,7 +15,7 @@
 // per backend (ListingBudget), so thousands of open handles on a huge
 // folder cost thousands of descriptors' worth of memory, not thousands of
 // batches; without budget left a handle reads its next batch when asked.
-// See README "Memory bounds of the namespace".
+// See docs/tables-and-namespace.md, "Memory bounds of the namespace".
 import type { NinepDirent } from './ninep/backend.ts';
 
 /** Entries per batch after the first. */

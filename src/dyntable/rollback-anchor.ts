@@ -27,7 +27,7 @@
 // anchor.json alone (its ids no longer match the stores). What cannot be
 // detected without storage the holder cannot rewind: anchor.json, upper/,
 // files/ and tables-confirmed.json all put back together from one moment
-// (README, "What the passphrase protects").
+// (docs/security.md, "What the passphrase protects").
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -4,7 +4,7 @@
 // checked and answered; a bad one gets an error reply, never a crash, and a
 // write can only ever reach the user layer.
 //
-// Framing (README, "The registry inside the guest"), one request per line:
+// Framing (docs/registry.md, "The registry inside the guest"), one request per line:
 //
 //   ID \t VERB \t ARG \t ARG …\n
 //
@@ -39,7 +39,7 @@ export interface ChannelRegistry {
   readonly file?: string;
 }
 
-/** The guest command's exit codes, sent in `err` replies (README). */
+/** The guest command's exit codes, sent in `err` replies (docs/registry.md). */
 export const GUEST_EXIT = {
   notFound: 1,
   badRequest: 2,

@@ -1,7 +1,7 @@
 // The Windows `.reg` text formats (REGEDIT4 and "Windows Registry Editor
 // Version 5.00") for the guest registry: parsing into operations and writing
-// keys and values back, losslessly for every value type (README, "Guest
-// registry"). Pure: no storage.
+// keys and values back, losslessly for every value type (docs/registry.md,
+// ".reg files"). Pure: no storage.
 import { RegFileError } from '../errors.ts';
 import { checkValue, checkValueName, keyComponents, REG_TYPE_CODE, regTypeFromCode, type RegValue } from './value.ts';
 

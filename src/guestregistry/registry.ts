@@ -1,5 +1,5 @@
 // The guest registry: a hierarchical, typed key/value store in layers, read
-// top-down session > host > user > defaults (README, "Guest registry").
+// top-down session > host > user > defaults (docs/registry.md).
 // `defaults` come from the payload's registry.reg and `session` from the
 // HostProfile, both held in memory and never written; `user` and `host` (this
 // host's fingerprint) live in the user's SQLite file on the stick.
@@ -98,7 +98,7 @@ function writableLayer(layer: string): asserts layer is RegWritableLayer {
 function checkWellKnown(key: string, name: string, value: RegValue): void {
   const expected = wellKnownType(key, name);
   if (expected && expected !== value.type) {
-    throw new RegistryTypeError(`${key}\\${name === '' ? '@' : name} must be of type ${expected}, not ${value.type}`, { hint: 'README, "Guest registry", lists the well-known values and their types' });
+    throw new RegistryTypeError(`${key}\\${name === '' ? '@' : name} must be of type ${expected}, not ${value.type}`, { hint: 'docs/registry.md lists the well-known values and their types' });
   }
 }
 

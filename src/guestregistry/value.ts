@@ -1,5 +1,5 @@
 // Typed registry values: the shapes the API speaks, their validation, and the
-// limits every layer enforces (README, "Guest registry"). Pure: no storage.
+// limits every layer enforces (docs/registry.md). Pure: no storage.
 import { RegistryLimitError, RegistryTypeError } from '../errors.ts';
 
 export type RegValue =

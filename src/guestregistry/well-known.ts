@@ -1,4 +1,4 @@
-// The keys and values the launcher itself reads (README, "Guest registry").
+// The keys and values the launcher itself reads (docs/registry.md).
 // Other modules import these names instead of spelling the strings.
 import type { RegType } from './value.ts';
 

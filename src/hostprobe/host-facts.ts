@@ -9,7 +9,7 @@ export type { SessionFact };
 const INT32_MAX = 2 ** 31 - 1;
 
 /**
- * Keys written (README, "Host probe and sizing"):
+ * Keys written (docs/host-probe.md, "`Host\...` session facts"):
  * `Host` (Os, OsName, OsVersion, Kernel, Arch, Fingerprint, Display, Locale, Keyboard,
  * KeyboardVariant, Timezone), `Host\Cpu`, `Host\Memory`, `Host\Accelerators`,
  * `Host\Stick`, `Host\Proxy`.

@@ -1,5 +1,5 @@
 // HostProfile: what the launcher learnt about the PC it landed on, as one
-// plain, serialisable value (DESIGN.md: each stage hands the next a typed
+// plain, serialisable value (docs/design.md: each stage hands the next a typed
 // value). Every part a probe step could not learn is null, and the step says
 // why in `notes`: a failed probe never stops a launch.
 import { z } from 'zod';

@@ -6,8 +6,8 @@
 // with that address (payload/rootfs/etc/pocketvm/boot.d/40-namespace.sh,
 // with the guest's 9pnet_pocketvm transport, payload/kmod/).
 //
-// Transport: measured in one guest by bench/ninep (README, "The namespace in
-// the guest"). 9P in raw Ethernet frames on a virtio-net card backed by a
+// Transport: measured in one guest by bench/ninep (docs/benchmarks.md,
+// "ninep: choosing the transport"). 9P in raw Ethernet frames on a virtio-net card backed by a
 // socketpair beat the two transports that need no guest module: a
 // virtio-serial port, which 9pnet_fd cannot use directly (no read_iter) so a
 // relay process copied every byte through two FIFOs in 4 KiB buffers, and

@@ -1,5 +1,5 @@
 // A session: one guest running from one stick, from the lock being taken to
-// the lock being released. Launching walks the journey of DESIGN.md (stick →
+// the lock being released. Launching walks the journey of docs/design.md (stick →
 // host facts → payload → vmm → ready); teardown walks it back, whatever ended
 // the guest: a stop request, the guest powering itself off, or a crash.
 import type { Duplex } from 'node:stream';

@@ -1,4 +1,4 @@
-// How much of the host a guest gets (README, "Sizing: never starve the host").
+// How much of the host a guest gets (docs/host-probe.md, "Sizing: never starve the host").
 //
 // Memory: the override (registry Machine\MemoryMiB) or else the manifest's
 // recommendation, capped at half of the host's available memory and at its

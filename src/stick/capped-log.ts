@@ -10,8 +10,8 @@
 // lines a second, saying how many were dropped. Byte logs (the console) are
 // the guest's screen, kept byte for byte up to the cap.
 //
-// Policy on opening (README, "Logs on the stick"): a log kept across
-// sessions is moved aside to `<log>.1` (replacing an older one) once it
+// Policy on opening (docs/unplug-and-suspend.md, "Logs on the stick"): a log
+// kept across sessions is moved aside to `<log>.1` (replacing an older one) once it
 // holds half its cap, and started afresh; a log started fresh at each boot
 // (the console) is truncated. So one log never takes more than twice its cap.
 import { createWriteStream, renameSync, statSync } from 'node:fs';
@@ -31,7 +31,7 @@ export interface LogLimits {
 
 const MiB = 1024 * 1024;
 
-/** The caps of the session's logs (README, "Logs on the stick"). */
+/** The caps of the session's logs (docs/unplug-and-suspend.md, "Logs on the stick"). */
 export const LOG_LIMITS = {
   /** `run/<guest>.console.log`: the guest's serial console, from its boot. */
   console: { maxBytes: 8 * MiB, mode: 'bytes', open: 'fresh' },

@@ -1,4 +1,4 @@
-// Creates the stick layout of DESIGN.md and puts a built payload on it, so the
+// Creates the stick layout of docs/design.md and puts a built payload on it, so the
 // new stick boots on its own. Copies are atomic (temp + rename): an
 // interrupted init never leaves a file that looks complete.
 import { copyFile, mkdir, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';

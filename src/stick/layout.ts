@@ -1,4 +1,4 @@
-// Where things live on a stick (DESIGN.md, "The stick"). Every path on the
+// Where things live on a stick (docs/design.md, "The stick"). Every path on the
 // stick is built here and nowhere else.
 import { join } from 'node:path';
 

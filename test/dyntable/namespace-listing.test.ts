@@ -113,7 +113,7 @@ describe('dyntable namespace listings, streamed', function () {
     await new Promise((resolve) => setTimeout(resolve, 200));
     gc();
     const grown = process.memoryUsage().heapUsed - before;
-    // README "Memory bounds of the namespace": the read-ahead budget (about
+    // docs/tables-and-namespace.md, "Memory bounds of the namespace": the read-ahead budget (about
     // 1 KiB an entry) plus 64 KiB a handle. A whole listing per handle was
     // about 3.7 MiB each here.
     const bound = LISTING_READ_AHEAD * 1024 + HANDLES * 64 * 1024;

@@ -2,7 +2,7 @@
 //
 // - A guest program holds 500 directory handles open, each mid-way through
 //   a 100,000-entry host folder: the session process's memory stays under
-//   the bound README "Memory bounds of the namespace" documents (a whole
+//   the bound docs/tables-and-namespace.md, "Memory bounds of the namespace", documents (a whole
 //   listing per handle was ~20 MiB each: 10 GB, the launcher ran out).
 // - A served host folder on a FUSE mount (bindfs) whose daemon is stopped
 //   (SIGSTOP) while the guest lists it: `launcher status` answers within
@@ -24,7 +24,7 @@ const USER = 'lena';
 const PASSPHRASE = 'lena limits passphrase';
 const FILES = 100_000;
 const HANDLES = 500;
-/** README "Memory bounds of the namespace": ~25 MiB for this case; generous for V8's own growth. */
+/** docs/tables-and-namespace.md, "Memory bounds of the namespace": ~25 MiB for this case; generous for V8's own growth. */
 const MEMORY_BOUND_MIB = 128;
 /** The issue's target is 1 s; the assertion leaves room for a machine busy with other guests. */
 const TEARDOWN_BOUND_MS = 3_000;
@@ -130,7 +130,7 @@ function rssMiB(pid: number): number {
     assert.equal(small.exitCode, 0, small.stderr);
     const before = rssMiB(pid);
     // What exec's command leaves in the background runs on after it exits
-    // (README, "Running commands in the guest").
+    // (docs/usage.md, "Running commands in the guest").
     const held = await launcher(['exec', '--root', '--stick', stickMount, '--', 'sh', '-c', `setsid /host/Downloads/dirhold /mnt/small/Documents/big ${HANDLES} 600 >/tmp/dirhold.out 2>&1 </dev/null & echo started`], { env });
     assert.equal(held.exitCode, 0, held.stderr);
     let ready = '';

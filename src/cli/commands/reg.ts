@@ -70,7 +70,7 @@ export function registerReg(program: Command, output: () => Output): void {
   const reg = program
     .command('reg')
     .description("a user's guest registry: get, set, del, ls, export, import (layers: defaults < user < host < session)")
-    .addHelpText('after', '\nKeys are backslash paths (Guest, Tables\\Rules), case-insensitive; "@" names a key\'s default value.\nREADME, "Guest registry", lists the well-known values, the layers and the limits.');
+    .addHelpText('after', '\nKeys are backslash paths (Guest, Tables\\Rules), case-insensitive; "@" names a key\'s default value.\ndocs/registry.md lists the well-known values, the layers and the limits.');
 
   const get = common(reg.command('get').description('print a value (from the highest layer that has it)').argument('<key>').argument('<name>', 'the value name; @ for the default value'), { layer: 'read' });
   get.action(async (given: string, name: string, options: RegOptions) => {

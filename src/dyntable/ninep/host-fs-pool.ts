@@ -21,7 +21,7 @@
 // trip under TCG. Which mounts are remote or FUSE comes from
 // /proc/self/mountinfo (procfs: it never blocks), read again every
 // MOUNT_REFRESH_MS. Other hosts than Linux: no mount table is read and
-// every path is local (a known gap, README).
+// every path is local (a known gap, docs/tables-and-namespace.md).
 //
 // The worker's code is a string run with `eval` (the self-contained
 // executable has no module file to start a worker from), like gcm-worker.ts.
@@ -236,7 +236,7 @@ export class HostFsPool {
    * ends: the launcher would never exit. Only a fatal signal ends such a
    * call. So when the launcher is done (its event loop is empty) while a
    * worker is still stuck, its output is flushed and it ends itself with
-   * SIGKILL, which the kernel delivers to the stuck thread too (README: its
+   * SIGKILL, which the kernel delivers to the stuck thread too (docs/tables-and-namespace.md: its
    * exit status is then 137). Stuck workers are unref'd (holdProcess), so
    * that moment does come.
    */

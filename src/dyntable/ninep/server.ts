@@ -53,7 +53,7 @@ const XATTR_SIZE_MAX = 65536;
 /**
  * Looked-up attributes one session remembers (each about 1 KiB with the
  * host's lstat it is built from): a 10,000-entry listing fits, and a session
- * holds at most ~16 MiB of them (README "Memory bounds of the namespace").
+ * holds at most ~16 MiB of them (docs/tables-and-namespace.md, "Memory bounds of the namespace").
  */
 export const ATTR_CACHE_ENTRIES = 16_384;
 /** The largest directory entry in an Rreaddir: a 255-byte name. */

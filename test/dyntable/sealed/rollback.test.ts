@@ -245,7 +245,7 @@ describe('sealed files put back from an older copy', function () {
     writeFileSync(anchorFile, olderAnchor);
     await assert.rejects(LayerStore.open(upperDir, { key }), /upper\/layer\.sqlite is an older copy of itself/);
 
-    // Both older together are one consistent earlier moment: not detectable (README).
+    // Both older together are one consistent earlier moment: not detectable (docs/security.md, "Rollback").
     writeFileSync(db, olderDb);
     store = await LayerStore.open(upperDir, { key });
     assert.equal(store.get('/later'), undefined);

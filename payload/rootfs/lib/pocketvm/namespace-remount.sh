@@ -1,4 +1,4 @@
-# After a resume (README, "Suspend and resume"): the guest's /host mount
+# After a resume (docs/unplug-and-suspend.md, "Suspend and resume"): the guest's /host mount
 # belongs to the launcher that suspended it; this launcher's 9P server never
 # saw it begin and answers it ESTALE. Let go of it and mount afresh with the
 # boot step: the new mount has a new connection id, so the two never mix.

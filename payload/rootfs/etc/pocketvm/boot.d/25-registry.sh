@@ -1,4 +1,4 @@
-# The guest registry (README, "The registry inside the guest"). With a user
+# The guest registry (docs/registry.md, "The registry inside the guest"). With a user
 # logged in, the launcher serves it on the virtio port org.pocketvm.registry.0
 # and says so on the command line (pocketvm.registry). Here: give the port to
 # the user (uid 1000) with a lock file for `reg`, save the merged view as

@@ -1,4 +1,5 @@
-# The dyntable namespace (README, "The namespace in the guest"): host files
+# The dyntable namespace (docs/tables-and-namespace.md, "The namespace in
+# the guest"): host files
 # chosen by the FIT/FET rules, served by the launcher's 9P2000.L server and
 # mounted on /host when the command line has pocketvm.9p=MAC (20-9p-modules.sh
 # has loaded 9p and 9pnet_pocketvm by then).
@@ -39,7 +40,7 @@ until [ "$(cat "/sys/class/net/$ifc/carrier" 2>/dev/null)" = 1 ]; do
 done
 
 mkdir -p "$mnt"
-# Options (README explains each):
+# Options (docs/internals.md, "The namespace transport", explains each):
 #  msize=1052672  1 MiB of data per Tread/Twrite plus a page for the header
 #                 (NAMESPACE_MSIZE): with msize exactly 1 MiB a 1 MiB read
 #                 is a Tread of 1 MiB - 24 and a second one for the last 24
