@@ -24,7 +24,7 @@ steps:
                        unit tier and the integration tier (--tier unit|integration: one)
   lint                 eslint, knip (unused exports and files), prettier --check
   format               prettier --write over the sources
-  bench <name> [...]   run a benchmark from bench/ (boot, cold-start, auth)
+  bench <name> [...]   run a benchmark from bench/ (node build.js bench --help lists them)
   executables          the self-contained launcher per platform (.cache/executables/)
   qemu [--from-dir P=DIR]  the portable QEMU for Linux (and bundles made elsewhere)
   stick DIR            a complete stick: entries, executables, QEMU, payload, manifest

@@ -1,6 +1,6 @@
 // The build steps behind `node build.js <step>`, run under Node 24.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -115,7 +115,14 @@ function format(): number {
 function bench(args: string[]): number {
   const [name, ...rest] = args;
   if (!name || name === '--help') {
-    process.stdout.write('usage: node build.js bench <name> [options]\n\nbenchmarks: boot, cold-start, auth, suspend, registry, unplug, ninep, at-rest\n');
+    // Every script of bench/ that no other one imports; the imported ones are helpers.
+    const files = readdirSync(join(root, 'bench')).filter((file) => file.endsWith('.ts'));
+    const sources = files.map((file) => readFileSync(join(root, 'bench', file), 'utf8'));
+    const names = files
+      .filter((file) => !sources.some((source) => source.includes(`from './${file}'`)))
+      .map((file) => file.slice(0, -3))
+      .sort();
+    process.stdout.write(`usage: node build.js bench <name> [options]\n\nbenchmarks: ${names.join(', ')}\n`);
     return name ? 0 : 2;
   }
   const script = join(root, 'bench', `${name}.ts`);
