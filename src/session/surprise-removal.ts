@@ -19,7 +19,8 @@
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { devNull } from 'node:os';
 import { StickRemovedError } from '../errors.ts';
-import { type PresenceOptions, PresenceMonitor, type PresenceSignal, type RemovalEvent, type StickHints } from '../stick/presence-monitor.ts';
+import { type PresenceOptions, PresenceMonitor, type RemovalEvent, type StickHints } from '../stick/presence-monitor.ts';
+import type { PresenceSignal } from '../stick/presence-source.ts';
 import type { QmpClient } from '../vmm/qmp-client.ts';
 import type { Session } from './session.ts';
 
