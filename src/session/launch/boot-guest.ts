@@ -25,7 +25,7 @@ export interface BootedGuest {
 }
 
 /** Opens each channel's service on its stream (while QEMU is paused); each closes at teardown. */
-export async function openChannels(channels: readonly ExtraChannel[], streams: Readonly<Record<string, Duplex>>, teardown: Teardown, machine: ChannelMachine): Promise<void> {
+async function openChannels(channels: readonly ExtraChannel[], streams: Readonly<Record<string, Duplex>>, teardown: Teardown, machine: ChannelMachine): Promise<void> {
   for (const channel of channels) {
     const stream = streams[channel.id];
     if (!stream || !channel.open) continue;

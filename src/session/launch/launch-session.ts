@@ -33,8 +33,6 @@ import { readHost } from './read-host.ts';
 import { signIn } from './sign-in.ts';
 import { startSession } from './start-session.ts';
 
-export type { LaunchEvent, LaunchOptions, LaunchTimings } from './launch-options.ts';
-
 /** The steps, in order; tests pass their own to check the pipeline itself. */
 export interface LaunchSteps {
   prepareStick: typeof prepareStick;

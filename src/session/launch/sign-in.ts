@@ -14,7 +14,7 @@ export interface SignedIn {
 }
 
 /** `work`, or a rejection as soon as `signal` aborts (what `work` then yields is dropped). */
-export function untilCancelled<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+function untilCancelled<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return work;
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(interrupted());

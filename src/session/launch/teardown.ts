@@ -12,10 +12,6 @@ export class Teardown {
     this.#hooks.unshift(hook);
   }
 
-  get size(): number {
-    return this.#hooks.length;
-  }
-
   /**
    * Runs every hook once, newest first; a hook that fails is passed over.
    * While `bounded()` says so (the stick is gone: a hook may wait on I/O that
