@@ -4,7 +4,9 @@
 import { PocketError } from '../errors.ts';
 import { currentHostAdapter } from '../hostprobe/current-host.ts';
 import { startControlServer } from '../session/control-server.ts';
-import { launchSession, type LaunchOptions, type Session } from '../session/session.ts';
+import { launchSession } from '../session/launch/launch-session.ts';
+import type { LaunchOptions } from '../session/launch/launch-options.ts';
+import type { Session } from '../session/session.ts';
 import type { Output } from './output.ts';
 
 const TERMINATION_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];

@@ -19,9 +19,9 @@
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { devNull } from 'node:os';
 import { StickRemovedError } from '../errors.ts';
-import { type PresenceOptions, PresenceMonitor, type PresenceSignal, type RemovalEvent, type StickHints } from '../stick/presence-monitor.ts';
+import { type PresenceOptions, PresenceMonitor, type RemovalEvent, type StickHints } from '../stick/presence-monitor.ts';
+import type { PresenceSignal } from '../stick/presence-source.ts';
 import type { QmpClient } from '../vmm/qmp-client.ts';
-import type { Session } from './session.ts';
 
 export interface StickRemoval {
   signal: PresenceSignal;
@@ -132,6 +132,13 @@ export interface RemovalGuardOptions extends PresenceOptions {
   flushSampleMs?: number;
 }
 
+/** What the guard needs of a running session: its QEMU, and whether a user's disk is at risk. */
+export interface GuardedSession {
+  readonly machine: { readonly qmp: QmpClient; kill(): void; readonly process: { readonly exited: Promise<unknown> } };
+  /** The logged-in user, if any (the message then says what of their disk was protected). */
+  readonly user: string | undefined;
+}
+
 /**
  * Watches the stick from the moment the lock is taken: during boot a removal
  * aborts the boot (`signal`); once the session exists, `protect` makes a
@@ -142,7 +149,8 @@ export class RemovalGuard {
   readonly #abort = new AbortController();
   readonly #options: RemovalGuardOptions;
   #flush: FlushTracker | undefined;
-  #session: Session | undefined;
+  #session: GuardedSession | undefined;
+  #removal: StickRemoval | undefined;
 
   private constructor(monitor: PresenceMonitor, options: RemovalGuardOptions) {
     this.monitor = monitor;
@@ -161,6 +169,11 @@ export class RemovalGuard {
 
   get removed(): RemovalEvent | undefined {
     return this.monitor.removal;
+  }
+
+  /** Set once a removal stopped the protected session: teardown then writes nothing to the stick. */
+  get removal(): StickRemoval | undefined {
+    return this.#removal;
   }
 
   /** For a removal before the session existed: the error to fail the launch with. */
@@ -183,11 +196,10 @@ export class RemovalGuard {
     };
   }
 
-  /** From now on a removal stops this session; the guard stops with it. */
-  protect(session: Session): void {
+  /** From now on a removal stops this session (whoever started the guard stops it at teardown). */
+  protect(session: GuardedSession): void {
     this.#session = session;
     this.#flush = new FlushTracker(session.machine.qmp, this.#options.flushSampleMs ?? 1_000);
-    session.onTeardown(async () => this.stop());
     if (this.monitor.removal) this.#onRemoved(this.monitor.removal);
   }
 
@@ -195,9 +207,9 @@ export class RemovalGuard {
     detachStdioFromDeadDevice();
     this.#abort.abort(new StickRemovedError('the stick was removed'));
     const session = this.#session;
-    if (!session || session.removal) return;
+    if (!session || this.#removal) return;
     const removal = this.#report(event, 'running', session.user !== undefined);
-    session.removal = removal;
+    this.#removal = removal;
     this.#flush?.stop();
     session.machine.kill();
     void session.machine.process.exited.then(() => {

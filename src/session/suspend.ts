@@ -21,7 +21,8 @@ import type { ShutdownResult } from '../vmm/shutdown-ladder.ts';
 import { StateSealer } from '../vmm/state-cipher.ts';
 import type { DiskGeneration } from './disk-generation.ts';
 import { savedStatePaths, syncDir, VMSTATE_FORMAT, type VmStateMeta } from './saved-state.ts';
-import type { Session } from './session.ts';
+import type { StickLayout } from '../stick/layout.ts';
+import type { StickLock } from '../stick/lock.ts';
 
 /** FAT32's largest file. A guest whose state could outgrow it is not suspended (no splitting). */
 export const MAX_STATE_FILE_BYTES = 4 * 1024 ** 3 - 1;
@@ -78,7 +79,7 @@ async function checkRoom(stickRoot: string, memoryMiB: number): Promise<void> {
   }
 }
 
-async function guestSync(machine: Machine): Promise<number> {
+async function guestSync(machine: Pick<Machine, 'agent'>): Promise<number> {
   const started = performance.now();
   // What the guest has written reaches its disk even if the state is later
   // set aside for a cold boot. The state alone would be consistent without it.
@@ -86,8 +87,16 @@ async function guestSync(machine: Machine): Promise<number> {
   return Math.round(performance.now() - started);
 }
 
+/** What saving a guest's state needs of its session (src/session/session.ts is one). */
+export interface SuspendTarget {
+  readonly guest: string;
+  readonly layout: StickLayout;
+  readonly machine: Pick<Machine, 'spec' | 'qmp' | 'process' | 'agent' | 'life'>;
+  readonly lock: Pick<StickLock, 'update'>;
+}
+
 /** Saves the guest's state; leaves QEMU paused with the state durable on the stick. */
-export async function saveGuestState(session: Session, context: StateContext): Promise<Omit<SuspendResult, 'quitMs' | 'totalMs'>> {
+export async function saveGuestState(session: SuspendTarget, context: StateContext): Promise<Omit<SuspendResult, 'quitMs' | 'totalMs'>> {
   const { machine, layout } = session;
   const { spec, qmp } = machine;
   if (!machine.process.running) throw new PocketError('noSession', `${session.guest} is not running`);

@@ -2,7 +2,7 @@
 // listen (the drive list, the direct I/O probe): one look at a time, at an
 // interval; evidence makes the source suspect removal, a clean look after a
 // suspicion clears it. The monitor (presence-monitor.ts) does the debouncing.
-import type { Evidence, SourceReport } from './presence-monitor.ts';
+import type { Evidence, SourceReport } from './presence-source.ts';
 
 export class EvidencePoller {
   readonly #look: () => Promise<Evidence | undefined>;

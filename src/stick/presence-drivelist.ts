@@ -7,7 +7,7 @@
 import { realpath } from 'node:fs/promises';
 import { sep } from 'node:path';
 import { EvidencePoller } from './evidence-poller.ts';
-import type { Evidence, PresenceSource } from './presence-monitor.ts';
+import type { Evidence, PresenceSource } from './presence-source.ts';
 
 /** The part of drivelist's Drive this module reads. */
 export interface ListedDrive {

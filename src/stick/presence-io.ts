@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { type FileHandle, open, opendir, stat } from 'node:fs/promises';
 import { stickLayout } from './layout.ts';
 import { EvidencePoller } from './evidence-poller.ts';
-import type { Evidence, PresenceSource } from './presence-monitor.ts';
+import type { Evidence, PresenceSource } from './presence-source.ts';
 
 /** The error codes that mean the device under a path is gone. */
 export const GONE_CODES: ReadonlySet<string> = new Set(['ENOTCONN', 'EIO', 'ENOENT', 'ENODEV', 'ENXIO', 'ESTALE', 'ENOMEDIUM', 'EREMOTEIO']);

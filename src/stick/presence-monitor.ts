@@ -11,15 +11,8 @@
 import { EventEmitter } from 'node:events';
 import { drivelistSource } from './presence-drivelist.ts';
 import { ioSource } from './presence-io.ts';
+import type { Evidence, PresenceSource, SourceReport } from './presence-source.ts';
 import { type UsbIdentity, usbSource } from './presence-usb.ts';
-
-export type PresenceSignal = 'io' | 'root-gone' | 'root-replaced' | 'block-device' | 'usb' | 'drivelist';
-
-export interface Evidence {
-  signal: PresenceSignal;
-  /** What was seen, for a person: `stat /media/stick: ENOTCONN`. */
-  detail: string;
-}
 
 export interface RemovalEvent extends Evidence {
   /** The source that won (the first to be sure). */
@@ -29,25 +22,6 @@ export interface RemovalEvent extends Evidence {
   confirmedAt: number;
   /** performance.now() at confirmation, for latency measurements. */
   confirmedMonotonic: number;
-}
-
-/** What a source tells the monitor. */
-export interface SourceReport {
-  /** Sure: the stick is gone (e.g. its USB device detached). */
-  removed(evidence: Evidence): void;
-  /** One failure: the monitor asks the source to look again before believing it. */
-  suspect(evidence: Evidence): void;
-  /** A look after a suspicion found the stick fine: forget the suspicion. */
-  cleared(): void;
-}
-
-export interface PresenceSource {
-  readonly name: string;
-  /** Starts watching; resolves once the source knows its baseline (or gave up: `false`). */
-  start(report: SourceReport): Promise<boolean>;
-  /** Looks again now (after `suspect`): reports `removed`/`suspect` again or `cleared`. */
-  recheck(): void;
-  stop(): void;
 }
 
 export interface PresenceOptions {

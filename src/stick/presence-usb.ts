@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { sysfsBlockDevice } from './presence-io.ts';
-import type { PresenceSource, SourceReport } from './presence-monitor.ts';
+import type { PresenceSource, SourceReport } from './presence-source.ts';
 
 /** The USB device behind the stick: from sysfs (Linux: with its address), or as the host probe matched it. */
 export interface UsbIdentity {

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { drivelistSource, driveHolding, type ListedDrive } from '../../src/stick/presence-drivelist.ts';
 import { devMajorMinor, ioSource, meansGone } from '../../src/stick/presence-io.ts';
-import { type Evidence, PresenceMonitor, type PresenceSource, type RemovalEvent, type SourceReport } from '../../src/stick/presence-monitor.ts';
+import { PresenceMonitor, type RemovalEvent } from '../../src/stick/presence-monitor.ts';
+import type { Evidence, PresenceSource, SourceReport } from '../../src/stick/presence-source.ts';
 import { matchesIdentity, type UsbBinding, type UsbDeviceInfo, usbIdentityOfBlockDevice, usbSource } from '../../src/stick/presence-usb.ts';
 
 /** A source driven by the test: `fail()` makes its looks fail, `heal()` succeed. */

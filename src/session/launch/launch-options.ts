@@ -1,0 +1,34 @@
+// What a caller (src/cli/session-runner.ts) asks of a launch, and what it hears back.
+import type { UnlockedUser } from '../../auth/users.ts';
+import type { Machine } from '../../vmm/machine.ts';
+import type { Accelerator } from '../../vmm/machine-spec.ts';
+
+export interface LaunchEvent {
+  stage: 'stick' | 'payload' | 'qemu' | 'accelerator' | 'recovery' | 'boot' | 'ready';
+  message: string;
+}
+
+export interface LaunchOptions {
+  stickRoot: string;
+  guest: string;
+  accelerator: Accelerator | 'auto';
+  /** The launcher command that holds the lock, shown to anyone refused. */
+  command: string;
+  onEvent?: (event: LaunchEvent) => void;
+  /** Told once if the hardware accelerator is given up for TCG. */
+  onNotice?: (message: string) => void;
+  signal?: AbortSignal;
+  /** The logged-in user: their encrypted disk is attached and mounted as their home. */
+  user?: UnlockedUser;
+  /** Or: log in once the stick and payload are checked, before QEMU starts. */
+  login?: () => Promise<UnlockedUser>;
+  /** The serial console logs in as root instead of the user (`run --root`). */
+  consoleAsRoot?: boolean;
+}
+
+export interface LaunchTimings {
+  /** Milliseconds from the launch call. */
+  preparedMs: number;
+  readyMs: number;
+  boot: Machine['timings'];
+}

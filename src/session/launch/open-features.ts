@@ -1,0 +1,83 @@
+// Launch step 5: what this launch's guest gets, as providers of channels,
+// kernel command-line words and paused-QEMU steps (./feature.ts). With a
+// user: their personal disk, their registry, the namespace compiled from
+// their tables, a resume if they suspended this guest. Always: `launcher exec`.
+// Their order is the machine's: channels, command line and attach steps come
+// in this order (a saved state needs the same devices in the same order).
+import { deriveStateKey } from '../../auth/state-key.ts';
+import type { UnlockedUser } from '../../auth/users.ts';
+import type { GuestRegistry } from '../../guestregistry/registry.ts';
+import { guestLogPaths } from '../../stick/layout.ts';
+import { LOG_LIMITS, type LogWriter, openStickLog } from '../../stick/capped-log.ts';
+import type { ExecService } from '../exec-channel.ts';
+import { consoleRootFeature } from '../features/console-root-feature.ts';
+import { diskGenerationFeature } from '../features/disk-generation-feature.ts';
+import { execFeature } from '../features/exec-feature.ts';
+import { namespaceFeature } from '../features/namespace-feature.ts';
+import { personalDiskFeature } from '../features/personal-disk-feature.ts';
+import { registryFeature } from '../features/registry-feature.ts';
+import { resumeFeature } from '../features/resume-feature.ts';
+import { type MachineSizing, sizeMachine } from '../sizing.ts';
+import type { StickLimits } from '../stick-limits.ts';
+import type { StateContext } from '../suspend.ts';
+import type { LaunchFeature } from './feature.ts';
+import type { LaunchContext } from './launch-context.ts';
+import type { HostReading } from './read-host.ts';
+import type { PreparedStick } from './prepare-stick.ts';
+
+export interface LaunchFeatures {
+  /** In machine order. */
+  features: LaunchFeature[];
+  logs: { console: string; qemu: string; session: string };
+  /** The launcher's notes beside QEMU's own in the guest's QEMU log. */
+  transportLog: Pick<LogWriter, 'line'>;
+  execs: ExecService;
+  registry?: GuestRegistry;
+  limits?: StickLimits;
+  /** The guest's size from its manifest, this host and the features' overrides (before any resume's shape). */
+  sizing: MachineSizing;
+  /** What suspending needs from the login; undefined without a user. */
+  stateContext?: StateContext;
+}
+
+export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, host: HostReading, user: UnlockedUser | undefined): Promise<LaunchFeatures> {
+  const { options, teardown } = ctx;
+  const { layout, payload } = stick;
+  const { guest } = options;
+  const logs = guestLogPaths(layout, guest);
+  // The launcher's notes beside QEMU's own (capped and rate-limited: the guest can provoke some in a loop).
+  const transportLog = openStickLog(logs.qemu, LOG_LIMITS.transport);
+  teardown.add(() => transportLog.close());
+  const log = (message: string) => transportLog.line(`launcher: ${message}`);
+  const features: LaunchFeature[] = [];
+  if (user) features.push(personalDiskFeature({ layout, guest, user, onMessage: (message) => ctx.emit({ stage: 'boot', message }) }));
+  if (options.consoleAsRoot) features.push(consoleRootFeature());
+  let registry: GuestRegistry | undefined;
+  let limits: StickLimits | undefined;
+  if (user) {
+    // The user's registry: its Machine overrides size the guest, its port serves `reg`.
+    const opened = await registryFeature({ layout, guest, user: user.name, profile: host.profile, teardown, notice: ctx.notice, log });
+    ({ registry, limits } = opened);
+    features.push(opened.feature);
+    features.push(await namespaceFeature({ layout, guest, user, registry: opened.registry, manifest: payload.manifest, logFile: logs.qemu, quota: opened.limits.files, teardown, notice: ctx.notice }));
+  }
+  const exec = execFeature();
+  features.push(exec.feature);
+  // Sized before a saved state is looked at: a host too small for the guest is refused either way.
+  const sizing = sizeMachine(payload.manifest, host.profile, Object.assign({}, ...features.map((feature) => feature.sizing ?? {})));
+  // The session keeps a key for saved states, derived before the disk key is zeroed.
+  const stateContext = user ? stateContextFor(ctx, user, host) : undefined;
+  if (user && stateContext) {
+    // A suspended guest of this user resumes instead of booting (src/session/resume.ts).
+    const resume = await resumeFeature({ layout, guest, user, stateKey: stateContext.key, qemu: stick.qemu, accelerators: host.plan.candidates, profile: host.profile });
+    if (resume) features.push(resume);
+    features.push(diskGenerationFeature({ layout, guest, user, stateContext }));
+  }
+  return { features, sizing, logs, transportLog, execs: exec.execs, ...(registry ? { registry } : {}), ...(limits ? { limits } : {}), ...(stateContext ? { stateContext } : {}) };
+}
+
+function stateContextFor(ctx: LaunchContext, user: UnlockedUser, host: HostReading): StateContext {
+  const stateContext: StateContext = { key: deriveStateKey(user.diskKey), user: user.name, userId: user.id, host: host.profile.fingerprint };
+  ctx.teardown.add(() => void stateContext.key.fill(0));
+  return stateContext;
+}

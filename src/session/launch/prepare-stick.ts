@@ -1,0 +1,37 @@
+// Launch step 1: the stick opened, QEMU found, room checked, the stick lock
+// taken, the guest's payload checked. A failure after the lock releases it.
+import { type GuestPayload, openGuestPayload } from '../../payload/guest-payload.ts';
+import { packaged } from '../../runtime/self.ts';
+import { requireRoomToLaunch } from '../../stick/free-space.ts';
+import type { StickLayout } from '../../stick/layout.ts';
+import { acquireLock, type StickLock } from '../../stick/lock.ts';
+import { openStick } from '../../stick/stick-root.ts';
+import { findQemu, type QemuBinaries } from '../../vmm/qemu-binary.ts';
+import type { LaunchContext } from './launch-context.ts';
+
+export interface PreparedStick {
+  layout: StickLayout;
+  qemu: QemuBinaries;
+  lock: StickLock;
+  payload: GuestPayload;
+}
+
+export async function prepareStick(ctx: LaunchContext): Promise<PreparedStick> {
+  const { options, host, emit } = ctx;
+  emit({ stage: 'stick', message: `opening the stick at ${options.stickRoot}` });
+  const layout = await openStick(options.stickRoot);
+  const qemu = findQemu(host, layout.root);
+  if (qemu.source !== 'stick' && packaged) emit({ stage: 'qemu', message: `no portable QEMU for ${host.platform} on this stick; using ${qemu.system}` });
+  if (qemu.notice) emit({ stage: 'qemu', message: qemu.notice });
+  // Before the lock: on a stick with no room at all, even the lock file could not be written.
+  await requireRoomToLaunch(layout.root);
+  const lock = await acquireLock(layout, options.command, { guest: options.guest, state: 'starting' });
+  try {
+    emit({ stage: 'payload', message: `checking the ${options.guest} payload` });
+    const payload = await openGuestPayload(layout.payloadRoot, options.guest);
+    return { layout, qemu, lock, payload };
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
+}
