@@ -64,7 +64,7 @@ async function test(args: string[]): Promise<number> {
 function bench(args: string[]): number {
   const [name, ...rest] = args;
   if (!name || name === '--help') {
-    process.stdout.write('usage: node build.js bench <name> [options]\n\nbenchmarks: boot, cold-start, auth, suspend, registry, unplug, ninep, at-rest\n');
+    process.stdout.write('usage: node build.js bench <name> [options]\n\nbenchmarks: boot, cold-start, auth, suspend, registry, unplug, ninep, at-rest, quota, layout\n');
     return name ? 0 : 2;
   }
   const script = join(root, 'bench', `${name}.ts`);
