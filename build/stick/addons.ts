@@ -107,7 +107,7 @@ export const NATIVE_ADDONS: NativeAddon[] = [
     module: 'registry-js',
     kind: 'file',
     // Windows only, and likewise no prebuild without GitHub: without it the
-    // Windows probe reads the registry through reg.exe (src/hostprobe/probe-source.ts).
+    // Windows probe reads the registry through reg.exe (src/platform/probe-source.ts).
     neededOn: ['win-x64'],
     prebuilt: {},
   },

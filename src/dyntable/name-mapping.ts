@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { currentHostAdapter } from '../hostprobe/current-host.ts';
-import { liveSource } from '../hostprobe/probe-source.ts';
+import { liveSource } from '../platform/probe-source.ts';
 import { isAbsoluteHostPath, pathModule } from './host-paths.ts';
 import { pseudoMountPoints } from './pseudo-filesystems.ts';
 import { isKnownFolderId, KNOWN_FOLDER_IDS, type KnownFolderScan } from './known-folders.ts';

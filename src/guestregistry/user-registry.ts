@@ -1,6 +1,6 @@
 // Opening a user's registry on a stick: the file under users/<name>/, the
 // payload defaults of the guest, and this host's layer by its fingerprint.
-import { hostFingerprint } from '../hostprobe/host-fingerprint.ts';
+import { hostFingerprint } from '../platform/host-fingerprint.ts';
 import { registryPaths, type StickLayout } from '../stick/layout.ts';
 import { GuestRegistry, type GuestRegistryOptions } from './registry.ts';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { AcceleratorProbe, HostAdapter, PlatformProbe } from './host-adapter.ts';
 import type { CpuFacts, KeyboardFacts, ProxyFacts, TimezoneFacts } from './host-profile.ts';
 import { ianaZone, NO_PROXY, parseColonLines, proxyFromEnv, redactProxy, xkbFromMacInputSource } from './probe-common.ts';
-import { liveSource, type ProbeSource } from './probe-source.ts';
+import { liveSource, type ProbeSource } from '../platform/probe-source.ts';
 
 // Untested at runtime: built and unit-tested here against recorded command
 // outputs (test/hostprobe/fixtures/darwin-*.json), never run on macOS.

@@ -3,7 +3,7 @@
 // field here, so no other module asks which platform it runs on.
 import type { Accelerator, HostOs } from '../vmm/machine-spec.ts';
 import type { CpuFacts, DisplayFacts, KeyboardFacts, MemoryFacts, OsFacts, ProxyFacts, TimezoneFacts } from './host-profile.ts';
-import type { ProbeSource } from './probe-source.ts';
+import type { ProbeSource } from '../platform/probe-source.ts';
 import type { ListedDrive } from './stick-drive.ts';
 
 export interface AcceleratorProbe {

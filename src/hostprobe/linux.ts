@@ -5,7 +5,7 @@ import { delimiter, join } from 'node:path';
 import type { AcceleratorProbe, HostAdapter, PlatformProbe } from './host-adapter.ts';
 import type { CpuFacts, KeyboardFacts, MemoryFacts, TimezoneFacts } from './host-profile.ts';
 import { firstOfList, ianaZone, NO_PROXY, parseKeyValueFile, proxyFromEnv } from './probe-common.ts';
-import { liveSource, type ProbeSource } from './probe-source.ts';
+import { liveSource, type ProbeSource } from '../platform/probe-source.ts';
 
 function findOnPath(name: string): string | undefined {
   for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {

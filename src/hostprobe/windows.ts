@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { AcceleratorProbe, HostAdapter, PlatformProbe } from './host-adapter.ts';
 import type { CpuFacts, KeyboardFacts, ProxyFacts, TimezoneFacts } from './host-profile.ts';
 import { NO_PROXY, proxyFromEnv, redactProxy, xkbFromWindowsKlid } from './probe-common.ts';
-import { liveSource, type ProbeSource, type RegistryValue } from './probe-source.ts';
+import { liveSource, type ProbeSource, type RegistryValue } from '../platform/probe-source.ts';
 
 // Untested at runtime: built and unit-tested here against recorded registry
 // values and command outputs (test/hostprobe/fixtures/windows-*.json), never

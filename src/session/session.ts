@@ -4,7 +4,7 @@
 // the guest: a stop request, the guest powering itself off, or a crash.
 import type { Duplex } from 'node:stream';
 import { PocketError, UsageError } from '../errors.ts';
-import { hostFingerprint } from '../hostprobe/host-fingerprint.ts';
+import { hostFingerprint } from '../platform/host-fingerprint.ts';
 import { currentHostAdapter } from '../hostprobe/current-host.ts';
 import { probeHost } from '../hostprobe/probe-host.ts';
 import { hostFacts } from '../hostprobe/host-facts.ts';
