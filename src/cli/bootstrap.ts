@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PayloadError } from '../errors.ts';
 import { CHECKSUM_FILE } from '../payload/guest-payload.ts';
+import { platformOf } from '../platform/current.ts';
 import { initStick } from '../stick/init-stick.ts';
 import { stickLayout } from '../stick/layout.ts';
 import { codeRoot, isDevCheckout } from '../stick/stick-root.ts';
@@ -24,7 +25,7 @@ export const sourcePayloadRoot = join(codeRoot, 'payload');
  * session says so in one line.
  */
 async function ensureCheckoutPreload(): Promise<void> {
-  if (process.platform !== 'linux' || !isDevCheckout()) return;
+  if (!platformOf()?.qemuNoDumpPreload || !isDevCheckout()) return;
   try {
     const { ensureCheckoutNoDumpPreload } = (await import(join(codeRoot, 'build', 'stick', 'no-dump-preload.ts'))) as typeof import('../../build/stick/no-dump-preload.ts');
     ensureCheckoutNoDumpPreload(codeRoot);

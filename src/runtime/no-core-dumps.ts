@@ -12,6 +12,7 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { nodePlatform, platformOf } from '../platform/current.ts';
 
 export interface CoreDumpGuard {
   /** coredump_filter set to 0. */
@@ -35,8 +36,8 @@ export function findPrlimit(): string | undefined {
 }
 
 /** Turns core dumps off for this process and what it starts later; says what worked. */
-export function disableCoreDumps(platform: NodeJS.Platform = process.platform): CoreDumpGuard {
-  if (platform !== 'linux') return { filter: false, rlimit: false };
+export function disableCoreDumps(platform: NodeJS.Platform = nodePlatform()): CoreDumpGuard {
+  if (!platformOf(platform)?.procCoreDumpControls) return { filter: false, rlimit: false };
   let filter = false;
   try {
     writeFileSync('/proc/self/coredump_filter', '0');

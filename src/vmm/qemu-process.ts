@@ -5,7 +5,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { execa, type ResultPromise } from 'execa';
-import type { HostAdapter } from '../hostprobe/host-adapter.ts';
+import type { HostPlatform } from '../platform/host-platform.ts';
 import type { ChannelEndpoint, MachineChannels } from './machine-spec.ts';
 import { LOG_LIMITS, type LogWriter, openStickLog } from '../stick/capped-log.ts';
 
@@ -56,7 +56,7 @@ export interface StartQemuOptions {
   channels: MachineChannels;
   /** Launcher descriptors QEMU inherits as they are, by their number in QEMU (after the channels'). */
   inheritFds?: Readonly<Record<number, number>>;
-  host: HostAdapter;
+  host: HostPlatform;
   /** QEMU's stderr is appended here (on the stick; capped and rate-limited, src/stick/capped-log.ts). */
   logFile: string;
 }
