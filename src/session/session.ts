@@ -43,7 +43,7 @@ import { deriveAtRestKey } from '../dyntable/sealed/keys.ts';
 import { PORTABLE_CPU_MODEL } from '../vmm/migration.ts';
 import { type GuestResume, planResume, type ResumeReport } from './resume.ts';
 import { quitAfterSave, saveGuestState, type StateContext, type SuspendResult } from './suspend.ts';
-import { LOG_LIMITS, openStickLog } from '../stick/capped-log.ts';
+import { LOG_LIMITS, openStickLog } from '../primitives/capped-log.ts';
 
 export interface LaunchEvent {
   stage: 'stick' | 'payload' | 'qemu' | 'accelerator' | 'recovery' | 'boot' | 'ready';

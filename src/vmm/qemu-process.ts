@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { execa, type ResultPromise } from 'execa';
 import type { HostPlatform } from '../platform/host-platform.ts';
 import type { ChannelEndpoint, MachineChannels } from './machine-spec.ts';
-import { LOG_LIMITS, type LogWriter, openStickLog } from '../stick/capped-log.ts';
+import { LOG_LIMITS, type LogWriter, openStickLog } from '../primitives/capped-log.ts';
 
 /** Descriptor numbers of the channels in QEMU's fd table (Linux, macOS). */
 export const CHANNEL_FDS = { qmp: 3, agent: 4, console: 5 } as const;
@@ -57,7 +57,7 @@ export interface StartQemuOptions {
   /** Launcher descriptors QEMU inherits as they are, by their number in QEMU (after the channels'). */
   inheritFds?: Readonly<Record<number, number>>;
   host: HostPlatform;
-  /** QEMU's stderr is appended here (on the stick; capped and rate-limited, src/stick/capped-log.ts). */
+  /** QEMU's stderr is appended here (on the stick; capped and rate-limited, src/primitives/capped-log.ts). */
   logFile: string;
 }
 
