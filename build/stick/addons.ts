@@ -27,7 +27,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';
 import type { Plugin } from 'esbuild';
-import type { ExecutablePlatform } from './executables.ts';
+import type { ExecutablePlatform } from './executable-platforms.ts';
 
 type Prebuilt = { file: string } | { npmPackage: string; file: string };
 
