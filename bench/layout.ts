@@ -9,6 +9,8 @@
 // here fails; the rules live in test/architecture/import-direction.test.ts.
 import ts from 'typescript';
 import { cycles, folderEdges, parseSource, readImportGraph, repoRoot, sourceFiles, topFolderOf } from '../test/architecture/import-graph.ts';
+import { directionProblems } from '../test/architecture/layers.ts';
+import { osQuestions } from '../test/architecture/os-questions.ts';
 import { benchOptions, numberOption } from './bench-options.ts';
 
 const { json } = benchOptions(1);
@@ -86,6 +88,9 @@ const crossing = (from: (file: string) => boolean, to: (file: string) => boolean
 const isBuild = (file: string): boolean => topFolderOf(file) === 'build';
 const isSrc = (file: string): boolean => file.startsWith('src/');
 
+const against = directionProblems(graph);
+const asking = srcFiles.filter((file) => !file.startsWith('src/platform/') && osQuestions(file).length > 0);
+
 const report = {
   files: sizes.length,
   lines: sizes.reduce((sum, { lines }) => sum + lines, 0),
@@ -99,6 +104,10 @@ const report = {
   runtimeFileCycles,
   folderCycles: folderCycles.map((members, at) => ({ folders: members, edges: folderCycleEdges[at]! })),
   srcImportsBuild: crossing(isSrc, isBuild),
+  /** Imports against the layer table of test/architecture/layers.ts (its known exceptions included). */
+  againstDirection: against.map(({ kind, text }) => ({ kind, text })),
+  /** Files outside src/platform/ that ask which OS they run on. */
+  filesAskingTheOs: asking,
   buildImportsSrc: crossing(isBuild, isSrc),
 };
 
@@ -124,5 +133,10 @@ if (json) {
   for (const line of report.srcImportsBuild) out.push(`  ${line}`);
   out.push(`the build imports src/: ${report.buildImportsSrc.length}`);
   for (const line of report.buildImportsSrc) out.push(`  ${line}`);
+  const kinds = ['up', 'around', 'into build', 'unlisted folder'].map((kind) => `${kind} ${against.filter((problem) => problem.kind === kind).length}`).join(', ');
+  out.push('', `imports against the direction of test/architecture/layers.ts: ${against.length} (${kinds})`);
+  for (const { text } of against) out.push(`  ${text}`);
+  out.push('', `files outside src/platform/ that ask which OS they run on: ${asking.length}`);
+  for (const file of asking) out.push(`  ${file}: ${osQuestions(file).map((line) => line.split(': ').slice(1).join(': ')).join(', ')}`);
   process.stdout.write(`${out.join('\n')}\n`);
 }
