@@ -27,7 +27,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';
 import type { Plugin } from 'esbuild';
-import type { ExecutablePlatform } from './executables.ts';
+import type { ExecutablePlatform } from './executable-platforms.ts';
 
 type Prebuilt = { file: string } | { npmPackage: string; file: string };
 
@@ -107,7 +107,7 @@ export const NATIVE_ADDONS: NativeAddon[] = [
     module: 'registry-js',
     kind: 'file',
     // Windows only, and likewise no prebuild without GitHub: without it the
-    // Windows probe reads the registry through reg.exe (src/hostprobe/probe-source.ts).
+    // Windows probe reads the registry through reg.exe (src/platform/probe-source.ts).
     neededOn: ['win-x64'],
     prebuilt: {},
   },

@@ -14,8 +14,9 @@ import { addonPlugin } from './addons.ts';
 import { removeMachoSignature } from './macho-signature.ts';
 import type { ProgressListener } from './progress.ts';
 
-export const EXECUTABLE_PLATFORMS = ['linux-x64', 'win-x64', 'darwin-x64'] as const;
-export type ExecutablePlatform = (typeof EXECUTABLE_PLATFORMS)[number];
+import { EXECUTABLE_PLATFORMS, type ExecutablePlatform } from './executable-platforms.ts';
+
+export { EXECUTABLE_PLATFORMS, type ExecutablePlatform };
 
 interface NodeBase {
   /** npm package holding a stock Node binary for the platform. */

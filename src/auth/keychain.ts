@@ -8,6 +8,7 @@
 // the library would otherwise fall back to forgets everything at logout, which
 // is not what "remember on this host" promises.
 import { statSync } from 'node:fs';
+import { nodePlatform, platformOf } from '../platform/current.ts';
 
 const SERVICE = 'pocketvm';
 
@@ -27,8 +28,8 @@ export function keychainAccount(user: { name: string; id: string }): string {
 }
 
 /** Why there is no keychain here, or undefined when there may be one. */
-export function keychainAbsentReason(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): string | undefined {
-  if (platform === 'linux' && !env['DBUS_SESSION_BUS_ADDRESS']) {
+export function keychainAbsentReason(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = nodePlatform()): string | undefined {
+  if (platformOf(platform)?.keychainNeedsSessionBus && !env['DBUS_SESSION_BUS_ADDRESS']) {
     const uid = process.getuid?.();
     if (uid === undefined || !existsBus(`/run/user/${uid}/bus`)) return 'no keychain service on this host (no D-Bus session bus for a Secret Service)';
   }

@@ -6,7 +6,6 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AuthError, UsageError } from '../errors.ts';
-import type { StickLayout } from '../stick/layout.ts';
 import { LoginBackoff } from './backoff.ts';
 import { newDiskKey, unwrapKey, UnwrapError, wrapKey } from './key-wrap.ts';
 import { calibrate, checkPassphrasePolicy, deriveKek, KDF_POLICY, type KdfParams, meetsMinimum, type Passphrase, PASSPHRASE_POLICY } from './passphrase.ts';
@@ -23,14 +22,19 @@ export function checkUserName(name: string): void {
   if (!USER_NAME_PATTERN.test(name)) throw new UsageError(`"${name}" is not a user name`, 'user names are 1 to 32 lower-case letters, digits, _ and -, starting with a letter or _');
 }
 
-export function userPaths(layout: StickLayout, name: string): UserPaths {
+/** Where the users live: the stick's users/ folder (StickLayout, src/stick/layout.ts, has it; auth does not depend on the rest of the layout). */
+export interface UsersFolder {
+  usersRoot: string;
+}
+
+export function userPaths(layout: UsersFolder, name: string): UserPaths {
   checkUserName(name);
   const dir = join(layout.usersRoot, name);
   return { dir, file: join(dir, 'user.json'), backoff: join(dir, 'backoff.json'), disksDir: join(dir, 'disks') };
 }
 
 /** The personal disk of `name` for `guest`. */
-export function personalDiskPath(layout: StickLayout, name: string, guest: string): string {
+export function personalDiskPath(layout: UsersFolder, name: string, guest: string): string {
   return join(userPaths(layout, name).disksDir, `${guest}.qcow2`);
 }
 
@@ -80,7 +84,7 @@ async function sealed(base: Pick<UserFile, 'name' | 'id' | 'createdAt'>, diskKey
   return { file, deriveMs };
 }
 
-export async function addUser(layout: StickLayout, name: string, passphrase: Passphrase, options: KdfOptions = {}): Promise<{ file: UserFile; deriveMs: number }> {
+export async function addUser(layout: UsersFolder, name: string, passphrase: Passphrase, options: KdfOptions = {}): Promise<{ file: UserFile; deriveMs: number }> {
   const paths = userPaths(layout, name);
   checkPassphrasePolicy(passphrase);
   if (existsSync(paths.file)) throw new UsageError(`the user "${name}" already exists on this stick`, 'launcher user passwd NAME changes the passphrase');
@@ -108,7 +112,7 @@ export async function addUser(layout: StickLayout, name: string, passphrase: Pas
  * is running; a failure lengthens it. A file under an older KDF policy is
  * re-wrapped with current parameters (the disk key itself never changes).
  */
-export async function login(layout: StickLayout, name: string, passphrase: Passphrase, options: KdfOptions = {}): Promise<UnlockedUser> {
+export async function login(layout: UsersFolder, name: string, passphrase: Passphrase, options: KdfOptions = {}): Promise<UnlockedUser> {
   const paths = userPaths(layout, name);
   const file = await readUserFile(paths.file, name);
   if (passphrase.length === 0) throw new UsageError('the passphrase is empty', PASSPHRASE_POLICY);
@@ -145,7 +149,7 @@ export async function login(layout: StickLayout, name: string, passphrase: Passp
 }
 
 /** Re-wraps the same disk key under the new passphrase: the disk is not touched. */
-export async function changePassphrase(layout: StickLayout, name: string, oldPassphrase: Passphrase, newPassphrase: Passphrase, options: KdfOptions = {}): Promise<{ file: UserFile; deriveMs: number }> {
+export async function changePassphrase(layout: UsersFolder, name: string, oldPassphrase: Passphrase, newPassphrase: Passphrase, options: KdfOptions = {}): Promise<{ file: UserFile; deriveMs: number }> {
   checkPassphrasePolicy(newPassphrase);
   const user = await login(layout, name, oldPassphrase, options);
   try {
@@ -166,7 +170,7 @@ export interface UserSummary {
   disks: Array<{ guest: string; path: string; bytes: number }>;
 }
 
-export async function listUsers(layout: StickLayout): Promise<UserSummary[]> {
+export async function listUsers(layout: UsersFolder): Promise<UserSummary[]> {
   let names: string[];
   try {
     names = (await readdir(layout.usersRoot, { withFileTypes: true })).filter((e) => e.isDirectory() && USER_NAME_PATTERN.test(e.name)).map((e) => e.name).sort();
@@ -194,7 +198,7 @@ export async function listUsers(layout: StickLayout): Promise<UserSummary[]> {
   return users;
 }
 
-export async function userExists(layout: StickLayout, name: string): Promise<boolean> {
+export async function userExists(layout: UsersFolder, name: string): Promise<boolean> {
   return existsSync(userPaths(layout, name).file);
 }
 
@@ -203,7 +207,7 @@ export async function userExists(layout: StickLayout, name: string): Promise<boo
  * everything of theirs: without the wrapped key the disk cannot be opened by
  * anyone, whatever passphrase they know.
  */
-export async function removeUser(layout: StickLayout, name: string): Promise<void> {
+export async function removeUser(layout: UsersFolder, name: string): Promise<void> {
   const paths = userPaths(layout, name);
   if (!existsSync(paths.dir)) throw new AuthError(`there is no user "${name}" on this stick`, { details: { reason: 'unknown-user', user: name } });
   // A user.json that is not a file (a folder left by hand) has no key to overwrite.

@@ -6,9 +6,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PayloadError } from '../errors.ts';
 import { CHECKSUM_FILE } from '../payload/guest-payload.ts';
+import { platformOf } from '../platform/current.ts';
 import { initStick } from '../stick/init-stick.ts';
 import { stickLayout } from '../stick/layout.ts';
 import { codeRoot, isDevCheckout } from '../stick/stick-root.ts';
+import { importBuild, type PayloadBuilder, type PreloadBuilder } from './checkout-build.ts';
 import type { Output } from './output.ts';
 import { progressRenderer } from './progress.ts';
 import { VERSION } from './version.ts';
@@ -24,9 +26,9 @@ export const sourcePayloadRoot = join(codeRoot, 'payload');
  * session says so in one line.
  */
 async function ensureCheckoutPreload(): Promise<void> {
-  if (process.platform !== 'linux' || !isDevCheckout()) return;
+  if (!platformOf()?.qemuNoDumpPreload || !isDevCheckout()) return;
   try {
-    const { ensureCheckoutNoDumpPreload } = (await import(join(codeRoot, 'build', 'stick', 'no-dump-preload.ts'))) as typeof import('../../build/stick/no-dump-preload.ts');
+    const { ensureCheckoutNoDumpPreload } = await importBuild<PreloadBuilder>('stick', 'no-dump-preload.ts');
     ensureCheckoutNoDumpPreload(codeRoot);
   } catch {
     // No compiler: QEMU runs dumpable (core dumps stay off) and the session's notice says how to fix it.
@@ -41,7 +43,7 @@ export async function ensurePayloadBuilt(output: Output, guest: string): Promise
   }
   output.info(`building the ${guest} guest payload from Debian packages (first run only; takes a few minutes) ...`);
   // build/ is not shipped on sticks; only a checkout reaches this import.
-  const { buildPayload } = (await import(join(codeRoot, 'build', 'payload.ts'))) as typeof import('../../build/payload.ts');
+  const { buildPayload } = await importBuild<PayloadBuilder>('payload.ts');
   const progress = progressRenderer(output);
   try {
     await buildPayload({ root: codeRoot, guest, onProgress: progress.onProgress });

@@ -8,7 +8,7 @@ import { asPocketError, type ExitCodeName, ExitCode, GuestFailedError, PocketErr
 import { selfCommand } from '../runtime/self.ts';
 import type { UnlockedUser } from '../auth/users.ts';
 import type { SessionStatus } from '../session/session.ts';
-import { LOG_LIMITS, prepareLogFile } from '../stick/capped-log.ts';
+import { LOG_LIMITS, prepareLogFile } from '../primitives/capped-log.ts';
 import { guestLogPaths } from '../stick/layout.ts';
 import { describeHolder, isStale, readLock } from '../stick/lock.ts';
 import { assertWritable, openStick } from '../stick/stick-root.ts';
@@ -34,7 +34,7 @@ export async function spawnDetachedSession(args: { stickRoot: string; guest: str
   await assertWritable(layout.root);
   await mkdir(layout.runDir, { recursive: true });
   // The session's own narration goes to its log on the stick, never the host;
-  // past half its cap the previous one is moved aside (src/stick/capped-log.ts).
+  // past half its cap the previous one is moved aside (src/primitives/capped-log.ts).
   const sessionLog = guestLogPaths(layout, args.guest).session;
   prepareLogFile(sessionLog, LOG_LIMITS.session);
   const logFd = openSync(sessionLog, 'a');

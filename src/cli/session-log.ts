@@ -1,10 +1,10 @@
 // A detached session's stdout and stderr are its log on the stick
 // (run/session.log, opened by src/cli/detach.ts). Whatever the session
 // prints, whoever prints it, passes through one capped, rate-limited log
-// (src/stick/capped-log.ts): a guest that makes the session complain in a
+// (src/primitives/capped-log.ts): a guest that makes the session complain in a
 // loop cannot grow the log past its cap.
 import { fstatSync } from 'node:fs';
-import { CappedLog, LOG_LIMITS, type LogLimits } from '../stick/capped-log.ts';
+import { CappedLog, LOG_LIMITS, type LogLimits } from '../primitives/capped-log.ts';
 
 type Write = typeof process.stderr.write;
 

@@ -4,7 +4,7 @@
 // OneDrive), read through the host probe's registry source (registry-js, else
 // `reg query`); without either, %USERPROFILE%\<Name>.
 import { win32 } from 'node:path';
-import type { ProbeSource } from '../hostprobe/probe-source.ts';
+import type { ProbeSource } from '../platform/probe-source.ts';
 import type { KnownFolderId, KnownFolderScan } from './known-folders.ts';
 
 export const USER_SHELL_FOLDERS_KEY = 'Software\\Microsoft\\Windows\\CurrentVersion\\Explorer\\User Shell Folders';

@@ -3,7 +3,30 @@
 // PlainRows (paths and metadata in the clear: tests and benchmarks that hold
 // no key) and SealedRows (sealed/sealed-rows.ts: the session's stores).
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import type { StoreEntry, StoreNode } from './layer-store.ts';
+import type { NinepTimes } from './ninep/backend.ts';
+
+export type StoreTimes = NinepTimes;
+
+export interface StoreNode extends StoreTimes {
+  id: number;
+  /** Full Linux st_mode. */
+  mode: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  /** Names referencing this node (hard links); directories keep 1. */
+  nlink: number;
+  /** Symlink content. */
+  target: string | null;
+  /** The qid path of the host file this was copied up from, kept so the guest's inode number does not change. */
+  qid: bigint | null;
+  /** Sealed stores: the version of the content file last synced (sealed/sealed-content-store.ts); absent is 0. */
+  contentVersion?: number;
+}
+
+export type StoreEntry =
+  | { path: string; kind: 'node'; node: number; opaque: boolean; redirect: string | null }
+  | { path: string; kind: 'whiteout' };
 
 export type NewNodeFields = Omit<StoreNode, 'id' | 'nlink'>;
 

@@ -30,35 +30,15 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { StickTamperedError } from '../errors.ts';
 import { type ContentStore, contentPath, PlainContentStore } from './content-store.ts';
-import { type LayerRows, nameOf, parentOf, PlainRows } from './layer-rows.ts';
+import { type LayerRows, nameOf, parentOf, PlainRows, type StoreEntry, type StoreNode, type StoreTimes } from './layer-rows.ts';
 import { QuotaContentStore } from './quota-content-store.ts';
 import { NODE_BYTES, type StoreQuota } from './store-quota.ts';
-import { type NinepTimes, S_IFDIR, S_IFMT, S_IFREG } from './ninep/backend.ts';
+import { S_IFDIR, S_IFMT, S_IFREG } from './ninep/backend.ts';
 import { openSealedLayer } from './sealed/seal-store.ts';
 import { SealedDataError } from './sealed/sealed-file.ts';
 
-export type StoreTimes = NinepTimes;
-
-export interface StoreNode extends StoreTimes {
-  id: number;
-  /** Full Linux st_mode. */
-  mode: number;
-  uid: number;
-  gid: number;
-  rdev: number;
-  /** Names referencing this node (hard links); directories keep 1. */
-  nlink: number;
-  /** Symlink content. */
-  target: string | null;
-  /** The qid path of the host file this was copied up from, kept so the guest's inode number does not change. */
-  qid: bigint | null;
-  /** Sealed stores: the version of the content file last synced (sealed/sealed-content-store.ts); absent is 0. */
-  contentVersion?: number;
-}
-
-export type StoreEntry =
-  | { path: string; kind: 'node'; node: number; opaque: boolean; redirect: string | null }
-  | { path: string; kind: 'whiteout' };
+// The node and entry types are the rows' (layer-rows.ts), so the rows need not import the store.
+export type { StoreEntry, StoreNode, StoreTimes };
 
 export type NewNode = Omit<StoreNode, 'id' | 'nlink'>;
 

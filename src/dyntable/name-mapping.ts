@@ -7,8 +7,8 @@ import { lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { currentHostAdapter } from '../hostprobe/current-host.ts';
-import { liveSource } from '../hostprobe/probe-source.ts';
+import { currentPlatform } from '../platform/current.ts';
+import { liveSource } from '../platform/probe-source.ts';
 import { isAbsoluteHostPath, pathModule } from './host-paths.ts';
 import { pseudoMountPoints } from './pseudo-filesystems.ts';
 import { isKnownFolderId, KNOWN_FOLDER_IDS, type KnownFolderScan } from './known-folders.ts';
@@ -130,7 +130,7 @@ export interface DiscoverOptions {
 
 /** Read this host into a HostContext: OS, home, user, case rule, known folders. */
 export async function discoverHostContext(options: DiscoverOptions = {}): Promise<HostContext> {
-  const os = currentHostAdapter().os;
+  const os = currentPlatform().os;
   const env = options.env ?? process.env;
   const pathStyle: PathStyle = os === 'windows' ? 'win32' : 'posix';
   const home = options.home ?? (os === 'windows' ? env['USERPROFILE'] : env['HOME']) ?? homedir();

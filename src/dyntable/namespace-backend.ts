@@ -23,6 +23,7 @@ import type { BigIntStats } from 'node:fs';
 import { lstat, open, opendir, readdir, realpath, statfs, truncate } from 'node:fs/promises';
 import type { NodeContent } from './content-store.ts';
 import { join } from 'node:path';
+import { platformOf } from '../platform/current.ts';
 import { ExclusionMatcher } from './exclusions.ts';
 import { foldedComponents } from './host-paths.ts';
 import { type StoreEntry, LayerStore, nowTimespec, type StoreNode } from './layer-store.ts';
@@ -731,7 +732,7 @@ export class NamespaceBackend implements NinepBackend {
         await file.close();
         return undefined;
       }
-      const viaFd = process.platform === 'linux' && file.fd !== undefined;
+      const viaFd = platformOf()?.procSelfFd === true && file.fd !== undefined;
       const base = viaFd ? `/proc/self/fd/${file.fd}` : where;
       const slow = root.pool.isSlow(where);
       try {
@@ -779,7 +780,7 @@ export class NamespaceBackend implements NinepBackend {
     const lstatOf = (o: NonNullable<typeof opened>, names: string[]) =>
       o.slow
         ? root.pool.lstatMany(o.base, names)
-        : process.platform === 'linux'
+        : platformOf()?.procSelfFd
           ? lstatNames(o.base, names)
           : root.shared(async () => {
               await root.verifyDir(rootPath(rel));

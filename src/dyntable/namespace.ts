@@ -78,7 +78,7 @@ export async function loadTable(options: LoadTableOptions): Promise<LoadedTable>
     let opened: GuestRegistry | undefined;
     if (!registry && existsSync(registryPaths(layout, user, guest).file)) {
       const { openUserRegistry } = await import('../guestregistry/user-registry.ts');
-      opened = await openUserRegistry({ layout, user, guest });
+      opened = await openUserRegistry({ paths: registryPaths(layout, user, guest), hostSalt: layout.hostSalt });
       registry = opened;
     }
     try {

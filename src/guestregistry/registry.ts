@@ -40,7 +40,7 @@ export interface GuestRegistryOptions {
   file: string;
   /** The payload's defaults (payload/<guest>/registry.reg); a missing file is an empty layer. */
   defaultsFile?: string;
-  /** This host's fingerprint (src/hostprobe/host-fingerprint.ts): names the `host` layer. */
+  /** This host's fingerprint (src/platform/host-fingerprint.ts): names the `host` layer. */
   hostId: string;
   /** The session layer: facts from the HostProfile, never persisted. */
   session?: SessionFact[];

@@ -1,17 +1,17 @@
-// The one place that chooses the host adapter.
+// This host's adapter: the probe for the OS src/platform/current.ts names.
+import { currentPlatform } from '../platform/current.ts';
+import type { HostOs } from '../platform/host-platform.ts';
 import { darwinHost } from './darwin.ts';
 import type { HostAdapter } from './host-adapter.ts';
 import { linuxHost } from './linux.ts';
 import { windowsHost } from './windows.ts';
 
-const adapters: Partial<Record<NodeJS.Platform, HostAdapter>> = {
+const adapters: Record<HostOs, HostAdapter> = {
   linux: linuxHost,
-  win32: windowsHost,
+  windows: windowsHost,
   darwin: darwinHost,
 };
 
 export function currentHostAdapter(): HostAdapter {
-  const adapter = adapters[process.platform];
-  if (!adapter) throw new Error(`pocketvm does not support ${process.platform} hosts`);
-  return adapter;
+  return adapters[currentPlatform().os];
 }

@@ -1,10 +1,8 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { darwinPlatform } from '../platform/darwin.ts';
 import type { AcceleratorProbe, HostAdapter, PlatformProbe } from './host-adapter.ts';
 import type { CpuFacts, KeyboardFacts, ProxyFacts, TimezoneFacts } from './host-profile.ts';
 import { ianaZone, NO_PROXY, parseColonLines, proxyFromEnv, redactProxy, xkbFromMacInputSource } from './probe-common.ts';
-import { liveSource, type ProbeSource } from './probe-source.ts';
+import { liveSource, type ProbeSource } from '../platform/probe-source.ts';
 
 // Untested at runtime: built and unit-tested here against recorded command
 // outputs (test/hostprobe/fixtures/darwin-*.json), never run on macOS.
@@ -156,24 +154,9 @@ export function darwinProbe(source: ProbeSource = liveSource()): PlatformProbe {
 }
 
 export const darwinHost: HostAdapter = {
-  os: 'darwin',
-  platform: process.arch === 'arm64' ? 'darwin-arm64' : 'darwin-x64',
-  executableSuffix: '',
-  qemuInstallHint: 'install QEMU with `brew install qemu`, or put a portable QEMU in .pocketvm/qemu/darwin-*/ on the stick',
-  caseInsensitivePaths: true,
+  ...darwinPlatform,
   async probeAccelerators() {
     return darwinProbe().accelerators();
   },
   probe: darwinProbe,
-  orphanGuard(command, args) {
-    // No kernel-enforced guard here yet (a Job object / kqueue watcher needs a
-    // native addon); the launcher's exit handlers still kill QEMU on every
-    // catchable exit. Listed as a known gap in the README.
-    return { command, args };
-  },
-  async controlEndpoint() {
-    // mkdtemp creates the directory 0700: only this user can reach the socket.
-    const privateDir = await mkdtemp(join(process.env['TMPDIR'] || tmpdir(), 'pocketvm-'));
-    return { path: join(privateDir, 'control.sock'), privateDir };
-  },
 };

@@ -144,7 +144,7 @@ export const HostProfileSchema = z.object({
   stick: StickFactsSchema.nullable(),
   locale: LocaleFactsSchema,
   proxy: ProxyFactsSchema.nullable(),
-  /** The salted host fingerprint (src/hostprobe/host-fingerprint.ts); null without a stick to keep the salt on. */
+  /** The salted host fingerprint (src/platform/host-fingerprint.ts); null without a stick to keep the salt on. */
   fingerprint: z.string().nullable(),
   /** One per step that failed, timed out, or has something to say. */
   notes: z.array(ProbeNoteSchema),

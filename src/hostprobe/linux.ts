@@ -1,25 +1,9 @@
-import { accessSync, constants } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
+import { linuxPlatform } from '../platform/linux.ts';
 import type { AcceleratorProbe, HostAdapter, PlatformProbe } from './host-adapter.ts';
 import type { CpuFacts, KeyboardFacts, MemoryFacts, TimezoneFacts } from './host-profile.ts';
 import { firstOfList, ianaZone, NO_PROXY, parseKeyValueFile, proxyFromEnv } from './probe-common.ts';
-import { liveSource, type ProbeSource } from './probe-source.ts';
-
-function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
+import { liveSource, type ProbeSource } from '../platform/probe-source.ts';
 
 async function probeKvm(source: ProbeSource): Promise<AcceleratorProbe> {
   if (!(await source.exists('/dev/kvm'))) return { name: 'kvm', usable: false, reason: '/dev/kvm does not exist (no KVM module, or inside a VM without nested virtualisation)' };
@@ -177,30 +161,9 @@ export function linuxProbe(source: ProbeSource = liveSource()): PlatformProbe {
 }
 
 export const linuxHost: HostAdapter = {
-  os: 'linux',
-  platform: 'linux-x64',
-  executableSuffix: '',
-  qemuInstallHint: 'install QEMU with `sudo apt-get install qemu-system-x86 qemu-utils` (Debian/Ubuntu) or `sudo dnf install qemu-system-x86 qemu-img` (Fedora), or put a portable QEMU in .pocketvm/qemu/linux-x64/ on the stick',
-  caseInsensitivePaths: false,
+  ...linuxPlatform,
   async probeAccelerators() {
     return linuxProbe().accelerators();
   },
   probe: linuxProbe,
-  orphanGuard(command, args) {
-    // RLIMIT_CORE 0 through util-linux's prlimit: QEMU holds the disk key and
-    // the guest's memory, and its seccomp sandbox (resourcecontrol=deny) keeps
-    // it from raising the limit again.
-    const prlimit = findOnPath('prlimit');
-    const limited = prlimit ? { command: prlimit, args: ['--core=0:0', '--', command, ...args] } : { command, args };
-    // PR_SET_PDEATHSIG through util-linux's setpriv: the kernel kills QEMU the
-    // moment the launcher's thread exits, whatever killed it (kept across prlimit's exec).
-    const setpriv = findOnPath('setpriv');
-    if (setpriv) return { command: setpriv, args: ['--pdeathsig', 'KILL', '--', limited.command, ...limited.args] };
-    return limited;
-  },
-  async controlEndpoint() {
-    // mkdtemp creates the directory 0700: only this user can reach the socket.
-    const privateDir = await mkdtemp(join(process.env['XDG_RUNTIME_DIR'] || tmpdir(), 'pocketvm-'));
-    return { path: join(privateDir, 'control.sock'), privateDir };
-  },
 };

@@ -7,9 +7,9 @@ import { resolve } from 'node:path';
 import { stickLayout } from '../stick/layout.ts';
 import { currentHostAdapter } from './current-host.ts';
 import type { HostAdapter, PlatformProbe } from './host-adapter.ts';
-import { hostFingerprint } from './host-fingerprint.ts';
+import { hostFingerprint } from '../platform/host-fingerprint.ts';
 import type { HostProfile, ProbeNote, StickFacts } from './host-profile.ts';
-import { liveSource, type ProbeSource } from './probe-source.ts';
+import { liveSource, type ProbeSource } from '../platform/probe-source.ts';
 import { describeDrive, findStickDrive, type ListedDrive, type ListedUsbDevice, listDrives, listUsbDevices, matchUsbIdentity, stickKind } from './stick-drive.ts';
 
 export interface ProbeHostOptions {

@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { windowsPlatform } from '../platform/windows.ts';
 import type { AcceleratorProbe, HostAdapter, PlatformProbe } from './host-adapter.ts';
 import type { CpuFacts, KeyboardFacts, ProxyFacts, TimezoneFacts } from './host-profile.ts';
 import { NO_PROXY, proxyFromEnv, redactProxy, xkbFromWindowsKlid } from './probe-common.ts';
-import { liveSource, type ProbeSource, type RegistryValue } from './probe-source.ts';
+import { liveSource, type ProbeSource, type RegistryValue } from '../platform/probe-source.ts';
 
 // Untested at runtime: built and unit-tested here against recorded registry
 // values and command outputs (test/hostprobe/fixtures/windows-*.json), never
@@ -198,22 +198,9 @@ export function windowsProbe(source: ProbeSource = liveSource()): PlatformProbe 
 }
 
 export const windowsHost: HostAdapter = {
-  os: 'windows',
-  platform: 'win-x64',
-  executableSuffix: '.exe',
-  qemuInstallHint: 'put a portable QEMU for Windows in .pocketvm\\qemu\\win-x64\\ on the stick (see README, "Getting QEMU"), or install QEMU for Windows and add it to PATH',
-  caseInsensitivePaths: true,
+  ...windowsPlatform,
   async probeAccelerators() {
     return windowsProbe().accelerators();
   },
   probe: windowsProbe,
-  orphanGuard(command, args) {
-    // No kernel-enforced guard here yet (a Job object / kqueue watcher needs a
-    // native addon); the launcher's exit handlers still kill QEMU on every
-    // catchable exit. Listed as a known gap in the README.
-    return { command, args };
-  },
-  async controlEndpoint() {
-    return { path: `\\\\.\\pipe\\pocketvm-${randomBytes(16).toString('hex')}` };
-  },
 };

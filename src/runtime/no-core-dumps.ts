@@ -10,8 +10,9 @@
 // through koffi in not-dumpable.ts (and for QEMU by its preload object); so
 // is RLIMIT_CORE on macOS. Windows: nothing here.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, writeFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { nodePlatform, platformOf } from '../platform/current.ts';
+import { findOnPath } from '../platform/find-on-path.ts';
 
 export interface CoreDumpGuard {
   /** coredump_filter set to 0. */
@@ -20,23 +21,9 @@ export interface CoreDumpGuard {
   rlimit: boolean;
 }
 
-/** util-linux's prlimit on PATH, or undefined. */
-export function findPrlimit(): string | undefined {
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
-    if (!dir) continue;
-    try {
-      accessSync(join(dir, 'prlimit'), constants.X_OK);
-      return join(dir, 'prlimit');
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
 /** Turns core dumps off for this process and what it starts later; says what worked. */
-export function disableCoreDumps(platform: NodeJS.Platform = process.platform): CoreDumpGuard {
-  if (platform !== 'linux') return { filter: false, rlimit: false };
+export function disableCoreDumps(platform: NodeJS.Platform = nodePlatform()): CoreDumpGuard {
+  if (!platformOf(platform)?.procCoreDumpControls) return { filter: false, rlimit: false };
   let filter = false;
   try {
     writeFileSync('/proc/self/coredump_filter', '0');
@@ -44,7 +31,7 @@ export function disableCoreDumps(platform: NodeJS.Platform = process.platform): 
   } catch {
     // no /proc (a container without it): the limit below still holds
   }
-  const prlimit = findPrlimit();
+  const prlimit = findOnPath('prlimit');
   const rlimit = prlimit !== undefined && spawnSync(prlimit, ['--pid', String(process.pid), '--core=0:0'], { stdio: 'ignore', timeout: 5_000 }).status === 0;
   return { filter, rlimit };
 }

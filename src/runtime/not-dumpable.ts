@@ -15,6 +15,7 @@
 // Only koffi's native module is loaded (src/runtime/native-addon.ts): from
 // node_modules in a checkout, `.pocketvm/bin/<platform>/koffi.node` on a stick.
 import type * as Koffi from 'koffi';
+import { nodePlatform, platformOf } from '../platform/current.ts';
 import { loadAddon } from './native-addon.ts';
 
 const PR_SET_DUMPABLE = 4;
@@ -25,7 +26,7 @@ const RLIMIT_CORE = 4;
 type KoffiNative = typeof Koffi;
 
 /** Where koffi's native module is inside its per-platform npm package (@koromix/koffi-linux-x64/linux_x64/koffi.node). */
-export function koffiSpecifier(platform: NodeJS.Platform = process.platform, arch: string = process.arch): string {
+export function koffiSpecifier(platform: NodeJS.Platform = nodePlatform(), arch: string = process.arch): string {
   return `@koromix/koffi-${platform}-${arch}/${platform}_${arch}/koffi.node`;
 }
 
@@ -36,7 +37,7 @@ function loadKoffi(): KoffiNative {
 }
 
 function libc(platform: NodeJS.Platform): Koffi.LibraryHandle {
-  return loadKoffi().load(platform === 'darwin' ? '/usr/lib/libSystem.B.dylib' : 'libc.so.6');
+  return loadKoffi().load(platformOf(platform)?.libc ?? 'libc.so.6');
 }
 
 export interface DumpGuard {
@@ -57,7 +58,7 @@ export function setNotDumpable(): boolean {
 }
 
 /** RLIMIT_CORE to 0 (soft and hard) in this process through setrlimit(2); true when it took. */
-export function setCoreLimitZero(platform: NodeJS.Platform = process.platform): boolean {
+export function setCoreLimitZero(platform: NodeJS.Platform = nodePlatform()): boolean {
   const k = loadKoffi();
   // rlim_t is 64-bit on Linux x64/arm64 and on macOS.
   const rlimit = k.struct({ rlim_cur: 'uint64_t', rlim_max: 'uint64_t' });
@@ -66,11 +67,12 @@ export function setCoreLimitZero(platform: NodeJS.Platform = process.platform): 
 }
 
 /** What this OS allows (see the top of this file); never throws: a launch goes on without it. */
-export function forbidDumps(platform: NodeJS.Platform = process.platform): DumpGuard {
+export function forbidDumps(platform: NodeJS.Platform = nodePlatform()): DumpGuard {
   const guard: DumpGuard = { notDumpable: false, coreLimit: false };
-  if (platform !== 'linux' && platform !== 'darwin') return guard;
+  const how = platformOf(platform)?.dumpGuard ?? 'none';
+  if (how === 'none') return guard;
   try {
-    if (platform === 'linux') guard.notDumpable = setNotDumpable();
+    if (how === 'prctl') guard.notDumpable = setNotDumpable();
     else guard.coreLimit = setCoreLimitZero(platform);
     if (!guard.notDumpable && !guard.coreLimit) guard.problem = 'the system call was refused';
   } catch (error) {

@@ -6,6 +6,7 @@
 import { basename, dirname, join, resolve } from 'node:path';
 import { isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
+import { binFolder } from '../platform/current.ts';
 
 // Baked in by the executable build (esbuild `define`); absent from source.
 declare const POCKETVM_BAKED_VERSION: string | undefined;
@@ -39,7 +40,7 @@ function insideBinFolder(executablePath: string): boolean {
  * `.pocketvm/bin/<platform>/`; for the copy at the stick root (`launcher.exe`),
  * the folder of the executable it is a copy of.
  */
-export function addonDirOfExecutable(executablePath: string, platform: string = `${process.platform === 'win32' ? 'win' : process.platform}-${process.arch}`): string {
+export function addonDirOfExecutable(executablePath: string, platform: string = binFolder()): string {
   if (insideBinFolder(executablePath)) return dirname(executablePath);
   return join(dirname(executablePath), '.pocketvm', 'bin', platform);
 }

@@ -7,7 +7,7 @@ import type { GuestRegistry } from '../guestregistry/registry.ts';
 import { openUserRegistry } from '../guestregistry/user-registry.ts';
 import type { SessionFact } from '../guestregistry/value.ts';
 import { WELL_KNOWN } from '../guestregistry/well-known.ts';
-import type { StickLayout } from '../stick/layout.ts';
+import { registryPaths, type StickLayout } from '../stick/layout.ts';
 import type { ExtraChannel } from './extra-channel.ts';
 import type { SizingOverrides } from './sizing.ts';
 import type { StickLimits } from './stick-limits.ts';
@@ -31,9 +31,8 @@ export interface SessionRegistryOptions {
 /** The user's registry with the payload defaults below and this host's facts on top. */
 export function openSessionRegistry(options: SessionRegistryOptions): Promise<GuestRegistry> {
   return openUserRegistry({
-    layout: options.layout,
-    user: options.user,
-    guest: options.guest,
+    paths: registryPaths(options.layout, options.user, options.guest),
+    hostSalt: options.layout.hostSalt,
     ...(options.hostId ? { hostId: options.hostId } : {}),
     ...(options.facts ? { session: options.facts } : {}),
     onRecovery: (recovery) => options.onNotice?.(recovery.message),

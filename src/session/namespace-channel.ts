@@ -22,7 +22,7 @@ import type { Machine } from '../vmm/machine.ts';
 import type { StoreQuota } from '../dyntable/store-quota.ts';
 import type { ChannelService, ExtraChannel } from './extra-channel.ts';
 import { GUEST_USER_ID } from './personal-disk.ts';
-import { LOG_LIMITS, openStickLog } from '../stick/capped-log.ts';
+import { LOG_LIMITS, openStickLog } from '../primitives/capped-log.ts';
 
 export const NAMESPACE_CHANNEL_ID = 'ninep';
 /** The card's address (locally administered), by which the guest's boot step finds it. */
@@ -91,7 +91,7 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
         mapHostOwner: true,
       });
       const { logFile } = options;
-      // Capped and rate-limited (src/stick/capped-log.ts): a guest can provoke these lines in a loop.
+      // Capped and rate-limited (src/primitives/capped-log.ts): a guest can provoke these lines in a loop.
       const logWriter = logFile ? openStickLog(logFile, LOG_LIMITS.transport) : undefined;
       const log = logWriter ? (message: string) => logWriter.line(`launcher: ${message}`) : () => {};
       const transport = serveEthernetTransport(stream, {

@@ -11,7 +11,7 @@ import { freemem, totalmem } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { asPocketError, PocketError, SavedStateError } from '../errors.ts';
 import { currentHostAdapter } from '../hostprobe/current-host.ts';
-import { hostFingerprint } from '../hostprobe/host-fingerprint.ts';
+import { hostFingerprint } from '../platform/host-fingerprint.ts';
 import { type StickLayout, stickLayout } from '../stick/layout.ts';
 import { AcceleratorVerdicts, planAccelerators } from '../vmm/accelerator-fallback.ts';
 import type { Machine } from '../vmm/machine.ts';

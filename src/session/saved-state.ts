@@ -23,7 +23,7 @@ export interface VmStateMeta {
   user: string;
   userId: string;
   createdAt: string;
-  /** The salted fingerprint of the PC it was saved on (src/hostprobe/host-fingerprint.ts). */
+  /** The salted fingerprint of the PC it was saved on (src/platform/host-fingerprint.ts). */
   host: string | null;
   /** qemuVersionString(): the QEMU that can load it. */
   qemu: string;

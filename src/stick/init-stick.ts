@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { StickError, StickLockedError, UsageError } from '../errors.ts';
 import { CHECKSUM_FILE, openGuestPayload } from '../payload/guest-payload.ts';
+import { platformOf } from '../platform/current.ts';
 import { STICK_FORMAT, type StickLayout, stickLayout } from './layout.ts';
 import { acquireLock } from './lock.ts';
 import { assertWritable } from './stick-root.ts';
@@ -73,7 +74,7 @@ async function checkRoot(root: string): Promise<void> {
     }
   }
   await assertWritable(existing);
-  if (process.platform !== 'linux') return;
+  if (!platformOf()?.statfsPseudoFileSystems) return;
   const kind = PSEUDO_FILE_SYSTEMS.get(Number((await statfs(existing)).type));
   if (kind) throw new UsageError(`${root} is on ${kind}, a pseudo file system of the kernel: a stick cannot be made there`, 'name a folder on the USB stick (or another real disk)');
 }

@@ -8,6 +8,7 @@
 // one at a time, so a device that hangs never blocks the launcher.
 import { existsSync } from 'node:fs';
 import { type FileHandle, open, opendir, stat } from 'node:fs/promises';
+import { platformOf } from '../platform/current.ts';
 import { stickLayout } from './layout.ts';
 import { EvidencePoller } from './evidence-poller.ts';
 import type { Evidence, PresenceSource } from './presence-source.ts';
@@ -90,7 +91,7 @@ export function ioSource(root: string, options: { intervalMs: number; sysRoot?: 
     async start(report) {
       poller.attach(report);
       const first = await stat(root, { bigint: true });
-      baseline = { dev: first.dev, ino: first.ino, blockDevice: process.platform === 'linux' ? sysfsBlockDevice(first.dev, options.sysRoot) : undefined };
+      baseline = { dev: first.dev, ino: first.ino, blockDevice: platformOf()?.sysfsBlockDevices ? sysfsBlockDevice(first.dev, options.sysRoot) : undefined };
       // A descriptor held on the stick: the marker file, else the root itself.
       for (const candidate of [stickLayout(root).marker, root]) {
         try {

@@ -5,9 +5,16 @@
 // salted hash, see host-key.ts), so a host with a broken /dev/kvm pays the
 // probe once, not at every launch.
 import { readFile, rename, writeFile } from 'node:fs/promises';
-import type { AcceleratorProbe } from '../hostprobe/host-adapter.ts';
 import { BootAttemptError, type Machine } from './machine.ts';
 import type { Accelerator } from './machine-spec.ts';
+
+/** What a host says of one hardware accelerator (src/hostprobe reads it; the plan below orders them). */
+export interface AcceleratorProbe {
+  name: Accelerator;
+  /** Present and, as far as can be told without starting a guest, usable. */
+  usable: boolean;
+  reason: string;
+}
 
 export interface AcceleratorVerdict {
   accelerator: Accelerator;

@@ -3,7 +3,7 @@
 // accelerator fallback waits for it); an attached terminal may listen too.
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { LOG_LIMITS, type LogWriter, openStickLog } from '../stick/capped-log.ts';
+import { LOG_LIMITS, type LogWriter, openStickLog } from '../primitives/capped-log.ts';
 
 /** Printed by the payload's init once qemu-ga runs (see payload/rootfs/init). */
 export const READY_MARKER = 'POCKETVM_READY';
@@ -12,7 +12,7 @@ export const READY_MARKER = 'POCKETVM_READY';
  * The console log's bound on the stick: a guest printing in a loop must not
  * fill the stick (which would pause the guest, src/session/stick-full.ts).
  * The start of the log (the boot) is what explains a failure; past the bound
- * one line says the rest was not kept (src/stick/capped-log.ts). An attached
+ * one line says the rest was not kept (src/primitives/capped-log.ts). An attached
  * terminal still sees it all.
  */
 export const CONSOLE_LOG_MAX_BYTES = LOG_LIMITS.console.maxBytes;

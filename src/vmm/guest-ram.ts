@@ -17,6 +17,7 @@
 // names its RAM block by that id, so a state saved with or without a RAM
 // file resumes into either.
 import { closeSync, constants, ftruncateSync, openSync, readSync, statfsSync, writeSync } from 'node:fs';
+import { platformOf } from '../platform/current.ts';
 
 /** q35's default RAM id: what the memory backend must be called for saved states to match. */
 export const RAM_BACKEND_ID = 'pc.ram';
@@ -78,7 +79,7 @@ export class GuestRamFile implements GuestRamWriter {
    * there is none (not Linux, no such folder, not enough room, no O_TMPFILE).
    */
   static create(memoryMiB: number, options: { dir?: string; platform?: NodeJS.Platform } = {}): GuestRamFile | GuestRamUnavailable {
-    if ((options.platform ?? process.platform) !== 'linux') return { reason: 'guest RAM in /dev/shm is for Linux hosts' };
+    if (!platformOf(options.platform)?.guestRamInDevShm) return { reason: 'guest RAM in /dev/shm is for Linux hosts' };
     const dir = options.dir ?? '/dev/shm';
     const sizeBytes = memoryMiB * 1024 * 1024;
     let free: number;

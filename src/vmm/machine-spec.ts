@@ -3,7 +3,9 @@
 // an argument list by buildQemuArgs (a pure function), so the whole mapping can
 // be unit-tested for every host without starting anything.
 
-export type HostOs = 'linux' | 'windows' | 'darwin';
+import type { HostOs } from '../platform/host-platform.ts';
+
+export type { HostOs };
 export type Accelerator = 'kvm' | 'whpx' | 'hvf' | 'tcg';
 
 /**

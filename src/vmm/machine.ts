@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { GuestFailedError, PocketError, TimeoutError } from '../errors.ts';
-import type { HostAdapter } from '../hostprobe/host-adapter.ts';
+import type { HostPlatform } from '../platform/host-platform.ts';
 import { ConsoleTap } from './console-tap.ts';
 import { GuestAgentClient } from './guest-agent-client.ts';
 import { GuestLife, watchGuestLife } from './guest-life.ts';
@@ -34,7 +34,7 @@ export interface BootAttemptOptions {
   /** Arguments before QEMU's own and extra environment (a bundled QEMU's loader). */
   binaryPrefixArgs?: string[];
   binaryEnv?: Record<string, string>;
-  host: HostAdapter;
+  host: HostPlatform;
   /**
    * Guest RAM in this file (QEMU inherits its descriptor after the
    * channels'); the caller closes it once QEMU is gone.

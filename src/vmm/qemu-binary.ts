@@ -12,7 +12,7 @@
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { QemuMissingError } from '../errors.ts';
-import type { HostAdapter } from '../hostprobe/host-adapter.ts';
+import type { HostPlatform } from '../platform/host-platform.ts';
 import { codeRoot, packaged } from '../runtime/self.ts';
 
 /** The preload's file name (build/stick/no-dump-preload.ts builds it). */
@@ -70,8 +70,8 @@ function missingPreload(path: string): string {
 }
 
 /** A host QEMU on Linux gets the checkout's preload through LD_PRELOAD. */
-function withHostPreload(found: QemuBinaries, host: HostAdapter, checkoutRoot: string | undefined): QemuBinaries {
-  if (!host.platform.startsWith('linux')) return found;
+function withHostPreload(found: QemuBinaries, host: HostPlatform, checkoutRoot: string | undefined): QemuBinaries {
+  if (!host.qemuNoDumpPreload) return found;
   const preload = checkoutRoot ? join(checkoutRoot, '.cache', 'host', 'linux-x64', NO_DUMP_PRELOAD) : undefined;
   if (preload && existsSync(preload)) return { ...found, notDumpable: true, env: { ...found.env, LD_PRELOAD: preload } };
   return { ...found, notDumpable: false, notice: preload ? missingPreload(`${preload} (a checkout builds it with gcc-12 at \`launcher demo\`, \`run\` or \`node build.js test\`)`) : 'QEMU runs dumpable: this stick has no portable QEMU for Linux, so no preload to make the host\'s QEMU not dumpable (core dumps stay off)' };
@@ -87,7 +87,7 @@ function executable(path: string): boolean {
 }
 
 /** `checkoutRoot`: where a source run's .cache/ is (undefined in the executable). */
-export function findQemu(host: HostAdapter, stickRoot: string | undefined, env: NodeJS.ProcessEnv = process.env, checkoutRoot: string | undefined = packaged ? undefined : codeRoot): QemuBinaries {
+export function findQemu(host: HostPlatform, stickRoot: string | undefined, env: NodeJS.ProcessEnv = process.env, checkoutRoot: string | undefined = packaged ? undefined : codeRoot): QemuBinaries {
   const name = `qemu-system-x86_64${host.executableSuffix}`;
   if (stickRoot) {
     const viaLoader = loaderBundle(join(stickRoot, '.pocketvm', 'qemu', host.platform));
@@ -110,7 +110,7 @@ export function findQemu(host: HostAdapter, stickRoot: string | undefined, env: 
  * qemu-img, found the same way (stick bundle, then beside POCKETVM_QEMU, then
  * PATH). Run it as `system` with `prefixArgs` first and `env` added.
  */
-export function findQemuImg(host: HostAdapter, stickRoot: string | undefined, env: NodeJS.ProcessEnv = process.env): QemuBinaries {
+export function findQemuImg(host: HostPlatform, stickRoot: string | undefined, env: NodeJS.ProcessEnv = process.env): QemuBinaries {
   const name = `qemu-img${host.executableSuffix}`;
   if (stickRoot) {
     const viaLoader = loaderBundle(join(stickRoot, '.pocketvm', 'qemu', host.platform), 'img');

@@ -5,9 +5,9 @@
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { execa, type ResultPromise } from 'execa';
-import type { HostAdapter } from '../hostprobe/host-adapter.ts';
+import type { HostPlatform } from '../platform/host-platform.ts';
 import type { ChannelEndpoint, MachineChannels } from './machine-spec.ts';
-import { LOG_LIMITS, type LogWriter, openStickLog } from '../stick/capped-log.ts';
+import { LOG_LIMITS, type LogWriter, openStickLog } from '../primitives/capped-log.ts';
 
 /** Descriptor numbers of the channels in QEMU's fd table (Linux, macOS). */
 export const CHANNEL_FDS = { qmp: 3, agent: 4, console: 5 } as const;
@@ -56,8 +56,8 @@ export interface StartQemuOptions {
   channels: MachineChannels;
   /** Launcher descriptors QEMU inherits as they are, by their number in QEMU (after the channels'). */
   inheritFds?: Readonly<Record<number, number>>;
-  host: HostAdapter;
-  /** QEMU's stderr is appended here (on the stick; capped and rate-limited, src/stick/capped-log.ts). */
+  host: HostPlatform;
+  /** QEMU's stderr is appended here (on the stick; capped and rate-limited, src/primitives/capped-log.ts). */
   logFile: string;
 }
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
-import { hostFingerprint } from '../../src/hostprobe/host-fingerprint.ts';
+import { hostFingerprint } from '../../src/platform/host-fingerprint.ts';
 import { GuestRegistry } from '../../src/guestregistry/registry.ts';
 import { registryPaths, stickLayout } from '../../src/stick/layout.ts';
 import { addStickUser, freshStick, launcherPath } from '../integration/harness.ts';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hostFingerprint } from '../../src/hostprobe/host-fingerprint.ts';
+import { hostFingerprint } from '../../src/platform/host-fingerprint.ts';
 import { GuestRegistry, type RegistryChange } from '../../src/guestregistry/registry.ts';
 import { registryPaths, stickLayout } from '../../src/stick/layout.ts';
 import { addStickUser, freshStick, launcher, launcherJson } from '../integration/harness.ts';

@@ -9,7 +9,7 @@ import { knownFoldersLinux, parseUserDirs } from '../../src/dyntable/known-folde
 import { expandWindowsEnv, knownFoldersWindows, readUserShellFolders } from '../../src/dyntable/known-folders-windows.ts';
 import { discoverHostContext, expandHostTemplate, probeCaseInsensitive } from '../../src/dyntable/name-mapping.ts';
 import { resolvePath } from '../../src/dyntable/resolver.ts';
-import { parseRegQuery } from '../../src/hostprobe/probe-source.ts';
+import { parseRegQuery } from '../../src/platform/probe-source.ts';
 import { fakeHost, removeDir, tempDir } from './helpers.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');

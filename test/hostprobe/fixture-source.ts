@@ -3,7 +3,7 @@
 // the fixture does not hold is "missing", as on a host where it is absent.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { OsBasics, ProbeSource, RegistryValue } from '../../src/hostprobe/probe-source.ts';
+import type { OsBasics, ProbeSource, RegistryValue } from '../../src/platform/probe-source.ts';
 import { CIM_SCRIPT, driveScript } from '../../src/hostprobe/windows.ts';
 
 export interface HostFixture {

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HostProfileSchema } from '../../src/hostprobe/host-profile.ts';
 import { probeHost } from '../../src/hostprobe/probe-host.ts';
-import { parseRegQuery } from '../../src/hostprobe/probe-source.ts';
+import { parseRegQuery } from '../../src/platform/probe-source.ts';
 import { windowsHost, windowsProbe } from '../../src/hostprobe/windows.ts';
 import { fixtureSource, loadFixture } from './fixture-source.ts';
 

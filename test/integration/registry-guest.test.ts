@@ -4,11 +4,11 @@
 // writes the user's registry live through the org.pocketvm.registry.0 port,
 // in both directions, and what it wrote is on the stick after the session.
 // A guest flooding the channel with bad requests cannot grow the transport
-// log on the stick (src/stick/capped-log.ts).
+// log on the stick (src/primitives/capped-log.ts).
 import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { LOG_LIMITS } from '../../src/stick/capped-log.ts';
+import { LOG_LIMITS } from '../../src/primitives/capped-log.ts';
 import { addStickUser, freshStick, launcher, launcherJson, loginArgs } from './harness.ts';
 
 const PASSPHRASE = 'rita registry passphrase';

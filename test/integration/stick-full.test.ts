@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { login, personalDiskPath } from '../../src/auth/users.ts';
-import { hostFingerprint } from '../../src/hostprobe/host-fingerprint.ts';
+import { hostFingerprint } from '../../src/platform/host-fingerprint.ts';
 import { linuxHost } from '../../src/hostprobe/linux.ts';
 import { GuestRegistry } from '../../src/guestregistry/registry.ts';
 import { registryPaths, stickLayout } from '../../src/stick/layout.ts';

@@ -26,7 +26,7 @@ describe('console log on the stick', () => {
       await new Promise((resolve) => setTimeout(resolve, 300));
       const text = readFileSync(log, 'latin1');
       const marker = '\n[pocketvm: this log stops here, at its cap of 8 MiB; the rest of this session was not kept]\n';
-      // The line saying so fits under the cap (src/stick/capped-log.ts).
+      // The line saying so fits under the cap (src/primitives/capped-log.ts).
       assert.ok(text.length <= CONSOLE_LOG_MAX_BYTES && text.length > CONSOLE_LOG_MAX_BYTES - 1024, `${text.length} bytes`);
       assert.ok(text.endsWith(marker));
       assert.ok(text.startsWith('x'.repeat(99)));

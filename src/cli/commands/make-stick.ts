@@ -1,10 +1,11 @@
 // `launcher make-stick DIR`: a complete stick in DIR. In a checkout it runs
 // the stick builder (build/stick/stick.ts, like `node build.js stick DIR`);
 // from a stick it copies that stick's own launchers, QEMU and payloads.
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.ts';
 import { codeRoot, isDevCheckout } from '../../stick/stick-root.ts';
+import { importBuild, type StickBuilder, type StickPlatform } from '../checkout-build.ts';
 import type { Output } from '../output.ts';
 import { jsonOption } from './options.ts';
 
@@ -28,8 +29,8 @@ export function registerMakeStick(program: Command, output: () => Output): void 
     try {
       if (isDevCheckout()) {
         // build/ is not shipped on sticks; only a checkout reaches this import.
-        const builder = (await import(join(codeRoot, 'build', 'stick', 'stick.ts'))) as typeof import('../../../build/stick/stick.ts');
-        const platforms = options.platform as import('../../../build/stick/executables.ts').ExecutablePlatform[] | undefined;
+        const builder = await importBuild<StickBuilder>('stick', 'stick.ts');
+        const platforms = options.platform as StickPlatform[] | undefined;
         files = (await builder.buildStick({ root: codeRoot, dir: target, ...(platforms ? { platforms } : {}), onProgress: progress.onProgress })).files;
       } else {
         const { cloneStick } = await import('../../stick/clone-stick.ts');

@@ -80,7 +80,7 @@ async function registryOverrides(layout: StickLayout, options: { user?: string; 
   const user = await findStickUser(layout, options.user);
   if (user === undefined || !existsSync(registryPaths(layout, user, options.guest).file)) return none;
   const [{ openUserRegistry }, { ignoredSizingValues, registrySizingOverrides }] = await Promise.all([import('../../guestregistry/user-registry.ts'), import('../../session/guest-registry.ts')]);
-  const registry = await openUserRegistry({ layout, user, guest: options.guest, ...(hostId ? { hostId } : {}) });
+  const registry = await openUserRegistry({ paths: registryPaths(layout, user, options.guest), hostSalt: layout.hostSalt, ...(hostId ? { hostId } : {}) });
   try {
     return { overrides: registrySizingOverrides(registry), ignored: ignoredSizingValues(registry) };
   } finally {

@@ -6,6 +6,7 @@ import { RegistryError, UsageError } from '../../errors.ts';
 import { REG_ROOT } from '../../guestregistry/reg-format.ts';
 import type { GuestRegistry } from '../../guestregistry/registry.ts';
 import type { RegLayer, RegType } from '../../guestregistry/value.ts';
+import { registryPaths } from '../../stick/layout.ts';
 import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
 import { requireStickUser } from '../stick-user.ts';
 import type { Output } from '../output.ts';
@@ -43,7 +44,7 @@ async function withRegistry<T>(options: RegOptions, out: Output, fn: (registry: 
   const layout = await openStick(resolveStickRoot(options.stick));
   const user = await requireStickUser(layout, options.user);
   const { openUserRegistry } = await import('../../guestregistry/user-registry.ts');
-  const registry = await openUserRegistry({ layout, user, guest: options.guest ?? 'default', onRecovery: (recovery) => out.notice(recovery.message) });
+  const registry = await openUserRegistry({ paths: registryPaths(layout, user, options.guest ?? 'default'), hostSalt: layout.hostSalt, onRecovery: (recovery) => out.notice(recovery.message) });
   try {
     return await fn(registry, user);
   } finally {

@@ -27,6 +27,7 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { isMainThread } from 'node:worker_threads';
+import { platformOf } from '../../platform/current.ts';
 import {
   Errno,
   ErrnoError,
@@ -44,8 +45,8 @@ import {
 import type { NinepAttr, NinepStatfs, Qid } from './backend.ts';
 import { HostFsPool } from './host-fs-pool.ts';
 
-const isWindows = process.platform === 'win32';
-const procFd = process.platform === 'linux' && fs.existsSync('/proc/self/fd');
+const isWindows = platformOf()?.windowsFileSystem === true;
+const procFd = platformOf()?.procSelfFd === true && fs.existsSync('/proc/self/fd');
 const C = fs.constants;
 const O_NOFOLLOW = C.O_NOFOLLOW ?? 0;
 const O_DIRECTORY = C.O_DIRECTORY ?? 0;
@@ -565,7 +566,7 @@ export class ConfinedRoot {
       const st = await this.lstatLocked(targetPath);
       if (st.isDirectory()) throw new ErrnoError(Errno.EPERM, 'cannot hard-link a directory');
       // link(2) follows a symlink source on macOS; Linux links the symlink itself.
-      if (st.isSymbolicLink() && process.platform !== 'linux') throw new ErrnoError(Errno.EPERM, 'cannot hard-link a symlink here');
+      if (st.isSymbolicLink() && !platformOf()?.hardLinksSymlinks) throw new ErrnoError(Errno.EPERM, 'cannot hard-link a symlink here');
       await this.verifyDir(guestDir);
       try {
         await fsp.link(this.hostPath(targetPath), this.hostPath(childPath(guestDir, name)));

@@ -29,6 +29,7 @@ import { readFileSync } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import { lstatSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { platformOf } from '../../platform/current.ts';
 import { Errno, ErrnoError } from './backend.ts';
 
 /** How long one host call may take before its request fails with EIO. */
@@ -194,7 +195,7 @@ export class HostFsPool {
   }
 
   #refreshMounts(): void {
-    if (process.platform !== 'linux') return;
+    if (!platformOf()?.procMountinfo) return;
     const now = performance.now();
     if (now - this.#mountsReadAt < MOUNT_REFRESH_MS) return;
     this.#mountsReadAt = now;

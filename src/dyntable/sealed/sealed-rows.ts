@@ -12,8 +12,7 @@
 // still shows: how many nodes and entries there are and how entries group
 // under parents (the tree's shape), and values' lengths to 64 bytes.
 import type { DatabaseSync } from 'node:sqlite';
-import { type LayerRows, type NewNodeFields, parentOf, Statements } from '../layer-rows.ts';
-import type { StoreEntry, StoreNode } from '../layer-store.ts';
+import { type LayerRows, type NewNodeFields, parentOf, Statements, type StoreEntry, type StoreNode } from '../layer-rows.ts';
 import type { StoreKeys } from './keys.ts';
 import { openRow, sealRow } from './row-seal.ts';
 

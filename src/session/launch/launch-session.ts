@@ -1,5 +1,5 @@
 // Launching a session, as a pipeline of small steps (docs/design.md, "The journey
-// of one launch"); each step is a function of its own file with a typed input
+// of one launch (data flows one way)"); each step is a function of its own file with a typed input
 // and output:
 //
 //   1 prepareStick   the stick opened, QEMU found, the lock taken, the payload checked

@@ -8,7 +8,7 @@ import { deriveStateKey } from '../../auth/state-key.ts';
 import type { UnlockedUser } from '../../auth/users.ts';
 import type { GuestRegistry } from '../../guestregistry/registry.ts';
 import { guestLogPaths } from '../../stick/layout.ts';
-import { LOG_LIMITS, type LogWriter, openStickLog } from '../../stick/capped-log.ts';
+import { LOG_LIMITS, type LogWriter, openStickLog } from '../../primitives/capped-log.ts';
 import type { ExecService } from '../exec-channel.ts';
 import { consoleRootFeature } from '../features/console-root-feature.ts';
 import { diskGenerationFeature } from '../features/disk-generation-feature.ts';

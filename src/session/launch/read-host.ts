@@ -1,7 +1,7 @@
 // Launch step 2: the host probed once per launch (HostProfile); its
 // accelerators and the verdicts this stick remembers for this host give the
 // order accelerators are tried in.
-import { hostFingerprint } from '../../hostprobe/host-fingerprint.ts';
+import { hostFingerprint } from '../../platform/host-fingerprint.ts';
 import type { HostProfile } from '../../hostprobe/host-profile.ts';
 import { probeHost } from '../../hostprobe/probe-host.ts';
 import type { StickLayout } from '../../stick/layout.ts';

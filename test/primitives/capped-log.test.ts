@@ -1,12 +1,12 @@
 // The capped, rate-limited log every session log goes through
-// (src/stick/capped-log.ts): it never passes its cap, coalesces a repeated
+// (src/primitives/capped-log.ts): it never passes its cap, coalesces a repeated
 // line, keeps a steady rate past a burst and says what it dropped, and applies
 // its opening policy (moved to `.1` past half its cap).
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CappedLog, type LogLimits, type LogSink, MAX_LINE_BYTES, openStickLog } from '../../src/stick/capped-log.ts';
+import { CappedLog, type LogLimits, type LogSink, MAX_LINE_BYTES, openStickLog } from '../../src/primitives/capped-log.ts';
 
 function memorySink(): LogSink & { text: () => string } {
   const parts: string[] = [];
