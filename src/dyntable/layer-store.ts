@@ -33,7 +33,7 @@ import { type ContentStore, contentPath, PlainContentStore } from './content-sto
 import { type LayerRows, nameOf, parentOf, PlainRows } from './layer-rows.ts';
 import { QuotaContentStore } from './quota-content-store.ts';
 import { NODE_BYTES, type StoreQuota } from './store-quota.ts';
-import { type NinepTimes, S_IFDIR, S_IFMT, S_IFREG } from './ninep/backend.ts';
+import { type NinepTimes, S_IFDIR, S_IFMT, S_IFREG } from '../ninep/backend.ts';
 import { openSealedLayer } from './sealed/seal-store.ts';
 import { SealedDataError } from './sealed/sealed-file.ts';
 

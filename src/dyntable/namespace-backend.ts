@@ -45,10 +45,10 @@ import {
   direntTypeOfMode,
   qidTypeOfMode,
   sameTimes,
-} from './ninep/backend.ts';
-import type { NinepAttr, NinepBackend, NinepDirent, NinepHandle, NinepStatfs, Qid, SetattrRequest } from './ninep/backend.ts';
-import { type ConfinedFile, ConfinedRoot, lstatNames } from './ninep/confined-fs.ts';
-import { HostFsPool } from './ninep/host-fs-pool.ts';
+} from '../ninep/backend.ts';
+import type { NinepAttr, NinepBackend, NinepDirent, NinepHandle, NinepStatfs, Qid, SetattrRequest } from '../ninep/backend.ts';
+import { type ConfinedFile, ConfinedRoot, lstatNames } from './confined-fs.ts';
+import { HostFsPool } from './host-fs-pool.ts';
 import { LISTING_READ_AHEAD, type ListedEntry, ListingBudget, type ListingPhase, StreamedListing, arrayPhase } from './namespace-listing.ts';
 import { lookupEntry } from './resolver.ts';
 import type { StoreQuota } from './store-quota.ts';

@@ -1,7 +1,7 @@
 // The dyntable namespace in a session: with a user logged in, the launcher
 // compiles this host's FIT/FET table, puts the copy-on-write NamespaceBackend
 // on it and serves it with the 9P2000.L server on a network card of its own
-// (src/dyntable/ninep/ethernet-transport.ts). `pocketvm.9p=<mac>` on the
+// (src/ninep/ethernet-transport.ts). `pocketvm.9p=<mac>` on the
 // kernel command line tells the guest to mount it on /host over the card
 // with that address (payload/rootfs/etc/pocketvm/boot.d/40-namespace.sh,
 // with the guest's 9pnet_pocketvm transport, payload/kmod/).
@@ -72,8 +72,8 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
     open: async (stream, machine): Promise<ChannelService> => {
       const [{ openNamespace }, { serveNinep }, { serveEthernetTransport }] = await Promise.all([
         import('../dyntable/namespace.ts'),
-        import('../dyntable/ninep/server.ts'),
-        import('../dyntable/ninep/ethernet-transport.ts'),
+        import('../ninep/server.ts'),
+        import('../ninep/ethernet-transport.ts'),
       ]);
       const { backend } = await openNamespace({
         layout: options.layout,

@@ -5,9 +5,9 @@
 // step mounts the card on /host.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { type EthernetTransport, serveEthernetTransport } from '../../src/dyntable/ninep/ethernet-transport.ts';
-import { LocalDirBackend } from '../../src/dyntable/ninep/local-backend.ts';
-import { serveNinep } from '../../src/dyntable/ninep/server.ts';
+import { type EthernetTransport, serveEthernetTransport } from '../../src/ninep/ethernet-transport.ts';
+import { LocalDirBackend } from '../ninep/local-backend.ts';
+import { serveNinep } from '../../src/ninep/server.ts';
 import { openGuestPayload } from '../../src/payload/guest-payload.ts';
 import { NAMESPACE_CHANNEL_ID, NAMESPACE_CMDLINE_WORD, NAMESPACE_MAC, NAMESPACE_MSIZE } from '../../src/session/namespace-channel.ts';
 import type { GuestLife } from '../../src/vmm/guest-life.ts';

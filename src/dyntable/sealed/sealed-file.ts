@@ -47,7 +47,7 @@
 import { createCipheriv, createDecipheriv, type KeyObject, randomFillSync } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { Errno, ErrnoError } from '../ninep/backend.ts';
+import { Errno, ErrnoError } from '../../ninep/backend.ts';
 import { secretKey } from './keys.ts';
 
 export const SEALED_MAGIC = Buffer.from('PVSF');

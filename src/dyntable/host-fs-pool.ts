@@ -29,7 +29,7 @@ import { readFileSync } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import { lstatSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { Errno, ErrnoError } from './backend.ts';
+import { Errno, ErrnoError } from '../ninep/backend.ts';
 
 /** How long one host call may take before its request fails with EIO. */
 export const HOST_CALL_TIMEOUT_MS = 5000;

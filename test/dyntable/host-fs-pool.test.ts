@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compileTable } from '../../../src/dyntable/compile.ts';
-import { NamespaceBackend } from '../../../src/dyntable/namespace-backend.ts';
-import { Errno, OpenFlags } from '../../../src/dyntable/ninep/backend.ts';
-import { HOST_CALL_TIMEOUT_MS, HUNG_BACKOFF_MS, readSlowMounts } from '../../../src/dyntable/ninep/host-fs-pool.ts';
-import { liveHost, removeDir, tempDir } from '../helpers.ts';
+import { compileTable } from '../../src/dyntable/compile.ts';
+import { NamespaceBackend } from '../../src/dyntable/namespace-backend.ts';
+import { Errno, OpenFlags } from '../../src/ninep/backend.ts';
+import { HOST_CALL_TIMEOUT_MS, HUNG_BACKOFF_MS, readSlowMounts } from '../../src/dyntable/host-fs-pool.ts';
+import { liveHost, removeDir, tempDir } from './helpers.ts';
 
 const hasBindfs = spawnSync('bindfs', ['--version']).status === 0 && existsSync('/dev/fuse');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -134,7 +134,7 @@ describe('host fs pool: folders on mounts that may hang', function () {
     // stopped daemon.
     writeFileSync(join(source, 'b'), 'b');
     const script = join(base, 'child.ts');
-    const pool = new URL('../../../src/dyntable/ninep/host-fs-pool.ts', import.meta.url).href;
+    const pool = new URL('../../src/dyntable/host-fs-pool.ts', import.meta.url).href;
     writeFileSync(script, `import { HostFsPool } from ${JSON.stringify(pool)};
 const pool = new HostFsPool({ timeoutMs: Number(process.argv[2]) });
 pool.refreshMounts();

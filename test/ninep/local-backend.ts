@@ -2,9 +2,9 @@
 // (confined-fs.ts). Used by the tests and as the baseline the dyntable
 // namespace is compared with; it has no copy-on-write: writes reach the host.
 
-import { ConfinedRoot, hostOpenFlags, linuxMode } from './confined-fs.ts';
-import type { ConfinedFile, ConfinedRootOptions } from './confined-fs.ts';
-import { AT_REMOVEDIR, Errno, ErrnoError, OpenFlags, SetattrMask, direntTypeOfMode } from './backend.ts';
+import { ConfinedRoot, hostOpenFlags, linuxMode } from '../../src/dyntable/confined-fs.ts';
+import type { ConfinedFile, ConfinedRootOptions } from '../../src/dyntable/confined-fs.ts';
+import { AT_REMOVEDIR, Errno, ErrnoError, OpenFlags, SetattrMask, direntTypeOfMode } from '../../src/ninep/backend.ts';
 import type {
   NinepAttr,
   NinepBackend,
@@ -13,7 +13,7 @@ import type {
   NinepStatfs,
   Qid,
   SetattrRequest,
-} from './backend.ts';
+} from '../../src/ninep/backend.ts';
 
 /**
  * Entries per readdir batch. A listing goes back to the guest in batches of

@@ -3,9 +3,9 @@
 // and what 9pnet_pocketvm puts in the frame (conn, tag, flags, offset,
 // fragment). Each connection is a 9P byte stream a NinepClient can use.
 import { type Duplex, duplexPair } from 'node:stream';
-import { ETHERTYPE_POCKETVM_9P, FRAGMENT_MAX } from '../../../src/dyntable/ninep/ethernet-transport.ts';
-import { FrameFlag } from '../../../src/dyntable/ninep/ram-placement.ts';
-import type { GuestRamWriter, RamSegment } from '../../../src/vmm/guest-ram.ts';
+import { ETHERTYPE_POCKETVM_9P, FRAGMENT_MAX } from '../../src/ninep/ethernet-transport.ts';
+import { FrameFlag } from '../../src/ninep/ram-placement.ts';
+import type { GuestRamWriter, RamSegment } from '../../src/vmm/guest-ram.ts';
 
 export const GUEST_MAC = Buffer.from([0x02, 0x70, 0x76, 0x6d, 0x39, 0x01]);
 

@@ -2,9 +2,9 @@
 // codec, matches replies by tag, turns Rlerror into NinepClientError.
 
 import type { Duplex } from 'node:stream';
-import { HEADER_SIZE, NOFID, NOTAG, decode, decodeDirents, encode } from '../../../src/dyntable/ninep/codec.ts';
-import type { AnyMessage, Message, MessageName, RMessage, TName, WireDirent } from '../../../src/dyntable/ninep/codec.ts';
-import type { Qid } from '../../../src/dyntable/ninep/backend.ts';
+import { HEADER_SIZE, NOFID, NOTAG, decode, decodeDirents, encode } from '../../src/ninep/codec.ts';
+import type { AnyMessage, Message, MessageName, RMessage, TName, WireDirent } from '../../src/ninep/codec.ts';
+import type { Qid } from '../../src/ninep/backend.ts';
 
 export class NinepClientError extends Error {
   readonly errno: number;

@@ -8,10 +8,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { duplexPair } from 'node:stream';
-import { DecodeError, HEADER_SIZE, NOFID, decode, encode, schema } from '../../../src/dyntable/ninep/codec.ts';
-import type { AnyMessage, MessageName } from '../../../src/dyntable/ninep/codec.ts';
-import { serveNinep } from '../../../src/dyntable/ninep/server.ts';
-import { LocalDirBackend } from '../../../src/dyntable/ninep/local-backend.ts';
+import { DecodeError, HEADER_SIZE, NOFID, decode, encode, schema } from '../../src/ninep/codec.ts';
+import type { AnyMessage, MessageName } from '../../src/ninep/codec.ts';
+import { serveNinep } from '../../src/ninep/server.ts';
+import { LocalDirBackend } from './local-backend.ts';
 
 const SEED = Number(process.env.NINEP_FUZZ_SEED ?? 0x9e3779b9);
 const SERVER_MESSAGES = Number(process.env.NINEP_FUZZ_MESSAGES ?? 20_000);

@@ -3,9 +3,9 @@
 // versioned and attached (root fid 1).
 
 import { duplexPair } from 'node:stream';
-import { serveNinep } from '../../../src/dyntable/ninep/server.ts';
-import type { NinepServer, NinepServerOptions } from '../../../src/dyntable/ninep/server.ts';
-import { LocalDirBackend } from '../../../src/dyntable/ninep/local-backend.ts';
+import { serveNinep } from '../../src/ninep/server.ts';
+import type { NinepServer, NinepServerOptions } from '../../src/ninep/server.ts';
+import { LocalDirBackend } from './local-backend.ts';
 import { NinepClient } from './client.ts';
 
 export interface Harness {

@@ -40,8 +40,8 @@ import {
   isValidName,
   parentPath,
   qidTypeOfMode,
-} from './backend.ts';
-import type { NinepAttr, NinepStatfs, Qid } from './backend.ts';
+} from '../ninep/backend.ts';
+import type { NinepAttr, NinepStatfs, Qid } from '../ninep/backend.ts';
 import { HostFsPool } from './host-fs-pool.ts';
 
 const isWindows = process.platform === 'win32';

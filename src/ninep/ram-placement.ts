@@ -8,7 +8,7 @@
 // Nothing here trusts the guest: a list that does not parse, or a segment
 // outside guest RAM (GuestRamWriter checks), only means the reply goes the
 // ordinary way. What the guest can aim a write at is its own RAM.
-import type { GuestRamWriter, RamSegment } from '../../vmm/guest-ram.ts';
+import type { GuestRamWriter, RamSegment } from '../vmm/guest-ram.ts';
 import { IO_HEADER_SIZE, MessageId } from './codec.ts';
 import { readBuffers } from './read-buffers.ts';
 

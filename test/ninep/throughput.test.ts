@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { OpenFlags } from '../../../src/dyntable/ninep/backend.ts';
-import { decodeDirents } from '../../../src/dyntable/ninep/codec.ts';
+import { OpenFlags } from '../../src/ninep/backend.ts';
+import { decodeDirents } from '../../src/ninep/codec.ts';
 import { startHarness } from './harness.ts';
 
 const MiB = 1024 * 1024;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ReadBufferPool } from '../../../src/dyntable/ninep/read-buffers.ts';
+import { ReadBufferPool } from '../../src/ninep/read-buffers.ts';
 
 describe('ReadBufferPool', function () {
   it('hands a given-back buffer out again, once, and never one still lent', function () {

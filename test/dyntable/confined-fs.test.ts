@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { lstatNames } from '../../../src/dyntable/ninep/confined-fs.ts';
+import { lstatNames } from '../../src/dyntable/confined-fs.ts';
 
 describe('lstatNames', function () {
   let dir: string;
