@@ -16,7 +16,7 @@
 // 64 KiB frames into guest memory, no guest process is involved, and only
 // root can send raw frames; the card has no IP address.
 import type { RegistryRuleReader } from '../dyntable/registry-rules.ts';
-import type { GuestManifest } from '../payload/manifest.ts';
+import type { GuestManifest } from '../payload/guest-manifest.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import type { Machine } from '../vmm/machine.ts';
 import type { StoreQuota } from '../dyntable/store-quota.ts';

@@ -31,11 +31,11 @@ import type { UnlockedUser } from '../auth/users.ts';
 import { ExecService } from './exec-channel.ts';
 import type { ChannelMachine, ChannelService, ExtraChannel } from './extra-channel.ts';
 import { type GuestFacts, readGuestFacts } from './guest-facts.ts';
-import { openSessionRegistry, REGISTRY_CMDLINE_WORD, registryChannel, registrySizingOverrides } from './guest-registry.ts';
+import { openSessionRegistry, REGISTRY_CMDLINE_WORD, registryChannel, registrySizingOverrides } from './session-registry.ts';
 import { NAMESPACE_CMDLINE_WORD, namespaceChannel, remountNamespace } from './namespace-channel.ts';
 import { bumpDiskGeneration } from './disk-generation.ts';
 import { attachPersonalDisk, userCmdline } from './personal-disk.ts';
-import { markRecoveryPending, pendingRecovery, recoverAfterCrash, type RecoveryReport } from './recovery.ts';
+import { markRecoveryPending, pendingRecovery, recoverAfterCrash, type RecoveryReport } from './crash-recovery.ts';
 import { sizeMachine } from './sizing.ts';
 import { RemovalGuard, type StickRemoval, stickHints } from './surprise-removal.ts';
 import { deriveStateKey } from '../auth/state-key.ts';
@@ -113,11 +113,11 @@ export class Session {
   user: string | undefined;
   /** Runs `launcher exec` commands in the guest (src/session/exec-channel.ts). */
   execs: ExecService | undefined;
-  /** The logged-in user's guest registry (src/session/guest-registry.ts); closed at teardown. */
+  /** The logged-in user's guest registry (src/session/session-registry.ts); closed at teardown. */
   registry: GuestRegistry | undefined;
   /** Set when the stick was pulled out (src/session/surprise-removal.ts): teardown then writes nothing to it. */
   removal: StickRemoval | undefined;
-  /** What this launch checked after a session that did not end cleanly (src/session/recovery.ts). */
+  /** What this launch checked after a session that did not end cleanly (src/session/crash-recovery.ts). */
   recovery: RecoveryReport | undefined;
   /** What suspending needs from the login (src/session/suspend.ts); undefined without a user. */
   stateContext: StateContext | undefined;

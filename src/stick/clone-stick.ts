@@ -7,7 +7,7 @@ import { copyFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StickError, StickTamperedError } from '../errors.ts';
 import { stickLayout } from './layout.ts';
-import { MANIFEST_PATH, describeProblems, readManifest, verifyAgainst } from './manifest.ts';
+import { MANIFEST_PATH, describeProblems, readManifest, verifyAgainst } from './stick-manifest.ts';
 
 export interface CloneProgress {
   step: 'copy' | 'verify';

@@ -72,7 +72,7 @@ export function parseManifest(text: string, source: string): GuestManifest {
   if (!result.success) {
     const problems = describeIssues(result.error);
     throw new PayloadError(`${source} is invalid: ${problems.join('; ')}`, {
-      hint: 'fix the named fields (the schema is in src/payload/manifest.ts)',
+      hint: 'fix the named fields (the schema is in src/payload/guest-manifest.ts)',
       details: { problems },
     });
   }

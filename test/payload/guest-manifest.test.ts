@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { PayloadError } from '../../src/errors.ts';
-import { parseManifest } from '../../src/payload/manifest.ts';
-import { validManifest } from './manifest-fixture.ts';
+import { parseManifest } from '../../src/payload/guest-manifest.ts';
+import { validManifest } from './guest-manifest-fixture.ts';
 
 const valid = validManifest;
 

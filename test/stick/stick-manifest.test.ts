@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PayloadError, StickError, StickTamperedError } from '../../src/errors.ts';
-import { MANIFEST_PATH, checkBeforeLaunch, componentOf, readManifest, sha256Of, verifyStick, writeManifest } from '../../src/stick/manifest.ts';
+import { MANIFEST_PATH, checkBeforeLaunch, componentOf, readManifest, sha256Of, verifyStick, writeManifest } from '../../src/stick/stick-manifest.ts';
 
 const FILES: Record<string, string> = {
   launcher: '#!/bin/sh\n',

@@ -20,7 +20,7 @@ import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { personalDiskPath, type UnlockedUser, userPaths } from '../auth/users.ts';
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
-import { openChecked } from '../guestregistry/recovery.ts';
+import { openChecked } from '../guestregistry/last-good-copy.ts';
 import { registryPaths, type StickLayout } from '../stick/layout.ts';
 import type { LockHolder } from '../stick/lock.ts';
 import { checkDisk, type DiskCheckResult } from '../vmm/disk-check.ts';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { execa } from 'execa';
 import { linuxHost } from '../../src/hostprobe/linux.ts';
-import { pendingRecovery, recoverAfterCrash } from '../../src/session/recovery.ts';
+import { pendingRecovery, recoverAfterCrash } from '../../src/session/crash-recovery.ts';
 import { registryPaths, stickLayout } from '../../src/stick/layout.ts';
 import type { LockHolder } from '../../src/stick/lock.ts';
 import { checkDisk } from '../../src/vmm/disk-check.ts';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { REGISTRY_PORT_NAME } from '../../src/guestregistry/guest-channel.ts';
 import type { GuestRegistry } from '../../src/guestregistry/registry.ts';
 import type { RegValue } from '../../src/guestregistry/value.ts';
-import { REGISTRY_CHANNEL_ID, registryChannel, registrySizingOverrides } from '../../src/session/guest-registry.ts';
+import { REGISTRY_CHANNEL_ID, registryChannel, registrySizingOverrides } from '../../src/session/session-registry.ts';
 
 function view(values: Record<string, RegValue>): Pick<GuestRegistry, 'get'> {
   return { get: (key, name) => (values[`${key}\\${name}`] ? { value: values[`${key}\\${name}`]!, layer: 'user' } : undefined) };
