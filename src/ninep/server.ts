@@ -170,10 +170,11 @@ function isDir(qid: Qid): boolean {
 
 /** Serve 9P2000.L on `stream` from `backend` until the stream closes. */
 export function serveNinep(stream: Duplex, backend: NinepBackend, options: NinepServerOptions = {}): NinepServer {
-  return new Session(stream, backend, options);
+  return new StreamServer(stream, backend, options);
 }
 
-class Session implements NinepServer {
+/** One 9P connection: its negotiated msize, fids and requests in flight. */
+class StreamServer implements NinepServer {
   readonly counters: NinepCounters = {
     messages: 0,
     replies: 0,
