@@ -29,6 +29,7 @@ import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { StickTamperedError } from '../errors.ts';
+import { syncDirectory } from '../primitives/atomic-replace.ts';
 import { type ContentStore, contentPath, PlainContentStore } from './content-store.ts';
 import { type LayerRows, nameOf, parentOf, PlainRows } from './layer-rows.ts';
 import { QuotaContentStore } from './quota-content-store.ts';
@@ -79,19 +80,6 @@ export function nowTimespec(): { sec: number; nsec: number } {
   return { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) };
 }
 
-/** fsync of a directory (its entries); hosts that cannot open one for it (Windows) have nothing to sync. */
-async function syncDirectory(dir: string): Promise<void> {
-  let fh;
-  try {
-    fh = await open(dir, 'r');
-    await fh.sync();
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EACCES' && code !== 'EBADF') throw error;
-  } finally {
-    await fh?.close().catch(() => {});
-  }
-}
 
 export class LayerStore {
   readonly dir: string;

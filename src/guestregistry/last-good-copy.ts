@@ -1,10 +1,11 @@
 // Keeping the registry file usable: detect a damaged file when it is opened
 // (header, quick_check), keep a verified last good copy beside it, and swap a
 // damaged file for that copy. The damaged file is moved aside, never deleted.
-import { closeSync, copyFileSync, existsSync, fsyncSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import { RegistryCorruptError } from '../errors.ts';
+import { replaceFileWithSync, tempWriterPid } from '../primitives/atomic-replace.ts';
 import { openDatabase } from './store.ts';
 
 const HEADER = Buffer.from('SQLite format 3\0', 'latin1');
@@ -88,29 +89,6 @@ function tryOpen(file: string, check: IntegrityCheck, readOnly = false): { db: D
   }
 }
 
-function syncFile(path: string): void {
-  const fd = openSync(path, 'r+');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function syncDir(dir: string): void {
-  // Directories cannot be opened for fsync on Windows; the rename is still atomic there.
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // best effort
-  }
-}
-
 function stamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
 }
@@ -126,13 +104,9 @@ function freeName(base: string): string {
   }
 }
 
-function tempName(file: string): string {
-  return `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-}
-
-/** Removes temporary copies left by a process that died mid-backup (same host: pid not alive). */
+/** Removes temporary copies left by a process that died mid-backup or mid-restore (same host: pid not alive). */
 function removeStaleTemps(file: string): void {
-  const prefix = `${basename(file)}.tmp-`;
+  const targets = [basename(file), basename(registryFiles(file).lastGood)];
   let names: string[];
   try {
     names = readdirSync(dirname(file));
@@ -140,8 +114,8 @@ function removeStaleTemps(file: string): void {
     return;
   }
   for (const name of names) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number(name.slice(prefix.length).split('-')[0]);
+    const pid = targets.map((target) => tempWriterPid(name, target)).find((found) => found !== undefined);
+    if (pid === undefined) continue;
     let alive = false;
     try {
       process.kill(pid, 0);
@@ -201,13 +175,7 @@ export function openChecked(file: string, check: IntegrityCheck): { db: Database
   // A journal belongs to the file it was written for; keep it with that file.
   if (existsSync(files.journal)) renameSync(files.journal, `${movedTo}-journal`);
   const restored = lastGoodSound(files.lastGood);
-  if (restored) {
-    const temp = tempName(file);
-    copyFileSync(files.lastGood, temp);
-    syncFile(temp);
-    renameSync(temp, file);
-    syncDir(dirname(file));
-  }
+  if (restored) replaceFileWithSync(file, (temp) => copyFileSync(files.lastGood, temp));
   const reopened = tryOpen(file, check);
   if (!('db' in reopened)) {
     throw new RegistryCorruptError(`the registry ${file} is damaged (${problem}) and so is its last good copy (${reopened.problem})`, {
@@ -224,21 +192,14 @@ export function openChecked(file: string, check: IntegrityCheck): { db: Database
 
 /**
  * Writes a consistent copy of the open database as the last good copy:
- * VACUUM INTO a temporary name, fsync, verify, rename over the old copy. A
+ * VACUUM INTO a temporary name, verify, replace the old copy atomically. A
  * crash at any point leaves the previous copy in place.
  */
 export function writeLastGood(db: DatabaseSync, file: string): void {
-  const files = registryFiles(file);
-  const temp = tempName(file);
-  try {
+  replaceFileWithSync(registryFiles(file).lastGood, (temp) => {
     db.prepare('VACUUM INTO ?').run(temp);
-    syncFile(temp);
     const opened = tryOpen(temp, 'quick', true);
     if (!('db' in opened)) throw new RegistryCorruptError(`the registry copy ${temp} failed its check (${opened.problem})`, { details: { file } });
     opened.db.close();
-    renameSync(temp, files.lastGood);
-    syncDir(dirname(file));
-  } finally {
-    if (existsSync(temp)) unlinkSync(temp);
-  }
+  });
 }

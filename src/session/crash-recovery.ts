@@ -25,6 +25,7 @@ import { registryPaths, type StickLayout } from '../stick/layout.ts';
 import type { LockHolder } from '../stick/lock.ts';
 import { checkDisk, type DiskCheckResult } from '../vmm/disk-check.ts';
 import { findQemuImg } from '../vmm/qemu-binary.ts';
+import { isTempOf } from '../primitives/atomic-replace.ts';
 
 export interface DiskRecovery extends DiskCheckResult {
   /** What recovery did about it. */
@@ -165,7 +166,7 @@ export async function recoverAfterCrash(options: RecoveryOptions): Promise<Recov
   // Half-written lock updates (temp + rename interrupted).
   try {
     for (const name of await readdir(layout.runDir)) {
-      if (/^lock\.json\.[0-9a-f]+\.tmp$/.test(name)) {
+      if (isTempOf(name, basename(layout.lockFile))) {
         await rm(join(layout.runDir, name), { force: true });
         report.removed.push(join(layout.runDir, name));
       }

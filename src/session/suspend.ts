@@ -20,7 +20,8 @@ import { cancelMigration, listenForMigration, migrateOut, qemuVersionString, res
 import type { ShutdownResult } from '../vmm/shutdown-ladder.ts';
 import { StateSealer } from '../vmm/state-cipher.ts';
 import type { DiskGeneration } from './disk-generation.ts';
-import { savedStatePaths, syncDir, VMSTATE_FORMAT, type VmStateMeta } from './saved-state.ts';
+import { syncDirectory } from '../primitives/atomic-replace.ts';
+import { savedStatePaths, VMSTATE_FORMAT, type VmStateMeta } from './saved-state.ts';
 import type { Session } from './session.ts';
 
 /** FAT32's largest file. A guest whose state could outgrow it is not suspended (no splitting). */
@@ -140,7 +141,7 @@ export async function saveGuestState(session: Session, context: StateContext): P
       throw writeError instanceof PocketError ? writeError : error;
     }
     await rename(paths.partial, paths.file);
-    await syncDir(paths.dir);
+    await syncDirectory(paths.dir);
     return {
       guest: session.guest,
       user: context.user,

@@ -6,10 +6,11 @@
 // Files that change in use (users/, run/, per-host verdicts) are not in it.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, stat, writeFile, rename } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { PayloadError, StickError, StickTamperedError } from '../errors.ts';
+import { replaceFile } from '../primitives/atomic-replace.ts';
 
 export const MANIFEST_PATH = '.pocketvm/manifest.json';
 export const MANIFEST_FORMAT = 1;
@@ -77,8 +78,7 @@ export async function writeManifest(root: string, paths: string[], version: stri
   }
   const manifest: StickManifest = { format: MANIFEST_FORMAT, version, createdAt: new Date().toISOString(), files };
   const target = onDisk(root, MANIFEST_PATH);
-  await writeFile(`${target}.partial`, `${JSON.stringify(manifest, null, 2)}\n`);
-  await rename(`${target}.partial`, target);
+  await replaceFile(target, `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
 }
 
