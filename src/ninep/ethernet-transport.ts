@@ -46,7 +46,7 @@
 // quiesce, reads nothing.
 import { type Duplex, duplexPair } from 'node:stream';
 import { Errno } from './backend.ts';
-import { ByteQueue } from './byte-queue.ts';
+import { ByteQueue } from '../primitives/byte-queue.ts';
 import type { GuestRamWriter, RamSegment } from '../vmm/guest-ram.ts';
 import { HEADER_SIZE, MessageId, rlerror, TWRITE_HEADER_SIZE } from './codec.ts';
 import { FrameFlag, parseSegments, ReadPlacements } from './ram-placement.ts';

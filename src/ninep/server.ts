@@ -13,7 +13,7 @@
 // bounded by concurrency × msize.
 
 import type { Duplex } from 'node:stream';
-import { ByteQueue } from './byte-queue.ts';
+import { ByteQueue } from '../primitives/byte-queue.ts';
 import { readBuffers } from './read-buffers.ts';
 import {
   AT_REMOVEDIR,
