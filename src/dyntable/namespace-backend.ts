@@ -53,6 +53,7 @@ import { LISTING_READ_AHEAD, type ListedEntry, ListingBudget, type ListingPhase,
 import { lookupEntry } from './resolver.ts';
 import type { StoreQuota } from './store-quota.ts';
 import type { CompiledTable, EntryMode, Exclusion, TableEntry } from './rules.ts';
+import { SerialQueue } from '../primitives/serial-queue.ts';
 
 export interface NamespaceBackendOptions {
   table: CompiledTable;
@@ -165,16 +166,6 @@ function hostQidPath(where: string): bigint {
   return (1n << 61n) | (BigInt((h1 >>> 0) & 0x1fffffff) << 32n) | BigInt(h2 >>> 0);
 }
 
-/** Serialises namespace mutations, so check-then-change sequences never interleave. */
-class Mutex {
-  #tail: Promise<unknown> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.#tail.then(fn, fn);
-    this.#tail = result.catch(() => undefined);
-    return result;
-  }
-}
-
 export class NamespaceBackend implements NinepBackend {
   readonly table: CompiledTable;
   readonly files: LayerStore;
@@ -194,7 +185,8 @@ export class NamespaceBackend implements NinepBackend {
   readonly #virtualQids = new Map<string, bigint>();
   readonly #owner: { uid: number; gid: number };
   readonly #mapHostOwner: boolean;
-  readonly #mutex = new Mutex();
+  /** Serialises namespace mutations, so check-then-change sequences never interleave. */
+  readonly #mutex = new SerialQueue();
   readonly #started = nowTimespec();
   readonly #caseCache = new Map<string, { names: Set<string>; expires: number }>();
   /** Listing read-ahead of all directory handles together (namespace-listing.ts). */
