@@ -27,7 +27,6 @@
 import { mkdirSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { StickTamperedError } from '../errors.ts';
 import { syncDirectory } from '../primitives/atomic-replace.ts';
 import { type ContentStore, contentPath, PlainContentStore } from './content-store.ts';
@@ -37,6 +36,8 @@ import { NODE_BYTES, type StoreQuota } from './store-quota.ts';
 import { type NinepTimes, S_IFDIR, S_IFMT, S_IFREG } from '../ninep/backend.ts';
 import { openSealedLayer } from './sealed/seal-store.ts';
 import { SealedDataError } from './sealed/sealed-file.ts';
+import { openStickDatabase } from '../primitives/stick-database.ts';
+import type { DatabaseSync } from 'node:sqlite';
 
 export type StoreTimes = NinepTimes;
 
@@ -136,11 +137,10 @@ export class LayerStore {
    */
   static async open(dir: string, options: { key?: Buffer; quota?: StoreQuota } = {}): Promise<LayerStore> {
     mkdirSync(join(dir, 'data'), { recursive: true });
-    const db = new DatabaseSync(join(dir, 'layer.sqlite'));
+    // One launcher at a time holds the stick, so the store is an 'exclusive' stick database (WAL).
+    const db = openStickDatabase(join(dir, 'layer.sqlite'), { access: 'exclusive' });
     try {
-      // One launcher at a time holds the stick; exclusive locking also lets WAL
-      // work without shared memory (FAT sticks).
-      db.exec('PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;');
+      db.exec('PRAGMA foreign_keys=OFF;');
       db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);');
       const layer = options.key
         ? await openSealedLayer(dir, db, options.key)

@@ -6,7 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import { RegistryCorruptError } from '../errors.ts';
 import { replaceFileWithSync, tempWriterPid } from '../primitives/atomic-replace.ts';
-import { openDatabase } from './store.ts';
+import { openStickDatabase } from '../primitives/stick-database.ts';
 
 const HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 // SQLITE_CORRUPT, SQLITE_NOTADB (and their extended codes) mean damage; any
@@ -75,7 +75,7 @@ export function integrityProblem(db: DatabaseSync, check: IntegrityCheck): strin
 function tryOpen(file: string, check: IntegrityCheck, readOnly = false): { db: DatabaseSync } | { problem: string; cause: unknown } {
   let db: DatabaseSync | undefined;
   try {
-    db = openDatabase(file, { readOnly });
+    db = openStickDatabase(file, { access: 'shared', readOnly });
     const problem = integrityProblem(db, check);
     if (problem) {
       db.close();
