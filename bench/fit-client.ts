@@ -5,7 +5,7 @@
 import { duplexPair } from 'node:stream';
 import type { NamespaceBackend } from '../src/dyntable/namespace-backend.ts';
 import { type NinepServer, serveNinep } from '../src/ninep/server.ts';
-import { NAMESPACE_MSIZE } from '../src/session/namespace-channel.ts';
+import { NAMESPACE_MSIZE } from '../src/ninep/msize.ts';
 import { NinepClient } from '../test/ninep/client.ts';
 
 export const CHUNK = 1 << 20;

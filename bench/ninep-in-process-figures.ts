@@ -4,7 +4,7 @@
 import { duplexPair } from 'node:stream';
 import type { NinepBackend } from '../src/ninep/backend.ts';
 import { serveNinep } from '../src/ninep/server.ts';
-import { NAMESPACE_MSIZE } from '../src/session/namespace-channel.ts';
+import { NAMESPACE_MSIZE } from '../src/ninep/msize.ts';
 import { NinepClient } from '../test/ninep/client.ts';
 
 export async function inProcessFigures(backend: NinepBackend, dir: string[], files: number): Promise<{ readdirOps: number; lookupOps: number }> {

@@ -11,6 +11,7 @@
 import type { GuestRamWriter, RamSegment } from '../vmm/guest-ram.ts';
 import { IO_HEADER_SIZE, MessageId } from './codec.ts';
 import { readBuffers } from './read-buffers.ts';
+import { NAMESPACE_MSIZE } from './msize.ts';
 
 /** Frame flags (the u16 after the tag in the transport header). */
 export const FrameFlag = {
@@ -36,7 +37,7 @@ const SEGMENT_SIZE = 12;
  * module allows (1 MiB + 4 KiB, NAMESPACE_MSIZE) in 4 KiB pages, plus one
  * for a buffer that does not start on a page. A longer list is broken.
  */
-export const MAX_SEGMENTS = (1024 * 1024 + 4096) / 4096 + 1;
+export const MAX_SEGMENTS = NAMESPACE_MSIZE / 4096 + 1;
 
 /** The segment list after a Tread, or undefined when it does not parse. */
 export function parseSegments(list: Buffer): RamSegment[] | undefined {

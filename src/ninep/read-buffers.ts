@@ -12,9 +12,10 @@
 // Buffers are recognised by their ArrayBuffer: a reply's bytes may come back
 // as a view (a short read is a subarray) and only a buffer lent out and not
 // yet returned goes back on the free list, so returning twice is harmless.
+import { NAMESPACE_MSIZE } from './msize.ts';
 
 /** The largest buffer kept: the largest reply the namespace's msize allows. */
-const CAPACITY = 1024 * 1024 + 4096;
+const CAPACITY = NAMESPACE_MSIZE;
 /** Free buffers kept: enough for the reads in flight at once; more are left to the GC. */
 const MAX_FREE = 8;
 /** Smaller replies come from Node's own slab, which is already cheap. */

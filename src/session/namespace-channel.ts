@@ -23,20 +23,11 @@ import type { StoreQuota } from '../dyntable/store-quota.ts';
 import type { ChannelService, ExtraChannel } from './extra-channel.ts';
 import { GUEST_USER_ID } from './personal-disk.ts';
 import { LOG_LIMITS, openStickLog } from '../stick/capped-log.ts';
+import { NAMESPACE_MSIZE } from '../ninep/msize.ts';
 
 export const NAMESPACE_CHANNEL_ID = 'ninep';
 /** The card's address (locally administered), by which the guest's boot step finds it. */
 export const NAMESPACE_MAC = '02:70:76:6d:39:01';
-/**
- * The namespace's msize: 1 MiB of data per Tread/Twrite plus a page for
- * its header. A program's 1 MiB read is then one round trip, not two (a
- * round trip through virtio-net and QEMU costs about as much as placing
- * 512 KiB). The page is there because the 9P client reads at most
- * msize - 24 bytes per Tread: at exactly 1 MiB each 1 MiB read took a second
- * round trip for its last 24 bytes. 9pnet_pocketvm's PVM_MAX_MSIZE is this
- * too; 40-namespace.sh mounts with it.
- */
-export const NAMESPACE_MSIZE = 1024 * 1024 + 4096;
 /** On the kernel command line when the namespace is served: the guest mounts it. */
 export const NAMESPACE_CMDLINE_WORD = `pocketvm.9p=${NAMESPACE_MAC}`;
 

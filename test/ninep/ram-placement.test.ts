@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { encode } from '../../src/ninep/codec.ts';
 import { MAX_SEGMENTS, parseSegments, ReadPlacements } from '../../src/ninep/ram-placement.ts';
-import { NAMESPACE_MSIZE } from '../../src/session/namespace-channel.ts';
+import { NAMESPACE_MSIZE } from '../../src/ninep/msize.ts';
 import { RecordingRam, segmentList } from './frame-peer.ts';
 
 const tread = (tag: number, count = 100) => encode({ type: 'Tread', tag, fid: 1, offset: 0, count } as never);
