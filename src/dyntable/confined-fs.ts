@@ -404,21 +404,29 @@ export class ConfinedRoot {
       let flags = hostFlags | O_NOFOLLOW;
       if (type === S_IFIFO) flags |= O_NONBLOCK;
       else if (type !== S_IFREG) throw new ErrnoError(Errno.EACCES, `${guestPath}: special files are not served`);
-      if (this.pool.isSlow(this.hostPath(guestPath))) return this.openPooled(guestPath, flags, st);
-      let fh: FileHandle;
-      try {
-        fh = await fsp.open(this.hostPath(guestPath), flags);
-      } catch (err) {
-        throw ErrnoError.fromNode(err);
-      }
-      try {
-        const opened = await this.verifyOpened(fh, guestPath, st);
-        return new ConfinedFile(this, guestPath, fh, opened);
-      } catch (err) {
-        await fh.close().catch(() => {});
-        throw ErrnoError.fromNode(err);
-      }
+      return this.openVerified(guestPath, flags, st);
     });
+  }
+
+  /**
+   * open(2) of a path the caller checked (as `st`), then verified to be the
+   * file the check saw; on a pool worker when its mount is slow.
+   */
+  private async openVerified(guestPath: string, flags: number, st: BigIntStats): Promise<ConfinedFile> {
+    if (this.pool.isSlow(this.hostPath(guestPath))) return this.openPooled(guestPath, flags, st);
+    let fh: FileHandle;
+    try {
+      fh = await fsp.open(this.hostPath(guestPath), flags);
+    } catch (err) {
+      throw ErrnoError.fromNode(err);
+    }
+    try {
+      const opened = await this.verifyOpened(fh, guestPath, st);
+      return new ConfinedFile(this, guestPath, fh, opened);
+    } catch (err) {
+      await fh.close().catch(() => {});
+      throw ErrnoError.fromNode(err);
+    }
   }
 
   /** open(2) on a pool worker: the file's descriptor is served by the pool from then on. */
@@ -436,20 +444,7 @@ export class ConfinedRoot {
   private async openDirLocked(guestPath: string, st: BigIntStats): Promise<ConfinedFile> {
     await this.verifyDir(guestPath);
     if (isWindows) return new ConfinedFile(this, guestPath, undefined, st);
-    if (this.pool.isSlow(this.hostPath(guestPath))) return this.openPooled(guestPath, C.O_RDONLY | O_DIRECTORY | O_NOFOLLOW, st);
-    let fh: FileHandle;
-    try {
-      fh = await fsp.open(this.hostPath(guestPath), C.O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    } catch (err) {
-      throw ErrnoError.fromNode(err);
-    }
-    try {
-      const opened = await this.verifyOpened(fh, guestPath, st);
-      return new ConfinedFile(this, guestPath, fh, opened);
-    } catch (err) {
-      await fh.close().catch(() => {});
-      throw ErrnoError.fromNode(err);
-    }
+    return this.openVerified(guestPath, C.O_RDONLY | O_DIRECTORY | O_NOFOLLOW, st);
   }
 
   /**
