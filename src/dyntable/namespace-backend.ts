@@ -4,7 +4,7 @@
 //
 // - FIT entries (stick): the files store, users/<name>/files/ (layer-store.ts).
 // - FET readonly entries: the host folder, read through the confined
-//   primitives (ninep/confined-fs.ts); every change is EROFS.
+//   primitives (confined-fs.ts); every change is EROFS.
 // - FET cow entries: the host folder as the lower layer and the upper store,
 //   users/<name>/upper/, on top. Every mutation (write, create, rename,
 //   delete, chmod, chown, truncate, utimes, symlink, link, mkdir, mknod) lands
