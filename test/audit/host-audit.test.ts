@@ -1,7 +1,8 @@
 // The audit's reading of strace -f -ff -y -z lines and its classification of
 // written paths (the whole audit runs in test/integration/audit.test.ts).
 import assert from 'node:assert/strict';
-import { classify, type ClassifyContext, findings, fdPath, type ProcessState, ringCarriesFileIo, runtimeDirOf, splitArgs, unquote, writesOfLine } from '../../src/audit/host-audit.ts';
+import { classify, type ClassifyContext, findings, runtimeDirOf } from '../../src/audit/classify-writes.ts';
+import { fdPath, type ProcessState, ringCarriesFileIo, splitArgs, unquote, writesOfLine } from '../../src/audit/strace-writes.ts';
 
 const state = (): ProcessState => ({ pid: 42, cwd: '/work', program: '/usr/bin/node' });
 const paths = (line: string, s = state()) => writesOfLine(line, s).writes.map((w) => `${w.op} ${w.path}`);
