@@ -2,7 +2,7 @@
 // (no -shm file, no mmap I/O), WAL only with exclusive locking, and every
 // database on the stick opened through it.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
@@ -66,5 +66,13 @@ describe('stick database policy', () => {
     } finally {
       db.close();
     }
+  });
+
+  it('is the only place in src/ that opens a SQLite database', () => {
+    const src = new URL('../../src/', import.meta.url);
+    const opening = (readdirSync(src, { recursive: true }) as string[])
+      .filter((path) => path.endsWith('.ts') && /\bnew DatabaseSync\(/.test(readFileSync(new URL(path, src), 'utf8')))
+      .map((path) => path.split('\\').join('/'));
+    assert.deepEqual(opening, ['primitives/stick-database.ts']);
   });
 });
