@@ -113,11 +113,11 @@ export class Session {
   user: string | undefined;
   /** Runs `launcher exec` commands in the guest (src/session/exec-channel.ts). */
   execs: ExecService | undefined;
-  /** The logged-in user's guest registry (src/session/session-registry.ts); closed at teardown. */
+  /** The logged-in user's guest registry (src/session/guest-registry.ts); closed at teardown. */
   registry: GuestRegistry | undefined;
   /** Set when the stick was pulled out (src/session/surprise-removal.ts): teardown then writes nothing to it. */
   removal: StickRemoval | undefined;
-  /** What this launch checked after a session that did not end cleanly (src/session/crash-recovery.ts). */
+  /** What this launch checked after a session that did not end cleanly (src/session/recovery.ts). */
   recovery: RecoveryReport | undefined;
   /** What suspending needs from the login (src/session/suspend.ts); undefined without a user. */
   stateContext: StateContext | undefined;
