@@ -13,7 +13,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { componentOf } from '../src/stick/manifest.ts';
+import { componentOf } from '../src/stick/stick-manifest.ts';
 import { benchOptions, median } from './bench-options.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));

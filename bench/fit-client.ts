@@ -4,9 +4,9 @@
 // session's msize, and the two timed loads they share.
 import { duplexPair } from 'node:stream';
 import type { NamespaceBackend } from '../src/dyntable/namespace-backend.ts';
-import { type NinepServer, serveNinep } from '../src/dyntable/ninep/server.ts';
-import { NAMESPACE_MSIZE } from '../src/session/namespace-channel.ts';
-import { NinepClient } from '../test/dyntable/ninep/client.ts';
+import { type NinepServer, serveNinep } from '../src/ninep/server.ts';
+import { NAMESPACE_MSIZE } from '../src/ninep/msize.ts';
+import { NinepClient } from '../test/ninep/client.ts';
 
 export const CHUNK = 1 << 20;
 export const O_RDWR = 2;

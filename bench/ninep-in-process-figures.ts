@@ -2,10 +2,10 @@
 // listing of a folder and a walk + getattr + clunk of each of its `files`
 // names (f0, f1, ...) through the 9P server on a backend, no guest.
 import { duplexPair } from 'node:stream';
-import type { NinepBackend } from '../src/dyntable/ninep/backend.ts';
-import { serveNinep } from '../src/dyntable/ninep/server.ts';
-import { NAMESPACE_MSIZE } from '../src/session/namespace-channel.ts';
-import { NinepClient } from '../test/dyntable/ninep/client.ts';
+import type { NinepBackend } from '../src/ninep/backend.ts';
+import { serveNinep } from '../src/ninep/server.ts';
+import { NAMESPACE_MSIZE } from '../src/ninep/msize.ts';
+import { NinepClient } from '../test/ninep/client.ts';
 
 export async function inProcessFigures(backend: NinepBackend, dir: string[], files: number): Promise<{ readdirOps: number; lookupOps: number }> {
   const [a, b] = duplexPair();

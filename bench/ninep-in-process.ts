@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openNamespace } from '../src/dyntable/namespace.ts';
 import { discoverHostContext } from '../src/dyntable/name-mapping.ts';
-import { LocalDirBackend } from '../src/dyntable/ninep/local-backend.ts';
+import { LocalDirBackend } from '../test/ninep/local-backend.ts';
 import { openGuestPayload } from '../src/payload/guest-payload.ts';
 import { GUEST_USER_ID } from '../src/session/personal-disk.ts';
 import { stickLayout } from '../src/stick/layout.ts';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
 import { GuestRegistry } from '../src/guestregistry/registry.ts';
-import { DURABILITY_PRAGMAS } from '../src/guestregistry/store.ts';
+import { stickDatabasePragmas } from '../src/primitives/stick-database.ts';
 import { type RegValue, valueToJson } from '../src/guestregistry/value.ts';
 import { benchOptions, median } from './bench-options.ts';
 
@@ -48,7 +48,7 @@ const nameOf = (i: number) => `v${i % PER_KEY}`;
 
 function rawDb(file: string): DatabaseSync {
   const db = new DatabaseSync(file);
-  for (const pragma of DURABILITY_PRAGMAS) db.exec(`PRAGMA ${pragma}`);
+  for (const pragma of stickDatabasePragmas('shared')) db.exec(`PRAGMA ${pragma}`);
   db.exec('CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v) WITHOUT ROWID');
   return db;
 }

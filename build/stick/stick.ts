@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { initStick } from '../../src/stick/init-stick.ts';
-import { MANIFEST_PATH, writeManifest } from '../../src/stick/manifest.ts';
+import { MANIFEST_PATH, writeManifest } from '../../src/stick/stick-manifest.ts';
 import { addonFilesFor } from './addons.ts';
 import { buildExecutables, EXECUTABLE_PLATFORMS, type ExecutablePlatform } from './executables.ts';
 import type { ProgressListener } from './progress.ts';

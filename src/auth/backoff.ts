@@ -2,8 +2,9 @@
 // (users/<name>/backoff.json) so that restarting the launcher, or moving to
 // another PC, does not reset it. It only slows an attacker who uses the
 // launcher; one who copies the stick faces argon2id instead (passphrase.ts).
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { z } from 'zod';
+import { replaceFile } from '../primitives/atomic-replace.ts';
 
 /** Free attempts before waits start; then 2, 4, 8 … s, capped. */
 const FREE_ATTEMPTS = 2;
@@ -61,9 +62,7 @@ export class LoginBackoff {
     const waitSeconds = backoffDelaySeconds(failures);
     const now = this.#now();
     const state: BackoffState = { failures, lastFailureAt: new Date(now).toISOString(), notBefore: new Date(now + waitSeconds * 1000).toISOString() };
-    const temporary = `${this.path}.new`;
-    await writeFile(temporary, `${JSON.stringify(state)}\n`, { flush: true });
-    await rename(temporary, this.path);
+    await replaceFile(this.path, `${JSON.stringify(state)}\n`);
     return { failures, waitSeconds };
   }
 

@@ -5,9 +5,10 @@
 // edits; it is no defence against someone who recomputes it: that is the
 // AES-GCM tag's job, see key-wrap.ts.)
 import { createHash } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { AuthError } from '../errors.ts';
+import { replaceFile } from '../primitives/atomic-replace.ts';
 import { KDF_BOUNDS } from './passphrase.ts';
 
 export const USER_FILE_FORMAT = 'pocketvm-user';
@@ -115,9 +116,7 @@ export async function readUserFile(path: string, name: string): Promise<UserFile
   return parseUserFile(text, path, name);
 }
 
-/** Write-then-rename, so a pulled stick leaves the old file or the new one (FAT included). */
+/** Replaced atomically, so a pulled stick leaves the old file or the new one (FAT included). */
 export async function writeUserFile(path: string, file: UserFile): Promise<void> {
-  const temporary = `${path}.new`;
-  await writeFile(temporary, `${JSON.stringify(file, null, 2)}\n`, { flush: true });
-  await rename(temporary, path);
+  await replaceFile(path, `${JSON.stringify(file, null, 2)}\n`);
 }

@@ -10,7 +10,7 @@
 // confirmed it at the launcher (`launcher tables confirm`, a confirmation
 // signed with a key only their passphrase leads to: confirmations.ts).
 // Pseudo and device file systems are never served (pseudo-filesystems.ts).
-import type { GuestManifest } from '../payload/manifest.ts';
+import type { GuestManifest } from '../payload/guest-manifest.ts';
 import { defaultExclusions, ExclusionMatcher } from './exclusions.ts';
 import { type HostPathRules, isHostPathWithin } from './host-paths.ts';
 import { KNOWN_FOLDER_IDS, knownFolderGuestPath } from './known-folders.ts';

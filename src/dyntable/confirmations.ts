@@ -19,9 +19,10 @@
 // launch is refused (confirmationsAreCurrent). Deleting records only narrows
 // the view; the next launch takes them off the anchor as well.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { deriveTablesKey } from '../auth/tables-key.ts';
+import { replaceFile } from '../primitives/atomic-replace.ts';
 import { anchorPathFor, readAnchor, rolledBack, writeAnchor } from './rollback-anchor.ts';
 import { deriveAtRestKey } from './sealed/keys.ts';
 import { ruleFingerprint } from './registry-rules.ts';
@@ -166,9 +167,7 @@ export function confirmationsAreCurrent(file: string, trusted: readonly Confirma
 async function writeRecords(file: string, records: ConfirmationRecord[]): Promise<void> {
   const body: ConfirmationFile = { format: CONFIRMATIONS_FORMAT, version: CONFIRMATIONS_VERSION, confirmed: records };
   await mkdir(dirname(file), { recursive: true });
-  const temp = `${file}.tmp`;
-  await writeFile(temp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
-  await rename(temp, file);
+  await replaceFile(file, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
 }
 
 /**

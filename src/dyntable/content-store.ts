@@ -7,7 +7,7 @@
 import { closeSync, lstatSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { open, truncate, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ErrnoError } from './ninep/backend.ts';
+import { ErrnoError } from '../ninep/backend.ts';
 
 /** One open regular file's content. */
 export interface NodeContent {

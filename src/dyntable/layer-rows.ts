@@ -3,7 +3,7 @@
 // PlainRows (paths and metadata in the clear: tests and benchmarks that hold
 // no key) and SealedRows (sealed/sealed-rows.ts: the session's stores).
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import type { NinepTimes } from './ninep/backend.ts';
+import type { NinepTimes } from '../ninep/backend.ts';
 
 export type StoreTimes = NinepTimes;
 

@@ -27,15 +27,17 @@
 import { mkdirSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { StickTamperedError } from '../errors.ts';
+import { syncDirectory } from '../primitives/atomic-replace.ts';
 import { type ContentStore, contentPath, PlainContentStore } from './content-store.ts';
 import { type LayerRows, nameOf, parentOf, PlainRows, type StoreEntry, type StoreNode, type StoreTimes } from './layer-rows.ts';
 import { QuotaContentStore } from './quota-content-store.ts';
 import { NODE_BYTES, type StoreQuota } from './store-quota.ts';
-import { S_IFDIR, S_IFMT, S_IFREG } from './ninep/backend.ts';
+import { type NinepTimes, S_IFDIR, S_IFMT, S_IFREG } from '../ninep/backend.ts';
 import { openSealedLayer } from './sealed/seal-store.ts';
 import { SealedDataError } from './sealed/sealed-file.ts';
+import { openStickDatabase } from '../primitives/stick-database.ts';
+import type { DatabaseSync } from 'node:sqlite';
 
 // The node and entry types are the rows' (layer-rows.ts), so the rows need not import the store.
 export type { StoreEntry, StoreNode, StoreTimes };
@@ -59,19 +61,6 @@ export function nowTimespec(): { sec: number; nsec: number } {
   return { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) };
 }
 
-/** fsync of a directory (its entries); hosts that cannot open one for it (Windows) have nothing to sync. */
-async function syncDirectory(dir: string): Promise<void> {
-  let fh;
-  try {
-    fh = await open(dir, 'r');
-    await fh.sync();
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EACCES' && code !== 'EBADF') throw error;
-  } finally {
-    await fh?.close().catch(() => {});
-  }
-}
 
 export class LayerStore {
   readonly dir: string;
@@ -128,11 +117,10 @@ export class LayerStore {
    */
   static async open(dir: string, options: { key?: Buffer; quota?: StoreQuota } = {}): Promise<LayerStore> {
     mkdirSync(join(dir, 'data'), { recursive: true });
-    const db = new DatabaseSync(join(dir, 'layer.sqlite'));
+    // One launcher at a time holds the stick, so the store is an 'exclusive' stick database (WAL).
+    const db = openStickDatabase(join(dir, 'layer.sqlite'), { access: 'exclusive' });
     try {
-      // One launcher at a time holds the stick; exclusive locking also lets WAL
-      // work without shared memory (FAT sticks).
-      db.exec('PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;');
+      db.exec('PRAGMA foreign_keys=OFF;');
       db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);');
       const layer = options.key
         ? await openSealedLayer(dir, db, options.key)

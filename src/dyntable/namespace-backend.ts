@@ -4,7 +4,7 @@
 //
 // - FIT entries (stick): the files store, users/<name>/files/ (layer-store.ts).
 // - FET readonly entries: the host folder, read through the confined
-//   primitives (ninep/confined-fs.ts); every change is EROFS.
+//   primitives (confined-fs.ts); every change is EROFS.
 // - FET cow entries: the host folder as the lower layer and the upper store,
 //   users/<name>/upper/, on top. Every mutation (write, create, rename,
 //   delete, chmod, chown, truncate, utimes, symlink, link, mkdir, mknod) lands
@@ -46,14 +46,15 @@ import {
   direntTypeOfMode,
   qidTypeOfMode,
   sameTimes,
-} from './ninep/backend.ts';
-import type { NinepAttr, NinepBackend, NinepDirent, NinepHandle, NinepStatfs, Qid, SetattrRequest } from './ninep/backend.ts';
-import { type ConfinedFile, ConfinedRoot, lstatNames } from './ninep/confined-fs.ts';
-import { HostFsPool } from './ninep/host-fs-pool.ts';
+} from '../ninep/backend.ts';
+import type { NinepAttr, NinepBackend, NinepDirent, NinepHandle, NinepStatfs, Qid, SetattrRequest } from '../ninep/backend.ts';
+import { type ConfinedFile, ConfinedRoot, lstatNames } from './confined-fs.ts';
+import { HostFsPool } from './host-fs-pool.ts';
 import { LISTING_READ_AHEAD, type ListedEntry, ListingBudget, type ListingPhase, StreamedListing, arrayPhase } from './namespace-listing.ts';
 import { lookupEntry } from './resolver.ts';
 import type { StoreQuota } from './store-quota.ts';
 import type { CompiledTable, EntryMode, Exclusion, TableEntry } from './rules.ts';
+import { SerialQueue } from '../primitives/serial-queue.ts';
 
 export interface NamespaceBackendOptions {
   table: CompiledTable;
@@ -166,16 +167,6 @@ function hostQidPath(where: string): bigint {
   return (1n << 61n) | (BigInt((h1 >>> 0) & 0x1fffffff) << 32n) | BigInt(h2 >>> 0);
 }
 
-/** Serialises namespace mutations, so check-then-change sequences never interleave. */
-class Mutex {
-  #tail: Promise<unknown> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.#tail.then(fn, fn);
-    this.#tail = result.catch(() => undefined);
-    return result;
-  }
-}
-
 export class NamespaceBackend implements NinepBackend {
   readonly table: CompiledTable;
   readonly files: LayerStore;
@@ -195,7 +186,8 @@ export class NamespaceBackend implements NinepBackend {
   readonly #virtualQids = new Map<string, bigint>();
   readonly #owner: { uid: number; gid: number };
   readonly #mapHostOwner: boolean;
-  readonly #mutex = new Mutex();
+  /** Serialises namespace mutations, so check-then-change sequences never interleave. */
+  readonly #mutex = new SerialQueue();
   readonly #started = nowTimespec();
   readonly #caseCache = new Map<string, { names: Set<string>; expires: number }>();
   /** Listing read-ahead of all directory handles together (namespace-listing.ts). */

@@ -16,7 +16,7 @@
 // folder cost thousands of descriptors' worth of memory, not thousands of
 // batches; without budget left a handle reads its next batch when asked.
 // See docs/tables-and-namespace.md, "Memory bounds of the namespace".
-import type { NinepDirent } from './ninep/backend.ts';
+import type { NinepDirent } from '../ninep/backend.ts';
 
 /** Entries per batch after the first. */
 export const LISTING_BATCH = 1024;

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GuestRegistry } from '../guestregistry/registry.ts';
-import { loadManifest, type GuestManifest } from '../payload/manifest.ts';
+import { loadManifest, type GuestManifest } from '../payload/guest-manifest.ts';
 import { dyntablePaths, registryPaths, type StickLayout } from '../stick/layout.ts';
 import { builtinRules, compileTable, manifestRules } from './compile.ts';
 import { NamespaceBackend } from './namespace-backend.ts';

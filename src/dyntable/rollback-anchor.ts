@@ -29,9 +29,10 @@
 // files/ and tables-confirmed.json all put back together from one moment
 // (docs/security.md, "What the passphrase protects").
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { StickTamperedError } from '../errors.ts';
+import { replaceFileSync } from '../primitives/atomic-replace.ts';
 
 const FORMAT = 'pocketvm-anchor';
 const VERSION = 1;
@@ -89,7 +90,7 @@ export function readAnchor(path: string, atRestKey: Buffer): AnchorBody | undefi
   });
 }
 
-/** Writes the anchor durably (temporary file, fsync, rename, folder fsync): what it names must outlive a pulled stick. */
+/** Writes the anchor durably (replaceFileSync): what it names must outlive a pulled stick. */
 export function writeAnchor(path: string, atRestKey: Buffer, body: AnchorBody): void {
   const key = deriveAnchorKey(atRestKey);
   let text: string;
@@ -99,25 +100,7 @@ export function writeAnchor(path: string, atRestKey: Buffer, body: AnchorBody): 
     key.fill(0);
   }
   mkdirSync(dirname(path), { recursive: true });
-  const temp = `${path}.partial`;
-  const fd = openSync(temp, 'w', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, path);
-  try {
-    const dir = openSync(dirname(path), 'r');
-    try {
-      fsyncSync(dir);
-    } finally {
-      closeSync(dir);
-    }
-  } catch {
-    // hosts that cannot open a folder for fsync (Windows) have nothing to sync
-  }
+  replaceFileSync(path, text, { mode: 0o600 });
 }
 
 /**

@@ -13,7 +13,7 @@
 // closes, so the figure is recomputed at every open and survives a restart.
 // Sealing's few bytes per block and SQLite's pages are left to the reserve.
 import { statfsSync } from 'node:fs';
-import { ErrnoError } from './ninep/backend.ts';
+import { ErrnoError } from '../ninep/backend.ts';
 
 /** What one node's rows cost, whatever its content. */
 export const NODE_BYTES = 1024;

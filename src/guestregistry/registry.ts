@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import { PayloadError, PocketError, RegFileError, RegistryCorruptError, RegistryError, RegistryLimitError, RegistryTypeError, StickError } from '../errors.ts';
 import { MemoryLayer } from './memory-layer.ts';
 import { decodeRegFile, parseReg, type RegFormat, type RegKeyEntry, type RegOperation, writeReg } from './reg-format.ts';
-import { type IntegrityCheck, openChecked, type RegistryRecovery, writeLastGood } from './recovery.ts';
+import { type IntegrityCheck, openChecked, type RegistryRecovery, writeLastGood } from './last-good-copy.ts';
 import { RegistryStore } from './store.ts';
 import {
   checkValue,
@@ -26,7 +26,7 @@ import {
 import { HOST_KEY, wellKnownName, wellKnownType } from './well-known.ts';
 
 export type { RegLayer, RegValue, RegWritableLayer, SessionFact } from './value.ts';
-export type { RegistryRecovery } from './recovery.ts';
+export type { RegistryRecovery } from './last-good-copy.ts';
 
 export interface RegistryChange {
   key: string;

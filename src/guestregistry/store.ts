@@ -1,41 +1,12 @@
-// The registry's persistence: one SQLite file per user (node:sqlite), set up
-// for removable FAT media. A rollback journal (never WAL: WAL needs shared
-// memory, which FAT and a yanked stick do not give) with full syncs makes every
-// commit atomic and durable; no mmap, so an I/O error surfaces as an error
-// rather than a SIGBUS. The busy timeout lets the CLI and a running session
-// share the file: each write is one short IMMEDIATE transaction.
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+// The registry's persistence: one SQLite file per user (node:sqlite), opened
+// under the stick's database policy as a 'shared' database
+// (primitives/stick-database.ts: the CLI and a running session share the
+// file; each write is one short IMMEDIATE transaction).
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { RegistryError } from '../errors.ts';
 import { REG_TYPE_CODE, regTypeFromCode, type RegValue } from './value.ts';
 
 export const SCHEMA_VERSION = 1;
-export const BUSY_TIMEOUT_MS = 10_000;
-
-/** The durability settings, shared with the benchmark's raw-SQLite baseline. */
-export const DURABILITY_PRAGMAS: readonly string[] = [
-  `busy_timeout = ${BUSY_TIMEOUT_MS}`,
-  'journal_mode = DELETE',
-  'synchronous = FULL',
-  'mmap_size = 0',
-  'cell_size_check = ON',
-  'trusted_schema = OFF',
-];
-
-/** Opens a database file with the registry's durability settings. */
-export function openDatabase(file: string, options: { readOnly?: boolean } = {}): DatabaseSync {
-  const db = new DatabaseSync(file, { timeout: BUSY_TIMEOUT_MS, readOnly: options.readOnly === true });
-  try {
-    for (const pragma of DURABILITY_PRAGMAS) {
-      if (options.readOnly && pragma.startsWith('journal_mode')) continue;
-      db.exec(`PRAGMA ${pragma}`);
-    }
-  } catch (error) {
-    db.close();
-    throw error;
-  }
-  return db;
-}
-
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS keys (
   scope TEXT NOT NULL,          -- 'user' or 'host:<fingerprint>'

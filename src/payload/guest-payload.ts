@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PayloadError } from '../errors.ts';
-import { type GuestManifest, loadManifest } from './manifest.ts';
+import { type GuestManifest, loadManifest } from './guest-manifest.ts';
 
 export interface GuestPayload {
   dir: string;

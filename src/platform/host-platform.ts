@@ -54,13 +54,13 @@ export interface HostPlatform {
   statfsPseudoFileSystems: boolean;
   /** /sys/dev/block maps a device number to its block device, so the presence monitor can watch it (src/stick/presence-io.ts). */
   sysfsBlockDevices: boolean;
-  /** /proc/self/mountinfo lists this process's mounts (src/dyntable/ninep/host-fs-pool.ts). */
+  /** /proc/self/mountinfo lists this process's mounts (src/dyntable/host-fs-pool.ts). */
   procMountinfo: boolean;
   /** /proc/self/fd/N names an open descriptor, so a directory is read through the handle that was checked, not its path again. */
   procSelfFd: boolean;
   /** link(2) on a symlink links the symlink itself (Linux); elsewhere it follows it, so such a link is refused. */
   hardLinksSymlinks: boolean;
-  /** Windows file semantics: reserved names and characters, no chmod, no FIFOs (src/dyntable/ninep/confined-fs.ts). */
+  /** Windows file semantics: reserved names and characters, no chmod, no FIFOs (src/dyntable/confined-fs.ts). */
   windowsFileSystem: boolean;
   /** The guest's RAM can be an unnamed file in /dev/shm (src/vmm/guest-ram.ts). */
   guestRamInDevShm: boolean;

@@ -20,11 +20,11 @@
 // record together with the state (and not the disk) putting both back.
 import { hkdfSync, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { userPaths } from '../auth/users.ts';
+import { replaceFile } from '../primitives/atomic-replace.ts';
 import type { StickLayout } from '../stick/layout.ts';
-import { syncDir } from './saved-state.ts';
 
 export interface DiskGeneration {
   /** Counts runs (for people reading it); `id` is what is compared. */
@@ -85,15 +85,6 @@ export async function bumpDiskGeneration(scope: GenerationScope): Promise<DiskGe
   const generation: DiskGeneration = { n: (typeof current === 'object' ? current.n : 0) + 1, id: randomBytes(16).toString('hex') };
   const path = diskGenerationPath(scope.layout, scope.user.name, scope.guest);
   await mkdir(dirname(path), { recursive: true });
-  const partial = `${path}.partial`;
-  const handle = await open(partial, 'w');
-  try {
-    await handle.writeFile(`${JSON.stringify({ ...generation, mac: mac(scope, generation).toString('hex') })}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(partial, path);
-  await syncDir(dirname(path));
+  await replaceFile(path, `${JSON.stringify({ ...generation, mac: mac(scope, generation).toString('hex') })}\n`);
   return generation;
 }

@@ -1,7 +1,7 @@
 // The dyntable namespace in a session: with a user logged in, the launcher
 // compiles this host's FIT/FET table, puts the copy-on-write NamespaceBackend
 // on it and serves it with the 9P2000.L server on a network card of its own
-// (src/dyntable/ninep/ethernet-transport.ts). `pocketvm.9p=<mac>` on the
+// (src/ninep/ethernet-transport.ts). `pocketvm.9p=<mac>` on the
 // kernel command line tells the guest to mount it on /host over the card
 // with that address (payload/rootfs/etc/pocketvm/boot.d/40-namespace.sh,
 // with the guest's 9pnet_pocketvm transport, payload/kmod/).
@@ -16,27 +16,18 @@
 // 64 KiB frames into guest memory, no guest process is involved, and only
 // root can send raw frames; the card has no IP address.
 import type { RegistryRuleReader } from '../dyntable/registry-rules.ts';
-import type { GuestManifest } from '../payload/manifest.ts';
+import type { GuestManifest } from '../payload/guest-manifest.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import type { Machine } from '../vmm/machine.ts';
 import type { StoreQuota } from '../dyntable/store-quota.ts';
 import type { ChannelService, ExtraChannel } from './extra-channel.ts';
 import { GUEST_USER_ID } from './personal-disk.ts';
 import { LOG_LIMITS, openStickLog } from '../primitives/capped-log.ts';
+import { NAMESPACE_MSIZE } from '../ninep/msize.ts';
 
 export const NAMESPACE_CHANNEL_ID = 'ninep';
 /** The card's address (locally administered), by which the guest's boot step finds it. */
 export const NAMESPACE_MAC = '02:70:76:6d:39:01';
-/**
- * The namespace's msize: 1 MiB of data per Tread/Twrite plus a page for
- * its header. A program's 1 MiB read is then one round trip, not two (a
- * round trip through virtio-net and QEMU costs about as much as placing
- * 512 KiB). The page is there because the 9P client reads at most
- * msize - 24 bytes per Tread: at exactly 1 MiB each 1 MiB read took a second
- * round trip for its last 24 bytes. 9pnet_pocketvm's PVM_MAX_MSIZE is this
- * too; 40-namespace.sh mounts with it.
- */
-export const NAMESPACE_MSIZE = 1024 * 1024 + 4096;
 /** On the kernel command line when the namespace is served: the guest mounts it. */
 export const NAMESPACE_CMDLINE_WORD = `pocketvm.9p=${NAMESPACE_MAC}`;
 
@@ -72,8 +63,8 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
     open: async (stream, machine): Promise<ChannelService> => {
       const [{ openNamespace }, { serveNinep }, { serveEthernetTransport }] = await Promise.all([
         import('../dyntable/namespace.ts'),
-        import('../dyntable/ninep/server.ts'),
-        import('../dyntable/ninep/ethernet-transport.ts'),
+        import('../ninep/server.ts'),
+        import('../ninep/ethernet-transport.ts'),
       ]);
       const { backend } = await openNamespace({
         layout: options.layout,

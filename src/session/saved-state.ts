@@ -8,6 +8,7 @@ import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { personalDiskPath, userPaths } from '../auth/users.ts';
 import { SavedStateError } from '../errors.ts';
+import { syncDirectory } from '../primitives/atomic-replace.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import type { Accelerator } from '../vmm/machine-spec.ts';
 import { OpenedState, readStateHead } from '../vmm/state-cipher.ts';
@@ -126,20 +127,6 @@ export function describeUnresumable(verdict: Extract<ResumeVerdict, { resumable:
   return `the suspended guest in ${verdict.file}${when} cannot be resumed on this PC: ${verdict.message}`;
 }
 
-async function syncDir(dir: string): Promise<void> {
-  // Makes a rename or unlink durable; directories cannot be opened for this on Windows.
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // best effort
-  }
-}
-
 /**
  * A cold boot keeps the state, out of the way: never resumed again (its
  * memory no longer matches the disk once the guest has booted afresh), only
@@ -148,13 +135,11 @@ async function syncDir(dir: string): Promise<void> {
 export async function setStateAside(file: string, now = new Date()): Promise<string> {
   const aside = `${file}.set-aside-${now.toISOString().replace(/[:.]/g, '-')}`;
   await rename(file, aside);
-  await syncDir(dirname(file));
+  await syncDirectory(dirname(file));
   return aside;
 }
 
 export async function deleteSavedState(file: string): Promise<void> {
   await rm(file, { force: true });
-  await syncDir(dirname(file));
+  await syncDirectory(dirname(file));
 }
-
-export { syncDir };

@@ -15,7 +15,7 @@ import type { ExecService } from './exec-channel.ts';
 import { type GuestFacts, readGuestFacts } from './guest-facts.ts';
 import type { LaunchTimings } from './launch/launch-options.ts';
 import { Teardown } from './launch/teardown.ts';
-import type { RecoveryReport } from './recovery.ts';
+import type { RecoveryReport } from './crash-recovery.ts';
 import type { ResumeReport } from './resume.ts';
 import { refuseSuspendWhileFull, type StickFullState } from './stick-full.ts';
 import type { StickLimits, StickLimitsStatus } from './stick-limits.ts';
@@ -60,9 +60,9 @@ export interface SessionParts {
   user?: string;
   /** Runs `launcher exec` commands in the guest (src/session/exec-channel.ts). */
   execs?: ExecService;
-  /** The logged-in user's guest registry (src/session/guest-registry.ts); closed at teardown. */
+  /** The logged-in user's guest registry (src/session/session-registry.ts); closed at teardown. */
   registry?: GuestRegistry;
-  /** What this launch checked after a session that did not end cleanly (src/session/recovery.ts). */
+  /** What this launch checked after a session that did not end cleanly (src/session/crash-recovery.ts). */
   recovery?: RecoveryReport;
   /** What suspending needs from the login (src/session/suspend.ts); undefined without a user. */
   stateContext?: StateContext;

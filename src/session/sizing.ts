@@ -13,7 +13,7 @@
 // the host's threads it is refused.
 import { HostTooSmallError } from '../errors.ts';
 import type { HostProfile } from '../hostprobe/host-profile.ts';
-import type { GuestManifest } from '../payload/manifest.ts';
+import type { GuestManifest } from '../payload/guest-manifest.ts';
 
 export { hostFacts } from '../hostprobe/host-facts.ts';
 

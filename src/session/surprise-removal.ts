@@ -13,7 +13,7 @@
 // What was protected is what the guest had flushed: the personal disk's
 // blockdev passes guest flushes through to the stick (cache.direct=off,
 // cache.no-flush=off), so everything the guest fsync'd before the removal is
-// on the stick, and the next launch checks the rest (src/session/recovery.ts).
+// on the stick, and the next launch checks the rest (src/session/crash-recovery.ts).
 // To say *when* that was, QEMU's block statistics are sampled every second and
 // the last time the flush count moved is remembered.
 import { closeSync, fstatSync, openSync } from 'node:fs';

@@ -20,7 +20,8 @@ import { cancelMigration, listenForMigration, migrateOut, qemuVersionString, res
 import type { ShutdownResult } from '../vmm/shutdown-ladder.ts';
 import { StateSealer } from '../vmm/state-cipher.ts';
 import type { DiskGeneration } from './disk-generation.ts';
-import { savedStatePaths, syncDir, VMSTATE_FORMAT, type VmStateMeta } from './saved-state.ts';
+import { syncDirectory } from '../primitives/atomic-replace.ts';
+import { savedStatePaths, VMSTATE_FORMAT, type VmStateMeta } from './saved-state.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import type { StickLock } from '../stick/lock.ts';
 
@@ -149,7 +150,7 @@ export async function saveGuestState(session: SuspendTarget, context: StateConte
       throw writeError instanceof PocketError ? writeError : error;
     }
     await rename(paths.partial, paths.file);
-    await syncDir(paths.dir);
+    await syncDirectory(paths.dir);
     return {
       guest: session.guest,
       user: context.user,

@@ -3,11 +3,12 @@
 // copies against the manifest, then writes the manifest itself, last, so an
 // interrupted copy never looks complete. Nothing personal (users/) is copied.
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StickError, StickTamperedError } from '../errors.ts';
+import { replaceFileWith } from '../primitives/atomic-replace.ts';
 import { stickLayout } from './layout.ts';
-import { MANIFEST_PATH, describeProblems, readManifest, verifyAgainst } from './manifest.ts';
+import { MANIFEST_PATH, describeProblems, readManifest, verifyAgainst } from './stick-manifest.ts';
 
 export interface CloneProgress {
   step: 'copy' | 'verify';
@@ -35,10 +36,8 @@ export async function cloneStick(options: { from: string; to: string; onProgress
     const to = join(options.to, ...path.split('/'));
     await mkdir(join(to, '..'), { recursive: true });
     try {
-      await copyFile(from, `${to}.partial`);
-      await rename(`${to}.partial`, to);
+      await replaceFileWith(to, (temp) => copyFile(from, temp));
     } catch (error) {
-      await rm(`${to}.partial`, { force: true });
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOSPC') throw new StickError(`${options.to} is full while copying ${path}`, 'use a larger drive');
       if (code === 'ENOENT') throw new StickTamperedError(`${path} is missing from ${options.from}`, { hint: 'run `launcher verify` on it' });

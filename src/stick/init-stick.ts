@@ -1,10 +1,11 @@
 // Creates the stick layout of docs/design.md and puts a built payload on it, so the
 // new stick boots on its own. Copies are atomic (temp + rename): an
 // interrupted init never leaves a file that looks complete.
-import { copyFile, mkdir, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { StickError, StickLockedError, UsageError } from '../errors.ts';
+import { replaceFileWith } from '../primitives/atomic-replace.ts';
 import { CHECKSUM_FILE, openGuestPayload } from '../payload/guest-payload.ts';
 import { platformOf } from '../platform/current.ts';
 import { STICK_FORMAT, type StickLayout, stickLayout } from './layout.ts';
@@ -35,12 +36,9 @@ Your guest's files live in users/; nothing is written to the computer you plug i
 `;
 
 async function copyAtomic(source: string, target: string): Promise<void> {
-  const temp = `${target}.partial`;
   try {
-    await copyFile(source, temp);
-    await rename(temp, target);
+    await replaceFileWith(target, (temp) => copyFile(source, temp));
   } catch (error) {
-    await rm(temp, { force: true });
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOSPC') throw new StickError(`the stick is full while copying ${target}`, 'free some space on the stick and run init-stick again');
     throw error;

@@ -1,12 +1,12 @@
 // The stick lock: one launcher drives a stick at a time. It is a file created
 // with O_EXCL (works on FAT and exFAT, where nothing else does), holding who
 // owns it so the refusal can name the holder, and how to reach the session.
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import { StickError, StickLockedError } from '../errors.ts';
+import { replaceFile } from '../primitives/atomic-replace.ts';
 import type { StickLayout } from './layout.ts';
 import { meansGone } from './presence-io.ts';
 import { assertWritable } from './stick-root.ts';
@@ -130,13 +130,11 @@ export class StickLock {
     return this.#holder;
   }
 
-  /** Rewrites the holder record; temp + rename so a reader never sees half of it. */
+  /** Rewrites the holder record, replaced atomically so a reader never sees half of it. */
   async update(change: Partial<LockHolder>): Promise<void> {
     if (this.#released) return;
     this.#holder = { ...this.#holder, ...change };
-    const temp = `${this.layout.lockFile}.${randomBytes(4).toString('hex')}.tmp`;
-    await writeFile(temp, `${JSON.stringify(this.#holder, null, 2)}\n`);
-    await rename(temp, this.layout.lockFile);
+    await replaceFile(this.layout.lockFile, `${JSON.stringify(this.#holder, null, 2)}\n`);
   }
 
   /**

@@ -4,7 +4,8 @@
 // person is told once. The verdict is remembered on the stick per host (by a
 // salted hash, see host-key.ts), so a host with a broken /dev/kvm pays the
 // probe once, not at every launch.
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { replaceFile } from '../primitives/atomic-replace.ts';
 import { BootAttemptError, type Machine } from './machine.ts';
 import type { Accelerator } from './machine-spec.ts';
 
@@ -49,16 +50,14 @@ export class AcceleratorVerdicts {
   async record(verdict: AcceleratorVerdict): Promise<void> {
     const all = await this.#read();
     all[this.#hostKey] = { ...all[this.#hostKey], [verdict.accelerator]: verdict };
-    const temp = `${this.#file}.tmp`;
-    await writeFile(temp, `${JSON.stringify(all, null, 2)}\n`);
-    await rename(temp, this.#file);
+    await replaceFile(this.#file, `${JSON.stringify(all, null, 2)}\n`);
   }
 
   async forget(accelerator: Accelerator): Promise<void> {
     const all = await this.#read();
     if (!all[this.#hostKey]?.[accelerator]) return;
     delete all[this.#hostKey]![accelerator];
-    await writeFile(this.#file, `${JSON.stringify(all, null, 2)}\n`);
+    await replaceFile(this.#file, `${JSON.stringify(all, null, 2)}\n`);
   }
 }
 

@@ -1,6 +1,6 @@
 // Guest life events the launcher must act on before the guest runs again.
 //
-// Placed 9P reads (src/dyntable/ninep/ram-placement.ts) write guest RAM from
+// Placed 9P reads (src/ninep/ram-placement.ts) write guest RAM from
 // the launcher, behind the guest's and QEMU's back. Such a write is only
 // right while the kernel that pinned the pages is the one running:
 //   - a reset (reboot -f, a panic with panic=-1, a triple fault) hands the
@@ -15,7 +15,7 @@
 //
 // kexec is not seen here: it changes kernels without a reset QEMU knows of.
 // The guest's module says it instead (its reboot notifier; the transport's
-// onGuestRetire in src/dyntable/ninep/ethernet-transport.ts).
+// onGuestRetire in src/ninep/ethernet-transport.ts).
 import type { QmpClient, QmpEvent } from './qmp-client.ts';
 
 /** What a service that writes guest RAM does on each event. */

@@ -45,7 +45,7 @@ export interface SerialPortSpec {
  * An extra virtio network card whose backend is the channel `id` itself
  * (QEMU's `-netdev socket` on the inherited descriptor): Ethernet frames,
  * each after a 4-byte big-endian length, between the guest and the launcher
- * alone. The namespace's 9P transport runs on one (src/dyntable/ninep/ethernet-transport.ts).
+ * alone. The namespace's 9P transport runs on one (src/ninep/ethernet-transport.ts).
  */
 export interface NicSpec {
   id: string;

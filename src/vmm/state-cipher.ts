@@ -29,6 +29,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { SavedStateError } from '../errors.ts';
 import { GcmWorker } from './gcm-worker.ts';
+import { ByteQueue } from '../primitives/byte-queue.ts';
 
 export const STATE_MAGIC = Buffer.from('PVMSTATE', 'latin1');
 export const STATE_FORMAT_VERSION = 1;
@@ -80,46 +81,6 @@ function headerTag(key: Buffer, prefix: Buffer, head: Buffer): Buffer {
   cipher.setAAD(head);
   cipher.final();
   return cipher.getAuthTag();
-}
-
-/** Bytes arriving in pieces, taken out in exact amounts without copying more than needed. */
-class ByteQueue {
-  #parts: Buffer[] = [];
-  length = 0;
-
-  push(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    this.#parts.push(chunk);
-    this.length += chunk.length;
-  }
-
-  peek(count: number): Buffer {
-    const first = this.#parts[0]!;
-    if (first.length >= count) return first.subarray(0, count);
-    return Buffer.concat(this.#parts, Math.max(count, 0)).subarray(0, count);
-  }
-
-  take(count: number): Buffer {
-    const first = this.#parts[0];
-    if (first && first.length >= count) {
-      this.length -= count;
-      if (first.length === count) this.#parts.shift();
-      else this.#parts[0] = first.subarray(count);
-      return first.subarray(0, count);
-    }
-    const out = Buffer.allocUnsafe(count);
-    let filled = 0;
-    while (filled < count) {
-      const part = this.#parts[0]!;
-      const used = Math.min(part.length, count - filled);
-      part.copy(out, filled, 0, used);
-      filled += used;
-      if (used === part.length) this.#parts.shift();
-      else this.#parts[0] = part.subarray(used);
-    }
-    this.length -= count;
-    return out;
-  }
 }
 
 export interface SealOptions {

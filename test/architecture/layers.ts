@@ -16,14 +16,13 @@
 // table; bench/layout.ts counts them.
 import type { ImportEdge, ImportGraph } from './import-graph.ts';
 
-/** Folders of src/ by layer, lowest first. A sub-folder listed on its own (dyntable/ninep) is its own unit. */
+/** Folders of src/ by layer, lowest first. A sub-folder listed on its own is its own unit. */
 export const LAYERS: ReadonlyArray<{ folders: readonly string[]; holds: string }> = [
   { folders: ['.'], holds: 'src/errors.ts: the typed errors every layer throws' },
   { folders: ['primitives'], holds: 'atomic replace, directory sync, byte queues, capped logs: no knowledge of pocketvm' },
   { folders: ['platform'], holds: 'every OS difference at run time, one record per OS chosen in current.ts' },
   { folders: ['runtime', 'payload'], holds: 'the running launcher (its files, native addons, dump guards); the guest payload on disk' },
-  // dyntable/ninep: the 9P server until it moves to src/ninep/ (then delete this entry).
-  { folders: ['stick', 'auth', 'vmm', 'ninep', 'dyntable/ninep', 'guestregistry'], holds: 'the parts: the stick, users and keys, QEMU, the 9P server, the registry store' },
+  { folders: ['stick', 'auth', 'vmm', 'ninep', 'guestregistry'], holds: 'the parts: the stick, users and keys, QEMU, the 9P server, the registry store' },
   { folders: ['hostprobe', 'dyntable'], holds: 'what the parts are combined into: the host profile, the tables and namespace' },
   { folders: ['session', 'audit'], holds: 'a launch, start to teardown; the host-writes audit' },
   { folders: ['cli'], holds: 'commands, prompts, output' },
@@ -37,12 +36,12 @@ export const LAYERS: ReadonlyArray<{ folders: readonly string[]; holds: string }
  */
 export const KNOWN_EXCEPTIONS: ReadonlyArray<{ from: string; to: string; why: string }> = [
   {
-    from: 'src/dyntable/ninep/ethernet-transport.ts',
+    from: 'src/ninep/ethernet-transport.ts',
     to: 'src/vmm/guest-ram.ts',
     why: 'the 9P transport places replies in the guest RAM file (type GuestRamFile); a narrow interface in ninep that the RAM file satisfies removes it (perf-ns is editing these files this round)',
   },
   {
-    from: 'src/dyntable/ninep/ram-placement.ts',
+    from: 'src/ninep/ram-placement.ts',
     to: 'src/vmm/guest-ram.ts',
     why: 'as above: ram-placement reads the GuestRamFile type',
   },
@@ -50,10 +49,6 @@ export const KNOWN_EXCEPTIONS: ReadonlyArray<{ from: string; to: string; why: st
 
 /** Cycles between files allowed for now, each with why (files sorted as cycles() gives them). */
 export const KNOWN_CYCLES: ReadonlyArray<{ files: readonly string[]; why: string }> = [
-  {
-    files: ['src/session/disk-generation.ts', 'src/session/saved-state.ts'],
-    why: 'disk-generation borrows syncDir from saved-state: r17-prims moves directory sync to src/primitives/',
-  },
 ];
 
 export interface Unit {

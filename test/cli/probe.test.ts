@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostProfileSchema } from '../../src/hostprobe/host-profile.ts';
 import { addStickUser, launcher, launcherJson } from '../integration/harness.ts';
-import { validManifest } from '../payload/manifest-fixture.ts';
+import { validManifest } from '../payload/guest-manifest-fixture.ts';
 
 interface ProbeJson {
   profile: unknown;

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { builtinRules, compileTable, manifestRules } from '../../src/dyntable/compile.ts';
 import { ruleFingerprint } from '../../src/dyntable/registry-rules.ts';
 import type { RuleSpec } from '../../src/dyntable/rules.ts';
-import { parseManifest } from '../../src/payload/manifest.ts';
-import { validManifest } from '../payload/manifest-fixture.ts';
+import { parseManifest } from '../../src/payload/guest-manifest.ts';
+import { validManifest } from '../payload/guest-manifest-fixture.ts';
 import { fakeHost } from './helpers.ts';
 
 const home = '/home/me';

@@ -5,7 +5,7 @@ import { compileTable } from '../../src/dyntable/compile.ts';
 import { defaultExclusions, ExclusionMatcher } from '../../src/dyntable/exclusions.ts';
 import { foldedComponents } from '../../src/dyntable/host-paths.ts';
 import { NamespaceBackend } from '../../src/dyntable/namespace-backend.ts';
-import { Errno, OpenFlags } from '../../src/dyntable/ninep/backend.ts';
+import { Errno, OpenFlags } from '../../src/ninep/backend.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readConfirmationRecords, recordConfirmation, trustedConfirmations } from '../../src/dyntable/confirmations.ts';
 import { readRegistryRules, ruleFingerprint, type RegistryRuleReader } from '../../src/dyntable/registry-rules.ts';

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { compileTable } from '../../src/dyntable/compile.ts';
 import { NamespaceBackend } from '../../src/dyntable/namespace-backend.ts';
-import { AT_REMOVEDIR, Errno, type NinepHandle, OpenFlags, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, SetattrMask, type SetattrRequest } from '../../src/dyntable/ninep/backend.ts';
+import { AT_REMOVEDIR, Errno, type NinepHandle, OpenFlags, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, SetattrMask, type SetattrRequest } from '../../src/ninep/backend.ts';
 import type { CompiledTable, RuleSpec } from '../../src/dyntable/rules.ts';
 import { liveHost, removeDir, snapshotTree, tempDir } from './helpers.ts';
 

@@ -12,10 +12,10 @@ import { compileTable } from '../../src/dyntable/compile.ts';
 import { LayerStore } from '../../src/dyntable/layer-store.ts';
 import { NamespaceBackend } from '../../src/dyntable/namespace-backend.ts';
 import { LISTING_BATCH, LISTING_READ_AHEAD } from '../../src/dyntable/namespace-listing.ts';
-import { type NinepHandle, OpenFlags } from '../../src/dyntable/ninep/backend.ts';
-import { serveNinep } from '../../src/dyntable/ninep/server.ts';
+import { type NinepHandle, OpenFlags } from '../../src/ninep/backend.ts';
+import { serveNinep } from '../../src/ninep/server.ts';
 import { liveHost, removeDir, tempDir } from './helpers.ts';
-import { NinepClient } from './ninep/client.ts';
+import { NinepClient } from '../ninep/client.ts';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { duplexPair } from 'node:stream';
 import { compileTable } from '../../src/dyntable/compile.ts';
 import { NamespaceBackend } from '../../src/dyntable/namespace-backend.ts';
-import { serveNinep } from '../../src/dyntable/ninep/server.ts';
+import { serveNinep } from '../../src/ninep/server.ts';
 import { liveHost, removeDir, snapshotTree, tempDir } from './helpers.ts';
-import { NinepClient } from './ninep/client.ts';
+import { NinepClient } from '../ninep/client.ts';
 
 describe('dyntable namespace over 9P', () => {
   let base: string;

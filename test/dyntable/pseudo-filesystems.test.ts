@@ -6,7 +6,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileTable } from '../../src/dyntable/compile.ts';
 import { NamespaceBackend } from '../../src/dyntable/namespace-backend.ts';
-import { OpenFlags } from '../../src/dyntable/ninep/backend.ts';
+import { OpenFlags } from '../../src/ninep/backend.ts';
 import { deviceNamespaceReason, pseudoFsExclusions, pseudoMountPoints } from '../../src/dyntable/pseudo-filesystems.ts';
 import { resolvePath } from '../../src/dyntable/resolver.ts';
 import type { RuleSpec } from '../../src/dyntable/rules.ts';

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { builtinRules, compileTable, manifestRules } from '../../src/dyntable/compile.ts';
 import { resolvePath } from '../../src/dyntable/resolver.ts';
 import type { RuleSpec } from '../../src/dyntable/rules.ts';
-import { parseManifest } from '../../src/payload/manifest.ts';
-import { validManifest } from '../payload/manifest-fixture.ts';
+import { parseManifest } from '../../src/payload/guest-manifest.ts';
+import { validManifest } from '../payload/guest-manifest-fixture.ts';
 import { fakeHost } from './helpers.ts';
 
 // A registry FET rule applies only once the person confirmed it (origin

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { compileTable } from '../../src/dyntable/compile.ts';
 import { NamespaceBackend } from '../../src/dyntable/namespace-backend.ts';
-import { Errno, OpenFlags, SetattrMask, type SetattrRequest } from '../../src/dyntable/ninep/backend.ts';
+import { Errno, OpenFlags, SetattrMask, type SetattrRequest } from '../../src/ninep/backend.ts';
 import type { CompiledTable, RuleSpec } from '../../src/dyntable/rules.ts';
 import { NODE_BYTES, StoreQuota } from '../../src/dyntable/store-quota.ts';
 import { liveHost, removeDir, tempDir } from './helpers.ts';

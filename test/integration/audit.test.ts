@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, readdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { AuditReport } from '../../src/session/host-audit.ts';
+import type { AuditReport } from '../../src/audit/host-audit.ts';
 import { addStickUser, freshStick, launcher, launcherJson, loginArgs } from './harness.ts';
 
 const passphrase = 'audit test passphrase';

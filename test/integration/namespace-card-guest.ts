@@ -5,11 +5,12 @@
 // step mounts the card on /host.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { type EthernetTransport, serveEthernetTransport } from '../../src/dyntable/ninep/ethernet-transport.ts';
-import { LocalDirBackend } from '../../src/dyntable/ninep/local-backend.ts';
-import { serveNinep } from '../../src/dyntable/ninep/server.ts';
+import { type EthernetTransport, serveEthernetTransport } from '../../src/ninep/ethernet-transport.ts';
+import { LocalDirBackend } from '../ninep/local-backend.ts';
+import { serveNinep } from '../../src/ninep/server.ts';
 import { openGuestPayload } from '../../src/payload/guest-payload.ts';
-import { NAMESPACE_CHANNEL_ID, NAMESPACE_CMDLINE_WORD, NAMESPACE_MAC, NAMESPACE_MSIZE } from '../../src/session/namespace-channel.ts';
+import { NAMESPACE_CHANNEL_ID, NAMESPACE_CMDLINE_WORD, NAMESPACE_MAC } from '../../src/session/namespace-channel.ts';
+import { NAMESPACE_MSIZE } from '../../src/ninep/msize.ts';
 import type { GuestLife } from '../../src/vmm/guest-life.ts';
 import type { GuestRamFile } from '../../src/vmm/guest-ram.ts';
 import type { Machine } from '../../src/vmm/machine.ts';

@@ -180,7 +180,7 @@ function rssMiB(pid: number): number {
     process.stderr.write(`      removal → QEMU gone with a stopped FUSE folder: ${latency.toFixed(0)} ms (target ≤ 1000 ms)\n`);
     assert.ok(latency <= TEARDOWN_BOUND_MS, `QEMU gone after ${latency.toFixed(0)} ms`);
     // And the session process itself ends (it used to stay alive, idle, its
-    // guest gone: the pool's workers kept it, src/dyntable/ninep/host-fs-pool.ts).
+    // guest gone: the pool's workers kept it, src/dyntable/host-fs-pool.ts).
     // It ends by SIGKILL while a worker is stuck in the stopped folder.
     assert.ok(await waitUntil(() => !processAlive(pid), SESSION_EXIT_BOUND_MS, 20), `the session process was still alive ${SESSION_EXIT_BOUND_MS / 1000} s after the stick was pulled`);
     process.stderr.write(`      removal → session process gone: ${(performance.now() - pulled).toFixed(0)} ms\n`);

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { EthernetTransport } from '../../src/dyntable/ninep/ethernet-transport.ts';
+import type { EthernetTransport } from '../../src/ninep/ethernet-transport.ts';
 import { GuestRamFile } from '../../src/vmm/guest-ram.ts';
 import { removeDir, tempDir } from '../dyntable/helpers.ts';
 import { bootWithNamespaceCard } from './namespace-card-guest.ts';

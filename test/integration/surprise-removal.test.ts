@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { login, personalDiskPath } from '../../src/auth/users.ts';
 import { linuxHost } from '../../src/hostprobe/linux.ts';
-import type { RecoveryReport } from '../../src/session/recovery.ts';
+import type { RecoveryReport } from '../../src/session/crash-recovery.ts';
 import { stickLayout } from '../../src/stick/layout.ts';
 import type { LockHolder } from '../../src/stick/lock.ts';
 import { checkDisk } from '../../src/vmm/disk-check.ts';

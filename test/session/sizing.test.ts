@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { HostTooSmallError } from '../../src/errors.ts';
-import { parseManifest } from '../../src/payload/manifest.ts';
+import { parseManifest } from '../../src/payload/guest-manifest.ts';
 import { sizeMachine } from '../../src/session/sizing.ts';
-import { validManifest } from '../payload/manifest-fixture.ts';
+import { validManifest } from '../payload/guest-manifest-fixture.ts';
 
 const manifest = parseManifest(
   JSON.stringify({ ...validManifest, memory: { minimumMiB: 128, recommendedMiB: 1024 }, cpus: { minimum: 1, recommended: 4 } }),

@@ -1,6 +1,6 @@
 // `launcher audit`: run a whole session (login and boot, guest writes, eject)
 // with every launcher process traced, and list every host path it wrote
-// (src/session/host-audit.ts). Exit 16 when any was written, when the private
+// (src/audit/host-audit.ts). Exit 16 when any was written, when the private
 // runtime directory outlived the session, or when the audit could not see
 // the whole session.
 import type { Command } from 'commander';
@@ -31,7 +31,7 @@ export function registerAudit(program: Command, output: () => Output): void {
   command.action(async (options: AuditFlags) => {
     const out = output();
     const stickRoot = resolveStickRoot(options.stick);
-    const { runAudit } = await import('../../session/host-audit.ts');
+    const { runAudit } = await import('../../audit/host-audit.ts');
     const hasEject = program.commands.some((c) => c.name() === 'eject');
     const report = await runAudit({
       stickRoot,

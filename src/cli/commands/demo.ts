@@ -28,7 +28,7 @@ export function registerDemo(program: Command, output: () => Output): void {
     const [{ ensureStickWithPayload }, { startSession, stopOnSignals }, { DEMO_USER, ensureDemoUser, loginForLaunch }] = await Promise.all([import('../bootstrap.ts'), import('../session-runner.ts'), import('../login.ts')]);
     const started = performance.now();
     const stickRoot = resolveStickRoot(options.stick);
-    const [{ checkBeforeLaunch }, { currentHostAdapter }, { findQemu }] = await Promise.all([import('../../stick/manifest.ts'), import('../../hostprobe/current-host.ts'), import('../../vmm/qemu-binary.ts')]);
+    const [{ checkBeforeLaunch }, { currentHostAdapter }, { findQemu }] = await Promise.all([import('../../stick/stick-manifest.ts'), import('../../hostprobe/current-host.ts'), import('../../vmm/qemu-binary.ts')]);
     // No QEMU is said at once, before minutes of payload building.
     findQemu(currentHostAdapter(), stickRoot);
     await ensureStickWithPayload(out, stickRoot, options.guest);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { asPocketError, UsageError } from '../../errors.ts';
 import type { HostProfile } from '../../hostprobe/host-profile.ts';
-import type { IgnoredRegistryValue } from '../../session/guest-registry.ts';
+import type { IgnoredRegistryValue } from '../../session/session-registry.ts';
 import type { MachineSizing, SizingOverrides } from '../../session/sizing.ts';
 import { registryPaths, type StickLayout, stickLayout } from '../../stick/layout.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
@@ -79,7 +79,7 @@ async function registryOverrides(layout: StickLayout, options: { user?: string; 
   const { findStickUser } = await import('../stick-user.ts');
   const user = await findStickUser(layout, options.user);
   if (user === undefined || !existsSync(registryPaths(layout, user, options.guest).file)) return none;
-  const [{ openUserRegistry }, { ignoredSizingValues, registrySizingOverrides }] = await Promise.all([import('../../guestregistry/user-registry.ts'), import('../../session/guest-registry.ts')]);
+  const [{ openUserRegistry }, { ignoredSizingValues, registrySizingOverrides }] = await Promise.all([import('../../guestregistry/user-registry.ts'), import('../../session/session-registry.ts')]);
   const registry = await openUserRegistry({ paths: registryPaths(layout, user, options.guest), hostSalt: layout.hostSalt, ...(hostId ? { hostId } : {}) });
   try {
     return { overrides: registrySizingOverrides(registry), ignored: ignoredSizingValues(registry) };
@@ -97,7 +97,7 @@ export function registerProbe(program: Command, output: () => Output): void {
   command.action(async (options: { stick?: string; guest: string; user?: string }) => {
     const out = output();
     if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(options.guest)) throw new UsageError(`"${options.guest}" is not a guest name`, 'guest names are lower-case letters, digits and -');
-    const [{ probeHost }, { sizeMachine }, { loadManifest }] = await Promise.all([import('../../hostprobe/probe-host.ts'), import('../../session/sizing.ts'), import('../../payload/manifest.ts')]);
+    const [{ probeHost }, { sizeMachine }, { loadManifest }] = await Promise.all([import('../../hostprobe/probe-host.ts'), import('../../session/sizing.ts'), import('../../payload/guest-manifest.ts')]);
     const root = resolveStickRoot(options.stick);
     // A folder that is not there yet (a checkout's demo stick before its first use) is probed without a stick.
     const profile = await probeHost(existsSync(root) ? { stickRoot: root } : {});

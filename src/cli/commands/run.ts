@@ -96,7 +96,7 @@ export function registerRun(program: Command, output: () => Output): void {
       }
     }
     // A built stick: its launcher and payload must be what it was made with.
-    const [{ checkBeforeLaunch }, { currentHostAdapter }] = await Promise.all([import('../../stick/manifest.ts'), import('../../hostprobe/current-host.ts')]);
+    const [{ checkBeforeLaunch }, { currentHostAdapter }] = await Promise.all([import('../../stick/stick-manifest.ts'), import('../../hostprobe/current-host.ts')]);
     await checkBeforeLaunch(stickRoot, options.guest, currentHostAdapter().platform);
     // After login, before the session has the key: a suspended guest resumes, or the person chooses.
     const login = async () => {

@@ -13,7 +13,7 @@ export function registerVerify(program: Command, output: () => Output): void {
   jsonOption(command);
   command.action(async (options: { stick?: string }) => {
     const out = output();
-    const [{ verifyStick }, { progressRenderer }] = await Promise.all([import('../../stick/manifest.ts'), import('../progress.ts')]);
+    const [{ verifyStick }, { progressRenderer }] = await Promise.all([import('../../stick/stick-manifest.ts'), import('../progress.ts')]);
     const root = resolveStickRoot(options.stick);
     const progress = progressRenderer(out);
     let result;

@@ -20,7 +20,7 @@ import { AuthError } from '../../errors.ts';
 import { type ContentStore, contentPath } from '../content-store.ts';
 import { type LayerRows, PlainRows } from '../layer-rows.ts';
 import { advanceStore, anchorPathFor } from '../rollback-anchor.ts';
-import { S_IFMT, S_IFREG } from '../ninep/backend.ts';
+import { S_IFMT, S_IFREG } from '../../ninep/backend.ts';
 import { StoreKeys, STORE_SALT_BYTES } from './keys.ts';
 import { SealedContentStore } from './sealed-content-store.ts';
 import { SealedFile } from './sealed-file.ts';

@@ -34,7 +34,7 @@
 // written).
 import { lstatSync, rmSync } from 'node:fs';
 import { type ContentStore, type ContentVersions, contentPath, Fanouts, type NodeContent } from '../content-store.ts';
-import { ErrnoError } from '../ninep/backend.ts';
+import { ErrnoError } from '../../ninep/backend.ts';
 import type { StoreKeys } from './keys.ts';
 import { SealedFile } from './sealed-file.ts';
 

@@ -47,8 +47,9 @@
 import { createCipheriv, createDecipheriv, type KeyObject, randomFillSync } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { Errno, ErrnoError } from '../ninep/backend.ts';
+import { Errno, ErrnoError } from '../../ninep/backend.ts';
 import { secretKey } from './keys.ts';
+import { SerialQueue } from '../../primitives/serial-queue.ts';
 
 export const SEALED_MAGIC = Buffer.from('PVSF');
 export const SEALED_VERSION = 1;
@@ -109,16 +110,6 @@ function headerPrefix(shift: number, fileId: Buffer): Buffer {
   return prefix;
 }
 
-/** Serialises a file's operations: a read-modify-write of a block must not interleave with another. */
-class Queue {
-  #tail: Promise<unknown> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.#tail.then(fn, fn);
-    this.#tail = result.catch(() => undefined);
-    return result;
-  }
-}
-
 export class SealedFile {
   readonly path: string;
   readonly blockSize: number;
@@ -129,7 +120,8 @@ export class SealedFile {
   readonly #key: KeyObject;
   readonly #fileId: Buffer;
   readonly #prefix: Buffer;
-  readonly #queue = new Queue();
+  /** Serialises the file's operations: a read-modify-write of a block must not interleave with another. */
+  readonly #queue = new SerialQueue();
   #size: number;
   /** The content version its header authenticates. */
   #version: number;

@@ -7,7 +7,7 @@ import { confirmationsAreCurrent, trustedConfirmations } from '../../dyntable/co
 import { deriveAtRestKey } from '../../dyntable/sealed/keys.ts';
 import type { RegistryRuleReader } from '../../dyntable/registry-rules.ts';
 import type { StoreQuota } from '../../dyntable/store-quota.ts';
-import type { GuestManifest } from '../../payload/manifest.ts';
+import type { GuestManifest } from '../../payload/guest-manifest.ts';
 import { dyntablePaths, type StickLayout } from '../../stick/layout.ts';
 import type { LaunchFeature } from '../launch/feature.ts';
 import type { Teardown } from '../launch/teardown.ts';

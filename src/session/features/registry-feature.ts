@@ -1,12 +1,12 @@
 // The user's guest registry as a launch feature: opened after login (its
 // Machine overrides size the guest), its virtio port serving the guest's `reg`
-// command (src/session/guest-registry.ts), closed at teardown after the
+// command (src/session/session-registry.ts), closed at teardown after the
 // channel services that use it.
 import type { GuestRegistry } from '../../guestregistry/registry.ts';
 import { hostFacts } from '../../hostprobe/host-facts.ts';
 import type { HostProfile } from '../../hostprobe/host-profile.ts';
 import type { StickLayout } from '../../stick/layout.ts';
-import { openSessionRegistry, REGISTRY_CMDLINE_WORD, registryChannel, registrySizingOverrides } from '../guest-registry.ts';
+import { openSessionRegistry, REGISTRY_CMDLINE_WORD, registryChannel, registrySizingOverrides } from '../session-registry.ts';
 import type { LaunchFeature } from '../launch/feature.ts';
 import type { Teardown } from '../launch/teardown.ts';
 import { StickLimits } from '../stick-limits.ts';

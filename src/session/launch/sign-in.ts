@@ -1,10 +1,10 @@
 // Launch step 4: the person signs in (unless the caller already did), the
 // lock records who, and a session that did not end cleanly last time is
-// checked (src/session/recovery.ts) before anything of theirs is opened.
+// checked (src/session/crash-recovery.ts) before anything of theirs is opened.
 import type { UnlockedUser } from '../../auth/users.ts';
 import type { StickLayout } from '../../stick/layout.ts';
 import type { StickLock } from '../../stick/lock.ts';
-import { markRecoveryPending, pendingRecovery, recoverAfterCrash, type RecoveryReport } from '../recovery.ts';
+import { markRecoveryPending, pendingRecovery, recoverAfterCrash, type RecoveryReport } from '../crash-recovery.ts';
 import { interrupted, type LaunchContext } from './launch-context.ts';
 
 export interface SignedIn {

@@ -5,7 +5,7 @@
 import type { GuestPayload } from '../../payload/guest-payload.ts';
 import type { StickLayout } from '../../stick/layout.ts';
 import type { StickLock } from '../../stick/lock.ts';
-import type { RecoveryReport } from '../recovery.ts';
+import type { RecoveryReport } from '../crash-recovery.ts';
 import { Session } from '../session.ts';
 import { watchStickFull } from '../stick-full.ts';
 import type { RemovalGuard } from '../surprise-removal.ts';

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LayerStore, nowTimespec } from '../../../src/dyntable/layer-store.ts';
-import { S_IFREG } from '../../../src/dyntable/ninep/backend.ts';
+import { S_IFREG } from '../../../src/ninep/backend.ts';
 import { StoreQuota } from '../../../src/dyntable/store-quota.ts';
 import { deriveAtRestKey } from '../../../src/dyntable/sealed/keys.ts';
 import { SealedDataError } from '../../../src/dyntable/sealed/sealed-file.ts';

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Errno } from '../../../src/dyntable/ninep/backend.ts';
+import { Errno } from '../../../src/ninep/backend.ts';
 import { StoreKeys } from '../../../src/dyntable/sealed/keys.ts';
 import { BLOCK_OVERHEAD, HEADER_BYTES, SealedDataError, SealedFile } from '../../../src/dyntable/sealed/sealed-file.ts';
 

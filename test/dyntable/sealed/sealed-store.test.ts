@@ -6,14 +6,14 @@ import { DatabaseSync } from 'node:sqlite';
 import { compileTable } from '../../../src/dyntable/compile.ts';
 import { LayerStore } from '../../../src/dyntable/layer-store.ts';
 import { NamespaceBackend } from '../../../src/dyntable/namespace-backend.ts';
-import { Errno, OpenFlags, S_IFDIR, S_IFREG } from '../../../src/dyntable/ninep/backend.ts';
+import { Errno, OpenFlags, S_IFDIR, S_IFREG } from '../../../src/ninep/backend.ts';
 import type { RuleSpec } from '../../../src/dyntable/rules.ts';
 import { deriveAtRestKey } from '../../../src/dyntable/sealed/keys.ts';
 import { NODE_BYTES, StoreQuota } from '../../../src/dyntable/store-quota.ts';
 import { AuthError, StickTamperedError } from '../../../src/errors.ts';
-import { serveNinep } from '../../../src/dyntable/ninep/server.ts';
+import { serveNinep } from '../../../src/ninep/server.ts';
 import { duplexPair } from 'node:stream';
-import { NinepClient } from '../ninep/client.ts';
+import { NinepClient } from '../../ninep/client.ts';
 import { liveHost, removeDir, tempDir } from '../helpers.ts';
 
 const rule = (r: Partial<RuleSpec> & Pick<RuleSpec, 'name' | 'table' | 'guestPath'>): RuleSpec => ({ origin: 'confirmed', source: 'test', ...r });

@@ -1,0 +1,94 @@
+// The payload manifest `payload/<guest>/guest.json`: its schema, and loading
+// it with errors that name the field and say what was expected.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { PayloadError } from '../errors.ts';
+
+// Payload files are named, never pathed: a manifest cannot point outside its
+// own guest folder.
+const payloadFileName = z
+  .string()
+  .min(1)
+  .regex(/^[A-Za-z0-9._-]+$/, 'a plain file name inside the guest folder (letters, digits, . _ -)')
+  .refine((name) => name !== '.' && name !== '..', 'a plain file name inside the guest folder');
+
+const guestName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'lower-case letters, digits and -, at most 32, starting with a letter or digit');
+
+// A dynamic-table rule the guest brings (FIT/FET; src/dyntable/rules.ts).
+const tableRule = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ -, at most 64'),
+  table: z.enum(['FIT', 'FET']),
+  guestPath: z.string().min(1).max(1024),
+  hostPath: z.string().min(1).max(1024).optional(),
+  mode: z.enum(['cow', 'readonly']).optional(),
+  description: z.string().max(200).optional(),
+});
+
+export const GuestManifestSchema = z
+  .strictObject({
+    schemaVersion: z.literal(1),
+    name: guestName,
+    description: z.string().max(200).optional(),
+    kernel: payloadFileName,
+    initrd: payloadFileName,
+    cmdline: z.string().max(2048),
+    memory: z.strictObject({
+      minimumMiB: z.int().min(64).max(1 << 20),
+      recommendedMiB: z.int().min(64).max(1 << 20),
+    }),
+    cpus: z.strictObject({
+      minimum: z.int().min(1).max(256),
+      recommended: z.int().min(1).max(256),
+    }),
+    devices: z.strictObject({
+      console: z.literal('serial'),
+      agent: z.literal('virtio-serial'),
+      network: z.enum(['none', 'user']),
+    }),
+    readyTimeoutSeconds: z.int().min(5).max(3600).default(180),
+    tables: z.array(tableRule).max(64).optional(),
+  })
+  .refine((m) => m.memory.recommendedMiB >= m.memory.minimumMiB, { path: ['memory', 'recommendedMiB'], message: 'must be at least memory.minimumMiB' })
+  .refine((m) => m.cpus.recommended >= m.cpus.minimum, { path: ['cpus', 'recommended'], message: 'must be at least cpus.minimum' });
+
+export type GuestManifest = z.infer<typeof GuestManifestSchema>;
+
+/** `memory.minimumMiB: Too small: expected number to be >=64` — one per problem. */
+export function describeIssues(error: z.ZodError): string[] {
+  return error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(top level)'}: ${issue.message}`);
+}
+
+export function parseManifest(text: string, source: string): GuestManifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new PayloadError(`${source} is not valid JSON: ${(error as Error).message}`, {
+      hint: 'restore the file from the release, or rebuild the stick with `launcher init-stick`',
+    });
+  }
+  const result = GuestManifestSchema.safeParse(raw);
+  if (!result.success) {
+    const problems = describeIssues(result.error);
+    throw new PayloadError(`${source} is invalid: ${problems.join('; ')}`, {
+      hint: 'fix the named fields (the schema is in src/payload/guest-manifest.ts)',
+      details: { problems },
+    });
+  }
+  return result.data;
+}
+
+export async function loadManifest(guestDir: string): Promise<GuestManifest> {
+  const path = join(guestDir, 'guest.json');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new PayloadError(`the guest manifest ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`, {
+      hint: 'the payload on this stick is incomplete: rebuild it with `node build.js payload` or `launcher init-stick`',
+      cause: error,
+    });
+  }
+  return parseManifest(text, path);
+}
