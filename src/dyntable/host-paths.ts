@@ -54,15 +54,3 @@ export function isHostPathWithin(path: string, ancestor: string, rules: HostPath
 export function joinHost(root: string, components: readonly string[], style: PathStyle): string {
   return components.length === 0 ? root : pathModule(style).join(root, ...components);
 }
-
-/**
- * A name a guest may use for a file on this host flavour. Windows refuses
- * reserved characters, trailing dots and spaces (the host would silently
- * alias them) and device names; POSIX hosts take any valid 9P name.
- */
-export function isPortableHostName(name: string, style: PathStyle): boolean {
-  if (style !== 'win32') return true;
-  if (/[<>:"\\|?*\x00-\x1f]/.test(name)) return false;
-  if (/[. ]$/.test(name)) return false;
-  return !/^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$/i.test(name);
-}

@@ -25,22 +25,22 @@
 // then mkdir); a redirect says "this directory's host side is that other path
 // in the same entry" (a host directory the guest renamed).
 import { mkdirSync } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StickTamperedError } from '../errors.ts';
 import { syncDirectory } from '../primitives/atomic-replace.ts';
 import { type ContentStore, contentPath, PlainContentStore } from './content-store.ts';
-import { type LayerRows, nameOf, parentOf, PlainRows, type StoreEntry, type StoreNode, type StoreTimes } from './layer-rows.ts';
+import { type LayerRows, nameOf, parentOf, PlainRows, type StoreEntry, type StoreNode } from './layer-rows.ts';
 import { QuotaContentStore } from './quota-content-store.ts';
 import { NODE_BYTES, type StoreQuota } from './store-quota.ts';
-import { type NinepTimes, S_IFDIR, S_IFMT, S_IFREG } from '../ninep/backend.ts';
+import { S_IFDIR, S_IFMT, S_IFREG } from '../ninep/backend.ts';
 import { openSealedLayer } from './sealed/seal-store.ts';
 import { SealedDataError } from './sealed/sealed-file.ts';
 import { openStickDatabase } from '../primitives/stick-database.ts';
 import type { DatabaseSync } from 'node:sqlite';
 
 // The node and entry types are the rows' (layer-rows.ts), so the rows need not import the store.
-export type { StoreEntry, StoreNode, StoreTimes };
+export type { StoreEntry, StoreNode };
 
 export type NewNode = Omit<StoreNode, 'id' | 'nlink'>;
 

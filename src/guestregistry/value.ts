@@ -22,8 +22,6 @@ export interface SessionFact {
 }
 
 export const REG_TYPES: readonly RegType[] = ['string', 'expand-string', 'int32', 'int64', 'bool', 'binary', 'multi-string'];
-/** Read order, lowest first: a later layer hides an earlier one's value of the same name. */
-export const REG_LAYERS: readonly RegLayer[] = ['defaults', 'user', 'host', 'session'];
 export const WRITABLE_LAYERS: readonly RegWritableLayer[] = ['user', 'host'];
 
 /**
@@ -246,25 +244,4 @@ export function valueToJson(value: RegValue): RegValueJson {
     default:
       return value;
   }
-}
-
-export function valueFromJson(json: unknown): RegValue {
-  if (json === null || typeof json !== 'object') throw new RegistryTypeError('a registry value must be an object { type, data }');
-  const { type, data } = json as { type: unknown; data: unknown };
-  let value: RegValue;
-  if (type === 'int64') {
-    if (typeof data !== 'string' && typeof data !== 'number') throw new RegistryTypeError('int64 data must be a decimal string');
-    try {
-      value = { type, data: BigInt(data) };
-    } catch {
-      throw new RegistryTypeError(`int64 data "${String(data)}" is not an integer`);
-    }
-  } else if (type === 'binary') {
-    if (typeof data !== 'string' || !/^([0-9a-f]{2})*$/i.test(data)) throw new RegistryTypeError('binary data must be a string of hex bytes');
-    value = { type, data: Uint8Array.from(Buffer.from(data, 'hex')) };
-  } else {
-    value = { type, data } as RegValue;
-  }
-  checkValue(value);
-  return value;
 }

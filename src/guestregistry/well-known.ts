@@ -8,8 +8,6 @@ export const GUEST_KEY = 'Guest';
 export const MACHINE_KEY = 'Machine';
 /** Session facts from the HostProfile, under `Host\...` (session layer, never persisted). */
 export const HOST_KEY = 'Host';
-/** Dyntable rules (the dyntable module defines the values below it). */
-export const TABLES_KEY = 'Tables';
 /** What the guest may fill of the stick (src/session/stick-limits.ts); set from the host only. */
 export const STORAGE_KEY = 'Storage';
 
@@ -25,8 +23,6 @@ export const WELL_KNOWN = {
   registryValueMaxKiB: { key: STORAGE_KEY, name: 'RegistryValueMaxKiB', type: 'int32' },
   registryValues: { key: STORAGE_KEY, name: 'RegistryValues', type: 'int32' },
 } as const satisfies Record<string, { key: string; name: string; type: RegType }>;
-
-export type WellKnownValue = keyof typeof WELL_KNOWN;
 
 const BY_NAME = new Map<string, { name: string; type: RegType }>(Object.values(WELL_KNOWN).map((entry) => [`${entry.key.toLowerCase()}\0${entry.name.toLowerCase()}`, entry]));
 

@@ -161,5 +161,4 @@ export type UsbIdentity = z.infer<typeof UsbIdentitySchema>;
 export type KeyboardFacts = z.infer<typeof KeyboardFactsSchema>;
 export type TimezoneFacts = z.infer<typeof TimezoneFactsSchema>;
 export type ProxyFacts = z.infer<typeof ProxyFactsSchema>;
-export type LocaleFacts = z.infer<typeof LocaleFactsSchema>;
 export type ProbeNote = z.infer<typeof ProbeNoteSchema>;

@@ -15,7 +15,6 @@ import { HostTooSmallError } from '../errors.ts';
 import type { HostProfile } from '../hostprobe/host-profile.ts';
 import type { GuestManifest } from '../payload/guest-manifest.ts';
 
-export { hostFacts } from '../hostprobe/host-facts.ts';
 
 export interface MachineSizing {
   memoryMiB: number;

@@ -10,7 +10,6 @@ import type { HostAdapter } from '../../src/hostprobe/host-adapter.ts';
 import type { Restore } from '../../src/session/launch/feature.ts';
 import { launchSession, type LaunchSteps } from '../../src/session/launch/launch-session.ts';
 import type { LaunchContext } from '../../src/session/launch/launch-context.ts';
-import type { Session } from '../../src/session/session.ts';
 
 const HOST = { os: 'linux', platform: 'linux' } as unknown as HostAdapter;
 const OPTIONS = { stickRoot: '/nowhere', guest: 'default', accelerator: 'tcg' as const, command: 'test' };
