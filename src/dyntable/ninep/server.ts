@@ -359,6 +359,7 @@ class Session implements NinepServer {
     const tag = frame.readUInt16LE(5);
     if (type === MessageId.Tversion) return this.version(frame, tag);
     if (type === MessageId.Tflush) return void this.flush(frame, tag);
+    if (type === MessageId.Tclunk && this.clunkInOrder(frame, tag)) return;
     if (this.running.has(tag) || this.queuedTags.has(tag)) {
       this.log(`9p: tag ${tag} reused while in flight`);
       return this.send(rlerror(tag, Errno.EINVAL));
@@ -393,6 +394,29 @@ class Session implements NinepServer {
     }
     if (!this.ended && this.input.length >= 4) this.parseFrames();
     this.maybeResume();
+  }
+
+  /**
+   * A Tclunk answered at once, before the next request is read: the guest
+   * module answers some clunks itself (ethernet-transport.ts, quiet
+   * clunks) and uses the fid number and the tag again right away, so the
+   * clunk must be done before anything sent after it. Only a clunk that
+   * needs no backend call: not one that commits an xattr (that one runs
+   * as any request does), nor one for a tag still in use (EINVAL, below).
+   * False: not taken here.
+   */
+  private clunkInOrder(frame: Buffer, tag: number): boolean {
+    if (this.msize === 0 || frame.length !== HEADER_SIZE + 4 || this.running.has(tag) || this.queuedTags.has(tag)) return false;
+    const id = frame.readUInt32LE(HEADER_SIZE);
+    const f = this.fids.get(id);
+    if (f !== undefined && (f.pending || f.xattr?.kind === 'write')) return false;
+    if (f === undefined) {
+      this.send(rlerror(tag, Errno.EBADF));
+      return true;
+    }
+    this.drop(id, f);
+    this.send(encode({ type: 'Rclunk', tag }));
+    return true;
   }
 
   /** Handle one request; always resolves with a reply frame. */
