@@ -44,6 +44,12 @@
 // Placed writes need nothing more: guest RAM is read only while the frame
 // is taken, so a frame dropped by a retirement, or held in the socket by a
 // quiesce, reads nothing.
+//
+// Quiet clunks: every frame out says canQuiet; the guest module then
+// answers a Tclunk itself and sends it flagged noReply (a round trip saved
+// per file looked up or opened). Its tag may be in use again at once, so
+// the first reply with that tag, which is the clunk's (the server answers
+// a clunk in order, before the next request: server.ts), goes nowhere.
 import { type Duplex, duplexPair } from 'node:stream';
 import { Errno } from './backend.ts';
 import { ByteQueue } from './byte-queue.ts';
@@ -115,6 +121,8 @@ export interface EthernetTransport extends TransportLife {
     guestRetires: number;
     writesPlaced: number;
     writesRefused: number;
+    /** Tclunks the guest answered itself (flagged noReply): their replies were not sent. */
+    quietClunks: number;
   };
   /** Closes every session and the socket. */
   close(): Promise<void>;
@@ -135,6 +143,11 @@ interface Connection {
   /** Reply bytes not yet framed (replies are cut out of the stream by their size field). */
   replies: ByteQueue;
   placements: ReadPlacements | undefined;
+  /**
+   * Quiet Tclunks whose reply is still to come (and be dropped), by tag:
+   * how many (the guest sends clunk after clunk with the same tag).
+   */
+  quiet: Map<number, number>;
 }
 
 export function serveEthernetTransport(socket: Duplex, options: EthernetTransportOptions): EthernetTransport {
@@ -142,7 +155,7 @@ export function serveEthernetTransport(socket: Duplex, options: EthernetTranspor
 }
 
 class Transport implements EthernetTransport {
-  readonly counters = { frames: 0, sent: 0, dropped: 0, sessions: 0, stale: 0, placed: 0, declined: 0, retired: 0, guestRetires: 0, writesPlaced: 0, writesRefused: 0 };
+  readonly counters = { frames: 0, sent: 0, dropped: 0, sessions: 0, stale: 0, placed: 0, declined: 0, retired: 0, guestRetires: 0, writesPlaced: 0, writesRefused: 0, quietClunks: 0 };
   readonly closed: Promise<void>;
   private readonly socket: Duplex;
   private readonly options: EthernetTransportOptions;
@@ -172,7 +185,7 @@ class Transport implements EthernetTransport {
     this.maxSessions = Math.max(1, options.maxSessions ?? 4);
     this.maxPartial = Math.max(1, options.maxPartial ?? 64);
     this.log = options.log ?? (() => {});
-    this.baseFlags = options.guestRam ? FrameFlag.canPlace : 0;
+    this.baseFlags = FrameFlag.canQuiet | (options.guestRam ? FrameFlag.canPlace : 0);
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
@@ -304,7 +317,7 @@ class Transport implements EthernetTransport {
         if (!segments) this.drop(`bad page list after ${key} (read sent in frames)`);
         return this.onMessage(conn, frame.subarray(6, 12), fragment.subarray(0, size), segments);
       }
-      if (fragment.length === size) return this.onMessage(conn, frame.subarray(6, 12), fragment);
+      if (fragment.length === size) return this.onMessage(conn, frame.subarray(6, 12), fragment, undefined, (flags & FrameFlag.noReply) !== 0 && fragment[4] === MessageId.Tclunk);
       if (this.partials.size >= this.maxPartial) {
         const oldest = this.partials.keys().next().value!;
         this.partials.delete(oldest);
@@ -389,7 +402,7 @@ class Transport implements EthernetTransport {
     this.log(`9p transport: ${reason}`);
   }
 
-  private onMessage(conn: number, peer: Buffer, message: Buffer, segments?: RamSegment[]): void {
+  private onMessage(conn: number, peer: Buffer, message: Buffer, segments?: RamSegment[], quiet = false): void {
     let c = this.connections.get(conn);
     if (c === undefined) {
       if (this.retiredIds.has(conn)) {
@@ -406,6 +419,11 @@ class Transport implements EthernetTransport {
       c = this.open(conn, Buffer.from(peer));
     }
     c.placements?.request(message, segments);
+    if (quiet) {
+      const tag = message.readUInt16LE(5);
+      c.quiet.set(tag, (c.quiet.get(tag) ?? 0) + 1);
+      this.counters.quietClunks++;
+    }
     if (!c.end.write(message) && !this.blocked.has(c.end)) {
       // The server is busy: stop reading the socket until it drains (QEMU
       // then stops taking frames from the guest, and the guest waits).
@@ -428,7 +446,7 @@ class Transport implements EthernetTransport {
     const [end, serverEnd] = duplexPair();
     const placements = this.options.guestRam ? new ReadPlacements(this.options.guestRam, this.counters) : undefined;
     if (this.holding) placements?.cancel();
-    const c: Connection = { conn, peer, end, session: this.options.openSession(serverEnd), replies: new ByteQueue(), placements };
+    const c: Connection = { conn, peer, end, session: this.options.openSession(serverEnd), replies: new ByteQueue(), placements, quiet: new Map() };
     this.connections.set(conn, c);
     this.counters.sessions++;
     end.on('data', (chunk: Buffer) => this.onReplyBytes(c, chunk));
@@ -458,6 +476,7 @@ class Transport implements EthernetTransport {
     // The server only writes well-formed replies (size >= 7).
     while (c.replies.length >= 4 && c.replies.length >= c.replies.peekUInt32('le')) {
       const message = c.replies.take(c.replies.peekUInt32('le'));
+      if (c.quiet.size > 0 && this.quietAnswer(c, message.readUInt16LE(5))) continue; // the guest gave it already
       const placedHeader = c.placements?.reply(message);
       if (placedHeader) {
         this.sendMessage(c.conn, c.peer, placedHeader, FrameFlag.placed);
@@ -466,6 +485,15 @@ class Transport implements EthernetTransport {
       }
     }
     if (this.socket.writableNeedDrain) c.end.pause();
+  }
+
+  /** Whether a reply with `tag` is a quiet clunk's (then it is counted off). */
+  private quietAnswer(c: Connection, tag: number): boolean {
+    const left = c.quiet.get(tag);
+    if (left === undefined) return false;
+    if (left > 1) c.quiet.set(tag, left - 1);
+    else c.quiet.delete(tag);
+    return true;
   }
 
   /** A frame of the header alone (no 9P message). */
