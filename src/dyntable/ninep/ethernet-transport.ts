@@ -45,11 +45,12 @@
 // is taken, so a frame dropped by a retirement, or held in the socket by a
 // quiesce, reads nothing.
 //
-// Quiet clunks: every frame out says canQuiet; the guest module then
-// answers a Tclunk itself and sends it flagged noReply (a round trip saved
-// per file looked up or opened). Its tag may be in use again at once, so
-// the first reply with that tag, which is the clunk's (the server answers
-// a clunk in order, before the next request: server.ts), goes nowhere.
+// Quiet requests: every frame out says canQuiet; the guest module then
+// answers a Tclunk, and a Twalk with no names (a clone), itself and sends
+// it flagged noReply (a round trip saved per file looked up or opened).
+// Its tag may be in use again at once, so the first reply with that tag,
+// which is its own (the server answers these two in order, before the next
+// request: server.ts), goes nowhere. noReply on anything else is dropped.
 import { type Duplex, duplexPair } from 'node:stream';
 import { Errno } from './backend.ts';
 import { ByteQueue } from './byte-queue.ts';
@@ -121,7 +122,7 @@ export interface EthernetTransport extends TransportLife {
     guestRetires: number;
     writesPlaced: number;
     writesRefused: number;
-    /** Tclunks the guest answered itself (flagged noReply): their replies were not sent. */
+    /** Tclunks and clone Twalks the guest answered itself (flagged noReply): their replies were not sent. */
     quietClunks: number;
   };
   /** Closes every session and the socket. */
@@ -148,6 +149,12 @@ interface Connection {
    * how many (the guest sends clunk after clunk with the same tag).
    */
   quiet: Map<number, number>;
+}
+
+/** The requests the 9P server answers in order (server.ts): the only ones a guest may send quietly. */
+function answeredInOrder(message: Buffer): boolean {
+  if (message[4] === MessageId.Tclunk) return true;
+  return message[4] === MessageId.Twalk && message.length === HEADER_SIZE + 10 && message.readUInt16LE(HEADER_SIZE + 8) === 0;
 }
 
 export function serveEthernetTransport(socket: Duplex, options: EthernetTransportOptions): EthernetTransport {
@@ -317,7 +324,10 @@ class Transport implements EthernetTransport {
         if (!segments) this.drop(`bad page list after ${key} (read sent in frames)`);
         return this.onMessage(conn, frame.subarray(6, 12), fragment.subarray(0, size), segments);
       }
-      if (fragment.length === size) return this.onMessage(conn, frame.subarray(6, 12), fragment, undefined, (flags & FrameFlag.noReply) !== 0 && fragment[4] === MessageId.Tclunk);
+      if (fragment.length === size) {
+        if (flags & FrameFlag.noReply && !answeredInOrder(fragment)) return this.drop(`noReply on a request not answered in order (${key})`);
+        return this.onMessage(conn, frame.subarray(6, 12), fragment, undefined, (flags & FrameFlag.noReply) !== 0);
+      }
       if (this.partials.size >= this.maxPartial) {
         const oldest = this.partials.keys().next().value!;
         this.partials.delete(oldest);

@@ -445,7 +445,7 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
     });
   });
 
-  it('quiet clunks: says canQuiet; a Tclunk flagged noReply gets no reply, and its tag and fid serve the next request at once', async () => {
+  it('quiet requests: says canQuiet; a Tclunk or clone Twalk flagged noReply gets no reply, and its tag and fid serve the next request at once', async () => {
     const client = await mount(31);
     const fid = await client.open(1, ['hello.txt'], OpenFlags.RDONLY);
     const other = (await client.walk(1, ['hello.txt'])).fid;
@@ -463,6 +463,19 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
     assert.equal(replies.length, 1, 'one reply for the tag: the walk\'s');
     assert.equal(replies[0]!.fragment[4], MessageId.Rwalk, 'the walk made the fid the clunk freed');
     assert.equal(transport.counters.quietClunks, 2);
+    // A clone (a walk with no names) sent quietly, its tag again at once: the clone is there for the walk's lopen.
+    const before2 = peer.frames.length;
+    peer.qemu.write(peer.frame(31, 802, 0, encode({ type: 'Twalk', tag: 802, fid, newfid: 900, wnames: [] } as never), undefined, FrameFlag.noReply));
+    peer.qemu.write(peer.frame(31, 802, 0, encode({ type: 'Tlopen', tag: 802, fid: 900, flags: OpenFlags.RDONLY } as never)));
+    for (let i = 0; i < 200 && !peer.frames.slice(before2).some((f) => f.tag === 802); i++) await sleep(5);
+    await sleep(50);
+    assert.deepEqual(peer.frames.slice(before2).filter((f) => f.tag === 802).map((f) => f.fragment[4]), [MessageId.Rlopen]);
+    assert.equal(transport.counters.quietClunks, 3);
+    // Anything else flagged noReply is dropped unanswered.
+    const dropped = transport.counters.dropped;
+    peer.qemu.write(peer.frame(31, 803, 0, encode({ type: 'Tgetattr', tag: 803, fid, requestMask: 0x3fff } as never), undefined, FrameFlag.noReply));
+    for (let i = 0; i < 200 && transport.counters.dropped === dropped; i++) await sleep(5);
+    assert.equal(transport.counters.dropped, dropped + 1);
     // A clunk without the flag is answered as before.
     peer.qemu.write(peer.frame(31, 801, 0, encode({ type: 'Tclunk', tag: 801, fid } as never)));
     for (let i = 0; i < 200 && !peer.frames.some((f) => f.tag === 801); i++) await sleep(5);
