@@ -422,7 +422,9 @@ class Transport implements EthernetTransport {
       }
       if (message[4] !== MessageId.Tversion) {
         // A mount this launcher never saw begin (one from before a suspend).
+        // A quiet request's tag may be another request's already: no answer.
         this.counters.stale++;
+        if (quiet) return;
         this.sendMessage(conn, Buffer.from(peer), rlerror(message.readUInt16LE(5), Errno.ESTALE));
         return;
       }

@@ -117,6 +117,13 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
     assert.equal(reply.type, 'Rlerror');
     assert.equal((reply as { ecode: number }).ecode, Errno.ESTALE);
     assert.equal(transport.counters.stale, 1);
+    // A quiet clunk there gets no answer either: its tag may be another request's already.
+    const before = peer.frames.length;
+    peer.qemu.write(peer.frame(300, 77, 0, encode({ type: 'Tclunk', tag: 77, fid: 1 } as never), undefined, FrameFlag.noReply));
+    for (let i = 0; i < 100 && transport.counters.stale < 2; i++) await sleep(5);
+    await sleep(30);
+    assert.equal(transport.counters.stale, 2);
+    assert.equal(peer.frames.length, before, 'no reply to a quiet request on a stale connection');
   });
 
   it('keeps at most maxSessions mounts: the oldest is retired', async () => {
