@@ -84,6 +84,11 @@
  *    next request, so the fid number may be used again at once too. Not
  *    for a fid with an xattr being written (Txattrcreate): its Tclunk
  *    commits the value and the writer needs the answer.
+ *  - A Twalk with no names (a clone, which open, create and setattr start
+ *    with) likewise: answered at once (Rwalk, no qids) and sent quietly;
+ *    the server makes the new fid in order too. Neither can fail for a
+ *    client that uses its fids rightly; a failure the launcher would have
+ *    answered then shows on the next request that uses the fid.
  *
  * Only root can reach the card (raw frames need CAP_NET_RAW) and it has no IP
  * address: no guest process can talk to the launcher's 9P server but the
@@ -122,8 +127,8 @@
 #define PVM_F_PLACED 2 /* launcher: the data is in the reader's pages; the header alone follows */
 #define PVM_F_CAN_PLACE 4 /* launcher, every frame: it can write guest RAM */
 #define PVM_F_RETIRE 8 /* guest: this kernel is going away; launcher: every placement is cancelled */
-#define PVM_F_NOREPLY 16 /* guest: a Tclunk it has already answered itself; no reply wanted */
-#define PVM_F_CAN_QUIET 32 /* launcher, every frame: it answers no Tclunk flagged PVM_F_NOREPLY */
+#define PVM_F_NOREPLY 16 /* guest: a Tclunk or clone Twalk it has answered itself; no reply wanted */
+#define PVM_F_CAN_QUIET 32 /* launcher, every frame: it answers nothing flagged PVM_F_NOREPLY */
 /* How long the reboot notifier waits for the launcher's PVM_F_RETIRE. */
 #define PVM_RETIRE_WAIT (5 * HZ)
 /* Rread header: size[4] type[1] tag[2] count[4]. */
@@ -664,12 +669,15 @@ static void answer_here(struct pvm_chan *chan, struct p9_req_t *req, const u8 *r
  * last Rgetattr answers (copied to `reply`), else its part in what the
  * later ones may reuse; and whether it is a Tclunk to send quietly.
  */
-static bool answered_before_sending(struct pvm_chan *chan, struct p9_req_t *req, u8 *reply, u32 *len, bool *quiet)
+static bool answered_before_sending(struct pvm_chan *chan, struct p9_req_t *req, u8 *reply, u32 *len, const u8 **quiet)
 {
+	static const u8 rclunk[7] = { 7, 0, 0, 0, P9_RCLUNK, 0, 0 };
+	static const u8 rwalk_clone[9] = { 9, 0, 0, 0, P9_RWALK, 0, 0, 0, 0 };
 	u32 fid = req->tc.size >= 11 ? get_unaligned_le32(req->tc.sdata + 7) : 0;
+	bool host_quiet = READ_ONCE(chan->host_quiet) && req->rc.capacity >= sizeof(rwalk_clone);
 	unsigned int i;
 
-	*quiet = false;
+	*quiet = NULL;
 	if (req->tc.id == P9_TGETATTR) {
 		if (chan->ga_valid && chan->ga_fid == fid && chan->ga_len <= req->rc.capacity &&
 		    ktime_get_mono_fast_ns() - chan->ga_time < PVM_GETATTR_REUSE_NS) {
@@ -697,18 +705,22 @@ static bool answered_before_sending(struct pvm_chan *chan, struct p9_req_t *req,
 				return false;
 			}
 		}
-		*quiet = READ_ONCE(chan->host_quiet) && !chan->xattr_overflow && req->rc.capacity >= 7;
+		if (host_quiet && !chan->xattr_overflow)
+			*quiet = rclunk;
+	} else if (req->tc.id == P9_TWALK && req->tc.size == 17 && get_unaligned_le16(req->tc.sdata + 15) == 0) {
+		if (host_quiet)
+			*quiet = rwalk_clone;
 	}
 	return false;
 }
 
 static int pvm_request(struct p9_client *client, struct p9_req_t *req)
 {
-	static const u8 rclunk[7] = { 7, 0, 0, 0, P9_RCLUNK, 0, 0 };
 	struct pvm_chan *chan = client->trans;
 	u8 reply[PVM_RGETATTR_MAX];
+	const u8 *quiet;
 	u32 len = 0;
-	bool answered, quiet;
+	bool answered;
 	int err;
 
 	spin_lock_bh(&chan->lock);
@@ -721,7 +733,7 @@ static int pvm_request(struct p9_client *client, struct p9_req_t *req)
 	}
 	err = send_message(chan, req->tc.tag, quiet ? PVM_F_NOREPLY : 0, req->tc.sdata, req->tc.size, NULL, 0);
 	if (!err && quiet) {
-		answer_here(chan, req, rclunk, sizeof(rclunk));
+		answer_here(chan, req, quiet, get_unaligned_le32(quiet));
 		return 0;
 	}
 	if (err) {

@@ -123,7 +123,7 @@ export interface EthernetTransport extends TransportLife {
     writesPlaced: number;
     writesRefused: number;
     /** Tclunks and clone Twalks the guest answered itself (flagged noReply): their replies were not sent. */
-    quietClunks: number;
+    quietRequests: number;
   };
   /** Closes every session and the socket. */
   close(): Promise<void>;
@@ -162,7 +162,7 @@ export function serveEthernetTransport(socket: Duplex, options: EthernetTranspor
 }
 
 class Transport implements EthernetTransport {
-  readonly counters = { frames: 0, sent: 0, dropped: 0, sessions: 0, stale: 0, placed: 0, declined: 0, retired: 0, guestRetires: 0, writesPlaced: 0, writesRefused: 0, quietClunks: 0 };
+  readonly counters = { frames: 0, sent: 0, dropped: 0, sessions: 0, stale: 0, placed: 0, declined: 0, retired: 0, guestRetires: 0, writesPlaced: 0, writesRefused: 0, quietRequests: 0 };
   readonly closed: Promise<void>;
   private readonly socket: Duplex;
   private readonly options: EthernetTransportOptions;
@@ -434,7 +434,7 @@ class Transport implements EthernetTransport {
     if (quiet) {
       const tag = message.readUInt16LE(5);
       c.quiet.set(tag, (c.quiet.get(tag) ?? 0) + 1);
-      this.counters.quietClunks++;
+      this.counters.quietRequests++;
     }
     if (!c.end.write(message) && !this.blocked.has(c.end)) {
       // The server is busy: stop reading the socket until it drains (QEMU

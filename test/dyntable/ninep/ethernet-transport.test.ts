@@ -469,7 +469,7 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
     const replies = peer.frames.slice(before).filter((f) => f.tag === 800);
     assert.equal(replies.length, 1, 'one reply for the tag: the walk\'s');
     assert.equal(replies[0]!.fragment[4], MessageId.Rwalk, 'the walk made the fid the clunk freed');
-    assert.equal(transport.counters.quietClunks, 2);
+    assert.equal(transport.counters.quietRequests, 2);
     // A clone (a walk with no names) sent quietly, its tag again at once: the clone is there for the walk's lopen.
     const before2 = peer.frames.length;
     peer.qemu.write(peer.frame(31, 802, 0, encode({ type: 'Twalk', tag: 802, fid, newfid: 900, wnames: [] } as never), undefined, FrameFlag.noReply));
@@ -477,7 +477,7 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
     for (let i = 0; i < 200 && !peer.frames.slice(before2).some((f) => f.tag === 802); i++) await sleep(5);
     await sleep(50);
     assert.deepEqual(peer.frames.slice(before2).filter((f) => f.tag === 802).map((f) => f.fragment[4]), [MessageId.Rlopen]);
-    assert.equal(transport.counters.quietClunks, 3);
+    assert.equal(transport.counters.quietRequests, 3);
     // Anything else flagged noReply is dropped unanswered.
     const dropped = transport.counters.dropped;
     peer.qemu.write(peer.frame(31, 803, 0, encode({ type: 'Tgetattr', tag: 803, fid, requestMask: 0x3fff } as never), undefined, FrameFlag.noReply));
