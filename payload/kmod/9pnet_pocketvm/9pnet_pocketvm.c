@@ -667,7 +667,8 @@ static void answer_here(struct pvm_chan *chan, struct p9_req_t *req, const u8 *r
 /*
  * Before a request is sent (chan->lock held): whether it is a Tgetattr the
  * last Rgetattr answers (copied to `reply`), else its part in what the
- * later ones may reuse; and whether it is a Tclunk to send quietly.
+ * later ones may reuse; and whether it is a Tclunk or a clone Twalk to send
+ * quietly (`quiet`: the reply to give it here).
  */
 static bool answered_before_sending(struct pvm_chan *chan, struct p9_req_t *req, u8 *reply, u32 *len, const u8 **quiet)
 {
