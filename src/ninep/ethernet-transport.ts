@@ -44,6 +44,13 @@
 // Placed writes need nothing more: guest RAM is read only while the frame
 // is taken, so a frame dropped by a retirement, or held in the socket by a
 // quiesce, reads nothing.
+//
+// Quiet requests: every frame out says canQuiet; the guest module then
+// answers a Tclunk, and a Twalk with no names (a clone), itself and sends
+// it flagged noReply (a round trip saved per file looked up or opened).
+// Its tag may be in use again at once, so the first reply with that tag,
+// which is its own (the server answers these two in order, before the next
+// request: server.ts), goes nowhere. noReply on anything else is dropped.
 import { type Duplex, duplexPair } from 'node:stream';
 import { Errno } from './backend.ts';
 import { ByteQueue } from '../primitives/byte-queue.ts';
@@ -115,6 +122,8 @@ export interface EthernetTransport extends TransportLife {
     guestRetires: number;
     writesPlaced: number;
     writesRefused: number;
+    /** Tclunks and clone Twalks the guest answered itself (flagged noReply): their replies were not sent. */
+    quietRequests: number;
   };
   /** Closes every session and the socket. */
   close(): Promise<void>;
@@ -135,6 +144,17 @@ interface Connection {
   /** Reply bytes not yet framed (replies are cut out of the stream by their size field). */
   replies: ByteQueue;
   placements: ReadPlacements | undefined;
+  /**
+   * Quiet Tclunks whose reply is still to come (and be dropped), by tag:
+   * how many (the guest sends clunk after clunk with the same tag).
+   */
+  quiet: Map<number, number>;
+}
+
+/** The requests the 9P server answers in order (server.ts): the only ones a guest may send quietly. */
+function answeredInOrder(message: Buffer): boolean {
+  if (message[4] === MessageId.Tclunk) return true;
+  return message[4] === MessageId.Twalk && message.length === HEADER_SIZE + 10 && message.readUInt16LE(HEADER_SIZE + 8) === 0;
 }
 
 export function serveEthernetTransport(socket: Duplex, options: EthernetTransportOptions): EthernetTransport {
@@ -142,7 +162,7 @@ export function serveEthernetTransport(socket: Duplex, options: EthernetTranspor
 }
 
 class Transport implements EthernetTransport {
-  readonly counters = { frames: 0, sent: 0, dropped: 0, sessions: 0, stale: 0, placed: 0, declined: 0, retired: 0, guestRetires: 0, writesPlaced: 0, writesRefused: 0 };
+  readonly counters = { frames: 0, sent: 0, dropped: 0, sessions: 0, stale: 0, placed: 0, declined: 0, retired: 0, guestRetires: 0, writesPlaced: 0, writesRefused: 0, quietRequests: 0 };
   readonly closed: Promise<void>;
   private readonly socket: Duplex;
   private readonly options: EthernetTransportOptions;
@@ -172,7 +192,7 @@ class Transport implements EthernetTransport {
     this.maxSessions = Math.max(1, options.maxSessions ?? 4);
     this.maxPartial = Math.max(1, options.maxPartial ?? 64);
     this.log = options.log ?? (() => {});
-    this.baseFlags = options.guestRam ? FrameFlag.canPlace : 0;
+    this.baseFlags = FrameFlag.canQuiet | (options.guestRam ? FrameFlag.canPlace : 0);
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
@@ -304,7 +324,10 @@ class Transport implements EthernetTransport {
         if (!segments) this.drop(`bad page list after ${key} (read sent in frames)`);
         return this.onMessage(conn, frame.subarray(6, 12), fragment.subarray(0, size), segments);
       }
-      if (fragment.length === size) return this.onMessage(conn, frame.subarray(6, 12), fragment);
+      if (fragment.length === size) {
+        if (flags & FrameFlag.noReply && !answeredInOrder(fragment)) return this.drop(`noReply on a request not answered in order (${key})`);
+        return this.onMessage(conn, frame.subarray(6, 12), fragment, undefined, (flags & FrameFlag.noReply) !== 0);
+      }
       if (this.partials.size >= this.maxPartial) {
         const oldest = this.partials.keys().next().value!;
         this.partials.delete(oldest);
@@ -389,7 +412,7 @@ class Transport implements EthernetTransport {
     this.log(`9p transport: ${reason}`);
   }
 
-  private onMessage(conn: number, peer: Buffer, message: Buffer, segments?: RamSegment[]): void {
+  private onMessage(conn: number, peer: Buffer, message: Buffer, segments?: RamSegment[], quiet = false): void {
     let c = this.connections.get(conn);
     if (c === undefined) {
       if (this.retiredIds.has(conn)) {
@@ -399,13 +422,20 @@ class Transport implements EthernetTransport {
       }
       if (message[4] !== MessageId.Tversion) {
         // A mount this launcher never saw begin (one from before a suspend).
+        // A quiet request's tag may be another request's already: no answer.
         this.counters.stale++;
+        if (quiet) return;
         this.sendMessage(conn, Buffer.from(peer), rlerror(message.readUInt16LE(5), Errno.ESTALE));
         return;
       }
       c = this.open(conn, Buffer.from(peer));
     }
     c.placements?.request(message, segments);
+    if (quiet) {
+      const tag = message.readUInt16LE(5);
+      c.quiet.set(tag, (c.quiet.get(tag) ?? 0) + 1);
+      this.counters.quietRequests++;
+    }
     if (!c.end.write(message) && !this.blocked.has(c.end)) {
       // The server is busy: stop reading the socket until it drains (QEMU
       // then stops taking frames from the guest, and the guest waits).
@@ -428,7 +458,7 @@ class Transport implements EthernetTransport {
     const [end, serverEnd] = duplexPair();
     const placements = this.options.guestRam ? new ReadPlacements(this.options.guestRam, this.counters) : undefined;
     if (this.holding) placements?.cancel();
-    const c: Connection = { conn, peer, end, session: this.options.openSession(serverEnd), replies: new ByteQueue(), placements };
+    const c: Connection = { conn, peer, end, session: this.options.openSession(serverEnd), replies: new ByteQueue(), placements, quiet: new Map() };
     this.connections.set(conn, c);
     this.counters.sessions++;
     end.on('data', (chunk: Buffer) => this.onReplyBytes(c, chunk));
@@ -458,6 +488,7 @@ class Transport implements EthernetTransport {
     // The server only writes well-formed replies (size >= 7).
     while (c.replies.length >= 4 && c.replies.length >= c.replies.peekUInt32('le')) {
       const message = c.replies.take(c.replies.peekUInt32('le'));
+      if (c.quiet.size > 0 && this.quietAnswer(c, message.readUInt16LE(5))) continue; // the guest gave it already
       const placedHeader = c.placements?.reply(message);
       if (placedHeader) {
         this.sendMessage(c.conn, c.peer, placedHeader, FrameFlag.placed);
@@ -466,6 +497,15 @@ class Transport implements EthernetTransport {
       }
     }
     if (this.socket.writableNeedDrain) c.end.pause();
+  }
+
+  /** Whether a reply with `tag` is a quiet clunk's (then it is counted off). */
+  private quietAnswer(c: Connection, tag: number): boolean {
+    const left = c.quiet.get(tag);
+    if (left === undefined) return false;
+    if (left > 1) c.quiet.set(tag, left - 1);
+    else c.quiet.delete(tag);
+    return true;
   }
 
   /** A frame of the header alone (no 9P message). */

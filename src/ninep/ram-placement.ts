@@ -27,6 +27,13 @@ export const FrameFlag = {
    * back once every placement is cancelled and every connection retired.
    */
   retire: 8,
+  /**
+   * Guest: a Tclunk it has answered itself (the module's "Round trips
+   * saved"): its tag may already be in use again, so no reply goes back.
+   */
+  noReply: 16,
+  /** Launcher, on every frame: it sends no reply to a Tclunk flagged noReply (the guest then answers its clunks itself). */
+  canQuiet: 32,
 } as const;
 
 /** What a placed Rread's frame carries: size[4] type[1] tag[2] count[4]. */

@@ -360,6 +360,8 @@ class StreamServer implements NinepServer {
     const tag = frame.readUInt16LE(5);
     if (type === MessageId.Tversion) return this.version(frame, tag);
     if (type === MessageId.Tflush) return void this.flush(frame, tag);
+    if (type === MessageId.Tclunk && this.clunkInOrder(frame, tag)) return;
+    if (type === MessageId.Twalk && this.cloneInOrder(frame, tag)) return;
     if (this.running.has(tag) || this.queuedTags.has(tag)) {
       this.log(`9p: tag ${tag} reused while in flight`);
       return this.send(rlerror(tag, Errno.EINVAL));
@@ -394,6 +396,55 @@ class StreamServer implements NinepServer {
     }
     if (!this.ended && this.input.length >= 4) this.parseFrames();
     this.maybeResume();
+  }
+
+  /**
+   * A Tclunk answered at once, before the next request is read: the guest
+   * module answers some clunks itself (ethernet-transport.ts, quiet
+   * clunks) and uses the fid number and the tag again right away, so the
+   * clunk must be done before anything sent after it. Only a clunk that
+   * needs no backend call: not one that commits an xattr (that one runs
+   * as any request does), nor one for a tag still in use (EINVAL, below).
+   * False: not taken here.
+   */
+  private clunkInOrder(frame: Buffer, tag: number): boolean {
+    if (this.msize === 0 || frame.length !== HEADER_SIZE + 4 || this.running.has(tag) || this.queuedTags.has(tag)) return false;
+    const id = frame.readUInt32LE(HEADER_SIZE);
+    const f = this.fids.get(id);
+    if (f !== undefined && (f.pending || f.xattr?.kind === 'write')) return false;
+    if (f === undefined) {
+      this.send(rlerror(tag, Errno.EBADF));
+      return true;
+    }
+    this.drop(id, f);
+    this.send(encode({ type: 'Rclunk', tag }));
+    return true;
+  }
+
+  /**
+   * A Twalk with no names (a clone: the guest's open, create and setattr
+   * start with one) answered at once, in order, for the same reason as a
+   * clunk: the guest module answers these itself too. The same checks and
+   * answers as walk() below. False: not a clone, or a tag still in use.
+   */
+  private cloneInOrder(frame: Buffer, tag: number): boolean {
+    if (this.msize === 0 || frame.length !== HEADER_SIZE + 10 || frame.readUInt16LE(HEADER_SIZE + 8) !== 0 || this.running.has(tag) || this.queuedTags.has(tag)) return false;
+    const fid = frame.readUInt32LE(HEADER_SIZE);
+    const newfid = frame.readUInt32LE(HEADER_SIZE + 4);
+    const f = this.fids.get(fid);
+    let errno = 0;
+    if (f === undefined || f.pending) errno = Errno.EBADF;
+    else if (newfid === fid) errno = f.handle !== undefined || f.opening || f.xattr !== undefined ? Errno.EBUSY : 0;
+    else if (f.xattr !== undefined) errno = Errno.EINVAL;
+    else if (this.fids.has(newfid)) errno = Errno.EBADF;
+    else if (this.fids.size >= this.maxFids) errno = Errno.EMFILE;
+    if (errno !== 0) {
+      this.send(rlerror(tag, errno));
+      return true;
+    }
+    if (newfid !== fid) this.reserve(newfid, f!.path, f!.qid).pending = false;
+    this.send(encode({ type: 'Rwalk', tag, wqids: [] }));
+    return true;
   }
 
   /** Handle one request; always resolves with a reply frame. */

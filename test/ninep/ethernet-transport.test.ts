@@ -117,6 +117,13 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
     assert.equal(reply.type, 'Rlerror');
     assert.equal((reply as { ecode: number }).ecode, Errno.ESTALE);
     assert.equal(transport.counters.stale, 1);
+    // A quiet clunk there gets no answer either: its tag may be another request's already.
+    const before = peer.frames.length;
+    peer.qemu.write(peer.frame(300, 77, 0, encode({ type: 'Tclunk', tag: 77, fid: 1 } as never), undefined, FrameFlag.noReply));
+    for (let i = 0; i < 100 && transport.counters.stale < 2; i++) await sleep(5);
+    await sleep(30);
+    assert.equal(transport.counters.stale, 2);
+    assert.equal(peer.frames.length, before, 'no reply to a quiet request on a stale connection');
   });
 
   it('keeps at most maxSessions mounts: the oldest is retired', async () => {
@@ -223,7 +230,7 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
       placedRead(21, fid, 700, 12_288);
       const [reply, ...more] = await replyTo(700);
       assert.equal(more.length, 0);
-      assert.equal(reply!.flags, FrameFlag.placed | FrameFlag.canPlace);
+      assert.equal(reply!.flags, FrameFlag.placed | FrameFlag.canPlace | FrameFlag.canQuiet);
       assert.equal(reply!.fragment.length, 11, 'the header alone');
       assert.equal(reply!.fragment.readUInt32LE(0), 11 + data.length, 'its size counts the placed data');
       assert.equal(reply!.fragment.readUInt32LE(7), data.length);
@@ -445,6 +452,43 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
     });
   });
 
+  it('quiet requests: says canQuiet; a Tclunk or clone Twalk flagged noReply gets no reply, and its tag and fid serve the next request at once', async () => {
+    const client = await mount(31);
+    const fid = await client.open(1, ['hello.txt'], OpenFlags.RDONLY);
+    const other = (await client.walk(1, ['hello.txt'])).fid;
+    assert.ok(peer.frames.every((f) => f.flags & FrameFlag.canQuiet), 'every frame says the launcher answers no quiet clunk');
+    const before = peer.frames.length;
+    // As the guest module sends them: clunk after clunk with the same tag
+    // (the lowest free), then at once that tag and a freed fid number again
+    // (a walk that makes that fid anew), before any reply.
+    peer.qemu.write(peer.frame(31, 800, 0, encode({ type: 'Tclunk', tag: 800, fid: other } as never), undefined, FrameFlag.noReply));
+    peer.qemu.write(peer.frame(31, 800, 0, encode({ type: 'Tclunk', tag: 800, fid } as never), undefined, FrameFlag.noReply));
+    peer.qemu.write(peer.frame(31, 800, 0, encode({ type: 'Twalk', tag: 800, fid: 1, newfid: fid, wnames: ['hello.txt'] } as never)));
+    for (let i = 0; i < 200 && !peer.frames.slice(before).some((f) => f.tag === 800); i++) await sleep(5);
+    await sleep(50);
+    const replies = peer.frames.slice(before).filter((f) => f.tag === 800);
+    assert.equal(replies.length, 1, 'one reply for the tag: the walk\'s');
+    assert.equal(replies[0]!.fragment[4], MessageId.Rwalk, 'the walk made the fid the clunk freed');
+    assert.equal(transport.counters.quietRequests, 2);
+    // A clone (a walk with no names) sent quietly, its tag again at once: the clone is there for the walk's lopen.
+    const before2 = peer.frames.length;
+    peer.qemu.write(peer.frame(31, 802, 0, encode({ type: 'Twalk', tag: 802, fid, newfid: 900, wnames: [] } as never), undefined, FrameFlag.noReply));
+    peer.qemu.write(peer.frame(31, 802, 0, encode({ type: 'Tlopen', tag: 802, fid: 900, flags: OpenFlags.RDONLY } as never)));
+    for (let i = 0; i < 200 && !peer.frames.slice(before2).some((f) => f.tag === 802); i++) await sleep(5);
+    await sleep(50);
+    assert.deepEqual(peer.frames.slice(before2).filter((f) => f.tag === 802).map((f) => f.fragment[4]), [MessageId.Rlopen]);
+    assert.equal(transport.counters.quietRequests, 3);
+    // Anything else flagged noReply is dropped unanswered.
+    const dropped = transport.counters.dropped;
+    peer.qemu.write(peer.frame(31, 803, 0, encode({ type: 'Tgetattr', tag: 803, fid, requestMask: 0x3fff } as never), undefined, FrameFlag.noReply));
+    for (let i = 0; i < 200 && transport.counters.dropped === dropped; i++) await sleep(5);
+    assert.equal(transport.counters.dropped, dropped + 1);
+    // A clunk without the flag is answered as before.
+    peer.qemu.write(peer.frame(31, 801, 0, encode({ type: 'Tclunk', tag: 801, fid } as never)));
+    for (let i = 0; i < 200 && !peer.frames.some((f) => f.tag === 801); i++) await sleep(5);
+    assert.equal(peer.frames.find((f) => f.tag === 801)!.fragment[4], MessageId.Rclunk);
+  });
+
   it('without guest RAM: no canPlace, and a page list after a Tread is ignored', async () => {
     const client = await mount(23);
     fs.writeFileSync(path.join(tmp, 'data.bin'), 'in frames');
@@ -453,9 +497,9 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
     peer.qemu.write(peer.frame(23, 703, 0, Buffer.concat([message, segmentList([{ phys: 0, len: 4096 }])]), undefined, FrameFlag.place));
     for (let i = 0; i < 200 && !peer.frames.some((f) => f.tag === 703); i++) await sleep(5);
     const reply = peer.frames.find((f) => f.tag === 703)!;
-    assert.equal(reply.flags, 0);
+    assert.equal(reply.flags, FrameFlag.canQuiet);
     assert.equal(reply.fragment.subarray(11).toString(), 'in frames');
-    assert.ok(peer.frames.every((f) => f.flags === 0));
+    assert.ok(peer.frames.every((f) => (f.flags & FrameFlag.canPlace) === 0));
   });
 
   it('drops a frame longer than its message unless it is a placed read', async () => {

@@ -459,6 +459,69 @@ describe('ninep server over LocalDirBackend', function () {
       }
     });
 
+    it('answers a Tclunk in order, before the next request: its tag and fid serve a request sent right after it', async () => {
+      // The guest module answers some clunks itself and uses the tag and the
+      // fid number again at once (ethernet-transport.ts, quiet clunks).
+      const [a, b] = duplexPair();
+      const server = serveNinep(a, h.backend);
+      const c = new NinepClient(b);
+      await c.version();
+      await c.attach(1);
+      const { fid } = await c.walk(1, []);
+      const replies: Buffer[] = [];
+      let pending = Buffer.alloc(0);
+      b.removeAllListeners('data');
+      b.on('data', (chunk: Buffer) => {
+        pending = Buffer.concat([pending, chunk]);
+        while (pending.length >= 4 && pending.length >= pending.readUInt32LE(0)) {
+          replies.push(pending.subarray(0, pending.readUInt32LE(0)));
+          pending = pending.subarray(pending.readUInt32LE(0));
+        }
+      });
+      // A getattr still running when the clunk comes, then the clunk, then its tag and fid again.
+      b.write(Buffer.concat([encode({ type: 'Tgetattr', tag: 4, fid: 1, requestMask: 0x3fff }), encode({ type: 'Tclunk', tag: 5, fid }), encode({ type: 'Twalk', tag: 5, fid: 1, newfid: fid, wnames: [] })]));
+      for (let i = 0; i < 200 && replies.length < 3; i++) await new Promise((r) => setTimeout(r, 5));
+      const tagged = replies.map((r) => [r.readUInt16LE(5), r[4]]);
+      assert.deepEqual(tagged.filter(([tag]) => tag === 5), [[5, 121], [5, 111]], 'Rclunk, then Rwalk for the same tag (no EINVAL for a tag in use)');
+      assert.equal(server.counters.errors, 0);
+      b.destroy();
+      await server.closed;
+    });
+
+    it('answers a clone Twalk (no names) in order: its tag and new fid serve a request sent right after it', async () => {
+      const [a, b] = duplexPair();
+      const server = serveNinep(a, h.backend);
+      const c = new NinepClient(b);
+      await c.version();
+      await c.attach(1);
+      const replies: Buffer[] = [];
+      let pending = Buffer.alloc(0);
+      b.removeAllListeners('data');
+      b.on('data', (chunk: Buffer) => {
+        pending = Buffer.concat([pending, chunk]);
+        while (pending.length >= 4 && pending.length >= pending.readUInt32LE(0)) {
+          replies.push(pending.subarray(0, pending.readUInt32LE(0)));
+          pending = pending.subarray(pending.readUInt32LE(0));
+        }
+      });
+      b.write(
+        Buffer.concat([
+          encode({ type: 'Twalk', tag: 5, fid: 1, newfid: 7, wnames: [] }),
+          encode({ type: 'Tgetattr', tag: 5, fid: 7, requestMask: 0x3fff }),
+          // The same checks as any walk: a new fid in use, an unknown fid.
+          encode({ type: 'Twalk', tag: 6, fid: 1, newfid: 7, wnames: [] }),
+          encode({ type: 'Twalk', tag: 8, fid: 99, newfid: 9, wnames: [] }),
+        ]),
+      );
+      for (let i = 0; i < 200 && replies.length < 4; i++) await new Promise((r) => setTimeout(r, 5));
+      const byTag = (tag: number) => replies.filter((r) => r.readUInt16LE(5) === tag).map((r) => r[4]);
+      assert.deepEqual(byTag(5), [111, 25], 'Rwalk, then Rgetattr of the clone for the same tag');
+      assert.deepEqual(byTag(6), [7]);
+      assert.deepEqual(byTag(8), [7]);
+      b.destroy();
+      await server.closed;
+    });
+
     it('serves a flood of pipelined requests with bounded concurrency, then a Tflush behind them', async () => {
       const [a, b] = duplexPair();
       const server = serveNinep(a, h.backend, { concurrency: 2 });

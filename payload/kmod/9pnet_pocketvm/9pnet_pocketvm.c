@@ -66,6 +66,30 @@
  * next one's) pages. A launcher that never answers (one from before this)
  * costs PVM_RETIRE_WAIT.
  *
+ * Round trips saved. Under TCG each round trip costs the guest far more
+ * than the launcher's work for it, and a stat(2) on a mount without a
+ * dentry cache (cache=mmap) is four: Twalk, Tgetattr (the lookup's),
+ * Tgetattr again (vfs_getattr's, for the same fid) and Tclunk. Two are
+ * answered here:
+ *  - A Tgetattr of the fid the last Rgetattr was for, with no other request
+ *    sent on the mount since that one and less than PVM_GETATTR_REUSE_NS
+ *    after it came, gets that Rgetattr again (its tag changed). Nothing
+ *    sent in between could have changed the file through this mount; a
+ *    change on the host shows as late as the launcher's own attribute
+ *    cache lets it anyway (5 s).
+ *  - A Tclunk is answered at once (Rclunk) and sent flagged PVM_F_NOREPLY
+ *    when the launcher says it answers no such Tclunk (PVM_F_CAN_QUIET on
+ *    its frames): the tag may be used again right away, so no reply may
+ *    come for it. The launcher's server takes a clunk in order, before the
+ *    next request, so the fid number may be used again at once too. Not
+ *    for a fid with an xattr being written (Txattrcreate): its Tclunk
+ *    commits the value and the writer needs the answer.
+ *  - A Twalk with no names (a clone, which open, create and setattr start
+ *    with) likewise: answered at once (Rwalk, no qids) and sent quietly;
+ *    the server makes the new fid in order too. Neither can fail for a
+ *    client that uses its fids rightly; a failure the launcher would have
+ *    answered then shows on the next request that uses the fid.
+ *
  * Only root can reach the card (raw frames need CAP_NET_RAW) and it has no IP
  * address: no guest process can talk to the launcher's 9P server but the
  * kernel's 9P client.
@@ -83,6 +107,7 @@
 #include <linux/reboot.h>
 #include <linux/rwsem.h>
 #include <linux/completion.h>
+#include <linux/timekeeping.h>
 #include <asm/unaligned.h>
 #include <net/9p/9p.h>
 #include <net/9p/client.h>
@@ -102,10 +127,18 @@
 #define PVM_F_PLACED 2 /* launcher: the data is in the reader's pages; the header alone follows */
 #define PVM_F_CAN_PLACE 4 /* launcher, every frame: it can write guest RAM */
 #define PVM_F_RETIRE 8 /* guest: this kernel is going away; launcher: every placement is cancelled */
+#define PVM_F_NOREPLY 16 /* guest: a Tclunk or clone Twalk it has answered itself; no reply wanted */
+#define PVM_F_CAN_QUIET 32 /* launcher, every frame: it answers nothing flagged PVM_F_NOREPLY */
 /* How long the reboot notifier waits for the launcher's PVM_F_RETIRE. */
 #define PVM_RETIRE_WAIT (5 * HZ)
 /* Rread header: size[4] type[1] tag[2] count[4]. */
 #define PVM_RREAD_HDR 11
+/* An Rgetattr (size, type, tag, then 153 bytes of attributes) and some room. */
+#define PVM_RGETATTR_MAX 192
+/* How long an Rgetattr answers the same fid's next Tgetattr (see "Round trips saved"). */
+#define PVM_GETATTR_REUSE_NS (20 * NSEC_PER_MSEC)
+/* Fids with an xattr being written (their Tclunk commits it, its answer matters). */
+#define PVM_XATTR_FIDS 8
 #define PVM_SEG_LEN 12
 
 struct pvm_hdr {
@@ -158,6 +191,26 @@ struct pvm_chan {
 	struct work_struct reap_work;
 	/* The launcher can write guest RAM (PVM_F_CAN_PLACE seen). */
 	bool host_places;
+	/* The launcher sends no reply to a Tclunk flagged PVM_F_NOREPLY (PVM_F_CAN_QUIET seen). */
+	bool host_quiet;
+	/*
+	 * The last Rgetattr (chan->lock; see "Round trips saved"). sent_gen:
+	 * requests sent before the Tgetattr tagged ga_tag was; an Rgetattr is
+	 * kept only if none was sent since (gen unchanged).
+	 */
+	u64 gen;
+	u64 ga_sent_gen;
+	u16 ga_tag;
+	bool ga_sent;
+	bool ga_valid;
+	u32 ga_fid;
+	u64 ga_time;
+	u32 ga_len;
+	u8 ga_buf[PVM_RGETATTR_MAX];
+	/* Fids with an xattr being written; xattr_overflow: more than fit, every Tclunk is answered by the launcher. */
+	u32 xattr_fids[PVM_XATTR_FIDS];
+	unsigned int nxattr;
+	bool xattr_overflow;
 	/* On pvm_chans (the reboot notifier retires every mount). */
 	struct list_head node;
 	/* The launcher answered this mount's PVM_F_RETIRE. */
@@ -238,6 +291,21 @@ static void reap_orphans(struct work_struct *work)
 		free_orphan(chan->client, zc);
 }
 
+/* An Rgetattr that may answer the same fid's next Tgetattr (chan->lock held; "Round trips saved"). */
+static void keep_getattr(struct pvm_chan *chan, struct p9_req_t *req)
+{
+	if (!chan->ga_sent || chan->ga_tag != req->tc.tag || req->tc.id != P9_TGETATTR)
+		return;
+	chan->ga_sent = false;
+	if (chan->gen != chan->ga_sent_gen || req->rc.size > PVM_RGETATTR_MAX || req->rc.size < 7 || req->rc.sdata[4] != P9_RGETATTR)
+		return;
+	memcpy(chan->ga_buf, req->rc.sdata, req->rc.size);
+	chan->ga_len = req->rc.size;
+	chan->ga_fid = get_unaligned_le32(req->tc.sdata + 7);
+	chan->ga_time = ktime_get_mono_fast_ns();
+	chan->ga_valid = true;
+}
+
 /* Ends the reply in progress (chan->lock held). err: 0 complete, else failed. */
 static void finish_rx(struct pvm_chan *chan, int err)
 {
@@ -273,6 +341,7 @@ static void finish_rx(struct pvm_chan *chan, int err)
 		p9_client_cb(chan->client, req, REQ_STATUS_ERROR);
 	} else {
 		req->rc.size = chan->rx_total;
+		keep_getattr(chan, req);
 		p9_client_cb(chan->client, req, REQ_STATUS_RCVD);
 	}
 	p9_req_put(chan->client, req); /* the p9_tag_lookup reference */
@@ -375,6 +444,8 @@ static int pvm_rcv(struct sk_buff *skb, struct net_device *dev, struct packet_ty
 	frag_len = skb->len - PVM_HDR_LEN;
 	if ((flags & PVM_F_CAN_PLACE) && !READ_ONCE(chan->host_places))
 		WRITE_ONCE(chan->host_places, true);
+	if ((flags & PVM_F_CAN_QUIET) && !READ_ONCE(chan->host_quiet))
+		WRITE_ONCE(chan->host_quiet, true);
 
 	spin_lock(&chan->lock);
 	if (offset == 0) {
@@ -584,13 +655,88 @@ static int send_message(struct pvm_chan *chan, u16 tag, u16 flags, const u8 *hea
 	return 0;
 }
 
+/* Answers a request here with `len` bytes of reply (its tag set): the client takes it as it would the launcher's. */
+static void answer_here(struct pvm_chan *chan, struct p9_req_t *req, const u8 *reply, u32 len)
+{
+	memcpy(req->rc.sdata, reply, len);
+	put_unaligned_le16(req->tc.tag, req->rc.sdata + 5);
+	req->rc.size = len;
+	p9_client_cb(chan->client, req, REQ_STATUS_RCVD);
+}
+
+/*
+ * Before a request is sent (chan->lock held): whether it is a Tgetattr the
+ * last Rgetattr answers (copied to `reply`), else its part in what the
+ * later ones may reuse; and whether it is a Tclunk or a clone Twalk to send
+ * quietly (`quiet`: the reply to give it here).
+ */
+static bool answered_before_sending(struct pvm_chan *chan, struct p9_req_t *req, u8 *reply, u32 *len, const u8 **quiet)
+{
+	static const u8 rclunk[7] = { 7, 0, 0, 0, P9_RCLUNK, 0, 0 };
+	static const u8 rwalk_clone[9] = { 9, 0, 0, 0, P9_RWALK, 0, 0, 0, 0 };
+	u32 fid = req->tc.size >= 11 ? get_unaligned_le32(req->tc.sdata + 7) : 0;
+	bool host_quiet = READ_ONCE(chan->host_quiet) && req->rc.capacity >= sizeof(rwalk_clone);
+	unsigned int i;
+
+	*quiet = NULL;
+	if (req->tc.id == P9_TGETATTR) {
+		if (chan->ga_valid && chan->ga_fid == fid && chan->ga_len <= req->rc.capacity &&
+		    ktime_get_mono_fast_ns() - chan->ga_time < PVM_GETATTR_REUSE_NS) {
+			memcpy(reply, chan->ga_buf, chan->ga_len);
+			*len = chan->ga_len;
+			return true;
+		}
+		chan->ga_sent = true;
+		chan->ga_sent_gen = chan->gen;
+		chan->ga_tag = req->tc.tag;
+		return false;
+	}
+	/* Anything else may change what a kept Rgetattr says. */
+	chan->gen++;
+	chan->ga_valid = false;
+	if (req->tc.id == P9_TXATTRCREATE) {
+		if (chan->nxattr < PVM_XATTR_FIDS)
+			chan->xattr_fids[chan->nxattr++] = fid;
+		else
+			chan->xattr_overflow = true;
+	} else if (req->tc.id == P9_TCLUNK) {
+		for (i = 0; i < chan->nxattr; i++) {
+			if (chan->xattr_fids[i] == fid) {
+				chan->xattr_fids[i] = chan->xattr_fids[--chan->nxattr];
+				return false;
+			}
+		}
+		if (host_quiet && !chan->xattr_overflow)
+			*quiet = rclunk;
+	} else if (req->tc.id == P9_TWALK && req->tc.size == 17 && get_unaligned_le16(req->tc.sdata + 15) == 0) {
+		if (host_quiet)
+			*quiet = rwalk_clone;
+	}
+	return false;
+}
+
 static int pvm_request(struct p9_client *client, struct p9_req_t *req)
 {
 	struct pvm_chan *chan = client->trans;
+	u8 reply[PVM_RGETATTR_MAX];
+	const u8 *quiet;
+	u32 len = 0;
+	bool answered;
 	int err;
 
+	spin_lock_bh(&chan->lock);
+	answered = answered_before_sending(chan, req, reply, &len, &quiet);
+	spin_unlock_bh(&chan->lock);
 	WRITE_ONCE(req->status, REQ_STATUS_SENT);
-	err = send_message(chan, req->tc.tag, 0, req->tc.sdata, req->tc.size, NULL, 0);
+	if (answered) {
+		answer_here(chan, req, reply, len);
+		return 0;
+	}
+	err = send_message(chan, req->tc.tag, quiet ? PVM_F_NOREPLY : 0, req->tc.sdata, req->tc.size, NULL, 0);
+	if (!err && quiet) {
+		answer_here(chan, req, quiet, get_unaligned_le32(quiet));
+		return 0;
+	}
 	if (err) {
 		/* Not (wholly) sent: no reply will come; the client drops its references. */
 		spin_lock_bh(&chan->lock);
@@ -707,6 +853,10 @@ static int pvm_zc_request(struct p9_client *client, struct p9_req_t *req, struct
 	bool life_held = false;
 	int err;
 
+	spin_lock_bh(&chan->lock);
+	chan->gen++;
+	chan->ga_valid = false;
+	spin_unlock_bh(&chan->lock);
 	if (uodata) {
 		/* The size field covers the data too; a short buffer sends what it has. */
 		u32 avail = min_t(size_t, outlen, iov_iter_count(uodata));
