@@ -20,7 +20,7 @@
 import { constants as C, lstatSync } from 'node:fs';
 import type { Dir, Dirent } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
-import { lstat, open, opendir, readdir, realpath, statfs, truncate } from 'node:fs/promises';
+import { lstat, opendir, readdir, realpath, statfs } from 'node:fs/promises';
 import type { NodeContent } from './content-store.ts';
 import { join } from 'node:path';
 import { platformOf } from '../platform/current.ts';

@@ -34,7 +34,6 @@ import {
   HEADER_SIZE,
   IO_HEADER_SIZE,
   MessageId,
-  NOTAG,
   TWRITE_HEADER_SIZE,
   decode,
   direntSize,
