@@ -91,6 +91,12 @@ const POOL_MIN_BLOCKS = 2;
  */
 const WINDOW_BYTES = 1 << 20;
 
+/**
+ * Where the process's sealed reads found their blocks (for the benchmarks):
+ * kept from the read before, read ahead, or opened on demand.
+ */
+export const sealedReadCounters = { kept: 0, ahead: 0, aheadWaited: 0, opened: 0 };
+
 /** Blocks first..first+count-1 opened: block first + i's plaintext at i * blockSize of `plain` (a run buffer, cipher-pool.ts). */
 interface Opened {
   first: number;
@@ -163,7 +169,7 @@ export class SealedFile {
    */
   #window: Opened[] = [];
   /** Blocks being opened for the read that comes next, when reads go in order. */
-  #ahead: { first: number; count: number; runs: Promise<Opened[] | undefined> } | undefined;
+  #ahead: { first: number; count: number; runs: Promise<Opened[] | undefined>; done: boolean } | undefined;
   /** Where the last read ended: a read starting there is reading in order. */
   #lastEnd = -1;
   #closed = false;
@@ -604,7 +610,9 @@ export class SealedFile {
         return undefined;
       },
     );
-    this.#ahead = { first, count: n, runs: opened };
+    const ahead = { first, count: n, runs: opened, done: false };
+    void opened.then(() => void (ahead.done = true));
+    this.#ahead = ahead;
   }
 
   /** Drops the opened blocks kept for the next read (zeroed), after the read ahead in flight settles. */
@@ -671,17 +679,22 @@ export class SealedFile {
       this.#lastEnd = end;
       const windowBlocks = Math.max(1, Math.floor(WINDOW_BYTES / bs));
       try {
-        if (!SealedFile.#covers(this.#window, first, last)) {
+        if (SealedFile.#covers(this.#window, first, last)) sealedReadCounters.kept++;
+        else {
           const ahead = this.#ahead;
           this.#ahead = undefined;
+          const waited = ahead !== undefined && !ahead.done;
           let runs = await ahead?.runs;
           if (runs && !SealedFile.#covers(runs, first, last)) {
             SealedFile.#giveBack(runs);
             runs = undefined;
           }
           if (runs) {
+            sealedReadCounters.ahead++;
+            if (waited) sealedReadCounters.aheadWaited++;
             SealedFile.#giveBack(this.#window.splice(0, this.#window.length, ...runs));
           } else {
+            sealedReadCounters.opened++;
             const kept: Opened[] = [];
             try {
               await this.#eachRun(first, count, (run) => {
