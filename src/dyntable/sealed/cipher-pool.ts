@@ -16,8 +16,8 @@ import { type GcmBatch, type GcmBatchResult, GcmWorker } from '../../vmm/gcm-wor
 
 /** Two: a 1 MiB read's runs overlap on two cores; more would only queue for them. */
 const WORKERS = Math.max(1, Math.min(2, availableParallelism()));
-/** Run buffers kept for the next run: enough for two reads of 1 MiB in flight and a window each. */
-const FREE_BUFFERS = 16;
+/** Run buffers kept for the next run (256 KiB each): a file read in order holds up to 3 MiB (1 kept, 2 read ahead), a write 1 MiB. */
+const FREE_BUFFERS = 32;
 
 const workers: GcmWorker[] = [];
 

@@ -90,6 +90,13 @@ const POOL_MIN_BLOCKS = 2;
  * Tread, or less (each 9P read of part of a block would open it again).
  */
 const WINDOW_BYTES = 1 << 20;
+/**
+ * Reading in order opens up to twice the read's size ahead, up to this
+ * many bytes: two Treads of 1 MiB give the workers the time of two round
+ * trips to the guest (with one, a busy machine's workers were often still
+ * opening when the next Tread came).
+ */
+const AHEAD_BYTES = 2 << 20;
 
 /**
  * Where the process's sealed reads found their blocks (for the benchmarks):
@@ -615,6 +622,12 @@ export class SealedFile {
     this.#ahead = ahead;
   }
 
+  /** How many blocks to read ahead after a read of `count` blocks in order. */
+  #aheadBlocks(count: number): number {
+    const bs = this.blockSize;
+    return Math.max(1, Math.min(Math.floor(AHEAD_BYTES / bs), Math.max(2 * count, Math.ceil(PIPE_BYTES / bs))));
+  }
+
   /** Drops the opened blocks kept for the next read (zeroed), after the read ahead in flight settles. */
   async #forget(): Promise<void> {
     const ahead = this.#ahead;
@@ -707,7 +720,7 @@ export class SealedFile {
               throw error;
             }
             SealedFile.#giveBack(this.#window.splice(0, this.#window.length, ...kept));
-            if (inOrder) this.#readAhead(last + 1, Math.min(windowBlocks, Math.max(count, Math.ceil(PIPE_BYTES / bs))));
+            if (inOrder) this.#readAhead(last + 1, this.#aheadBlocks(count));
             return end - position;
           }
         }
@@ -718,7 +731,7 @@ export class SealedFile {
       }
       if (inOrder) {
         const after = this.#window.at(-1)!;
-        this.#readAhead(after.first + after.count, Math.min(windowBlocks, Math.max(count, Math.ceil(PIPE_BYTES / bs))));
+        this.#readAhead(after.first + after.count, this.#aheadBlocks(count));
       }
       return end - position;
     });
