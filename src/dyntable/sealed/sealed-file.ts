@@ -640,6 +640,8 @@ export class SealedFile {
 
   /** Nobody holds the file open: the plaintext kept for the next read is zeroed and let go. */
   forgetOpened(): Promise<void> {
+    // Nothing kept (a file created, stat'ed or only written): no turn in the queue.
+    if (this.#window.length === 0 && !this.#ahead) return Promise.resolve();
     return this.#queue.run(() => this.#forget());
   }
 
