@@ -44,6 +44,13 @@
 //   (sealed-rows.ts), so a missing or emptied content file of a written
 //   file is still noticed. The first write or truncate up creates the
 //   content file (replacing any left by a crash) and tells the store.
+// - Blocks are sealed and opened on cipher workers (cipher-pool.ts) in runs;
+//   a batch carries the file's key as a KeyObject, never as bytes. A read
+//   keeps the blocks it opened, and reading in order opens the next ones
+//   ahead: plaintext in memory only while the file is held open, zeroed by
+//   any write, truncate or close and when the last handle goes. A block
+//   read ahead that does not authenticate is not kept: the read that asks
+//   for it opens it again and gets EIO.
 import { createCipheriv, createDecipheriv, type KeyObject, randomFillSync } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
