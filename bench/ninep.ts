@@ -44,6 +44,7 @@ import { fileURLToPath } from 'node:url';
 import { openNamespace } from '../src/dyntable/namespace.ts';
 import { discoverHostContext } from '../src/dyntable/name-mapping.ts';
 import { deriveAtRestKey } from '../src/dyntable/sealed/keys.ts';
+import { sealedReadCounters } from '../src/dyntable/sealed/sealed-file.ts';
 import type { NinepBackend } from '../src/ninep/backend.ts';
 import { serveEthernetTransport, type EthernetTransport } from '../src/ninep/ethernet-transport.ts';
 import { LocalDirBackend } from '../test/ninep/local-backend.ts';
@@ -304,6 +305,7 @@ try {
     placedReads: placed,
     placedWrites: writesPlaced,
     quietRequests,
+    sealedReads: { ...sealedReadCounters },
     inProcess: {
       namespace: { readdirOps: round(inProc.namespace.readdirOps), lookupOps: round(inProc.namespace.lookupOps) },
       local: { readdirOps: round(inProc.local.readdirOps), lookupOps: round(inProc.local.lookupOps) },
@@ -321,7 +323,7 @@ try {
         header,
         ...lines.map((l) => `  ${LABELS[l.key].padEnd(38)}${fmt(l.ours)}${fmt(l.qemu).padStart(10)}  ${l.ratio.toFixed(2).padStart(5)}${fmt(l.plain).padStart(10)}  ${l.sealedRatio.toFixed(2).padStart(5)}${l.guestfwd === undefined ? '' : `${fmt(l.guestfwd).padStart(10)}  ${l.guestfwdRatio!.toFixed(2).padStart(5)}`}`),
         `  target: ours >= 1.0 x QEMU's on every line (floor 0.5), ours >= 0.8 x plain (sealing's cost); shell loops on tmpfs subtracted (stat ${result.shellLoopMs.stat} ms, create ${result.shellLoopMs.create} ms per ${FILES})`,
-        `  ${placed} Rreads placed, ${writesPlaced} Twrites placed; ${messages} messages served, ${quietRequests} of them answered by the guest module (quiet)`,
+        `  ${placed} Rreads placed, ${writesPlaced} Twrites placed; ${messages} messages served, ${quietRequests} of them answered by the guest module (quiet); sealed reads: ${sealedReadCounters.ahead} read ahead (${sealedReadCounters.aheadWaited} still opening), ${sealedReadCounters.kept} from blocks kept, ${sealedReadCounters.opened} opened on demand`,
         `in process (no guest, 9P server + backend): ${''.padEnd(4)}${'namespace'.padStart(10)}${'LocalDir'.padStart(10)}  ratio`,
         `  readdir ${FILES} host files (/s)${''.padEnd(18)}${fmt(inProc.namespace.readdirOps).padStart(10)}${fmt(inProc.local.readdirOps).padStart(10)}  ${(inProc.namespace.readdirOps / inProc.local.readdirOps).toFixed(2).padStart(5)}`,
         `  walk + getattr + clunk (/s)${''.padEnd(21)}${fmt(inProc.namespace.lookupOps).padStart(10)}${fmt(inProc.local.lookupOps).padStart(10)}  ${(inProc.namespace.lookupOps / inProc.local.lookupOps).toFixed(2).padStart(5)}`,

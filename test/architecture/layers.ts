@@ -52,7 +52,7 @@ export const KNOWN_CYCLES: ReadonlyArray<{ files: readonly string[]; why: string
 ];
 
 export interface Unit {
-  /** `stick`, `dyntable/ninep`, `.` for files directly in src/. */
+  /** `stick`, or `.` for files directly in src/. */
   folder: string;
   layer: number;
 }

@@ -197,7 +197,11 @@ export class SealedContentStore implements ContentStore {
 
   async #releaseShared(id: number, shared: Shared): Promise<void> {
     shared.refs--;
-    if (shared.refs === 0 && this.#open.get(id) === shared) this.#setIdle(id);
+    if (shared.refs === 0 && this.#open.get(id) === shared) {
+      // Kept open a while, but the plaintext its reads kept is zeroed now.
+      void shared.resolved?.forgetOpened();
+      this.#setIdle(id);
+    }
   }
 
   #setIdle(id: number): void {

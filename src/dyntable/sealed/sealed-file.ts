@@ -44,10 +44,19 @@
 //   (sealed-rows.ts), so a missing or emptied content file of a written
 //   file is still noticed. The first write or truncate up creates the
 //   content file (replacing any left by a crash) and tells the store.
+// - Blocks are sealed and opened on cipher workers (cipher-pool.ts) in runs;
+//   a batch carries the file's key as a KeyObject, never as bytes. A read
+//   keeps the blocks it opened, and reading in order opens the next ones
+//   ahead: plaintext in memory only while the file is held open, zeroed by
+//   any write, truncate or close and when the last handle goes. A block
+//   read ahead that does not authenticate is not kept: the read that asks
+//   for it opens it again and gets EIO.
 import { createCipheriv, createDecipheriv, type KeyObject, randomFillSync } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { GCM_BATCH_OP, type GcmBatchResult } from '../../vmm/gcm-worker.ts';
 import { Errno, ErrnoError } from '../../ninep/backend.ts';
+import { giveBackRunBuffer, runOnPool, takeRunBuffer } from './cipher-pool.ts';
 import { secretKey } from './keys.ts';
 import { SerialQueue } from '../../primitives/serial-queue.ts';
 
@@ -70,13 +79,45 @@ export const FILE_ID_BYTES = 16;
 export const DEFAULT_BLOCK_SHIFT = 16;
 const SIZE_RECORD_AT = 24;
 /**
- * A write seals and writes in runs of this many bytes, each run's write
- * (on libuv's thread pool) overlapping the sealing of the next (on the
- * event loop): a 1 MiB Twrite costs its sealing plus one run's write, not
- * its sealing plus its whole write. At most two runs are held at once.
- * Reads likewise: the next run is read while this one is opened.
+ * Reads and writes go in runs of this many bytes: each run is read (libuv's
+ * thread pool), then opened (a cipher worker, cipher-pool.ts), while the
+ * next runs are read and opened beside it; a write's runs are sealed on the
+ * workers and each written as soon as it is sealed. Up to IN_FLIGHT runs
+ * are held at once (a 1 MiB Tread or Twrite is four runs).
  */
 const PIPE_BYTES = 1 << 18;
+const IN_FLIGHT = 4;
+/**
+ * Runs of fewer blocks are sealed and opened on the event loop: a worker's
+ * round trip costs about what one 64 KiB block's cipher does.
+ */
+const POOL_MIN_BLOCKS = 2;
+/**
+ * What a read keeps opened for the next (its blocks, and those read ahead):
+ * up to this many bytes each. A guest reading in order asks for 1 MiB per
+ * Tread, or less (each 9P read of part of a block would open it again).
+ */
+const WINDOW_BYTES = 1 << 20;
+/**
+ * Reading in order opens up to twice the read's size ahead, up to this
+ * many bytes: two Treads of 1 MiB give the workers the time of two round
+ * trips to the guest (with one, a busy machine's workers were often still
+ * opening when the next Tread came).
+ */
+const AHEAD_BYTES = 2 << 20;
+
+/**
+ * Where the process's sealed reads found their blocks (for the benchmarks):
+ * kept from the read before, read ahead, or opened on demand.
+ */
+export const sealedReadCounters = { kept: 0, ahead: 0, aheadWaited: 0, opened: 0 };
+
+/** Blocks first..first+count-1 opened: block first + i's plaintext at i * blockSize of `plain` (a run buffer, cipher-pool.ts). */
+interface Opened {
+  first: number;
+  count: number;
+  plain: Buffer;
+}
 
 export type SealedDataProblem = 'tampered' | 'truncated' | 'wrong-file' | 'not-sealed' | 'rolled-back';
 /** How far below the expected versions an older copy is still recognised as one (for the message only). */
@@ -127,8 +168,16 @@ export class SealedFile {
   #version: number;
   /** The next write or truncate first seals the header under version + 1. */
   #bumpArmed = false;
-  /** Ciphertext read in (two runs), kept between reads: fresh buffers per read cost their page faults every time. */
-  readonly #scratch: (Buffer | undefined)[] = [undefined, undefined];
+  /**
+   * The blocks the last read opened (or read ahead), kept for the next read
+   * (the same blocks again: a guest's reads smaller than a block); zeroed
+   * by any write, truncate or close, and when nobody holds the file.
+   */
+  #window: Opened[] = [];
+  /** Blocks being opened for the read that comes next, when reads go in order. */
+  #ahead: { first: number; count: number; runs: Promise<Opened[] | undefined>; done: boolean } | undefined;
+  /** Where the last read ended: a read starting there is reading in order. */
+  #lastEnd = -1;
   #closed = false;
 
   private constructor(path: string, fh: FileHandle | undefined, key: KeyObject, fileId: Buffer, shift: number, size: number, version = 0) {
@@ -342,96 +391,257 @@ export class SealedFile {
     await this.#disk.write(header, 0, HEADER_BYTES, 0);
   }
 
-  /**
-   * Seal `plain` (a whole number of blocks) as blocks first..: the pieces
-   * (nonce, ciphertext, tag per block) in order, for one writev, so the
-   * ciphertext is never copied again.
+    /**
+   * Seal `plain` (count whole blocks) as blocks first..: the blocks as they go
+   * on disk (nonce, ciphertext, tag each), in a run buffer the caller gives
+   * back once written. The plaintext is copied before the first await (the
+   * caller's view may be a request frame), but `plain` must stay as it is
+   * until the promise settles: if the worker dies, it is sealed again here.
    */
-  #seal(plain: Buffer, first: number): Buffer[] {
+  async #sealRun(plain: Buffer, first: number, count: number): Promise<Buffer> {
     const bs = this.blockSize;
-    const count = plain.length / bs;
-    const pieces: Buffer[] = [];
-    // One call to the random source for every nonce of the run.
-    const nonces = randomFillSync(Buffer.allocUnsafe(count * NONCE_BYTES));
+    const stride = this.#stride;
+    const run = takeRunBuffer(count * stride);
+    for (let i = 0; i < count; i++) {
+      randomFillSync(run, i * stride, NONCE_BYTES);
+      plain.copy(run, i * stride + NONCE_BYTES, i * bs, (i + 1) * bs);
+    }
+    if (count >= POOL_MIN_BLOCKS) {
+      try {
+        const { buffer } = await runOnPool({ key: this.#key, buffer: run.buffer as ArrayBuffer, ...this.#ops(first, count, false), open: false });
+        return Buffer.from(buffer, 0, count * stride);
+      } catch {
+        // The worker ended (the run went with it): sealed here, from the plaintext again.
+        return this.#sealRun(plain, first, count);
+      }
+    }
     const ad = this.#adBuffer();
     for (let i = 0; i < count; i++) {
-      const nonce = nonces.subarray(i * NONCE_BYTES, (i + 1) * NONCE_BYTES);
-      const c = createCipheriv('aes-256-gcm', this.#key, nonce);
+      const at = i * stride;
+      const c = createCipheriv('aes-256-gcm', this.#key, run.subarray(at, at + NONCE_BYTES));
       c.setAAD(SealedFile.#setIndex(ad, first + i));
       // update() of GCM returns exactly its input's length.
-      const ciphertext = c.update(plain.subarray(i * bs, (i + 1) * bs));
+      c.update(run.subarray(at + NONCE_BYTES, at + NONCE_BYTES + bs)).copy(run, at + NONCE_BYTES);
       c.final();
-      pieces.push(nonce, ciphertext, c.getAuthTag());
+      c.getAuthTag().copy(run, at + NONCE_BYTES + bs);
     }
-    return pieces;
+    return run;
   }
 
-  /** Read blocks first..first+count-1 raw into scratch buffer `slot` (0 or 1); a block missing is truncation. */
-  async #readRaw(first: number, count: number, slot: number): Promise<Buffer> {
+  /** A batch's ops for blocks first..first+count-1 of a run buffer: opened plaintext packs to the front (block i at i * blockSize), sealed stays in place. */
+  #ops(first: number, count: number, open: boolean): { ops: Uint32Array; aad: Buffer; aadLength: number } {
+    const bs = this.blockSize;
     const stride = this.#stride;
-    const size = Math.max(1, Math.ceil(PIPE_BYTES / this.blockSize)) * stride;
-    let scratch = this.#scratch[slot];
-    if (!scratch || scratch.length < size) scratch = this.#scratch[slot] = Buffer.allocUnsafe(size);
-    const raw = scratch.subarray(0, count * stride);
-    let got = 0;
-    while (got < raw.length) {
-      const { bytesRead } = await this.#disk.read(raw, got, raw.length - got, this.#blockAt(first) + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
+    const aadLength = FILE_ID_BYTES + 8;
+    const ops = new Uint32Array(count * GCM_BATCH_OP);
+    const aad = Buffer.allocUnsafe(count * aadLength);
+    for (let i = 0; i < count; i++) {
+      const at = i * stride;
+      ops.set([at, at + NONCE_BYTES, bs, at + NONCE_BYTES + bs, open ? i * bs : at + NONCE_BYTES, i * aadLength], i * GCM_BATCH_OP);
+      this.#fileId.copy(aad, i * aadLength);
+      SealedFile.#setIndex(aad.subarray(i * aadLength, (i + 1) * aadLength), first + i);
     }
-    if (got < raw.length) throw new SealedDataError('truncated', `${this.path}: block ${first + Math.floor(got / stride)} is missing`);
+    return { ops, aad, aadLength };
+  }
+
+  /** Read blocks first..first+count-1 raw into a run buffer; a block missing is truncation. */
+  async #readRaw(first: number, count: number): Promise<Buffer> {
+    const stride = this.#stride;
+    const raw = takeRunBuffer(count * stride);
+    let got = 0;
+    try {
+      while (got < raw.length) {
+        const { bytesRead } = await this.#disk.read(raw, got, raw.length - got, this.#blockAt(first) + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+    } catch (error) {
+      giveBackRunBuffer(raw.buffer as ArrayBuffer);
+      throw error;
+    }
+    if (got < raw.length) {
+      giveBackRunBuffer(raw.buffer as ArrayBuffer);
+      throw new SealedDataError('truncated', `${this.path}: block ${first + Math.floor(got / stride)} is missing`);
+    }
     return raw;
   }
 
   /**
-   * Read and open blocks first..first+count-1; bytes [from, from + length)
-   * of their content (default: all of it) go to `into` at 0. In runs, the
-   * next run read (on the thread pool) while this one is opened (on the
-   * event loop), as writes do.
+   * Read and open blocks first..first+count-1 (at most one run): on the
+   * pool's workers from POOL_MIN_BLOCKS blocks, else here. The plaintext of
+   * block i of the run ends up at i * blockSize of the run buffer.
    */
-  async #open(first: number, count: number, into: Uint8Array, from = 0, length = count * this.blockSize): Promise<void> {
+  async #openRun(first: number, count: number): Promise<Opened> {
+    const raw = await this.#readRaw(first, count);
+    if (count >= POOL_MIN_BLOCKS) {
+      let result: GcmBatchResult;
+      try {
+        result = await runOnPool({ key: this.#key, buffer: raw.buffer as ArrayBuffer, ...this.#ops(first, count, true), open: true, holes: true });
+      } catch {
+        // The worker ended (the run went with it): read again and opened here.
+        return this.#openHere(await this.#readRaw(first, count), first, count);
+      }
+      if (result.failed >= 0) {
+        giveBackRunBuffer(result.buffer);
+        throw new SealedDataError('tampered', `${this.path}: block ${first + result.failed} does not authenticate`);
+      }
+      return { first, count, plain: Buffer.from(result.buffer, 0, count * this.blockSize) };
+    }
+    return this.#openHere(raw, first, count);
+  }
+
+  #openHere(raw: Buffer, first: number, count: number): Opened {
     const bs = this.blockSize;
     const stride = this.#stride;
-    const per = Math.max(1, Math.floor(PIPE_BYTES / bs));
-    const end = first + count;
     const ad = this.#adBuffer();
-    let next: Promise<Buffer> | undefined = this.#readRaw(first, Math.min(per, count), 0);
-    try {
-      for (let runFirst = first, slot = 0; runFirst < end; runFirst += per, slot ^= 1) {
-        const raw: Buffer = await next!;
-        next = runFirst + per < end ? this.#readRaw(runFirst + per, Math.min(per, end - runFirst - per), slot ^ 1) : undefined;
-        for (let j = 0; j * stride < raw.length; j++) {
-          const at = j * stride;
-          const i = runFirst + j - first;
-          const lo = Math.max(from, i * bs);
-          const hi = Math.min(from + length, (i + 1) * bs);
-          if (raw[at] === 0 && SealedFile.#isHole(raw.subarray(at, at + stride))) {
-            // A hole: zeros, as in gocryptfs (a sealed block is never all zero bytes: its nonce and tag are random-looking).
-            if (hi > lo) into.fill(0, lo - from, hi - from);
-            continue;
-          }
-          try {
-            const d = createDecipheriv('aes-256-gcm', this.#key, raw.subarray(at, at + NONCE_BYTES));
-            d.setAAD(SealedFile.#setIndex(ad, runFirst + j));
-            d.setAuthTag(raw.subarray(at + NONCE_BYTES + bs, at + stride));
-            const plain = d.update(raw.subarray(at + NONCE_BYTES, at + NONCE_BYTES + bs));
-            d.final();
-            // Only what was asked for, straight to the caller: no second copy of the run.
-            if (hi > lo) plain.copy(into, lo - from, lo - i * bs, hi - i * bs);
-            plain.fill(0);
-          } catch {
-            into.fill(0, 0, Math.min(into.length, length));
-            throw new SealedDataError('tampered', `${this.path}: block ${runFirst + j} does not authenticate`);
-          }
-        }
+    for (let j = 0; j < count; j++) {
+      const at = j * stride;
+      if (raw[at] === 0 && SealedFile.#isHole(raw.subarray(at, at + stride))) {
+        // A hole: zeros, as in gocryptfs (a sealed block is never all zero bytes: its nonce and tag are random-looking).
+        raw.fill(0, j * bs, (j + 1) * bs);
+        continue;
       }
+      try {
+        const d = createDecipheriv('aes-256-gcm', this.#key, raw.subarray(at, at + NONCE_BYTES));
+        d.setAAD(SealedFile.#setIndex(ad, first + j));
+        d.setAuthTag(raw.subarray(at + NONCE_BYTES + bs, at + stride));
+        const plain = d.update(raw.subarray(at + NONCE_BYTES, at + NONCE_BYTES + bs));
+        d.final();
+        // Packed to the front; this block's own bytes and earlier ones only (j * bs < (j + 1) * stride).
+        plain.copy(raw, j * bs);
+        plain.fill(0);
+      } catch {
+        raw.fill(0);
+        giveBackRunBuffer(raw.buffer as ArrayBuffer);
+        throw new SealedDataError('tampered', `${this.path}: block ${first + j} does not authenticate`);
+      }
+    }
+    return { first, count, plain: raw.subarray(0, count * bs) };
+  }
+
+  /**
+   * Open blocks first..first+count-1, handing each run to `use` in order
+   * (which then owns it): in runs of PIPE_BYTES, up to IN_FLIGHT runs read
+   * and opened at once. A failure gives back every run not yet used.
+   */
+  async #eachRun(first: number, count: number, use: (run: Opened) => void): Promise<void> {
+    const per = Math.max(1, Math.floor(PIPE_BYTES / this.blockSize));
+    const end = first + count;
+    const inFlight: Promise<Opened>[] = [];
+    let next = first;
+    const start = () => {
+      while (inFlight.length < IN_FLIGHT && next < end) {
+        const opening = this.#openRun(next, Math.min(per, end - next));
+        // Handled when its turn comes; until then a rejection is not an unhandled one.
+        opening.catch(() => {});
+        inFlight.push(opening);
+        next += Math.min(per, end - next);
+      }
+    };
+    try {
+      start();
+      while (inFlight.length > 0) {
+        const run = await inFlight[0]!;
+        inFlight.shift();
+        use(run);
+        start();
+      }
+    } catch (error) {
+      // Stopped mid-way: the runs in flight settle before the next operation, and go back.
+      for (const opening of inFlight) {
+        const run = await opening.catch(() => undefined);
+        if (run) SealedFile.#giveBack([run]);
+      }
+      throw error;
+    }
+  }
+
+  /** Plaintext runs are zeroed as they go back. */
+  static #giveBack(runs: Opened[]): void {
+    for (const run of runs) {
+      run.plain.fill(0);
+      giveBackRunBuffer(run.plain.buffer as ArrayBuffer);
+    }
+  }
+
+  /** Bytes [position, position + length) of the content, from `runs` (which hold them) into `into` at 0. */
+  #copyOut(runs: Opened[], into: Uint8Array, position: number, length: number): void {
+    const bs = this.blockSize;
+    for (const run of runs) {
+      const runStart = run.first * bs;
+      const lo = Math.max(position, runStart);
+      const hi = Math.min(position + length, runStart + run.count * bs);
+      if (hi > lo) run.plain.copy(into, lo - position, lo - runStart, hi - runStart);
+    }
+  }
+
+  static #covers(runs: Opened[], first: number, last: number): boolean {
+    return runs.length > 0 && runs[0]!.first <= first && last < runs.at(-1)!.first + runs.at(-1)!.count;
+  }
+
+  /**
+   * Read and open blocks first..first+count-1; bytes [from, from + length)
+   * of their content (default: all of it) go to `into` at 0 (a
+   * read-modify-write's blocks: the window is not used).
+   */
+  async #open(first: number, count: number, into: Uint8Array, from = 0, length = count * this.blockSize): Promise<void> {
+    const at = first * this.blockSize + from;
+    try {
+      await this.#eachRun(first, count, (run) => {
+        this.#copyOut([run], into, at, length);
+        SealedFile.#giveBack([run]);
+      });
     } catch (error) {
       into.fill(0, 0, Math.min(into.length, length));
       throw error;
-    } finally {
-      // Stopped mid-way: the run in flight settles before the next operation.
-      await next?.catch(() => {});
     }
+  }
+
+  /**
+   * Opens blocks first..first+count-1 in the background, for the read that
+   * comes next (a guest reading a file in order waits for each Rread before
+   * its next Tread: the blocks it asks for next are opened meanwhile). A
+   * failure is not reported here: that read finds nothing ahead and opens
+   * the blocks itself, failing as it would have.
+   */
+  #readAhead(first: number, count: number): void {
+    const blocks = this.#blocks(this.#size);
+    if (this.#ahead || first >= blocks || !this.#fh) return;
+    const n = Math.min(count, blocks - first);
+    const runs: Opened[] = [];
+    const opened = this.#eachRun(first, n, (run) => runs.push(run)).then(
+      () => runs,
+      () => {
+        SealedFile.#giveBack(runs);
+        return undefined;
+      },
+    );
+    const ahead = { first, count: n, runs: opened, done: false };
+    void opened.then(() => void (ahead.done = true));
+    this.#ahead = ahead;
+  }
+
+  /** How many blocks to read ahead after a read of `count` blocks in order. */
+  #aheadBlocks(count: number): number {
+    const bs = this.blockSize;
+    return Math.max(1, Math.min(Math.floor(AHEAD_BYTES / bs), Math.max(2 * count, Math.ceil(PIPE_BYTES / bs))));
+  }
+
+  /** Drops the opened blocks kept for the next read (zeroed), after the read ahead in flight settles. */
+  async #forget(): Promise<void> {
+    const ahead = this.#ahead;
+    this.#ahead = undefined;
+    SealedFile.#giveBack(this.#window.splice(0));
+    this.#lastEnd = -1;
+    const runs = await ahead?.runs;
+    if (runs) SealedFile.#giveBack(runs);
+  }
+
+  /** Nobody holds the file open: the plaintext kept for the next read is zeroed and let go. */
+  forgetOpened(): Promise<void> {
+    // Nothing kept (a file created, stat'ed or only written): no turn in the queue.
+    if (this.#window.length === 0 && !this.#ahead) return Promise.resolve();
+    return this.#queue.run(() => this.#forget());
   }
 
   async #writeRaw(pieces: Buffer[], position: number): Promise<void> {
@@ -465,7 +675,11 @@ export class SealedFile {
     if (this.#closed) throw new ErrnoError(Errno.EBADF, `${this.path} is closed`);
   }
 
-  /** Read up to target.length bytes at `position`; fewer at the end. */
+  /**
+   * Read up to target.length bytes at `position`; fewer at the end. From the
+   * blocks the last read kept or read ahead when they hold the range; else
+   * opened now (and kept). Reading in order opens the next blocks meanwhile.
+   */
   read(target: Uint8Array, position: number): Promise<number> {
     return this.#queue.run(async () => {
       this.#assertOpen();
@@ -474,7 +688,52 @@ export class SealedFile {
       const bs = this.blockSize;
       const first = Math.floor(position / bs);
       const last = Math.floor((end - 1) / bs);
-      await this.#open(first, last - first + 1, target, position - first * bs, end - position);
+      const count = last - first + 1;
+      const inOrder = position === this.#lastEnd || position === 0;
+      this.#lastEnd = end;
+      const windowBlocks = Math.max(1, Math.floor(WINDOW_BYTES / bs));
+      try {
+        if (SealedFile.#covers(this.#window, first, last)) sealedReadCounters.kept++;
+        else {
+          const ahead = this.#ahead;
+          this.#ahead = undefined;
+          const waited = ahead !== undefined && !ahead.done;
+          let runs = await ahead?.runs;
+          if (runs && !SealedFile.#covers(runs, first, last)) {
+            SealedFile.#giveBack(runs);
+            runs = undefined;
+          }
+          if (runs) {
+            sealedReadCounters.ahead++;
+            if (waited) sealedReadCounters.aheadWaited++;
+            SealedFile.#giveBack(this.#window.splice(0, this.#window.length, ...runs));
+          } else {
+            sealedReadCounters.opened++;
+            const kept: Opened[] = [];
+            try {
+              await this.#eachRun(first, count, (run) => {
+                this.#copyOut([run], target, position, end - position);
+                if (count <= windowBlocks) kept.push(run);
+                else SealedFile.#giveBack([run]);
+              });
+            } catch (error) {
+              SealedFile.#giveBack(kept);
+              throw error;
+            }
+            SealedFile.#giveBack(this.#window.splice(0, this.#window.length, ...kept));
+            if (inOrder) this.#readAhead(last + 1, this.#aheadBlocks(count));
+            return end - position;
+          }
+        }
+        this.#copyOut(this.#window, target, position, end - position);
+      } catch (error) {
+        target.fill(0, 0, Math.min(target.length, end - position));
+        throw error;
+      }
+      if (inOrder) {
+        const after = this.#window.at(-1)!;
+        this.#readAhead(after.first + after.count, this.#aheadBlocks(count));
+      }
       return end - position;
     });
   }
@@ -484,6 +743,7 @@ export class SealedFile {
     return this.#queue.run(async () => {
       this.#assertOpen();
       if (data.length === 0) return 0;
+      await this.#forget();
       await this.#bumpIfArmed();
       await this.#ensureOnDisk();
       const bs = this.blockSize;
@@ -493,7 +753,7 @@ export class SealedFile {
       const end = position + data.length;
       const last = Math.floor((end - 1) / bs);
       const per = Math.max(1, PIPE_BYTES / bs);
-      let writing: Promise<void> | undefined;
+      const writing: Promise<void>[] = [];
       try {
         // In runs, so a 1 GiB write does not hold 1 GiB of plaintext at once.
         for (let runFirst = first; runFirst <= last; runFirst += per) {
@@ -502,27 +762,35 @@ export class SealedFile {
           const runStart = runFirst * bs;
           const from = Math.max(position, runStart);
           const to = Math.min(end, (runLast + 1) * bs);
-          let sealed: Buffer[];
+          let sealing: Promise<Buffer>;
           if (from === runStart && to === (runLast + 1) * bs) {
-            // Whole blocks: sealed straight from the caller's data.
-            sealed = this.#seal(Buffer.from(data.buffer, data.byteOffset + (from - position), to - from), runFirst);
+            // Whole blocks: sealed from the caller's data (copied into the run at once).
+            sealing = this.#sealRun(Buffer.from(data.buffer, data.byteOffset + (from - position), to - from), runFirst, count);
           } else {
             const plain = Buffer.alloc(count * bs);
             // Blocks only partly covered keep their other bytes.
             if (from > runStart && runFirst < oldBlocks) await this.#open(runFirst, 1, plain.subarray(0, bs));
             if (to < (runLast + 1) * bs && runLast < oldBlocks && (runLast !== runFirst || from === runStart)) await this.#open(runLast, 1, plain.subarray((count - 1) * bs));
             plain.set(data.subarray(from - position, to - position), from - runStart);
-            sealed = this.#seal(plain, runFirst);
-            plain.fill(0);
+            sealing = this.#sealRun(plain, runFirst, count);
+            void sealing.finally(() => plain.fill(0)).catch(() => {});
           }
-          // The previous run was written while this one was sealed.
-          await writing;
-          writing = this.#writeRaw(sealed, this.#blockAt(runFirst));
+          // Each run is written once sealed, beside the others (positional writes of distinct blocks).
+          const written = sealing.then(async (run) => {
+            try {
+              await this.#writeRaw([run], this.#blockAt(runFirst));
+            } finally {
+              giveBackRunBuffer(run.buffer as ArrayBuffer);
+            }
+          });
+          written.catch(() => {});
+          writing.push(written);
+          if (writing.length >= IN_FLIGHT) await writing.shift();
         }
-        await writing;
+        for (const written of writing.splice(0)) await written;
       } finally {
-        // A failure mid-way: the run in flight settles before the next operation (its own error, if any, is second).
-        await writing?.catch(() => {});
+        // A failure mid-way: the runs in flight settle before the next operation (their own errors, if any, are second).
+        await Promise.allSettled(writing);
       }
       if (end > this.#size) {
         await this.#writeHeader(end);
@@ -538,6 +806,7 @@ export class SealedFile {
       this.#assertOpen();
       if (!Number.isSafeInteger(size) || size < 0) throw new ErrnoError(Errno.EINVAL, 'invalid size');
       if (size === this.#size) return;
+      await this.#forget();
       await this.#bumpIfArmed();
       await this.#ensureOnDisk();
       const bs = this.blockSize;
@@ -556,8 +825,13 @@ export class SealedFile {
         const plain = Buffer.allocUnsafe(bs);
         await this.#open(last, 1, plain);
         plain.fill(0, keep);
-        await this.#writeRaw(this.#seal(plain, last), this.#blockAt(last));
+        const run = await this.#sealRun(plain, last, 1);
         plain.fill(0);
+        try {
+          await this.#writeRaw([run], this.#blockAt(last));
+        } finally {
+          giveBackRunBuffer(run.buffer as ArrayBuffer);
+        }
       }
       await this.#writeHeader(size);
       this.#size = size;
@@ -578,7 +852,7 @@ export class SealedFile {
     return this.#queue.run(async () => {
       if (this.#closed) return;
       this.#closed = true;
-      this.#scratch.fill(undefined);
+      await this.#forget();
       await this.#fh?.close();
     });
   }
