@@ -48,7 +48,9 @@ function ensureDeps() {
   const command = existsSync(join(root, 'package-lock.json')) ? 'ci' : 'install';
   const log = join(root, '.cache', 'npm-install.log');
   mkdirSync(dirname(log), { recursive: true });
-  process.stderr.write(`pocketvm: installing the npm dependencies, Node 24 among them (npm ${command}; npm's output goes to ${relative(process.cwd(), log) || log}) ...\n`);
+  process.stderr.write(
+    `pocketvm: installing the npm dependencies, Node 24 among them (npm ${command}; npm's output goes to ${relative(process.cwd(), log) || log}) ...\n`,
+  );
   const started = Date.now();
   const fd = openSync(log, 'w');
   let result;

@@ -39,9 +39,16 @@ async function runOnce(variant: Variant, base: string): Promise<Figures> {
   rmSync(dir, { recursive: true, force: true });
   const home = join(dir, 'home');
   mkdirSync(home, { recursive: true });
-  const table = compileTable(liveHost(home, { stickRoot: join(dir, 'stick') }), [{ origin: 'registry', source: 'bench', name: 'Notes', table: 'FIT', guestPath: '/host/Notes' }]);
+  const table = compileTable(liveHost(home, { stickRoot: join(dir, 'stick') }), [
+    { origin: 'registry', source: 'bench', name: 'Notes', table: 'FIT', guestPath: '/host/Notes' },
+  ]);
   const key = variant === 'sealed' ? randomBytes(32) : undefined;
-  const backend = await NamespaceBackend.open({ table, filesDir: join(dir, 'stick', 'files'), upperDir: join(dir, 'stick', 'upper'), ...(key ? { atRestKey: key } : {}) });
+  const backend = await NamespaceBackend.open({
+    table,
+    filesDir: join(dir, 'stick', 'files'),
+    upperDir: join(dir, 'stick', 'upper'),
+    ...(key ? { atRestKey: key } : {}),
+  });
   key?.fill(0);
   const { client, server, hangUp } = await servedClient(backend);
   try {
@@ -77,7 +84,9 @@ try {
     for (const variant of (run % 2 ? ['sealed', 'plain'] : ['plain', 'sealed']) as Variant[]) {
       const figures = await runOnce(variant, base);
       results[variant].push(figures);
-      say(`run ${run + 1}/${runs} ${variant}: write ${figures.writeMiBs.toFixed(0)} MiB/s, read ${figures.readMiBs.toFixed(0)} MiB/s, create ${figures.createsPerSec.toFixed(0)} files/s`);
+      say(
+        `run ${run + 1}/${runs} ${variant}: write ${figures.writeMiBs.toFixed(0)} MiB/s, read ${figures.readMiBs.toFixed(0)} MiB/s, create ${figures.createsPerSec.toFixed(0)} files/s`,
+      );
     }
   }
 } finally {
@@ -97,5 +106,8 @@ if (json) {
   process.stdout.write(`${JSON.stringify({ runs, mib: MIB, files: FILES, lines }, null, 2)}\n`);
 } else {
   process.stdout.write(`bench/at-rest (median of ${runs}; sealed against plain, same run; target >= 0.8)\n`);
-  for (const l of lines) process.stdout.write(`  ${l.line.padEnd(22)} sealed ${l.sealed.toFixed(0).padStart(6)} ${l.unit}   plain ${l.plain.toFixed(0).padStart(6)} ${l.unit}   ratio ${l.ratio.toFixed(2)}\n`);
+  for (const l of lines)
+    process.stdout.write(
+      `  ${l.line.padEnd(22)} sealed ${l.sealed.toFixed(0).padStart(6)} ${l.unit}   plain ${l.plain.toFixed(0).padStart(6)} ${l.unit}   ratio ${l.ratio.toFixed(2)}\n`,
+    );
 }

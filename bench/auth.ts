@@ -79,8 +79,24 @@ try {
       signOfLifeTimeoutMs: 180_000,
       readyTimeoutMs: 180_000,
       attach: async (qmp) => {
-        home = await attachEncryptedDisk(qmp, { path: homeDisk, key: user.diskKey, id: 'pvm-home', serial: HOME_DISK_SERIAL, sizeBytes: HOME_DISK_BYTES, bus: hotplugPort(0) }, existsSync);
-        plain = await attachEncryptedDisk(qmp, { path: plainDisk, key: Buffer.alloc(0), id: 'bench-plain', serial: 'bench-plain', sizeBytes: HOME_DISK_BYTES, bus: hotplugPort(1), encrypted: false }, existsSync);
+        home = await attachEncryptedDisk(
+          qmp,
+          { path: homeDisk, key: user.diskKey, id: 'pvm-home', serial: HOME_DISK_SERIAL, sizeBytes: HOME_DISK_BYTES, bus: hotplugPort(0) },
+          existsSync,
+        );
+        plain = await attachEncryptedDisk(
+          qmp,
+          {
+            path: plainDisk,
+            key: Buffer.alloc(0),
+            id: 'bench-plain',
+            serial: 'bench-plain',
+            sizeBytes: HOME_DISK_BYTES,
+            bus: hotplugPort(1),
+            encrypted: false,
+          },
+          existsSync,
+        );
       },
     });
     user.diskKey.fill(0);
@@ -100,7 +116,9 @@ try {
   const second = await boot('second');
   const { machine } = second;
   // The baseline disk gets what 30-home.sh gives the home disk.
-  const plainDev = (await sh(machine, 'for s in /sys/block/vd*/serial; do read -r v <"$s"; [ "$v" = bench-plain ] && { d=${s%/serial}; echo /dev/${d##*/}; }; done')).stdout.trim();
+  const plainDev = (
+    await sh(machine, 'for s in /sys/block/vd*/serial; do read -r v <"$s"; [ "$v" = bench-plain ] && { d=${s%/serial}; echo /dev/${d##*/}; }; done')
+  ).stdout.trim();
   await sh(machine, `/sbin/mke2fs -t ext4 -q -F -L bench-plain -m 0 ${plainDev} && mkdir -p /mnt/plain && mount -t ext4 -o noatime ${plainDev} /mnt/plain`);
   const targets = { encrypted: `/home/${USER}`, plain: '/mnt/plain' } as const;
   const samples: Record<keyof typeof targets, { write: number[]; read: number[] }> = { encrypted: { write: [], read: [] }, plain: { write: [], read: [] } };
@@ -120,7 +138,11 @@ try {
 
   const mbps = (values: number[]) => Number(median(values).toFixed(1));
   const result = {
-    login: { kdf: { algorithm: 'argon2id', memoryKiB: file.kdf.memoryCost, timeCost: file.kdf.timeCost, parallelism: file.kdf.parallelism }, medianMs: Math.round(median(loginMs)), samplesMs: loginMs.map(Math.round) },
+    login: {
+      kdf: { algorithm: 'argon2id', memoryKiB: file.kdf.memoryCost, timeCost: file.kdf.timeCost, parallelism: file.kdf.parallelism },
+      medianMs: Math.round(median(loginMs)),
+      samplesMs: loginMs.map(Math.round),
+    },
     disk: {
       virtualBytes: HOME_DISK_BYTES,
       createMs: Math.round(first.home.createMs),

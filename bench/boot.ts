@@ -25,12 +25,14 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const { runs, json, say } = benchOptions(5);
 const launcher = join(root, 'launcher');
 
-
 /** End to end (process start → returns ready) and the VMM path alone (QEMU start → agent ready). */
 async function launcherBoot(stick: string): Promise<{ totalMs: number; bootMs: number }> {
   const started = performance.now();
   // Every launch logs in (argon2id) and opens the user's encrypted disk: that is part of the cost.
-  const result = await execa(launcher, ['run', '--detach', '--stick', stick, '--json', '--user', 'bench', '--passphrase-stdin'], { reject: false, input: 'bench passphrase\n' });
+  const result = await execa(launcher, ['run', '--detach', '--stick', stick, '--json', '--user', 'bench', '--passphrase-stdin'], {
+    reject: false,
+    input: 'bench passphrase\n',
+  });
   const totalMs = performance.now() - started;
   if (result.exitCode !== 0) throw new Error(`launcher run failed: ${String(result.stdout)} ${String(result.stderr)}`);
   const { bootMs } = JSON.parse(String(result.stdout)) as { bootMs: number };
@@ -40,13 +42,34 @@ async function launcherBoot(stick: string): Promise<{ totalMs: number; bootMs: n
 
 async function bareQemuBoot(kernel: string, initrd: string, cmdline: string, memoryMiB: number, cpus: number): Promise<number> {
   const args = [
-    '-nodefaults', '-no-user-config', '-display', 'none', '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max',
-    '-m', `${memoryMiB}M`, '-smp', String(cpus),
-    '-kernel', kernel, '-initrd', initrd, '-append', cmdline,
-    '-serial', 'stdio',
-    '-device', 'virtio-serial-pci,id=vser0',
-    '-chardev', 'null,id=agent',
-    '-device', 'virtserialport,bus=vser0.0,chardev=agent,name=org.qemu.guest_agent.0',
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-machine',
+    'q35',
+    '-accel',
+    'tcg',
+    '-cpu',
+    'max',
+    '-m',
+    `${memoryMiB}M`,
+    '-smp',
+    String(cpus),
+    '-kernel',
+    kernel,
+    '-initrd',
+    initrd,
+    '-append',
+    cmdline,
+    '-serial',
+    'stdio',
+    '-device',
+    'virtio-serial-pci,id=vser0',
+    '-chardev',
+    'null,id=agent',
+    '-device',
+    'virtserialport,bus=vser0.0,chardev=agent,name=org.qemu.guest_agent.0',
   ];
   const started = performance.now();
   const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -96,7 +119,9 @@ try {
     launcherMs.push(launched.totalMs);
     vmmMs.push(launched.bootMs);
     bareMs.push(await bareQemuBoot(payload.kernel, payload.initrd, payload.manifest.cmdline, memory.recommendedMiB, cpus.recommended));
-    say(`run ${i + 1}/${runs}: launcher ${(launched.totalMs / 1000).toFixed(2)} s (QEMU start to ready ${(launched.bootMs / 1000).toFixed(2)} s), bare QEMU ${(bareMs.at(-1)! / 1000).toFixed(2)} s`);
+    say(
+      `run ${i + 1}/${runs}: launcher ${(launched.totalMs / 1000).toFixed(2)} s (QEMU start to ready ${(launched.bootMs / 1000).toFixed(2)} s), bare QEMU ${(bareMs.at(-1)! / 1000).toFixed(2)} s`,
+    );
   }
 
   const versionMs: number[] = [];
@@ -119,8 +144,18 @@ try {
       vmmRatio: ratio(vmmMs),
       target: 1.1,
     },
-    coldStart: { launcherVersionMedianMs: Math.round(median(versionMs)), nodeBaselineMedianMs: Math.round(median(nodeMs)), ratio: Number((median(versionMs) / median(nodeMs)).toFixed(2)) },
-    samples: { launcherMs: launcherMs.map(Math.round), launcherVmmMs: vmmMs.map(Math.round), bareQemuMs: bareMs.map(Math.round), versionMs: versionMs.map(Math.round), nodeMs: nodeMs.map(Math.round) },
+    coldStart: {
+      launcherVersionMedianMs: Math.round(median(versionMs)),
+      nodeBaselineMedianMs: Math.round(median(nodeMs)),
+      ratio: Number((median(versionMs) / median(nodeMs)).toFixed(2)),
+    },
+    samples: {
+      launcherMs: launcherMs.map(Math.round),
+      launcherVmmMs: vmmMs.map(Math.round),
+      bareQemuMs: bareMs.map(Math.round),
+      versionMs: versionMs.map(Math.round),
+      nodeMs: nodeMs.map(Math.round),
+    },
   };
   if (json) {
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

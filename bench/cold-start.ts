@@ -51,9 +51,17 @@ try {
       exeMs.push(timed(...(c.exe as unknown as [string, string[], number])));
       sourceMs.push(timed(...(c.source as unknown as [string, string[], number])));
     }
-    const result = { command: c.name, runs, executableMedianMs: Number(median(exeMs).toFixed(1)), sourceMedianMs: Number(median(sourceMs).toFixed(1)), ratio: Number((median(exeMs) / median(sourceMs)).toFixed(2)) };
+    const result = {
+      command: c.name,
+      runs,
+      executableMedianMs: Number(median(exeMs).toFixed(1)),
+      sourceMedianMs: Number(median(sourceMs).toFixed(1)),
+      ratio: Number((median(exeMs) / median(sourceMs)).toFixed(2)),
+    };
     results.push(result);
-    say(`${c.name.padEnd(20)} executable ${result.executableMedianMs.toFixed(1).padStart(6)} ms   from source ${result.sourceMedianMs.toFixed(1).padStart(6)} ms   ratio ${result.ratio.toFixed(2)}   (medians of ${runs})`);
+    say(
+      `${c.name.padEnd(20)} executable ${result.executableMedianMs.toFixed(1).padStart(6)} ms   from source ${result.sourceMedianMs.toFixed(1).padStart(6)} ms   ratio ${result.ratio.toFixed(2)}   (medians of ${runs})`,
+    );
   }
 
   const manifest = JSON.parse(await readFile(join(stick, '.pocketvm', 'manifest.json'), 'utf8')) as { files: Record<string, { bytes: number }> };
@@ -66,7 +74,9 @@ try {
   }
   const total = Object.values(sizes).reduce((a, b) => a + b, 0);
   const MiB = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
-  say(`stick size: executables + addons ${MiB(sizes['executables']!)} (linux-x64, win-x64, darwin-x64, launcher.exe), QEMU bundle ${MiB(sizes['qemu']!)}, payload ${MiB(sizes['payload']!)}, other ${MiB(sizes['other']!)}, total ${MiB(total)}`);
+  say(
+    `stick size: executables + addons ${MiB(sizes['executables']!)} (linux-x64, win-x64, darwin-x64, launcher.exe), QEMU bundle ${MiB(sizes['qemu']!)}, payload ${MiB(sizes['payload']!)}, other ${MiB(sizes['other']!)}, total ${MiB(total)}`,
+  );
   if (json) process.stdout.write(`${JSON.stringify({ coldStart: results, stickBytes: { ...sizes, total } }, null, 2)}\n`);
 } finally {
   await rm(parent, { recursive: true, force: true });

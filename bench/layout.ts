@@ -115,7 +115,9 @@ if (json) {
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 } else {
   const out: string[] = [];
-  out.push(`src/: ${report.files} files, ${report.lines} lines (${report.filesOver300Lines} files over 300 lines); ${report.functions} functions (${report.functionsOver50Lines} over 50 lines); ${report.importEdges} imports between its files`);
+  out.push(
+    `src/: ${report.files} files, ${report.lines} lines (${report.filesOver300Lines} files over 300 lines); ${report.functions} functions (${report.functionsOver50Lines} over 50 lines); ${report.importEdges} imports between its files`,
+  );
   out.push('', `largest files (top ${top}):`);
   for (const { file, lines } of report.largestFiles) out.push(`  ${String(lines).padStart(5)}  ${file}`);
   out.push('', `longest functions (top ${top}):`);
@@ -133,10 +135,17 @@ if (json) {
   for (const line of report.srcImportsBuild) out.push(`  ${line}`);
   out.push(`the build imports src/: ${report.buildImportsSrc.length}`);
   for (const line of report.buildImportsSrc) out.push(`  ${line}`);
-  const kinds = ['up', 'around', 'into build', 'unlisted folder'].map((kind) => `${kind} ${against.filter((problem) => problem.kind === kind).length}`).join(', ');
+  const kinds = ['up', 'around', 'into build', 'unlisted folder']
+    .map((kind) => `${kind} ${against.filter((problem) => problem.kind === kind).length}`)
+    .join(', ');
   out.push('', `imports against the direction of test/architecture/layers.ts: ${against.length} (${kinds})`);
   for (const { text } of against) out.push(`  ${text}`);
   out.push('', `files outside src/platform/ that ask which OS they run on: ${asking.length}`);
-  for (const file of asking) out.push(`  ${file}: ${osQuestions(file).map((line) => line.split(': ').slice(1).join(': ')).join(', ')}`);
+  for (const file of asking)
+    out.push(
+      `  ${file}: ${osQuestions(file)
+        .map((line) => line.split(': ').slice(1).join(': '))
+        .join(', ')}`,
+    );
   process.stdout.write(`${out.join('\n')}\n`);
 }

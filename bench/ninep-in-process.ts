@@ -36,7 +36,15 @@ try {
   for (let i = 0; i < FILES; i++) await writeFile(join(documents, 'many', `f${i}`), '');
   const payload = await openGuestPayload(join(root, 'payload'), 'default');
   const host = await discoverHostContext({ home, env: { HOME: home }, stickRoot: stick });
-  const opened = await openNamespace({ layout: stickLayout(stick), user: 'bench', guest: 'default', manifest: payload.manifest, host, owner: { uid: GUEST_USER_ID, gid: GUEST_USER_ID }, mapHostOwner: true });
+  const opened = await openNamespace({
+    layout: stickLayout(stick),
+    user: 'bench',
+    guest: 'default',
+    manifest: payload.manifest,
+    host,
+    owner: { uid: GUEST_USER_ID, gid: GUEST_USER_ID },
+    mapHostOwner: true,
+  });
   const local = await LocalDirBackend.open(documents);
   const samples = { namespace: [] as Array<{ readdirOps: number; lookupOps: number }>, local: [] as Array<{ readdirOps: number; lookupOps: number }> };
   try {
@@ -45,13 +53,20 @@ try {
       if (first) samples.namespace.push(await inProcessFigures(opened.backend, ['Documents', 'many'], FILES));
       samples.local.push(await inProcessFigures(local, ['many'], FILES));
       if (!first) samples.namespace.push(await inProcessFigures(opened.backend, ['Documents', 'many'], FILES));
-      say(`run ${run + 1}/${runs}: namespace readdir ${samples.namespace.at(-1)!.readdirOps.toFixed(0)}/s lookups ${samples.namespace.at(-1)!.lookupOps.toFixed(0)}/s; LocalDir readdir ${samples.local.at(-1)!.readdirOps.toFixed(0)}/s lookups ${samples.local.at(-1)!.lookupOps.toFixed(0)}/s`);
+      say(
+        `run ${run + 1}/${runs}: namespace readdir ${samples.namespace.at(-1)!.readdirOps.toFixed(0)}/s lookups ${samples.namespace.at(-1)!.lookupOps.toFixed(0)}/s; LocalDir readdir ${samples.local.at(-1)!.readdirOps.toFixed(0)}/s lookups ${samples.local.at(-1)!.lookupOps.toFixed(0)}/s`,
+      );
     }
   } finally {
     await opened.backend.close?.();
   }
   const med = (which: 'namespace' | 'local', key: 'readdirOps' | 'lookupOps') => median(samples[which].map((s) => s[key]));
-  const lines = (['readdirOps', 'lookupOps'] as const).map((key) => ({ key, namespace: med('namespace', key), local: med('local', key), ratio: med('namespace', key) / med('local', key) }));
+  const lines = (['readdirOps', 'lookupOps'] as const).map((key) => ({
+    key,
+    namespace: med('namespace', key),
+    local: med('local', key),
+    ratio: med('namespace', key) / med('local', key),
+  }));
   if (json) process.stdout.write(`${JSON.stringify({ runs, files: FILES, lines, samples }, null, 2)}\n`);
   else {
     const fmt = (v: number) => v.toFixed(0).padStart(10);
@@ -59,7 +74,10 @@ try {
       [
         `bench/ninep-in-process, median of ${runs}: 9P server + backend, no guest`,
         `${''.padEnd(36)}${'namespace'.padStart(10)}${'LocalDir'.padStart(10)}  ratio`,
-        ...lines.map((l) => `  ${(l.key === 'readdirOps' ? `readdir ${FILES} host files (/s)` : 'walk + getattr + clunk (/s)').padEnd(34)}${fmt(l.namespace)}${fmt(l.local)}  ${l.ratio.toFixed(2).padStart(5)}`),
+        ...lines.map(
+          (l) =>
+            `  ${(l.key === 'readdirOps' ? `readdir ${FILES} host files (/s)` : 'walk + getattr + clunk (/s)').padEnd(34)}${fmt(l.namespace)}${fmt(l.local)}  ${l.ratio.toFixed(2).padStart(5)}`,
+        ),
       ].join('\n') + '\n',
     );
   }

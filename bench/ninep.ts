@@ -122,10 +122,20 @@ try {
   const payload = await openGuestPayload(join(root, 'payload'), 'default');
   const host = await discoverHostContext({ home, env: { HOME: home }, stickRoot: stick });
   const open = async (onStick: string, atRestKey?: Buffer) => {
-    const opened = await openNamespace({ layout: stickLayout(onStick), user: 'bench', guest: 'default', manifest: payload.manifest, host, owner: { uid: GUEST_USER_ID, gid: GUEST_USER_ID }, mapHostOwner: true, ...(atRestKey ? { atRestKey } : {}) });
+    const opened = await openNamespace({
+      layout: stickLayout(onStick),
+      user: 'bench',
+      guest: 'default',
+      manifest: payload.manifest,
+      host,
+      owner: { uid: GUEST_USER_ID, gid: GUEST_USER_ID },
+      mapHostOwner: true,
+      ...(atRestKey ? { atRestKey } : {}),
+    });
     namespaces.push(opened.backend);
     const served = opened.table.entries.find((e) => e.target.kind === 'host' && e.target.hostPath === documents);
-    if (!served || served.guestPath !== '/host/Documents' || served.mode !== 'cow') throw new Error(`the built-in rules do not serve ${documents} as /host/Documents (cow)`);
+    if (!served || served.guestPath !== '/host/Documents' || served.mode !== 'cow')
+      throw new Error(`the built-in rules do not serve ${documents} as /host/Documents (cow)`);
     return opened.backend;
   };
   // As a session derives it from the user's disk key (src/session/session.ts).
@@ -135,10 +145,19 @@ try {
   const channels = fdChannels([NAMESPACE_CHANNEL_ID, ...(withGuestfwd ? [FWD_CHANNEL] : [])]);
   const fwd = channels.extra?.[FWD_CHANNEL];
   const extraArgs = [
-    '-fsdev', `local,id=qemu9p,path=${documents},security_model=none`,
-    '-device', 'virtio-9p-pci,fsdev=qemu9p,mount_tag=qemu9p',
+    '-fsdev',
+    `local,id=qemu9p,path=${documents},security_model=none`,
+    '-device',
+    'virtio-9p-pci,fsdev=qemu9p,mount_tag=qemu9p',
     ...(fwd?.kind === 'fd'
-      ? ['-chardev', `socket,id=${FWD_CHANNEL},fd=${fwd.fd}`, '-netdev', `user,id=fwdnet,restrict=on,guestfwd=tcp:10.0.2.100:564-chardev:${FWD_CHANNEL}`, '-device', `virtio-net-pci,netdev=fwdnet,mac=${FWD_MAC},romfile=`]
+      ? [
+          '-chardev',
+          `socket,id=${FWD_CHANNEL},fd=${fwd.fd}`,
+          '-netdev',
+          `user,id=fwdnet,restrict=on,guestfwd=tcp:10.0.2.100:564-chardev:${FWD_CHANNEL}`,
+          '-device',
+          `virtio-net-pci,netdev=fwdnet,mac=${FWD_MAC},romfile=`,
+        ]
       : []),
   ];
   say('booting the guest (TCG): the session namespace on the namespace card, QEMU virtio-9p on the same folder');
@@ -183,7 +202,9 @@ try {
     readyTimeoutMs: 180_000,
     attach: async (_qmp, streams) => {
       // Served while paused, as in a session: the boot step mounts /host before ready.
-      transports.push(serveEthernetTransport(streams[NAMESPACE_CHANNEL_ID]!, { maxMessage: NAMESPACE_MSIZE, openSession: serve, ...(guestRam ? { guestRam } : {}) }));
+      transports.push(
+        serveEthernetTransport(streams[NAMESPACE_CHANNEL_ID]!, { maxMessage: NAMESPACE_MSIZE, openSession: serve, ...(guestRam ? { guestRam } : {}) }),
+      );
       if (streams[FWD_CHANNEL]) serve(streams[FWD_CHANNEL]);
     },
   });
@@ -205,7 +226,9 @@ try {
   await sh(`ifc=$(grep ' /host 9p ' /proc/mounts | cut -d' ' -f1) && mkdir -p /mnt/plain && mount -t 9p -o trans=pocketvm,${MOUNT_OPTIONS} "$ifc" /mnt/plain`);
   if (mounts !== 2) throw new Error(`expected the card's second mount to reach the plain namespace (${mounts} mounts seen)`);
   if (withGuestfwd) {
-    await sh(`for d in /sys/class/net/*; do [ "$(cat $d/address)" = ${FWD_MAC} ] && ifc=\${d##*/}; done; ip link set $ifc up && ip addr add 10.0.2.15/24 dev $ifc && mkdir -p /mnt/guestfwd && mount -t 9p -o trans=tcp,port=564,${MOUNT_OPTIONS} 10.0.2.100 /mnt/guestfwd`);
+    await sh(
+      `for d in /sys/class/net/*; do [ "$(cat $d/address)" = ${FWD_MAC} ] && ifc=\${d##*/}; done; ip link set $ifc up && ip addr add 10.0.2.15/24 dev $ifc && mkdir -p /mnt/guestfwd && mount -t 9p -o trans=tcp,port=564,${MOUNT_OPTIONS} 10.0.2.100 /mnt/guestfwd`,
+    );
   }
   const mountLines = (await sh('grep " 9p " /proc/mounts')).out.trim();
   // The shell loops' own cost (same names, on tmpfs), subtracted from the per-file figures.
@@ -321,7 +344,10 @@ try {
       [
         `bench/ninep, TCG, median of ${runs}: the session's namespace (/host/Documents, built-in rules, copy-on-write, sealed at rest) against QEMU's virtio-9p on the same folder, and against itself without sealing (plain), same guest`,
         header,
-        ...lines.map((l) => `  ${LABELS[l.key].padEnd(38)}${fmt(l.ours)}${fmt(l.qemu).padStart(10)}  ${l.ratio.toFixed(2).padStart(5)}${fmt(l.plain).padStart(10)}  ${l.sealedRatio.toFixed(2).padStart(5)}${l.guestfwd === undefined ? '' : `${fmt(l.guestfwd).padStart(10)}  ${l.guestfwdRatio!.toFixed(2).padStart(5)}`}`),
+        ...lines.map(
+          (l) =>
+            `  ${LABELS[l.key].padEnd(38)}${fmt(l.ours)}${fmt(l.qemu).padStart(10)}  ${l.ratio.toFixed(2).padStart(5)}${fmt(l.plain).padStart(10)}  ${l.sealedRatio.toFixed(2).padStart(5)}${l.guestfwd === undefined ? '' : `${fmt(l.guestfwd).padStart(10)}  ${l.guestfwdRatio!.toFixed(2).padStart(5)}`}`,
+        ),
         `  target: ours >= 1.0 x QEMU's on every line (floor 0.5), ours >= 0.8 x plain (sealing's cost); shell loops on tmpfs subtracted (stat ${result.shellLoopMs.stat} ms, create ${result.shellLoopMs.create} ms per ${FILES})`,
         `  ${placed} Rreads placed, ${writesPlaced} Twrites placed; ${messages} messages served, ${quietRequests} of them answered by the guest module (quiet); sealed reads: ${sealedReadCounters.ahead} read ahead (${sealedReadCounters.aheadWaited} still opening), ${sealedReadCounters.kept} from blocks kept, ${sealedReadCounters.opened} opened on demand`,
         `in process (no guest, 9P server + backend): ${''.padEnd(4)}${'namespace'.padStart(10)}${'LocalDir'.padStart(10)}  ratio`,

@@ -39,7 +39,9 @@ async function runOnce(variant: Variant, base: string): Promise<Figures> {
   rmSync(dir, { recursive: true, force: true });
   const home = join(dir, 'home');
   mkdirSync(home, { recursive: true });
-  const table = compileTable(liveHost(home, { stickRoot: join(dir, 'stick') }), [{ origin: 'registry', source: 'bench', name: 'Notes', table: 'FIT', guestPath: '/host/Notes' }]);
+  const table = compileTable(liveHost(home, { stickRoot: join(dir, 'stick') }), [
+    { origin: 'registry', source: 'bench', name: 'Notes', table: 'FIT', guestPath: '/host/Notes' },
+  ]);
   const key = randomBytes(32);
   // As a session: 4 GiB for files/ and upper/, the reserve a 256 MiB guest keeps (statfs of the stick's folder).
   const quota = () => (variant === 'quota' ? { quota: new StoreQuota({ capBytes: 4096 * 1024 ** 2, reserveBytes: 512 * 1024 ** 2, stickDir: dir }) } : {});
@@ -74,7 +76,9 @@ try {
     for (const variant of (run % 2 ? ['quota', 'none'] : ['none', 'quota']) as Variant[]) {
       const figures = await runOnce(variant, base);
       results[variant].push(figures);
-      say(`run ${run + 1}/${runs} ${variant}: write ${figures.writeMiBs.toFixed(0)} MiB/s, create ${figures.createsPerSec.toFixed(0)} files/s, open ${figures.openMs.toFixed(0)} ms`);
+      say(
+        `run ${run + 1}/${runs} ${variant}: write ${figures.writeMiBs.toFixed(0)} MiB/s, create ${figures.createsPerSec.toFixed(0)} files/s, open ${figures.openMs.toFixed(0)} ms`,
+      );
     }
   }
 } finally {
@@ -95,5 +99,8 @@ if (json) {
   process.stdout.write(`${JSON.stringify({ runs, mib: MIB, files: FILES, lines }, null, 2)}\n`);
 } else {
   process.stdout.write(`bench/quota (median of ${runs}; sealed with the stick limits against sealed without, same run; target >= 0.95)\n`);
-  for (const l of lines) process.stdout.write(`  ${l.line.padEnd(24)} with ${l.quota.toFixed(0).padStart(6)} ${l.unit}   without ${l.none.toFixed(0).padStart(6)} ${l.unit}   ratio ${l.ratio.toFixed(2)}\n`);
+  for (const l of lines)
+    process.stdout.write(
+      `  ${l.line.padEnd(24)} with ${l.quota.toFixed(0).padStart(6)} ${l.unit}   without ${l.none.toFixed(0).padStart(6)} ${l.unit}   ratio ${l.ratio.toFixed(2)}\n`,
+    );
 }

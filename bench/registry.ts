@@ -103,7 +103,12 @@ try {
     writeFileSync(defaultsFile, seed.exportReg({ layer: 'user', key: 'Bench\\K0' }));
     seed.close({ backup: false });
   }
-  const registry = GuestRegistry.open({ file: lookupFile, defaultsFile, hostId: 'bench-host', session: [{ key: 'Host\\Os', name: 'Name', value: { type: 'string', data: 'linux' } }] });
+  const registry = GuestRegistry.open({
+    file: lookupFile,
+    defaultsFile,
+    hostId: 'bench-host',
+    session: [{ key: 'Host\\Os', name: 'Name', value: { type: 'string', data: 'linux' } }],
+  });
   const picks = Array.from({ length: 4096 }, () => Math.floor(Math.random() * seedCount));
   const lookupRate = timeLoop(LOOKUP_MS, (n) => {
     const i = picks[n & 4095]!;
@@ -178,7 +183,8 @@ try {
     rawImportMs.push(
       timeOnce(() => {
         rawTarget.exec('BEGIN');
-        for (const row of JSON.parse(json) as Array<{ key: string; name: string; data: unknown }>) rawInsert.run(`${row.key}\0${row.name}`.toLowerCase(), JSON.stringify(row.data));
+        for (const row of JSON.parse(json) as Array<{ key: string; name: string; data: unknown }>)
+          rawInsert.run(`${row.key}\0${row.name}`.toLowerCase(), JSON.stringify(row.data));
         rawTarget.exec('COMMIT');
       }),
     );

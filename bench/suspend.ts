@@ -41,7 +41,12 @@ const PASSPHRASE = 'bench suspend passphrase';
 
 async function launcher(args: string[], input?: string): Promise<{ stdout: string; stderr: string; ms: number }> {
   const started = performance.now();
-  const result = await execa(launcherPath, args, { reject: false, env: { NO_COLOR: '1' }, timeout: 900_000, ...(input === undefined ? { stdin: 'ignore' as const } : { input }) });
+  const result = await execa(launcherPath, args, {
+    reject: false,
+    env: { NO_COLOR: '1' },
+    timeout: 900_000,
+    ...(input === undefined ? { stdin: 'ignore' as const } : { input }),
+  });
   const ms = performance.now() - started;
   if (result.exitCode !== 0) throw new Error(`launcher ${args.join(' ')} failed (${result.exitCode}): ${String(result.stderr)}`);
   return { stdout: String(result.stdout), stderr: String(result.stderr), ms };
@@ -111,12 +116,33 @@ try {
     const resumed = await launcher(['run', '--detach', ...login, '--json'], `${PASSPHRASE}\n`);
     const status = JSON.parse(resumed.stdout) as { bootMs: number; resumed?: { loadMs: number } };
     if (!status.resumed) throw new Error('the guest booted instead of resuming');
-    cycles.push({ label, stateMiB: suspend.bytes / 1048576, suspendMs: suspend.totalMs, suspendWallMs: ejected.ms, resumeMs: status.bootMs, resumeWallMs: resumed.ms, loadMs: status.resumed.loadMs, writeMs: io.writeMs, readMs: io.readMs });
+    cycles.push({
+      label,
+      stateMiB: suspend.bytes / 1048576,
+      suspendMs: suspend.totalMs,
+      suspendWallMs: ejected.ms,
+      resumeMs: status.bootMs,
+      resumeWallMs: resumed.ms,
+      loadMs: status.resumed.loadMs,
+      writeMs: io.writeMs,
+      readMs: io.readMs,
+    });
   };
 
   for (let run = 0; run < runs; run++) await cycle('as booted');
-  say('filling the guest\'s free memory (tmpfs, non-zero pattern)');
-  await launcher(['exec', '--root', '--stick', stick, '--timeout', '600', '--', 'sh', '-c', 'avail=$(awk \'/MemAvailable/{print int($2/1024)}\' /proc/meminfo); n=$((avail-48)); mkdir -p /run/fill && mount -t tmpfs -o size=$((n+8))m fill /run/fill && tr "\\000" "Z" </dev/zero | dd of=/run/fill/pattern bs=1M count=$n iflag=fullblock 2>/dev/null; echo $n']);
+  say("filling the guest's free memory (tmpfs, non-zero pattern)");
+  await launcher([
+    'exec',
+    '--root',
+    '--stick',
+    stick,
+    '--timeout',
+    '600',
+    '--',
+    'sh',
+    '-c',
+    'avail=$(awk \'/MemAvailable/{print int($2/1024)}\' /proc/meminfo); n=$((avail-48)); mkdir -p /run/fill && mount -t tmpfs -o size=$((n+8))m fill /run/fill && tr "\\000" "Z" </dev/zero | dd of=/run/fill/pattern bs=1M count=$n iflag=fullblock 2>/dev/null; echo $n',
+  ]);
   for (let run = 0; run < runs; run++) await cycle('memory filled');
   await launcher(['eject', '--stick', stick]);
 } finally {
@@ -138,8 +164,8 @@ const summary = ['as booted', 'memory filled'].map((label) => {
     loadMs: Math.round(m((c) => c.loadMs)),
     writeMs: Math.round(m((c) => c.writeMs)),
     readMs: Math.round(m((c) => c.readMs)),
-    suspendRatio: +(m((c) => c.suspendMs / c.writeMs)).toFixed(2),
-    resumeRatio: +(m((c) => c.resumeMs / c.readMs)).toFixed(2),
+    suspendRatio: +m((c) => c.suspendMs / c.writeMs).toFixed(2),
+    resumeRatio: +m((c) => c.resumeMs / c.readMs).toFixed(2),
   };
 });
 

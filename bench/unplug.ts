@@ -79,7 +79,15 @@ async function removalTrial(): Promise<RemovalTrial> {
   const started = await run(['run', '--detach', '--json', '--stick', mount, '--user', 'bench', '--passphrase-stdin'], `${PASSPHRASE}\n`);
   if (started.exitCode !== 0) throw new Error(`launcher run failed: ${String(started.stdout)} ${String(started.stderr)}`);
   const status = JSON.parse(String(started.stdout)) as { pid: number; qemuPid: number };
-  await run(['exec', '--stick', mount, '--', 'sh', '-c', 'setsid sh -c \'while :; do dd if=/dev/urandom of="$HOME/heavy" bs=1M count=8 conv=fsync 2>/dev/null; done\' </dev/null >/dev/null 2>&1 &']);
+  await run([
+    'exec',
+    '--stick',
+    mount,
+    '--',
+    'sh',
+    '-c',
+    'setsid sh -c \'while :; do dd if=/dev/urandom of="$HOME/heavy" bs=1M count=8 conv=fsync 2>/dev/null; done\' </dev/null >/dev/null 2>&1 &',
+  ]);
   await sleep(1_500);
   bindfs!.kill('SIGKILL');
   const removedAt = performance.now();
@@ -93,7 +101,29 @@ async function removalTrial(): Promise<RemovalTrial> {
 }
 
 async function baselineTrial(kernel: string, initrd: string, cmdline: string, memoryMiB: number): Promise<{ deadMs: number; reapedMs: number }> {
-  const qemu = spawn('qemu-system-x86_64', ['-nodefaults', '-display', 'none', '-machine', 'q35', '-accel', 'tcg', '-m', `${memoryMiB}M`, '-kernel', kernel, '-initrd', initrd, '-append', cmdline, '-serial', 'null'], { stdio: 'ignore' });
+  const qemu = spawn(
+    'qemu-system-x86_64',
+    [
+      '-nodefaults',
+      '-display',
+      'none',
+      '-machine',
+      'q35',
+      '-accel',
+      'tcg',
+      '-m',
+      `${memoryMiB}M`,
+      '-kernel',
+      kernel,
+      '-initrd',
+      initrd,
+      '-append',
+      cmdline,
+      '-serial',
+      'null',
+    ],
+    { stdio: 'ignore' },
+  );
   const pid = qemu.pid!;
   let reaped = false;
   qemu.once('exit', () => (reaped = true));
@@ -122,7 +152,9 @@ try {
     removal.push(trial);
     const floor = await baselineTrial(payload.kernel, payload.initrd, payload.manifest.cmdline, payload.manifest.memory.recommendedMiB);
     baseline.push(floor);
-    say(`trial ${i + 1}/${runs}  removal → QEMU dead ${trial.deadMs.toFixed(0)} ms, reaped ${trial.reapedMs.toFixed(0)} ms, session gone ${trial.sessionMs.toFixed(0)} ms   |   baseline kill → dead ${floor.deadMs.toFixed(0)} ms, reaped ${floor.reapedMs.toFixed(0)} ms`);
+    say(
+      `trial ${i + 1}/${runs}  removal → QEMU dead ${trial.deadMs.toFixed(0)} ms, reaped ${trial.reapedMs.toFixed(0)} ms, session gone ${trial.sessionMs.toFixed(0)} ms   |   baseline kill → dead ${floor.deadMs.toFixed(0)} ms, reaped ${floor.reapedMs.toFixed(0)} ms`,
+    );
   }
   const result = {
     runs,

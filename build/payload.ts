@@ -134,14 +134,25 @@ export async function buildPayload(options: PayloadBuildOptions): Promise<Payloa
       initrdBytes: built.initrd.length,
       outputs: { [OUTPUT_KERNEL]: kernelSha, [OUTPUT_INITRD]: initrdSha },
     });
-    onProgress({ step: 'done', message: `payload/${guest}: kernel ${built.kernelVersion}, initrd ${(built.initrd.length / 1e6).toFixed(1)} MB${lockChanged ? ', lock updated' : ''}` });
+    onProgress({
+      step: 'done',
+      message: `payload/${guest}: kernel ${built.kernelVersion}, initrd ${(built.initrd.length / 1e6).toFixed(1)} MB${lockChanged ? ', lock updated' : ''}`,
+    });
     return result(paths, guest, built.kernelVersion, built.initrd.length, false, started, warnings);
   } catch (error) {
     throw asPayloadBuildError(error, options.root);
   }
 }
 
-function result(paths: PayloadPaths, guest: string, kernelVersion: string, initrdBytes: number, cached: boolean, started: number, warnings: string[]): PayloadBuildResult {
+function result(
+  paths: PayloadPaths,
+  guest: string,
+  kernelVersion: string,
+  initrdBytes: number,
+  cached: boolean,
+  started: number,
+  warnings: string[],
+): PayloadBuildResult {
   return {
     guest,
     dir: paths.dir,
@@ -161,12 +172,21 @@ interface BuiltPayload {
   initrd: Buffer;
 }
 
-async function buildFromScratch(recipe: PayloadRecipe, paths: PayloadPaths, onProgress: PayloadProgressListener, warn: (line: string) => void): Promise<BuiltPayload> {
+async function buildFromScratch(
+  recipe: PayloadRecipe,
+  paths: PayloadPaths,
+  onProgress: PayloadProgressListener,
+  warn: (line: string) => void,
+): Promise<BuiltPayload> {
   onProgress({ step: 'resolve', message: 'choosing package versions (lock, else apt candidate)' });
   const previousLock = await readLock(paths.lock);
   const planned = await planPackages(recipe, previousLock, warn);
   const roles = new Map<string, PackageRole>(planned.map((p) => [p.record.name, p.role]));
-  const fetched = await fetchPackages(planned.map((p) => p.record), paths.debs, onProgress);
+  const fetched = await fetchPackages(
+    planned.map((p) => p.record),
+    paths.debs,
+    onProgress,
+  );
 
   const kernelPkg = fetched.find((f) => roles.get(f.record.name) === 'kernel');
   if (!kernelPkg) throw new PayloadBuildError('internal: no kernel package planned');
@@ -183,7 +203,12 @@ async function buildFromScratch(recipe: PayloadRecipe, paths: PayloadPaths, onPr
   const ownModules = await buildGuestModules(moduleSources, headers, posix.dirname(paths.kmod), posix.join(paths.kmodWork, kernelVersion), onProgress);
   onProgress({ step: 'modules', message: `resolving module dependencies for ${kernelVersion}` });
   const modules = await planModules(posix.join(kernelPkg.tree, 'lib', 'modules', kernelVersion), kernelVersion, recipe.moduleGroups, ownModules);
-  onProgress({ step: 'modules', message: `${modules.modules.length} modules, built in: ${modules.builtin.join(' ') || 'none'}`, done: modules.modules.length, total: modules.modules.length });
+  onProgress({
+    step: 'modules',
+    message: `${modules.modules.length} modules, built in: ${modules.builtin.join(' ') || 'none'}`,
+    done: modules.modules.length,
+    total: modules.modules.length,
+  });
 
   const busybox = recipeFiles.find((f) => posix.basename(f.archivePath) === 'busybox');
   if (!busybox) throw new PayloadBuildError('the recipe must ship bin/busybox: init is a busybox script');

@@ -154,7 +154,9 @@ export class RegFileError extends RegistryError {
   /** The message without the file, line and "nothing was imported". */
   readonly problem: string;
   constructor(line: number, problem: string, source?: string) {
-    super(`${source ?? '.reg file'} line ${line}: ${problem}; nothing was imported`, { details: { reason: 'reg-file', line, ...(source ? { file: source } : {}) } });
+    super(`${source ?? '.reg file'} line ${line}: ${problem}; nothing was imported`, {
+      details: { reason: 'reg-file', line, ...(source ? { file: source } : {}) },
+    });
     this.line = line;
     this.problem = problem;
   }
@@ -215,7 +217,11 @@ function fromFileSystem(error: unknown): PocketError | undefined {
   const options = (hint: string) => ({ hint, cause: error, details });
   switch (failure.code) {
     case 'EROFS':
-      return new PocketError('stick', `${path} is on a read-only file system; nothing was changed`, options('the stick is write-protected or mounted read-only: make it writable (its lock switch, or remount it read-write) and try again'));
+      return new PocketError(
+        'stick',
+        `${path} is on a read-only file system; nothing was changed`,
+        options('the stick is write-protected or mounted read-only: make it writable (its lock switch, or remount it read-write) and try again'),
+      );
     case 'ENOSPC':
     case 'EDQUOT':
       return new PocketError('stick', `no space left for ${path}`, options('free some space on the stick and try again'));
@@ -237,7 +243,8 @@ function fromFileSystem(error: unknown): PocketError | undefined {
 export function asPocketError(error: unknown): PocketError {
   if (error instanceof PocketError) return error;
   // Ctrl-C at a prompt (@inquirer's ExitPromptError): the person chose to stop.
-  if (error instanceof Error && error.name === 'ExitPromptError') return new PocketError('interrupted', 'interrupted at a prompt', { details: { prompt: true } });
+  if (error instanceof Error && error.name === 'ExitPromptError')
+    return new PocketError('interrupted', 'interrupted at a prompt', { details: { prompt: true } });
   const fileSystem = fromFileSystem(error);
   if (fileSystem) return fileSystem;
   const message = error instanceof Error ? error.message : String(error);

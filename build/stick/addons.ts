@@ -183,19 +183,24 @@ export function addonPlugin(root: string, addons: NativeAddon[] = installedAddon
       });
       build.onResolve({ filter: /^bindings$/ }, (args) => {
         const addon = addons.find((a) => a.kind === 'bindings' && a.module === packageOf(args.importer));
-        if (!addon) return { errors: [{ text: `${packageOf(args.importer) ?? args.importer} loads a native addon through bindings that build/stick/addons.ts does not list` }] };
+        if (!addon)
+          return {
+            errors: [{ text: `${packageOf(args.importer) ?? args.importer} loads a native addon through bindings that build/stick/addons.ts does not list` }],
+          };
         return { path: addon.name, namespace: 'pocketvm-addon', pluginData: addon };
       });
       build.onResolve({ filter: /\.node$/ }, (args) => {
         const addon = addons.find((a) => a.kind === 'file' && a.module === packageOf(args.importer));
-        if (!addon) return { errors: [{ text: `${packageOf(args.importer) ?? args.importer} requires a .node file that build/stick/addons.ts does not list` }] };
+        if (!addon)
+          return { errors: [{ text: `${packageOf(args.importer) ?? args.importer} requires a .node file that build/stick/addons.ts does not list` }] };
         return { path: addon.name, namespace: 'pocketvm-addon', pluginData: addon };
       });
       for (const addon of addons.filter((a) => a.kind === 'napi-rs' && a.binding)) {
         const loaderFile = join(root, 'node_modules', ...addon.module.split('/'), addon.binding!);
         const filter = new RegExp(`${basename(addon.binding!).replace(/\./g, '\\.')}$`);
         // `usb/index.js` from anywhere, or `../index.js` from inside the package.
-        const isLoader = (args: { path: string; importer: string; resolveDir: string }) => args.path === `${addon.module}/${addon.binding}` || (packageOf(args.importer) === addon.module && resolve(args.resolveDir, args.path) === loaderFile);
+        const isLoader = (args: { path: string; importer: string; resolveDir: string }) =>
+          args.path === `${addon.module}/${addon.binding}` || (packageOf(args.importer) === addon.module && resolve(args.resolveDir, args.path) === loaderFile);
         build.onResolve({ filter }, (args) => (isLoader(args) ? { path: addon.name, namespace: 'pocketvm-addon', pluginData: addon } : undefined));
       }
       for (const addon of addons.filter((a) => a.kind === 'napi-rs' && !a.binding)) {

@@ -56,7 +56,8 @@ export interface ExecutablesOptions {
 function run(command: string, args: string[], cwd: string): void {
   const result = spawnSync(command, args, { cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   if (result.error) throw new Error(`could not run ${command}: ${result.error.message}`);
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (exit ${result.status}): ${(result.stderr || result.stdout).trim().split('\n').slice(-5).join('\n')}`);
+  if (result.status !== 0)
+    throw new Error(`${command} ${args.join(' ')} failed (exit ${result.status}): ${(result.stderr || result.stdout).trim().split('\n').slice(-5).join('\n')}`);
 }
 
 function version(root: string): string {
@@ -104,7 +105,8 @@ async function nodeBase(root: string, platform: ExecutablePlatform, report: Prog
   report({ step: 'node', message: `fetching ${base.packageName}@${base.version} from npm` });
   await mkdir(join(root, '.cache', 'node-bin'), { recursive: true });
   const tarball = join(root, '.cache', 'node-bin', `${base.packageName}-${base.version}.tgz`);
-  if (!existsSync(tarball)) run('npm', ['pack', `${base.packageName}@${base.version}`, '--pack-destination', join(root, '.cache', 'node-bin'), '--silent'], root);
+  if (!existsSync(tarball))
+    run('npm', ['pack', `${base.packageName}@${base.version}`, '--pack-destination', join(root, '.cache', 'node-bin'), '--silent'], root);
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   run('tar', ['-xzf', tarball, '-C', dir, `package/${base.binary}`], root);
@@ -127,7 +129,10 @@ export async function buildExecutables(options: ExecutablesOptions): Promise<Bui
     const base = NODE_BASES[platform];
     // The code cache is V8-build specific: only for the Node that makes the blob.
     const useCodeCache = platform === 'linux-x64';
-    const key = createHash('sha256').update(code).update(JSON.stringify({ platform, base, useCodeCache, postjectVersion, node: process.version })).digest('hex');
+    const key = createHash('sha256')
+      .update(code)
+      .update(JSON.stringify({ platform, base, useCodeCache, postjectVersion, node: process.version }))
+      .digest('hex');
     const outDir = join(work, platform);
     const out = join(outDir, base.executableName);
     const stampPath = join(outDir, 'stamp.json');
@@ -153,12 +158,17 @@ export async function buildExecutables(options: ExecutablesOptions): Promise<Bui
       const bytes = await readFile(partial);
       if (removeMachoSignature(bytes).removed) await writeFile(partial, bytes);
     }
-    run(process.execPath, [postject, partial, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE, ...(platform.startsWith('darwin') ? ['--macho-segment-name', 'NODE_SEA'] : [])], outDir);
+    run(
+      process.execPath,
+      [postject, partial, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE, ...(platform.startsWith('darwin') ? ['--macho-segment-name', 'NODE_SEA'] : [])],
+      outDir,
+    );
     await rename(partial, out);
     await rm(blob, { force: true });
     if (platform === 'linux-x64') {
       const check = spawnSync(out, ['--version'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
-      if (check.status !== 0 || check.stdout.trim() !== version(root)) throw new Error(`the built linux-x64 launcher does not run: ${check.stderr || check.stdout}`);
+      if (check.status !== 0 || check.stdout.trim() !== version(root))
+        throw new Error(`the built linux-x64 launcher does not run: ${check.stderr || check.stdout}`);
     }
     await writeFile(stampPath, JSON.stringify({ key, nodeVersion: base.version, builtAt: new Date().toISOString() }, null, 2));
     built.push({ platform, path: out, nodeVersion: base.version, bytes: (await stat(out)).size, cached: false });

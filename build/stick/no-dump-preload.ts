@@ -24,7 +24,9 @@ export function checkoutNoDumpPreload(root: string): string {
 export function compileNoDumpPreload(root: string, out: string): void {
   mkdirSync(dirname(out), { recursive: true });
   const partial = `${out}.partial`;
-  const result = spawnSync('gcc-12', ['-nostdlib', '-shared', '-fPIC', '-Os', '-s', '-Wall', '-Wextra', '-Werror', '-o', partial, noDumpPreloadSource(root)], { encoding: 'utf8' });
+  const result = spawnSync('gcc-12', ['-nostdlib', '-shared', '-fPIC', '-Os', '-s', '-Wall', '-Wextra', '-Werror', '-o', partial, noDumpPreloadSource(root)], {
+    encoding: 'utf8',
+  });
   if (result.error) throw new Error(`compiling ${NO_DUMP_PRELOAD} needs gcc-12 (apt-get install gcc-12): ${result.error.message}`);
   if (result.status !== 0) throw new Error(`compiling ${NO_DUMP_PRELOAD} failed: ${result.stderr.trim()}`);
   renameSync(partial, out);

@@ -44,7 +44,8 @@ export const DEBIAN_QEMU: QemuSources = {
 
 // Firmware an x86 guest may load (-machine q35/pc/microvm, -kernel, option
 // ROMs of NICs and VGA); other architectures' images stay behind.
-const X86_FIRMWARE = /^(bios[-.].*|kvmvapic\.bin|linuxboot(_dma)?\.bin|multiboot(_dma)?\.bin|pvh\.bin|qboot\.rom|sgabios\.bin|vgabios.*\.bin|acpi-dsdt\.aml|(efi|pxe)-.*\.rom|keymaps)$/;
+const X86_FIRMWARE =
+  /^(bios[-.].*|kvmvapic\.bin|linuxboot(_dma)?\.bin|multiboot(_dma)?\.bin|pvh\.bin|qboot\.rom|sgabios\.bin|vgabios.*\.bin|acpi-dsdt\.aml|(efi|pxe)-.*\.rom|keymaps)$/;
 // TCG is a module in Debian's build; without it QEMU has no accelerator here.
 const MODULES = /^accel-tcg-x86_64\.so$/;
 
@@ -104,7 +105,8 @@ export async function buildLinuxQemuBundle(options: { root: string; sources?: Qe
   const report = options.onProgress ?? (() => {});
   const dir = join(options.root, '.cache', 'stick-parts', 'qemu', 'linux-x64');
   for (const binary of Object.values(sources.binaries)) {
-    if (!existsSync(binary)) throw new Error(`${binary} is missing: the Linux QEMU bundle is made from the build machine's QEMU (apt-get install qemu-system-x86 qemu-utils)`);
+    if (!existsSync(binary))
+      throw new Error(`${binary} is missing: the Linux QEMU bundle is made from the build machine's QEMU (apt-get install qemu-system-x86 qemu-utils)`);
   }
   const key = await sourceKey(sources, options.root);
   const stampPath = join(dir, '.stamp');
@@ -154,21 +156,37 @@ export async function buildLinuxQemuBundle(options: { root: string; sources?: Qe
     }
   }
   for (const required of ['bios-256k.bin', 'kvmvapic.bin', 'linuxboot_dma.bin', 'efi-virtio.rom']) {
-    if (!existsSync(join(work, 'share', required))) throw new Error(`QEMU firmware ${required} is missing from ${sources.firmwareDirs.join(', ')} (apt-get install seabios ipxe-qemu qemu-system-data)`);
+    if (!existsSync(join(work, 'share', required)))
+      throw new Error(`QEMU firmware ${required} is missing from ${sources.firmwareDirs.join(', ')} (apt-get install seabios ipxe-qemu qemu-system-data)`);
   }
   for (const entry of await readdir(work, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) await chmod(join(entry.parentPath, entry.name), entry.parentPath.endsWith('share') || entry.parentPath.includes('keymaps') ? 0o644 : 0o755);
+    if (entry.isFile())
+      await chmod(join(entry.parentPath, entry.name), entry.parentPath.endsWith('share') || entry.parentPath.includes('keymaps') ? 0o644 : 0o755);
   }
 
   const env = { PATH: '/nonexistent', QEMU_MODULE_DIR: join(work, 'lib', 'qemu') };
-  const run = (binary: string, args: string[]) => sh(join(work, 'lib', loader), ['--inhibit-cache', '--library-path', join(work, 'lib'), join(work, binary), ...args], env);
+  const run = (binary: string, args: string[]) =>
+    sh(join(work, 'lib', loader), ['--inhibit-cache', '--library-path', join(work, 'lib'), join(work, binary), ...args], env);
   const qemuVersion = /version ([0-9][^\s]*)/.exec(run('bin/qemu-system-x86_64', ['--version']))?.[1] ?? 'unknown';
   // The accelerator list proves the TCG module loads from the bundle.
-  if (!/tcg/.test(run('bin/qemu-system-x86_64', ['-accel', 'help']))) throw new Error('the bundled QEMU does not list the tcg accelerator: its module did not load');
+  if (!/tcg/.test(run('bin/qemu-system-x86_64', ['-accel', 'help'])))
+    throw new Error('the bundled QEMU does not list the tcg accelerator: its module did not load');
   run('bin/qemu-img', ['--version']);
   compileNoDumpPreload(options.root, join(work, 'lib', NO_DUMP_PRELOAD));
   // QEMU still starts with the preload loaded the way the launcher loads it.
-  sh(join(work, 'lib', loader), ['--inhibit-cache', '--preload', join(work, 'lib', NO_DUMP_PRELOAD), '--library-path', join(work, 'lib'), join(work, 'bin/qemu-system-x86_64'), '--version'], env);
+  sh(
+    join(work, 'lib', loader),
+    [
+      '--inhibit-cache',
+      '--preload',
+      join(work, 'lib', NO_DUMP_PRELOAD),
+      '--library-path',
+      join(work, 'lib'),
+      join(work, 'bin/qemu-system-x86_64'),
+      '--version',
+    ],
+    env,
+  );
 
   const manifest: QemuBundleManifest = {
     format: 1,
@@ -183,9 +201,16 @@ export async function buildLinuxQemuBundle(options: { root: string; sources?: Qe
   };
   await writeFile(join(work, QEMU_BUNDLE_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
   // For a person at a shell; the launcher itself reads qemu-bundle.json.
-  for (const [name, binary] of [['qemu-system-x86_64', 'bin/qemu-system-x86_64'], ['qemu-img', 'bin/qemu-img']] as const) {
+  for (const [name, binary] of [
+    ['qemu-system-x86_64', 'bin/qemu-system-x86_64'],
+    ['qemu-img', 'bin/qemu-img'],
+  ] as const) {
     const extra = name === 'qemu-img' ? '' : ' -L "$here/share"';
-    await writeFile(join(work, name), `#!/bin/sh\n# Runs the bundled ${name} through the bundled loader and libraries.\nhere=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)\nQEMU_MODULE_DIR="$here/lib/qemu" exec "$here/${manifest.loader}" --inhibit-cache --library-path "$here/lib" "$here/${binary}"${extra} "$@"\n`, { mode: 0o755 });
+    await writeFile(
+      join(work, name),
+      `#!/bin/sh\n# Runs the bundled ${name} through the bundled loader and libraries.\nhere=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)\nQEMU_MODULE_DIR="$here/lib/qemu" exec "$here/${manifest.loader}" --inhibit-cache --library-path "$here/lib" "$here/${binary}"${extra} "$@"\n`,
+      { mode: 0o755 },
+    );
   }
   await writeFile(join(work, '.stamp'), key);
   await rm(dir, { recursive: true, force: true });
@@ -197,7 +222,8 @@ export async function buildLinuxQemuBundle(options: { root: string; sources?: Qe
 
 /** `--from-dir PLATFORM=DIR`: a bundle made elsewhere (Windows, macOS), copied in as it is. */
 export async function importQemuBundle(root: string, platform: string, from: string): Promise<QemuBundleResult> {
-  if (!/^(win-x64|darwin-x64|darwin-arm64|linux-x64)$/.test(platform)) throw new Error(`unknown platform "${platform}" (win-x64, darwin-x64, darwin-arm64, linux-x64)`);
+  if (!/^(win-x64|darwin-x64|darwin-arm64|linux-x64)$/.test(platform))
+    throw new Error(`unknown platform "${platform}" (win-x64, darwin-x64, darwin-arm64, linux-x64)`);
   const exe = platform === 'win-x64' ? 'qemu-system-x86_64.exe' : 'qemu-system-x86_64';
   if (!existsSync(join(from, exe)) && !existsSync(join(from, QEMU_BUNDLE_FILE))) throw new Error(`${from} has no ${exe} at its top level`);
   const dir = join(root, '.cache', 'stick-parts', 'qemu', platform);

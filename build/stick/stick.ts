@@ -95,7 +95,10 @@ export async function buildStick(options: StickBuildOptions): Promise<StickBuild
   report({ step: 'qemu', message: 'checking the portable QEMU for Linux' });
   await buildLinuxQemuBundle({ root, onProgress: report });
   const qemuParts = join(root, '.cache', 'stick-parts', 'qemu');
-  const qemuPlatforms = (await readdir(qemuParts, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.endsWith('.partial')).map((e) => e.name).sort();
+  const qemuPlatforms = (await readdir(qemuParts, { withFileTypes: true }))
+    .filter((e) => e.isDirectory() && !e.name.endsWith('.partial'))
+    .map((e) => e.name)
+    .sort();
 
   // 2. The layout and the payload (init-stick's job: verified, atomic copies).
   await initStick({ root: dir, sourcePayloadRoot: join(root, 'payload'), guests, version, onProgress: report });
@@ -108,7 +111,11 @@ export async function buildStick(options: StickBuildOptions): Promise<StickBuild
     const pairs = [{ from: built.path, to: join(binDir, built.platform === 'win-x64' ? 'launcher.exe' : 'launcher'), mode: 0o755 }];
     const addons = await addonFilesFor(root, built.platform);
     for (const addon of addons.files) pairs.push({ from: addon.source, to: join(binDir, addon.name), mode: 0o755 });
-    if (addons.missing.length > 0) report({ step: 'warning', message: `warning: no prebuilt ${addons.missing.join(', ')} addon for ${built.platform}: that launcher fails where it needs it` });
+    if (addons.missing.length > 0)
+      report({
+        step: 'warning',
+        message: `warning: no prebuilt ${addons.missing.join(', ')} addon for ${built.platform}: that launcher fails where it needs it`,
+      });
     await copyWithProgress(pairs, `the ${built.platform} launcher`, report);
   }
   for (const platform of qemuPlatforms) {
@@ -138,7 +145,14 @@ export async function buildStick(options: StickBuildOptions): Promise<StickBuild
   const bytesByComponent = { executables: 0, qemu: 0, payload: 0, other: 0 };
   for (const path of paths) {
     const size = (await stat(join(dir, ...path.split('/')))).size;
-    const key = path.startsWith('.pocketvm/bin/') || path === 'launcher.exe' ? 'executables' : path.startsWith('.pocketvm/qemu/') ? 'qemu' : path.startsWith('payload/') ? 'payload' : 'other';
+    const key =
+      path.startsWith('.pocketvm/bin/') || path === 'launcher.exe'
+        ? 'executables'
+        : path.startsWith('.pocketvm/qemu/')
+          ? 'qemu'
+          : path.startsWith('payload/')
+            ? 'payload'
+            : 'other';
     bytesByComponent[key] += size;
   }
   report({ step: 'done', message: `stick ready at ${dir}` });

@@ -87,10 +87,27 @@ export interface AuditOptions {
 }
 
 /** What the guest does during the audit: write, fsync and remove a file in the user's home. */
-export const GUEST_WRITES = 'dd if=/dev/urandom of="$HOME/.pocketvm-audit" bs=1M count=4 conv=fsync 2>/dev/null && sha256sum "$HOME/.pocketvm-audit" && rm -f "$HOME/.pocketvm-audit" && sync';
+export const GUEST_WRITES =
+  'dd if=/dev/urandom of="$HOME/.pocketvm-audit" bs=1M count=4 conv=fsync 2>/dev/null && sha256sum "$HOME/.pocketvm-audit" && rm -f "$HOME/.pocketvm-audit" && sync';
 
 function straceArgs(prefix: string, seccomp: boolean): string[] {
-  return ['-f', '-ff', '-qq', '-z', '-y', '-s', '4096', ...(seccomp ? ['--seccomp-bpf'] : []), '-e', 'signal=none', '-e', `trace=${WRITE_SYSCALLS.join(',')}`, '-o', prefix, '--'];
+  return [
+    '-f',
+    '-ff',
+    '-qq',
+    '-z',
+    '-y',
+    '-s',
+    '4096',
+    ...(seccomp ? ['--seccomp-bpf'] : []),
+    '-e',
+    'signal=none',
+    '-e',
+    `trace=${WRITE_SYSCALLS.join(',')}`,
+    '-o',
+    prefix,
+    '--',
+  ];
 }
 
 async function supportsSeccompFilter(strace: string): Promise<boolean> {
@@ -117,7 +134,10 @@ function firstJson(text: string): unknown {
 
 export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   const strace = findStrace();
-  if (!strace) throw new HostWritesError('launcher audit needs strace, which is not installed here', { hint: 'install it (Debian/Ubuntu: sudo apt-get install strace) and run the audit again' });
+  if (!strace)
+    throw new HostWritesError('launcher audit needs strace, which is not installed here', {
+      hint: 'install it (Debian/Ubuntu: sudo apt-get install strace) and run the audit again',
+    });
   const say = options.onStep ?? (() => {});
   // The traces go on the stick: a folder that is not one gets nothing written.
   const layout = await openStick(options.stickRoot);
@@ -139,7 +159,12 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   const runArgs = ['run', '--detach', '--json', '--stick', options.stickRoot, '--guest', options.guest, ...options.loginArgs];
   say(`run: ${runArgs.join(' ')} (traced)`);
   const started = performance.now();
-  const session: ResultPromise = execa(strace, traced('run', runArgs), { ...common, stdin: options.stdinToRun ? 'inherit' : 'ignore', stdout: 'pipe', buffer: false });
+  const session: ResultPromise = execa(strace, traced('run', runArgs), {
+    ...common,
+    stdin: options.stdinToRun ? 'inherit' : 'ignore',
+    stdout: 'pipe',
+    buffer: false,
+  });
   let runOutput = '';
   const runStatus = await new Promise<{ exitCode: number; error?: string }>((resolveStep) => {
     const timer = setTimeout(() => resolveStep({ exitCode: -1, error: `no status within ${timeoutMs / 1000} s` }), timeoutMs);
@@ -152,17 +177,40 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     });
     void session.then((result) => {
       clearTimeout(timer);
-      resolveStep({ exitCode: result.exitCode ?? -1, ...(firstJson(runOutput) === undefined ? { error: `run ended without a status (${result.signal ?? `exit ${result.exitCode}`})` } : {}) });
+      resolveStep({
+        exitCode: result.exitCode ?? -1,
+        ...(firstJson(runOutput) === undefined ? { error: `run ended without a status (${result.signal ?? `exit ${result.exitCode}`})` } : {}),
+      });
     });
   });
-  steps.push({ step: 'run', command: runArgs, exitCode: runStatus.exitCode, ms: Math.round(performance.now() - started), ...(runStatus.error ? { error: runStatus.error } : {}) });
+  steps.push({
+    step: 'run',
+    command: runArgs,
+    exitCode: runStatus.exitCode,
+    ms: Math.round(performance.now() - started),
+    ...(runStatus.error ? { error: runStatus.error } : {}),
+  });
 
   const runStep = async (step: string, args: string[]) => {
     say(`${step}: ${args.join(' ')} (traced)`);
     const begun = performance.now();
     const result = await execa(strace, traced(step, args), { ...common, stdin: 'ignore', stdout: 'pipe', timeout: timeoutMs });
     const failed = result.exitCode !== 0;
-    steps.push({ step, command: args, exitCode: result.exitCode ?? -1, ms: Math.round(performance.now() - begun), ...(failed ? { error: String(result.stderr || result.stdout).trim().split('\n').at(-1) ?? `exit ${result.exitCode}` } : {}) });
+    steps.push({
+      step,
+      command: args,
+      exitCode: result.exitCode ?? -1,
+      ms: Math.round(performance.now() - begun),
+      ...(failed
+        ? {
+            error:
+              String(result.stderr || result.stdout)
+                .trim()
+                .split('\n')
+                .at(-1) ?? `exit ${result.exitCode}`,
+          }
+        : {}),
+    });
   };
   if (runStatus.exitCode === 0) {
     // 2. The guest writes (to the user's encrypted home on the stick).
@@ -180,9 +228,13 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
 
   // What the trace says.
   const { writes, pids, programs, ioUring } = await readTraces(traceDir, cwd);
-  for (const ring of ioUring) if (ringCarriesFileIo(ring)) incomplete.push(`an io_uring ring that can carry file I/O was set up (${ring.slice(0, 120)}): writes through it are not in the trace`);
+  for (const ring of ioUring)
+    if (ringCarriesFileIo(ring))
+      incomplete.push(`an io_uring ring that can carry file I/O was set up (${ring.slice(0, 120)}): writes through it are not in the trace`);
   const realStick = realOrSame(options.stickRoot);
-  const runtimeBases = [...new Set([process.env['XDG_RUNTIME_DIR'], tmpdir()].filter((b): b is string => Boolean(b)).flatMap((b) => [resolve(b), realOrSame(b)]))];
+  const runtimeBases = [
+    ...new Set([process.env['XDG_RUNTIME_DIR'], tmpdir()].filter((b): b is string => Boolean(b)).flatMap((b) => [resolve(b), realOrSame(b)])),
+  ];
   const context: ClassifyContext = {
     stickRoots: [...new Set([resolve(options.stickRoot), realStick])],
     runtimeBases,
@@ -190,7 +242,10 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     checkoutCache: packaged ? undefined : join(codeRoot, '.cache'),
   };
   const all = findings(writes, context);
-  const runtimeDirs = [...new Set(all.filter((f) => f.class === 'runtime').map((f) => runtimeDirOf(f.path, runtimeBases)!))].map((path) => ({ path, gone: !existsSync(path) }));
+  const runtimeDirs = [...new Set(all.filter((f) => f.class === 'runtime').map((f) => runtimeDirOf(f.path, runtimeBases)!))].map((path) => ({
+    path,
+    gone: !existsSync(path),
+  }));
   const leftoverProcesses = [...pids].filter((pid) => processAlive(pid)).map((pid) => ({ pid, program: programs.get(pid) }));
   const hostWrites = all.filter((f) => f.class === 'host');
   const report: AuditReport = {
@@ -215,7 +270,9 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   report.summary = report.ok
     ? `no host writes: ${pids.size} processes traced (${report.programs.join(', ')}); ${report.stickWrites} paths written on the stick; ${runtimeDirs.length} private runtime director${runtimeDirs.length === 1 ? 'y' : 'ies'}, gone afterwards`
     : [
-        ...(hostWrites.length > 0 ? [`${hostWrites.length} host path${hostWrites.length === 1 ? '' : 's'} written: ${hostWrites.map((f) => f.path).join(', ')}`] : []),
+        ...(hostWrites.length > 0
+          ? [`${hostWrites.length} host path${hostWrites.length === 1 ? '' : 's'} written: ${hostWrites.map((f) => f.path).join(', ')}`]
+          : []),
         ...lingering.map((r) => `the private runtime directory ${r.path} is still there`),
         ...leftoverProcesses.map((p) => `${p.program ?? 'a traced process'} (pid ${p.pid}) is still running`),
         ...failedSteps.map((s) => `${s.step} failed (exit ${s.exitCode}${s.error ? `: ${s.error}` : ''})`),

@@ -8,10 +8,48 @@ import { isAbsolute, join, resolve } from 'node:path';
 
 /** The syscalls that can change a file's existence, contents or metadata, and what to follow. */
 export const WRITE_SYSCALLS = [
-  'open', 'openat', 'openat2', 'creat', 'mkdir', 'mkdirat', 'rmdir', 'unlink', 'unlinkat', 'rename', 'renameat', 'renameat2',
-  'link', 'linkat', 'symlink', 'symlinkat', 'mknod', 'mknodat', 'truncate', 'ftruncate', 'chmod', 'fchmod', 'fchmodat',
-  'chown', 'fchown', 'lchown', 'fchownat', 'utime', 'utimes', 'utimensat', 'futimesat', 'setxattr', 'lsetxattr', 'fsetxattr',
-  'removexattr', 'lremovexattr', 'fremovexattr', 'bind', 'io_uring_setup', 'chdir', 'fchdir', 'execve',
+  'open',
+  'openat',
+  'openat2',
+  'creat',
+  'mkdir',
+  'mkdirat',
+  'rmdir',
+  'unlink',
+  'unlinkat',
+  'rename',
+  'renameat',
+  'renameat2',
+  'link',
+  'linkat',
+  'symlink',
+  'symlinkat',
+  'mknod',
+  'mknodat',
+  'truncate',
+  'ftruncate',
+  'chmod',
+  'fchmod',
+  'fchmodat',
+  'chown',
+  'fchown',
+  'lchown',
+  'fchownat',
+  'utime',
+  'utimes',
+  'utimensat',
+  'futimesat',
+  'setxattr',
+  'lsetxattr',
+  'fsetxattr',
+  'removexattr',
+  'lremovexattr',
+  'fremovexattr',
+  'bind',
+  'io_uring_setup',
+  'chdir',
+  'fchdir',
+  'execve',
 ] as const;
 
 export interface TracedWrite {
@@ -85,9 +123,18 @@ const TARGETS: Record<string, Target[]> = {
   rmdir: [['path', 0]],
   unlink: [['path', 0]],
   unlinkat: [['path', 1, 0]],
-  rename: [['path', 0], ['path', 1]],
-  renameat: [['path', 1, 0], ['path', 3, 2]],
-  renameat2: [['path', 1, 0], ['path', 3, 2]],
+  rename: [
+    ['path', 0],
+    ['path', 1],
+  ],
+  renameat: [
+    ['path', 1, 0],
+    ['path', 3, 2],
+  ],
+  renameat2: [
+    ['path', 1, 0],
+    ['path', 3, 2],
+  ],
   link: [['path', 1]],
   linkat: [['path', 3, 2]],
   symlink: [['path', 1]],
@@ -202,7 +249,10 @@ export function ringCarriesFileIo(setupArgs: string): boolean {
 }
 
 /** Reads every per-process trace file under `dir` (strace -ff) into writes. */
-export async function readTraces(dir: string, defaultCwd: string): Promise<{ writes: TracedWrite[]; pids: Set<number>; programs: Map<number, string | undefined>; ioUring: string[] }> {
+export async function readTraces(
+  dir: string,
+  defaultCwd: string,
+): Promise<{ writes: TracedWrite[]; pids: Set<number>; programs: Map<number, string | undefined>; ioUring: string[] }> {
   const writes: TracedWrite[] = [];
   const pids = new Set<number>();
   const programs = new Map<number, string | undefined>();

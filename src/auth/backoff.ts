@@ -37,13 +37,15 @@ export class LoginBackoff {
     }
     // A damaged back-off file must not lock anyone out for ever, nor reset
     // the count to zero: treat it as one more failure from now.
-    const parsed = stateSchema.safeParse((() => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        return undefined;
-      }
-    })());
+    const parsed = stateSchema.safeParse(
+      (() => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          return undefined;
+        }
+      })(),
+    );
     if (parsed.success) return parsed.data;
     const now = new Date(this.#now()).toISOString();
     return { failures: FREE_ATTEMPTS + 1, lastFailureAt: now, notBefore: now };

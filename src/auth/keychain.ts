@@ -15,7 +15,11 @@ const SERVICE = 'pocketvm';
 export class KeychainUnavailableError extends Error {}
 
 interface KeyringModule {
-  AsyncEntry: new (service: string, account: string, options?: { linux?: { store?: 'secret-service' | 'keyutils' } }) => {
+  AsyncEntry: new (
+    service: string,
+    account: string,
+    options?: { linux?: { store?: 'secret-service' | 'keyutils' } },
+  ) => {
     setSecret(secret: Uint8Array): Promise<void>;
     getSecret(): Promise<Array<number> | null>;
     deleteCredential(): Promise<boolean>;
@@ -104,4 +108,3 @@ export async function forgetPassphrase(account: string): Promise<boolean> {
     throw unavailable(error);
   }
 }
-

@@ -62,7 +62,16 @@ function hasLineBreak(passphrase: Passphrase): boolean {
 /** Throws a UsageError naming the policy when the passphrase breaks it. */
 export function checkPassphrasePolicy(passphrase: Passphrase): void {
   const length = characterCount(passphrase);
-  const problem = length === 0 ? 'the passphrase is empty' : length < MIN_PASSPHRASE_LENGTH ? 'the passphrase is too short' : length > MAX_PASSPHRASE_LENGTH ? 'the passphrase is too long' : hasLineBreak(passphrase) ? 'the passphrase has a line break' : undefined;
+  const problem =
+    length === 0
+      ? 'the passphrase is empty'
+      : length < MIN_PASSPHRASE_LENGTH
+        ? 'the passphrase is too short'
+        : length > MAX_PASSPHRASE_LENGTH
+          ? 'the passphrase is too long'
+          : hasLineBreak(passphrase)
+            ? 'the passphrase has a line break'
+            : undefined;
   if (problem) throw new UsageError(problem, PASSPHRASE_POLICY);
 }
 

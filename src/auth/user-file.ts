@@ -109,7 +109,10 @@ export async function readUserFile(path: string, name: string): Promise<UserFile
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EISDIR') throw corrupt(path, 'it is a folder, not a file');
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new AuthError(`there is no user "${name}" on this stick`, { hint: 'launcher user list shows the users; launcher user add NAME creates one', details: { reason: 'unknown-user', user: name } });
+      throw new AuthError(`there is no user "${name}" on this stick`, {
+        hint: 'launcher user list shows the users; launcher user add NAME creates one',
+        details: { reason: 'unknown-user', user: name },
+      });
     }
     throw error;
   }

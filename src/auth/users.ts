@@ -19,7 +19,8 @@ export interface UserPaths {
 }
 
 export function checkUserName(name: string): void {
-  if (!USER_NAME_PATTERN.test(name)) throw new UsageError(`"${name}" is not a user name`, 'user names are 1 to 32 lower-case letters, digits, _ and -, starting with a letter or _');
+  if (!USER_NAME_PATTERN.test(name))
+    throw new UsageError(`"${name}" is not a user name`, 'user names are 1 to 32 lower-case letters, digits, _ and -, starting with a letter or _');
 }
 
 /** Where the users live: the stick's users/ folder (StickLayout, src/stick/layout.ts, has it; auth does not depend on the rest of the layout). */
@@ -64,7 +65,12 @@ async function kdfParams(options: KdfOptions): Promise<KdfParams> {
   return params;
 }
 
-async function sealed(base: Pick<UserFile, 'name' | 'id' | 'createdAt'>, diskKey: Buffer, passphrase: Passphrase, params: KdfParams): Promise<{ file: UserFile; deriveMs: number }> {
+async function sealed(
+  base: Pick<UserFile, 'name' | 'id' | 'createdAt'>,
+  diskKey: Buffer,
+  passphrase: Passphrase,
+  params: KdfParams,
+): Promise<{ file: UserFile; deriveMs: number }> {
   const salt = randomBytes(16);
   const started = performance.now();
   const kek = await deriveKek(passphrase, salt, params);
@@ -84,7 +90,12 @@ async function sealed(base: Pick<UserFile, 'name' | 'id' | 'createdAt'>, diskKey
   return { file, deriveMs };
 }
 
-export async function addUser(layout: UsersFolder, name: string, passphrase: Passphrase, options: KdfOptions = {}): Promise<{ file: UserFile; deriveMs: number }> {
+export async function addUser(
+  layout: UsersFolder,
+  name: string,
+  passphrase: Passphrase,
+  options: KdfOptions = {},
+): Promise<{ file: UserFile; deriveMs: number }> {
   const paths = userPaths(layout, name);
   checkPassphrasePolicy(passphrase);
   if (existsSync(paths.file)) throw new UsageError(`the user "${name}" already exists on this stick`, 'launcher user passwd NAME changes the passphrase');
@@ -119,7 +130,10 @@ export async function login(layout: UsersFolder, name: string, passphrase: Passp
   const backoff = new LoginBackoff(paths.backoff);
   const wait = await backoff.waitSeconds();
   if (wait > 0) {
-    throw new AuthError(`too many failed logins for ${name}: the next attempt is allowed in ${wait} s`, { hint: 'wait, then try again', details: { reason: 'backoff', user: name, waitSeconds: wait } });
+    throw new AuthError(`too many failed logins for ${name}: the next attempt is allowed in ${wait} s`, {
+      hint: 'wait, then try again',
+      details: { reason: 'backoff', user: name, waitSeconds: wait },
+    });
   }
   const { algorithm: _a, policy, salt, ...params } = file.kdf;
   const started = performance.now();
@@ -131,10 +145,13 @@ export async function login(layout: UsersFolder, name: string, passphrase: Passp
   } catch (error) {
     if (!(error instanceof UnwrapError)) throw error;
     const { failures, waitSeconds } = await backoff.recordFailure();
-    throw new AuthError(`wrong passphrase for ${name} (${failures} failed ${failures === 1 ? 'attempt' : 'attempts'} in a row); ${waitSeconds > 0 ? `the next attempt is allowed in ${waitSeconds} s` : 'you may try again now'}`, {
-      hint: 'failed attempts slow down progressively: 0, 0, 2, 4, 8 … s',
-      details: { reason: 'wrong-passphrase', user: name, failures, waitSeconds },
-    });
+    throw new AuthError(
+      `wrong passphrase for ${name} (${failures} failed ${failures === 1 ? 'attempt' : 'attempts'} in a row); ${waitSeconds > 0 ? `the next attempt is allowed in ${waitSeconds} s` : 'you may try again now'}`,
+      {
+        hint: 'failed attempts slow down progressively: 0, 0, 2, 4, 8 … s',
+        details: { reason: 'wrong-passphrase', user: name, failures, waitSeconds },
+      },
+    );
   } finally {
     kek.fill(0);
   }
@@ -149,7 +166,13 @@ export async function login(layout: UsersFolder, name: string, passphrase: Passp
 }
 
 /** Re-wraps the same disk key under the new passphrase: the disk is not touched. */
-export async function changePassphrase(layout: UsersFolder, name: string, oldPassphrase: Passphrase, newPassphrase: Passphrase, options: KdfOptions = {}): Promise<{ file: UserFile; deriveMs: number }> {
+export async function changePassphrase(
+  layout: UsersFolder,
+  name: string,
+  oldPassphrase: Passphrase,
+  newPassphrase: Passphrase,
+  options: KdfOptions = {},
+): Promise<{ file: UserFile; deriveMs: number }> {
   checkPassphrasePolicy(newPassphrase);
   const user = await login(layout, name, oldPassphrase, options);
   try {
@@ -173,7 +196,10 @@ export interface UserSummary {
 export async function listUsers(layout: UsersFolder): Promise<UserSummary[]> {
   let names: string[];
   try {
-    names = (await readdir(layout.usersRoot, { withFileTypes: true })).filter((e) => e.isDirectory() && USER_NAME_PATTERN.test(e.name)).map((e) => e.name).sort();
+    names = (await readdir(layout.usersRoot, { withFileTypes: true }))
+      .filter((e) => e.isDirectory() && USER_NAME_PATTERN.test(e.name))
+      .map((e) => e.name)
+      .sort();
   } catch {
     return [];
   }

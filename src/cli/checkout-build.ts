@@ -21,7 +21,12 @@ export interface PreloadBuilder {
 export type StickPlatform = 'linux-x64' | 'win-x64' | 'darwin-x64';
 
 export interface StickBuilder {
-  buildStick(options: { root: string; dir: string; platforms?: readonly StickPlatform[]; onProgress?: (event: ProgressEvent) => void }): Promise<{ files: number }>;
+  buildStick(options: {
+    root: string;
+    dir: string;
+    platforms?: readonly StickPlatform[];
+    onProgress?: (event: ProgressEvent) => void;
+  }): Promise<{ files: number }>;
 }
 
 /** A module of the checkout's build/ (`payload.ts`, `stick/stick.ts`, …); only a checkout has it. */

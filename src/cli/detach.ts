@@ -24,7 +24,11 @@ export type LoginReply =
   | { type: 'unlocked'; user: Omit<UnlockedUser, 'diskKey'> & { diskKey: Uint8Array } }
   | { type: 'login-failed'; exit: string; message: string; hint?: string; details?: Record<string, unknown> };
 
-export async function spawnDetachedSession(args: { stickRoot: string; guest: string; accel: string }, onMessage: (message: Extract<DaemonMessage, { type: 'event' }>) => void, login?: () => Promise<UnlockedUser>): Promise<SessionStatus & { readyMs: number }> {
+export async function spawnDetachedSession(
+  args: { stickRoot: string; guest: string; accel: string },
+  onMessage: (message: Extract<DaemonMessage, { type: 'event' }>) => void,
+  login?: () => Promise<UnlockedUser>,
+): Promise<SessionStatus & { readyMs: number }> {
   // Nothing is written until the folder is a stick and no session holds it:
   // a mistyped --stick must not get a run/session.log, nor a busy stick's
   // session log this launch's refusal (the refusal goes to the terminal only).
@@ -60,35 +64,53 @@ export async function spawnDetachedSession(args: { stickRoot: string; guest: str
     promise.finally(() => {
       for (const signal of signals) process.off(signal, cancel);
     });
-  return settled(new Promise((resolve, reject) => {
-    child.on('message', (message: DaemonMessage) => {
-      if (message.type === 'event') return onMessage(message);
-      // The session has checked the stick and payload and holds the lock: it
-      // asks for the user's key, which this (foreground) process unwraps.
-      if (message.type === 'login') {
-        const answer = (reply: LoginReply) => child.send(reply);
-        if (!login) return answer({ type: 'login-failed', exit: 'internal', message: 'no login was offered to the session' });
-        login().then(
-          (user) => {
-            answer({ type: 'unlocked', user: { ...user, diskKey: user.diskKey } });
-            user.diskKey.fill(0);
-          },
-          (error: unknown) => {
-            const failure = asPocketError(error);
-            loginFailure = failure;
-            answer({ type: 'login-failed', exit: failure.exit, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}), details: failure.details });
-          },
+  return settled(
+    new Promise((resolve, reject) => {
+      child.on('message', (message: DaemonMessage) => {
+        if (message.type === 'event') return onMessage(message);
+        // The session has checked the stick and payload and holds the lock: it
+        // asks for the user's key, which this (foreground) process unwraps.
+        if (message.type === 'login') {
+          const answer = (reply: LoginReply) => child.send(reply);
+          if (!login) return answer({ type: 'login-failed', exit: 'internal', message: 'no login was offered to the session' });
+          login().then(
+            (user) => {
+              answer({ type: 'unlocked', user: { ...user, diskKey: user.diskKey } });
+              user.diskKey.fill(0);
+            },
+            (error: unknown) => {
+              const failure = asPocketError(error);
+              loginFailure = failure;
+              answer({
+                type: 'login-failed',
+                exit: failure.exit,
+                message: failure.message,
+                ...(failure.hint ? { hint: failure.hint } : {}),
+                details: failure.details,
+              });
+            },
+          );
+          return;
+        }
+        child.disconnect();
+        child.unref();
+        if (message.type === 'ready') return resolve({ ...message.status, readyMs: message.readyMs });
+        const exit = (message.exit in ExitCode ? message.exit : 'internal') as ExitCodeName;
+        reject(
+          loginFailure ??
+            new PocketError(exit, message.message, {
+              ...(message.hint ? { hint: message.hint } : {}),
+              ...(message.details ? { details: message.details } : {}),
+            }),
         );
-        return;
-      }
-      child.disconnect();
-      child.unref();
-      if (message.type === 'ready') return resolve({ ...message.status, readyMs: message.readyMs });
-      const exit = (message.exit in ExitCode ? message.exit : 'internal') as ExitCodeName;
-      reject(loginFailure ?? new PocketError(exit, message.message, { ...(message.hint ? { hint: message.hint } : {}), ...(message.details ? { details: message.details } : {}) }));
-    });
-    child.on('exit', (code, signal) => {
-      reject(new GuestFailedError(`the session process ended before the guest was ready (${signal ?? `exit ${code}`})`, { hint: `its log: ${guestLogPaths(layout, args.guest).session}` }));
-    });
-  }));
+      });
+      child.on('exit', (code, signal) => {
+        reject(
+          new GuestFailedError(`the session process ended before the guest was ready (${signal ?? `exit ${code}`})`, {
+            hint: `its log: ${guestLogPaths(layout, args.guest).session}`,
+          }),
+        );
+      });
+    }),
+  );
 }

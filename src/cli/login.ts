@@ -71,7 +71,8 @@ export async function stdinLine(index: number, what: string): Promise<Buffer> {
   })();
   const lines = await stdinLines;
   const line = lines[index];
-  if (line === undefined || (line.length === 0 && index > 0 && lines.length <= index + 1)) throw new UsageError(`--passphrase-stdin: stdin has no line ${index + 1} (${what})`);
+  if (line === undefined || (line.length === 0 && index > 0 && lines.length <= index + 1))
+    throw new UsageError(`--passphrase-stdin: stdin has no line ${index + 1} (${what})`);
   lines[index] = undefined;
   return line;
 }
@@ -93,7 +94,8 @@ async function chooseUser(layout: StickLayout, flags: LoginFlags): Promise<strin
   if (flags.user !== undefined) return flags.user;
   const { listUsers } = await import('../auth/users.ts');
   const names = (await listUsers(layout)).map((u) => u.name);
-  if (names.length === 0) throw new AuthError('there are no users on this stick yet', { hint: 'create one with: launcher user add NAME', details: { reason: 'no-users' } });
+  if (names.length === 0)
+    throw new AuthError('there are no users on this stick yet', { hint: 'create one with: launcher user add NAME', details: { reason: 'no-users' } });
   if (names.length === 1) return names[0]!;
   if (!process.stdin.isTTY || flags.passphraseStdin) throw new UsageError(`this stick has several users (${names.join(', ')}); say which with --user NAME`);
   const { select } = await import('@inquirer/prompts');
@@ -141,9 +143,19 @@ export async function loginAtPrompt(out: Output, layout: StickLayout, name: stri
  * Every passphrase Buffer it reads (stdin, the keychain, the prompt) or is
  * handed (`fixed`) is zeroed before it returns or throws.
  */
-export async function loginForLaunch(out: Output, stickRoot: string, flags: LoginFlags, fixed?: { user: string; passphrase: Passphrase }): Promise<UnlockedUser> {
+export async function loginForLaunch(
+  out: Output,
+  stickRoot: string,
+  flags: LoginFlags,
+  fixed?: { user: string; passphrase: Passphrase },
+): Promise<UnlockedUser> {
   const layout = stickLayout(stickRoot);
-  const [{ login, userPaths }, { readUserFile }, keychain, { passphraseBytes }] = await Promise.all([import('../auth/users.ts'), import('../auth/user-file.ts'), import('../auth/keychain.ts'), import('../auth/passphrase.ts')]);
+  const [{ login, userPaths }, { readUserFile }, keychain, { passphraseBytes }] = await Promise.all([
+    import('../auth/users.ts'),
+    import('../auth/user-file.ts'),
+    import('../auth/keychain.ts'),
+    import('../auth/passphrase.ts'),
+  ]);
   let passphrase: Passphrase | undefined = fixed?.passphrase;
   try {
     const name = fixed?.user ?? (await chooseUser(layout, flags));
@@ -171,7 +183,9 @@ export async function loginForLaunch(out: Output, stickRoot: string, flags: Logi
       user = await login(layout, name, passphrase!);
     }
     if (passphrase !== undefined) {
-      out.info(`logged in as ${name} (argon2id m=${user.kdf.memoryCost} KiB t=${user.kdf.timeCost} p=${user.kdf.parallelism}: ${(user.deriveMs / 1000).toFixed(2)} s)${user.rehashed ? '; its parameters were raised to the current policy' : ''}`);
+      out.info(
+        `logged in as ${name} (argon2id m=${user.kdf.memoryCost} KiB t=${user.kdf.timeCost} p=${user.kdf.parallelism}: ${(user.deriveMs / 1000).toFixed(2)} s)${user.rehashed ? '; its parameters were raised to the current policy' : ''}`,
+      );
       if (flags.rememberOnThisHost) {
         const bytes = typeof passphrase === 'string' ? passphraseBytes(passphrase) : passphrase;
         try {

@@ -38,7 +38,9 @@ export class Output {
   failure(error: unknown): number {
     const failure: PocketError = asPocketError(error);
     if (this.json) {
-      process.stdout.write(`${JSON.stringify({ error: { code: failure.exitCode, kind: failure.exit, message: failure.message, hint: failure.hint, ...failure.details } }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ error: { code: failure.exitCode, kind: failure.exit, message: failure.message, hint: failure.hint, ...failure.details } }, null, 2)}\n`,
+      );
     } else {
       const hint = failure.hint ? ` ${pc.dim(`(${failure.hint})`)}` : '';
       process.stderr.write(`${pc.red('pocketvm: error:')} ${failure.message}${hint}\n`);

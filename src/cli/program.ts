@@ -65,7 +65,8 @@ export async function main(argv: string[]): Promise<number> {
       // --help and --version end here with code 0; parse errors were printed
       // (or, with --json, are printed now as the JSON error document).
       if (error.exitCode === 0) return 0;
-      if (wantsJson) return new Output({ json: true }).failure(new UsageError(error.message.replace(/^error: /, ''), 'launcher COMMAND --help lists its options'));
+      if (wantsJson)
+        return new Output({ json: true }).failure(new UsageError(error.message.replace(/^error: /, ''), 'launcher COMMAND --help lists its options'));
       return ExitCode.usage;
     }
     // Ctrl-C at a prompt (@inquirer's ExitPromptError): the person chose to

@@ -38,7 +38,11 @@ export function progressRenderer(output: Output): { onProgress: (event: Progress
     finish();
     if (event.message === lastMessage) return;
     lastMessage = event.message;
-    const amount = !measurable ? '' : event.unit === 'bytes' ? ` (${formatBytes(event.done!)} of ${formatBytes(event.total!)})` : ` (${event.done} of ${event.total})`;
+    const amount = !measurable
+      ? ''
+      : event.unit === 'bytes'
+        ? ` (${formatBytes(event.done!)} of ${formatBytes(event.total!)})`
+        : ` (${event.done} of ${event.total})`;
     output.info(`${event.message}${amount}`);
   };
   return { onProgress, finish };

@@ -27,7 +27,14 @@ export function savedStateOptions(command: Command): Command {
 
 const when = (iso: string) => iso.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
 
-export async function settleSavedState(out: Output, stickRoot: string, guest: string, user: UnlockedUser, flags: SavedStateFlags, accelerator: Accelerator | 'auto'): Promise<void> {
+export async function settleSavedState(
+  out: Output,
+  stickRoot: string,
+  guest: string,
+  user: UnlockedUser,
+  flags: SavedStateFlags,
+  accelerator: Accelerator | 'auto',
+): Promise<void> {
   const layout = stickLayout(stickRoot);
   const { file } = savedStatePaths(layout, user.name, guest);
   if (!existsSync(file)) return;
@@ -65,7 +72,10 @@ export async function settleSavedState(out: Output, stickRoot: string, guest: st
     { output: process.stderr },
   );
   if (choice === 'keep') throw unresumableError(verdict, 'keep-state');
-  if (choice === 'delete' && (await confirm({ message: 'delete it for good? whatever it had open and unsaved is lost', default: false }, { output: process.stderr }))) {
+  if (
+    choice === 'delete' &&
+    (await confirm({ message: 'delete it for good? whatever it had open and unsaved is lost', default: false }, { output: process.stderr }))
+  ) {
     await deleteSavedState(file);
     out.info('the suspended guest was deleted; booting afresh');
     return;

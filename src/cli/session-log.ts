@@ -21,7 +21,11 @@ export function capSessionOutput(limits: LogLimits = LOG_LIMITS.session): Capped
   const log = new CappedLog({ write: (data) => void raw(data), end: async () => {} }, limits, { initialBytes });
   for (const stream of [process.stdout, process.stderr]) {
     const writer = log.writer();
-    stream.write = ((chunk: string | Uint8Array, encodingOrCallback?: BufferEncoding | ((error?: Error | null) => void), callback?: (error?: Error | null) => void) => {
+    stream.write = ((
+      chunk: string | Uint8Array,
+      encodingOrCallback?: BufferEncoding | ((error?: Error | null) => void),
+      callback?: (error?: Error | null) => void,
+    ) => {
       const done = typeof encodingOrCallback === 'function' ? encodingOrCallback : callback;
       writer.write(typeof chunk === 'string' ? chunk : Buffer.from(chunk));
       // Its callback runs once what was written before it has left, as a stream's would.

@@ -9,7 +9,10 @@ export async function findStickUser(layout: StickLayout, requested: string | und
   if (requested !== undefined) {
     checkUserName(requested);
     if (!(await userExists(layout, requested))) {
-      throw new AuthError(`there is no user "${requested}" on this stick`, { hint: 'launcher user list shows the users', details: { reason: 'unknown-user', user: requested } });
+      throw new AuthError(`there is no user "${requested}" on this stick`, {
+        hint: 'launcher user list shows the users',
+        details: { reason: 'unknown-user', user: requested },
+      });
     }
     return requested;
   }

@@ -92,7 +92,8 @@ function withinKnownFolder(host: HostContext, hostPath: string, real: string | u
  */
 function confirmationNeeded(spec: RuleSpec, insideKnownFolder: boolean): string | undefined {
   if (spec.origin === 'builtin' || spec.origin === 'confirmed' || spec.confirmed) return undefined;
-  if (spec.origin === 'registry') return insideKnownFolder ? 'a FET rule from the guest registry' : 'a FET rule from the guest registry, outside every known folder';
+  if (spec.origin === 'registry')
+    return insideKnownFolder ? 'a FET rule from the guest registry' : 'a FET rule from the guest registry, outside every known folder';
   return insideKnownFolder ? undefined : 'a rule for a host folder outside every known folder';
 }
 
@@ -141,7 +142,8 @@ export function compileTable(host: HostContext, rules: readonly RuleSpec[], opti
       continue;
     }
     if (spec.table === 'FIT') {
-      if (spec.hostPath !== undefined) problems.push({ severity: 'warning', rules: [id], message: `${id}: a FIT entry reads from the stick; its HostPath ${spec.hostPath} is ignored` });
+      if (spec.hostPath !== undefined)
+        problems.push({ severity: 'warning', rules: [id], message: `${id}: a FIT entry reads from the stick; its HostPath ${spec.hostPath} is ignored` });
       const display = `stick users/${options.stickUser ?? '<name>'}/files${guestPath}`;
       candidates.push({ spec, id, guestPath, target: { kind: 'stick', store: 'files', display }, mode: 'stick' });
       continue;
@@ -167,7 +169,8 @@ export function compileTable(host: HostContext, rules: readonly RuleSpec[], opti
     }
     const kind = host.fs.kind(expansion.hostPath);
     if (kind !== 'dir') {
-      const reason = kind === 'missing' ? `${expansion.hostPath} does not exist on this host` : `${expansion.hostPath} is not a folder (FET entries map folders)`;
+      const reason =
+        kind === 'missing' ? `${expansion.hostPath} does not exist on this host` : `${expansion.hostPath} is not a folder (FET entries map folders)`;
       skip(spec, id, guestPath, reason, userRule ? 'warning' : undefined);
       continue;
     }
@@ -190,7 +193,21 @@ export function compileTable(host: HostContext, rules: readonly RuleSpec[], opti
         ...(lifts.length ? [`including what is excluded by default: ${hits.map((e) => `${e.reason} (${e.hostPath})`).join(', ')}`] : []),
         ...(inside.length ? [`except ${inside.map((e) => e.hostPath).join(', ')}, which are never served`] : []),
       ].join(', ');
-      waiting.push({ id, name: spec.name, table: spec.table, guestPath, origin: spec.origin, source: spec.source, template: spec.hostPath, hostPath: expansion.hostPath, mode, fingerprint: ruleFingerprint(spec), why, exposes, lifts });
+      waiting.push({
+        id,
+        name: spec.name,
+        table: spec.table,
+        guestPath,
+        origin: spec.origin,
+        source: spec.source,
+        template: spec.hostPath,
+        hostPath: expansion.hostPath,
+        mode,
+        fingerprint: ruleFingerprint(spec),
+        why,
+        exposes,
+        lifts,
+      });
       continue;
     }
     candidates.push({ spec, id, guestPath, target: { kind: 'host', template: spec.hostPath, hostPath: expansion.hostPath }, mode: spec.mode ?? 'cow' });
@@ -213,11 +230,25 @@ export function compileTable(host: HostContext, rules: readonly RuleSpec[], opti
       }
       const ids = top.map((c) => c.id);
       problems.push({ severity: 'error', rules: ids, message: `conflict: ${ids.join(' and ')} all claim ${guestPath}; none of them applies` });
-      for (const c of top) skipped.push({ id: c.id, guestPath, origin: c.spec.origin, source: c.spec.source, reason: `conflicts with ${ids.filter((i) => i !== c.id).join(', ')} for ${guestPath}` });
+      for (const c of top)
+        skipped.push({
+          id: c.id,
+          guestPath,
+          origin: c.spec.origin,
+          source: c.spec.source,
+          reason: `conflicts with ${ids.filter((i) => i !== c.id).join(', ')} for ${guestPath}`,
+        });
     }
     if (!winner) continue;
     const overridden = group.filter((c) => ORIGIN_RANK[c.spec.origin] < ORIGIN_RANK[winner.spec.origin]);
-    for (const c of overridden) skipped.push({ id: c.id, guestPath, origin: c.spec.origin, source: c.spec.source, reason: `overridden by ${winner.id} (${winner.spec.origin} rules take precedence over ${c.spec.origin} rules)` });
+    for (const c of overridden)
+      skipped.push({
+        id: c.id,
+        guestPath,
+        origin: c.spec.origin,
+        source: c.spec.source,
+        reason: `overridden by ${winner.id} (${winner.spec.origin} rules take precedence over ${c.spec.origin} rules)`,
+      });
     winners.push({ candidate: winner, overrides: overridden.map((c) => c.id) });
   }
 
@@ -235,7 +266,13 @@ export function compileTable(host: HostContext, rules: readonly RuleSpec[], opti
         const e = blocking[0]!;
         const via = real && !matcher.containing(c.target.hostPath).includes(e) ? ` (through the symlink to ${real})` : '';
         const how = e.exposable ? 'only a rule confirmed with `launcher tables confirm` can expose it' : 'no rule can expose it';
-        skip(c.spec, c.id, c.guestPath, `${c.target.hostPath}${via} is excluded: ${e.reason} (${e.hostPath}); ${how}`, c.spec.origin === 'builtin' ? 'warning' : 'error');
+        skip(
+          c.spec,
+          c.id,
+          c.guestPath,
+          `${c.target.hostPath}${via} is excluded: ${e.reason} (${e.hostPath}); ${how}`,
+          c.spec.origin === 'builtin' ? 'warning' : 'error',
+        );
         continue;
       }
       for (const e of hits) if (!exposes.includes(e.id)) exposes.push(e.id);
@@ -268,7 +305,11 @@ export function compileTable(host: HostContext, rules: readonly RuleSpec[], opti
         const hostRel = a.target.hostPath.slice(b.target.hostPath.length).replace(/[\\/]+/g, '/');
         if (a.guestPath.slice(b.guestPath.length).toLowerCase() === hostRel.toLowerCase()) continue;
       }
-      problems.push({ severity: 'warning', rules: [a.id, b.id], message: `${a.id} (${a.guestPath}) and ${b.id} (${b.guestPath}) show the same host files (${a.target.hostPath}); a change made through one is not seen through the other` });
+      problems.push({
+        severity: 'warning',
+        rules: [a.id, b.id],
+        message: `${a.id} (${a.guestPath}) and ${b.id} (${b.guestPath}) show the same host files (${a.target.hostPath}); a change made through one is not seen through the other`,
+      });
     }
   }
 

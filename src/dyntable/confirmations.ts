@@ -75,7 +75,16 @@ function ruleText(rule: Partial<ConfirmedRule>): string {
 
 function isRecord(value: unknown): value is ConfirmationRecord {
   const r = value as Partial<ConfirmationRecord> | null;
-  return typeof r === 'object' && r !== null && typeof r.fingerprint === 'string' && /^[0-9a-f]{64}$/.test(r.fingerprint) && typeof r.confirmedAt === 'string' && typeof r.rule === 'object' && r.rule !== null && (r.mac === undefined || typeof r.mac === 'string');
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    typeof r.fingerprint === 'string' &&
+    /^[0-9a-f]{64}$/.test(r.fingerprint) &&
+    typeof r.confirmedAt === 'string' &&
+    typeof r.rule === 'object' &&
+    r.rule !== null &&
+    (r.mac === undefined || typeof r.mac === 'string')
+  );
 }
 
 /** The records of a confirmation file, unchecked (empty when there is none or it is not one). */
@@ -95,7 +104,11 @@ export async function readConfirmationRecords(file: string): Promise<Confirmatio
  * record is trusted when its MAC verifies under `tablesKey` for this user
  * and its fingerprint is that of the rule it names.
  */
-export function checkConfirmations(records: readonly ConfirmationRecord[], tablesKey: Buffer, userId: string): { trusted: Set<string>; refused: RefusedConfirmation[] } {
+export function checkConfirmations(
+  records: readonly ConfirmationRecord[],
+  tablesKey: Buffer,
+  userId: string,
+): { trusted: Set<string>; refused: RefusedConfirmation[] } {
   const trusted = new Set<string>();
   const refused: RefusedConfirmation[] = [];
   for (const record of records) {
@@ -120,7 +133,11 @@ export function checkConfirmations(records: readonly ConfirmationRecord[], table
  * line for each refused one. The tables key is derived here and zeroed
  * before returning; the caller keeps (and zeroes) the disk key.
  */
-export async function trustedConfirmations(file: string, diskKey: Buffer, userId: string): Promise<{ trusted: Set<string>; refused: RefusedConfirmation[]; records: ConfirmationRecord[] }> {
+export async function trustedConfirmations(
+  file: string,
+  diskKey: Buffer,
+  userId: string,
+): Promise<{ trusted: Set<string>; refused: RefusedConfirmation[]; records: ConfirmationRecord[] }> {
   const records = await readConfirmationRecords(file);
   if (records.length === 0) return { trusted: new Set(), refused: [], records: [] };
   const key = deriveTablesKey(diskKey);
@@ -161,7 +178,11 @@ export function confirmationsAreCurrent(file: string, trusted: readonly Confirma
       );
     }
   }
-  anchorConfirmations(file, atRestKey, trusted.map((r) => r.mac!));
+  anchorConfirmations(
+    file,
+    atRestKey,
+    trusted.map((r) => r.mac!),
+  );
 }
 
 async function writeRecords(file: string, records: ConfirmationRecord[]): Promise<void> {
@@ -175,7 +196,13 @@ async function writeRecords(file: string, records: ConfirmationRecord[]): Promis
  * the file are kept only if they verify: a forged one is dropped (and
  * returned, to be said), never signed over. Written atomically.
  */
-export async function recordConfirmation(file: string, rule: RuleSpec, diskKey: Buffer, userId: string, now = new Date()): Promise<{ record: ConfirmationRecord; dropped: RefusedConfirmation[] }> {
+export async function recordConfirmation(
+  file: string,
+  rule: RuleSpec,
+  diskKey: Buffer,
+  userId: string,
+  now = new Date(),
+): Promise<{ record: ConfirmationRecord; dropped: RefusedConfirmation[] }> {
   const key = deriveTablesKey(diskKey);
   try {
     const fingerprint = ruleFingerprint(rule);
@@ -184,7 +211,13 @@ export async function recordConfirmation(file: string, rule: RuleSpec, diskKey: 
     const kept = existing.filter((r) => trusted.has(r.fingerprint) && r.fingerprint !== fingerprint && refused.every((x) => x.record !== r));
     const unsigned: ConfirmationRecord = {
       fingerprint,
-      rule: { name: rule.name, table: rule.table, guestPath: rule.guestPath, ...(rule.hostPath === undefined ? {} : { hostPath: rule.hostPath }), ...(rule.mode === undefined ? {} : { mode: rule.mode }) },
+      rule: {
+        name: rule.name,
+        table: rule.table,
+        guestPath: rule.guestPath,
+        ...(rule.hostPath === undefined ? {} : { hostPath: rule.hostPath }),
+        ...(rule.mode === undefined ? {} : { mode: rule.mode }),
+      },
       confirmedAt: now.toISOString(),
     };
     const record = { ...unsigned, mac: macOf(key, userId, unsigned).toString('hex') };
@@ -194,7 +227,11 @@ export async function recordConfirmation(file: string, rule: RuleSpec, diskKey: 
       const before = existing.filter((r) => trusted.has(r.fingerprint) && refused.every((x) => x.record !== r)).map((r) => r.mac!);
       anchorConfirmations(file, atRestKey, [...before, record.mac]);
       await writeRecords(file, [...kept, record]);
-      anchorConfirmations(file, atRestKey, [...kept, record].map((r) => r.mac!));
+      anchorConfirmations(
+        file,
+        atRestKey,
+        [...kept, record].map((r) => r.mac!),
+      );
     } finally {
       atRestKey.fill(0);
     }
@@ -209,7 +246,12 @@ export async function recordConfirmation(file: string, rule: RuleSpec, diskKey: 
  * the anchor must stop listing it, or an older copy of the file would bring
  * it back. The file first, then the anchor. Returns whether one was there.
  */
-export async function withdrawConfirmation(file: string, rule: Pick<RuleSpec, 'table' | 'guestPath' | 'hostPath' | 'mode'>, diskKey: Buffer, userId: string): Promise<boolean> {
+export async function withdrawConfirmation(
+  file: string,
+  rule: Pick<RuleSpec, 'table' | 'guestPath' | 'hostPath' | 'mode'>,
+  diskKey: Buffer,
+  userId: string,
+): Promise<boolean> {
   const fingerprint = ruleFingerprint(rule);
   const records = await readConfirmationRecords(file);
   const kept = records.filter((r) => r.fingerprint !== fingerprint);
@@ -218,7 +260,11 @@ export async function withdrawConfirmation(file: string, rule: Pick<RuleSpec, 't
   const atRestKey = deriveAtRestKey(diskKey);
   try {
     const { trusted, refused } = checkConfirmations(kept, key, userId);
-    anchorConfirmations(file, atRestKey, kept.filter((r) => trusted.has(r.fingerprint) && refused.every((x) => x.record !== r)).map((r) => r.mac!));
+    anchorConfirmations(
+      file,
+      atRestKey,
+      kept.filter((r) => trusted.has(r.fingerprint) && refused.every((x) => x.record !== r)).map((r) => r.mac!),
+    );
   } finally {
     key.fill(0);
     atRestKey.fill(0);

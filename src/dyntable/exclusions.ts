@@ -135,12 +135,27 @@ export function defaultExclusions(host: ExclusionHost): Exclusion[] {
     const keep = [host.home];
     if (host.os === 'darwin') keep.push(mod.join(parent, 'Shared'));
     if (host.os === 'windows') keep.push(mod.join(parent, 'Public'));
-    list.push({ id: i === 0 ? 'other-homes' : `other-homes-${i + 1}`, category: 'other-users', reason: "other users' home folders", hostPath: mod.join(parent, '*'), except: keep, exposable: true });
+    list.push({
+      id: i === 0 ? 'other-homes' : `other-homes-${i + 1}`,
+      category: 'other-users',
+      reason: "other users' home folders",
+      hostPath: mod.join(parent, '*'),
+      except: keep,
+      exposable: true,
+    });
   });
   const systemHome = host.os === 'linux' ? '/root' : host.os === 'darwin' ? '/var/root' : undefined;
-  if (systemHome && systemHome !== host.home) list.push({ id: 'root-home', category: 'other-users', reason: "the administrator's home folder", hostPath: systemHome, except: [], exposable: true });
+  if (systemHome && systemHome !== host.home)
+    list.push({ id: 'root-home', category: 'other-users', reason: "the administrator's home folder", hostPath: systemHome, except: [], exposable: true });
   if (host.stickRoot) {
-    list.push({ id: 'pocketvm-stick', category: 'pocketvm', reason: 'the pocketvm stick itself (user keys, registries, copy-on-write layers, session files)', hostPath: host.stickRoot, except: [], exposable: false });
+    list.push({
+      id: 'pocketvm-stick',
+      category: 'pocketvm',
+      reason: 'the pocketvm stick itself (user keys, registries, copy-on-write layers, session files)',
+      hostPath: host.stickRoot,
+      except: [],
+      exposable: false,
+    });
   }
   list.push(...pseudoFsExclusions(host));
   return list;
@@ -187,7 +202,11 @@ export class ExclusionMatcher {
       for (let i = 0; i < n; i++) if (pattern[i] !== '*' && pattern[i] !== root[i]) return false;
       return true;
     };
-    return new ExclusionMatcher([], this.rules, this.#prepared.filter((p) => roots.some((root) => agrees(p.parts, root))));
+    return new ExclusionMatcher(
+      [],
+      this.rules,
+      this.#prepared.filter((p) => roots.some((root) => agrees(p.parts, root))),
+    );
   }
 
   get empty(): boolean {

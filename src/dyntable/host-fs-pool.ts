@@ -43,7 +43,8 @@ const POOL_SIZE = 2;
 const MOUNT_REFRESH_MS = 2000;
 
 /** File-system types whose calls can block indefinitely (network, FUSE, cluster). */
-const SLOW_TYPES = /^(fuse(\..*)?|fuseblk|nfs4?|cifs|smb3?|smbfs|ncpfs|9p|ceph|glusterfs|lustre|gfs2|ocfs2|afs|davfs|coda|sshfs|virtiofs|beegfs|gpfs|orangefs|pvfs2)$/;
+const SLOW_TYPES =
+  /^(fuse(\..*)?|fuseblk|nfs4?|cifs|smb3?|smbfs|ncpfs|9p|ceph|glusterfs|lustre|gfs2|ocfs2|afs|davfs|coda|sshfs|virtiofs|beegfs|gpfs|orangefs|pvfs2)$/;
 
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
@@ -282,7 +283,8 @@ export class HostFsPool {
     const mount = this.#mountOf(where);
     const now = performance.now();
     if (mount && mount.hungUntil > now) return Promise.reject(new ErrnoError(Errno.EIO, `${mount.point} (${mount.type}) does not answer`));
-    if (pinned && (pinned.stuck || !this.#workers.includes(pinned))) return Promise.reject(new ErrnoError(Errno.EIO, 'the host file-system worker holding this directory is gone'));
+    if (pinned && (pinned.stuck || !this.#workers.includes(pinned)))
+      return Promise.reject(new ErrnoError(Errno.EIO, 'the host file-system worker holding this directory is gone'));
     const w = pinned ?? this.#worker();
     if (!w) return Promise.reject(new ErrnoError(Errno.EIO, `host file systems do not answer (${MAX_STUCK_WORKERS} calls stuck)`));
     const id = this.#nextJob++;

@@ -27,8 +27,17 @@ export function hostComponents(path: string, style: PathStyle): string[] {
   const mod = pathModule(style);
   const normal = mod.normalize(path);
   const root = mod.parse(normal).root;
-  const rest = normal.slice(root.length).split(mod.sep).filter((part) => part !== '');
-  const rootKey = style === 'win32' ? root.replace(/[\\/]+$/, '').replaceAll('/', '\\').toUpperCase() : '/';
+  const rest = normal
+    .slice(root.length)
+    .split(mod.sep)
+    .filter((part) => part !== '');
+  const rootKey =
+    style === 'win32'
+      ? root
+          .replace(/[\\/]+$/, '')
+          .replaceAll('/', '\\')
+          .toUpperCase()
+      : '/';
   return [rootKey, ...rest];
 }
 

@@ -66,7 +66,11 @@ export function knownFoldersLinux(home: string, env: Readonly<Record<string, str
       }
       scan.folders[id] = { id, hostPath: entry.path, how: `${entry.key} in ${file}` };
     } else {
-      scan.folders[id] = { id, hostPath: posix.join(home, id), how: userDirsText === undefined ? `default ~/${id} (no ${file})` : `default ~/${id} (not set in ${file})` };
+      scan.folders[id] = {
+        id,
+        hostPath: posix.join(home, id),
+        how: userDirsText === undefined ? `default ~/${id} (no ${file})` : `default ~/${id} (not set in ${file})`,
+      };
     }
   }
   return scan;

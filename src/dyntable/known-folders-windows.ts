@@ -29,7 +29,11 @@ export function expandWindowsEnv(value: string, env: Readonly<Record<string, str
  * The known folders from User Shell Folders `values` (name → raw data; names
  * compared case-insensitively) and the environment (USERPROFILE, ...).
  */
-export function knownFoldersWindows(values: ReadonlyMap<string, string> | undefined, env: Readonly<Record<string, string | undefined>>, home: string): KnownFolderScan {
+export function knownFoldersWindows(
+  values: ReadonlyMap<string, string> | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  home: string,
+): KnownFolderScan {
   const scan: KnownFolderScan = { folders: {}, notes: [] };
   const byName = new Map([...(values ?? new Map<string, string>())].map(([k, v]) => [k.toLowerCase(), v]));
   for (const [id, valueName] of Object.entries(VALUE_NAMES) as Array<[KnownFolderId, string]>) {
@@ -46,7 +50,11 @@ export function knownFoldersWindows(values: ReadonlyMap<string, string> | undefi
       }
       scan.folders[id] = { id, hostPath: win32.normalize(expanded), how: `User Shell Folders\\${valueName} = ${raw}` };
     } else {
-      scan.folders[id] = { id, hostPath: win32.join(home, id), how: values === undefined ? `default %USERPROFILE%\\${id} (registry not readable)` : `default %USERPROFILE%\\${id} (not in User Shell Folders)` };
+      scan.folders[id] = {
+        id,
+        hostPath: win32.join(home, id),
+        how: values === undefined ? `default %USERPROFILE%\\${id} (registry not readable)` : `default %USERPROFILE%\\${id} (not in User Shell Folders)`,
+      };
     }
   }
   return scan;

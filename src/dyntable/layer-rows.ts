@@ -24,9 +24,7 @@ export interface StoreNode extends StoreTimes {
   contentVersion?: number;
 }
 
-export type StoreEntry =
-  | { path: string; kind: 'node'; node: number; opaque: boolean; redirect: string | null }
-  | { path: string; kind: 'whiteout' };
+export type StoreEntry = { path: string; kind: 'node'; node: number; opaque: boolean; redirect: string | null } | { path: string; kind: 'whiteout' };
 
 export type NewNodeFields = Omit<StoreNode, 'id' | 'nlink'>;
 
@@ -163,7 +161,9 @@ export class PlainRows implements LayerRows {
 
   loadEntries(): StoreEntry[] {
     return (this.#db.prepare('SELECT path, node, opaque, redirect FROM entries').all() as unknown as EntryRow[]).map((row) =>
-      row.node === null ? { path: row.path, kind: 'whiteout' } : { path: row.path, kind: 'node', node: row.node, opaque: row.opaque !== 0, redirect: row.redirect },
+      row.node === null
+        ? { path: row.path, kind: 'whiteout' }
+        : { path: row.path, kind: 'node', node: row.node, opaque: row.opaque !== 0, redirect: row.redirect },
     );
   }
 

@@ -61,7 +61,6 @@ export function nowTimespec(): { sec: number; nsec: number } {
   return { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) };
 }
 
-
 export class LayerStore {
   readonly dir: string;
   /** Whether rows and contents are sealed (opened with a key). */
@@ -86,7 +85,12 @@ export class LayerStore {
   readonly #dirty = new Set<number>();
   #closed = false;
 
-  private constructor(dir: string, db: DatabaseSync, layer: { rows: LayerRows; content: ContentStore; sealed: boolean; close: () => void }, quota: StoreQuota | undefined) {
+  private constructor(
+    dir: string,
+    db: DatabaseSync,
+    layer: { rows: LayerRows; content: ContentStore; sealed: boolean; close: () => void },
+    quota: StoreQuota | undefined,
+  ) {
     this.dir = dir;
     this.#db = db;
     this.#rows = layer.rows;
@@ -142,7 +146,10 @@ export class LayerStore {
         await layer.content.close();
         layer.close();
         // A row that does not authenticate was written by someone without the key.
-        if (error instanceof SealedDataError) throw new StickTamperedError(`${join(dir, 'layer.sqlite')} was changed without its user's key: ${error.message}`, { hint: 'move the folder aside to start with an empty one' });
+        if (error instanceof SealedDataError)
+          throw new StickTamperedError(`${join(dir, 'layer.sqlite')} was changed without its user's key: ${error.message}`, {
+            hint: 'move the folder aside to start with an empty one',
+          });
         throw error;
       }
       return store;
@@ -474,7 +481,8 @@ export class LayerStore {
     this.#closed = true;
     // The next open starts from this figure instead of reading every file's length.
     try {
-      if (this.#quota) this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(SAVED_CONTENT_BYTES, String(this.#quota.content.countedBytes()));
+      if (this.#quota)
+        this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(SAVED_CONTENT_BYTES, String(this.#quota.content.countedBytes()));
     } catch {
       // The stick is gone or full: the next open reads every file's length instead.
     }

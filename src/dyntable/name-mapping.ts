@@ -69,7 +69,10 @@ export function expandHostTemplate(template: string, host: HostContext): Expansi
     rest = '';
     how = 'an absolute host path';
   } else {
-    return { ok: false, reason: `"${template}" is neither a known folder ({Documents}, ~, ...) nor an absolute ${host.pathStyle === 'win32' ? 'Windows' : 'host'} path` };
+    return {
+      ok: false,
+      reason: `"${template}" is neither a known folder ({Documents}, ~, ...) nor an absolute ${host.pathStyle === 'win32' ? 'Windows' : 'host'} path`,
+    };
   }
   const parts = rest.split(/[\\/]/).filter((part) => part !== '' && part !== '.');
   if (parts.includes('..') || base.split(/[\\/]/).includes('..')) return { ok: false, reason: `"${template}" climbs with ..` };

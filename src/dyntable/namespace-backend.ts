@@ -94,7 +94,17 @@ interface Area {
 
 type Located =
   | { kind: 'virtual'; path: string; guest: string; children: string[] }
-  | { kind: 'node'; path: string; guest: string; area: Area; entry: Extract<StoreEntry, { kind: 'node' }>; node: StoreNode; lowerRel: string | null; reserved: string[]; entryRoot: boolean }
+  | {
+      kind: 'node';
+      path: string;
+      guest: string;
+      area: Area;
+      entry: Extract<StoreEntry, { kind: 'node' }>;
+      node: StoreNode;
+      lowerRel: string | null;
+      reserved: string[];
+      entryRoot: boolean;
+    }
   | { kind: 'host'; path: string; guest: string; area: Area; lowerRel: string; st: BigIntStats; reserved: string[]; entryRoot: boolean };
 
 const QID_TAG_UPPER = 1n << 62n;
@@ -106,7 +116,8 @@ const EXCLUDED_INODE_BUDGET = 20_000;
 const SECRET_RECHECK_MAX = 1024;
 const SECRET_RECHECK_MS = 1000;
 
-const isNotFound = (e: ErrnoError) => e.errno === Errno.ENOENT || e.errno === Errno.ENOTDIR || e.errno === Errno.ELOOP || e.errno === Errno.EINVAL || e.errno === Errno.ENAMETOOLONG;
+const isNotFound = (e: ErrnoError) =>
+  e.errno === Errno.ENOENT || e.errno === Errno.ENOTDIR || e.errno === Errno.ELOOP || e.errno === Errno.EINVAL || e.errno === Errno.ENAMETOOLONG;
 
 function isDirMode(mode: number): boolean {
   return (mode & S_IFMT) === S_IFDIR;
@@ -213,7 +224,12 @@ export class NamespaceBackend implements NinepBackend {
       const wildcard = e.hostPath.endsWith('*');
       const base = wildcard ? e.hostPath.slice(0, -1) : e.hostPath;
       const real = await realpath(base).catch(() => undefined);
-      if (real && real !== base.replace(/[\\/]$/, '')) extended.push({ ...e, hostPath: wildcard ? join(real, '*') : real, except: [...e.except, ...(await Promise.all(e.except.map((p) => realpath(p).catch(() => p))))] });
+      if (real && real !== base.replace(/[\\/]$/, ''))
+        extended.push({
+          ...e,
+          hostPath: wildcard ? join(real, '*') : real,
+          except: [...e.except, ...(await Promise.all(e.except.map((p) => realpath(p).catch(() => p))))],
+        });
     }
     const matcher = new ExclusionMatcher(extended, { style: table.host.pathStyle, caseInsensitive: table.host.caseInsensitive });
     // One quota for files/ and upper/ together (store-quota.ts): growth past it is ENOSPC.
@@ -302,7 +318,13 @@ export class NamespaceBackend implements NinepBackend {
   #isExcludedLower(area: Area, rel: string): boolean {
     const matcher = area.matcher;
     if (!area.rootParts || !matcher || matcher.empty) return false;
-    const parts = rel === '' ? [] : rel.slice(1).split('/').map((name) => matcher.fold(name));
+    const parts =
+      rel === ''
+        ? []
+        : rel
+            .slice(1)
+            .split('/')
+            .map((name) => matcher.fold(name));
     return area.rootParts.some((root) => matcher.matchComponents(parts.length ? [...root, ...parts] : root, area.entry.exposes) !== undefined);
   }
 
@@ -365,7 +387,13 @@ export class NamespaceBackend implements NinepBackend {
   #childExclusion(area: Area, rel: string): ((name: string) => boolean) | undefined {
     const matcher = area.matcher;
     if (!area.rootParts || !matcher || matcher.empty) return undefined;
-    const parts = rel === '' ? [] : rel.slice(1).split('/').map((name) => matcher.fold(name));
+    const parts =
+      rel === ''
+        ? []
+        : rel
+            .slice(1)
+            .split('/')
+            .map((name) => matcher.fold(name));
     const tests = area.rootParts.map((root) => matcher.childTest([...root, ...parts], area.entry.exposes)).filter((t) => t !== undefined);
     if (tests.length === 0) return undefined;
     return (name) => {
@@ -533,7 +561,7 @@ export class NamespaceBackend implements NinepBackend {
   }
 
   #nodeQidPath(store: LayerStore, node: StoreNode): bigint {
-    return node.qid ?? ((store === this.upper ? QID_TAG_UPPER : QID_TAG_FILES) | BigInt(node.id));
+    return node.qid ?? (store === this.upper ? QID_TAG_UPPER : QID_TAG_FILES) | BigInt(node.id);
   }
 
   #virtualQid(guest: string): Qid {
@@ -675,7 +703,12 @@ export class NamespaceBackend implements NinepBackend {
             after = name;
             if (entry.kind === 'whiteout' || reserved.has(name)) continue;
             const node = store.node(entry.node);
-            out.push({ name, qid: { type: qidTypeOfMode(node.mode), version: 0, path: this.#nodeQidPath(store, node) }, type: direntTypeOfMode(node.mode), attr: () => this.#nodeAttrSync(store, node) });
+            out.push({
+              name,
+              qid: { type: qidTypeOfMode(node.mode), version: 0, path: this.#nodeQidPath(store, node) },
+              type: direntTypeOfMode(node.mode),
+              attr: () => this.#nodeAttrSync(store, node),
+            });
           }
         }
         return out;
@@ -709,7 +742,8 @@ export class NamespaceBackend implements NinepBackend {
       read(max: number): Promise<{ names: string[]; types: number[] | undefined; done: boolean }>;
       close(): Promise<void>;
     }
-    let opened: { file: ConfinedFile; names: Names; base: string; slow: boolean; excluded: ((name: string) => boolean) | undefined; linkCheck: boolean } | undefined;
+    let opened:
+      { file: ConfinedFile; names: Names; base: string; slow: boolean; excluded: ((name: string) => boolean) | undefined; linkCheck: boolean } | undefined;
     let done = false;
     const open = async () => {
       let file: ConfinedFile;
@@ -733,10 +767,12 @@ export class NamespaceBackend implements NinepBackend {
           const id = await root.pool.opendir(base, where);
           names = { read: async (max) => ({ ...(await root.pool.dirRead(id, max, where)), types: undefined }), close: () => root.pool.dirClose(id, where) };
         } else {
-          const dir: Dir = await (viaFd ? opendir(base, { bufferSize: 32 }) : root.shared(async () => {
-            await root.verifyDir(rootPath(rel));
-            return opendir(base, { bufferSize: 32 });
-          }));
+          const dir: Dir = await (viaFd
+            ? opendir(base, { bufferSize: 32 })
+            : root.shared(async () => {
+                await root.verifyDir(rootPath(rel));
+                return opendir(base, { bufferSize: 32 });
+              }));
           names = {
             // Synchronous, like the lstats that follow: a local getdents takes
             // microseconds, a trip through libuv's busy thread pool per 32
@@ -782,7 +818,12 @@ export class NamespaceBackend implements NinepBackend {
       if (this.#isExcludedInode(area, st)) return undefined;
       const mode = Number(st.mode) & 0o177777;
       const childRel = relJoin(rel, name);
-      return { name, qid: { type: qidTypeOfMode(mode), version: 0, path: this.#hostQid(area, childRel) }, type: direntTypeOfMode(mode), attr: () => this.#hostAttr(area, childRel, st) };
+      return {
+        name,
+        qid: { type: qidTypeOfMode(mode), version: 0, path: this.#hostQid(area, childRel) },
+        type: direntTypeOfMode(mode),
+        attr: () => this.#hostAttr(area, childRel, st),
+      };
     };
     const relPrefix = `${area.entry.id}\0${rel}/`;
     return {
@@ -832,7 +873,11 @@ export class NamespaceBackend implements NinepBackend {
               continue;
             }
             const type = types[i]!;
-            out.push({ name, qid: { type: type === DT_DIR ? QidType.DIR : type === DT_LNK ? QidType.SYMLINK : QidType.FILE, version: 0, path: hostQidPath(relPrefix + name) }, type });
+            out.push({
+              name,
+              qid: { type: type === DT_DIR ? QidType.DIR : type === DT_LNK ? QidType.SYMLINK : QidType.FILE, version: 0, path: hostQidPath(relPrefix + name) },
+              type,
+            });
           }
         }
         if (done) await close();
@@ -915,14 +960,25 @@ export class NamespaceBackend implements NinepBackend {
     }
     const entry = { path: located.guest, kind: 'node' as const, node: node.id, opaque: false, redirect: null };
     area.store.setEntry(entry);
-    return { kind: 'node', path: located.path, guest: located.guest, area, entry, node: area.store.node(node.id), lowerRel: located.lowerRel, reserved: located.reserved, entryRoot: located.entryRoot };
+    return {
+      kind: 'node',
+      path: located.path,
+      guest: located.guest,
+      area,
+      entry,
+      node: area.store.node(node.id),
+      lowerRel: located.lowerRel,
+      reserved: located.reserved,
+      entryRoot: located.entryRoot,
+    };
   }
 
   async #copyContent(area: Area, located: Extract<Located, { kind: 'host' }>, node: number): Promise<void> {
     const source = await this.#openHostRead(area, located.lowerRel);
     let out: NodeContent | undefined;
     try {
-      if (source.stat.ino !== located.st.ino || source.stat.dev !== located.st.dev) throw ErrnoError.of('EAGAIN', `${located.path} changed on the host while it was copied`);
+      if (source.stat.ino !== located.st.ino || source.stat.dev !== located.st.dev)
+        throw ErrnoError.of('EAGAIN', `${located.path} changed on the host while it was copied`);
       out = await area.store!.content.open(node);
       const chunk = 1 << 20;
       const buf = Buffer.allocUnsafe(chunk);
@@ -1131,7 +1187,8 @@ export class NamespaceBackend implements NinepBackend {
       const dir = await this.#locateDir(dirPath);
       const area = this.#writable(dir);
       const located = await this.#locate(childPath(dirPath, name));
-      if (located.kind === 'virtual' || located.entryRoot || located.reserved.length > 0) throw ErrnoError.of('EBUSY', `${located.guest} is a dynamic table entry or leads to one`);
+      if (located.kind === 'virtual' || located.entryRoot || located.reserved.length > 0)
+        throw ErrnoError.of('EBUSY', `${located.guest} is a dynamic table entry or leads to one`);
       const isDir = this.#isDir(located);
       if (flags & AT_REMOVEDIR) {
         if (!isDir) throw ErrnoError.of('ENOTDIR');
@@ -1156,7 +1213,8 @@ export class NamespaceBackend implements NinepBackend {
       const source = await this.#locate(fromPath);
       if (fromPath === toPath) return;
       if (toPath.startsWith(`${fromPath}/`)) throw ErrnoError.of('EINVAL', 'cannot move a directory into itself');
-      if (source.kind === 'virtual' || source.entryRoot || source.reserved.length > 0) throw ErrnoError.of('EBUSY', `${source.guest} is a dynamic table entry or leads to one`);
+      if (source.kind === 'virtual' || source.entryRoot || source.reserved.length > 0)
+        throw ErrnoError.of('EBUSY', `${source.guest} is a dynamic table entry or leads to one`);
       const srcDir = await this.#locateDir(fromDir);
       const dstDir = await this.#locateDir(toDir);
       const srcArea = this.#writable(srcDir);
@@ -1171,7 +1229,8 @@ export class NamespaceBackend implements NinepBackend {
         if (ErrnoError.fromNode(error).errno !== Errno.ENOENT) throw error;
       }
       if (dest) {
-        if (dest.kind === 'virtual' || dest.entryRoot || dest.reserved.length > 0) throw ErrnoError.of('EBUSY', `${dest.guest} is a dynamic table entry or leads to one`);
+        if (dest.kind === 'virtual' || dest.entryRoot || dest.reserved.length > 0)
+          throw ErrnoError.of('EBUSY', `${dest.guest} is a dynamic table entry or leads to one`);
         const dstIsDir = this.#isDir(dest);
         if (srcIsDir && !dstIsDir) throw ErrnoError.of('ENOTDIR');
         if (!srcIsDir && dstIsDir) throw ErrnoError.of('EISDIR');
@@ -1213,7 +1272,12 @@ export class NamespaceBackend implements NinepBackend {
   async statfs(path: string): Promise<NinepStatfs> {
     const located = await this.#locate(path);
     // Where changes would go: the stick, except for read-only host folders.
-    const dir = located.kind !== 'virtual' && located.area.mode === 'readonly' && located.area.root ? located.area.root.root : located.kind !== 'virtual' && located.area.mode === 'stick' ? this.files.dir : this.upper.dir;
+    const dir =
+      located.kind !== 'virtual' && located.area.mode === 'readonly' && located.area.root
+        ? located.area.root.root
+        : located.kind !== 'virtual' && located.area.mode === 'stick'
+          ? this.files.dir
+          : this.upper.dir;
     const pool = HostFsPool.shared();
     // A read-only host folder on a mount that may hang: asked on the pool, with a deadline.
     const s = await (pool.isSlow(dir) ? pool.statfs(dir) : statfs(dir, { bigint: true })).catch((error: unknown) => {

@@ -67,7 +67,10 @@ export async function loadTable(options: LoadTableOptions): Promise<LoadedTable>
     }
   }
   const confirmed = options.confirmed ?? new Set<string>();
-  if (manifest) rules.push(...manifestRules(manifest, `payload/${guest}/guest.json`).map((rule) => (confirmed.has(ruleFingerprint(rule)) ? { ...rule, confirmed: true } : rule)));
+  if (manifest)
+    rules.push(
+      ...manifestRules(manifest, `payload/${guest}/guest.json`).map((rule) => (confirmed.has(ruleFingerprint(rule)) ? { ...rule, confirmed: true } : rule)),
+    );
 
   let registryProblems: RegistryRuleProblem[] = [];
   let recorded = new Set<string>();
@@ -115,6 +118,14 @@ export interface OpenNamespaceOptions extends LoadTableOptions {
 export async function openNamespace(options: OpenNamespaceOptions): Promise<LoadedTable & { backend: NamespaceBackend }> {
   const loaded = await loadTable(options);
   const paths = dyntablePaths(options.layout, options.user);
-  const backend = await NamespaceBackend.open({ table: loaded.table, filesDir: paths.filesDir, upperDir: paths.upperDir, ...(options.owner ? { owner: options.owner } : {}), ...(options.mapHostOwner === undefined ? {} : { mapHostOwner: options.mapHostOwner }), ...(options.atRestKey ? { atRestKey: options.atRestKey } : {}), ...(options.quota ? { quota: options.quota } : {}) });
+  const backend = await NamespaceBackend.open({
+    table: loaded.table,
+    filesDir: paths.filesDir,
+    upperDir: paths.upperDir,
+    ...(options.owner ? { owner: options.owner } : {}),
+    ...(options.mapHostOwner === undefined ? {} : { mapHostOwner: options.mapHostOwner }),
+    ...(options.atRestKey ? { atRestKey: options.atRestKey } : {}),
+    ...(options.quota ? { quota: options.quota } : {}),
+  });
   return { ...loaded, backend };
 }

@@ -83,12 +83,20 @@ export const PSEUDO_FS_TYPES: ReadonlySet<string> = new Set([
 
 /** The pseudo and device file systems of a host, as exclusions no rule can lift. */
 export function pseudoFsExclusions(host: PseudoFsHost): Exclusion[] {
-  const make = (id: string, hostPath: string, reason: string): Exclusion => ({ id: `pseudo-${id}`, category: 'pseudo-fs', hostPath, except: [], reason, exposable: false });
+  const make = (id: string, hostPath: string, reason: string): Exclusion => ({
+    id: `pseudo-${id}`,
+    category: 'pseudo-fs',
+    hostPath,
+    except: [],
+    reason,
+    exposable: false,
+  });
   if (host.os === 'linux') {
     const list = LINUX.map(([id, path, reason]) => make(id, path, reason));
     const covered = (path: string) => list.some((e) => path === e.hostPath || path.startsWith(`${e.hostPath}/`));
     let n = 0;
-    for (const mount of host.pseudoMounts ?? []) if (mount !== '/' && !covered(mount)) list.push(make(`mount-${++n}`, mount, 'a pseudo file system mounted here'));
+    for (const mount of host.pseudoMounts ?? [])
+      if (mount !== '/' && !covered(mount)) list.push(make(`mount-${++n}`, mount, 'a pseudo file system mounted here'));
     return list;
   }
   if (host.os === 'darwin') return DARWIN.map(([id, path, reason]) => make(id, path, reason));

@@ -59,7 +59,10 @@ export function ruleFingerprint(rule: Pick<RuleSpec, 'table' | 'guestPath' | 'ho
  * The rules under Tables\Rules. `confirmed` holds the fingerprints of the
  * user's verified confirmations; a matching rule gets origin `confirmed`.
  */
-export function readRegistryRules(registry: RegistryRuleReader, confirmed: ReadonlySet<string> = new Set()): { rules: RuleSpec[]; problems: RegistryRuleProblem[] } {
+export function readRegistryRules(
+  registry: RegistryRuleReader,
+  confirmed: ReadonlySet<string> = new Set(),
+): { rules: RuleSpec[]; problems: RegistryRuleProblem[] } {
   const rules: RuleSpec[] = [];
   const problems: RegistryRuleProblem[] = [];
   let names: string[];

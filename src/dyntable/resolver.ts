@@ -72,9 +72,7 @@ function trieOf(table: CompiledTable): TrieNode {
 
 /** The bare answer for the hot path (the 9P backend): no explanations, no exclusion check. */
 export type EntryLookup =
-  | { kind: 'entry'; entry: TableEntry; relative: string[]; reservedChildren: string[] }
-  | { kind: 'virtual'; children: string[] }
-  | { kind: 'unmapped' };
+  { kind: 'entry'; entry: TableEntry; relative: string[]; reservedChildren: string[] } | { kind: 'virtual'; children: string[] } | { kind: 'unmapped' };
 
 /**
  * Look up an already normalised guest path (as the 9P server passes it:
@@ -133,13 +131,21 @@ export function resolvePath(table: CompiledTable, guestPath: string): Resolution
   const best = candidates.at(-1);
   if (!best) {
     if (exact) {
-      return { kind: 'virtual', guestPath: path, children: reservedChildren, reason: `no entry maps ${path} itself; it is a virtual folder leading to ${reservedChildren.map((c) => (path === '/' ? `/${c}` : `${path}/${c}`)).join(', ')}` };
+      return {
+        kind: 'virtual',
+        guestPath: path,
+        children: reservedChildren,
+        reason: `no entry maps ${path} itself; it is a virtual folder leading to ${reservedChildren.map((c) => (path === '/' ? `/${c}` : `${path}/${c}`)).join(', ')}`,
+      };
     }
     return { kind: 'unmapped', guestPath: path, reason: `no table entry covers ${path} (the namespace is mounted at ${table.mountPoint})` };
   }
   const entry = best.entry;
   const relative = parts.slice(best.depth);
-  const others = candidates.slice(0, -1).reverse().map((c) => c.entry);
+  const others = candidates
+    .slice(0, -1)
+    .reverse()
+    .map((c) => c.entry);
   const specific = others.length > 0 ? `most specific of: ${[entry, ...others].map(describeEntry).join(', ')}` : `covered only by ${describeEntry(entry)}`;
   const resolution: EntryResolution = {
     kind: 'entry',

@@ -60,7 +60,9 @@ export function deriveAnchorKey(atRestKey: Buffer): Buffer {
 }
 
 function macOf(key: Buffer, body: AnchorBody): Buffer {
-  return createHmac('sha256', key).update(JSON.stringify([FORMAT, VERSION, body.stores, body.tables ?? null])).digest();
+  return createHmac('sha256', key)
+    .update(JSON.stringify([FORMAT, VERSION, body.stores, body.tables ?? null]))
+    .digest();
 }
 
 export function rolledBack(file: string, what: string, hint: string): StickTamperedError {
@@ -76,11 +78,22 @@ export function readAnchor(path: string, atRestKey: Buffer): AnchorBody | undefi
   } catch {
     record = {};
   }
-  const body: AnchorBody = { stores: (record.stores ?? {}) as Record<string, StoreAnchor>, ...(Array.isArray(record.tables) ? { tables: record.tables as string[] } : {}) };
+  const body: AnchorBody = {
+    stores: (record.stores ?? {}) as Record<string, StoreAnchor>,
+    ...(Array.isArray(record.tables) ? { tables: record.tables as string[] } : {}),
+  };
   const key = deriveAnchorKey(atRestKey);
   try {
     const given = typeof record.mac === 'string' && /^[0-9a-f]{64}$/.test(record.mac) ? Buffer.from(record.mac, 'hex') : undefined;
-    if (record.format === FORMAT && record.version === VERSION && typeof record.stores === 'object' && record.stores !== null && given && timingSafeEqual(given, macOf(key, body))) return body;
+    if (
+      record.format === FORMAT &&
+      record.version === VERSION &&
+      typeof record.stores === 'object' &&
+      record.stores !== null &&
+      given &&
+      timingSafeEqual(given, macOf(key, body))
+    )
+      return body;
   } finally {
     key.fill(0);
   }
@@ -109,13 +122,22 @@ export function writeAnchor(path: string, atRestKey: Buffer, body: AnchorBody): 
  * when the store is older than the anchor says; otherwise records a new id
  * and calls `take(id)`, which must make the store hold it durably.
  */
-export function advanceStore(anchorPath: string, atRestKey: Buffer, name: string, storeFile: string, held: string | undefined, hasRows: boolean, take: (id: string) => void): void {
+export function advanceStore(
+  anchorPath: string,
+  atRestKey: Buffer,
+  name: string,
+  storeFile: string,
+  held: string | undefined,
+  hasRows: boolean,
+  take: (id: string) => void,
+): void {
   const body = readAnchor(anchorPath, atRestKey) ?? { stores: {} };
   const known = body.stores[name];
   const restoreHint = `put back the ${name}/layer.sqlite that belongs with anchor.json (restore the user's whole folder from one backup), or move ${name}/ aside to start empty`;
   if (held !== undefined) {
     if (!known) throw rolledBack(storeFile, `is not the one ${anchorPath} knows (the anchor is missing, older, or another one)`, restoreHint);
-    if (held !== known.id && held !== known.next) throw rolledBack(storeFile, 'is an older copy of itself (put back after a later session changed it)', restoreHint);
+    if (held !== known.id && held !== known.next)
+      throw rolledBack(storeFile, 'is an older copy of itself (put back after a later session changed it)', restoreHint);
   } else if (known && hasRows) {
     throw rolledBack(storeFile, `is from before ${anchorPath} first named it: it was put back from an older copy`, restoreHint);
   }

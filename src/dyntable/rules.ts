@@ -60,9 +60,7 @@ export interface RuleSpec {
   confirmed?: boolean;
 }
 
-export type EntryTarget =
-  | { kind: 'stick'; store: 'files'; display: string }
-  | { kind: 'host'; template: string; hostPath: string };
+export type EntryTarget = { kind: 'stick'; store: 'files'; display: string } | { kind: 'host'; template: string; hostPath: string };
 
 /** One line of the compiled table. */
 export interface TableEntry {
@@ -84,15 +82,7 @@ export interface TableEntry {
 }
 
 export type ExclusionCategory =
-  | 'ssh-keys'
-  | 'gpg-keys'
-  | 'browser-profile'
-  | 'keychain'
-  | 'credentials'
-  | 'cloud-credentials'
-  | 'other-users'
-  | 'pocketvm'
-  | 'pseudo-fs';
+  'ssh-keys' | 'gpg-keys' | 'browser-profile' | 'keychain' | 'credentials' | 'cloud-credentials' | 'other-users' | 'pocketvm' | 'pseudo-fs';
 
 /** A host path the guest never sees unless a confirmed rule exposes it. */
 export interface Exclusion {

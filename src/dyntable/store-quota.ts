@@ -100,13 +100,20 @@ export class StoreQuota {
   /** A growth by `bytes`: counted, or refused with ENOSPC (nothing counted then). */
   charge(bytes: number): void {
     if (bytes <= 0) return;
-    if (this.#used + bytes > this.capBytes) this.#refuse('quota', `the guest's files on the stick are at their quota (${mib(this.#used)} of ${mib(this.capBytes)} MiB): writes to /host fail with "No space left on device" until files there are deleted`);
+    if (this.#used + bytes > this.capBytes)
+      this.#refuse(
+        'quota',
+        `the guest's files on the stick are at their quota (${mib(this.#used)} of ${mib(this.capBytes)} MiB): writes to /host fail with "No space left on device" until files there are deleted`,
+      );
     if (this.reserveBytes > 0) {
       let free = this.#currentFree(false);
       // A refusal is always on a fresh figure (space may have been freed since).
       if (free !== undefined && free - bytes < this.reserveBytes) free = this.#currentFree(true);
       if (free !== undefined && free - bytes < this.reserveBytes) {
-        this.#refuse('reserve', `the stick is nearly full (${mib(Math.max(0, free))} MiB free, ${mib(this.reserveBytes)} MiB kept for the personal disk and a suspend): writes to /host fail with "No space left on device" until space is freed`);
+        this.#refuse(
+          'reserve',
+          `the stick is nearly full (${mib(Math.max(0, free))} MiB free, ${mib(this.reserveBytes)} MiB kept for the personal disk and a suspend): writes to /host fail with "No space left on device" until space is freed`,
+        );
       }
     }
     this.#used += bytes;

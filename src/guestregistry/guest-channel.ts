@@ -99,7 +99,10 @@ export function serveGuestChannel(stream: Duplex, registry: ChannelRegistry, opt
       }
       const line = pending.shift()!;
       if (line === TOO_LONG) options.onProblem?.(`guest registry channel: refused a request longer than ${lines.max} bytes`);
-      const reply = line === TOO_LONG ? status('-', GUEST_EXIT.badRequest, `the request is longer than the channel's limit of ${lines.max} bytes`) : answer(line, registry, options.onProblem, options);
+      const reply =
+        line === TOO_LONG
+          ? status('-', GUEST_EXIT.badRequest, `the request is longer than the channel's limit of ${lines.max} bytes`)
+          : answer(line, registry, options.onProblem, options);
       if (reply !== '' && stream.writable) stream.write(reply);
     }
   };
@@ -173,7 +176,12 @@ export class RequestLines {
 }
 
 /** The whole reply to one request line. */
-export function answer(line: string, registry: ChannelRegistry, onProblem?: (message: string) => void, limits: Pick<GuestChannelOptions, 'quota' | 'onFull'> = {}): string {
+export function answer(
+  line: string,
+  registry: ChannelRegistry,
+  onProblem?: (message: string) => void,
+  limits: Pick<GuestChannelOptions, 'quota' | 'onFull'> = {},
+): string {
   // An empty line is the guest command clearing what a killed caller left half-written.
   if (line === '') return '';
   const fields = line.split('\t');
@@ -235,7 +243,10 @@ const USAGE: Record<string, string> = {
 /** Storage\ holds the limits on what the guest writes: a guest program may not lift its own. */
 function refuseStorageKey(key: string): void {
   if (key.split('\\')[0]?.toLowerCase() === STORAGE_KEY.toLowerCase()) {
-    throw new RequestError(GUEST_EXIT.badRequest, `${STORAGE_KEY}\\ holds the limits on what the guest writes to the stick; they are set from the host (launcher reg set)`);
+    throw new RequestError(
+      GUEST_EXIT.badRequest,
+      `${STORAGE_KEY}\\ holds the limits on what the guest writes to the stick; they are set from the host (launcher reg set)`,
+    );
   }
 }
 
@@ -282,7 +293,10 @@ function run(verb: string, args: string[], registry: ChannelRegistry, quota: Gue
       const key = args[0] ?? '';
       const subkeys = registry.subkeys(key);
       const values = key === '' ? [] : registry.values(key);
-      return [...subkeys.map((sub) => `${sub}\\`), ...values.map((v) => [escapeField(v.name), v.value.type, v.layer, escapeField(formatValueText(v.value))].join('\t'))];
+      return [
+        ...subkeys.map((sub) => `${sub}\\`),
+        ...values.map((v) => [escapeField(v.name), v.value.type, v.layer, escapeField(formatValueText(v.value))].join('\t')),
+      ];
     }
     case 'export': {
       arity(verb, args, 0, 1);

@@ -73,17 +73,26 @@ export class GuestRegistryQuota {
   checkSet(key: string, name: string, value: RegValue): () => void {
     const size = valueBytes(value);
     if (size > this.limits.valueBytes) {
-      throw new RegistryLimitError(`the value is ${size} bytes; a value set from the guest may be at most ${this.limits.valueBytes} bytes (registry Storage\\RegistryValueMaxKiB, set from the host)`, { details: { limit: 'guestValueBytes', bytes: size } });
+      throw new RegistryLimitError(
+        `the value is ${size} bytes; a value set from the guest may be at most ${this.limits.valueBytes} bytes (registry Storage\\RegistryValueMaxKiB, set from the host)`,
+        { details: { limit: 'guestValueBytes', bytes: size } },
+      );
     }
     const keyLc = keyComponents(key).join('\\').toLowerCase();
     const old = this.#registry.getInLayer('user', key, name);
     const added = entryBytes(keyLc, name, value) - (old ? entryBytes(keyLc, name, old) : 0);
     const addedValues = old ? 0 : 1;
     if (addedValues > 0 && this.#values + 1 > this.limits.values) {
-      throw this.#refuse(`the registry is full: your layer holds ${this.#values} values, the most the guest may fill it to (registry Storage\\RegistryValues); delete some with reg del`, 'guestValues');
+      throw this.#refuse(
+        `the registry is full: your layer holds ${this.#values} values, the most the guest may fill it to (registry Storage\\RegistryValues); delete some with reg del`,
+        'guestValues',
+      );
     }
     if (added > 0 && this.#bytes + added > this.limits.totalBytes) {
-      throw this.#refuse(`the registry is full: your layer holds ${kib(this.#bytes)} and this value needs ${kib(added)} more, past the ${kib(this.limits.totalBytes)} the guest may fill it to (registry Storage\\RegistryQuotaKiB); delete values with reg del`, 'guestTotalBytes');
+      throw this.#refuse(
+        `the registry is full: your layer holds ${kib(this.#bytes)} and this value needs ${kib(added)} more, past the ${kib(this.limits.totalBytes)} the guest may fill it to (registry Storage\\RegistryQuotaKiB); delete values with reg del`,
+        'guestTotalBytes',
+      );
     }
     return () => {
       this.#values += addedValues;

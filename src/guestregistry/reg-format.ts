@@ -160,7 +160,8 @@ function readQuoted(text: string, start: number, line: number, source: string | 
     if (c === '"') return { value, end: i + 1 };
     if (c === '\\') {
       const next = text[i + 1];
-      if (next !== '\\' && next !== '"') throw new RegFileError(line, `unknown escape \\${next ?? ''} in a quoted string (only \\\\ and \\" are allowed)`, source);
+      if (next !== '\\' && next !== '"')
+        throw new RegFileError(line, `unknown escape \\${next ?? ''} in a quoted string (only \\\\ and \\" are allowed)`, source);
       value += next;
       i++;
     } else {
@@ -231,7 +232,8 @@ function parseData(data: string, format: RegFormat, line: number, source: string
   if (dword) return { type: 'int32', data: Number.parseInt(dword[1]!, 16) | 0 };
   if (/^dword:/i.test(data)) throw new RegFileError(line, `"${data.slice(0, 30)}" is not a dword (dword: and 1 to 8 hex digits)`, source);
   const hex = /^hex(?:\(([0-9a-fA-F]{1,8})\))?:(.*)$/s.exec(data);
-  if (hex) return hexValue(hex[1] === undefined ? REG_TYPE_CODE.binary : Number.parseInt(hex[1], 16), parseHexBytes(hex[2]!, line, source), format, line, source);
+  if (hex)
+    return hexValue(hex[1] === undefined ? REG_TYPE_CODE.binary : Number.parseInt(hex[1], 16), parseHexBytes(hex[2]!, line, source), format, line, source);
   throw new RegFileError(line, `cannot read the value data "${data.slice(0, 30)}" (expected "string", dword:, hex:, hex(N): or -)`, source);
 }
 
@@ -295,7 +297,8 @@ export function parseReg(input: string, options: { source?: string } = {}): Pars
       }
       continue;
     }
-    if (!line.startsWith('"') && !line.startsWith('@')) throw new RegFileError(lineNo, `cannot read "${line.slice(0, 40)}" (expected [KEY], "name"=data or @=data)`, source);
+    if (!line.startsWith('"') && !line.startsWith('@'))
+      throw new RegFileError(lineNo, `cannot read "${line.slice(0, 40)}" (expected [KEY], "name"=data or @=data)`, source);
     let name: string;
     let rest: string;
     if (line.startsWith('@')) {

@@ -89,7 +89,12 @@ function refuseSessionKey(parts: readonly string[], key: string): void {
 function writableLayer(layer: string): asserts layer is RegWritableLayer {
   if (!(WRITABLE_LAYERS as readonly string[]).includes(layer)) {
     throw new RegistryError(`the ${layer} layer cannot be written (writable layers: ${WRITABLE_LAYERS.join(', ')})`, {
-      hint: layer === 'defaults' ? 'defaults ship with the payload; set the value in the user layer to override it' : layer === 'session' ? 'session facts come from this host and are never stored' : undefined,
+      hint:
+        layer === 'defaults'
+          ? 'defaults ship with the payload; set the value in the user layer to override it'
+          : layer === 'session'
+            ? 'session facts come from this host and are never stored'
+            : undefined,
       details: { reason: 'layer', layer },
     } as { hint?: string; details: Record<string, unknown> });
   }
@@ -98,7 +103,9 @@ function writableLayer(layer: string): asserts layer is RegWritableLayer {
 function checkWellKnown(key: string, name: string, value: RegValue): void {
   const expected = wellKnownType(key, name);
   if (expected && expected !== value.type) {
-    throw new RegistryTypeError(`${key}\\${name === '' ? '@' : name} must be of type ${expected}, not ${value.type}`, { hint: 'docs/registry.md lists the well-known values and their types' });
+    throw new RegistryTypeError(`${key}\\${name === '' ? '@' : name} must be of type ${expected}, not ${value.type}`, {
+      hint: 'docs/registry.md lists the well-known values and their types',
+    });
   }
 }
 
@@ -110,10 +117,18 @@ function translate(error: unknown, file: string): unknown {
   switch (code & 0xff) {
     case 5: // SQLITE_BUSY
     case 6: // SQLITE_LOCKED
-      return new RegistryError(`the registry ${file} stayed busy (another launcher is writing it)`, { hint: 'try again in a moment', cause: error, details: { reason: 'busy' } });
+      return new RegistryError(`the registry ${file} stayed busy (another launcher is writing it)`, {
+        hint: 'try again in a moment',
+        cause: error,
+        details: { reason: 'busy' },
+      });
     case 11: // SQLITE_CORRUPT
     case 26: // SQLITE_NOTADB
-      return new RegistryCorruptError(`the registry ${file} is damaged (${(error as Error).message})`, { hint: 'the next start moves it aside and restores its last good copy', cause: error, details: { file } });
+      return new RegistryCorruptError(`the registry ${file} is damaged (${(error as Error).message})`, {
+        hint: 'the next start moves it aside and restores its last good copy',
+        cause: error,
+        details: { file },
+      });
     case 13: // SQLITE_FULL
       return new StickError(`the stick is full: the registry ${file} could not be written`, 'free some space on the stick');
     case 8: // SQLITE_READONLY
@@ -297,10 +312,14 @@ export class GuestRegistry {
     const keyLc = foldCase(key);
     const merged = new Map<string, { name: string; value: RegValue; layer: RegLayer }>();
     // The highest layer's value under the lowest layer's spelling of its name.
-    const put = (folded: string, name: string, value: RegValue, layer: RegLayer) => merged.set(folded, { name: merged.get(folded)?.name ?? name, value, layer });
+    const put = (folded: string, name: string, value: RegValue, layer: RegLayer) =>
+      merged.set(folded, { name: merged.get(folded)?.name ?? name, value, layer });
     for (const [folded, entry] of this.defaults.keys.get(keyLc)?.values ?? []) put(folded, entry.name, entry.value, 'defaults');
     try {
-      for (const [scope, layer] of [['user', 'user'], [this.hostScope, 'host']] as const) {
+      for (const [scope, layer] of [
+        ['user', 'user'],
+        [this.hostScope, 'host'],
+      ] as const) {
         for (const stored of this.store.values(scope, keyLc)) put(stored.nameLc, stored.name, stored.value, layer);
       }
     } catch (error) {
@@ -388,7 +407,9 @@ export class GuestRegistry {
       const count = this.valueCounts.get(countId) ?? this.store.countValues(scope, keyLc) - 1;
       if (count >= REG_LIMITS.valuesPerKey) {
         this.store.deleteValue(scope, keyLc, nameLc);
-        throw new RegistryLimitError(`the key ${key} already holds ${count} values; the limit is ${REG_LIMITS.valuesPerKey}`, { details: { limit: 'valuesPerKey' } });
+        throw new RegistryLimitError(`the key ${key} already holds ${count} values; the limit is ${REG_LIMITS.valuesPerKey}`, {
+          details: { limit: 'valuesPerKey' },
+        });
       }
       this.valueCounts.set(countId, count + 1);
     }
@@ -452,7 +473,8 @@ export class GuestRegistry {
   /** Replaces the session facts (e.g. after a new probe); watchers hear about each changed value. */
   setSessionFacts(facts: SessionFact[]): void {
     const before = new Map<string, { key: string; name: string; value: RegValue }>();
-    for (const node of this.session.keys.values()) for (const [nameLc, entry] of node.values) before.set(`${foldCase(node.key)}\0${nameLc}`, { key: node.key, ...entry });
+    for (const node of this.session.keys.values())
+      for (const [nameLc, entry] of node.values) before.set(`${foldCase(node.key)}\0${nameLc}`, { key: node.key, ...entry });
     this.session.clear();
     this.loadSession(facts);
     const changes: RegistryChange[] = [];
@@ -461,7 +483,8 @@ export class GuestRegistry {
         const id = `${foldCase(node.key)}\0${nameLc}`;
         const old = before.get(id);
         before.delete(id);
-        if (!old || old.value.type !== entry.value.type || JSON.stringify(old.value, jsonSafe) !== JSON.stringify(entry.value, jsonSafe)) changes.push({ key: node.key, name: entry.name, layer: 'session' });
+        if (!old || old.value.type !== entry.value.type || JSON.stringify(old.value, jsonSafe) !== JSON.stringify(entry.value, jsonSafe))
+          changes.push({ key: node.key, name: entry.name, layer: 'session' });
       }
     }
     for (const gone of before.values()) changes.push({ key: gone.key, name: gone.name, layer: 'session' });
@@ -691,7 +714,8 @@ function loadDefaults(layer: MemoryLayer, file: string): void {
   try {
     parsed = parseReg(decodeRegFile(readFileSync(file)), { source: file });
   } catch (error) {
-    if (error instanceof RegFileError) throw new PayloadError(`the payload's registry defaults ${file} line ${error.line}: ${error.problem}`, { details: { file, line: error.line } });
+    if (error instanceof RegFileError)
+      throw new PayloadError(`the payload's registry defaults ${file} line ${error.line}: ${error.problem}`, { details: { file, line: error.line } });
     throw error;
   }
   for (const operation of parsed.operations) {
@@ -712,7 +736,9 @@ function loadDefaults(layer: MemoryLayer, file: string): void {
           break;
       }
     } catch (error) {
-      throw new PayloadError(`the payload's registry defaults ${file} line ${operation.line}: ${(error as Error).message}`, { details: { file, line: operation.line } });
+      throw new PayloadError(`the payload's registry defaults ${file} line ${operation.line}: ${(error as Error).message}`, {
+        details: { file, line: operation.line },
+      });
     }
   }
 }

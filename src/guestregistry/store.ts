@@ -87,7 +87,10 @@ function decodeValue(typeCode: unknown, data: unknown): RegValue {
     case 'multi-string':
       return { type, data: JSON.parse(String(data)) as string[] };
     default:
-      throw new RegistryError(`the registry holds a value of unknown type ${String(typeCode)}`, { hint: 'it was written by a newer pocketvm', details: { reason: 'unknown-type' } });
+      throw new RegistryError(`the registry holds a value of unknown type ${String(typeCode)}`, {
+        hint: 'it was written by a newer pocketvm',
+        details: { reason: 'unknown-type' },
+      });
   }
 }
 
@@ -150,7 +153,11 @@ export class RegistryStore {
   }
 
   values(scope: string, keyLc: string): StoredValue[] {
-    return (this.q['values']!.all(scope, keyLc) as Row[]).map((row) => ({ name: row['name'] as string, nameLc: row['name_lc'] as string, value: decodeValue(row['type'], row['data']) }));
+    return (this.q['values']!.all(scope, keyLc) as Row[]).map((row) => ({
+      name: row['name'] as string,
+      nameLc: row['name_lc'] as string,
+      value: decodeValue(row['type'], row['data']),
+    }));
   }
 
   countValues(scope: string, keyLc: string): number {
@@ -223,7 +230,12 @@ export class RegistryStore {
   /** Every value in `scope` at or below `keyLc` ('' for all). */
   valuesUnder(scope: string, keyLc: string): Array<StoredValue & { keyLc: string }> {
     const rows = (keyLc === '' ? this.q['allValues']!.all(scope) : this.q['valuesUnder']!.all(scope, keyLc, keyLc, keyLc)) as Row[];
-    return rows.map((row) => ({ keyLc: row['key_lc'] as string, name: row['name'] as string, nameLc: row['name_lc'] as string, value: decodeValue(row['type'], row['data']) }));
+    return rows.map((row) => ({
+      keyLc: row['key_lc'] as string,
+      name: row['name'] as string,
+      nameLc: row['name_lc'] as string,
+      value: decodeValue(row['type'], row['data']),
+    }));
   }
 
   logChange(scope: string, key: string, name: string | null): void {
@@ -232,7 +244,12 @@ export class RegistryStore {
   }
 
   changesSince(seq: number): ChangeRow[] {
-    return (this.q['changesSince']!.all(seq) as Row[]).map((row) => ({ seq: Number(row['seq']), scope: row['scope'] as string, key: row['key'] as string, name: (row['name'] as string | null) ?? null }));
+    return (this.q['changesSince']!.all(seq) as Row[]).map((row) => ({
+      seq: Number(row['seq']),
+      scope: row['scope'] as string,
+      key: row['key'] as string,
+      name: (row['name'] as string | null) ?? null,
+    }));
   }
 
   /** The oldest change still logged (older ones were trimmed); undefined when the log is empty. */

@@ -74,16 +74,23 @@ export function keyComponents(key: string, options: { allowRoot?: boolean } = {}
     throw new RegistryLimitError('the key path is empty', { hint: 'name a key such as Guest or Tables\\Rules' });
   }
   if (key.length > REG_LIMITS.keyPathChars) {
-    throw new RegistryLimitError(`the key path is ${key.length} characters long; the limit is ${REG_LIMITS.keyPathChars}`, { details: { limit: 'keyPathChars' } });
+    throw new RegistryLimitError(`the key path is ${key.length} characters long; the limit is ${REG_LIMITS.keyPathChars}`, {
+      details: { limit: 'keyPathChars' },
+    });
   }
   const parts = key.split('\\');
   if (parts.length > REG_LIMITS.keyDepth) {
     throw new RegistryLimitError(`the key path is ${parts.length} levels deep; the limit is ${REG_LIMITS.keyDepth}`, { details: { limit: 'keyDepth' } });
   }
   for (const part of parts) {
-    if (part === '') throw new RegistryLimitError(`the key path "${key}" has an empty component`, { hint: 'separate key names with single backslashes, without one at either end' });
+    if (part === '')
+      throw new RegistryLimitError(`the key path "${key}" has an empty component`, {
+        hint: 'separate key names with single backslashes, without one at either end',
+      });
     if (part.length > REG_LIMITS.keyNameChars) {
-      throw new RegistryLimitError(`the key name "${part.slice(0, 40)}…" is ${part.length} characters long; the limit is ${REG_LIMITS.keyNameChars}`, { details: { limit: 'keyNameChars' } });
+      throw new RegistryLimitError(`the key name "${part.slice(0, 40)}…" is ${part.length} characters long; the limit is ${REG_LIMITS.keyNameChars}`, {
+        details: { limit: 'keyNameChars' },
+      });
     }
     if (CONTROL.test(part)) throw new RegistryLimitError(`the key name ${JSON.stringify(part)} contains a control character`);
   }
@@ -98,7 +105,9 @@ export function foldCase(text: string): string {
 export function checkValueName(name: string): void {
   if (typeof name !== 'string') throw new RegistryTypeError(`a value name must be a string, not ${typeof name}`);
   if (name.length > REG_LIMITS.valueNameChars) {
-    throw new RegistryLimitError(`the value name "${name.slice(0, 40)}…" is ${name.length} characters long; the limit is ${REG_LIMITS.valueNameChars}`, { details: { limit: 'valueNameChars' } });
+    throw new RegistryLimitError(`the value name "${name.slice(0, 40)}…" is ${name.length} characters long; the limit is ${REG_LIMITS.valueNameChars}`, {
+      details: { limit: 'valueNameChars' },
+    });
   }
   if (CONTROL.test(name)) throw new RegistryLimitError(`the value name ${JSON.stringify(name)} contains a control character`);
 }
@@ -192,7 +201,8 @@ export function parseValueText(type: RegType, text: string): RegValue {
       return value;
     }
     case 'int64': {
-      if (!/^-?\d+$/.test(text) && !/^0x[0-9a-f]{1,16}$/i.test(text)) throw new RegistryTypeError(`"${text}" is not an int64 (a decimal integer or 0x followed by up to 16 hex digits)`);
+      if (!/^-?\d+$/.test(text) && !/^0x[0-9a-f]{1,16}$/i.test(text))
+        throw new RegistryTypeError(`"${text}" is not an int64 (a decimal integer or 0x followed by up to 16 hex digits)`);
       const data = text.startsWith('0x') || text.startsWith('0X') ? BigInt.asIntN(64, BigInt(text)) : BigInt(text);
       const value: RegValue = { type, data };
       checkValue(value);
@@ -218,7 +228,9 @@ export function parseValueText(type: RegType, text: string): RegValue {
 export function formatValueText(value: RegValue): string {
   switch (value.type) {
     case 'binary':
-      return Buffer.from(value.data).toString('hex').replace(/(..)(?=.)/g, '$1,');
+      return Buffer.from(value.data)
+        .toString('hex')
+        .replace(/(..)(?=.)/g, '$1,');
     case 'multi-string':
       return value.data.join('\n');
     default:

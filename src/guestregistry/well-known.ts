@@ -24,7 +24,9 @@ export const WELL_KNOWN = {
   registryValues: { key: STORAGE_KEY, name: 'RegistryValues', type: 'int32' },
 } as const satisfies Record<string, { key: string; name: string; type: RegType }>;
 
-const BY_NAME = new Map<string, { name: string; type: RegType }>(Object.values(WELL_KNOWN).map((entry) => [`${entry.key.toLowerCase()}\0${entry.name.toLowerCase()}`, entry]));
+const BY_NAME = new Map<string, { name: string; type: RegType }>(
+  Object.values(WELL_KNOWN).map((entry) => [`${entry.key.toLowerCase()}\0${entry.name.toLowerCase()}`, entry]),
+);
 
 /** The type a well-known value must have, if `key`/`name` is one (case-insensitive). */
 export function wellKnownType(key: string, name: string): RegType | undefined {

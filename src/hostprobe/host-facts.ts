@@ -60,7 +60,8 @@ export function hostFacts(profile: HostProfile): SessionFact[] {
     str('Host\\Stick', 'Bus', stick.drive?.bus);
     bool('Host\\Stick', 'Removable', stick.drive?.removable);
     bool('Host\\Stick', 'ReadOnly', stick.drive?.readOnly);
-    if (typeof stick.drive?.sizeBytes === 'number') facts.push({ key: 'Host\\Stick', name: 'SizeBytes', value: { type: 'int64', data: BigInt(Math.trunc(stick.drive.sizeBytes)) } });
+    if (typeof stick.drive?.sizeBytes === 'number')
+      facts.push({ key: 'Host\\Stick', name: 'SizeBytes', value: { type: 'int64', data: BigInt(Math.trunc(stick.drive.sizeBytes)) } });
     str('Host\\Stick', 'UsbVendorId', stick.usbIdentity?.vendorId);
     str('Host\\Stick', 'UsbProductId', stick.usbIdentity?.productId);
     str('Host\\Stick', 'UsbSerial', stick.usbIdentity?.serial);

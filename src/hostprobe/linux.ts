@@ -6,7 +6,8 @@ import { firstOfList, ianaZone, NO_PROXY, parseKeyValueFile, proxyFromEnv } from
 import { liveSource, type ProbeSource } from '../platform/probe-source.ts';
 
 async function probeKvm(source: ProbeSource): Promise<AcceleratorProbe> {
-  if (!(await source.exists('/dev/kvm'))) return { name: 'kvm', usable: false, reason: '/dev/kvm does not exist (no KVM module, or inside a VM without nested virtualisation)' };
+  if (!(await source.exists('/dev/kvm')))
+    return { name: 'kvm', usable: false, reason: '/dev/kvm does not exist (no KVM module, or inside a VM without nested virtualisation)' };
   if (await source.canReadWrite('/dev/kvm')) return { name: 'kvm', usable: true, reason: '/dev/kvm is readable and writable' };
   return { name: 'kvm', usable: false, reason: '/dev/kvm exists but this user may not open it (join the kvm group)' };
 }
@@ -85,7 +86,11 @@ export function linuxProbe(source: ProbeSource = liveSource()): PlatformProbe {
       if (cgroup && cgroup.limitMiB < totalMiB) {
         totalMiB = cgroup.limitMiB;
         availableMiB = Math.max(0, Math.min(availableMiB, cgroup.limitMiB - cgroup.usedMiB));
-        return { totalMiB, availableMiB, note: `this process's cgroup limits memory to ${cgroup.limitMiB} MiB (${cgroup.usedMiB} MiB used): counted as the host's` };
+        return {
+          totalMiB,
+          availableMiB,
+          note: `this process's cgroup limits memory to ${cgroup.limitMiB} MiB (${cgroup.usedMiB} MiB used): counted as the host's`,
+        };
       }
       return { totalMiB, availableMiB };
     },
@@ -121,7 +126,13 @@ export function linuxProbe(source: ProbeSource = liveSource()): PlatformProbe {
       if (vconsoleLayout) return { layout: vconsoleLayout, variant: firstOfList(vconsole['XKBVARIANT']), native: null, source: '/etc/vconsole.conf' };
       const xorg = (await source.readText('/etc/X11/xorg.conf.d/00-keyboard.conf')) ?? '';
       const xorgLayout = firstOfList(/Option\s+"XkbLayout"\s+"([^"]*)"/i.exec(xorg)?.[1]);
-      if (xorgLayout) return { layout: xorgLayout, variant: firstOfList(/Option\s+"XkbVariant"\s+"([^"]*)"/i.exec(xorg)?.[1]), native: null, source: '/etc/X11/xorg.conf.d/00-keyboard.conf' };
+      if (xorgLayout)
+        return {
+          layout: xorgLayout,
+          variant: firstOfList(/Option\s+"XkbVariant"\s+"([^"]*)"/i.exec(xorg)?.[1]),
+          native: null,
+          source: '/etc/X11/xorg.conf.d/00-keyboard.conf',
+        };
       // A console keymap name (`de-latin1`) is close to, but not, an XKB name.
       const keymap = vconsole['KEYMAP'];
       if (keymap) return { layout: keymap.split(/[-_]/)[0]!, variant: null, native: keymap, source: '/etc/vconsole.conf KEYMAP' };
@@ -150,7 +161,10 @@ export function linuxProbe(source: ProbeSource = liveSource()): PlatformProbe {
       // last `bus-port[.port…]` segment is the USB device the disk sits on.
       const path = await source.realPath(`/sys/class/block/${name}`);
       if (!path) return null;
-      const port = path.split('/').filter((segment) => /^\d+-\d+(\.\d+)*$/.test(segment)).at(-1);
+      const port = path
+        .split('/')
+        .filter((segment) => /^\d+-\d+(\.\d+)*$/.test(segment))
+        .at(-1);
       return port ?? null;
     },
     async driveHolding() {

@@ -55,7 +55,10 @@ export const NO_PROXY: ProxyFacts = { http: null, https: null, noProxy: [], auto
 /** An IANA zone name, as a guest's /usr/share/zoneinfo knows them (no paths, no `..`). */
 export function ianaZone(value: string | undefined | null): string | null {
   if (!value) return null;
-  const name = value.trim().replace(/^:/, '').replace(/^.*\/zoneinfo\//, '');
+  const name = value
+    .trim()
+    .replace(/^:/, '')
+    .replace(/^.*\/zoneinfo\//, '');
   return /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/.test(name) ? name : null;
 }
 

@@ -10,7 +10,16 @@ import type { HostAdapter, PlatformProbe } from './host-adapter.ts';
 import { hostFingerprint } from '../platform/host-fingerprint.ts';
 import type { HostProfile, ProbeNote, StickFacts } from './host-profile.ts';
 import { liveSource, type ProbeSource } from '../platform/probe-source.ts';
-import { describeDrive, findStickDrive, type ListedDrive, type ListedUsbDevice, listDrives, listUsbDevices, matchUsbIdentity, stickKind } from './stick-drive.ts';
+import {
+  describeDrive,
+  findStickDrive,
+  type ListedDrive,
+  type ListedUsbDevice,
+  listDrives,
+  listUsbDevices,
+  matchUsbIdentity,
+  stickKind,
+} from './stick-drive.ts';
 
 export interface ProbeHostOptions {
   /** Default: the adapter for this OS (current-host.ts). */
@@ -50,7 +59,15 @@ async function step<T>(name: string, timeoutMs: number, notes: ProbeNote[], fn: 
   }
 }
 
-async function probeStick(stickRoot: string, adapter: HostAdapter, platform: PlatformProbe, source: ProbeSource, options: ProbeHostOptions, timeoutMs: number, notes: ProbeNote[]): Promise<StickFacts> {
+async function probeStick(
+  stickRoot: string,
+  adapter: HostAdapter,
+  platform: PlatformProbe,
+  source: ProbeSource,
+  options: ProbeHostOptions,
+  timeoutMs: number,
+  notes: ProbeNote[],
+): Promise<StickFacts> {
   const root = (await source.realPath(stickRoot)) ?? resolve(stickRoot);
   let drives = await step('stick drive', timeoutMs * 2, notes, () => (options.listDrives ?? listDrives)(), null);
   if (!drives) {
@@ -67,7 +84,10 @@ async function probeStick(stickRoot: string, adapter: HostAdapter, platform: Pla
   const drive = describeDrive(found.drive);
   const kind = stickKind(drive);
   if (kind === 'fixed-disk-folder') {
-    notes.push({ step: 'stick drive', message: `the stick is a folder on a fixed disk (${drive.device}, mounted on ${found.mountpoint}): fine for a checkout or a copy, only not portable` });
+    notes.push({
+      step: 'stick drive',
+      message: `the stick is a folder on a fixed disk (${drive.device}, mounted on ${found.mountpoint}): fine for a checkout or a copy, only not portable`,
+    });
     return { root, mountpoint: found.mountpoint, drive, kind, usbIdentity: null };
   }
   const usbIdentity = await step(
@@ -77,7 +97,8 @@ async function probeStick(stickRoot: string, adapter: HostAdapter, platform: Pla
     async () => {
       const [portPath, devices] = await Promise.all([platform.usbPortOf(drive.device), (options.listUsbDevices ?? listUsbDevices)()]);
       const matched = matchUsbIdentity(devices, portPath);
-      if (!matched) notes.push({ step: 'stick usb', message: portPath ? `no USB device at port ${portPath}` : 'the drive could not be tied to one USB device' });
+      if (!matched)
+        notes.push({ step: 'stick usb', message: portPath ? `no USB device at port ${portPath}` : 'the drive could not be tied to one USB device' });
       return matched;
     },
     null,
@@ -115,7 +136,8 @@ export async function probeHost(options: ProbeHostOptions = {}): Promise<HostPro
   ]);
   const { note: memoryNote, ...memoryFacts } = memory as typeof memory & { note?: string };
   if (memoryNote) notes.push({ step: 'memory', message: memoryNote });
-  if (keyboard === null && !notes.some((n) => n.step === 'keyboard')) notes.push({ step: 'keyboard', message: 'no keyboard layout is configured on this host: the guest keeps its own' });
+  if (keyboard === null && !notes.some((n) => n.step === 'keyboard'))
+    notes.push({ step: 'keyboard', message: 'no keyboard layout is configured on this host: the guest keeps its own' });
   return {
     schemaVersion: 1,
     probedAt: new Date().toISOString(),

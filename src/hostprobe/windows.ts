@@ -128,9 +128,25 @@ export function windowsProbe(source: ProbeSource = liveSource()): PlatformProbe 
     },
     async accelerators(): Promise<AcceleratorProbe[]> {
       const [dll, facts] = await Promise.all([source.exists(`${systemRoot}\\System32\\WinHvPlatform.dll`), cimFacts()]);
-      if (!dll) return [{ name: 'whpx', usable: false, reason: 'Windows Hypervisor Platform is not installed (turn on the "Windows Hypervisor Platform" feature)' }];
-      if (facts?.HypervisorPresent === false) return [{ name: 'whpx', usable: false, reason: 'Windows Hypervisor Platform is installed but no hypervisor is running (virtualisation off in the firmware, or a reboot pending)' }];
-      return [{ name: 'whpx', usable: true, reason: facts ? 'Windows Hypervisor Platform is installed and the hypervisor is running' : 'Windows Hypervisor Platform is installed; whether the hypervisor runs is unknown: it is tried and dropped if QEMU refuses it' }];
+      if (!dll)
+        return [{ name: 'whpx', usable: false, reason: 'Windows Hypervisor Platform is not installed (turn on the "Windows Hypervisor Platform" feature)' }];
+      if (facts?.HypervisorPresent === false)
+        return [
+          {
+            name: 'whpx',
+            usable: false,
+            reason: 'Windows Hypervisor Platform is installed but no hypervisor is running (virtualisation off in the firmware, or a reboot pending)',
+          },
+        ];
+      return [
+        {
+          name: 'whpx',
+          usable: true,
+          reason: facts
+            ? 'Windows Hypervisor Platform is installed and the hypervisor is running'
+            : 'Windows Hypervisor Platform is installed; whether the hypervisor runs is unknown: it is tried and dropped if QEMU refuses it',
+        },
+      ];
     },
     async display() {
       return { kind: 'windows', present: true, detail: null };
@@ -140,7 +156,10 @@ export function windowsProbe(source: ProbeSource = liveSource()): PlatformProbe 
       return text(international, 'LocaleName') ?? source.os.intlLocale;
     },
     async keyboard(): Promise<KeyboardFacts | null> {
-      const [preload, substitutes] = await Promise.all([source.registryValues('HKCU\\Keyboard Layout\\Preload'), source.registryValues('HKCU\\Keyboard Layout\\Substitutes')]);
+      const [preload, substitutes] = await Promise.all([
+        source.registryValues('HKCU\\Keyboard Layout\\Preload'),
+        source.registryValues('HKCU\\Keyboard Layout\\Substitutes'),
+      ]);
       const first = text(preload, '1');
       if (!first) return null;
       // A substitute (d0010407 → 00010407) names the layout actually loaded.
@@ -168,7 +187,13 @@ export function windowsProbe(source: ProbeSource = liveSource()): PlatformProbe 
         .split(';')
         .map((s) => s.trim())
         .filter(Boolean);
-      return { http: http ? redactProxy(http) : null, https: https ? redactProxy(https) : null, noProxy: enabled ? noProxy : [], autoConfigUrl, source: 'registry' };
+      return {
+        http: http ? redactProxy(http) : null,
+        https: https ? redactProxy(https) : null,
+        noProxy: enabled ? noProxy : [],
+        autoConfigUrl,
+        source: 'registry',
+      };
     },
     async usbPortOf() {
       return null;
@@ -178,7 +203,16 @@ export function windowsProbe(source: ProbeSource = liveSource()): PlatformProbe 
       if (!letter) return null;
       const out = await source.run('powershell.exe', ['-NoProfile', '-NonInteractive', '-Command', driveScript(letter.toUpperCase())]);
       if (!out) return null;
-      const disk = JSON.parse(out) as { Number?: number; FriendlyName?: string; BusType?: string; Size?: number; IsReadOnly?: boolean; IsSystem?: boolean; IsBoot?: boolean; DriveType?: string };
+      const disk = JSON.parse(out) as {
+        Number?: number;
+        FriendlyName?: string;
+        BusType?: string;
+        Size?: number;
+        IsReadOnly?: boolean;
+        IsSystem?: boolean;
+        IsBoot?: boolean;
+        DriveType?: string;
+      };
       if (typeof disk.Number !== 'number') return null;
       const usb = disk.BusType === 'USB';
       return {

@@ -74,19 +74,65 @@ export const schema = {
       ['namelen', 'u32'],
     ],
   ],
-  Tlopen: [12, [['fid', 'u32'], ['flags', 'u32']]],
+  Tlopen: [
+    12,
+    [
+      ['fid', 'u32'],
+      ['flags', 'u32'],
+    ],
+  ],
   Rlopen: [13, [qidField, ['iounit', 'u32']]],
-  Tlcreate: [14, [['fid', 'u32'], ['name', 'str'], ['flags', 'u32'], ['mode', 'u32'], ['gid', 'u32']]],
+  Tlcreate: [
+    14,
+    [
+      ['fid', 'u32'],
+      ['name', 'str'],
+      ['flags', 'u32'],
+      ['mode', 'u32'],
+      ['gid', 'u32'],
+    ],
+  ],
   Rlcreate: [15, [qidField, ['iounit', 'u32']]],
-  Tsymlink: [16, [['fid', 'u32'], ['name', 'str'], ['symtgt', 'str'], ['gid', 'u32']]],
+  Tsymlink: [
+    16,
+    [
+      ['fid', 'u32'],
+      ['name', 'str'],
+      ['symtgt', 'str'],
+      ['gid', 'u32'],
+    ],
+  ],
   Rsymlink: [17, [qidField]],
-  Tmknod: [18, [['dfid', 'u32'], ['name', 'str'], ['mode', 'u32'], ['major', 'u32'], ['minor', 'u32'], ['gid', 'u32']]],
+  Tmknod: [
+    18,
+    [
+      ['dfid', 'u32'],
+      ['name', 'str'],
+      ['mode', 'u32'],
+      ['major', 'u32'],
+      ['minor', 'u32'],
+      ['gid', 'u32'],
+    ],
+  ],
   Rmknod: [19, [qidField]],
-  Trename: [20, [['fid', 'u32'], ['dfid', 'u32'], ['name', 'str']]],
+  Trename: [
+    20,
+    [
+      ['fid', 'u32'],
+      ['dfid', 'u32'],
+      ['name', 'str'],
+    ],
+  ],
   Rrename: [21, []],
   Treadlink: [22, [['fid', 'u32']]],
   Rreadlink: [23, [['target', 'str']]],
-  Tgetattr: [24, [['fid', 'u32'], ['requestMask', 'u64']]],
+  Tgetattr: [
+    24,
+    [
+      ['fid', 'u32'],
+      ['requestMask', 'u64'],
+    ],
+  ],
   Rgetattr: [
     25,
     [
@@ -128,13 +174,41 @@ export const schema = {
     ],
   ],
   Rsetattr: [27, []],
-  Txattrwalk: [30, [['fid', 'u32'], ['newfid', 'u32'], ['name', 'str']]],
+  Txattrwalk: [
+    30,
+    [
+      ['fid', 'u32'],
+      ['newfid', 'u32'],
+      ['name', 'str'],
+    ],
+  ],
   Rxattrwalk: [31, [['size', 'u64']]],
-  Txattrcreate: [32, [['fid', 'u32'], ['name', 'str'], ['attrSize', 'u64'], ['flags', 'u32']]],
+  Txattrcreate: [
+    32,
+    [
+      ['fid', 'u32'],
+      ['name', 'str'],
+      ['attrSize', 'u64'],
+      ['flags', 'u32'],
+    ],
+  ],
   Rxattrcreate: [33, []],
-  Treaddir: [40, [['fid', 'u32'], ['offset', 'u64'], ['count', 'u32']]],
+  Treaddir: [
+    40,
+    [
+      ['fid', 'u32'],
+      ['offset', 'u64'],
+      ['count', 'u32'],
+    ],
+  ],
   Rreaddir: [41, [['data', 'data']]],
-  Tfsync: [50, [['fid', 'u32'], ['datasync', 'u32opt']]],
+  Tfsync: [
+    50,
+    [
+      ['fid', 'u32'],
+      ['datasync', 'u32opt'],
+    ],
+  ],
   Rfsync: [51, []],
   Tlock: [
     52,
@@ -151,30 +225,126 @@ export const schema = {
   Rlock: [53, [['status', 'u8']]],
   Tgetlock: [
     54,
-    [['fid', 'u32'], ['lockType', 'u8'], ['start', 'u64'], ['length', 'u64'], ['procId', 'u32'], ['clientId', 'str']],
+    [
+      ['fid', 'u32'],
+      ['lockType', 'u8'],
+      ['start', 'u64'],
+      ['length', 'u64'],
+      ['procId', 'u32'],
+      ['clientId', 'str'],
+    ],
   ],
-  Rgetlock: [55, [['lockType', 'u8'], ['start', 'u64'], ['length', 'u64'], ['procId', 'u32'], ['clientId', 'str']]],
-  Tlink: [70, [['dfid', 'u32'], ['fid', 'u32'], ['name', 'str']]],
+  Rgetlock: [
+    55,
+    [
+      ['lockType', 'u8'],
+      ['start', 'u64'],
+      ['length', 'u64'],
+      ['procId', 'u32'],
+      ['clientId', 'str'],
+    ],
+  ],
+  Tlink: [
+    70,
+    [
+      ['dfid', 'u32'],
+      ['fid', 'u32'],
+      ['name', 'str'],
+    ],
+  ],
   Rlink: [71, []],
-  Tmkdir: [72, [['dfid', 'u32'], ['name', 'str'], ['mode', 'u32'], ['gid', 'u32']]],
+  Tmkdir: [
+    72,
+    [
+      ['dfid', 'u32'],
+      ['name', 'str'],
+      ['mode', 'u32'],
+      ['gid', 'u32'],
+    ],
+  ],
   Rmkdir: [73, [qidField]],
-  Trenameat: [74, [['olddirfid', 'u32'], ['oldname', 'str'], ['newdirfid', 'u32'], ['newname', 'str']]],
+  Trenameat: [
+    74,
+    [
+      ['olddirfid', 'u32'],
+      ['oldname', 'str'],
+      ['newdirfid', 'u32'],
+      ['newname', 'str'],
+    ],
+  ],
   Rrenameat: [75, []],
-  Tunlinkat: [76, [['dirfid', 'u32'], ['name', 'str'], ['flags', 'u32']]],
+  Tunlinkat: [
+    76,
+    [
+      ['dirfid', 'u32'],
+      ['name', 'str'],
+      ['flags', 'u32'],
+    ],
+  ],
   Runlinkat: [77, []],
-  Tversion: [100, [['msize', 'u32'], ['version', 'str']]],
-  Rversion: [101, [['msize', 'u32'], ['version', 'str']]],
-  Tauth: [102, [['afid', 'u32'], ['uname', 'str'], ['aname', 'str'], ['nUname', 'u32']]],
+  Tversion: [
+    100,
+    [
+      ['msize', 'u32'],
+      ['version', 'str'],
+    ],
+  ],
+  Rversion: [
+    101,
+    [
+      ['msize', 'u32'],
+      ['version', 'str'],
+    ],
+  ],
+  Tauth: [
+    102,
+    [
+      ['afid', 'u32'],
+      ['uname', 'str'],
+      ['aname', 'str'],
+      ['nUname', 'u32'],
+    ],
+  ],
   Rauth: [103, [['aqid', 'qid']]],
-  Tattach: [104, [['fid', 'u32'], ['afid', 'u32'], ['uname', 'str'], ['aname', 'str'], ['nUname', 'u32']]],
+  Tattach: [
+    104,
+    [
+      ['fid', 'u32'],
+      ['afid', 'u32'],
+      ['uname', 'str'],
+      ['aname', 'str'],
+      ['nUname', 'u32'],
+    ],
+  ],
   Rattach: [105, [qidField]],
   Tflush: [108, [['oldtag', 'u16']]],
   Rflush: [109, []],
-  Twalk: [110, [['fid', 'u32'], ['newfid', 'u32'], ['wnames', 'wnames']]],
+  Twalk: [
+    110,
+    [
+      ['fid', 'u32'],
+      ['newfid', 'u32'],
+      ['wnames', 'wnames'],
+    ],
+  ],
   Rwalk: [111, [['wqids', 'qids']]],
-  Tread: [116, [['fid', 'u32'], ['offset', 'u64'], ['count', 'u32']]],
+  Tread: [
+    116,
+    [
+      ['fid', 'u32'],
+      ['offset', 'u64'],
+      ['count', 'u32'],
+    ],
+  ],
   Rread: [117, [['data', 'data']]],
-  Twrite: [118, [['fid', 'u32'], ['offset', 'u64'], ['data', 'data']]],
+  Twrite: [
+    118,
+    [
+      ['fid', 'u32'],
+      ['offset', 'u64'],
+      ['data', 'data'],
+    ],
+  ],
   Rwrite: [119, [['count', 'u32']]],
   Tclunk: [120, [['fid', 'u32']]],
   Rclunk: [121, []],

@@ -162,7 +162,20 @@ export function serveEthernetTransport(socket: Duplex, options: EthernetTranspor
 }
 
 class Transport implements EthernetTransport {
-  readonly counters = { frames: 0, sent: 0, dropped: 0, sessions: 0, stale: 0, placed: 0, declined: 0, retired: 0, guestRetires: 0, writesPlaced: 0, writesRefused: 0, quietRequests: 0 };
+  readonly counters = {
+    frames: 0,
+    sent: 0,
+    dropped: 0,
+    sessions: 0,
+    stale: 0,
+    placed: 0,
+    declined: 0,
+    retired: 0,
+    guestRetires: 0,
+    writesPlaced: 0,
+    writesRefused: 0,
+    quietRequests: 0,
+  };
   readonly closed: Promise<void>;
   private readonly socket: Duplex;
   private readonly options: EthernetTransportOptions;
@@ -398,7 +411,9 @@ class Transport implements EthernetTransport {
     const message = segments && ram && !this.holding ? Buffer.allocUnsafe(size) : undefined;
     if (!message || !ram!.read(segments!, message.subarray(TWRITE_HEADER_SIZE))) {
       this.counters.writesRefused++;
-      this.log(`9p transport: placed write ${conn}:${tag} refused (${!ram ? 'no guest RAM to read' : !segments ? 'bad page list' : this.holding ? 'held for a suspend' : 'pages outside guest RAM'}): EIO`);
+      this.log(
+        `9p transport: placed write ${conn}:${tag} refused (${!ram ? 'no guest RAM to read' : !segments ? 'bad page list' : this.holding ? 'held for a suspend' : 'pages outside guest RAM'}): EIO`,
+      );
       this.sendMessage(conn, Buffer.from(peer), rlerror(tag, Errno.EIO));
       return;
     }

@@ -15,19 +15,7 @@
 import type { Duplex } from 'node:stream';
 import { ByteQueue } from '../primitives/byte-queue.ts';
 import { readBuffers } from './read-buffers.ts';
-import {
-  AT_REMOVEDIR,
-  Errno,
-  ErrnoError,
-  LockStatus,
-  LockType,
-  OpenFlags,
-  QidType,
-  baseName,
-  childPath,
-  isValidName,
-  parentPath,
-} from './backend.ts';
+import { AT_REMOVEDIR, Errno, ErrnoError, LockStatus, LockType, OpenFlags, QidType, baseName, childPath, isValidName, parentPath } from './backend.ts';
 import type { LazyAttr, LockRequest, NinepAttr, NinepBackend, NinepHandle, Qid } from './backend.ts';
 import {
   DecodeError,
@@ -427,7 +415,8 @@ class StreamServer implements NinepServer {
    * answers as walk() below. False: not a clone, or a tag still in use.
    */
   private cloneInOrder(frame: Buffer, tag: number): boolean {
-    if (this.msize === 0 || frame.length !== HEADER_SIZE + 10 || frame.readUInt16LE(HEADER_SIZE + 8) !== 0 || this.running.has(tag) || this.queuedTags.has(tag)) return false;
+    if (this.msize === 0 || frame.length !== HEADER_SIZE + 10 || frame.readUInt16LE(HEADER_SIZE + 8) !== 0 || this.running.has(tag) || this.queuedTags.has(tag))
+      return false;
     const fid = frame.readUInt32LE(HEADER_SIZE);
     const newfid = frame.readUInt32LE(HEADER_SIZE + 4);
     const f = this.fids.get(fid);
@@ -728,7 +717,11 @@ class StreamServer implements NinepServer {
       if (pos + direntSize('..') > end) full = true;
       else {
         let parent = f.qid;
-        if (f.path !== '/') parent = await this.getattrPath(parentPath(f.path)).then((a) => a.qid, () => f.qid);
+        if (f.path !== '/')
+          parent = await this.getattrPath(parentPath(f.path)).then(
+            (a) => a.qid,
+            () => f.qid,
+          );
         pos = writeDirent(reply, pos, parent, 2, 4, '..');
       }
     }
@@ -1072,6 +1065,9 @@ export function failureWithoutNames(e: unknown): string {
   if (!(e instanceof Error)) return typeof e;
   const code = (e as { code?: unknown }).code;
   const problem = (e as { problem?: unknown }).problem;
-  const frames = (e.stack ?? '').split('\n').filter((line) => line.startsWith('    at ')).slice(0, 6);
+  const frames = (e.stack ?? '')
+    .split('\n')
+    .filter((line) => line.startsWith('    at '))
+    .slice(0, 6);
   return [`${e.name}${typeof code === 'string' ? ` ${code}` : ''}${typeof problem === 'string' ? ` (${problem})` : ''}`, ...frames].join('\n');
 }

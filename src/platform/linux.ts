@@ -10,7 +10,8 @@ export const linuxPlatform: HostPlatform = {
   platform: 'linux-x64',
   binFolder: `linux-${process.arch}`,
   executableSuffix: '',
-  qemuInstallHint: 'install QEMU with `sudo apt-get install qemu-system-x86 qemu-utils` (Debian/Ubuntu) or `sudo dnf install qemu-system-x86 qemu-img` (Fedora), or put a portable QEMU in .pocketvm/qemu/linux-x64/ on the stick',
+  qemuInstallHint:
+    'install QEMU with `sudo apt-get install qemu-system-x86 qemu-utils` (Debian/Ubuntu) or `sudo dnf install qemu-system-x86 qemu-img` (Fedora), or put a portable QEMU in .pocketvm/qemu/linux-x64/ on the stick',
   caseInsensitivePaths: false,
   orphanGuard(command, args) {
     // RLIMIT_CORE 0 through util-linux's prlimit: QEMU holds the disk key and

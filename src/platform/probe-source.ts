@@ -90,7 +90,12 @@ export function parseRegQuery(output: string): RegistryValue[] {
     if (!match) continue;
     const [, rawName, type, rawData = ''] = match;
     const name = rawName === '(Default)' ? '' : rawName!;
-    const data = type === 'REG_DWORD' || type === 'REG_QWORD' ? Number.parseInt(rawData, 16) : type === 'REG_MULTI_SZ' ? rawData.split('\\0').filter(Boolean).join('\n') : rawData;
+    const data =
+      type === 'REG_DWORD' || type === 'REG_QWORD'
+        ? Number.parseInt(rawData, 16)
+        : type === 'REG_MULTI_SZ'
+          ? rawData.split('\\0').filter(Boolean).join('\n')
+          : rawData;
     values.push({ name, type: type!, data });
   }
   return values;

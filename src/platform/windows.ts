@@ -8,7 +8,8 @@ export const windowsPlatform: HostPlatform = {
   platform: 'win-x64',
   binFolder: `win-${process.arch}`,
   executableSuffix: '.exe',
-  qemuInstallHint: 'put a portable QEMU for Windows in .pocketvm\\qemu\\win-x64\\ on the stick (see README, "Getting QEMU"), or install QEMU for Windows and add it to PATH',
+  qemuInstallHint:
+    'put a portable QEMU for Windows in .pocketvm\\qemu\\win-x64\\ on the stick (see README, "Getting QEMU"), or install QEMU for Windows and add it to PATH',
   caseInsensitivePaths: true,
   orphanGuard(command, args) {
     // No kernel-enforced guard here yet (a Job object / kqueue watcher needs a

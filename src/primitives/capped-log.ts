@@ -224,7 +224,10 @@ export class CappedLog {
 function tidy(text: string): string {
   const clean = text.replace(/\r$/, '').replace(/[\x00-\x08\x0a-\x1f\x7f]/g, '?');
   if (Buffer.byteLength(clean) <= MAX_LINE_BYTES) return clean;
-  return `${Buffer.from(clean).subarray(0, MAX_LINE_BYTES).toString('utf8').replace(/\uFFFD$/, '')}…`;
+  return `${Buffer.from(clean)
+    .subarray(0, MAX_LINE_BYTES)
+    .toString('utf8')
+    .replace(/\uFFFD$/, '')}…`;
 }
 
 function formatBytes(bytes: number): string {

@@ -14,12 +14,14 @@ export function setConsoleSize(session: Session, rows: number, columns: number):
   if (!execs || !(rows > 0) || !(columns > 0)) return Promise.resolve(false);
   return new Promise((resolve) => {
     try {
-      execs.start(execSpec(undefined, { path: 'stty', args: ['-F', GUEST_CONSOLE_DEVICE, 'rows', String(rows), 'cols', String(columns)] }), {
-        onFrame: (frame) => {
-          if (frame.type === 'X') resolve(frame.payload.readInt32LE(0) === 0);
-          else if (frame.type === 'F') resolve(false);
-        },
-      }).end();
+      execs
+        .start(execSpec(undefined, { path: 'stty', args: ['-F', GUEST_CONSOLE_DEVICE, 'rows', String(rows), 'cols', String(columns)] }), {
+          onFrame: (frame) => {
+            if (frame.type === 'X') resolve(frame.payload.readInt32LE(0) === 0);
+            else if (frame.type === 'F') resolve(false);
+          },
+        })
+        .end();
     } catch {
       resolve(false);
     }

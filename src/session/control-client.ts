@@ -37,7 +37,10 @@ export async function sendControl<K extends Op>(layout: StickLayout, op: K, body
       else reject(error);
     });
   });
-  if (!text.trim()) throw new PocketError('noSession', 'the session closed the control channel without answering', { hint: 'it is probably shutting down; check with: launcher status' });
+  if (!text.trim())
+    throw new PocketError('noSession', 'the session closed the control channel without answering', {
+      hint: 'it is probably shutting down; check with: launcher status',
+    });
   const response = JSON.parse(text) as ControlResponse<ControlResults[K]>;
   if (response.ok) return response.result;
   const exit = (response.error.exit in ExitCode ? response.error.exit : 'internal') as ExitCodeName;

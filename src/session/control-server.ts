@@ -49,7 +49,8 @@ function serve(session: Session, address: ControlAddress, socket: Socket): void 
     } catch {
       return reply({ ok: false, error: { exit: 'usage', message: 'malformed control request' } });
     }
-    if (!tokenMatches(address.token, request.token)) return reply({ ok: false, error: { exit: 'usage', message: 'control request refused: wrong session token' } });
+    if (!tokenMatches(address.token, request.token))
+      return reply({ ok: false, error: { exit: 'usage', message: 'control request refused: wrong session token' } });
     // A streamed exec keeps the connection: what follows the line is its frames.
     if (request.op === 'exec-stream') return relayExec(session, request, socket, buffer.subarray(newline + 1));
     handle(session, request).then(

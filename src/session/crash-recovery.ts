@@ -108,7 +108,17 @@ async function recoverDisk(path: string, options: RecoveryOptions): Promise<Disk
   try {
     return await checkAndRepair(path, options);
   } catch (error) {
-    return { path, status: 'failed', leaks: 0, corruptions: 0, leaksFixed: 0, corruptionsFixed: 0, ms: 0, message: (error as Error).message, action: 'left-alone' };
+    return {
+      path,
+      status: 'failed',
+      leaks: 0,
+      corruptions: 0,
+      leaksFixed: 0,
+      corruptionsFixed: 0,
+      ms: 0,
+      message: (error as Error).message,
+      action: 'left-alone',
+    };
   }
 }
 
@@ -117,7 +127,9 @@ async function checkAndRepair(path: string, options: RecoveryOptions): Promise<D
   const key = options.user?.diskKey;
   const checked = await checkDisk(qemuImg, path, key ? { key } : {});
   if (checked.status !== 'leaks') return { ...checked, action: checked.status === 'clean' ? 'none' : 'left-alone' };
-  options.onStep?.(`${basename(path)}: ${checked.leaks} leaked cluster${checked.leaks === 1 ? '' : 's'} (space a killed QEMU had allocated but not yet used); freeing them`);
+  options.onStep?.(
+    `${basename(path)}: ${checked.leaks} leaked cluster${checked.leaks === 1 ? '' : 's'} (space a killed QEMU had allocated but not yet used); freeing them`,
+  );
   const repaired = await checkDisk(qemuImg, path, { ...(key ? { key } : {}), repair: 'leaks' });
   return { ...repaired, leaks: checked.leaks, action: repaired.leaksFixed > 0 ? 'freed-leaks' : 'left-alone' };
 }
@@ -137,7 +149,9 @@ function describeDisk(disk: DiskRecovery): string {
   const name = basename(disk.path);
   switch (disk.status) {
     case 'clean':
-      return disk.action === 'freed-leaks' ? `${name} clean after freeing ${disk.leaksFixed} leaked cluster${disk.leaksFixed === 1 ? '' : 's'}` : `${name} clean`;
+      return disk.action === 'freed-leaks'
+        ? `${name} clean after freeing ${disk.leaksFixed} leaked cluster${disk.leaksFixed === 1 ? '' : 's'}`
+        : `${name} clean`;
     case 'leaks':
       return `${name} has ${disk.leaks} leaked clusters that could not be freed`;
     case 'corrupt':
@@ -154,7 +168,13 @@ export async function recoverAfterCrash(options: RecoveryOptions): Promise<Recov
   const { layout, previous } = options;
   const say = options.onStep ?? (() => {});
   const report: RecoveryReport = {
-    previous: { command: previous.command, pid: previous.pid, hostname: previous.hostname, startedAt: previous.startedAt, ...(previous.user ? { user: previous.user } : {}) },
+    previous: {
+      command: previous.command,
+      pid: previous.pid,
+      hostname: previous.hostname,
+      startedAt: previous.startedAt,
+      ...(previous.user ? { user: previous.user } : {}),
+    },
     disks: [],
     removed: [],
     deferred: [],
@@ -209,7 +229,13 @@ export async function recoverAfterCrash(options: RecoveryOptions): Promise<Recov
   report.ok = report.disks.every((disk) => disk.status === 'clean') && report.registry?.status !== 'damaged';
   const parts = [
     ...report.disks.map(describeDisk),
-    ...(report.registry ? [report.registry.status === 'clean' ? 'registry clean' : `registry ${report.registry.status}${report.registry.message ? `: ${report.registry.message}` : ''}`] : []),
+    ...(report.registry
+      ? [
+          report.registry.status === 'clean'
+            ? 'registry clean'
+            : `registry ${report.registry.status}${report.registry.message ? `: ${report.registry.message}` : ''}`,
+        ]
+      : []),
     ...(report.removed.length > 0 ? [`removed ${report.removed.length} leftover file${report.removed.length === 1 ? '' : 's'}`] : []),
     ...report.deferred,
   ];

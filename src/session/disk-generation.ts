@@ -49,7 +49,9 @@ export function diskGenerationPath(layout: StickLayout, user: string, guest: str
 function mac(scope: GenerationScope, generation: DiskGeneration): Buffer {
   const key = Buffer.from(hkdfSync('sha256', scope.stateKey, Buffer.alloc(0), GENERATION_KEY_INFO, 32));
   try {
-    return createHmac('sha256', key).update(JSON.stringify([scope.user.name, scope.user.id, scope.guest, generation.n, generation.id])).digest();
+    return createHmac('sha256', key)
+      .update(JSON.stringify([scope.user.name, scope.user.id, scope.guest, generation.n, generation.id]))
+      .digest();
   } finally {
     key.fill(0);
   }

@@ -95,7 +95,8 @@ export class ExecService {
     this.#stream = undefined;
     stream.destroy();
     // Whatever was running is gone with the port: its callers hear so.
-    for (const handle of [...this.#running.values()]) this.#deliver({ type: 'F', id: handle.id, payload: Buffer.concat([u32(1), Buffer.from('the session ended while the command ran')]) });
+    for (const handle of [...this.#running.values()])
+      this.#deliver({ type: 'F', id: handle.id, payload: Buffer.concat([u32(1), Buffer.from('the session ended while the command ran')]) });
   }
 
   #deliver(frame: Frame): void {

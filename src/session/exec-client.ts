@@ -66,7 +66,8 @@ export async function openRemoteExec(layout: StickLayout, request: Omit<ExecRequ
       const newline = head.indexOf(0x0a);
       if (newline < 0) return;
       answered = true;
-      const response = JSON.parse(head.subarray(0, newline).toString('utf8')) as { ok: true } | { ok: false; error: { exit: string; message: string; hint?: string } };
+      const response = JSON.parse(head.subarray(0, newline).toString('utf8')) as
+        { ok: true } | { ok: false; error: { exit: string; message: string; hint?: string } };
       if (!response.ok) {
         const exit = (response.error.exit in ExitCode ? response.error.exit : 'internal') as ExitCodeName;
         return reject(new PocketError(exit, response.error.message, response.error.hint ? { hint: response.error.hint } : {}));
@@ -76,7 +77,12 @@ export async function openRemoteExec(layout: StickLayout, request: Omit<ExecRequ
       if (rest.length > 0) onFrames(rest);
     });
     socket.on('close', () => {
-      if (!answered) return reject(new PocketError('noSession', 'the session closed the control channel without answering', { hint: 'it is probably shutting down; check with: launcher status' }));
+      if (!answered)
+        return reject(
+          new PocketError('noSession', 'the session closed the control channel without answering', {
+            hint: 'it is probably shutting down; check with: launcher status',
+          }),
+        );
       if (outcome) settle(outcome);
       else fail(new PocketError('noSession', 'the session ended while the command ran'));
     });
@@ -88,7 +94,8 @@ export async function openRemoteExec(layout: StickLayout, request: Omit<ExecRequ
     write: (data) => {
       let ok = true;
       if (!writable()) return ok;
-      for (let offset = 0; offset < data.length; offset += DATA_CHUNK_BYTES) ok = socket.write(encodeFrame('I', 0, data.subarray(offset, offset + DATA_CHUNK_BYTES)));
+      for (let offset = 0; offset < data.length; offset += DATA_CHUNK_BYTES)
+        ok = socket.write(encodeFrame('I', 0, data.subarray(offset, offset + DATA_CHUNK_BYTES)));
       return ok;
     },
     onDrain: (listener) => void socket.on('drain', listener),

@@ -20,7 +20,8 @@ export const FACTS_TOOL = '/usr/bin/pocketvm-facts';
 export async function readGuestFacts(agent: GuestAgentClient): Promise<GuestFacts> {
   const result = await agent.run(FACTS_TOOL, [], { timeoutMs: 30_000 });
   const text = result.stdout.toString('utf8').trim();
-  if (result.exitCode !== 0) throw new GuestFailedError(`${FACTS_TOOL} failed in the guest (exit ${result.exitCode}): ${result.stderr.toString('utf8').trim()}`);
+  if (result.exitCode !== 0)
+    throw new GuestFailedError(`${FACTS_TOOL} failed in the guest (exit ${result.exitCode}): ${result.stderr.toString('utf8').trim()}`);
   const parsed = GuestFactsSchema.safeParse(JSON.parse(text));
   if (!parsed.success) throw new GuestFailedError(`${FACTS_TOOL} printed unexpected output: ${text.slice(0, 200)}`);
   return parsed.data;

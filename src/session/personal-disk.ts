@@ -20,12 +20,21 @@ export function userCmdline(user: Pick<UnlockedUser, 'name'>): string {
 }
 
 /** The attach hook for Machine.boot; `onAttached` hears whether the disk was created. */
-export function attachPersonalDisk(layout: StickLayout, guest: string, user: UnlockedUser, onAttached?: (result: EncryptedDiskResult & { path: string }) => void): (qmp: QmpClient) => Promise<void> {
+export function attachPersonalDisk(
+  layout: StickLayout,
+  guest: string,
+  user: UnlockedUser,
+  onAttached?: (result: EncryptedDiskResult & { path: string }) => void,
+): (qmp: QmpClient) => Promise<void> {
   const path = personalDiskPath(layout, user.name, guest);
   return async (qmp) => {
     await mkdir(dirname(path), { recursive: true });
     // keepSecret: a session can be suspended and resumed (src/session/suspend.ts, resume.ts).
-    const result = await attachEncryptedDisk(qmp, { path, key: user.diskKey, id: 'pvm-home', serial: HOME_DISK_SERIAL, bus: hotplugPort(0), sizeBytes: HOME_DISK_BYTES, keepSecret: true }, existsSync);
+    const result = await attachEncryptedDisk(
+      qmp,
+      { path, key: user.diskKey, id: 'pvm-home', serial: HOME_DISK_SERIAL, bus: hotplugPort(0), sizeBytes: HOME_DISK_BYTES, keepSecret: true },
+      existsSync,
+    );
     onAttached?.({ ...result, path });
   };
 }

@@ -63,9 +63,11 @@ export class GuestResume {
     try {
       const endpoint = channels.extra?.[RESUME_CHANNEL_ID];
       const stream = streams[RESUME_CHANNEL_ID];
-      if (endpoint?.kind !== 'fd' || !stream) throw new SavedStateError('resuming needs a descriptor channel, which this host does not offer yet', { details: { reason: 'unsupported' } });
+      if (endpoint?.kind !== 'fd' || !stream)
+        throw new SavedStateError('resuming needs a descriptor channel, which this host does not offer yet', { details: { reason: 'unsupported' } });
       const machineType = await resolvedMachineType(qmp);
-      if (machineType !== this.meta.machineType) throw new SavedStateError(`it was saved on machine type ${this.meta.machineType}; this QEMU's is ${machineType}`, { details: { reason: 'machine' } });
+      if (machineType !== this.meta.machineType)
+        throw new SavedStateError(`it was saved on machine type ${this.meta.machineType}; this QEMU's is ${machineType}`, { details: { reason: 'machine' } });
       const handle = await open(this.file, 'r');
       let opened: OpenedState<unknown> | undefined;
       try {
@@ -96,7 +98,9 @@ export class GuestResume {
     const reason = String(cause.details['reason'] ?? 'resume-failed');
     const damaged = ['damaged', 'truncated', 'key', 'format'].includes(reason);
     return new SavedStateError(`the suspended guest in ${this.file} could not be resumed: ${message}; the saved state was kept`, {
-      hint: damaged ? 'launcher run --cold-boot boots afresh (it sets the saved state aside)' : 'launcher run --cold-boot boots afresh (it sets the saved state aside); or resume it on the PC it was saved on',
+      hint: damaged
+        ? 'launcher run --cold-boot boots afresh (it sets the saved state aside)'
+        : 'launcher run --cold-boot boots afresh (it sets the saved state aside); or resume it on the PC it was saved on',
       details: { reason, kept: true, file: this.file, cause: cause.message },
       cause,
     });
@@ -137,7 +141,16 @@ export async function correctClock(machine: Machine): Promise<number | null> {
  * the state kept (`launcher run` has already asked the person what to do; a
  * launch that gets here with an unresumable state was not told).
  */
-export async function planResume(args: { layout: StickLayout; guest: string; user: { name: string; id: string }; stateKey: Buffer; qemu: QemuBinaries; accelerators: readonly Accelerator[]; memory: { totalMiB: number; availableMiB: number }; fingerprint: string | null }): Promise<GuestResume | undefined> {
+export async function planResume(args: {
+  layout: StickLayout;
+  guest: string;
+  user: { name: string; id: string };
+  stateKey: Buffer;
+  qemu: QemuBinaries;
+  accelerators: readonly Accelerator[];
+  memory: { totalMiB: number; availableMiB: number };
+  fingerprint: string | null;
+}): Promise<GuestResume | undefined> {
   const verdict = await examineSavedState({
     layout: args.layout,
     guest: args.guest,
@@ -172,6 +185,14 @@ export async function resumeHostHere(stickRoot: string, accelerator: Accelerator
   const layout = stickLayout(stickRoot);
   const fingerprint = await hostFingerprint(layout.hostSalt);
   const plan = await planAccelerators(accelerator, await host.probeAccelerators(), new AcceleratorVerdicts(layout.acceleratorVerdicts, fingerprint));
-  const memory = await host.probe().memory().catch(() => ({ totalMiB: Math.floor(totalmem() / 1048576), availableMiB: Math.floor(freemem() / 1048576) }));
-  return { qemuVersion: await probeQemuVersion(findQemu(host, stickRoot)), accelerators: plan.candidates, memory: { totalMiB: memory.totalMiB, availableMiB: memory.availableMiB }, fingerprint };
+  const memory = await host
+    .probe()
+    .memory()
+    .catch(() => ({ totalMiB: Math.floor(totalmem() / 1048576), availableMiB: Math.floor(freemem() / 1048576) }));
+  return {
+    qemuVersion: await probeQemuVersion(findQemu(host, stickRoot)),
+    accelerators: plan.candidates,
+    memory: { totalMiB: memory.totalMiB, availableMiB: memory.availableMiB },
+    fingerprint,
+  };
 }

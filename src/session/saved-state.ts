@@ -60,9 +60,16 @@ export type ResumeVerdict =
 
 function isMeta(value: Record<string, unknown>): boolean {
   return (
-    value['format'] === VMSTATE_FORMAT && typeof value['guest'] === 'string' && typeof value['user'] === 'string' && typeof value['qemu'] === 'string' &&
-    typeof value['machineType'] === 'string' && typeof value['cpuModel'] === 'string' && typeof value['accelerator'] === 'string' &&
-    Number.isInteger(value['memoryMiB']) && Number.isInteger(value['cpus']) && typeof value['createdAt'] === 'string'
+    value['format'] === VMSTATE_FORMAT &&
+    typeof value['guest'] === 'string' &&
+    typeof value['user'] === 'string' &&
+    typeof value['qemu'] === 'string' &&
+    typeof value['machineType'] === 'string' &&
+    typeof value['cpuModel'] === 'string' &&
+    typeof value['accelerator'] === 'string' &&
+    Number.isInteger(value['memoryMiB']) &&
+    Number.isInteger(value['cpus']) &&
+    typeof value['createdAt'] === 'string'
   );
 }
 
@@ -72,10 +79,22 @@ function isMeta(value: Record<string, unknown>): boolean {
  * the key, checks the end of the file (truncation) and the machine it needs;
  * the chunks in between are verified as they are loaded.
  */
-export async function examineSavedState(args: { layout: StickLayout; guest: string; user: { name: string; id: string }; stateKey: Buffer; host: () => Promise<ResumeHost> }): Promise<ResumeVerdict | undefined> {
+export async function examineSavedState(args: {
+  layout: StickLayout;
+  guest: string;
+  user: { name: string; id: string };
+  stateKey: Buffer;
+  host: () => Promise<ResumeHost>;
+}): Promise<ResumeVerdict | undefined> {
   const { file } = savedStatePaths(args.layout, args.user.name, args.guest);
   if (!existsSync(file)) return undefined;
-  const refuse = (reason: string, message: string, meta?: VmStateMeta): ResumeVerdict => ({ resumable: false, file, reason, message, ...(meta ? { meta } : {}) });
+  const refuse = (reason: string, message: string, meta?: VmStateMeta): ResumeVerdict => ({
+    resumable: false,
+    file,
+    reason,
+    message,
+    ...(meta ? { meta } : {}),
+  });
   const handle = await open(file, 'r');
   let meta: VmStateMeta;
   let chunks: number;
@@ -97,15 +116,18 @@ export async function examineSavedState(args: { layout: StickLayout; guest: stri
   } finally {
     await handle.close();
   }
-  if (meta.guest !== args.guest || meta.user !== args.user.name || (meta.userId && meta.userId !== args.user.id)) return refuse('mismatch', `it belongs to ${meta.user}'s ${meta.guest} guest`, meta);
+  if (meta.guest !== args.guest || meta.user !== args.user.name || (meta.userId && meta.userId !== args.user.id))
+    return refuse('mismatch', `it belongs to ${meta.user}'s ${meta.guest} guest`, meta);
   const stale = staleness(meta.diskGeneration, await readDiskGeneration({ layout: args.layout, user: args.user, guest: args.guest, stateKey: args.stateKey }));
   if (stale) return refuse('stale', stale, meta);
   const host = await args.host();
   if (meta.qemu !== host.qemuVersion) return refuse('qemu', `it was saved by QEMU ${meta.qemu}; this PC runs QEMU ${host.qemuVersion}`, meta);
-  if (!host.accelerators.includes(meta.accelerator)) return refuse('accelerator', `it was saved under ${meta.accelerator}, which is not available here (${host.accelerators.join(', ')})`, meta);
+  if (!host.accelerators.includes(meta.accelerator))
+    return refuse('accelerator', `it was saved under ${meta.accelerator}, which is not available here (${host.accelerators.join(', ')})`, meta);
   const capMiB = Math.min(Math.floor(host.memory.availableMiB * AVAILABLE_SHARE), host.memory.totalMiB - HOST_RESERVE_MIB);
   if (meta.memoryMiB > capMiB) return refuse('memory', `it needs ${meta.memoryMiB} MiB of memory; this PC can spare ${Math.max(0, capMiB)} MiB now`, meta);
-  if (!existsSync(personalDiskPath(args.layout, args.user.name, args.guest))) return refuse('disk-missing', `${args.user.name}'s personal disk for ${args.guest} is missing`, meta);
+  if (!existsSync(personalDiskPath(args.layout, args.user.name, args.guest)))
+    return refuse('disk-missing', `${args.user.name}'s personal disk for ${args.guest} is missing`, meta);
   return { resumable: true, file, meta, bytes, chunks, sameHost: meta.host !== null && meta.host === host.fingerprint };
 }
 
@@ -114,10 +136,12 @@ export async function examineSavedState(args: { layout: StickLayout; guest: stri
  * now in `current` (src/session/disk-generation.ts), or undefined when it may.
  */
 export function staleness(saved: DiskGeneration | undefined, current: DiskGeneration | undefined | 'forged'): string | undefined {
-  if (current === 'forged') return 'the personal disk\'s generation record does not verify (changed without the passphrase), so nothing says the disk is still as the state left it';
+  if (current === 'forged')
+    return "the personal disk's generation record does not verify (changed without the passphrase), so nothing says the disk is still as the state left it";
   if (saved === undefined) return current === undefined ? undefined : 'it is older than the personal disk, which has been written since';
-  if (current === undefined) return 'the personal disk\'s generation record is missing, so nothing says the disk is still as the state left it';
-  if (saved.id !== current.id) return `it was saved in run ${saved.n} of the personal disk, which has been written since (run ${current.n}): resuming it would lose or corrupt that newer data`;
+  if (current === undefined) return "the personal disk's generation record is missing, so nothing says the disk is still as the state left it";
+  if (saved.id !== current.id)
+    return `it was saved in run ${saved.n} of the personal disk, which has been written since (run ${current.n}): resuming it would lose or corrupt that newer data`;
   return undefined;
 }
 

@@ -66,7 +66,13 @@ export function ignoredSizingValues(registry: Pick<GuestRegistry, 'get'>): Ignor
   for (const entry of [WELL_KNOWN.memoryMiB, WELL_KNOWN.cpus]) {
     const found = registry.get(entry.key, entry.name);
     if (!found || (found.value.type === 'int32' && found.value.data > 0)) continue;
-    ignored.push({ key: entry.key, name: entry.name, layer: found.layer, data: String(found.value.data), reason: found.value.type === 'int32' ? 'not a positive number, so the guest is sized without it' : `of type ${found.value.type}, not int32` });
+    ignored.push({
+      key: entry.key,
+      name: entry.name,
+      layer: found.layer,
+      data: String(found.value.data),
+      reason: found.value.type === 'int32' ? 'not a positive number, so the guest is sized without it' : `of type ${found.value.type}, not int32`,
+    });
   }
   return ignored;
 }

@@ -199,7 +199,8 @@ export class Session {
    */
   async suspend(): Promise<SuspendResult> {
     if (this.#stopping || this.#suspending) throw new UsageError(`${this.guest} is already ${this.#stopping ? 'shutting down' : 'being suspended'}`);
-    if (!this.stateContext) throw new UsageError('only a logged-in user\'s guest can be suspended (its state is encrypted with their key)', 'launcher eject shuts it down instead');
+    if (!this.stateContext)
+      throw new UsageError("only a logged-in user's guest can be suspended (its state is encrypted with their key)", 'launcher eject shuts it down instead');
     refuseSuspendWhileFull(this);
     const started = performance.now();
     // From here until QEMU has quit, or the suspend failed and continued the guest, the guest stays stopped.

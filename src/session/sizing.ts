@@ -15,7 +15,6 @@ import { HostTooSmallError } from '../errors.ts';
 import type { HostProfile } from '../hostprobe/host-profile.ts';
 import type { GuestManifest } from '../payload/guest-manifest.ts';
 
-
 export interface MachineSizing {
   memoryMiB: number;
   cpus: number;
@@ -56,7 +55,10 @@ export function sizeMachine(manifest: GuestManifest, profile: SizingHost, overri
   const reserveCap = totalMiB - HOST_RESERVE_MIB;
   const capMiB = Math.min(shareCap, reserveCap);
   if (capMiB < minimumMiB) {
-    const binding = shareCap <= reserveCap ? `half of the ${availableMiB} MiB available is ${shareCap} MiB` : `${totalMiB} MiB total less the ${HOST_RESERVE_MIB} MiB the host keeps is ${reserveCap} MiB`;
+    const binding =
+      shareCap <= reserveCap
+        ? `half of the ${availableMiB} MiB available is ${shareCap} MiB`
+        : `${totalMiB} MiB total less the ${HOST_RESERVE_MIB} MiB the host keeps is ${reserveCap} MiB`;
     throw new HostTooSmallError(`this computer cannot spare the ${minimumMiB} MiB the ${manifest.name} guest needs at least (${binding})`, {
       hint: 'close programs to free memory and try again, or use a computer with more memory',
       details: { resource: 'memory', minimumMiB, availableMiB, totalMiB, capMiB },
@@ -65,7 +67,8 @@ export function sizeMachine(manifest: GuestManifest, profile: SizingHost, overri
   let memoryMiB = wantedMiB;
   if (wantedMiB > capMiB) {
     memoryMiB = capMiB;
-    const binding = shareCap <= reserveCap ? `half of the host's ${availableMiB} MiB available` : `the host's ${totalMiB} MiB total less a ${HOST_RESERVE_MIB} MiB reserve`;
+    const binding =
+      shareCap <= reserveCap ? `half of the host's ${availableMiB} MiB available` : `the host's ${totalMiB} MiB total less a ${HOST_RESERVE_MIB} MiB reserve`;
     reasons.push(`memory ${memoryMiB} MiB: ${wantedFrom} is more than ${binding} (${capMiB} MiB)`);
   } else {
     reasons.push(`memory ${memoryMiB} MiB: ${wantedFrom} (the host could spare up to ${capMiB} MiB)`);
@@ -88,10 +91,13 @@ export function sizeMachine(manifest: GuestManifest, profile: SizingHost, overri
   let cpus = Math.min(wantedCpus, cpuCap);
   if (cpus < minimumCpus) {
     if (minimumCpus > threads) {
-      throw new HostTooSmallError(`this computer has ${threads} CPU thread${threads === 1 ? '' : 's'}; the ${manifest.name} guest needs at least ${minimumCpus}`, {
-        hint: 'use a computer with more CPU threads',
-        details: { resource: 'cpus', minimum: minimumCpus, threads },
-      });
+      throw new HostTooSmallError(
+        `this computer has ${threads} CPU thread${threads === 1 ? '' : 's'}; the ${manifest.name} guest needs at least ${minimumCpus}`,
+        {
+          hint: 'use a computer with more CPU threads',
+          details: { resource: 'cpus', minimum: minimumCpus, threads },
+        },
+      );
     }
     cpus = minimumCpus;
     reasons.push(`vCPUs ${cpus}: the guest's minimum, sharing the host's last thread (the host has ${threads})`);

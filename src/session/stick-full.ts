@@ -54,7 +54,10 @@ export interface WatchedSession {
 export function refuseSuspendWhileFull(session: Pick<WatchedSession, 'stickFull'>): void {
   if (!session.stickFull) return;
   if (session.stickFull.full === false) {
-    throw new StickError('the stick failed an I/O request: the guest is paused until it succeeds, and cannot be suspended meanwhile', 'check the stick and its port (the guest then continues by itself) and suspend again, or shut it down (launcher eject)');
+    throw new StickError(
+      'the stick failed an I/O request: the guest is paused until it succeeds, and cannot be suspended meanwhile',
+      'check the stick and its port (the guest then continues by itself) and suspend again, or shut it down (launcher eject)',
+    );
   }
   throw new StickError(
     'the stick is full: the guest is paused until there is room, and cannot be suspended meanwhile',

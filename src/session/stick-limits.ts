@@ -5,7 +5,13 @@
 // guest's channel refuses that key), else the defaults below. A refusal is
 // said once in one line (again at most once a minute) and shown in
 // `launcher status` (`storage` in its --json) while it lasts.
-import { GUEST_REGISTRY_LIMITS, GuestRegistryQuota, type GuestRegistryLimits, type GuestRegistryUsage, type QuotaRegistry } from '../guestregistry/guest-quota.ts';
+import {
+  GUEST_REGISTRY_LIMITS,
+  GuestRegistryQuota,
+  type GuestRegistryLimits,
+  type GuestRegistryUsage,
+  type QuotaRegistry,
+} from '../guestregistry/guest-quota.ts';
 import type { GuestRegistry } from '../guestregistry/registry.ts';
 import { WELL_KNOWN } from '../guestregistry/well-known.ts';
 import { StoreQuota, type StoreQuotaStatus } from '../dyntable/store-quota.ts';

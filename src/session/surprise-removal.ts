@@ -116,7 +116,15 @@ class FlushTracker {
 
 /** The host probe's stick facts (HostProfile.stick), as the presence monitor's hints. */
 export function stickHints(
-  stick: { kind?: string; mountpoint?: string | null; drive?: { device: string } | null; usbIdentity?: { vendorId: string; productId: string; serial?: string | null } | null } | null | undefined,
+  stick:
+    | {
+        kind?: string;
+        mountpoint?: string | null;
+        drive?: { device: string } | null;
+        usbIdentity?: { vendorId: string; productId: string; serial?: string | null } | null;
+      }
+    | null
+    | undefined,
 ): StickHints | undefined {
   if (!stick) return undefined;
   const usb = stick.usbIdentity;

@@ -76,7 +76,10 @@ async function checkRoom(stickRoot: string, memoryMiB: number): Promise<void> {
   const fs = await statfs(stickRoot).catch(() => undefined);
   if (fs && fs.bavail * fs.bsize < needed) {
     const free = Math.floor((fs.bavail * fs.bsize) / 1024 ** 2);
-    throw new StickError(`the stick is too full to suspend: the state needs up to ${Math.ceil(needed / 1024 ** 2)} MiB and ${free} MiB are free`, 'free some space on the stick, or shut the guest down instead (launcher eject)');
+    throw new StickError(
+      `the stick is too full to suspend: the state needs up to ${Math.ceil(needed / 1024 ** 2)} MiB and ${free} MiB are free`,
+      'free some space on the stick, or shut the guest down instead (launcher eject)',
+    );
   }
 }
 
@@ -146,7 +149,13 @@ export async function saveGuestState(session: SuspendTarget, context: StateConte
       await written;
     } catch (error) {
       // A write that failed first (stick full, too big) explains a migration that failed after it.
-      const writeError = await Promise.race([written.then(() => undefined, (e: unknown) => e), new Promise((r) => setTimeout(r, 500, undefined))]);
+      const writeError = await Promise.race([
+        written.then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+        new Promise((r) => setTimeout(r, 500, undefined)),
+      ]);
       throw writeError instanceof PocketError ? writeError : error;
     }
     await rename(paths.partial, paths.file);
@@ -197,7 +206,7 @@ class DurableFileWriter extends Writable {
     let written = (await this.#file.writev(buffers)).bytesWritten;
     if (written < total) {
       const rest = Buffer.concat(buffers).subarray(written);
-      for (let at = 0; at < rest.length; ) at += (await this.#file.write(rest, at)).bytesWritten;
+      for (let at = 0; at < rest.length;) at += (await this.#file.write(rest, at)).bytesWritten;
       written = total;
     }
     this.#sinceSync += written;
@@ -210,17 +219,29 @@ class DurableFileWriter extends Writable {
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
-    this.#writeAll(chunks.map((entry) => entry.chunk)).then(() => callback(), (error: unknown) => callback(stickWriteError(error)));
+    this.#writeAll(chunks.map((entry) => entry.chunk)).then(
+      () => callback(),
+      (error: unknown) => callback(stickWriteError(error)),
+    );
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.#syncing.then(() => this.#file.sync()).then(() => callback(), (error: unknown) => callback(stickWriteError(error)));
+    this.#syncing
+      .then(() => this.#file.sync())
+      .then(
+        () => callback(),
+        (error: unknown) => callback(stickWriteError(error)),
+      );
   }
 }
 
 function stickWriteError(error: unknown): Error {
   const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EFBIG' || code === 'EDQUOT') return new StickError(`the stick is full: the saved state could not be written (${code})`, 'free some space on the stick, or shut the guest down instead (launcher eject)');
+  if (code === 'ENOSPC' || code === 'EFBIG' || code === 'EDQUOT')
+    return new StickError(
+      `the stick is full: the saved state could not be written (${code})`,
+      'free some space on the stick, or shut the guest down instead (launcher eject)',
+    );
   return error as Error;
 }
 
@@ -236,5 +257,13 @@ export async function quitAfterSave(machine: Machine, timeoutMs = 10_000): Promi
   machine.kill();
   const killed = await machine.process.exited;
   const ms = Math.round(performance.now() - started);
-  return { step: 'kill', ms, attempts: [{ step: 'quit', outcome: 'timeout', ms: timeoutMs }, { step: 'kill', outcome: 'stopped', ms: ms - timeoutMs }], exit: killed };
+  return {
+    step: 'kill',
+    ms,
+    attempts: [
+      { step: 'quit', outcome: 'timeout', ms: timeoutMs },
+      { step: 'kill', outcome: 'stopped', ms: ms - timeoutMs },
+    ],
+    exit: killed,
+  };
 }

@@ -18,10 +18,18 @@ export interface CloneProgress {
   unit?: 'bytes';
 }
 
-export async function cloneStick(options: { from: string; to: string; onProgress?: (event: CloneProgress) => void }): Promise<{ files: number; bytes: number }> {
+export async function cloneStick(options: {
+  from: string;
+  to: string;
+  onProgress?: (event: CloneProgress) => void;
+}): Promise<{ files: number; bytes: number }> {
   const report = options.onProgress ?? (() => {});
   const manifest = await readManifest(options.from);
-  if (!manifest) throw new StickError(`${options.from} has no ${MANIFEST_PATH}, so this launcher does not know which files make a stick`, 'make sticks from a complete stick, or with `node build.js stick DIR` in a checkout');
+  if (!manifest)
+    throw new StickError(
+      `${options.from} has no ${MANIFEST_PATH}, so this launcher does not know which files make a stick`,
+      'make sticks from a complete stick, or with `node build.js stick DIR` in a checkout',
+    );
   const target = stickLayout(options.to);
   if (existsSync(options.to) && (await readdir(options.to)).length > 0 && !existsSync(target.marker)) {
     throw new StickError(`${options.to} is not empty and is not a pocketvm stick`, 'choose an empty folder');
@@ -48,7 +56,10 @@ export async function cloneStick(options: { from: string; to: string; onProgress
   for (const dir of [target.usersRoot, target.runDir]) await mkdir(dir, { recursive: true });
   report({ step: 'verify', message: `checking the copy in ${options.to}`, done: total, total, unit: 'bytes' });
   const { problems } = await verifyAgainst(options.to, manifest);
-  if (problems.length > 0) throw new StickTamperedError(`the copy in ${options.to} differs from the manifest: ${describeProblems(problems)}`, { hint: 'the source stick or the target drive is damaged; `launcher verify` on the source tells which' });
+  if (problems.length > 0)
+    throw new StickTamperedError(`the copy in ${options.to} differs from the manifest: ${describeProblems(problems)}`, {
+      hint: 'the source stick or the target drive is damaged; `launcher verify` on the source tells which',
+    });
   await copyFile(join(options.from, ...MANIFEST_PATH.split('/')), join(options.to, ...MANIFEST_PATH.split('/')));
   return { files: paths.length, bytes: total };
 }

@@ -24,5 +24,8 @@ export async function freeBytes(stickRoot: string): Promise<number | undefined> 
 export async function requireRoomToLaunch(stickRoot: string, minimum = LAUNCH_MIN_FREE_BYTES): Promise<void> {
   const free = await freeBytes(stickRoot);
   if (free === undefined || free >= minimum) return;
-  throw new StickError(`the stick is full: ${mib(free)} MiB free, and a launch needs at least ${mib(minimum)} MiB`, 'free some space on the stick (nothing on it was changed), then launch again');
+  throw new StickError(
+    `the stick is full: ${mib(free)} MiB free, and a launch needs at least ${mib(minimum)} MiB`,
+    'free some space on the stick (nothing on it was changed), then launch again',
+  );
 }

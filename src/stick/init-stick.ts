@@ -50,9 +50,21 @@ async function copyAtomic(source: string, target: string): Promise<void> {
  * some (/proc) make a recursive mkdir spin forever instead of failing.
  */
 const PSEUDO_FILE_SYSTEMS = new Map<number, string>([
-  [0x9fa0, 'proc'], [0x62656572, 'sysfs'], [0x1cd1, 'devpts'], [0x27e0eb, 'cgroup'], [0x63677270, 'cgroup2'],
-  [0x64626720, 'debugfs'], [0x73636673, 'securityfs'], [0x74726163, 'tracefs'], [0xcafe4a11, 'bpf'], [0x62656570, 'configfs'],
-  [0x6165676c, 'pstore'], [0xde5e81e4, 'efivarfs'], [0x19800202, 'mqueue'], [0x42494e4d, 'binfmt_misc'], [0x65735543, 'fusectl'],
+  [0x9fa0, 'proc'],
+  [0x62656572, 'sysfs'],
+  [0x1cd1, 'devpts'],
+  [0x27e0eb, 'cgroup'],
+  [0x63677270, 'cgroup2'],
+  [0x64626720, 'debugfs'],
+  [0x73636673, 'securityfs'],
+  [0x74726163, 'tracefs'],
+  [0xcafe4a11, 'bpf'],
+  [0x62656570, 'configfs'],
+  [0x6165676c, 'pstore'],
+  [0xde5e81e4, 'efivarfs'],
+  [0x19800202, 'mqueue'],
+  [0x42494e4d, 'binfmt_misc'],
+  [0x65735543, 'fusectl'],
 ]);
 
 /** Refuses a root that is a file, or that would be made inside a pseudo file system. */
@@ -74,7 +86,11 @@ async function checkRoot(root: string): Promise<void> {
   await assertWritable(existing);
   if (!platformOf()?.statfsPseudoFileSystems) return;
   const kind = PSEUDO_FILE_SYSTEMS.get(Number((await statfs(existing)).type));
-  if (kind) throw new UsageError(`${root} is on ${kind}, a pseudo file system of the kernel: a stick cannot be made there`, 'name a folder on the USB stick (or another real disk)');
+  if (kind)
+    throw new UsageError(
+      `${root} is on ${kind}, a pseudo file system of the kernel: a stick cannot be made there`,
+      'name a folder on the USB stick (or another real disk)',
+    );
 }
 
 /** What a failed first init made: removed, so a half-made stick does not stay behind. */
@@ -134,7 +150,13 @@ async function copyGuest(options: InitStickOptions, layout: StickLayout, guest: 
   await mkdir(targetDir, { recursive: true });
   // SHA256SUMS goes last: until it is there the copy is visibly incomplete.
   // registry.reg: the guest registry's defaults layer (src/guestregistry), when the payload has one.
-  const files = [source.manifest.kernel, source.manifest.initrd, 'guest.json', ...(existsSync(join(source.dir, 'registry.reg')) ? ['registry.reg'] : []), CHECKSUM_FILE];
+  const files = [
+    source.manifest.kernel,
+    source.manifest.initrd,
+    'guest.json',
+    ...(existsSync(join(source.dir, 'registry.reg')) ? ['registry.reg'] : []),
+    CHECKSUM_FILE,
+  ];
   const sizes = await Promise.all(files.map(async (name) => (await stat(join(source.dir, name))).size));
   const total = sizes.reduce((a, b) => a + b, 0);
   let done = 0;

@@ -227,7 +227,14 @@ export async function acquireLock(layout: StickLayout, command: string, extra: P
   await assertWritable(layout.root);
   await mkdir(layout.runDir, { recursive: true });
   const processStart = processStartTicks(process.pid);
-  const holder: LockHolder = { pid: process.pid, hostname: hostname(), command, startedAt: new Date().toISOString(), ...(processStart === undefined ? {} : { processStart }), ...extra };
+  const holder: LockHolder = {
+    pid: process.pid,
+    hostname: hostname(),
+    command,
+    startedAt: new Date().toISOString(),
+    ...(processStart === undefined ? {} : { processStart }),
+    ...extra,
+  };
   let takenOver: LockHolder | undefined;
   for (let attempt = 0; attempt < 20; attempt++) {
     try {

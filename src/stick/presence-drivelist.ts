@@ -49,7 +49,10 @@ async function loadDrivelist(): Promise<DriveLister | undefined> {
   }
 }
 
-export function drivelistSource(root: string, options: { intervalMs: number; lister?: DriveLister; known?: { device: string; mountpoint: string } }): PresenceSource {
+export function drivelistSource(
+  root: string,
+  options: { intervalMs: number; lister?: DriveLister; known?: { device: string; mountpoint: string } },
+): PresenceSource {
   let list: DriveLister | undefined;
   let watched: { device: string; mountpoint: string } | undefined;
 
@@ -63,7 +66,8 @@ export function drivelistSource(root: string, options: { intervalMs: number; lis
     }
     const drive = drives.find((candidate) => candidate.device === watched!.device);
     if (!drive) return { signal: 'drivelist', detail: `the drive ${watched.device} is no longer listed` };
-    if (!drive.mountpoints.some((m) => m.path === watched!.mountpoint)) return { signal: 'drivelist', detail: `the drive ${watched.device} no longer mounts ${watched.mountpoint}` };
+    if (!drive.mountpoints.some((m) => m.path === watched!.mountpoint))
+      return { signal: 'drivelist', detail: `the drive ${watched.device} no longer mounts ${watched.mountpoint}` };
     return undefined;
   };
 

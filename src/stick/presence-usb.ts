@@ -55,7 +55,14 @@ export async function usbIdentityOfBlockDevice(blockDevice: string): Promise<Usb
     const product = readSysfs(dir, 'idProduct');
     if (busnum && devnum && vendor && product) {
       const serial = readSysfs(dir, 'serial');
-      return { vendorId: parseInt(vendor, 16), productId: parseInt(product, 16), busnum: Number(busnum), devnum: Number(devnum), ...(serial ? { serial } : {}), sysfsPath: dir };
+      return {
+        vendorId: parseInt(vendor, 16),
+        productId: parseInt(product, 16),
+        busnum: Number(busnum),
+        devnum: Number(devnum),
+        ...(serial ? { serial } : {}),
+        sysfsPath: dir,
+      };
     }
     dir = dirname(dir);
   }
@@ -89,7 +96,10 @@ async function loadUsb(): Promise<UsbBinding | undefined> {
   }
 }
 
-export function usbSource(root: string, options: { identity?: () => Promise<UsbIdentity | undefined>; binding?: () => Promise<UsbBinding | undefined>; known?: UsbIdentity } = {}): PresenceSource {
+export function usbSource(
+  root: string,
+  options: { identity?: () => Promise<UsbIdentity | undefined>; binding?: () => Promise<UsbBinding | undefined>; known?: UsbIdentity } = {},
+): PresenceSource {
   let emitter: InstanceType<UsbBinding['Emitter']> | undefined;
   let stopped = false;
   let report: SourceReport | undefined;
@@ -112,7 +122,11 @@ export function usbSource(root: string, options: { identity?: () => Promise<UsbI
       const created = new usb.Emitter();
       try {
         await created.addDetach((detached) => {
-          if (detached === handle && !stopped) report?.removed({ signal: 'usb', detail: `the USB device ${identity.vendorId.toString(16).padStart(4, '0')}:${identity.productId.toString(16).padStart(4, '0')}${identity.devnum === undefined ? '' : ` (bus ${identity.busnum}, address ${identity.devnum})`} was detached` });
+          if (detached === handle && !stopped)
+            report?.removed({
+              signal: 'usb',
+              detail: `the USB device ${identity.vendorId.toString(16).padStart(4, '0')}:${identity.productId.toString(16).padStart(4, '0')}${identity.devnum === undefined ? '' : ` (bus ${identity.busnum}, address ${identity.devnum})`} was detached`,
+            });
         });
       } catch {
         return false;

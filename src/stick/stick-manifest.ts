@@ -95,19 +95,30 @@ export async function readManifest(root: string): Promise<StickManifest | undefi
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new StickTamperedError(`${MANIFEST_PATH} on ${root} is not valid JSON`, { hint: 'copy a complete stick again (launcher make-stick)', details: { file: MANIFEST_PATH } });
+    throw new StickTamperedError(`${MANIFEST_PATH} on ${root} is not valid JSON`, {
+      hint: 'copy a complete stick again (launcher make-stick)',
+      details: { file: MANIFEST_PATH },
+    });
   }
   const result = manifestSchema.safeParse(parsed);
   if (!result.success) {
     const issue = result.error.issues[0];
-    throw new StickTamperedError(`${MANIFEST_PATH} on ${root} is invalid at ${issue?.path.join('.') || 'the top'}: ${issue?.message ?? 'unknown problem'}`, { details: { file: MANIFEST_PATH } });
+    throw new StickTamperedError(`${MANIFEST_PATH} on ${root} is invalid at ${issue?.path.join('.') || 'the top'}: ${issue?.message ?? 'unknown problem'}`, {
+      details: { file: MANIFEST_PATH },
+    });
   }
   return result.data;
 }
 
 /** Checks the files the manifest lists (those `include` accepts), naming each missing or different one. */
-export async function verifyAgainst(root: string, manifest: StickManifest, options: { include?: (path: string) => boolean; onProgress?: (event: VerifyProgress) => void } = {}): Promise<VerifyResult> {
-  const paths = Object.keys(manifest.files).filter(options.include ?? (() => true)).sort();
+export async function verifyAgainst(
+  root: string,
+  manifest: StickManifest,
+  options: { include?: (path: string) => boolean; onProgress?: (event: VerifyProgress) => void } = {},
+): Promise<VerifyResult> {
+  const paths = Object.keys(manifest.files)
+    .filter(options.include ?? (() => true))
+    .sort();
   const problems: ManifestProblem[] = [];
   let checkedBytes = 0;
   // Progress in bytes under one message: a bar on a terminal, one line in a log.
@@ -135,12 +146,19 @@ export async function verifyAgainst(root: string, manifest: StickManifest, optio
 /** `launcher verify`: the whole stick. */
 export async function verifyStick(root: string, onProgress?: (event: VerifyProgress) => void): Promise<VerifyResult> {
   const manifest = await readManifest(root);
-  if (!manifest) throw new StickError(`${root} has no ${MANIFEST_PATH}: it was not made by make-stick, so there is nothing to verify against`, 'make a complete stick with `launcher make-stick DIR` or `node build.js stick DIR`');
+  if (!manifest)
+    throw new StickError(
+      `${root} has no ${MANIFEST_PATH}: it was not made by make-stick, so there is nothing to verify against`,
+      'make a complete stick with `launcher make-stick DIR` or `node build.js stick DIR`',
+    );
   return verifyAgainst(root, manifest, onProgress ? { onProgress } : {});
 }
 
 export function describeProblems(problems: ManifestProblem[]): string {
-  const named = problems.slice(0, 5).map((p) => `${p.path} (${p.problem})`).join(', ');
+  const named = problems
+    .slice(0, 5)
+    .map((p) => `${p.path} (${p.problem})`)
+    .join(', ');
   return problems.length > 5 ? `${named} and ${problems.length - 5} more` : named;
 }
 
@@ -153,12 +171,16 @@ export function describeProblems(problems: ManifestProblem[]): string {
 export async function checkBeforeLaunch(root: string, guest: string, platform: string): Promise<void> {
   const manifest = await readManifest(root);
   if (!manifest) return;
-  const include = (path: string) => path.startsWith(`.pocketvm/bin/${platform}/`) || path.startsWith(`payload/${guest}/`) || /^launcher(\.exe|\.cmd)?$/.test(path);
+  const include = (path: string) =>
+    path.startsWith(`.pocketvm/bin/${platform}/`) || path.startsWith(`payload/${guest}/`) || /^launcher(\.exe|\.cmd)?$/.test(path);
   const { problems } = await verifyAgainst(root, manifest, { include });
   const payload = problems.filter((p) => p.component === 'payload');
   const hint = 'this stick was changed or damaged since it was made; `launcher verify` lists every difference; copy a complete stick again';
   if (payload.length > 0) {
-    throw new PayloadError(`the ${guest} payload on ${root} differs from the stick's manifest: ${describeProblems(payload)}`, { hint, details: { problems: payload } });
+    throw new PayloadError(`the ${guest} payload on ${root} differs from the stick's manifest: ${describeProblems(payload)}`, {
+      hint,
+      details: { problems: payload },
+    });
   }
   if (problems.length > 0) {
     throw new StickTamperedError(`the launcher on ${root} differs from the stick's manifest: ${describeProblems(problems)}`, { hint, details: { problems } });

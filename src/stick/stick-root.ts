@@ -33,10 +33,16 @@ export async function openStick(root: string): Promise<StickLayout> {
   try {
     marker = JSON.parse(await readFile(layout.marker, 'utf8')) as { format?: unknown };
   } catch {
-    throw new StickError(`${root} is not a pocketvm stick (no .pocketvm/stick.json)`, 'create one with `launcher init-stick DIR`, or pass the right folder with --stick');
+    throw new StickError(
+      `${root} is not a pocketvm stick (no .pocketvm/stick.json)`,
+      'create one with `launcher init-stick DIR`, or pass the right folder with --stick',
+    );
   }
   if (marker.format !== STICK_FORMAT) {
-    throw new StickError(`${root} has stick format ${String(marker.format)}; this launcher reads format ${STICK_FORMAT}`, 'use the launcher that is on that stick');
+    throw new StickError(
+      `${root} has stick format ${String(marker.format)}; this launcher reads format ${STICK_FORMAT}`,
+      'use the launcher that is on that stick',
+    );
   }
   return layout;
 }
@@ -51,7 +57,10 @@ export async function assertWritable(dir: string): Promise<void> {
     await access(dir, constants.W_OK);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EROFS') {
-      throw new StickError(`${dir} is on a read-only file system; nothing was changed`, 'the stick is write-protected or mounted read-only: make it writable (its lock switch, or remount it read-write) and try again');
+      throw new StickError(
+        `${dir} is on a read-only file system; nothing was changed`,
+        'the stick is write-protected or mounted read-only: make it writable (its lock switch, or remount it read-write) and try again',
+      );
     }
     // Anything else (missing, no permission) is reported by the write that follows.
   }

@@ -45,12 +45,27 @@ const SECRET_ID = 'pvm-check-key';
 export function diskCheckArgs(path: string, options: { encrypted: boolean; repair?: 'leaks' }): string[] {
   const repair = options.repair ? ['-r', options.repair] : [];
   if (!options.encrypted) return ['check', '--output=json', ...repair, '-f', 'qcow2', path];
-  return ['check', '--output=json', ...repair, '--object', `secret,id=${SECRET_ID},file=/dev/stdin,format=raw`, '--image-opts', `driver=qcow2,file.filename=${optValue(path)},encrypt.key-secret=${SECRET_ID}`];
+  return [
+    'check',
+    '--output=json',
+    ...repair,
+    '--object',
+    `secret,id=${SECRET_ID},file=/dev/stdin,format=raw`,
+    '--image-opts',
+    `driver=qcow2,file.filename=${optValue(path)},encrypt.key-secret=${SECRET_ID}`,
+  ];
 }
 
-export async function checkDisk(qemuImg: QemuBinaries, path: string, options: { key?: Buffer; repair?: 'leaks'; timeoutMs?: number } = {}): Promise<DiskCheckResult> {
+export async function checkDisk(
+  qemuImg: QemuBinaries,
+  path: string,
+  options: { key?: Buffer; repair?: 'leaks'; timeoutMs?: number } = {},
+): Promise<DiskCheckResult> {
   const started = performance.now();
-  const args = [...(qemuImg.prefixArgs ?? []), ...diskCheckArgs(path, { encrypted: options.key !== undefined, ...(options.repair ? { repair: options.repair } : {}) })];
+  const args = [
+    ...(qemuImg.prefixArgs ?? []),
+    ...diskCheckArgs(path, { encrypted: options.key !== undefined, ...(options.repair ? { repair: options.repair } : {}) }),
+  ];
   const env = { ...qemuImg.env, LC_ALL: 'C' };
   const common = { reject: false, env, extendEnv: true, timeout: options.timeoutMs ?? 120_000 } as const;
   // The key's hex spelling as bytes, zeroed once qemu-img is done (no JavaScript string of it).

@@ -126,7 +126,16 @@ export async function createImage(qmp: QmpClient, options: EncryptedDiskOptions,
  *   announced as BLOCK_IO_ERROR, which src/session/stick-full.ts watches.
  */
 export function personalDiskDevice(options: Pick<EncryptedDiskOptions, 'id' | 'serial' | 'bus'>): Record<string, string> {
-  return { driver: 'virtio-blk-pci', drive: options.id, id: `${options.id}-dev`, serial: options.serial, bus: options.bus, 'write-cache': 'on', werror: 'stop', rerror: 'stop' };
+  return {
+    driver: 'virtio-blk-pci',
+    drive: options.id,
+    id: `${options.id}-dev`,
+    serial: options.serial,
+    bus: options.bus,
+    'write-cache': 'on',
+    werror: 'stop',
+    rerror: 'stop',
+  };
 }
 
 /** Creates the disk if it does not exist, then opens it and plugs it in as virtio-blk. */

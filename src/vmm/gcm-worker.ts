@@ -208,7 +208,12 @@ export class GcmWorker {
         const out = Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength);
         resolve(message.tag ? { data: out, tag: Buffer.from(message.tag) } : { data: out });
       };
-      this.#send({ nonce: new Uint8Array(job.nonce), aad: new Uint8Array(job.aad), data, ...(tag ? { tag } : {}) }, [data.buffer as ArrayBuffer], settle, reject);
+      this.#send(
+        { nonce: new Uint8Array(job.nonce), aad: new Uint8Array(job.aad), data, ...(tag ? { tag } : {}) },
+        [data.buffer as ArrayBuffer],
+        settle,
+        reject,
+      );
     });
   }
 

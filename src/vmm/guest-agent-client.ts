@@ -14,16 +14,7 @@
 import { randomInt } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { GuestFailedError, TimeoutError } from '../errors.ts';
-import {
-  DEFAULT_MAX_LINE_BYTES,
-  LineSplitter,
-  LineTooLongError,
-  abortReason,
-  endStream,
-  excerpt,
-  parseJsonObject,
-  type JsonObject,
-} from './json-lines.ts';
+import { DEFAULT_MAX_LINE_BYTES, LineSplitter, LineTooLongError, abortReason, endStream, excerpt, parseJsonObject, type JsonObject } from './json-lines.ts';
 
 export const DEFAULT_GUEST_AGENT_COMMAND_TIMEOUT_MS = 10_000;
 
@@ -212,8 +203,7 @@ export class GuestAgentClient {
   async waitUntilReady(options: { timeoutMs: number; signal?: AbortSignal; attemptTimeoutMs?: number }): Promise<void> {
     const { timeoutMs, signal } = options;
     const deadline = deadlineFrom(timeoutMs);
-    const overall = (): TimeoutError =>
-      new TimeoutError('the guest agent to answer', timeoutMs, 'the guest may still be booting, or its agent is not running');
+    const overall = (): TimeoutError => new TimeoutError('the guest agent to answer', timeoutMs, 'the guest may still be booting, or its agent is not running');
     let attemptMs = options.attemptTimeoutMs ?? 1000;
     for (;;) {
       if (signal?.aborted) throw abortReason(signal);
@@ -297,8 +287,7 @@ export class GuestAgentClient {
   async run(path: string, args: readonly string[] = [], options: GuestRunOptions): Promise<GuestRunResult> {
     const { signal } = options;
     const deadline = deadlineFrom(options.timeoutMs);
-    const timedOut = (): TimeoutError =>
-      new TimeoutError(`guest command ${path}`, options.timeoutMs, 'it may still be running in the guest');
+    const timedOut = (): TimeoutError => new TimeoutError(`guest command ${path}`, options.timeoutMs, 'it may still be running in the guest');
     const callOptions = (): GuestAgentCallOptions => ({
       timeoutMs: Math.max(1, Math.min(deadline.remaining(), this.commandTimeoutMs)),
       ...(signal === undefined ? {} : { signal }),
@@ -451,9 +440,7 @@ export class GuestAgentClient {
       };
       const timer = setTimeout(() => {
         this.#markDirty();
-        settle.reject(
-          new TimeoutError(`guest agent command ${what}`, deadline.totalMs, 'the guest agent is not answering; is it running in the guest?'),
-        );
+        settle.reject(new TimeoutError(`guest agent command ${what}`, deadline.totalMs, 'the guest agent is not answering; is it running in the guest?'));
       }, timeoutMs);
       const onAbort = (): void => {
         this.#markDirty();

@@ -90,37 +90,39 @@ export function watchGuestLife(qmp: QmpClient, life: GuestLife, note: (message: 
       resetQueued = true;
     }
     // One event at a time, in order: a reset's cont must not overtake a later quit.
-    chain = chain.then(async () => {
-      const retiring = life.retire();
-      if (outcome === 'reset') {
-        resetQueued = false;
-        life.resets++;
-        note(`guest reset (${String(event.data['reason'])}): placed reads cancelled and mounts retired before it runs again`);
-        // With the vCPUs stopped and the old mounts retired: reset (QEMU's net
-        // queues are purged), let the transport drop what is left, then run.
-        // Under reboot=shutdown QEMU turns system_reset into a shutdown too:
-        // the action is `reset` just for this (the vCPUs are stopped, the
-        // guest cannot reboot meanwhile). system_reset only asks; `cont` is
-        // refused until the reset is done (its RESET event).
-        const reset = qmp.watch('RESET');
-        try {
-          await qmp.execute('set-action', { reboot: 'reset' });
-          await qmp.execute('system_reset');
-          await reset.next({ timeoutMs: 30_000 });
-        } finally {
-          reset.close();
-          await qmp.execute('set-action', { reboot: 'shutdown' });
+    chain = chain
+      .then(async () => {
+        const retiring = life.retire();
+        if (outcome === 'reset') {
+          resetQueued = false;
+          life.resets++;
+          note(`guest reset (${String(event.data['reason'])}): placed reads cancelled and mounts retired before it runs again`);
+          // With the vCPUs stopped and the old mounts retired: reset (QEMU's net
+          // queues are purged), let the transport drop what is left, then run.
+          // Under reboot=shutdown QEMU turns system_reset into a shutdown too:
+          // the action is `reset` just for this (the vCPUs are stopped, the
+          // guest cannot reboot meanwhile). system_reset only asks; `cont` is
+          // refused until the reset is done (its RESET event).
+          const reset = qmp.watch('RESET');
+          try {
+            await qmp.execute('set-action', { reboot: 'reset' });
+            await qmp.execute('system_reset');
+            await reset.next({ timeoutMs: 30_000 });
+          } finally {
+            reset.close();
+            await qmp.execute('set-action', { reboot: 'shutdown' });
+          }
+          await retiring;
+          await qmp.cont();
+        } else {
+          note(`guest ${String(event.data['reason'])}: placed reads cancelled, QEMU quits`);
+          await retiring;
+          await qmp.quit();
         }
-        await retiring;
-        await qmp.cont();
-      } else {
-        note(`guest ${String(event.data['reason'])}: placed reads cancelled, QEMU quits`);
-        await retiring;
-        await qmp.quit();
-      }
-    }).catch((error: unknown) => {
-      // QMP closed (QEMU gone) is the usual reason; anything else is worth a line in the log.
-      note(`guest ${String(event.data['reason'])}: ${(error as Error).message}`);
-    });
+      })
+      .catch((error: unknown) => {
+        // QMP closed (QEMU gone) is the usual reason; anything else is worth a line in the log.
+        note(`guest ${String(event.data['reason'])}: ${(error as Error).message}`);
+      });
   });
 }

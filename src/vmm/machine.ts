@@ -93,7 +93,17 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
   readonly #channels: Readonly<Record<string, Duplex>>;
   #state: MachineState = 'ready';
 
-  private constructor(init: { spec: MachineSpec; process: QemuProcess; qmp: QmpClient; agent: GuestAgentClient; console: ConsoleTap; timings: BootTimings; logs: { qemu: string; console: string }; life: GuestLife; channels: Readonly<Record<string, Duplex>> }) {
+  private constructor(init: {
+    spec: MachineSpec;
+    process: QemuProcess;
+    qmp: QmpClient;
+    agent: GuestAgentClient;
+    console: ConsoleTap;
+    timings: BootTimings;
+    logs: { qemu: string; console: string };
+    life: GuestLife;
+    channels: Readonly<Record<string, Duplex>>;
+  }) {
     super();
     this.spec = init.spec;
     this.process = init.process;
@@ -188,11 +198,17 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
       try {
         if (!options.resumed) await Promise.race([agentPortOpened.next({ timeoutMs: remaining() }), exited]);
         agentPortOpened.close();
-        await Promise.race([agent.waitUntilReady({ timeoutMs: remaining(), attemptTimeoutMs: 250, ...(options.signal ? { signal: options.signal } : {}) }), exited]);
+        await Promise.race([
+          agent.waitUntilReady({ timeoutMs: remaining(), attemptTimeoutMs: 250, ...(options.signal ? { signal: options.signal } : {}) }),
+          exited,
+        ]);
       } catch (error) {
         if (error instanceof TimeoutError) {
           proc.kill();
-          throw failure('not-ready', `the guest agent did not answer within ${Math.round(options.readyTimeoutMs / 1000)} s (console log: ${options.logs.console})`);
+          throw failure(
+            'not-ready',
+            `the guest agent did not answer within ${Math.round(options.readyTimeoutMs / 1000)} s (console log: ${options.logs.console})`,
+          );
         }
         throw error;
       }
@@ -207,7 +223,8 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
       }
       // A channel closing is usually QEMU dying: give its exit a moment to
       // land so the person hears QEMU's own last words, not "connection reset".
-      const exit = error instanceof QemuExitedDuringBoot ? error.exit : await Promise.race([proc.exited, new Promise<undefined>((r) => setTimeout(r, 1_000, undefined))]);
+      const exit =
+        error instanceof QemuExitedDuringBoot ? error.exit : await Promise.race([proc.exited, new Promise<undefined>((r) => setTimeout(r, 1_000, undefined))]);
       proc.kill();
       if (exit && !(error instanceof BootAttemptError)) {
         await proc.exited;

@@ -172,7 +172,8 @@ export async function migrateIn(qmp: QmpClient, fd: number, source: Readable, ch
   await Promise.race([fed, new Promise((resolve) => setTimeout(resolve, 1_000))]);
   if (sourceError instanceof PocketError) throw sourceError;
   if (waitError) throw waitError;
-  if (info?.status !== 'completed') throw new GuestFailedError(`QEMU could not load the guest state: ${info?.['error-desc'] ?? info?.status ?? 'unknown error'}`);
+  if (info?.status !== 'completed')
+    throw new GuestFailedError(`QEMU could not load the guest state: ${info?.['error-desc'] ?? info?.status ?? 'unknown error'}`);
   return { ms: Math.round(performance.now() - started) };
 }
 

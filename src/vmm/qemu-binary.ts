@@ -60,7 +60,14 @@ function loaderBundle(dir: string, tool: 'system' | 'img' = 'system'): QemuBinar
     notDumpable: preloaded,
     ...(preloaded ? {} : { notice: missingPreload(preload ?? join(dir, 'lib', NO_DUMP_PRELOAD)) }),
     // --inhibit-cache: the host's /etc/ld.so.cache is never consulted.
-    prefixArgs: ['--inhibit-cache', ...(preloaded ? ['--preload', preload] : []), '--library-path', join(dir, bundle.libraryPath), join(dir, bundle.binaries[tool]), ...(tool === 'system' ? ['-L', join(dir, bundle.dataDir)] : [])],
+    prefixArgs: [
+      '--inhibit-cache',
+      ...(preloaded ? ['--preload', preload] : []),
+      '--library-path',
+      join(dir, bundle.libraryPath),
+      join(dir, bundle.binaries[tool]),
+      ...(tool === 'system' ? ['-L', join(dir, bundle.dataDir)] : []),
+    ],
     env: { QEMU_MODULE_DIR: join(dir, bundle.moduleDir) },
   };
 }
@@ -74,7 +81,13 @@ function withHostPreload(found: QemuBinaries, host: HostPlatform, checkoutRoot: 
   if (!host.qemuNoDumpPreload) return found;
   const preload = checkoutRoot ? join(checkoutRoot, '.cache', 'host', 'linux-x64', NO_DUMP_PRELOAD) : undefined;
   if (preload && existsSync(preload)) return { ...found, notDumpable: true, env: { ...found.env, LD_PRELOAD: preload } };
-  return { ...found, notDumpable: false, notice: preload ? missingPreload(`${preload} (a checkout builds it with gcc-12 at \`launcher demo\`, \`run\` or \`node build.js test\`)`) : 'QEMU runs dumpable: this stick has no portable QEMU for Linux, so no preload to make the host\'s QEMU not dumpable (core dumps stay off)' };
+  return {
+    ...found,
+    notDumpable: false,
+    notice: preload
+      ? missingPreload(`${preload} (a checkout builds it with gcc-12 at \`launcher demo\`, \`run\` or \`node build.js test\`)`)
+      : "QEMU runs dumpable: this stick has no portable QEMU for Linux, so no preload to make the host's QEMU not dumpable (core dumps stay off)",
+  };
 }
 
 function executable(path: string): boolean {
@@ -87,7 +100,12 @@ function executable(path: string): boolean {
 }
 
 /** `checkoutRoot`: where a source run's .cache/ is (undefined in the executable). */
-export function findQemu(host: HostPlatform, stickRoot: string | undefined, env: NodeJS.ProcessEnv = process.env, checkoutRoot: string | undefined = packaged ? undefined : codeRoot): QemuBinaries {
+export function findQemu(
+  host: HostPlatform,
+  stickRoot: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  checkoutRoot: string | undefined = packaged ? undefined : codeRoot,
+): QemuBinaries {
   const name = `qemu-system-x86_64${host.executableSuffix}`;
   if (stickRoot) {
     const viaLoader = loaderBundle(join(stickRoot, '.pocketvm', 'qemu', host.platform));

@@ -127,7 +127,9 @@ export class QemuProcess {
       // an inherited file (guest RAM) is passed as its own descriptor.
       // (execa hands a descriptor number to child_process.spawn as it is;
       // its types only list 3-9, hence the cast.)
-      stdio: usesFds ? ['ignore', 'ignore', 'pipe', ...Array.from({ length: lastFd - 2 }, (_, i) => (inherit[i + 3] ?? 'pipe') as 'pipe')] : ['ignore', 'ignore', 'pipe'],
+      stdio: usesFds
+        ? ['ignore', 'ignore', 'pipe', ...Array.from({ length: lastFd - 2 }, (_, i) => (inherit[i + 3] ?? 'pipe') as 'pipe')]
+        : ['ignore', 'ignore', 'pipe'],
       reject: false,
       buffer: false,
       // QEMU is an implementation detail of the launcher: no env secrets, no
@@ -149,7 +151,12 @@ export class QemuProcess {
     const deadline = Date.now() + timeoutMs;
     const open = (endpoint: ChannelEndpoint) => (endpoint.kind === 'pipe' ? connectPipe(endpoint, deadline) : Promise.reject(new Error('mixed channel kinds')));
     const extraIds = Object.keys(spec.extra ?? {});
-    const [qmp, agent, console, ...extraStreams] = await Promise.all([open(spec.qmp), open(spec.agent), open(spec.console), ...extraIds.map((id) => open(spec.extra![id]!))]);
+    const [qmp, agent, console, ...extraStreams] = await Promise.all([
+      open(spec.qmp),
+      open(spec.agent),
+      open(spec.console),
+      ...extraIds.map((id) => open(spec.extra![id]!)),
+    ]);
     return { qmp: qmp!, agent: agent!, console: console!, extra: Object.fromEntries(extraIds.map((id, i) => [id, extraStreams[i]!])) };
   }
 

@@ -286,18 +286,14 @@ export class QmpClient {
         onGreeting = undefined;
         onStreamGone = undefined;
       };
-      const timer = setTimeout(
-        () => fail(new TimeoutError('QMP greeting from QEMU', timeoutMs, 'QEMU may have hung while starting; see its log')),
-        timeoutMs,
-      );
+      const timer = setTimeout(() => fail(new TimeoutError('QMP greeting from QEMU', timeoutMs, 'QEMU may have hung while starting; see its log')), timeoutMs);
       const onAbort = (): void => fail(abortReason(signal));
       if (signal?.aborted) {
         onAbort();
         return;
       }
       signal?.addEventListener('abort', onAbort, { once: true });
-      onStreamGone = (error) =>
-        fail(error instanceof PocketError ? error : new QmpClosedError(`before the greeting: ${error.message}`, error));
+      onStreamGone = (error) => fail(error instanceof PocketError ? error : new QmpClosedError(`before the greeting: ${error.message}`, error));
       onGreeting = (line) => {
         let message: JsonObject;
         try {
@@ -351,7 +347,8 @@ export class QmpClient {
     const request: JsonObject = { execute: command, id };
     const secret = options.secret;
     const placeholder = `pvm-secret-${id}`;
-    if (secret && !secret.bytes.every((b) => b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c)) return Promise.reject(new Error('a QMP secret must be printable ASCII without quotes or backslashes'));
+    if (secret && !secret.bytes.every((b) => b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c))
+      return Promise.reject(new Error('a QMP secret must be printable ASCII without quotes or backslashes'));
     if (args !== undefined || secret) request['arguments'] = secret ? { ...args, [secret.field]: placeholder } : args!;
 
     return new Promise<T>((resolve, reject) => {
@@ -424,10 +421,7 @@ export class QmpClient {
    * cannot miss it (but prefer watch() when the trigger can throw, so the
    * wait does not end up an unhandled rejection).
    */
-  async waitForEvent(
-    name: string | readonly string[],
-    options: QmpWaitOptions & { predicate?: QmpEventPredicate },
-  ): Promise<QmpEvent> {
+  async waitForEvent(name: string | readonly string[], options: QmpWaitOptions & { predicate?: QmpEventPredicate }): Promise<QmpEvent> {
     const watch = this.watch(name, options.predicate === undefined ? {} : { predicate: options.predicate });
     try {
       return await watch.next(options);

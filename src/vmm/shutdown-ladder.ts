@@ -59,7 +59,11 @@ async function press(step: ShutdownStep, target: LadderTarget): Promise<void> {
   }
 }
 
-export async function runShutdownLadder(target: LadderTarget, timeouts: Partial<ShutdownTimeouts> = {}, from: ShutdownResult['step'] = 'agent'): Promise<ShutdownResult> {
+export async function runShutdownLadder(
+  target: LadderTarget,
+  timeouts: Partial<ShutdownTimeouts> = {},
+  from: ShutdownResult['step'] = 'agent',
+): Promise<ShutdownResult> {
   const limits = { ...DEFAULT_SHUTDOWN_TIMEOUTS, ...timeouts };
   const started = performance.now();
   const attempts: ShutdownAttempt[] = [];
@@ -76,7 +80,9 @@ export async function runShutdownLadder(target: LadderTarget, timeouts: Partial<
       error = failure instanceof Error ? failure.message : String(failure);
     }
     const remaining = Math.max(0, limit - (performance.now() - stepStart));
-    const stopped = error === undefined && (await Promise.race([target.process.exited.then(() => true), new Promise<boolean>((r) => setTimeout(r, remaining, false).unref())]));
+    const stopped =
+      error === undefined &&
+      (await Promise.race([target.process.exited.then(() => true), new Promise<boolean>((r) => setTimeout(r, remaining, false).unref())]));
     const ms = Math.round(performance.now() - stepStart);
     const attempt: ShutdownAttempt = { step, outcome: stopped || !target.process.running ? 'stopped' : error ? 'failed' : 'timeout', ms };
     if (error) attempt.error = error;

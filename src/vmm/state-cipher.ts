@@ -119,12 +119,19 @@ export class StateSealer extends Transform {
     // Room for a few sealed chunks, so sealing runs ahead of the writes.
     super({ readableHighWaterMark: 8 << 20, writableHighWaterMark: 1 << 20 });
     this.#chunkBytes = options.chunkBytes ?? DEFAULT_STATE_CHUNK_BYTES;
-    if (!Number.isInteger(this.#chunkBytes) || this.#chunkBytes < 1 || this.#chunkBytes > MAX_CHUNK_BYTES) throw new RangeError(`chunk size ${this.#chunkBytes} is out of range`);
+    if (!Number.isInteger(this.#chunkBytes) || this.#chunkBytes < 1 || this.#chunkBytes > MAX_CHUNK_BYTES)
+      throw new RangeError(`chunk size ${this.#chunkBytes} is out of range`);
     this.#maxFileBytes = options.maxFileBytes ?? Number.MAX_SAFE_INTEGER;
     const salt = randomBytes(32);
     this.#prefix = randomBytes(4);
     this.#key = fileKey(stateKey, salt);
-    const cipher: StateCipherParams = { algorithm: 'aes-256-gcm', kdf: 'hkdf-sha256', salt: salt.toString('base64'), noncePrefix: this.#prefix.toString('base64'), chunkBytes: this.#chunkBytes };
+    const cipher: StateCipherParams = {
+      algorithm: 'aes-256-gcm',
+      kdf: 'hkdf-sha256',
+      salt: salt.toString('base64'),
+      noncePrefix: this.#prefix.toString('base64'),
+      chunkBytes: this.#chunkBytes,
+    };
     const json = Buffer.from(JSON.stringify({ ...meta, cipher }), 'utf8');
     if (json.length > MAX_HEADER_BYTES) throw new RangeError('the state header is too large');
     const preamble = Buffer.alloc(PREAMBLE_BYTES);
@@ -139,7 +146,10 @@ export class StateSealer extends Transform {
 
   #emit(...chunks: Buffer[]): void {
     for (const chunk of chunks) this.fileBytes += chunk.length;
-    if (this.fileBytes > this.#maxFileBytes) throw new SavedStateError(`the saved state would exceed ${Math.floor(this.#maxFileBytes / 1048576)} MiB, the largest file the stick may hold`, { details: { reason: 'too-big', maxFileBytes: this.#maxFileBytes } });
+    if (this.fileBytes > this.#maxFileBytes)
+      throw new SavedStateError(`the saved state would exceed ${Math.floor(this.#maxFileBytes / 1048576)} MiB, the largest file the stick may hold`, {
+        details: { reason: 'too-big', maxFileBytes: this.#maxFileBytes },
+      });
     // Pushed piece by piece: a writev downstream takes them without a copy here.
     for (const chunk of chunks) if (chunk.length > 0) this.push(chunk);
   }
@@ -185,7 +195,10 @@ export class StateSealer extends Transform {
       this.#pending.push(chunk);
       while (this.#pending.length > this.#chunkBytes) this.#seal(this.#pending.take(this.#chunkBytes), false);
       await this.#drain(WORKER_WINDOW);
-    })().then(() => callback(), (error: unknown) => callback(error as Error));
+    })().then(
+      () => callback(),
+      (error: unknown) => callback(error as Error),
+    );
   }
 
   override _flush(callback: TransformCallback): void {
@@ -241,10 +254,17 @@ async function readExactly(handle: FileHandle, length: number, position: number)
 function checkCipherParams(value: unknown): StateCipherParams {
   const c = value as Partial<StateCipherParams> | undefined;
   const ok =
-    c !== undefined && c !== null && c.algorithm === 'aes-256-gcm' && c.kdf === 'hkdf-sha256' &&
-    typeof c.salt === 'string' && Buffer.from(c.salt, 'base64').length === 32 &&
-    typeof c.noncePrefix === 'string' && Buffer.from(c.noncePrefix, 'base64').length === 4 &&
-    Number.isInteger(c.chunkBytes) && c.chunkBytes! >= 1 && c.chunkBytes! <= MAX_CHUNK_BYTES;
+    c !== undefined &&
+    c !== null &&
+    c.algorithm === 'aes-256-gcm' &&
+    c.kdf === 'hkdf-sha256' &&
+    typeof c.salt === 'string' &&
+    Buffer.from(c.salt, 'base64').length === 32 &&
+    typeof c.noncePrefix === 'string' &&
+    Buffer.from(c.noncePrefix, 'base64').length === 4 &&
+    Number.isInteger(c.chunkBytes) &&
+    c.chunkBytes! >= 1 &&
+    c.chunkBytes! <= MAX_CHUNK_BYTES;
   if (!ok) throw formatError('the saved state has no usable cipher parameters');
   return c as StateCipherParams;
 }
@@ -252,14 +272,19 @@ function checkCipherParams(value: unknown): StateCipherParams {
 /** Reads and parses the header; nothing is trusted until openStateHead verifies it. */
 export async function readStateHead<M>(handle: FileHandle): Promise<StateFileHead<M>> {
   const preamble = await readExactly(handle, PREAMBLE_BYTES, 0);
-  if (preamble.length < PREAMBLE_BYTES || !preamble.subarray(0, STATE_MAGIC.length).equals(STATE_MAGIC)) throw formatError('this is not a pocketvm saved state (no PVMSTATE header)');
+  if (preamble.length < PREAMBLE_BYTES || !preamble.subarray(0, STATE_MAGIC.length).equals(STATE_MAGIC))
+    throw formatError('this is not a pocketvm saved state (no PVMSTATE header)');
   const version = preamble.readUInt16BE(STATE_MAGIC.length);
-  if (version !== STATE_FORMAT_VERSION) throw new SavedStateError(`the saved state is in format ${version}; this launcher reads format ${STATE_FORMAT_VERSION}`, { details: { reason: 'format', version } });
+  if (version !== STATE_FORMAT_VERSION)
+    throw new SavedStateError(`the saved state is in format ${version}; this launcher reads format ${STATE_FORMAT_VERSION}`, {
+      details: { reason: 'format', version },
+    });
   const length = preamble.readUInt32BE(STATE_MAGIC.length + 2);
   if (length > MAX_HEADER_BYTES) throw formatError('the saved state header is implausibly large');
   const json = await readExactly(handle, length, PREAMBLE_BYTES);
   const tag = await readExactly(handle, TAG_BYTES, PREAMBLE_BYTES + length);
-  if (json.length < length || tag.length < TAG_BYTES) throw new SavedStateError('the saved state is truncated inside its header', { details: { reason: 'truncated' } });
+  if (json.length < length || tag.length < TAG_BYTES)
+    throw new SavedStateError('the saved state is truncated inside its header', { details: { reason: 'truncated' } });
   let header: StateHeader<M>;
   try {
     header = JSON.parse(json.toString('utf8')) as StateHeader<M>;
@@ -291,7 +316,9 @@ export class OpenedState<M> {
     const expected = headerTag(this.#key, this.#prefix, head.head);
     if (!expected.equals(head.tag)) {
       this.#key.fill(0);
-      throw new SavedStateError('the saved state does not open with this key: it was made with another key, or its header was changed', { details: { reason: 'key' } });
+      throw new SavedStateError('the saved state does not open with this key: it was made with another key, or its header was changed', {
+        details: { reason: 'key' },
+      });
     }
   }
 
@@ -311,7 +338,8 @@ export class OpenedState<M> {
   }
 
   #checkLength(index: number, length: number): void {
-    if (length > this.#chunkBytes) throw new SavedStateError(`the saved state is damaged: chunk ${index + 1} claims ${length} bytes`, { details: { reason: 'damaged', chunk: index + 1 } });
+    if (length > this.#chunkBytes)
+      throw new SavedStateError(`the saved state is damaged: chunk ${index + 1} claims ${length} bytes`, { details: { reason: 'damaged', chunk: index + 1 } });
   }
 
   /**
@@ -331,7 +359,8 @@ export class OpenedState<M> {
       const end = position + FRAME_HEAD_BYTES + length + TAG_BYTES;
       if (end > size) throw truncated(index);
       if (flags & FINAL) {
-        if (end !== size) throw new SavedStateError('the saved state is damaged: there are bytes after its final chunk', { details: { reason: 'damaged', chunk: index + 1 } });
+        if (end !== size)
+          throw new SavedStateError('the saved state is damaged: there are bytes after its final chunk', { details: { reason: 'damaged', chunk: index + 1 } });
         const body = await readExactly(handle, length, position + FRAME_HEAD_BYTES);
         const tag = await readExactly(handle, TAG_BYTES, position + FRAME_HEAD_BYTES + length);
         this.openFrame(index, flags, body, tag).fill(0);
@@ -379,7 +408,10 @@ export class OpenedState<M> {
           pending.push(chunk);
           for (;;) {
             if (done) {
-              if (pending.length > 0) throw new SavedStateError('the saved state is damaged: there are bytes after its final chunk', { details: { reason: 'damaged', chunk: index } });
+              if (pending.length > 0)
+                throw new SavedStateError('the saved state is damaged: there are bytes after its final chunk', {
+                  details: { reason: 'damaged', chunk: index },
+                });
               break;
             }
             if (pending.length < FRAME_HEAD_BYTES) break;
@@ -449,16 +481,25 @@ export class OpenedState<M> {
         got += bytesRead;
       }
       if (got < frameEnd) throw truncated(index);
-      if (flags & FINAL && got > frameEnd) throw new SavedStateError('the saved state is damaged: there are bytes after its final chunk', { details: { reason: 'damaged', chunk: index + 1 } });
+      if (flags & FINAL && got > frameEnd)
+        throw new SavedStateError('the saved state is damaged: there are bytes after its final chunk', { details: { reason: 'damaged', chunk: index + 1 } });
       // The next head is copied out before the buffer moves to the worker.
       head = Buffer.from(buffer.subarray(frameEnd, got));
       const frame = index;
-      const plain = worker.run({ nonce: nonce(opened.#prefix, frame + 1), aad: frameAad(opened.#digest, frame, flags, length), data: buffer.subarray(0, length), tag: buffer.subarray(length, frameEnd), transfer: true }).then(
-        (result) => result.data,
-        () => {
-          throw damagedChunk(frame);
-        },
-      );
+      const plain = worker
+        .run({
+          nonce: nonce(opened.#prefix, frame + 1),
+          aad: frameAad(opened.#digest, frame, flags, length),
+          data: buffer.subarray(0, length),
+          tag: buffer.subarray(length, frameEnd),
+          transfer: true,
+        })
+        .then(
+          (result) => result.data,
+          () => {
+            throw damagedChunk(frame);
+          },
+        );
       plain.catch(() => {});
       opening.push(plain);
       position += FRAME_HEAD_BYTES + frameEnd;
@@ -508,5 +549,7 @@ function damagedChunk(index: number): SavedStateError {
 }
 
 function truncated(index: number): SavedStateError {
-  return new SavedStateError(`the saved state is truncated: it ends in or before chunk ${index + 1}, with no final chunk`, { details: { reason: 'truncated', chunk: index + 1 } });
+  return new SavedStateError(`the saved state is truncated: it ends in or before chunk ${index + 1}, with no final chunk`, {
+    details: { reason: 'truncated', chunk: index + 1 },
+  });
 }

@@ -48,8 +48,7 @@ export const KNOWN_EXCEPTIONS: ReadonlyArray<{ from: string; to: string; why: st
 ];
 
 /** Cycles between files allowed for now, each with why (files sorted as cycles() gives them). */
-export const KNOWN_CYCLES: ReadonlyArray<{ files: readonly string[]; why: string }> = [
-];
+export const KNOWN_CYCLES: ReadonlyArray<{ files: readonly string[]; why: string }> = [];
 
 export interface Unit {
   /** `stick`, or `.` for files directly in src/. */
@@ -85,7 +84,8 @@ export function directionProblems(graph: ImportGraph): DirectionProblem[] {
   for (const edge of graph.edges) {
     if (!edge.from.startsWith('src/')) continue;
     if (!edge.to.startsWith('src/')) {
-      if (edge.to === 'build.js' || edge.to.startsWith('build/')) problems.push({ edge, kind: 'into build', text: `${describe(edge)}: src/ never imports build/ (see src/cli/checkout-build.ts)` });
+      if (edge.to === 'build.js' || edge.to.startsWith('build/'))
+        problems.push({ edge, kind: 'into build', text: `${describe(edge)}: src/ never imports build/ (see src/cli/checkout-build.ts)` });
       continue;
     }
     const from = unitOf(edge.from);
@@ -97,7 +97,11 @@ export function directionProblems(graph: ImportGraph): DirectionProblem[] {
     }
     if (from.folder === to.folder || to.layer < from.layer) continue;
     const kind = to.layer > from.layer ? 'up' : 'around';
-    problems.push({ edge, kind, text: `${describe(edge)}: ${from.folder} (layer ${from.layer}) ${kind === 'up' ? 'may not import the higher' : 'may not import its peer'} ${to.folder} (layer ${to.layer})` });
+    problems.push({
+      edge,
+      kind,
+      text: `${describe(edge)}: ${from.folder} (layer ${from.layer}) ${kind === 'up' ? 'may not import the higher' : 'may not import its peer'} ${to.folder} (layer ${to.layer})`,
+    });
   }
   return problems;
 }

@@ -9,7 +9,10 @@ import { osQuestions } from './os-questions.ts';
 describe('architecture: one platform layer', () => {
   it('src/ asks which OS it runs on only in src/platform/', () => {
     const outside = sourceFiles(repoRoot, 'src').filter((file) => !file.startsWith('src/platform/'));
-    assert.deepEqual(outside.flatMap((file) => osQuestions(file)), []);
+    assert.deepEqual(
+      outside.flatMap((file) => osQuestions(file)),
+      [],
+    );
   });
 
   it('the check sees the question where it is asked (src/platform/current.ts, host-fingerprint.ts)', () => {

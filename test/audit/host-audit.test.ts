@@ -21,7 +21,11 @@ describe('host audit: reading strace lines', () => {
     assert.deepEqual(paths('open("/var/log/x", O_RDWR|O_APPEND) = 5</var/log/x>'), ['open(write) /var/log/x']);
     assert.deepEqual(paths('creat("rel", 0644) = 4</work/rel>'), ['creat /work/rel']);
     assert.deepEqual(paths('openat2(AT_FDCWD</w>, "f", {flags=O_RDWR|O_CREAT, mode=0600, resolve=0}, 24) = 3</w/f>'), ['open(write) /w/f']);
-    assert.deepEqual(paths('openat(AT_FDCWD</w>, "/dev/shm", O_RDWR|O_DIRECTORY|O_TMPFILE, 0600) = 21'), ['open(tmpfile) /dev/shm'], 'an unnamed file: the folder it is in');
+    assert.deepEqual(
+      paths('openat(AT_FDCWD</w>, "/dev/shm", O_RDWR|O_DIRECTORY|O_TMPFILE, 0600) = 21'),
+      ['open(tmpfile) /dev/shm'],
+      'an unnamed file: the folder it is in',
+    );
   });
 
   it('names both ends of renames and links, the directory of *at calls, and bound socket files', () => {
@@ -31,7 +35,9 @@ describe('host audit: reading strace lines', () => {
     assert.deepEqual(paths('symlink("target", "/home/me/link") = 0'), ['symlink /home/me/link']);
     assert.deepEqual(paths('ftruncate(5</home/me/f>, 0) = 0'), ['ftruncate /home/me/f']);
     assert.deepEqual(paths('utimensat(4</home/me/f>, NULL, NULL, 0) = 0'), ['utimensat /home/me/f']);
-    assert.deepEqual(paths('bind(29<socket:[1]>, {sa_family=AF_UNIX, sun_path="/tmp/pocketvm-x/control.sock"}, 110) = 0'), ['bind /tmp/pocketvm-x/control.sock']);
+    assert.deepEqual(paths('bind(29<socket:[1]>, {sa_family=AF_UNIX, sun_path="/tmp/pocketvm-x/control.sock"}, 110) = 0'), [
+      'bind /tmp/pocketvm-x/control.sock',
+    ]);
     assert.deepEqual(paths('bind(3<socket:[1]>, {sa_family=AF_UNIX, sun_path=@"abstract"}, 12) = 0'), []);
   });
 
@@ -44,7 +50,7 @@ describe('host audit: reading strace lines', () => {
     assert.deepEqual(paths('unlink("/etc/x") = -1 ENOENT (No such file or directory)'), []);
   });
 
-  it('tells a ring that can carry file I/O (SQPOLL) from libuv\'s epoll ring', () => {
+  it("tells a ring that can carry file I/O (SQPOLL) from libuv's epoll ring", () => {
     assert.equal(ringCarriesFileIo('{flags=0x10000 /* IORING_SETUP_??? */, sq_thread_cpu=0}'), false);
     assert.equal(ringCarriesFileIo('{flags=IORING_SETUP_SQPOLL, sq_thread_cpu=0}'), true);
     assert.equal(ringCarriesFileIo('{flags=0x2, sq_thread_cpu=0}'), true);
@@ -53,7 +59,12 @@ describe('host audit: reading strace lines', () => {
 });
 
 describe('host audit: classifying written paths', () => {
-  const context: ClassifyContext = { stickRoots: ['/media/me/STICK', '/run/media/STICK'], runtimeBases: ['/tmp', '/run/user/1000'], pids: new Set([42]), checkoutCache: '/src/pocketvm/.cache' };
+  const context: ClassifyContext = {
+    stickRoots: ['/media/me/STICK', '/run/media/STICK'],
+    runtimeBases: ['/tmp', '/run/user/1000'],
+    pids: new Set([42]),
+    checkoutCache: '/src/pocketvm/.cache',
+  };
   const of = (path: string, op = 'open(write)') => classify({ path, op }, context);
 
   it('the stick, the private runtime directory, devices, own /proc entries, the checkout cache', () => {

@@ -15,7 +15,7 @@ describe('key wrap (AES-256-GCM)', () => {
     assert.deepEqual(unwrapKey(a, kek, 'pocketvm-user:alice:1'), key);
   });
 
-  it('fails on a wrong key, a flipped bit anywhere, or another user\'s associated data', () => {
+  it("fails on a wrong key, a flipped bit anywhere, or another user's associated data", () => {
     const wrapped = wrapKey(key, kek, 'pocketvm-user:alice:1');
     assert.throws(() => unwrapKey(wrapped, randomBytes(32), 'pocketvm-user:alice:1'), UnwrapError);
     assert.throws(() => unwrapKey(wrapped, kek, 'pocketvm-user:bob:2'), UnwrapError);

@@ -20,7 +20,10 @@ describe('passphrase bytes: policy, derivation, zeroing', function () {
 
   it('the policy over Buffers: same verdicts as over strings, counting characters, not bytes', () => {
     for (const bad of ['', 'short', 'x'.repeat(1025), 'two\nlines!', 'cr\rinside!']) {
-      assert.throws(() => checkPassphrasePolicy(Buffer.from(bad)), (error: unknown) => error instanceof UsageError && error.hint === PASSPHRASE_POLICY);
+      assert.throws(
+        () => checkPassphrasePolicy(Buffer.from(bad)),
+        (error: unknown) => error instanceof UsageError && error.hint === PASSPHRASE_POLICY,
+      );
     }
     checkPassphrasePolicy(Buffer.from('12345678'));
     // 8 characters, 16 bytes: long enough; 1024 two-byte characters: not too long.
@@ -29,7 +32,7 @@ describe('passphrase bytes: policy, derivation, zeroing', function () {
     assert.throws(() => checkPassphrasePolicy(Buffer.from('äääää')), /too short/);
   });
 
-  it('a Buffer derives the key the string derived before (ASCII, and non-ASCII typed decomposed); the caller\'s Buffer is left as it was', async () => {
+  it("a Buffer derives the key the string derived before (ASCII, and non-ASCII typed decomposed); the caller's Buffer is left as it was", async () => {
     for (const text of ['correct horse battery', 'cafe\u0301 crème brûlée']) {
       const bytes = passphraseBytes(text);
       const copy = Buffer.from(bytes);
@@ -58,7 +61,10 @@ describe('passphrase bytes: policy, derivation, zeroing', function () {
     assert.ok(seen[0] instanceof ArrayBuffer, `argon2 was given ${Object.prototype.toString.call(seen[0])}`);
     const read = new Uint8Array(seen[0]);
     assert.equal(read.length, 'correct horse battery'.length);
-    assert.ok(read.every((byte) => byte === 0), 'zeroed after use');
+    assert.ok(
+      read.every((byte) => byte === 0),
+      'zeroed after use',
+    );
   });
 
   it('kdfInput: memory of its own (not the shared pool), NFC bytes', () => {

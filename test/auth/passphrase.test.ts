@@ -7,7 +7,10 @@ describe('passphrase: policy and argon2id', function () {
 
   it('the policy refuses empty, short, over-long and multi-line passphrases, naming the rule in one line', () => {
     for (const bad of ['', 'short', 'x'.repeat(1025), 'two\nlines!']) {
-      assert.throws(() => checkPassphrasePolicy(bad), (error: unknown) => error instanceof UsageError && error.hint === PASSPHRASE_POLICY && !PASSPHRASE_POLICY.includes('\n'));
+      assert.throws(
+        () => checkPassphrasePolicy(bad),
+        (error: unknown) => error instanceof UsageError && error.hint === PASSPHRASE_POLICY && !PASSPHRASE_POLICY.includes('\n'),
+      );
     }
     assert.throws(() => checkPassphrasePolicy(''), /empty/);
     assert.throws(() => checkPassphrasePolicy('1234567'), /too short/);

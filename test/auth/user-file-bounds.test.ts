@@ -43,7 +43,11 @@ describe('user.json: KDF parameters bounded before any work', function () {
     it(`${what}: refused as a corrupt user file (exit 11) at once, argon2 never runs`, async () => {
       await withKdf(change);
       const started = performance.now();
-      await assert.rejects(login(layout, 'alice', 'alice passphrase'), (error: unknown) => error instanceof AuthError && error.exitCode === 11 && error.details['reason'] === 'corrupt-user-file' && message.test(error.message));
+      await assert.rejects(
+        login(layout, 'alice', 'alice passphrase'),
+        (error: unknown) =>
+          error instanceof AuthError && error.exitCode === 11 && error.details['reason'] === 'corrupt-user-file' && message.test(error.message),
+      );
       assert.ok(performance.now() - started < 2_000, 'refused before deriving');
     });
   }
@@ -57,7 +61,10 @@ describe('user.json: KDF parameters bounded before any work', function () {
     const path = userPaths(layout, 'bob').file;
     await rm(path);
     await mkdir(path);
-    await assert.rejects(login(layout, 'bob', 'bob passphrase'), (error: unknown) => error instanceof AuthError && error.details['reason'] === 'corrupt-user-file' && /is a folder, not a file/.test(error.message));
+    await assert.rejects(
+      login(layout, 'bob', 'bob passphrase'),
+      (error: unknown) => error instanceof AuthError && error.details['reason'] === 'corrupt-user-file' && /is a folder, not a file/.test(error.message),
+    );
     const listed = (await listUsers(layout)).find((user) => user.name === 'bob');
     assert.match(listed?.problem ?? '', /is a folder/);
     await removeUser(layout, 'bob');

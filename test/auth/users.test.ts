@@ -57,11 +57,17 @@ describe('users (user.json, login, passwd, remove)', function () {
 
   it('wrong passphrases back off progressively (state on the stick), and a success resets it', async () => {
     await addUser(layout, 'alice', 'alice passphrase', fast);
-    await assert.rejects(login(layout, 'alice', 'wrong one 1', fast), (e: unknown) => authReason('wrong-passphrase')(e) && /1 failed attempt in a row/.test((e as Error).message));
+    await assert.rejects(
+      login(layout, 'alice', 'wrong one 1', fast),
+      (e: unknown) => authReason('wrong-passphrase')(e) && /1 failed attempt in a row/.test((e as Error).message),
+    );
     await assert.rejects(login(layout, 'alice', 'wrong one 2', fast), /you may try again now/);
     await assert.rejects(login(layout, 'alice', 'wrong one 3', fast), /next attempt is allowed in 2 s/);
     // Even the right passphrase waits its turn.
-    await assert.rejects(login(layout, 'alice', 'alice passphrase', fast), (e: unknown) => authReason('backoff')(e) && (e as AuthError).details['waitSeconds'] === 2);
+    await assert.rejects(
+      login(layout, 'alice', 'alice passphrase', fast),
+      (e: unknown) => authReason('backoff')(e) && (e as AuthError).details['waitSeconds'] === 2,
+    );
     await new Promise((r) => setTimeout(r, 2_100));
     await login(layout, 'alice', 'alice passphrase', fast);
     assert.ok(!existsSync(userPaths(layout, 'alice').backoff));
@@ -77,7 +83,7 @@ describe('users (user.json, login, passwd, remove)', function () {
     await assert.rejects(login(layout, 'alice', 'old passphrase', fast), authReason('wrong-passphrase'));
   });
 
-  it('one user\'s wrapped key does not open in another user\'s file, even with the same passphrase', async () => {
+  it("one user's wrapped key does not open in another user's file, even with the same passphrase", async () => {
     await addUser(layout, 'alice', 'same passphrase', fast);
     await addUser(layout, 'bob', 'same passphrase', fast);
     const alice = JSON.parse(await readFile(userPaths(layout, 'alice').file, 'utf8'));
@@ -96,7 +102,10 @@ describe('users (user.json, login, passwd, remove)', function () {
     const original = await readFile(path, 'utf8');
     const edited = original.replace(/"timeCost": \d+/, '"timeCost": 1');
     await writeFile(path, edited);
-    await assert.rejects(login(layout, 'alice', 'alice passphrase', fast), (e: unknown) => authReason('corrupt-user-file')(e) && /checksum does not match/.test((e as Error).message));
+    await assert.rejects(
+      login(layout, 'alice', 'alice passphrase', fast),
+      (e: unknown) => authReason('corrupt-user-file')(e) && /checksum does not match/.test((e as Error).message),
+    );
     assert.equal(await readFile(path, 'utf8'), edited);
     await writeFile(path, original.replace('"argon2id"', '"argon2i"'));
     await assert.rejects(login(layout, 'alice', 'alice passphrase', fast), /kdf\.algorithm/);
@@ -130,7 +139,7 @@ describe('users (user.json, login, passwd, remove)', function () {
     assert.equal((await login(layout, 'alice', 'alice passphrase', fast)).rehashed, false);
   });
 
-  it('remove destroys the wrapped key and the user\'s disks', async () => {
+  it("remove destroys the wrapped key and the user's disks", async () => {
     await addUser(layout, 'alice', 'alice passphrase', fast);
     const paths = userPaths(layout, 'alice');
     await writeFile(join(paths.disksDir, 'default.qcow2'), 'disk');

@@ -57,7 +57,10 @@ const entries: CpioEntry[] = [
 describe('cpio newc writer', () => {
   it('writes members a newc reader gets back exactly (types, modes, data, device numbers)', () => {
     const members = parseNewc(Buffer.concat(writeCpio(entries, { mtime: 1234 })));
-    assert.deepEqual(members.map((m) => m.name), ['bin', 'bin/hello', 'etc/odd', 'bin/sh', 'dev/console', 'tmp']);
+    assert.deepEqual(
+      members.map((m) => m.name),
+      ['bin', 'bin/hello', 'etc/odd', 'bin/sh', 'dev/console', 'tmp'],
+    );
     const byName = new Map(members.map((m) => [m.name, m]));
     assert.equal(byName.get('bin')?.mode, 0o040755);
     assert.equal(byName.get('bin/hello')?.mode, 0o100755);
@@ -93,14 +96,10 @@ describe('cpio newc writer', () => {
       { type: 'symlink', path: 'bin/sh', target: 'busybox' },
       { type: 'file', path: 'bin-extra', mode: 0o644, data: Buffer.alloc(0) },
     ]);
-    assert.deepEqual(sorted.map((e) => `${e.type}:${e.path}`), [
-      'directory:bin',
-      'symlink:bin/sh',
-      'file:bin-extra',
-      'directory:usr',
-      'directory:usr/bin',
-      'file:usr/bin/pocketvm-facts',
-    ]);
+    assert.deepEqual(
+      sorted.map((e) => `${e.type}:${e.path}`),
+      ['directory:bin', 'symlink:bin/sh', 'file:bin-extra', 'directory:usr', 'directory:usr/bin', 'file:usr/bin/pocketvm-facts'],
+    );
   });
 
   it('rejects duplicate paths, paths through a file, and paths escaping the root', () => {

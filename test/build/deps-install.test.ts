@@ -38,14 +38,21 @@ mkdir -p node_modules/node/bin node_modules && ln -sf "${process.execPath}" node
   afterEach(() => rmSync(clone, { recursive: true, force: true }));
 
   const deps = (env: Record<string, string> = {}) =>
-    spawnSync(systemNode || process.execPath, ['build.js', 'deps'], { cwd: clone, encoding: 'utf8', env: { ...process.env, ...env, PATH: `${join(clone, 'fake-bin')}:${process.env['PATH']}` } });
+    spawnSync(systemNode || process.execPath, ['build.js', 'deps'], {
+      cwd: clone,
+      encoding: 'utf8',
+      env: { ...process.env, ...env, PATH: `${join(clone, 'fake-bin')}:${process.env['PATH']}` },
+    });
 
   it("shows two lines of its own; npm's output is in .cache/npm-install.log", () => {
     const result = deps();
     assert.equal(result.status, 0, result.stderr);
     const lines = result.stderr.trimEnd().split('\n');
     assert.equal(lines.length, 2, result.stderr);
-    assert.match(lines[0]!, /^pocketvm: installing the npm dependencies, Node 24 among them \(npm ci; npm's output goes to \.cache\/npm-install\.log\) \.\.\.$/);
+    assert.match(
+      lines[0]!,
+      /^pocketvm: installing the npm dependencies, Node 24 among them \(npm ci; npm's output goes to \.cache\/npm-install\.log\) \.\.\.$/,
+    );
     assert.match(lines[1]!, /^pocketvm: npm dependencies installed in \d+ s$/);
     assert.doesNotMatch(result.stderr + result.stdout, /EBADENGINE/);
     const log = readFileSync(join(clone, '.cache', 'npm-install.log'), 'utf8');
@@ -57,7 +64,10 @@ mkdir -p node_modules/node/bin node_modules && ln -sf "${process.execPath}" node
     const result = deps({ FAKE_NPM_FAIL: '1' });
     assert.equal(result.status, 1);
     assert.match(result.stderr, /npm error network request to https:\/\/registry\.npmjs\.org\/ failed/);
-    assert.match(result.stderr, new RegExp(`pocketvm: npm could not install the dependencies; its whole output is in ${join(clone, '.cache', 'npm-install.log').replace(/[.]/g, '\\.')}`));
+    assert.match(
+      result.stderr,
+      new RegExp(`pocketvm: npm could not install the dependencies; its whole output is in ${join(clone, '.cache', 'npm-install.log').replace(/[.]/g, '\\.')}`),
+    );
     assert.ok(result.stderr.split('\n').length < 30, 'only the tail of the log');
     assert.ok(!existsSync(join(clone, 'node_modules', '.package-lock.json')));
   });

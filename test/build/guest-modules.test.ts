@@ -38,7 +38,11 @@ describe('guest modules compiled by the payload build', function () {
   });
 
   it('loads it with the 9p group, after 9pnet', () => {
-    const names = member(archive, 'etc/pocketvm/modules/9p').toString().trim().split('\n').map((l) => l.split(' ')[0]);
+    const names = member(archive, 'etc/pocketvm/modules/9p')
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ')[0]);
     assert.ok(names.includes('9pnet_pocketvm'));
     assert.ok(names.indexOf('9pnet') < names.indexOf('9pnet_pocketvm'));
     assert.match(member(archive, `lib/modules/${kernelVersion}/modules.dep`).toString(), /^extra\/9pnet_pocketvm\.ko: kernel\/net\/9p\/9pnet\.ko$/m);

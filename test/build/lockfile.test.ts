@@ -12,8 +12,24 @@ const lock: PayloadLock = {
   guest: 'default',
   packages: [
     { name: 'libc6', version: '2.36-9', architecture: 'amd64', filename: 'libc6_2.36-9_amd64.deb', sha256: sha('c'), size: 3, role: 'library' },
-    { name: 'busybox-static', version: '1:1.35.0-4', architecture: 'amd64', filename: 'busybox-static_1.35.0-4_amd64.deb', sha256: sha('b'), size: 2, role: 'recipe' },
-    { name: 'linux-image-6.1.0-56-amd64', version: '6.1.192-2', architecture: 'amd64', filename: 'linux-image-6.1.0-56-amd64_6.1.192-2_amd64.deb', sha256: sha('a'), size: 1, role: 'kernel' },
+    {
+      name: 'busybox-static',
+      version: '1:1.35.0-4',
+      architecture: 'amd64',
+      filename: 'busybox-static_1.35.0-4_amd64.deb',
+      sha256: sha('b'),
+      size: 2,
+      role: 'recipe',
+    },
+    {
+      name: 'linux-image-6.1.0-56-amd64',
+      version: '6.1.192-2',
+      architecture: 'amd64',
+      filename: 'linux-image-6.1.0-56-amd64_6.1.192-2_amd64.deb',
+      sha256: sha('a'),
+      size: 1,
+      role: 'kernel',
+    },
   ],
 };
 
@@ -29,7 +45,10 @@ describe('payload lock file', () => {
     await writeLock(path, lock);
     const back = await readLock(path);
     assert.ok(back);
-    assert.deepEqual(back.packages.map((p) => p.role), ['kernel', 'recipe', 'library']);
+    assert.deepEqual(
+      back.packages.map((p) => p.role),
+      ['kernel', 'recipe', 'library'],
+    );
     assert.ok(sameLock(back, lock), 'order does not make two locks different');
     assert.equal(await readFile(path, 'utf8'), formatLock(lock));
     assert.deepEqual(await readdir(dir), ['payload.lock.json'], 'no temp file left behind');
@@ -57,6 +76,9 @@ describe('payload lock file', () => {
     assert.ok(kernel);
     const record = { name: kernel.name, version: kernel.version, architecture: 'amd64', filename: kernel.filename, sha256: kernel.sha256, size: kernel.size };
     assert.doesNotThrow(() => checkLockedChecksum(kernel, record));
-    assert.throws(() => checkLockedChecksum(kernel, { ...record, sha256: sha('f') }), (e: unknown) => e instanceof PayloadBuildError && e.exitCode === 4 && /sha256 mismatch for linux-image/.test(e.message));
+    assert.throws(
+      () => checkLockedChecksum(kernel, { ...record, sha256: sha('f') }),
+      (e: unknown) => e instanceof PayloadBuildError && e.exitCode === 4 && /sha256 mismatch for linux-image/.test(e.message),
+    );
   });
 });

@@ -20,14 +20,21 @@ function macho(commands: Array<[number, number]>): Buffer {
 
 describe('Mach-O signature removal (before injecting the SEA blob)', () => {
   it('drops LC_CODE_SIGNATURE and keeps the other load commands in order', () => {
-    const buf = macho([[0x19, 72], [0x1d, 16], [0x2, 24]]);
+    const buf = macho([
+      [0x19, 72],
+      [0x1d, 16],
+      [0x2, 24],
+    ]);
     assert.deepEqual(removeMachoSignature(buf), { removed: true });
     assert.equal(buf.readUInt32LE(16), 2);
     assert.equal(buf.readUInt32LE(20), 96);
     assert.equal(buf.readUInt32LE(32), 0x19);
     assert.equal(buf.readUInt32LE(32 + 72), 0x2);
     assert.equal(buf.readUInt32LE(32 + 72 + 4), 24);
-    assert.ok(buf.subarray(32 + 96, 32 + 112).every((b) => b === 0), 'the freed bytes are zero');
+    assert.ok(
+      buf.subarray(32 + 96, 32 + 112).every((b) => b === 0),
+      'the freed bytes are zero',
+    );
   });
 
   it('leaves an unsigned binary alone, and refuses what is not a thin Mach-O 64', () => {

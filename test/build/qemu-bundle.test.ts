@@ -25,12 +25,18 @@ describe('portable QEMU bundle (linux-x64)', function () {
 
   it('is described by the file the launcher reads', () => {
     assert.equal(QEMU_BUNDLE_FILE, READ_BY_LAUNCHER);
-    for (const path of [manifest.loader, manifest.binaries.system, manifest.binaries.img, manifest.dataDir, manifest.moduleDir]) assert.ok(existsSync(join(dir, path)), path);
+    for (const path of [manifest.loader, manifest.binaries.system, manifest.binaries.img, manifest.dataDir, manifest.moduleDir])
+      assert.ok(existsSync(join(dir, path)), path);
   });
 
   it('holds every library any of its ELF files needs, and the loader they ask for', async () => {
     const libs = new Set(await readdir(join(dir, 'lib')));
-    const elves = [manifest.binaries.system, manifest.binaries.img, ...(await readdir(join(dir, manifest.moduleDir))).map((m) => `${manifest.moduleDir}/${m}`), ...[...libs].filter((l) => l.includes('.so')).map((l) => `lib/${l}`)];
+    const elves = [
+      manifest.binaries.system,
+      manifest.binaries.img,
+      ...(await readdir(join(dir, manifest.moduleDir))).map((m) => `${manifest.moduleDir}/${m}`),
+      ...[...libs].filter((l) => l.includes('.so')).map((l) => `lib/${l}`),
+    ];
     for (const path of elves) {
       const bytes = await readFile(join(dir, path));
       if (!isElf(bytes)) continue;
@@ -41,12 +47,16 @@ describe('portable QEMU bundle (linux-x64)', function () {
   });
 
   it('has the firmware q35 + -kernel loads', () => {
-    for (const name of ['bios-256k.bin', 'kvmvapic.bin', 'linuxboot_dma.bin', 'efi-virtio.rom', 'vgabios-stdvga.bin']) assert.ok(existsSync(join(dir, manifest.dataDir, name)), name);
+    for (const name of ['bios-256k.bin', 'kvmvapic.bin', 'linuxboot_dma.bin', 'efi-virtio.rom', 'vgabios-stdvga.bin'])
+      assert.ok(existsSync(join(dir, manifest.dataDir, name)), name);
   });
 
   it('runs through its own loader with an empty environment and no library path from the host', () => {
     const run = (binary: string, args: string[]) =>
-      spawnSync(join(dir, manifest.loader), ['--inhibit-cache', '--library-path', join(dir, manifest.libraryPath), join(dir, binary), ...args], { encoding: 'utf8', env: { QEMU_MODULE_DIR: join(dir, manifest.moduleDir) } });
+      spawnSync(join(dir, manifest.loader), ['--inhibit-cache', '--library-path', join(dir, manifest.libraryPath), join(dir, binary), ...args], {
+        encoding: 'utf8',
+        env: { QEMU_MODULE_DIR: join(dir, manifest.moduleDir) },
+      });
     const version = run(manifest.binaries.system, ['--version']);
     assert.equal(version.status, 0, version.stderr);
     assert.match(version.stdout, /QEMU emulator version/);

@@ -36,7 +36,10 @@ describe('launch login: the passphrase in Buffers, zeroed after use', function (
 
   it('a wrong passphrase: refused, and the Buffer is zeroed all the same', async () => {
     const passphrase = passphraseBytes('not alice passphrase');
-    await assert.rejects(loginForLaunch(out, parent, {}, { user: 'alice', passphrase }), (e: unknown) => e instanceof AuthError && e.details['reason'] === 'wrong-passphrase');
+    await assert.rejects(
+      loginForLaunch(out, parent, {}, { user: 'alice', passphrase }),
+      (e: unknown) => e instanceof AuthError && e.details['reason'] === 'wrong-passphrase',
+    );
     assert.ok(zeroed(passphrase));
   });
 

@@ -30,7 +30,9 @@ describe('output to a device that is gone (a pulled stick under a session log)',
       const script = join(base, 'child.ts');
       // Waits for the yank (its stdin closes), prints a notice into the dead
       // log, then does what the session's removal path does and exits 15.
-      writeFileSync(script, `import { quietWhenReaderCloses } from ${JSON.stringify(output)};
+      writeFileSync(
+        script,
+        `import { quietWhenReaderCloses } from ${JSON.stringify(output)};
 import { detachStdioFromDeadDevice } from ${JSON.stringify(removal)};
 quietWhenReaderCloses();
 process.stderr.write('session started\\n');
@@ -39,11 +41,14 @@ process.stdin.on('end', () => {
   process.stderr.write('pocketvm: the stick failed a write of the personal disk\\n');
   setTimeout(() => { detachStdioFromDeadDevice(); process.exitCode = 15; process.stdin.pause(); }, 300);
 });
-`);
+`,
+      );
       const log = openSync(join(mount, 'session.log'), 'a');
       const child = spawn(process.execPath, [script], { stdio: ['pipe', log, log] });
       closeSync(log);
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child.on('exit', (code, signal) => resolve({ code, signal })),
+      );
       await sleep(1_500);
       bindfs.kill('SIGKILL');
       await sleep(300);

@@ -21,7 +21,11 @@ async function piped(args: string[], reader: string): Promise<{ out: Buffer; lau
   const script = `"$0" ${quoted} 2>"$1" | ${reader}; echo "\${PIPESTATUS[0]}" >"$2"`;
   const dir = (await run('mktemp', ['-d'])).stdout.trim();
   try {
-    const { stdout } = await run('bash', ['-c', script, launcherPath, `${dir}/stderr`, `${dir}/status`], { encoding: 'buffer', maxBuffer: 256 * 1024 * 1024, env: { ...process.env, NO_COLOR: '1' } });
+    const { stdout } = await run('bash', ['-c', script, launcherPath, `${dir}/stderr`, `${dir}/status`], {
+      encoding: 'buffer',
+      maxBuffer: 256 * 1024 * 1024,
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     const { readFile } = await import('node:fs/promises');
     return { out: stdout, launcherExit: Number((await readFile(`${dir}/status`, 'utf8')).trim()), launcherStderr: await readFile(`${dir}/stderr`, 'utf8') };
   } finally {

@@ -26,7 +26,10 @@ describe('launcher probe', function () {
     stick = join(parent, 'stick');
     await mkdir(join(stick, '.pocketvm'), { recursive: true });
     await writeFile(join(stick, '.pocketvm', 'stick.json'), '{"format":1}\n');
-    for (const [guest, memory] of [['default', { minimumMiB: 128, recommendedMiB: 256 }], ['huge', { minimumMiB: 1 << 20, recommendedMiB: 1 << 20 }]] as const) {
+    for (const [guest, memory] of [
+      ['default', { minimumMiB: 128, recommendedMiB: 256 }],
+      ['huge', { minimumMiB: 1 << 20, recommendedMiB: 1 << 20 }],
+    ] as const) {
       await mkdir(join(stick, 'payload', guest), { recursive: true });
       await writeFile(join(stick, 'payload', guest, 'guest.json'), JSON.stringify({ ...validManifest, name: guest, memory }));
     }
@@ -58,7 +61,8 @@ describe('launcher probe', function () {
   it('human output names the sections and the sizing; a bad guest name is a usage error', async () => {
     const human = await launcher(['probe', '--stick', stick]);
     assert.equal(human.exitCode, 0, human.stderr);
-    for (const label of ['host', 'cpu', 'memory', 'accelerator', 'display', 'stick', 'locale', 'proxy', 'fingerprint']) assert.match(human.stdout, new RegExp(`^${label} `, 'm'));
+    for (const label of ['host', 'cpu', 'memory', 'accelerator', 'display', 'stick', 'locale', 'proxy', 'fingerprint'])
+      assert.match(human.stdout, new RegExp(`^${label} `, 'm'));
     assert.match(human.stdout, /^guest default: \d+ MiB, \d+ vCPU/m);
     const bad = await launcher(['probe', '--stick', stick, '--guest', '../x']);
     assert.equal(bad.exitCode, 2);
@@ -79,7 +83,9 @@ describe('launcher probe', function () {
       assert.equal((await launcher(['reg', 'set', '--stick', stick, 'Machine', 'Cpus', cpus, '--type', 'int32'])).exitCode, 0);
       const { exitCode, json } = await launcherJson<ProbeJson>(['probe', '--stick', stick, '--user', 'rita']);
       assert.equal(exitCode, 0);
-      assert.deepEqual(json.ignoredRegistryValues, [{ key: 'Machine', name: 'Cpus', layer: 'user', data: cpus, reason: 'not a positive number, so the guest is sized without it' }]);
+      assert.deepEqual(json.ignoredRegistryValues, [
+        { key: 'Machine', name: 'Cpus', layer: 'user', data: cpus, reason: 'not a positive number, so the guest is sized without it' },
+      ]);
       const text = await launcher(['probe', '--stick', stick, '--user', 'rita']);
       assert.match(text.stdout, new RegExp(`^  ignored Machine\\\\Cpus = ${cpus} \\(user layer\\): not a positive number`, 'm'));
     }

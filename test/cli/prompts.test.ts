@@ -41,12 +41,15 @@ describe('prompts at a terminal', function () {
   });
 
   it('user add: a mismatched confirmation asks again; the second try creates the user', async () => {
-    const result = await launcherInPty(['user', 'add', 'carol', '--stick', stick.root], [
-      { expect: /new passphrase for carol/, send: 'carol passphrase\r' },
-      { expect: /same passphrase again/, send: 'carol typo\r' },
-      { expect: /try again[\s\S]*new passphrase for carol/, send: 'carol passphrase\r' },
-      { expect: /same passphrase again/, send: 'carol passphrase\r' },
-    ]);
+    const result = await launcherInPty(
+      ['user', 'add', 'carol', '--stick', stick.root],
+      [
+        { expect: /new passphrase for carol/, send: 'carol passphrase\r' },
+        { expect: /same passphrase again/, send: 'carol typo\r' },
+        { expect: /try again[\s\S]*new passphrase for carol/, send: 'carol passphrase\r' },
+        { expect: /same passphrase again/, send: 'carol passphrase\r' },
+      ],
+    );
     assert.equal(result.exitCode, 0, result.output);
     assert.match(result.output, /the two passphrases differ; try again/);
     assert.match(result.output, /created carol/);
@@ -63,9 +66,10 @@ describe('prompts at a terminal', function () {
     assert.equal(existsSync(join(stick.root, 'users', 'dave')), false);
   });
 
-  it("run: a wrong passphrase at the login prompt asks again, three tries, then exit 11; no QEMU, no lock", async () => {
+  it('run: a wrong passphrase at the login prompt asks again, three tries, then exit 11; no QEMU, no lock', async () => {
     const steps = [];
-    for (let i = 0; i < 3; i++) steps.push({ expect: i === 0 ? /passphrase for alice/ : /try again[\s\S]*passphrase for alice/, send: 'not alice passphrase\r' });
+    for (let i = 0; i < 3; i++)
+      steps.push({ expect: i === 0 ? /passphrase for alice/ : /try again[\s\S]*passphrase for alice/, send: 'not alice passphrase\r' });
     const result = await launcherInPty(['run', '--stick', stick.root, '--user', 'alice'], steps);
     assert.equal(result.exitCode, 11, result.output);
     assert.equal(count(result.output, /wrong passphrase for alice; try again/), 2);
@@ -73,12 +77,15 @@ describe('prompts at a terminal', function () {
   });
 
   it('user passwd: a wrong current passphrase asks again before the new one is asked for', async () => {
-    const result = await launcherInPty(['user', 'passwd', 'alice', '--stick', stick.root], [
-      { expect: /current passphrase for alice/, send: 'alice typo passphrase\r' },
-      { expect: /try again[\s\S]*current passphrase for alice/, send: 'alice passphrase\r' },
-      { expect: /new passphrase for alice/, send: 'alice new passphrase\r' },
-      { expect: /same passphrase again/, send: 'alice new passphrase\r' },
-    ]);
+    const result = await launcherInPty(
+      ['user', 'passwd', 'alice', '--stick', stick.root],
+      [
+        { expect: /current passphrase for alice/, send: 'alice typo passphrase\r' },
+        { expect: /try again[\s\S]*current passphrase for alice/, send: 'alice passphrase\r' },
+        { expect: /new passphrase for alice/, send: 'alice new passphrase\r' },
+        { expect: /same passphrase again/, send: 'alice new passphrase\r' },
+      ],
+    );
     assert.equal(result.exitCode, 0, result.output);
     assert.equal(count(result.output, /wrong passphrase for alice; try again/), 1);
     assert.match(result.output, /changed the passphrase of alice/);

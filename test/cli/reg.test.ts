@@ -51,7 +51,7 @@ describe('launcher reg', function () {
     assert.match(ls.stdout, /^int64 +int64 +9223372036854775807 +\(user\)$/m);
   });
 
-  it('writes the host layer under this host\'s fingerprint; it hides the user layer; deleting uncovers it', async () => {
+  it("writes the host layer under this host's fingerprint; it hides the user layer; deleting uncovers it", async () => {
     assert.equal((await reg('set', 'Guest', 'Hostname', 'mine')).exitCode, 0);
     assert.equal((await reg('set', 'Guest', 'Hostname', 'here-only', '--layer', 'host')).exitCode, 0);
     assert.equal((await regJson<{ layer: string }>('get', 'Guest', 'Hostname')).json.layer, 'host');
@@ -111,7 +111,9 @@ describe('launcher reg', function () {
     assert.equal(refused.exitCode, 12);
     assert.match(refused.stderr, /bad\.reg line 6: "0g" is not a hex byte; nothing was imported/);
     assert.equal((await reg('export', '--layer', 'user')).stdout, before);
-    const fromStdin = await launcher(['reg', 'import', '-', '--stick', stick.root], { input: 'Windows Registry Editor Version 5.00\n[HKEY_POCKETVM\\Piped]\n"v"=dword:0000000a\n' });
+    const fromStdin = await launcher(['reg', 'import', '-', '--stick', stick.root], {
+      input: 'Windows Registry Editor Version 5.00\n[HKEY_POCKETVM\\Piped]\n"v"=dword:0000000a\n',
+    });
     assert.equal(fromStdin.exitCode, 0, fromStdin.stderr);
     assert.equal((await reg('get', 'Piped', 'v')).stdout, '10\n');
   });
@@ -137,7 +139,10 @@ describe('launcher reg', function () {
     writeFileSync(file, 'this is not a database'.repeat(100));
     const ls = await reg('ls', 'Live');
     assert.equal(ls.exitCode, 0, ls.stderr);
-    assert.match(ls.stderr, /^pocketvm: the registry registry\.sqlite was damaged \(the file does not start with the SQLite header\); restored the last good copy \(saved [^)]+\); the damaged file is kept as registry\.sqlite\.corrupt-\S+\n$/);
+    assert.match(
+      ls.stderr,
+      /^pocketvm: the registry registry\.sqlite was damaged \(the file does not start with the SQLite header\); restored the last good copy \(saved [^)]+\); the damaged file is kept as registry\.sqlite\.corrupt-\S+\n$/,
+    );
     assert.match(ls.stdout, /Counter/);
     assert.ok(readdirSync(join(stick.root, 'users', 'alice')).some((name) => name.startsWith('registry.sqlite.corrupt-')));
   });

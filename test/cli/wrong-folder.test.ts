@@ -77,7 +77,10 @@ describe('the wrong folder, a read-only stick, a typo', function () {
       readOnly = join(parent, 'ro-stick');
       emptyReadOnly = join(parent, 'ro-empty');
       await mkdir(join(parent, 'empty'));
-      for (const [source, target] of [[stick.root, readOnly], [join(parent, 'empty'), emptyReadOnly]] as const) {
+      for (const [source, target] of [
+        [stick.root, readOnly],
+        [join(parent, 'empty'), emptyReadOnly],
+      ] as const) {
         await mkdir(target);
         await execa('mount', ['--bind', source, target]);
         await execa('mount', ['-o', 'remount,bind,ro', target]);
@@ -89,7 +92,10 @@ describe('the wrong folder, a read-only stick, a typo', function () {
 
     const readOnlyLine = /is on a read-only file system; nothing was changed/;
     it('run (attached and --detach): exit 9, one line, no "log on the stick"', async () => {
-      for (const args of [['run', '--detach', '--user', 'alice', '--passphrase-stdin'], ['run', '--user', 'alice', '--passphrase-stdin']]) {
+      for (const args of [
+        ['run', '--detach', '--user', 'alice', '--passphrase-stdin'],
+        ['run', '--user', 'alice', '--passphrase-stdin'],
+      ]) {
         const result = await launcher([...args, '--stick', readOnly], { input: 'alice passphrase\n' });
         assert.equal(result.exitCode, 9, result.stderr);
         oneErrorLine(result.stderr, readOnlyLine);
@@ -118,7 +124,14 @@ describe('the wrong folder, a read-only stick, a typo', function () {
   it('a file where a folder is expected: status, stop, eject, verify --stick FILE and init-stick FILE exit 2 with one line', async () => {
     const file = join(parent, 'a-file');
     await writeFile(file, 'not a folder');
-    for (const args of [['status', '--stick', file], ['stop', '--stick', file], ['eject', '--stick', file], ['verify', '--stick', file], ['init-stick', file], ['init-stick', join(file, 'sub')]]) {
+    for (const args of [
+      ['status', '--stick', file],
+      ['stop', '--stick', file],
+      ['eject', '--stick', file],
+      ['verify', '--stick', file],
+      ['init-stick', file],
+      ['init-stick', join(file, 'sub')],
+    ]) {
       const result = await launcher(args);
       assert.equal(result.exitCode, 2, `${args.join(' ')}: ${result.stderr}`);
       oneErrorLine(result.stderr, /a file is where a folder was expected|is a file, not a folder/);

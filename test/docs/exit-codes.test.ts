@@ -26,6 +26,7 @@ describe('docs/exit-codes.md', () => {
   });
 
   it('says what each code means', async () => {
-    for (const row of tableRows(await readFile(tablePath, 'utf8'))) assert.ok(row.meaning.length > 0, `exit ${row.code} (${row.name}) has no meaning in docs/exit-codes.md`);
+    for (const row of tableRows(await readFile(tablePath, 'utf8')))
+      assert.ok(row.meaning.length > 0, `exit ${row.code} (${row.name}) has no meaning in docs/exit-codes.md`);
   });
 });

@@ -9,7 +9,12 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const pages = [join(root, 'README.md'), ...readdirSync(join(root, 'docs'), { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.md')).map((name) => join(root, 'docs', name))];
+const pages = [
+  join(root, 'README.md'),
+  ...readdirSync(join(root, 'docs'), { recursive: true, encoding: 'utf8' })
+    .filter((name) => name.endsWith('.md'))
+    .map((name) => join(root, 'docs', name)),
+];
 
 /** Repository paths in a page's code spans, as written. */
 function namedPaths(markdown: string): string[] {

@@ -12,14 +12,30 @@ import { fakeHost } from './helpers.ts';
 const home = '/home/me';
 const host = fakeHost({
   home,
-  dirs: ['/', home, `${home}/Documents`, `${home}/Documents/Work`, '/tmp/marker', '/srv/data', '/proc', '/proc/1', '/sys', '/media/me/STICK', '/mnt/chroot/proc'],
+  dirs: [
+    '/',
+    home,
+    `${home}/Documents`,
+    `${home}/Documents/Work`,
+    '/tmp/marker',
+    '/srv/data',
+    '/proc',
+    '/proc/1',
+    '/sys',
+    '/media/me/STICK',
+    '/mnt/chroot/proc',
+  ],
   knownFolders: { folders: { Documents: { id: 'Documents', hostPath: `${home}/Documents`, how: 'test' } }, notes: [] },
   stickRoot: '/media/me/STICK',
 });
-const registryRule = (r: Partial<RuleSpec> & Pick<RuleSpec, 'name' | 'table' | 'guestPath'>): RuleSpec => ({ origin: 'registry', source: `registry Tables\\Rules\\${r.name}`, ...r });
+const registryRule = (r: Partial<RuleSpec> & Pick<RuleSpec, 'name' | 'table' | 'guestPath'>): RuleSpec => ({
+  origin: 'registry',
+  source: `registry Tables\\Rules\\${r.name}`,
+  ...r,
+});
 
 describe('dyntable compile: rules that need confirmation', () => {
-  it("a registry FET rule waits for confirmation, even inside a known folder; the known folder itself still applies", () => {
+  it('a registry FET rule waits for confirmation, even inside a known folder; the known folder itself still applies', () => {
     const table = compileTable(host, [
       ...builtinRules(),
       registryRule({ name: 'Wide', table: 'FET', guestPath: '/host/wide', hostPath: '/' }),
@@ -42,7 +58,10 @@ describe('dyntable compile: rules that need confirmation', () => {
     const wide = table.waiting[0]!;
     assert.equal(wide.fingerprint, ruleFingerprint({ table: 'FET', guestPath: '/host/wide', hostPath: '/' }));
     // What it would expose: everything, except what is never served.
-    assert.match(wide.exposes, /^the host folder \/ and everything in it, copy-on-write, except \/media\/me\/STICK, \/proc, \/sys, \/dev, \/run, .*which are never served$/);
+    assert.match(
+      wide.exposes,
+      /^the host folder \/ and everything in it, copy-on-write, except \/media\/me\/STICK, \/proc, \/sys, \/dev, \/run, .*which are never served$/,
+    );
     assert.match(table.waiting[1]!.exposes, /^the host folder \/tmp\/marker and everything in it, read-only$/);
   });
 
@@ -60,18 +79,36 @@ describe('dyntable compile: rules that need confirmation', () => {
     );
     const rules = manifestRules(manifest, 'payload/default/guest.json');
     const table = compileTable(host, rules);
-    assert.deepEqual(table.entries.map((e) => e.id), ['manifest:Work']);
-    assert.deepEqual(table.waiting.map((w) => [w.id, w.why]), [
-      ['manifest:Data', 'a rule for a host folder outside every known folder'],
-      ['manifest:Home', 'a rule for a host folder outside every known folder'],
-    ]);
-    const confirmed = compileTable(host, rules.map((r) => (r.name === 'Data' ? { ...r, confirmed: true } : r)));
-    assert.deepEqual(confirmed.entries.map((e) => [e.id, e.origin]), [['manifest:Data', 'manifest'], ['manifest:Work', 'manifest']]);
+    assert.deepEqual(
+      table.entries.map((e) => e.id),
+      ['manifest:Work'],
+    );
+    assert.deepEqual(
+      table.waiting.map((w) => [w.id, w.why]),
+      [
+        ['manifest:Data', 'a rule for a host folder outside every known folder'],
+        ['manifest:Home', 'a rule for a host folder outside every known folder'],
+      ],
+    );
+    const confirmed = compileTable(
+      host,
+      rules.map((r) => (r.name === 'Data' ? { ...r, confirmed: true } : r)),
+    );
+    assert.deepEqual(
+      confirmed.entries.map((e) => [e.id, e.origin]),
+      [
+        ['manifest:Data', 'manifest'],
+        ['manifest:Work', 'manifest'],
+      ],
+    );
   });
 
   it('a confirmed rule applies; the person confirmed it', () => {
     const table = compileTable(host, [registryRule({ name: 'Marker', table: 'FET', guestPath: '/host/marker', hostPath: '/tmp/marker', origin: 'confirmed' })]);
-    assert.deepEqual(table.entries.map((e) => e.id), ['confirmed:Marker']);
+    assert.deepEqual(
+      table.entries.map((e) => e.id),
+      ['confirmed:Marker'],
+    );
     assert.deepEqual(table.waiting, []);
   });
 
@@ -105,7 +142,17 @@ describe('dyntable compile: rules that need confirmation', () => {
     const win = fakeHost({ os: 'windows', dirs: ['C:\\Data'] });
     const probe = { kind: (p: string) => (asked++, win.fs.kind(p)), realpath: (p: string) => win.fs.realpath(p) };
     const winHost = { ...win, fs: probe };
-    const paths = ['\\\\.\\PhysicalDrive0', '\\\\?\\GLOBALROOT\\Device\\HarddiskVolumeShadowCopy1', '\\\\.\\pipe\\secrets', '//./pipe/x', '\\\\server\\pipe\\x', '\\??\\C:\\x', 'C:\\Data\\CON', 'C:\\Data\\nul.txt', 'C:\\Data:stream'];
+    const paths = [
+      '\\\\.\\PhysicalDrive0',
+      '\\\\?\\GLOBALROOT\\Device\\HarddiskVolumeShadowCopy1',
+      '\\\\.\\pipe\\secrets',
+      '//./pipe/x',
+      '\\\\server\\pipe\\x',
+      '\\??\\C:\\x',
+      'C:\\Data\\CON',
+      'C:\\Data\\nul.txt',
+      'C:\\Data:stream',
+    ];
     const table = compileTable(
       winHost,
       paths.map((hostPath, i) => registryRule({ name: `D${i}`, table: 'FET', guestPath: `/host/d${i}`, hostPath, origin: 'confirmed' })),

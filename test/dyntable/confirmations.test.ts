@@ -7,14 +7,29 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deriveStateKey } from '../../src/auth/state-key.ts';
 import { deriveTablesKey } from '../../src/auth/tables-key.ts';
-import { checkConfirmations, confirmationsAreCurrent, readConfirmationRecords, recordConfirmation, trustedConfirmations, withdrawConfirmation } from '../../src/dyntable/confirmations.ts';
+import {
+  checkConfirmations,
+  confirmationsAreCurrent,
+  readConfirmationRecords,
+  recordConfirmation,
+  trustedConfirmations,
+  withdrawConfirmation,
+} from '../../src/dyntable/confirmations.ts';
 import { deriveAtRestKey } from '../../src/dyntable/sealed/keys.ts';
 import { StickTamperedError } from '../../src/errors.ts';
 import { ruleFingerprint } from '../../src/dyntable/registry-rules.ts';
 import type { RuleSpec } from '../../src/dyntable/rules.ts';
 import { removeDir, tempDir } from './helpers.ts';
 
-const marker: RuleSpec = { name: 'Marker', table: 'FET', guestPath: '/host/marker', hostPath: '/tmp/marker', mode: 'readonly', origin: 'registry', source: 'test' };
+const marker: RuleSpec = {
+  name: 'Marker',
+  table: 'FET',
+  guestPath: '/host/marker',
+  hostPath: '/tmp/marker',
+  mode: 'readonly',
+  origin: 'registry',
+  source: 'test',
+};
 const wide: RuleSpec = { name: 'Wide', table: 'FET', guestPath: '/host/wide', hostPath: '/', origin: 'registry', source: 'test' };
 
 describe('dyntable confirmations (signed with the user key)', () => {
@@ -58,7 +73,10 @@ describe('dyntable confirmations (signed with the user key)', () => {
     const { trusted, refused } = await trustedConfirmations(file, diskKey, userId);
     assert.equal(trusted.size, 0);
     assert.equal(refused.length, 1);
-    assert.match(refused[0]!.message, /^tables-confirmed\.json: the confirmation of FET \/host\/wide ← \/ \(Tables\\Rules\\Marker\) does not carry your signature \(edited or copied in without your passphrase\); it is ignored and the rule waits for `launcher tables confirm`$/);
+    assert.match(
+      refused[0]!.message,
+      /^tables-confirmed\.json: the confirmation of FET \/host\/wide ← \/ \(Tables\\Rules\\Marker\) does not carry your signature \(edited or copied in without your passphrase\); it is ignored and the rule waits for `launcher tables confirm`$/,
+    );
     assert.ok(!refused[0]!.message.includes('\n'));
   });
 
@@ -67,21 +85,41 @@ describe('dyntable confirmations (signed with the user key)', () => {
     await recordConfirmation(file, wide, other, userId);
     const copied = (await readConfirmationRecords(file))[0]!;
     const records = [
-      { fingerprint: ruleFingerprint(marker), rule: { name: 'Marker', table: 'FET', guestPath: '/host/marker', hostPath: '/tmp/marker', mode: 'readonly' }, confirmedAt: new Date().toISOString() },
+      {
+        fingerprint: ruleFingerprint(marker),
+        rule: { name: 'Marker', table: 'FET', guestPath: '/host/marker', hostPath: '/tmp/marker', mode: 'readonly' },
+        confirmedAt: new Date().toISOString(),
+      },
       copied,
       { ...copied, mac: 'f'.repeat(64) },
       { ...copied, mac: 'not hex' },
     ];
     const { trusted, refused } = checkConfirmations(records, deriveTablesKey(diskKey), userId);
     assert.equal(trusted.size, 0);
-    assert.deepEqual(refused.map((r) => /is not signed/.test(r.message)), [true, false, false, true]);
+    assert.deepEqual(
+      refused.map((r) => /is not signed/.test(r.message)),
+      [true, false, false, true],
+    );
     // The same key but bound to another user id does not verify either.
     assert.equal(checkConfirmations([copied], deriveTablesKey(other), randomUUID()).trusted.size, 0);
     assert.equal(checkConfirmations([copied], deriveTablesKey(other), userId).trusted.size, 1);
   });
 
   it('a version 1 file (unsigned confirmations) is not trusted', async () => {
-    writeFileSync(file, JSON.stringify({ format: 'pocketvm-table-confirmations', version: 1, confirmed: [{ fingerprint: ruleFingerprint(wide), rule: { name: 'Wide', table: 'FET', guestPath: '/host/wide', hostPath: '/' }, confirmedAt: '2026-01-01T00:00:00.000Z' }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        format: 'pocketvm-table-confirmations',
+        version: 1,
+        confirmed: [
+          {
+            fingerprint: ruleFingerprint(wide),
+            rule: { name: 'Wide', table: 'FET', guestPath: '/host/wide', hostPath: '/' },
+            confirmedAt: '2026-01-01T00:00:00.000Z',
+          },
+        ],
+      }),
+    );
     const { trusted, refused } = await trustedConfirmations(file, diskKey, userId);
     assert.equal(trusted.size, 0);
     assert.equal(refused.length, 1);
@@ -90,7 +128,12 @@ describe('dyntable confirmations (signed with the user key)', () => {
   it('confirming drops forged records instead of signing over them; withdrawing takes the key too', async () => {
     await recordConfirmation(file, marker, diskKey, userId);
     const body = JSON.parse(readFileSync(file, 'utf8'));
-    body.confirmed.push({ fingerprint: ruleFingerprint(wide), rule: { name: 'Wide', table: 'FET', guestPath: '/host/wide', hostPath: '/' }, confirmedAt: new Date().toISOString(), mac: '0'.repeat(64) });
+    body.confirmed.push({
+      fingerprint: ruleFingerprint(wide),
+      rule: { name: 'Wide', table: 'FET', guestPath: '/host/wide', hostPath: '/' },
+      confirmedAt: new Date().toISOString(),
+      mac: '0'.repeat(64),
+    });
     writeFileSync(file, JSON.stringify(body));
     const { dropped } = await recordConfirmation(file, { ...marker, name: 'Again', mode: 'cow' }, diskKey, userId);
     assert.equal(dropped.length, 1);

@@ -104,9 +104,32 @@ describe('dyntable exclusions', () => {
       const matcher = new ExclusionMatcher(exclusions, rules);
       const sep = windows ? '\\' : '/';
       const folders = windows
-        ? ['C:\\Users', 'C:\\Users\\me', 'C:\\Users\\me\\Documents', 'C:\\Users\\me\\AppData\\Roaming', 'C:\\Users\\me\\AppData\\Roaming\\Microsoft', 'C:\\Users\\other']
+        ? [
+            'C:\\Users',
+            'C:\\Users\\me',
+            'C:\\Users\\me\\Documents',
+            'C:\\Users\\me\\AppData\\Roaming',
+            'C:\\Users\\me\\AppData\\Roaming\\Microsoft',
+            'C:\\Users\\other',
+          ]
         : ['/home', '/home/me', '/home/me/Documents', '/home/me/.config', '/home/me/.local/share', '/home/other', '/', '/media/me', '/proc'];
-      const names = ['.ssh', '.SSH', 'me', 'other', 'Public', 'a.txt', 'gh', 'keyrings', 'Credentials', 'Mozilla', 'STICK', 'self', 'x', 'google-chrome', 'Documents'];
+      const names = [
+        '.ssh',
+        '.SSH',
+        'me',
+        'other',
+        'Public',
+        'a.txt',
+        'gh',
+        'keyrings',
+        'Credentials',
+        'Mozilla',
+        'STICK',
+        'self',
+        'x',
+        'google-chrome',
+        'Documents',
+      ];
       for (const folder of folders) {
         const parts = foldedComponents(folder, rules);
         for (const exposed of [[], ['ssh', 'other-homes']]) {
@@ -126,9 +149,16 @@ describe('dyntable exclusions', () => {
   it('lists every category for each host OS', () => {
     for (const os of ['linux', 'darwin', 'windows'] as const) {
       const home = os === 'windows' ? 'C:\\Users\\me' : os === 'darwin' ? '/Users/me' : '/home/me';
-      const list = defaultExclusions({ os, pathStyle: os === 'windows' ? 'win32' : 'posix', home, env: {}, stickRoot: os === 'windows' ? 'E:\\' : '/media/me/STICK' });
+      const list = defaultExclusions({
+        os,
+        pathStyle: os === 'windows' ? 'win32' : 'posix',
+        home,
+        env: {},
+        stickRoot: os === 'windows' ? 'E:\\' : '/media/me/STICK',
+      });
       const categories = new Set(list.map((e) => e.category));
-      for (const c of ['ssh-keys', 'gpg-keys', 'browser-profile', 'keychain', 'credentials', 'cloud-credentials', 'other-users', 'pocketvm']) assert.ok(categories.has(c as never), `${os} lacks ${c}`);
+      for (const c of ['ssh-keys', 'gpg-keys', 'browser-profile', 'keychain', 'credentials', 'cloud-credentials', 'other-users', 'pocketvm'])
+        assert.ok(categories.has(c as never), `${os} lacks ${c}`);
       assert.equal(new Set(list.map((e) => e.id)).size, list.length, `${os}: ids are unique`);
     }
     const win = defaultExclusions({ os: 'windows', pathStyle: 'win32', home: 'C:\\Users\\me', env: { LOCALAPPDATA: 'D:\\Local' } });
@@ -141,7 +171,10 @@ describe('dyntable exclusions', () => {
 
   it('makes each default secret invisible even when the whole home is mapped; the host stays untouched', async () => {
     const before = snapshotTree(home);
-    const table = compileTable(liveHost(home), [rule({ name: 'Home', table: 'FET', guestPath: '/host/home', hostPath: '~' }), rule({ name: 'Homes', table: 'FET', guestPath: '/host/homes', hostPath: join(base, 'home'), mode: 'readonly' })]);
+    const table = compileTable(liveHost(home), [
+      rule({ name: 'Home', table: 'FET', guestPath: '/host/home', hostPath: '~' }),
+      rule({ name: 'Homes', table: 'FET', guestPath: '/host/homes', hostPath: join(base, 'home'), mode: 'readonly' }),
+    ]);
     assert.deepEqual(table.skipped, []);
     backend = await NamespaceBackend.open({ table, filesDir: join(base, 'files'), upperDir: join(base, 'upper') });
     for (const secret of LINUX_SECRETS) {
@@ -151,7 +184,23 @@ describe('dyntable exclusions', () => {
       assert.ok(explained.kind === 'entry' && explained.excludedBy, `explain says ${secret} is excluded`);
     }
     const top = await names(backend, '/home');
-    for (const hidden of ['.ssh', '.gnupg', '.mozilla', '.thunderbird', '.pki', '.password-store', '.netrc', '.git-credentials', '.npmrc', '.pypirc', '.aws', '.azure', '.kube', '.oci']) assert.ok(!top.includes(hidden), hidden);
+    for (const hidden of [
+      '.ssh',
+      '.gnupg',
+      '.mozilla',
+      '.thunderbird',
+      '.pki',
+      '.password-store',
+      '.netrc',
+      '.git-credentials',
+      '.npmrc',
+      '.pypirc',
+      '.aws',
+      '.azure',
+      '.kube',
+      '.oci',
+    ])
+      assert.ok(!top.includes(hidden), hidden);
     assert.ok(top.includes('.config') && top.includes('notes.txt') && top.includes('.docker') && top.includes('snap'));
     const config = await names(backend, '/home/.config');
     assert.deepEqual(config, ['git', 'harmless']);
@@ -199,11 +248,29 @@ describe('dyntable exclusions', () => {
     const trusted = async () => (await trustedConfirmations(confirmations, diskKey, userId)).trusted;
     // Unconfirmed: both FET rules wait for the person; Keys would lift the SSH exclusion.
     let read = readRegistryRules(registry, await trusted());
-    assert.deepEqual(read.problems.map((p) => p.key), ['Tables\\Rules\\Broken']);
-    assert.deepEqual(read.rules.map((r) => [r.name, r.origin]), [['Keys', 'registry'], ['Home', 'registry']]);
+    assert.deepEqual(
+      read.problems.map((p) => p.key),
+      ['Tables\\Rules\\Broken'],
+    );
+    assert.deepEqual(
+      read.rules.map((r) => [r.name, r.origin]),
+      [
+        ['Keys', 'registry'],
+        ['Home', 'registry'],
+      ],
+    );
     let table = compileTable(liveHost(home), read.rules);
-    assert.deepEqual(table.entries.map((e) => e.id), []);
-    assert.deepEqual(table.waiting.map((w) => [w.id, w.lifts]), [['registry:Keys', ['ssh']], ['registry:Home', []]]);
+    assert.deepEqual(
+      table.entries.map((e) => e.id),
+      [],
+    );
+    assert.deepEqual(
+      table.waiting.map((w) => [w.id, w.lifts]),
+      [
+        ['registry:Keys', ['ssh']],
+        ['registry:Home', []],
+      ],
+    );
     assert.match(table.waiting[0]!.exposes, /SSH keys/);
 
     // Confirmed at the launcher: exposed, read-only, through /host/keys only.
@@ -212,7 +279,13 @@ describe('dyntable exclusions', () => {
     read = readRegistryRules(registry, await trusted());
     assert.equal(read.rules[0]!.origin, 'confirmed');
     table = compileTable(liveHost(home), read.rules);
-    assert.deepEqual(table.entries.map((e) => [e.id, e.exposes]), [['confirmed:Home', []], ['confirmed:Keys', ['ssh']]]);
+    assert.deepEqual(
+      table.entries.map((e) => [e.id, e.exposes]),
+      [
+        ['confirmed:Home', []],
+        ['confirmed:Keys', ['ssh']],
+      ],
+    );
     backend = await NamespaceBackend.open({ table, filesDir: join(base, 'files'), upperDir: join(base, 'upper') });
     assert.deepEqual(await names(backend, '/keys'), ['id_ed25519']);
     const h = await backend.open('/keys/id_ed25519', OpenFlags.RDONLY);

@@ -17,7 +17,6 @@ import { liveHost, removeDir, tempDir } from './helpers.ts';
 import { NinepClient } from '../ninep/client.ts';
 import { canLoopMount } from '../stick/loop-stick.ts';
 
-
 async function served<T>(stick: string, home: string, fn: (client: NinepClient) => Promise<T>): Promise<T> {
   const table = compileTable(liveHost(home), [{ name: 'Scratch', table: 'FIT', guestPath: '/host/scratch', origin: 'manifest', source: 'test' }]);
   const backend = await NamespaceBackend.open({ table, filesDir: join(stick, 'files'), upperDir: join(stick, 'upper') });

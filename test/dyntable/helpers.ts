@@ -67,13 +67,19 @@ export function liveHost(home: string, extra: Partial<HostContext> = {}): HostCo
       kind(p) {
         try {
           const st = lstatSync(p);
-          return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? (() => {
-            try {
-              return lstatSync(realpathSync(p)).isDirectory() ? 'dir' : 'file';
-            } catch {
-              return 'missing';
-            }
-          })() : 'other';
+          return st.isDirectory()
+            ? 'dir'
+            : st.isFile()
+              ? 'file'
+              : st.isSymbolicLink()
+                ? (() => {
+                    try {
+                      return lstatSync(realpathSync(p)).isDirectory() ? 'dir' : 'file';
+                    } catch {
+                      return 'missing';
+                    }
+                  })()
+                : 'other';
         } catch {
           return 'missing';
         }
@@ -105,7 +111,11 @@ export function snapshotTree(root: string): Map<string, SnapshotItem> {
   const visit = (rel: string) => {
     const path = rel ? join(root, rel) : root;
     const st = lstatSync(path, { bigint: true });
-    const item: SnapshotItem = { type: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other', mode: Number(st.mode), mtimeNs: st.mtimeNs };
+    const item: SnapshotItem = {
+      type: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other',
+      mode: Number(st.mode),
+      mtimeNs: st.mtimeNs,
+    };
     if (st.isFile()) {
       item.sha256 = createHash('sha256').update(readFileSync(path)).digest('hex');
       item.size = st.size;

@@ -119,7 +119,13 @@ describe('dyntable name mapping', () => {
       const values = await readUserShellFolders({ registryValues: async () => parseRegQuery(fixture('windows-user-shell-folders.txt')) });
       const knownFolders = knownFoldersWindows(values, env, env.USERPROFILE);
       // The probe answers in a different case, as NTFS does.
-      const host = fakeHost({ os: 'windows', home: env.USERPROFILE, env, knownFolders, dirs: ['c:\\users\\anna\\onedrive\\documents', 'd:\\downloads', 'C:\\USERS\\ANNA\\DESKTOP'] });
+      const host = fakeHost({
+        os: 'windows',
+        home: env.USERPROFILE,
+        env,
+        knownFolders,
+        dirs: ['c:\\users\\anna\\onedrive\\documents', 'd:\\downloads', 'C:\\USERS\\ANNA\\DESKTOP'],
+      });
       const table = compileTable(host, builtinRules());
       assert.deepEqual(
         table.entries.map((e) => e.guestPath),
@@ -152,7 +158,10 @@ describe('dyntable name mapping', () => {
           ['/host/Videos', '/Users/me/Movies'],
         ],
       );
-      const matcher = new ExclusionMatcher(defaultExclusions({ os: 'darwin', pathStyle: 'posix', home: '/Users/me', env: {} }), { style: 'posix', caseInsensitive: true });
+      const matcher = new ExclusionMatcher(defaultExclusions({ os: 'darwin', pathStyle: 'posix', home: '/Users/me', env: {} }), {
+        style: 'posix',
+        caseInsensitive: true,
+      });
       assert.equal(matcher.match('/Users/me/Library/KEYCHAINS/login.keychain-db')?.id, 'keychains');
       assert.equal(matcher.match('/users/me/library/application support/google/chrome/Default')?.id, 'chrome');
       assert.equal(matcher.match('/Users/Shared/x'), undefined);
@@ -161,7 +170,12 @@ describe('dyntable name mapping', () => {
   });
 
   describe('host path templates', () => {
-    const host = fakeHost({ knownFolders: { folders: { Documents: { id: 'Documents', hostPath: '/home/me/Dokumente', how: 'XDG' } }, notes: ['Music: XDG_MUSIC_DIR is the home folder itself (disabled), not mapped'] } });
+    const host = fakeHost({
+      knownFolders: {
+        folders: { Documents: { id: 'Documents', hostPath: '/home/me/Dokumente', how: 'XDG' } },
+        notes: ['Music: XDG_MUSIC_DIR is the home folder itself (disabled), not mapped'],
+      },
+    });
     it('expands known folders, ~ and {home}; refuses .. and relative paths', () => {
       assert.deepEqual(expandHostTemplate('{documents}/Work', host), { ok: true, hostPath: '/home/me/Dokumente/Work', how: 'XDG' });
       assert.equal(expandHostTemplate('~', host).ok && (expandHostTemplate('~', host) as { hostPath: string }).hostPath, '/home/me');

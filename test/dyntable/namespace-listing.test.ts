@@ -46,7 +46,9 @@ describe('dyntable namespace listings, streamed', function () {
     const home = join(base, 'home');
     mkdirSync(join(home, 'Documents', 'many'), { recursive: true });
     for (let i = 0; i < files; i++) writeFileSync(join(home, 'Documents', 'many', `f${i}`), '');
-    const table = compileTable(liveHost(home), [{ name: 'Documents', table: 'FET', guestPath: '/host/Documents', hostPath: '~/Documents', mode: 'cow', origin: 'confirmed', source: 'test' }]);
+    const table = compileTable(liveHost(home), [
+      { name: 'Documents', table: 'FET', guestPath: '/host/Documents', hostPath: '~/Documents', mode: 'cow', origin: 'confirmed', source: 'test' },
+    ]);
     backend = await NamespaceBackend.open({ table, filesDir: join(base, 'files'), upperDir: join(base, 'upper') });
     return backend;
   };
@@ -67,7 +69,8 @@ describe('dyntable namespace listings, streamed', function () {
       await h.close();
       expected.add(`new${i}`);
     }
-    for (let i = 0; i < 300; i++) await b.setattr(`/Documents/many/f${i * 7}`, { valid: 1, mode: 0o600, uid: 0, gid: 0, size: 0, atimeSec: 0, atimeNsec: 0, mtimeSec: 0, mtimeNsec: 0 });
+    for (let i = 0; i < 300; i++)
+      await b.setattr(`/Documents/many/f${i * 7}`, { valid: 1, mode: 0o600, uid: 0, gid: 0, size: 0, atimeSec: 0, atimeNsec: 0, mtimeSec: 0, mtimeNsec: 0 });
     for (let i = 0; i < 200; i++) {
       await b.unlink('/Documents/many', `f${i * 7 + 3}`, 0);
       expected.delete(`f${i * 7 + 3}`);
@@ -134,7 +137,10 @@ describe('dyntable namespace listings, streamed', function () {
     try {
       await client.version(1 << 20);
       await client.attach(1);
-      for (const [dir, expected] of [[['Documents', 'many'], 6000], [['Documents'], 3001]] as const) {
+      for (const [dir, expected] of [
+        [['Documents', 'many'], 6000],
+        [['Documents'], 3001],
+      ] as const) {
         for (const count of [300, 8192, (1 << 20) - 24]) {
           const fid = await client.open(1, [...dir], 0);
           const names = (await client.readdirAll(fid, count)).map((d) => d.name).filter((n) => n !== '.' && n !== '..');
@@ -154,7 +160,22 @@ describe('dyntable namespace listings, streamed', function () {
     base = tempDir();
     const store = await LayerStore.open(join(base, 'store'));
     try {
-      const dir = await store.createNode({ mode: 0o40755, uid: 0, gid: 0, rdev: 0, target: null, qid: null, atimeSec: 0, atimeNsec: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0, btimeSec: 0, btimeNsec: 0 });
+      const dir = await store.createNode({
+        mode: 0o40755,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        target: null,
+        qid: null,
+        atimeSec: 0,
+        atimeNsec: 0,
+        mtimeSec: 0,
+        mtimeNsec: 0,
+        ctimeSec: 0,
+        ctimeNsec: 0,
+        btimeSec: 0,
+        btimeNsec: 0,
+      });
       store.setEntry({ path: '/d', kind: 'node', node: dir.id, opaque: true, redirect: null });
       for (let i = 0; i < 250; i++) store.setEntry({ path: `/d/n${String(i).padStart(3, '0')}`, kind: 'whiteout' });
       store.setEntry({ path: '/d/n100/below', kind: 'whiteout' });

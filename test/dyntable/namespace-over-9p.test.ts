@@ -35,7 +35,10 @@ describe('dyntable namespace over 9P', () => {
       await client.version();
       await client.attach(1);
       const root = await client.open(1, [], 0);
-      assert.deepEqual((await client.readdirAll(root)).map((d) => d.name).filter((n) => n !== '.' && n !== '..'), ['Documents', 'home', 'scratch']);
+      assert.deepEqual(
+        (await client.readdirAll(root)).map((d) => d.name).filter((n) => n !== '.' && n !== '..'),
+        ['Documents', 'home', 'scratch'],
+      );
       const home9 = await client.open(1, ['home'], 0);
       const names = (await client.readdirAll(home9)).map((d) => d.name);
       assert.ok(names.includes('Documents') && !names.includes('.ssh'));
@@ -51,7 +54,10 @@ describe('dyntable namespace over 9P', () => {
       await client.write(fn, 0, Buffer.from('on the stick'));
       await client.clunk(fn);
       const ro = await client.walk(1, ['home']);
-      await assert.rejects(client.call({ type: 'Tlcreate', fid: ro.fid, name: 'x', flags: 2, mode: 0o644, gid: 0 }), (error: { errno?: number }) => error.errno === 30);
+      await assert.rejects(
+        client.call({ type: 'Tlcreate', fid: ro.fid, name: 'x', flags: 2, mode: 0o644, gid: 0 }),
+        (error: { errno?: number }) => error.errno === 30,
+      );
       const attr = await client.getattr((await client.walk(1, ['Documents', 'a.txt'])).fid);
       assert.equal(attr.size, 10);
     } finally {

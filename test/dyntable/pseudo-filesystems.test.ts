@@ -28,14 +28,28 @@ async function names(backend: NamespaceBackend, path: string): Promise<string[]>
   return entries.map((e) => e.name);
 }
 
-const confirmedRule = (r: Pick<RuleSpec, 'name' | 'guestPath' | 'hostPath'>): RuleSpec => ({ table: 'FET', origin: 'confirmed', source: 'test', mode: 'readonly', ...r });
+const confirmedRule = (r: Pick<RuleSpec, 'name' | 'guestPath' | 'hostPath'>): RuleSpec => ({
+  table: 'FET',
+  origin: 'confirmed',
+  source: 'test',
+  mode: 'readonly',
+  ...r,
+});
 
 describe('dyntable pseudo file systems', function () {
   this.timeout(60_000);
 
   it('lists /proc, /sys, /dev, /run on Linux, devfs and swap on macOS, page files on Windows; none exposable', () => {
-    const linux = pseudoFsExclusions({ os: 'linux', pathStyle: 'posix', env: {}, pseudoMounts: ['/proc', '/proc/sys/fs/binfmt_misc', '/sys/fs/cgroup', '/srv/jail/proc', '/'] });
-    assert.deepEqual(linux.map((e) => e.hostPath), ['/proc', '/sys', '/dev', '/run', '/var/run', '/var/lock', '/srv/jail/proc']);
+    const linux = pseudoFsExclusions({
+      os: 'linux',
+      pathStyle: 'posix',
+      env: {},
+      pseudoMounts: ['/proc', '/proc/sys/fs/binfmt_misc', '/sys/fs/cgroup', '/srv/jail/proc', '/'],
+    });
+    assert.deepEqual(
+      linux.map((e) => e.hostPath),
+      ['/proc', '/sys', '/dev', '/run', '/var/run', '/var/lock', '/srv/jail/proc'],
+    );
     const mac = pseudoFsExclusions({ os: 'darwin', pathStyle: 'posix', env: {} }).map((e) => e.hostPath);
     for (const p of ['/dev', '/.vol', '/private/var/run', '/private/var/vm', '/System/Volumes/VM']) assert.ok(mac.includes(p), p);
     const win = pseudoFsExclusions({ os: 'windows', pathStyle: 'win32', env: { SystemDrive: 'D:' } }).map((e) => e.hostPath);
@@ -57,8 +71,21 @@ describe('dyntable pseudo file systems', function () {
   });
 
   it('recognises Windows device and pipe namespaces, and leaves ordinary paths alone', () => {
-    for (const p of ['\\\\.\\C:', '\\\\?\\GLOBALROOT\\Device\\Harddisk0', '\\\\.\\pipe\\x', '\\\\host\\PIPE\\x', '\\\\host\\mailslot\\x', '\\??\\C:\\', 'C:\\x\\COM1', 'C:\\x\\aux.txt', 'C:\\x\\CONIN$', 'C:\\x\\file:ads']) assert.ok(deviceNamespaceReason(p, 'win32'), p);
-    for (const p of ['C:\\Users\\me\\Documents', '\\\\server\\share\\folder', 'D:\\console\\com10x', 'C:\\']) assert.equal(deviceNamespaceReason(p, 'win32'), undefined, p);
+    for (const p of [
+      '\\\\.\\C:',
+      '\\\\?\\GLOBALROOT\\Device\\Harddisk0',
+      '\\\\.\\pipe\\x',
+      '\\\\host\\PIPE\\x',
+      '\\\\host\\mailslot\\x',
+      '\\??\\C:\\',
+      'C:\\x\\COM1',
+      'C:\\x\\aux.txt',
+      'C:\\x\\CONIN$',
+      'C:\\x\\file:ads',
+    ])
+      assert.ok(deviceNamespaceReason(p, 'win32'), p);
+    for (const p of ['C:\\Users\\me\\Documents', '\\\\server\\share\\folder', 'D:\\console\\com10x', 'C:\\'])
+      assert.equal(deviceNamespaceReason(p, 'win32'), undefined, p);
     assert.equal(deviceNamespaceReason('/dev/sda', 'posix'), undefined, 'POSIX paths are the exclusions’ job');
   });
 
@@ -77,13 +104,25 @@ describe('dyntable pseudo file systems', function () {
     it('a confirmed rule for / serves no /proc, /sys, /dev or /run: /proc/self/mem and /proc/1/environ are unreachable', async () => {
       const home = join(base, 'home');
       mkdirSync(home);
-      const table = compileTable(liveHost(home, { pseudoMounts: ['/proc', '/sys'] }), [confirmedRule({ name: 'Wide', guestPath: '/host/wide', hostPath: '/' })]);
-      assert.deepEqual(table.entries.map((e) => e.id), ['confirmed:Wide']);
+      const table = compileTable(liveHost(home, { pseudoMounts: ['/proc', '/sys'] }), [
+        confirmedRule({ name: 'Wide', guestPath: '/host/wide', hostPath: '/' }),
+      ]);
+      assert.deepEqual(
+        table.entries.map((e) => e.id),
+        ['confirmed:Wide'],
+      );
       backend = await NamespaceBackend.open({ table, filesDir: join(base, 'files'), upperDir: join(base, 'upper') });
       const top = await names(backend, '/wide');
       assert.ok(top.includes('tmp') && top.includes('etc'), `the rest of / is there: ${top.join(' ')}`);
       for (const hidden of ['proc', 'sys', 'dev', 'run']) assert.ok(!top.includes(hidden), `${hidden} is not listed`);
-      for (const path of ['/wide/proc/self/mem', '/wide/proc/1/environ', `/wide/proc/${process.pid}/environ`, '/wide/sys/kernel', '/wide/dev/null', '/wide/run']) {
+      for (const path of [
+        '/wide/proc/self/mem',
+        '/wide/proc/1/environ',
+        `/wide/proc/${process.pid}/environ`,
+        '/wide/sys/kernel',
+        '/wide/dev/null',
+        '/wide/run',
+      ]) {
         assert.equal(await errnoOf(backend.getattr(path)), 2, `${path}: ENOENT`);
         assert.equal(await errnoOf(backend.open(path, OpenFlags.RDONLY)), 2, `${path}: ENOENT on open`);
       }

@@ -8,7 +8,11 @@ import { fakeHost } from './helpers.ts';
 
 // A registry FET rule applies only once the person confirmed it (origin
 // `confirmed`, as the loader marks it); FIT rules need no confirmation.
-const rule = (r: Partial<RuleSpec> & Pick<RuleSpec, 'name' | 'table' | 'guestPath'>): RuleSpec => ({ origin: r.table === 'FET' ? 'confirmed' : 'registry', source: `registry Tables\\Rules\\${r.name}`, ...r });
+const rule = (r: Partial<RuleSpec> & Pick<RuleSpec, 'name' | 'table' | 'guestPath'>): RuleSpec => ({
+  origin: r.table === 'FET' ? 'confirmed' : 'registry',
+  source: `registry Tables\\Rules\\${r.name}`,
+  ...r,
+});
 
 describe('dyntable resolver', () => {
   describe("the seed's example", () => {
@@ -72,7 +76,10 @@ describe('dyntable resolver', () => {
     const host = fakeHost({
       home,
       dirs: [home, `${home}/Documents`, `${home}/Work`, `${home}/Other`, `${home}/Music`],
-      knownFolders: { folders: { Documents: { id: 'Documents', hostPath: `${home}/Documents`, how: 'test' }, Music: { id: 'Music', hostPath: `${home}/Music`, how: 'test' } }, notes: [] },
+      knownFolders: {
+        folders: { Documents: { id: 'Documents', hostPath: `${home}/Documents`, how: 'test' }, Music: { id: 'Music', hostPath: `${home}/Music`, how: 'test' } },
+        notes: [],
+      },
     });
 
     it('built-in known folders appear under /host/<Name>, missing ones are skipped', () => {
@@ -96,7 +103,11 @@ describe('dyntable resolver', () => {
         }),
         'guest.json',
       );
-      const table = compileTable(host, [...builtinRules(), ...manifestRules(manifest, 'payload/default/guest.json'), rule({ name: 'MyDocs', table: 'FET', guestPath: '/host/Documents', hostPath: '~/Work' })]);
+      const table = compileTable(host, [
+        ...builtinRules(),
+        ...manifestRules(manifest, 'payload/default/guest.json'),
+        rule({ name: 'MyDocs', table: 'FET', guestPath: '/host/Documents', hostPath: '~/Work' }),
+      ]);
       const docs = table.entries.find((e) => e.guestPath === '/host/Documents')!;
       assert.equal(docs.id, 'confirmed:MyDocs');
       assert.deepEqual(docs.overrides, ['builtin:Documents', 'manifest:Docs']);
@@ -146,24 +157,35 @@ describe('dyntable resolver', () => {
       const table = compileTable(host, [...builtinRules(), rule({ name: 'Home', table: 'FET', guestPath: '/host/home', hostPath: '~', mode: 'readonly' })]);
       assert.ok(table.problems.some((p) => p.severity === 'warning' && /same host files/.test(p.message)));
       // Nested the same way on both sides is fine.
-      const nested = compileTable(host, [rule({ name: 'Home', table: 'FET', guestPath: '/host/home', hostPath: '~' }), rule({ name: 'Docs', table: 'FET', guestPath: '/host/home/Documents', hostPath: '~/Documents', mode: 'readonly' })]);
+      const nested = compileTable(host, [
+        rule({ name: 'Home', table: 'FET', guestPath: '/host/home', hostPath: '~' }),
+        rule({ name: 'Docs', table: 'FET', guestPath: '/host/home/Documents', hostPath: '~/Documents', mode: 'readonly' }),
+      ]);
       assert.deepEqual(nested.problems, []);
     });
 
     it('a rule targeting an excluded folder is refused unless confirmed', () => {
       const withSsh = fakeHost({ home, dirs: [`${home}/.ssh`, `${home}`] });
-      const plain = compileTable(withSsh, [rule({ name: 'Keys', table: 'FET', guestPath: '/host/keys', hostPath: '~/.ssh', mode: 'readonly', origin: 'registry' })]);
+      const plain = compileTable(withSsh, [
+        rule({ name: 'Keys', table: 'FET', guestPath: '/host/keys', hostPath: '~/.ssh', mode: 'readonly', origin: 'registry' }),
+      ]);
       assert.equal(plain.entries.length, 0);
-      assert.deepEqual(plain.waiting.map((w) => [w.id, w.lifts]), [['registry:Keys', ['ssh']]]);
+      assert.deepEqual(
+        plain.waiting.map((w) => [w.id, w.lifts]),
+        [['registry:Keys', ['ssh']]],
+      );
       assert.match(plain.waiting[0]!.exposes, /including what is excluded by default: SSH keys/);
       // A manifest rule inside a known folder but onto an exclusion is refused unless confirmed.
       // (A host whose Documents folder is the home itself.)
-      const manifest = compileTable(fakeHost({ home, dirs: [home, `${home}/.ssh`], knownFolders: { folders: { Documents: { id: 'Documents', hostPath: home, how: 'test' } }, notes: [] } }), [
-        rule({ name: 'Keys', table: 'FET', guestPath: '/host/keys', hostPath: '{Documents}/.ssh', origin: 'manifest' }),
-      ]);
+      const manifest = compileTable(
+        fakeHost({ home, dirs: [home, `${home}/.ssh`], knownFolders: { folders: { Documents: { id: 'Documents', hostPath: home, how: 'test' } }, notes: [] } }),
+        [rule({ name: 'Keys', table: 'FET', guestPath: '/host/keys', hostPath: '{Documents}/.ssh', origin: 'manifest' })],
+      );
       assert.equal(manifest.entries.length, 0);
       assert.match(manifest.skipped[0]!.reason, /excluded: SSH keys .*only a rule confirmed/);
-      const confirmed = compileTable(withSsh, [rule({ name: 'Keys', table: 'FET', guestPath: '/host/keys', hostPath: '~/.ssh', mode: 'readonly', origin: 'confirmed' })]);
+      const confirmed = compileTable(withSsh, [
+        rule({ name: 'Keys', table: 'FET', guestPath: '/host/keys', hostPath: '~/.ssh', mode: 'readonly', origin: 'confirmed' }),
+      ]);
       assert.equal(confirmed.entries.length, 1);
       assert.deepEqual(confirmed.entries[0]!.exposes, ['ssh']);
       // A confirmed rule for the whole home does not expose what is inside it.
@@ -176,7 +198,9 @@ describe('dyntable resolver', () => {
 
     it('the stick itself can never be exposed', () => {
       const stickHost = fakeHost({ home, dirs: ['/media/me/STICK', '/media/me/STICK/users'], stickRoot: '/media/me/STICK' });
-      const table = compileTable(stickHost, [rule({ name: 'Stick', table: 'FET', guestPath: '/host/stick', hostPath: '/media/me/STICK/users', origin: 'confirmed' })]);
+      const table = compileTable(stickHost, [
+        rule({ name: 'Stick', table: 'FET', guestPath: '/host/stick', hostPath: '/media/me/STICK/users', origin: 'confirmed' }),
+      ]);
       assert.equal(table.entries.length, 0);
       assert.match(table.skipped[0]!.reason, /no rule can expose it/);
     });

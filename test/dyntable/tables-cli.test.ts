@@ -10,7 +10,15 @@ import { removeDir, tempDir } from './helpers.ts';
 interface ShowJson {
   user: string | null;
   mountPoint: string;
-  entries: Array<{ id: string; guestPath: string; table: string; mode: string; origin: string; exposes: string[]; target: { kind: string; hostPath?: string } }>;
+  entries: Array<{
+    id: string;
+    guestPath: string;
+    table: string;
+    mode: string;
+    origin: string;
+    exposes: string[];
+    target: { kind: string; hostPath?: string };
+  }>;
   skipped: Array<{ id: string; reason: string }>;
   waiting: Array<{ id: string; guestPath: string; hostPath: string; why: string; exposes: string; lifts: string[]; confirmationRecorded: boolean }>;
   problems: Array<{ severity: string; message: string }>;
@@ -60,18 +68,27 @@ describe('launcher tables', function () {
       ],
     );
     assert.equal(json.entries[0]!.target.hostPath, join(home, 'Documents'));
-    assert.deepEqual(json.waiting.map((w) => [w.id, w.guestPath, w.hostPath, w.lifts]), [['registry:Keys', '/host/keys', join(home, '.ssh'), ['ssh']]]);
+    assert.deepEqual(
+      json.waiting.map((w) => [w.id, w.guestPath, w.hostPath, w.lifts]),
+      [['registry:Keys', '/host/keys', join(home, '.ssh'), ['ssh']]],
+    );
     assert.match(json.waiting[0]!.exposes, /SSH keys/);
     const human = await launcher(['tables', 'show', '--stick', stick.root, '--user', 'anna'], { env });
     assert.equal(human.exitCode, 0);
-    assert.match(human.stdout, /needs confirmation[^\n]*\n +registry:Keys \(\/host\/keys ← ~\/\.ssh\): a FET rule from the guest registry, outside every known folder\n +would expose the host folder .*\.ssh and everything in it, read-only, including what is excluded by default: SSH keys/);
+    assert.match(
+      human.stdout,
+      /needs confirmation[^\n]*\n +registry:Keys \(\/host\/keys ← ~\/\.ssh\): a FET rule from the guest registry, outside every known folder\n +would expose the host folder .*\.ssh and everything in it, read-only, including what is excluded by default: SSH keys/,
+    );
     assert.match(human.stdout, /pseudo-fs +\/proc, \/sys, \/dev, \/run.* \(never served\)/);
     assert.match(human.stdout, /\/host\/Documents\/TEMP +FIT +stick +stick users\/anna\/files\/host\/Documents\/TEMP +registry/);
     assert.match(human.stdout, /ssh-keys +.*\.ssh/);
   });
 
   it('explain says which entry wins, where the path leads, and why', async () => {
-    const temp = await launcherJson<{ entry: string; table: string; access: string; reason: string }>(['tables', 'explain', '/host/Documents/TEMP/x', '--stick', stick.root], { env });
+    const temp = await launcherJson<{ entry: string; table: string; access: string; reason: string }>(
+      ['tables', 'explain', '/host/Documents/TEMP/x', '--stick', stick.root],
+      { env },
+    );
     assert.equal(temp.json.entry, 'registry:Temp');
     assert.equal(temp.json.access, 'stick');
     assert.match(temp.json.reason, /most specific of: FIT \/host\/Documents\/TEMP .*FET \/host\/Documents/);
@@ -94,26 +111,41 @@ describe('launcher tables', function () {
     assert.equal(noPassphrase.exitCode, 2, 'no terminal to ask the passphrase at');
     const wrong = await launcher(['tables', 'confirm', 'Keys', '--yes', '--passphrase-stdin', '--stick', stick.root], { env, input: 'not the passphrase\n' });
     assert.equal(wrong.exitCode, 11, wrong.stderr);
-    const confirmed = await launcherJson<{ confirmed: boolean; exposes: string[] }>(['tables', 'confirm', 'Keys', '--yes', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
+    const confirmed = await launcherJson<{ confirmed: boolean; exposes: string[] }>(
+      ['tables', 'confirm', 'Keys', '--yes', '--passphrase-stdin', '--stick', stick.root],
+      { env, input: 'correct horse battery staple\n' },
+    );
     assert.equal(confirmed.exitCode, 0, confirmed.stderr);
     assert.deepEqual(confirmed.json.exposes, ['ssh']);
     // Without the passphrase the confirmation is not trusted, only noted.
     let show = await launcherJson<ShowJson>(['tables', 'show', '--stick', stick.root], { env });
-    assert.equal(show.json.entries.find((e) => e.guestPath === '/host/keys'), undefined);
+    assert.equal(
+      show.json.entries.find((e) => e.guestPath === '/host/keys'),
+      undefined,
+    );
     assert.equal(show.json.waiting.find((w) => w.id === 'registry:Keys')?.confirmationRecorded, true);
     show = await launcherJson<ShowJson>(['tables', 'show', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
     const keys = show.json.entries.find((e) => e.guestPath === '/host/keys');
     assert.equal(keys?.origin, 'confirmed');
     assert.deepEqual(keys?.exposes, ['ssh']);
     assert.deepEqual(show.json.waiting, []);
-    const explained = await launcherJson<{ visible: boolean; access: string }>(['tables', 'explain', '/host/keys/id_ed25519', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
+    const explained = await launcherJson<{ visible: boolean; access: string }>(
+      ['tables', 'explain', '/host/keys/id_ed25519', '--passphrase-stdin', '--stick', stick.root],
+      { env, input: 'correct horse battery staple\n' },
+    );
     assert.deepEqual([explained.json.visible, explained.json.access], [true, 'readonly']);
     const confirmedFile = join(stick.root, 'users', 'anna', 'tables-confirmed.json');
     const older = readFileSync(confirmedFile);
-    const revoked = await launcher(['tables', 'confirm', 'Keys', '--revoke', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
+    const revoked = await launcher(['tables', 'confirm', 'Keys', '--revoke', '--passphrase-stdin', '--stick', stick.root], {
+      env,
+      input: 'correct horse battery staple\n',
+    });
     assert.equal(revoked.exitCode, 0, revoked.stderr);
     show = await launcherJson<ShowJson>(['tables', 'show', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
-    assert.equal(show.json.entries.find((e) => e.guestPath === '/host/keys'), undefined);
+    assert.equal(
+      show.json.entries.find((e) => e.guestPath === '/host/keys'),
+      undefined,
+    );
     assert.equal(show.json.waiting.find((w) => w.id === 'registry:Keys')?.confirmationRecorded, false);
 
     // Whoever holds the stick puts the older file back (its record's MAC is valid): the launch is refused before anything starts.
@@ -122,7 +154,10 @@ describe('launcher tables', function () {
     const run = await launcher(['run', '--detach', '--passphrase-stdin', '--stick', stick.root], { env, input: 'correct horse battery staple\n' });
     if (run.exitCode === 0) await launcher(['stop', '--stick', stick.root], { env });
     assert.equal(run.exitCode, 10, run.stderr);
-    assert.match(run.stderr, /tables-confirmed\.json is an older copy: it confirms FET .host.keys ← ~\/\.ssh \(Tables\\Rules\\Keys\), which was withdrawn since/);
+    assert.match(
+      run.stderr,
+      /tables-confirmed\.json is an older copy: it confirms FET .host.keys ← ~\/\.ssh \(Tables\\Rules\\Keys\), which was withdrawn since/,
+    );
     assert.deepEqual(readFileSync(confirmedFile), older, 'nothing was changed');
     writeFileSync(confirmedFile, current);
   });

@@ -69,7 +69,10 @@ describe('guest registry: SIGKILL during commits', function () {
       assert.equal(registry.recovery, undefined, `trial ${trial}: ${registry.recovery?.message}`);
       const counter = Number(registry.getAs('Crash', 'Counter', 'int64') ?? -1n);
       // Durable: every reported commit is there; atomic: at most the one in flight beyond it.
-      assert.ok(counter >= lastReported && counter <= Math.max(lastReported, previous) + 1, `trial ${trial}: counter ${counter}, last reported ${lastReported}`);
+      assert.ok(
+        counter >= lastReported && counter <= Math.max(lastReported, previous) + 1,
+        `trial ${trial}: counter ${counter}, last reported ${lastReported}`,
+      );
       if (counter > lastReported) inFlightSeen++;
       // The state is exactly that after commits 0..counter.
       const slots = registry.values('Crash\\Items');
@@ -90,6 +93,8 @@ describe('guest registry: SIGKILL during commits', function () {
       previous = counter;
     }
     assert.ok(total > TRIALS, `the child committed ${total} times in all`);
-    process.stderr.write(`      ${TRIALS} kills, ${total} reported commits, ${previous + 1} in the file, ${inFlightSeen} kills after a commit landed but before it was reported, ${hotJournals} kills left a journal to roll back\n`);
+    process.stderr.write(
+      `      ${TRIALS} kills, ${total} reported commits, ${previous + 1} in the file, ${inFlightSeen} kills after a commit landed but before it was reported, ${hotJournals} kills left a journal to roll back\n`,
+    );
   });
 });

@@ -5,14 +5,26 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Duplex, duplexPair } from 'node:stream';
-import { escapeField, GUEST_EXIT, RequestLines, serveGuestChannel, type ChannelRegistry, type GuestChannelService } from '../../src/guestregistry/guest-channel.ts';
+import {
+  escapeField,
+  GUEST_EXIT,
+  RequestLines,
+  serveGuestChannel,
+  type ChannelRegistry,
+  type GuestChannelService,
+} from '../../src/guestregistry/guest-channel.ts';
 import { MemoryLayer } from '../../src/guestregistry/memory-layer.ts';
 import { GuestRegistry } from '../../src/guestregistry/registry.ts';
 import type { RegLayer, RegValue } from '../../src/guestregistry/value.ts';
 
 /** Layers in memory with the GuestRegistry contract's precedence and write rules. */
 class LayeredFake implements ChannelRegistry {
-  readonly layers: Record<RegLayer, MemoryLayer> = { defaults: new MemoryLayer(), user: new MemoryLayer(), host: new MemoryLayer(), session: new MemoryLayer() };
+  readonly layers: Record<RegLayer, MemoryLayer> = {
+    defaults: new MemoryLayer(),
+    user: new MemoryLayer(),
+    host: new MemoryLayer(),
+    session: new MemoryLayer(),
+  };
   readonly writes: string[] = [];
   exportText = 'Windows Registry Editor Version 5.00\r\n\r\n[Guest]\r\n"Hostname"="pocketvm"\r\n';
   exports = 0;
@@ -37,12 +49,14 @@ class LayeredFake implements ChannelRegistry {
   }
   subkeys(key: string): string[] {
     const names = new Map<string, string>();
-    for (const layer of Object.values(this.layers)) for (const [folded, name] of layer.key(key)?.children ?? []) if (!names.has(folded)) names.set(folded, name);
+    for (const layer of Object.values(this.layers))
+      for (const [folded, name] of layer.key(key)?.children ?? []) if (!names.has(folded)) names.set(folded, name);
     return [...names.values()];
   }
   values(key: string): Array<{ name: string; value: RegValue; layer: RegLayer }> {
     const out = new Map<string, { name: string; value: RegValue; layer: RegLayer }>();
-    for (const layer of ['defaults', 'user', 'host', 'session'] as const) for (const [folded, v] of this.layers[layer].key(key)?.values ?? []) out.set(folded, { ...v, layer });
+    for (const layer of ['defaults', 'user', 'host', 'session'] as const)
+      for (const [folded, v] of this.layers[layer].key(key)?.values ?? []) out.set(folded, { ...v, layer });
     return [...out.values()];
   }
   exportReg(): string {
@@ -175,7 +189,12 @@ describe('guest registry channel', () => {
     assert.equal(root.status, 'ok');
     assert.deepEqual(root.out.sort(), ['Guest\\', 'Host\\', 'Machine\\']);
     const guestKey = await guest.request('ls', 'Guest');
-    assert.deepEqual(guestKey.out, ['Extra\\', 'Hostname\tstring\tdefaults\tpocketvm', 'Keyboard\tstring\tdefaults\tus', 'Motd\tstring\tuser\ttwo\\nlines\\tand a tab']);
+    assert.deepEqual(guestKey.out, [
+      'Extra\\',
+      'Hostname\tstring\tdefaults\tpocketvm',
+      'Keyboard\tstring\tdefaults\tus',
+      'Motd\tstring\tuser\ttwo\\nlines\\tand a tab',
+    ]);
   });
 
   it('exports the merged view as .reg lines', async () => {
@@ -225,7 +244,10 @@ describe('guest registry channel', () => {
     assert.deepEqual(await guest.replyTo('c1'), ['.\tpocketvm', 'ok']);
     assert.deepEqual(await guest.replyTo('c2'), ['.\tus', 'ok']);
     assert.deepEqual(await guest.replyTo('c3'), ['.\t2', 'ok']);
-    assert.deepEqual(guest.lines.filter((l) => !/^c[123]\t/.test(l)), []);
+    assert.deepEqual(
+      guest.lines.filter((l) => !/^c[123]\t/.test(l)),
+      [],
+    );
   });
 
   it('keeps UTF-8 intact when a multibyte character is split between chunks', async () => {
@@ -292,7 +314,12 @@ describe('guest registry channel on a real GuestRegistry', () => {
     const elsewhere = GuestRegistry.open({ file, defaultsFile, hostId: 'other-host' });
     elsewhere.set('host', 'Machine', 'Cpus', { type: 'int32', data: 8 });
     elsewhere.close();
-    registry = GuestRegistry.open({ file, defaultsFile, hostId: 'this-host', session: [{ key: 'Host', name: 'Timezone', value: { type: 'string', data: 'Europe/Berlin' } }] });
+    registry = GuestRegistry.open({
+      file,
+      defaultsFile,
+      hostId: 'this-host',
+      session: [{ key: 'Host', name: 'Timezone', value: { type: 'string', data: 'Europe/Berlin' } }],
+    });
     const [a, b] = duplexPair();
     service = serveGuestChannel(a, registry);
     guest = new GuestEnd(b);

@@ -41,7 +41,10 @@ describe('guest registry quota', () => {
     assert.deepEqual(request('set', 'App', 'b', 'string', 'y'.repeat(2000)), { code: 0, message: '' });
     const refused = request('set', 'App', 'c', 'string', 'z'.repeat(2000));
     assert.equal(refused.code, GUEST_EXIT.failed);
-    assert.match(refused.message, /^the registry is full: your layer holds 7 KiB and this value needs 3 KiB more, past the 9 KiB the guest may fill it to \(registry Storage\\RegistryQuotaKiB\); delete values with reg del$/);
+    assert.match(
+      refused.message,
+      /^the registry is full: your layer holds 7 KiB and this value needs 3 KiB more, past the 9 KiB the guest may fill it to \(registry Storage\\RegistryQuotaKiB\); delete values with reg del$/,
+    );
     assert.equal(registry.getInLayer('user', 'App', 'c'), undefined, 'nothing written');
     assert.equal(told.length, 1);
     assert.equal(quota.usage().full?.message, refused.message);
@@ -57,7 +60,10 @@ describe('guest registry quota', () => {
     quota = new GuestRegistryQuota(registry, { totalBytes: 1024 * 1024, valueBytes: 1000, values: 3 });
     const big = request('set', 'App', 'big', 'binary', Array.from({ length: 1001 }, () => '00').join(','));
     assert.equal(big.code, GUEST_EXIT.badRequest);
-    assert.match(big.message, /^the value is 1001 bytes; a value set from the guest may be at most 1000 bytes \(registry Storage\\RegistryValueMaxKiB, set from the host\)$/);
+    assert.match(
+      big.message,
+      /^the value is 1001 bytes; a value set from the guest may be at most 1000 bytes \(registry Storage\\RegistryValueMaxKiB, set from the host\)$/,
+    );
     for (const name of ['a', 'b', 'c']) assert.equal(request('set', 'App', name, 'int32', '1').code, 0);
     const many = request('set', 'App', 'd', 'int32', '1');
     assert.equal(many.code, GUEST_EXIT.failed);
@@ -85,7 +91,12 @@ describe('guest registry quota', () => {
   it('keeps Storage\\ for the host: the guest can neither set nor delete its own limits', () => {
     quota = new GuestRegistryQuota(registry);
     registry.set('user', 'Storage', 'FilesQuotaMiB', { type: 'int32', data: 64 });
-    for (const args of [['set', 'Storage', 'FilesQuotaMiB', 'int32', '999999'], ['set', 'storage\\x', 'y', 'int32', '1'], ['del', 'Storage', 'FilesQuotaMiB'], ['del', 'STORAGE']]) {
+    for (const args of [
+      ['set', 'Storage', 'FilesQuotaMiB', 'int32', '999999'],
+      ['set', 'storage\\x', 'y', 'int32', '1'],
+      ['del', 'Storage', 'FilesQuotaMiB'],
+      ['del', 'STORAGE'],
+    ]) {
       const refused = request(...args);
       assert.equal(refused.code, GUEST_EXIT.badRequest, args.join(' '));
       assert.match(refused.message, /^Storage\\ holds the limits on what the guest writes to the stick; they are set from the host/);

@@ -69,7 +69,15 @@ describe('guest registry .reg format', () => {
     const parsed = parseReg(decodeRegFile(encodeRegFile(text, 'v5')));
     assert.deepEqual(
       parsed.operations.map((op) => [op.op, op.line]),
-      [['delete-key', 4], ['key', 5], ['delete-value', 6], ['set', 7], ['set', 8], ['set', 10], ['set', 12]],
+      [
+        ['delete-key', 4],
+        ['key', 5],
+        ['delete-value', 6],
+        ['set', 7],
+        ['set', 8],
+        ['set', 10],
+        ['set', 12],
+      ],
     );
     const values = parsed.operations.flatMap((op) => (op.op === 'set' ? [op.value] : []));
     assert.deepEqual(values, [
@@ -81,7 +89,11 @@ describe('guest registry .reg format', () => {
   });
 
   it('reads REGEDIT4 in Windows-1252 when it is not UTF-8, and hex(1)/hex(4) values', () => {
-    const bytes = Buffer.concat([Buffer.from('REGEDIT4\n\n[HKEY_POCKETVM\\A]\n"s"="caf'), Buffer.from([0xe9]), Buffer.from('"\n"h"=hex(1):61,62,00\n"d"=hex(4):ff,ff,ff,ff\n')]);
+    const bytes = Buffer.concat([
+      Buffer.from('REGEDIT4\n\n[HKEY_POCKETVM\\A]\n"s"="caf'),
+      Buffer.from([0xe9]),
+      Buffer.from('"\n"h"=hex(1):61,62,00\n"d"=hex(4):ff,ff,ff,ff\n'),
+    ]);
     const sets = parseReg(decodeRegFile(bytes)).operations.flatMap((op) => (op.op === 'set' ? [op.value] : []));
     assert.deepEqual(sets, [
       { type: 'string', data: 'café' },

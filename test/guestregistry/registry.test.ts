@@ -48,7 +48,10 @@ describe('guest registry (GuestRegistry on a folder)', function () {
     assert.equal(registry.deleteValue('user', 'Guest', 'Keyboard'), false);
     assert.deepEqual(
       registry.values('Guest').map((v) => [v.name, v.layer]),
-      [['Hostname', 'session'], ['Keyboard', 'defaults']],
+      [
+        ['Hostname', 'session'],
+        ['Keyboard', 'defaults'],
+      ],
     );
     registry.close();
   });
@@ -113,7 +116,10 @@ describe('guest registry (GuestRegistry on a folder)', function () {
   it('refuses writes to defaults and session', () => {
     const registry = open();
     for (const layer of ['defaults', 'session']) {
-      assert.throws(() => registry.set(layer as 'user', 'Guest', 'Hostname', str('x')), (e: unknown) => e instanceof RegistryError && e.details['reason'] === 'layer' && e.exitCode === 12);
+      assert.throws(
+        () => registry.set(layer as 'user', 'Guest', 'Hostname', str('x')),
+        (e: unknown) => e instanceof RegistryError && e.details['reason'] === 'layer' && e.exitCode === 12,
+      );
       assert.throws(() => registry.importReg('REGEDIT4\n', layer as 'user'), RegistryError);
     }
     registry.close();
@@ -121,14 +127,18 @@ describe('guest registry (GuestRegistry on a folder)', function () {
 
   it("refuses writes under Host\\ (the session's read-only facts) in every layer, by set, createKey and import", () => {
     const registry = open();
-    const readOnlyKey = (e: unknown) => e instanceof RegistryError && e.details['reason'] === 'read-only-key' && e.exitCode === 12 && /read-only facts/.test(e.message);
+    const readOnlyKey = (e: unknown) =>
+      e instanceof RegistryError && e.details['reason'] === 'read-only-key' && e.exitCode === 12 && /read-only facts/.test(e.message);
     for (const layer of ['user', 'host'] as const) {
       for (const key of ['Host', 'host\\Cpu', 'HOST\\Os\\Deep']) {
         assert.throws(() => registry.set(layer, key, 'Model', str('x')), readOnlyKey);
         assert.throws(() => registry.createKey(layer, key), readOnlyKey);
       }
       // An import (say, of an exported merged view) skips Host\ and counts what it skipped.
-      assert.deepEqual(registry.importReg('REGEDIT4\n[HKEY_POCKETVM\\Guest]\n"Hostname"="a"\n[HKEY_POCKETVM\\Host\\Cpu]\n"Model"="x"\n"Speed"=dword:00000001\n', layer), { keys: 1, values: 1, deletions: 0, skipped: 2 });
+      assert.deepEqual(
+        registry.importReg('REGEDIT4\n[HKEY_POCKETVM\\Guest]\n"Hostname"="a"\n[HKEY_POCKETVM\\Host\\Cpu]\n"Model"="x"\n"Speed"=dword:00000001\n', layer),
+        { keys: 1, values: 1, deletions: 0, skipped: 2 },
+      );
     }
     assert.equal(registry.subkeys('Host').length, 0);
     registry.close();
@@ -150,7 +160,12 @@ describe('guest registry (GuestRegistry on a folder)', function () {
       { type: 'float', data: 1 },
       null,
     ];
-    for (const value of bad) assert.throws(() => registry.set('user', 'K', 'v', value as RegValue), RegistryTypeError, JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? String(v) : v)));
+    for (const value of bad)
+      assert.throws(
+        () => registry.set('user', 'K', 'v', value as RegValue),
+        RegistryTypeError,
+        JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
+      );
     for (const entry of Object.values(WELL_KNOWN)) {
       const wrong: RegValue = entry.type === 'string' ? { type: 'int32', data: 1 } : str('1');
       assert.throws(() => registry.set('user', entry.key, entry.name.toUpperCase(), wrong), /must be of type/);
@@ -171,7 +186,18 @@ describe('guest registry (GuestRegistry on a folder)', function () {
     limit(() => registry.set('user', 'k'.repeat(REG_LIMITS.keyNameChars + 1), 'v', str('')), 'key name');
     registry.set('user', 'k'.repeat(REG_LIMITS.keyNameChars), 'v', str(''));
     limit(() => registry.set('user', Array(9).fill('x'.repeat(255)).join('\\'), 'v', str('')), 'key path');
-    limit(() => registry.set('user', Array(REG_LIMITS.keyDepth + 1).fill('k').join('\\'), 'v', str('')), 'depth');
+    limit(
+      () =>
+        registry.set(
+          'user',
+          Array(REG_LIMITS.keyDepth + 1)
+            .fill('k')
+            .join('\\'),
+          'v',
+          str(''),
+        ),
+      'depth',
+    );
     registry.set('user', Array(REG_LIMITS.keyDepth).fill('k').join('\\'), 'v', str(''));
     limit(() => registry.set('user', '', 'v', str('')), 'empty key');
     limit(() => registry.set('user', 'a\\\\b', 'v', str('')), 'empty component');
@@ -184,7 +210,10 @@ describe('guest registry (GuestRegistry on a folder)', function () {
     // Values per key: the import that would pass the limit names its line and imports nothing.
     const lines = ['REGEDIT4', '[HKEY_POCKETVM\\Many]'];
     for (let i = 0; i <= REG_LIMITS.valuesPerKey; i++) lines.push(`"v${i}"=dword:00000001`);
-    assert.throws(() => registry.importReg(lines.join('\n'), 'user'), (e: unknown) => e instanceof RegFileError && e.line === REG_LIMITS.valuesPerKey + 3 && /limit is 16384/.test(e.message));
+    assert.throws(
+      () => registry.importReg(lines.join('\n'), 'user'),
+      (e: unknown) => e instanceof RegFileError && e.line === REG_LIMITS.valuesPerKey + 3 && /limit is 16384/.test(e.message),
+    );
     assert.equal(registry.hasKey('Many'), false);
     lines.pop();
     assert.equal(registry.importReg(lines.join('\n'), 'user').values, REG_LIMITS.valuesPerKey);
@@ -197,8 +226,19 @@ describe('guest registry (GuestRegistry on a folder)', function () {
   it('imports a .reg file as one transaction: a bad line anywhere imports nothing', () => {
     const registry = open();
     registry.set('user', 'Keep', 'me', str('before'));
-    const text = ['Windows Registry Editor Version 5.00', '', '[-HKEY_POCKETVM\\Keep]', '[HKEY_POCKETVM\\New]', '"a"="1"', '"Hostname"=dword:00000001', ''].join('\r\n');
-    assert.throws(() => registry.importReg(text.replace('[HKEY_POCKETVM\\New]', '[HKEY_POCKETVM\\Guest]'), 'user', { source: 'in.reg' }), (e: unknown) => e instanceof RegFileError && e.line === 6 && /in\.reg line 6: Guest\\Hostname must be of type string/.test(e.message));
+    const text = [
+      'Windows Registry Editor Version 5.00',
+      '',
+      '[-HKEY_POCKETVM\\Keep]',
+      '[HKEY_POCKETVM\\New]',
+      '"a"="1"',
+      '"Hostname"=dword:00000001',
+      '',
+    ].join('\r\n');
+    assert.throws(
+      () => registry.importReg(text.replace('[HKEY_POCKETVM\\New]', '[HKEY_POCKETVM\\Guest]'), 'user', { source: 'in.reg' }),
+      (e: unknown) => e instanceof RegFileError && e.line === 6 && /in\.reg line 6: Guest\\Hostname must be of type string/.test(e.message),
+    );
     assert.deepEqual(registry.get('Keep', 'me')?.value, str('before'));
     assert.equal(registry.hasKey('New'), false);
     assert.deepEqual(registry.importReg(text, 'user'), { keys: 1, values: 2, deletions: 1 });
@@ -223,7 +263,12 @@ describe('guest registry (GuestRegistry on a folder)', function () {
       registry.close();
 
       // The same session facts: an import skips Host\ (the session's own), so the merged views match.
-      const other = GuestRegistry.open({ file: join(dir, 'other.sqlite'), defaultsFile, hostId: 'host-a', session: [{ key: 'Host\\Os', name: 'Name', value: str('linux') }] });
+      const other = GuestRegistry.open({
+        file: join(dir, 'other.sqlite'),
+        defaultsFile,
+        hostId: 'host-a',
+        session: [{ key: 'Host\\Os', name: 'Name', value: str('linux') }],
+      });
       other.importReg(userText, 'user');
       assert.equal(other.exportReg({ layer: 'user', format }), userText);
       for (const { key, name, value } of EVERY_TYPE) assert.ok(regValueEquals(other.get(key, name)!.value, value), name);
@@ -263,10 +308,14 @@ describe('guest registry (GuestRegistry on a folder)', function () {
     assert.equal(code, 0, stderr);
     const deadline = Date.now() + 5000;
     while (seen.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    assert.deepEqual(seen, [
-      { key: 'From\\Child', name: 'n', layer: 'user' },
-      { key: 'From\\Child', name: 'h', layer: 'host' },
-    ], 'another host\'s layer is not ours to hear about');
+    assert.deepEqual(
+      seen,
+      [
+        { key: 'From\\Child', name: 'n', layer: 'user' },
+        { key: 'From\\Child', name: 'h', layer: 'host' },
+      ],
+      "another host's layer is not ours to hear about",
+    );
     assert.deepEqual(registry.get('From\\Child', 'n')?.value, { type: 'int32', data: 7 });
     stop();
     registry.set('user', 'After', 'stop', str(''));
@@ -334,14 +383,23 @@ describe('guest registry (GuestRegistry on a folder)', function () {
         const registry = open({ onRecovery: (r) => told.push(r.message) });
         assert.ok(registry.recovery?.restored);
         assert.equal(told.length, 1);
-        assert.match(told[0]!, /^the registry registry\.sqlite was damaged \(.+\); restored the last good copy \(saved .+\); the damaged file is kept as registry\.sqlite\.corrupt-\d{8}T\d{6}$/);
+        assert.match(
+          told[0]!,
+          /^the registry registry\.sqlite was damaged \(.+\); restored the last good copy \(saved .+\); the damaged file is kept as registry\.sqlite\.corrupt-\d{8}T\d{6}$/,
+        );
         assert.ok(existsSync(registry.recovery.movedTo));
         assert.deepEqual(registry.get('Guest', 'Hostname'), { value: str('good'), layer: 'user' });
         assert.equal(registry.values('Bulk\\K3').length, 20);
         registry.set('user', 'Guest', 'Hostname', str('works again'));
         registry.close();
         const db = new DatabaseSync(file, { readOnly: true });
-        assert.deepEqual(db.prepare('PRAGMA integrity_check').all().map((row) => ({ ...row })), [{ integrity_check: 'ok' }]);
+        assert.deepEqual(
+          db
+            .prepare('PRAGMA integrity_check')
+            .all()
+            .map((row) => ({ ...row })),
+          [{ integrity_check: 'ok' }],
+        );
         db.close();
       });
     }
@@ -392,9 +450,15 @@ describe('guest registry (GuestRegistry on a folder)', function () {
 
   it('reports a malformed payload defaults file with its line', () => {
     writeFileSync(defaultsFile, 'REGEDIT4\n\n[HKEY_POCKETVM\\Guest]\n"Hostname"=dword:00000001\n');
-    assert.throws(() => open(), (e: unknown) => e instanceof PayloadError && /registry\.reg line 4: Guest\\Hostname must be of type string/.test(e.message));
+    assert.throws(
+      () => open(),
+      (e: unknown) => e instanceof PayloadError && /registry\.reg line 4: Guest\\Hostname must be of type string/.test(e.message),
+    );
     writeFileSync(defaultsFile, 'REGEDIT4\n[HKEY_POCKETVM\\Guest]\n"a"=hex:zz\n');
-    assert.throws(() => open(), (e: unknown) => e instanceof PayloadError && /line 3: "zz" is not a hex byte/.test(e.message));
+    assert.throws(
+      () => open(),
+      (e: unknown) => e instanceof PayloadError && /line 3: "zz" is not a hex byte/.test(e.message),
+    );
   });
 
   it('ships payload defaults that load: a hostname, and the well-known keys', () => {

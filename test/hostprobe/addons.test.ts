@@ -20,9 +20,22 @@ describe('host probe addons in the executable', function () {
 
   it('the bundle routes usb, drivelist and registry-js to loadAddon', async () => {
     const entry = join(dir, 'entry.mjs');
-    await writeFile(entry, "export const a = () => import('usb');\nexport const b = () => import('drivelist');\nexport const c = () => import('registry-js');\nexport const d = () => import('usb/index.js');\n");
+    await writeFile(
+      entry,
+      "export const a = () => import('usb');\nexport const b = () => import('drivelist');\nexport const c = () => import('registry-js');\nexport const d = () => import('usb/index.js');\n",
+    );
     const esbuild = await import('esbuild');
-    const result = await esbuild.build({ entryPoints: [entry], bundle: true, write: false, platform: 'node', format: 'cjs', absWorkingDir: root, nodePaths: [join(root, 'node_modules')], plugins: [addonPlugin(root)], logLevel: 'silent' });
+    const result = await esbuild.build({
+      entryPoints: [entry],
+      bundle: true,
+      write: false,
+      platform: 'node',
+      format: 'cjs',
+      absWorkingDir: root,
+      nodePaths: [join(root, 'node_modules')],
+      plugins: [addonPlugin(root)],
+      logLevel: 'silent',
+    });
     const code = result.outputFiles[0]!.text;
     assert.match(code, /loadAddon\d*\("usb", "usb"\)/);
     assert.match(code, /loadAddon\d*\("drivelist", "drivelist"\)/);

@@ -15,11 +15,25 @@ const profile: HostProfile = {
   stick: {
     root: 'E:\\',
     mountpoint: 'E:\\',
-    drive: { device: '\\\\.\\PHYSICALDRIVE2', description: null, bus: 'USB', removable: true, usb: true, system: false, virtual: false, sizeBytes: 61530439680, readOnly: false },
+    drive: {
+      device: '\\\\.\\PHYSICALDRIVE2',
+      description: null,
+      bus: 'USB',
+      removable: true,
+      usb: true,
+      system: false,
+      virtual: false,
+      sizeBytes: 61530439680,
+      readOnly: false,
+    },
     kind: 'removable',
     usbIdentity: { vendorId: '0781', productId: '5581', serial: null, manufacturer: 'SanDisk', product: 'Ultra', matchedBy: 'only-mass-storage-device' },
   },
-  locale: { locale: 'de-DE', keyboard: { layout: 'de', variant: null, native: '00000407', source: 'x' }, timezone: { name: 'Europe/Berlin', native: 'W. Europe Standard Time', source: 'x' } },
+  locale: {
+    locale: 'de-DE',
+    keyboard: { layout: 'de', variant: null, native: '00000407', source: 'x' },
+    timezone: { name: 'Europe/Berlin', native: 'W. Europe Standard Time', source: 'x' },
+  },
   proxy: { http: 'proxy:8080', https: null, noProxy: ['<local>'], autoConfigUrl: null, source: 'registry' },
   fingerprint: '0123456789abcdef0123456789abcdef',
   notes: [],
@@ -53,7 +67,12 @@ describe('host facts for the guest registry', () => {
   });
 
   it('no stick and no proxy: no such keys', () => {
-    const facts = hostFacts({ ...profile, stick: null, proxy: { http: null, https: null, noProxy: [], autoConfigUrl: null, source: 'none' }, fingerprint: null });
+    const facts = hostFacts({
+      ...profile,
+      stick: null,
+      proxy: { http: null, https: null, noProxy: [], autoConfigUrl: null, source: 'none' },
+      fingerprint: null,
+    });
     assert.ok(!facts.some((f) => f.key === 'Host\\Stick' || f.key === 'Host\\Proxy' || f.name === 'Fingerprint'));
   });
 });

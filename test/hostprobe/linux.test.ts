@@ -17,11 +17,24 @@ describe('linux host adapter (recorded desktop)', () => {
   const probe = linuxProbe(fixtureSource(desktop));
 
   it('OS from os-release, CPU cores from core ids, vmx from the flags', async () => {
-    assert.deepEqual(await probe.os(), { family: 'linux', name: 'Debian GNU/Linux 12 (bookworm)', version: '12', kernel: '6.1.0-18-amd64', arch: 'x64', machineArch: null });
-    assert.deepEqual(await probe.cpu(), { model: 'Intel(R) Core(TM) i5-8250U CPU @ 1.60GHz', cores: 2, threads: 8, virtualization: ['vmx'], hypervisor: false });
+    assert.deepEqual(await probe.os(), {
+      family: 'linux',
+      name: 'Debian GNU/Linux 12 (bookworm)',
+      version: '12',
+      kernel: '6.1.0-18-amd64',
+      arch: 'x64',
+      machineArch: null,
+    });
+    assert.deepEqual(await probe.cpu(), {
+      model: 'Intel(R) Core(TM) i5-8250U CPU @ 1.60GHz',
+      cores: 2,
+      threads: 8,
+      virtualization: ['vmx'],
+      hypervisor: false,
+    });
   });
 
-  it('a cgroup memory limit below the machine\'s memory counts as the host\'s', async () => {
+  it("a cgroup memory limit below the machine's memory counts as the host's", async () => {
     const memory = await probe.memory();
     assert.equal(memory.totalMiB, 4096);
     assert.equal(memory.availableMiB, 3072);
@@ -29,7 +42,9 @@ describe('linux host adapter (recorded desktop)', () => {
   });
 
   it('/dev/kvm present but not accessible is reported, not usable', async () => {
-    assert.deepEqual(await probe.accelerators(), [{ name: 'kvm', usable: false, reason: '/dev/kvm exists but this user may not open it (join the kvm group)' }]);
+    assert.deepEqual(await probe.accelerators(), [
+      { name: 'kvm', usable: false, reason: '/dev/kvm exists but this user may not open it (join the kvm group)' },
+    ]);
   });
 
   it('Wayland before X11; keyboard from /etc/default/keyboard (first layout); zone from the /etc/localtime link', async () => {
@@ -40,7 +55,13 @@ describe('linux host adapter (recorded desktop)', () => {
   });
 
   it('proxy from the environment, credentials redacted', async () => {
-    assert.deepEqual(await probe.proxy(), { http: null, https: 'http://anna:***@proxy.example:3128', noProxy: ['localhost', '127.0.0.1', '.example'], autoConfigUrl: null, source: 'env' });
+    assert.deepEqual(await probe.proxy(), {
+      http: null,
+      https: 'http://anna:***@proxy.example:3128',
+      noProxy: ['localhost', '127.0.0.1', '.example'],
+      autoConfigUrl: null,
+      source: 'env',
+    });
   });
 
   it('the USB port path of a block device from sysfs', async () => {
@@ -49,19 +70,26 @@ describe('linux host adapter (recorded desktop)', () => {
     assert.equal(await probe.usbPortOf('../../etc/passwd'), null);
   });
 
-  it('other keyboard sources: XKB_DEFAULT_LAYOUT, vconsole.conf, localed\'s xorg file', async () => {
+  it("other keyboard sources: XKB_DEFAULT_LAYOUT, vconsole.conf, localed's xorg file", async () => {
     const env = linuxProbe(fixtureSource(desktop, { env: { XKB_DEFAULT_LAYOUT: 'fr', XKB_DEFAULT_VARIANT: 'azerty' } }));
     assert.deepEqual(await env.keyboard(), { layout: 'fr', variant: 'azerty', native: null, source: 'XKB_DEFAULT_LAYOUT' });
     const vconsole = linuxProbe(fixtureSource(desktop, { files: { '/etc/vconsole.conf': 'KEYMAP=de-latin1\n' } }));
     assert.deepEqual(await vconsole.keyboard(), { layout: 'de', variant: null, native: 'de-latin1', source: '/etc/vconsole.conf KEYMAP' });
-    const xorg = linuxProbe(fixtureSource(desktop, { files: { '/etc/X11/xorg.conf.d/00-keyboard.conf': 'Section "InputClass"\n  Option "XkbLayout" "ch"\n  Option "XkbVariant" "fr"\nEndSection\n' } }));
+    const xorg = linuxProbe(
+      fixtureSource(desktop, {
+        files: { '/etc/X11/xorg.conf.d/00-keyboard.conf': 'Section "InputClass"\n  Option "XkbLayout" "ch"\n  Option "XkbVariant" "fr"\nEndSection\n' },
+      }),
+    );
     assert.deepEqual(await xorg.keyboard(), { layout: 'ch', variant: 'fr', native: null, source: '/etc/X11/xorg.conf.d/00-keyboard.conf' });
     assert.equal(await linuxProbe(fixtureSource(desktop, { files: {} })).keyboard(), null);
   });
 
   it('TZ wins, /etc/timezone next; a TZ that is not a zone name is ignored', async () => {
     assert.equal((await linuxProbe(fixtureSource(desktop, { env: { TZ: ':America/Chicago' } })).timezone())?.name, 'America/Chicago');
-    assert.equal((await linuxProbe(fixtureSource(desktop, { env: { TZ: '../../etc/shadow' }, files: { '/etc/timezone': 'Asia/Tokyo\n' } })).timezone())?.source, '/etc/timezone');
+    assert.equal(
+      (await linuxProbe(fixtureSource(desktop, { env: { TZ: '../../etc/shadow' }, files: { '/etc/timezone': 'Asia/Tokyo\n' } })).timezone())?.source,
+      '/etc/timezone',
+    );
   });
 });
 
@@ -81,9 +109,15 @@ describe('linux host probe (live, this machine)', function () {
     assert.equal(profile.os.family, 'linux');
     assert.equal(profile.os.arch, process.arch);
     assert.equal(profile.cpu.threads, availableParallelism());
-    assert.ok(profile.memory.totalMiB > 256 && profile.memory.availableMiB > 0 && profile.memory.availableMiB <= profile.memory.totalMiB, JSON.stringify(profile.memory));
+    assert.ok(
+      profile.memory.totalMiB > 256 && profile.memory.availableMiB > 0 && profile.memory.availableMiB <= profile.memory.totalMiB,
+      JSON.stringify(profile.memory),
+    );
     const kvm = profile.accelerators.find((a) => a.name === 'kvm');
-    const accessible = await access('/dev/kvm', constants.R_OK | constants.W_OK).then(() => true, () => false);
+    const accessible = await access('/dev/kvm', constants.R_OK | constants.W_OK).then(
+      () => true,
+      () => false,
+    );
     assert.equal(kvm?.usable, accessible, kvm?.reason);
     assert.ok(profile.display && ['x11', 'wayland', 'none'].includes(profile.display.kind));
     assert.equal(profile.stick?.root, await realpath(stick));
@@ -115,23 +149,44 @@ describe('linux host probe (live, this machine)', function () {
     });
     assert.equal(profile.stick?.kind, 'unknown');
     assert.equal(profile.stick?.drive, null);
-    assert.deepEqual(profile.notes.find((n) => n.step === 'stick drive'), { step: 'stick drive', message: 'no answer within 400 ms' });
+    assert.deepEqual(
+      profile.notes.find((n) => n.step === 'stick drive'),
+      { step: 'stick drive', message: 'no answer within 400 ms' },
+    );
     const broken = await probeHost({
-      adapter: { ...linuxHost, probe: () => ({ ...linuxProbe(), cpu: () => Promise.reject(new Error('cpuinfo unreadable')), timezone: () => Promise.reject(new Error('no zone')) }) },
+      adapter: {
+        ...linuxHost,
+        probe: () => ({ ...linuxProbe(), cpu: () => Promise.reject(new Error('cpuinfo unreadable')), timezone: () => Promise.reject(new Error('no zone')) }),
+      },
     });
     HostProfileSchema.parse(broken);
     assert.equal(broken.cpu.threads, availableParallelism(), 'the node:os fallback');
     assert.equal(broken.locale.timezone, null);
-    assert.deepEqual(broken.notes.filter((n) => n.step === 'cpu' || n.step === 'timezone'), [
-      { step: 'cpu', message: 'cpuinfo unreadable' },
-      { step: 'timezone', message: 'no zone' },
-    ]);
+    assert.deepEqual(
+      broken.notes.filter((n) => n.step === 'cpu' || n.step === 'timezone'),
+      [
+        { step: 'cpu', message: 'cpuinfo unreadable' },
+        { step: 'timezone', message: 'no zone' },
+      ],
+    );
   });
 
   it('no USB access (no /sys/bus/usb here, or no permission) is a note, not a crash', async () => {
     const profile = await probeHost({
       stickRoot: parent,
-      listDrives: async () => [{ device: '/dev/sdz', busType: 'USB', isUSB: true, size: 1, isReadOnly: false, isRemovable: true, isSystem: false, isVirtual: false, mountpoints: [{ path: '/' }] }],
+      listDrives: async () => [
+        {
+          device: '/dev/sdz',
+          busType: 'USB',
+          isUSB: true,
+          size: 1,
+          isReadOnly: false,
+          isRemovable: true,
+          isSystem: false,
+          isVirtual: false,
+          mountpoints: [{ path: '/' }],
+        },
+      ],
       listUsbDevices: () => Promise.reject(new Error('getDevices error: /sys/bus/usb/devices/ not found (errno 2)')),
     });
     assert.equal(profile.stick?.kind, 'removable');

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describeDrive, findStickDrive, type ListedDrive, matchUsbIdentity, mountHolds, stickKind } from '../../src/hostprobe/stick-drive.ts';
 
-const drive = (device: string, mounts: string[], extra: Partial<ListedDrive> = {}): ListedDrive => ({ device, isReadOnly: false, isRemovable: false, isSystem: false, mountpoints: mounts.map((path) => ({ path })), ...extra });
+const drive = (device: string, mounts: string[], extra: Partial<ListedDrive> = {}): ListedDrive => ({
+  device,
+  isReadOnly: false,
+  isRemovable: false,
+  isSystem: false,
+  mountpoints: mounts.map((path) => ({ path })),
+  ...extra,
+});
 
 describe('the stick as a drive', () => {
   it('a mount point holds itself and what is below it, nothing that merely shares a prefix', () => {
@@ -15,7 +22,11 @@ describe('the stick as a drive', () => {
   });
 
   it('the longest mount point holding the root wins', () => {
-    const drives = [drive('/dev/nvme0n1', ['/', '/home']), drive('/dev/sdb', ['/media/a/STICK'], { isRemovable: true, isUSB: true, busType: 'USB' }), drive('/dev/sdc', ['/media/a/STICK2'])];
+    const drives = [
+      drive('/dev/nvme0n1', ['/', '/home']),
+      drive('/dev/sdb', ['/media/a/STICK'], { isRemovable: true, isUSB: true, busType: 'USB' }),
+      drive('/dev/sdc', ['/media/a/STICK2']),
+    ];
     assert.equal(findStickDrive('/media/a/STICK/pocketvm', drives, false)?.drive.device, '/dev/sdb');
     assert.equal(findStickDrive('/media/a/STICK2', drives, false)?.drive.device, '/dev/sdc');
     assert.deepEqual(findStickDrive('/home/a/stick', drives, false), { drive: drives[0], mountpoint: '/home' });
@@ -32,10 +43,25 @@ describe('the stick as a drive', () => {
   });
 
   it('USB identity: by port path where the OS tells it, else only an unambiguous mass-storage device', () => {
-    const stick = { vendorId: 0x0781, productId: 0x5581, bus: '2-1.4', serialNumber: 'ABC', manufacturerName: 'SanDisk', productName: 'Ultra', interfaceClasses: [8] };
+    const stick = {
+      vendorId: 0x0781,
+      productId: 0x5581,
+      bus: '2-1.4',
+      serialNumber: 'ABC',
+      manufacturerName: 'SanDisk',
+      productName: 'Ultra',
+      interfaceClasses: [8],
+    };
     const other = { vendorId: 0x090c, productId: 0x1000, bus: '1-3', interfaceClasses: [8] };
     const hub = { vendorId: 0x1d6b, productId: 0x0003, bus: '2', ports: [], deviceClass: 9 };
-    assert.deepEqual(matchUsbIdentity([hub, other, stick], '2-1.4'), { vendorId: '0781', productId: '5581', serial: 'ABC', manufacturer: 'SanDisk', product: 'Ultra', matchedBy: 'port-path' });
+    assert.deepEqual(matchUsbIdentity([hub, other, stick], '2-1.4'), {
+      vendorId: '0781',
+      productId: '5581',
+      serial: 'ABC',
+      manufacturer: 'SanDisk',
+      product: 'Ultra',
+      matchedBy: 'port-path',
+    });
     assert.equal(matchUsbIdentity([hub, other], '2-1.4'), null);
     assert.equal(matchUsbIdentity([{ ...stick, bus: '2', ports: [1, 4] }], '2-1.4')?.productId, '5581', 'bus number + ports');
     assert.equal(matchUsbIdentity([hub, stick], null)?.matchedBy, 'only-mass-storage-device');

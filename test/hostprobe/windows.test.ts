@@ -36,7 +36,13 @@ describe('windows host adapter (recorded fixtures)', () => {
 
   it('without PowerShell and without the WHPX feature: cores unknown, whpx not usable, AMD named', async () => {
     const probe = windowsProbe(fixtureSource(w10));
-    assert.deepEqual(await probe.cpu(), { model: 'AMD Ryzen 5 3500U with Radeon Vega Mobile Gfx', cores: null, threads: 8, virtualization: [], hypervisor: null });
+    assert.deepEqual(await probe.cpu(), {
+      model: 'AMD Ryzen 5 3500U with Radeon Vega Mobile Gfx',
+      cores: null,
+      threads: 8,
+      virtualization: [],
+      hypervisor: null,
+    });
     const [whpx] = await probe.accelerators();
     assert.equal(whpx?.usable, false);
     assert.match(whpx!.reason, /Windows Hypervisor Platform is not installed/);
@@ -49,15 +55,33 @@ describe('windows host adapter (recorded fixtures)', () => {
   });
 
   it('keyboard from HKCU\\Keyboard Layout\\Preload, through Substitutes', async () => {
-    assert.deepEqual(await windowsProbe(fixtureSource(w11)).keyboard(), { layout: 'de', variant: null, native: '00000407', source: 'HKCU\\Keyboard Layout\\Preload' });
-    assert.deepEqual(await windowsProbe(fixtureSource(w10)).keyboard(), { layout: 'gb', variant: null, native: '00000809', source: 'HKCU\\Keyboard Layout\\Preload' });
+    assert.deepEqual(await windowsProbe(fixtureSource(w11)).keyboard(), {
+      layout: 'de',
+      variant: null,
+      native: '00000407',
+      source: 'HKCU\\Keyboard Layout\\Preload',
+    });
+    assert.deepEqual(await windowsProbe(fixtureSource(w10)).keyboard(), {
+      layout: 'gb',
+      variant: null,
+      native: '00000809',
+      source: 'HKCU\\Keyboard Layout\\Preload',
+    });
   });
 
   it('locale and time zone from the registry; an unmapped zone name falls back to Intl', async () => {
     assert.equal(await windowsProbe(fixtureSource(w11)).locale(), 'de-DE');
     assert.equal(await windowsProbe(fixtureSource(w10)).locale(), 'en-GB');
-    assert.deepEqual(await windowsProbe(fixtureSource(w11)).timezone(), { name: 'Europe/Berlin', native: 'W. Europe Standard Time', source: 'HKLM\\SYSTEM\\CurrentControlSet\\Control\\TimeZoneInformation' });
-    assert.deepEqual(await windowsProbe(fixtureSource(w10)).timezone(), { name: 'America/Halifax', native: 'Atlantic Standard Time', source: 'HKLM\\SYSTEM\\CurrentControlSet\\Control\\TimeZoneInformation' });
+    assert.deepEqual(await windowsProbe(fixtureSource(w11)).timezone(), {
+      name: 'Europe/Berlin',
+      native: 'W. Europe Standard Time',
+      source: 'HKLM\\SYSTEM\\CurrentControlSet\\Control\\TimeZoneInformation',
+    });
+    assert.deepEqual(await windowsProbe(fixtureSource(w10)).timezone(), {
+      name: 'America/Halifax',
+      native: 'Atlantic Standard Time',
+      source: 'HKLM\\SYSTEM\\CurrentControlSet\\Control\\TimeZoneInformation',
+    });
   });
 
   it('proxy from Internet Settings: per-scheme servers and the bypass list; a disabled proxy leaves only the PAC URL', async () => {
@@ -68,7 +92,13 @@ describe('windows host adapter (recorded fixtures)', () => {
       autoConfigUrl: null,
       source: 'registry',
     });
-    assert.deepEqual(await windowsProbe(fixtureSource(w10)).proxy(), { http: null, https: null, noProxy: [], autoConfigUrl: 'http://wpad.home.example/proxy.pac', source: 'registry' });
+    assert.deepEqual(await windowsProbe(fixtureSource(w10)).proxy(), {
+      http: null,
+      https: null,
+      noProxy: [],
+      autoConfigUrl: 'http://wpad.home.example/proxy.pac',
+      source: 'registry',
+    });
   });
 
   it('an environment proxy wins over the registry', async () => {
@@ -77,7 +107,7 @@ describe('windows host adapter (recorded fixtures)', () => {
     assert.equal(proxy.https, 'http://envproxy:3128');
   });
 
-  it('parses reg.exe query output (the fallback without registry-js\'s addon)', () => {
+  it("parses reg.exe query output (the fallback without registry-js's addon)", () => {
     const text = readFileSync(fileURLToPath(new URL('./fixtures/windows-reg-query.txt', import.meta.url)), 'utf8');
     const values = parseRegQuery(text);
     const byName = Object.fromEntries(values.map((v) => [v.name, v]));
@@ -99,7 +129,17 @@ describe('windows host adapter (recorded fixtures)', () => {
       listUsbDevices: async () => [{ vendorId: 0x0781, productId: 0x5581, serialNumber: null, interfaceClasses: [8] }],
     });
     HostProfileSchema.parse(profile);
-    assert.deepEqual(profile.stick?.drive, { device: '\\\\.\\PHYSICALDRIVE2', description: 'SanDisk Ultra USB 3.0', bus: 'USB', removable: true, usb: true, system: false, virtual: false, sizeBytes: 61530439680, readOnly: false });
+    assert.deepEqual(profile.stick?.drive, {
+      device: '\\\\.\\PHYSICALDRIVE2',
+      description: 'SanDisk Ultra USB 3.0',
+      bus: 'USB',
+      removable: true,
+      usb: true,
+      system: false,
+      virtual: false,
+      sizeBytes: 61530439680,
+      readOnly: false,
+    });
     assert.equal(profile.stick?.mountpoint, 'E:\\');
     assert.equal(profile.stick?.kind, 'removable');
     assert.equal(profile.stick?.usbIdentity?.productId, '5581');
@@ -113,19 +153,56 @@ describe('windows host adapter (recorded fixtures)', () => {
       source: fixtureSource(w11),
       stickRoot: 'e:\\PocketVM',
       listDrives: async () => [
-        { device: '\\\\.\\PHYSICALDRIVE0', description: 'NVMe SAMSUNG', busType: 'NVME', size: 512110190592, isReadOnly: false, isRemovable: false, isSystem: true, isVirtual: false, isUSB: false, mountpoints: [{ path: 'C:\\' }] },
-        { device: '\\\\.\\PHYSICALDRIVE2', description: 'SanDisk Ultra USB Device', busType: 'USB', size: 61530439680, isReadOnly: false, isRemovable: true, isSystem: false, isVirtual: false, isUSB: true, mountpoints: [{ path: 'E:\\' }] },
+        {
+          device: '\\\\.\\PHYSICALDRIVE0',
+          description: 'NVMe SAMSUNG',
+          busType: 'NVME',
+          size: 512110190592,
+          isReadOnly: false,
+          isRemovable: false,
+          isSystem: true,
+          isVirtual: false,
+          isUSB: false,
+          mountpoints: [{ path: 'C:\\' }],
+        },
+        {
+          device: '\\\\.\\PHYSICALDRIVE2',
+          description: 'SanDisk Ultra USB Device',
+          busType: 'USB',
+          size: 61530439680,
+          isReadOnly: false,
+          isRemovable: true,
+          isSystem: false,
+          isVirtual: false,
+          isUSB: true,
+          mountpoints: [{ path: 'E:\\' }],
+        },
       ],
       listUsbDevices: async () => [
         { vendorId: 0x8087, productId: 0x0033, deviceClass: 224, interfaceClasses: [224] },
-        { vendorId: 0x0781, productId: 0x5581, serialNumber: '4C530001230507119221', manufacturerName: 'SanDisk', productName: 'Ultra', deviceClass: 0, interfaceClasses: [8] },
+        {
+          vendorId: 0x0781,
+          productId: 0x5581,
+          serialNumber: '4C530001230507119221',
+          manufacturerName: 'SanDisk',
+          productName: 'Ultra',
+          deviceClass: 0,
+          interfaceClasses: [8],
+        },
       ],
     });
     HostProfileSchema.parse(profile);
     assert.equal(profile.stick?.mountpoint, 'E:\\');
     assert.equal(profile.stick?.kind, 'removable');
     assert.equal(profile.stick?.drive?.bus, 'USB');
-    assert.deepEqual(profile.stick?.usbIdentity, { vendorId: '0781', productId: '5581', serial: '4C530001230507119221', manufacturer: 'SanDisk', product: 'Ultra', matchedBy: 'only-mass-storage-device' });
+    assert.deepEqual(profile.stick?.usbIdentity, {
+      vendorId: '0781',
+      productId: '5581',
+      serial: '4C530001230507119221',
+      manufacturer: 'SanDisk',
+      product: 'Ultra',
+      matchedBy: 'only-mass-storage-device',
+    });
     assert.equal(profile.fingerprint, null, 'no stick marker: no salt written');
     assert.deepEqual(profile.notes, []);
   });

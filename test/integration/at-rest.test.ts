@@ -26,7 +26,7 @@ function filesUnder(dir: string): string[] {
   });
 }
 
-describe('the guest\'s writes through /host, sealed at rest (real guest)', function () {
+describe("the guest's writes through /host, sealed at rest (real guest)", function () {
   this.timeout(900_000);
   let stick: Awaited<ReturnType<typeof freshStick>>;
   let base: string;
@@ -55,7 +55,10 @@ describe('the guest\'s writes through /host, sealed at rest (real guest)', funct
     writeFileSync(join(home, 'Documents', 'diary.txt'), 'host line\n');
     env = { HOME: home, XDG_CONFIG_HOME: join(home, '.config'), NO_COLOR: '1' };
     await addStickUser(stick.root, USER, PASSPHRASE);
-    for (const [name, value] of [['Table', 'FIT'], ['GuestPath', '\\host\\Notes']] as const) {
+    for (const [name, value] of [
+      ['Table', 'FIT'],
+      ['GuestPath', '\\host\\Notes'],
+    ] as const) {
       const set = await launcher(['reg', 'set', '--stick', stick.root, '--user', USER, 'Tables\\Rules\\Notes', name, value], { env });
       assert.equal(set.exitCode, 0, set.stderr);
     }
@@ -78,17 +81,25 @@ describe('the guest\'s writes through /host, sealed at rest (real guest)', funct
     // The host folder itself is untouched: the change is on the stick.
     assert.deepEqual(snapshotTree(home), hostBefore);
     const everything = filesUnder(stick.root);
-    assert.ok(everything.some((f) => f.includes(join('users', USER, 'upper', 'data'))), 'nothing landed in upper/');
+    assert.ok(
+      everything.some((f) => f.includes(join('users', USER, 'upper', 'data'))),
+      'nothing landed in upper/',
+    );
     const holding = everything.filter((file) => {
       const raw = readFileSync(file);
       return raw.includes(Buffer.from(MARKER)) || raw.includes(Buffer.from(MARKER, 'utf16le')) || file.includes(MARKER);
     });
     assert.deepEqual(holding, [], `the marker is readable in ${holding.join(', ')}`);
     // Nor is the copied-up host file's own content.
-    assert.deepEqual(everything.filter((file) => readFileSync(file).includes(Buffer.from('host line'))), []);
+    assert.deepEqual(
+      everything.filter((file) => readFileSync(file).includes(Buffer.from('host line'))),
+      [],
+    );
 
     await boot();
-    const back = await ok(`${MAKE_MARKER}; cat "/host/Documents/$M-name.txt" /host/Documents/diary.txt "/host/Notes/$M-dir/$M.txt"; readlink "/host/Notes/$M-link"; ls /host/Notes`);
+    const back = await ok(
+      `${MAKE_MARKER}; cat "/host/Documents/$M-name.txt" /host/Documents/diary.txt "/host/Notes/$M-dir/$M.txt"; readlink "/host/Notes/$M-link"; ls /host/Notes`,
+    );
     assert.equal(back, `${MARKER} content\nhost line\n${MARKER} appended\n${MARKER} in notes\n${MARKER}-target\n${MARKER}-dir\n${MARKER}-link\n`);
     await stop();
   });

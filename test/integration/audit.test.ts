@@ -27,10 +27,21 @@ const hasStrace = spawnSync('strace', ['-V']).status === 0;
   });
 
   it('a whole session writes no host path; the private runtime directory is listed and gone', async () => {
-    const { exitCode, json: report, stderr } = await launcherJson<AuditReport>(['audit', '--stick', stick.root, ...loginArgs('auditor')], { input: `${passphrase}\n` });
+    const {
+      exitCode,
+      json: report,
+      stderr,
+    } = await launcherJson<AuditReport>(['audit', '--stick', stick.root, ...loginArgs('auditor')], { input: `${passphrase}\n` });
     assert.equal(exitCode, 0, `${report.summary}\n${stderr}`);
     assert.equal(report.ok, true);
-    assert.deepEqual(report.steps.map((s) => [s.step, s.exitCode]), [['run', 0], ['guest-writes', 0], ['eject', 0]]);
+    assert.deepEqual(
+      report.steps.map((s) => [s.step, s.exitCode]),
+      [
+        ['run', 0],
+        ['guest-writes', 0],
+        ['eject', 0],
+      ],
+    );
     assert.deepEqual(report.hostWrites, []);
     assert.equal(report.runtime.length, 1);
     assert.match(report.runtime[0]!.path, /\/pocketvm-[A-Za-z0-9]{6}$/);
@@ -44,7 +55,10 @@ const hasStrace = spawnSync('strace', ['-V']).status === 0;
     // Devices and the checkout's compile cache are listed, never as host writes.
     for (const finding of report.allowed) assert.ok(['device', 'process', 'checkout'].includes(finding.class), JSON.stringify(finding));
     // The traces were on the stick, and are removed.
-    assert.deepEqual((await readdir(join(stick.root, 'run'))).filter((name) => name.startsWith('audit-')), []);
+    assert.deepEqual(
+      (await readdir(join(stick.root, 'run'))).filter((name) => name.startsWith('audit-')),
+      [],
+    );
     assert.equal(existsSync(join(stick.root, 'run', 'lock.json')), false);
   });
 
@@ -53,7 +67,10 @@ const hasStrace = spawnSync('strace', ['-V']).status === 0;
     const wrapper = join(dirname(stick.root), 'qemu-that-writes');
     await writeFile(wrapper, `#!/bin/sh\necho oops > '${marker}'\nexit 1\n`);
     await chmod(wrapper, 0o755);
-    const result = await launcher(['audit', '--stick', stick.root, ...loginArgs('auditor')], { input: `${passphrase}\n`, env: { NO_COLOR: '1', POCKETVM_QEMU: wrapper } });
+    const result = await launcher(['audit', '--stick', stick.root, ...loginArgs('auditor')], {
+      input: `${passphrase}\n`,
+      env: { NO_COLOR: '1', POCKETVM_QEMU: wrapper },
+    });
     assert.equal(result.exitCode, 16, result.stderr);
     assert.match(result.stdout, new RegExp(`HOST WRITE +${marker.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} +\\(open\\(write\\) by (sh|qemu-that-writes|dash)`));
     assert.match(result.stderr, /pocketvm: error: 1 host path written: .*written-by-qemu; run failed/);

@@ -74,11 +74,14 @@ describe('bad input', function () {
     await assertNotLocked();
   });
 
-  it('a QEMU crash: exit 6 with QEMU\'s last words and the log path on the stick', async () => {
+  it("a QEMU crash: exit 6 with QEMU's last words and the log path on the stick", async () => {
     // A kernel QEMU cannot load, with a checksum that matches: QEMU itself fails.
     const garbage = Buffer.alloc(4096, 0x41);
     await writeFile(join(payloadDir, 'vmlinuz'), garbage);
-    const sums = (await readFile(join(payloadDir, 'SHA256SUMS'), 'utf8')).replace(/^[0-9a-f]{64}(?=\s+\*?vmlinuz$)/m, createHash('sha256').update(garbage).digest('hex'));
+    const sums = (await readFile(join(payloadDir, 'SHA256SUMS'), 'utf8')).replace(
+      /^[0-9a-f]{64}(?=\s+\*?vmlinuz$)/m,
+      createHash('sha256').update(garbage).digest('hex'),
+    );
     await writeFile(join(payloadDir, 'SHA256SUMS'), sums);
     await addStickUser(stick.root, 'tester', 'bad input passphrase');
     const result = await launcher(['run', '--detach', '--stick', stick.root, '--accel', 'tcg', ...loginArgs('tester')], { input: 'bad input passphrase\n' });

@@ -41,7 +41,10 @@ describe('launcher demo (boots the real guest)', function () {
     // --json silences narration; the fallback notice is still not printed twice.
     assert.ok(notices.length <= 1, run.stderr);
     if (hostHasKvmDevice) {
-      const verdicts = JSON.parse(await readFile(join(stick.root, '.pocketvm', 'accelerators.json'), 'utf8')) as Record<string, Record<string, { verdict: string; reason: string }>>;
+      const verdicts = JSON.parse(await readFile(join(stick.root, '.pocketvm', 'accelerators.json'), 'utf8')) as Record<
+        string,
+        Record<string, { verdict: string; reason: string }>
+      >;
       const [hostVerdicts] = Object.values(verdicts);
       assert.equal(hostVerdicts?.['kvm']?.verdict, 'broken', 'the broken kvm is remembered for this host');
     }

@@ -51,7 +51,10 @@ describe('exec as a remote command, and the attached console (boots the real gue
     });
 
     it('streams output as it comes, before the command ends', async () => {
-      const child = execa(launcherPath, ['exec', '--stick', stick.root, '--', 'sh', '-c', 'echo first; read line; echo "second $line"'], { reject: false, env: { NO_COLOR: '1' } });
+      const child = execa(launcherPath, ['exec', '--stick', stick.root, '--', 'sh', '-c', 'echo first; read line; echo "second $line"'], {
+        reject: false,
+        env: { NO_COLOR: '1' },
+      });
       let text = '';
       let ended = false;
       void child.then(() => (ended = true));

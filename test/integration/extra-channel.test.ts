@@ -39,7 +39,9 @@ describe('extra channels (boots the real guest)', function () {
     assert.equal(port, attachedStream, 'attach saw the same stream');
     assert.throws(() => machine!.channel('nope'), /no channel nope/);
     const received = once(port, 'data');
-    const reply = machine.agent.run('/bin/sh', ['-c', 'exec 3<>/dev/virtio-ports/org.pocketvm.test.0; echo hello-from-guest >&3; head -n1 <&3'], { timeoutMs: 30_000 });
+    const reply = machine.agent.run('/bin/sh', ['-c', 'exec 3<>/dev/virtio-ports/org.pocketvm.test.0; echo hello-from-guest >&3; head -n1 <&3'], {
+      timeoutMs: 30_000,
+    });
     reply.catch(() => {});
     const [chunk] = (await received) as [Buffer];
     assert.equal(chunk.toString(), 'hello-from-guest\n');

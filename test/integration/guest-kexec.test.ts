@@ -57,7 +57,7 @@ describe('the guest kernel going away (kexec, reboot, power-off) retires placed 
       for (let i = 0; i < 120 && !(await sh('grep -c " /host 9p " /proc/mounts || true')).startsWith('1'); i++) await new Promise((r) => setTimeout(r, 1_000));
       const placed = transport.counters.placed;
       await sh('dd if=/host/data.bin of=/dev/null bs=1M 2>/dev/null');
-      assert.ok(transport.counters.placed > placed, 'the new kernel\'s reads are placed');
+      assert.ok(transport.counters.placed > placed, "the new kernel's reads are placed");
       assert.equal((await sh('dmesg | grep -c "launcher did not confirm" || true')).trim(), '0');
 
       // A power-off runs the same notifier.

@@ -72,13 +72,17 @@ describe('guest reset during placed reads (reboot -f under a 256 MiB read loop)'
       for (let i = 0; i < 120 && !(await sh('grep -c " /host 9p " /proc/mounts || true')).startsWith('1'); i++) await new Promise((r) => setTimeout(r, 1_000));
       // Let anything stale land, if it were ever going to.
       await new Promise((r) => setTimeout(r, 3_000));
-      assert.equal(await sh(ramFiles), before, 'the new boot\'s files in RAM are intact');
+      assert.equal(await sh(ramFiles), before, "the new boot's files in RAM are intact");
       assert.ok(transport.counters.retired > 0 || transport.counters.sessions > 1, JSON.stringify(transport.counters));
       assert.equal(hashOf(await sh('sha256sum /host/known.bin')), createHash('sha256').update(known).digest('hex'));
       assert.equal(hashOf(await sh('dd if=/host/big.bin bs=1M 2>/dev/null | sha256sum')), bigHash, 'a whole 256 MiB read after the reset');
-      assert.ok(transport.counters.placed > placedAtReset, 'the new boot\'s reads are placed too');
-      const alarming = (await sh('dmesg')).split('\n').filter((line) => /\bBUG\b|Oops|bad page|general protection|corrupted|Bad RIP|segfault|9pnet_pocketvm: .*(malformed|cut short|out of order)/.test(line));
-      assert.deepEqual(alarming, [], 'the new kernel\'s log shows no corruption');
+      assert.ok(transport.counters.placed > placedAtReset, "the new boot's reads are placed too");
+      const alarming = (await sh('dmesg'))
+        .split('\n')
+        .filter((line) =>
+          /\bBUG\b|Oops|bad page|general protection|corrupted|Bad RIP|segfault|9pnet_pocketvm: .*(malformed|cut short|out of order)/.test(line),
+        );
+      assert.deepEqual(alarming, [], "the new kernel's log shows no corruption");
 
       // The guest's own power-off ends QEMU (it pauses, the launcher retires and quits).
       await guest.agent.run('/bin/sh', ['-c', 'poweroff -f'], { timeoutMs: 10_000 }).catch(() => {});

@@ -17,7 +17,14 @@ export interface LauncherResult {
 }
 
 export async function launcher(args: string[], options: Options = {}): Promise<LauncherResult> {
-  const result = await execa(launcherPath, args, { reject: false, ...(options.input === undefined ? { stdin: 'ignore' as const } : {}), stripFinalNewline: false, env: { NO_COLOR: '1' }, timeout: 180_000, ...options });
+  const result = await execa(launcherPath, args, {
+    reject: false,
+    ...(options.input === undefined ? { stdin: 'ignore' as const } : {}),
+    stripFinalNewline: false,
+    env: { NO_COLOR: '1' },
+    timeout: 180_000,
+    ...options,
+  });
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 

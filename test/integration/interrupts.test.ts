@@ -52,7 +52,11 @@ describe('interrupting a boot (boots the real guest)', function () {
 
   it('Ctrl-C while the login still waits on the terminal ends run at once (exit 130, no lock)', async () => {
     // script(1): the launcher's stdin is a terminal that never reaches EOF; \x03 there is Ctrl-C.
-    const child = execa('script', ['-qfec', `${launcherPath} run --stick ${stick.root} --user tester --passphrase-stdin`, '/dev/null'], { reject: false, env: { NO_COLOR: '1' }, timeout: 120_000 });
+    const child = execa('script', ['-qfec', `${launcherPath} run --stick ${stick.root} --user tester --passphrase-stdin`, '/dev/null'], {
+      reject: false,
+      env: { NO_COLOR: '1' },
+      timeout: 120_000,
+    });
     let text = '';
     child.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()));
     assert.ok(await waitUntil(() => text.includes('accelerators to try'), 60_000), text);

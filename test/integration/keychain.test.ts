@@ -23,7 +23,10 @@ describe('host keychain (--remember-on-this-host, forget)', function () {
     const payload = join(stick.root, 'payload', 'default');
     const garbage = Buffer.alloc(4096, 0x41);
     await writeFile(join(payload, 'vmlinuz'), garbage);
-    const sums = (await readFile(join(payload, 'SHA256SUMS'), 'utf8')).replace(/^[0-9a-f]{64}(?=\s+\*?vmlinuz$)/m, createHash('sha256').update(garbage).digest('hex'));
+    const sums = (await readFile(join(payload, 'SHA256SUMS'), 'utf8')).replace(
+      /^[0-9a-f]{64}(?=\s+\*?vmlinuz$)/m,
+      createHash('sha256').update(garbage).digest('hex'),
+    );
     await writeFile(join(payload, 'SHA256SUMS'), sums);
     home = await mkdtemp(join(tmpdir(), 'pocketvm-keychain-home-'));
   });
@@ -34,7 +37,10 @@ describe('host keychain (--remember-on-this-host, forget)', function () {
 
   it('without a keychain service: one line, and nothing changes', async () => {
     const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: home, NO_COLOR: '1' };
-    const run = await launcher(['run', '--detach', '--accel', 'tcg', '--stick', stick.root, '--user', 'alice', '--passphrase-stdin', '--remember-on-this-host'], { input: 'alice keychain passphrase\n', env, extendEnv: false });
+    const run = await launcher(
+      ['run', '--detach', '--accel', 'tcg', '--stick', stick.root, '--user', 'alice', '--passphrase-stdin', '--remember-on-this-host'],
+      { input: 'alice keychain passphrase\n', env, extendEnv: false },
+    );
     assert.equal(run.exitCode, 6, run.stderr);
     assert.match(run.stderr, /logged in as alice/);
     assert.equal(run.stderr.split('\n').filter((l) => /no keychain service on this host/.test(l)).length, 1, run.stderr);
@@ -53,7 +59,12 @@ describe('host keychain (--remember-on-this-host, forget)', function () {
       '"$L" forget --stick "$S" --user alice; echo "exit=$?"',
       '"$L" run --detach --accel tcg --stick "$S" --user alice </dev/null; echo "exit=$?"',
     ].join('\n');
-    const result = await execa('dbus-run-session', ['--', 'sh', '-c', script, 'sh', launcherPath, stick.root], { reject: false, all: true, env: { HOME: home, NO_COLOR: '1', XDG_RUNTIME_DIR: home }, timeout: 100_000 });
+    const result = await execa('dbus-run-session', ['--', 'sh', '-c', script, 'sh', launcherPath, stick.root], {
+      reject: false,
+      all: true,
+      env: { HOME: home, NO_COLOR: '1', XDG_RUNTIME_DIR: home },
+      timeout: 100_000,
+    });
     const out = String(result.all);
     const steps = out.split(/^exit=\d+$/m).slice(0, 4);
     const exits = [...out.matchAll(/^exit=(\d+)$/gm)].map((m) => Number(m[1]));

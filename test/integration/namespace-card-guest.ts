@@ -27,7 +27,11 @@ export interface NamespaceCardGuest {
   dispose(): Promise<void>;
 }
 
-export async function bootWithNamespaceCard(logDir: string, shared: string, options: { ram?: GuestRamFile; life?: GuestLife; log?: (line: string) => void; shTimeoutMs?: number } = {}): Promise<NamespaceCardGuest> {
+export async function bootWithNamespaceCard(
+  logDir: string,
+  shared: string,
+  options: { ram?: GuestRamFile; life?: GuestLife; log?: (line: string) => void; shTimeoutMs?: number } = {},
+): Promise<NamespaceCardGuest> {
   const { ram, life } = options;
   const payload = await openGuestPayload(join(repoRoot, 'payload'), 'default');
   const backend = await LocalDirBackend.open(shared);

@@ -116,7 +116,10 @@ function rssMiB(pid: number): number {
   });
 
   it(`${HANDLES} directory handles mid-way through a ${FILES}-entry host folder: the session's memory stays under the bound`, async () => {
-    const started = await launcherJson<{ pid: number; qemuPid: number }>(['run', '--detach', '--accel', 'tcg', '--stick', stickMount, ...loginArgs(USER)], { input: `${PASSPHRASE}\n`, env });
+    const started = await launcherJson<{ pid: number; qemuPid: number }>(['run', '--detach', '--accel', 'tcg', '--stick', stickMount, ...loginArgs(USER)], {
+      input: `${PASSPHRASE}\n`,
+      env,
+    });
     assert.equal(started.exitCode, 0, started.stderr);
     const pid = started.json.pid;
     // Warm up: one whole listing, so the launcher's own first-use growth is not counted.
@@ -126,12 +129,36 @@ function rssMiB(pid: number): number {
     // The guest kernel gives each directory it lists a buffer of msize (1 MiB
     // on /host: 500 of them would not fit in the guest's RAM), so the handles
     // are held on a second mount of the namespace with a 64 KiB msize.
-    const small = await launcher(['exec', '--root', '--stick', stickMount, '--', 'sh', '-c', `ifc=$(grep ' /host 9p ' /proc/mounts | cut -d' ' -f1) && mkdir -p /mnt/small && mount -t 9p -o trans=pocketvm,version=9p2000.L,msize=69632,cache=mmap,noatime,nosuid,nodev "$ifc" /mnt/small`], { env });
+    const small = await launcher(
+      [
+        'exec',
+        '--root',
+        '--stick',
+        stickMount,
+        '--',
+        'sh',
+        '-c',
+        `ifc=$(grep ' /host 9p ' /proc/mounts | cut -d' ' -f1) && mkdir -p /mnt/small && mount -t 9p -o trans=pocketvm,version=9p2000.L,msize=69632,cache=mmap,noatime,nosuid,nodev "$ifc" /mnt/small`,
+      ],
+      { env },
+    );
     assert.equal(small.exitCode, 0, small.stderr);
     const before = rssMiB(pid);
     // What exec's command leaves in the background runs on after it exits
     // (docs/usage.md, "Running commands in the guest").
-    const held = await launcher(['exec', '--root', '--stick', stickMount, '--', 'sh', '-c', `setsid /host/Downloads/dirhold /mnt/small/Documents/big ${HANDLES} 600 >/tmp/dirhold.out 2>&1 </dev/null & echo started`], { env });
+    const held = await launcher(
+      [
+        'exec',
+        '--root',
+        '--stick',
+        stickMount,
+        '--',
+        'sh',
+        '-c',
+        `setsid /host/Downloads/dirhold /mnt/small/Documents/big ${HANDLES} 600 >/tmp/dirhold.out 2>&1 </dev/null & echo started`,
+      ],
+      { env },
+    );
     assert.equal(held.exitCode, 0, held.stderr);
     let ready = '';
     for (let i = 0; i < 300 && !ready.startsWith('ready'); i++) {
@@ -150,7 +177,9 @@ function rssMiB(pid: number): number {
     assert.equal(status.exitCode, 0, status.stderr);
     const { pid, qemuPid } = status.json;
     musicFs!.kill('SIGSTOP');
-    const lister = await exec('setsid sh -c "ls -l /host/Music/album >/tmp/hung.out 2>&1; echo exit=\\$? >>/tmp/hung.out" </dev/null >/dev/null 2>&1 & echo started');
+    const lister = await exec(
+      'setsid sh -c "ls -l /host/Music/album >/tmp/hung.out 2>&1; echo exit=\\$? >>/tmp/hung.out" </dev/null >/dev/null 2>&1 & echo started',
+    );
     assert.equal(lister.exitCode, 0, lister.stderr);
     await sleep(1500);
     // The launcher's own duties answer meanwhile.
@@ -182,7 +211,10 @@ function rssMiB(pid: number): number {
     // And the session process itself ends (it used to stay alive, idle, its
     // guest gone: the pool's workers kept it, src/dyntable/host-fs-pool.ts).
     // It ends by SIGKILL while a worker is stuck in the stopped folder.
-    assert.ok(await waitUntil(() => !processAlive(pid), SESSION_EXIT_BOUND_MS, 20), `the session process was still alive ${SESSION_EXIT_BOUND_MS / 1000} s after the stick was pulled`);
+    assert.ok(
+      await waitUntil(() => !processAlive(pid), SESSION_EXIT_BOUND_MS, 20),
+      `the session process was still alive ${SESSION_EXIT_BOUND_MS / 1000} s after the stick was pulled`,
+    );
     process.stderr.write(`      removal → session process gone: ${(performance.now() - pulled).toFixed(0)} ms\n`);
   });
 });

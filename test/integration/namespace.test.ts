@@ -47,7 +47,10 @@ describe('the dyntable namespace in the real guest (/host over 9P)', function ()
   const data = binary(300_000);
 
   const guest = async (script: string, options: { root?: boolean; args?: string[] } = {}) => {
-    const result = await launcher(['exec', '--stick', stick.root, ...(options.root ? ['--root'] : []), '--', 'sh', '-c', script, 'sh', ...(options.args ?? [])], { env });
+    const result = await launcher(
+      ['exec', '--stick', stick.root, ...(options.root ? ['--root'] : []), '--', 'sh', '-c', script, 'sh', ...(options.args ?? [])],
+      { env },
+    );
     return { code: result.exitCode, out: result.stdout, err: result.stderr };
   };
   const ok = async (script: string, options: { root?: boolean; args?: string[] } = {}) => {
@@ -71,7 +74,10 @@ describe('the dyntable namespace in the real guest (/host over 9P)', function ()
     outside = join(base, 'outside');
     mkdirSync(join(home, '.config'), { recursive: true });
     // Pictures is localised: only user-dirs.dirs knows it is ~/Bilder.
-    writeFileSync(join(home, '.config', 'user-dirs.dirs'), 'XDG_DOCUMENTS_DIR="$HOME/Documents"\nXDG_PICTURES_DIR="$HOME/Bilder"\nXDG_DOWNLOAD_DIR="$HOME/Downloads"\n');
+    writeFileSync(
+      join(home, '.config', 'user-dirs.dirs'),
+      'XDG_DOCUMENTS_DIR="$HOME/Documents"\nXDG_PICTURES_DIR="$HOME/Bilder"\nXDG_DOWNLOAD_DIR="$HOME/Downloads"\n',
+    );
     const docs = join(home, 'Documents');
     mkdirSync(join(docs, 'sub'), { recursive: true });
     mkdirSync(join(home, 'Bilder'));
@@ -98,12 +104,20 @@ describe('the dyntable namespace in the real guest (/host over 9P)', function ()
 
     await addStickUser(stick.root, USER, PASSPHRASE);
     // A read-only rule for the whole home: what is excluded stays invisible inside it.
-    for (const [name, value] of [['Table', 'FET'], ['GuestPath', '\\host\\home'], ['HostPath', '~'], ['Mode', 'readonly']] as const) {
+    for (const [name, value] of [
+      ['Table', 'FET'],
+      ['GuestPath', '\\host\\home'],
+      ['HostPath', '~'],
+      ['Mode', 'readonly'],
+    ] as const) {
       const set = await launcher(['reg', 'set', '--stick', stick.root, '--user', USER, 'Tables\\Rules\\Home', name, value], { env });
       assert.equal(set.exitCode, 0, set.stderr);
     }
     // A registry FET rule applies only once the person confirms it, with the passphrase.
-    const confirmed = await launcher(['tables', 'confirm', 'Home', '--yes', '--passphrase-stdin', '--stick', stick.root, '--user', USER], { env, input: `${PASSPHRASE}\n` });
+    const confirmed = await launcher(['tables', 'confirm', 'Home', '--yes', '--passphrase-stdin', '--stick', stick.root, '--user', USER], {
+      env,
+      input: `${PASSPHRASE}\n`,
+    });
     assert.equal(confirmed.exitCode, 0, confirmed.stderr);
     hostBefore = snapshotTree(home);
     outsideBefore = snapshotTree(outside);
@@ -127,7 +141,10 @@ describe('the dyntable namespace in the real guest (/host over 9P)', function ()
   it('reads host files through FET entries: content, mode and mtime', async () => {
     assert.equal(await ok('cat /host/Documents/notes.txt'), 'first line\n');
     assert.equal((await ok('sha256sum /host/Documents/sub/data.bin')).split(' ')[0], sha256(data));
-    assert.equal(await ok('stat -c "%a %Y %s" /host/Documents/script.sh /host/Documents/old.txt /host/Documents/sub/data.bin'), `755 ${hostBefore.get('Documents/script.sh')!.mtimeNs / 1_000_000_000n} 19\n644 1000000000 10\n600 ${hostBefore.get('Documents/sub/data.bin')!.mtimeNs / 1_000_000_000n} 300000\n`);
+    assert.equal(
+      await ok('stat -c "%a %Y %s" /host/Documents/script.sh /host/Documents/old.txt /host/Documents/sub/data.bin'),
+      `755 ${hostBefore.get('Documents/script.sh')!.mtimeNs / 1_000_000_000n} 19\n644 1000000000 10\n600 ${hostBefore.get('Documents/sub/data.bin')!.mtimeNs / 1_000_000_000n} 300000\n`,
+    );
     assert.equal(await ok('/host/Documents/script.sh'), 'run\n');
     assert.equal(await ok('cat /host/home/Documents/notes.txt'), 'first line\n');
   });
@@ -215,7 +232,10 @@ describe('the dyntable namespace in the real guest (/host over 9P)', function ()
     assert.equal(stopped.exitCode, 0, stopped.stderr);
     assertHostUnchanged();
     await boot();
-    assert.equal(await ok('cat /host/Documents/notes.txt /host/Documents/renamed.txt /host/Documents/newdir/deeper/new.txt'), 'first line\nsecond line\nrename me\ncreated\n');
+    assert.equal(
+      await ok('cat /host/Documents/notes.txt /host/Documents/renamed.txt /host/Documents/newdir/deeper/new.txt'),
+      'first line\nsecond line\nrename me\ncreated\n',
+    );
     assert.equal(await ok('stat -c "%a %s" /host/Documents/script.sh /host/Documents/sub-moved/data.bin'), '700 19\n600 1000\n');
     assert.notEqual((await guest('ls /host/Documents/to-delete.txt')).code, 0);
     assert.equal((await ok('readlink /host/Documents/etc-link')).trim(), '/etc');

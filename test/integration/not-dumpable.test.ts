@@ -39,7 +39,10 @@ describe('a running session is not dumpable (boots the real guest once, as nobod
     assert.equal((await launcher(['init-stick', stick])).exitCode, 0);
     await addStickUser(stick, 'alice', 'alice passphrase');
     await chownTree(parent, NOBODY);
-    const started = await asNobody(['run', '--detach', '--accel', 'tcg', '--stick', stick, '--user', 'alice', '--passphrase-stdin', '--json'], 'alice passphrase\n');
+    const started = await asNobody(
+      ['run', '--detach', '--accel', 'tcg', '--stick', stick, '--user', 'alice', '--passphrase-stdin', '--json'],
+      'alice passphrase\n',
+    );
     assert.equal(started.exitCode, 0, String(started.stderr));
     sessionPid = (JSON.parse(String(started.stdout)) as { pid: number }).pid;
   });

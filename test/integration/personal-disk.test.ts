@@ -32,7 +32,10 @@ async function stickFiles(dir: string): Promise<string[]> {
   return files;
 }
 
-const sha256 = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const sha256 = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 
 describe('users and the encrypted personal disk (boots the real guest)', function () {
   this.timeout(300_000);
@@ -91,7 +94,11 @@ describe('users and the encrypted personal disk (boots the real guest)', functio
       const files = await stickFiles(stick.root);
       assert.ok(files.includes(disk));
       for (const file of files) assert.equal((await readFile(file)).indexOf(MARKER), -1, `${file} holds the marker in plaintext`);
-      const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', disk])).stdout) as { format: string; encrypted?: boolean; 'format-specific'?: { data?: { encrypt?: { format?: string } } } };
+      const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', disk])).stdout) as {
+        format: string;
+        encrypted?: boolean;
+        'format-specific'?: { data?: { encrypt?: { format?: string } } };
+      };
       assert.equal(info.format, 'qcow2');
       assert.equal(info.encrypted, true);
       assert.equal(info['format-specific']?.data?.encrypt?.format, 'luks');
@@ -111,7 +118,9 @@ describe('users and the encrypted personal disk (boots the real guest)', functio
     });
 
     it('the new passphrase opens the same disk, and the marker is still there', async () => {
-      const started = await launcherJson<StatusJson>(['run', '--detach', '--accel', 'tcg', '--stick', stick.root, ...loginArgs('alice')], { input: `${second}\n` });
+      const started = await launcherJson<StatusJson>(['run', '--detach', '--accel', 'tcg', '--stick', stick.root, ...loginArgs('alice')], {
+        input: `${second}\n`,
+      });
       assert.equal(started.exitCode, 0, started.stderr || JSON.stringify(started.json));
       const result = await launcher(['exec', '--stick', stick.root, '--', 'cat', '/home/alice/marker']);
       assert.equal(result.stdout.trim(), MARKER, result.stderr);
@@ -125,7 +134,10 @@ describe('users and the encrypted personal disk (boots the real guest)', functio
       const bobDisk = join(stick.root, 'users', 'bob', 'disks', 'default.qcow2');
       await copyFile(disk, bobDisk);
       const before = await sha256(bobDisk);
-      const result = await launcherJson<{ error: { code: number; kind: string; message: string; reason: string } }>(['run', '--detach', '--accel', 'tcg', '--stick', stick.root, ...loginArgs('bob')], { input: 'bob passphrase\n' });
+      const result = await launcherJson<{ error: { code: number; kind: string; message: string; reason: string } }>(
+        ['run', '--detach', '--accel', 'tcg', '--stick', stick.root, ...loginArgs('bob')],
+        { input: 'bob passphrase\n' },
+      );
       assert.equal(result.exitCode, 11, result.stderr);
       assert.equal(result.json.error.kind, 'auth');
       assert.equal(result.json.error.reason, 'disk-key-mismatch');
@@ -137,7 +149,11 @@ describe('users and the encrypted personal disk (boots the real guest)', functio
   });
 
   describe('bad input at login (nothing boots)', () => {
-    const run = (name: string, input?: string, extra: string[] = []) => launcher(['run', '--detach', '--accel', 'tcg', '--stick', stick.root, '--user', name, ...extra, ...(input === undefined ? [] : ['--passphrase-stdin'])], input === undefined ? {} : { input });
+    const run = (name: string, input?: string, extra: string[] = []) =>
+      launcher(
+        ['run', '--detach', '--accel', 'tcg', '--stick', stick.root, '--user', name, ...extra, ...(input === undefined ? [] : ['--passphrase-stdin'])],
+        input === undefined ? {} : { input },
+      );
 
     it('wrong passphrases back off progressively, and the back-off survives a restart (each launcher is a new process)', async () => {
       await addStickUser(stick.root, 'carol', 'carol passphrase');
@@ -151,13 +167,19 @@ describe('users and the encrypted personal disk (boots the real guest)', functio
       // then the wrong passphrase it carries must count as the 4th failure in a
       // row: either way the back-off state came through the restart.
       const thirdEnded = Date.now();
-      const fourth = await launcherJson<{ error: { code: number; reason: string; waitSeconds: number; message: string } }>(['run', '--detach', '--stick', stick.root, ...loginArgs('carol')], { input: 'nope nope 4\n' });
+      const fourth = await launcherJson<{ error: { code: number; reason: string; waitSeconds: number; message: string } }>(
+        ['run', '--detach', '--stick', stick.root, ...loginArgs('carol')],
+        { input: 'nope nope 4\n' },
+      );
       const took = Date.now() - thirdEnded;
       assert.equal(fourth.exitCode, 11);
       if (fourth.json.error.reason === 'backoff') {
         assert.ok(fourth.json.error.waitSeconds >= 1 && fourth.json.error.waitSeconds <= 2, JSON.stringify(fourth.json));
       } else {
-        assert.ok(took > 2_000, `the 4th attempt was checked ${took} ms after the 3rd failed, inside its 2 s back-off, yet not refused: ${JSON.stringify(fourth.json)}`);
+        assert.ok(
+          took > 2_000,
+          `the 4th attempt was checked ${took} ms after the 3rd failed, inside its 2 s back-off, yet not refused: ${JSON.stringify(fourth.json)}`,
+        );
         assert.match(fourth.json.error.message, /4 failed attempts in a row\); the next attempt is allowed in 4 s/);
       }
       assert.deepEqual(await qemuPidsFor(stick.root), []);
@@ -181,7 +203,13 @@ describe('users and the encrypted personal disk (boots the real guest)', functio
     it('user add: too-short passphrase and bad names are refused with the policy in one line', async () => {
       const short = await launcher(['user', 'add', 'dave', '--passphrase-stdin', '--stick', stick.root], { input: 'short\n' });
       assert.equal(short.exitCode, 2);
-      assert.equal(short.stderr.trim().split('\n').filter((l) => l.includes('error')).length, 1);
+      assert.equal(
+        short.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => l.includes('error')).length,
+        1,
+      );
       assert.match(short.stderr, /the passphrase is too short \(a passphrase has 8 to 1024 characters, and no line breaks\)/);
       assert.ok(!existsSync(join(stick.root, 'users', 'dave')));
       assert.equal((await launcher(['user', 'add', 'Dave!', '--passphrase-stdin', '--stick', stick.root], { input: 'long enough\n' })).exitCode, 2);

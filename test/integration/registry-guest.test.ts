@@ -121,7 +121,9 @@ describe('the guest registry inside the guest (boots the real guest)', function 
     const written = text.split('\n').filter((line) => line === 'launcher: guest registry channel: a request without a valid id was refused').length;
     const repeated = [...text.matchAll(/^… the line above repeated (\d+) more times?$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
     const dropped = [...text.matchAll(/^… (\d+) lines? dropped/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
-    process.stderr.write(`      ${FLOOD_LINES} refused requests → the transport log grew ${grown} bytes (${written} lines, ${repeated} repeats, ${dropped} dropped)\n`);
+    process.stderr.write(
+      `      ${FLOOD_LINES} refused requests → the transport log grew ${grown} bytes (${written} lines, ${repeated} repeats, ${dropped} dropped)\n`,
+    );
     assert.equal(written + repeated + dropped, FLOOD_LINES, 'every refused request is a line or counted');
     assert.ok(grown < 64 * 1024, `the transport log grew ${grown} bytes`);
     assert.ok(statSync(log).size <= LOG_LIMITS.transport.maxBytes);
@@ -148,7 +150,16 @@ describe('the guest registry inside the guest (boots the real guest)', function 
   it("what the guest wrote is in the user's layer on the stick after the session", async () => {
     const stopped = await launcher(['stop', '--stick', stick.root]);
     assert.equal(stopped.exitCode, 0, stopped.stderr);
-    const color = await launcherJson<{ layer: string; type: string; data: string }>(['reg', 'get', 'App\\Prefs', 'Color', '--stick', stick.root, '--user', 'rita']);
+    const color = await launcherJson<{ layer: string; type: string; data: string }>([
+      'reg',
+      'get',
+      'App\\Prefs',
+      'Color',
+      '--stick',
+      stick.root,
+      '--user',
+      'rita',
+    ]);
     assert.equal(color.exitCode, 0, color.stderr);
     assert.deepEqual([color.json.layer, color.json.type, color.json.data], ['user', 'string', 'blue\tgreen']);
     const recent = await reg('get', 'App\\Prefs', 'Recent');

@@ -46,7 +46,7 @@ describe('round trips saved by the guest module (/host on the namespace card)', 
     assert.ok(guest.transport.counters.quietRequests - quiet >= FILES, `${guest.transport.counters.quietRequests - quiet} quiet clunks for ${FILES} stats`);
   });
 
-  it('an open\'s clone walk is sent quietly too: no reply for it', async () => {
+  it("an open's clone walk is sent quietly too: no reply for it", async () => {
     const quiet = guest.transport.counters.quietRequests;
     await guest.sh(`cd /host/many && i=0; while [ $i -lt ${FILES} ]; do cat f$i >/dev/null || exit 1; i=$((i + 1)); done`);
     // Per cat: the clone before its Tlopen, the clunks of the open file and of the looked-up one.

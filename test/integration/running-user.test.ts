@@ -9,7 +9,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { addStickUser, freshStick, launcher, launcherJson, loginArgs } from './harness.ts';
 
-const sha256 = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const sha256 = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 
 describe("a running user's session (boots the real guest once)", function () {
   this.timeout(300_000);
@@ -20,7 +23,9 @@ describe("a running user's session (boots the real guest once)", function () {
     await addStickUser(stick.root, 'alice', 'alice passphrase');
     await addStickUser(stick.root, 'bob', 'bob passphrase');
     disk = join(stick.root, 'users', 'alice', 'disks', 'default.qcow2');
-    const started = await launcherJson<{ pid: number }>(['run', '--detach', '--accel', 'tcg', '--stick', stick.root, ...loginArgs('alice')], { input: 'alice passphrase\n' });
+    const started = await launcherJson<{ pid: number }>(['run', '--detach', '--accel', 'tcg', '--stick', stick.root, ...loginArgs('alice')], {
+      input: 'alice passphrase\n',
+    });
     assert.equal(started.exitCode, 0, started.stderr);
   });
   after(async () => {

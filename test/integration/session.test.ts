@@ -5,7 +5,18 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { join } from 'node:path';
-import { addStickUser, freshStick, launcher, launcherJson, launcherPath, loginArgs, payloadKernelVersion, processAlive, qemuPidsFor, waitUntil } from './harness.ts';
+import {
+  addStickUser,
+  freshStick,
+  launcher,
+  launcherJson,
+  launcherPath,
+  loginArgs,
+  payloadKernelVersion,
+  processAlive,
+  qemuPidsFor,
+  waitUntil,
+} from './harness.ts';
 
 // Every launch logs in: one user, its passphrase on stdin.
 const passphrase = 'session test passphrase';
@@ -74,7 +85,12 @@ describe('a detached session (boots the real guest)', function () {
       const script = '"$0" exec --stick "$1" -- seq 1 1450000 2>"$2" | cat; echo "${PIPESTATUS[0]}" >"$3"';
       const errFile = join(stick.root, '..', 'exec-stderr');
       const statusFile = join(stick.root, '..', 'exec-status');
-      const whole = await execa('bash', ['-c', script, launcherPath, stick.root, errFile, statusFile], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024, timeout: 240_000, stripFinalNewline: false });
+      const whole = await execa('bash', ['-c', script, launcherPath, stick.root, errFile, statusFile], {
+        encoding: 'buffer',
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: 240_000,
+        stripFinalNewline: false,
+      });
       assert.equal((await readFile(statusFile, 'utf8')).trim(), '0', await readFile(errFile, 'utf8'));
       assert.equal(Buffer.from(whole.stdout).length, expected.length);
       assert.ok(Buffer.from(whole.stdout).equals(Buffer.from(expected)), 'the output differs');
@@ -95,7 +111,13 @@ describe('a detached session (boots the real guest)', function () {
       const second = await launcher(['run', '--detach', '--stick', stick.root]);
       assert.equal(second.exitCode, 5, second.stderr);
       assert.match(second.stderr, new RegExp(`in use by launcher run --detach \\(pid ${started.json.pid} `));
-      assert.equal(second.stderr.trim().split('\n').filter((l) => l.includes('error')).length, 1);
+      assert.equal(
+        second.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => l.includes('error')).length,
+        1,
+      );
       assert.ok(processAlive(started.json.qemuPid), 'the running guest is untouched');
     });
 
@@ -130,7 +152,7 @@ describe('a detached session (boots the real guest)', function () {
       assert.equal(status.exitCode, 8, status.stderr);
     });
 
-    it('the next launcher removes the dead session\'s private control directory from the host', async () => {
+    it("the next launcher removes the dead session's private control directory from the host", async () => {
       const lock = JSON.parse(await readFile(join(stick.root, 'run', 'lock.json'), 'utf8')) as { control: { privateDir: string } };
       assert.ok(existsSync(lock.control.privateDir), 'a SIGKILLed session cannot clean up after itself');
       const next = await launcher(['run', '--detach', '--stick', stick.root, ...loginArgs('tester')], asTester);

@@ -52,6 +52,9 @@ describe('shutdown ladder (boots the real guest)', function () {
     await svDown(machine, 'qemu-ga', 'acpid');
     const result = await machine.shutdown(quick);
     assert.equal(result.step, 'quit', JSON.stringify(result));
-    assert.deepEqual(result.attempts.map((a) => a.step), ['agent', 'acpi', 'quit']);
+    assert.deepEqual(
+      result.attempts.map((a) => a.step),
+      ['agent', 'acpi', 'quit'],
+    );
   });
 });

@@ -22,8 +22,26 @@ interface Result {
 
 // Hidden in the bare-PC namespace: files get /dev/null (not executable),
 // folders an empty tmpfs.
-const HIDDEN_FILES = ['/usr/bin/qemu-*', '/usr/local/bin/qemu-*', '/usr/bin/node', '/usr/bin/nodejs', '/usr/bin/npm', '/usr/bin/npx', '/usr/local/bin/node', '/usr/local/bin/npm'];
-const HIDDEN_DIRS = ['/usr/lib/x86_64-linux-gnu/qemu', '/usr/share/qemu', '/usr/share/seabios', '/usr/lib/ipxe', '/usr/lib/node_modules', '/usr/share/nodejs', '/usr/local/lib/node_modules', join(repoRoot, 'node_modules')];
+const HIDDEN_FILES = [
+  '/usr/bin/qemu-*',
+  '/usr/local/bin/qemu-*',
+  '/usr/bin/node',
+  '/usr/bin/nodejs',
+  '/usr/bin/npm',
+  '/usr/bin/npx',
+  '/usr/local/bin/node',
+  '/usr/local/bin/npm',
+];
+const HIDDEN_DIRS = [
+  '/usr/lib/x86_64-linux-gnu/qemu',
+  '/usr/share/qemu',
+  '/usr/share/seabios',
+  '/usr/lib/ipxe',
+  '/usr/lib/node_modules',
+  '/usr/share/nodejs',
+  '/usr/local/lib/node_modules',
+  join(repoRoot, 'node_modules'),
+];
 
 const canUnshare = spawnSync('unshare', ['-m', 'true']).status === 0;
 
@@ -84,7 +102,15 @@ describe('the built stick on a PC without Node.js or QEMU', function () {
     assert.equal(built.exitCode, 0, built.stderr);
     assert.match(built.stdout, /executables [\d.]+ MiB \(linux-x64\), QEMU [\d.]+ MiB \(linux-x64\), payload [\d.]+ MiB/);
     const manifest = JSON.parse(await readFile(join(stick, '.pocketvm', 'manifest.json'), 'utf8')) as { files: Record<string, unknown> };
-    for (const path of ['launcher', 'launcher.cmd', '.pocketvm/bin/linux-x64/launcher', '.pocketvm/qemu/linux-x64/qemu-bundle.json', '.pocketvm/qemu/linux-x64/share/bios-256k.bin', 'payload/default/initrd.img', 'README.txt']) {
+    for (const path of [
+      'launcher',
+      'launcher.cmd',
+      '.pocketvm/bin/linux-x64/launcher',
+      '.pocketvm/qemu/linux-x64/qemu-bundle.json',
+      '.pocketvm/qemu/linux-x64/share/bios-256k.bin',
+      'payload/default/initrd.img',
+      'README.txt',
+    ]) {
       assert.ok(path in manifest.files, `${path} is in the manifest`);
     }
   });
@@ -143,10 +169,15 @@ describe('the built stick on a PC without Node.js or QEMU', function () {
       const verify = await execa(exe, ['verify', '--json'], { reject: false });
       assert.equal(verify.exitCode, 10, String(verify.stdout));
       const error = (JSON.parse(String(verify.stdout)) as { error: { problems: Array<{ path: string; problem: string }> } }).error;
-      assert.deepEqual(error.problems.map((p) => `${p.problem} ${p.path}`), ['differs payload/default/initrd.img']);
+      assert.deepEqual(
+        error.problems.map((p) => `${p.problem} ${p.path}`),
+        ['differs payload/default/initrd.img'],
+      );
       const run = await execa(exe, ['run', '--accel', 'tcg'], { reject: false, stdin: 'ignore', env: { NO_COLOR: '1' } });
       assert.equal(run.exitCode, 4, String(run.stderr));
-      const lines = String(run.stderr).split('\n').filter((l) => l.startsWith('pocketvm: error:'));
+      const lines = String(run.stderr)
+        .split('\n')
+        .filter((l) => l.startsWith('pocketvm: error:'));
       assert.equal(lines.length, 1, String(run.stderr));
       assert.match(lines[0]!, /payload\/default\/initrd\.img/);
       assert.deepEqual(await qemuPidsFor(stick), [], 'no QEMU was started');

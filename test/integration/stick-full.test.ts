@@ -48,7 +48,15 @@ interface StatusJson {
     // Leave the stick 40 MiB, then let the guest write 200 MiB to its home.
     const fs = statfsSync(stick);
     execFileSync('fallocate', ['-l', String(fs.bavail * fs.bsize - 40 * 1024 ** 2), filler()]);
-    const writer = await launcher(['exec', '--stick', stick, '--', 'sh', '-c', "dd if=/dev/zero of=big bs=1M count=200 conv=fsync >/dev/null 2>&1 </dev/null &"]);
+    const writer = await launcher([
+      'exec',
+      '--stick',
+      stick,
+      '--',
+      'sh',
+      '-c',
+      'dd if=/dev/zero of=big bs=1M count=200 conv=fsync >/dev/null 2>&1 </dev/null &',
+    ]);
     assert.equal(writer.exitCode, 0, writer.stderr);
 
     let status: StatusJson | undefined;
@@ -76,7 +84,9 @@ interface StatusJson {
     }
     assert.equal(after?.stickFull, undefined);
     assert.equal(after?.state, 'ready');
-    const wrote = await launcher(['exec', '--stick', stick, '--', 'sh', '-c', 'while pidof dd >/dev/null; do sleep 1; done; sync; stat -c %s big'], { timeout: 900_000 });
+    const wrote = await launcher(['exec', '--stick', stick, '--', 'sh', '-c', 'while pidof dd >/dev/null; do sleep 1; done; sync; stat -c %s big'], {
+      timeout: 900_000,
+    });
     assert.equal(wrote.exitCode, 0, wrote.stderr);
     assert.equal(wrote.stdout.trim(), String(200 * 1024 * 1024));
 

@@ -57,7 +57,11 @@ describe('the stick limits from the real guest (boots the real guest once)', fun
       const set = await launcher(['reg', 'set', '--stick', stick.root, '--user', USER, ...args], { env });
       assert.equal(set.exitCode, 0, set.stderr);
     }
-    const started = await launcher(['run', '--detach', '--accel', 'tcg', '--stick', stick.root, ...loginArgs(USER)], { input: `${PASSPHRASE}\n`, env, timeout: 600_000 });
+    const started = await launcher(['run', '--detach', '--accel', 'tcg', '--stick', stick.root, ...loginArgs(USER)], {
+      input: `${PASSPHRASE}\n`,
+      env,
+      timeout: 600_000,
+    });
     assert.equal(started.exitCode, 0, started.stderr);
   });
 
@@ -80,7 +84,10 @@ describe('the stick limits from the real guest (boots the real guest once)', fun
     const full = await status();
     assert.equal(full.storage?.files.capBytes, 8 * 1024 * 1024);
     assert.equal(full.storage?.files.full?.reason, 'quota');
-    assert.match(full.storage!.files.full!.message, /^the guest's files on the stick are at their quota \(\d+ of 8 MiB\): writes to \/host fail with "No space left on device"/);
+    assert.match(
+      full.storage!.files.full!.message,
+      /^the guest's files on the stick are at their quota \(\d+ of 8 MiB\): writes to \/host fail with "No space left on device"/,
+    );
     const human = await launcher(['status', '--stick', stick.root], { env });
     assert.match(human.stdout, /the guest's files on the stick are at their quota/);
     assert.match(human.stdout, /the guest's writes to the stick: \/host 8 of 8 MiB, registry \d+ of 64 KiB/);
@@ -88,7 +95,9 @@ describe('the stick limits from the real guest (boots the real guest once)', fun
     const log = readFileSync(join(stick.root, 'run', 'session.log'), 'utf8');
     assert.equal(log.split('\n').filter((line) => line.includes('are at their quota')).length, 1, log);
 
-    const again = await exec('set -e; rm /host/Notes/over1 /host/Notes/over2; md5sum -c /tmp/kept.md5; rm /host/Notes/kept; dd if=/dev/zero of=/host/Notes/after bs=1M count=7 2>/dev/null; ls -l /host/Notes/after');
+    const again = await exec(
+      'set -e; rm /host/Notes/over1 /host/Notes/over2; md5sum -c /tmp/kept.md5; rm /host/Notes/kept; dd if=/dev/zero of=/host/Notes/after bs=1M count=7 2>/dev/null; ls -l /host/Notes/after',
+    );
     assert.equal(again.exitCode, 0, `${again.stdout}\n${again.stderr}`);
     assert.match(again.stdout, / 7340032 /);
     const after = await status();
@@ -96,7 +105,7 @@ describe('the stick limits from the real guest (boots the real guest once)', fun
     assert.ok(after.storage!.files.usedBytes >= 7 * 1024 * 1024 && after.storage!.files.usedBytes < 8 * 1024 * 1024, String(after.storage!.files.usedBytes));
   });
 
-  it('refuses a reg set past the registry room with exit 4 and one line, and takes it after reg del; Storage\\ stays the host\'s', async () => {
+  it("refuses a reg set past the registry room with exit 4 and one line, and takes it after reg del; Storage\\ stays the host's", async () => {
     // 20,000 characters: 40 KB as the registry counts (UTF-16); two do not fit in 64 KiB.
     const value = '$(head -c 20000 /dev/zero | tr "\\0" x)';
     const first = await exec(`reg set App One string "${value}"`);
@@ -115,7 +124,7 @@ describe('the stick limits from the real guest (boots the real guest once)', fun
   });
 });
 
-(canLoopMount ? describe : describe.skip)('the stick\'s reserve from the real guest (loop-mounted ext4; boots the real guest once)', function () {
+(canLoopMount ? describe : describe.skip)("the stick's reserve from the real guest (loop-mounted ext4; boots the real guest once)", function () {
   this.timeout(900_000);
   const MiB = 1024 * 1024;
   let loop: LoopStick | undefined;
@@ -125,11 +134,18 @@ describe('the stick limits from the real guest (boots the real guest once)', fun
 
   before(async () => {
     loop = await makeLoopStick({ sizeMiB: 512, prefix: 'pocketvm-reserve-', user: 'tester', passphrase });
-    for (const args of [['Tables\\Rules\\Notes', 'Table', 'FIT'], ['Tables\\Rules\\Notes', 'GuestPath', '\\host\\Notes'], ['Storage', 'StickReserveMiB', '16', '--type', 'int32']]) {
+    for (const args of [
+      ['Tables\\Rules\\Notes', 'Table', 'FIT'],
+      ['Tables\\Rules\\Notes', 'GuestPath', '\\host\\Notes'],
+      ['Storage', 'StickReserveMiB', '16', '--type', 'int32'],
+    ]) {
       const set = await launcher(['reg', 'set', '--stick', loop.stick, '--user', 'tester', ...args]);
       assert.equal(set.exitCode, 0, set.stderr);
     }
-    const run = await launcher(['run', '--detach', '--accel', 'tcg', '--stick', loop.stick, ...loginArgs('tester')], { input: `${passphrase}\n`, timeout: 600_000 });
+    const run = await launcher(['run', '--detach', '--accel', 'tcg', '--stick', loop.stick, ...loginArgs('tester')], {
+      input: `${passphrase}\n`,
+      timeout: 600_000,
+    });
     assert.equal(run.exitCode, 0, run.stderr);
   });
   after(async () => {

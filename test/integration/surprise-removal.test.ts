@@ -74,16 +74,33 @@ async function timeUntil(done: () => boolean, limitMs: number): Promise<number> 
     bindfs?.kill('SIGKILL');
     spawnSync('fusermount', ['-u', '-z', mount]);
     await stick.dispose();
-    if (latencies.length > 0) process.stderr.write(`      removal → QEMU gone: ${latencies.map((ms) => `${ms.toFixed(0)} ms`).join(', ')} (target ≤ 1000 ms)\n`);
+    if (latencies.length > 0)
+      process.stderr.write(`      removal → QEMU gone: ${latencies.map((ms) => `${ms.toFixed(0)} ms`).join(', ')} (target ≤ 1000 ms)\n`);
   });
 
   /** The guest writes files, each fsync'd and synced before the exec returns; then a heavy writer runs on. */
   async function writeWhileRunning(round: number): Promise<void> {
-    const heavy = await launcher(['exec', '--stick', mount, '--', 'sh', '-c', 'setsid sh -c \'while :; do dd if=/dev/urandom of="$HOME/heavy" bs=1M count=8 2>/dev/null; done\' </dev/null >/dev/null 2>&1 & echo started']);
+    const heavy = await launcher([
+      'exec',
+      '--stick',
+      mount,
+      '--',
+      'sh',
+      '-c',
+      'setsid sh -c \'while :; do dd if=/dev/urandom of="$HOME/heavy" bs=1M count=8 2>/dev/null; done\' </dev/null >/dev/null 2>&1 & echo started',
+    ]);
     assert.equal(heavy.exitCode, 0, heavy.stderr);
     for (let i = 1; i <= 3; i++) {
       const name = `durable-${round}-${i}`;
-      const wrote = await launcher(['exec', '--stick', mount, '--', 'sh', '-c', `dd if=/dev/urandom of=${name} bs=64k count=4 conv=fsync 2>/dev/null && sync && sha256sum ${name}`]);
+      const wrote = await launcher([
+        'exec',
+        '--stick',
+        mount,
+        '--',
+        'sh',
+        '-c',
+        `dd if=/dev/urandom of=${name} bs=64k count=4 conv=fsync 2>/dev/null && sync && sha256sum ${name}`,
+      ]);
       assert.equal(wrote.exitCode, 0, wrote.stderr);
       durable.set(name, wrote.stdout.trim().split(/\s+/)[0]!);
     }
@@ -96,8 +113,17 @@ async function timeUntil(done: () => boolean, limitMs: number): Promise<number> 
     const names = [...durable.keys()];
     const sums = await launcher(['exec', '--stick', mount, '--', 'sha256sum', ...names]);
     assert.equal(sums.exitCode, 0, sums.stderr);
-    const found = new Map(sums.stdout.trim().split('\n').map((line) => { const [sum, name] = line.trim().split(/\s+/); return [name!, sum!] as const; }));
-    for (const [name, sum] of durable) assert.equal(found.get(name), sum, `${name}: fsync'd before the removal, then ${found.has(name) ? 'different' : 'missing'}`);
+    const found = new Map(
+      sums.stdout
+        .trim()
+        .split('\n')
+        .map((line) => {
+          const [sum, name] = line.trim().split(/\s+/);
+          return [name!, sum!] as const;
+        }),
+    );
+    for (const [name, sum] of durable)
+      assert.equal(found.get(name), sum, `${name}: fsync'd before the removal, then ${found.has(name) ? 'different' : 'missing'}`);
   }
 
   /** Pulls the stick; returns when QEMU is gone, with the latency. */
@@ -142,8 +168,16 @@ async function timeUntil(done: () => boolean, limitMs: number): Promise<number> 
     await plugIn();
     const status = await launcher(['status', '--stick', mount]);
     assert.equal(status.exitCode, 8);
-    assert.match(status.stderr, /the last session, launcher run --detach \(pid \d+ on .*\), did not end cleanly \(the stick was pulled out, or the launcher was killed\)/);
-    const run = execa(launcherPath, ['run', '--stick', mount, ...loginArgs('tester')], { input: `${passphrase}\n`, reject: false, env: { NO_COLOR: '1' }, all: false });
+    assert.match(
+      status.stderr,
+      /the last session, launcher run --detach \(pid \d+ on .*\), did not end cleanly \(the stick was pulled out, or the launcher was killed\)/,
+    );
+    const run = execa(launcherPath, ['run', '--stick', mount, ...loginArgs('tester')], {
+      input: `${passphrase}\n`,
+      reject: false,
+      env: { NO_COLOR: '1' },
+      all: false,
+    });
     let stderr = '';
     run.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     assert.ok(await waitUntil(() => stderr.includes("attached to default's console"), 180_000), `the guest did not come up:\n${stderr}`);
@@ -155,10 +189,13 @@ async function timeUntil(done: () => boolean, limitMs: number): Promise<number> 
     const ended = await run;
     assert.equal(ended.exitCode, 15, ended.stderr);
     assert.match(String(ended.stdout), /the last session \(launcher run --detach .*\) did not end cleanly; recovery: default\.qcow2 clean/);
-    assert.match(String(ended.stderr), /the stick was removed; the guest was stopped; your disk is encrypted and was last flushed at \d\d:\d\d:\d\d; plug the stick back in and run launcher again to check it/);
+    assert.match(
+      String(ended.stderr),
+      /the stick was removed; the guest was stopped; your disk is encrypted and was last flushed at \d\d:\d\d:\d\d; plug the stick back in and run launcher again to check it/,
+    );
   });
 
-  it('3: again detached, after a replug: recovery reported in --json, every fsync\'d file intact', async () => {
+  it("3: again detached, after a replug: recovery reported in --json, every fsync'd file intact", async () => {
     await plugIn();
     const started = await launcherJson<StatusJson>(['run', '--detach', '--stick', mount, ...loginArgs('tester')], asTester);
     assert.equal(started.exitCode, 0, started.stderr);

@@ -38,12 +38,30 @@ interface SuspendJson {
 /** `launcher run --detach` in a new UTS namespace with another hostname: another PC to the fingerprint. */
 async function runOnOtherPc(stick: string, extra: string[] = []) {
   const asRoot = process.getuid?.() === 0;
-  const result = await execa('unshare', [...(asRoot ? [] : ['-r']), '-u', 'sh', '-c', 'hostname other-pc && exec "$@"', 'other-pc', launcherPath, 'run', '--detach', '--stick', stick, ...loginArgs(USER), ...extra], {
-    reject: false,
-    input: `${PASSPHRASE}\n`,
-    env: { NO_COLOR: '1' },
-    timeout: 180_000,
-  });
+  const result = await execa(
+    'unshare',
+    [
+      ...(asRoot ? [] : ['-r']),
+      '-u',
+      'sh',
+      '-c',
+      'hostname other-pc && exec "$@"',
+      'other-pc',
+      launcherPath,
+      'run',
+      '--detach',
+      '--stick',
+      stick,
+      ...loginArgs(USER),
+      ...extra,
+    ],
+    {
+      reject: false,
+      input: `${PASSPHRASE}\n`,
+      env: { NO_COLOR: '1' },
+      timeout: 180_000,
+    },
+  );
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 
@@ -72,7 +90,8 @@ describe('suspend to the stick and resume on another PC', function () {
     await stick.dispose();
   });
 
-  const run = (extra: string[] = []) => launcher(['run', '--detach', '--stick', stick.root, ...loginArgs(USER), '--accel', 'tcg', ...extra], { input: `${PASSPHRASE}\n` });
+  const run = (extra: string[] = []) =>
+    launcher(['run', '--detach', '--stick', stick.root, ...loginArgs(USER), '--accel', 'tcg', ...extra], { input: `${PASSPHRASE}\n` });
 
   it('eject --suspend saves the running guest, encrypted, and leaves nothing running', async () => {
     const started = await run();
@@ -109,7 +128,10 @@ describe('suspend to the stick and resume on another PC', function () {
 
   async function refusedAndKept(expect: RegExp, extra: string[] = []) {
     const before = await readFile(stateFile);
-    const result = await launcherJson<{ error: { code: number; reason: string; message: string; kept: boolean } }>(['run', '--detach', '--stick', stick.root, ...loginArgs(USER), ...extra], { input: `${PASSPHRASE}\n` });
+    const result = await launcherJson<{ error: { code: number; reason: string; message: string; kept: boolean } }>(
+      ['run', '--detach', '--stick', stick.root, ...loginArgs(USER), ...extra],
+      { input: `${PASSPHRASE}\n` },
+    );
     assert.equal(result.exitCode, 17, JSON.stringify(result.json));
     assert.equal(result.json.error.code, 17);
     assert.match(result.json.error.message, expect);
@@ -170,7 +192,10 @@ describe('suspend to the stick and resume on another PC', function () {
     // refusal tests in between take minutes); the suspend itself may take a
     // while on a loaded machine, so the bound is half of that, not a fixed time.
     const ranOn = (Date.now() - suspendedAt) / 100;
-    assert.ok(first - counterAtSuspend < ranOn / 2, `it was paused while saved, not running on: ${first} vs ${counterAtSuspend} (${Math.round(ranOn)} if it had run on)`);
+    assert.ok(
+      first - counterAtSuspend < ranOn / 2,
+      `it was paused while saved, not running on: ${first} vs ${counterAtSuspend} (${Math.round(ranOn)} if it had run on)`,
+    );
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const later = Number(await guest(stick.root, 'cat /tmp/counter'));
     assert.ok(later > first, `it keeps counting: ${first} → ${later}`);

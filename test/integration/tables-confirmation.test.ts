@@ -48,7 +48,10 @@ describe('the guest cannot widen the table (boots the real guest)', function () 
     assert.equal(stopped.exitCode, 0, stopped.stderr);
   };
   const confirm = async (rule: string, user = USER, passphrase = PASSPHRASE) => {
-    const result = await launcherJson<{ confirmed: boolean }>(['tables', 'confirm', rule, '--user', user, '--yes', '--passphrase-stdin', '--stick', stick.root], { env, input: `${passphrase}\n` });
+    const result = await launcherJson<{ confirmed: boolean }>(
+      ['tables', 'confirm', rule, '--user', user, '--yes', '--passphrase-stdin', '--stick', stick.root],
+      { env, input: `${passphrase}\n` },
+    );
     assert.equal(result.exitCode, 0, result.stderr);
     assert.equal(result.json.confirmed, true);
   };
@@ -94,13 +97,22 @@ describe('the guest cannot widen the table (boots the real guest)', function () 
     // record of another user for the same rule, copied in.
     const markerRule = { table: 'FET' as const, guestPath: '/host/marker', hostPath: markerDir };
     await addStickUser(stick.root, OTHER, OTHER_PASSPHRASE);
-    for (const [name, value] of [['Table', 'FET'], ['GuestPath', '/host/marker'], ['HostPath', markerDir]] as const) {
+    for (const [name, value] of [
+      ['Table', 'FET'],
+      ['GuestPath', '/host/marker'],
+      ['HostPath', markerDir],
+    ] as const) {
       const set = await launcher(['reg', 'set', '--stick', stick.root, '--user', OTHER, 'Tables\\Rules\\Marker', name, value], { env });
       assert.equal(set.exitCode, 0, set.stderr);
     }
     await confirm('Marker', OTHER, OTHER_PASSPHRASE);
     const copied = JSON.parse(readFileSync(join(stick.root, 'users', OTHER, 'tables-confirmed.json'), 'utf8')).confirmed[0];
-    const forged = { fingerprint: ruleFingerprint(markerRule), rule: { name: 'Marker', ...markerRule }, confirmedAt: new Date().toISOString(), mac: 'a'.repeat(64) };
+    const forged = {
+      fingerprint: ruleFingerprint(markerRule),
+      rule: { name: 'Marker', ...markerRule },
+      confirmedAt: new Date().toISOString(),
+      mac: 'a'.repeat(64),
+    };
     writeFileSync(confirmations, JSON.stringify({ format: 'pocketvm-table-confirmations', version: 2, confirmed: [forged, copied] }));
 
     const shown = await launcherJson<{ waiting: Array<{ id: string; exposes: string }> }>(['tables', 'show', '--user', USER, '--stick', stick.root], { env });
@@ -112,7 +124,9 @@ describe('the guest cannot widen the table (boots the real guest)', function () 
 
     assert.deepEqual((await ok('ls /host')).trim().split('\n'), ['Documents']);
     assert.equal((await ok('cat /host/Documents/shared.txt')).trim(), 'shared on purpose');
-    const marker = await guest(`grep -rs ${MARKER} /host; echo "rc=$?"; ls /host/marker /host/wide 2>&1; cat /host/wide/proc/1/environ /host/wide${markerDir}/marker.txt 2>&1`);
+    const marker = await guest(
+      `grep -rs ${MARKER} /host; echo "rc=$?"; ls /host/marker /host/wide 2>&1; cat /host/wide/proc/1/environ /host/wide${markerDir}/marker.txt 2>&1`,
+    );
     assert.doesNotMatch(marker.out, new RegExp(`${MARKER}`));
     assert.match(marker.out, /rc=1/);
     assert.match(marker.out, /No such file or directory/);
@@ -128,7 +142,9 @@ describe('the guest cannot widen the table (boots the real guest)', function () 
     const top = (await ok('ls /host/wide')).trim().split('\n');
     assert.ok(top.includes('tmp') && top.includes('etc'), top.join(' '));
     for (const hidden of ['proc', 'sys', 'dev', 'run']) assert.ok(!top.includes(hidden), `/host/wide/${hidden} is not served`);
-    const proc = await guest('for p in /host/wide/proc/1/environ /host/wide/proc/self/mem /host/wide/proc /host/wide/sys/kernel /host/wide/dev/null; do if cat "$p" >/dev/null 2>&1 || ls "$p" >/dev/null 2>&1; then echo "READABLE $p"; fi; done; echo done');
+    const proc = await guest(
+      'for p in /host/wide/proc/1/environ /host/wide/proc/self/mem /host/wide/proc /host/wide/sys/kernel /host/wide/dev/null; do if cat "$p" >/dev/null 2>&1 || ls "$p" >/dev/null 2>&1; then echo "READABLE $p"; fi; done; echo done',
+    );
     assert.equal(proc.out.trim(), 'done', proc.out);
     // The stick itself stays hidden too, under the rule for /.
     assert.match((await guest(`ls /host/wide${stick.root} 2>&1`)).out, /No such file or directory/);

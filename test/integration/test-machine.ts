@@ -9,7 +9,11 @@ import type { MachineSpec } from '../../src/vmm/machine-spec.ts';
 import { fdChannels } from '../../src/vmm/qemu-process.ts';
 import { repoRoot } from './harness.ts';
 
-export async function bootTestMachine(logDir: string, spec: Partial<MachineSpec> = {}, options: Pick<BootAttemptOptions, 'attach' | 'guestRam' | 'life'> = {}): Promise<Machine> {
+export async function bootTestMachine(
+  logDir: string,
+  spec: Partial<MachineSpec> = {},
+  options: Pick<BootAttemptOptions, 'attach' | 'guestRam' | 'life'> = {},
+): Promise<Machine> {
   const payload = await openGuestPayload(join(repoRoot, 'payload'), 'default');
   return Machine.boot({
     spec: {

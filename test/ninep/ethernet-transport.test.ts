@@ -78,7 +78,10 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
     const back = await client.read(fid, 0, data.length);
     assert.ok(back.equals(data), 'the read came back whole');
     const fragments = peer.frames.filter((f) => f.fragment.length > 0);
-    assert.ok(fragments.some((f) => f.offset > 0), 'the reply was split');
+    assert.ok(
+      fragments.some((f) => f.offset > 0),
+      'the reply was split',
+    );
     assert.ok(fragments.every((f) => f.fragment.length <= FRAGMENT_MAX));
   });
 
@@ -129,7 +132,11 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
   it('keeps at most maxSessions mounts: the oldest is retired', async () => {
     await transport.close();
     const [launcherEnd, qemuEnd] = duplexPair();
-    transport = serveEthernetTransport(launcherEnd, { maxMessage: DEFAULT_MAX_MSIZE, maxSessions: 2, openSession: (s) => serveNinep(s, backend, { closeBackend: false }) });
+    transport = serveEthernetTransport(launcherEnd, {
+      maxMessage: DEFAULT_MAX_MSIZE,
+      maxSessions: 2,
+      openSession: (s) => serveNinep(s, backend, { closeBackend: false }),
+    });
     peer = new FramePeer(qemuEnd);
     await mount(1);
     await mount(2);
@@ -205,7 +212,12 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
       await transport.close();
       const [launcherEnd, qemuEnd] = duplexPair();
       ram = new RecordingRam();
-      transport = serveEthernetTransport(launcherEnd, { maxMessage: DEFAULT_MAX_MSIZE, log: (m) => logs.push(m), guestRam: ram, openSession: (s) => serveNinep(s, backend, { closeBackend: false }) });
+      transport = serveEthernetTransport(launcherEnd, {
+        maxMessage: DEFAULT_MAX_MSIZE,
+        log: (m) => logs.push(m),
+        guestRam: ram,
+        openSession: (s) => serveNinep(s, backend, { closeBackend: false }),
+      });
       peer = new FramePeer(qemuEnd);
     });
     const segments = [
@@ -273,7 +285,7 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
       peer.sendMessage(26, encode({ type: 'Tversion', tag: NOTAG, msize: 8192, version: '9P2000.L' } as never));
       await transport.retire();
       assert.equal(ram.writes.length, 0, 'nothing written to guest RAM');
-      assert.equal(transport.counters.sessions, sessionsBefore, 'the old kernel\'s new mount was not opened');
+      assert.equal(transport.counters.sessions, sessionsBefore, "the old kernel's new mount was not opened");
       // The read may have reached the server before the reset (its placement
       // is then cancelled, its reply dropped) or not (dropped unread).
       assert.ok(transport.counters.retired >= 1, JSON.stringify(transport.counters));
@@ -328,7 +340,13 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
         read: (segments: readonly RamSegment[], into: Buffer) => (reads.push([...segments]), ram.read(segments, into)),
       };
       const [launcherEnd, qemuEnd] = duplexPair();
-      transport = serveEthernetTransport(launcherEnd, { maxMessage: DEFAULT_MAX_MSIZE, log: (m) => logs.push(m), guestRam: spy, retireQuietMs: 50, openSession: (st) => serveNinep(st, backend, { closeBackend: false }) });
+      transport = serveEthernetTransport(launcherEnd, {
+        maxMessage: DEFAULT_MAX_MSIZE,
+        log: (m) => logs.push(m),
+        guestRam: spy,
+        retireQuietMs: 50,
+        openSession: (st) => serveNinep(st, backend, { closeBackend: false }),
+      });
       peer = new FramePeer(qemuEnd);
     });
     afterEach(() => {
@@ -358,7 +376,7 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
       return client.open(1, ['out.bin'], OpenFlags.WRONLY);
     };
 
-    it('reads the data from the writer\'s pages and serves the Twrite as if it had come in frames', async () => {
+    it("reads the data from the writer's pages and serves the Twrite as if it had come in frames", async () => {
       const client = await mount(41);
       const fid = await openForWrite(client);
       const data = randomBytes(10_000);
@@ -456,7 +474,10 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
     const client = await mount(31);
     const fid = await client.open(1, ['hello.txt'], OpenFlags.RDONLY);
     const other = (await client.walk(1, ['hello.txt'])).fid;
-    assert.ok(peer.frames.every((f) => f.flags & FrameFlag.canQuiet), 'every frame says the launcher answers no quiet clunk');
+    assert.ok(
+      peer.frames.every((f) => f.flags & FrameFlag.canQuiet),
+      'every frame says the launcher answers no quiet clunk',
+    );
     const before = peer.frames.length;
     // As the guest module sends them: clunk after clunk with the same tag
     // (the lowest free), then at once that tag and a freed fid number again
@@ -467,7 +488,7 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
     for (let i = 0; i < 200 && !peer.frames.slice(before).some((f) => f.tag === 800); i++) await sleep(5);
     await sleep(50);
     const replies = peer.frames.slice(before).filter((f) => f.tag === 800);
-    assert.equal(replies.length, 1, 'one reply for the tag: the walk\'s');
+    assert.equal(replies.length, 1, "one reply for the tag: the walk's");
     assert.equal(replies[0]!.fragment[4], MessageId.Rwalk, 'the walk made the fid the clunk freed');
     assert.equal(transport.counters.quietRequests, 2);
     // A clone (a walk with no names) sent quietly, its tag again at once: the clone is there for the walk's lopen.
@@ -476,7 +497,13 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
     peer.qemu.write(peer.frame(31, 802, 0, encode({ type: 'Tlopen', tag: 802, fid: 900, flags: OpenFlags.RDONLY } as never)));
     for (let i = 0; i < 200 && !peer.frames.slice(before2).some((f) => f.tag === 802); i++) await sleep(5);
     await sleep(50);
-    assert.deepEqual(peer.frames.slice(before2).filter((f) => f.tag === 802).map((f) => f.fragment[4]), [MessageId.Rlopen]);
+    assert.deepEqual(
+      peer.frames
+        .slice(before2)
+        .filter((f) => f.tag === 802)
+        .map((f) => f.fragment[4]),
+      [MessageId.Rlopen],
+    );
     assert.equal(transport.counters.quietRequests, 3);
     // Anything else flagged noReply is dropped unanswered.
     const dropped = transport.counters.dropped;

@@ -55,9 +55,9 @@ const T_NAMES = (Object.keys(schema) as MessageName[]).filter((n) => n.startsWit
 /** Every T message, with the ones real sessions are made of weighted up. */
 const T_WEIGHTED: MessageName[] = [
   ...T_NAMES,
-  ...(['Twalk', 'Twalk', 'Tlopen', 'Tlcreate', 'Tread', 'Twrite', 'Treaddir', 'Tgetattr', 'Tclunk', 'Tmkdir', 'Tsymlink', 'Trenameat', 'Tunlinkat'] as const).flatMap(
-    (n) => [n, n, n] as MessageName[],
-  ),
+  ...(
+    ['Twalk', 'Twalk', 'Tlopen', 'Tlcreate', 'Tread', 'Twrite', 'Treaddir', 'Tgetattr', 'Tclunk', 'Tmkdir', 'Tsymlink', 'Trenameat', 'Tunlinkat'] as const
+  ).flatMap((n) => [n, n, n] as MessageName[]),
 ];
 
 function value(g: Gen, msg: MessageName, field: string, kind: string): unknown {
@@ -203,10 +203,15 @@ describe('ninep fuzz', function () {
       while (sent < SERVER_MESSAGES) {
         sessions++;
         const [a, b] = duplexPair();
-        const server = serveNinep(a, backend, { concurrency: 1 + g.int(8), maxMsize: g.pick([65536, 512 * 1024]), logLimitPerMinute: Infinity, log: (m) => {
+        const server = serveNinep(a, backend, {
+          concurrency: 1 + g.int(8),
+          maxMsize: g.pick([65536, 512 * 1024]),
+          logLimitPerMinute: Infinity,
+          log: (m) => {
             if (process.env.NINEP_FUZZ_LOG) console.log(m);
             if (/failed: (TypeError|RangeError|ReferenceError|AssertionError)/.test(m)) internal.push(m);
-          } });
+          },
+        });
         const waiting = new Map<number, () => void>();
         let closed = false;
         let buf = Buffer.alloc(0);
@@ -224,7 +229,11 @@ describe('ninep fuzz', function () {
             waiting.get(tag)?.();
             replies++;
             if (buf[4] === 7) errorReplies++;
-            if (process.env.NINEP_FUZZ_HIST) hist.set(`${sentType.get(tag)} ${buf[4] === 7 ? buf.readUInt32LE(7) : 'ok'}`, (hist.get(`${sentType.get(tag)} ${buf[4] === 7 ? buf.readUInt32LE(7) : 'ok'}`) ?? 0) + 1);
+            if (process.env.NINEP_FUZZ_HIST)
+              hist.set(
+                `${sentType.get(tag)} ${buf[4] === 7 ? buf.readUInt32LE(7) : 'ok'}`,
+                (hist.get(`${sentType.get(tag)} ${buf[4] === 7 ? buf.readUInt32LE(7) : 'ok'}`) ?? 0) + 1,
+              );
             buf = buf.subarray(size);
           }
         });
@@ -301,7 +310,9 @@ describe('ninep fuzz', function () {
     assert.ok(replies >= sent * 0.5, `only ${replies} replies for ${sent} messages`);
     const growthMiB = (peakHeap - heapAtStart) / 2 ** 20;
     assert.ok(growthMiB < 256, `heap grew by ${growthMiB.toFixed(0)} MiB`);
-    console.log(`      ${sent} messages, ${replies} replies (${replies - errorReplies} successful), ${sessions} sessions (${closes} closed by the server), heap +${growthMiB.toFixed(1)} MiB`);
+    console.log(
+      `      ${sent} messages, ${replies} replies (${replies - errorReplies} successful), ${sessions} sessions (${closes} closed by the server), heap +${growthMiB.toFixed(1)} MiB`,
+    );
   });
 
   it('server: random byte streams get replies or a closed channel, never a hang', async () => {
@@ -317,10 +328,7 @@ describe('ninep fuzz', function () {
       b.write(g.bytes(g.int(4096)));
       b.end();
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        server.closed,
-        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`seed ${SEED}: stream ${i} hung`)), 10_000))),
-      ]);
+      await Promise.race([server.closed, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`seed ${SEED}: stream ${i} hung`)), 10_000)))]);
       clearTimeout(timer);
       b.destroy();
     }

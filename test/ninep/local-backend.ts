@@ -5,15 +5,7 @@
 import { ConfinedRoot, hostOpenFlags, linuxMode } from '../../src/dyntable/confined-fs.ts';
 import type { ConfinedFile, ConfinedRootOptions } from '../../src/dyntable/confined-fs.ts';
 import { AT_REMOVEDIR, Errno, ErrnoError, OpenFlags, SetattrMask, direntTypeOfMode } from '../../src/ninep/backend.ts';
-import type {
-  NinepAttr,
-  NinepBackend,
-  NinepDirent,
-  NinepHandle,
-  NinepStatfs,
-  Qid,
-  SetattrRequest,
-} from '../../src/ninep/backend.ts';
+import type { NinepAttr, NinepBackend, NinepDirent, NinepHandle, NinepStatfs, Qid, SetattrRequest } from '../../src/ninep/backend.ts';
 
 /**
  * Entries per readdir batch. A listing goes back to the guest in batches of
@@ -77,7 +69,10 @@ export class ConfinedHandle implements NinepHandle {
   private async batch(snapshot: ReadonlyArray<{ name: string }>, offset: number, count: number): Promise<NinepDirent[]> {
     const root = this.file.root;
     const slice = snapshot.slice(offset, offset + count);
-    const stats = await root.statEntries(this.file, slice.map((e) => e.name));
+    const stats = await root.statEntries(
+      this.file,
+      slice.map((e) => e.name),
+    );
     const out: NinepDirent[] = [];
     for (let i = 0; i < slice.length; i++) {
       const st = stats[i];
@@ -122,10 +117,8 @@ export async function applySetattr(root: ConfinedRoot, path: string, r: SetattrR
   if (v & SetattrMask.SIZE) await root.truncate(path, r.size);
   if (v & (SetattrMask.ATIME | SetattrMask.MTIME)) {
     const now = Date.now() / 1000;
-    const atime =
-      v & SetattrMask.ATIME ? (v & SetattrMask.ATIME_SET ? r.atimeSec + r.atimeNsec / 1e9 : now) : undefined;
-    const mtime =
-      v & SetattrMask.MTIME ? (v & SetattrMask.MTIME_SET ? r.mtimeSec + r.mtimeNsec / 1e9 : now) : undefined;
+    const atime = v & SetattrMask.ATIME ? (v & SetattrMask.ATIME_SET ? r.atimeSec + r.atimeNsec / 1e9 : now) : undefined;
+    const mtime = v & SetattrMask.MTIME ? (v & SetattrMask.MTIME_SET ? r.mtimeSec + r.mtimeNsec / 1e9 : now) : undefined;
     await root.utimes(path, atime, mtime);
   }
 }
@@ -154,13 +147,7 @@ export class LocalDirBackend implements NinepBackend {
   }
 
   async create(dirPath: string, name: string, flags: number, mode: number, _gid: number): Promise<NinepHandle> {
-    const file = await this.root.createFile(
-      dirPath,
-      name,
-      hostOpenFlags(flags & ~(OpenFlags.CREATE | OpenFlags.EXCL)),
-      mode,
-      (flags & OpenFlags.EXCL) !== 0,
-    );
+    const file = await this.root.createFile(dirPath, name, hostOpenFlags(flags & ~(OpenFlags.CREATE | OpenFlags.EXCL)), mode, (flags & OpenFlags.EXCL) !== 0);
     return new ConfinedHandle(file);
   }
 

@@ -254,7 +254,11 @@ describe('ninep server over LocalDirBackend', function () {
         offset = batch.at(-1)!.offset;
       }
       const all = [...first.slice(2), ...rest].map((e) => e.name);
-      assert.deepEqual(all, order.filter((n) => !gone.includes(n)), 'each entry once, in order, the vanished ones left out');
+      assert.deepEqual(
+        all,
+        order.filter((n) => !gone.includes(n)),
+        'each entry once, in order, the vanished ones left out',
+      );
       await h.client.clunk(fid);
       // Clunked with a prefetch still running: the next listing of the same directory is whole.
       const again = await h.client.open(h.root, ['big'], O.RDONLY | O.DIRECTORY);
@@ -335,10 +339,7 @@ describe('ninep server over LocalDirBackend', function () {
       await h.client.call({ type: 'Trenameat', olddirfid: h.root, oldname: 'rb', newdirfid: h.root, newname: 'rb' });
       fs.mkdirSync(path.join(share, 'rb', 'sub'));
       const rbSub = await h.client.walk(h.root, ['rb', 'sub']);
-      await rejectsErrno(
-        h.client.call({ type: 'Trenameat', olddirfid: h.root, oldname: 'rb', newdirfid: rbSub.fid, newname: 'x' }),
-        Errno.EINVAL,
-      );
+      await rejectsErrno(h.client.call({ type: 'Trenameat', olddirfid: h.root, oldname: 'rb', newdirfid: rbSub.fid, newname: 'x' }), Errno.EINVAL);
       for (const fid of [f.fid, opened, docs.fid, rbSub.fid]) await h.client.clunk(fid);
     });
 
@@ -478,10 +479,23 @@ describe('ninep server over LocalDirBackend', function () {
         }
       });
       // A getattr still running when the clunk comes, then the clunk, then its tag and fid again.
-      b.write(Buffer.concat([encode({ type: 'Tgetattr', tag: 4, fid: 1, requestMask: 0x3fff }), encode({ type: 'Tclunk', tag: 5, fid }), encode({ type: 'Twalk', tag: 5, fid: 1, newfid: fid, wnames: [] })]));
+      b.write(
+        Buffer.concat([
+          encode({ type: 'Tgetattr', tag: 4, fid: 1, requestMask: 0x3fff }),
+          encode({ type: 'Tclunk', tag: 5, fid }),
+          encode({ type: 'Twalk', tag: 5, fid: 1, newfid: fid, wnames: [] }),
+        ]),
+      );
       for (let i = 0; i < 200 && replies.length < 3; i++) await new Promise((r) => setTimeout(r, 5));
       const tagged = replies.map((r) => [r.readUInt16LE(5), r[4]]);
-      assert.deepEqual(tagged.filter(([tag]) => tag === 5), [[5, 121], [5, 111]], 'Rclunk, then Rwalk for the same tag (no EINVAL for a tag in use)');
+      assert.deepEqual(
+        tagged.filter(([tag]) => tag === 5),
+        [
+          [5, 121],
+          [5, 111],
+        ],
+        'Rclunk, then Rwalk for the same tag (no EINVAL for a tag in use)',
+      );
       assert.equal(server.counters.errors, 0);
       b.destroy();
       await server.closed;
@@ -552,7 +566,7 @@ describe('ninep server over LocalDirBackend', function () {
       await server.closed;
     });
 
-    it('attributes stay coherent with the guest\'s own writes', async () => {
+    it("attributes stay coherent with the guest's own writes", async () => {
       fs.writeFileSync(path.join(share, 'coherent'), '');
       const w = await h.client.walk(h.root, ['coherent']);
       assert.equal((await h.client.getattr(w.fid)).size, 0);
@@ -683,10 +697,7 @@ describe('ninep server over LocalDirBackend', function () {
       await rejectsErrno(h.client.call({ type: 'Tlopen', fid: d.fid, flags: O.RDONLY }), Errno.ELOOP);
       await rejectsErrno(h.client.call({ type: 'Tlcreate', fid: d.fid, name: 'planted', flags: O.RDWR, mode: 0o644, gid: 0 }), Errno.ELOOP);
       await rejectsErrno(h.client.call({ type: 'Tunlinkat', dirfid: d.fid, name: 'secret', flags: 0 }), Errno.ELOOP);
-      await rejectsErrno(
-        h.client.call({ type: 'Trenameat', olddirfid: d.fid, oldname: 'secret', newdirfid: h.root, newname: 'stolen' }),
-        Errno.ELOOP,
-      );
+      await rejectsErrno(h.client.call({ type: 'Trenameat', olddirfid: d.fid, oldname: 'secret', newdirfid: h.root, newname: 'stolen' }), Errno.ELOOP);
       assert.equal(fs.existsSync(path.join(outside, 'planted')), false);
       assert.equal(fs.readFileSync(path.join(outside, 'secret'), 'utf8'), 'top secret');
       await h.client.clunk(w.fid);

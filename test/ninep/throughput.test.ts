@@ -34,7 +34,8 @@ describe('ninep in-process throughput', function () {
     const wfid = await c.create(h.root, [], 'big', OpenFlags.RDWR);
     for (let off = 0; off < total; off += chunk * depth) {
       const ps: Array<Promise<number>> = [];
-      for (let i = 0; i < depth && off + i * chunk < total; i++) ps.push(c.write(wfid, off + i * chunk, data.subarray(0, Math.min(chunk, total - off - i * chunk))));
+      for (let i = 0; i < depth && off + i * chunk < total; i++)
+        ps.push(c.write(wfid, off + i * chunk, data.subarray(0, Math.min(chunk, total - off - i * chunk))));
       await Promise.all(ps);
     }
     await c.clunk(wfid);
@@ -80,7 +81,9 @@ describe('ninep in-process throughput', function () {
     }
     const statOps = FILES / ((performance.now() - t) / 1000);
     assert.equal(names.length, FILES + 2);
-    console.log(`      write ${writeMBs.toFixed(0)} MB/s, read ${readMBs.toFixed(0)} MB/s, readdir ${FILES} in ${readdirMs.toFixed(0)} ms, walk+getattr+clunk ${statOps.toFixed(0)} files/s`);
+    console.log(
+      `      write ${writeMBs.toFixed(0)} MB/s, read ${readMBs.toFixed(0)} MB/s, readdir ${FILES} in ${readdirMs.toFixed(0)} ms, walk+getattr+clunk ${statOps.toFixed(0)} files/s`,
+    );
     console.log(`      counters: ${JSON.stringify(h.server.counters)}`);
     await h.close();
   });

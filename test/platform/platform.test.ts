@@ -14,7 +14,7 @@ import { forbidDumps } from '../../src/runtime/not-dumpable.ts';
 import { GuestRamFile } from '../../src/vmm/guest-ram.ts';
 
 describe('platform: one record per OS, chosen once', () => {
-  it('this host (Linux) gets the Linux record; Node\'s names choose the others', () => {
+  it("this host (Linux) gets the Linux record; Node's names choose the others", () => {
     assert.equal(currentPlatform(), linuxPlatform);
     assert.equal(platformOf('win32'), windowsPlatform);
     assert.equal(platformOf('darwin'), darwinPlatform);
@@ -24,12 +24,43 @@ describe('platform: one record per OS, chosen once', () => {
 
   it('each record names its own OS and Node platform, and only Linux has the kernel interfaces', () => {
     const records: HostPlatform[] = [linuxPlatform, windowsPlatform, darwinPlatform];
-    assert.deepEqual(records.map((p) => [p.os, p.nodePlatform, p.executableSuffix]), [['linux', 'linux', ''], ['windows', 'win32', '.exe'], ['darwin', 'darwin', '']]);
-    const linuxOnly = ['procCoreDumpControls', 'qemuNoDumpPreload', 'keychainNeedsSessionBus', 'statfsPseudoFileSystems', 'sysfsBlockDevices', 'procMountinfo', 'procSelfFd', 'hardLinksSymlinks', 'guestRamInDevShm'] as const;
-    for (const key of linuxOnly) assert.deepEqual(records.map((p) => p[key]), [true, false, false], key);
-    assert.deepEqual(records.map((p) => p.windowsFileSystem), [false, true, false]);
-    assert.deepEqual(records.map((p) => p.dumpGuard), ['prctl', 'none', 'setrlimit']);
-    assert.deepEqual(records.map((p) => p.caseInsensitivePaths), [false, true, true]);
+    assert.deepEqual(
+      records.map((p) => [p.os, p.nodePlatform, p.executableSuffix]),
+      [
+        ['linux', 'linux', ''],
+        ['windows', 'win32', '.exe'],
+        ['darwin', 'darwin', ''],
+      ],
+    );
+    const linuxOnly = [
+      'procCoreDumpControls',
+      'qemuNoDumpPreload',
+      'keychainNeedsSessionBus',
+      'statfsPseudoFileSystems',
+      'sysfsBlockDevices',
+      'procMountinfo',
+      'procSelfFd',
+      'hardLinksSymlinks',
+      'guestRamInDevShm',
+    ] as const;
+    for (const key of linuxOnly)
+      assert.deepEqual(
+        records.map((p) => p[key]),
+        [true, false, false],
+        key,
+      );
+    assert.deepEqual(
+      records.map((p) => p.windowsFileSystem),
+      [false, true, false],
+    );
+    assert.deepEqual(
+      records.map((p) => p.dumpGuard),
+      ['prctl', 'none', 'setrlimit'],
+    );
+    assert.deepEqual(
+      records.map((p) => p.caseInsensitivePaths),
+      [false, true, true],
+    );
   });
 
   it('control endpoints: a socket in a private folder on Linux and macOS, an unguessable pipe on Windows', async () => {
@@ -59,6 +90,7 @@ describe('platform: one record per OS, chosen once', () => {
     assert.deepEqual(disableCoreDumps('win32'), { filter: false, rlimit: false });
     assert.equal(keychainAbsentReason({}, 'darwin'), undefined);
     assert.equal(keychainAbsentReason({}, 'win32'), undefined);
-    for (const platform of ['win32', 'darwin'] as const) assert.deepEqual(GuestRamFile.create(4, { platform }), { reason: 'guest RAM in /dev/shm is for Linux hosts' });
+    for (const platform of ['win32', 'darwin'] as const)
+      assert.deepEqual(GuestRamFile.create(4, { platform }), { reason: 'guest RAM in /dev/shm is for Linux hosts' });
   });
 });

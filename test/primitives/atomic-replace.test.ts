@@ -54,7 +54,10 @@ describe('atomic replace', () => {
         }),
       /check failed/,
     );
-    await assert.rejects(replaceFileWith(target, (temp) => copyFile(join(dir, 'missing'), temp)), { code: 'ENOENT' });
+    await assert.rejects(
+      replaceFileWith(target, (temp) => copyFile(join(dir, 'missing'), temp)),
+      { code: 'ENOENT' },
+    );
     assert.equal(readFileSync(target, 'utf8'), 'old');
     assert.deepEqual(readdirSync(dir), ['copy.bin']);
   });
@@ -69,7 +72,8 @@ describe('atomic replace', () => {
     // A lock update from before this module: recognised, without a writer.
     assert.equal(isTempOf('lock.json.0a1b2c3d.tmp', 'lock.json'), true);
     assert.equal(tempWriterPid('lock.json.0a1b2c3d.tmp', 'lock.json'), undefined);
-    for (const other of ['lock.json', 'lock.json.tmp', 'lockxjson.0a1b.tmp', 'other.json.12-0a1b.tmp', 'lock.json.12-0a1b.tmp.x']) assert.equal(isTempOf(other, 'lock.json'), false, other);
+    for (const other of ['lock.json', 'lock.json.tmp', 'lockxjson.0a1b.tmp', 'other.json.12-0a1b.tmp', 'lock.json.12-0a1b.tmp.x'])
+      assert.equal(isTempOf(other, 'lock.json'), false, other);
   });
 
   it('syncs a folder, and a missing one is nothing to sync', async () => {

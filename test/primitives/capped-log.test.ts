@@ -13,7 +13,14 @@ function memorySink(): LogSink & { text: () => string } {
   return { write: (data) => void parts.push(data.toString()), end: async () => {}, text: () => parts.join('') };
 }
 
-const lines = (overrides: Partial<LogLimits> = {}): LogLimits => ({ maxBytes: 1024 * 1024, mode: 'lines', linesPerSecond: 10, burst: 50, open: 'append', ...overrides });
+const lines = (overrides: Partial<LogLimits> = {}): LogLimits => ({
+  maxBytes: 1024 * 1024,
+  mode: 'lines',
+  linesPerSecond: 10,
+  burst: 50,
+  open: 'append',
+  ...overrides,
+});
 
 describe('capped log on the stick', () => {
   let dir: string;
@@ -68,9 +75,15 @@ describe('capped log on the stick', () => {
     for (let i = 1000; i < 1020; i++) log.line(`error ${i}`);
     log.flushNotes();
     const out = sink.text().split('\n').filter(Boolean);
-    assert.deepEqual(out.slice(0, 50), Array.from({ length: 50 }, (_, i) => `error ${i}`));
+    assert.deepEqual(
+      out.slice(0, 50),
+      Array.from({ length: 50 }, (_, i) => `error ${i}`),
+    );
     assert.equal(out[50], '… 950 lines dropped (more than 10 a second)');
-    assert.deepEqual(out.slice(51, 61), Array.from({ length: 10 }, (_, i) => `error ${1000 + i}`));
+    assert.deepEqual(
+      out.slice(51, 61),
+      Array.from({ length: 10 }, (_, i) => `error ${1000 + i}`),
+    );
     assert.equal(out[61], '… 10 lines dropped (more than 10 a second)');
     assert.equal(out.length, 62);
   });

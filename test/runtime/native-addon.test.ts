@@ -28,7 +28,10 @@ describe('native addon resolution', () => {
 
   it('in the executable: beside the executable, in its own folder', () => {
     const location = { packaged: true, executableDir: join('/stick', '.pocketvm', 'bin', 'linux-x64'), codeRoot: '/stick' };
-    assert.throws(() => resolveAddon('argon2', 'argon2', location), (error: PocketError) => error.message.includes(join('/stick', '.pocketvm', 'bin', 'linux-x64')) && error.hint !== undefined);
+    assert.throws(
+      () => resolveAddon('argon2', 'argon2', location),
+      (error: PocketError) => error.message.includes(join('/stick', '.pocketvm', 'bin', 'linux-x64')) && error.hint !== undefined,
+    );
   });
 
   it('in the executable: finds and loads the file that is there (never from a temp folder)', async () => {
@@ -37,13 +40,13 @@ describe('native addon resolution', () => {
     assert.equal(resolveAddon('probe', 'probe', location), join(dir, 'probe.node'));
   });
 
-  it('from source: resolves through the checkout\'s node_modules', () => {
+  it("from source: resolves through the checkout's node_modules", () => {
     const location = { packaged: false, executableDir: '/unused', codeRoot: dir };
     assert.equal(resolveAddon('fake', './fake.js', location), join(dir, 'fake.js'));
     assert.deepEqual(loadAddon<{ loadedFrom: string }>('fake', './fake.js', location), { loadedFrom: join(dir, 'fake.js') });
   });
 
-  it('the stick builder puts each listed addon beside its platform\'s executable, and names those it has none for', async () => {
+  it("the stick builder puts each listed addon beside its platform's executable, and names those it has none for", async () => {
     const addons = [{ name: 'fake', module: 'fake', kind: 'node-gyp-build' as const, prebuilt: { 'linux-x64': { file: 'fake.js' } } }];
     assert.deepEqual(await addonFilesFor(dir, 'linux-x64', addons), { files: [{ source: join(dir, 'fake.js'), name: 'fake.node' }], missing: [] });
     assert.deepEqual(await addonFilesFor(dir, 'win-x64', addons), { files: [], missing: ['fake'] });
@@ -57,7 +60,17 @@ describe('native addon resolution', () => {
       { name: 'keyring', module: '@napi-rs/keyring', kind: 'napi-rs' as const, prebuilt: {} },
     ];
     const esbuild = await import('esbuild');
-    const result = await esbuild.build({ entryPoints: [entry], bundle: true, write: false, platform: 'node', format: 'cjs', absWorkingDir: root, nodePaths: [join(root, 'node_modules')], plugins: [addonPlugin(root, addons)], logLevel: 'silent' });
+    const result = await esbuild.build({
+      entryPoints: [entry],
+      bundle: true,
+      write: false,
+      platform: 'node',
+      format: 'cjs',
+      absWorkingDir: root,
+      nodePaths: [join(root, 'node_modules')],
+      plugins: [addonPlugin(root, addons)],
+      logLevel: 'silent',
+    });
     const code = result.outputFiles[0]!.text;
     assert.match(code, /loadAddon\d*\("argon2", "argon2"\)/);
     assert.match(code, /loadAddon\d*\("keyring", "@napi-rs\/keyring"\)/);
@@ -74,7 +87,10 @@ describe('stick root of the executable', () => {
     assert.equal(stickRootOfExecutable(join('/media', 'stick', 'launcher.exe')), join('/media', 'stick'));
   });
   it('addons: beside the executable in .pocketvm/bin/<platform>/, or there for the copy at the root', () => {
-    assert.equal(addonDirOfExecutable(join('/media', 'stick', '.pocketvm', 'bin', 'linux-x64', 'launcher')), join('/media', 'stick', '.pocketvm', 'bin', 'linux-x64'));
+    assert.equal(
+      addonDirOfExecutable(join('/media', 'stick', '.pocketvm', 'bin', 'linux-x64', 'launcher')),
+      join('/media', 'stick', '.pocketvm', 'bin', 'linux-x64'),
+    );
     assert.equal(addonDirOfExecutable(join('/media', 'stick', 'launcher.exe'), 'win-x64'), join('/media', 'stick', '.pocketvm', 'bin', 'win-x64'));
   });
 });

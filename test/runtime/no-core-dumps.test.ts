@@ -10,7 +10,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { linuxHost } from '../../src/hostprobe/linux.ts';
 
-const coreLimit = (pid: number | 'self') => readFileSync(`/proc/${pid}/limits`, 'utf8').split('\n').find((line) => line.startsWith('Max core file size'))!;
+const coreLimit = (pid: number | 'self') =>
+  readFileSync(`/proc/${pid}/limits`, 'utf8')
+    .split('\n')
+    .find((line) => line.startsWith('Max core file size'))!;
 
 describe('no core dumps (Linux)', function () {
   before(function () {
@@ -19,10 +22,12 @@ describe('no core dumps (Linux)', function () {
 
   it('the launcher: core size 0 and no mapping in a dump, inherited by what it starts', () => {
     // In a child of its own: the guard is for the whole process and cannot be undone.
-    const out = execFileSync(process.execPath, [
-      '--input-type=module',
-      '-e',
-      `import { disableCoreDumps } from ${JSON.stringify(new URL('../../src/runtime/no-core-dumps.ts', import.meta.url).href)};
+    const out = execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { disableCoreDumps } from ${JSON.stringify(new URL('../../src/runtime/no-core-dumps.ts', import.meta.url).href)};
        import { readFileSync } from 'node:fs';
        import { execFileSync } from 'node:child_process';
        const guard = disableCoreDumps();
@@ -30,18 +35,30 @@ describe('no core dumps (Linux)', function () {
        const filter = readFileSync('/proc/self/coredump_filter', 'utf8').trim();
        const child = execFileSync('sh', ['-c', 'grep "Max core file size" /proc/self/limits; cat /proc/self/coredump_filter'], { encoding: 'utf8' });
        console.log(JSON.stringify({ guard, limits, filter, child }));`,
-    ], { encoding: 'utf8' });
+      ],
+      { encoding: 'utf8' },
+    );
     const seen = JSON.parse(out) as { guard: { filter: boolean; rlimit: boolean }; limits: string; filter: string; child: string };
     assert.deepEqual(seen.guard, { filter: true, rlimit: true });
     assert.match(seen.limits, /^Max core file size\s+0\s+0\s+bytes/);
     assert.equal(Number.parseInt(seen.filter, 16), 0);
     assert.match(seen.child, /Max core file size\s+0\s+0\s+bytes/);
     assert.match(seen.child, /\n0+\n?$/);
-    assert.doesNotMatch(coreLimit('self'), /size\s+0\s+0\s/, 'the test process itself is left as it was (so the zeros above are the guard\'s)');
+    assert.doesNotMatch(coreLimit('self'), /size\s+0\s+0\s/, "the test process itself is left as it was (so the zeros above are the guard's)");
   });
 
   it('QEMU started through the host adapter: core size 0', async () => {
-    const guarded = linuxHost.orphanGuard(process.env['POCKETVM_QEMU'] ?? 'qemu-system-x86_64', ['-machine', 'none', '-nodefaults', '-no-user-config', '-display', 'none', '-S', '-monitor', 'none']);
+    const guarded = linuxHost.orphanGuard(process.env['POCKETVM_QEMU'] ?? 'qemu-system-x86_64', [
+      '-machine',
+      'none',
+      '-nodefaults',
+      '-no-user-config',
+      '-display',
+      'none',
+      '-S',
+      '-monitor',
+      'none',
+    ]);
     assert.ok(guarded.args.includes('--core=0:0'), JSON.stringify(guarded));
     const qemu = execa(guarded.command, guarded.args, { stdio: 'ignore', reject: false });
     try {

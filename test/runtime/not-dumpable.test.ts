@@ -34,12 +34,12 @@ describe('the launcher not dumpable (Linux, koffi)', function () {
     if (process.platform !== 'linux' || process.getuid?.() !== 0) this.skip();
   });
 
-  it('forbidDumps(): /proc/<pid>/mem and environ become root\'s; without it they stay the user\'s', async () => {
+  it("forbidDumps(): /proc/<pid>/mem and environ become root's; without it they stay the user's", async () => {
     const guarded = await nodeChild(true);
     const plain = await nodeChild(false);
     try {
       assert.deepEqual(JSON.parse(guarded.report), { notDumpable: true, coreLimit: false });
-      assert.equal(statSync(`/proc/${plain.pid}/mem`).uid, NOBODY, 'the control process is dumpable (its files are its user\'s)');
+      assert.equal(statSync(`/proc/${plain.pid}/mem`).uid, NOBODY, "the control process is dumpable (its files are its user's)");
       assert.equal(statSync(`/proc/${guarded.pid}/mem`).uid, 0);
       assert.equal(statSync(`/proc/${guarded.pid}/environ`).uid, 0);
       // Another process of the same user is refused; the control one is not.
@@ -52,12 +52,18 @@ describe('the launcher not dumpable (Linux, koffi)', function () {
   });
 
   it('setCoreLimitZero(): RLIMIT_CORE 0/0 set from inside through setrlimit', () => {
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e',
-      `import { setCoreLimitZero } from ${JSON.stringify(moduleUrl)};
+    const out = execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { setCoreLimitZero } from ${JSON.stringify(moduleUrl)};
        import { readFileSync } from 'node:fs';
        const ok = setCoreLimitZero('linux');
        console.log(JSON.stringify({ ok, limits: readFileSync('/proc/self/limits', 'utf8').split('\\n').find((l) => l.startsWith('Max core file size')) }));`,
-    ], { encoding: 'utf8' });
+      ],
+      { encoding: 'utf8' },
+    );
     const seen = JSON.parse(out) as { ok: boolean; limits: string };
     assert.equal(seen.ok, true);
     assert.match(seen.limits, /^Max core file size\s+0\s+0\s+bytes/);

@@ -44,7 +44,22 @@ export function leakOneCluster(path: string): void {
 async function createEncryptedDisk(path: string, key: Buffer): Promise<void> {
   // QEMU 7.2's LUKS set-up sometimes cannot time its PBKDF (see src/vmm/encrypted-disk.ts): try again.
   for (let attempt = 0; ; attempt++) {
-    const made = await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '--object', `secret,id=k,data=${key.toString('hex')}`, '-o', 'encrypt.format=luks,encrypt.key-secret=k,encrypt.iter-time=10', path, '64M'], { reject: false });
+    const made = await execa(
+      'qemu-img',
+      [
+        'create',
+        '-q',
+        '-f',
+        'qcow2',
+        '--object',
+        `secret,id=k,data=${key.toString('hex')}`,
+        '-o',
+        'encrypt.format=luks,encrypt.key-secret=k,encrypt.iter-time=10',
+        path,
+        '64M',
+      ],
+      { reject: false },
+    );
     if (made.exitCode === 0) return;
     if (attempt >= 5 || !/accurate CPU usage/.test(String(made.stderr))) throw new Error(String(made.stderr));
   }
@@ -80,7 +95,14 @@ describe('recovery after a session that did not end cleanly', function () {
     assert.equal((await checkDisk(qemuImg, disk, { key })).leaks, 1);
     const previous: LockHolder = { pid: 4_194_305, hostname: 'pc-a', command: 'run --detach', startedAt: '2026-01-01T00:00:00.000Z', user: 'bob' };
     const steps: string[] = [];
-    const report = await recoverAfterCrash({ layout, previous, user: { name: 'alice', diskKey: key }, guest: 'default', host: linuxHost, onStep: (m) => steps.push(m) });
+    const report = await recoverAfterCrash({
+      layout,
+      previous,
+      user: { name: 'alice', diskKey: key },
+      guest: 'default',
+      host: linuxHost,
+      onStep: (m) => steps.push(m),
+    });
 
     assert.equal(report.ok, true, report.summary);
     assert.equal(report.disks.length, 1);
@@ -90,7 +112,10 @@ describe('recovery after a session that did not end cleanly', function () {
     assert.equal(report.registry?.status, 'clean');
     assert.deepEqual(report.removed.sort(), [join(disks, 'other.qcow2.partial'), join(layout.runDir, 'lock.json.0a1b2c3d.tmp')].sort());
     assert.deepEqual(report.deferred, ["bob's disk is checked when bob logs in next"]);
-    assert.match(report.summary, /^the last session \(launcher run --detach \(pid 4194305 on pc-a, since 2026-01-01T00:00:00\.000Z\)\) did not end cleanly; recovery: default\.qcow2 clean after freeing 1 leaked cluster; registry clean; removed 2 leftover files; bob's disk is checked when bob logs in next$/);
+    assert.match(
+      report.summary,
+      /^the last session \(launcher run --detach \(pid 4194305 on pc-a, since 2026-01-01T00:00:00\.000Z\)\) did not end cleanly; recovery: default\.qcow2 clean after freeing 1 leaked cluster; registry clean; removed 2 leftover files; bob's disk is checked when bob logs in next$/,
+    );
     assert.ok(steps.some((m) => /1 leaked cluster/.test(m)));
     assert.equal((await checkDisk(qemuImg, disk, { key })).status, 'clean');
     // Bob's files wait for his key; Alice's marker (if any) is gone.

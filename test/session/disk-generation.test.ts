@@ -40,7 +40,7 @@ describe('disk generation: no saved state resumes over a newer disk', () => {
     assert.deepEqual(await readDiskGeneration(scope()), second);
   });
 
-  it('a record edited, made up, or read under another user\'s key does not verify', async () => {
+  it("a record edited, made up, or read under another user's key does not verify", async () => {
     await bumpDiskGeneration(scope());
     const path = diskGenerationPath(stickLayout(root), USER.name, 'default');
     const record = JSON.parse(await readFile(path, 'utf8')) as { n: number; id: string; mac: string };
@@ -70,13 +70,36 @@ describe('disk generation: no saved state resumes over a newer disk', () => {
 
   it('a state set aside and put back after the disk was written is refused as stale (exit 17 reason)', async () => {
     const meta: VmStateMeta = {
-      format: VMSTATE_FORMAT, guest: 'default', user: USER.name, userId: USER.id, createdAt: '2026-01-02T03:04:05.678Z', host: null,
-      qemu: '7.2.22', machineType: 'pc-q35-7.2', cpuModel: 'Nehalem,enforce', accelerator: 'tcg', memoryMiB: 512, cpus: 1,
+      format: VMSTATE_FORMAT,
+      guest: 'default',
+      user: USER.name,
+      userId: USER.id,
+      createdAt: '2026-01-02T03:04:05.678Z',
+      host: null,
+      qemu: '7.2.22',
+      machineType: 'pc-q35-7.2',
+      cpuModel: 'Nehalem,enforce',
+      accelerator: 'tcg',
+      memoryMiB: 512,
+      cpus: 1,
     };
-    const examine = () => examineSavedState({ layout: stickLayout(root), guest: 'default', user: USER, stateKey: key, host: async () => ({ qemuVersion: '7.2.22', accelerators: ['tcg'], memory: { totalMiB: 16384, availableMiB: 8192 }, fingerprint: null }) });
+    const examine = () =>
+      examineSavedState({
+        layout: stickLayout(root),
+        guest: 'default',
+        user: USER,
+        stateKey: key,
+        host: async () => ({ qemuVersion: '7.2.22', accelerators: ['tcg'], memory: { totalMiB: 16384, availableMiB: 8192 }, fingerprint: null }),
+      });
     const { file, dir } = savedStatePaths(stickLayout(root), USER.name, 'default');
     await mkdir(dir, { recursive: true });
-    const seal = async (diskGeneration: VmStateMeta['diskGeneration']) => writeFile(file, await buffer(Readable.from([randomBytes(10_000)]).pipe(new StateSealer(key, { ...meta, ...(diskGeneration ? { diskGeneration } : {}) }, { chunkBytes: 4096 }))));
+    const seal = async (diskGeneration: VmStateMeta['diskGeneration']) =>
+      writeFile(
+        file,
+        await buffer(
+          Readable.from([randomBytes(10_000)]).pipe(new StateSealer(key, { ...meta, ...(diskGeneration ? { diskGeneration } : {}) }, { chunkBytes: 4096 })),
+        ),
+      );
     const run1 = await bumpDiskGeneration(scope());
     await seal(run1);
     assert.equal((await examine())?.resumable, true, 'saved in the current run: resumable');

@@ -67,10 +67,16 @@ function fakeSteps(options: { failAt?: keyof LaunchSteps; removed?: boolean; res
       if (options.failAt === 'signIn') throw new Error('signIn failed');
       return { user: ctx.user, recovery: undefined };
     },
-    openFeatures: step('openFeatures', { features: [], sizing: { memoryMiB: 256, cpus: 1, reasons: [] }, logs: {}, transportLog: { line: () => {} }, execs: {} }),
+    openFeatures: step('openFeatures', {
+      features: [],
+      sizing: { memoryMiB: 256, cpus: 1, reasons: [] },
+      logs: {},
+      transportLog: { line: () => {} },
+      execs: {},
+    }),
     planMachine: (args: { sizing: unknown }) => {
       calls.push('planMachine');
-      assert.deepEqual(args.sizing, { memoryMiB: 256, cpus: 1, reasons: [] }, 'the plan is made from the features\' sizing');
+      assert.deepEqual(args.sizing, { memoryMiB: 256, cpus: 1, reasons: [] }, "the plan is made from the features' sizing");
       if (options.failAt === 'planMachine') throw new Error('planMachine failed');
       return { spec: {}, accelerators: { candidates: ['tcg'], notes: [] }, channels: [], sharesGuestRam: false, ...(options.restore ? { restore } : {}) };
     },
@@ -87,7 +93,10 @@ describe('the launch pipeline (fake steps)', function () {
     assert.deepEqual(session as unknown, { guest: 'default' });
     assert.deepEqual(calls, ['prepareStick', 'readHost', 'guardStick', 'signIn', 'openFeatures', 'planMachine', 'bootGuest', 'startSession']);
     assert.deepEqual(closed, [], 'nothing is closed while the session runs: its teardown has it');
-    assert.ok(diskKey.every((byte) => byte === 0), 'the launcher\'s copy of the disk key is zeroed once QEMU has it');
+    assert.ok(
+      diskKey.every((byte) => byte === 0),
+      "the launcher's copy of the disk key is zeroed once QEMU has it",
+    );
   });
 
   it('refuses a bad guest name before any step', async () => {
@@ -111,7 +120,11 @@ describe('the launch pipeline (fake steps)', function () {
       assert.deepEqual(calls, ['prepareStick', ...ran, ...(ran.includes('guardStick') ? ['guard.stop', 'guard.stop'] : []), 'lock.release']);
       const opened = ran.filter((name) => ['readHost', 'openFeatures', 'bootGuest', 'startSession'].includes(name));
       assert.deepEqual(closed, opened.reverse());
-      if (ran.includes('signIn')) assert.ok(diskKey.every((byte) => byte === 0), 'the disk key is zeroed on failure too');
+      if (ran.includes('signIn'))
+        assert.ok(
+          diskKey.every((byte) => byte === 0),
+          'the disk key is zeroed on failure too',
+        );
     });
   }
 
@@ -135,7 +148,7 @@ describe('the launch pipeline (fake steps)', function () {
     assert.deepEqual(closed, ['bootGuest', 'openFeatures', 'readHost']);
   });
 
-  it('gives every step one context: the caller\'s options, the host, one teardown', async () => {
+  it("gives every step one context: the caller's options, the host, one teardown", async () => {
     const { steps, context } = fakeSteps();
     const events: string[] = [];
     await launchSession({ ...OPTIONS, onEvent: (event) => events.push(event.message) }, steps, HOST);

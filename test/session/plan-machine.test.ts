@@ -13,7 +13,11 @@ import { fdChannels } from '../../src/vmm/qemu-process.ts';
 /** The first extra channel's descriptor (after QMP, agent and console). */
 const FIRST_EXTRA_FD = (fdChannels(['first']).extra!['first'] as { fd: number }).fd;
 
-const PAYLOAD = { manifest: { cmdline: 'console=ttyS0', devices: { network: 'none' } }, kernel: '/p/vmlinuz', initrd: '/p/initrd.img' } as unknown as Parameters<typeof planMachine>[0]['payload'];
+const PAYLOAD = {
+  manifest: { cmdline: 'console=ttyS0', devices: { network: 'none' } },
+  kernel: '/p/vmlinuz',
+  initrd: '/p/initrd.img',
+} as unknown as Parameters<typeof planMachine>[0]['payload'];
 const ACCELERATORS = { candidates: ['kvm', 'tcg'] as ('kvm' | 'tcg')[], notes: ['kvm usable'] };
 
 function plan(features: LaunchFeature[]) {
@@ -21,7 +25,7 @@ function plan(features: LaunchFeature[]) {
 }
 
 describe('planning the machine from the features', () => {
-  it('without features: the payload\'s machine, the portable CPU, no extra channels', () => {
+  it("without features: the payload's machine, the portable CPU, no extra channels", () => {
     const { spec, accelerators, channels, sharesGuestRam } = plan([]);
     assert.equal(spec.name, 'pocketvm-default');
     assert.equal(spec.cmdline, 'console=ttyS0');
@@ -37,11 +41,16 @@ describe('planning the machine from the features', () => {
     assert.equal(sharesGuestRam, false);
   });
 
-  it('channels, devices and command-line words in the features\' order', () => {
+  it("channels, devices and command-line words in the features' order", () => {
     const features: LaunchFeature[] = [
       { name: 'disk', cmdline: ['pocketvm.user=alice'], hotplugPorts: 1 },
       { name: 'registry', channels: [{ id: 'registry', kind: 'serial', name: 'org.pocketvm.registry' }], cmdline: ['pocketvm.registry'] },
-      { name: 'namespace', channels: [{ id: 'ninep', kind: 'nic', mac: '02:70:76:6d:39:01' }], cmdline: ['pocketvm.9p=02:70:76:6d:39:01'], sharesGuestRam: true },
+      {
+        name: 'namespace',
+        channels: [{ id: 'ninep', kind: 'nic', mac: '02:70:76:6d:39:01' }],
+        cmdline: ['pocketvm.9p=02:70:76:6d:39:01'],
+        sharesGuestRam: true,
+      },
       { name: 'exec', channels: [{ id: 'exec', kind: 'serial' }] },
       { name: 'resume', channels: [{ id: 'vmstate-in', kind: 'stream' }] },
     ];
@@ -70,7 +79,11 @@ describe('planning the machine from the features', () => {
   it('a shape (a resume) fixes the machine and the one accelerator; every feature hears the final size', () => {
     const heard: Array<{ memoryMiB: number; cpus: number }> = [];
     const restore = { describe: () => '', finish: async () => ({}) as never, explain: (error: unknown) => error as never };
-    const { spec, accelerators, restore: planned } = plan([
+    const {
+      spec,
+      accelerators,
+      restore: planned,
+    } = plan([
       { name: 'registry', planned: (machine) => heard.push(machine) },
       { name: 'resume', shape: { memoryMiB: 768, cpus: 1, cpuModel: 'qemu64', accelerator: 'tcg', incoming: true }, restore },
     ]);

@@ -19,7 +19,7 @@ function fakeSource() {
     recheck: () => {},
     stop: () => {},
   };
-  return { source, unplug: () => report!.removed({ signal: 'usb', detail: 'the stick\'s USB device detached' }) };
+  return { source, unplug: () => report!.removed({ signal: 'usb', detail: "the stick's USB device detached" }) };
 }
 
 function fakeSession(user: string | undefined) {
@@ -34,7 +34,7 @@ function fakeSession(user: string | undefined) {
 }
 
 describe('the removal guard (fake presence source, fake session)', () => {
-  it('a removal during boot aborts the boot signal and gives the boot\'s error', async () => {
+  it("a removal during boot aborts the boot signal and gives the boot's error", async () => {
     const { source, unplug } = fakeSource();
     const guard = await RemovalGuard.start('/nowhere', { sources: [source] });
     try {
@@ -64,7 +64,10 @@ describe('the removal guard (fake presence source, fake session)', () => {
       assert.equal(removal.phase, 'running');
       assert.equal(removal.source, 'fake');
       assert.equal(removal.signal, 'usb');
-      assert.match(removal.message, /^the stick was removed; the guest was stopped; your disk is encrypted and had not been flushed by the guest yet in this session/);
+      assert.match(
+        removal.message,
+        /^the stick was removed; the guest was stopped; your disk is encrypted and had not been flushed by the guest yet in this session/,
+      );
       exit({ signal: 'SIGKILL' });
       await new Promise((resolve) => setImmediate(resolve));
       assert.equal(typeof removal.qemuGoneMs, 'number');

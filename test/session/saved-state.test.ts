@@ -9,7 +9,16 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { deriveStateKey } from '../../src/auth/state-key.ts';
 import { personalDiskPath } from '../../src/auth/users.ts';
-import { describeUnresumable, examineSavedState, type ResumeHost, type ResumeVerdict, savedStatePaths, setStateAside, VMSTATE_FORMAT, type VmStateMeta } from '../../src/session/saved-state.ts';
+import {
+  describeUnresumable,
+  examineSavedState,
+  type ResumeHost,
+  type ResumeVerdict,
+  savedStatePaths,
+  setStateAside,
+  VMSTATE_FORMAT,
+  type VmStateMeta,
+} from '../../src/session/saved-state.ts';
 import { stickLayout } from '../../src/stick/layout.ts';
 import { buildQemuArgs } from '../../src/vmm/qemu-args.ts';
 import { fdChannels } from '../../src/vmm/qemu-process.ts';
@@ -54,7 +63,8 @@ describe('saved state: can it be resumed here', () => {
     return file;
   }
 
-  const examine = (host: Partial<ResumeHost> = {}) => examineSavedState({ layout: layout(), guest: 'default', user: USER, stateKey: key, host: async () => ({ ...HOST, ...host }) });
+  const examine = (host: Partial<ResumeHost> = {}) =>
+    examineSavedState({ layout: layout(), guest: 'default', user: USER, stateKey: key, host: async () => ({ ...HOST, ...host }) });
 
   function refusal(verdict: ResumeVerdict | undefined): Extract<ResumeVerdict, { resumable: false }> {
     assert.ok(verdict && !verdict.resumable, `expected a refusal, got ${JSON.stringify(verdict)}`);
@@ -116,7 +126,21 @@ describe('saved state: can it be resumed here', () => {
   });
 
   it('starts QEMU waiting for a state when the spec says incoming', () => {
-    const spec = { name: 'x', hostOs: 'linux' as const, accelerator: 'tcg' as const, memoryMiB: 256, cpus: 1, kernel: 'k', initrd: 'i', cmdline: 'c', disks: [], network: 'none' as const, channels: fdChannels(['vmstate-in']), streams: ['vmstate-in'], startPaused: true };
+    const spec = {
+      name: 'x',
+      hostOs: 'linux' as const,
+      accelerator: 'tcg' as const,
+      memoryMiB: 256,
+      cpus: 1,
+      kernel: 'k',
+      initrd: 'i',
+      cmdline: 'c',
+      disks: [],
+      network: 'none' as const,
+      channels: fdChannels(['vmstate-in']),
+      streams: ['vmstate-in'],
+      startPaused: true,
+    };
     assert.equal(buildQemuArgs(spec).join(' ').includes('-incoming'), false);
     assert.match(buildQemuArgs({ ...spec, incoming: true }).join(' '), /-S -incoming defer$/);
   });

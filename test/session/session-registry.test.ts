@@ -12,7 +12,10 @@ function view(values: Record<string, RegValue>): Pick<GuestRegistry, 'get'> {
 
 describe('session registry wiring', () => {
   it('reads Machine\\MemoryMiB and Machine\\Cpus as sizing overrides', () => {
-    assert.deepEqual(registrySizingOverrides(view({ 'Machine\\MemoryMiB': { type: 'int32', data: 512 }, 'Machine\\Cpus': { type: 'int32', data: 2 } })), { memoryMiB: 512, cpus: 2 });
+    assert.deepEqual(registrySizingOverrides(view({ 'Machine\\MemoryMiB': { type: 'int32', data: 512 }, 'Machine\\Cpus': { type: 'int32', data: 2 } })), {
+      memoryMiB: 512,
+      cpus: 2,
+    });
   });
 
   it('leaves out unset, non-positive or wrongly typed overrides', () => {

@@ -60,7 +60,7 @@ describe('a Session built whole (fake parts)', function () {
     assert.equal(new Session(fakeParts().parts).status().user, null);
   });
 
-  it('once QEMU is gone: every hook newest first (the session\'s own, then the launch\'s), then the lock', async () => {
+  it("once QEMU is gone: every hook newest first (the session's own, then the launch's), then the lock", async () => {
     const teardown = new Teardown();
     const { parts, calls, exit } = fakeParts({ teardown });
     teardown.add(() => void calls.push('launch: registry'));

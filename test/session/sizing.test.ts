@@ -15,7 +15,10 @@ describe('machine sizing', () => {
     const sizing = sizeMachine(manifest, host(16_000, 8), {});
     assert.equal(sizing.memoryMiB, 1024);
     assert.equal(sizing.cpus, 4);
-    assert.deepEqual(sizing.reasons, ["memory 1024 MiB: the guest's recommended 1024 MiB (the host could spare up to 8000 MiB)", "vCPUs 4: the guest's recommended 4 (the host has 8 threads, one kept for itself)"]);
+    assert.deepEqual(sizing.reasons, [
+      "memory 1024 MiB: the guest's recommended 1024 MiB (the host could spare up to 8000 MiB)",
+      "vCPUs 4: the guest's recommended 4 (the host has 8 threads, one kept for itself)",
+    ]);
   });
 
   it('never takes more than half the available memory, nor all CPU threads', () => {
@@ -36,7 +39,8 @@ describe('machine sizing', () => {
   it('refuses with a typed error rather than starve the host below the minimum', () => {
     assert.throws(
       () => sizeMachine(manifest, host(200, 4, 8000)),
-      (error: unknown) => error instanceof HostTooSmallError && error.exitCode === 14 && /cannot spare the 128 MiB/.test(error.message) && error.details['resource'] === 'memory',
+      (error: unknown) =>
+        error instanceof HostTooSmallError && error.exitCode === 14 && /cannot spare the 128 MiB/.test(error.message) && error.details['resource'] === 'memory',
     );
     assert.throws(() => sizeMachine(manifest, host(4000, 4, 1100)), HostTooSmallError, 'a 1100 MiB machine keeps its reserve');
   });
@@ -54,7 +58,10 @@ describe('machine sizing', () => {
   });
 
   it('an override below the minimum is raised to it', () => {
-    const strict = parseManifest(JSON.stringify({ ...validManifest, memory: { minimumMiB: 256, recommendedMiB: 512 }, cpus: { minimum: 2, recommended: 2 } }), 'g');
+    const strict = parseManifest(
+      JSON.stringify({ ...validManifest, memory: { minimumMiB: 256, recommendedMiB: 512 }, cpus: { minimum: 2, recommended: 2 } }),
+      'g',
+    );
     const sizing = sizeMachine(strict, host(16_000, 8), { memoryMiB: 100, cpus: 1 });
     assert.equal(sizing.memoryMiB, 256);
     assert.equal(sizing.cpus, 2);
@@ -68,6 +75,9 @@ describe('machine sizing', () => {
     const shared = sizeMachine(two, host(16_000, 2));
     assert.equal(shared.cpus, 2);
     assert.match(shared.reasons[1]!, /sharing the host's last thread/);
-    assert.throws(() => sizeMachine(two, host(16_000, 1)), (error: unknown) => error instanceof HostTooSmallError && error.details['resource'] === 'cpus');
+    assert.throws(
+      () => sizeMachine(two, host(16_000, 1)),
+      (error: unknown) => error instanceof HostTooSmallError && error.details['resource'] === 'cpus',
+    );
   });
 });

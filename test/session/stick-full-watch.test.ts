@@ -21,7 +21,8 @@ function fakeSession() {
   };
   const session = { machine: { qmp }, layout: { root: tmpdir() }, stickFull: undefined, suspending: false } as unknown as WatchedSession;
   const emit = (data: Record<string, unknown>) => {
-    for (const listener of listeners) listener({ event: 'BLOCK_IO_ERROR', data: { device: '', 'node-name': 'pvm-home', ...data }, timestamp: { seconds: 0, microseconds: 0 } });
+    for (const listener of listeners)
+      listener({ event: 'BLOCK_IO_ERROR', data: { device: '', 'node-name': 'pvm-home', ...data }, timestamp: { seconds: 0, microseconds: 0 } });
   };
   return { session, emit, conts };
 }
@@ -36,7 +37,10 @@ describe('the stick-full watch on I/O errors (werror/rerror=stop)', function () 
     try {
       emit({ operation: 'read', action: 'stop', reason: 'Input/output error' });
       assert.equal(told.length, 1);
-      assert.equal(told[0], `the stick failed a read of the personal disk (Input/output error): the guest is paused so that nothing is lost and tries again every ${IO_RETRY_MS / 1000} s; check the stick and its port`);
+      assert.equal(
+        told[0],
+        `the stick failed a read of the personal disk (Input/output error): the guest is paused so that nothing is lost and tries again every ${IO_RETRY_MS / 1000} s; check the stick and its port`,
+      );
       assert.equal(session.stickFull?.message, told[0]);
       await new Promise((resolve) => setTimeout(resolve, IO_RETRY_MS + 500));
       assert.equal(conts.length, 1, 'the request was retried');

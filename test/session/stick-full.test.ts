@@ -14,11 +14,12 @@ import { refuseSuspendWhileFull, type StickFullState, watchStickFull } from '../
 import { QmpClient } from '../../src/vmm/qmp-client.ts';
 
 const GREETING = '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "test"}, "capabilities": ["oob"]}}\r\n';
-const NO_SPACE = '{"event": "BLOCK_IO_ERROR", "data": {"device": "", "node-name": "disk0", "operation": "write", "action": "stop", "nospace": true, "reason": "No space left on device"}, "timestamp": {"seconds": 1, "microseconds": 0}}\r\n';
+const NO_SPACE =
+  '{"event": "BLOCK_IO_ERROR", "data": {"device": "", "node-name": "disk0", "operation": "write", "action": "stop", "nospace": true, "reason": "No space left on device"}, "timestamp": {"seconds": 1, "microseconds": 0}}\r\n';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A QMP peer that answers every command with success and remembers them. */
-async function scriptedQemu(): Promise<{ qmp: QmpClient; commands: string[] ; send: (line: string) => void }> {
+async function scriptedQemu(): Promise<{ qmp: QmpClient; commands: string[]; send: (line: string) => void }> {
   const [client, peer] = duplexPair();
   const commands: string[] = [];
   let buffered = '';
@@ -55,12 +56,19 @@ describe('the full-stick watch and a suspend', function () {
       assert.match(session.stickFull?.message ?? '', /^the stick is full: the guest is paused/);
       // This folder has room: without the suspend the guest would be continued at the first poll (2 s).
       await sleep(5_000);
-      assert.deepEqual(commands.filter((c) => c === 'cont'), [], 'the watch continued a guest under a suspend');
+      assert.deepEqual(
+        commands.filter((c) => c === 'cont'),
+        [],
+        'the watch continued a guest under a suspend',
+      );
       assert.ok(session.stickFull, 'still paused for space');
       // The suspend failed and is over: the watch continues the guest at its next poll.
       session.suspending = false;
       await sleep(3_000);
-      assert.deepEqual(commands.filter((c) => c === 'cont'), ['cont']);
+      assert.deepEqual(
+        commands.filter((c) => c === 'cont'),
+        ['cont'],
+      );
       assert.equal(session.stickFull, undefined);
       assert.match(notices.at(-1) ?? '', /^space on the stick again \(\d+ MiB free\): the guest continues$/);
     } finally {
@@ -73,7 +81,10 @@ describe('the full-stick watch and a suspend', function () {
     assert.doesNotThrow(() => refuseSuspendWhileFull({ stickFull: undefined }));
     assert.throws(
       () => refuseSuspendWhileFull({ stickFull: { since: new Date().toISOString(), message: 'the stick is full: …' } }),
-      (error: unknown) => error instanceof PocketError && error.exitCode === ExitCode.stick && /^the stick is full: the guest is paused until there is room, and cannot be suspended meanwhile$/.test(error.message),
+      (error: unknown) =>
+        error instanceof PocketError &&
+        error.exitCode === ExitCode.stick &&
+        /^the stick is full: the guest is paused until there is room, and cannot be suspended meanwhile$/.test(error.message),
     );
   });
 });

@@ -40,7 +40,7 @@ function fakeTarget(root: string, options: { memoryMiB?: number; failOn?: string
   return { target, calls };
 }
 
-describe('saving a guest\'s state (fake session handle)', function () {
+describe("saving a guest's state (fake session handle)", function () {
   this.timeout(30_000);
   let root: string;
   let runtimeDir: string;
@@ -86,6 +86,6 @@ describe('saving a guest\'s state (fake session handle)', function () {
     const paths = savedStatePaths(stickLayout(root), 'alice', 'default');
     assert.equal(existsSync(paths.file), false);
     assert.equal(existsSync(paths.partial), false);
-    assert.deepEqual(readdirSync(runtimeDir), [], 'the migration socket\'s folder is gone');
+    assert.deepEqual(readdirSync(runtimeDir), [], "the migration socket's folder is gone");
   });
 });

@@ -10,7 +10,6 @@ import { LAUNCH_MIN_FREE_BYTES } from '../../src/stick/free-space.ts';
 import { canLoopMount, type LoopStick, makeLoopStick } from './loop-stick.ts';
 import { launcher, loginArgs, qemuPidsFor } from '../integration/harness.ts';
 
-
 (canLoopMount ? describe : describe.skip)('free space before a launch (loop-mounted ext4 stick)', function () {
   this.timeout(300_000);
   let stick: string;
@@ -33,7 +32,13 @@ import { launcher, loginArgs, qemuPidsFor } from '../integration/harness.ts';
     const before = execFileSync('ls', ['-laR', join(stick, 'users')], { encoding: 'utf8' });
     const result = await launcher(['run', '--detach', '--stick', stick, ...loginArgs('tester')], { input: 'tester passphrase\n' });
     assert.equal(result.exitCode, 9, result.stderr);
-    assert.match(result.stderr, new RegExp(`^pocketvm: error: the stick is full: [78] MiB free, and a launch needs at least ${LAUNCH_MIN_FREE_BYTES / 1024 ** 2} MiB \\(free some space`, 'm'));
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `^pocketvm: error: the stick is full: [78] MiB free, and a launch needs at least ${LAUNCH_MIN_FREE_BYTES / 1024 ** 2} MiB \\(free some space`,
+        'm',
+      ),
+    );
     assert.deepEqual(await qemuPidsFor(stick), []);
     assert.equal(execFileSync('ls', ['-laR', join(stick, 'users')], { encoding: 'utf8' }), before);
   });

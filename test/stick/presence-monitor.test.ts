@@ -15,7 +15,9 @@ import type { Evidence, PresenceSource, SourceReport } from '../../src/stick/pre
 import { matchesIdentity, type UsbBinding, type UsbDeviceInfo, usbIdentityOfBlockDevice, usbSource } from '../../src/stick/presence-usb.ts';
 
 /** A source driven by the test: `fail()` makes its looks fail, `heal()` succeed. */
-function scripted(name: string): PresenceSource & { report?: SourceReport; failing: boolean; fail(): void; heal(): void; rechecks: number; stopped: boolean; look(): void } {
+function scripted(
+  name: string,
+): PresenceSource & { report?: SourceReport; failing: boolean; fail(): void; heal(): void; rechecks: number; stopped: boolean; look(): void } {
   const evidence: Evidence = { signal: 'io', detail: `${name} failed` };
   const source = {
     name,
@@ -151,11 +153,12 @@ describe('presence monitor', () => {
     });
 
     it('classifies the errors a yanked device gives', () => {
-      for (const code of ['ENOTCONN', 'EIO', 'ENOENT', 'ENODEV', 'ENXIO', 'ESTALE']) assert.equal(meansGone(Object.assign(new Error(code), { code })), true, code);
+      for (const code of ['ENOTCONN', 'EIO', 'ENOENT', 'ENODEV', 'ENXIO', 'ESTALE'])
+        assert.equal(meansGone(Object.assign(new Error(code), { code })), true, code);
       for (const code of ['EACCES', 'EMFILE', 'EINTR']) assert.equal(meansGone(Object.assign(new Error(code), { code })), false, code);
     });
 
-    it("splits Linux dev_t like glibc (8:17 is sdb1; large minors too)", () => {
+    it('splits Linux dev_t like glibc (8:17 is sdb1; large minors too)', () => {
       assert.deepEqual(devMajorMinor(BigInt(8 * 256 + 17)), { major: 8n, minor: 17n });
       // makedev(259, 300): major 259 (NVMe), minor above 255.
       const dev = ((259n & 0xfffn) << 8n) | ((259n & ~0xfffn) << 32n) | (300n & 0xffn) | ((300n & ~0xffn) << 12n);
@@ -240,9 +243,12 @@ describe('presence monitor', () => {
       }
     });
 
-    it("watches the drive the host probe found, without listing first", async () => {
+    it('watches the drive the host probe found, without listing first', async () => {
       let drives: ListedDrive[] = [stickDrive];
-      const monitor = await PresenceMonitor.start('/', { sources: [drivelistSource('/', { intervalMs: 20, lister: async () => drives, known: { device: '/dev/sdb', mountpoint: '/media/me/STICK' } })], confirmMs: 5 });
+      const monitor = await PresenceMonitor.start('/', {
+        sources: [drivelistSource('/', { intervalMs: 20, lister: async () => drives, known: { device: '/dev/sdb', mountpoint: '/media/me/STICK' } })],
+        confirmMs: 5,
+      });
       assert.deepEqual(monitor.sources, ['drivelist']);
       await sleep(60);
       assert.equal(removalOf(monitor), undefined);
@@ -260,7 +266,15 @@ describe('presence monitor', () => {
 
   describe('USB detach', () => {
     const identity = { vendorId: 0x0781, productId: 0x5581, busnum: 2, devnum: 7, serial: 'ABC123', sysfsPath: '/sys/devices/x/usb2/2-1' };
-    const device = (overrides: Partial<UsbDeviceInfo> = {}): UsbDeviceInfo => ({ vendorId: 0x0781, productId: 0x5581, address: 7, bus: '2', handle: 'h-7', serialNumber: 'ABC123', ...overrides });
+    const device = (overrides: Partial<UsbDeviceInfo> = {}): UsbDeviceInfo => ({
+      vendorId: 0x0781,
+      productId: 0x5581,
+      address: 7,
+      bus: '2',
+      handle: 'h-7',
+      serialNumber: 'ABC123',
+      ...overrides,
+    });
 
     it("matches only the stick's own device", () => {
       assert.equal(matchesIdentity(device(), identity), true);
@@ -296,11 +310,27 @@ describe('presence monitor', () => {
 
     it("falls back to the host probe's match (vendor, product, serial), and only for a device it can tell apart", async () => {
       const known = { vendorId: 0x0781, productId: 0x5581, serial: 'ABC123' };
-      const binding = (devices: UsbDeviceInfo[]): UsbBinding => ({ nativeGetDevices: async () => devices, Emitter: class { async addDetach() {} async removeDetach() {} } });
-      const one = await PresenceMonitor.start('/', { sources: [usbSource('/', { identity: async () => undefined, known, binding: async () => binding([device()]) })] });
+      const binding = (devices: UsbDeviceInfo[]): UsbBinding => ({
+        nativeGetDevices: async () => devices,
+        Emitter: class {
+          async addDetach() {}
+          async removeDetach() {}
+        },
+      });
+      const one = await PresenceMonitor.start('/', {
+        sources: [usbSource('/', { identity: async () => undefined, known, binding: async () => binding([device()]) })],
+      });
       assert.deepEqual(one.sources, ['usb']);
       one.stop();
-      const twins = await PresenceMonitor.start('/', { sources: [usbSource('/', { identity: async () => undefined, known: { vendorId: 0x0781, productId: 0x5581 }, binding: async () => binding([device(), device({ handle: 'h-8', address: 8, serialNumber: 'XYZ' })]) })] });
+      const twins = await PresenceMonitor.start('/', {
+        sources: [
+          usbSource('/', {
+            identity: async () => undefined,
+            known: { vendorId: 0x0781, productId: 0x5581 },
+            binding: async () => binding([device(), device({ handle: 'h-8', address: 8, serialNumber: 'XYZ' })]),
+          }),
+        ],
+      });
       assert.deepEqual(twins.sources, []);
     });
 
@@ -318,7 +348,8 @@ describe('presence monitor', () => {
         const usbDir = join(sys, 'devices', 'pci0000:00', 'usb2', '2-1');
         const part = join(usbDir, '2-1:1.0', 'host6', 'target6:0:0', '6:0:0:0', 'block', 'sdb', 'sdb1');
         await mkdir(part, { recursive: true });
-        for (const [name, value] of Object.entries({ busnum: '2', devnum: '7', idVendor: '0781', idProduct: '5581', serial: 'ABC123' })) await writeFile(join(usbDir, name), `${value}\n`);
+        for (const [name, value] of Object.entries({ busnum: '2', devnum: '7', idVendor: '0781', idProduct: '5581', serial: 'ABC123' }))
+          await writeFile(join(usbDir, name), `${value}\n`);
         await mkdir(join(sys, 'dev', 'block'), { recursive: true });
         await symlink(part, join(sys, 'dev', 'block', '8:17'));
         const found = await usbIdentityOfBlockDevice(join(sys, 'dev', 'block', '8:17'));

@@ -78,7 +78,7 @@ describe('stick manifest', () => {
     await assert.rejects(readManifest(root), (error: StickTamperedError) => error.exitCode === 10 && /files\.README\.txt\.sha256/.test(error.message));
   });
 
-  it('before a launch: checks this platform\'s launcher and this guest\'s payload only', async () => {
+  it("before a launch: checks this platform's launcher and this guest's payload only", async () => {
     await writeFile(join(root, '.pocketvm', 'bin', 'win-x64', 'launcher.exe'), 'other platform, damaged');
     await writeFile(join(root, 'payload', 'other', 'initrd.img'), 'other guest, damaged');
     await checkBeforeLaunch(root, 'default', 'linux-x64');
@@ -86,12 +86,18 @@ describe('stick manifest', () => {
 
   it('before a launch: a damaged payload is a payload error (exit 4) naming the file', async () => {
     await writeFile(join(root, 'payload', 'default', 'initrd.img'), 'tampered!!!!');
-    await assert.rejects(checkBeforeLaunch(root, 'default', 'linux-x64'), (error: PayloadError) => error.exitCode === 4 && error.message.includes('payload/default/initrd.img'));
+    await assert.rejects(
+      checkBeforeLaunch(root, 'default', 'linux-x64'),
+      (error: PayloadError) => error.exitCode === 4 && error.message.includes('payload/default/initrd.img'),
+    );
   });
 
   it('before a launch: a damaged launcher is refused with exit 10 naming the file', async () => {
     await writeFile(join(root, '.pocketvm', 'bin', 'linux-x64', 'launcher'), 'tampered');
-    await assert.rejects(checkBeforeLaunch(root, 'default', 'linux-x64'), (error: StickTamperedError) => error.exitCode === 10 && error.message.includes('.pocketvm/bin/linux-x64/launcher'));
+    await assert.rejects(
+      checkBeforeLaunch(root, 'default', 'linux-x64'),
+      (error: StickTamperedError) => error.exitCode === 10 && error.message.includes('.pocketvm/bin/linux-x64/launcher'),
+    );
   });
 
   it('sorts paths into components for messages and sizes', () => {

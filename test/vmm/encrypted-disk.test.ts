@@ -24,9 +24,27 @@ describe('encrypted disk creation', function () {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pocketvm-disk-create-'));
-    const qemu = spawn(QEMU, ['-machine', 'none', '-accel', 'tcg', '-nodefaults', '-no-user-config', '-display', 'none', '-S', '-chardev', 'socket,id=qmp,fd=3', '-mon', 'chardev=qmp,mode=control'], {
-      stdio: ['ignore', 'ignore', 'inherit', 'pipe'],
-    });
+    const qemu = spawn(
+      QEMU,
+      [
+        '-machine',
+        'none',
+        '-accel',
+        'tcg',
+        '-nodefaults',
+        '-no-user-config',
+        '-display',
+        'none',
+        '-S',
+        '-chardev',
+        'socket,id=qmp,fd=3',
+        '-mon',
+        'chardev=qmp,mode=control',
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'inherit', 'pipe'],
+      },
+    );
     children.push(qemu);
     qmp = await QmpClient.connect(qemu.stdio[3] as Duplex, { timeoutMs: 30_000 });
     // CPU load beside QEMU, as when a new user's first launch competes with the host.
@@ -49,13 +67,20 @@ describe('encrypted disk creation', function () {
         assert.ok(existsSync(path), `disk ${i} exists`);
         assert.ok(!existsSync(`${path}.partial`));
         // Opens with its key (a wrong key would be refused: QEMU checks the keyslot).
-        await qmp.execute('blockdev-add', { driver: 'qcow2', 'node-name': `open${i}`, file: { driver: 'file', filename: path }, encrypt: { format: 'luks', 'key-secret': secretId } });
+        await qmp.execute('blockdev-add', {
+          driver: 'qcow2',
+          'node-name': `open${i}`,
+          file: { driver: 'file', filename: path },
+          encrypt: { format: 'luks', 'key-secret': secretId },
+        });
         await qmp.execute('blockdev-del', { 'node-name': `open${i}` });
       } finally {
         await qmp.execute('object-del', { id: secretId });
       }
     }
-    const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', join(dir, 'user0.qcow2')], { encoding: 'utf8' })) as { 'format-specific': { data: { encrypt: { format: string; 'hash-alg': string } } } };
+    const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', join(dir, 'user0.qcow2')], { encoding: 'utf8' })) as {
+      'format-specific': { data: { encrypt: { format: string; 'hash-alg': string } } };
+    };
     assert.equal(info['format-specific'].data.encrypt.format, 'luks');
   });
 });

@@ -10,12 +10,7 @@ import { join } from 'node:path';
 import { duplexPair, type Duplex } from 'node:stream';
 import { TimeoutError } from '../../src/errors.ts';
 import { QmpClient } from '../../src/vmm/qmp-client.ts';
-import {
-  GuestAgentClient,
-  GuestAgentClosedError,
-  GuestAgentError,
-  GuestAgentProtocolError,
-} from '../../src/vmm/guest-agent-client.ts';
+import { GuestAgentClient, GuestAgentClosedError, GuestAgentError, GuestAgentProtocolError } from '../../src/vmm/guest-agent-client.ts';
 
 type Request = { execute: string; arguments?: Record<string, unknown>; id?: unknown };
 type Handler = (request: Request, agent: FakeAgent) => void;
@@ -116,7 +111,19 @@ describe('GuestAgentClient', function () {
       dir = await mkdtemp(join(tmpdir(), 'pocketvm-qga-'));
       const path = join(dir, 'qga.sock');
       // Block what could disturb the host running the tests.
-      const blocked = ['guest-shutdown', 'guest-suspend-disk', 'guest-suspend-ram', 'guest-suspend-hybrid', 'guest-set-time', 'guest-fsfreeze-freeze', 'guest-fsfreeze-freeze-list', 'guest-fstrim', 'guest-set-user-password', 'guest-set-vcpus', 'guest-set-memory-blocks'];
+      const blocked = [
+        'guest-shutdown',
+        'guest-suspend-disk',
+        'guest-suspend-ram',
+        'guest-suspend-hybrid',
+        'guest-set-time',
+        'guest-fsfreeze-freeze',
+        'guest-fsfreeze-freeze-list',
+        'guest-fstrim',
+        'guest-set-user-password',
+        'guest-set-vcpus',
+        'guest-set-memory-blocks',
+      ];
       agent = spawn(binary!, ['-m', 'unix-listen', '-p', path, '-t', dir, '-f', join(dir, 'qga.pid'), '-b', blocked.join(',')], {
         stdio: ['ignore', 'ignore', 'pipe'],
       });
@@ -212,10 +219,25 @@ describe('GuestAgentClient', function () {
       qemu = spawn(
         process.env['POCKETVM_QEMU'] ?? 'qemu-system-x86_64',
         [
-          '-machine', 'q35', '-accel', 'tcg', '-nodefaults', '-no-user-config', '-display', 'none', '-S',
-          '-chardev', 'socket,id=qmp,fd=3', '-mon', 'chardev=qmp,mode=control',
-          '-chardev', 'socket,id=qga,fd=4', '-device', 'virtio-serial-pci',
-          '-device', 'virtserialport,chardev=qga,name=org.qemu.guest_agent.0',
+          '-machine',
+          'q35',
+          '-accel',
+          'tcg',
+          '-nodefaults',
+          '-no-user-config',
+          '-display',
+          'none',
+          '-S',
+          '-chardev',
+          'socket,id=qmp,fd=3',
+          '-mon',
+          'chardev=qmp,mode=control',
+          '-chardev',
+          'socket,id=qga,fd=4',
+          '-device',
+          'virtio-serial-pci',
+          '-device',
+          'virtserialport,chardev=qga,name=org.qemu.guest_agent.0',
         ],
         { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] },
       );
@@ -298,7 +320,10 @@ describe('GuestAgentClient', function () {
       agent.dropSyncs = Infinity;
       const client = new GuestAgentClient(agent.client);
       const started = Date.now();
-      await assert.rejects(client.waitUntilReady({ timeoutMs: 300, attemptTimeoutMs: 50 }), (e: unknown) => e instanceof TimeoutError && /guest agent to answer/.test(e.message));
+      await assert.rejects(
+        client.waitUntilReady({ timeoutMs: 300, attemptTimeoutMs: 50 }),
+        (e: unknown) => e instanceof TimeoutError && /guest agent to answer/.test(e.message),
+      );
       const elapsed = Date.now() - started;
       assert.ok(elapsed >= 290 && elapsed < 1000, `took ${elapsed} ms`);
       assert.ok(agent.commands().length >= 3, `only ${agent.commands().length} attempts`);
@@ -389,14 +414,20 @@ describe('GuestAgentClient', function () {
       agent.handlers.set('guest-exec', (request, a) => a.reply(request, { pid: 5 }));
       agent.handlers.set('guest-exec-status', (request, a) => a.reply(request, { exited: false }));
       const client = new GuestAgentClient(agent.client);
-      await assert.rejects(client.run('/bin/forever', [], { timeoutMs: 150, pollMs: 10 }), (e: unknown) => e instanceof TimeoutError && /guest command \/bin\/forever/.test(e.message));
+      await assert.rejects(
+        client.run('/bin/forever', [], { timeoutMs: 150, pollMs: 10 }),
+        (e: unknown) => e instanceof TimeoutError && /guest command \/bin\/forever/.test(e.message),
+      );
     });
 
     it('maps an error reply to GuestAgentError', async () => {
       const agent = new FakeAgent();
       agent.handlers.set('guest-exec', (request, a) => a.fail(request, 'GenericError', 'Failed to execute child process “/nope” (No such file or directory)'));
       const client = new GuestAgentClient(agent.client);
-      const error = await client.exec('/nope').then(() => assert.fail('resolved'), (e: unknown) => e);
+      const error = await client.exec('/nope').then(
+        () => assert.fail('resolved'),
+        (e: unknown) => e,
+      );
       assert.ok(error instanceof GuestAgentError);
       assert.equal(error.errorClass, 'GenericError');
       assert.match(error.desc, /No such file/);
@@ -445,7 +476,9 @@ describe('GuestAgentClient', function () {
       await client.closed;
 
       const refusing = new FakeAgent();
-      refusing.handlers.set('guest-shutdown', (request, a) => a.fail(request, 'CommandNotFound', 'The command guest-shutdown has been disabled for this instance'));
+      refusing.handlers.set('guest-shutdown', (request, a) =>
+        a.fail(request, 'CommandNotFound', 'The command guest-shutdown has been disabled for this instance'),
+      );
       await assert.rejects(new GuestAgentClient(refusing.client).shutdown('halt', { graceMs: 5000 }), GuestAgentError);
     });
 

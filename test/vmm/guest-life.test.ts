@@ -4,7 +4,7 @@ import { GuestLife, type GuestLifeParticipant, shutdownOutcome } from '../../src
 const shutdown = (data: Record<string, unknown>) => ({ event: 'SHUTDOWN', data, timestamp: { seconds: 0, microseconds: 0 } });
 
 describe('guest life events', () => {
-  it('a guest reset is reset-and-continue, a guest power-off or panic is quit, the host\'s own quit is left alone', () => {
+  it("a guest reset is reset-and-continue, a guest power-off or panic is quit, the host's own quit is left alone", () => {
     assert.equal(shutdownOutcome(shutdown({ guest: true, reason: 'guest-reset' })), 'reset');
     assert.equal(shutdownOutcome(shutdown({ guest: true, reason: 'guest-shutdown' })), 'quit');
     assert.equal(shutdownOutcome(shutdown({ guest: true, reason: 'guest-panic' })), 'quit');

@@ -66,7 +66,16 @@ describe('GuestRamFile', () => {
       assert.match(fs.readlinkSync(`/proc/self/fd/${ram.fd}`), /\(deleted\)$/);
       assert.equal(fs.fstatSync(ram.fd!).size, 4 * MiB);
       const data = Buffer.from('abcdefghij');
-      assert.equal(ram.write([{ phys: MiB + 4096, len: 4 }, { phys: 3 * MiB, len: 100 }], data), true);
+      assert.equal(
+        ram.write(
+          [
+            { phys: MiB + 4096, len: 4 },
+            { phys: 3 * MiB, len: 100 },
+          ],
+          data,
+        ),
+        true,
+      );
       const back = Buffer.alloc(10);
       fs.readSync(ram.fd!, back, 0, 4, MiB + 4096);
       fs.readSync(ram.fd!, back, 4, 6, 3 * MiB);
@@ -79,8 +88,26 @@ describe('GuestRamFile', () => {
   it('writes nothing when a segment is outside RAM, below 1 MiB, or the segments are too short', () => {
     const ram = GuestRamFile.create(4, { dir }) as GuestRamFile;
     try {
-      assert.equal(ram.write([{ phys: MiB, len: 4 }, { phys: 4 * MiB, len: 4096 }], Buffer.from('abcdefgh')), false);
-      assert.equal(ram.write([{ phys: MiB, len: 4 }, { phys: 0xa0000, len: 4096 }], Buffer.from('abcdefgh')), false);
+      assert.equal(
+        ram.write(
+          [
+            { phys: MiB, len: 4 },
+            { phys: 4 * MiB, len: 4096 },
+          ],
+          Buffer.from('abcdefgh'),
+        ),
+        false,
+      );
+      assert.equal(
+        ram.write(
+          [
+            { phys: MiB, len: 4 },
+            { phys: 0xa0000, len: 4096 },
+          ],
+          Buffer.from('abcdefgh'),
+        ),
+        false,
+      );
       assert.equal(ram.write([{ phys: MiB, len: 4 }], Buffer.from('abcdefgh')), false);
       assert.equal(ram.write([{ phys: 0xb8000, len: 4096 }], Buffer.from('abcdefgh')), false, 'the VGA text buffer');
       for (const at of [0, 0xa0000, 0xb8000, MiB]) {
@@ -99,9 +126,28 @@ describe('GuestRamFile', () => {
       fs.writeSync(ram.fd!, Buffer.from('abcd'), 0, 4, MiB + 4096);
       fs.writeSync(ram.fd!, Buffer.from('efghij'), 0, 6, 3 * MiB);
       const into = Buffer.alloc(10);
-      assert.equal(ram.read([{ phys: MiB + 4096, len: 4 }, { phys: 3 * MiB, len: 100 }], into), true);
+      assert.equal(
+        ram.read(
+          [
+            { phys: MiB + 4096, len: 4 },
+            { phys: 3 * MiB, len: 100 },
+          ],
+          into,
+        ),
+        true,
+      );
       assert.equal(into.toString(), 'abcdefghij');
-      assert.equal(ram.read([{ phys: MiB, len: 4 }, { phys: 4 * MiB, len: 4096 }], Buffer.alloc(8)), false, 'past the end of RAM');
+      assert.equal(
+        ram.read(
+          [
+            { phys: MiB, len: 4 },
+            { phys: 4 * MiB, len: 4096 },
+          ],
+          Buffer.alloc(8),
+        ),
+        false,
+        'past the end of RAM',
+      );
       assert.equal(ram.read([{ phys: 0xa0000, len: 4096 }], Buffer.alloc(8)), false, 'below 1 MiB');
       assert.equal(ram.read([{ phys: MiB, len: 4 }], Buffer.alloc(8)), false, 'segments too short');
       ram.close();

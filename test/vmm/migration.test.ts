@@ -21,12 +21,29 @@ import { OpenedState, readStateHead, StateSealer } from '../../src/vmm/state-cip
 const QEMU = process.env['POCKETVM_QEMU'] ?? 'qemu-system-x86_64';
 const started: ChildProcess[] = [];
 
-async function startQemu(options: { incoming?: boolean } = {}): Promise<{ child: ChildProcess; qmp: QmpClient; stream: Duplex; exited: Promise<number | null> }> {
+async function startQemu(
+  options: { incoming?: boolean } = {},
+): Promise<{ child: ChildProcess; qmp: QmpClient; stream: Duplex; exited: Promise<number | null> }> {
   const child = spawn(
     QEMU,
     [
-      '-machine', 'q35', '-accel', 'tcg', '-cpu', 'Nehalem,enforce', '-m', '32M', '-nodefaults', '-no-user-config', '-display', 'none', '-S',
-      '-chardev', 'socket,id=qmp,fd=3', '-mon', 'chardev=qmp,mode=control',
+      '-machine',
+      'q35',
+      '-accel',
+      'tcg',
+      '-cpu',
+      'Nehalem,enforce',
+      '-m',
+      '32M',
+      '-nodefaults',
+      '-no-user-config',
+      '-display',
+      'none',
+      '-S',
+      '-chardev',
+      'socket,id=qmp,fd=3',
+      '-mon',
+      'chardev=qmp,mode=control',
       ...(options.incoming ? ['-incoming', 'defer'] : []),
     ],
     { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] },
@@ -65,7 +82,9 @@ describe('migration helpers (real QEMU, no guest)', function () {
     const socket = await listenForMigration(socketDir);
     const file = join(dir, 'state');
     const out = await open(file, 'w');
-    const written = socket.connection.then((connection) => pipeline(connection, new StateSealer(key, { format: 'test' }, { chunkBytes: 256 * 1024 }), out.createWriteStream()));
+    const written = socket.connection.then((connection) =>
+      pipeline(connection, new StateSealer(key, { format: 'test' }, { chunkBytes: 256 * 1024 }), out.createWriteStream()),
+    );
     const result = await migrateOut(source.qmp, socket.uri, { timeoutMs: 30_000 });
     await written;
     await socket.close();
@@ -101,7 +120,10 @@ describe('migration helpers (real QEMU, no guest)', function () {
     const failing = new PassThrough();
     failing.write(state.subarray(0, 64 * 1024));
     setTimeout(() => failing.destroy(new SavedStateError('the saved state is damaged: chunk 2 does not verify', { details: { reason: 'damaged' } })), 200);
-    await assert.rejects(migrateIn(target.qmp, 4, failing, target.stream, { timeoutMs: 30_000 }), (error) => error instanceof SavedStateError && error.details['reason'] === 'damaged');
+    await assert.rejects(
+      migrateIn(target.qmp, 4, failing, target.stream, { timeoutMs: 30_000 }),
+      (error) => error instanceof SavedStateError && error.details['reason'] === 'damaged',
+    );
     await target.exited;
   });
 

@@ -28,9 +28,29 @@ describe('the personal disk device', function () {
     let qemu: ChildProcess | undefined;
     let qmp: QmpClient | undefined;
     try {
-      qemu = spawn(QEMU, ['-machine', 'q35', '-accel', 'tcg', '-nodefaults', '-no-user-config', '-display', 'none', '-S', '-device', 'pcie-root-port,id=pvm-port0,bus=pcie.0,chassis=1', '-chardev', 'socket,id=qmp,fd=3', '-mon', 'chardev=qmp,mode=control'], {
-        stdio: ['ignore', 'ignore', 'inherit', 'pipe'],
-      });
+      qemu = spawn(
+        QEMU,
+        [
+          '-machine',
+          'q35',
+          '-accel',
+          'tcg',
+          '-nodefaults',
+          '-no-user-config',
+          '-display',
+          'none',
+          '-S',
+          '-device',
+          'pcie-root-port,id=pvm-port0,bus=pcie.0,chassis=1',
+          '-chardev',
+          'socket,id=qmp,fd=3',
+          '-mon',
+          'chardev=qmp,mode=control',
+        ],
+        {
+          stdio: ['ignore', 'ignore', 'inherit', 'pipe'],
+        },
+      );
       qmp = await QmpClient.connect(qemu.stdio[3] as Duplex, { timeoutMs: 60_000 });
       await qmp.execute('blockdev-add', { driver: 'null-co', 'node-name': 'pvm-home', size: 1024 * 1024 });
       await qmp.execute('device_add', personalDiskDevice({ id: 'pvm-home', serial: 'pocketvm-home', bus: 'pvm-port0' }));

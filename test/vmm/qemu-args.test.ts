@@ -97,7 +97,11 @@ describe('buildQemuArgs', () => {
       spec({
         hostOs: 'windows',
         accelerator: 'whpx',
-        channels: { qmp: { kind: 'pipe', name: 'pocketvm-1-qmp' }, agent: { kind: 'pipe', name: 'pocketvm-1-qga' }, console: { kind: 'pipe', name: 'pocketvm-1-con' } },
+        channels: {
+          qmp: { kind: 'pipe', name: 'pocketvm-1-qmp' },
+          agent: { kind: 'pipe', name: 'pocketvm-1-qga' },
+          console: { kind: 'pipe', name: 'pocketvm-1-con' },
+        },
       }),
     );
     assert.deepEqual(values(args, '-chardev'), ['pipe,id=qmp,path=pocketvm-1-qmp', 'pipe,id=console,path=pocketvm-1-con', 'pipe,id=agent,path=pocketvm-1-qga']);
@@ -124,11 +128,14 @@ describe('buildQemuArgs', () => {
   });
 
   it('adds PCIe root ports for devices plugged over QMP only when asked', () => {
-    assert.deepEqual(values(buildQemuArgs(spec()), '-device').filter((d) => d.startsWith('pcie-root-port')), []);
-    assert.deepEqual(values(buildQemuArgs(spec({ hotplugPorts: 2 })), '-device').filter((d) => d.startsWith('pcie-root-port')), [
-      'pcie-root-port,id=pvm-port0,bus=pcie.0,chassis=1',
-      'pcie-root-port,id=pvm-port1,bus=pcie.0,chassis=2',
-    ]);
+    assert.deepEqual(
+      values(buildQemuArgs(spec()), '-device').filter((d) => d.startsWith('pcie-root-port')),
+      [],
+    );
+    assert.deepEqual(
+      values(buildQemuArgs(spec({ hotplugPorts: 2 })), '-device').filter((d) => d.startsWith('pcie-root-port')),
+      ['pcie-root-port,id=pvm-port0,bus=pcie.0,chassis=1', 'pcie-root-port,id=pvm-port1,bus=pcie.0,chassis=2'],
+    );
   });
 
   it('escapes commas in option values', () => {
@@ -174,7 +181,13 @@ describe('buildQemuArgs against the real QEMU', () => {
 
   it('refuses a network card without a descriptor channel or with a bad address', () => {
     assert.throws(() => buildQemuArgs(spec({ nics: [{ id: 'ninep', mac: '02:70:76:6d:39:01' }] })), /no channel/);
-    assert.throws(() => buildQemuArgs(spec({ channels: { ...fdChannels(), extra: { ninep: { kind: 'pipe', name: 'x' } } }, nics: [{ id: 'ninep', mac: '02:70:76:6d:39:01' }] })), /descriptor/);
+    assert.throws(
+      () =>
+        buildQemuArgs(
+          spec({ channels: { ...fdChannels(), extra: { ninep: { kind: 'pipe', name: 'x' } } }, nics: [{ id: 'ninep', mac: '02:70:76:6d:39:01' }] }),
+        ),
+      /descriptor/,
+    );
     assert.throws(() => buildQemuArgs(spec({ channels: fdChannels(['ninep']), nics: [{ id: 'ninep', mac: '02:70:76:6d:39:01,x=y' }] })), /bad MAC/);
   });
 
@@ -182,7 +195,7 @@ describe('buildQemuArgs against the real QEMU', () => {
     assert.throws(() => buildQemuArgs(spec({ serialPorts: [{ id: 'reg', name: 'x' }] })), /no channel/);
   });
 
-  it('puts guest RAM in the inherited file when it is shared, under q35\'s own RAM id', () => {
+  it("puts guest RAM in the inherited file when it is shared, under q35's own RAM id", () => {
     const args = buildQemuArgs(spec({ memoryMiB: 512, ramFile: { fd: 9 } }));
     assert.deepEqual(values(args, '-object'), ['memory-backend-file,id=pc.ram,size=512M,mem-path=/proc/self/fd/9,share=on,prealloc=on']);
     assert.deepEqual(values(args, '-machine'), ['q35,memory-backend=pc.ram,dump-guest-core=off']);
@@ -192,7 +205,7 @@ describe('buildQemuArgs against the real QEMU', () => {
     assert.deepEqual(values(plain, '-machine'), ['q35,dump-guest-core=off']);
   });
 
-  it('keeps guest memory out of QEMU core dumps, and pauses on the guest\'s reboot and power-off (src/vmm/guest-life.ts)', () => {
+  it("keeps guest memory out of QEMU core dumps, and pauses on the guest's reboot and power-off (src/vmm/guest-life.ts)", () => {
     const args = buildQemuArgs(spec());
     assert.match(values(args, '-machine')[0]!, /dump-guest-core=off/);
     assert.deepEqual(values(args, '-action'), ['reboot=shutdown,shutdown=pause']);

@@ -23,11 +23,27 @@ describe('finding QEMU', () => {
     const dir = join(stick, '.pocketvm', 'qemu', 'linux-x64');
     await mkdir(join(dir, 'lib'), { recursive: true });
     await writeFile(join(dir, 'lib', 'ld-linux-x86-64.so.2'), '', { mode: 0o755 });
-    await writeFile(join(dir, QEMU_BUNDLE_FILE), JSON.stringify({ loader: 'lib/ld-linux-x86-64.so.2', libraryPath: 'lib', binaries: { system: 'bin/qemu-system-x86_64', img: 'bin/qemu-img' }, dataDir: 'share', moduleDir: 'lib/qemu' }));
+    await writeFile(
+      join(dir, QEMU_BUNDLE_FILE),
+      JSON.stringify({
+        loader: 'lib/ld-linux-x86-64.so.2',
+        libraryPath: 'lib',
+        binaries: { system: 'bin/qemu-system-x86_64', img: 'bin/qemu-img' },
+        dataDir: 'share',
+        moduleDir: 'lib/qemu',
+      }),
+    );
     const qemu = findQemu(linuxHost, stick, { PATH: '' });
     assert.equal(qemu.source, 'stick');
     assert.equal(qemu.system, join(dir, 'lib', 'ld-linux-x86-64.so.2'));
-    assert.deepEqual(qemu.prefixArgs, ['--inhibit-cache', '--library-path', join(dir, 'lib'), join(dir, 'bin', 'qemu-system-x86_64'), '-L', join(dir, 'share')]);
+    assert.deepEqual(qemu.prefixArgs, [
+      '--inhibit-cache',
+      '--library-path',
+      join(dir, 'lib'),
+      join(dir, 'bin', 'qemu-system-x86_64'),
+      '-L',
+      join(dir, 'share'),
+    ]);
     assert.deepEqual(qemu.env, { QEMU_MODULE_DIR: join(dir, 'lib', 'qemu') });
     const img = findQemuImg(linuxHost, stick, { PATH: '' });
     assert.deepEqual(img.prefixArgs, ['--inhibit-cache', '--library-path', join(dir, 'lib'), join(dir, 'bin', 'qemu-img')]);
@@ -45,7 +61,14 @@ describe('finding QEMU', () => {
     const dir = join(stick, '.pocketvm', 'qemu', 'linux-x64');
     await mkdir(join(dir, 'lib'), { recursive: true });
     await writeFile(join(dir, 'lib', 'ld-linux-x86-64.so.2'), '', { mode: 0o755 });
-    const manifest = { loader: 'lib/ld-linux-x86-64.so.2', libraryPath: 'lib', binaries: { system: 'bin/qemu-system-x86_64', img: 'bin/qemu-img' }, dataDir: 'share', moduleDir: 'lib/qemu', preload: `lib/${NO_DUMP_PRELOAD}` };
+    const manifest = {
+      loader: 'lib/ld-linux-x86-64.so.2',
+      libraryPath: 'lib',
+      binaries: { system: 'bin/qemu-system-x86_64', img: 'bin/qemu-img' },
+      dataDir: 'share',
+      moduleDir: 'lib/qemu',
+      preload: `lib/${NO_DUMP_PRELOAD}`,
+    };
     await writeFile(join(dir, QEMU_BUNDLE_FILE), JSON.stringify(manifest));
     const missing = findQemu(linuxHost, stick, { PATH: '' });
     assert.equal(missing.notDumpable, false);

@@ -4,13 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { duplexPair, type Duplex } from 'node:stream';
 import { TimeoutError } from '../../src/errors.ts';
-import {
-  QmpClient,
-  QmpClosedError,
-  QmpCommandError,
-  QmpProtocolError,
-  type QmpEvent,
-} from '../../src/vmm/qmp-client.ts';
+import { QmpClient, QmpClosedError, QmpCommandError, QmpProtocolError, type QmpEvent } from '../../src/vmm/qmp-client.ts';
 
 const QEMU = process.env['POCKETVM_QEMU'] ?? 'qemu-system-x86_64';
 
@@ -26,8 +20,19 @@ function startQemu(): RunningQemu {
   const child = spawn(
     QEMU,
     [
-      '-machine', 'none', '-accel', 'tcg', '-nodefaults', '-no-user-config', '-display', 'none', '-S',
-      '-chardev', 'socket,id=qmp,fd=3', '-mon', 'chardev=qmp,mode=control',
+      '-machine',
+      'none',
+      '-accel',
+      'tcg',
+      '-nodefaults',
+      '-no-user-config',
+      '-display',
+      'none',
+      '-S',
+      '-chardev',
+      'socket,id=qmp,fd=3',
+      '-mon',
+      'chardev=qmp,mode=control',
     ],
     { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] },
   );

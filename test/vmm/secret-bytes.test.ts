@@ -41,7 +41,10 @@ describe('key material as bytes, not strings', () => {
     const secret = Buffer.from('c0ffee00');
     await qmp.execute('object-add', { 'qom-type': 'secret', id: 'k', format: 'raw' }, { secret: { field: 'data', bytes: secret } });
     assert.ok(sentWire && sentWire.length > 50, 'the command went as one buffer');
-    assert.ok(sentWire.every((b) => b === 0), 'the buffer written to QEMU\'s socket is zeroed after the write');
+    assert.ok(
+      sentWire.every((b) => b === 0),
+      "the buffer written to QEMU's socket is zeroed after the write",
+    );
     await assert.rejects(qmp.execute('object-add', {}, { secret: { field: 'data', bytes: Buffer.from('a"b') } }), /printable ASCII/);
     ours.destroy();
     qemu.destroy();

@@ -46,12 +46,19 @@ export function registerAudit(program: Command, output: () => Output): void {
     });
     out.data(report);
     out.line(`audit of a session on ${stickRoot} (${report.tracer}; ${report.tracedProcesses} processes: ${report.programs.join(', ')})`);
-    for (const step of report.steps) out.line(`  ${step.step.padEnd(13)} ${step.exitCode === 0 ? 'ok' : `failed (exit ${step.exitCode})`}  ${(step.ms / 1000).toFixed(1)} s${step.error ? `  ${step.error}` : ''}`);
+    for (const step of report.steps)
+      out.line(
+        `  ${step.step.padEnd(13)} ${step.exitCode === 0 ? 'ok' : `failed (exit ${step.exitCode})`}  ${(step.ms / 1000).toFixed(1)} s${step.error ? `  ${step.error}` : ''}`,
+      );
     out.line(`  stick         ${report.stickWrites} paths written (allowed)`);
     for (const dir of report.runtime) out.line(`  runtime       ${dir.path}  ${dir.gone ? 'gone afterwards (allowed)' : 'STILL THERE'}`);
-    for (const finding of report.allowed) out.line(`  ${finding.class.padEnd(13)} ${finding.path}  (${finding.ops.join(', ')} by ${finding.programs.join(', ')}; not a host file)`);
+    for (const finding of report.allowed)
+      out.line(`  ${finding.class.padEnd(13)} ${finding.path}  (${finding.ops.join(', ')} by ${finding.programs.join(', ')}; not a host file)`);
     out.line(`  keychain      ${report.keychain}`);
-    for (const finding of report.hostWrites) out.line(`  HOST WRITE    ${finding.path}  (${finding.ops.join(', ')} by ${finding.programs.join(', ')}${finding.existsAfter ? '; still there' : '; gone afterwards'})`);
+    for (const finding of report.hostWrites)
+      out.line(
+        `  HOST WRITE    ${finding.path}  (${finding.ops.join(', ')} by ${finding.programs.join(', ')}${finding.existsAfter ? '; still there' : '; gone afterwards'})`,
+      );
     for (const leftover of report.leftoverProcesses) out.line(`  LEFT RUNNING  ${leftover.program ?? '?'} (pid ${leftover.pid})`);
     for (const reason of report.incomplete) out.line(`  INCOMPLETE    ${reason}`);
     if (report.ok) {

@@ -25,10 +25,18 @@ export function registerDemo(program: Command, output: () => Output): void {
   command.action(async (options: DemoOptions) => {
     const out = output();
     // Loaded on use: `--help` and `--version` should not pay for QEMU and schema code.
-    const [{ ensureStickWithPayload }, { startSession, stopOnSignals }, { DEMO_USER, ensureDemoUser, loginForLaunch }] = await Promise.all([import('../bootstrap.ts'), import('../session-runner.ts'), import('../login.ts')]);
+    const [{ ensureStickWithPayload }, { startSession, stopOnSignals }, { DEMO_USER, ensureDemoUser, loginForLaunch }] = await Promise.all([
+      import('../bootstrap.ts'),
+      import('../session-runner.ts'),
+      import('../login.ts'),
+    ]);
     const started = performance.now();
     const stickRoot = resolveStickRoot(options.stick);
-    const [{ checkBeforeLaunch }, { currentHostAdapter }, { findQemu }] = await Promise.all([import('../../stick/stick-manifest.ts'), import('../../hostprobe/current-host.ts'), import('../../vmm/qemu-binary.ts')]);
+    const [{ checkBeforeLaunch }, { currentHostAdapter }, { findQemu }] = await Promise.all([
+      import('../../stick/stick-manifest.ts'),
+      import('../../hostprobe/current-host.ts'),
+      import('../../vmm/qemu-binary.ts'),
+    ]);
     // No QEMU is said at once, before minutes of payload building.
     findQemu(currentHostAdapter(), stickRoot);
     await ensureStickWithPayload(out, stickRoot, options.guest);
@@ -38,7 +46,13 @@ export function registerDemo(program: Command, output: () => Output): void {
     await ensureDemoUser(out, stickRoot);
     const setupMs = performance.now() - started;
 
-    const session = await startSession(out, { stickRoot, guest: options.guest, accelerator: options.accel, command: 'demo', login: () => loginForLaunch(out, stickRoot, {}, DEMO_USER) });
+    const session = await startSession(out, {
+      stickRoot,
+      guest: options.guest,
+      accelerator: options.accel,
+      command: 'demo',
+      login: () => loginForLaunch(out, stickRoot, {}, DEMO_USER),
+    });
     stopOnSignals(session, out);
     const factsStarted = performance.now();
     let facts;
@@ -54,7 +68,17 @@ export function registerDemo(program: Command, output: () => Output): void {
     const totalMs = performance.now() - started;
     const status = session.status();
 
-    out.data({ guest: session.guest, stick: stickRoot, user: session.user, accelerator: status.accelerator, memoryMiB: status.memoryMiB, cpus: status.cpus, facts, timings: { setupMs: Math.round(setupMs), ...session.timings, factsMs: Math.round(factsMs), shutdownMs: shutdown.ms, totalMs: Math.round(totalMs) }, shutdown });
+    out.data({
+      guest: session.guest,
+      stick: stickRoot,
+      user: session.user,
+      accelerator: status.accelerator,
+      memoryMiB: status.memoryMiB,
+      cpus: status.cpus,
+      facts,
+      timings: { setupMs: Math.round(setupMs), ...session.timings, factsMs: Math.round(factsMs), shutdownMs: shutdown.ms, totalMs: Math.round(totalMs) },
+      shutdown,
+    });
     out.line();
     out.line(`${bold('pocketvm demo')}  ${green('ok')}  guest ${bold(session.guest)} on ${stickRoot}`);
     out.line();

@@ -75,7 +75,14 @@ export function registerEject(program: Command, output: () => Output): void {
     const exited = await waitForExit(holder.pid, SESSION_EXIT_TIMEOUT_MS);
     const flush = await flushStick(layout);
     const totalMs = Math.round(performance.now() - started);
-    out.data({ action: suspended ? 'suspend' : 'shutdown', ...(suspended ? { suspend: suspended } : { shutdown }), sessionExited: exited, flushMs: flush.ms, totalMs, safeToRemove: exited });
+    out.data({
+      action: suspended ? 'suspend' : 'shutdown',
+      ...(suspended ? { suspend: suspended } : { shutdown }),
+      sessionExited: exited,
+      flushMs: flush.ms,
+      totalMs,
+      safeToRemove: exited,
+    });
     if (suspended) for (const line of describeSuspend(suspended, layout.root)) out.line(line);
     else if (shutdown) out.line(`${holder.guest ?? 'the guest'} shut down in ${seconds(shutdown.ms)} (ended by: ${shutdown.step})`);
     if (!exited) {

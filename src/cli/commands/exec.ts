@@ -36,7 +36,10 @@ export function registerExec(program: Command, output: () => Output): void {
     // One guest runs from a stick at a time: another name is refused, not ignored.
     const holder = await readLock(layout);
     if (holder?.guest && holder.guest !== options.guest) {
-      throw new PocketError('noSession', `no guest "${options.guest}" is running from ${layout.root}; ${holder.guest} is`, { hint: `launcher exec --guest ${holder.guest} -- …`, details: { running: holder.guest } });
+      throw new PocketError('noSession', `no guest "${options.guest}" is running from ${layout.root}; ${holder.guest} is`, {
+        hint: `launcher exec --guest ${holder.guest} -- …`,
+        details: { running: holder.guest },
+      });
     }
     if (!holder) throw new NoSessionError(layout.root);
 
@@ -63,7 +66,11 @@ export function registerExec(program: Command, output: () => Output): void {
         return false;
       };
     };
-    const remote = await openRemoteExec(layout, { path, args, ...(options.root ? { root: true } : {}) }, { stdout: sink(process.stdout, collected.stdout), stderr: sink(process.stderr, collected.stderr) });
+    const remote = await openRemoteExec(
+      layout,
+      { path, args, ...(options.root ? { root: true } : {}) },
+      { stdout: sink(process.stdout, collected.stdout), stderr: sink(process.stderr, collected.stderr) },
+    );
 
     const stdin = process.stdin;
     const onInput = (chunk: Buffer) => {
@@ -102,7 +109,8 @@ export function registerExec(program: Command, output: () => Output): void {
       stdin.off('data', onInput);
       stdin.pause();
     }
-    if (timedOut) throw new TimeoutError(`\`${[path, ...args].join(' ')}\``, timeoutSeconds * 1000, 'it was ended in the guest; a longer --timeout gives it more time');
+    if (timedOut)
+      throw new TimeoutError(`\`${[path, ...args].join(' ')}\``, timeoutSeconds * 1000, 'it was ended in the guest; a longer --timeout gives it more time');
     if (outcome.kind === 'failed') {
       if (out.json) out.data({ exitCode: outcome.exitCode, signal: null, stdout: '', stderr: `${outcome.message}\n`, error: outcome.message });
       else process.stderr.write(`pocketvm: ${outcome.message}\n`);
@@ -110,7 +118,12 @@ export function registerExec(program: Command, output: () => Output): void {
       return;
     }
     if (out.json) {
-      out.data({ exitCode: outcome.signal ? 128 + outcome.signal : outcome.exitCode, signal: outcome.signal, stdout: Buffer.concat(collected.stdout).toString('utf8'), stderr: Buffer.concat(collected.stderr).toString('utf8') });
+      out.data({
+        exitCode: outcome.signal ? 128 + outcome.signal : outcome.exitCode,
+        signal: outcome.signal,
+        stdout: Buffer.concat(collected.stdout).toString('utf8'),
+        stderr: Buffer.concat(collected.stderr).toString('utf8'),
+      });
     }
     // A command killed by a signal exits 128+N, as a shell reports it.
     process.exitCode = outcome.signal ? 128 + outcome.signal : outcome.exitCode;

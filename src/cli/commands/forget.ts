@@ -6,13 +6,20 @@ import type { Output } from '../output.ts';
 import { jsonOption, stickOption } from './options.ts';
 
 export function registerForget(program: Command, output: () => Output): void {
-  const command = program.command('forget').description("remove a user's passphrase from this host's keychain (see run --remember-on-this-host)").option('--user <name>', "the user (default: every user on this stick)");
+  const command = program
+    .command('forget')
+    .description("remove a user's passphrase from this host's keychain (see run --remember-on-this-host)")
+    .option('--user <name>', 'the user (default: every user on this stick)');
   stickOption(command);
   jsonOption(command);
   command.action(async (options: { stick?: string; user?: string; json?: boolean }) => {
     const out = output();
     const layout = await openStick(resolveStickRoot(options.stick));
-    const [{ listUsers, userPaths }, { readUserFile }, keychain] = await Promise.all([import('../../auth/users.ts'), import('../../auth/user-file.ts'), import('../../auth/keychain.ts')]);
+    const [{ listUsers, userPaths }, { readUserFile }, keychain] = await Promise.all([
+      import('../../auth/users.ts'),
+      import('../../auth/user-file.ts'),
+      import('../../auth/keychain.ts'),
+    ]);
     const absent = keychain.keychainAbsentReason();
     if (absent) {
       out.data({ forgotten: [], keychain: false, reason: absent });

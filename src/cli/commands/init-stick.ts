@@ -14,7 +14,11 @@ export function registerInitStick(program: Command, output: () => Output): void 
   jsonOption(command);
   command.action(async (dir: string, options: { guest: string[] }) => {
     const out = output();
-    const [{ initStick }, { ensurePayloadBuilt, sourcePayloadRoot }, { progressRenderer }] = await Promise.all([import('../../stick/init-stick.ts'), import('../bootstrap.ts'), import('../progress.ts')]);
+    const [{ initStick }, { ensurePayloadBuilt, sourcePayloadRoot }, { progressRenderer }] = await Promise.all([
+      import('../../stick/init-stick.ts'),
+      import('../bootstrap.ts'),
+      import('../progress.ts'),
+    ]);
     const root = resolve(dir);
     for (const guest of options.guest) await ensurePayloadBuilt(out, guest);
     const progress = progressRenderer(out);

@@ -28,16 +28,24 @@ function describe(report: ProbeReport, out: Output): void {
   const { profile } = report;
   const row = (label: string, text: string) => out.line(`${label.padEnd(13)}${text}`);
   const { os, cpu, memory, locale, stick, proxy } = profile;
-  row('host', `${os.name ?? os.family}${os.version && !os.name?.includes(os.version) ? ` ${os.version}` : ''}, kernel ${os.kernel}, ${os.arch}${os.machineArch ? ` on ${os.machineArch}` : ''}`);
+  row(
+    'host',
+    `${os.name ?? os.family}${os.version && !os.name?.includes(os.version) ? ` ${os.version}` : ''}, kernel ${os.kernel}, ${os.arch}${os.machineArch ? ` on ${os.machineArch}` : ''}`,
+  );
   const virt = cpu.virtualization.length ? cpu.virtualization.join(' ') : 'none reported';
-  row('cpu', `${cpu.model ?? 'unknown model'}, ${cpu.cores ?? '?'} cores, ${cpu.threads} threads; virtualisation: ${virt}${cpu.hypervisor ? ' (this host is itself a VM)' : ''}`);
+  row(
+    'cpu',
+    `${cpu.model ?? 'unknown model'}, ${cpu.cores ?? '?'} cores, ${cpu.threads} threads; virtualisation: ${virt}${cpu.hypervisor ? ' (this host is itself a VM)' : ''}`,
+  );
   row('memory', `${gib(memory.totalMiB)} total, ${gib(memory.availableMiB)} available`);
   if (profile.accelerators.length === 0) row('accelerator', 'none found (TCG, software emulation)');
   for (const a of profile.accelerators) row('accelerator', `${a.name}: ${a.usable ? 'usable' : 'not usable'} (${a.reason})`);
   row('display', profile.display ? `${profile.display.kind}${profile.display.detail ? ` (${profile.display.detail})` : ''}` : 'unknown');
   if (stick) {
     const drive = stick.drive;
-    const where = drive ? `${drive.device}${drive.bus ? ` [${drive.bus}]` : ''} mounted on ${stick.mountpoint}${drive.sizeBytes ? `, ${gib(drive.sizeBytes / 1048576)}` : ''}${drive.readOnly ? ', read-only' : ''}` : 'drive unknown';
+    const where = drive
+      ? `${drive.device}${drive.bus ? ` [${drive.bus}]` : ''} mounted on ${stick.mountpoint}${drive.sizeBytes ? `, ${gib(drive.sizeBytes / 1048576)}` : ''}${drive.readOnly ? ', read-only' : ''}`
+      : 'drive unknown';
     const kind = stick.kind === 'removable' ? 'removable drive' : stick.kind === 'fixed-disk-folder' ? 'a folder on a fixed disk' : 'kind unknown';
     row('stick', `${stick.root}: ${where} (${kind})`);
     if (stick.usbIdentity) {
@@ -47,9 +55,22 @@ function describe(report: ProbeReport, out: Output): void {
   } else {
     row('stick', 'none');
   }
-  const keyboard = locale.keyboard ? `${locale.keyboard.layout ?? locale.keyboard.native}${locale.keyboard.variant ? ` (${locale.keyboard.variant})` : ''}` : 'not set';
+  const keyboard = locale.keyboard
+    ? `${locale.keyboard.layout ?? locale.keyboard.native}${locale.keyboard.variant ? ` (${locale.keyboard.variant})` : ''}`
+    : 'not set';
   row('locale', `${locale.locale ?? 'unknown'}, keyboard ${keyboard}, timezone ${locale.timezone?.name ?? locale.timezone?.native ?? 'unknown'}`);
-  if (proxy && proxy.source !== 'none') row('proxy', [proxy.http && `http ${proxy.http}`, proxy.https && `https ${proxy.https}`, proxy.autoConfigUrl && `auto-config ${proxy.autoConfigUrl}`, proxy.noProxy.length ? `not for ${proxy.noProxy.join(', ')}` : ''].filter(Boolean).join('; ') + ` (${proxy.source})`);
+  if (proxy && proxy.source !== 'none')
+    row(
+      'proxy',
+      [
+        proxy.http && `http ${proxy.http}`,
+        proxy.https && `https ${proxy.https}`,
+        proxy.autoConfigUrl && `auto-config ${proxy.autoConfigUrl}`,
+        proxy.noProxy.length ? `not for ${proxy.noProxy.join(', ')}` : '',
+      ]
+        .filter(Boolean)
+        .join('; ') + ` (${proxy.source})`,
+    );
   else row('proxy', 'none');
   row('fingerprint', profile.fingerprint ?? 'none (no stick to keep its salt on)');
   row('probe', `${profile.probeMs} ms`);
@@ -73,13 +94,20 @@ function describe(report: ProbeReport, out: Output): void {
  * would apply them. Probing writes nothing: a user without a registry file yet
  * (or a stick without users) has no overrides.
  */
-async function registryOverrides(layout: StickLayout, options: { user?: string; guest: string }, hostId: string | null): Promise<{ overrides: SizingOverrides; ignored: IgnoredRegistryValue[] }> {
+async function registryOverrides(
+  layout: StickLayout,
+  options: { user?: string; guest: string },
+  hostId: string | null,
+): Promise<{ overrides: SizingOverrides; ignored: IgnoredRegistryValue[] }> {
   const none = { overrides: {}, ignored: [] };
   if (!existsSync(layout.usersRoot)) return none;
   const { findStickUser } = await import('../stick-user.ts');
   const user = await findStickUser(layout, options.user);
   if (user === undefined || !existsSync(registryPaths(layout, user, options.guest).file)) return none;
-  const [{ openUserRegistry }, { ignoredSizingValues, registrySizingOverrides }] = await Promise.all([import('../../guestregistry/user-registry.ts'), import('../../session/session-registry.ts')]);
+  const [{ openUserRegistry }, { ignoredSizingValues, registrySizingOverrides }] = await Promise.all([
+    import('../../guestregistry/user-registry.ts'),
+    import('../../session/session-registry.ts'),
+  ]);
   const registry = await openUserRegistry({ paths: registryPaths(layout, user, options.guest), hostSalt: layout.hostSalt, ...(hostId ? { hostId } : {}) });
   try {
     return { overrides: registrySizingOverrides(registry), ignored: ignoredSizingValues(registry) };
@@ -89,15 +117,22 @@ async function registryOverrides(layout: StickLayout, options: { user?: string; 
 }
 
 export function registerProbe(program: Command, output: () => Output): void {
-  const command = program.command('probe').description("show what this computer is (OS, CPU, memory, accelerators, display, the stick's drive, locale) and how the guest would be sized on it");
+  const command = program
+    .command('probe')
+    .description("show what this computer is (OS, CPU, memory, accelerators, display, the stick's drive, locale) and how the guest would be sized on it");
   stickOption(command);
   guestOption(command);
   jsonOption(command);
   command.option('--user <name>', "size with this user's registry overrides (default: the stick's only user)");
   command.action(async (options: { stick?: string; guest: string; user?: string }) => {
     const out = output();
-    if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(options.guest)) throw new UsageError(`"${options.guest}" is not a guest name`, 'guest names are lower-case letters, digits and -');
-    const [{ probeHost }, { sizeMachine }, { loadManifest }] = await Promise.all([import('../../hostprobe/probe-host.ts'), import('../../session/sizing.ts'), import('../../payload/guest-manifest.ts')]);
+    if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(options.guest))
+      throw new UsageError(`"${options.guest}" is not a guest name`, 'guest names are lower-case letters, digits and -');
+    const [{ probeHost }, { sizeMachine }, { loadManifest }] = await Promise.all([
+      import('../../hostprobe/probe-host.ts'),
+      import('../../session/sizing.ts'),
+      import('../../payload/guest-manifest.ts'),
+    ]);
     const root = resolveStickRoot(options.stick);
     // A folder that is not there yet (a checkout's demo stick before its first use) is probed without a stick.
     const profile = await probeHost(existsSync(root) ? { stickRoot: root } : {});

@@ -44,7 +44,11 @@ async function withRegistry<T>(options: RegOptions, out: Output, fn: (registry: 
   const layout = await openStick(resolveStickRoot(options.stick));
   const user = await requireStickUser(layout, options.user);
   const { openUserRegistry } = await import('../../guestregistry/user-registry.ts');
-  const registry = await openUserRegistry({ paths: registryPaths(layout, user, options.guest ?? 'default'), hostSalt: layout.hostSalt, onRecovery: (recovery) => out.notice(recovery.message) });
+  const registry = await openUserRegistry({
+    paths: registryPaths(layout, user, options.guest ?? 'default'),
+    hostSalt: layout.hostSalt,
+    onRecovery: (recovery) => out.notice(recovery.message),
+  });
   try {
     return await fn(registry, user);
   } finally {
@@ -60,9 +64,16 @@ function common(command: Command, options: { layer?: 'write' | 'read' | 'export'
   stickOption(command);
   command.option('--user <name>', "whose registry (default: the stick's only user)");
   command.option('--guest <name>', 'the guest whose payload defaults are the bottom layer', 'default');
-  if (options.layer === 'write') command.addOption(new Option('--layer <layer>', 'the layer to write: user, or host (this host only)').choices(['user', 'host']).default('user'));
-  if (options.layer === 'read') command.addOption(new Option('--layer <layer>', 'read one layer alone instead of the merged view').choices(['defaults', 'user', 'host', 'session']));
-  if (options.layer === 'export') command.addOption(new Option('--layer <layer>', 'one layer alone, or merged: what the guest sees').choices(['merged', 'defaults', 'user', 'host', 'session']).default('merged'));
+  if (options.layer === 'write')
+    command.addOption(new Option('--layer <layer>', 'the layer to write: user, or host (this host only)').choices(['user', 'host']).default('user'));
+  if (options.layer === 'read')
+    command.addOption(new Option('--layer <layer>', 'read one layer alone instead of the merged view').choices(['defaults', 'user', 'host', 'session']));
+  if (options.layer === 'export')
+    command.addOption(
+      new Option('--layer <layer>', 'one layer alone, or merged: what the guest sees')
+        .choices(['merged', 'defaults', 'user', 'host', 'session'])
+        .default('merged'),
+    );
   jsonOption(command);
   return command;
 }
@@ -71,9 +82,19 @@ export function registerReg(program: Command, output: () => Output): void {
   const reg = program
     .command('reg')
     .description("a user's guest registry: get, set, del, ls, export, import (layers: defaults < user < host < session)")
-    .addHelpText('after', '\nKeys are backslash paths (Guest, Tables\\Rules), case-insensitive; "@" names a key\'s default value.\ndocs/registry.md lists the well-known values, the layers and the limits.');
+    .addHelpText(
+      'after',
+      '\nKeys are backslash paths (Guest, Tables\\Rules), case-insensitive; "@" names a key\'s default value.\ndocs/registry.md lists the well-known values, the layers and the limits.',
+    );
 
-  const get = common(reg.command('get').description('print a value (from the highest layer that has it)').argument('<key>').argument('<name>', 'the value name; @ for the default value'), { layer: 'read' });
+  const get = common(
+    reg
+      .command('get')
+      .description('print a value (from the highest layer that has it)')
+      .argument('<key>')
+      .argument('<name>', 'the value name; @ for the default value'),
+    { layer: 'read' },
+  );
   get.action(async (given: string, name: string, options: RegOptions) => {
     const out = output();
     const key = cliKey(given);
@@ -82,14 +103,22 @@ export function registerReg(program: Command, output: () => Output): void {
       const layer = options.layer as RegLayer | undefined;
       const inLayer = layer ? registry.getInLayer(layer, key, valueName(name)) : undefined;
       const found = layer ? (inLayer ? { value: inLayer, layer } : undefined) : registry.get(key, valueName(name));
-      if (!found) throw new RegistryError(`there is no value ${key}\\${shownName(valueName(name))}${layer ? ` in the ${layer} layer` : ''}`, { details: { reason: 'not-found', key, name } });
+      if (!found)
+        throw new RegistryError(`there is no value ${key}\\${shownName(valueName(name))}${layer ? ` in the ${layer} layer` : ''}`, {
+          details: { reason: 'not-found', key, name },
+        });
       out.data({ key, name: valueName(name), layer: found.layer, ...valueToJson(found.value) });
       out.line(formatValueText(found.value));
     });
   });
 
   const set = common(
-    reg.command('set').description('set a value (creates the key); multi-string: one argument per item').argument('<key>').argument('<name>', 'the value name; @ for the default value').argument('<value...>'),
+    reg
+      .command('set')
+      .description('set a value (creates the key); multi-string: one argument per item')
+      .argument('<key>')
+      .argument('<name>', 'the value name; @ for the default value')
+      .argument('<value...>'),
     { layer: 'write' },
   );
   set.addOption(new Option('--type <type>', 'the value type').choices(TYPES).default('string'));
@@ -98,7 +127,8 @@ export function registerReg(program: Command, output: () => Output): void {
     const key = cliKey(given);
     const { parseValueText, valueToJson } = await import('../../guestregistry/value.ts');
     const type = options.type ?? 'string';
-    if (type !== 'multi-string' && words.length !== 1) throw new UsageError(`a ${type} value is one argument, not ${words.length}`, 'quote a value with spaces');
+    if (type !== 'multi-string' && words.length !== 1)
+      throw new UsageError(`a ${type} value is one argument, not ${words.length}`, 'quote a value with spaces');
     const value = type === 'multi-string' ? { type, data: words } : parseValueText(type, words[0]!);
     await withRegistry(options, out, (registry, user) => {
       registry.set(writable(options.layer), key, valueName(name), value);
@@ -107,7 +137,14 @@ export function registerReg(program: Command, output: () => Output): void {
     });
   });
 
-  const del = common(reg.command('del').description('delete a value, or without a name a key with everything under it').argument('<key>').argument('[name]', 'the value name; @ for the default value'), { layer: 'write' });
+  const del = common(
+    reg
+      .command('del')
+      .description('delete a value, or without a name a key with everything under it')
+      .argument('<key>')
+      .argument('[name]', 'the value name; @ for the default value'),
+    { layer: 'write' },
+  );
   del.action(async (given: string, name: string | undefined, options: RegOptions) => {
     const out = output();
     const key = cliKey(given);
@@ -115,7 +152,11 @@ export function registerReg(program: Command, output: () => Output): void {
       const layer = writable(options.layer);
       const deleted = name === undefined ? registry.deleteKey(layer, key) : registry.deleteValue(layer, key, valueName(name));
       const what = name === undefined ? `the key ${key}` : `the value ${key}\\${shownName(valueName(name))}`;
-      if (!deleted) throw new RegistryError(`there is no ${what.slice(4)} in ${user}'s ${layer} layer`, { hint: 'values from the defaults or session layers cannot be deleted', details: { reason: 'not-found', key, name, layer } });
+      if (!deleted)
+        throw new RegistryError(`there is no ${what.slice(4)} in ${user}'s ${layer} layer`, {
+          hint: 'values from the defaults or session layers cannot be deleted',
+          details: { reason: 'not-found', key, name, layer },
+        });
       const showing = name === undefined ? undefined : registry.get(key, valueName(name));
       out.data({ user, deleted: { key, name: name === undefined ? undefined : valueName(name), layer }, nowVisibleFrom: showing?.layer });
       out.line(`deleted ${what} from ${user}'s ${layer} layer${showing ? ` (the ${showing.layer} layer's value shows now)` : ''}`);
@@ -142,9 +183,15 @@ export function registerReg(program: Command, output: () => Output): void {
     });
   });
 
-  const exportCommand = common(reg.command('export').description('write a .reg file (to stdout without FILE or with -)').argument('[file]'), { layer: 'export' });
+  const exportCommand = common(reg.command('export').description('write a .reg file (to stdout without FILE or with -)').argument('[file]'), {
+    layer: 'export',
+  });
   exportCommand.option('--key <key>', 'only this key and what is under it');
-  exportCommand.addOption(new Option('--format <format>', 'v5 ("Windows Registry Editor Version 5.00", written UTF-16LE) or regedit4 (UTF-8)').choices(['v5', 'regedit4']).default('v5'));
+  exportCommand.addOption(
+    new Option('--format <format>', 'v5 ("Windows Registry Editor Version 5.00", written UTF-16LE) or regedit4 (UTF-8)')
+      .choices(['v5', 'regedit4'])
+      .default('v5'),
+  );
   exportCommand.action(async (file: string | undefined, options: RegOptions) => {
     const out = output();
     await withRegistry(options, out, async (registry, user) => {
@@ -165,7 +212,9 @@ export function registerReg(program: Command, output: () => Output): void {
     });
   });
 
-  const importCommand = common(reg.command('import').description('apply a .reg file to a layer, all or nothing (- reads stdin)').argument('<file>'), { layer: 'write' });
+  const importCommand = common(reg.command('import').description('apply a .reg file to a layer, all or nothing (- reads stdin)').argument('<file>'), {
+    layer: 'write',
+  });
   importCommand.action(async (file: string, options: RegOptions) => {
     const out = output();
     const { decodeRegFile } = await import('../../guestregistry/reg-format.ts');
@@ -184,7 +233,9 @@ export function registerReg(program: Command, output: () => Output): void {
       const layer = writable(options.layer);
       const counts = registry.importReg(decodeRegFile(bytes), layer, { source: file === '-' ? 'stdin' : file });
       out.data({ user, layer, ...counts });
-      out.line(`imported into ${user}'s ${layer} layer: ${counts.keys} keys, ${counts.values} values, ${counts.deletions} deletions${counts.skipped ? `; skipped ${counts.skipped} values under Host\\ (the session's read-only facts)` : ''}`);
+      out.line(
+        `imported into ${user}'s ${layer} layer: ${counts.keys} keys, ${counts.values} values, ${counts.deletions} deletions${counts.skipped ? `; skipped ${counts.skipped} values under Host\\ (the session's read-only facts)` : ''}`,
+      );
     });
   });
 }

@@ -68,9 +68,9 @@ async function attachConsole(session: Session, out: Output): Promise<void> {
 export function registerRun(program: Command, output: () => Output): void {
   const command = program
     .command('run')
-    .description("boot a guest and attach this terminal to its console (Ctrl-] shuts it down)")
+    .description('boot a guest and attach this terminal to its console (Ctrl-] shuts it down)')
     .option('--detach', 'leave the guest running in the background and return once it is ready')
-    .option('--root', "log in on the console as root instead of the user");
+    .option('--root', 'log in on the console as root instead of the user');
   stickOption(command);
   guestOption(command);
   acceleratorOption(command);
@@ -87,7 +87,11 @@ export function registerRun(program: Command, output: () => Output): void {
     const demoStick = isDevCheckout() && options.stick === undefined;
     let fixedLogin: typeof DEMO_USER | undefined;
     if (demoStick) {
-      const [{ currentHostAdapter }, { findQemu }, { ensureStickWithPayload }] = await Promise.all([import('../../hostprobe/current-host.ts'), import('../../vmm/qemu-binary.ts'), import('../bootstrap.ts')]);
+      const [{ currentHostAdapter }, { findQemu }, { ensureStickWithPayload }] = await Promise.all([
+        import('../../hostprobe/current-host.ts'),
+        import('../../vmm/qemu-binary.ts'),
+        import('../bootstrap.ts'),
+      ]);
       findQemu(currentHostAdapter(), stickRoot);
       await ensureStickWithPayload(out, stickRoot, options.guest);
       if (options.user === undefined && !options.passphraseStdin) {
@@ -96,7 +100,10 @@ export function registerRun(program: Command, output: () => Output): void {
       }
     }
     // A built stick: its launcher and payload must be what it was made with.
-    const [{ checkBeforeLaunch }, { currentHostAdapter }] = await Promise.all([import('../../stick/stick-manifest.ts'), import('../../hostprobe/current-host.ts')]);
+    const [{ checkBeforeLaunch }, { currentHostAdapter }] = await Promise.all([
+      import('../../stick/stick-manifest.ts'),
+      import('../../hostprobe/current-host.ts'),
+    ]);
     await checkBeforeLaunch(stickRoot, options.guest, currentHostAdapter().platform);
     // After login, before the session has the key: a suspended guest resumes, or the person chooses.
     const login = async () => {
@@ -111,15 +118,28 @@ export function registerRun(program: Command, output: () => Output): void {
     };
     if (options.detach) {
       if (options.root) throw new UsageError('--root is for the attached console; run --detach has none', 'launcher exec --root -- CMD runs a command as root');
-      const status = await spawnDetachedSession({ stickRoot, guest: options.guest, accel: options.accel }, (message) => (message.notice ? out.notice(message.message) : out.info(message.message)), login);
+      const status = await spawnDetachedSession(
+        { stickRoot, guest: options.guest, accel: options.accel },
+        (message) => (message.notice ? out.notice(message.message) : out.info(message.message)),
+        login,
+      );
       out.data(status);
       if (status.recovery) out.line(status.recovery.summary);
-      out.line(`${status.guest} is ${status.resumed ? 'resumed and ' : ''}running in the background (session pid ${status.pid}, ${status.accelerator}); ready in ${(status.readyMs / 1000).toFixed(1)} s`);
+      out.line(
+        `${status.guest} is ${status.resumed ? 'resumed and ' : ''}running in the background (session pid ${status.pid}, ${status.accelerator}); ready in ${(status.readyMs / 1000).toFixed(1)} s`,
+      );
       out.line('  launcher exec -- CMD   runs a command in it;  launcher stop   shuts it down');
       return;
     }
     const { startSession, stopOnSignals } = await import('../session-runner.ts');
-    const session = await startSession(out, { stickRoot, guest: options.guest, accelerator: options.accel, command: 'run', login, ...(options.root ? { consoleAsRoot: true } : {}) });
+    const session = await startSession(out, {
+      stickRoot,
+      guest: options.guest,
+      accelerator: options.accel,
+      command: 'run',
+      login,
+      ...(options.root ? { consoleAsRoot: true } : {}),
+    });
     stopOnSignals(session, out);
     if (session.recovery) out.line(session.recovery.summary);
     await attachConsole(session, out);
@@ -127,7 +147,10 @@ export function registerRun(program: Command, output: () => Output): void {
     const state = session.machine.state;
     if (state === 'crashed') {
       const exit = session.machine.process.exitStatus;
-      throw new GuestFailedError(`QEMU ended unexpectedly (${exit?.signal ?? `exit ${exit?.code}`}): ${session.machine.process.stderrTail().at(-1) ?? 'no message'}`, { hint: `QEMU's log: ${session.machine.logs.qemu}` });
+      throw new GuestFailedError(
+        `QEMU ended unexpectedly (${exit?.signal ?? `exit ${exit?.code}`}): ${session.machine.process.stderrTail().at(-1) ?? 'no message'}`,
+        { hint: `QEMU's log: ${session.machine.logs.qemu}` },
+      );
     }
     out.info(session.suspended ? `${session.guest} suspended to the stick; the next launcher run resumes it` : `${session.guest} stopped`);
   });

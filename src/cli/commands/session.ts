@@ -20,7 +20,8 @@ function loginOverIpc(): Promise<UnlockedUser> {
     if (!process.connected) return reject(new PocketError('usage', 'the session command is started by run --detach only'));
     process.once('message', (reply: LoginReply) => {
       // The received bytes themselves (no copy): launchSession zeroes them once QEMU holds the key.
-      if (reply.type === 'unlocked') return resolve({ ...reply.user, diskKey: Buffer.from(reply.user.diskKey.buffer, reply.user.diskKey.byteOffset, reply.user.diskKey.byteLength) });
+      if (reply.type === 'unlocked')
+        return resolve({ ...reply.user, diskKey: Buffer.from(reply.user.diskKey.buffer, reply.user.diskKey.byteOffset, reply.user.diskKey.byteLength) });
       const exit = (reply.exit in ExitCode ? reply.exit : 'internal') as ExitCodeName;
       reject(new PocketError(exit, reply.message, { ...(reply.hint ? { hint: reply.hint } : {}), ...(reply.details ? { details: reply.details } : {}) }));
     });
@@ -52,7 +53,13 @@ export function registerSession(program: Command): void {
     let session;
     const { startSession, stopOnSignals } = await import('../session-runner.ts');
     try {
-      session = await startSession(out, { stickRoot: resolveStickRoot(options.stick), guest: options.guest, accelerator: options.accel, command: 'run --detach', login: loginOverIpc });
+      session = await startSession(out, {
+        stickRoot: resolveStickRoot(options.stick),
+        guest: options.guest,
+        accelerator: options.accel,
+        command: 'run --detach',
+        login: loginOverIpc,
+      });
     } catch (error) {
       const failure = asPocketError(error);
       tell({ type: 'error', exit: failure.exit, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}), details: failure.details });

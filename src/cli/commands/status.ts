@@ -19,10 +19,17 @@ export function registerStatus(program: Command, output: () => Output): void {
     if (!holder) throw new NoSessionError(layout.root);
     // A dead session's lock: say so (the stick was pulled out, or the launcher killed).
     if (isStale(holder)) {
-      throw new PocketError('noSession', `no guest is running from ${layout.root}; the last session, ${describeHolder(holder)}, did not end cleanly (the stick was pulled out, or the launcher was killed)`, {
-        hint: 'the next launcher run checks and repairs what it left',
-        details: { stickRoot: layout.root, lastSession: { command: holder.command, pid: holder.pid, hostname: holder.hostname, startedAt: holder.startedAt } },
-      });
+      throw new PocketError(
+        'noSession',
+        `no guest is running from ${layout.root}; the last session, ${describeHolder(holder)}, did not end cleanly (the stick was pulled out, or the launcher was killed)`,
+        {
+          hint: 'the next launcher run checks and repairs what it left',
+          details: {
+            stickRoot: layout.root,
+            lastSession: { command: holder.command, pid: holder.pid, hostname: holder.hostname, startedAt: holder.startedAt },
+          },
+        },
+      );
     }
     if (holder.state !== 'ready' || !holder.control) {
       out.data({ state: holder.state ?? 'starting', holder });
@@ -37,7 +44,9 @@ export function registerStatus(program: Command, output: () => Output): void {
     if (status.storage) {
       const { files, registry } = status.storage;
       const mib = (bytes: number) => `${Math.ceil(bytes / 1024 ** 2)}`;
-      out.line(`  the guest's writes to the stick: /host ${mib(files.usedBytes)} of ${mib(files.capBytes)} MiB${registry ? `, registry ${Math.ceil(registry.bytes / 1024)} of ${Math.floor(registry.limits.totalBytes / 1024)} KiB` : ''} (Storage\\ in the registry)`);
+      out.line(
+        `  the guest's writes to the stick: /host ${mib(files.usedBytes)} of ${mib(files.capBytes)} MiB${registry ? `, registry ${Math.ceil(registry.bytes / 1024)} of ${Math.floor(registry.limits.totalBytes / 1024)} KiB` : ''} (Storage\\ in the registry)`,
+      );
     }
     out.line(`  session pid ${status.pid}, QEMU pid ${status.qemuPid}, stick ${status.stick}`);
     if (status.user) out.line(`  user ${status.user} (home on an encrypted disk)`);

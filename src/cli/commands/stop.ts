@@ -24,7 +24,9 @@ export function registerStop(program: Command, output: () => Output): void {
     if (!holder.control && holder.state !== 'stopping') {
       const result = await cancelBoot(layout, holder);
       out.data(result);
-      out.line(`cancelled the boot of ${holder.guest ?? 'the guest'} (session pid ${holder.pid}) in ${(result.ms / 1000).toFixed(1)} s; QEMU is stopped and the stick released`);
+      out.line(
+        `cancelled the boot of ${holder.guest ?? 'the guest'} (session pid ${holder.pid}) in ${(result.ms / 1000).toFixed(1)} s; QEMU is stopped and the stick released`,
+      );
       return;
     }
     try {

@@ -43,7 +43,11 @@ async function load(out: Output, options: TablesOptions): Promise<Loaded> {
   const { loadTable } = await import('../../dyntable/namespace.ts');
   let confirmed: Set<string> | undefined;
   if (user && options.passphraseStdin) {
-    const [{ loginForLaunch }, { trustedConfirmations }, { dyntablePaths }] = await Promise.all([import('../login.ts'), import('../../dyntable/confirmations.ts'), import('../../stick/layout.ts')]);
+    const [{ loginForLaunch }, { trustedConfirmations }, { dyntablePaths }] = await Promise.all([
+      import('../login.ts'),
+      import('../../dyntable/confirmations.ts'),
+      import('../../stick/layout.ts'),
+    ]);
     const unlocked = await loginForLaunch(out, layout.root, { user, passphraseStdin: true });
     try {
       const checked = await trustedConfirmations(dyntablePaths(layout, user).confirmations, unlocked.diskKey, unlocked.id);
@@ -83,7 +87,8 @@ function printTable(out: Output, table: CompiledTable, loaded: Loaded, user: str
     for (const w of table.waiting) {
       out.line(`  ${w.id} ${dim(`(${w.guestPath} ← ${w.template})`)}: ${w.why}`);
       out.line(`    would expose ${w.exposes}`);
-      if (loaded.recorded.has(w.fingerprint) && !loaded.checked) out.line(dim('    a confirmation is recorded: it is checked with your passphrase at launch (tables show --passphrase-stdin checks it now)'));
+      if (loaded.recorded.has(w.fingerprint) && !loaded.checked)
+        out.line(dim('    a confirmation is recorded: it is checked with your passphrase at launch (tables show --passphrase-stdin checks it now)'));
     }
   }
   if (table.skipped.length) {
@@ -101,7 +106,8 @@ function printTable(out: Output, table: CompiledTable, loaded: Loaded, user: str
   const byCategory = new Map<string, string[]>();
   for (const e of table.exclusions) byCategory.set(e.category, [...(byCategory.get(e.category) ?? []), e.hostPath]);
   out.line(`${bold('excluded by default')} ${dim('(invisible unless a confirmed rule names them)')}`);
-  for (const [category, paths] of byCategory) out.line(`  ${category.padEnd(18)} ${paths.join(', ')}${category === 'pseudo-fs' || category === 'pocketvm' ? dim(' (never served)') : ''}`);
+  for (const [category, paths] of byCategory)
+    out.line(`  ${category.padEnd(18)} ${paths.join(', ')}${category === 'pseudo-fs' || category === 'pocketvm' ? dim(' (never served)') : ''}`);
   for (const note of loaded.notes) out.line(dim(`note: ${note}`));
 }
 
@@ -118,11 +124,21 @@ export function registerTables(program: Command, output: () => Output): void {
     const out = output();
     const loaded = await load(out, options);
     const waiting = loaded.table.waiting.map((w) => ({ ...w, confirmationRecorded: loaded.recorded.has(w.fingerprint) }));
-    out.data({ user: loaded.user ?? null, ...loaded.table, waiting, confirmationsChecked: loaded.checked, registryProblems: loaded.registryProblems, notes: loaded.notes });
+    out.data({
+      user: loaded.user ?? null,
+      ...loaded.table,
+      waiting,
+      confirmationsChecked: loaded.checked,
+      registryProblems: loaded.registryProblems,
+      notes: loaded.notes,
+    });
     printTable(out, loaded.table, loaded, loaded.user);
   });
 
-  const explain = tables.command('explain').description('say which entry resolves a guest path, to where, read-only or copy-on-write, and why').argument('<guest-path>', 'e.g. /host/Documents/report.odt (a path without a leading / is taken below the mount point)');
+  const explain = tables
+    .command('explain')
+    .description('say which entry resolves a guest path, to where, read-only or copy-on-write, and why')
+    .argument('<guest-path>', 'e.g. /host/Documents/report.odt (a path without a leading / is taken below the mount point)');
   explain.option('--user <name>', "include this user's registry rules (default: the only user of the stick)");
   explain.option('--passphrase-stdin', "log in (passphrase on stdin) and check the user's confirmations as a launch does");
   stickOption(explain);
@@ -149,15 +165,21 @@ export function registerTables(program: Command, output: () => Output): void {
     }
     const e = r.entry;
     out.line(`  entry     ${e.table} ${e.guestPath}  ${dim(`${e.id}, ${e.source}`)}`);
-    out.line(`  from      ${r.hostPath !== undefined ? `the host: ${r.hostPath}` : `the stick: ${e.target.kind === 'stick' ? e.target.display : ''}${r.relative.length ? `/${r.relative.join('/')}` : ''}`}`);
-    out.line(`  access    ${r.excludedBy ? 'none: invisible to the guest' : e.mode === 'stick' ? 'read-write, kept on the stick' : e.mode === 'cow' ? 'copy-on-write: host read, changes kept on the stick in upper/' : 'read-only (EROFS on any change)'}`);
+    out.line(
+      `  from      ${r.hostPath !== undefined ? `the host: ${r.hostPath}` : `the stick: ${e.target.kind === 'stick' ? e.target.display : ''}${r.relative.length ? `/${r.relative.join('/')}` : ''}`}`,
+    );
+    out.line(
+      `  access    ${r.excludedBy ? 'none: invisible to the guest' : e.mode === 'stick' ? 'read-write, kept on the stick' : e.mode === 'cow' ? 'copy-on-write: host read, changes kept on the stick in upper/' : 'read-only (EROFS on any change)'}`,
+    );
     out.line(`  why       ${r.reason}`);
     if (r.reservedChildren.length) out.line(`  note      leads to more specific entries: ${r.reservedChildren.join(', ')}`);
   });
 
   const confirm = tables
     .command('confirm')
-    .description('confirm a rule that would widen what the guest sees (any FET rule from the guest registry, a host folder outside the known folders, a default exclusion); takes your passphrase, the guest cannot do this')
+    .description(
+      'confirm a rule that would widen what the guest sees (any FET rule from the guest registry, a host folder outside the known folders, a default exclusion); takes your passphrase, the guest cannot do this',
+    )
     .argument('<rule>', 'the rule: its name under Tables\\Rules, or its id from tables show (registry:NAME, manifest:NAME)')
     .option('--user <name>', 'whose rule (default: the only user of the stick)')
     .option('--passphrase-stdin', 'read the passphrase from the first line of stdin (for scripts; needs --yes)')
@@ -179,8 +201,14 @@ export function registerTables(program: Command, output: () => Output): void {
     ]);
     const loaded = await loadTable({ layout, user, guest: options.guest ?? 'default' });
     const wanted = ruleName.toLowerCase();
-    const rule = loaded.rules.find((r) => r.origin !== 'builtin' && (`${r.origin}:${r.name}`.toLowerCase() === wanted || (r.origin === 'registry' && r.name.toLowerCase() === wanted)));
-    if (!rule) throw new UsageError(`${user} has no usable rule ${ruleName} (Tables\\Rules\\NAME, or registry:NAME / manifest:NAME)`, 'launcher tables show --user NAME lists the rules, those waiting for confirmation and their problems');
+    const rule = loaded.rules.find(
+      (r) => r.origin !== 'builtin' && (`${r.origin}:${r.name}`.toLowerCase() === wanted || (r.origin === 'registry' && r.name.toLowerCase() === wanted)),
+    );
+    if (!rule)
+      throw new UsageError(
+        `${user} has no usable rule ${ruleName} (Tables\\Rules\\NAME, or registry:NAME / manifest:NAME)`,
+        'launcher tables show --user NAME lists the rules, those waiting for confirmation and their problems',
+      );
     if (rule.table !== 'FET') throw new UsageError(`${rule.origin}:${rule.name} is a FIT rule: it reads from the stick and needs no confirmation`);
     const file = dyntablePaths(layout, user).confirmations;
     const exposing = compileTable(loaded.host, [{ ...rule, origin: 'confirmed' }], { stickUser: user });
@@ -218,7 +246,16 @@ export function registerTables(program: Command, output: () => Output): void {
       unlocked.diskKey.fill(0);
     }
     for (const refused of dropped) out.notice(`${refused.message.replace(/; it is ignored.*$/, '')}: removed`);
-    out.data({ rule: rule.name, id: `${rule.origin}:${rule.name}`, user, confirmed: true, exposes, ...(waiting ? { wouldExpose: waiting.exposes } : {}), skipped: exposing.skipped, removedForged: dropped.length });
+    out.data({
+      rule: rule.name,
+      id: `${rule.origin}:${rule.name}`,
+      user,
+      confirmed: true,
+      exposes,
+      ...(waiting ? { wouldExpose: waiting.exposes } : {}),
+      skipped: exposing.skipped,
+      removedForged: dropped.length,
+    });
     out.line(`confirmed ${text}; it applies from the next launch`);
     for (const s of exposing.skipped) out.notice(`it still does not apply: ${s.reason}`);
   });

@@ -49,13 +49,18 @@ async function refuseWhileSessionRuns(layout: StickLayout, name: string): Promis
   const holder = await readLock(layout);
   if (!holder || isStale(holder) || (holder.user !== undefined && holder.user !== name)) return;
   if (holder.command === 'init-stick') return;
-  throw new PocketError('stickLocked', `${name}'s session is running (${describeHolder(holder)}): removing ${name} now would delete the disk it has open; nothing was removed`, {
-    hint: 'stop that session first (launcher stop), then remove the user',
-    details: { user: name, holder, lockPath: layout.lockFile },
-  });
+  throw new PocketError(
+    'stickLocked',
+    `${name}'s session is running (${describeHolder(holder)}): removing ${name} now would delete the disk it has open; nothing was removed`,
+    {
+      hint: 'stop that session first (launcher stop), then remove the user',
+      details: { user: name, holder, lockPath: layout.lockFile },
+    },
+  );
 }
 
-const kdfText = (kdf: { memoryCost: number; timeCost: number; parallelism: number }) => `argon2id m=${kdf.memoryCost} KiB t=${kdf.timeCost} p=${kdf.parallelism}`;
+const kdfText = (kdf: { memoryCost: number; timeCost: number; parallelism: number }) =>
+  `argon2id m=${kdf.memoryCost} KiB t=${kdf.timeCost} p=${kdf.parallelism}`;
 
 export function registerUser(program: Command, output: () => Output): void {
   const user = program.command('user').description("the stick's users: add, passwd, list, remove");
@@ -70,7 +75,8 @@ export function registerUser(program: Command, output: () => Output): void {
     await assertWritable(layout.root);
     const { addUser, checkUserName, userExists } = await import('../../auth/users.ts');
     checkUserName(name);
-    if (await userExists(layout, name)) throw new UsageError(`the user "${name}" already exists on this stick`, 'launcher user passwd NAME changes the passphrase');
+    if (await userExists(layout, name))
+      throw new UsageError(`the user "${name}" already exists on this stick`, 'launcher user passwd NAME changes the passphrase');
     const passphrase = await newPassphrase(out, options, 0, name);
     let created: Awaited<ReturnType<typeof addUser>>;
     try {
@@ -134,7 +140,11 @@ export function registerUser(program: Command, output: () => Output): void {
     }
   });
 
-  const remove = user.command('remove').description("remove a user: destroys their wrapped disk key, so their personal disk can never be opened again").argument('<name>').option('--yes', 'do not ask for confirmation');
+  const remove = user
+    .command('remove')
+    .description('remove a user: destroys their wrapped disk key, so their personal disk can never be opened again')
+    .argument('<name>')
+    .option('--yes', 'do not ask for confirmation');
   stickOption(remove);
   jsonOption(remove);
   remove.action(async (name: string, options: UserCommandOptions) => {
@@ -146,7 +156,10 @@ export function registerUser(program: Command, output: () => Output): void {
     const { existsSync } = await import('node:fs');
     if (!existsSync(paths.dir)) {
       const { AuthError } = await import('../../errors.ts');
-      throw new AuthError(`there is no user "${name}" on this stick`, { hint: 'launcher user list shows the users', details: { reason: 'unknown-user', user: name } });
+      throw new AuthError(`there is no user "${name}" on this stick`, {
+        hint: 'launcher user list shows the users',
+        details: { reason: 'unknown-user', user: name },
+      });
     }
     await refuseWhileSessionRuns(layout, name);
     const warning = `removing ${name} destroys their wrapped disk key: their personal disks (${paths.disksDir}) become unrecoverable, whatever passphrase anyone knows`;

@@ -42,10 +42,15 @@ function keyCheck(keys: StoreKeys): string {
   return keys.hash('check', 'pocketvm layer store').toString('hex');
 }
 
-export async function openSealedLayer(dir: string, db: DatabaseSync, atRestKey: Buffer): Promise<{ rows: LayerRows; content: ContentStore; sealed: true; close: () => void }> {
+export async function openSealedLayer(
+  dir: string,
+  db: DatabaseSync,
+  atRestKey: Buffer,
+): Promise<{ rows: LayerRows; content: ContentStore; sealed: true; close: () => void }> {
   const format = meta(db, 'format');
   const hasPlainTables = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'nodes'").get() !== undefined;
-  if (format !== undefined && format !== SEALED_FORMAT && format !== PLAIN_FORMAT) throw new AuthError(`${dir} holds a layer store of an unknown format (${format})`);
+  if (format !== undefined && format !== SEALED_FORMAT && format !== PLAIN_FORMAT)
+    throw new AuthError(`${dir} holds a layer store of an unknown format (${format})`);
   let saltHex = meta(db, 'salt');
   if (saltHex === undefined) {
     saltHex = randomBytes(STORE_SALT_BYTES).toString('hex');
@@ -102,7 +107,7 @@ async function sealContent(path: string, keys: StoreKeys, id: number): Promise<v
   const sealed = await SealedFile.create(temp, keys.fileKey(fileId), fileId);
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
-    for (let position = 0; ; ) {
+    for (let position = 0; ;) {
       const { bytesRead } = await source.read(buf, 0, buf.length, position);
       if (bytesRead === 0) break;
       await sealed.write(buf.subarray(0, bytesRead), position);

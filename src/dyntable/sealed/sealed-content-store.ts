@@ -234,7 +234,11 @@ export class SealedContentStore implements ContentStore {
       shared.refs--;
       return fsError(error);
     }
-    return new SealedContent(file, () => this.#releaseShared(id, shared), (synced) => this.#synced(id, synced));
+    return new SealedContent(
+      file,
+      () => this.#releaseShared(id, shared),
+      (synced) => this.#synced(id, synced),
+    );
   }
 
   statSync(id: number): { size: number; blocks: number } {

@@ -267,7 +267,14 @@ export class SealedFile {
     }
   }
 
-  static #parseHeader(path: string, header: Buffer, bytesRead: number, key: KeyObject, fileId: Buffer, versions: readonly number[]): { shift: number; size: number; version: number } {
+  static #parseHeader(
+    path: string,
+    header: Buffer,
+    bytesRead: number,
+    key: KeyObject,
+    fileId: Buffer,
+    versions: readonly number[],
+  ): { shift: number; size: number; version: number } {
     if (bytesRead < HEADER_BYTES || !header.subarray(0, 4).equals(SEALED_MAGIC)) throw new SealedDataError('not-sealed', `${path} is not a sealed file`);
     if (header.readUInt16BE(4) !== SEALED_VERSION) throw new SealedDataError('not-sealed', `${path}: unknown sealed file version ${header.readUInt16BE(4)}`);
     const shift = header.readUInt16BE(6);
@@ -293,7 +300,11 @@ export class SealedFile {
     // Not current: an older copy of this very file (said as such), or damage.
     const lowest = Math.min(...versions);
     for (let older = lowest - 1; older >= Math.max(0, lowest - OLDER_VERSIONS_NAMED); older--) {
-      if (attempt(older) !== undefined) throw new SealedDataError('rolled-back', `${path} is an older copy of itself (content version ${older}, current ${lowest}): it was put back from an earlier copy; the guest gets EIO for it until the current copy is put back or the guest deletes it`);
+      if (attempt(older) !== undefined)
+        throw new SealedDataError(
+          'rolled-back',
+          `${path} is an older copy of itself (content version ${older}, current ${lowest}): it was put back from an earlier copy; the guest gets EIO for it until the current copy is put back or the guest deletes it`,
+        );
     }
     throw new SealedDataError('tampered', `${path}: its header does not authenticate`);
   }
@@ -391,7 +402,7 @@ export class SealedFile {
     await this.#disk.write(header, 0, HEADER_BYTES, 0);
   }
 
-    /**
+  /**
    * Seal `plain` (count whole blocks) as blocks first..: the blocks as they go
    * on disk (nonce, ciphertext, tag each), in a run buffer the caller gives
    * back once written. The plaintext is copied before the first await (the
@@ -770,7 +781,8 @@ export class SealedFile {
             const plain = Buffer.alloc(count * bs);
             // Blocks only partly covered keep their other bytes.
             if (from > runStart && runFirst < oldBlocks) await this.#open(runFirst, 1, plain.subarray(0, bs));
-            if (to < (runLast + 1) * bs && runLast < oldBlocks && (runLast !== runFirst || from === runStart)) await this.#open(runLast, 1, plain.subarray((count - 1) * bs));
+            if (to < (runLast + 1) * bs && runLast < oldBlocks && (runLast !== runFirst || from === runStart))
+              await this.#open(runLast, 1, plain.subarray((count - 1) * bs));
             plain.set(data.subarray(from - position, to - position), from - runStart);
             sealing = this.#sealRun(plain, runFirst, count);
             void sealing.finally(() => plain.fill(0)).catch(() => {});

@@ -67,7 +67,9 @@ export class SealedRows implements LayerRows {
     const rows = this.#db.prepare('SELECT key, value FROM sealed_entries').all() as unknown as { key: Uint8Array; value: Uint8Array }[];
     return rows.map((row) => {
       const value = openRow<EntryValue>(this.#keys.rows, `entry:${Buffer.from(row.key).toString('hex')}`, row.value);
-      return value.node === null ? { path: value.path, kind: 'whiteout' } : { path: value.path, kind: 'node', node: value.node, opaque: value.opaque, redirect: value.redirect };
+      return value.node === null
+        ? { path: value.path, kind: 'whiteout' }
+        : { path: value.path, kind: 'node', node: value.node, opaque: value.opaque, redirect: value.redirect };
     });
   }
 
@@ -139,7 +141,9 @@ export class SealedRows implements LayerRows {
   putEntry(entry: StoreEntry): void {
     const key = this.#pathHash(entry.path);
     const value: EntryValue =
-      entry.kind === 'node' ? { path: entry.path, node: entry.node, opaque: entry.opaque, redirect: entry.redirect } : { path: entry.path, node: null, opaque: false, redirect: null };
+      entry.kind === 'node'
+        ? { path: entry.path, node: entry.node, opaque: entry.opaque, redirect: entry.redirect }
+        : { path: entry.path, node: null, opaque: false, redirect: null };
     this.#stmt
       .get('INSERT OR REPLACE INTO sealed_entries (key, parent, value) VALUES (?, ?, ?)')
       .run(key, this.#pathHash(parentOf(entry.path)), sealRow(this.#keys.rows, `entry:${key.toString('hex')}`, value));

@@ -35,12 +35,25 @@ export async function namespaceFeature(args: {
   confirmationsAreCurrent(dyntablePaths(layout, user.name).confirmations, tables.records, atRestKey);
   return {
     name: 'namespace',
-    channels: [namespaceChannel({ layout, guest: args.guest, user: user.name, registry: args.registry, manifest: args.manifest, confirmed: tables.trusted, logFile: args.logFile, atRestKey, quota: args.quota })],
+    channels: [
+      namespaceChannel({
+        layout,
+        guest: args.guest,
+        user: user.name,
+        registry: args.registry,
+        manifest: args.manifest,
+        confirmed: tables.trusted,
+        logFile: args.logFile,
+        atRestKey,
+        quota: args.quota,
+      }),
+    ],
     cmdline: [NAMESPACE_CMDLINE_WORD],
     // The namespace's reads are placed in the guest's pages when its RAM is a file the launcher shares.
     sharesGuestRam: true,
     ready: async ({ machine, resumed }) => {
-      if (resumed && !(await remountNamespace(machine))) args.notice('the resumed guest could not mount /host again; the host folders are unavailable until its next boot');
+      if (resumed && !(await remountNamespace(machine)))
+        args.notice('the resumed guest could not mount /host again; the host folders are unavailable until its next boot');
     },
   };
 }

@@ -9,7 +9,9 @@ import { attachPersonalDisk, userCmdline } from '../personal-disk.ts';
 export function personalDiskFeature(args: { layout: StickLayout; guest: string; user: UnlockedUser; onMessage: (message: string) => void }): LaunchFeature {
   const { user } = args;
   const attachDisk = attachPersonalDisk(args.layout, args.guest, user, (disk) =>
-    args.onMessage(disk.created ? `created ${user.name}'s encrypted disk ${disk.path} (${(disk.createMs / 1000).toFixed(1)} s)` : `opened ${user.name}'s encrypted disk`),
+    args.onMessage(
+      disk.created ? `created ${user.name}'s encrypted disk ${disk.path} (${(disk.createMs / 1000).toFixed(1)} s)` : `opened ${user.name}'s encrypted disk`,
+    ),
   );
   return { name: 'personal-disk', cmdline: [userCmdline(user)], hotplugPorts: 1, attach: ({ qmp }) => attachDisk(qmp) };
 }

@@ -18,9 +18,24 @@ export interface RegistryFeature {
   limits: StickLimits;
 }
 
-export async function registryFeature(args: { layout: StickLayout; guest: string; user: string; profile: HostProfile; teardown: Teardown; notice: (message: string) => void; log: (message: string) => void }): Promise<RegistryFeature> {
+export async function registryFeature(args: {
+  layout: StickLayout;
+  guest: string;
+  user: string;
+  profile: HostProfile;
+  teardown: Teardown;
+  notice: (message: string) => void;
+  log: (message: string) => void;
+}): Promise<RegistryFeature> {
   const { profile } = args;
-  const registry = await openSessionRegistry({ layout: args.layout, guest: args.guest, user: args.user, ...(profile.fingerprint ? { hostId: profile.fingerprint } : {}), facts: hostFacts(profile), onNotice: args.notice });
+  const registry = await openSessionRegistry({
+    layout: args.layout,
+    guest: args.guest,
+    user: args.user,
+    ...(profile.fingerprint ? { hostId: profile.fingerprint } : {}),
+    facts: hostFacts(profile),
+    onNotice: args.notice,
+  });
   // Added before any channel service opens, so it closes after them (hooks run newest first).
   args.teardown.add(() => registry.close());
   const limits = new StickLimits({ stickDir: args.layout.root, registry, notice: args.notice });

@@ -11,9 +11,26 @@ import type { LaunchFeature } from '../launch/feature.ts';
 import { planResume } from '../resume.ts';
 
 /** Undefined when there is no saved state; throws when there is one that cannot be resumed here. */
-export async function resumeFeature(args: { layout: StickLayout; guest: string; user: { name: string; id: string }; stateKey: Buffer; qemu: QemuBinaries; accelerators: readonly Accelerator[]; profile: Pick<HostProfile, 'memory' | 'fingerprint'> }): Promise<LaunchFeature | undefined> {
+export async function resumeFeature(args: {
+  layout: StickLayout;
+  guest: string;
+  user: { name: string; id: string };
+  stateKey: Buffer;
+  qemu: QemuBinaries;
+  accelerators: readonly Accelerator[];
+  profile: Pick<HostProfile, 'memory' | 'fingerprint'>;
+}): Promise<LaunchFeature | undefined> {
   const { profile } = args;
-  const resume = await planResume({ layout: args.layout, guest: args.guest, user: args.user, stateKey: args.stateKey, qemu: args.qemu, accelerators: args.accelerators, memory: profile.memory, fingerprint: profile.fingerprint });
+  const resume = await planResume({
+    layout: args.layout,
+    guest: args.guest,
+    user: args.user,
+    stateKey: args.stateKey,
+    qemu: args.qemu,
+    accelerators: args.accelerators,
+    memory: profile.memory,
+    fingerprint: profile.fingerprint,
+  });
   if (!resume) return undefined;
   const { meta } = resume;
   return {
@@ -22,7 +39,8 @@ export async function resumeFeature(args: { layout: StickLayout; guest: string; 
     shape: { memoryMiB: meta.memoryMiB, cpus: meta.cpus, cpuModel: meta.cpuModel, accelerator: meta.accelerator, incoming: true },
     attach: ({ qmp, streams, channels }) => resume.load(qmp, streams, channels),
     restore: {
-      describe: (accelerator) => `resuming ${args.guest}, suspended ${meta.createdAt} on ${resume.sameHost ? 'this PC' : 'another PC'} (${(resume.bytes / 1048576).toFixed(0)} MiB of state, ${accelerator})`,
+      describe: (accelerator) =>
+        `resuming ${args.guest}, suspended ${meta.createdAt} on ${resume.sameHost ? 'this PC' : 'another PC'} (${(resume.bytes / 1048576).toFixed(0)} MiB of state, ${accelerator})`,
       finish: (machine) => resume.finish(machine),
       explain: (error) => resume.explain(error),
     },

@@ -25,7 +25,12 @@ export interface BootedGuest {
 }
 
 /** Opens each channel's service on its stream (while QEMU is paused); each closes at teardown. */
-async function openChannels(channels: readonly ExtraChannel[], streams: Readonly<Record<string, Duplex>>, teardown: Teardown, machine: ChannelMachine): Promise<void> {
+async function openChannels(
+  channels: readonly ExtraChannel[],
+  streams: Readonly<Record<string, Duplex>>,
+  teardown: Teardown,
+  machine: ChannelMachine,
+): Promise<void> {
   for (const channel of channels) {
     const stream = streams[channel.id];
     if (!stream || !channel.open) continue;
@@ -55,7 +60,11 @@ export async function bootGuest(ctx: LaunchContext, args: BootArgs): Promise<Boo
     boot: (accelerator) => bootAttempt(ctx, args, accelerator),
   });
   const resumed = restore ? await restore.finish(machine) : undefined;
-  if (resumed) ctx.emit({ stage: 'boot', message: `resumed ${ctx.options.guest} in ${(resumed.loadMs / 1000).toFixed(1)} s${resumed.clockStepMs === null ? '; its clock could not be corrected' : `; its clock moved ${(resumed.clockStepMs / 1000).toFixed(0)} s forward`}` });
+  if (resumed)
+    ctx.emit({
+      stage: 'boot',
+      message: `resumed ${ctx.options.guest} in ${(resumed.loadMs / 1000).toFixed(1)} s${resumed.clockStepMs === null ? '; its clock could not be corrected' : `; its clock moved ${(resumed.clockStepMs / 1000).toFixed(0)} s forward`}`,
+    });
   for (const feature of args.features) await feature.ready?.({ machine, resumed: resumed !== undefined });
   return { machine, ...(resumed ? { resumed } : {}) };
 }
@@ -69,7 +78,12 @@ async function bootAttempt(ctx: LaunchContext, args: BootArgs, accelerator: Acce
   const ram = plan.sharesGuestRam ? GuestRamFile.create(plan.spec.memoryMiB) : undefined;
   const guestRam = ram instanceof GuestRamFile ? ram : undefined;
   if (ram && !(ram instanceof GuestRamFile)) args.log(`guest RAM not shared, namespace reads are copied in the guest: ${ram.reason}`);
-  ctx.emit({ stage: 'boot', message: plan.restore ? plan.restore.describe(accelerator) : `booting ${ctx.options.guest} under ${accelerator} (${plan.spec.memoryMiB} MiB, ${plan.spec.cpus} vCPU)` });
+  ctx.emit({
+    stage: 'boot',
+    message: plan.restore
+      ? plan.restore.describe(accelerator)
+      : `booting ${ctx.options.guest} under ${accelerator} (${plan.spec.memoryMiB} MiB, ${plan.spec.cpus} vCPU)`,
+  });
   const life = new GuestLife();
   const booting = Machine.boot({
     ...(guestRam ? { guestRam } : {}),

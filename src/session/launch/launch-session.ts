@@ -50,7 +50,8 @@ export const LAUNCH_STEPS: LaunchSteps = { prepareStick, readHost, guardStick, s
 type Guard = Pick<RemovalGuard, 'signal' | 'removed' | 'stop' | 'bootError' | 'protect' | 'removal'>;
 
 export async function launchSession(options: LaunchOptions, steps: LaunchSteps = LAUNCH_STEPS, host: HostAdapter = currentHostAdapter()): Promise<Session> {
-  if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(options.guest)) throw new UsageError(`"${options.guest}" is not a guest name`, 'guest names are lower-case letters, digits and -');
+  if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(options.guest))
+    throw new UsageError(`"${options.guest}" is not a guest name`, 'guest names are lower-case letters, digits and -');
   const ctx = launchContext(options, host);
   const stick = await steps.prepareStick(ctx);
   let guard: Guard | undefined;
@@ -64,7 +65,14 @@ export async function launchSession(options: LaunchOptions, steps: LaunchSteps =
     if (started) ctx.teardown.add(() => started.stop());
     const signedIn = await steps.signIn(ctx, stick, guard);
     const features = await steps.openFeatures(ctx, stick, hostReading, signedIn.user);
-    const plan = steps.planMachine({ guest: options.guest, hostOs: host.os, payload: stick.payload, accelerators: hostReading.plan, sizing: features.sizing, features: features.features });
+    const plan = steps.planMachine({
+      guest: options.guest,
+      hostOs: host.os,
+      payload: stick.payload,
+      accelerators: hostReading.plan,
+      sizing: features.sizing,
+      features: features.features,
+    });
     restore = plan.restore;
     const booted = await steps.bootGuest(ctx, {
       plan,

@@ -59,7 +59,19 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
     const opened = await registryFeature({ layout, guest, user: user.name, profile: host.profile, teardown, notice: ctx.notice, log });
     ({ registry, limits } = opened);
     features.push(opened.feature);
-    features.push(await namespaceFeature({ layout, guest, user, registry: opened.registry, manifest: payload.manifest, logFile: logs.qemu, quota: opened.limits.files, teardown, notice: ctx.notice }));
+    features.push(
+      await namespaceFeature({
+        layout,
+        guest,
+        user,
+        registry: opened.registry,
+        manifest: payload.manifest,
+        logFile: logs.qemu,
+        quota: opened.limits.files,
+        teardown,
+        notice: ctx.notice,
+      }),
+    );
   }
   const exec = execFeature();
   features.push(exec.feature);
@@ -69,11 +81,28 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
   const stateContext = user ? stateContextFor(ctx, user, host) : undefined;
   if (user && stateContext) {
     // A suspended guest of this user resumes instead of booting (src/session/resume.ts).
-    const resume = await resumeFeature({ layout, guest, user, stateKey: stateContext.key, qemu: stick.qemu, accelerators: host.plan.candidates, profile: host.profile });
+    const resume = await resumeFeature({
+      layout,
+      guest,
+      user,
+      stateKey: stateContext.key,
+      qemu: stick.qemu,
+      accelerators: host.plan.candidates,
+      profile: host.profile,
+    });
     if (resume) features.push(resume);
     features.push(diskGenerationFeature({ layout, guest, user, stateContext }));
   }
-  return { features, sizing, logs, transportLog, execs: exec.execs, ...(registry ? { registry } : {}), ...(limits ? { limits } : {}), ...(stateContext ? { stateContext } : {}) };
+  return {
+    features,
+    sizing,
+    logs,
+    transportLog,
+    execs: exec.execs,
+    ...(registry ? { registry } : {}),
+    ...(limits ? { limits } : {}),
+    ...(stateContext ? { stateContext } : {}),
+  };
 }
 
 function stateContextFor(ctx: LaunchContext, user: UnlockedUser, host: HostReading): StateContext {

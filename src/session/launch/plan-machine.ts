@@ -25,7 +25,14 @@ export interface MachinePlan {
   restore?: Restore;
 }
 
-export function planMachine(args: { guest: string; hostOs: HostOs; payload: Pick<GuestPayload, 'manifest' | 'kernel' | 'initrd'>; accelerators: AcceleratorPlan; sizing: Pick<MachineSizing, 'memoryMiB' | 'cpus'>; features: readonly LaunchFeature[] }): MachinePlan {
+export function planMachine(args: {
+  guest: string;
+  hostOs: HostOs;
+  payload: Pick<GuestPayload, 'manifest' | 'kernel' | 'initrd'>;
+  accelerators: AcceleratorPlan;
+  sizing: Pick<MachineSizing, 'memoryMiB' | 'cpus'>;
+  features: readonly LaunchFeature[];
+}): MachinePlan {
   const { payload, features } = args;
   const shape = features.find((feature) => feature.shape)?.shape;
   const restore = features.find((feature) => feature.restore)?.restore;

@@ -24,7 +24,11 @@ function untilCancelled<T>(work: Promise<T>, signal: AbortSignal | undefined): P
   });
 }
 
-export async function signIn(ctx: LaunchContext, stick: { layout: StickLayout; lock: StickLock }, guard: { signal: AbortSignal } | undefined): Promise<SignedIn> {
+export async function signIn(
+  ctx: LaunchContext,
+  stick: { layout: StickLayout; lock: StickLock },
+  guard: { signal: AbortSignal } | undefined,
+): Promise<SignedIn> {
   const { options, emit } = ctx;
   const { layout, lock } = stick;
   if (lock.takenOver) await markRecoveryPending(layout, lock.takenOver);
@@ -39,7 +43,14 @@ export async function signIn(ctx: LaunchContext, stick: { layout: StickLayout; l
   const previous = lock.takenOver ?? (user ? await pendingRecovery(layout, user.name) : undefined);
   if (previous) {
     emit({ stage: 'recovery', message: 'the last session on this stick did not end cleanly: checking what it left' });
-    recovery = await recoverAfterCrash({ layout, previous, guest: options.guest, host: ctx.host, ...(user ? { user } : {}), onStep: (message) => emit({ stage: 'recovery', message }) });
+    recovery = await recoverAfterCrash({
+      layout,
+      previous,
+      guest: options.guest,
+      host: ctx.host,
+      ...(user ? { user } : {}),
+      onStep: (message) => emit({ stage: 'recovery', message }),
+    });
     emit({ stage: 'recovery', message: recovery.summary });
   }
   guard?.signal.throwIfAborted();

@@ -15,7 +15,15 @@ import type { LaunchFeatures } from './open-features.ts';
 
 export async function startSession(
   ctx: LaunchContext,
-  args: { stick: { layout: StickLayout; lock: StickLock; payload: GuestPayload }; acceleratorNotes: string[]; preparedMs: number; recovery: RecoveryReport | undefined; features: LaunchFeatures; booted: BootedGuest; guard: Pick<RemovalGuard, 'protect' | 'removal'> | undefined },
+  args: {
+    stick: { layout: StickLayout; lock: StickLock; payload: GuestPayload };
+    acceleratorNotes: string[];
+    preparedMs: number;
+    recovery: RecoveryReport | undefined;
+    features: LaunchFeatures;
+    booted: BootedGuest;
+    guard: Pick<RemovalGuard, 'protect' | 'removal'> | undefined;
+  },
 ): Promise<Session> {
   const { stick, features, booted, guard } = args;
   const { machine } = booted;

@@ -19,7 +19,22 @@ import { removeDir, tempDir } from '../helpers.ts';
 
 function fileFields() {
   const t = nowTimespec();
-  return { mode: S_IFREG | 0o644, uid: 0, gid: 0, rdev: 0, target: null, qid: null, atimeSec: t.sec, atimeNsec: t.nsec, mtimeSec: t.sec, mtimeNsec: t.nsec, ctimeSec: t.sec, ctimeNsec: t.nsec, btimeSec: t.sec, btimeNsec: t.nsec };
+  return {
+    mode: S_IFREG | 0o644,
+    uid: 0,
+    gid: 0,
+    rdev: 0,
+    target: null,
+    qid: null,
+    atimeSec: t.sec,
+    atimeNsec: t.nsec,
+    mtimeSec: t.sec,
+    mtimeNsec: t.nsec,
+    ctimeSec: t.sec,
+    ctimeNsec: t.nsec,
+    btimeSec: t.sec,
+    btimeNsec: t.nsec,
+  };
 }
 
 async function readWhole(store: LayerStore, id: number): Promise<string> {
@@ -108,38 +123,38 @@ describe('sealed files put back from an older copy', function () {
   });
 
   for (const quota of [false, true]) {
-  it(`a recorded version is bumped again only after the rows are checkpointed (a pulled stick never leaves the file two versions above its row)${quota ? ', with a quota wrapping the content store too' : ''}`, async () => {
-    // With a quota LayerStore holds the sealed store through QuotaContentStore, which must pass the checkpoint on.
-    const options = () => ({ key, ...(quota ? { quota: new StoreQuota({ capBytes: 1 << 30 }) } : {}) });
-    let store = await LayerStore.open(upperDir, options());
-    const node = store.createNodeSync(fileFields());
-    store.setEntry({ path: '/f', kind: 'node', node: node.id, opaque: false, redirect: null });
-    await overwrite(store, node.id, 'one');
-    await store.close();
+    it(`a recorded version is bumped again only after the rows are checkpointed (a pulled stick never leaves the file two versions above its row)${quota ? ', with a quota wrapping the content store too' : ''}`, async () => {
+      // With a quota LayerStore holds the sealed store through QuotaContentStore, which must pass the checkpoint on.
+      const options = () => ({ key, ...(quota ? { quota: new StoreQuota({ capBytes: 1 << 30 }) } : {}) });
+      let store = await LayerStore.open(upperDir, options());
+      const node = store.createNodeSync(fileFields());
+      store.setEntry({ path: '/f', kind: 'node', node: node.id, opaque: false, redirect: null });
+      await overwrite(store, node.id, 'one');
+      await store.close();
 
-    store = await LayerStore.open(upperDir, options());
-    let content = await store.content.open(node.id);
-    await content.write(Buffer.from('two'), 0); // bumps to 1
-    await content.sync(true); // records 1; the row is not durable until a checkpoint
-    assert.equal(store.node(node.id).contentVersion, 1);
-    await content.write(Buffer.from('TWO'), 0); // no second bump before the checkpoint
-    await content.close();
-    await store.close();
-    store = await LayerStore.open(upperDir, options());
-    assert.equal(store.node(node.id).contentVersion, 1);
+      store = await LayerStore.open(upperDir, options());
+      let content = await store.content.open(node.id);
+      await content.write(Buffer.from('two'), 0); // bumps to 1
+      await content.sync(true); // records 1; the row is not durable until a checkpoint
+      assert.equal(store.node(node.id).contentVersion, 1);
+      await content.write(Buffer.from('TWO'), 0); // no second bump before the checkpoint
+      await content.close();
+      await store.close();
+      store = await LayerStore.open(upperDir, options());
+      assert.equal(store.node(node.id).contentVersion, 1);
 
-    content = await store.content.open(node.id);
-    await content.write(Buffer.from('three'), 0); // bumps to 2
-    await content.sync(true);
-    await store.durable(node.id); // the checkpoint: the next change bumps again
-    await content.write(Buffer.from('four'), 0); // bumps to 3, recorded when the file closes
-    await content.close();
-    await store.close();
-    store = await LayerStore.open(upperDir, options());
-    assert.equal(store.node(node.id).contentVersion, 3);
-    assert.equal(await readWhole(store, node.id), 'foure');
-    await store.close();
-  });
+      content = await store.content.open(node.id);
+      await content.write(Buffer.from('three'), 0); // bumps to 2
+      await content.sync(true);
+      await store.durable(node.id); // the checkpoint: the next change bumps again
+      await content.write(Buffer.from('four'), 0); // bumps to 3, recorded when the file closes
+      await content.close();
+      await store.close();
+      store = await LayerStore.open(upperDir, options());
+      assert.equal(store.node(node.id).contentVersion, 3);
+      assert.equal(await readWhole(store, node.id), 'foure');
+      await store.close();
+    });
   }
 
   it('a file never written again keeps opening, and files created in a session cost no extra sync', async () => {
@@ -195,7 +210,7 @@ describe('sealed files put back from an older copy', function () {
     await store.close();
   });
 
-  it('a file created empty in the session writes its first header at its row\'s version (0) and is not bumped in that session', async () => {
+  it("a file created empty in the session writes its first header at its row's version (0) and is not bumped in that session", async () => {
     let store = await LayerStore.open(upperDir, { key });
     const node = store.createNodeSync(fileFields());
     store.setEntry({ path: '/new', kind: 'node', node: node.id, opaque: false, redirect: null });

@@ -11,7 +11,14 @@ import { join } from 'node:path';
 import { Errno } from '../../../src/ninep/backend.ts';
 import { closePool } from '../../../src/dyntable/sealed/cipher-pool.ts';
 import { StoreKeys } from '../../../src/dyntable/sealed/keys.ts';
-import { BLOCK_OVERHEAD, DEFAULT_BLOCK_SHIFT, HEADER_BYTES, SealedDataError, SealedFile, sealedReadCounters } from '../../../src/dyntable/sealed/sealed-file.ts';
+import {
+  BLOCK_OVERHEAD,
+  DEFAULT_BLOCK_SHIFT,
+  HEADER_BYTES,
+  SealedDataError,
+  SealedFile,
+  sealedReadCounters,
+} from '../../../src/dyntable/sealed/sealed-file.ts';
 
 const BS = 1 << DEFAULT_BLOCK_SHIFT;
 const STRIDE = BS + BLOCK_OVERHEAD;

@@ -90,7 +90,10 @@ describe('sealed file format', () => {
     const all = await readAll(file);
     assert.equal(all.length, 3 * BS + 5);
     assert.equal(all.subarray(0, 4).toString(), 'head');
-    assert.equal(all.subarray(4, 3 * BS + 1).every((b) => b === 0), true);
+    assert.equal(
+      all.subarray(4, 3 * BS + 1).every((b) => b === 0),
+      true,
+    );
     assert.equal(all.subarray(3 * BS + 1).toString(), 'tail');
     await file.close();
   });
@@ -111,7 +114,10 @@ describe('sealed file format', () => {
     await file.truncate(3 * BS);
     const grown = await readAll(file);
     assert.deepEqual(grown.subarray(0, BS + 10), data.subarray(0, BS + 10));
-    assert.equal(grown.subarray(BS + 10).every((b) => b === 0), true);
+    assert.equal(
+      grown.subarray(BS + 10).every((b) => b === 0),
+      true,
+    );
     await file.truncate(0);
     assert.equal(statSync(join(dir, 'f')).size, HEADER_BYTES);
     await file.close();
@@ -130,7 +136,10 @@ describe('sealed file format', () => {
     assert.ok(st.blocks * 512 < 64 * BS, `a sparse sealed file took ${st.blocks * 512} bytes`);
     const middle = Buffer.alloc(3 * BS, 1);
     assert.equal(await file.read(middle, 700 * BS + 5), 3 * BS);
-    assert.equal(middle.every((b) => b === 0), true);
+    assert.equal(
+      middle.every((b) => b === 0),
+      true,
+    );
     // A write into a hole seals only its block.
     await file.write(Buffer.from('mid'), 1500 * BS + 7);
     const back = Buffer.alloc(10);

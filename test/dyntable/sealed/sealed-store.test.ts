@@ -121,7 +121,10 @@ describe('dyntable layer stores sealed at rest', function () {
     const b = await NamespaceBackend.open({ table: table(), filesDir, upperDir, atRestKey: key });
     await writeFile(b, '/Notes', 'x', 'y');
     await b.close();
-    await assert.rejects(NamespaceBackend.open({ table: table(), filesDir, upperDir, atRestKey: randomBytes(32) }), (e: unknown) => e instanceof AuthError && /sealed with another key/.test(e.message));
+    await assert.rejects(
+      NamespaceBackend.open({ table: table(), filesDir, upperDir, atRestKey: randomBytes(32) }),
+      (e: unknown) => e instanceof AuthError && /sealed with another key/.test(e.message),
+    );
     await assert.rejects(LayerStore.open(filesDir), /is sealed/);
   });
 
@@ -161,7 +164,10 @@ describe('dyntable layer stores sealed at rest', function () {
     value[20] = value[20]! ^ 1;
     db.prepare('UPDATE sealed_nodes SET value = ? WHERE id = ?').run(value, row.id);
     db.close();
-    await assert.rejects(NamespaceBackend.open({ table: table(), filesDir, upperDir, atRestKey: key }), (e: unknown) => e instanceof StickTamperedError && e.exitCode === 10 && /changed without its user's key/.test(e.message));
+    await assert.rejects(
+      NamespaceBackend.open({ table: table(), filesDir, upperDir, atRestKey: key }),
+      (e: unknown) => e instanceof StickTamperedError && e.exitCode === 10 && /changed without its user's key/.test(e.message),
+    );
   });
 
   it('a new empty file puts no content file on the stick; its first write does, and both read back in the next session', async () => {
@@ -196,7 +202,22 @@ describe('dyntable layer stores sealed at rest', function () {
     let store = await LayerStore.open(dir, { key });
     const t = { sec: 1, nsec: 0 };
     const node = store.transaction(() => {
-      const n = store.createNodeSync({ mode: S_IFREG | 0o644, uid: 0, gid: 0, rdev: 0, target: null, qid: null, atimeSec: t.sec, atimeNsec: 0, mtimeSec: t.sec, mtimeNsec: 0, ctimeSec: t.sec, ctimeNsec: 0, btimeSec: t.sec, btimeNsec: 0 });
+      const n = store.createNodeSync({
+        mode: S_IFREG | 0o644,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        target: null,
+        qid: null,
+        atimeSec: t.sec,
+        atimeNsec: 0,
+        mtimeSec: t.sec,
+        mtimeNsec: 0,
+        ctimeSec: t.sec,
+        ctimeNsec: 0,
+        btimeSec: t.sec,
+        btimeNsec: 0,
+      });
       store.setEntry({ path: '/f', kind: 'node', node: n.id, opaque: false, redirect: null });
       return n;
     });
@@ -216,7 +237,22 @@ describe('dyntable layer stores sealed at rest', function () {
     let store = await LayerStore.open(dir, { key, quota });
     const t = { sec: 1, nsec: 0 };
     const node = store.transaction(() => {
-      const n = store.createNodeSync({ mode: S_IFREG | 0o644, uid: 0, gid: 0, rdev: 0, target: null, qid: null, atimeSec: t.sec, atimeNsec: 0, mtimeSec: t.sec, mtimeNsec: 0, ctimeSec: t.sec, ctimeNsec: 0, btimeSec: t.sec, btimeNsec: 0 });
+      const n = store.createNodeSync({
+        mode: S_IFREG | 0o644,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        target: null,
+        qid: null,
+        atimeSec: t.sec,
+        atimeNsec: 0,
+        mtimeSec: t.sec,
+        mtimeNsec: 0,
+        ctimeSec: t.sec,
+        ctimeNsec: 0,
+        btimeSec: t.sec,
+        btimeNsec: 0,
+      });
       store.setEntry({ path: '/f', kind: 'node', node: n.id, opaque: false, redirect: null });
       return n;
     });
