@@ -1,6 +1,7 @@
 // The build steps behind `node build.js <step>`, run under Node 24.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,7 +19,9 @@ function run(command: string, args: string[]): number {
 
 async function payload(args: string[]): Promise<number> {
   if (args.includes('--help')) {
-    process.stdout.write('usage: node build.js payload [--force] [--guest NAME]\n\nBuilds payload/<guest>/vmlinuz and initrd.img from Debian packages (apt-get download).\n');
+    process.stdout.write(
+      'usage: node build.js payload [--force] [--guest NAME]\n\nBuilds payload/<guest>/vmlinuz and initrd.img from Debian packages (apt-get download).\n',
+    );
     return 0;
   }
   const { buildPayload } = await import('./payload.ts');
@@ -81,7 +84,10 @@ when missing). --tier runs one tier; naming test files runs just those.
   let status = 0;
   for (const tier of tiers) {
     process.stdout.write(`\npocketvm: the ${tier} tier\n`);
-    const result = run(node, [mocha, ...testFiles(root, tier), ...mochaArgs]);
+    // Unit test files share nothing (no guest, no stick lock), so they run in
+    // parallel worker processes; guests boot one test at a time.
+    const parallel = tier === 'unit' ? ['--parallel', '--jobs', String(Math.max(2, availableParallelism()))] : [];
+    const result = run(node, [mocha, ...parallel, ...testFiles(root, tier), ...mochaArgs]);
     if (status === 0) status = result;
   }
   return status;
@@ -109,7 +115,17 @@ function lint(args: string[]): number {
 }
 
 function format(): number {
-  return run(node, [join(root, 'node_modules', 'prettier', 'bin', 'prettier.cjs'), '--write', '--log-level', 'warn', 'src', 'test', 'bench', 'build', 'build.js']);
+  return run(node, [
+    join(root, 'node_modules', 'prettier', 'bin', 'prettier.cjs'),
+    '--write',
+    '--log-level',
+    'warn',
+    'src',
+    'test',
+    'bench',
+    'build',
+    'build.js',
+  ]);
 }
 
 function bench(args: string[]): number {

@@ -1,8 +1,8 @@
 // The two tiers of the test suite, chosen in one place.
 //
 // - unit: in-process tests that need nothing but Node and the npm packages —
-//   no guest, no QEMU, no launcher process. `npm run test:unit`, about a
-//   minute: the tier to run after every edit.
+//   no guest, no QEMU, no launcher process. `npm run test:unit` runs its files
+//   in parallel worker processes, under a minute: the tier to run after every edit.
 // - integration: everything that boots the payload (test/integration/), starts
 //   QEMU or qemu-img, runs the launcher as a process, or tortures real processes
 //   in a crash loop. A file outside test/integration/ joins this tier with a line
