@@ -553,7 +553,7 @@ export class SealedFile {
       start();
       while (inFlight.length > 0) {
         const run = await inFlight[0]!;
-        inFlight.shift();
+        void inFlight.shift(); // the run just awaited
         use(run);
         start();
       }
