@@ -107,21 +107,31 @@ export async function saveGuestState(session: SuspendTarget, context: StateConte
   const privateDir = (await currentHostAdapter().controlEndpoint()).privateDir;
   if (!privateDir) throw new UsageError('suspending is not supported on this kind of host yet', 'launcher eject shuts the guest down instead');
   const paths = savedStatePaths(layout, context.user, session.guest);
-  await checkRoom(layout.root, spec.memoryMiB);
-  await mkdir(paths.dir, { recursive: true });
-  await rm(paths.partial, { force: true });
+  let syncMs: number;
+  let started: number;
+  let socket: Awaited<ReturnType<typeof listenForMigration>>;
+  try {
+    await checkRoom(layout.root, spec.memoryMiB);
+    await mkdir(paths.dir, { recursive: true });
+    await rm(paths.partial, { force: true });
 
-  const syncMs = await guestSync(machine);
-  await session.lock.update({ state: 'stopping' }).catch(() => {});
-  const started = performance.now();
-  // Placed 9P reads write guest RAM where QEMU's dirty log cannot see them:
-  // they finish, and no more start, before the vCPUs stop and RAM is copied.
-  await machine.life.quiesce();
-  await qmp.stop().catch((error: unknown) => {
-    machine.life.resume();
+    syncMs = await guestSync(machine);
+    await session.lock.update({ state: 'stopping' }).catch(() => {});
+    started = performance.now();
+    // Placed 9P reads write guest RAM where QEMU's dirty log cannot see them:
+    // they finish, and no more start, before the vCPUs stop and RAM is copied.
+    await machine.life.quiesce();
+    await qmp.stop().catch((error: unknown) => {
+      machine.life.resume();
+      throw error;
+    });
+    socket = await listenForMigration(privateDir);
+  } catch (error) {
+    // Until the migration socket owns it (its close removes it), the private
+    // folder is ours to remove: a refused suspend leaves nothing on the host.
+    await rm(privateDir, { recursive: true, force: true });
     throw error;
-  });
-  const socket = await listenForMigration(privateDir);
+  }
   let sealer: StateSealer | undefined;
   try {
     const meta: VmStateMeta = {

@@ -68,6 +68,8 @@ describe("saving a guest's state (fake session handle)", function () {
       return true;
     });
     assert.deepEqual(calls, []);
+    // The migration socket's private folder was made before the refusal: it is gone again.
+    assert.deepEqual(readdirSync(runtimeDir), []);
   });
 
   it('refuses a guest that is not running', async () => {
