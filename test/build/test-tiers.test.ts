@@ -15,6 +15,7 @@ const STARTS: Array<[string, RegExp]> = [
   ['the launcher (integration harness)', /import \{[^}]*\b(launcher|launcherJson|launcherPath)\b[^}]*\} from '(\.\.\/)+integration\/harness\.ts'/],
   ['QEMU (findQemu)', /\bfindQemu(Img)?\(/],
   ['QEMU (spawned by name)', /(spawn|execa|execFile|execFileSync)\(\s*['"`](qemu-system-[\w-]+|qemu-img|\/usr\/bin\/qemu-[\w-]+)['"`]/],
+  ['QEMU (test/vmm/bare-qemu.ts)', /from '(\.\.\/|\.\/)+(vmm\/)?bare-qemu\.ts'/],
   ['QEMU (POCKETVM_QEMU or qemu-system-x86_64)', /POCKETVM_QEMU'\]\s*\?\?\s*'qemu-system/],
   ['a guest (test machine)', /from '(\.\.\/)+integration\/test-machine\.ts'/],
 ];

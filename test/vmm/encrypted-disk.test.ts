@@ -13,8 +13,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createImage } from '../../src/vmm/encrypted-disk.ts';
 import { QmpClient } from '../../src/vmm/qmp-client.ts';
-
-const QEMU = process.env['POCKETVM_QEMU'] ?? 'qemu-system-x86_64';
+import { bareQemuArgs, QEMU } from './bare-qemu.ts';
 
 describe('encrypted disk creation', function () {
   this.timeout(3_600_000); // each creation times PBKDF2 for over 1 s of CPU; under load that is minutes
@@ -24,27 +23,9 @@ describe('encrypted disk creation', function () {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pocketvm-disk-create-'));
-    const qemu = spawn(
-      QEMU,
-      [
-        '-machine',
-        'none',
-        '-accel',
-        'tcg',
-        '-nodefaults',
-        '-no-user-config',
-        '-display',
-        'none',
-        '-S',
-        '-chardev',
-        'socket,id=qmp,fd=3',
-        '-mon',
-        'chardev=qmp,mode=control',
-      ],
-      {
-        stdio: ['ignore', 'ignore', 'inherit', 'pipe'],
-      },
-    );
+    const qemu = spawn(QEMU, bareQemuArgs('none'), {
+      stdio: ['ignore', 'ignore', 'inherit', 'pipe'],
+    });
     children.push(qemu);
     qmp = await QmpClient.connect(qemu.stdio[3] as Duplex, { timeoutMs: 30_000 });
     // CPU load beside QEMU, as when a new user's first launch competes with the host.

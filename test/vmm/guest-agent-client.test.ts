@@ -11,6 +11,7 @@ import { duplexPair, type Duplex } from 'node:stream';
 import { TimeoutError } from '../../src/errors.ts';
 import { QmpClient } from '../../src/vmm/qmp-client.ts';
 import { GuestAgentClient, GuestAgentClosedError, GuestAgentError, GuestAgentProtocolError } from '../../src/vmm/guest-agent-client.ts';
+import { bareQemuArgs, QEMU } from './bare-qemu.ts';
 
 type Request = { execute: string; arguments?: Record<string, unknown>; id?: unknown };
 type Handler = (request: Request, agent: FakeAgent) => void;
@@ -217,28 +218,16 @@ describe('GuestAgentClient', function () {
 
     it('times out waiting for an agent that is not there, and reports QEMU exiting as closed', async () => {
       qemu = spawn(
-        process.env['POCKETVM_QEMU'] ?? 'qemu-system-x86_64',
-        [
-          '-machine',
+        QEMU,
+        bareQemuArgs(
           'q35',
-          '-accel',
-          'tcg',
-          '-nodefaults',
-          '-no-user-config',
-          '-display',
-          'none',
-          '-S',
-          '-chardev',
-          'socket,id=qmp,fd=3',
-          '-mon',
-          'chardev=qmp,mode=control',
           '-chardev',
           'socket,id=qga,fd=4',
           '-device',
           'virtio-serial-pci',
           '-device',
           'virtserialport,chardev=qga,name=org.qemu.guest_agent.0',
-        ],
+        ),
         { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] },
       );
       const qmp = await QmpClient.connect(qemu.stdio[3] as Duplex);

@@ -17,37 +17,16 @@ import { SavedStateError } from '../../src/errors.ts';
 import { listenForMigration, migrateIn, migrateOut, parseQemuVersionOutput, qemuVersionString, resolvedMachineType } from '../../src/vmm/migration.ts';
 import { QmpClient } from '../../src/vmm/qmp-client.ts';
 import { OpenedState, readStateHead, StateSealer } from '../../src/vmm/state-cipher.ts';
+import { bareQemuArgs, QEMU } from './bare-qemu.ts';
 
-const QEMU = process.env['POCKETVM_QEMU'] ?? 'qemu-system-x86_64';
 const started: ChildProcess[] = [];
 
 async function startQemu(
   options: { incoming?: boolean } = {},
 ): Promise<{ child: ChildProcess; qmp: QmpClient; stream: Duplex; exited: Promise<number | null> }> {
-  const child = spawn(
-    QEMU,
-    [
-      '-machine',
-      'q35',
-      '-accel',
-      'tcg',
-      '-cpu',
-      'Nehalem,enforce',
-      '-m',
-      '32M',
-      '-nodefaults',
-      '-no-user-config',
-      '-display',
-      'none',
-      '-S',
-      '-chardev',
-      'socket,id=qmp,fd=3',
-      '-mon',
-      'chardev=qmp,mode=control',
-      ...(options.incoming ? ['-incoming', 'defer'] : []),
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] },
-  );
+  const child = spawn(QEMU, bareQemuArgs('q35', '-cpu', 'Nehalem,enforce', '-m', '32M', ...(options.incoming ? ['-incoming', 'defer'] : [])), {
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
+  });
   started.push(child);
   child.stderr?.resume();
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -9,8 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { personalDiskDevice } from '../../src/vmm/encrypted-disk.ts';
 import { QmpClient } from '../../src/vmm/qmp-client.ts';
-
-const QEMU = process.env['POCKETVM_QEMU'] ?? 'qemu-system-x86_64';
+import { bareQemuArgs, QEMU } from './bare-qemu.ts';
 
 describe('the personal disk device', function () {
   this.timeout(120_000);
@@ -28,29 +27,9 @@ describe('the personal disk device', function () {
     let qemu: ChildProcess | undefined;
     let qmp: QmpClient | undefined;
     try {
-      qemu = spawn(
-        QEMU,
-        [
-          '-machine',
-          'q35',
-          '-accel',
-          'tcg',
-          '-nodefaults',
-          '-no-user-config',
-          '-display',
-          'none',
-          '-S',
-          '-device',
-          'pcie-root-port,id=pvm-port0,bus=pcie.0,chassis=1',
-          '-chardev',
-          'socket,id=qmp,fd=3',
-          '-mon',
-          'chardev=qmp,mode=control',
-        ],
-        {
-          stdio: ['ignore', 'ignore', 'inherit', 'pipe'],
-        },
-      );
+      qemu = spawn(QEMU, bareQemuArgs('q35', '-device', 'pcie-root-port,id=pvm-port0,bus=pcie.0,chassis=1'), {
+        stdio: ['ignore', 'ignore', 'inherit', 'pipe'],
+      });
       qmp = await QmpClient.connect(qemu.stdio[3] as Duplex, { timeoutMs: 60_000 });
       await qmp.execute('blockdev-add', { driver: 'null-co', 'node-name': 'pvm-home', size: 1024 * 1024 });
       await qmp.execute('device_add', personalDiskDevice({ id: 'pvm-home', serial: 'pocketvm-home', bus: 'pvm-port0' }));

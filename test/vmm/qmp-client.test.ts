@@ -5,8 +5,7 @@ import { once } from 'node:events';
 import { duplexPair, type Duplex } from 'node:stream';
 import { TimeoutError } from '../../src/errors.ts';
 import { QmpClient, QmpClosedError, QmpCommandError, QmpProtocolError, type QmpEvent } from '../../src/vmm/qmp-client.ts';
-
-const QEMU = process.env['POCKETVM_QEMU'] ?? 'qemu-system-x86_64';
+import { bareQemuArgs, QEMU } from './bare-qemu.ts';
 
 interface RunningQemu {
   child: ChildProcess;
@@ -17,25 +16,7 @@ interface RunningQemu {
 const started: ChildProcess[] = [];
 
 function startQemu(): RunningQemu {
-  const child = spawn(
-    QEMU,
-    [
-      '-machine',
-      'none',
-      '-accel',
-      'tcg',
-      '-nodefaults',
-      '-no-user-config',
-      '-display',
-      'none',
-      '-S',
-      '-chardev',
-      'socket,id=qmp,fd=3',
-      '-mon',
-      'chardev=qmp,mode=control',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn(QEMU, bareQemuArgs('none'), { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
   started.push(child);
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (text: string) => (stderr += text));
