@@ -5,6 +5,8 @@ import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpa
 import { tmpdir } from 'node:os';
 import { join, posix, win32 } from 'node:path';
 import type { KnownFolderScan } from '../../src/dyntable/known-folders.ts';
+import { nowTimespec } from '../../src/dyntable/layer-store.ts';
+import { S_IFREG } from '../../src/ninep/backend.ts';
 import type { HostContext, HostFsProbe } from '../../src/dyntable/name-mapping.ts';
 
 export function tempDir(prefix = 'pocketvm-dyntable-'): string {
@@ -126,4 +128,24 @@ export function snapshotTree(root: string): Map<string, SnapshotItem> {
   };
   visit('');
   return out;
+}
+
+/** The fields of a new regular file's node in a LayerStore (times: now, or the ones given). */
+export function fileFields(t: { sec: number; nsec: number } = nowTimespec()) {
+  return {
+    mode: S_IFREG | 0o644,
+    uid: 0,
+    gid: 0,
+    rdev: 0,
+    target: null,
+    qid: null,
+    atimeSec: t.sec,
+    atimeNsec: t.nsec,
+    mtimeSec: t.sec,
+    mtimeNsec: t.nsec,
+    ctimeSec: t.sec,
+    ctimeNsec: t.nsec,
+    btimeSec: t.sec,
+    btimeNsec: t.nsec,
+  };
 }

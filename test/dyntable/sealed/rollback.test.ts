@@ -9,33 +9,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LayerStore, nowTimespec } from '../../../src/dyntable/layer-store.ts';
-import { S_IFREG } from '../../../src/ninep/backend.ts';
+import { LayerStore } from '../../../src/dyntable/layer-store.ts';
 import { StoreQuota } from '../../../src/dyntable/store-quota.ts';
 import { deriveAtRestKey } from '../../../src/dyntable/sealed/keys.ts';
 import { SealedDataError } from '../../../src/dyntable/sealed/sealed-file.ts';
 import { StickTamperedError } from '../../../src/errors.ts';
-import { removeDir, tempDir } from '../helpers.ts';
-
-function fileFields() {
-  const t = nowTimespec();
-  return {
-    mode: S_IFREG | 0o644,
-    uid: 0,
-    gid: 0,
-    rdev: 0,
-    target: null,
-    qid: null,
-    atimeSec: t.sec,
-    atimeNsec: t.nsec,
-    mtimeSec: t.sec,
-    mtimeNsec: t.nsec,
-    ctimeSec: t.sec,
-    ctimeNsec: t.nsec,
-    btimeSec: t.sec,
-    btimeNsec: t.nsec,
-  };
-}
+import { fileFields, removeDir, tempDir } from '../helpers.ts';
 
 async function readWhole(store: LayerStore, id: number): Promise<string> {
   const content = await store.content.open(id);

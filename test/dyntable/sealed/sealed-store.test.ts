@@ -14,7 +14,7 @@ import { AuthError, StickTamperedError } from '../../../src/errors.ts';
 import { serveNinep } from '../../../src/ninep/server.ts';
 import { duplexPair } from 'node:stream';
 import { NinepClient } from '../../ninep/client.ts';
-import { liveHost, removeDir, tempDir } from '../helpers.ts';
+import { fileFields, liveHost, removeDir, tempDir } from '../helpers.ts';
 
 const rule = (r: Partial<RuleSpec> & Pick<RuleSpec, 'name' | 'table' | 'guestPath'>): RuleSpec => ({ origin: 'confirmed', source: 'test', ...r });
 
@@ -202,22 +202,7 @@ describe('dyntable layer stores sealed at rest', function () {
     let store = await LayerStore.open(dir, { key });
     const t = { sec: 1, nsec: 0 };
     const node = store.transaction(() => {
-      const n = store.createNodeSync({
-        mode: S_IFREG | 0o644,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-        target: null,
-        qid: null,
-        atimeSec: t.sec,
-        atimeNsec: 0,
-        mtimeSec: t.sec,
-        mtimeNsec: 0,
-        ctimeSec: t.sec,
-        ctimeNsec: 0,
-        btimeSec: t.sec,
-        btimeNsec: 0,
-      });
+      const n = store.createNodeSync(fileFields({ sec: t.sec, nsec: 0 }));
       store.setEntry({ path: '/f', kind: 'node', node: n.id, opaque: false, redirect: null });
       return n;
     });
@@ -237,22 +222,7 @@ describe('dyntable layer stores sealed at rest', function () {
     let store = await LayerStore.open(dir, { key, quota });
     const t = { sec: 1, nsec: 0 };
     const node = store.transaction(() => {
-      const n = store.createNodeSync({
-        mode: S_IFREG | 0o644,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-        target: null,
-        qid: null,
-        atimeSec: t.sec,
-        atimeNsec: 0,
-        mtimeSec: t.sec,
-        mtimeNsec: 0,
-        ctimeSec: t.sec,
-        ctimeNsec: 0,
-        btimeSec: t.sec,
-        btimeNsec: 0,
-      });
+      const n = store.createNodeSync(fileFields({ sec: t.sec, nsec: 0 }));
       store.setEntry({ path: '/f', kind: 'node', node: n.id, opaque: false, redirect: null });
       return n;
     });
