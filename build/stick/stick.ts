@@ -89,7 +89,11 @@ export async function buildStick(options: StickBuildOptions): Promise<StickBuild
   const { buildPayload } = await import('../payload.ts');
   for (const guest of guests) {
     report({ step: 'payload', message: `checking the ${guest} payload build` });
-    await buildPayload({ root, guest, onProgress: (event) => report({ ...event, step: `payload ${event.step}` }) });
+    // An image guest (images/<guest>/recipe.json) is its base image built over the payload it boots with.
+    if (existsSync(join(root, 'images', guest, 'recipe.json'))) {
+      const { buildImage } = await import('../image.ts');
+      await buildImage({ root, guest, onProgress: (event) => report({ ...event, step: `image ${event.step}` }) });
+    } else await buildPayload({ root, guest, onProgress: (event) => report({ ...event, step: `payload ${event.step}` }) });
   }
   const executables = await buildExecutables({ root, platforms, onProgress: report });
   report({ step: 'qemu', message: 'checking the portable QEMU for Linux' });

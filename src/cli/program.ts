@@ -16,6 +16,7 @@ import { registerRun } from './commands/run.ts';
 import { registerSession } from './commands/session.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerStop } from './commands/stop.ts';
+import { registerUpgrade } from './commands/upgrade.ts';
 import { registerUser } from './commands/user.ts';
 import { registerTables } from './commands/tables.ts';
 import { registerVerify } from './commands/verify.ts';
@@ -53,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
   registerTables(program, current);
   registerUser(program, current);
   registerForget(program, current);
+  registerUpgrade(program, current);
   registerReg(program, current);
   registerSession(program);
   for (const command of program.commands) command.exitOverride();

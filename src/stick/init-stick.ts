@@ -9,6 +9,7 @@ import { replaceFileWith } from '../primitives/atomic-replace.ts';
 import { CHECKSUM_FILE, openGuestPayload } from '../payload/guest-payload.ts';
 import { platformOf } from '../platform/current.ts';
 import { STICK_FORMAT, type StickLayout, stickLayout } from './layout.ts';
+import { removeUnusedBases } from './system-bases.ts';
 import { acquireLock } from './lock.ts';
 import { assertWritable } from './stick-root.ts';
 
@@ -150,9 +151,13 @@ async function copyGuest(options: InitStickOptions, layout: StickLayout, guest: 
   await mkdir(targetDir, { recursive: true });
   // SHA256SUMS goes last: until it is there the copy is visibly incomplete.
   // registry.reg: the guest registry's defaults layer (src/guestregistry), when the payload has one.
+  // An image guest's base is content-addressed: one already on the stick under its name is that base (checked below) and not copied again.
+  const base = source.manifest.image?.file;
+  const copyBase = base !== undefined && !existsSync(join(targetDir, base));
   const files = [
     source.manifest.kernel,
     source.manifest.initrd,
+    ...(copyBase ? [base] : []),
     'guest.json',
     ...(existsSync(join(source.dir, 'registry.reg')) ? ['registry.reg'] : []),
     CHECKSUM_FILE,
@@ -168,4 +173,5 @@ async function copyGuest(options: InitStickOptions, layout: StickLayout, guest: 
   }
   report({ step: 'copy', message: `copied ${guest}`, done, total, unit: 'bytes' });
   await openGuestPayload(layout.payloadRoot, guest);
+  if (base) await removeUnusedBases(layout, guest, base);
 }
