@@ -10,6 +10,7 @@ import type { HostOs, MachineSpec } from '../../vmm/machine-spec.ts';
 import { PORTABLE_CPU_MODEL } from '../../vmm/migration.ts';
 import { fdChannels } from '../../vmm/qemu-process.ts';
 import type { ExtraChannel } from '../extra-channel.ts';
+import { guestNetwork, NETWORK_CMDLINE_WORD } from '../network-setting.ts';
 import type { MachineSizing } from '../sizing.ts';
 import type { LaunchFeature, Restore } from './feature.ts';
 
@@ -41,6 +42,11 @@ export function planMachine(args: {
   for (const feature of features) feature.planned?.({ memoryMiB, cpus });
   const channels = features.flatMap((feature) => feature.channels ?? []);
   const cmdline = features.flatMap((feature) => feature.cmdline ?? []);
+  const network = guestNetwork(
+    payload.manifest.devices.network,
+    features.some((feature) => feature.isolatesNetwork),
+  );
+  if (network !== 'none') cmdline.push(NETWORK_CMDLINE_WORD);
   const hotplugPorts = features.reduce((sum, feature) => sum + (feature.hotplugPorts ?? 0), 0);
   return {
     spec: {
@@ -53,7 +59,7 @@ export function planMachine(args: {
       initrd: payload.initrd,
       cmdline: [payload.manifest.cmdline, ...cmdline].join(' '),
       disks: [],
-      network: payload.manifest.devices.network,
+      network,
       channels: fdChannels(channels.map((channel) => channel.id)),
       serialPorts: channels.flatMap((channel) => (channel.kind === 'serial' ? [{ id: channel.id, name: channel.name ?? channel.id }] : [])),
       nics: channels.flatMap((channel) => (channel.kind === 'nic' ? [{ id: channel.id, mac: channel.mac ?? '' }] : [])),
