@@ -26,13 +26,14 @@ done
 }
 ip link set dev "$ifc" up || exit 1
 read -r started _ </proc/uptime
+trace "network: DHCP on $ifc"
 # -q: quit once bound; -t 5 -T 1: five discovers a second apart, then -b:
 # go on trying in the background instead of holding up boot.
 udhcpc -i "$ifc" -s /lib/pocketvm/udhcpc.sh -q -t 5 -T 1 -b >>/run/log/network.log 2>&1
 read -r bound _ </proc/uptime
 # When the lease came (boot's uptime, seconds) and how long DHCP took: bench/network reads these.
 [ -e /run/pocketvm/network-address ] && echo "$bound $started" >/run/pocketvm/network-lease
-trace "network on $ifc: $(cat /run/pocketvm/network-address 2>/dev/null || echo 'no lease yet')"
+trace "network: $(cat /run/pocketvm/network-address 2>/dev/null || echo 'no lease yet') on $ifc"
 
 # The host's proxy, only with a registry (a logged-in user).
 cmdline_has pocketvm.registry || exit 0
