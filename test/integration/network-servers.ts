@@ -14,9 +14,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { HOST_LOOPBACK_FROM_GUEST } from '../../src/session/network-setting.ts';
 
 /** The guest's address for the host's 127.0.0.1 under user-mode networking. */
-export const HOST_FROM_GUEST = '10.0.2.2';
+export const HOST_FROM_GUEST = HOST_LOOPBACK_FROM_GUEST;
 
 export interface DnsServer {
   /** Every name asked, lower case, in order (A and AAAA both). */

@@ -9,7 +9,7 @@
 // guest keeps its card but reaches neither the name nor the host.
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { addStickUser, freshStick, launcher, launcherPath, loginArgs } from './harness.ts';
+import { addStickUser, freshStick, launcher, launcherJson, launcherPath, loginArgs } from './harness.ts';
 import {
   canRunLoopbackResolver,
   type DnsServer,
@@ -71,6 +71,13 @@ describe('the guest on the network (boots the real guest twice)', function () {
       assert.equal(stopped.exitCode, 0, stopped.stderr);
     });
 
+    it('launcher status names the network and the address the guest leased', async () => {
+      const status = await launcherJson<{ network: unknown }>(['status', '--stick', stick.root]);
+      assert.deepEqual(status.json.network, { mode: 'user', leasedAddress: '10.0.2.15', hostLoopback: HOST_FROM_GUEST });
+      const text = await launcher(['status', '--stick', stick.root]);
+      assert.match(text.stdout, /network: user-mode, the guest is 10\.0\.2\.15; the host's 127\.0\.0\.1 is 10\.0\.2\.2 to it/);
+    });
+
     it('has an address and a default route from DHCP, and a resolver from the lease', async () => {
       const result = await guest('sh', '-c', 'cat /run/pocketvm/network-address; ip route show default; cat /etc/resolv.conf');
       assert.equal(result.exitCode, 0, result.stderr);
@@ -108,6 +115,8 @@ describe('the guest on the network (boots the real guest twice)', function () {
     });
 
     it('keeps the card (DHCP still answers) but reaches neither a name nor the host', async () => {
+      const status = await launcherJson<{ network: unknown }>(['status', '--stick', stick.root]);
+      assert.deepEqual(status.json.network, { mode: 'isolated', leasedAddress: '10.0.2.15' });
       const address = await guest('cat', '/run/pocketvm/network-address');
       assert.equal(address.stdout, '10.0.2.15\n');
       const [asked, served] = [dns.queries.length, http.requests.length];
