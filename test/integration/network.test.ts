@@ -8,6 +8,8 @@
 // a fetch through it arrives at the proxy. With Network\Enabled false the
 // guest keeps its card but reaches neither the name nor the host.
 import assert from 'node:assert/strict';
+import { readlinkSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { addStickUser, freshStick, launcher, launcherJson, launcherPath, loginArgs } from './harness.ts';
 import {
@@ -105,7 +107,39 @@ describe('the guest on the network (boots the real guest twice)', function () {
       assert.ok(http.requests.includes(`GET http://${PROXIED}/via-proxy`), http.requests.join(', '));
       assert.ok(!dns.queries.slice(asked).includes(PROXIED), 'the proxied name was resolved in the guest');
     });
+
+    it('listens on nothing on the host, after all that traffic', async () => {
+      assert.deepEqual(await qemuListening(), []);
+    });
   });
+
+  /** QEMU's listening TCP sockets (IPv4 and IPv6), by its socket descriptors' inodes in /proc/net/tcp*. */
+  async function qemuListening(): Promise<string[]> {
+    const { json } = await launcherJson<{ qemuPid: number }>(['status', '--stick', stick.root]);
+    const fdDir = `/proc/${json.qemuPid}/fd`;
+    const inodes = new Set(
+      (await readdir(fdDir)).flatMap((fd) => {
+        let target: string;
+        try {
+          target = readlinkSync(`${fdDir}/${fd}`, { encoding: 'utf8' });
+        } catch {
+          return []; // closed since the listing
+        }
+        const socket = /^socket:\[(\d+)\]$/.exec(target);
+        return socket ? [socket[1]!] : [];
+      }),
+    );
+    assert.ok(inodes.size > 0, 'QEMU has no sockets at all: the check looks at the wrong process');
+    const listening: string[] = [];
+    for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      for (const line of (await readFile(table, 'utf8')).split('\n').slice(1)) {
+        const fields = line.trim().split(/\s+/);
+        // st 0A is LISTEN; the inode is the tenth field.
+        if (fields[3] === '0A' && inodes.has(fields[9]!)) listening.push(`${table} ${fields[1]}`);
+      }
+    }
+    return listening;
+  }
 
   describe('with Network\\Enabled false', () => {
     before(async () => {
