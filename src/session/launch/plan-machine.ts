@@ -2,8 +2,10 @@
 // accelerators, the guest's size and what the features bring: every channel
 // gets its descriptor (built once, for QEMU and for the features that use
 // them), each serial port, card and raw stream its device, the kernel command
-// line its words. A feature with a shape (a resume) fixes memory, vCPUs, CPU
-// model and the one accelerator. Nothing here starts anything.
+// line its words, the payload's network card its mode (isolated when a
+// feature says so: src/session/network-setting.ts). A feature with a shape
+// (a resume) fixes memory, vCPUs, CPU model and the one accelerator. Nothing
+// here starts anything.
 import type { GuestPayload } from '../../payload/guest-payload.ts';
 import type { AcceleratorPlan } from '../../vmm/accelerator-fallback.ts';
 import type { HostOs, MachineSpec } from '../../vmm/machine-spec.ts';
