@@ -21,7 +21,7 @@
 import type { Duplex } from 'node:stream';
 import { RegistryError } from '../errors.ts';
 import type { GuestRegistryQuota } from './guest-quota.ts';
-import { STORAGE_KEY } from './well-known.ts';
+import { NETWORK_KEY, STORAGE_KEY } from './well-known.ts';
 import { formatValueText, parseValueText, REG_TYPES, type RegLayer, type RegType, type RegValue } from './value.ts';
 
 export const REGISTRY_PORT_NAME = 'org.pocketvm.registry.0';
@@ -240,13 +240,21 @@ const USAGE: Record<string, string> = {
   export: 'export [KEY]',
 };
 
-/** Storage\ holds the limits on what the guest writes: a guest program may not lift its own. */
+/**
+ * Storage\ holds the limits on what the guest writes: a guest program may not
+ * lift its own. Network\ likewise: a guest the person cut off may not
+ * reconnect itself at its next boot.
+ */
 function refuseStorageKey(key: string): void {
-  if (key.split('\\')[0]?.toLowerCase() === STORAGE_KEY.toLowerCase()) {
+  const top = key.split('\\')[0]?.toLowerCase();
+  if (top === STORAGE_KEY.toLowerCase()) {
     throw new RequestError(
       GUEST_EXIT.badRequest,
       `${STORAGE_KEY}\\ holds the limits on what the guest writes to the stick; they are set from the host (launcher reg set)`,
     );
+  }
+  if (top === NETWORK_KEY.toLowerCase()) {
+    throw new RequestError(GUEST_EXIT.badRequest, `${NETWORK_KEY}\\ says whether the guest may use the network; it is set from the host (launcher reg set)`);
   }
 }
 

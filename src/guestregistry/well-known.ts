@@ -10,6 +10,8 @@ export const MACHINE_KEY = 'Machine';
 export const HOST_KEY = 'Host';
 /** What the guest may fill of the stick (src/session/stick-limits.ts); set from the host only. */
 export const STORAGE_KEY = 'Storage';
+/** The guest's network (docs/network.md); set from the host only. */
+export const NETWORK_KEY = 'Network';
 
 export const WELL_KNOWN = {
   hostname: { key: GUEST_KEY, name: 'Hostname', type: 'string' },
@@ -22,6 +24,7 @@ export const WELL_KNOWN = {
   registryQuotaKiB: { key: STORAGE_KEY, name: 'RegistryQuotaKiB', type: 'int32' },
   registryValueMaxKiB: { key: STORAGE_KEY, name: 'RegistryValueMaxKiB', type: 'int32' },
   registryValues: { key: STORAGE_KEY, name: 'RegistryValues', type: 'int32' },
+  networkEnabled: { key: NETWORK_KEY, name: 'Enabled', type: 'bool' },
 } as const satisfies Record<string, { key: string; name: string; type: RegType }>;
 
 const BY_NAME = new Map<string, { name: string; type: RegType }>(

@@ -21,6 +21,7 @@ import { refuseSuspendWhileFull, type StickFullState } from './stick-full.ts';
 import type { StickLimits, StickLimitsStatus } from './stick-limits.ts';
 import type { StickRemoval } from './surprise-removal.ts';
 import { quitAfterSave, saveGuestState, type StateContext, type SuspendResult } from './suspend.ts';
+import { type NetworkStatus, networkStatus } from './network-setting.ts';
 
 export interface SessionStatus {
   guest: string;
@@ -46,6 +47,8 @@ export interface SessionStatus {
   stickFull?: StickFullState;
   /** What the guest wrote to the stick through /host and the registry, against its limits (src/session/stick-limits.ts). */
   storage?: StickLimitsStatus;
+  /** The guest's network (src/session/network-setting.ts). */
+  network: NetworkStatus;
 }
 
 /** Everything a session is made of, known once the launch has booted the guest. */
@@ -167,6 +170,7 @@ export class Session {
       ...(this.resumed ? { resumed: this.resumed } : {}),
       ...(this.stickFull ? { stickFull: this.stickFull } : {}),
       ...(this.limits ? { storage: this.limits.status() } : {}),
+      network: networkStatus(spec.network),
     };
   }
 

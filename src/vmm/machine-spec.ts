@@ -53,6 +53,14 @@ export interface NicSpec {
   mac: string;
 }
 
+/**
+ * The guest's own network (docs/network.md): `none` (no card at all), `user`
+ * (a virtio-net card on QEMU's user-mode networking: the guest reaches what
+ * the host user reaches, the host's 127.0.0.1 as 10.0.2.2), or `isolated`
+ * (the same card, restricted: DHCP answers and nothing else gets through).
+ */
+export type GuestNetwork = 'none' | 'user' | 'isolated';
+
 export interface DiskSpec {
   id: string;
   file: string;
@@ -77,7 +85,7 @@ export interface MachineSpec {
   initrd: string;
   cmdline: string;
   disks: DiskSpec[];
-  network: 'none' | 'user';
+  network: GuestNetwork;
   channels: MachineChannels;
   /** Start with vCPUs stopped (`-S`) so devices can be attached before `cont`. */
   startPaused: boolean;

@@ -51,11 +51,21 @@ function diskArgs(disk: DiskSpec): string[] {
   ];
 }
 
+/** The user-mode card's address, by which the guest's boot step finds it (pocketvm.net=MAC). */
+export const USER_NETWORK_MAC = '52:54:00:12:34:56';
+
+/**
+ * User-mode networking (libslirp inside QEMU): no privileges, no host
+ * interface, and no `hostfwd`, so nothing listens on the host. `isolated`
+ * keeps the same card (a saved state resumes whatever the setting) with
+ * restrict=on: libslirp then answers the guest's DHCP and drops everything
+ * else, DNS and the host's 127.0.0.1 (10.0.2.2) included.
+ * romfile=: no iPXE option ROM; nothing boots from this card.
+ */
 function networkArgs(network: MachineSpec['network']): string[] {
   if (network === 'none') return ['-nic', 'none'];
-  // restrict=on: the guest reaches nothing, the host and the LAN included,
-  // until a later feature opens it deliberately.
-  return ['-netdev', 'user,id=net0,restrict=on', '-device', 'virtio-net-pci,netdev=net0'];
+  const restrict = network === 'isolated' ? ',restrict=on' : '';
+  return ['-netdev', `user,id=net0${restrict}`, '-device', `virtio-net-pci,netdev=net0,id=net0-dev,mac=${USER_NETWORK_MAC},romfile=`];
 }
 
 function serialPortArgs(spec: MachineSpec): string[] {

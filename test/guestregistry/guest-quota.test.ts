@@ -103,4 +103,20 @@ describe('guest registry quota', () => {
     }
     assert.deepEqual(registry.getInLayer('user', 'Storage', 'FilesQuotaMiB'), { type: 'int32', data: 64 });
   });
+
+  it('keeps Network\\ for the host: a guest cut off from the network cannot turn it back on for its next boot', () => {
+    quota = new GuestRegistryQuota(registry);
+    registry.set('user', 'Network', 'Enabled', { type: 'bool', data: false });
+    for (const args of [
+      ['set', 'Network', 'Enabled', 'bool', 'true'],
+      ['set', 'network\\x', 'y', 'string', 'z'],
+      ['del', 'Network', 'Enabled'],
+      ['del', 'NETWORK'],
+    ]) {
+      const refused = request(...args);
+      assert.equal(refused.code, GUEST_EXIT.badRequest, args.join(' '));
+      assert.match(refused.message, /^Network\\ says whether the guest may use the network; it is set from the host/);
+    }
+    assert.deepEqual(registry.getInLayer('user', 'Network', 'Enabled'), { type: 'bool', data: false });
+  });
 });

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { LaunchFeature } from '../../src/session/launch/feature.ts';
 import { planMachine } from '../../src/session/launch/plan-machine.ts';
 import { PORTABLE_CPU_MODEL } from '../../src/vmm/migration.ts';
+import { USER_NETWORK_MAC } from '../../src/vmm/qemu-args.ts';
 import { fdChannels } from '../../src/vmm/qemu-process.ts';
 
 /** The first extra channel's descriptor (after QMP, agent and console). */
@@ -20,9 +21,11 @@ const PAYLOAD = {
 } as unknown as Parameters<typeof planMachine>[0]['payload'];
 const ACCELERATORS = { candidates: ['kvm', 'tcg'] as ('kvm' | 'tcg')[], notes: ['kvm usable'] };
 
-function plan(features: LaunchFeature[]) {
-  return planMachine({ guest: 'default', hostOs: 'linux', payload: PAYLOAD, accelerators: ACCELERATORS, sizing: { memoryMiB: 512, cpus: 2 }, features });
+function plan(features: LaunchFeature[], payload = PAYLOAD) {
+  return planMachine({ guest: 'default', hostOs: 'linux', payload, accelerators: ACCELERATORS, sizing: { memoryMiB: 512, cpus: 2 }, features });
 }
+
+const NETWORKED = { ...PAYLOAD, manifest: { ...PAYLOAD.manifest, devices: { ...PAYLOAD.manifest.devices, network: 'user' } } } as typeof PAYLOAD;
 
 describe('planning the machine from the features', () => {
   it("without features: the payload's machine, the portable CPU, no extra channels", () => {
@@ -94,5 +97,19 @@ describe('planning the machine from the features', () => {
     assert.deepEqual(accelerators, { candidates: ['tcg'], notes: ['kvm usable'] });
     assert.equal(planned, restore);
     assert.deepEqual(heard, [{ memoryMiB: 768, cpus: 1 }]);
+  });
+
+  it("the payload's user-mode network, with the card's address on the command line for the guest's DHCP", () => {
+    const { spec } = plan([{ name: 'disk', cmdline: ['pocketvm.user=alice'] }], NETWORKED);
+    assert.equal(spec.network, 'user');
+    assert.equal(spec.cmdline, `console=ttyS0 pocketvm.user=alice pocketvm.net=${USER_NETWORK_MAC}`);
+  });
+
+  it('a feature that isolates the network (Network\\Enabled off) keeps the card, restricted; a payload without network stays without', () => {
+    const isolating: LaunchFeature = { name: 'registry', isolatesNetwork: true };
+    assert.equal(plan([isolating], NETWORKED).spec.network, 'isolated');
+    const none = plan([isolating]).spec;
+    assert.equal(none.network, 'none');
+    assert.equal(none.cmdline, 'console=ttyS0');
   });
 });

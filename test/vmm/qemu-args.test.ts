@@ -1,6 +1,6 @@
 // Test tier: integration (starts QEMU).
 import assert from 'node:assert/strict';
-import { buildQemuArgs, escapeOptionValue } from '../../src/vmm/qemu-args.ts';
+import { buildQemuArgs, escapeOptionValue, USER_NETWORK_MAC } from '../../src/vmm/qemu-args.ts';
 import type { Accelerator, HostOs, MachineSpec } from '../../src/vmm/machine-spec.ts';
 import { fdChannels } from '../../src/vmm/qemu-process.ts';
 
@@ -69,10 +69,23 @@ describe('buildQemuArgs', () => {
     assert.ok(!args.some((a) => a.includes('virtio-net')));
   });
 
-  it('user networking is restricted when enabled', () => {
+  it('user-mode networking: one virtio card on libslirp with the address the guest looks for, nothing forwarded from the host', () => {
     const args = buildQemuArgs(spec({ network: 'user' }));
-    assert.deepEqual(values(args, '-netdev'), ['user,id=net0,restrict=on']);
-    assert.ok(values(args, '-device').includes('virtio-net-pci,netdev=net0'));
+    assert.deepEqual(values(args, '-netdev'), ['user,id=net0']);
+    assert.deepEqual(
+      values(args, '-device').filter((d) => d.startsWith('virtio-net')),
+      [`virtio-net-pci,netdev=net0,id=net0-dev,mac=${USER_NETWORK_MAC},romfile=`],
+    );
+    assert.deepEqual(values(args, '-nic'), []);
+    // Nothing listens on the host: no hostfwd, no guestfwd, no smb share, no tftp.
+    assert.doesNotMatch(args.join(' '), /hostfwd|guestfwd|smb=|tftp=/);
+  });
+
+  it('an isolated network keeps the same card, restricted (a saved state sees the same devices)', () => {
+    const open = buildQemuArgs(spec({ network: 'user' }));
+    const isolated = buildQemuArgs(spec({ network: 'isolated' }));
+    assert.deepEqual(values(isolated, '-netdev'), ['user,id=net0,restrict=on']);
+    assert.deepEqual(values(isolated, '-device'), values(open, '-device'));
   });
 
   it('wires QMP, console and agent to inherited descriptors on Linux and macOS', () => {
@@ -144,13 +157,19 @@ describe('buildQemuArgs', () => {
 });
 
 describe('buildQemuArgs against the real QEMU', () => {
-  it('QEMU 7.2 accepts the Linux/TCG argument list with its fd channels and seccomp', async function () {
-    this.timeout(20_000);
+  for (const network of ['none', 'user', 'isolated'] as const) {
+    it(`QEMU 7.2 accepts the Linux/TCG argument list with its fd channels and seccomp (network ${network})`, async function () {
+      await acceptedByQemu(this, network);
+    });
+  }
+
+  async function acceptedByQemu(test: Mocha.Context, network: MachineSpec['network']): Promise<void> {
+    test.timeout(20_000);
     const { execa } = await import('execa');
     // -S + immediate quit over QMP proves the argument list parses and every
     // device and chardev exists, without booting anything; the kernel options
     // are dropped because QEMU loads the kernel even when paused.
-    const all = buildQemuArgs(spec());
+    const all = buildQemuArgs(spec({ network }));
     const args = all.filter((arg, i) => !['-kernel', '-initrd', '-append'].includes(arg) && !['-kernel', '-initrd', '-append'].includes(all[i - 1]!));
     const child = execa('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'], reject: false, buffer: { stderr: true } });
     const qmp = (child.stdio as unknown as NodeJS.ReadWriteStream[])[3]!;
@@ -164,7 +183,7 @@ describe('buildQemuArgs against the real QEMU', () => {
     const result = await child;
     assert.equal(greeted, true, `QEMU refused the arguments: ${String(result.stderr)}`);
     assert.equal(result.exitCode, 0, String(result.stderr));
-  });
+  }
 
   it('gives each extra serial port its own channel and device; raw streams get no device', () => {
     const args = buildQemuArgs(spec({ channels: fdChannels(['reg', 'mig']), serialPorts: [{ id: 'reg', name: 'org.pocketvm.registry.0' }], streams: ['mig'] }));

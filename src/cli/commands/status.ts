@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { NoSessionError, PocketError } from '../../errors.ts';
 import { sendControl } from '../../session/control-client.ts';
+import { describeNetwork } from '../../session/network-setting.ts';
 import { stickLayout } from '../../stick/layout.ts';
 import { describeHolder, isStale, readLock } from '../../stick/lock.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
@@ -48,6 +49,7 @@ export function registerStatus(program: Command, output: () => Output): void {
         `  the guest's writes to the stick: /host ${mib(files.usedBytes)} of ${mib(files.capBytes)} MiB${registry ? `, registry ${Math.ceil(registry.bytes / 1024)} of ${Math.floor(registry.limits.totalBytes / 1024)} KiB` : ''} (Storage\\ in the registry)`,
       );
     }
+    if (status.network) out.line(`  ${describeNetwork(status.network)}`);
     out.line(`  session pid ${status.pid}, QEMU pid ${status.qemuPid}, stick ${status.stick}`);
     if (status.user) out.line(`  user ${status.user} (home on an encrypted disk)`);
     out.line(`  logs: ${status.logs.console}`);

@@ -6,6 +6,7 @@ import type { GuestRegistry } from '../../guestregistry/registry.ts';
 import { hostFacts } from '../../hostprobe/host-facts.ts';
 import type { HostProfile } from '../../hostprobe/host-profile.ts';
 import type { StickLayout } from '../../stick/layout.ts';
+import { networkEnabled } from '../network-setting.ts';
 import { openSessionRegistry, REGISTRY_CMDLINE_WORD, registryChannel, registrySizingOverrides } from '../session-registry.ts';
 import type { LaunchFeature } from '../launch/feature.ts';
 import type { Teardown } from '../launch/teardown.ts';
@@ -45,6 +46,8 @@ export async function registryFeature(args: {
       channels: [registryChannel(registry, args.log, limits)],
       cmdline: [REGISTRY_CMDLINE_WORD],
       sizing: registrySizingOverrides(registry),
+      // Network\Enabled = false: the card stays, restricted (src/session/network-setting.ts).
+      ...(networkEnabled(registry) ? {} : { isolatesNetwork: true }),
       // The stick keeps a suspend's worth free, whatever the guest writes through /host.
       planned: (machine) => limits.setGuestMemory(machine.memoryMiB),
     },

@@ -61,6 +61,8 @@ export interface LaunchFeature {
   readonly sharesGuestRam?: boolean;
   /** The guest's memory and vCPUs as this feature would have them (the registry's Machine values). */
   readonly sizing?: SizingOverrides;
+  /** Keeps the guest's network card but lets nothing through it (the registry's Network\Enabled = false). */
+  readonly isolatesNetwork?: boolean;
   /** PCIe ports kept free for devices plugged in while QEMU is paused. */
   readonly hotplugPorts?: number;
   readonly shape?: MachineShape;

@@ -2,14 +2,17 @@
 // accelerators, the guest's size and what the features bring: every channel
 // gets its descriptor (built once, for QEMU and for the features that use
 // them), each serial port, card and raw stream its device, the kernel command
-// line its words. A feature with a shape (a resume) fixes memory, vCPUs, CPU
-// model and the one accelerator. Nothing here starts anything.
+// line its words, the payload's network card its mode (isolated when a
+// feature says so: src/session/network-setting.ts). A feature with a shape
+// (a resume) fixes memory, vCPUs, CPU model and the one accelerator. Nothing
+// here starts anything.
 import type { GuestPayload } from '../../payload/guest-payload.ts';
 import type { AcceleratorPlan } from '../../vmm/accelerator-fallback.ts';
 import type { HostOs, MachineSpec } from '../../vmm/machine-spec.ts';
 import { PORTABLE_CPU_MODEL } from '../../vmm/migration.ts';
 import { fdChannels } from '../../vmm/qemu-process.ts';
 import type { ExtraChannel } from '../extra-channel.ts';
+import { guestNetwork, NETWORK_CMDLINE_WORD } from '../network-setting.ts';
 import type { MachineSizing } from '../sizing.ts';
 import type { LaunchFeature, Restore } from './feature.ts';
 
@@ -41,6 +44,11 @@ export function planMachine(args: {
   for (const feature of features) feature.planned?.({ memoryMiB, cpus });
   const channels = features.flatMap((feature) => feature.channels ?? []);
   const cmdline = features.flatMap((feature) => feature.cmdline ?? []);
+  const network = guestNetwork(
+    payload.manifest.devices.network,
+    features.some((feature) => feature.isolatesNetwork),
+  );
+  if (network !== 'none') cmdline.push(NETWORK_CMDLINE_WORD);
   const hotplugPorts = features.reduce((sum, feature) => sum + (feature.hotplugPorts ?? 0), 0);
   return {
     spec: {
@@ -53,7 +61,7 @@ export function planMachine(args: {
       initrd: payload.initrd,
       cmdline: [payload.manifest.cmdline, ...cmdline].join(' '),
       disks: [],
-      network: payload.manifest.devices.network,
+      network,
       channels: fdChannels(channels.map((channel) => channel.id)),
       serialPorts: channels.flatMap((channel) => (channel.kind === 'serial' ? [{ id: channel.id, name: channel.name ?? channel.id }] : [])),
       nics: channels.flatMap((channel) => (channel.kind === 'nic' ? [{ id: channel.id, mac: channel.mac ?? '' }] : [])),
