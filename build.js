@@ -19,6 +19,7 @@ const usage = `usage: node build.js <step> [options]
 steps:
   deps                 install npm dependencies (and Node 24) when missing or stale
   payload [--force]    build the guest payload (kernel + initramfs) from Debian packages
+  image <guest> [--force]  an image guest's read-only base (images/<guest>/recipe.json; docs/images.md)
   typecheck            type-check the TypeScript sources (strict)
   test [--tier T] [mocha args]  deps (+ payload) when missing, typecheck, then the
                        unit tier and the integration tier (--tier unit|integration: one)

@@ -3,7 +3,7 @@
 // (src/cli/checkout-build.ts), so src/ does not import build/. These types
 // hold those modules to the shapes the launcher calls: a change that breaks
 // the launcher fails the typecheck here.
-import type { PayloadBuilder, PreloadBuilder, StickBuilder, StickPlatform } from '../src/cli/checkout-build.ts';
+import type { ImageBuilder, PayloadBuilder, PreloadBuilder, StickBuilder, StickPlatform } from '../src/cli/checkout-build.ts';
 import type { ExecutablePlatform } from './stick/executables.ts';
 
 type Holds<Module extends Shape, Shape> = Module;
@@ -12,6 +12,7 @@ type Is<T extends true> = T;
 
 export type LauncherContract = [
   Holds<typeof import('./payload.ts'), PayloadBuilder>,
+  Holds<typeof import('./image.ts'), ImageBuilder>,
   Holds<typeof import('./stick/no-dump-preload.ts'), PreloadBuilder>,
   Holds<typeof import('./stick/stick.ts'), StickBuilder>,
   Is<Same<ExecutablePlatform, StickPlatform>>,

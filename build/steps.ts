@@ -39,6 +39,27 @@ async function payload(args: string[]): Promise<number> {
   }
 }
 
+async function image(args: string[]): Promise<number> {
+  const guest = args.find((arg) => !arg.startsWith('-'));
+  if (args.includes('--help') || !guest) {
+    process.stdout.write(
+      'usage: node build.js image <guest> [--force]\n\nBuilds payload/<guest>/: a read-only ext4 base image from images/<guest>/recipe.json, the kernel it boots with, its manifest (docs/images.md).\n',
+    );
+    return guest || args.includes('--help') ? 0 : 2;
+  }
+  const { buildImage } = await import('./image.ts');
+  try {
+    const result = await buildImage({ root, guest, force: args.includes('--force') });
+    process.stdout.write(
+      `image ${result.guest}: base ${result.sha256.slice(0, 12)}, ${(result.bytes / 1048576).toFixed(0)} MiB, ${result.cached ? 'up to date' : 'built'} in ${result.seconds.toFixed(1)} s\n`,
+    );
+    return 0;
+  } catch (error) {
+    process.stderr.write(`pocketvm: error: ${(error as Error).message}\n`);
+    return 4;
+  }
+}
+
 function typecheck(): number {
   return run(node, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', root]);
 }
@@ -153,6 +174,8 @@ export async function runStep(step: string, args: string[]): Promise<number> {
   switch (step) {
     case 'payload':
       return payload(args);
+    case 'image':
+      return image(args);
     case 'typecheck':
       return typecheck();
     case 'test':

@@ -22,6 +22,7 @@ export const ExitCode = {
   stickRemoved: 15,
   hostWrites: 16,
   savedState: 17,
+  systemImage: 18,
   interrupted: 130,
 } as const;
 
@@ -201,6 +202,18 @@ export class HostWritesError extends PocketError {
 export class SavedStateError extends PocketError {
   constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
     super('savedState', message, options);
+  }
+}
+
+/**
+ * An image guest's system cannot be used (docs/images.md): its base image is
+ * missing or not the one its manifest names (`reason` `missing`, `corrupt`),
+ * or a user's overlay was made over another base that is no longer on the
+ * stick (`other-base`), or the overlay itself is damaged (`overlay`).
+ */
+export class SystemImageError extends PocketError {
+  constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super('systemImage', message, options);
   }
 }
 

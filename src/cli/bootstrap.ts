@@ -10,7 +10,7 @@ import { platformOf } from '../platform/current.ts';
 import { initStick } from '../stick/init-stick.ts';
 import { stickLayout } from '../stick/layout.ts';
 import { codeRoot, isDevCheckout } from '../stick/stick-root.ts';
-import { importBuild, type PayloadBuilder, type PreloadBuilder } from './checkout-build.ts';
+import { type ImageBuilder, importBuild, type PayloadBuilder, type PreloadBuilder } from './checkout-build.ts';
 import type { Output } from './output.ts';
 import { progressRenderer } from './progress.ts';
 import { VERSION } from './version.ts';
@@ -40,6 +40,19 @@ export async function ensurePayloadBuilt(output: Output, guest: string): Promise
   if (existsSync(join(sourcePayloadRoot, guest, CHECKSUM_FILE))) return;
   if (!isDevCheckout()) {
     throw new PayloadError(`the ${guest} payload is missing from ${sourcePayloadRoot}`, { hint: 'copy a complete stick again' });
+  }
+  if (existsSync(join(codeRoot, 'images', guest, 'recipe.json'))) {
+    // An image guest: its base image from its recipe (docs/images.md), after the payload it boots with.
+    await ensurePayloadBuilt(output, 'default');
+    output.info(`building the ${guest} guest's base image (first run only) ...`);
+    const { buildImage } = await importBuild<ImageBuilder>('image.ts');
+    const progress = progressRenderer(output);
+    try {
+      await buildImage({ root: codeRoot, guest, onProgress: progress.onProgress });
+    } finally {
+      progress.finish();
+    }
+    return;
   }
   output.info(`building the ${guest} guest payload from Debian packages (first run only; takes a few minutes) ...`);
   // build/ is not shipped on sticks; only a checkout reaches this import.

@@ -12,6 +12,10 @@ export interface PayloadBuilder {
   buildPayload(options: { root: string; guest?: string; onProgress?: (event: ProgressEvent) => void }): Promise<unknown>;
 }
 
+export interface ImageBuilder {
+  buildImage(options: { root: string; guest: string; onProgress?: (event: ProgressEvent) => void }): Promise<unknown>;
+}
+
 export interface PreloadBuilder {
   /** Compiles the LD_PRELOAD object for the host's QEMU into .cache/ when missing; its path. */
   ensureCheckoutNoDumpPreload(root: string): string;

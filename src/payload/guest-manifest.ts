@@ -25,11 +25,26 @@ const tableRule = z.strictObject({
   description: z.string().max(200).optional(),
 });
 
+// An image guest's read-only base (docs/images.md): its file is named by its
+// content, so a stick can keep an older base while an overlay still uses it.
+const baseImage = z
+  .strictObject({
+    file: payloadFileName,
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits'),
+    bytes: z.int().min(1),
+    /** What the payload's initramfs starts inside the image after switch_root. */
+    init: z.string().regex(/^\/[A-Za-z0-9._/-]+$/, 'an absolute path inside the image'),
+  })
+  .refine((image) => image.file === `base-${image.sha256}.ext4`, { path: ['file'], message: 'must be base-<sha256>.ext4' });
+
 export const GuestManifestSchema = z
   .strictObject({
     schemaVersion: z.literal(1),
     name: guestName,
     description: z.string().max(200).optional(),
+    /** payload: the system is the initramfs; image: the system is a base image under each user's overlay. */
+    kind: z.enum(['payload', 'image']).default('payload'),
+    image: baseImage.optional(),
     kernel: payloadFileName,
     initrd: payloadFileName,
     cmdline: z.string().max(2048),
@@ -50,7 +65,8 @@ export const GuestManifestSchema = z
     tables: z.array(tableRule).max(64).optional(),
   })
   .refine((m) => m.memory.recommendedMiB >= m.memory.minimumMiB, { path: ['memory', 'recommendedMiB'], message: 'must be at least memory.minimumMiB' })
-  .refine((m) => m.cpus.recommended >= m.cpus.minimum, { path: ['cpus', 'recommended'], message: 'must be at least cpus.minimum' });
+  .refine((m) => m.cpus.recommended >= m.cpus.minimum, { path: ['cpus', 'recommended'], message: 'must be at least cpus.minimum' })
+  .refine((m) => (m.kind === 'image') === (m.image !== undefined), { path: ['image'], message: 'required with kind "image", and only with it' });
 
 export type GuestManifest = z.infer<typeof GuestManifestSchema>;
 

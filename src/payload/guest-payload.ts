@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PayloadError } from '../errors.ts';
+import { PayloadError, SystemImageError } from '../errors.ts';
 import { type GuestManifest, loadManifest } from './guest-manifest.ts';
 
 export interface GuestPayload {
@@ -13,6 +13,16 @@ export interface GuestPayload {
   manifest: GuestManifest;
   kernel: string;
   initrd: string;
+  /** An image guest's read-only base, checked against the manifest's sha256 (docs/images.md). */
+  base?: BaseImage;
+}
+
+export interface BaseImage {
+  path: string;
+  sha256: string;
+  bytes: number;
+  /** The image's init, started by the payload's initramfs after switch_root. */
+  init: string;
 }
 
 export const CHECKSUM_FILE = 'SHA256SUMS';
@@ -72,5 +82,32 @@ export async function openGuestPayload(payloadRoot: string, guest: string): Prom
   }
   const sums = await readChecksums(dir);
   const [kernel, initrd] = await Promise.all([verifyFile(dir, manifest.kernel, sums), verifyFile(dir, manifest.initrd, sums)]);
-  return { dir, manifest, kernel, initrd };
+  const base = manifest.image ? await verifyBase(dir, manifest.image) : undefined;
+  return { dir, manifest, kernel, initrd, ...(base ? { base } : {}) };
+}
+
+/**
+ * The whole base is hashed: a base that is not byte for byte the one the
+ * manifest names would give every overlay over it a different system (an
+ * overlay is only valid over the exact base it was made on).
+ */
+export async function verifyBase(dir: string, image: NonNullable<GuestManifest['image']>): Promise<BaseImage> {
+  const path = join(dir, image.file);
+  let bytes: number;
+  try {
+    bytes = (await stat(path)).size;
+  } catch {
+    throw new SystemImageError(`the base image ${path} is missing`, {
+      hint: 'copy the guest onto the stick again (`launcher init-stick DIR --guest NAME`)',
+      details: { reason: 'missing', file: path },
+    });
+  }
+  const actual = bytes === image.bytes ? await sha256File(path) : undefined;
+  if (actual !== image.sha256) {
+    throw new SystemImageError(`the base image ${path} is corrupt: ${actual ? 'its sha256 is not the one its manifest names' : `${bytes} bytes, not ${image.bytes}`}`, {
+      hint: 'copy the guest onto the stick again (`launcher init-stick DIR --guest NAME`); nothing was changed',
+      details: { reason: 'corrupt', file: path, expected: image.sha256, ...(actual ? { actual } : { bytes }) },
+    });
+  }
+  return { path, sha256: image.sha256, bytes, init: image.init };
 }

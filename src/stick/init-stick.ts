@@ -3,12 +3,13 @@
 // interrupted init never leaves a file that looks complete.
 import { copyFile, mkdir, readdir, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { StickError, StickLockedError, UsageError } from '../errors.ts';
 import { replaceFileWith } from '../primitives/atomic-replace.ts';
 import { CHECKSUM_FILE, openGuestPayload } from '../payload/guest-payload.ts';
 import { platformOf } from '../platform/current.ts';
-import { STICK_FORMAT, type StickLayout, stickLayout } from './layout.ts';
+import { qcow2BackingFile } from '../primitives/qcow2-header.ts';
+import { STICK_FORMAT, type StickLayout, stickLayout, systemOverlayPath } from './layout.ts';
 import { acquireLock } from './lock.ts';
 import { assertWritable } from './stick-root.ts';
 
@@ -150,9 +151,13 @@ async function copyGuest(options: InitStickOptions, layout: StickLayout, guest: 
   await mkdir(targetDir, { recursive: true });
   // SHA256SUMS goes last: until it is there the copy is visibly incomplete.
   // registry.reg: the guest registry's defaults layer (src/guestregistry), when the payload has one.
+  // An image guest's base is content-addressed: one already on the stick under its name is that base (checked below) and not copied again.
+  const base = source.manifest.image?.file;
+  const copyBase = base !== undefined && !existsSync(join(targetDir, base));
   const files = [
     source.manifest.kernel,
     source.manifest.initrd,
+    ...(copyBase ? [base] : []),
     'guest.json',
     ...(existsSync(join(source.dir, 'registry.reg')) ? ['registry.reg'] : []),
     CHECKSUM_FILE,
@@ -168,4 +173,26 @@ async function copyGuest(options: InitStickOptions, layout: StickLayout, guest: 
   }
   report({ step: 'copy', message: `copied ${guest}`, done, total, unit: 'bytes' });
   await openGuestPayload(layout.payloadRoot, guest);
+  if (base) await removeUnusedBases(layout, guest, base);
+}
+
+/**
+ * Older bases of an image guest stay on the stick while a user's system
+ * overlay was made over them (an overlay is valid only over its own base,
+ * docs/images.md); the others go.
+ */
+async function removeUnusedBases(layout: StickLayout, guest: string, current: string): Promise<void> {
+  const dir = join(layout.payloadRoot, guest);
+  const inUse = new Set([current]);
+  for (const user of existsSync(layout.usersRoot) ? await readdir(layout.usersRoot) : []) {
+    const overlay = systemOverlayPath(layout, user, guest);
+    if (!existsSync(overlay)) continue;
+    // An overlay that cannot be read keeps every base: nothing it might need is removed.
+    const backing = await qcow2BackingFile(overlay).catch(() => null);
+    if (backing === null) return;
+    if (backing) inUse.add(basename(backing));
+  }
+  for (const name of await readdir(dir)) {
+    if (/^base-[0-9a-f]{64}\.ext4$/.test(name) && !inUse.has(name)) await rm(join(dir, name), { force: true });
+  }
 }

@@ -53,3 +53,11 @@ export function dyntablePaths(layout: StickLayout, user: string): { filesDir: st
   const dir = join(layout.usersRoot, user);
   return { filesDir: join(dir, 'files'), upperDir: join(dir, 'upper'), confirmations: join(dir, 'tables-confirmed.json') };
 }
+
+/**
+ * A user's system overlay for an image guest (docs/images.md): every change
+ * they make to the whole system, copy-on-write over the guest's read-only base.
+ */
+export function systemOverlayPath(layout: StickLayout, user: string, guest: string): string {
+  return join(layout.usersRoot, user, 'disks', `${guest}.system.qcow2`);
+}

@@ -33,6 +33,13 @@ export interface EncryptedDiskOptions {
    * QMP, the only way to the object, is the launcher's alone.)
    */
   keepSecret?: boolean;
+  /**
+   * A copy-on-write overlay: reads of clusters it never wrote come from this
+   * block node (already open, read-only). `fileName` is what the qcow2
+   * header records as its backing file (informative only: the node is given
+   * at every open, never looked up by that name).
+   */
+  backing?: { node: string; fileName: string };
 }
 
 export interface EncryptedDiskResult {
@@ -87,6 +94,7 @@ async function createImageAt(qmp: QmpClient, options: EncryptedDiskOptions, file
         driver: 'qcow2',
         file: fileNode,
         size: options.sizeBytes,
+        ...(options.backing ? { 'backing-file': options.backing.fileName, 'backing-fmt': 'raw' } : {}),
         ...(secretId ? { encrypt: { format: 'luks', 'key-secret': secretId, 'iter-time': LUKS_ITER_TIME_MS, 'hash-alg': LUKS_HASH } } : {}),
       },
       timeoutMs,
@@ -174,6 +182,7 @@ export async function attachEncryptedDisk(qmp: QmpClient, options: EncryptedDisk
         // disk (src/session/surprise-removal.ts). The file node inherits this.
         cache: { direct: false, 'no-flush': false },
         file: { driver: 'file', filename: options.path },
+        ...(options.backing ? { backing: options.backing.node } : {}),
         ...(secretId ? { encrypt: { format: 'luks', 'key-secret': secretId } } : {}),
       });
     } catch (error) {

@@ -17,6 +17,9 @@ import { namespaceFeature } from '../features/namespace-feature.ts';
 import { personalDiskFeature } from '../features/personal-disk-feature.ts';
 import { registryFeature } from '../features/registry-feature.ts';
 import { resumeFeature } from '../features/resume-feature.ts';
+import { systemDiskFeature } from '../features/system-disk-feature.ts';
+import { overlayBase } from '../system-disk.ts';
+import { SystemImageError } from '../../errors.ts';
 import { type MachineSizing, sizeMachine } from '../sizing.ts';
 import type { StickLimits } from '../stick-limits.ts';
 import type { StateContext } from '../suspend.ts';
@@ -51,6 +54,17 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
   const log = (message: string) => transportLog.line(`launcher: ${message}`);
   const features: LaunchFeature[] = [];
   if (user) features.push(personalDiskFeature({ layout, guest, user, onMessage: (message) => ctx.emit({ stage: 'boot', message }) }));
+  if (payload.base) {
+    // An image guest's system is a user's own overlay: there is none without a user.
+    if (!user)
+      throw new SystemImageError(`the ${guest} guest boots from a disk image and needs a signed-in user for its system overlay`, {
+        details: { reason: 'no-user' },
+      });
+    const chosen = await overlayBase(layout, payload, user.name, guest);
+    if (!chosen.current)
+      ctx.notice(`a newer ${guest} base is on the stick; ${user.name}'s system stays on its older base until \`launcher upgrade --guest ${guest}\``);
+    features.push(systemDiskFeature({ chosen, guest, user, onMessage: (message) => ctx.emit({ stage: 'boot', message }) }));
+  }
   if (options.consoleAsRoot) features.push(consoleRootFeature());
   let registry: GuestRegistry | undefined;
   let limits: StickLimits | undefined;

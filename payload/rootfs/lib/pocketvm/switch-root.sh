@@ -1,0 +1,46 @@
+# Sourced by /init in the initramfs when the command line says
+# pocketvm.root=SERIAL: an image guest (docs/images.md). The system is the
+# virtio disk with that serial (the user's encrypted overlay over the read-only
+# base, src/session/system-disk.ts): mount it, give back what the initramfs
+# mounted, and start the image's own init (pocketvm.init, /sbin/init when
+# absent) on it. This kernel's modules stay loaded; the image brings the same
+# modules and pocketvm's services for everything else. Never returns: a
+# system that cannot be mounted powers the guest off, so the launcher reports
+# the boot failed instead of running the initramfs as if it were the system.
+root_serial=$(cmdline_value pocketvm.root)
+root_init=$(cmdline_value pocketvm.init) || root_init=/sbin/init
+
+root_failed() {
+	log "cannot start the system on disk $root_serial: $*"
+	sync
+	poweroff -f
+	while :; do sleep 3600; done
+}
+
+load_modules blk
+root_dev=
+i=0
+while [ $i -lt 500 ]; do
+	for serial in /sys/block/vd*/serial; do
+		[ -r "$serial" ] || continue
+		read -r s <"$serial"
+		if [ "$s" = "$root_serial" ]; then
+			root_dev=${serial%/serial}
+			root_dev=/dev/${root_dev##*/}
+		fi
+	done
+	[ -n "$root_dev" ] && [ -b "$root_dev" ] && break
+	root_dev=
+	i=$((i + 1))
+	sleep 0.02
+done
+[ -n "$root_dev" ] || root_failed "no such disk"
+mkdir -p /newroot
+mount -t ext4 -o rw,noatime "$root_dev" /newroot || root_failed "mount failed"
+[ -x "/newroot$root_init" ] || root_failed "no $root_init in it"
+trace "system disk mounted"
+# The image's init mounts the kernel file systems itself, as on any boot.
+umount /dev/pts /run /tmp /sys 2>/dev/null
+umount /dev 2>/dev/null
+umount /proc 2>/dev/null
+exec switch_root /newroot "$root_init"
