@@ -1,7 +1,10 @@
 // The desktop guest (images/desktop/) booted by bare QEMU for its
-// integration tests and its benchmark: the image built once and cached
-// (build/desktop-image.ts), the payload's kernel, the image's own initramfs,
-// the base opened read-only with a throw-away overlay (snapshot=on), and the
+// integration tests and its benchmark: the image built once by img's build
+// step (`node build.js image desktop`, build/image.ts; cached in payload/desktop/
+// and .cache/image/desktop/), booted as the launcher boots an image guest (the
+// payload's kernel and initramfs, which switch_roots into the disk with serial
+// pocketvm-root) but with the base under a throw-away overlay (snapshot=on)
+// instead of the user's encrypted one, and the
 // devices a desktop session has: virtio-vga behind QEMU's VNC (a UNIX socket in
 // a private folder), the qemu-vdagent clipboard port, the guest agent and,
 // when given a registry, the launcher's registry port served by the real
@@ -13,25 +16,34 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildDesktopImage, describeDesktopImage, type DesktopImage } from '../../build/desktop-image.ts';
+import { buildImage, type ImageBuildResult } from '../../build/image.ts';
 import { serveGuestChannel, REGISTRY_PORT_NAME, type ChannelRegistry } from '../../src/guestregistry/guest-channel.ts';
 import { DESKTOP_READY_MARKER } from '../../src/payload/desktop-guest.ts';
+import { ROOT_DISK_SERIAL, systemCmdline } from '../../src/session/system-disk.ts';
 import { GuestAgentClient } from '../../src/vmm/guest-agent-client.ts';
 import { QmpClient } from '../../src/vmm/qmp-client.ts';
 import { repoRoot } from './harness.ts';
 
-let built: Promise<DesktopImage> | undefined;
+let built: Promise<ImageBuildResult> | undefined;
 
-/** The desktop image, built at most once per process (and reused from .cache/ across runs). */
-export function desktopImage(): Promise<DesktopImage> {
-  built ??= buildDesktopImage(repoRoot, { log: (line) => process.stderr.write(`      desktop image: ${line}\n`) }).then((image) => {
-    process.stderr.write(`      ${describeDesktopImage(image)}\n`);
+/** The desktop image, built at most once per process (and reused across runs: build/image.ts's stamp). */
+export function desktopImage(): Promise<ImageBuildResult> {
+  built ??= buildImage({
+    root: repoRoot,
+    guest: 'desktop',
+    onProgress: (event) => {
+      if (event.step !== 'hook' && event.step !== 'debian') process.stderr.write(`      image: ${event.step}: ${event.message}\n`);
+    },
+  }).then((image) => {
+    process.stderr.write(
+      `      desktop image: ${(image.bytes / 1048576).toFixed(0)} MiB, ${image.cached ? 'up to date' : `built in ${image.seconds.toFixed(0)} s`}\n`,
+    );
     return image;
   });
   return built;
 }
 
-export interface DesktopBootOptions {
+interface DesktopBootOptions {
   user: string;
   /** Served on org.pocketvm.registry.0 (the guest reads Host\... from it). */
   registry?: ChannelRegistry;
@@ -60,7 +72,7 @@ export async function bootDesktop(options: DesktopBootOptions): Promise<DesktopM
   const logDir = options.logDir ?? dir;
   const consoleLog = join(logDir, 'desktop.console.log');
   const socket = (name: string) => join(dir, `${name}.sock`);
-  const cmdline = ['console=ttyS0', 'root=LABEL=pocketvm-desktop', 'ro', 'panic=-1', `pocketvm.user=${options.user}`];
+  const cmdline = ['console=ttyS0', 'panic=-1', 'rdinit=/init', ...systemCmdline({ init: '/sbin/init' }), `pocketvm.user=${options.user}`];
   const args = [
     '-machine',
     'q35',
@@ -73,11 +85,13 @@ export async function bootDesktop(options: DesktopBootOptions): Promise<DesktopM
     '-nodefaults',
     '-no-user-config',
     '-kernel',
-    image.kernel,
+    join(image.dir, 'vmlinuz'),
     '-initrd',
-    image.initrd,
+    join(image.dir, 'initrd.img'),
     '-drive',
-    `file=${image.image},format=raw,if=virtio,snapshot=on`,
+    `file=${image.base},format=raw,if=none,id=system,snapshot=on`,
+    '-device',
+    `virtio-blk-pci,drive=system,serial=${ROOT_DISK_SERIAL}`,
     '-device',
     'virtio-vga',
     '-display',
@@ -154,8 +168,7 @@ export async function bootDesktop(options: DesktopBootOptions): Promise<DesktopM
       },
       async stop() {
         await stopQemu(qemu, sockets);
-        if (!options.logDir) await rm(dir, { recursive: true, force: true });
-        else await rm(dir, { recursive: true, force: true });
+        await rm(dir, { recursive: true, force: true });
       },
     };
   } catch (error) {
