@@ -30,6 +30,10 @@ grep -v '^#' modules-exclude.txt | while IFS= read -r dir; do
 done
 chroot "$tree" depmod -a "$version"
 
+# The payload's reg (usr/bin/reg) is written for busybox's ash ($'\t',
+# ${var//x/y}); here /bin/sh is dash, so it runs under bash.
+sed -i '1s|^#!/bin/sh$|#!/bin/bash|' "$tree/usr/bin/reg"
+
 # Manuals and documentation nobody reads on this desktop (licences stay).
 rm -rf "$tree/usr/share/man" "$tree/usr/share/info"
 find "$tree/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete 2>/dev/null || true

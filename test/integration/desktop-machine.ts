@@ -72,7 +72,9 @@ export async function bootDesktop(options: DesktopBootOptions): Promise<DesktopM
   const logDir = options.logDir ?? dir;
   const consoleLog = join(logDir, 'desktop.console.log');
   const socket = (name: string) => join(dir, `${name}.sock`);
-  const cmdline = ['console=ttyS0', 'panic=-1', 'rdinit=/init', ...systemCmdline({ init: '/sbin/init' }), `pocketvm.user=${options.user}`];
+  // The command line the launcher gives an image guest: the manifest's, then the system disk and its init.
+  const manifest = JSON.parse(readFileSync(join(image.dir, 'guest.json'), 'utf8')) as { cmdline: string; image: { init: string } };
+  const cmdline = [manifest.cmdline, ...systemCmdline(manifest.image), `pocketvm.user=${options.user}`];
   const args = [
     '-machine',
     'q35',

@@ -13,7 +13,9 @@ const dir = fileURLToPath(new URL('../../images/desktop/', import.meta.url));
 describe('the desktop image recipe (images/desktop)', () => {
   it('is a valid image recipe with a Debian system, a hook and systemd as init', async () => {
     const recipe = await readImageRecipe(join(dir, 'recipe.json'));
-    assert.equal(recipe.init, '/sbin/init');
+    // Not /sbin/init: in merged-/usr Debian that is an absolute symlink, which the
+    // initramfs cannot follow into the system disk before switch_root.
+    assert.equal(recipe.init, '/usr/lib/systemd/systemd');
     assert.equal(recipe.hook, 'hook.sh');
     for (const name of ['xserver-xorg-core', 'openbox', 'xterm', 'pcmanfm', 'mousepad', 'firefox-esr', 'spice-vdagent', 'qemu-guest-agent', 'locales', 'tzdata']) {
       assert.ok(recipe.mmdebstrap?.packages.includes(name), name);
