@@ -30,9 +30,16 @@ grep -v '^#' modules-exclude.txt | while IFS= read -r dir; do
 done
 chroot "$tree" depmod -a "$version"
 
-# The payload's reg (usr/bin/reg) is written for busybox's ash ($'\t',
-# ${var//x/y}); here /bin/sh is dash, so it runs under bash.
-sed -i '1s|^#!/bin/sh$|#!/bin/bash|' "$tree/usr/bin/reg"
+# The payload's reg (usr/bin/reg) is written for busybox: its ash ($'\t',
+# ${var//x/y}; here /bin/sh is dash, so it runs under bash) and its awk,
+# which takes the reply lines from the port as they come (Debian's mawk
+# waits to fill its buffer unless told -W interactive, and the port never
+# ends). A reg that no longer has these lines fails the build here.
+grep -q '^#!/bin/sh$' "$tree/usr/bin/reg" && grep -q '^awk -v id=' "$tree/usr/bin/reg" || {
+	echo "hook.sh: usr/bin/reg changed; see the comment above its patch" >&2
+	exit 1
+}
+sed -i -e '1s|^#!/bin/sh$|#!/bin/bash|' -e 's|^awk -v id=|mawk -W interactive -v id=|' "$tree/usr/bin/reg"
 
 # Manuals and documentation nobody reads on this desktop (licences stay).
 rm -rf "$tree/usr/share/man" "$tree/usr/share/info"
