@@ -22,6 +22,8 @@ export const ExitCode = {
   stickRemoved: 15,
   hostWrites: 16,
   savedState: 17,
+  guestState: 30,
+  guestConfig: 31,
   interrupted: 130,
 } as const;
 
@@ -201,6 +203,30 @@ export class HostWritesError extends PocketError {
 export class SavedStateError extends PocketError {
   constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
     super('savedState', message, options);
+  }
+}
+
+/**
+ * A guest command met a guest in a state it does not accept (src/guests/guest-states.ts):
+ * the message names the guest, its current state and the states the command
+ * accepts. Also: no such guest (`reason: missing`), a name already taken
+ * (`reason: exists`), a guest another launcher is changing (`reason: busy`).
+ */
+export class GuestStateError extends PocketError {
+  constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super('guestState', message, options);
+  }
+}
+
+/**
+ * A guest's configuration refused input (a property, value or resource that
+ * does not exist or is out of bounds; nothing was staged), or `guest config
+ * verify`/`commit` found problems in the staged configuration: `details.problems`
+ * lists every one, and nothing was committed.
+ */
+export class GuestConfigError extends PocketError {
+  constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super('guestConfig', message, options);
   }
 }
 

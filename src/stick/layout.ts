@@ -53,3 +53,8 @@ export function dyntablePaths(layout: StickLayout, user: string): { filesDir: st
   const dir = join(layout.usersRoot, user);
   return { filesDir: join(dir, 'files'), upperDir: join(dir, 'upper'), confirmations: join(dir, 'tables-confirmed.json') };
 }
+
+/** Where the guests' own records live (src/guests/guest-store.ts): one folder per guest. */
+export function guestsRoot(layout: StickLayout): string {
+  return join(layout.root, 'guests');
+}
