@@ -60,6 +60,7 @@ interface Rule {
  * - install accepts incomplete (an interrupted install or uninstall is finished by
  *   installing again); uninstall and delete accept it too, so no state is a dead end;
  * - delete accepts unavailable: a guest whose files are gone can always be removed;
+ * - boot of a suspended guest resumes it;
  * - clone copies a guest at rest: installed (or down to installed), never one that runs.
  */
 export const TRANSITIONS: Readonly<Record<GuestCommand, Rule>> = {
@@ -74,7 +75,7 @@ export const TRANSITIONS: Readonly<Record<GuestCommand, Rule>> = {
   delete: { says: 'guest delete', accepts: ['configured', 'installed', 'incomplete', 'unavailable'], to: 'gone' },
   clone: { says: 'guest clone', accepts: ['installed'], to: 'same' },
   ready: { says: 'guest ready', accepts: ['installed'], to: 'ready' },
-  boot: { says: 'guest boot', accepts: ['installed', 'ready'], to: 'running' },
+  boot: { says: 'guest boot', accepts: ['installed', 'ready', 'suspended'], to: 'running' },
   halt: { says: 'guest halt', accepts: ['ready', 'running', 'shutting_down', 'down'], to: 'installed' },
   reboot: { says: 'guest reboot', accepts: ['running'], to: 'running' },
   shutdown: { says: 'guest shutdown', accepts: ['running'], to: 'installed' },
