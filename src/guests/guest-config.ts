@@ -23,14 +23,24 @@ const share = z.strictObject({
 });
 
 /** An extra empty disk for the guest, made at install. */
-const disk = z.strictObject({ name: resourceName, sizeMiB: z.int().min(1).max(4 * 1024 * 1024) });
+const disk = z.strictObject({
+  name: resourceName,
+  sizeMiB: z
+    .int()
+    .min(1)
+    .max(4 * 1024 * 1024),
+});
 
 export const DEVICE_KINDS = ['rng', 'tablet', 'serial'] as const;
 const device = z.strictObject({ name: resourceName, kind: z.enum(DEVICE_KINDS) });
 
 export const GuestConfigSchema = z.strictObject({
   /** Absent: sized from the host at each launch (src/session/sizing.ts). */
-  memoryMiB: z.int().min(1).max(1 << 20).optional(),
+  memoryMiB: z
+    .int()
+    .min(1)
+    .max(1 << 20)
+    .optional(),
   cpus: z.int().min(1).max(256).optional(),
   network: z.enum(['none', 'user']),
   display: z.enum(['none', 'window', 'page']),
@@ -40,7 +50,6 @@ export const GuestConfigSchema = z.strictObject({
 });
 
 export type GuestConfig = z.infer<typeof GuestConfigSchema>;
-export type ShareResource = z.infer<typeof share>;
 export type ResourceKind = 'share' | 'disk' | 'device';
 
 /** What the source (payload or image) says the guest needs at least; verify checks against it. */
@@ -57,7 +66,8 @@ function refused(message: string, hint: string): GuestConfigError {
 }
 
 function positiveInt(text: string, what: string): number {
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw refused(`${what} must be a whole number of at least 1, not "${text}"`, `e.g. guest config NAME set ${what} 2`);
+  if (!/^\d+$/.test(text) || Number(text) < 1)
+    throw refused(`${what} must be a whole number of at least 1, not "${text}"`, `e.g. guest config NAME set ${what} 2`);
   return Number(text);
 }
 
@@ -80,7 +90,8 @@ export function setProperty(config: GuestConfig, property: string, value: string
       next.network = value;
       break;
     case 'display':
-      if (value !== 'none' && value !== 'window' && value !== 'page') throw refused(`display is none, window or page, not "${value}"`, 'guest config NAME set display none');
+      if (value !== 'none' && value !== 'window' && value !== 'page')
+        throw refused(`display is none, window or page, not "${value}"`, 'guest config NAME set display none');
       next.display = value;
       break;
   }
@@ -103,17 +114,21 @@ export interface AddArguments {
 export function addResource(config: GuestConfig, add: AddArguments): GuestConfig {
   const next = structuredClone(config);
   const taken = (list: Array<{ name: string }>) => {
-    if (list.some((item) => item.name === add.name)) throw refused(`the guest already has a ${add.kind} named ${add.name}`, `remove it first: guest config NAME remove ${add.kind} ${add.name}`);
+    if (list.some((item) => item.name === add.name))
+      throw refused(`the guest already has a ${add.kind} named ${add.name}`, `remove it first: guest config NAME remove ${add.kind} ${add.name}`);
   };
   if (!resourceName.safeParse(add.name).success) throw refused(`"${add.name}" is not a ${add.kind} name`, 'names are letters, digits, . _ -, at most 64');
   switch (add.kind) {
     case 'share': {
       const [guestPath, hostPath] = add.args;
-      if (!guestPath || add.args.length > 2) throw refused('add share takes NAME GUESTPATH [HOSTPATH]', 'e.g. guest config NAME add share docs /host/docs ~/Documents');
+      if (!guestPath || add.args.length > 2)
+        throw refused('add share takes NAME GUESTPATH [HOSTPATH]', 'e.g. guest config NAME add share docs /host/docs ~/Documents');
       const table = add.table ?? (hostPath === undefined ? 'FIT' : 'FET');
       const mode = add.mode ?? (table === 'FET' ? 'cow' : undefined);
-      if (table !== 'FIT' && table !== 'FET') throw refused(`--table is FIT or FET, not "${table}"`, 'FIT: the path comes from the stick; FET: from a host folder');
-      if (mode !== undefined && mode !== 'cow' && mode !== 'readonly') throw refused(`--mode is cow or readonly, not "${mode}"`, 'cow: the guest writes to the stick, never the host');
+      if (table !== 'FIT' && table !== 'FET')
+        throw refused(`--table is FIT or FET, not "${table}"`, 'FIT: the path comes from the stick; FET: from a host folder');
+      if (mode !== undefined && mode !== 'cow' && mode !== 'readonly')
+        throw refused(`--mode is cow or readonly, not "${mode}"`, 'cow: the guest writes to the stick, never the host');
       taken(next.shares);
       next.shares.push({ name: add.name, table, guestPath, ...(hostPath === undefined ? {} : { hostPath }), ...(mode === undefined ? {} : { mode }) });
       break;
@@ -158,14 +173,16 @@ export function verifyConfig(config: unknown, needs: SourceNeeds): string[] {
   if (!parsed.success) return parsed.error.issues.map((issue) => `${issue.path.join('.') || '(top level)'}: ${issue.message}`);
   const c = parsed.data;
   const problems: string[] = [];
-  if (c.memoryMiB !== undefined && c.memoryMiB < needs.minimumMiB) problems.push(`memory ${c.memoryMiB} MiB is below the ${needs.minimumMiB} MiB the guest needs at least`);
+  if (c.memoryMiB !== undefined && c.memoryMiB < needs.minimumMiB)
+    problems.push(`memory ${c.memoryMiB} MiB is below the ${needs.minimumMiB} MiB the guest needs at least`);
   if (c.cpus !== undefined && c.cpus < needs.minimumCpus) problems.push(`cpus ${c.cpus} is below the ${needs.minimumCpus} the guest needs at least`);
   const guestPaths = new Map<string, string>();
   for (const s of c.shares) {
     const normal = posix.normalize(s.guestPath);
     if (!s.guestPath.startsWith('/') || normal !== s.guestPath.replace(/\/+$/, '') || s.guestPath.split('/').includes('..'))
       problems.push(`share ${s.name}: guest path ${s.guestPath} is not an absolute, normalised path`);
-    else if (normal !== '/host' && !normal.startsWith('/host/')) problems.push(`share ${s.name}: guest path ${s.guestPath} is not under /host, where the guest sees host folders`);
+    else if (normal !== '/host' && !normal.startsWith('/host/'))
+      problems.push(`share ${s.name}: guest path ${s.guestPath} is not under /host, where the guest sees host folders`);
     const other = guestPaths.get(normal);
     if (other) problems.push(`share ${s.name}: guest path ${s.guestPath} is also share ${other}'s`);
     guestPaths.set(normal, s.name);
@@ -177,7 +194,8 @@ export function verifyConfig(config: unknown, needs: SourceNeeds): string[] {
   }
   const totalDiskMiB = c.disks.reduce((sum, d) => sum + d.sizeMiB, 0);
   if (totalDiskMiB > 64 * 1024) problems.push(`the extra disks add up to ${totalDiskMiB} MiB, more than the 65536 MiB a guest may have`);
-  if (c.display === 'page' && c.devices.every((d) => d.kind !== 'tablet')) problems.push('display page needs a tablet device for the pointer (guest config NAME add device pointer tablet)');
+  if (c.display === 'page' && c.devices.every((d) => d.kind !== 'tablet'))
+    problems.push('display page needs a tablet device for the pointer (guest config NAME add device pointer tablet)');
   return problems;
 }
 

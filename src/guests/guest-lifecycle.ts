@@ -48,7 +48,10 @@ export async function requireGuest(layout: StickLayout, name: string): Promise<G
   const payload = await sourceDriver({ kind: 'payload', name }).present(layout, name);
   throw new GuestStateError(
     payload ? `guest ${name} has no record yet: it is the payload ${name} of a stick made before guests` : `there is no guest named ${name} on ${layout.root}`,
-    { hint: payload ? `make its record with: launcher guest create ${name} --from ${name}` : 'launcher guest list shows the guests', details: { reason: 'missing', guest: name } },
+    {
+      hint: payload ? `make its record with: launcher guest create ${name} --from ${name}` : 'launcher guest list shows the guests',
+      details: { reason: 'missing', guest: name },
+    },
   );
 }
 
@@ -83,9 +86,18 @@ export async function createGuest(layout: StickLayout, name: string, from: strin
   try {
     const paths = guestPaths(layout, name);
     if (existsSync(paths.dir))
-      throw new GuestStateError(`there is a guest named ${name} already`, { hint: 'pick another name, or delete it first', details: { reason: 'exists', guest: name } });
+      throw new GuestStateError(`there is a guest named ${name} already`, {
+        hint: 'pick another name, or delete it first',
+        details: { reason: 'exists', guest: name },
+      });
     const source = await resolveSource(layout, from);
-    const record: GuestRecord = { format: 1, name, source, config: await sourceDriver(source).defaults(layout, source.name), createdAt: new Date().toISOString() };
+    const record: GuestRecord = {
+      format: 1,
+      name,
+      source,
+      config: await sourceDriver(source).defaults(layout, source.name),
+      createdAt: new Date().toISOString(),
+    };
     const scratch = scratchDir(layout, 'new', name);
     await mkdir(scratch, { recursive: true });
     failpoint('create:scratch');
@@ -134,7 +146,10 @@ export async function verifyGuest(layout: StickLayout, name: string): Promise<Ve
 export function problemsError(name: string, problems: string[], committing: boolean): GuestConfigError {
   return new GuestConfigError(
     `guest ${name}'s staged configuration has ${problems.length} problem${problems.length === 1 ? '' : 's'}: ${problems.join('; ')}${committing ? '; nothing was committed' : ''}`,
-    { hint: `fix them with guest config ${name} set|add|remove, or drop the changes with guest config ${name} revert`, details: { reason: 'verify', problems } },
+    {
+      hint: `fix them with guest config ${name} set|add|remove, or drop the changes with guest config ${name} revert`,
+      details: { reason: 'verify', problems },
+    },
   );
 }
 
@@ -265,7 +280,10 @@ export async function cloneGuest(layout: StickLayout, from: string, name: string
     try {
       const paths = guestPaths(layout, name);
       if (existsSync(paths.dir))
-        throw new GuestStateError(`there is a guest named ${name} already`, { hint: 'pick another name, or delete it first', details: { reason: 'exists', guest: name } });
+        throw new GuestStateError(`there is a guest named ${name} already`, {
+          hint: 'pick another name, or delete it first',
+          details: { reason: 'exists', guest: name },
+        });
       const source = await readRecord(layout, from);
       const install = await readInstall(guestPaths(layout, from));
       if (!install) throw new GuestStateError(`guest ${from} is not installed`, { details: { reason: 'state', guest: from } });

@@ -23,9 +23,6 @@ export function stateLabel(state: GuestState): string {
   return state.replace('_', ' ');
 }
 
-/** The states a guest's record may hold on the stick; the rest are only ever derived (reconcile.ts). */
-export const PERSISTED_STATES: readonly GuestState[] = ['configured', 'incomplete', 'installed', 'ready', 'running', 'shutting_down', 'down'];
-
 export const GUEST_COMMANDS = [
   'config-stage',
   'config-commit',

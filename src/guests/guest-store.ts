@@ -183,8 +183,11 @@ async function takeOver(lock: string, dead: Actor | undefined): Promise<void> {
 }
 
 export function busy(name: string, holder: Actor): GuestStateError {
-  return new GuestStateError(`guest ${name} is being changed right now by launcher ${holder.command} (pid ${holder.pid} on ${holder.hostname}, since ${holder.startedAt})`, {
-    hint: 'wait for it to finish, then try again; guest list shows the guest meanwhile',
-    details: { reason: 'busy', guest: name, holder },
-  });
+  return new GuestStateError(
+    `guest ${name} is being changed right now by launcher ${holder.command} (pid ${holder.pid} on ${holder.hostname}, since ${holder.startedAt})`,
+    {
+      hint: 'wait for it to finish, then try again; guest list shows the guest meanwhile',
+      details: { reason: 'busy', guest: name, holder },
+    },
+  );
 }

@@ -13,7 +13,19 @@ import { isStale, type LockHolder, processAlive, readLock } from '../stick/lock.
 import { parseConfig } from './guest-config.ts';
 import { describeSource, type GuestSourceRef, sourceDriver } from './guest-source.ts';
 import type { GuestState } from './guest-states.ts';
-import { type Actor, actorAlive, GUEST_NAME_PATTERN, type GuestRecord, guestPaths, lockGuest, readInstall, readJson, scratchPid, type StateRecord, writeState } from './guest-store.ts';
+import {
+  type Actor,
+  actorAlive,
+  GUEST_NAME_PATTERN,
+  type GuestRecord,
+  guestPaths,
+  lockGuest,
+  readInstall,
+  readJson,
+  scratchPid,
+  type StateRecord,
+  writeState,
+} from './guest-store.ts';
 
 export interface GuestView {
   name: string;
@@ -105,7 +117,13 @@ async function viewOne(context: Context, name: string): Promise<GuestView> {
   // A change under way: live → as recorded, busy; dead → it was interrupted.
   const op: Actor | undefined = stateRecord?.op;
   if (op && actorAlive(op)) return { ...base, state: recorded, busy: { command: op.command, pid: op.pid } };
-  if (op) return { ...base, state: 'incomplete', reason: `launcher ${op.command} (pid ${op.pid}) was interrupted`, ...(recorded === 'incomplete' ? {} : { reconciledFrom: recorded }) };
+  if (op)
+    return {
+      ...base,
+      state: 'incomplete',
+      reason: `launcher ${op.command} (pid ${op.pid}) was interrupted`,
+      ...(recorded === 'incomplete' ? {} : { reconciledFrom: recorded }),
+    };
 
   if (!(await sourceDriver(record.source).present(layout, record.source.name)))
     return { ...base, state: 'unavailable', reason: `its source, ${describeSource(record.source)}, is not on the stick` };
@@ -165,8 +183,18 @@ async function sweep(layout: StickLayout): Promise<void> {
     return;
   }
   for (const entry of entries) {
+    // A dead launcher's guest lock: taking it over and letting it go removes it (guest-store.ts takes over dead holders only).
+    const locked = /^\.lock-([a-z0-9-]+)$/.exec(entry)?.[1];
+    if (locked !== undefined && GUEST_NAME_PATTERN.test(locked)) {
+      await lockGuest(layout, locked, 'guest list').then(
+        (lock) => lock.release(),
+        () => {},
+      );
+      continue;
+    }
     const pid = scratchPid(entry);
-    if (pid !== undefined && (pid === process.pid ? false : !processAlive(pid))) await rm(join(guestsRoot(layout), entry), { recursive: true, force: true }).catch(() => {});
+    if (pid !== undefined && (pid === process.pid ? false : !processAlive(pid)))
+      await rm(join(guestsRoot(layout), entry), { recursive: true, force: true }).catch(() => {});
   }
 }
 

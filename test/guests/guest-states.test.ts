@@ -10,16 +10,17 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { GuestStateError } from '../../src/errors.ts';
 import { setProperty } from '../../src/guests/guest-config.ts';
+import { cloneGuest, commitGuest, createGuest, deleteGuest, installGuest, stageChange, uninstallGuest } from '../../src/guests/guest-lifecycle.ts';
 import {
-  cloneGuest,
-  commitGuest,
-  createGuest,
-  deleteGuest,
-  installGuest,
-  stageChange,
-  uninstallGuest,
-} from '../../src/guests/guest-lifecycle.ts';
-import { accepts, GUEST_COMMANDS, GUEST_STATES, type GuestCommand, type GuestState, nextState, requireState, TRANSITIONS } from '../../src/guests/guest-states.ts';
+  accepts,
+  GUEST_COMMANDS,
+  GUEST_STATES,
+  type GuestCommand,
+  type GuestState,
+  nextState,
+  requireState,
+  TRANSITIONS,
+} from '../../src/guests/guest-states.ts';
 import { guestPaths, writeState } from '../../src/guests/guest-store.ts';
 import { listGuests, viewGuest } from '../../src/guests/guest-view.ts';
 import { savedStatePaths } from '../../src/session/saved-state.ts';
@@ -73,7 +74,11 @@ describe('guest states: the table', () => {
     assert.equal(nextState('uninstall', 'installed'), 'configured');
     assert.equal(nextState('delete', 'configured'), 'gone');
     // From every state some command leads on (incomplete and unavailable included).
-    for (const state of GUEST_STATES) assert.ok(GUEST_COMMANDS.some((c) => c !== 'config-stage' && c !== 'console' && c !== 'login' && accepts(c, state)), state);
+    for (const state of GUEST_STATES)
+      assert.ok(
+        GUEST_COMMANDS.some((c) => c !== 'config-stage' && c !== 'console' && c !== 'login' && accepts(c, state)),
+        state,
+      );
   });
 });
 
@@ -111,7 +116,12 @@ describe('guest states: every stick command in every state', function () {
     await createGuest(layout, name, 'default');
     if (state === 'configured') return name;
     if (state === 'incomplete') {
-      await writeState(guestPaths(layout, name), 'incomplete', { pid: deadPid(), hostname: hostname(), startedAt: new Date().toISOString(), command: 'install' });
+      await writeState(guestPaths(layout, name), 'incomplete', {
+        pid: deadPid(),
+        hostname: hostname(),
+        startedAt: new Date().toISOString(),
+        command: 'install',
+      });
       return name;
     }
     await installGuest(layout, name);
@@ -149,7 +159,10 @@ describe('guest states: every stick command in every state', function () {
         const before = await viewGuest(layout, name, { repair: false });
         assert.equal(before?.state, state, 'the guest is in the state under test');
         if (!allowed) {
-          await assert.rejects(run(layout, name), (error: unknown) => error instanceof GuestStateError && error.exitCode === 30 && error.message.includes(state.replace('_', ' ')));
+          await assert.rejects(
+            run(layout, name),
+            (error: unknown) => error instanceof GuestStateError && error.exitCode === 30 && error.message.includes(state.replace('_', ' ')),
+          );
           assert.equal((await viewGuest(layout, name, { repair: false }))?.state, state, 'a refusal changes nothing');
           return;
         }

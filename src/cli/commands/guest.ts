@@ -60,7 +60,7 @@ export function registerGuest(program: Command, output: () => Output): void {
 
   const config = guest
     .command('config')
-    .description('show, change (staged), verify, commit or revert a guest\'s configuration')
+    .description("show, change (staged), verify, commit or revert a guest's configuration")
     .argument('<name>')
     .argument('<action>', CONFIG_ACTIONS.join('|'))
     .argument('[args...]', 'set PROPERTY VALUE | add share|disk|device NAME ... | remove share|disk|device NAME')
@@ -88,7 +88,13 @@ export function registerGuest(program: Command, output: () => Output): void {
         const record = await readJson<{ config: import('../../guests/guest-config.ts').GuestConfig }>(guestPaths(layout, name).record);
         const committed = record!.config;
         const changes = verification.staged ? configs.describeChanges(committed, verification.config) : [];
-        out.data({ name, state: view.state, committed, ...(verification.staged ? { staged: verification.config, changes } : {}), problems: verification.problems });
+        out.data({
+          name,
+          state: view.state,
+          committed,
+          ...(verification.staged ? { staged: verification.config, changes } : {}),
+          problems: verification.problems,
+        });
         out.line(`guest ${name} (${view.state.replace('_', ' ')}), committed configuration:`);
         for (const line of describeConfig(committed)) out.line(`  ${line}`);
         if (changes.length > 0) {
@@ -109,9 +115,16 @@ export function registerGuest(program: Command, output: () => Output): void {
       }
       case 'add': {
         const [kind, resource, ...rest] = args;
-        if (kind === undefined || resource === undefined) throw new UsageError('guest config NAME add takes share|disk|device NAME ...', 'e.g. add share docs /host/docs /home/me/Documents');
+        if (kind === undefined || resource === undefined)
+          throw new UsageError('guest config NAME add takes share|disk|device NAME ...', 'e.g. add share docs /host/docs /home/me/Documents');
         const staged = await lifecycle.stageChange(layout, name, (c) =>
-          configs.addResource(c, { kind, name: resource, args: rest, ...(options.table ? { table: options.table } : {}), ...(options.mode ? { mode: options.mode } : {}) }),
+          configs.addResource(c, {
+            kind,
+            name: resource,
+            args: rest,
+            ...(options.table ? { table: options.table } : {}),
+            ...(options.mode ? { mode: options.mode } : {}),
+          }),
         );
         out.data({ name, staged });
         out.line(`staged ${kind} ${resource} for ${name}; guest config ${name} commit applies it`);
@@ -155,7 +168,7 @@ export function registerGuest(program: Command, output: () => Output): void {
     throw new GuestConfigError('unreachable', {});
   });
 
-  const install = guest.command('install').description('check the guest\'s payload and pin it (configured or incomplete → installed)').argument('<name>');
+  const install = guest.command('install').description("check the guest's payload and pin it (configured or incomplete → installed)").argument('<name>');
   stickOption(install);
   jsonOption(install);
   install.action(async (name: string, options: GuestOptions) => {
@@ -168,8 +181,8 @@ export function registerGuest(program: Command, output: () => Output): void {
   });
 
   for (const [verb, what] of [
-    ['uninstall', 'remove what install put in place and every user\'s disk for the guest (installed or incomplete → configured)'],
-    ['delete', 'remove the guest, its configuration and every user\'s disk for it'],
+    ['uninstall', "remove what install put in place and every user's disk for the guest (installed or incomplete → configured)"],
+    ['delete', "remove the guest, its configuration and every user's disk for it"],
   ] as const) {
     const command = guest.command(verb).description(what).argument('<name>').option('--yes', "delete users' personal disks for the guest without asking");
     stickOption(command);
@@ -178,14 +191,17 @@ export function registerGuest(program: Command, output: () => Output): void {
       const out = output();
       const layout = await stick(options, true);
       const lifecycle = await import('../../guests/guest-lifecycle.ts');
-      const result = verb === 'uninstall' ? await lifecycle.uninstallGuest(layout, name, { yes: options.yes === true }) : await lifecycle.deleteGuest(layout, name, { yes: options.yes === true });
+      const result =
+        verb === 'uninstall'
+          ? await lifecycle.uninstallGuest(layout, name, { yes: options.yes === true })
+          : await lifecycle.deleteGuest(layout, name, { yes: options.yes === true });
       out.data({ name, state: verb === 'uninstall' ? 'configured' : 'deleted', ...result });
       const data = result.removedUserData.length > 0 ? ` and the personal disks of ${result.removedUserData.join(', ')}` : '';
       out.line(verb === 'uninstall' ? `uninstalled guest ${name}${data}: configured` : `deleted guest ${name}${data}`);
     });
   }
 
-  const clone = guest.command('clone').description('a new installed guest with SRC\'s configuration, sharing its payload').argument('<src>').argument('<new>');
+  const clone = guest.command('clone').description("a new installed guest with SRC's configuration, sharing its payload").argument('<src>').argument('<new>');
   stickOption(clone);
   jsonOption(clone);
   clone.action(async (from: string, name: string, options: GuestOptions) => {
