@@ -114,13 +114,13 @@ function hintFor(command: GuestCommand, state: GuestState, guest: string): strin
     case 'unavailable':
       return `its files are missing: put the stick or its payload back, or remove it with launcher guest delete ${guest}`;
     case 'suspended':
-      return `resume it first (launcher guest boot ${guest}), or run it and shut it down`;
+      return `resume it first (launcher run --guest ${guest}), then shut it down`;
     case 'ready':
     case 'running':
     case 'shutting_down':
     case 'down':
-      return command === 'boot' || command === 'ready' ? `it is already up: launcher guest list shows it` : `halt it first: launcher guest halt ${guest}`;
+      return command === 'boot' || command === 'ready' ? 'it is up already: launcher guest list shows it' : 'stop it first: launcher stop';
     case 'installed':
-      return command === 'install' ? 'it is installed already' : `make it ready or boot it first: launcher guest boot ${guest}`;
+      return command === 'install' ? 'it is installed already' : `boot it first: launcher run --guest ${guest}`;
   }
 }

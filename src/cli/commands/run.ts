@@ -99,12 +99,14 @@ export function registerRun(program: Command, output: () => Output): void {
         fixedLogin = DEMO_USER;
       }
     }
+    // A guest of the stick (guest create): its state must let it boot; it boots its payload with its platform.
+    const guestPlan = await (await import('./session.ts')).launchOfGuest(stickRoot, options.guest);
     // A built stick: its launcher and payload must be what it was made with.
     const [{ checkBeforeLaunch }, { currentHostAdapter }] = await Promise.all([
       import('../../stick/stick-manifest.ts'),
       import('../../hostprobe/current-host.ts'),
     ]);
-    await checkBeforeLaunch(stickRoot, options.guest, currentHostAdapter().platform);
+    await checkBeforeLaunch(stickRoot, guestPlan.payload ?? options.guest, currentHostAdapter().platform);
     // After login, before the session has the key: a suspended guest resumes, or the person chooses.
     const login = async () => {
       const user = await loginForLaunch(out, stickRoot, options, fixedLogin);
@@ -135,6 +137,7 @@ export function registerRun(program: Command, output: () => Output): void {
     const session = await startSession(out, {
       stickRoot,
       guest: options.guest,
+      ...guestPlan,
       accelerator: options.accel,
       command: 'run',
       login,

@@ -29,6 +29,12 @@ function loginOverIpc(): Promise<UnlockedUser> {
   });
 }
 
+/** A guest of the stick (src/guests/): the payload it boots and its platform; nothing for a plain payload. */
+export async function launchOfGuest(stickRoot: string, guest: string): Promise<import('../../guests/guest-launch.ts').GuestLaunch> {
+  const [{ guestLaunch }, { stickLayout }] = await Promise.all([import('../../guests/guest-launch.ts'), import('../../stick/layout.ts')]);
+  return guestLaunch(stickLayout(stickRoot), guest);
+}
+
 export function registerSession(program: Command): void {
   const command = program.command('session', { hidden: true }).description('run a session in this process (used by run --detach)');
   stickOption(command);
@@ -53,9 +59,11 @@ export function registerSession(program: Command): void {
     let session;
     const { startSession, stopOnSignals } = await import('../session-runner.ts');
     try {
+      const stickRoot = resolveStickRoot(options.stick);
       session = await startSession(out, {
-        stickRoot: resolveStickRoot(options.stick),
+        stickRoot,
         guest: options.guest,
+        ...(await launchOfGuest(stickRoot, options.guest)),
         accelerator: options.accel,
         command: 'run --detach',
         login: loginOverIpc,
