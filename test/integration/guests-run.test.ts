@@ -66,7 +66,15 @@ describe('run --guest NAME for a guest of the stick', function () {
     assert.equal(uninstall.exitCode, 30);
     assert.match(uninstall.stderr, /it is running/);
 
-    assert.equal((await launcher(['stop', ...on()])).exitCode, 0);
+    // --guest on the commands that reach the session: another guest's name is refused, naming the one that runs.
+    const wrong = await launcher(['stop', '--guest', 'default', ...on()]);
+    assert.equal(wrong.exitCode, 8);
+    assert.match(wrong.stderr, /no guest "default" is running .*; work is/);
+    const status = await launcherJson<{ guest: string }>(['status', '--guest', 'work', ...on()]);
+    assert.equal(status.exitCode, 0, status.stderr);
+    assert.equal(status.json.guest, 'work');
+
+    assert.equal((await launcher(['stop', '--guest', 'work', ...on()])).exitCode, 0);
     const after = await launcherJson<Array<{ name: string; state: string }>>(['guest', 'list', ...on()]);
     assert.equal(after.json.find((g) => g.name === 'work')?.state, 'installed');
   });
