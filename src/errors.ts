@@ -24,6 +24,7 @@ export const ExitCode = {
   savedState: 17,
   guestState: 30,
   guestConfig: 31,
+  notPermitted: 32,
   interrupted: 130,
 } as const;
 
@@ -227,6 +228,19 @@ export class GuestStateError extends PocketError {
 export class GuestConfigError extends PocketError {
   constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
     super('guestConfig', message, options);
+  }
+}
+
+/**
+ * A signed-in user asked for something their rights on the stick's guests do
+ * not cover (src/guests/guest-admins.ts): a guest administrator acting on a
+ * guest not granted to them, or beyond the rights granted, or on the
+ * stick's global configuration; or nobody signed in on a stick with an owner.
+ * `details.reason` says which (`right`, `global`, `sign-in`).
+ */
+export class NotPermittedError extends PocketError {
+  constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super('notPermitted', message, options);
   }
 }
 
