@@ -3,7 +3,6 @@
 // lets it boot (guest-states.ts, `boot`). A payload with no guest record (a
 // stick made before guests) boots as before, by its own name.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { GuestPlatform } from '../session/launch/launch-options.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import type { GuestConfig } from './guest-config.ts';
@@ -34,8 +33,9 @@ export function platformOf(config: GuestConfig): GuestPlatform {
 }
 
 export async function guestLaunch(layout: StickLayout, name: string): Promise<GuestLaunch> {
-  // No record but a payload of that name: the stick's implicit guest, booted as before.
-  if (!existsSync(guestPaths(layout, name).dir) && existsSync(join(layout.payloadRoot, name, 'guest.json'))) return {};
+  // Not a stick, or no guest record (a payload booted by its own name, as
+  // before guests): the launch itself checks the stick and payload (exit 9, 4).
+  if (!existsSync(layout.marker) || !existsSync(guestPaths(layout, name).dir)) return {};
   const view = await requireGuest(layout, name);
   requireState('boot', name, view.state, view.reason);
   const record = await readJson<GuestRecord>(guestPaths(layout, name).record);
