@@ -23,6 +23,9 @@ export const ExitCode = {
   hostWrites: 16,
   savedState: 17,
   systemImage: 18,
+  guestState: 30,
+  guestConfig: 31,
+  notPermitted: 32,
   interrupted: 130,
 } as const;
 
@@ -214,6 +217,43 @@ export class SavedStateError extends PocketError {
 export class SystemImageError extends PocketError {
   constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
     super('systemImage', message, options);
+  }
+}
+
+/**
+ * A guest command met a guest in a state it does not accept (src/guests/guest-states.ts):
+ * the message names the guest, its current state and the states the command
+ * accepts. Also: no such guest (`reason: missing`), a name already taken
+ * (`reason: exists`), a guest another launcher is changing (`reason: busy`).
+ */
+export class GuestStateError extends PocketError {
+  constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super('guestState', message, options);
+  }
+}
+
+/**
+ * A guest's configuration refused input (a property, value or resource that
+ * does not exist or is out of bounds; nothing was staged), or `guest config
+ * verify`/`commit` found problems in the staged configuration: `details.problems`
+ * lists every one, and nothing was committed.
+ */
+export class GuestConfigError extends PocketError {
+  constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super('guestConfig', message, options);
+  }
+}
+
+/**
+ * A signed-in user asked for something their rights on the stick's guests do
+ * not cover (src/guests/guest-admins.ts): a guest administrator acting on a
+ * guest not granted to them, or beyond the rights granted, or on the
+ * stick's global configuration; or nobody signed in on a stick with an owner.
+ * `details.reason` says which (`right`, `global`, `sign-in`).
+ */
+export class NotPermittedError extends PocketError {
+  constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super('notPermitted', message, options);
   }
 }
 

@@ -8,6 +8,7 @@ import { registerDemo } from './commands/demo.ts';
 import { registerEject } from './commands/eject.ts';
 import { registerExec } from './commands/exec.ts';
 import { registerForget } from './commands/forget.ts';
+import { registerGuest } from './commands/guest.ts';
 import { registerInitStick } from './commands/init-stick.ts';
 import { registerMakeStick } from './commands/make-stick.ts';
 import { registerProbe } from './commands/probe.ts';
@@ -56,6 +57,7 @@ export async function main(argv: string[]): Promise<number> {
   registerForget(program, current);
   registerUpgrade(program, current);
   registerReg(program, current);
+  registerGuest(program, current);
   registerSession(program);
   for (const command of program.commands) command.exitOverride();
 

@@ -19,6 +19,8 @@ export const REGISTRY_CMDLINE_WORD = 'pocketvm.registry';
 export interface SessionRegistryOptions {
   layout: StickLayout;
   guest: string;
+  /** The payload whose registry.reg holds the defaults (default: the guest's name). */
+  payload?: string;
   user: string;
   /** This host's fingerprint: names the registry's host layer (as `launcher reg --layer host` does). */
   hostId?: string;
@@ -31,7 +33,7 @@ export interface SessionRegistryOptions {
 /** The user's registry with the payload defaults below and this host's facts on top. */
 export function openSessionRegistry(options: SessionRegistryOptions): Promise<GuestRegistry> {
   return openUserRegistry({
-    paths: registryPaths(options.layout, options.user, options.guest),
+    paths: registryPaths(options.layout, options.user, options.payload ?? options.guest),
     hostSalt: options.layout.hostSalt,
     ...(options.hostId ? { hostId: options.hostId } : {}),
     ...(options.facts ? { session: options.facts } : {}),

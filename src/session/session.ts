@@ -134,8 +134,9 @@ export class Session {
     return this.#removalWatch?.removal;
   }
 
+  /** The guest's name: its payload's, or a guest's of the stick that boots another payload (src/guests/). */
   get guest(): string {
-    return this.payload.manifest.name;
+    return this.lock.holder?.guest ?? this.payload.manifest.name;
   }
 
   /** Runs at teardown, newest first (e.g. closing the control server). */

@@ -61,3 +61,8 @@ export function dyntablePaths(layout: StickLayout, user: string): { filesDir: st
 export function systemOverlayPath(layout: StickLayout, user: string, guest: string): string {
   return join(layout.usersRoot, user, 'disks', `${guest}.system.qcow2`);
 }
+
+/** Where the guests' own records live (src/guests/guest-store.ts): one folder per guest. */
+export function guestsRoot(layout: StickLayout): string {
+  return join(layout.root, 'guests');
+}

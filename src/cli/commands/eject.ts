@@ -13,7 +13,8 @@ import { isStale, processAlive, readLock } from '../../stick/lock.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { ShutdownResult } from '../../vmm/shutdown-ladder.ts';
 import type { Output } from '../output.ts';
-import { guestOption, jsonOption, stickOption } from './options.ts';
+import { jsonOption, runningGuestOption, stickOption } from './options.ts';
+import { checkRunningGuest } from '../running-guest.ts';
 
 /** Saving 4 GiB to a slow stick takes minutes; the session answers when it is done. */
 const SUSPEND_TIMEOUT_MS = 20 * 60_000;
@@ -47,9 +48,9 @@ export function registerEject(program: Command, output: () => Output): void {
     .description('end the session so the stick can be removed: shut the guest down, or save it to the stick with --suspend')
     .option('--suspend', "save the running guest's whole state (encrypted) to the stick instead; the next launcher run, on any PC, resumes it");
   stickOption(command);
-  guestOption(command);
+  runningGuestOption(command);
   jsonOption(command);
-  command.action(async (options: { stick?: string; suspend?: boolean }) => {
+  command.action(async (options: { stick?: string; suspend?: boolean; guest?: string }) => {
     const out = output();
     const layout = stickLayout(resolveStickRoot(options.stick));
     const started = performance.now();
@@ -62,6 +63,7 @@ export function registerEject(program: Command, output: () => Output): void {
       out.line('nothing is running from this stick: it is safe to remove');
       return;
     }
+    checkRunningGuest(holder, options.guest, layout.root, 'eject');
     let suspended: SuspendResult | undefined;
     let shutdown: ShutdownResult | undefined;
     if (options.suspend) {

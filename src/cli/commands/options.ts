@@ -12,6 +12,11 @@ export function guestOption(command: Command): Command {
   return command.option('--guest <name>', 'the guest to use', 'default');
 }
 
+/** For commands that reach the running session: no default, so leaving it out means "whichever runs". */
+export function runningGuestOption(command: Command): Command {
+  return command.option('--guest <name>', 'the running guest to act on (default: whichever runs; another name is refused)');
+}
+
 export function jsonOption(command: Command): Command {
   return command.option('--json', 'print the result as JSON on stdout');
 }

@@ -99,16 +99,22 @@ export function registerRun(program: Command, output: () => Output): void {
         fixedLogin = DEMO_USER;
       }
     }
+    // A guest of the stick (guest create): its state must let it boot; it boots its payload with its platform.
+    const { plan: guestPlan, after: afterSignIn, deferred } = await (await import('./session.ts')).launchOfGuest(stickRoot, options.guest);
     // A built stick: its launcher and payload must be what it was made with.
     const [{ checkBeforeLaunch }, { currentHostAdapter }] = await Promise.all([
       import('../../stick/stick-manifest.ts'),
       import('../../hostprobe/current-host.ts'),
     ]);
-    await checkBeforeLaunch(stickRoot, options.guest, currentHostAdapter().platform);
+    await checkBeforeLaunch(stickRoot, guestPlan.payload ?? options.guest, currentHostAdapter().platform);
     // After login, before the session has the key: a suspended guest resumes, or the person chooses.
     const login = async () => {
       const user = await loginForLaunch(out, stickRoot, options, fixedLogin);
       try {
+        // On a stick with an owner, a guest administrator boots only a guest they were granted login on.
+        const [admins, { stickLayout }] = await Promise.all([import('../../guests/guest-admins.ts'), import('../../stick/layout.ts')]);
+        admins.authorize(await admins.readAdmins(stickLayout(stickRoot)), user.name, { guest: options.guest, right: 'login', says: 'run' });
+        afterSignIn();
         await settleSavedState(out, stickRoot, options.guest, user, options, options.accel);
       } catch (error) {
         user.diskKey.fill(0);
@@ -116,6 +122,8 @@ export function registerRun(program: Command, output: () => Output): void {
       }
       return user;
     };
+    // A refusal kept until after sign-in (a stick with an owner): sign in, check the rights, then refuse.
+    if (deferred) (await login()).diskKey.fill(0);
     if (options.detach) {
       if (options.root) throw new UsageError('--root is for the attached console; run --detach has none', 'launcher exec --root -- CMD runs a command as root');
       const status = await spawnDetachedSession(
@@ -135,6 +143,7 @@ export function registerRun(program: Command, output: () => Output): void {
     const session = await startSession(out, {
       stickRoot,
       guest: options.guest,
+      ...guestPlan,
       accelerator: options.accel,
       command: 'run',
       login,

@@ -29,6 +29,36 @@ function loginOverIpc(): Promise<UnlockedUser> {
   });
 }
 
+/**
+ * A guest of the stick (src/guests/): the payload it boots and its platform;
+ * nothing for a plain payload. On a stick with an owner a refusal waits until
+ * after sign-in (`after`, called once the user's rights are checked), so
+ * nobody learns what state a guest they may not see is in.
+ */
+export async function launchOfGuest(
+  stickRoot: string,
+  guest: string,
+): Promise<{ plan: import('../../guests/guest-launch.ts').GuestLaunch; after: () => void; deferred: boolean }> {
+  const [{ guestLaunch }, { stickLayout }, { readAdmins }] = await Promise.all([
+    import('../../guests/guest-launch.ts'),
+    import('../../stick/layout.ts'),
+    import('../../guests/guest-admins.ts'),
+  ]);
+  const layout = stickLayout(stickRoot);
+  try {
+    return { plan: await guestLaunch(layout, guest), after: () => {}, deferred: false };
+  } catch (error) {
+    if ((await readAdmins(layout)).owner === undefined) throw error;
+    return {
+      plan: {},
+      deferred: true,
+      after: () => {
+        throw error;
+      },
+    };
+  }
+}
+
 export function registerSession(program: Command): void {
   const command = program.command('session', { hidden: true }).description('run a session in this process (used by run --detach)');
   stickOption(command);
@@ -53,12 +83,24 @@ export function registerSession(program: Command): void {
     let session;
     const { startSession, stopOnSignals } = await import('../session-runner.ts');
     try {
+      const stickRoot = resolveStickRoot(options.stick);
+      const guest = await launchOfGuest(stickRoot, options.guest);
       session = await startSession(out, {
-        stickRoot: resolveStickRoot(options.stick),
+        stickRoot,
         guest: options.guest,
+        ...guest.plan,
         accelerator: options.accel,
         command: 'run --detach',
-        login: loginOverIpc,
+        login: async () => {
+          const user = await loginOverIpc();
+          try {
+            guest.after();
+          } catch (error) {
+            user.diskKey.fill(0);
+            throw error;
+          }
+          return user;
+        },
       });
     } catch (error) {
       const failure = asPocketError(error);

@@ -7,13 +7,15 @@ import { stickLayout } from '../../stick/layout.ts';
 import { describeHolder, isStale, readLock } from '../../stick/lock.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Output } from '../output.ts';
-import { jsonOption, stickOption } from './options.ts';
+import { jsonOption, runningGuestOption, stickOption } from './options.ts';
+import { checkRunningGuest } from '../running-guest.ts';
 
 export function registerStatus(program: Command, output: () => Output): void {
   const command = program.command('status').description('show the session running from the stick (exit 8 when none)');
   stickOption(command);
+  runningGuestOption(command);
   jsonOption(command);
-  command.action(async (options: { stick?: string }) => {
+  command.action(async (options: { stick?: string; guest?: string }) => {
     const out = output();
     const layout = stickLayout(resolveStickRoot(options.stick));
     const holder = await readLock(layout);
@@ -32,6 +34,7 @@ export function registerStatus(program: Command, output: () => Output): void {
         },
       );
     }
+    checkRunningGuest(holder, options.guest, layout.root, 'status');
     if (holder.state !== 'ready' || !holder.control) {
       out.data({ state: holder.state ?? 'starting', holder });
       out.line(`${holder.guest ?? 'a guest'} is ${holder.state ?? 'starting'}: ${describeHolder(holder)}`);

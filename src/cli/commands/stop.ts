@@ -8,18 +8,20 @@ import { isStale, readLock } from '../../stick/lock.ts';
 import { cancelBoot } from '../../session/cancel-boot.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Output } from '../output.ts';
-import { guestOption, jsonOption, stickOption } from './options.ts';
+import { jsonOption, runningGuestOption, stickOption } from './options.ts';
+import { checkRunningGuest } from '../running-guest.ts';
 
 export function registerStop(program: Command, output: () => Output): void {
   const command = program.command('stop').description('shut the running guest down').option('--force', 'kill QEMU at once instead of asking the guest');
   stickOption(command);
-  guestOption(command);
+  runningGuestOption(command);
   jsonOption(command);
-  command.action(async (options: { stick?: string; force?: boolean }) => {
+  command.action(async (options: { stick?: string; force?: boolean; guest?: string }) => {
     const out = output();
     const layout = stickLayout(resolveStickRoot(options.stick));
     const holder = await readLock(layout);
     if (!holder || isStale(holder)) throw new NoSessionError(layout.root);
+    checkRunningGuest(holder, options.guest, layout.root, 'stop');
     // A boot in progress has no control server yet: cancelling it is stopping it.
     if (!holder.control && holder.state !== 'stopping') {
       const result = await cancelBoot(layout, holder);

@@ -22,6 +22,8 @@ export interface RegistryFeature {
 export async function registryFeature(args: {
   layout: StickLayout;
   guest: string;
+  /** The payload whose registry.reg holds the defaults, when not the guest's own name. */
+  payload?: string;
   user: string;
   profile: HostProfile;
   teardown: Teardown;
@@ -32,6 +34,7 @@ export async function registryFeature(args: {
   const registry = await openSessionRegistry({
     layout: args.layout,
     guest: args.guest,
+    ...(args.payload ? { payload: args.payload } : {}),
     user: args.user,
     ...(profile.fingerprint ? { hostId: profile.fingerprint } : {}),
     facts: hostFacts(profile),

@@ -1,5 +1,6 @@
 // What a caller (src/cli/session-runner.ts) asks of a launch, and what it hears back.
 import type { UnlockedUser } from '../../auth/users.ts';
+import type { GuestManifest } from '../../payload/guest-manifest.ts';
 import type { Machine } from '../../vmm/machine.ts';
 import type { Accelerator } from '../../vmm/machine-spec.ts';
 
@@ -24,6 +25,22 @@ export interface LaunchOptions {
   login?: () => Promise<UnlockedUser>;
   /** The serial console logs in as root instead of the user (`run --root`). */
   consoleAsRoot?: boolean;
+  /** The payload folder the guest boots, when it is not the guest's own name (a guest made by `guest create NAME --from PAYLOAD`). */
+  payload?: string;
+  /** The guest's committed platform (src/guests/, docs/guests.md), applied over the payload's manifest. */
+  platform?: GuestPlatform;
+}
+
+/**
+ * What a guest's configuration changes in a launch: its memory and CPUs
+ * (still capped so the host is never starved, src/session/sizing.ts), its
+ * network, and table rules added to the payload's.
+ */
+export interface GuestPlatform {
+  memoryMiB?: number;
+  cpus?: number;
+  network?: 'none' | 'user';
+  tables?: NonNullable<GuestManifest['tables']>;
 }
 
 export interface LaunchTimings {

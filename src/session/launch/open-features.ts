@@ -70,7 +70,16 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
   let limits: StickLimits | undefined;
   if (user) {
     // The user's registry: its Machine overrides size the guest, its port serves `reg`.
-    const opened = await registryFeature({ layout, guest, user: user.name, profile: host.profile, teardown, notice: ctx.notice, log });
+    const opened = await registryFeature({
+      layout,
+      guest,
+      ...(options.payload ? { payload: options.payload } : {}),
+      user: user.name,
+      profile: host.profile,
+      teardown,
+      notice: ctx.notice,
+      log,
+    });
     ({ registry, limits } = opened);
     features.push(opened.feature);
     features.push(
@@ -90,7 +99,12 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
   const exec = execFeature();
   features.push(exec.feature);
   // Sized before a saved state is looked at: a host too small for the guest is refused either way.
-  const sizing = sizeMachine(payload.manifest, host.profile, Object.assign({}, ...features.map((feature) => feature.sizing ?? {})));
+  // The guest's platform (guest config) over the user's registry overrides: the stick's owner sized it.
+  const platformSizing = {
+    ...(options.platform?.memoryMiB ? { memoryMiB: options.platform.memoryMiB } : {}),
+    ...(options.platform?.cpus ? { cpus: options.platform.cpus } : {}),
+  };
+  const sizing = sizeMachine(payload.manifest, host.profile, Object.assign({}, ...features.map((feature) => feature.sizing ?? {}), platformSizing));
   // The session keeps a key for saved states, derived before the disk key is zeroed.
   const stateContext = user ? stateContextFor(ctx, user, host) : undefined;
   if (user && stateContext) {
