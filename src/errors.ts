@@ -22,6 +22,7 @@ export const ExitCode = {
   stickRemoved: 15,
   hostWrites: 16,
   savedState: 17,
+  display: 18,
   interrupted: 130,
 } as const;
 
@@ -240,6 +241,13 @@ function fromFileSystem(error: unknown): PocketError | undefined {
 }
 
 /** Wraps anything unexpected so the CLI still prints one line. */
+/** The guest's screen cannot be shown as asked (docs/console-page.md). */
+export class DisplayError extends PocketError {
+  constructor(message: string, hint?: string) {
+    super('display', message, hint === undefined ? {} : { hint });
+  }
+}
+
 export function asPocketError(error: unknown): PocketError {
   if (error instanceof PocketError) return error;
   // Ctrl-C at a prompt (@inquirer's ExitPromptError): the person chose to stop.

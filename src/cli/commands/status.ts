@@ -34,6 +34,7 @@ export function registerStatus(program: Command, output: () => Output): void {
     if (holder.state !== 'ready' || !holder.control) {
       out.data({ state: holder.state ?? 'starting', holder });
       out.line(`${holder.guest ?? 'a guest'} is ${holder.state ?? 'starting'}: ${describeHolder(holder)}`);
+      if (holder.page) out.line(`  console page ${holder.page.address}`);
       return;
     }
     const status = await sendControl(layout, 'status', {});
@@ -50,6 +51,7 @@ export function registerStatus(program: Command, output: () => Output): void {
     }
     out.line(`  session pid ${status.pid}, QEMU pid ${status.qemuPid}, stick ${status.stick}`);
     if (status.user) out.line(`  user ${status.user} (home on an encrypted disk)`);
+    if (status.page) out.line(`  console page ${status.page.address}`);
     out.line(`  logs: ${status.logs.console}`);
   });
 }

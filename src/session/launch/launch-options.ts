@@ -2,6 +2,7 @@
 import type { UnlockedUser } from '../../auth/users.ts';
 import type { Machine } from '../../vmm/machine.ts';
 import type { Accelerator } from '../../vmm/machine-spec.ts';
+import type { DisplayRequest } from '../features/display-feature.ts';
 
 export interface LaunchEvent {
   stage: 'stick' | 'payload' | 'qemu' | 'accelerator' | 'recovery' | 'boot' | 'ready';
@@ -24,6 +25,10 @@ export interface LaunchOptions {
   login?: () => Promise<UnlockedUser>;
   /** The serial console logs in as root instead of the user (`run --root`). */
   consoleAsRoot?: boolean;
+  /** The guest gets a screen: for the console page (QEMU's VNC on a private socket), or QEMU's own window. */
+  display?: DisplayRequest;
+  /** The console page this launch is served on: the lock names it for `launcher status` from the start. */
+  page?: { address: string };
 }
 
 export interface LaunchTimings {

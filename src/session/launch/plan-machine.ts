@@ -41,6 +41,7 @@ export function planMachine(args: {
   for (const feature of features) feature.planned?.({ memoryMiB, cpus });
   const channels = features.flatMap((feature) => feature.channels ?? []);
   const cmdline = features.flatMap((feature) => feature.cmdline ?? []);
+  const display = features.find((feature) => feature.display)?.display;
   const hotplugPorts = features.reduce((sum, feature) => sum + (feature.hotplugPorts ?? 0), 0);
   return {
     spec: {
@@ -59,6 +60,7 @@ export function planMachine(args: {
       nics: channels.flatMap((channel) => (channel.kind === 'nic' ? [{ id: channel.id, mac: channel.mac ?? '' }] : [])),
       streams: channels.flatMap((channel) => (channel.kind === 'stream' ? [channel.id] : [])),
       startPaused: true,
+      ...(display ? { display } : {}),
       ...(hotplugPorts > 0 ? { hotplugPorts } : {}),
       ...(shape?.incoming ? { incoming: true } : {}),
     },

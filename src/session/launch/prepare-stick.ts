@@ -25,7 +25,7 @@ export async function prepareStick(ctx: LaunchContext): Promise<PreparedStick> {
   if (qemu.notice) emit({ stage: 'qemu', message: qemu.notice });
   // Before the lock: on a stick with no room at all, even the lock file could not be written.
   await requireRoomToLaunch(layout.root);
-  const lock = await acquireLock(layout, options.command, { guest: options.guest, state: 'starting' });
+  const lock = await acquireLock(layout, options.command, { guest: options.guest, state: 'starting', ...(options.page ? { page: options.page } : {}) });
   try {
     emit({ stage: 'payload', message: `checking the ${options.guest} payload` });
     const payload = await openGuestPayload(layout.payloadRoot, options.guest);
