@@ -32,7 +32,7 @@ export function registerStatus(program: Command, output: () => Output): void {
       );
     }
     if (holder.state !== 'ready' || !holder.control) {
-      out.data({ state: holder.state ?? 'starting', holder });
+      out.data({ state: holder.state ?? 'starting', holder, ...(holder.page ? { page: holder.page } : {}) });
       out.line(`${holder.guest ?? 'a guest'} is ${holder.state ?? 'starting'}: ${describeHolder(holder)}`);
       if (holder.page) out.line(`  console page ${holder.page.address}`);
       return;

@@ -98,7 +98,7 @@ $('sign-in-form').addEventListener('submit', async (event) => {
     });
     body.fill(0);
     const answer = await response.json().catch(() => ({ ok: false, message: response.statusText }));
-    if (!answer.ok) $('sign-in-error').textContent = answer.hint ? `${answer.message} (${answer.hint})` : answer.message;
+    $('sign-in-error').textContent = answer.ok ? '' : answer.hint ? `${answer.message} (${answer.hint})` : answer.message;
   } finally {
     $('sign-in-button').disabled = false;
   }

@@ -1,0 +1,151 @@
+// The console page in real Chromium (puppeteer-core driving Debian's
+// /usr/bin/chromium): `launcher run --display page` on a stick served through
+// bindfs (so the test can pull it out), one boot of the default guest. The
+// page refuses a request without its token, from another origin or another
+// host name, a wrong passphrase; the right one shows the guest's screen; text
+// typed on the page lands in a file `launcher exec` reads; the first address
+// is spent; `status --json` names the page; pulling the stick out shows the
+// ended state.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { request } from 'node:http';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Browser, Page } from 'puppeteer-core';
+import WebSocket from 'ws';
+import { addStickUser, freshStick, launcher, launcherJson, waitUntil } from './harness.ts';
+import { hasChromium, inPage, litPixels, type PageRun, signInOnPage, startChromium, startPageRun, typeOnScreen } from './page-browser.ts';
+
+const passphrase = 'console page passphrase';
+const hasBindfs = spawnSync('bindfs', ['--version']).status === 0 && existsSync('/dev/fuse');
+
+/** A raw request, so the test can send any Host and Origin header (fetch would not let it). */
+function rawGet(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function websocketRefused(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { headers });
+    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.on('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.on('error', () => resolve(-1));
+  });
+}
+
+(hasChromium && hasBindfs ? describe : describe.skip)('the console page in Chromium (bindfs; boots the default guest once)', function () {
+  this.timeout(600_000);
+  let stick: Awaited<ReturnType<typeof freshStick>>;
+  let mount: string;
+  let bindfs: ChildProcess | undefined;
+  let served: PageRun;
+  let browser: Browser;
+  let page: Page;
+  let cookie = '';
+
+  before(async () => {
+    stick = await freshStick();
+    await addStickUser(stick.root, 'tester', passphrase);
+    mount = join(dirname(stick.root), 'mnt');
+    await mkdir(mount);
+    bindfs = spawn('bindfs', ['-f', stick.root, mount], { stdio: 'ignore' });
+    assert.ok(await waitUntil(() => spawnSync('mountpoint', ['-q', mount]).status === 0, 10_000, 20), 'bindfs did not mount');
+    served = await startPageRun(['--stick', mount, '--accel', 'tcg']);
+    browser = await startChromium();
+    page = await browser.newPage();
+  });
+  after(async () => {
+    await browser?.close();
+    await launcher(['stop', '--force', '--stick', mount]);
+    served?.run.kill('SIGKILL');
+    bindfs?.kill('SIGKILL');
+    spawnSync('fusermount', ['-u', '-z', mount]);
+    await stick.dispose();
+  });
+
+  it('refuses a request without its token, with a wrong token, from another origin, or for another host name', async () => {
+    const { origin, firstAddress } = served;
+    const port = new URL(origin).port;
+    assert.equal((await rawGet(`${origin}/`, {})).status, 403);
+    assert.equal((await rawGet(`${origin}/api/status`, {})).status, 403);
+    assert.equal((await rawGet(`${origin}/?t=not-the-token`, {})).status, 403);
+    // The right token, but from another origin or through another name (DNS rebinding): refused, and not spent.
+    assert.equal((await rawGet(firstAddress, { origin: 'http://evil.example' })).status, 403);
+    assert.equal((await rawGet(firstAddress, { host: `evil.example:${port}` })).status, 403);
+    assert.equal(await websocketRefused(`ws://127.0.0.1:${port}/vnc`, { origin: 'http://evil.example' }), 403);
+    // Every answer carries the strict policy: no inline script, nothing from elsewhere.
+    const refused = await fetch(`${origin}/`);
+    assert.match(refused.headers.get('content-security-policy') ?? '', /script-src 'self';.*frame-ancestors 'none'/);
+  });
+
+  it('a wrong passphrase is refused on the page', async () => {
+    await page.goto(served.firstAddress);
+    const error = await signInOnPage(page, 'not the passphrase');
+    assert.match(error, /wrong passphrase for tester/);
+    assert.equal(await inPage(page, 'document.body.dataset.phase'), 'sign-in');
+    cookie = (await browser.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+  });
+
+  it('the first address is spent: opened again, it is refused', async () => {
+    assert.equal((await rawGet(served.firstAddress, {})).status, 403);
+    // The page itself, with its cookie, still works; without an origin it may not act.
+    assert.equal((await rawGet(`${served.origin}/api/status`, { cookie })).status, 200);
+  });
+
+  it("the right passphrase shows the guest's screen", async () => {
+    await signInOnPage(page, passphrase);
+    assert.notEqual(await inPage(page, 'document.body.dataset.phase'), 'sign-in');
+    await page.waitForSelector('body[data-screen="connected"]', { timeout: 300_000 });
+    assert.equal(await inPage(page, 'document.body.dataset.phase'), 'running');
+    let lit = 0;
+    for (let i = 0; i < 120 && lit < 500; i++) {
+      lit = await litPixels(page);
+      if (lit < 500) await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    assert.ok(lit >= 500, `the screen stayed dark (${lit} lit pixels)`);
+  });
+
+  it('launcher status --json names the page while it is served', async () => {
+    const status = await launcherJson<{ page?: { address: string } }>(['status', '--stick', mount]);
+    assert.equal(status.exitCode, 0, status.stderr);
+    assert.equal(status.json.page?.address, `${served.origin}/`);
+  });
+
+  it('text typed on the page lands in a file that launcher exec reads', async () => {
+    await page.click('#screen canvas');
+    // The shell on tty1 may still be starting: type until the file is there.
+    let content = '';
+    for (let attempt = 0; attempt < 5 && content !== 'typed-through-page'; attempt++) {
+      await typeOnScreen(page, 'echo typed-through-page >typed.txt\n');
+      for (let i = 0; i < 20; i++) {
+        const read = await launcher(['exec', '--stick', mount, '--', 'cat', 'typed.txt']);
+        content = read.stdout.trim();
+        if (content === 'typed-through-page') break;
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      }
+    }
+    assert.equal(content, 'typed-through-page');
+  });
+
+  it('pulling the stick out shows the ended state on the page', async () => {
+    bindfs!.kill('SIGKILL');
+    await page.waitForSelector('body[data-phase="ended"]', { timeout: 60_000 });
+    assert.equal(await inPage(page, 'document.body.dataset.ended'), 'removed');
+    assert.match(await inPage<string>(page, "document.getElementById('ended-title').textContent"), /stick was pulled out/);
+    assert.match(await inPage<string>(page, "document.getElementById('ended-message').textContent"), /stick was removed/);
+    const ended = await served.run;
+    assert.equal(ended.exitCode, 15, served.stderr());
+  });
+});
