@@ -32,7 +32,10 @@ export interface ServedPage {
   ended(session: Session): Promise<void>;
 }
 
-export async function servePage(out: Output, args: { stickRoot: string; signInOnPage: boolean }): Promise<ServedPage> {
+export async function servePage(
+  out: Output,
+  args: { stickRoot: string; signInOnPage: boolean; /** Where the address with its token is told (default: printed); never a log on the stick. */ tell?: (firstAddress: string) => void },
+): Promise<ServedPage> {
   const layout = stickLayout(args.stickRoot);
   const { listUsers, login } = await import('../auth/users.ts');
   const users = args.signInOnPage ? (await listUsers(layout)).map((user) => user.name) : [];
@@ -62,7 +65,7 @@ export async function servePage(out: Output, args: { stickRoot: string; signInOn
     },
     initial,
   );
-  announce(out, page);
+  announce(out, page, args.tell);
   return {
     page,
     signedIn,
@@ -80,9 +83,10 @@ export async function servePage(out: Output, args: { stickRoot: string; signInOn
 }
 
 /** Prints the address (with its one-time token) and opens it in the host's browser where there is one. */
-function announce(out: Output, page: ConsolePage): void {
+function announce(out: Output, page: ConsolePage, tell?: (firstAddress: string) => void): void {
   const address = page.access.firstAddress;
-  out.info(`the console page: ${address}`);
+  if (tell) tell(address);
+  else out.info(`the console page: ${address}`);
   if (process.env[OPEN_PAGE_ENV] === '0') return;
   const opener = currentPlatform().openBrowser(address, process.env);
   if (!opener) {
@@ -97,8 +101,13 @@ function announce(out: Output, page: ConsolePage): void {
 async function lastState(session: Session, ejected: boolean, layout: ReturnType<typeof stickLayout>): Promise<PagePhase> {
   if (session.removal) return { phase: 'ended', reason: 'removed', message: `${session.removal.message}. The next launcher run checks the disk.` };
   if (session.suspended)
-    return { phase: 'ended', reason: 'suspended', message: `${session.guest} was saved to the stick; the next launcher run, on this PC or another, resumes it.` };
-  if (session.machine.state === 'crashed') return { phase: 'ended', reason: 'failed', message: `QEMU ended unexpectedly; its log: ${session.machine.logs.qemu}` };
+    return {
+      phase: 'ended',
+      reason: 'suspended',
+      message: `${session.guest} was saved to the stick; the next launcher run, on this PC or another, resumes it.`,
+    };
+  if (session.machine.state === 'crashed')
+    return { phase: 'ended', reason: 'failed', message: `QEMU ended unexpectedly; its log: ${session.machine.logs.qemu}` };
   if (ejected) {
     await flushStick(layout).catch(() => {});
     return { phase: 'ended', reason: 'ejected', message: `${session.guest} has shut down and the stick is flushed: it is safe to remove it.` };

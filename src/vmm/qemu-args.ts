@@ -3,7 +3,17 @@
 // through here: keys reach QEMU over QMP after start.
 import { GUEST_LIFE_ACTIONS } from './guest-life.ts';
 import { RAM_BACKEND_ID } from './guest-ram.ts';
-import { AGENT_PORT_ID, AGENT_PORT_NAME, type Accelerator, type ChannelEndpoint, type DiskSpec, type DisplaySpec, type HostOs, type MachineSpec, VDAGENT_PORT_NAME } from './machine-spec.ts';
+import {
+  AGENT_PORT_ID,
+  AGENT_PORT_NAME,
+  type Accelerator,
+  type ChannelEndpoint,
+  type DiskSpec,
+  type DisplaySpec,
+  type HostOs,
+  type MachineSpec,
+  VDAGENT_PORT_NAME,
+} from './machine-spec.ts';
 
 /** Per-accelerator `-accel` value and default CPU model. */
 const ACCELERATOR_ARGS: Record<Accelerator, { accel: string; cpu: string }> = {

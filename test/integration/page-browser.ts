@@ -29,10 +29,10 @@ export interface PageRun {
 }
 
 /** `launcher run --display page ...` with no browser opened; resolves once it prints the page's address. */
-export async function startPageRun(args: string[], env: Record<string, string> = {}): Promise<PageRun> {
+export async function startPageRun(args: string[], env: Record<string, string> = {}, input?: string): Promise<PageRun> {
   const run = execa(launcherPath, ['run', '--display', 'page', ...args], {
     reject: false,
-    stdin: 'ignore',
+    ...(input === undefined ? { stdin: 'ignore' as const } : { input }),
     env: { NO_COLOR: '1', POCKETVM_OPEN_PAGE: '0', ...env },
   });
   let stderr = '';
@@ -52,15 +52,14 @@ export async function signInOnPage(page: Page, passphrase: string): Promise<stri
   await page.type('#passphrase', passphrase);
   await page.click('#sign-in-button');
   // Browser-side code as strings: this project's TypeScript has no DOM types.
-  await page.waitForFunction(
-    "document.body.dataset.phase !== 'sign-in' || !['', 'checking…'].includes(document.getElementById('sign-in-error').textContent)",
-    { timeout: 60_000 },
-  );
+  await page.waitForFunction("document.body.dataset.phase !== 'sign-in' || !['', 'checking…'].includes(document.getElementById('sign-in-error').textContent)", {
+    timeout: 60_000,
+  });
   return (await page.evaluate("document.getElementById('sign-in-error').textContent")) as string;
 }
 
 /** Characters that need Shift on a US keyboard: the keys are sent as scancodes (no layout guessed), so Shift is pressed as a person would. */
-const SHIFTED: Record<string, string> = { '>': 'Period', '<': 'Comma', '|': 'Backslash', '_': 'Minus', ':': 'Semicolon', '"': 'Quote' };
+const SHIFTED: Record<string, string> = { '>': 'Period', '<': 'Comma', '|': 'Backslash', _: 'Minus', ':': 'Semicolon', '"': 'Quote' };
 
 export async function typeOnScreen(page: Page, text: string): Promise<void> {
   for (const char of text) {

@@ -50,7 +50,10 @@ async function windowBackend(stickRoot: string): Promise<string> {
   const available = await qemuDisplays(findQemu(host, stickRoot).system);
   const backend = host.windowDisplays.find((name) => available.includes(name));
   if (!backend)
-    throw new DisplayError(`this QEMU has no window of its own (it offers: ${available.join(', ') || 'nothing'})`, 'use --display page (the console page in a browser); on Debian the window comes with qemu-system-gui');
+    throw new DisplayError(
+      `this QEMU has no window of its own (it offers: ${available.join(', ') || 'nothing'})`,
+      'use --display page (the console page in a browser); on Debian the window comes with qemu-system-gui',
+    );
   return backend;
 }
 
@@ -101,11 +104,10 @@ export function registerRun(program: Command, output: () => Output): void {
     .option('--detach', 'leave the guest running in the background and return once it is ready')
     .option('--root', 'log in on the console as root instead of the user')
     .addOption(
-      new Option('--display <mode>', "page: the console page in the browser; window: QEMU's own window; none: this terminal (default: page without a terminal, else none)").choices([
-        'page',
-        'window',
-        'none',
-      ]),
+      new Option(
+        '--display <mode>',
+        "page: the console page in the browser; window: QEMU's own window; none: this terminal (default: page without a terminal, else none)",
+      ).choices(['page', 'window', 'none']),
     );
   stickOption(command);
   guestOption(command);
@@ -155,8 +157,9 @@ export function registerRun(program: Command, output: () => Output): void {
     };
     if (options.detach) {
       if (options.root) throw new UsageError('--root is for the attached console; run --detach has none', 'launcher exec --root -- CMD runs a command as root');
+      if (display === 'window') throw new UsageError('--display window needs the launcher in the foreground', 'run --detach --display page serves the console page instead');
       const status = await spawnDetachedSession(
-        { stickRoot, guest: options.guest, accel: options.accel },
+        { stickRoot, guest: options.guest, accel: options.accel, ...(display === 'page' ? { display: 'page' as const } : {}) },
         (message) => (message.notice ? out.notice(message.message) : out.info(message.message)),
         login,
       );
@@ -165,12 +168,14 @@ export function registerRun(program: Command, output: () => Output): void {
       out.line(
         `${status.guest} is ${status.resumed ? 'resumed and ' : ''}running in the background (session pid ${status.pid}, ${status.accelerator}); ready in ${(status.readyMs / 1000).toFixed(1)} s`,
       );
+      if (status.pageFirstAddress) out.line(`  the console page: ${status.pageFirstAddress}`);
       out.line('  launcher exec -- CMD   runs a command in it;  launcher stop   shuts it down');
       return;
     }
     const displayRequest =
       display === 'page' ? { kind: 'page' as const } : display === 'window' ? { kind: 'window' as const, backend: await windowBackend(stickRoot) } : undefined;
-    if (display === 'page') return runWithPage(out, {
+    if (display === 'page')
+      return runWithPage(out, {
         stickRoot,
         guest: options.guest,
         accel: options.accel,
@@ -198,22 +203,30 @@ export function registerRun(program: Command, output: () => Output): void {
 
 /** The command's end once the session is over: the stick pulled out and a crash are errors. */
 function endedSession(session: Session, out: Output): void {
-    if (session.removal) throw new StickRemovedError(session.removal.message, { removal: session.removal });
-    const state = session.machine.state;
-    if (state === 'crashed') {
-      const exit = session.machine.process.exitStatus;
-      throw new GuestFailedError(
-        `QEMU ended unexpectedly (${exit?.signal ?? `exit ${exit?.code}`}): ${session.machine.process.stderrTail().at(-1) ?? 'no message'}`,
-        { hint: `QEMU's log: ${session.machine.logs.qemu}` },
-      );
-    }
-    out.info(session.suspended ? `${session.guest} suspended to the stick; the next launcher run resumes it` : `${session.guest} stopped`);
+  if (session.removal) throw new StickRemovedError(session.removal.message, { removal: session.removal });
+  const state = session.machine.state;
+  if (state === 'crashed') {
+    const exit = session.machine.process.exitStatus;
+    throw new GuestFailedError(
+      `QEMU ended unexpectedly (${exit?.signal ?? `exit ${exit?.code}`}): ${session.machine.process.stderrTail().at(-1) ?? 'no message'}`,
+      { hint: `QEMU's log: ${session.machine.logs.qemu}` },
+    );
+  }
+  out.info(session.suspended ? `${session.guest} suspended to the stick; the next launcher run resumes it` : `${session.guest} stopped`);
 }
 
 /** `run --display page`: the console page signs the person in (unless the passphrase came on stdin) and shows the guest. */
 async function runWithPage(
   out: Output,
-  args: { stickRoot: string; guest: string; accel: Accelerator | 'auto'; root: boolean; login: () => Promise<UnlockedUser>; settle: (user: UnlockedUser) => Promise<void>; signInOnPage: boolean },
+  args: {
+    stickRoot: string;
+    guest: string;
+    accel: Accelerator | 'auto';
+    root: boolean;
+    login: () => Promise<UnlockedUser>;
+    settle: (user: UnlockedUser) => Promise<void>;
+    signInOnPage: boolean;
+  },
 ): Promise<void> {
   const [{ servePage }, { startSession, stopOnSignals }] = await Promise.all([import('../console-page.ts'), import('../session-runner.ts')]);
   const served = await servePage(out, { stickRoot: args.stickRoot, signInOnPage: args.signInOnPage });

@@ -54,8 +54,13 @@ function render(state) {
     rfb?.disconnect();
     $('summary').textContent = '';
     $('ended-title').textContent =
-      { removed: 'The stick was pulled out', suspended: 'Suspended to the stick', ejected: 'Safe to remove the stick', stopped: 'The guest has shut down', failed: 'The session has ended' }[state.reason] ??
-      'The session has ended';
+      {
+        removed: 'The stick was pulled out',
+        suspended: 'Suspended to the stick',
+        ejected: 'Safe to remove the stick',
+        stopped: 'The guest has shut down',
+        failed: 'The session has ended',
+      }[state.reason] ?? 'The session has ended';
     $('ended-message').textContent = state.message;
     document.body.dataset.ended = state.reason;
   }
