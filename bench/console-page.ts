@@ -13,7 +13,7 @@
 //
 // Prints the figures and ratios; never fails on a time.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { join, normalize } from 'node:path';
@@ -28,6 +28,8 @@ import { benchOptions, median } from './bench-options.ts';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { json, say } = benchOptions(1);
 const PRESSES = 50;
+/** Bare QEMU's VNC socket (it also needs one for the websocket listener); removed at the end. */
+const BARE_VNC_SOCKET = `/tmp/pocketvm-bench-vnc-${process.pid}.sock`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function freePort(): Promise<number> {
@@ -111,7 +113,7 @@ async function bareQemu(): Promise<{ qemu: ChildProcess; readyMs: number; wsPort
     'qemu-system-x86_64',
     [
       ...['-nodefaults', '-no-user-config', '-display', 'none', '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max', '-m', '256M', '-smp', '1'],
-      ...['-vnc', `unix:/tmp/pocketvm-bench-vnc-${process.pid}.sock,websocket=127.0.0.1:${wsPort}`, '-device', 'virtio-vga', '-device', 'virtio-tablet-pci'],
+      ...['-vnc', `unix:${BARE_VNC_SOCKET},websocket=127.0.0.1:${wsPort}`, '-device', 'virtio-vga', '-device', 'virtio-tablet-pci'],
       ...['-kernel', payload.kernel, '-initrd', payload.initrd, '-append', `${payload.manifest.cmdline} console=tty0 console=ttyS0 pocketvm.display=1`],
       ...['-serial', 'stdio', '-device', 'virtio-serial-pci', '-chardev', 'null,id=ga', '-device', 'virtserialport,chardev=ga,name=org.qemu.guest_agent.0'],
     ],
@@ -179,6 +181,7 @@ try {
   }
 } finally {
   bareQemuProcess?.kill('SIGKILL');
+  await rm(BARE_VNC_SOCKET, { force: true });
   await browser.close();
   await launcher(['stop', '--force', '--stick', stick.root]);
   await stick.dispose();

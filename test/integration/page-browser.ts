@@ -17,6 +17,8 @@ export async function startChromium(): Promise<Browser> {
     // --no-sandbox: the tests run as root, where Chromium's sandbox refuses to start.
     args: ['--no-sandbox', '--disable-gpu', '--window-size=1024,768'],
     defaultViewport: { width: 1024, height: 768 },
+    // A guest booting under TCG on a loaded machine takes minutes: a wait may outlast puppeteer's 3-minute default.
+    protocolTimeout: 900_000,
   });
 }
 
