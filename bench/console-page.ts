@@ -176,8 +176,12 @@ try {
   };
   if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else {
-    console.log(`launch → first frame in the browser  ${(result.launchToFirstFrameMs / 1000).toFixed(1)} s   bare QEMU → ready marker ${(result.bareQemuReadyMs / 1000).toFixed(1)} s   ratio ${result.launchRatio}× (target ≤ 1.15×)`);
-    console.log(`keypress → changed pixel (median of ${PRESSES})  page ${result.keypressMedianMs} ms   noVNC on QEMU's websocket ${result.keypressBaselineMedianMs} ms   ratio ${result.keypressRatio}× (target ≤ 1.2×)`);
+    console.log(
+      `launch → first frame in the browser  ${(result.launchToFirstFrameMs / 1000).toFixed(1)} s   bare QEMU → ready marker ${(result.bareQemuReadyMs / 1000).toFixed(1)} s   ratio ${result.launchRatio}× (target ≤ 1.15×)`,
+    );
+    console.log(
+      `keypress → changed pixel (median of ${PRESSES})  page ${result.keypressMedianMs} ms   noVNC on QEMU's websocket ${result.keypressBaselineMedianMs} ms   ratio ${result.keypressRatio}× (target ≤ 1.2×)`,
+    );
   }
 } finally {
   bareQemuProcess?.kill('SIGKILL');

@@ -34,7 +34,11 @@ export interface ServedPage {
 
 export async function servePage(
   out: Output,
-  args: { stickRoot: string; signInOnPage: boolean; /** Where the address with its token is told (default: printed); never a log on the stick. */ tell?: (firstAddress: string) => void },
+  args: {
+    stickRoot: string;
+    signInOnPage: boolean;
+    /** Where the address with its token is told (default: printed); never a log on the stick. */ tell?: (firstAddress: string) => void;
+  },
 ): Promise<ServedPage> {
   const layout = stickLayout(args.stickRoot);
   const { listUsers, login } = await import('../auth/users.ts');
@@ -60,7 +64,7 @@ export async function servePage(
           await session.stop();
         }
       },
-      status: async () => (session ? session.status() : page.state.current),
+      status: async () => (session ? { ...session.status(), pendingConfirmations: await waitingForConfirmation(session) } : page.state.current),
       vncSocket: () => session?.vncSocket,
     },
     initial,
@@ -96,6 +100,29 @@ function announce(out: Output, page: ConsolePage, tell?: (firstAddress: string) 
   const child = spawn(opener.command, opener.args, { stdio: 'ignore', detached: true });
   child.on('error', () => out.notice(`could not open a browser (${opener.command}): open ${address} in a browser on this computer`));
   child.unref();
+}
+
+/**
+ * The shared folders and table rules waiting for the person's confirmation,
+ * as `launcher tables show` lists them without a passphrase: a rule with a
+ * recorded confirmation is left out (it was checked at launch).
+ */
+async function waitingForConfirmation(session: Session): Promise<string[]> {
+  if (!session.user) return [];
+  try {
+    const { loadTable } = await import('../dyntable/namespace.ts');
+    const loaded = await loadTable({
+      layout: session.layout,
+      guest: session.guest,
+      user: session.user,
+      ...(session.registry ? { registry: session.registry } : {}),
+    });
+    return loaded.table.waiting
+      .filter((rule) => !loaded.recorded.has(rule.fingerprint))
+      .map((rule) => `${rule.guestPath} ← ${rule.hostPath} (launcher tables confirm ${rule.name})`);
+  } catch {
+    return [];
+  }
 }
 
 async function lastState(session: Session, ejected: boolean, layout: ReturnType<typeof stickLayout>): Promise<PagePhase> {

@@ -43,12 +43,16 @@ export async function spawnDetachedSession(
   prepareLogFile(sessionLog, LOG_LIMITS.session);
   const logFd = openSync(sessionLog, 'a');
   const self = selfCommand();
-  const child = spawn(self.command, [...self.args, 'session', '--stick', args.stickRoot, '--guest', args.guest, '--accel', args.accel, ...(args.display ? ['--display', args.display] : [])], {
-    detached: true,
-    stdio: ['ignore', logFd, logFd, 'ipc'],
-    // Structured clone, not JSON: the disk key crosses as bytes, never as a base64 string that could not be cleared.
-    serialization: 'advanced',
-  });
+  const child = spawn(
+    self.command,
+    [...self.args, 'session', '--stick', args.stickRoot, '--guest', args.guest, '--accel', args.accel, ...(args.display ? ['--display', args.display] : [])],
+    {
+      detached: true,
+      stdio: ['ignore', logFd, logFd, 'ipc'],
+      // Structured clone, not JSON: the disk key crosses as bytes, never as a base64 string that could not be cleared.
+      serialization: 'advanced',
+    },
+  );
   closeSync(logFd);
   let loginFailure: PocketError | undefined;
   // Ctrl-C (or SIGTERM/SIGHUP) while this command waits for readiness cancels

@@ -55,10 +55,21 @@ function websocketRefused(url: string, headers: Record<string, string>): Promise
   let browser: Browser;
   let page: Page;
   let cookie = '';
+  let waitingFolder = '';
 
   before(async () => {
     stick = await freshStick();
     await addStickUser(stick.root, 'tester', passphrase);
+    // A table rule of the person's, for a folder outside every known one: it waits for their confirmation.
+    waitingFolder = await mkdtemp(join(tmpdir(), 'pocketvm-page-waiting-'));
+    for (const [name, value] of [
+      ['Table', 'FET'],
+      ['GuestPath', '/host/waiting'],
+      ['HostPath', waitingFolder],
+    ] as const) {
+      const set = await launcher(['reg', 'set', '--stick', stick.root, '--user', 'tester', 'Tables\\Rules\\Waiting', name, value]);
+      assert.equal(set.exitCode, 0, set.stderr);
+    }
     mount = join(dirname(stick.root), 'mnt');
     await mkdir(mount);
     bindfs = spawn('bindfs', ['-f', stick.root, mount], { stdio: 'ignore' });
@@ -74,6 +85,7 @@ function websocketRefused(url: string, headers: Record<string, string>): Promise
     bindfs?.kill('SIGKILL');
     spawnSync('fusermount', ['-u', '-z', mount]);
     await stick.dispose();
+    if (waitingFolder) await rm(waitingFolder, { recursive: true, force: true });
   });
 
   it('refuses a request without its token, with a wrong token, from another origin, or for another host name', async () => {
@@ -122,6 +134,12 @@ function websocketRefused(url: string, headers: Record<string, string>): Promise
     const status = await launcherJson<{ page?: { address: string } }>(['status', '--stick', mount]);
     assert.equal(status.exitCode, 0, status.stderr);
     assert.equal(status.json.page?.address, `${served.origin}/`);
+  });
+
+  it('the page shows the status and the table rule waiting for confirmation', async () => {
+    await page.click('#status-button');
+    await page.waitForFunction("document.getElementById('status').textContent.includes('waiting for confirmation: /host/waiting')", { timeout: 30_000 });
+    assert.match(await inPage<string>(page, "document.getElementById('status').textContent"), /default: \w+, up \d+ s\ntcg, \d+ MiB/);
   });
 
   it('text typed on the page lands in a file that launcher exec reads', async () => {

@@ -157,7 +157,8 @@ export function registerRun(program: Command, output: () => Output): void {
     };
     if (options.detach) {
       if (options.root) throw new UsageError('--root is for the attached console; run --detach has none', 'launcher exec --root -- CMD runs a command as root');
-      if (display === 'window') throw new UsageError('--display window needs the launcher in the foreground', 'run --detach --display page serves the console page instead');
+      if (display === 'window')
+        throw new UsageError('--display window needs the launcher in the foreground', 'run --detach --display page serves the console page instead');
       const status = await spawnDetachedSession(
         { stickRoot, guest: options.guest, accel: options.accel, ...(display === 'page' ? { display: 'page' as const } : {}) },
         (message) => (message.notice ? out.notice(message.message) : out.info(message.message)),
