@@ -5,17 +5,18 @@
 // host name, a wrong passphrase; the right one shows the guest's screen; text
 // typed on the page lands in a file `launcher exec` reads; the first address
 // is spent; `status --json` names the page; pulling the stick out shows the
-// ended state.
+// ended state. Then `run --detach --display page` (a second boot): the
+// address printed, never logged on the stick, and Eject on the page.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Browser, Page } from 'puppeteer-core';
 import WebSocket from 'ws';
-import { addStickUser, freshStick, launcher, launcherJson, repoRoot, waitUntil } from './harness.ts';
+import { addStickUser, freshStick, launcher, launcherJson, processAlive, repoRoot, waitUntil } from './harness.ts';
 import { hasChromium, inPage, litPixels, type PageRun, signInOnPage, startChromium, startPageRun, typeOnScreen } from './page-browser.ts';
 
 const passphrase = 'console page passphrase';
@@ -240,3 +241,45 @@ const WALLPAPER = [0x3a, 0x6e, 0xa5] as const;
     });
   },
 );
+
+(hasChromium ? describe : describe.skip)('run --detach --display page: the session process serves the page (boots the default guest once)', function () {
+  this.timeout(600_000);
+  let stick: Awaited<ReturnType<typeof freshStick>>;
+  let browser: Browser;
+
+  before(async () => {
+    stick = await freshStick();
+    await addStickUser(stick.root, 'tester', passphrase);
+    browser = await startChromium();
+  });
+  after(async () => {
+    await browser?.close();
+    await launcher(['stop', '--force', '--stick', stick.root]);
+    await stick.dispose();
+  });
+
+  it('prints the address, status names it, the page shows the screen, and Eject ends in "safe to remove"', async () => {
+    const started = await launcherJson<{ pid: number; pageFirstAddress?: string; page?: { address: string } }>(
+      ['run', '--detach', '--display', 'page', '--stick', stick.root, '--user', 'tester', '--passphrase-stdin', '--accel', 'tcg'],
+      { input: `${passphrase}\n`, env: { NO_COLOR: '1', POCKETVM_OPEN_PAGE: '0' } },
+    );
+    assert.equal(started.exitCode, 0, started.stderr);
+    const first = started.json.pageFirstAddress;
+    assert.match(first ?? '', /^http:\/\/127\.0\.0\.1:\d+\/\?t=[A-Za-z0-9_-]+$/);
+    const origin = new URL(first!).origin;
+    assert.equal(started.json.page?.address, `${origin}/`);
+    // The token never goes into the session's log on the stick.
+    assert.ok(!(await readFile(join(stick.root, 'run', 'session.log'), 'utf8')).includes(new URL(first!).searchParams.get('t')!));
+    const status = await launcher(['status', '--stick', stick.root]);
+    assert.match(status.stdout, new RegExp(`console page ${origin}/`));
+    const page = await browser.newPage();
+    page.on('dialog', (dialog) => void dialog.accept());
+    await page.goto(first!);
+    await page.waitForSelector('body[data-screen="connected"]', { timeout: 120_000 });
+    await page.click('#eject-button');
+    await page.waitForSelector('body[data-phase="ended"]', { timeout: 120_000 });
+    assert.equal(await inPage(page, 'document.body.dataset.ended'), 'ejected');
+    assert.match(await inPage<string>(page, "document.getElementById('ended-message').textContent"), /safe to remove/);
+    assert.ok(await waitUntil(() => !processAlive(started.json.pid), 30_000), 'the session process did not exit');
+  });
+});
