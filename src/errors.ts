@@ -23,6 +23,7 @@ export const ExitCode = {
   hostWrites: 16,
   savedState: 17,
   systemImage: 18,
+  display: 19,
   guestState: 30,
   guestConfig: 31,
   notPermitted: 32,
@@ -293,6 +294,13 @@ function fromFileSystem(error: unknown): PocketError | undefined {
 }
 
 /** Wraps anything unexpected so the CLI still prints one line. */
+/** The guest's screen cannot be shown as asked (docs/console-page.md). */
+export class DisplayError extends PocketError {
+  constructor(message: string, hint?: string) {
+    super('display', message, hint === undefined ? {} : { hint });
+  }
+}
+
 export function asPocketError(error: unknown): PocketError {
   if (error instanceof PocketError) return error;
   // Ctrl-C at a prompt (@inquirer's ExitPromptError): the person chose to stop.

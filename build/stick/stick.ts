@@ -9,6 +9,7 @@ import { join, relative, sep } from 'node:path';
 import { initStick } from '../../src/stick/init-stick.ts';
 import { MANIFEST_PATH, writeManifest } from '../../src/stick/stick-manifest.ts';
 import { addonFilesFor } from './addons.ts';
+import { consoleAssetDirs } from '../../src/console/asset-dirs.ts';
 import { buildExecutables, EXECUTABLE_PLATFORMS, type ExecutablePlatform } from './executables.ts';
 import type { ProgressListener } from './progress.ts';
 import { buildLinuxQemuBundle } from './qemu-bundle.ts';
@@ -78,6 +79,23 @@ async function copyWithProgress(pairs: Array<{ from: string; to: string; mode?: 
   report({ step: 'copy', message: `copied ${label}`, done: total, total, unit: 'bytes' });
 }
 
+/**
+ * The console page's files (src/console/asset-dirs.ts): the page's own, and
+ * noVNC's ES modules with its licence, served from the stick by the executable.
+ */
+async function consoleFiles(root: string, dir: string): Promise<Array<{ from: string; to: string; mode: number }>> {
+  const source = consoleAssetDirs(root, false);
+  const target = consoleAssetDirs(dir, true);
+  await rm(join(dir, '.pocketvm', 'console'), { recursive: true, force: true });
+  const pairs: Array<{ from: string; to: string; mode: number }> = [];
+  for (const from of await filesUnder(source.page)) pairs.push({ from, to: join(target.page, relative(source.page, from)), mode: 0o644 });
+  for (const part of ['core', 'vendor'])
+    for (const from of await filesUnder(join(source.novnc, part)))
+      if (from.endsWith('.js')) pairs.push({ from, to: join(target.novnc, relative(source.novnc, from)), mode: 0o644 });
+  pairs.push({ from: join(source.novnc, 'LICENSE.txt'), to: join(target.novnc, 'LICENSE.txt'), mode: 0o644 });
+  return pairs;
+}
+
 export async function buildStick(options: StickBuildOptions): Promise<StickBuildResult> {
   const { root, dir } = options;
   const report = options.onProgress ?? (() => {});
@@ -140,6 +158,7 @@ export async function buildStick(options: StickBuildOptions): Promise<StickBuild
   const windows = executables.find((e) => e.platform === 'win-x64');
   if (windows) entries.push({ from: windows.path, to: join(dir, 'launcher.exe'), mode: 0o755 });
   await copyWithProgress(entries, 'the entries', report);
+  await copyWithProgress(await consoleFiles(root, dir), 'the console page', report);
 
   // 4. The manifest over everything the stick was built with.
   const paths = (await filesUnder(dir)).map((f) => relative(dir, f).split(sep).join('/')).filter((p) => !mutable(p));

@@ -16,7 +16,7 @@ import { assertWritable, openStick } from '../stick/stick-root.ts';
 export type DaemonMessage =
   | { type: 'event'; message: string; notice?: boolean }
   | { type: 'login' }
-  | { type: 'ready'; status: SessionStatus; readyMs: number }
+  | { type: 'ready'; status: SessionStatus; readyMs: number; pageFirstAddress?: string }
   | { type: 'error'; exit: string; message: string; hint?: string; details?: Record<string, unknown> };
 
 /** The parent's answer to `login`: the unwrapped key, over the IPC channel only. */
@@ -25,10 +25,10 @@ export type LoginReply =
   | { type: 'login-failed'; exit: string; message: string; hint?: string; details?: Record<string, unknown> };
 
 export async function spawnDetachedSession(
-  args: { stickRoot: string; guest: string; accel: string },
+  args: { stickRoot: string; guest: string; accel: string; display?: 'page' },
   onMessage: (message: Extract<DaemonMessage, { type: 'event' }>) => void,
   login?: () => Promise<UnlockedUser>,
-): Promise<SessionStatus & { readyMs: number }> {
+): Promise<SessionStatus & { readyMs: number; pageFirstAddress?: string }> {
   // Nothing is written until the folder is a stick and no session holds it:
   // a mistyped --stick must not get a run/session.log, nor a busy stick's
   // session log this launch's refusal (the refusal goes to the terminal only).
@@ -43,12 +43,16 @@ export async function spawnDetachedSession(
   prepareLogFile(sessionLog, LOG_LIMITS.session);
   const logFd = openSync(sessionLog, 'a');
   const self = selfCommand();
-  const child = spawn(self.command, [...self.args, 'session', '--stick', args.stickRoot, '--guest', args.guest, '--accel', args.accel], {
-    detached: true,
-    stdio: ['ignore', logFd, logFd, 'ipc'],
-    // Structured clone, not JSON: the disk key crosses as bytes, never as a base64 string that could not be cleared.
-    serialization: 'advanced',
-  });
+  const child = spawn(
+    self.command,
+    [...self.args, 'session', '--stick', args.stickRoot, '--guest', args.guest, '--accel', args.accel, ...(args.display ? ['--display', args.display] : [])],
+    {
+      detached: true,
+      stdio: ['ignore', logFd, logFd, 'ipc'],
+      // Structured clone, not JSON: the disk key crosses as bytes, never as a base64 string that could not be cleared.
+      serialization: 'advanced',
+    },
+  );
   closeSync(logFd);
   let loginFailure: PocketError | undefined;
   // Ctrl-C (or SIGTERM/SIGHUP) while this command waits for readiness cancels
@@ -94,7 +98,8 @@ export async function spawnDetachedSession(
         }
         child.disconnect();
         child.unref();
-        if (message.type === 'ready') return resolve({ ...message.status, readyMs: message.readyMs });
+        if (message.type === 'ready')
+          return resolve({ ...message.status, readyMs: message.readyMs, ...(message.pageFirstAddress ? { pageFirstAddress: message.pageFirstAddress } : {}) });
         const exit = (message.exit in ExitCode ? message.exit : 'internal') as ExitCodeName;
         reject(
           loginFailure ??

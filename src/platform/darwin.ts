@@ -35,4 +35,6 @@ export const darwinPlatform: HostPlatform = {
   hardLinksSymlinks: false,
   windowsFileSystem: false,
   guestRamInDevShm: false,
+  openBrowser: (url) => ({ command: 'open', args: [url] }),
+  windowDisplays: ['cocoa'],
 };

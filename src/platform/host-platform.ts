@@ -64,4 +64,12 @@ export interface HostPlatform {
   windowsFileSystem: boolean;
   /** The guest's RAM can be an unnamed file in /dev/shm (src/vmm/guest-ram.ts). */
   guestRamInDevShm: boolean;
+  /**
+   * How to open an address in the host's default browser (the console page),
+   * or undefined where there is none to open (a Linux host with no graphical
+   * session): the launcher then prints the address.
+   */
+  openBrowser(url: string, env: NodeJS.ProcessEnv): { command: string; args: string[] } | undefined;
+  /** QEMU's own window on this OS (`run --display window`), if the QEMU build has it. */
+  windowDisplays: readonly string[];
 }

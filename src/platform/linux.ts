@@ -42,4 +42,6 @@ export const linuxPlatform: HostPlatform = {
   hardLinksSymlinks: true,
   windowsFileSystem: false,
   guestRamInDevShm: true,
+  openBrowser: (url, env) => (env['DISPLAY'] || env['WAYLAND_DISPLAY'] ? { command: 'xdg-open', args: [url] } : undefined),
+  windowDisplays: ['gtk', 'sdl'],
 };

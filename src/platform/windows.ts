@@ -32,4 +32,6 @@ export const windowsPlatform: HostPlatform = {
   hardLinksSymlinks: false,
   windowsFileSystem: true,
   guestRamInDevShm: false,
+  openBrowser: (url) => ({ command: 'rundll32', args: ['url.dll,FileProtocolHandler', url] }),
+  windowDisplays: ['gtk', 'sdl'],
 };

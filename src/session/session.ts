@@ -45,6 +45,8 @@ export interface SessionStatus {
   resumed?: ResumeReport;
   /** Set while the guest is paused because the stick is full; it continues once there is room. */
   stickFull?: StickFullState;
+  /** Where the console page is served while it is (docs/console-page.md). */
+  page?: { address: string };
   /** What the guest wrote to the stick through /host and the registry, against its limits (src/session/stick-limits.ts). */
   storage?: StickLimitsStatus;
   /** The guest's network (src/session/network-setting.ts). */
@@ -75,6 +77,8 @@ export interface SessionParts {
   limits?: StickLimits;
   /** What the launch opened, closed at the session's end (newest first) before the lock goes. */
   teardown?: Teardown;
+  /** QEMU's VNC socket in a private folder, with a page display (src/session/features/display-feature.ts). */
+  vncSocket?: string;
   /** Says whether the stick was pulled out (the removal guard, src/session/surprise-removal.ts). */
   removalWatch?: { readonly removal: StickRemoval | undefined };
 }
@@ -94,6 +98,9 @@ export class Session {
   readonly stateContext: StateContext | undefined;
   readonly resumed: ResumeReport | undefined;
   readonly limits: StickLimits | undefined;
+  readonly vncSocket: string | undefined;
+  /** Set by the console page while it serves this session (src/console/), for `launcher status`. */
+  page: { address: string } | undefined;
   /** Set once this session ended by being suspended to the stick. */
   suspended: SuspendResult | undefined;
   /** Set while the guest is paused because the stick is full (src/session/stick-full.ts). */
@@ -120,6 +127,7 @@ export class Session {
     this.stateContext = parts.stateContext;
     this.resumed = parts.resumed;
     this.limits = parts.limits;
+    this.vncSocket = parts.vncSocket;
     this.#removalWatch = parts.removalWatch;
     this.#teardown = parts.teardown ?? new Teardown();
     this.ended = this.machine.process.exited.then(async () => {
@@ -172,6 +180,7 @@ export class Session {
       ...(this.stickFull ? { stickFull: this.stickFull } : {}),
       ...(this.limits ? { storage: this.limits.status() } : {}),
       network: networkStatus(spec.network),
+      ...(this.page ? { page: this.page } : {}),
     };
   }
 

@@ -31,6 +31,8 @@ export interface LockHolder {
   state?: 'starting' | 'ready' | 'stopping';
   /** The logged-in user, once known: whose disk a later recovery checks. */
   user?: string;
+  /** The console page's address (no token) while the launch serves one (docs/console-page.md). */
+  page?: { address: string };
   /**
    * Where /proc exists: the holder's start time in clock ticks since boot
    * (field 22 of /proc/<pid>/stat). A live process with the holder's pid but

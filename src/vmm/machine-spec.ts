@@ -61,6 +61,15 @@ export interface NicSpec {
  */
 export type GuestNetwork = 'none' | 'user' | 'isolated';
 
+/**
+ * The guest's screen (src/vmm/qemu-args.ts, displayArgs): served by QEMU's
+ * VNC on a UNIX socket in a private folder only the launcher reaches (the
+ * console page bridges it; never a TCP port), or QEMU's own window. Both give
+ * the guest a display card, a tablet and, with `clipboard`, the
+ * qemu-vdagent clipboard port. Without one QEMU shows nothing.
+ */
+export type DisplaySpec = { kind: 'vnc'; socket: string; clipboard: boolean } | { kind: 'window'; backend: string; clipboard: boolean };
+
 export interface DiskSpec {
   id: string;
   file: string;
@@ -100,6 +109,8 @@ export interface MachineSpec {
    * device attached over QMP (the encrypted personal disk) plugs in there.
    */
   hotplugPorts?: number;
+  /** The guest's screen; none without (`-display none`). */
+  display?: DisplaySpec;
   /** Extra virtio-serial ports (guest registry, …). */
   serialPorts?: SerialPortSpec[];
   /** Extra network cards backed by a launcher channel (the 9P namespace). */
@@ -112,6 +123,8 @@ export interface MachineSpec {
 }
 
 export const AGENT_PORT_NAME = 'org.qemu.guest_agent.0';
+/** The port spice-vdagent in the guest opens for the clipboard (QEMU's qemu-vdagent chardev serves it). */
+export const VDAGENT_PORT_NAME = 'com.redhat.spice.0';
 /** The agent port's device id: QEMU names it in VSERPORT_CHANGE events. */
 export const AGENT_PORT_ID = 'agent-port';
 

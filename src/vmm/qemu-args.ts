@@ -3,7 +3,17 @@
 // through here: keys reach QEMU over QMP after start.
 import { GUEST_LIFE_ACTIONS } from './guest-life.ts';
 import { RAM_BACKEND_ID } from './guest-ram.ts';
-import { AGENT_PORT_ID, AGENT_PORT_NAME, type Accelerator, type ChannelEndpoint, type DiskSpec, type HostOs, type MachineSpec } from './machine-spec.ts';
+import {
+  AGENT_PORT_ID,
+  AGENT_PORT_NAME,
+  type Accelerator,
+  type ChannelEndpoint,
+  type DiskSpec,
+  type DisplaySpec,
+  type HostOs,
+  type MachineSpec,
+  VDAGENT_PORT_NAME,
+} from './machine-spec.ts';
 
 /** Per-accelerator `-accel` value and default CPU model. */
 const ACCELERATOR_ARGS: Record<Accelerator, { accel: string; cpu: string }> = {
@@ -108,6 +118,33 @@ function machineArgs(spec: MachineSpec): string[] {
   ];
 }
 
+/** Where the screen goes: nowhere, QEMU's VNC on a private UNIX socket (no TCP port), or QEMU's own window. */
+function displayBackendArgs(display: DisplaySpec | undefined): string[] {
+  if (display?.kind === 'vnc') return ['-display', 'none', '-vnc', `unix:${escapeOptionValue(display.socket)}`];
+  if (display?.kind === 'window') return ['-display', display.backend];
+  return ['-display', 'none'];
+}
+
+/**
+ * The devices a screen needs: virtio-vga (VGA text mode for a console guest,
+ * virtio-gpu with resizing once the guest loads its driver), an absolute
+ * pointer, and the clipboard: QEMU's own vdagent on spice-vdagent's port.
+ * Keys go to the PS/2 keyboard as scancodes (VNC's extended key events), so
+ * no `-k` layout is ever guessed on the host.
+ */
+function displayDeviceArgs(display: DisplaySpec | undefined): string[] {
+  if (!display) return [];
+  return [
+    '-device',
+    'virtio-vga',
+    '-device',
+    'virtio-tablet-pci',
+    ...(display.clipboard
+      ? ['-chardev', 'qemu-vdagent,id=vdagent,clipboard=on', '-device', `virtserialport,bus=vser0.0,chardev=vdagent,id=vdagent-port,name=${VDAGENT_PORT_NAME}`]
+      : []),
+  ];
+}
+
 export function buildQemuArgs(spec: MachineSpec): string[] {
   const accel = ACCELERATOR_ARGS[spec.accelerator];
   return [
@@ -115,8 +152,7 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     `${escapeOptionValue(spec.name)},debug-threads=on`,
     '-nodefaults',
     '-no-user-config',
-    '-display',
-    'none',
+    ...displayBackendArgs(spec.display),
     ...machineArgs(spec),
     '-accel',
     accel.accel,
@@ -147,6 +183,7 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     '-device',
     `virtserialport,bus=vser0.0,chardev=agent,id=${AGENT_PORT_ID},name=${AGENT_PORT_NAME}`,
     ...serialPortArgs(spec),
+    ...displayDeviceArgs(spec.display),
     ...networkArgs(spec.network),
     ...nicArgs(spec),
     ...spec.disks.flatMap(diskArgs),

@@ -110,6 +110,12 @@ describe('the built stick on a PC without Node.js or QEMU', function () {
       '.pocketvm/qemu/linux-x64/share/bios-256k.bin',
       'payload/default/initrd.img',
       'README.txt',
+      // The console page and noVNC, served by the executable from the stick (src/console/asset-dirs.ts).
+      '.pocketvm/console/page/index.html',
+      '.pocketvm/console/page/page.js',
+      '.pocketvm/console/novnc/core/rfb.js',
+      '.pocketvm/console/novnc/vendor/pako/lib/zlib/inflate.js',
+      '.pocketvm/console/novnc/LICENSE.txt',
     ]) {
       assert.ok(path in manifest.files, `${path} is in the manifest`);
     }

@@ -69,6 +69,29 @@ describe('buildQemuArgs', () => {
     assert.ok(!args.some((a) => a.includes('virtio-net')));
   });
 
+  it('a page display: VNC on a private UNIX socket (no TCP port), a screen, a tablet and the vdagent clipboard port, no -k', () => {
+    const args = buildQemuArgs(spec({ display: { kind: 'vnc', socket: '/run/user/0/pocketvm-vnc-a,b/vnc.sock', clipboard: true } }));
+    assert.deepEqual(values(args, '-display'), ['none']);
+    assert.deepEqual(values(args, '-vnc'), ['unix:/run/user/0/pocketvm-vnc-a,,b/vnc.sock']);
+    assert.ok(!values(args, '-vnc').some((value) => /(^|,)(to|websocket)=|:\d+$/.test(value)), 'no TCP listener');
+    assert.ok(!args.includes('-k'));
+    const devices = values(args, '-device');
+    assert.ok(devices.includes('virtio-vga'));
+    assert.ok(devices.includes('virtio-tablet-pci'));
+    assert.ok(values(args, '-chardev').includes('qemu-vdagent,id=vdagent,clipboard=on'));
+    // The clipboard port comes after the virtio-serial bus it sits on.
+    const bus = args.indexOf('virtio-serial-pci,id=vser0');
+    const port = args.indexOf('virtserialport,bus=vser0.0,chardev=vdagent,id=vdagent-port,name=com.redhat.spice.0');
+    assert.ok(bus >= 0 && port > bus);
+  });
+
+  it("a window display: QEMU's own window with the same devices, and no VNC", () => {
+    const args = buildQemuArgs(spec({ display: { kind: 'window', backend: 'gtk', clipboard: true } }));
+    assert.deepEqual(values(args, '-display'), ['gtk']);
+    assert.deepEqual(values(args, '-vnc'), []);
+    assert.ok(values(args, '-device').includes('virtio-vga'));
+  });
+
   it('user-mode networking: one virtio card on libslirp with the address the guest looks for, nothing forwarded from the host', () => {
     const args = buildQemuArgs(spec({ network: 'user' }));
     assert.deepEqual(values(args, '-netdev'), ['user,id=net0']);

@@ -64,7 +64,8 @@ export function registerSession(program: Command): void {
   stickOption(command);
   guestOption(command);
   acceleratorOption(command);
-  command.action(async (options: { stick?: string; guest: string; accel: Accelerator | 'auto' }) => {
+  command.option('--display <mode>', 'page: serve the console page');
+  command.action(async (options: { stick?: string; guest: string; accel: Accelerator | 'auto'; display?: string }) => {
     // stdout/stderr are a log on the stick: if the stick is pulled out, a
     // failed write must not crash the session before it has cleaned up.
     for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
@@ -82,6 +83,13 @@ export function registerSession(program: Command): void {
     });
     let session;
     const { startSession, stopOnSignals } = await import('../session-runner.ts');
+    const stickRoot = resolveStickRoot(options.stick);
+    // The page's address with its token goes to the foreground launcher only, never to the log on the stick.
+    let pageFirstAddress: string | undefined;
+    const served =
+      options.display === 'page'
+        ? await (await import('../console-page.ts')).servePage(log, { stickRoot, signInOnPage: false, tell: (address) => (pageFirstAddress = address) })
+        : undefined;
     try {
       const stickRoot = resolveStickRoot(options.stick);
       const guest = await launchOfGuest(stickRoot, options.guest);
@@ -101,16 +109,20 @@ export function registerSession(program: Command): void {
           }
           return user;
         },
+        ...(served ? { display: { kind: 'page' as const }, page: { address: served.page.address } } : {}),
       });
     } catch (error) {
       const failure = asPocketError(error);
+      await served?.failed(failure.message);
       tell({ type: 'error', exit: failure.exit, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}), details: failure.details });
       throw failure;
     }
     stopOnSignals(session, log);
-    tell({ type: 'ready', status: session.status(), readyMs: session.timings.readyMs });
+    served?.attach(session);
+    tell({ type: 'ready', status: session.status(), readyMs: session.timings.readyMs, ...(pageFirstAddress ? { pageFirstAddress } : {}) });
     if (process.connected) process.disconnect();
     const result = await session.ended;
+    await served?.ended(session);
     // The stick was pulled out: said on stderr (the log on the stick, if it
     // still takes it), and the exit code says so; `status` then finds no session.
     if (session.removal) throw new StickRemovedError(session.removal.message, { removal: session.removal });

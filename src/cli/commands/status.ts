@@ -36,8 +36,9 @@ export function registerStatus(program: Command, output: () => Output): void {
     }
     checkRunningGuest(holder, options.guest, layout.root, 'status');
     if (holder.state !== 'ready' || !holder.control) {
-      out.data({ state: holder.state ?? 'starting', holder });
+      out.data({ state: holder.state ?? 'starting', holder, ...(holder.page ? { page: holder.page } : {}) });
       out.line(`${holder.guest ?? 'a guest'} is ${holder.state ?? 'starting'}: ${describeHolder(holder)}`);
+      if (holder.page) out.line(`  console page ${holder.page.address}`);
       return;
     }
     const status = await sendControl(layout, 'status', {});
@@ -55,6 +56,7 @@ export function registerStatus(program: Command, output: () => Output): void {
     if (status.network) out.line(`  ${describeNetwork(status.network)}`);
     out.line(`  session pid ${status.pid}, QEMU pid ${status.qemuPid}, stick ${status.stick}`);
     if (status.user) out.line(`  user ${status.user} (home on an encrypted disk)`);
+    if (status.page) out.line(`  console page ${status.page.address}`);
     out.line(`  logs: ${status.logs.console}`);
   });
 }

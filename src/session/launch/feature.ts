@@ -6,7 +6,7 @@
 // branch in the launch.
 import type { Duplex } from 'node:stream';
 import type { Machine } from '../../vmm/machine.ts';
-import type { Accelerator, MachineChannels } from '../../vmm/machine-spec.ts';
+import type { Accelerator, DisplaySpec, MachineChannels } from '../../vmm/machine-spec.ts';
 import type { QmpClient } from '../../vmm/qmp-client.ts';
 import type { PocketError } from '../../errors.ts';
 import type { ExtraChannel } from '../extra-channel.ts';
@@ -63,6 +63,8 @@ export interface LaunchFeature {
   readonly sizing?: SizingOverrides;
   /** Keeps the guest's network card but lets nothing through it (the registry's Network\Enabled = false). */
   readonly isolatesNetwork?: boolean;
+  /** The guest's screen (src/session/features/display-feature.ts). */
+  readonly display?: DisplaySpec;
   /** PCIe ports kept free for devices plugged in while QEMU is paused. */
   readonly hotplugPorts?: number;
   readonly shape?: MachineShape;

@@ -3,6 +3,7 @@ import type { UnlockedUser } from '../../auth/users.ts';
 import type { GuestManifest } from '../../payload/guest-manifest.ts';
 import type { Machine } from '../../vmm/machine.ts';
 import type { Accelerator } from '../../vmm/machine-spec.ts';
+import type { DisplayRequest } from '../features/display-feature.ts';
 
 export interface LaunchEvent {
   stage: 'stick' | 'payload' | 'qemu' | 'accelerator' | 'recovery' | 'boot' | 'ready';
@@ -29,6 +30,10 @@ export interface LaunchOptions {
   payload?: string;
   /** The guest's committed platform (src/guests/, docs/guests.md), applied over the payload's manifest. */
   platform?: GuestPlatform;
+  /** The guest gets a screen: for the console page (QEMU's VNC on a private socket), or QEMU's own window. */
+  display?: DisplayRequest;
+  /** The console page this launch is served on: the lock names it for `launcher status` from the start. */
+  page?: { address: string };
 }
 
 /**

@@ -11,6 +11,7 @@ import { guestLogPaths } from '../../stick/layout.ts';
 import { LOG_LIMITS, type LogWriter, openStickLog } from '../../primitives/capped-log.ts';
 import type { ExecService } from '../exec-channel.ts';
 import { consoleRootFeature } from '../features/console-root-feature.ts';
+import { displayFeature } from '../features/display-feature.ts';
 import { diskGenerationFeature } from '../features/disk-generation-feature.ts';
 import { execFeature } from '../features/exec-feature.ts';
 import { namespaceFeature } from '../features/namespace-feature.ts';
@@ -41,6 +42,8 @@ export interface LaunchFeatures {
   sizing: MachineSizing;
   /** What suspending needs from the login; undefined without a user. */
   stateContext?: StateContext;
+  /** The VNC socket the console page bridges (with a page display). */
+  vncSocket?: string;
 }
 
 export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, host: HostReading, user: UnlockedUser | undefined): Promise<LaunchFeatures> {
@@ -98,6 +101,9 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
   }
   const exec = execFeature();
   features.push(exec.feature);
+  // After exec: a screen adds a serial port (the clipboard), and a saved state needs the ports before it in the same order.
+  const display = options.display ? await displayFeature(options.display, teardown) : undefined;
+  if (display) features.push(display.feature);
   // Sized before a saved state is looked at: a host too small for the guest is refused either way.
   // The guest's platform (guest config) over the user's registry overrides: the stick's owner sized it.
   const platformSizing = {
@@ -130,6 +136,7 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
     ...(registry ? { registry } : {}),
     ...(limits ? { limits } : {}),
     ...(stateContext ? { stateContext } : {}),
+    ...(display?.vncSocket ? { vncSocket: display.vncSocket } : {}),
   };
 }
 

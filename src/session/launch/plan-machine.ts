@@ -49,6 +49,7 @@ export function planMachine(args: {
     features.some((feature) => feature.isolatesNetwork),
   );
   if (network !== 'none') cmdline.push(NETWORK_CMDLINE_WORD);
+  const display = features.find((feature) => feature.display)?.display;
   const hotplugPorts = features.reduce((sum, feature) => sum + (feature.hotplugPorts ?? 0), 0);
   return {
     spec: {
@@ -67,6 +68,7 @@ export function planMachine(args: {
       nics: channels.flatMap((channel) => (channel.kind === 'nic' ? [{ id: channel.id, mac: channel.mac ?? '' }] : [])),
       streams: channels.flatMap((channel) => (channel.kind === 'stream' ? [channel.id] : [])),
       startPaused: true,
+      ...(display ? { display } : {}),
       ...(hotplugPorts > 0 ? { hotplugPorts } : {}),
       ...(shape?.incoming ? { incoming: true } : {}),
     },

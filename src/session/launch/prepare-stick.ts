@@ -40,7 +40,7 @@ export async function prepareStick(ctx: LaunchContext): Promise<PreparedStick> {
   if (qemu.notice) emit({ stage: 'qemu', message: qemu.notice });
   // Before the lock: on a stick with no room at all, even the lock file could not be written.
   await requireRoomToLaunch(layout.root);
-  const lock = await acquireLock(layout, options.command, { guest: options.guest, state: 'starting' });
+  const lock = await acquireLock(layout, options.command, { guest: options.guest, state: 'starting', ...(options.page ? { page: options.page } : {}) });
   try {
     const folder = options.payload ?? options.guest;
     emit({ stage: 'payload', message: `checking the ${folder} payload${folder === options.guest ? '' : ` of guest ${options.guest}`}` });

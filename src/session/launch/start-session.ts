@@ -46,6 +46,7 @@ export async function startSession(
     ...(features.stateContext ? { stateContext: features.stateContext } : {}),
     ...(booted.resumed ? { resumed: booted.resumed } : {}),
     ...(features.limits ? { limits: features.limits } : {}),
+    ...(features.vncSocket ? { vncSocket: features.vncSocket } : {}),
     teardown: ctx.teardown,
     ...(guard ? { removalWatch: guard } : {}),
   });

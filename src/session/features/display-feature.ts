@@ -1,0 +1,38 @@
+// The guest's screen (`run --display page|window`): a display card, a
+// pointer and the clipboard port (src/vmm/qemu-args.ts), and on the kernel
+// command line a console on the screen as well as the serial line (the serial
+// console stays /dev/console: `console=ttyS0` is named again after `tty0`, and
+// the last one named is the console) and `pocketvm.display=1`, which starts the
+// default guest's shell on tty1 as the person. For the page, QEMU's VNC
+// listens on a UNIX socket in a fresh folder only this user can enter
+// (created 0700, removed at teardown): never a TCP port.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { DisplaySpec } from '../../vmm/machine-spec.ts';
+import type { LaunchFeature } from '../launch/feature.ts';
+import type { Teardown } from '../launch/teardown.ts';
+
+/** What the launch asks of the screen: served to the console page, or QEMU's own window (its UI backend). */
+export type DisplayRequest = { kind: 'page' } | { kind: 'window'; backend: string };
+
+export const DISPLAY_CMDLINE_WORDS = ['console=tty0', 'console=ttyS0', 'pocketvm.display=1'] as const;
+
+export interface DisplayFeature {
+  feature: LaunchFeature;
+  /** The VNC socket the console page bridges (page only). */
+  vncSocket?: string;
+}
+
+export async function displayFeature(request: DisplayRequest, teardown: Teardown): Promise<DisplayFeature> {
+  if (request.kind === 'window') {
+    const display: DisplaySpec = { kind: 'window', backend: request.backend, clipboard: true };
+    return { feature: { name: 'display', display, cmdline: DISPLAY_CMDLINE_WORDS } };
+  }
+  // XDG_RUNTIME_DIR is the user's own (0700); mkdtemp makes the folder 0700 either way.
+  const privateDir = await mkdtemp(join(process.env['XDG_RUNTIME_DIR'] || tmpdir(), 'pocketvm-vnc-'));
+  teardown.add(() => rm(privateDir, { recursive: true, force: true }));
+  const vncSocket = join(privateDir, 'vnc.sock');
+  const display: DisplaySpec = { kind: 'vnc', socket: vncSocket, clipboard: true };
+  return { feature: { name: 'display', display, cmdline: DISPLAY_CMDLINE_WORDS }, vncSocket };
+}

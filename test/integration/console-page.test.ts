@@ -1,0 +1,285 @@
+// The console page in real Chromium (puppeteer-core driving Debian's
+// /usr/bin/chromium): `launcher run --display page` on a stick served through
+// bindfs (so the test can pull it out), one boot of the default guest. The
+// page refuses a request without its token, from another origin or another
+// host name, a wrong passphrase; the right one shows the guest's screen; text
+// typed on the page lands in a file `launcher exec` reads; the first address
+// is spent; `status --json` names the page; pulling the stick out shows the
+// ended state. Then `run --detach --display page` (a second boot): the
+// address printed, never logged on the stick, and Eject on the page.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { request } from 'node:http';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Browser, Page } from 'puppeteer-core';
+import WebSocket from 'ws';
+import { addStickUser, freshStick, launcher, launcherJson, processAlive, repoRoot, waitUntil } from './harness.ts';
+import { hasChromium, inPage, litPixels, type PageRun, signInOnPage, startChromium, startPageRun, typeOnScreen } from './page-browser.ts';
+
+const passphrase = 'console page passphrase';
+const hasBindfs = spawnSync('bindfs', ['--version']).status === 0 && existsSync('/dev/fuse');
+
+/** A raw request, so the test can send any Host and Origin header (fetch would not let it). */
+function rawGet(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function websocketRefused(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { headers });
+    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.on('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.on('error', () => resolve(-1));
+  });
+}
+
+(hasChromium && hasBindfs ? describe : describe.skip)('the console page in Chromium (bindfs; boots the default guest once)', function () {
+  this.timeout(600_000);
+  let stick: Awaited<ReturnType<typeof freshStick>>;
+  let mount: string;
+  let bindfs: ChildProcess | undefined;
+  let served: PageRun;
+  let browser: Browser;
+  let page: Page;
+  let cookie = '';
+  let waitingFolder = '';
+
+  before(async () => {
+    stick = await freshStick();
+    await addStickUser(stick.root, 'tester', passphrase);
+    // A table rule of the person's, for a folder outside every known one: it waits for their confirmation.
+    waitingFolder = await mkdtemp(join(tmpdir(), 'pocketvm-page-waiting-'));
+    for (const [name, value] of [
+      ['Table', 'FET'],
+      ['GuestPath', '/host/waiting'],
+      ['HostPath', waitingFolder],
+    ] as const) {
+      const set = await launcher(['reg', 'set', '--stick', stick.root, '--user', 'tester', 'Tables\\Rules\\Waiting', name, value]);
+      assert.equal(set.exitCode, 0, set.stderr);
+    }
+    mount = join(dirname(stick.root), 'mnt');
+    await mkdir(mount);
+    bindfs = spawn('bindfs', ['-f', stick.root, mount], { stdio: 'ignore' });
+    assert.ok(await waitUntil(() => spawnSync('mountpoint', ['-q', mount]).status === 0, 10_000, 20), 'bindfs did not mount');
+    served = await startPageRun(['--stick', mount, '--accel', 'tcg']);
+    browser = await startChromium();
+    page = await browser.newPage();
+  });
+  after(async () => {
+    await browser?.close();
+    await launcher(['stop', '--force', '--stick', mount]);
+    served?.run.kill('SIGKILL');
+    bindfs?.kill('SIGKILL');
+    spawnSync('fusermount', ['-u', '-z', mount]);
+    await stick.dispose();
+    if (waitingFolder) await rm(waitingFolder, { recursive: true, force: true });
+  });
+
+  it('refuses a request without its token, with a wrong token, from another origin, or for another host name', async () => {
+    const { origin, firstAddress } = served;
+    const port = new URL(origin).port;
+    assert.equal((await rawGet(`${origin}/`, {})).status, 403);
+    assert.equal((await rawGet(`${origin}/api/status`, {})).status, 403);
+    assert.equal((await rawGet(`${origin}/?t=not-the-token`, {})).status, 403);
+    // The right token, but from another origin or through another name (DNS rebinding): refused, and not spent.
+    assert.equal((await rawGet(firstAddress, { origin: 'http://evil.example' })).status, 403);
+    assert.equal((await rawGet(firstAddress, { host: `evil.example:${port}` })).status, 403);
+    assert.equal(await websocketRefused(`ws://127.0.0.1:${port}/vnc`, { origin: 'http://evil.example' }), 403);
+    // Every answer carries the strict policy: no inline script, nothing from elsewhere.
+    const refused = await fetch(`${origin}/`);
+    assert.match(refused.headers.get('content-security-policy') ?? '', /script-src 'self';.*frame-ancestors 'none'/);
+  });
+
+  it('a wrong passphrase is refused on the page', async () => {
+    await page.goto(served.firstAddress);
+    const error = await signInOnPage(page, 'not the passphrase');
+    assert.match(error, /wrong passphrase for tester/);
+    assert.equal(await inPage(page, 'document.body.dataset.phase'), 'sign-in');
+    cookie = (await browser.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+  });
+
+  it('the first address is spent: opened again, it is refused', async () => {
+    assert.equal((await rawGet(served.firstAddress, {})).status, 403);
+    // The page itself, with its cookie, still works; without an origin it may not act.
+    assert.equal((await rawGet(`${served.origin}/api/status`, { cookie })).status, 200);
+  });
+
+  it("the right passphrase shows the guest's screen", async () => {
+    await signInOnPage(page, passphrase);
+    assert.notEqual(await inPage(page, 'document.body.dataset.phase'), 'sign-in');
+    await page.waitForSelector('body[data-screen="connected"]', { timeout: 300_000 });
+    assert.equal(await inPage(page, 'document.body.dataset.phase'), 'running');
+    let lit = 0;
+    for (let i = 0; i < 120 && lit < 500; i++) {
+      lit = await litPixels(page);
+      if (lit < 500) await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    assert.ok(lit >= 500, `the screen stayed dark (${lit} lit pixels)`);
+  });
+
+  it('launcher status --json names the page while it is served', async () => {
+    const status = await launcherJson<{ page?: { address: string } }>(['status', '--stick', mount]);
+    assert.equal(status.exitCode, 0, status.stderr);
+    assert.equal(status.json.page?.address, `${served.origin}/`);
+  });
+
+  it('the page shows the status and the table rule waiting for confirmation', async () => {
+    await page.click('#status-button');
+    await page.waitForFunction("document.getElementById('status').textContent.includes('waiting for confirmation: /host/waiting')", { timeout: 30_000 });
+    assert.match(await inPage<string>(page, "document.getElementById('status').textContent"), /default: \w+, up \d+ s\ntcg, \d+ MiB/);
+  });
+
+  it('text typed on the page lands in a file that launcher exec reads', async () => {
+    await page.click('#screen canvas');
+    // The shell on tty1 may still be starting: type until the file is there.
+    let content = '';
+    for (let attempt = 0; attempt < 5 && content !== 'typed-through-page'; attempt++) {
+      await typeOnScreen(page, 'echo typed-through-page >typed.txt\n');
+      for (let i = 0; i < 20; i++) {
+        const read = await launcher(['exec', '--stick', mount, '--', 'cat', 'typed.txt']);
+        content = read.stdout.trim();
+        if (content === 'typed-through-page') break;
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      }
+    }
+    assert.equal(content, 'typed-through-page');
+  });
+
+  it('pulling the stick out shows the ended state on the page', async () => {
+    bindfs!.kill('SIGKILL');
+    await page.waitForSelector('body[data-phase="ended"]', { timeout: 60_000 });
+    assert.equal(await inPage(page, 'document.body.dataset.ended'), 'removed');
+    assert.match(await inPage<string>(page, "document.getElementById('ended-title').textContent"), /stick was pulled out/);
+    assert.match(await inPage<string>(page, "document.getElementById('ended-message').textContent"), /stick was removed/);
+    const ended = await served.run;
+    assert.equal(ended.exitCode, 15, served.stderr());
+  });
+});
+
+// The desktop guest's assertions (helper desk builds its image: the wallpaper
+// colour is its DESKTOP_WALLPAPER, #3a6ea5). They run against whichever guest
+// POCKETVM_PAGE_GUEST names, on a stick made with `init-stick --guest NAME`;
+// until the desktop image is on main they are skipped, saying so.
+const desktopGuest = process.env['POCKETVM_PAGE_GUEST'] ?? 'desktop';
+const desktopBuilt = existsSync(join(repoRoot, 'payload', desktopGuest, 'guest.json'));
+const WALLPAPER = [0x3a, 0x6e, 0xa5] as const;
+
+(hasChromium && desktopBuilt ? describe : describe.skip)(
+  `the console page with the ${desktopGuest} guest${desktopBuilt ? '' : ` (skipped: payload/${desktopGuest}/ is not built here; the desktop image is helper desk's and lands with it)`}`,
+  function () {
+    this.timeout(900_000);
+    let stick: Awaited<ReturnType<typeof freshStick>>;
+    let served: PageRun;
+    let browser: Browser;
+    let page: Page;
+
+    before(async () => {
+      const parent = await mkdtemp(join(tmpdir(), 'pocketvm-it-'));
+      const root = join(parent, 'stick');
+      const made = await launcher(['init-stick', root, '--guest', desktopGuest]);
+      assert.equal(made.exitCode, 0, made.stderr);
+      stick = { root, dispose: () => rm(parent, { recursive: true, force: true }) };
+      await addStickUser(stick.root, 'tester', passphrase);
+      served = await startPageRun(['--stick', stick.root, '--guest', desktopGuest, '--accel', 'tcg']);
+      browser = await startChromium();
+      page = await browser.newPage();
+      await page.goto(served.firstAddress);
+      await signInOnPage(page, passphrase);
+      await page.waitForSelector('body[data-screen="connected"]', { timeout: 600_000 });
+    });
+    after(async () => {
+      await browser?.close();
+      await launcher(['stop', '--force', '--stick', stick.root]);
+      served?.run.kill('SIGKILL');
+      await stick?.dispose();
+    });
+
+    it("shows the desktop: most of the screen is the wallpaper's colour, and a terminal window is on it", async () => {
+      const share = async () =>
+        inPage<{ wallpaper: number; other: number }>(
+          page,
+          `(() => {
+            const canvas = document.querySelector('#screen canvas');
+            const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+            let wallpaper = 0, other = 0;
+            for (let i = 0; i < data.length; i += 4) {
+              const near = Math.abs(data[i] - ${WALLPAPER[0]}) + Math.abs(data[i + 1] - ${WALLPAPER[1]}) + Math.abs(data[i + 2] - ${WALLPAPER[2]}) < 24;
+              if (near) wallpaper++; else other++;
+            }
+            return { wallpaper, other };
+          })()`,
+        );
+      let seen = { wallpaper: 0, other: 1 };
+      for (let i = 0; i < 240 && seen.wallpaper / (seen.wallpaper + seen.other) < 0.3; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        seen = await share();
+      }
+      const ratio = seen.wallpaper / (seen.wallpaper + seen.other);
+      assert.ok(ratio >= 0.3, `the wallpaper covers ${(ratio * 100).toFixed(0)} % of the screen`);
+      // The terminal window: a large part of the screen that is not wallpaper.
+      assert.ok(seen.other / (seen.wallpaper + seen.other) >= 0.05, 'nothing but wallpaper: no terminal window');
+    });
+
+    it("text copied in the guest arrives in the page's clipboard", async () => {
+      const copied = await launcher(['exec', '--stick', stick.root, '--', 'sh', '-c', 'printf copied-in-guest | DISPLAY=:0 xclip -selection clipboard']);
+      assert.equal(copied.exitCode, 0, copied.stderr);
+      await page.waitForFunction("document.getElementById('clipboard').value === 'copied-in-guest'", { timeout: 60_000 });
+    });
+  },
+);
+
+(hasChromium ? describe : describe.skip)('run --detach --display page: the session process serves the page (boots the default guest once)', function () {
+  this.timeout(600_000);
+  let stick: Awaited<ReturnType<typeof freshStick>>;
+  let browser: Browser;
+
+  before(async () => {
+    stick = await freshStick();
+    await addStickUser(stick.root, 'tester', passphrase);
+    browser = await startChromium();
+  });
+  after(async () => {
+    await browser?.close();
+    await launcher(['stop', '--force', '--stick', stick.root]);
+    await stick.dispose();
+  });
+
+  it('prints the address, status names it, the page shows the screen, and Eject ends in "safe to remove"', async () => {
+    const started = await launcherJson<{ pid: number; pageFirstAddress?: string; page?: { address: string } }>(
+      ['run', '--detach', '--display', 'page', '--stick', stick.root, '--user', 'tester', '--passphrase-stdin', '--accel', 'tcg'],
+      { input: `${passphrase}\n`, env: { NO_COLOR: '1', POCKETVM_OPEN_PAGE: '0' } },
+    );
+    assert.equal(started.exitCode, 0, started.stderr);
+    const first = started.json.pageFirstAddress;
+    assert.match(first ?? '', /^http:\/\/127\.0\.0\.1:\d+\/\?t=[A-Za-z0-9_-]+$/);
+    const origin = new URL(first!).origin;
+    assert.equal(started.json.page?.address, `${origin}/`);
+    // The token never goes into the session's log on the stick.
+    assert.ok(!(await readFile(join(stick.root, 'run', 'session.log'), 'utf8')).includes(new URL(first!).searchParams.get('t')!));
+    const status = await launcher(['status', '--stick', stick.root]);
+    assert.match(status.stdout, new RegExp(`console page ${origin}/`));
+    const page = await browser.newPage();
+    page.on('dialog', (dialog) => void dialog.accept());
+    await page.goto(first!);
+    await page.waitForSelector('body[data-screen="connected"]', { timeout: 120_000 });
+    await page.click('#eject-button');
+    await page.waitForSelector('body[data-phase="ended"]', { timeout: 120_000 });
+    assert.equal(await inPage(page, 'document.body.dataset.ended'), 'ejected');
+    assert.match(await inPage<string>(page, "document.getElementById('ended-message').textContent"), /safe to remove/);
+    assert.ok(await waitUntil(() => !processAlive(started.json.pid), 30_000), 'the session process did not exit');
+  });
+});
