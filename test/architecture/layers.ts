@@ -25,7 +25,10 @@ export const LAYERS: ReadonlyArray<{ folders: readonly string[]; holds: string }
   { folders: ['stick', 'auth', 'vmm', 'ninep', 'guestregistry'], holds: 'the parts: the stick, users and keys, QEMU, the 9P server, the registry store' },
   { folders: ['hostprobe', 'dyntable'], holds: 'what the parts are combined into: the host profile, the tables and namespace' },
   { folders: ['session', 'audit'], holds: 'a launch, start to teardown; the host-writes audit' },
-  { folders: ['guests', 'console'], holds: 'several guests on a stick: their records, states and lifecycle (issue 19); the console page: its HTTP server, access checks, the screen bridge' },
+  {
+    folders: ['guests', 'console'],
+    holds: 'several guests on a stick: their records, states and lifecycle (issue 19); the console page: its HTTP server, access checks, the screen bridge',
+  },
   { folders: ['cli'], holds: 'commands, prompts, output' },
 ];
 
