@@ -22,6 +22,7 @@ export const ExitCode = {
   stickRemoved: 15,
   hostWrites: 16,
   savedState: 17,
+  files: 18,
   interrupted: 130,
 } as const;
 
@@ -201,6 +202,18 @@ export class HostWritesError extends PocketError {
 export class SavedStateError extends PocketError {
   constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
     super('savedState', message, options);
+  }
+}
+
+/**
+ * `launcher files`: a source that cannot be opened (not an image or block
+ * device, nothing the appliance can mount, no such partition), read-write
+ * refused (a hibernated or unclean NTFS), no open source by that name, or a
+ * path that does not exist in it. `details.reason` says which.
+ */
+export class FilesError extends PocketError {
+  constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super('files', message, options);
   }
 }
 

@@ -3,10 +3,12 @@
 // one line and a documented exit code (docs/exit-codes.md).
 import { Command, CommanderError } from 'commander';
 import { asPocketError, ExitCode, UsageError } from '../errors.ts';
+import { registerAppliance } from './commands/appliance.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerEject } from './commands/eject.ts';
 import { registerExec } from './commands/exec.ts';
+import { registerFiles } from './commands/files.ts';
 import { registerForget } from './commands/forget.ts';
 import { registerInitStick } from './commands/init-stick.ts';
 import { registerMakeStick } from './commands/make-stick.ts';
@@ -54,7 +56,9 @@ export async function main(argv: string[]): Promise<number> {
   registerUser(program, current);
   registerForget(program, current);
   registerReg(program, current);
+  registerFiles(program, current);
   registerSession(program);
+  registerAppliance(program);
   for (const command of program.commands) command.exitOverride();
 
   try {

@@ -92,6 +92,11 @@ export interface MachineSpec {
    * device attached over QMP (the encrypted personal disk) plugs in there.
    */
   hotplugPorts?: number;
+  /**
+   * A virtio-scsi controller `scsi0` with no disks: the helper appliance's
+   * sources are hot-plugged onto it over QMP (src/appliance/source-disk.ts).
+   */
+  scsiController?: boolean;
   /** Extra virtio-serial ports (guest registry, …). */
   serialPorts?: SerialPortSpec[];
   /** Extra network cards backed by a launcher channel (the 9P namespace). */
