@@ -121,7 +121,9 @@ export async function buildPayload(options: PayloadBuildOptions): Promise<Payloa
   try {
     const recipe = await readRecipe(paths.recipe);
     if (recipe.guest !== guest) {
-      throw new PayloadBuildError(`no recipe for guest "${guest}" (${posix.basename(paths.recipe)} builds "${recipe.guest}")`, { hint: `use --guest ${recipe.guest}` });
+      throw new PayloadBuildError(`no recipe for guest "${guest}" (${posix.basename(paths.recipe)} builds "${recipe.guest}")`, {
+        hint: `use --guest ${recipe.guest}`,
+      });
     }
     const stamp = await readStamp(paths.stamp);
     if (!options.force && (await stampIsCurrent(stamp, await currentInputs(paths), paths.dir)) && stamp) {

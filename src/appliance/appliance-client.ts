@@ -45,7 +45,11 @@ export class NoApplianceError extends PocketError {
 }
 
 /** Starts the appliance in the background and waits until it answers. */
-export async function startAppliance(layout: StickLayout, payloadDir: string, onEvent: (message: string) => void): Promise<ApplianceAddress & { bootMs: number }> {
+export async function startAppliance(
+  layout: StickLayout,
+  payloadDir: string,
+  onEvent: (message: string) => void,
+): Promise<ApplianceAddress & { bootMs: number }> {
   await mkdir(layout.runDir, { recursive: true });
   const log = applianceLogs(layout).daemon;
   prepareLogFile(log, LOG_LIMITS.session);
@@ -95,8 +99,7 @@ export async function applianceRequest<K extends Op>(layout: StickLayout, addres
   });
   if (!text.trim()) throw new NoApplianceError(layout.root);
   const response = JSON.parse(text) as
-    | { ok: true; result: ApplianceResults[K] }
-    | { ok: false; error: { exit: string; message: string; hint?: string; details?: Record<string, unknown> } };
+    { ok: true; result: ApplianceResults[K] } | { ok: false; error: { exit: string; message: string; hint?: string; details?: Record<string, unknown> } };
   if (response.ok) return response.result;
   const exit = (response.error.exit in ExitCode ? response.error.exit : 'internal') as ExitCodeName;
   throw new PocketError(exit, response.error.message, { ...(response.error.hint ? { hint: response.error.hint } : {}), details: response.error.details ?? {} });

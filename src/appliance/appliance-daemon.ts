@@ -14,7 +14,16 @@ import type { GuestPayload } from '../payload/guest-payload.ts';
 import { MAX_REQUEST_BYTES } from '../session/control-protocol.ts';
 import { relayExec } from '../session/exec-relay.ts';
 import type { StickLayout } from '../stick/layout.ts';
-import { type ApplianceAddress, type ApplianceRequest, type AttachRequest, type OpenSource, parseOpenReport } from './appliance-protocol.ts';
+import {
+  type ApplianceAddress,
+  type ApplianceRequest,
+  type AttachRequest,
+  type CheckRequest,
+  type CheckResult,
+  type OpenSource,
+  parseCheckLine,
+  parseOpenReport,
+} from './appliance-protocol.ts';
 import { bootAppliance, type ApplianceMachine } from './appliance-machine.ts';
 import { runInAppliance } from './guest-command.ts';
 import { type PluggedSource, plugSource, unplugSource } from './source-disk.ts';
@@ -94,10 +103,13 @@ export class ApplianceDaemon {
         await runInAppliance(execs, ['/usr/bin/pocketvm-files', 'close', name]).catch(() => {});
         await unplugSource(machine.qmp, plugged).catch(() => {});
         const reason = { 3: 'no-disk', 4: 'nothing-mountable', 5: 'read-write-refused', 6: 'mount-failed' }[result.exitCode] ?? 'failed';
-        throw new FilesError(`${basename(source.path)}: ${result.stderr.trim().split('\n').at(-1) || `the appliance could not open it (exit ${result.exitCode})`}`, {
-          details: { reason, source: source.path, found: result.stdout },
-          ...(reason === 'read-write-refused' ? { hint: 'open it without --rw to read it' } : {}),
-        });
+        throw new FilesError(
+          `${basename(source.path)}: ${result.stderr.trim().split('\n').at(-1) || `the appliance could not open it (exit ${result.exitCode})`}`,
+          {
+            details: { reason, source: source.path, found: result.stdout },
+            ...(reason === 'read-write-refused' ? { hint: 'open it without --rw to read it' } : {}),
+          },
+        );
       }
       const info: OpenSource = {
         name,
@@ -112,10 +124,54 @@ export class ApplianceDaemon {
     });
   }
 
+  /** Plugs the source read-only, runs its file system's checker (no repair), unplugs it. */
+  check(request: CheckRequest): Promise<CheckResult> {
+    return this.#serial(async () => {
+      const source = await inspectSource(request.source);
+      const used = new Set([...this.#opened.values()].map((o) => o.plugged.target));
+      const target = Array.from({ length: MAX_TARGETS }, (_, i) => i).find((i) => !used.has(i));
+      if (target === undefined) throw new FilesError(`${MAX_TARGETS} sources are open already`, { hint: 'close one: launcher files close NAME' });
+      const name = `check-${target}`;
+      const { machine, execs } = this.#appliance;
+      // fsck.f2fs opens its device for writing even with --dry-run: an F2FS
+      // is checked on a writable disk (its checker is told not to write);
+      // every other checker gets a disk QEMU opened read-only.
+      const check = async (readOnly: boolean) => {
+        const plugged = await plugSource(machine.qmp, source, target, readOnly);
+        try {
+          const argv = ['/usr/bin/pocketvm-files', 'check', name, String(target)];
+          if (request.partition !== undefined) argv.push(String(request.partition));
+          return await runInAppliance(execs, argv);
+        } finally {
+          await runInAppliance(execs, ['/usr/bin/pocketvm-files', 'close', name]).catch(() => {});
+          await unplugSource(machine.qmp, plugged).catch(() => {});
+        }
+      };
+      let result = await check(true);
+      if (parseCheckLine(result.stdout)?.type === 'f2fs') result = await check(false);
+      {
+        const checked = parseCheckLine(result.stdout);
+        if (!checked)
+          throw new FilesError(`${basename(source.path)}: ${result.stderr.trim().split('\n').at(-1) || 'nothing to check'}`, {
+            details: { reason: 'nothing-mountable' },
+          });
+        return {
+          source: source.path,
+          partition: checked.number,
+          type: checked.type,
+          exitCode: checked.exitCode,
+          clean: checked.exitCode === 0,
+          output: result.stderr,
+        };
+      }
+    });
+  }
+
   close(name: string): Promise<{ name: string }> {
     return this.#serial(async () => {
       const opened = this.#opened.get(name);
-      if (!opened) throw new FilesError(`no source is open as "${name}"`, { hint: 'launcher files list shows what is open', details: { reason: 'no-such-name' } });
+      if (!opened)
+        throw new FilesError(`no source is open as "${name}"`, { hint: 'launcher files list shows what is open', details: { reason: 'no-such-name' } });
       const { machine, execs } = this.#appliance;
       const result = await runInAppliance(execs, ['/usr/bin/pocketvm-files', 'close', name]);
       if (result.exitCode !== 0) throw new FilesError(`${name}: ${result.stderr.trim() || 'unmounting failed'}`, { details: { reason: 'busy' } });
@@ -140,6 +196,8 @@ export class ApplianceDaemon {
     switch (request.op) {
       case 'attach':
         return this.attach(request);
+      case 'check':
+        return this.check(request);
       case 'close':
         return this.close(request.name);
       case 'list':
@@ -185,7 +243,10 @@ function serve(daemon: ApplianceDaemon, token: string, socket: Socket): void {
       (result) => reply({ ok: true, result }),
       (error: unknown) => {
         const failure = asPocketError(error);
-        reply({ ok: false, error: { exit: failure.exit, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}), details: failure.details } });
+        reply({
+          ok: false,
+          error: { exit: failure.exit, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}), details: failure.details },
+        });
       },
     );
   };

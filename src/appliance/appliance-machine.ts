@@ -27,7 +27,12 @@ export function applianceLogs(layout: StickLayout): { qemu: string; console: str
   };
 }
 
-export async function bootAppliance(layout: StickLayout, payload: GuestPayload, host: HostAdapter, notice: (message: string) => void): Promise<ApplianceMachine> {
+export async function bootAppliance(
+  layout: StickLayout,
+  payload: GuestPayload,
+  host: HostAdapter,
+  notice: (message: string) => void,
+): Promise<ApplianceMachine> {
   const qemu = findQemu(host, layout.root);
   const verdicts = new AcceleratorVerdicts(layout.acceleratorVerdicts, await hostFingerprint(layout.hostSalt));
   const plan = await planAccelerators('auto', await host.probeAccelerators(), verdicts);

@@ -17,12 +17,26 @@ export interface AttachRequest {
   partition?: number;
 }
 
+/** What `files check` asks for: the source's file system checked by its own fsck, without mounting or repairing. */
+export interface CheckRequest {
+  op: 'check';
+  token: string;
+  source: string;
+  partition?: number;
+}
+
+export interface CheckResult {
+  source: string;
+  partition: number;
+  type: string;
+  /** The checker's exit code: 0 is clean. */
+  exitCode: number;
+  clean: boolean;
+  output: string;
+}
+
 export type ApplianceRequest =
-  | AttachRequest
-  | { op: 'close'; token: string; name: string }
-  | { op: 'list'; token: string }
-  | { op: 'stop'; token: string }
-  | ExecRequest;
+  AttachRequest | CheckRequest | { op: 'close'; token: string; name: string } | { op: 'list'; token: string } | { op: 'stop'; token: string } | ExecRequest;
 
 /** A partition (or the whole disk, number 0) and what blkid says it holds. */
 export interface FoundPartition {
@@ -50,6 +64,7 @@ export interface OpenSource {
 
 export interface ApplianceResults {
   attach: OpenSource;
+  check: CheckResult;
   close: { name: string };
   list: OpenSource[];
   stop: { stopped: true };
@@ -83,6 +98,12 @@ export function parseOpenReport(text: string): Pick<OpenSource, 'disk' | 'partit
   }
   if (!disk || !mounted) throw new Error(`the appliance's report is incomplete: ${JSON.stringify(text.slice(0, 200))}`);
   return { disk, partitions, mounted };
+}
+
+/** `checked N DEV TYPE EXIT`, printed by `pocketvm-files check`. */
+export function parseCheckLine(text: string): { number: number; type: string; exitCode: number } | undefined {
+  const match = /^checked (\d+) \S+ (\S+) (\d+)$/m.exec(text);
+  return match ? { number: Number(match[1]), type: match[2]!, exitCode: Number(match[3]) } : undefined;
 }
 
 /** One entry of `pocketvm-files ls|stat`: `hexmode size mtime nlink NAME`. */

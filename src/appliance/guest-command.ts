@@ -21,7 +21,11 @@ export function runInAppliance(execs: ExecService, argv: string[], stdin?: Buffe
         else if (frame.type === 'E') err.push(frame.payload);
         else if (frame.type === 'X') {
           const signal = frame.payload.readInt32LE(4);
-          resolve({ exitCode: signal ? 128 + signal : frame.payload.readInt32LE(0), stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+          resolve({
+            exitCode: signal ? 128 + signal : frame.payload.readInt32LE(0),
+            stdout: Buffer.concat(out).toString('utf8'),
+            stderr: Buffer.concat(err).toString('utf8'),
+          });
         } else if (frame.type === 'F')
           resolve({ exitCode: frame.payload.readUInt32LE(0) || 1, stdout: '', stderr: frame.payload.subarray(4).toString('utf8') });
       },

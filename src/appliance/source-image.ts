@@ -29,7 +29,8 @@ export async function inspectSource(given: string): Promise<SourceImage> {
     throw new FilesError(`${given} does not exist or cannot be read`, { hint: 'give an image file (raw, qcow2, vmdk, vhdx, vdi) or a block device', cause });
   });
   if (info.isBlockDevice()) return { path, format: 'raw', blockDevice: true };
-  if (!info.isFile()) throw new FilesError(`${given} is neither an image file nor a block device`, { hint: 'give an image file or a block device such as /dev/sdb' });
+  if (!info.isFile())
+    throw new FilesError(`${given} is neither an image file nor a block device`, { hint: 'give an image file or a block device such as /dev/sdb' });
   const handle = await open(path, 'r').catch((cause: unknown) => {
     throw new FilesError(`no permission to read ${given}`, { hint: 'a block device needs read access (the disk group on most Linux systems)', cause });
   });

@@ -2,7 +2,7 @@
 // helper appliance (docs/files.md), list and read what it holds, close it.
 // Every command finds the stick's running appliance (or starts one) and runs
 // its work there through the exec channel; bytes stream straight through.
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import { posix, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -49,21 +49,28 @@ function describe(source: OpenSource): string[] {
   const lines = [`${source.name}  ${source.source} (${source.format}, ${gib(source.disk.bytes)}, partition table: ${source.disk.partitionTable ?? 'none'})`];
   for (const part of source.partitions) {
     const mark = part.number === source.mounted.number ? '*' : ' ';
-    lines.push(`  ${mark} ${part.number === 0 ? 'whole disk' : `partition ${part.number}`}  ${gib(part.bytes)}  ${part.type ?? 'unknown'}${part.label ? `  "${part.label}"` : ''}`);
+    lines.push(
+      `  ${mark} ${part.number === 0 ? 'whole disk' : `partition ${part.number}`}  ${gib(part.bytes)}  ${part.type ?? 'unknown'}${part.label ? `  "${part.label}"` : ''}`,
+    );
   }
   lines.push(`  mounted ${source.mounted.type} ${source.readOnly ? 'read-only' : 'read-write'} as ${source.name}: (use ${source.name}:/PATH)`);
   return lines;
 }
 
 /** NAME:PATH with NAME an open source, or IMAGE:PATH with IMAGE an image file opened read-only for this one command. */
-async function resolveSpec(out: Output, stick: string | undefined, spec: string): Promise<{ app: Appliance; name: string; path: string; temporary: boolean }> {
+async function resolveSpec(
+  out: Output,
+  stick: string | undefined,
+  spec: string,
+): Promise<{ app: Appliance; name: string; path: string; temporary: boolean; readOnly: boolean }> {
   const colon = spec.indexOf(':');
   if (colon <= 0) throw new UsageError(`"${spec}" is not NAME:PATH`, 'name the source as files open printed it, then the path: disk:/etc/os-release');
   const running = await appliance(out, stick, false);
   if (running) {
     const open = await applianceRequest(running.layout, running.address, 'list', {});
     const name = spec.slice(0, colon);
-    if (open.some((s) => s.name === name)) return { app: running, name, path: spec.slice(colon + 1), temporary: false };
+    const found = open.find((s) => s.name === name);
+    if (found) return { app: running, name, path: spec.slice(colon + 1), temporary: false, readOnly: found.readOnly };
   }
   // An image path may itself hold colons: the longest prefix that is a file.
   for (let at = spec.lastIndexOf(':'); at > 0; at = spec.lastIndexOf(':', at - 1)) {
@@ -72,7 +79,7 @@ async function resolveSpec(out: Output, stick: string | undefined, spec: string)
     if (!info || !(info.isFile() || info.isBlockDevice())) continue;
     const app = running ?? (await appliance(out, stick, true))!;
     const opened = await applianceRequest(app.layout, app.address, 'attach', { source: resolve(candidate), readOnly: true });
-    return { app, name: opened.name, path: spec.slice(at + 1), temporary: true };
+    return { app, name: opened.name, path: spec.slice(at + 1), temporary: true, readOnly: true };
   }
   throw new FilesError(`no source is open as "${spec.slice(0, colon)}" and no image file is called that`, {
     hint: 'open it first: launcher files open SOURCE (it prints the NAME)',
@@ -125,13 +132,47 @@ function notFound(path: string, stderr: string): FilesError {
   return new FilesError(`/${shown}: ${stderr.trim().split('\n').at(-1)?.replace(/^.*: /, '') || 'cannot read it'}`, { details: { reason: 'no-such-path' } });
 }
 
-async function withSpec<T>(out: Output, stick: string | undefined, spec: string, work: (app: Appliance, path: string) => Promise<T>): Promise<T> {
-  const { app, name, path, temporary } = await resolveSpec(out, stick, spec);
+async function withSpec<T>(
+  out: Output,
+  stick: string | undefined,
+  spec: string,
+  work: (app: Appliance, path: string) => Promise<T>,
+  options: { writes?: boolean } = {},
+): Promise<T> {
+  const { app, name, path, temporary, readOnly } = await resolveSpec(out, stick, spec);
   try {
+    if (options.writes && readOnly)
+      throw new FilesError(`${temporary ? spec.slice(0, spec.lastIndexOf(':')) : name} is open read-only`, {
+        hint: `close it and open it with --rw: launcher files open --rw SOURCE`,
+        details: { reason: 'read-only' },
+      });
     return await work(app, guestPath(name, path));
   } finally {
     if (temporary) await applianceRequest(app.layout, app.address, 'close', { name });
   }
+}
+
+/** Runs a command in the appliance with `input` as its stdin, flow-controlled both ways. */
+async function pipeInto(app: Appliance, argv: string[], input: NodeJS.ReadableStream): Promise<{ exitCode: number; stderr: string; sent: number }> {
+  let stderr = '';
+  const remote = await applianceExec(app.layout, app.address, argv, {
+    stdout: () => true,
+    stderr: (data) => {
+      stderr += data.toString('utf8');
+      return true;
+    },
+  });
+  let sent = 0;
+  remote.onDrain(() => input.resume());
+  input.on('data', (chunk: Buffer) => {
+    sent += chunk.length;
+    if (!remote.write(chunk)) input.pause();
+  });
+  input.once('end', () => remote.end());
+  input.once('error', () => remote.end());
+  const outcome = await remote.outcome;
+  if (outcome.kind === 'failed') return { exitCode: outcome.exitCode, stderr: outcome.message, sent };
+  return { exitCode: outcome.signal ? 128 + outcome.signal : outcome.exitCode, stderr, sent };
 }
 
 function entryLine(entry: FileEntry): string {
@@ -165,7 +206,8 @@ export function registerFiles(program: Command, output: () => Output): void {
       let partition: number | undefined;
       if (options.partition !== undefined) {
         partition = Number(options.partition);
-        if (!Number.isInteger(partition) || partition < 0 || partition > 128) throw new UsageError(`--partition ${options.partition} is not a partition number`, '1, 2, … or 0 for the whole disk');
+        if (!Number.isInteger(partition) || partition < 0 || partition > 128)
+          throw new UsageError(`--partition ${options.partition} is not a partition number`, '1, 2, … or 0 for the whole disk');
       }
       await stat(source).catch((cause: unknown) => {
         throw new FilesError(`${source} does not exist`, { cause, details: { reason: 'no-source' } });
@@ -265,6 +307,76 @@ export function registerFiles(program: Command, output: () => Output): void {
       const seconds = (performance.now() - started) / 1000;
       out.data({ ...result, seconds });
       out.info(`copied ${result.bytes} bytes to ${result.target} in ${seconds.toFixed(1)} s`);
+    });
+
+  sub('put', 'write a file (LOCAL, or - for stdin) into a source opened with --rw (NAME:PATH)')
+    .argument('<local>', 'the file on the host, or - for stdin')
+    .argument('<spec>', 'NAME:PATH')
+    .action(async (local: string, spec: string, options: { stick?: string }) => {
+      const out = output();
+      const input = local === '-' ? process.stdin : createReadStream(local);
+      if (local !== '-') {
+        const info = await stat(local);
+        if (!info.isFile()) throw new UsageError(`${local} is not a file`, 'files put copies one file');
+      }
+      const started = performance.now();
+      const bytes = await withSpec(
+        out,
+        options.stick,
+        spec,
+        async (app, path) => {
+          const result = await pipeInto(app, ['/usr/bin/pocketvm-files', 'put', path], input);
+          if (result.exitCode !== 0) throw notFound(path, result.stderr);
+          return result.sent;
+        },
+        { writes: true },
+      );
+      const seconds = (performance.now() - started) / 1000;
+      out.data({ spec, bytes, seconds });
+      out.info(`wrote ${bytes} bytes to ${spec} in ${seconds.toFixed(1)} s`);
+    });
+
+  for (const [verb, what] of [
+    ['rm', 'remove a file, a symlink or an empty folder from a source opened with --rw (NAME:PATH)'],
+    ['mkdir', 'make a folder (and its parents) in a source opened with --rw (NAME:PATH)'],
+  ] as const) {
+    sub(verb, what)
+      .argument('<spec>', 'NAME:PATH')
+      .action(async (spec: string, options: { stick?: string }) => {
+        const out = output();
+        await withSpec(
+          out,
+          options.stick,
+          spec,
+          async (app, path) => {
+            const result = await capture(app, ['/usr/bin/pocketvm-files', verb, path]);
+            if (result.exitCode !== 0) throw notFound(path, result.stderr);
+          },
+          { writes: true },
+        );
+        out.data({ spec, done: verb });
+      });
+  }
+
+  sub('check', "check a source's file system with its own fsck (no repair, nothing written), in the appliance")
+    .argument('<source>', 'an image file or a block device (not one open now)')
+    .option('--partition <n>', 'the partition to check; default: the first with a file system')
+    .action(async (source: string, options: { stick?: string; partition?: string }) => {
+      const out = output();
+      await stat(source).catch((cause: unknown) => {
+        throw new FilesError(`${source} does not exist`, { cause, details: { reason: 'no-source' } });
+      });
+      const app = (await appliance(out, options.stick, true))!;
+      const result = await applianceRequest(app.layout, app.address, 'check', {
+        source: resolve(source),
+        ...(options.partition !== undefined ? { partition: Number(options.partition) } : {}),
+      });
+      out.data(result);
+      out.line(`${source}: partition ${result.partition}, ${result.type}: ${result.clean ? 'clean' : `the checker found problems (exit ${result.exitCode})`}`);
+      if (!result.clean) {
+        if (!out.json) process.stderr.write(result.output);
+        throw new FilesError(`${source}: its ${result.type} file system is not clean`, { details: { reason: 'not-clean', exitCode: result.exitCode } });
+      }
     });
 
   sub('close', 'unmount an open source, flush and sync it, and let it go; --all also stops the appliance')
