@@ -31,7 +31,7 @@ describe('launcher files: the helper appliance on a real corpus', function () {
   const image = (label: string) => corpus.find((i) => i.label === label)!;
   /** `files cat` as bytes. */
   const catBytes = async (spec: string): Promise<Buffer> => {
-    const cat = await execa(join(repoRoot, 'launcher'), ['files', 'cat', spec, '--stick', stick.root], { encoding: 'buffer', reject: false, env: { NO_COLOR: '1' } });
+    const cat = await execa(join(repoRoot, 'launcher'), ['files', 'cat', spec, '--stick', stick.root], { encoding: 'buffer', stripFinalNewline: false, reject: false, env: { NO_COLOR: '1' } });
     assert.equal(cat.exitCode, 0, `files cat ${spec}: ${Buffer.from(cat.stderr).toString()}`);
     return Buffer.from(cat.stdout);
   };
