@@ -77,7 +77,12 @@ try {
     }
   }
   const figures = {
-    coldCat: { pocketvmSeconds: median(cold.pocketvm), virtCatSeconds: median(cold.virtCat), ratio: median(cold.pocketvm) / median(cold.virtCat), target: '<= 0.33' },
+    coldCat: {
+      pocketvmSeconds: median(cold.pocketvm),
+      virtCatSeconds: median(cold.virtCat),
+      ratio: median(cold.pocketvm) / median(cold.virtCat),
+      target: '<= 0.33',
+    },
     read: {
       mib: MIB,
       filesGetMiBs: MIB / median(read.pocketvm),

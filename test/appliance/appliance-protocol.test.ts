@@ -9,7 +9,9 @@ import { guestPath } from '../../src/cli/commands/files.ts';
 describe('appliance protocol', () => {
   it('reads what pocketvm-files open found and mounted', () => {
     const report = parseOpenReport(
-      ['disk /dev/sda 69206016 gpt', 'part 1 /dev/sda1 67108864 ext4 corpus-ext4', 'part 2 /dev/sda2 1048576 - -', 'mounted 1 /dev/sda1 ext4 ro', ''].join('\n'),
+      ['disk /dev/sda 69206016 gpt', 'part 1 /dev/sda1 67108864 ext4 corpus-ext4', 'part 2 /dev/sda2 1048576 - -', 'mounted 1 /dev/sda1 ext4 ro', ''].join(
+        '\n',
+      ),
     );
     assert.deepEqual(report.disk, { device: '/dev/sda', bytes: 69206016, partitionTable: 'gpt' });
     assert.deepEqual(report.partitions, [
@@ -24,7 +26,9 @@ describe('appliance protocol', () => {
   });
 
   it('reads entries with spaces and non-ASCII in their names, symlink targets and hard-link counts', () => {
-    const entries = parseEntries(['81a4 12 1700000000 2 ./a name ü.txt', 'a1ff 17 1700000000 1 ./link', 'link ../etc/os-release', '41ed 4096 1700000000 3 ./dir', ''].join('\n'));
+    const entries = parseEntries(
+      ['81a4 12 1700000000 2 ./a name ü.txt', 'a1ff 17 1700000000 1 ./link', 'link ../etc/os-release', '41ed 4096 1700000000 3 ./dir', ''].join('\n'),
+    );
     assert.deepEqual(entries[0], { name: 'a name ü.txt', kind: 'file', mode: 0o644, size: 12, mtime: 1700000000, links: 2 });
     assert.equal(entries[1]!.kind, 'symlink');
     assert.equal(entries[1]!.target, '../etc/os-release');

@@ -153,7 +153,3 @@ export async function makeCorpus(dir: string): Promise<CorpusImage[]> {
   }
   return images;
 }
-
-export function sha256(data: Buffer): string {
-  return sha(data);
-}

@@ -26,12 +26,18 @@ describe('launcher files: the helper appliance on a real corpus', function () {
   let corpus: CorpusImage[];
   const names = new Map<string, string>();
   const hashesBefore = new Map<string, string>();
-  const files = (args: string[], options: Parameters<typeof launcher>[1] = {}) => launcher(['files', ...args, '--stick', stick.root], { timeout: 600_000, ...options });
+  const files = (args: string[], options: Parameters<typeof launcher>[1] = {}) =>
+    launcher(['files', ...args, '--stick', stick.root], { timeout: 600_000, ...options });
   const filesJson = <T>(args: string[]) => launcherJson<T>(['files', ...args, '--stick', stick.root], { timeout: 600_000 });
   const image = (label: string) => corpus.find((i) => i.label === label)!;
   /** `files cat` as bytes. */
   const catBytes = async (spec: string): Promise<Buffer> => {
-    const cat = await execa(join(repoRoot, 'launcher'), ['files', 'cat', spec, '--stick', stick.root], { encoding: 'buffer', stripFinalNewline: false, reject: false, env: { NO_COLOR: '1' } });
+    const cat = await execa(join(repoRoot, 'launcher'), ['files', 'cat', spec, '--stick', stick.root], {
+      encoding: 'buffer',
+      stripFinalNewline: false,
+      reject: false,
+      env: { NO_COLOR: '1' },
+    });
     assert.equal(cat.exitCode, 0, `files cat ${spec}: ${Buffer.from(cat.stderr).toString()}`);
     return Buffer.from(cat.stdout);
   };
@@ -92,7 +98,8 @@ describe('launcher files: the helper appliance on a real corpus', function () {
       const listed = await filesJson<FileEntry[]>(['ls', `${names.get(img.label)}:/data`]);
       assert.equal(listed.exitCode, 0, listed.stderr);
       const got = listed.json.map((e) => e.name);
-      for (const file of img.files.filter((f) => f.path.startsWith('data/'))) assert.ok(got.includes(file.path.slice(5)), `${img.label}: ${file.path} in ${got.join(', ')}`);
+      for (const file of img.files.filter((f) => f.path.startsWith('data/')))
+        assert.ok(got.includes(file.path.slice(5)), `${img.label}: ${file.path} in ${got.join(', ')}`);
       assert.ok(got.includes(UNICODE_NAME), img.label);
       if (img.type !== 'vfat' && img.type !== 'xfs') assert.ok(got.includes(LONG_NAME), img.label);
       for (const link of img.symlinks) {
@@ -119,7 +126,9 @@ describe('launcher files: the helper appliance on a real corpus', function () {
 
   it('refuses writes to a read-only source, a missing path and an unknown name with exit 18', async () => {
     const name = names.get('ext4-gpt-raw')!;
-    const put = await launcherJson<{ error: { code: number; reason: string } }>(['files', 'put', '-', `${name}:/new.txt`, '--stick', stick.root], { input: 'x' });
+    const put = await launcherJson<{ error: { code: number; reason: string } }>(['files', 'put', '-', `${name}:/new.txt`, '--stick', stick.root], {
+      input: 'x',
+    });
     assert.equal(put.exitCode, 18);
     assert.equal(put.json.error.reason, 'read-only');
     const missing = await launcherJson<{ error: { reason: string } }>(['files', 'cat', `${name}:/no/such/file`, '--stick', stick.root]);
@@ -192,9 +201,12 @@ describe('launcher files: the helper appliance on a real corpus', function () {
     const put = await files(['put', '-', `${opened.json.name}:/hiberfil.sys`], { input: hiberfil });
     assert.equal(put.exitCode, 0, put.stderr);
     assert.equal((await files(['close', opened.json.name])).exitCode, 0);
-    const refused = await launcherJson<{ error: { code: number; reason: string; message: string } }>(['files', 'open', '--rw', ntfs.file, '--stick', stick.root], {
-      timeout: 600_000,
-    });
+    const refused = await launcherJson<{ error: { code: number; reason: string; message: string } }>(
+      ['files', 'open', '--rw', ntfs.file, '--stick', stick.root],
+      {
+        timeout: 600_000,
+      },
+    );
     assert.equal(refused.exitCode, 18);
     assert.equal(refused.json.error.reason, 'read-write-refused');
     assert.match(refused.json.error.message, /hibernated/);
