@@ -5,7 +5,7 @@
 //
 //   errors.ts → primitives → platform → runtime, payload
 //     → stick, auth, vmm, ninep, guestregistry → hostprobe, dyntable
-//     → session, audit → cli
+//     → session, audit → appliance → cli
 //
 // src/ never imports build/ (build/ is a tool above the launcher and may
 // import src/; a checkout's launcher loads build/ by a computed path through
@@ -25,6 +25,7 @@ export const LAYERS: ReadonlyArray<{ folders: readonly string[]; holds: string }
   { folders: ['stick', 'auth', 'vmm', 'ninep', 'guestregistry'], holds: 'the parts: the stick, users and keys, QEMU, the 9P server, the registry store' },
   { folders: ['hostprobe', 'dyntable'], holds: 'what the parts are combined into: the host profile, the tables and namespace' },
   { folders: ['session', 'audit'], holds: 'a launch, start to teardown; the host-writes audit' },
+  { folders: ['appliance'], holds: "the helper appliance behind launcher files: its machine, process and protocol (uses the session's exec channel)" },
   { folders: ['cli'], holds: 'commands, prompts, output' },
 ];
 
