@@ -91,22 +91,21 @@ try {
       rmSync(out, { force: true });
     }
   }
+  const med = (values: number[]) => (values.length > 0 ? median(values) : null);
+  const virtCat = med(cold.virtCat);
+  const guestmountCat = med(read.guestmount);
   const figures = {
-    coldCat: {
-      pocketvmSeconds: median(cold.pocketvm),
-      virtCatSeconds: median(cold.virtCat),
-      ratio: median(cold.pocketvm) / median(cold.virtCat),
-      target: '<= 0.33',
-    },
+    coldCat: { pocketvmSeconds: median(cold.pocketvm), virtCatSeconds: virtCat, ratio: virtCat ? median(cold.pocketvm) / virtCat : null, target: '<= 0.33' },
     read: {
       mib: MIB,
       filesGetMiBs: MIB / median(read.pocketvm),
-      guestmountCatMiBs: MIB / median(read.guestmount),
-      guestmountMountSeconds: median(read.mountSeconds),
-      ratio: median(read.guestmount) / median(read.pocketvm),
+      guestmountCatMiBs: guestmountCat ? MIB / guestmountCat : null,
+      guestmountMountSeconds: med(read.mountSeconds),
+      ratio: guestmountCat ? guestmountCat / median(read.pocketvm) : null,
       target: '>= 1.0',
     },
     openFromNothingSeconds: median(open),
+    baselinesMissing: [...new Set(missing)],
     runs,
   };
   if (json) process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
