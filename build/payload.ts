@@ -52,6 +52,8 @@ interface PayloadPaths {
   recipe: string;
   lock: string;
   rootfs: string;
+  /** A second guest's own files, laid over payload/rootfs (missing for the default guest). */
+  rootfsOverlay?: string;
   /** Sources of the modules the payload compiles itself. */
   kmod: string;
   /** Where they are compiled. */
@@ -64,11 +66,18 @@ interface PayloadPaths {
   debs: string;
 }
 
+/**
+ * The default guest's recipe is payload/recipe.json; any other guest's is
+ * payload/<guest>.recipe.json with its own lock, and payload/<guest>-rootfs
+ * laid over the default rootfs (the helper appliance, docs/files.md).
+ */
 function payloadPaths(root: string, guest: string): PayloadPaths {
+  const own = guest !== 'default';
   return {
-    recipe: posix.join(root, 'payload', 'recipe.json'),
-    lock: posix.join(root, 'payload', 'payload.lock.json'),
+    recipe: posix.join(root, 'payload', own ? `${guest}.recipe.json` : 'recipe.json'),
+    lock: posix.join(root, 'payload', own ? `${guest}.lock.json` : 'payload.lock.json'),
     rootfs: posix.join(root, 'payload', 'rootfs'),
+    ...(own ? { rootfsOverlay: posix.join(root, 'payload', `${guest}-rootfs`) } : {}),
     kmod: posix.join(root, 'payload', 'kmod'),
     kmodWork: posix.join(root, '.cache', 'payload', 'kmod-build'),
     helpers: posix.join(root, 'payload', 'helpers'),
@@ -92,6 +101,7 @@ async function currentInputs(paths: PayloadPaths): Promise<string> {
     [{ label: 'recipe', path: paths.recipe }, { label: 'lock', path: paths.lock }, ...(await builderSources())],
     [
       { label: 'rootfs', dir: paths.rootfs },
+      ...(paths.rootfsOverlay ? [{ label: 'rootfs-overlay', dir: paths.rootfsOverlay }] : []),
       { label: 'kmod', dir: paths.kmod },
       { label: 'helpers', dir: paths.helpers },
     ],
@@ -111,7 +121,9 @@ export async function buildPayload(options: PayloadBuildOptions): Promise<Payloa
   try {
     const recipe = await readRecipe(paths.recipe);
     if (recipe.guest !== guest) {
-      throw new PayloadBuildError(`no recipe for guest "${guest}" (payload/recipe.json builds "${recipe.guest}")`, { hint: `use --guest ${recipe.guest}` });
+      throw new PayloadBuildError(`no recipe for guest "${guest}" (${posix.basename(paths.recipe)} builds "${recipe.guest}")`, {
+        hint: `use --guest ${recipe.guest}`,
+      });
     }
     const stamp = await readStamp(paths.stamp);
     if (!options.force && (await stampIsCurrent(stamp, await currentInputs(paths), paths.dir)) && stamp) {
@@ -234,6 +246,7 @@ async function buildFromScratch(
       buildInfoEntries(recipe, lock, kernelVersion),
       helpers,
       await rootfsEntries(paths.rootfs),
+      paths.rootfsOverlay ? await rootfsEntries(paths.rootfsOverlay) : [],
     ],
     onProgress,
   );

@@ -24,6 +24,7 @@ export const ExitCode = {
   savedState: 17,
   systemImage: 18,
   display: 19,
+  files: 20,
   guestState: 30,
   guestConfig: 31,
   notPermitted: 32,
@@ -255,6 +256,18 @@ export class GuestConfigError extends PocketError {
 export class NotPermittedError extends PocketError {
   constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
     super('notPermitted', message, options);
+  }
+}
+
+/**
+ * `launcher files`: a source that cannot be opened (not an image or block
+ * device, nothing the appliance can mount, no such partition), read-write
+ * refused (a hibernated or unclean NTFS), no open source by that name, or a
+ * path that does not exist in it. `details.reason` says which.
+ */
+export class FilesError extends PocketError {
+  constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super('files', message, options);
   }
 }
 

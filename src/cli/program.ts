@@ -3,10 +3,12 @@
 // one line and a documented exit code (docs/exit-codes.md).
 import { Command, CommanderError } from 'commander';
 import { asPocketError, ExitCode, UsageError } from '../errors.ts';
+import { registerAppliance } from './commands/appliance.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerEject } from './commands/eject.ts';
 import { registerExec } from './commands/exec.ts';
+import { registerFiles } from './commands/files.ts';
 import { registerForget } from './commands/forget.ts';
 import { registerGuest } from './commands/guest.ts';
 import { registerInitStick } from './commands/init-stick.ts';
@@ -58,7 +60,9 @@ export async function main(argv: string[]): Promise<number> {
   registerUpgrade(program, current);
   registerReg(program, current);
   registerGuest(program, current);
+  registerFiles(program, current);
   registerSession(program);
+  registerAppliance(program);
   for (const command of program.commands) command.exitOverride();
 
   try {

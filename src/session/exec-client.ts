@@ -31,6 +31,17 @@ export interface RemoteExec {
 
 export async function openRemoteExec(layout: StickLayout, request: Omit<ExecRequest, 'op' | 'token'>, sinks: ExecSinks): Promise<RemoteExec> {
   const holder = await findSession(layout);
+  return openRemoteExecAt(holder.control, request, sinks, () => new NoSessionError(layout.root));
+}
+
+/** The same over any control socket that serves exec-stream (a session's, the helper appliance's). */
+export async function openRemoteExecAt(
+  control: { path: string; token: string },
+  request: Omit<ExecRequest, 'op' | 'token'>,
+  sinks: ExecSinks,
+  gone: () => PocketError,
+): Promise<RemoteExec> {
+  const holder = { control };
   const socket: Socket = connect(holder.control.path);
   const reader = new FrameReader();
   let head = Buffer.alloc(0);
@@ -46,7 +57,7 @@ export async function openRemoteExec(layout: StickLayout, request: Omit<ExecRequ
   const opened = new Promise<void>((resolve, reject) => {
     socket.on('connect', () => socket.write(`${JSON.stringify({ ...request, op: 'exec-stream', token: holder.control.token })}\n`));
     socket.on('error', (error: NodeJS.ErrnoException) => {
-      const failure = error.code === 'ENOENT' || error.code === 'ECONNREFUSED' ? new NoSessionError(layout.root) : error;
+      const failure = error.code === 'ENOENT' || error.code === 'ECONNREFUSED' ? gone() : error;
       if (!answered) reject(failure);
       // After the exit frame the session has closed its end: a late stdin write failing is no failure.
       else if (!outcome) fail(failure);

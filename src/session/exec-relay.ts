@@ -21,7 +21,7 @@ export function execSpec(user: string | undefined, request: Pick<ExecRequest, 'p
 }
 
 /** Relays one command; the connection closes after its exit (or failure) frame. */
-export function relayExec(session: Session, request: ExecRequest, socket: Socket, leftover: Buffer): void {
+export function relayExec(session: Pick<Session, 'execs' | 'user'>, request: ExecRequest, socket: Socket, leftover: Buffer): void {
   const execs = session.execs;
   const reply = (response: unknown) => socket.write(`${JSON.stringify(response)}\n`);
   if (!execs) {

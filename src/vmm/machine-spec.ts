@@ -111,6 +111,11 @@ export interface MachineSpec {
   hotplugPorts?: number;
   /** The guest's screen; none without (`-display none`). */
   display?: DisplaySpec;
+  /**
+   * A virtio-scsi controller `scsi0` with no disks: the helper appliance's
+   * sources are hot-plugged onto it over QMP (src/appliance/source-disk.ts).
+   */
+  scsiController?: boolean;
   /** Extra virtio-serial ports (guest registry, …). */
   serialPorts?: SerialPortSpec[];
   /** Extra network cards backed by a launcher channel (the 9P namespace). */

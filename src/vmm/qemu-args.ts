@@ -100,6 +100,13 @@ function nicArgs(spec: MachineSpec): string[] {
   });
 }
 
+/** The controller the helper appliance's sources are hot-plugged onto (MachineSpec.scsiController). */
+export const SCSI_CONTROLLER_ID = 'scsi0';
+
+function scsiControllerArgs(spec: MachineSpec): string[] {
+  return spec.scsiController ? ['-device', `virtio-scsi-pci,id=${SCSI_CONTROLLER_ID}`] : [];
+}
+
 /** The id of the `index`-th hot-plug port (MachineSpec.hotplugPorts). */
 export function hotplugPort(index: number): string {
   return `pvm-port${index}`;
@@ -187,6 +194,7 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     ...networkArgs(spec.network),
     ...nicArgs(spec),
     ...spec.disks.flatMap(diskArgs),
+    ...scsiControllerArgs(spec),
     ...Array.from({ length: spec.hotplugPorts ?? 0 }, (_, i) => ['-device', `pcie-root-port,id=${hotplugPort(i)},bus=pcie.0,chassis=${i + 1}`]).flat(),
     ...(spec.startPaused ? ['-S'] : []),
     ...(spec.incoming ? ['-incoming', 'defer'] : []),

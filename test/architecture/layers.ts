@@ -5,7 +5,7 @@
 //
 //   errors.ts → primitives → platform → runtime, payload
 //     → stick, auth, vmm, ninep, guestregistry → hostprobe, dyntable
-//     → session, audit → guests, console → cli
+//     → session, audit → guests, console, appliance → cli
 //
 // src/ never imports build/ (build/ is a tool above the launcher and may
 // import src/; a checkout's launcher loads build/ by a computed path through
@@ -26,8 +26,9 @@ export const LAYERS: ReadonlyArray<{ folders: readonly string[]; holds: string }
   { folders: ['hostprobe', 'dyntable'], holds: 'what the parts are combined into: the host profile, the tables and namespace' },
   { folders: ['session', 'audit'], holds: 'a launch, start to teardown; the host-writes audit' },
   {
-    folders: ['guests', 'console'],
-    holds: 'several guests on a stick: their records, states and lifecycle (issue 19); the console page: its HTTP server, access checks, the screen bridge',
+    folders: ['guests', 'console', 'appliance'],
+    holds:
+      'several guests on a stick: their records, states and lifecycle (issue 19); the console page: its HTTP server, access checks, the screen bridge; the helper appliance behind launcher files (issue 20)',
   },
   { folders: ['cli'], holds: 'commands, prompts, output' },
 ];

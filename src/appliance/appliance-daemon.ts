@@ -1,0 +1,281 @@
+// The helper appliance's process (the hidden `appliance` command, started by
+// the first `launcher files` that finds none running on the stick): it boots
+// the appliance, records its control address in run/appliance.json, and
+// serves `files` commands until `files close --all` (or `stop`) ends it.
+// Each open source is a disk hot-plugged on the appliance's SCSI controller,
+// mounted inside by pocketvm-files under /mnt/files/NAME.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { createServer, type Server, type Socket } from 'node:net';
+import { asPocketError, FilesError, UsageError } from '../errors.ts';
+import type { HostAdapter } from '../hostprobe/host-adapter.ts';
+import type { GuestPayload } from '../payload/guest-payload.ts';
+import { MAX_REQUEST_BYTES } from '../session/control-protocol.ts';
+import { relayExec } from '../session/exec-relay.ts';
+import type { StickLayout } from '../stick/layout.ts';
+import {
+  type ApplianceAddress,
+  type ApplianceRequest,
+  type AttachRequest,
+  type CheckRequest,
+  type CheckResult,
+  type OpenSource,
+  parseCheckLine,
+  parseOpenReport,
+} from './appliance-protocol.ts';
+import { bootAppliance, type ApplianceMachine } from './appliance-machine.ts';
+import { runInAppliance } from './guest-command.ts';
+import { type PluggedSource, plugSource, unplugSource } from './source-disk.ts';
+import { inspectSource } from './source-image.ts';
+
+export function applianceAddressFile(layout: StickLayout): string {
+  return join(layout.runDir, 'appliance.json');
+}
+
+/** virtio-scsi targets a source may take (0…255); one source each. */
+const MAX_TARGETS = 256;
+export const MOUNT_ROOT = '/mnt/files';
+
+/** A name for a new source from its file name: lower-case letters, digits and -, unique. */
+export function nameFor(source: string, taken: ReadonlySet<string>): string {
+  const stem =
+    basename(source)
+      .replace(/\.(img|raw|qcow2|vmdk|vhdx|vdi|iso|bin)$/i, '')
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 24) || 'disk';
+  const base = /^[a-z]/.test(stem) ? stem : `d-${stem}`;
+  if (!taken.has(base)) return base;
+  for (let i = 2; ; i++) if (!taken.has(`${base}-${i}`)) return `${base}-${i}`;
+}
+
+interface Opened {
+  info: OpenSource;
+  plugged: PluggedSource;
+}
+
+export class ApplianceDaemon {
+  readonly #appliance: ApplianceMachine;
+  readonly #opened = new Map<string, Opened>();
+  readonly #ended: Promise<void>;
+  #end!: () => void;
+  /** One attach or close at a time: targets and names are decided in order. */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(appliance: ApplianceMachine) {
+    this.#appliance = appliance;
+    this.#ended = new Promise((resolve) => (this.#end = resolve));
+    appliance.machine.on('exit', () => this.#end());
+  }
+
+  static async start(layout: StickLayout, payload: GuestPayload, host: HostAdapter, notice: (message: string) => void): Promise<ApplianceDaemon> {
+    return new ApplianceDaemon(await bootAppliance(layout, payload, host, notice));
+  }
+
+  get ended(): Promise<void> {
+    return this.#ended;
+  }
+
+  #serial<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(work, work);
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  attach(request: AttachRequest): Promise<OpenSource> {
+    return this.#serial(async () => {
+      const source = await inspectSource(request.source);
+      const used = new Set([...this.#opened.values()].map((o) => o.plugged.target));
+      const target = Array.from({ length: MAX_TARGETS }, (_, i) => i).find((i) => !used.has(i));
+      if (target === undefined) throw new FilesError(`${MAX_TARGETS} sources are open already`, { hint: 'close one: launcher files close NAME' });
+      const name = nameFor(source.path, new Set(this.#opened.keys()));
+      const { machine, execs } = this.#appliance;
+      const plugged = await plugSource(machine.qmp, source, target, request.readOnly).catch((cause: unknown) => {
+        const message = cause instanceof Error ? cause.message : String(cause);
+        throw new FilesError(`QEMU cannot open ${source.path} as ${source.format}: ${message}`, { cause, details: { reason: 'unreadable' } });
+      });
+      const argv = ['/usr/bin/pocketvm-files', 'open', name, String(target), request.readOnly ? 'ro' : 'rw'];
+      if (request.partition !== undefined) argv.push(String(request.partition));
+      const result = await runInAppliance(execs, argv);
+      if (result.exitCode !== 0) {
+        await runInAppliance(execs, ['/usr/bin/pocketvm-files', 'close', name]).catch(() => {});
+        await unplugSource(machine.qmp, plugged).catch(() => {});
+        const reason = { 3: 'no-disk', 4: 'nothing-mountable', 5: 'read-write-refused', 6: 'mount-failed' }[result.exitCode] ?? 'failed';
+        throw new FilesError(
+          `${basename(source.path)}: ${result.stderr.trim().split('\n').at(-1) || `the appliance could not open it (exit ${result.exitCode})`}`,
+          {
+            details: { reason, source: source.path, found: result.stdout },
+            ...(reason === 'read-write-refused' ? { hint: 'open it without --rw to read it' } : {}),
+          },
+        );
+      }
+      const info: OpenSource = {
+        name,
+        source: source.path,
+        format: source.format,
+        readOnly: request.readOnly,
+        ...parseOpenReport(result.stdout),
+        mountPoint: `${MOUNT_ROOT}/${name}`,
+      };
+      this.#opened.set(name, { info, plugged });
+      return info;
+    });
+  }
+
+  /** Plugs the source read-only, runs its file system's checker (no repair), unplugs it. */
+  check(request: CheckRequest): Promise<CheckResult> {
+    return this.#serial(async () => {
+      const source = await inspectSource(request.source);
+      const used = new Set([...this.#opened.values()].map((o) => o.plugged.target));
+      const target = Array.from({ length: MAX_TARGETS }, (_, i) => i).find((i) => !used.has(i));
+      if (target === undefined) throw new FilesError(`${MAX_TARGETS} sources are open already`, { hint: 'close one: launcher files close NAME' });
+      const name = `check-${target}`;
+      const { machine, execs } = this.#appliance;
+      // fsck.f2fs opens its device for writing even with --dry-run: an F2FS
+      // is checked on a writable disk (its checker is told not to write);
+      // every other checker gets a disk QEMU opened read-only.
+      const check = async (readOnly: boolean) => {
+        const plugged = await plugSource(machine.qmp, source, target, readOnly);
+        try {
+          const argv = ['/usr/bin/pocketvm-files', 'check', name, String(target)];
+          if (request.partition !== undefined) argv.push(String(request.partition));
+          return await runInAppliance(execs, argv);
+        } finally {
+          await runInAppliance(execs, ['/usr/bin/pocketvm-files', 'close', name]).catch(() => {});
+          await unplugSource(machine.qmp, plugged).catch(() => {});
+        }
+      };
+      let result = await check(true);
+      if (parseCheckLine(result.stdout)?.type === 'f2fs') result = await check(false);
+      {
+        const checked = parseCheckLine(result.stdout);
+        if (!checked)
+          throw new FilesError(`${basename(source.path)}: ${result.stderr.trim().split('\n').at(-1) || 'nothing to check'}`, {
+            details: { reason: 'nothing-mountable' },
+          });
+        return {
+          source: source.path,
+          partition: checked.number,
+          type: checked.type,
+          exitCode: checked.exitCode,
+          clean: checked.exitCode === 0,
+          output: result.stderr,
+        };
+      }
+    });
+  }
+
+  close(name: string): Promise<{ name: string }> {
+    return this.#serial(async () => {
+      const opened = this.#opened.get(name);
+      if (!opened)
+        throw new FilesError(`no source is open as "${name}"`, { hint: 'launcher files list shows what is open', details: { reason: 'no-such-name' } });
+      const { machine, execs } = this.#appliance;
+      const result = await runInAppliance(execs, ['/usr/bin/pocketvm-files', 'close', name]);
+      if (result.exitCode !== 0) throw new FilesError(`${name}: ${result.stderr.trim() || 'unmounting failed'}`, { details: { reason: 'busy' } });
+      await unplugSource(machine.qmp, opened.plugged);
+      this.#opened.delete(name);
+      return { name };
+    });
+  }
+
+  list(): OpenSource[] {
+    return [...this.#opened.values()].map((o) => o.info);
+  }
+
+  /** Closes every source (unmount, flush, unplug), then powers the appliance off. */
+  async stop(): Promise<void> {
+    for (const name of [...this.#opened.keys()]) await this.close(name).catch(() => {});
+    await this.#appliance.machine.shutdown();
+    this.#end();
+  }
+
+  async handle(request: ApplianceRequest): Promise<unknown> {
+    switch (request.op) {
+      case 'attach':
+        return this.attach(request);
+      case 'check':
+        return this.check(request);
+      case 'close':
+        return this.close(request.name);
+      case 'list':
+        return this.list();
+      case 'stop':
+        // Answered first: the caller hears "stopped" once everything is closed.
+        await this.stop();
+        return { stopped: true };
+      default:
+        throw new UsageError(`unknown appliance request ${(request as { op: unknown }).op as string}`);
+    }
+  }
+
+  /** Commands the launcher runs as root; their frames go both ways on the connection. */
+  get execTarget() {
+    return { execs: this.#appliance.execs, user: undefined };
+  }
+}
+
+function tokenMatches(expected: string, given: unknown): boolean {
+  return typeof given === 'string' && given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+}
+
+function serve(daemon: ApplianceDaemon, token: string, socket: Socket): void {
+  let buffer = Buffer.alloc(0);
+  const reply = (response: unknown) => socket.end(`${JSON.stringify(response)}\n`);
+  socket.on('error', () => {});
+  const onData = (chunk: Buffer) => {
+    buffer = Buffer.concat([buffer, chunk]);
+    if (buffer.length > MAX_REQUEST_BYTES) return void socket.destroy();
+    const newline = buffer.indexOf(0x0a);
+    if (newline < 0) return;
+    socket.off('data', onData);
+    let request: ApplianceRequest;
+    try {
+      request = JSON.parse(buffer.subarray(0, newline).toString('utf8')) as ApplianceRequest;
+    } catch {
+      return reply({ ok: false, error: { exit: 'usage', message: 'malformed appliance request' } });
+    }
+    if (!tokenMatches(token, request.token)) return reply({ ok: false, error: { exit: 'usage', message: 'appliance request refused: wrong token' } });
+    if (request.op === 'exec-stream') return relayExec(daemon.execTarget, { ...request, root: true }, socket, buffer.subarray(newline + 1));
+    daemon.handle(request).then(
+      (result) => reply({ ok: true, result }),
+      (error: unknown) => {
+        const failure = asPocketError(error);
+        reply({
+          ok: false,
+          error: { exit: failure.exit, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}), details: failure.details },
+        });
+      },
+    );
+  };
+  socket.on('data', onData);
+}
+
+async function closeServer(server: Server, file: string, privateDir: string | undefined): Promise<void> {
+  // Not awaited: close() waits for open connections, and the `stop` that ended the appliance is one, still owed its reply.
+  server.close();
+  await rm(file, { force: true });
+  if (privateDir) await rm(privateDir, { recursive: true, force: true });
+}
+
+/** Serves the daemon on a private socket and records the address; `closed` settles once the appliance has ended and the address is gone. */
+export async function serveAppliance(daemon: ApplianceDaemon, layout: StickLayout, host: HostAdapter): Promise<ApplianceAddress & { closed: Promise<void> }> {
+  const endpoint = await host.controlEndpoint();
+  const address: ApplianceAddress = {
+    pid: process.pid,
+    path: endpoint.path,
+    token: randomBytes(24).toString('hex'),
+    ...(endpoint.privateDir ? { privateDir: endpoint.privateDir } : {}),
+    startedAt: new Date().toISOString(),
+  };
+  const server = createServer((socket) => serve(daemon, address.token, socket));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(address.path, () => resolve());
+  });
+  const file = applianceAddressFile(layout);
+  await writeFile(file, `${JSON.stringify(address, null, 2)}\n`, { mode: 0o600 });
+  return { ...address, closed: daemon.ended.then(() => closeServer(server, file, address.privateDir)) };
+}

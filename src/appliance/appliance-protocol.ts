@@ -1,0 +1,135 @@
+// The helper appliance's control protocol (docs/files.md): how `launcher
+// files …` reaches the appliance process of a stick. One JSON request per
+// connection and one JSON response, except exec-stream, which is answered by
+// a JSON line and then exec frames (src/session/exec-frames.ts), as a
+// session's is. The socket lives in a private (0700) folder; every request
+// carries the token written beside the socket's path in run/appliance.json.
+import type { ExecRequest } from '../session/control-protocol.ts';
+
+/** What `files open` asks for. */
+export interface AttachRequest {
+  op: 'attach';
+  token: string;
+  /** Absolute path of an image file or a block device on the host. */
+  source: string;
+  readOnly: boolean;
+  /** 1-based partition number; 0 the whole disk; absent: the first with a file system. */
+  partition?: number;
+}
+
+/** What `files check` asks for: the source's file system checked by its own fsck, without mounting or repairing. */
+export interface CheckRequest {
+  op: 'check';
+  token: string;
+  source: string;
+  partition?: number;
+}
+
+export interface CheckResult {
+  source: string;
+  partition: number;
+  type: string;
+  /** The checker's exit code: 0 is clean. */
+  exitCode: number;
+  clean: boolean;
+  output: string;
+}
+
+export type ApplianceRequest =
+  AttachRequest | CheckRequest | { op: 'close'; token: string; name: string } | { op: 'list'; token: string } | { op: 'stop'; token: string } | ExecRequest;
+
+/** A partition (or the whole disk, number 0) and what blkid says it holds. */
+export interface FoundPartition {
+  number: number;
+  device: string;
+  bytes: number;
+  /** blkid's TYPE (ext4, xfs, vfat, ntfs, crypto_LUKS, LVM2_member, …) or null. */
+  type: string | null;
+  label: string | null;
+}
+
+/** One open source, as `files open` prints it. */
+export interface OpenSource {
+  name: string;
+  source: string;
+  /** QEMU's format driver: raw, qcow2, vmdk, vhdx, vdi (host_device for a block device is raw). */
+  format: string;
+  readOnly: boolean;
+  disk: { device: string; bytes: number; partitionTable: string | null };
+  partitions: FoundPartition[];
+  mounted: { number: number; device: string; type: string };
+  /** Where it is mounted inside the appliance. */
+  mountPoint: string;
+}
+
+export interface ApplianceResults {
+  attach: OpenSource;
+  check: CheckResult;
+  close: { name: string };
+  list: OpenSource[];
+  stop: { stopped: true };
+}
+
+/** run/appliance.json: where the stick's running appliance listens. */
+export interface ApplianceAddress {
+  pid: number;
+  path: string;
+  token: string;
+  privateDir?: string;
+  startedAt: string;
+}
+
+const nullable = (value: string | undefined): string | null => (value === undefined || value === '-' ? null : value.replaceAll('_', ' '));
+
+/**
+ * The lines `pocketvm-files open` prints (payload/appliance-rootfs/usr/bin/pocketvm-files):
+ * `disk DEV SIZE PTTYPE`, `part N DEV SIZE TYPE LABEL`, `mounted N DEV TYPE MODE`.
+ */
+export function parseOpenReport(text: string): Pick<OpenSource, 'disk' | 'partitions' | 'mounted'> {
+  let disk: OpenSource['disk'] | undefined;
+  let mounted: OpenSource['mounted'] | undefined;
+  const partitions: FoundPartition[] = [];
+  for (const line of text.split('\n')) {
+    const [what, ...f] = line.trim().split(/\s+/);
+    if (what === 'disk' && f.length >= 3) disk = { device: f[0]!, bytes: Number(f[1]), partitionTable: nullable(f[2]) };
+    else if (what === 'part' && f.length >= 5)
+      partitions.push({ number: Number(f[0]), device: f[1]!, bytes: Number(f[2]), type: nullable(f[3]), label: nullable(f[4]) });
+    else if (what === 'mounted' && f.length >= 3) mounted = { number: Number(f[0]), device: f[1]!, type: f[2]! };
+  }
+  if (!disk || !mounted) throw new Error(`the appliance's report is incomplete: ${JSON.stringify(text.slice(0, 200))}`);
+  return { disk, partitions, mounted };
+}
+
+/** `checked N DEV TYPE EXIT`, printed by `pocketvm-files check`. */
+export function parseCheckLine(text: string): { number: number; type: string; exitCode: number } | undefined {
+  const match = /^checked (\d+) \S+ (\S+) (\d+)$/m.exec(text);
+  return match ? { number: Number(match[1]), type: match[2]!, exitCode: Number(match[3]) } : undefined;
+}
+
+/** One entry of `pocketvm-files ls|stat`: `hexmode size mtime nlink NAME`. */
+export interface FileEntry {
+  name: string;
+  kind: 'file' | 'directory' | 'symlink' | 'other';
+  mode: number;
+  size: number;
+  mtime: number;
+  links: number;
+  target?: string;
+}
+
+export function parseEntries(text: string): FileEntry[] {
+  const entries: FileEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('link ') && entries.length > 0) {
+      entries[entries.length - 1]!.target = line.slice(5);
+      continue;
+    }
+    const match = /^([0-9a-f]+) (\d+) (\d+) (\d+) (.*)$/.exec(line);
+    if (!match) continue;
+    const raw = parseInt(match[1]!, 16);
+    const type = raw & 0o170000;
+    const kind = type === 0o100000 ? 'file' : type === 0o040000 ? 'directory' : type === 0o120000 ? 'symlink' : 'other';
+    entries.push({ name: match[5]!.replace(/^\.\//, ''), kind, mode: raw & 0o7777, size: Number(match[2]), mtime: Number(match[3]), links: Number(match[4]) });
+  }
+  return entries;
+}

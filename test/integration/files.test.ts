@@ -1,0 +1,217 @@
+// `launcher files` on a corpus made with the real tools (test/files/corpus.ts):
+// ext4 (GPT; raw, qcow2, vmdk), btrfs, xfs (MBR), FAT32 (MBR), exFAT, NTFS
+// and F2FS, all open at once in one helper appliance, every file read back by
+// hash through `files cat` and `files get`; read-only sources left
+// byte-identical; then written with --rw (mkdir, put from a file and from
+// stdin, rm), closed, checked clean by each file system's own fsck in a
+// fresh appliance, and read back; a hibernated NTFS refused read-write.
+// Two appliance boots for the whole file.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { removeDir, tempDir } from '../dyntable/helpers.ts';
+import { type CorpusImage, LONG_NAME, makeCorpus, UNICODE_NAME } from '../files/corpus.ts';
+import type { FileEntry, OpenSource } from '../../src/appliance/appliance-protocol.ts';
+import { freshStick, launcher, launcherJson, repoRoot } from './harness.ts';
+
+const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const fileSha = (path: string) => sha(readFileSync(path));
+
+describe('launcher files: the helper appliance on a real corpus', function () {
+  this.timeout(1_800_000);
+  let stick: Awaited<ReturnType<typeof freshStick>>;
+  let dir: string;
+  let corpus: CorpusImage[];
+  const names = new Map<string, string>();
+  const hashesBefore = new Map<string, string>();
+  const files = (args: string[], options: Parameters<typeof launcher>[1] = {}) =>
+    launcher(['files', ...args, '--stick', stick.root], { timeout: 600_000, ...options });
+  const filesJson = <T>(args: string[]) => launcherJson<T>(['files', ...args, '--stick', stick.root], { timeout: 600_000 });
+  const image = (label: string) => corpus.find((i) => i.label === label)!;
+  /** `files cat` as bytes. */
+  const catBytes = async (spec: string): Promise<Buffer> => {
+    const cat = await execa(join(repoRoot, 'launcher'), ['files', 'cat', spec, '--stick', stick.root], {
+      encoding: 'buffer',
+      stripFinalNewline: false,
+      reject: false,
+      env: { NO_COLOR: '1' },
+    });
+    assert.equal(cat.exitCode, 0, `files cat ${spec}: ${Buffer.from(cat.stderr).toString()}`);
+    return Buffer.from(cat.stdout);
+  };
+
+  before(async () => {
+    // Built once (cached under payload/appliance), not inside a timed launcher call.
+    const built = await execa('node', ['build.js', 'payload', '--guest', 'appliance'], { cwd: repoRoot, reject: false, timeout: 1_500_000 });
+    assert.equal(built.exitCode, 0, String(built.stderr));
+    stick = await freshStick();
+    dir = tempDir('pocketvm-files-it-');
+    corpus = await makeCorpus(dir);
+    for (const img of corpus) hashesBefore.set(img.label, fileSha(img.file));
+  });
+
+  after(async () => {
+    if (stick) {
+      await files(['close', '--all']);
+      await stick.dispose();
+    }
+    if (dir) removeDir(dir);
+  });
+
+  it('opens every image of the corpus at once, read-only, and says what each holds', async () => {
+    for (const img of corpus) {
+      const opened = await filesJson<OpenSource>(['open', img.file]);
+      assert.equal(opened.exitCode, 0, opened.stderr);
+      assert.equal(opened.json.readOnly, true);
+      assert.equal(opened.json.mounted.type, img.type, img.label);
+      assert.equal(opened.json.disk.partitionTable, img.partitionTable, img.label);
+      assert.equal(opened.json.mounted.number, img.partitionTable ? 1 : 0, img.label);
+      names.set(img.label, opened.json.name);
+    }
+    assert.equal(new Set(names.values()).size, corpus.length, 'each source has its own name');
+    const listed = await filesJson<OpenSource[]>(['list']);
+    assert.deepEqual(listed.json.map((s) => s.name).sort(), [...names.values()].sort());
+    assert.ok(corpus.some((i) => i.file.endsWith('.qcow2')) && corpus.some((i) => i.file.endsWith('.vmdk')));
+    assert.equal(listed.json.find((s) => s.name === names.get('ext4-gpt-qcow2'))?.format, 'qcow2');
+    assert.equal(listed.json.find((s) => s.name === names.get('ext4-gpt-vmdk'))?.format, 'vmdk');
+  });
+
+  it('reads every file back by hash through files cat, and the biggest through files get', async () => {
+    for (const img of corpus) {
+      const name = names.get(img.label)!;
+      for (const file of img.files) {
+        assert.equal(sha(await catBytes(`${name}:/${file.path}`)), file.sha256, `${img.label}: ${file.path}`);
+      }
+      const random = img.files.find((f) => f.path === 'data/random.bin');
+      if (!random) continue;
+      const local = join(dir, `${img.label}.got`);
+      const got = await files(['get', `${name}:/data/random.bin`, local]);
+      assert.equal(got.exitCode, 0, got.stderr);
+      assert.equal(fileSha(local), random.sha256, img.label);
+    }
+  });
+
+  it('lists long and non-ASCII names, symlinks with their targets and hard links with their count', async () => {
+    for (const img of corpus.filter((i) => i.files.length > 0)) {
+      const listed = await filesJson<FileEntry[]>(['ls', `${names.get(img.label)}:/data`]);
+      assert.equal(listed.exitCode, 0, listed.stderr);
+      const got = listed.json.map((e) => e.name);
+      for (const file of img.files.filter((f) => f.path.startsWith('data/')))
+        assert.ok(got.includes(file.path.slice(5)), `${img.label}: ${file.path} in ${got.join(', ')}`);
+      assert.ok(got.includes(UNICODE_NAME), img.label);
+      if (img.type !== 'vfat' && img.type !== 'xfs') assert.ok(got.includes(LONG_NAME), img.label);
+      for (const link of img.symlinks) {
+        const entry = await filesJson<FileEntry>(['stat', `${names.get(img.label)}:/${link.path}`]);
+        assert.equal(entry.json.kind, 'symlink', img.label);
+        assert.equal(entry.json.target, link.target, img.label);
+      }
+      for (const [first] of img.hardLinks) assert.equal(listed.json.find((e) => `data/${e.name}` === first)?.links, 2, `${img.label}: hard link count`);
+      const sparse = img.files.find((f) => f.path === 'data/sparse.bin');
+      if (sparse) assert.equal(listed.json.find((e) => e.name === 'sparse.bin')?.size, sparse.bytes, img.label);
+    }
+  });
+
+  it('files cat IMAGE:PATH opens the image read-only for that one command', async () => {
+    const img = image('ext4-gpt-raw');
+    const copy = join(dir, 'one-shot.img');
+    copyFileSync(img.file, copy);
+    const cat = await files(['cat', `${copy}:/etc/os-release`]);
+    assert.equal(cat.exitCode, 0, cat.stderr);
+    assert.match(cat.stdout, /pocketvm files corpus/);
+    const listed = await filesJson<OpenSource[]>(['list']);
+    assert.equal(listed.json.length, corpus.length, 'nothing stays open after the one command');
+  });
+
+  it('refuses writes to a read-only source, a missing path and an unknown name with exit 20', async () => {
+    const name = names.get('ext4-gpt-raw')!;
+    const put = await launcherJson<{ error: { code: number; reason: string } }>(['files', 'put', '-', `${name}:/new.txt`, '--stick', stick.root], {
+      input: 'x',
+    });
+    assert.equal(put.exitCode, 20);
+    assert.equal(put.json.error.reason, 'read-only');
+    const missing = await launcherJson<{ error: { reason: string } }>(['files', 'cat', `${name}:/no/such/file`, '--stick', stick.root]);
+    assert.equal(missing.exitCode, 20);
+    assert.equal(missing.json.error.reason, 'no-such-path');
+    const unknown = await files(['ls', 'nothing-open-by-this-name:/']);
+    assert.equal(unknown.exitCode, 20);
+    assert.match(unknown.stderr, /no source is open as "nothing-open-by-this-name"/);
+  });
+
+  it('closes every source; read-only use left each image byte for byte as it was', async () => {
+    const closed = await files(['close', '--all']);
+    assert.equal(closed.exitCode, 0, closed.stderr);
+    for (const img of corpus) assert.equal(fileSha(img.file), hashesBefore.get(img.label), `${img.label} changed under a read-only open`);
+  });
+
+  it('--rw: writes through mkdir, put (file and stdin) and rm; each file system checks clean in a fresh appliance and reads back', async () => {
+    const payload = randomBytes(1 << 20);
+    const local = join(dir, 'payload.bin');
+    writeFileSync(local, payload);
+    const writable = corpus.filter((i) => !i.file.endsWith('.qcow2') && !i.file.endsWith('.vmdk'));
+    for (const img of writable) {
+      const opened = await filesJson<OpenSource>(['open', '--rw', img.file]);
+      assert.equal(opened.exitCode, 0, `${img.label}: ${opened.stderr}`);
+      assert.equal(opened.json.readOnly, false);
+      const name = opened.json.name;
+      for (const step of [
+        ['mkdir', `${name}:/written/deeper`],
+        ['put', local, `${name}:/written/deeper/payload ü.bin`],
+        ['put', local, `${name}:/written/to-remove.bin`],
+        ['rm', `${name}:/written/to-remove.bin`],
+      ]) {
+        const result = await files(step);
+        assert.equal(result.exitCode, 0, `${img.label} ${step.join(' ')}: ${result.stderr}`);
+      }
+      const fromStdin = await files(['put', '-', `${name}:/written/stdin.txt`], { input: `stdin into ${img.label}\n` });
+      assert.equal(fromStdin.exitCode, 0, fromStdin.stderr);
+      const closed = await files(['close', name]);
+      assert.equal(closed.exitCode, 0, closed.stderr);
+    }
+    // A fresh appliance: nothing of the writes is in a cache that survives.
+    assert.equal((await files(['close', '--all'])).exitCode, 0);
+    for (const img of writable) {
+      const checked = await filesJson<{ clean: boolean; type: string; output: string }>(['check', img.file]);
+      assert.equal(checked.exitCode, 0, `${img.label}: ${JSON.stringify(checked.json)}`);
+      assert.equal(checked.json.clean, true, img.label);
+      assert.equal(checked.json.type, img.type, img.label);
+    }
+    for (const img of writable) {
+      const opened = await filesJson<OpenSource>(['open', img.file]);
+      const name = opened.json.name;
+      const got = join(dir, `${img.label}.rw`);
+      assert.equal((await files(['get', `${name}:/written/deeper/payload ü.bin`, got])).exitCode, 0, img.label);
+      assert.equal(fileSha(got), sha(payload), img.label);
+      assert.equal((await files(['cat', `${name}:/written/stdin.txt`])).stdout, `stdin into ${img.label}\n`);
+      const listed = await filesJson<FileEntry[]>(['ls', `${name}:/written`]);
+      assert.deepEqual(listed.json.map((e) => e.name).sort(), ['deeper', 'stdin.txt'], `${img.label}: the removed file is gone`);
+      // What was there before the writes is still there (the biggest file; every file was read in the tests above).
+      const kept = img.files.find((f) => f.path === 'data/random.bin');
+      if (kept) assert.equal(sha(await catBytes(`${name}:/${kept.path}`)), kept.sha256, `${img.label}: ${kept.path} after the writes`);
+      assert.equal((await files(['close', name])).exitCode, 0);
+    }
+  });
+
+  it('refuses read-write on a hibernated NTFS (exit 20) and still opens it read-only', async () => {
+    const ntfs = image('ntfs-raw');
+    const opened = await filesJson<OpenSource>(['open', '--rw', ntfs.file]);
+    assert.equal(opened.exitCode, 0, opened.stderr);
+    // What Windows leaves when it hibernates (or fast-starts): hiberfil.sys beginning with "HIBR".
+    const hiberfil = Buffer.concat([Buffer.from('HIBR'), Buffer.alloc(8188)]);
+    const put = await files(['put', '-', `${opened.json.name}:/hiberfil.sys`], { input: hiberfil });
+    assert.equal(put.exitCode, 0, put.stderr);
+    assert.equal((await files(['close', opened.json.name])).exitCode, 0);
+    const refused = await launcherJson<{ error: { code: number; reason: string; message: string } }>(
+      ['files', 'open', '--rw', ntfs.file, '--stick', stick.root],
+      {
+        timeout: 600_000,
+      },
+    );
+    assert.equal(refused.exitCode, 20);
+    assert.equal(refused.json.error.reason, 'read-write-refused');
+    assert.match(refused.json.error.message, /hibernated/);
+    const readOnly = await filesJson<OpenSource>(['open', ntfs.file]);
+    assert.equal(readOnly.exitCode, 0, readOnly.stderr);
+  });
+});
