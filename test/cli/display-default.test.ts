@@ -1,3 +1,6 @@
+// Which display `run` picks without --display, and `--display window` refused
+// before any sign-in on a QEMU without a window of its own.
+// Test tier: integration (starts the launcher and QEMU to list its displays)
 import assert from 'node:assert/strict';
 import { defaultDisplay } from '../../src/cli/commands/run.ts';
 import { qemuDisplays } from '../../src/vmm/qemu-displays.ts';

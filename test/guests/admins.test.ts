@@ -82,6 +82,7 @@ describe('guest administrators on a stick', function () {
 
   it('a guest administrator sees only their guests and is refused outside their rights with exit 32', async () => {
     const listed = await as('bob', ['list', '--json']);
+    assert.equal(listed.code, 0, listed.stderr);
     assert.deepEqual(
       (JSON.parse(listed.stdout) as Array<{ name: string }>).map((g) => g.name),
       ['work'],
@@ -121,6 +122,7 @@ describe('guest administrators on a stick', function () {
     assert.equal((await as('olga', ['grant', 'bob', 'work', 'clone'])).code, 0);
     assert.equal((await as('bob', ['clone', 'work', 'mine'])).code, 0);
     const listed = await as('bob', ['list', '--json']);
+    assert.equal(listed.code, 0, listed.stderr);
     assert.deepEqual(
       (JSON.parse(listed.stdout) as Array<{ name: string }>).map((g) => g.name),
       ['mine', 'work'],
@@ -128,6 +130,7 @@ describe('guest administrators on a stick', function () {
     assert.equal((await as('olga', ['delete', 'mine'])).code, 0);
     assert.equal((await as('olga', ['create', 'mine'])).code, 0);
     const after = await as('bob', ['list', '--json']);
+    assert.equal(after.code, 0, after.stderr);
     assert.deepEqual(
       (JSON.parse(after.stdout) as Array<{ name: string }>).map((g) => g.name),
       ['work'],
