@@ -224,7 +224,9 @@ const WALLPAPER = [0x3a, 0x6e, 0xa5] as const;
           })()`,
         );
       let seen = { wallpaper: 0, other: 1 };
-      for (let i = 0; i < 240 && seen.wallpaper / (seen.wallpaper + seen.other) < 0.3; i++) {
+      // Wait for both: the file manager draws the wallpaper before the terminal maps.
+      const enough = (s: typeof seen) => s.wallpaper / (s.wallpaper + s.other) >= 0.3 && s.other / (s.wallpaper + s.other) >= 0.05;
+      for (let i = 0; i < 240 && !enough(seen); i++) {
         await new Promise((resolve) => setTimeout(resolve, 1_000));
         seen = await share();
       }
@@ -235,7 +237,17 @@ const WALLPAPER = [0x3a, 0x6e, 0xa5] as const;
     });
 
     it("text copied in the guest arrives in the page's clipboard", async () => {
-      const copied = await launcher(['exec', '--stick', stick.root, '--', 'sh', '-c', 'printf copied-in-guest | DISPLAY=:0 xclip -selection clipboard']);
+      const copied = await launcher([
+        'exec',
+        '--guest',
+        desktopGuest,
+        '--stick',
+        stick.root,
+        '--',
+        'sh',
+        '-c',
+        'printf copied-in-guest | DISPLAY=:0 XAUTHORITY=/run/pocketvm/Xauthority xclip -selection clipboard',
+      ]);
       assert.equal(copied.exitCode, 0, copied.stderr);
       await page.waitForFunction("document.getElementById('clipboard').value === 'copied-in-guest'", { timeout: 60_000 });
     });
