@@ -37,7 +37,21 @@ done
 [ -n "$root_dev" ] || root_failed "no such disk"
 mkdir -p /newroot
 mount -t ext4 -o rw,noatime "$root_dev" /newroot || root_failed "mount failed"
-[ -x "/newroot$root_init" ] || root_failed "no $root_init in it"
+# The init as the new root sees it: an absolute symlink (merged-/usr Debian's
+# /sbin/init -> /lib/systemd/systemd) points into the image, not into the
+# initramfs, so follow it under /newroot (relative links, including /sbin ->
+# usr/sbin, the kernel follows inside /newroot itself).
+init_path=$root_init
+hops=0
+while [ -L "/newroot$init_path" ] && [ $hops -lt 40 ]; do
+	link=$(readlink "/newroot$init_path")
+	case $link in
+	/*) init_path=$link ;;
+	*) init_path=${init_path%/*}/$link ;;
+	esac
+	hops=$((hops + 1))
+done
+[ -f "/newroot$init_path" ] && [ -x "/newroot$init_path" ] || root_failed "no $root_init in it"
 trace "system disk mounted"
 # The image's init mounts the kernel file systems itself, as on any boot.
 umount /dev/pts /run /tmp /sys 2>/dev/null
