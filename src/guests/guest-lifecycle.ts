@@ -80,16 +80,21 @@ async function readRecord(layout: StickLayout, name: string): Promise<GuestRecor
   return record;
 }
 
+/** Create and clone: a new guest's name must be free (exit 30, reason exists). */
+function refuseTakenName(dir: string, name: string): void {
+  if (existsSync(dir))
+    throw new GuestStateError(`there is a guest named ${name} already`, {
+      hint: 'pick another name, or delete it first',
+      details: { reason: 'exists', guest: name },
+    });
+}
+
 export async function createGuest(layout: StickLayout, name: string, from: string): Promise<GuestRecord> {
   checkGuestName(name);
   const lock = await lockGuest(layout, name, 'create');
   try {
     const paths = guestPaths(layout, name);
-    if (existsSync(paths.dir))
-      throw new GuestStateError(`there is a guest named ${name} already`, {
-        hint: 'pick another name, or delete it first',
-        details: { reason: 'exists', guest: name },
-      });
+    refuseTakenName(paths.dir, name);
     const source = await resolveSource(layout, from);
     const record: GuestRecord = {
       format: 1,
@@ -279,11 +284,7 @@ export async function cloneGuest(layout: StickLayout, from: string, name: string
     const lock = await lockGuest(layout, name, 'clone');
     try {
       const paths = guestPaths(layout, name);
-      if (existsSync(paths.dir))
-        throw new GuestStateError(`there is a guest named ${name} already`, {
-          hint: 'pick another name, or delete it first',
-          details: { reason: 'exists', guest: name },
-        });
+      refuseTakenName(paths.dir, name);
       const source = await readRecord(layout, from);
       const install = await readInstall(guestPaths(layout, from));
       if (!install) throw new GuestStateError(`guest ${from} is not installed`, { details: { reason: 'state', guest: from } });
