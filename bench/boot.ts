@@ -11,7 +11,6 @@
 //   cold start: `launcher --version` against `node -e 0` with the same Node
 //
 // Prints medians and ratios; never fails on a time.
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { openGuestPayload } from '../src/payload/guest-payload.ts';
 import { READY_MARKER } from '../src/vmm/console-tap.ts';
+import { bootToMarker } from './bare-qemu.ts';
 import { benchOptions, median } from './bench-options.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -41,50 +41,7 @@ async function launcherBoot(stick: string): Promise<{ totalMs: number; bootMs: n
 }
 
 async function bareQemuBoot(kernel: string, initrd: string, cmdline: string, memoryMiB: number, cpus: number): Promise<number> {
-  const args = [
-    '-nodefaults',
-    '-no-user-config',
-    '-display',
-    'none',
-    '-machine',
-    'q35',
-    '-accel',
-    'tcg',
-    '-cpu',
-    'max',
-    '-m',
-    `${memoryMiB}M`,
-    '-smp',
-    String(cpus),
-    '-kernel',
-    kernel,
-    '-initrd',
-    initrd,
-    '-append',
-    cmdline,
-    '-serial',
-    'stdio',
-    '-device',
-    'virtio-serial-pci,id=vser0',
-    '-chardev',
-    'null,id=agent',
-    '-device',
-    'virtserialport,bus=vser0.0,chardev=agent,name=org.qemu.guest_agent.0',
-  ];
-  const started = performance.now();
-  const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'ignore'] });
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      seen = (seen + chunk.toString('latin1')).slice(-512);
-      if (seen.includes(READY_MARKER)) {
-        const ms = performance.now() - started;
-        child.kill('SIGKILL');
-        resolve(ms);
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`bare QEMU exited (${code}) before ${READY_MARKER}`)));
-  }).finally(() => child.kill('SIGKILL')) as Promise<number>;
+  return (await bootToMarker({ kernel, initrd, cmdline, memoryMiB, cpus, cpuMax: true })).ms;
 }
 
 async function timeCommand(command: string, args: string[]): Promise<number> {

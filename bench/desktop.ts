@@ -13,13 +13,12 @@
 //             says what the desktop costs over the smallest guest.
 //
 // Prints medians and ratios; never fails on a time.
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { openGuestPayload } from '../src/payload/guest-payload.ts';
-import { READY_MARKER } from '../src/vmm/console-tap.ts';
 import { bootDesktop, desktopImage } from '../test/integration/desktop-machine.ts';
+import { bootToMarker } from './bare-qemu.ts';
 import { benchOptions, median } from './bench-options.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -55,51 +54,7 @@ async function usedBytes(base: string): Promise<number> {
 
 async function consoleBoot(): Promise<number> {
   const payload = await openGuestPayload(join(root, 'payload'), 'default');
-  const args = [
-    '-nodefaults',
-    '-no-user-config',
-    '-display',
-    'none',
-    '-machine',
-    'q35',
-    '-accel',
-    'tcg',
-    '-m',
-    '1024M',
-    '-smp',
-    '2',
-    '-kernel',
-    payload.kernel,
-    '-initrd',
-    payload.initrd,
-    '-append',
-    payload.manifest.cmdline,
-    '-serial',
-    'stdio',
-    '-device',
-    'virtio-serial-pci,id=vser0',
-    '-chardev',
-    'null,id=agent',
-    '-device',
-    'virtserialport,bus=vser0.0,chardev=agent,name=org.qemu.guest_agent.0',
-  ];
-  const started = performance.now();
-  const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'ignore'] });
-  return (
-    new Promise<number>((resolve, reject) => {
-      let seen = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        seen = (seen + chunk.toString('latin1')).slice(-512);
-        if (seen.includes(READY_MARKER)) resolve(performance.now() - started);
-      });
-      child.on('exit', (code) => reject(new Error(`bare QEMU exited (${code}) before ${READY_MARKER}`)));
-    })
-      // The exit that follows this kill must not reject an already-settled promise's caller.
-      .finally(() => {
-        child.removeAllListeners('exit');
-        child.kill('SIGKILL');
-      })
-  );
+  return (await bootToMarker({ kernel: payload.kernel, initrd: payload.initrd, cmdline: payload.manifest.cmdline, memoryMiB: 1024, cpus: 2 })).ms;
 }
 
 async function desktopBoot(): Promise<number> {

@@ -15,7 +15,6 @@
 //         host's socket. Timed in the guest (/proc/uptime), alternating.
 //
 // Prints medians and ratios; never fails on a time.
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +25,7 @@ import { NETWORK_CMDLINE_WORD } from '../src/session/network-setting.ts';
 import { READY_MARKER } from '../src/vmm/console-tap.ts';
 import { USER_NETWORK_MAC } from '../src/vmm/qemu-args.ts';
 import { HOST_FROM_GUEST, startHttpServer } from '../test/integration/network-servers.ts';
+import { bootToMarker } from './bare-qemu.ts';
 import { benchOptions, median, numberOption } from './bench-options.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -42,54 +42,13 @@ interface BareBoot {
 
 async function bareQemuBoot(payload: { kernel: string; initrd: string; cmdline: string; memoryMiB: number }, network: boolean): Promise<BareBoot> {
   const cmdline = [payload.cmdline, 'pocketvm.trace', ...(network ? [NETWORK_CMDLINE_WORD] : [])].join(' ');
-  const args = [
-    '-nodefaults',
-    '-no-user-config',
-    '-display',
-    'none',
-    '-machine',
-    'q35',
-    '-accel',
-    'tcg',
-    '-cpu',
-    'max',
-    '-m',
-    `${payload.memoryMiB}M`,
-    '-kernel',
-    payload.kernel,
-    '-initrd',
-    payload.initrd,
-    '-append',
-    cmdline,
-    '-serial',
-    'stdio',
-    '-device',
-    'virtio-serial-pci,id=vser0',
-    '-chardev',
-    'null,id=agent',
-    '-device',
-    'virtserialport,bus=vser0.0,chardev=agent,name=org.qemu.guest_agent.0',
-    // The launcher's own arguments for the card (src/vmm/qemu-args.ts), or none.
-    ...(network ? ['-netdev', 'user,id=net0', '-device', `virtio-net-pci,netdev=net0,id=net0-dev,mac=${USER_NETWORK_MAC},romfile=`] : ['-nic', 'none']),
-  ];
-  const started = performance.now();
-  const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'ignore'] });
-  let console = '';
-  try {
-    const readyMs = await new Promise<number>((resolve, reject) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        console += chunk.toString('latin1');
-        if (console.includes(READY_MARKER)) resolve(performance.now() - started);
-      });
-      child.on('exit', (code) => reject(new Error(`bare QEMU exited (${code}) before ${READY_MARKER}`)));
-    });
-    const dhcpStart = /\[([\d.]+)\] network: DHCP on/.exec(console)?.[1];
-    const bound = /\[([\d.]+)\] network: 10\.0\.2\.15 on/.exec(console)?.[1];
-    if (network && !(dhcpStart && bound)) throw new Error('the guest traced no DHCP lease (is the payload built with boot.d/35-network.sh?)');
-    return { readyMs, ...(dhcpStart && bound ? { dhcpMs: (Number(bound) - Number(dhcpStart)) * 1000 } : {}) };
-  } finally {
-    child.kill('SIGKILL');
-  }
+  // The launcher's own arguments for the card (src/vmm/qemu-args.ts), or none.
+  const nic = network ? ['-netdev', 'user,id=net0', '-device', `virtio-net-pci,netdev=net0,id=net0-dev,mac=${USER_NETWORK_MAC},romfile=`] : ['-nic', 'none'];
+  const { ms: readyMs, console } = await bootToMarker({ ...payload, cmdline, cpuMax: true, extra: nic });
+  const dhcpStart = /\[([\d.]+)\] network: DHCP on/.exec(console)?.[1];
+  const bound = /\[([\d.]+)\] network: 10\.0\.2\.15 on/.exec(console)?.[1];
+  if (network && !(dhcpStart && bound)) throw new Error('the guest traced no DHCP lease (is the payload built with boot.d/35-network.sh?)');
+  return { readyMs, ...(dhcpStart && bound ? { dhcpMs: (Number(bound) - Number(dhcpStart)) * 1000 } : {}) };
 }
 
 async function guest(stick: string, script: string): Promise<string> {
