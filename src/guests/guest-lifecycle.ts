@@ -228,7 +228,8 @@ function userDataFiles(layout: StickLayout, user: string, guest: string): string
 }
 
 async function removeUserData(layout: StickLayout, guest: string): Promise<void> {
-  for (const user of await usersWithData(layout, guest)) for (const file of userDataFiles(layout, user, guest)) await rm(file, { recursive: true, force: true });
+  for (const user of await usersWithData(layout, guest))
+    for (const file of userDataFiles(layout, user, guest)) await rm(file, { recursive: true, force: true });
 }
 
 function refuseUserData(name: string, users: string[], command: string): GuestStateError {

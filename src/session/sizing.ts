@@ -56,7 +56,12 @@ function aloneCap(memory: SizingHost['memory'], reserveCap: number, othersMiB: n
   return Math.min(Math.floor(Math.min(memory.totalMiB, memory.availableMiB + othersMiB) * AVAILABLE_SHARE), reserveCap);
 }
 
-export function sizeMachine(manifest: GuestManifest, profile: SizingHost, overrides: SizingOverrides = {}, running: readonly RunningGuest[] = []): MachineSizing {
+export function sizeMachine(
+  manifest: GuestManifest,
+  profile: SizingHost,
+  overrides: SizingOverrides = {},
+  running: readonly RunningGuest[] = [],
+): MachineSizing {
   const reasons: string[] = [];
   const othersMiB = running.reduce((sum, other) => sum + other.memoryMiB, 0);
   const othersCpus = running.reduce((sum, other) => sum + other.cpus, 0);
@@ -91,7 +96,7 @@ export function sizeMachine(manifest: GuestManifest, profile: SizingHost, overri
     const binding =
       shareCap <= reserveCap
         ? `half of the ${availableMiB} MiB available is ${shareCap} MiB`
-        : `${totalMiB} MiB total less the ${HOST_RESERVE_MIB} MiB the host keeps${othersMiB > 0 ? ' and the running guests\' memory' : ''} is ${reserveCap} MiB`;
+        : `${totalMiB} MiB total less the ${HOST_RESERVE_MIB} MiB the host keeps${othersMiB > 0 ? " and the running guests' memory" : ''} is ${reserveCap} MiB`;
     throw new HostTooSmallError(`this computer cannot spare the ${minimumMiB} MiB the ${manifest.name} guest needs at least (${binding})`, {
       hint: 'close programs to free memory and try again, or use a computer with more memory',
       details: { resource: 'memory', minimumMiB, availableMiB, totalMiB, capMiB },
@@ -101,7 +106,9 @@ export function sizeMachine(manifest: GuestManifest, profile: SizingHost, overri
   if (wantedMiB > capMiB) {
     memoryMiB = capMiB;
     const binding =
-      shareCap <= reserveCap ? `half of the host's ${availableMiB} MiB available` : `the host's ${totalMiB} MiB total less a ${HOST_RESERVE_MIB} MiB reserve${othersMiB > 0 ? ' and the running guests\' memory' : ''}`;
+      shareCap <= reserveCap
+        ? `half of the host's ${availableMiB} MiB available`
+        : `the host's ${totalMiB} MiB total less a ${HOST_RESERVE_MIB} MiB reserve${othersMiB > 0 ? " and the running guests' memory" : ''}`;
     reasons.push(`memory ${memoryMiB} MiB: ${wantedFrom} is more than ${binding} (${capMiB} MiB)`);
   } else {
     reasons.push(`memory ${memoryMiB} MiB: ${wantedFrom} (the host could spare up to ${capMiB} MiB)`);
@@ -136,7 +143,9 @@ export function sizeMachine(manifest: GuestManifest, profile: SizingHost, overri
     cpus = minimumCpus;
     reasons.push(`vCPUs ${cpus}: the guest's minimum, sharing the host's last thread (the host has ${threads})`);
   } else if (cpus < wantedCpus) {
-    reasons.push(`vCPUs ${cpus}: ${cpusFrom} is more than the host's ${threads} threads less one${othersCpus > 0 ? ` and the ${othersCpus} of the guests running` : ''}`);
+    reasons.push(
+      `vCPUs ${cpus}: ${cpusFrom} is more than the host's ${threads} threads less one${othersCpus > 0 ? ` and the ${othersCpus} of the guests running` : ''}`,
+    );
   } else {
     reasons.push(`vCPUs ${cpus}: ${cpusFrom} (the host has ${threads} threads, one kept for itself)`);
   }

@@ -78,7 +78,8 @@ export function registerEject(program: Command, output: () => Output): void {
       else if (one.shutdown) out.line(`${one.guest} shut down in ${seconds(one.shutdown.ms)} (ended by: ${one.shutdown.step})`);
     }
     if (!exited) {
-      for (const one of ended) if (!one.sessionExited) out.notice(`the session process of ${one.guest} (pid ${one.pid}) has not exited yet; wait for it before removing the stick`);
+      for (const one of ended)
+        if (!one.sessionExited) out.notice(`the session process of ${one.guest} (pid ${one.pid}) has not exited yet; wait for it before removing the stick`);
       process.exitCode = ExitCode.timeout;
       return;
     }

@@ -48,9 +48,7 @@ async function refuseWhileSessionRuns(layout: StickLayout, name: string): Promis
   const { describeHolder } = await import('../../stick/lock.ts');
   const { liveSessions } = await import('../../stick/session-locks.ts');
   // Any guest's session: several may run at once.
-  const session = (await liveSessions(layout)).find(
-    ({ holder }) => (holder.user === undefined || holder.user === name) && holder.command !== 'init-stick',
-  );
+  const session = (await liveSessions(layout)).find(({ holder }) => (holder.user === undefined || holder.user === name) && holder.command !== 'init-stick');
   if (!session) return;
   const { holder } = session;
   throw new PocketError(

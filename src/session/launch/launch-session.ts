@@ -74,8 +74,6 @@ export async function launchSession(options: LaunchOptions, steps: LaunchSteps =
       features: features.features,
     });
     restore = plan.restore;
-    // Recorded for the guests that start after this one: they share the host with it (sizing.ts).
-    await stick.lock.update({ machine: { memoryMiB: plan.spec.memoryMiB, cpus: plan.spec.cpus } });
     const booted = await steps.bootGuest(ctx, {
       plan,
       features: features.features,

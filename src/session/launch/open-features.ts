@@ -117,6 +117,9 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
     Object.assign({}, ...features.map((feature) => feature.sizing ?? {}), platformSizing),
     await runningGuests(layout),
   );
+  for (const reason of sizing.reasons) log(`sizing: ${reason}`);
+  // Recorded at once for the guests that start after this one: they share the host with it (sizing.ts).
+  await stick.lock.update({ machine: { memoryMiB: sizing.memoryMiB, cpus: sizing.cpus } });
   // The session keeps a key for saved states, derived before the disk key is zeroed.
   const stateContext = user ? stateContextFor(ctx, user, host) : undefined;
   if (user && stateContext) {
