@@ -6,7 +6,7 @@
 // and `eject` act on them all.
 import { NoSessionError, PocketError, SeveralGuestsError } from '../errors.ts';
 import type { StickLayout } from '../stick/layout.ts';
-import { type LockHolder, readLock } from '../stick/lock.ts';
+import { readLock } from '../stick/lock.ts';
 import { guestSessionLayout, liveSessions, readSessions, type SessionLock } from '../stick/session-locks.ts';
 
 /** What a command found: the live sessions it acts on, or the lock a dead session left (for `status` to say so). */
@@ -58,9 +58,4 @@ function notRunning(wanted: string, running: readonly SessionLock[], stickRoot: 
     hint: `launcher ${command} --guest ${names[0]}`,
     details: { running: names.length === 1 ? names[0] : names, guest: wanted },
   });
-}
-
-/** A holder's guest as a person reads it. */
-export function guestOf(holder: LockHolder): string {
-  return holder.guest ?? 'the guest';
 }
