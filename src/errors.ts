@@ -28,6 +28,8 @@ export const ExitCode = {
   guestState: 30,
   guestConfig: 31,
   notPermitted: 32,
+  severalGuests: 33,
+  hostBusy: 34,
   interrupted: 130,
 } as const;
 
@@ -326,4 +328,24 @@ export function asPocketError(error: unknown): PocketError {
     hint: 'this is a bug in pocketvm; the log on the stick (run/) has the details',
     cause: error,
   });
+}
+
+/** Several guests run from the stick and the command needs one: the message names them (docs/guests.md, "Several at once"). */
+export class SeveralGuestsError extends PocketError {
+  constructor(command: string, running: readonly string[], stickRoot: string) {
+    super('severalGuests', `${running.length} guests are running from ${stickRoot} (${running.join(', ')}): say which with --guest`, {
+      hint: `launcher ${command} --guest ${running[0]}`,
+      details: { running, stickRoot },
+    });
+  }
+}
+
+/**
+ * The guests already running from the stick leave too little of the host for
+ * this one: starting it would starve the host (src/session/sizing.ts).
+ */
+export class HostBusyError extends PocketError {
+  constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super('hostBusy', message, options);
+  }
 }

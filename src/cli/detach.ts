@@ -11,6 +11,7 @@ import type { SessionStatus } from '../session/session.ts';
 import { LOG_LIMITS, prepareLogFile } from '../primitives/capped-log.ts';
 import { guestLogPaths } from '../stick/layout.ts';
 import { describeHolder, isStale, readLock } from '../stick/lock.ts';
+import { guestSessionLayout } from '../stick/session-locks.ts';
 import { assertWritable, openStick } from '../stick/stick-root.ts';
 
 export type DaemonMessage =
@@ -32,7 +33,7 @@ export async function spawnDetachedSession(
   // Nothing is written until the folder is a stick and no session holds it:
   // a mistyped --stick must not get a run/session.log, nor a busy stick's
   // session log this launch's refusal (the refusal goes to the terminal only).
-  const layout = await openStick(args.stickRoot);
+  const layout = guestSessionLayout(await openStick(args.stickRoot), args.guest);
   const holder = await readLock(layout);
   if (holder && !isStale(holder)) throw new StickLockedError(describeHolder(holder), layout.lockFile);
   await assertWritable(layout.root);

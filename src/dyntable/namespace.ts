@@ -75,7 +75,7 @@ export async function loadTable(options: LoadTableOptions): Promise<LoadedTable>
   let registryProblems: RegistryRuleProblem[] = [];
   let recorded = new Set<string>();
   if (user) {
-    const paths = dyntablePaths(layout, user);
+    const paths = dyntablePaths(layout, user, guest);
     recorded = new Set((await readConfirmationRecords(paths.confirmations)).map((c) => c.fingerprint));
     let registry = options.registry;
     let opened: GuestRegistry | undefined;
@@ -117,7 +117,7 @@ export interface OpenNamespaceOptions extends LoadTableOptions {
 /** The compiled table and the backend serving it (close the backend at teardown). */
 export async function openNamespace(options: OpenNamespaceOptions): Promise<LoadedTable & { backend: NamespaceBackend }> {
   const loaded = await loadTable(options);
-  const paths = dyntablePaths(options.layout, options.user);
+  const paths = dyntablePaths(options.layout, options.user, options.guest);
   const backend = await NamespaceBackend.open({
     table: loaded.table,
     filesDir: paths.filesDir,

@@ -21,7 +21,7 @@ import { syncDirectory } from '../primitives/atomic-replace.ts';
 import { failpoint } from '../primitives/failpoint.ts';
 import { diskGenerationPath } from '../session/disk-generation.ts';
 import { savedStatePaths } from '../session/saved-state.ts';
-import { guestsRoot, type StickLayout } from '../stick/layout.ts';
+import { guestsRoot, PRIMARY_GUEST, type StickLayout, userGuestDir } from '../stick/layout.ts';
 import { type GuestConfig, verifyConfig } from './guest-config.ts';
 import { resolveSource, sourceDriver, type InstallRecord } from './guest-source.ts';
 import { requireState, type GuestCommand } from './guest-states.ts';
@@ -222,11 +222,14 @@ export async function usersWithData(layout: StickLayout, guest: string): Promise
 
 function userDataFiles(layout: StickLayout, user: string, guest: string): string[] {
   const state = savedStatePaths(layout, user, guest);
-  return [personalDiskPath(layout, user, guest), diskGenerationPath(layout, user, guest), state.file, state.partial];
+  const files = [personalDiskPath(layout, user, guest), diskGenerationPath(layout, user, guest), state.file, state.partial];
+  // A guest's own registry, files/ and upper/ (the default guest's are the user's own, kept).
+  return guest === PRIMARY_GUEST ? files : [...files, userGuestDir(layout, user, guest)];
 }
 
 async function removeUserData(layout: StickLayout, guest: string): Promise<void> {
-  for (const user of await usersWithData(layout, guest)) for (const file of userDataFiles(layout, user, guest)) await rm(file, { force: true });
+  for (const user of await usersWithData(layout, guest))
+    for (const file of userDataFiles(layout, user, guest)) await rm(file, { recursive: true, force: true });
 }
 
 function refuseUserData(name: string, users: string[], command: string): GuestStateError {

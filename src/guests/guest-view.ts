@@ -9,7 +9,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { savedStatePaths } from '../session/saved-state.ts';
 import { guestsRoot, type StickLayout } from '../stick/layout.ts';
-import { isStale, type LockHolder, processAlive, readLock } from '../stick/lock.ts';
+import { type LockHolder, processAlive } from '../stick/lock.ts';
+import { liveSessions } from '../stick/session-locks.ts';
 import { parseConfig } from './guest-config.ts';
 import { describeSource, type GuestSourceRef, sourceDriver } from './guest-source.ts';
 import type { GuestState } from './guest-states.ts';
@@ -46,13 +47,12 @@ export interface GuestView {
   implicit?: boolean;
 }
 
-/** The live session on the stick, if any: the one running guest (until several run at once). */
-async function liveSession(layout: StickLayout): Promise<LockHolder | undefined> {
+/** The live sessions on the stick by the guest each runs (several run at once: src/stick/session-locks.ts). */
+async function liveSessionsByGuest(layout: StickLayout): Promise<Map<string, LockHolder>> {
   try {
-    const holder = await readLock(layout);
-    return holder && !isStale(holder) ? holder : undefined;
+    return new Map((await liveSessions(layout)).map((session) => [session.guest, session.holder]));
   } catch {
-    return undefined;
+    return new Map();
   }
 }
 
@@ -86,14 +86,15 @@ export async function suspendedBy(layout: StickLayout, guest: string): Promise<s
 
 interface Context {
   layout: StickLayout;
-  session: LockHolder | undefined;
+  sessions: Map<string, LockHolder>;
   /** Persist a reconciled state (off for read-only sticks and pure reads). */
   repair: boolean;
 }
 
 /** Reads one guest; never throws for what is on the stick (that is `unavailable`). */
 async function viewOne(context: Context, name: string): Promise<GuestView> {
-  const { layout, session } = context;
+  const { layout } = context;
+  const session = context.sessions.get(name);
   const paths = guestPaths(layout, name);
   let record: GuestRecord | undefined;
   let stateRecord: StateRecord | undefined;
@@ -128,7 +129,7 @@ async function viewOne(context: Context, name: string): Promise<GuestView> {
   if (!(await sourceDriver(record.source).present(layout, record.source.name)))
     return { ...base, state: 'unavailable', reason: `its source, ${describeSource(record.source)}, is not on the stick` };
 
-  if (session?.guest === name) return { ...base, state: runningState(session), ...(session.user ? { user: session.user } : {}) };
+  if (session) return { ...base, state: runningState(session), ...(session.user ? { user: session.user } : {}) };
 
   // Not running. Anything the record says about a running guest is stale.
   let state: GuestState = recorded;
@@ -201,14 +202,14 @@ async function sweep(layout: StickLayout): Promise<void> {
 /** One guest, reconciled; `undefined` when there is no such guest. */
 export async function viewGuest(layout: StickLayout, name: string, options: { repair?: boolean } = {}): Promise<GuestView | undefined> {
   if (!existsSync(guestPaths(layout, name).dir)) return undefined;
-  return viewOne({ layout, session: await liveSession(layout), repair: options.repair ?? true }, name);
+  return viewOne({ layout, sessions: await liveSessionsByGuest(layout), repair: options.repair ?? true }, name);
 }
 
 /** Every guest on the stick, reconciled, sorted by name; payloads without a record are listed as implicit guests. */
 export async function listGuests(layout: StickLayout, options: { repair?: boolean } = {}): Promise<GuestView[]> {
   const repair = options.repair ?? true;
   if (repair) await sweep(layout);
-  const context: Context = { layout, session: await liveSession(layout), repair };
+  const context: Context = { layout, sessions: await liveSessionsByGuest(layout), repair };
   let names: string[] = [];
   try {
     names = (await readdir(guestsRoot(layout))).filter((entry) => GUEST_NAME_PATTERN.test(entry));
@@ -224,11 +225,12 @@ export async function listGuests(layout: StickLayout, options: { repair?: boolea
   }
   for (const name of payloads) {
     if (!(await sourceDriver({ kind: 'payload', name }).present(layout, name))) continue;
-    const running = context.session?.guest === name;
+    const session = context.sessions.get(name);
+    const running = session !== undefined;
     const suspended = !running && (await suspendedBy(layout, name)).length > 0;
     views.push({
       name,
-      state: running ? runningState(context.session!) : suspended ? 'suspended' : 'installed',
+      state: session ? runningState(session) : suspended ? 'suspended' : 'installed',
       source: { kind: 'payload', name },
       staged: false,
       implicit: true,

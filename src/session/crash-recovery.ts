@@ -23,6 +23,7 @@ import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import { openChecked } from '../guestregistry/last-good-copy.ts';
 import { registryPaths, type StickLayout } from '../stick/layout.ts';
 import type { LockHolder } from '../stick/lock.ts';
+import { liveSessions } from '../stick/session-locks.ts';
 import { checkDisk, type DiskCheckResult } from '../vmm/disk-check.ts';
 import { findQemuImg } from '../vmm/qemu-binary.ts';
 import { isTempOf } from '../primitives/atomic-replace.ts';
@@ -197,7 +198,12 @@ export async function recoverAfterCrash(options: RecoveryOptions): Promise<Recov
 
   const user = options.user?.name;
   if (user) {
-    const { disks, partial } = await userDisks(layout, user);
+    // Another guest running from the stick right now has its disks open: they are its own session's, not the dead one's.
+    const running = new Set((await liveSessions(layout)).map((session) => session.guest).filter((guest) => guest !== options.guest));
+    const notRunning = (path: string) => ![...running].some((guest) => basename(path).startsWith(`${guest}.`));
+    const found = await userDisks(layout, user);
+    const disks = found.disks.filter(notRunning);
+    const partial = found.partial.filter(notRunning);
     // A disk whose creation was cut short was never the user's disk.
     for (const path of partial) {
       await rm(path, { force: true });

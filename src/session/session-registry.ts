@@ -33,7 +33,7 @@ export interface SessionRegistryOptions {
 /** The user's registry with the payload defaults below and this host's facts on top. */
 export function openSessionRegistry(options: SessionRegistryOptions): Promise<GuestRegistry> {
   return openUserRegistry({
-    paths: registryPaths(options.layout, options.user, options.payload ?? options.guest),
+    paths: registryPaths(options.layout, options.user, options.guest, options.payload ?? options.guest),
     hostSalt: options.layout.hostSalt,
     ...(options.hostId ? { hostId: options.hostId } : {}),
     ...(options.facts ? { session: options.facts } : {}),

@@ -32,26 +32,44 @@ export function stickLayout(root: string): StickLayout {
   };
 }
 
+/**
+ * Several guests run at once (docs/guests.md, "Several at once"): what a
+ * running guest owns is named for it. The guest named `default` keeps the
+ * paths a stick had before, so an existing stick needs no migration; every
+ * other guest gets its own (src/stick/session-locks.ts).
+ */
+export const PRIMARY_GUEST = 'default';
+
 export function guestLogPaths(layout: StickLayout, guest: string): { console: string; qemu: string; session: string } {
   return {
     console: join(layout.runDir, `${guest}.console.log`),
     qemu: join(layout.runDir, `${guest}.qemu.log`),
-    session: join(layout.runDir, 'session.log'),
+    session: join(layout.runDir, guest === PRIMARY_GUEST ? 'session.log' : `${guest}.session.log`),
   };
 }
 
-/** A user's guest registry (every layer but the defaults) and a guest's payload defaults. */
-export function registryPaths(layout: StickLayout, user: string, guest: string): { file: string; defaultsFile: string } {
-  return {
-    file: join(layout.usersRoot, user, 'registry.sqlite'),
-    defaultsFile: join(layout.payloadRoot, guest, 'registry.reg'),
-  };
-}
-
-/** A user's dynamic-table data: FIT contents, the copy-on-write upper layer, confirmed rules (src/dyntable). */
-export function dyntablePaths(layout: StickLayout, user: string): { filesDir: string; upperDir: string; confirmations: string } {
+/** Where one user's data for one guest lives: their own folder for the default guest, `guests/<guest>/` in it for any other. */
+export function userGuestDir(layout: StickLayout, user: string, guest: string = PRIMARY_GUEST): string {
   const dir = join(layout.usersRoot, user);
-  return { filesDir: join(dir, 'files'), upperDir: join(dir, 'upper'), confirmations: join(dir, 'tables-confirmed.json') };
+  return guest === PRIMARY_GUEST ? dir : join(dir, 'guests', guest);
+}
+
+/** A user's registry for a guest (every layer but the defaults) and the defaults of the payload it boots. */
+export function registryPaths(layout: StickLayout, user: string, guest: string, payload: string = guest): { file: string; defaultsFile: string } {
+  return {
+    file: join(userGuestDir(layout, user, guest), 'registry.sqlite'),
+    defaultsFile: join(layout.payloadRoot, payload, 'registry.reg'),
+  };
+}
+
+/**
+ * A user's dynamic-table data for a guest: FIT contents and the copy-on-write
+ * upper layer are the guest's own; the confirmed rules (the person's consent
+ * to a host folder) are the user's, whichever guest asks.
+ */
+export function dyntablePaths(layout: StickLayout, user: string, guest: string = PRIMARY_GUEST): { filesDir: string; upperDir: string; confirmations: string } {
+  const dir = userGuestDir(layout, user, guest);
+  return { filesDir: join(dir, 'files'), upperDir: join(dir, 'upper'), confirmations: join(layout.usersRoot, user, 'tables-confirmed.json') };
 }
 
 /**

@@ -31,6 +31,8 @@ export interface LockHolder {
   state?: 'starting' | 'ready' | 'stopping';
   /** The logged-in user, once known: whose disk a later recovery checks. */
   user?: string;
+  /** The machine's size once planned: what the other guests starting from the stick share the host with (src/session/sizing.ts). */
+  machine?: { memoryMiB: number; cpus: number };
   /** The console page's address (no token) while the launch serves one (docs/console-page.md). */
   page?: { address: string };
   /**

@@ -11,6 +11,7 @@ import { loadManifest } from '../payload/guest-manifest.ts';
 import { qcow2BackingFile } from '../primitives/qcow2-header.ts';
 import { type StickLayout, systemOverlayPath } from './layout.ts';
 import { acquireLock } from './lock.ts';
+import { guestSessionLayout } from './session-locks.ts';
 
 const BASE_FILE = /^base-[0-9a-f]{64}\.ext4$/;
 
@@ -55,7 +56,7 @@ export async function upgradeSystem(layout: StickLayout, guest: string, user: st
   const manifest = await loadManifest(join(layout.payloadRoot, guest));
   if (!manifest.image)
     throw new UsageError(`the ${guest} guest does not boot from a disk image; there is nothing to upgrade`, 'upgrade is for image guests (docs/images.md)');
-  const lock = await acquireLock(layout, 'upgrade', { guest, state: 'starting' });
+  const lock = await acquireLock(guestSessionLayout(layout, guest), 'upgrade', { guest, state: 'starting' });
   try {
     const overlay = systemOverlayPath(layout, user, guest);
     const previous = existsSync(overlay) ? await qcow2BackingFile(overlay).catch(() => undefined) : undefined;

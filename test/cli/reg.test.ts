@@ -51,6 +51,19 @@ describe('launcher reg', function () {
     assert.match(ls.stdout, /^int64 +int64 +9223372036854775807 +\(user\)$/m);
   });
 
+  it("each guest has its own registry: --guest reaches a created guest's, over its payload's defaults (docs/guests.md, Several at once)", async () => {
+    const created = await launcher(['guest', 'create', 'play', '--from', 'default', '--stick', stick.root]);
+    assert.equal(created.exitCode, 0, created.stderr);
+    assert.equal((await reg('set', 'Own', 'Who', 'play', '--guest', 'play')).exitCode, 0);
+    assert.equal((await reg('set', 'Own', 'Who', 'default')).exitCode, 0);
+    assert.equal((await reg('get', 'Own', 'Who', '--guest', 'play')).stdout, 'play\n');
+    assert.equal((await reg('get', 'Own', 'Who')).stdout, 'default\n');
+    // The payload's defaults are under play's too (it boots the default payload).
+    assert.equal((await regJson<{ layer: string; data: string }>('get', 'Guest', 'Hostname', '--guest', 'play')).json.layer, 'defaults');
+    assert.equal(registryPaths(stickLayout(stick.root), 'alice', 'play').file, join(stick.root, 'users', 'alice', 'guests', 'play', 'registry.sqlite'));
+    assert.ok(readdirSync(join(stick.root, 'users', 'alice', 'guests', 'play')).includes('registry.sqlite'));
+  });
+
   it("writes the host layer under this host's fingerprint; it hides the user layer; deleting uncovers it", async () => {
     assert.equal((await reg('set', 'Guest', 'Hostname', 'mine')).exitCode, 0);
     assert.equal((await reg('set', 'Guest', 'Hostname', 'here-only', '--layer', 'host')).exitCode, 0);

@@ -9,12 +9,13 @@ import { sendControl } from '../../session/control-client.ts';
 import type { SuspendResult } from '../../session/suspend.ts';
 import { flushStick } from '../../stick/flush.ts';
 import { stickLayout } from '../../stick/layout.ts';
-import { isStale, processAlive, readLock } from '../../stick/lock.ts';
+import { processAlive } from '../../stick/lock.ts';
+import type { SessionLock } from '../../stick/session-locks.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { ShutdownResult } from '../../vmm/shutdown-ladder.ts';
 import type { Output } from '../output.ts';
 import { jsonOption, runningGuestOption, stickOption } from './options.ts';
-import { checkRunningGuest } from '../running-guest.ts';
+import { findSessions } from '../running-guest.ts';
 
 /** Saving 4 GiB to a slow stick takes minutes; the session answers when it is done. */
 const SUSPEND_TIMEOUT_MS = 20 * 60_000;
@@ -52,46 +53,71 @@ export function registerEject(program: Command, output: () => Output): void {
   jsonOption(command);
   command.action(async (options: { stick?: string; suspend?: boolean; guest?: string }) => {
     const out = output();
-    const layout = stickLayout(resolveStickRoot(options.stick));
+    const stick = stickLayout(resolveStickRoot(options.stick));
     const started = performance.now();
-    const holder = await readLock(layout);
-    if (!holder || isStale(holder)) {
+    // With --guest that guest's session; without it every guest running from the stick.
+    const { live } = await findSessions(stick, options.guest, 'eject');
+    if (live.length === 0) {
       // Nothing to suspend is an error; nothing to shut down is already the goal.
-      if (options.suspend) throw new NoSessionError(layout.root);
-      const flush = await flushStick(layout);
+      if (options.suspend) throw new NoSessionError(stick.root);
+      const flush = await flushStick(stick);
       out.data({ action: 'none', safeToRemove: true, flushMs: flush.ms });
       out.line('nothing is running from this stick: it is safe to remove');
       return;
     }
-    checkRunningGuest(holder, options.guest, layout.root, 'eject');
-    let suspended: SuspendResult | undefined;
-    let shutdown: ShutdownResult | undefined;
-    if (options.suspend) {
-      out.info(`suspending ${holder.guest ?? 'the guest'}: saving its state to the stick`);
-      suspended = await sendControl(layout, 'suspend', {}, { timeoutMs: SUSPEND_TIMEOUT_MS });
-    } else {
-      out.info(`shutting ${holder.guest ?? 'the guest'} down`);
-      shutdown = await sendControl(layout, 'stop', { force: false });
-    }
-    // The session process lets go of the stick last (its log): wait for it.
-    const exited = await waitForExit(holder.pid, SESSION_EXIT_TIMEOUT_MS);
-    const flush = await flushStick(layout);
+    // Several end side by side: each session saves or shuts down its own guest.
+    const ended = await Promise.all(live.map((session) => endSession(session, options.suspend === true, out)));
+    const flush = await flushStick(stick);
     const totalMs = Math.round(performance.now() - started);
-    out.data({
-      action: suspended ? 'suspend' : 'shutdown',
-      ...(suspended ? { suspend: suspended } : { shutdown }),
-      sessionExited: exited,
-      flushMs: flush.ms,
-      totalMs,
-      safeToRemove: exited,
-    });
-    if (suspended) for (const line of describeSuspend(suspended, layout.root)) out.line(line);
-    else if (shutdown) out.line(`${holder.guest ?? 'the guest'} shut down in ${seconds(shutdown.ms)} (ended by: ${shutdown.step})`);
+    const exited = ended.every((one) => one.sessionExited);
+    const [only] = ended;
+    if (ended.length === 1 && only) out.data({ ...only.data, sessionExited: exited, flushMs: flush.ms, totalMs, safeToRemove: exited });
+    else out.data({ action: options.suspend ? 'suspend' : 'shutdown', guests: ended.map((one) => one.data), flushMs: flush.ms, totalMs, safeToRemove: exited });
+    for (const one of ended) {
+      if (one.suspended) for (const line of describeSuspend(one.suspended, stick.root)) out.line(line);
+      else if (one.shutdown) out.line(`${one.guest} shut down in ${seconds(one.shutdown.ms)} (ended by: ${one.shutdown.step})`);
+    }
     if (!exited) {
-      out.notice(`the session process (pid ${holder.pid}) has not exited yet; wait for it before removing the stick`);
+      for (const one of ended)
+        if (!one.sessionExited) out.notice(`the session process of ${one.guest} (pid ${one.pid}) has not exited yet; wait for it before removing the stick`);
       process.exitCode = ExitCode.timeout;
       return;
     }
     out.line(`safe to remove the stick (files flushed in ${seconds(flush.ms)}; ${seconds(totalMs)} in all)`);
   });
+}
+
+interface Ended {
+  guest: string;
+  pid: number;
+  suspended?: SuspendResult;
+  shutdown?: ShutdownResult;
+  sessionExited: boolean;
+  /** This guest's part of the JSON document. */
+  data: Record<string, unknown>;
+}
+
+/** Suspends or shuts down one session's guest and waits for its session to let go of the stick. */
+async function endSession(session: SessionLock, suspend: boolean, out: Output): Promise<Ended> {
+  const { holder, layout } = session;
+  const guest = holder.guest ?? 'the guest';
+  let suspended: SuspendResult | undefined;
+  let shutdown: ShutdownResult | undefined;
+  if (suspend) {
+    out.info(`suspending ${guest}: saving its state to the stick`);
+    suspended = await sendControl(layout, 'suspend', {}, { timeoutMs: SUSPEND_TIMEOUT_MS });
+  } else {
+    out.info(`shutting ${guest} down`);
+    shutdown = await sendControl(layout, 'stop', { force: false });
+  }
+  // The session process lets go of the stick last (its log): wait for it.
+  const sessionExited = await waitForExit(holder.pid, SESSION_EXIT_TIMEOUT_MS);
+  return {
+    guest,
+    pid: holder.pid,
+    sessionExited,
+    ...(suspended ? { suspended } : {}),
+    ...(shutdown ? { shutdown } : {}),
+    data: { guest, action: suspended ? 'suspend' : 'shutdown', ...(suspended ? { suspend: suspended } : { shutdown }), sessionExited },
+  };
 }

@@ -5,13 +5,13 @@
 // process group gets the signal, then SIGKILL if it lingers.
 import { constants } from 'node:os';
 import type { Command } from 'commander';
-import { NoSessionError, PocketError, TimeoutError, UsageError } from '../../errors.ts';
+import { TimeoutError, UsageError } from '../../errors.ts';
 import { openRemoteExec, type ExecOutcome } from '../../session/exec-client.ts';
 import { stickLayout } from '../../stick/layout.ts';
-import { readLock } from '../../stick/lock.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Output } from '../output.ts';
-import { guestOption, jsonOption, stickOption } from './options.ts';
+import { findOneSession } from '../running-guest.ts';
+import { jsonOption, runningGuestOption, stickOption } from './options.ts';
 
 /** After the first signal, how long the command has before SIGKILL. */
 const GRACE_MS = 3_000;
@@ -24,24 +24,16 @@ export function registerExec(program: Command, output: () => Output): void {
     .option('--timeout <seconds>', 'end the command after this long', '300')
     .option('--root', "run as root instead of the session's user");
   stickOption(command);
-  guestOption(command);
+  runningGuestOption(command);
   jsonOption(command);
-  command.action(async (argv: string[], options: { stick?: string; guest: string; timeout: string; json?: boolean; root?: boolean }) => {
+  command.action(async (argv: string[], options: { stick?: string; guest?: string; timeout: string; json?: boolean; root?: boolean }) => {
     const out = output();
     const [path, ...args] = argv;
     if (!path) throw new UsageError('exec needs a command', 'launcher exec -- uname -r');
     const timeoutSeconds = Number(options.timeout);
     if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) throw new UsageError(`--timeout ${options.timeout} is not a number of seconds`);
-    const layout = stickLayout(resolveStickRoot(options.stick));
-    // One guest runs from a stick at a time: another name is refused, not ignored.
-    const holder = await readLock(layout);
-    if (holder?.guest && holder.guest !== options.guest) {
-      throw new PocketError('noSession', `no guest "${options.guest}" is running from ${layout.root}; ${holder.guest} is`, {
-        hint: `launcher exec --guest ${holder.guest} -- …`,
-        details: { running: holder.guest },
-      });
-    }
-    if (!holder) throw new NoSessionError(layout.root);
+    // The guest's own session: another name than the ones running is refused, not ignored; several need --guest.
+    const { layout } = await findOneSession(stickLayout(resolveStickRoot(options.stick)), options.guest, 'exec');
 
     // --json collects the output for one document at the end; otherwise it streams.
     const collected = { stdout: [] as Buffer[], stderr: [] as Buffer[] };

@@ -14,7 +14,10 @@ export function guestOption(command: Command): Command {
 
 /** For commands that reach the running session: no default, so leaving it out means "whichever runs". */
 export function runningGuestOption(command: Command): Command {
-  return command.option('--guest <name>', 'the running guest to act on (default: whichever runs; another name is refused)');
+  return command.option(
+    '--guest <name>',
+    'the running guest to act on (default: the one that runs; several running: exec and stop need it, status and eject act on all)',
+  );
 }
 
 export function jsonOption(command: Command): Command {

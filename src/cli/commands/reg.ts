@@ -6,7 +6,8 @@ import { RegistryError, UsageError } from '../../errors.ts';
 import { REG_ROOT } from '../../guestregistry/reg-format.ts';
 import type { GuestRegistry } from '../../guestregistry/registry.ts';
 import type { RegLayer, RegType } from '../../guestregistry/value.ts';
-import { registryPaths } from '../../stick/layout.ts';
+import { registryPaths, type StickLayout } from '../../stick/layout.ts';
+import type { GuestRecord } from '../../guests/guest-store.ts';
 import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
 import { requireStickUser } from '../stick-user.ts';
 import type { Output } from '../output.ts';
@@ -44,8 +45,9 @@ async function withRegistry<T>(options: RegOptions, out: Output, fn: (registry: 
   const layout = await openStick(resolveStickRoot(options.stick));
   const user = await requireStickUser(layout, options.user);
   const { openUserRegistry } = await import('../../guestregistry/user-registry.ts');
+  const guest = options.guest ?? 'default';
   const registry = await openUserRegistry({
-    paths: registryPaths(layout, user, options.guest ?? 'default'),
+    paths: registryPaths(layout, user, guest, await payloadOf(layout, guest)),
     hostSalt: layout.hostSalt,
     onRecovery: (recovery) => out.notice(recovery.message),
   });
@@ -56,6 +58,13 @@ async function withRegistry<T>(options: RegOptions, out: Output, fn: (registry: 
   }
 }
 
+/** The payload a guest boots (its record's source; a payload with no record is its own guest): its defaults are the bottom layer. */
+async function payloadOf(layout: StickLayout, guest: string): Promise<string> {
+  const { guestPaths, readJson } = await import('../../guests/guest-store.ts');
+  const record = await readJson<GuestRecord>(guestPaths(layout, guest).record).catch(() => undefined);
+  return record?.source.name ?? guest;
+}
+
 function writable(layer: string | undefined): 'user' | 'host' {
   return layer === 'host' ? 'host' : 'user';
 }
@@ -63,7 +72,7 @@ function writable(layer: string | undefined): 'user' | 'host' {
 function common(command: Command, options: { layer?: 'write' | 'read' | 'export' } = {}): Command {
   stickOption(command);
   command.option('--user <name>', "whose registry (default: the stick's only user)");
-  command.option('--guest <name>', 'the guest whose payload defaults are the bottom layer', 'default');
+  command.option('--guest <name>', 'the guest whose registry it is (each guest has its own; its payload\'s defaults are the bottom layer)', 'default');
   if (options.layer === 'write')
     command.addOption(new Option('--layer <layer>', 'the layer to write: user, or host (this host only)').choices(['user', 'host']).default('user'));
   if (options.layer === 'read')

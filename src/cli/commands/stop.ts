@@ -4,12 +4,11 @@ import type { Command } from 'commander';
 import { NoSessionError } from '../../errors.ts';
 import { sendControl } from '../../session/control-client.ts';
 import { stickLayout } from '../../stick/layout.ts';
-import { isStale, readLock } from '../../stick/lock.ts';
 import { cancelBoot } from '../../session/cancel-boot.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Output } from '../output.ts';
 import { jsonOption, runningGuestOption, stickOption } from './options.ts';
-import { checkRunningGuest } from '../running-guest.ts';
+import { findOneSession } from '../running-guest.ts';
 
 export function registerStop(program: Command, output: () => Output): void {
   const command = program.command('stop').description('shut the running guest down').option('--force', 'kill QEMU at once instead of asking the guest');
@@ -18,10 +17,8 @@ export function registerStop(program: Command, output: () => Output): void {
   jsonOption(command);
   command.action(async (options: { stick?: string; force?: boolean; guest?: string }) => {
     const out = output();
-    const layout = stickLayout(resolveStickRoot(options.stick));
-    const holder = await readLock(layout);
-    if (!holder || isStale(holder)) throw new NoSessionError(layout.root);
-    checkRunningGuest(holder, options.guest, layout.root, 'stop');
+    // The guest's own session (several may run at once): its lock says where its control server is.
+    const { holder, layout } = await findOneSession(stickLayout(resolveStickRoot(options.stick)), options.guest, 'stop');
     // A boot in progress has no control server yet: cancelling it is stopping it.
     if (!holder.control && holder.state !== 'stopping') {
       const result = await cancelBoot(layout, holder);

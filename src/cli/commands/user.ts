@@ -45,16 +45,18 @@ async function newPassphrase(out: Output, options: UserCommandOptions, index: nu
  * under the guest, and what the guest writes afterwards would be lost.
  */
 async function refuseWhileSessionRuns(layout: StickLayout, name: string): Promise<void> {
-  const { describeHolder, isStale, readLock } = await import('../../stick/lock.ts');
-  const holder = await readLock(layout);
-  if (!holder || isStale(holder) || (holder.user !== undefined && holder.user !== name)) return;
-  if (holder.command === 'init-stick') return;
+  const { describeHolder } = await import('../../stick/lock.ts');
+  const { liveSessions } = await import('../../stick/session-locks.ts');
+  // Any guest's session: several may run at once.
+  const session = (await liveSessions(layout)).find(({ holder }) => (holder.user === undefined || holder.user === name) && holder.command !== 'init-stick');
+  if (!session) return;
+  const { holder } = session;
   throw new PocketError(
     'stickLocked',
     `${name}'s session is running (${describeHolder(holder)}): removing ${name} now would delete the disk it has open; nothing was removed`,
     {
       hint: 'stop that session first (launcher stop), then remove the user',
-      details: { user: name, holder, lockPath: layout.lockFile },
+      details: { user: name, holder, lockPath: session.layout.lockFile },
     },
   );
 }

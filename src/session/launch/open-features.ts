@@ -21,7 +21,8 @@ import { resumeFeature } from '../features/resume-feature.ts';
 import { systemDiskFeature } from '../features/system-disk-feature.ts';
 import { overlayBase } from '../system-disk.ts';
 import { SystemImageError } from '../../errors.ts';
-import { type MachineSizing, sizeMachine } from '../sizing.ts';
+import { liveSessions } from '../../stick/session-locks.ts';
+import { type MachineSizing, type RunningGuest, sizeMachine } from '../sizing.ts';
 import type { StickLimits } from '../stick-limits.ts';
 import type { StateContext } from '../suspend.ts';
 import type { LaunchFeature } from './feature.ts';
@@ -110,7 +111,15 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
     ...(options.platform?.memoryMiB ? { memoryMiB: options.platform.memoryMiB } : {}),
     ...(options.platform?.cpus ? { cpus: options.platform.cpus } : {}),
   };
-  const sizing = sizeMachine(payload.manifest, host.profile, Object.assign({}, ...features.map((feature) => feature.sizing ?? {}), platformSizing));
+  const sizing = sizeMachine(
+    payload.manifest,
+    host.profile,
+    Object.assign({}, ...features.map((feature) => feature.sizing ?? {}), platformSizing),
+    await runningGuests(layout),
+  );
+  for (const reason of sizing.reasons) log(`sizing: ${reason}`);
+  // Recorded at once for the guests that start after this one: they share the host with it (sizing.ts).
+  await stick.lock.update({ machine: { memoryMiB: sizing.memoryMiB, cpus: sizing.cpus } });
   // The session keeps a key for saved states, derived before the disk key is zeroed.
   const stateContext = user ? stateContextFor(ctx, user, host) : undefined;
   if (user && stateContext) {
@@ -144,4 +153,11 @@ function stateContextFor(ctx: LaunchContext, user: UnlockedUser, host: HostReadi
   const stateContext: StateContext = { key: deriveStateKey(user.diskKey), user: user.name, userId: user.id, host: host.profile.fingerprint };
   ctx.teardown.add(() => void stateContext.key.fill(0));
   return stateContext;
+}
+
+/** The other guests running from the stick and their sizes, as their session locks record them (this launch's own lock aside). */
+async function runningGuests(layout: PreparedStick['layout']): Promise<RunningGuest[]> {
+  return (await liveSessions(layout))
+    .filter((session) => session.layout.lockFile !== layout.lockFile && session.holder.machine)
+    .map((session) => ({ guest: session.guest, memoryMiB: session.holder.machine!.memoryMiB, cpus: session.holder.machine!.cpus }));
 }

@@ -6,6 +6,7 @@ import { packaged } from '../../runtime/self.ts';
 import { requireRoomToLaunch } from '../../stick/free-space.ts';
 import type { StickLayout } from '../../stick/layout.ts';
 import { acquireLock, type StickLock } from '../../stick/lock.ts';
+import { guestSessionLayout } from '../../stick/session-locks.ts';
 import { openStick } from '../../stick/stick-root.ts';
 import { findQemu, type QemuBinaries } from '../../vmm/qemu-binary.ts';
 import type { LaunchContext } from './launch-context.ts';
@@ -34,7 +35,8 @@ export function withPlatform(manifest: GuestManifest, platform: GuestPlatform): 
 export async function prepareStick(ctx: LaunchContext): Promise<PreparedStick> {
   const { options, host, emit } = ctx;
   emit({ stage: 'stick', message: `opening the stick at ${options.stickRoot}` });
-  const layout = await openStick(options.stickRoot);
+  // The guest's own session lock: other guests may run from the stick at the same time.
+  const layout = guestSessionLayout(await openStick(options.stickRoot), options.guest);
   const qemu = findQemu(host, layout.root);
   if (qemu.source !== 'stick' && packaged) emit({ stage: 'qemu', message: `no portable QEMU for ${host.platform} on this stick; using ${qemu.system}` });
   if (qemu.notice) emit({ stage: 'qemu', message: qemu.notice });
