@@ -21,7 +21,7 @@ export async function requireRight(
   out: Output,
   layout: StickLayout,
   flags: SignInFlags,
-  ask: { guest: string | undefined; right: Right; says: string },
+  ask: { guest: string | undefined; right: Right; says: string; sessionUser?: string | undefined },
 ): Promise<string | undefined> {
   const { readAdmins, authorize } = await import('../guests/guest-admins.ts');
   const admins = await readAdmins(layout);
@@ -38,7 +38,13 @@ export async function requireRight(
     user = unlocked.name;
   }
   if (ask.guest !== undefined) authorize(admins, user, { guest: ask.guest, right: ask.right, says: ask.says });
-  else if (admins.owner !== undefined && user !== admins.owner) authorize(admins, user, { global: ask.says });
+  // Into a session (exec, console, login) a guest administrator reaches only their own: another user's runs with that user's data.
+  if (ask.guest !== undefined && admins.owner !== undefined && user !== admins.owner && ask.sessionUser !== undefined && ask.sessionUser !== user)
+    throw new NotPermittedError(`${user} may not ${ask.says} ${ask.guest}: it runs ${ask.sessionUser}'s session`, {
+      hint: `only ${ask.sessionUser} or the stick's owner (${admins.owner}) may`,
+      details: { reason: 'right', user, guest: ask.guest, sessionUser: ask.sessionUser },
+    });
+  if (ask.guest === undefined && admins.owner !== undefined && user !== admins.owner) authorize(admins, user, { global: ask.says });
   return user;
 }
 

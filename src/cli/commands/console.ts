@@ -58,7 +58,7 @@ export function registerConsole(program: Command, output: () => Output): void {
     const root = resolveStickRoot(options.stick);
     await openStick(root);
     const layout = stickLayout(root);
-    await requireRight(out, layout, options, { guest: name, right: 'login', says: 'console' });
+    await requireRight(out, layout, options, { guest: name, right: 'login', says: 'console', sessionUser: (await readLock(layout))?.user });
     const holder = await reachable(layout, name, 'console');
     await attach(out, holder.control, name, linger);
   });
@@ -76,7 +76,7 @@ export function registerConsole(program: Command, output: () => Output): void {
     const root = resolveStickRoot(options.stick);
     await openStick(root);
     const layout = stickLayout(root);
-    await requireRight(out, layout, options, { guest: name, right: 'login', says: 'login' });
+    await requireRight(out, layout, options, { guest: name, right: 'login', says: 'login', sessionUser: (await readLock(layout))?.user });
     const holder = await reachable(layout, name, 'login');
     const asRoot = options.loginUser === 'root';
     if (options.loginUser !== undefined && !asRoot && options.loginUser !== holder.user)
@@ -95,6 +95,7 @@ export function registerConsole(program: Command, output: () => Output): void {
     });
     remote.onDrain(() => stdin.resume());
     stdin.once('end', () => remote.end());
+    if (stdin.readableEnded) remote.end();
     const outcome = await remote.outcome;
     stdin.pause();
     process.exitCode = outcome.kind === 'exit' ? (outcome.signal ? 128 + outcome.signal : outcome.exitCode) : outcome.exitCode;

@@ -15,6 +15,7 @@ import type { ShutdownResult } from '../../vmm/shutdown-ladder.ts';
 import type { Output } from '../output.ts';
 import { jsonOption, runningGuestOption, stickOption } from './options.ts';
 import { checkRunningGuest } from '../running-guest.ts';
+import { requireRight, signInOptions } from '../session-rights.ts';
 
 /** Saving 4 GiB to a slow stick takes minutes; the session answers when it is done. */
 const SUSPEND_TIMEOUT_MS = 20 * 60_000;
@@ -50,7 +51,8 @@ export function registerEject(program: Command, output: () => Output): void {
   stickOption(command);
   runningGuestOption(command);
   jsonOption(command);
-  command.action(async (options: { stick?: string; suspend?: boolean; guest?: string }) => {
+  signInOptions(command);
+  command.action(async (options: { stick?: string; suspend?: boolean; guest?: string; user?: string; passphraseStdin?: boolean }) => {
     const out = output();
     const layout = stickLayout(resolveStickRoot(options.stick));
     const started = performance.now();
@@ -64,6 +66,8 @@ export function registerEject(program: Command, output: () => Output): void {
       return;
     }
     checkRunningGuest(holder, options.guest, layout.root, 'eject');
+    // On a stick with an owner: signed in, with the right to suspend (--suspend) or manage the guest that runs.
+    await requireRight(out, layout, options, { guest: holder.guest, right: options.suspend ? 'suspend' : 'manage', says: 'eject' });
     let suspended: SuspendResult | undefined;
     let shutdown: ShutdownResult | undefined;
     if (options.suspend) {

@@ -12,6 +12,7 @@ import { readLock } from '../../stick/lock.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Output } from '../output.ts';
 import { guestOption, jsonOption, stickOption } from './options.ts';
+import { requireRight, signInOptions } from '../session-rights.ts';
 
 /** After the first signal, how long the command has before SIGKILL. */
 const GRACE_MS = 3_000;
@@ -26,7 +27,8 @@ export function registerExec(program: Command, output: () => Output): void {
   stickOption(command);
   guestOption(command);
   jsonOption(command);
-  command.action(async (argv: string[], options: { stick?: string; guest: string; timeout: string; json?: boolean; root?: boolean }) => {
+  signInOptions(command);
+  command.action(async (argv: string[], options: { stick?: string; guest: string; timeout: string; json?: boolean; root?: boolean; user?: string; passphraseStdin?: boolean }) => {
     const out = output();
     const [path, ...args] = argv;
     if (!path) throw new UsageError('exec needs a command', 'launcher exec -- uname -r');
@@ -42,6 +44,8 @@ export function registerExec(program: Command, output: () => Output): void {
       });
     }
     if (!holder) throw new NoSessionError(layout.root);
+    // On a stick with an owner: signed in, with the login right on the guest (src/cli/session-rights.ts).
+    await requireRight(out, layout, options, { guest: holder.guest, right: 'login', says: 'exec', sessionUser: holder.user });
 
     // --json collects the output for one document at the end; otherwise it streams.
     const collected = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
@@ -80,6 +84,8 @@ export function registerExec(program: Command, output: () => Output): void {
     stdin.on('data', onInput);
     stdin.once('end', () => remote.end());
     stdin.on('error', () => remote.end());
+    // --passphrase-stdin read stdin to its end already: the command gets an empty stdin.
+    if (stdin.readableEnded) remote.end();
 
     // Ending the command: its signal first, SIGKILL if it is still there after the grace.
     let ending: NodeJS.Signals | undefined;

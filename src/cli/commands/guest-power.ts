@@ -45,10 +45,19 @@ async function stateOf(layout: StickLayout, name: string): Promise<GuestView> {
   }
 }
 
+/** The guest's state, refused with exit 30 naming it unless `command` accepts it (src/guests/guest-states.ts). */
+export async function checkPower(layout: StickLayout, name: string, command: GuestCommand): Promise<GuestView> {
+  const view = await stateOf(layout, name);
+  const { requireState } = await import('../../guests/guest-states.ts');
+  requireState(command, name, view.state, view.reason);
+  return view;
+}
+
 /**
  * Signs in (always for ready/boot, which need the user's key; on a stick with
- * an owner for the rest), checks the right, then the state: a person refused a
- * guest never learns what state it is in.
+ * an owner for the rest), checks the right, then the state. On a stick with
+ * an owner the state is checked only after the right, so a person refused a
+ * guest never learns what state it is in; without one, before any prompt.
  */
 async function admit(
   out: Output,
@@ -61,6 +70,7 @@ async function admit(
 ): Promise<{ view: GuestView; user: UnlockedUser | undefined }> {
   const { readAdmins, authorize } = await import('../../guests/guest-admins.ts');
   const admins = await readAdmins(layout);
+  if (admins.owner === undefined) await checkPower(layout, name, command);
   let user: UnlockedUser | undefined;
   if (needsUser || admins.owner !== undefined || options.user !== undefined || options.passphraseStdin) {
     const { loginForLaunch } = await import('../login.ts');
@@ -68,9 +78,7 @@ async function admit(
   }
   try {
     authorize(admins, user?.name, { guest: name, right, says: `guest ${command}` });
-    const view = await stateOf(layout, name);
-    const { requireState } = await import('../../guests/guest-states.ts');
-    requireState(command, name, view.state, view.reason);
+    const view = await checkPower(layout, name, command);
     if (!needsUser) user?.diskKey.fill(0);
     return { view, user: needsUser ? user : undefined };
   } catch (error) {
@@ -165,17 +173,7 @@ export function registerGuestPower(guest: Command, output: () => Output): void {
     const out = output();
     const layout = await layoutOf(options);
     const started = performance.now();
-    const admins = await (await import('../../guests/guest-admins.ts')).readAdmins(layout);
     const view = await stateOf(layout, name).catch(() => undefined);
-    if (view?.state === 'ready' && admins.owner === undefined && options.user === undefined && !options.passphraseStdin) {
-      // Held by a session that has the user's key already: no sign-in needed to let it go.
-      await sessionOf(layout, name);
-      const status = await sendControl(layout, 'boot', {});
-      const ms = Math.round(performance.now() - started);
-      out.data({ name, state: 'running', from: 'ready', bootMs: status.bootMs, ms });
-      out.line(`${name} is running (booted from ready in ${(ms / 1000).toFixed(1)} s)`);
-      return;
-    }
     const { view: admitted, user } = await admit(out, layout, name, 'boot', 'manage', options, view?.state !== 'ready');
     if (admitted.state === 'ready') {
       await sessionOf(layout, name);
@@ -185,7 +183,8 @@ export function registerGuestPower(guest: Command, output: () => Output): void {
       out.line(`${name} is running (booted from ready in ${(ms / 1000).toFixed(1)} s)`);
       return;
     }
-    const status = await startBackground(out, layout, name, user!, options, false);
+    if (!user) throw new GuestStateError(`guest ${name} left ready while boot was starting: it is ${admitted.state}`, { hint: 'try again' });
+    const status = await startBackground(out, layout, name, user, options, false);
     out.data({ name, state: 'running', from: admitted.state, pid: status.pid, readyMs: status.readyMs, ...(status.resumed ? { resumed: status.resumed } : {}) });
     out.line(
       `${name} is ${status.resumed ? 'resumed and ' : ''}running (session pid ${status.pid}); ready in ${(status.readyMs / 1000).toFixed(1)} s`,

@@ -10,18 +10,22 @@ import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Output } from '../output.ts';
 import { jsonOption, runningGuestOption, stickOption } from './options.ts';
 import { checkRunningGuest } from '../running-guest.ts';
+import { requireRight, signInOptions } from '../session-rights.ts';
 
 export function registerStop(program: Command, output: () => Output): void {
   const command = program.command('stop').description('shut the running guest down').option('--force', 'kill QEMU at once instead of asking the guest');
   stickOption(command);
   runningGuestOption(command);
   jsonOption(command);
-  command.action(async (options: { stick?: string; force?: boolean; guest?: string }) => {
+  signInOptions(command);
+  command.action(async (options: { stick?: string; force?: boolean; guest?: string; user?: string; passphraseStdin?: boolean }) => {
     const out = output();
     const layout = stickLayout(resolveStickRoot(options.stick));
     const holder = await readLock(layout);
     if (!holder || isStale(holder)) throw new NoSessionError(layout.root);
     checkRunningGuest(holder, options.guest, layout.root, 'stop');
+    // On a stick with an owner: signed in, with the right to manage the guest that runs (src/cli/session-rights.ts).
+    await requireRight(out, layout, options, { guest: holder.guest, right: 'manage', says: 'stop' });
     // A boot in progress has no control server yet: cancelling it is stopping it.
     if (!holder.control && holder.state !== 'stopping') {
       const result = await cancelBoot(layout, holder);
