@@ -19,6 +19,7 @@ import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import type { ControlResponse } from '../session/control-protocol.ts';
 import type { ControlAddress, StickLock } from '../stick/lock.ts';
 import type { ConsoleTap } from '../vmm/console-tap.ts';
+import { failpoint } from '../primitives/failpoint.ts';
 import { relayConsole } from './console-relay.ts';
 
 /** What the launch hands over while the guest is held (src/vmm/machine.ts, `hold`). */
@@ -68,6 +69,7 @@ export class ReadyGate {
     this.#address = address;
     this.#since = Date.now();
     await held.lock.update({ control: address });
+    failpoint('ready:held');
     onHeld();
     await released;
   }
@@ -93,6 +95,7 @@ export class ReadyGate {
         return reply({ ok: false, error: { exit: 'usage', message: 'control request refused: wrong session token' } });
       switch (request.op) {
         case 'boot':
+          failpoint('boot:released');
           this.#waiting.push(socket);
           this.#release?.();
           return;

@@ -17,6 +17,7 @@ import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Accelerator } from '../../vmm/machine-spec.ts';
 import { ExitCode, GuestStateError } from '../../errors.ts';
 import type { Output } from '../output.ts';
+import { failpoint } from '../../primitives/failpoint.ts';
 import { signInOptions } from '../session-rights.ts';
 import { acceleratorOption, jsonOption, stickOption } from './options.ts';
 
@@ -162,6 +163,7 @@ export function registerGuestPower(guest: Command, output: () => Output): void {
     const out = output();
     const layout = await layoutOf(options);
     const { user } = await admit(out, layout, name, 'ready', 'manage', options, true);
+    failpoint('ready:signed-in');
     const held = (await startBackground(out, layout, name, user!, options, true)) as unknown as { pid: number; heldMs: number };
     out.data({ name, state: 'ready', pid: held.pid, readyMs: held.heldMs });
     out.line(`${name} is ready (session pid ${held.pid}, platform up in ${(held.heldMs / 1000).toFixed(1)} s): launcher guest boot ${name} boots it`);

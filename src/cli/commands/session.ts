@@ -129,6 +129,7 @@ export function registerSession(program: Command): void {
         ...(served ? { display: { kind: 'page' as const }, page: { address: served.page.address } } : {}),
         ...(gate ? { hold: gate.hold } : {}),
       });
+      if (gate) (await import('../../primitives/failpoint.ts')).failpoint('boot:running');
       await gate?.close({ ok: true, result: session.status() });
     } catch (error) {
       await gate?.close({ ok: false, error });
