@@ -66,7 +66,9 @@ try {
   if (json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else {
     const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-    process.stdout.write(`cold boot (baseline)   guest boot from installed: ${s(report.coldBootMs)} (the session's launch → ready: ${s(report.coldSessionReadyMs)})\n`);
+    process.stdout.write(
+      `cold boot (baseline)   guest boot from installed: ${s(report.coldBootMs)} (the session's launch → ready: ${s(report.coldSessionReadyMs)})\n`,
+    );
     process.stdout.write(
       `ready → running        guest boot from ready:     ${s(report.bootFromReadyMs)} (cont → agent answering: ${s(report.bootFromReadySessionMs)}); guest ready itself took ${s(report.readyCommandMs)}\n`,
     );

@@ -47,7 +47,18 @@ export async function spawnDetachedSession(
   const self = selfCommand();
   const child = spawn(
     self.command,
-    [...self.args, 'session', '--stick', args.stickRoot, '--guest', args.guest, '--accel', args.accel, ...(args.display ? ['--display', args.display] : []), ...(args.hold ? ['--hold'] : [])],
+    [
+      ...self.args,
+      'session',
+      '--stick',
+      args.stickRoot,
+      '--guest',
+      args.guest,
+      '--accel',
+      args.accel,
+      ...(args.display ? ['--display', args.display] : []),
+      ...(args.hold ? ['--hold'] : []),
+    ],
     {
       detached: true,
       stdio: ['ignore', logFd, logFd, 'ipc'],

@@ -104,7 +104,10 @@ export class ReadyGate {
           held.kill();
           return reply({ ok: true, result: { step: 'kill', ms: 0, halted: true } });
         case 'status':
-          return reply({ ok: true, result: { guest: this.#guest, state: 'held', pid: process.pid, heldSeconds: Math.round((Date.now() - this.#since) / 1000) } });
+          return reply({
+            ok: true,
+            result: { guest: this.#guest, state: 'held', pid: process.pid, heldSeconds: Math.round((Date.now() - this.#since) / 1000) },
+          });
         case 'console-stream':
           return relayConsole(held.console, socket, buffer.subarray(newline + 1));
         default: {

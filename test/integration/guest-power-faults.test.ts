@@ -85,7 +85,10 @@ describe('guest ready, boot and suspend under SIGKILL at their failpoints', func
     assert.equal(await stateOf(), 'suspended');
     assert.ok(existsSync(join(stick.root, 'users', 'alice', 'state', 'work.vmstate')));
     await noQemu();
-    const resumed = await launcherJson<{ from: string; resumed?: unknown }>(['guest', 'boot', 'work', ...signedIn()], { input: `${PASSPHRASE}\n`, timeout: 900_000 });
+    const resumed = await launcherJson<{ from: string; resumed?: unknown }>(['guest', 'boot', 'work', ...signedIn()], {
+      input: `${PASSPHRASE}\n`,
+      timeout: 900_000,
+    });
     assert.equal(resumed.exitCode, 0, resumed.stderr);
     assert.ok(resumed.json.resumed, 'resumed from the saved state');
     assert.equal(await stateOf(), 'running');

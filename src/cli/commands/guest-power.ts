@@ -187,10 +187,15 @@ export function registerGuestPower(guest: Command, output: () => Output): void {
     }
     if (!user) throw new GuestStateError(`guest ${name} left ready while boot was starting: it is ${admitted.state}`, { hint: 'try again' });
     const status = await startBackground(out, layout, name, user, options, false);
-    out.data({ name, state: 'running', from: admitted.state, pid: status.pid, readyMs: status.readyMs, ...(status.resumed ? { resumed: status.resumed } : {}) });
-    out.line(
-      `${name} is ${status.resumed ? 'resumed and ' : ''}running (session pid ${status.pid}); ready in ${(status.readyMs / 1000).toFixed(1)} s`,
-    );
+    out.data({
+      name,
+      state: 'running',
+      from: admitted.state,
+      pid: status.pid,
+      readyMs: status.readyMs,
+      ...(status.resumed ? { resumed: status.resumed } : {}),
+    });
+    out.line(`${name} is ${status.resumed ? 'resumed and ' : ''}running (session pid ${status.pid}); ready in ${(status.readyMs / 1000).toFixed(1)} s`);
   });
 
   const halt = verb('halt', 'power the guest off now (QEMU ends): ready, running, shutting down or down → installed');
