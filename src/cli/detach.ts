@@ -18,6 +18,8 @@ export type DaemonMessage =
   | { type: 'event'; message: string; notice?: boolean }
   | { type: 'login' }
   | { type: 'ready'; status: SessionStatus; readyMs: number; pageFirstAddress?: string }
+  /** `guest ready`: the platform is up and the guest held before its boot (src/guests/ready-gate.ts). */
+  | { type: 'held'; guest: string; pid: number; heldMs: number }
   | { type: 'error'; exit: string; message: string; hint?: string; details?: Record<string, unknown> };
 
 /** The parent's answer to `login`: the unwrapped key, over the IPC channel only. */
@@ -26,7 +28,7 @@ export type LoginReply =
   | { type: 'login-failed'; exit: string; message: string; hint?: string; details?: Record<string, unknown> };
 
 export async function spawnDetachedSession(
-  args: { stickRoot: string; guest: string; accel: string; display?: 'page' },
+  args: { stickRoot: string; guest: string; accel: string; display?: 'page'; hold?: boolean },
   onMessage: (message: Extract<DaemonMessage, { type: 'event' }>) => void,
   login?: () => Promise<UnlockedUser>,
 ): Promise<SessionStatus & { readyMs: number; pageFirstAddress?: string }> {
@@ -46,7 +48,18 @@ export async function spawnDetachedSession(
   const self = selfCommand();
   const child = spawn(
     self.command,
-    [...self.args, 'session', '--stick', args.stickRoot, '--guest', args.guest, '--accel', args.accel, ...(args.display ? ['--display', args.display] : [])],
+    [
+      ...self.args,
+      'session',
+      '--stick',
+      args.stickRoot,
+      '--guest',
+      args.guest,
+      '--accel',
+      args.accel,
+      ...(args.display ? ['--display', args.display] : []),
+      ...(args.hold ? ['--hold'] : []),
+    ],
     {
       detached: true,
       stdio: ['ignore', logFd, logFd, 'ipc'],
@@ -99,6 +112,7 @@ export async function spawnDetachedSession(
         }
         child.disconnect();
         child.unref();
+        if (message.type === 'held') return resolve(message as unknown as SessionStatus & { readyMs: number });
         if (message.type === 'ready')
           return resolve({ ...message.status, readyMs: message.readyMs, ...(message.pageFirstAddress ? { pageFirstAddress: message.pageFirstAddress } : {}) });
         const exit = (message.exit in ExitCode ? message.exit : 'internal') as ExitCodeName;

@@ -8,6 +8,7 @@ import { registerAudit } from './commands/audit.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerEject } from './commands/eject.ts';
 import { registerExec } from './commands/exec.ts';
+import { registerConsole } from './commands/console.ts';
 import { registerFiles } from './commands/files.ts';
 import { registerForget } from './commands/forget.ts';
 import { registerGuest } from './commands/guest.ts';
@@ -46,6 +47,7 @@ export async function main(argv: string[]): Promise<number> {
   registerDemo(program, current);
   registerRun(program, current);
   registerExec(program, current);
+  registerConsole(program, current);
   registerStatus(program, current);
   registerProbe(program, current);
   registerStop(program, current);

@@ -78,7 +78,8 @@ export const TRANSITIONS: Readonly<Record<GuestCommand, Rule>> = {
   shutdown: { says: 'guest shutdown', accepts: ['running'], to: 'installed' },
   suspend: { says: 'guest suspend', accepts: ['running'], to: 'suspended' },
   console: { says: 'launcher console', accepts: ['ready', 'running', 'shutting_down'], to: 'same' },
-  login: { says: 'launcher login', accepts: ['ready', 'running'], to: 'same' },
+  // A ready guest has no agent to open a shell through yet: refused (boot it first), never a wait.
+  login: { says: 'launcher login', accepts: ['running'], to: 'same' },
 };
 
 export function accepts(command: GuestCommand, state: GuestState): boolean {
@@ -119,8 +120,9 @@ function hintFor(command: GuestCommand, state: GuestState, guest: string): strin
     case 'running':
     case 'shutting_down':
     case 'down':
+      if (command === 'login' && state === 'ready') return `boot it first: launcher guest boot ${guest}`;
       return command === 'boot' || command === 'ready' ? 'it is up already: launcher guest list shows it' : 'stop it first: launcher stop';
     case 'installed':
-      return command === 'install' ? 'it is installed already' : `boot it first: launcher run --guest ${guest}`;
+      return command === 'install' ? 'it is installed already' : `boot it first: launcher guest boot ${guest} (or launcher run --guest ${guest})`;
   }
 }

@@ -58,6 +58,8 @@ async function liveSessionsByGuest(layout: StickLayout): Promise<Map<string, Loc
 
 function runningState(holder: LockHolder): GuestState {
   if (holder.state === 'stopping') return 'shutting_down';
+  // QEMU is gone; the session still closes what the platform opened (registry, namespace, disks).
+  if (holder.state === 'down') return 'down';
   // Starting: QEMU is up, paused or booting, the guest not yet ready.
   if (holder.state === 'ready') return 'running';
   return 'ready';

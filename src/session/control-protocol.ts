@@ -15,7 +15,13 @@ export type ControlRequest =
   | ExecRequest
   | { op: 'stop'; token: string; force: boolean }
   /** Save the guest's state to the stick and end the session (launcher eject --suspend). */
-  | { op: 'suspend'; token: string };
+  | { op: 'suspend'; token: string }
+  /** `guest boot` of a ready guest (src/guests/ready-gate.ts): answered once it runs. */
+  | { op: 'boot'; token: string }
+  /** `guest reboot`: the guest restarts in the same session (src/guests/guest-reboot.ts). */
+  | { op: 'reboot'; token: string }
+  /** `launcher console`: then raw console bytes both ways (src/guests/console-relay.ts). */
+  | { op: 'console-stream'; token: string };
 
 export interface ExecRequest {
   op: 'exec-stream';
@@ -32,6 +38,9 @@ export interface ControlResults {
   'exec-stream': never;
   stop: ShutdownResult;
   suspend: SuspendResult;
+  boot: SessionStatus;
+  reboot: { ms: number };
+  'console-stream': never;
 }
 
 export type ControlResponse<T> = { ok: true; result: T } | { ok: false; error: { exit: string; message: string; hint?: string } };

@@ -131,6 +131,8 @@ export class Session {
     this.#removalWatch = parts.removalWatch;
     this.#teardown = parts.teardown ?? new Teardown();
     this.ended = this.machine.process.exited.then(async () => {
+      // Zones' `down`: the guest is gone, its platform not yet torn down (guest list shows it until the lock goes).
+      if (!this.removal) await this.lock.update({ state: 'down' }).catch(() => {});
       const result = this.#stopping ? await this.#stopping : undefined;
       await this.#end();
       return result;

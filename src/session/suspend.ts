@@ -10,6 +10,7 @@
 //
 // Anything failing before the rename leaves no file and the guest running on
 // (`cont`), so a suspend that cannot finish costs nothing.
+import { failpoint } from '../primitives/failpoint.ts';
 import { type FileHandle, mkdir, open, rename, rm, statfs } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -170,6 +171,7 @@ export async function saveGuestState(session: SuspendTarget, context: StateConte
     }
     await rename(paths.partial, paths.file);
     await syncDirectory(paths.dir);
+    failpoint('suspend:saved');
     return {
       guest: session.guest,
       user: context.user,

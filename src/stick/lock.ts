@@ -27,8 +27,8 @@ export interface LockHolder {
   startedAt: string;
   guest?: string;
   control?: ControlAddress;
-  /** `starting` until the guest is ready; `ready` after; `stopping` during teardown. */
-  state?: 'starting' | 'ready' | 'stopping';
+  /** `starting` until the guest is ready; `ready` after; `stopping` while it shuts down; `down` once QEMU is gone and teardown runs. */
+  state?: 'starting' | 'ready' | 'stopping' | 'down';
   /** The logged-in user, once known: whose disk a later recovery checks. */
   user?: string;
   /** The machine's size once planned: what the other guests starting from the stick share the host with (src/session/sizing.ts). */

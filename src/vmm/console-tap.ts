@@ -17,12 +17,18 @@ export const READY_MARKER = 'POCKETVM_READY';
  */
 export const CONSOLE_LOG_MAX_BYTES = LOG_LIMITS.console.maxBytes;
 
+/** How much recent console output `launcher console` replays on attach. */
+export const CONSOLE_HISTORY_BYTES = 64 * 1024;
+
 export class ConsoleTap extends EventEmitter<{ data: [Buffer]; life: []; marker: [] }> {
   readonly stream: Duplex;
   readonly #log: LogWriter;
   #firstByteAt: number | undefined;
   #markerSeen = false;
   #recent = '';
+  /** The newest console bytes, for `launcher console` to show before the live output (its history, as zlogin -C shows). */
+  #history: Buffer[] = [];
+  #historyBytes = 0;
 
   constructor(stream: Duplex, logFile: string, options: { maxLogBytes?: number } = {}) {
     super();
@@ -36,6 +42,9 @@ export class ConsoleTap extends EventEmitter<{ data: [Buffer]; life: []; marker:
 
   #onData(chunk: Buffer): void {
     this.#log.write(chunk);
+    this.#history.push(chunk);
+    this.#historyBytes += chunk.length;
+    while (this.#historyBytes > CONSOLE_HISTORY_BYTES && this.#history.length > 1) this.#historyBytes -= this.#history.shift()!.length;
     if (this.#firstByteAt === undefined) {
       this.#firstByteAt = performance.now();
       this.emit('life');
@@ -48,6 +57,11 @@ export class ConsoleTap extends EventEmitter<{ data: [Buffer]; life: []; marker:
       }
     }
     this.emit('data', chunk);
+  }
+
+  /** Up to the last CONSOLE_HISTORY_BYTES the guest printed. */
+  history(): Buffer {
+    return Buffer.concat(this.#history).subarray(-CONSOLE_HISTORY_BYTES);
   }
 
   get firstByteAt(): number | undefined {

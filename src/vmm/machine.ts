@@ -60,6 +60,12 @@ export interface BootAttemptOptions {
    * agent answering.
    */
   resumed?: boolean;
+  /**
+   * Runs after `attach`, the vCPUs still stopped: zones' `ready` (the
+   * platform in place, the guest not booted) lasts until it resolves; then
+   * `cont`. The boot's timings start again when it resolves.
+   */
+  hold?: (held: { qmp: QmpClient; console: ConsoleTap; kill: () => void }) => Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -150,7 +156,7 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
     const ramFd = options.spec.channels.qmp.kind === 'fd' ? options.guestRam?.fd : undefined;
     const ramChildFd = nextFreeFd(options.spec.channels);
     const spec: MachineSpec = ramFd === undefined ? options.spec : { ...options.spec, ramFile: { fd: ramChildFd } };
-    const started = performance.now();
+    let started = performance.now();
     const since = () => Math.round(performance.now() - started);
     const proc = QemuProcess.start({
       binary: options.binary,
@@ -184,6 +190,10 @@ export class Machine extends EventEmitter<{ state: [MachineState]; exit: [QemuEx
       // then, rather than polling blind, saves up to a retry interval.
       const agentPortOpened = qmp.watch('VSERPORT_CHANGE', { predicate: (event) => event.data['id'] === AGENT_PORT_ID && event.data['open'] === true });
       if (options.attach) await Promise.race([options.attach(qmp, streams.extra), exited]);
+      if (options.hold) {
+        await Promise.race([options.hold({ qmp, console: consoleTap, kill: () => proc.kill() }), exited]);
+        started = performance.now();
+      }
       await Promise.race([qmp.cont(), exited]);
       const contMs = since();
 

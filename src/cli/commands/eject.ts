@@ -16,6 +16,7 @@ import type { ShutdownResult } from '../../vmm/shutdown-ladder.ts';
 import type { Output } from '../output.ts';
 import { jsonOption, runningGuestOption, stickOption } from './options.ts';
 import { findSessions } from '../running-guest.ts';
+import { requireRightOnEach, signInOptions } from '../session-rights.ts';
 
 /** Saving 4 GiB to a slow stick takes minutes; the session answers when it is done. */
 const SUSPEND_TIMEOUT_MS = 20 * 60_000;
@@ -51,7 +52,8 @@ export function registerEject(program: Command, output: () => Output): void {
   stickOption(command);
   runningGuestOption(command);
   jsonOption(command);
-  command.action(async (options: { stick?: string; suspend?: boolean; guest?: string }) => {
+  signInOptions(command);
+  command.action(async (options: { stick?: string; suspend?: boolean; guest?: string; user?: string; passphraseStdin?: boolean }) => {
     const out = output();
     const stick = stickLayout(resolveStickRoot(options.stick));
     const started = performance.now();
@@ -65,6 +67,14 @@ export function registerEject(program: Command, output: () => Output): void {
       out.line('nothing is running from this stick: it is safe to remove');
       return;
     }
+    // On a stick with an owner: signed in once, with the right to suspend (--suspend) or manage every guest it ends.
+    const right = options.suspend ? 'suspend' : 'manage';
+    await requireRightOnEach(
+      out,
+      stick,
+      options,
+      live.map((session) => ({ guest: session.holder.guest, right, says: 'eject' })),
+    );
     // Several end side by side: each session saves or shuts down its own guest.
     const ended = await Promise.all(live.map((session) => endSession(session, options.suspend === true, out)));
     const flush = await flushStick(stick);

@@ -7,6 +7,7 @@ import type { StickLayout } from '../../stick/layout.ts';
 import { assertWritable, openStick, resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Output } from '../output.ts';
 import { jsonOption, stickOption } from './options.ts';
+import { registerGuestPower } from './guest-power.ts';
 
 interface GuestOptions {
   user?: string;
@@ -336,4 +337,6 @@ export function registerGuest(program: Command, output: () => Output): void {
       out.line(`${g.name.padEnd(16)} ${g.state.replace('_', ' ').padEnd(14)} ${notes.join('; ')}`);
     }
   });
+  // ready, boot, halt, reboot, shutdown, suspend: src/cli/commands/guest-power.ts.
+  registerGuestPower(guest, output);
 }

@@ -59,13 +59,29 @@ export async function launchOfGuest(
   }
 }
 
+/** `--hold`: the ready gate, which tells the foreground launcher once the guest is held (then it returns). */
+async function readyGate(guest: string) {
+  const [{ ReadyGate }, { currentHostAdapter }] = await Promise.all([import('../../guests/ready-gate.ts'), import('../../hostprobe/current-host.ts')]);
+  const gate = new ReadyGate(guest, currentHostAdapter());
+  const started = performance.now();
+  return {
+    hold: (held: Parameters<InstanceType<typeof ReadyGate>['hold']>[0]) =>
+      gate.hold(held, () => {
+        tell({ type: 'held', guest, pid: process.pid, heldMs: Math.round(performance.now() - started) });
+        if (process.connected) process.disconnect();
+      }),
+    close: (outcome: Parameters<InstanceType<typeof ReadyGate>['close']>[0]) => gate.close(outcome),
+  };
+}
+
 export function registerSession(program: Command): void {
   const command = program.command('session', { hidden: true }).description('run a session in this process (used by run --detach)');
   stickOption(command);
   guestOption(command);
   acceleratorOption(command);
   command.option('--display <mode>', 'page: serve the console page');
-  command.action(async (options: { stick?: string; guest: string; accel: Accelerator | 'auto'; display?: string }) => {
+  command.option('--hold', 'guest ready: hold the guest before its boot until guest boot asks (src/guests/ready-gate.ts)');
+  command.action(async (options: { stick?: string; guest: string; accel: Accelerator | 'auto'; display?: string; hold?: boolean }) => {
     // stdout/stderr are a log on the stick: if the stick is pulled out, a
     // failed write must not crash the session before it has cleaned up.
     for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
@@ -90,6 +106,7 @@ export function registerSession(program: Command): void {
       options.display === 'page'
         ? await (await import('../console-page.ts')).servePage(log, { stickRoot, signInOnPage: false, tell: (address) => (pageFirstAddress = address) })
         : undefined;
+    const gate = options.hold ? await readyGate(options.guest) : undefined;
     try {
       const stickRoot = resolveStickRoot(options.stick);
       const guest = await launchOfGuest(stickRoot, options.guest);
@@ -110,8 +127,12 @@ export function registerSession(program: Command): void {
           return user;
         },
         ...(served ? { display: { kind: 'page' as const }, page: { address: served.page.address } } : {}),
+        ...(gate ? { hold: gate.hold } : {}),
       });
+      if (gate) (await import('../../primitives/failpoint.ts')).failpoint('boot:running');
+      await gate?.close({ ok: true, result: session.status() });
     } catch (error) {
+      await gate?.close({ ok: false, error });
       const failure = asPocketError(error);
       await served?.failed(failure.message);
       tell({ type: 'error', exit: failure.exit, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}), details: failure.details });

@@ -9,16 +9,21 @@ import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Output } from '../output.ts';
 import { jsonOption, runningGuestOption, stickOption } from './options.ts';
 import { findOneSession } from '../running-guest.ts';
+import { requireRight, signInOptions } from '../session-rights.ts';
 
 export function registerStop(program: Command, output: () => Output): void {
   const command = program.command('stop').description('shut the running guest down').option('--force', 'kill QEMU at once instead of asking the guest');
   stickOption(command);
   runningGuestOption(command);
   jsonOption(command);
-  command.action(async (options: { stick?: string; force?: boolean; guest?: string }) => {
+  signInOptions(command);
+  command.action(async (options: { stick?: string; force?: boolean; guest?: string; user?: string; passphraseStdin?: boolean }) => {
     const out = output();
     // The guest's own session (several may run at once): its lock says where its control server is.
-    const { holder, layout } = await findOneSession(stickLayout(resolveStickRoot(options.stick)), options.guest, 'stop');
+    const stick = stickLayout(resolveStickRoot(options.stick));
+    const { holder, layout } = await findOneSession(stick, options.guest, 'stop');
+    // On a stick with an owner: signed in, with the right to manage the guest that runs (src/cli/session-rights.ts).
+    await requireRight(out, stick, options, { guest: holder.guest, right: 'manage', says: 'stop' });
     // A boot in progress has no control server yet: cancelling it is stopping it.
     if (!holder.control && holder.state !== 'stopping') {
       const result = await cancelBoot(layout, holder);

@@ -7,7 +7,8 @@ import type { Duplex } from 'node:stream';
 import { type AcceleratorVerdicts, bootWithFallback } from '../../vmm/accelerator-fallback.ts';
 import { GuestLife } from '../../vmm/guest-life.ts';
 import { GuestRamFile } from '../../vmm/guest-ram.ts';
-import { Machine } from '../../vmm/machine.ts';
+import { type BootAttemptOptions, Machine } from '../../vmm/machine.ts';
+import type { StickLock } from '../../stick/lock.ts';
 import type { Accelerator } from '../../vmm/machine-spec.ts';
 import type { QemuBinaries } from '../../vmm/qemu-binary.ts';
 import type { GuestPayload } from '../../payload/guest-payload.ts';
@@ -49,6 +50,13 @@ interface BootArgs {
   /** A line in the guest's QEMU log, from the launcher. */
   log: (message: string) => void;
   signal: AbortSignal | undefined;
+  /** The stick lock, for a held launch (`guest ready`) to name its control address in. */
+  lock?: StickLock;
+}
+
+/** `guest ready`: the launch's hold, given the lock as well. */
+function holdWith(hold: NonNullable<LaunchContext['options']['hold']>, lock: StickLock): NonNullable<BootAttemptOptions['hold']> {
+  return ({ console, kill }) => hold({ console, kill, lock });
 }
 
 export async function bootGuest(ctx: LaunchContext, args: BootArgs): Promise<BootedGuest> {
@@ -99,6 +107,7 @@ async function bootAttempt(ctx: LaunchContext, args: BootArgs, accelerator: Acce
       for (const feature of features) await feature.attach?.({ qmp, streams, channels: plan.spec.channels });
     },
     ...(plan.restore ? { resumed: true } : {}),
+    ...(ctx.options.hold && args.lock ? { hold: holdWith(ctx.options.hold, args.lock) } : {}),
     // Under a hardware accelerator the kernel prints within a second; a
     // silent guest after this long is a hung accelerator, not a slow boot.
     signOfLifeTimeoutMs: accelerator === 'tcg' ? payload.manifest.readyTimeoutSeconds * 1000 : 15_000,

@@ -32,6 +32,8 @@ export interface LaunchOptions {
   platform?: GuestPlatform;
   /** The guest gets a screen: for the console page (QEMU's VNC on a private socket), or QEMU's own window. */
   display?: DisplayRequest;
+  /** `guest ready` (docs/guests.md): QEMU paused with its platform in place until this resolves, then the guest boots (src/vmm/machine.ts). */
+  hold?: (held: { console: import('../../vmm/console-tap.ts').ConsoleTap; kill: () => void; lock: import('../../stick/lock.ts').StickLock }) => Promise<void>;
   /** The console page this launch is served on: the lock names it for `launcher status` from the start. */
   page?: { address: string };
 }

@@ -83,6 +83,7 @@ export async function launchSession(options: LaunchOptions, steps: LaunchSteps =
       logs: features.logs,
       log: (message) => features.transportLog.line(`launcher: ${message}`),
       signal: bootSignal(options.signal, guard?.signal),
+      lock: stick.lock,
     });
     return await steps.startSession(ctx, { stick, acceleratorNotes: hostReading.plan.notes, preparedMs, recovery: signedIn.recovery, features, booted, guard });
   } catch (error) {
