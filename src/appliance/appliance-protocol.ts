@@ -48,7 +48,13 @@ export interface ShareRequest {
 export type NewShare = ShareInfo & { name: string; password: string; seconds: number };
 
 export type ApplianceRequest =
-  AttachRequest | CheckRequest | ShareRequest | { op: 'close'; token: string; name: string } | { op: 'list'; token: string } | { op: 'stop'; token: string } | ExecRequest;
+  | AttachRequest
+  | CheckRequest
+  | ShareRequest
+  | { op: 'close'; token: string; name: string }
+  | { op: 'list'; token: string }
+  | { op: 'stop'; token: string }
+  | ExecRequest;
 
 /** A partition (or the whole disk, number 0) and what blkid says it holds. */
 export interface FoundPartition {

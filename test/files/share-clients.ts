@@ -33,9 +33,13 @@ export async function davGet(share: ShareLogin, path: string, password = share.p
 /** PUT (or MKCOL for a folder) over WebDAV: the HTTP status. */
 export async function davPut(share: ShareLogin, path: string, local: string | null): Promise<number> {
   const args = local === null ? ['-X', 'MKCOL'] : ['-T', local];
-  const result = await execa('curl', ['-sS', '--digest', '-u', `${share.user}:${share.password}`, ...args, '-o', '/dev/null', '-w', '%{http_code}', davUrl(share, path)], {
-    reject: false,
-  });
+  const result = await execa(
+    'curl',
+    ['-sS', '--digest', '-u', `${share.user}:${share.password}`, ...args, '-o', '/dev/null', '-w', '%{http_code}', davUrl(share, path)],
+    {
+      reject: false,
+    },
+  );
   return Number(result.stdout);
 }
 

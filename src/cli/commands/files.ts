@@ -387,11 +387,14 @@ export function registerFiles(program: Command, output: () => Output): void {
     .action(async (name: string, options: { stick?: string; stop?: boolean }) => {
       const out = output();
       const app = await appliance(out, options.stick, false);
-      if (!app) throw new FilesError(`no source is open as "${name}"`, { hint: 'open it first: launcher files open SOURCE', details: { reason: 'no-such-name' } });
+      if (!app)
+        throw new FilesError(`no source is open as "${name}"`, { hint: 'open it first: launcher files open SOURCE', details: { reason: 'no-such-name' } });
       const result = await applianceRequest(app.layout, app.address, 'share', { name, ...(options.stop ? { stop: true } : {}) });
       out.data(result);
       if (!('password' in result)) return out.line(`${name} is no longer shared`);
-      out.line(`sharing ${name} ${result.readOnly ? 'read-only' : 'read-write'} on this computer only (127.0.0.1), until files close ${name} or files share ${name} --stop`);
+      out.line(
+        `sharing ${name} ${result.readOnly ? 'read-only' : 'read-write'} on this computer only (127.0.0.1), until files close ${name} or files share ${name} --stop`,
+      );
       out.line(`  WebDAV    ${result.webdav.url}`);
       out.line(`  SMB       ${result.smb.url}`);
       out.line(`  user      ${result.user}`);
