@@ -97,7 +97,7 @@ try {
     read.webdav.push(await timed('curl', ['-sSf', '--digest', '-u', login, '-o', out, `${shared.webdav.url}big.bin`]));
     rmSync(out, { force: true });
     const smbLogin = `${shared.user}%${shared.password}`;
-    read.smb.push(await timed('smbclient', ['-p', String(shared.smb.port), '//127.0.0.1/ext4', '-U', smbLogin, '-c', `get big.bin ${out}`]));
+    read.smb.push(await timed('smbclient', ['-t', '600', '-p', String(shared.smb.port), '//127.0.0.1/ext4', '-U', smbLogin, '-c', `get big.bin ${out}`]));
     await files(['close', '--all']);
     rmSync(out, { force: true });
     const mnt = join(base, 'mnt');

@@ -45,7 +45,7 @@ export async function davPut(share: ShareLogin, path: string, local: string | nu
 
 /** smbclient against the share's port: one command line (-c). */
 export function smb(share: ShareLogin, commands: string, password = share.password) {
-  return execa('smbclient', ['-p', String(share.smb.port), `//127.0.0.1/${share.name}`, '-U', `${share.user}%${password}`, '-c', commands], {
+  return execa('smbclient', ['-t', '300', '-p', String(share.smb.port), `//127.0.0.1/${share.name}`, '-U', `${share.user}%${password}`, '-c', commands], {
     reject: false,
     env: { LANG: 'C.UTF-8' },
   });

@@ -21,7 +21,7 @@ import { type ShareLogin, davGet, davPut, smb, smbGet } from '../files/share-cli
 import type { FileEntry, NewShare, OpenSource } from '../../src/appliance/appliance-protocol.ts';
 import { applianceExec, findAppliance } from '../../src/appliance/appliance-client.ts';
 import { openStick } from '../../src/stick/stick-root.ts';
-import { freshStick, launcher, launcherJson, qemuPidsFor, repoRoot } from './harness.ts';
+import { freshStick, launcher, launcherJson, repoRoot } from './harness.ts';
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const fileSha = (path: string) => sha(readFileSync(path));
@@ -150,11 +150,13 @@ describe('launcher files: the helper appliance on a real corpus', function () {
         const put = await smb(shared, `put "${local}" refused.txt`);
         assert.match(`${put.stdout}${put.stderr}`, /NT_STATUS_(ACCESS_DENIED|MEDIA_WRITE_PROTECTED)/);
         // Everything the appliance's QEMU listens on is the host's 127.0.0.1, and both forwards are there.
-        const pids = await qemuPidsFor(stick.root);
-        assert.equal(pids.length, 1, 'one appliance');
+        // The appliance's QEMU is the child of its process (run/appliance.json's pid).
+        const daemon = (await findAppliance(await openStick(stick.root)))!.pid;
+        const qemu = String((await execa('ps', ['-o', 'pid=', '--ppid', String(daemon)])).stdout).trim();
+        assert.match(qemu, /^\d+$/, 'one QEMU under the appliance process');
         const listening = String((await execa('ss', ['-Hltnp'])).stdout)
           .split('\n')
-          .filter((line) => line.includes(`pid=${pids[0]},`));
+          .filter((line) => line.includes(`pid=${qemu},`));
         const local4 = listening.map((line) => line.trim().split(/\s+/)[3]!);
         assert.ok(local4.includes(`127.0.0.1:${shared.webdav.port}`) && local4.includes(`127.0.0.1:${shared.smb.port}`), local4.join(' '));
         for (const address of local4) assert.match(address, /^127\.0\.0\.1:\d+$/, `QEMU listens on ${address}`);
