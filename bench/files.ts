@@ -8,9 +8,13 @@
 //   read       a --mib (default 256) MiB file: `files get` from an open source
 //              against `cat` from a `guestmount --ro` of the same image, both
 //              into a file in the same folder. Target: >= 1.0 x (throughput).
+//   share read the same file through `files share` of the open source: over
+//              WebDAV (`curl --digest`) and over SMB (`smbclient get`), each
+//              against the same guestmount + cat. Target: >= 1.0 x.
 //   open       from nothing running to `files open` printing what it found
-//              (the appliance's boot + hot-plug + mount): what a share would
-//              start from (the WebDAV/SMB share is not built yet).
+//              (the appliance's boot + hot-plug + mount), and on to a
+//              `files share` whose WebDAV answers a GET: against Linsk's
+//              published 15-22 s to a share.
 //
 // Prints medians and ratios; never fails on a time. Needs libguestfs-tools
 // (virt-cat, guestmount) and e2fsprogs; run as a user who can use /dev/fuse.
@@ -66,7 +70,8 @@ try {
   const missing: string[] = [];
   const keep = (into: number[], value: number | string) => (typeof value === 'number' ? into.push(value) : missing.push(value));
   const open: number[] = [];
-  const read = { pocketvm: [] as number[], guestmount: [] as number[], mountSeconds: [] as number[] };
+  const read = { pocketvm: [] as number[], webdav: [] as number[], smb: [] as number[], guestmount: [] as number[], mountSeconds: [] as number[] };
+  const toShare: number[] = [];
   for (let run = 1; run <= runs; run++) {
     say(`run ${run}/${runs}: cold cat`);
     await files(['close', '--all']);
@@ -75,9 +80,24 @@ try {
     keep(cold.virtCat, await baseline('virt-cat', ['-a', image, '/etc/os-release'], { LIBGUESTFS_BACKEND: 'direct' }));
 
     say(`run ${run}/${runs}: open from nothing, then ${MIB} MiB read`);
+    const started = performance.now();
     open.push(await files(['open', image]));
+    const shared = JSON.parse(String((await execa(launcher, ['files', 'share', 'ext4', '--json', '--stick', stick], { env: { NO_COLOR: '1' } })).stdout)) as {
+      webdav: { url: string };
+      smb: { port: number };
+      user: string;
+      password: string;
+    };
+    const login = `${shared.user}:${shared.password}`;
+    await timed('curl', ['-sSf', '--digest', '-u', login, '-o', '/dev/null', `${shared.webdav.url}etc/os-release`]);
+    toShare.push((performance.now() - started) / 1000);
     const out = join(base, 'out.bin');
     read.pocketvm.push(await files(['get', 'ext4:/big.bin', out]));
+    rmSync(out, { force: true });
+    read.webdav.push(await timed('curl', ['-sSf', '--digest', '-u', login, '-o', out, `${shared.webdav.url}big.bin`]));
+    rmSync(out, { force: true });
+    const smbLogin = `${shared.user}%${shared.password}`;
+    read.smb.push(await timed('smbclient', ['-t', '600', '-p', String(shared.smb.port), '//127.0.0.1/ext4', '-U', smbLogin, '-c', `get big.bin ${out}`]));
     await files(['close', '--all']);
     rmSync(out, { force: true });
     const mnt = join(base, 'mnt');
@@ -104,7 +124,16 @@ try {
       ratio: guestmountCat ? guestmountCat / median(read.pocketvm) : null,
       target: '>= 1.0',
     },
+    shareRead: {
+      webdavMiBs: MIB / median(read.webdav),
+      smbMiBs: MIB / median(read.smb),
+      webdavRatio: guestmountCat ? guestmountCat / median(read.webdav) : null,
+      smbRatio: guestmountCat ? guestmountCat / median(read.smb) : null,
+      target: '>= 1.0',
+    },
     openFromNothingSeconds: median(open),
+    openToShareSeconds: median(toShare),
+    linskToShareSeconds: '15-22',
     baselinesMissing: [...new Set(missing)],
     runs,
   };
@@ -116,7 +145,8 @@ try {
         `cold cat   files cat ${f.coldCat.pocketvmSeconds.toFixed(1)} s, virt-cat ${f.coldCat.virtCatSeconds?.toFixed(1) ?? 'not run'} s: ${f.coldCat.ratio?.toFixed(2) ?? '-'} x (target <= 0.33)`,
         `read       files get ${f.read.filesGetMiBs.toFixed(1)} MiB/s, guestmount + cat ${f.read.guestmountCatMiBs?.toFixed(1) ?? 'not run'} MiB/s (its mount ${f.read.guestmountMountSeconds?.toFixed(1) ?? '-'} s): ${f.read.ratio?.toFixed(2) ?? '-'} x (target >= 1.0)`,
         ...f.baselinesMissing.map((why) => `           baseline missing: ${why}`),
-        `open       from nothing to files open done: ${f.openFromNothingSeconds.toFixed(1)} s (Linsk publishes 15-22 s to a share; no share here yet)`,
+        `share read WebDAV ${f.shareRead.webdavMiBs.toFixed(1)} MiB/s (${f.shareRead.webdavRatio?.toFixed(2) ?? '-'} x), SMB ${f.shareRead.smbMiBs.toFixed(1)} MiB/s (${f.shareRead.smbRatio?.toFixed(2) ?? '-'} x) against guestmount + cat (target >= 1.0)`,
+        `open       from nothing to files open done: ${f.openFromNothingSeconds.toFixed(1)} s; to a share that answers: ${f.openToShareSeconds.toFixed(1)} s (Linsk publishes 15-22 s to a share)`,
         `           median of ${runs} run(s)`,
         '',
       ].join('\n'),

@@ -25,6 +25,7 @@ export const ExitCode = {
   systemImage: 18,
   display: 19,
   files: 20,
+  share: 22,
   guestState: 30,
   guestConfig: 31,
   notPermitted: 32,
@@ -270,6 +271,18 @@ export class NotPermittedError extends PocketError {
 export class FilesError extends PocketError {
   constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
     super('files', message, options);
+  }
+}
+
+/**
+ * `launcher files share`: the source is shared already (a credential is
+ * printed once, so a second share is refused, not repeated), it is not
+ * shared (`--stop`), no port could be forwarded, or a server in the
+ * appliance did not start. `details.reason` says which.
+ */
+export class ShareError extends PocketError {
+  constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super('share', message, options);
   }
 }
 

@@ -8,7 +8,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
-import { asPocketError, FilesError, UsageError } from '../errors.ts';
+import { asPocketError, FilesError, ShareError, UsageError } from '../errors.ts';
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import type { GuestPayload } from '../payload/guest-payload.ts';
 import { MAX_REQUEST_BYTES } from '../session/control-protocol.ts';
@@ -22,12 +22,14 @@ import {
   type CheckResult,
   type OpenSource,
   parseCheckLine,
+  type NewShare,
   parseOpenReport,
 } from './appliance-protocol.ts';
 import { bootAppliance, type ApplianceMachine } from './appliance-machine.ts';
 import { runInAppliance } from './guest-command.ts';
 import { type PluggedSource, plugSource, unplugSource } from './source-disk.ts';
 import { inspectSource } from './source-image.ts';
+import { forwardPort, guestPorts, hostOwner, newPassword, SHARE_USER, type ShareInfo, shareUrls, unforwardPort } from './source-share.ts';
 
 export function applianceAddressFile(layout: StickLayout): string {
   return join(layout.runDir, 'appliance.json');
@@ -54,6 +56,7 @@ export function nameFor(source: string, taken: ReadonlySet<string>): string {
 interface Opened {
   info: OpenSource;
   plugged: PluggedSource;
+  share?: ShareInfo;
 }
 
 export class ApplianceDaemon {
@@ -167,11 +170,79 @@ export class ApplianceDaemon {
     });
   }
 
+  #openedAs(name: string): Opened {
+    const opened = this.#opened.get(name);
+    if (!opened)
+      throw new FilesError(`no source is open as "${name}"`, { hint: 'launcher files list shows what is open', details: { reason: 'no-such-name' } });
+    return opened;
+  }
+
+  /** Serves an open source over WebDAV and SMB on the host's 127.0.0.1 (source-share.ts); the password is in this answer only. */
+  share(name: string): Promise<NewShare> {
+    return this.#serial(async () => {
+      const started = performance.now();
+      const opened = this.#openedAs(name);
+      if (opened.share)
+        throw new ShareError(`${name} is shared already (${opened.share.webdav.url})`, {
+          hint: `its password was shown once; for a new one: launcher files share ${name} --stop, then share it again`,
+          details: { reason: 'already-shared' },
+        });
+      const { machine, execs } = this.#appliance;
+      const inGuest = guestPorts(opened.plugged.target);
+      const owner = hostOwner();
+      const password = newPassword();
+      const mode = opened.info.readOnly ? 'ro' : 'rw';
+      const argv = ['/usr/bin/pocketvm-share', 'start', name, String(inGuest.dav), String(inGuest.smb), String(owner.uid), String(owner.gid), mode];
+      const result = await runInAppliance(execs, argv, Buffer.from(`${password}\n`));
+      if (result.exitCode !== 0)
+        throw new ShareError(`${name}: ${result.stderr.trim().split('\n').at(-1) || `the share did not start (exit ${result.exitCode})`}`, {
+          details: { reason: result.exitCode === 4 ? 'already-shared' : 'server-failed' },
+        });
+      const ports: number[] = [];
+      try {
+        ports.push(await forwardPort(machine.qmp, inGuest.dav));
+        ports.push(await forwardPort(machine.qmp, inGuest.smb));
+      } catch (error) {
+        for (const port of ports) await unforwardPort(machine.qmp, port).catch(() => {});
+        await runInAppliance(execs, ['/usr/bin/pocketvm-share', 'stop', name]).catch(() => {});
+        throw error;
+      }
+      const share: ShareInfo = {
+        readOnly: opened.info.readOnly,
+        user: SHARE_USER,
+        ...shareUrls(name, ports[0]!, ports[1]!),
+        owner,
+        since: new Date().toISOString(),
+      };
+      opened.share = share;
+      return { name, ...share, password, seconds: (performance.now() - started) / 1000 };
+    });
+  }
+
+  /** Ends a share: its forwards first (nothing on the host answers any more), then its servers. */
+  async #unshare(name: string, opened: Opened): Promise<void> {
+    const { share } = opened;
+    if (!share) return;
+    const { machine, execs } = this.#appliance;
+    await unforwardPort(machine.qmp, share.webdav.port).catch(() => {});
+    await unforwardPort(machine.qmp, share.smb.port).catch(() => {});
+    await runInAppliance(execs, ['/usr/bin/pocketvm-share', 'stop', name]);
+    delete opened.share;
+  }
+
+  unshare(name: string): Promise<{ name: string; stopped: true }> {
+    return this.#serial(async () => {
+      const opened = this.#openedAs(name);
+      if (!opened.share) throw new ShareError(`${name} is not shared`, { details: { reason: 'not-shared' } });
+      await this.#unshare(name, opened);
+      return { name, stopped: true as const };
+    });
+  }
+
   close(name: string): Promise<{ name: string }> {
     return this.#serial(async () => {
-      const opened = this.#opened.get(name);
-      if (!opened)
-        throw new FilesError(`no source is open as "${name}"`, { hint: 'launcher files list shows what is open', details: { reason: 'no-such-name' } });
+      const opened = this.#openedAs(name);
+      await this.#unshare(name, opened);
       const { machine, execs } = this.#appliance;
       const result = await runInAppliance(execs, ['/usr/bin/pocketvm-files', 'close', name]);
       if (result.exitCode !== 0) throw new FilesError(`${name}: ${result.stderr.trim() || 'unmounting failed'}`, { details: { reason: 'busy' } });
@@ -182,7 +253,7 @@ export class ApplianceDaemon {
   }
 
   list(): OpenSource[] {
-    return [...this.#opened.values()].map((o) => o.info);
+    return [...this.#opened.values()].map((o) => ({ ...o.info, ...(o.share ? { share: o.share } : {}) }));
   }
 
   /** Closes every source (unmount, flush, unplug), then powers the appliance off. */
@@ -200,6 +271,8 @@ export class ApplianceDaemon {
         return this.check(request);
       case 'close':
         return this.close(request.name);
+      case 'share':
+        return request.stop ? this.unshare(request.name) : this.share(request.name);
       case 'list':
         return this.list();
       case 'stop':

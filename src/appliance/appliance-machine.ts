@@ -1,11 +1,14 @@
 // The helper appliance's QEMU: the appliance payload (payload/appliance/,
-// built by `node build.js payload --guest appliance`), headless, no network,
-// the exec port for running commands and moving bytes, and an empty
-// virtio-scsi controller the sources are hot-plugged onto.
+// built by `node build.js payload --guest appliance`), headless, the exec
+// port for running commands and moving bytes, an empty virtio-scsi
+// controller the sources are hot-plugged onto, and a user-mode network card
+// restricted from the start (nothing leaves the appliance; `files share`
+// adds a hostfwd on the host's 127.0.0.1 while a share lasts).
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import type { GuestPayload } from '../payload/guest-payload.ts';
 import { hostFingerprint } from '../platform/host-fingerprint.ts';
 import { EXEC_CHANNEL_ID, EXEC_PORT_NAME, ExecService } from '../session/exec-channel.ts';
+import { NETWORK_CMDLINE_WORD } from '../session/network-setting.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import { AcceleratorVerdicts, bootWithFallback, planAccelerators } from '../vmm/accelerator-fallback.ts';
 import { Machine } from '../vmm/machine.ts';
@@ -46,9 +49,10 @@ export async function bootAppliance(
     cpus: manifest.cpus.recommended,
     kernel: payload.kernel,
     initrd: payload.initrd,
-    cmdline: manifest.cmdline,
+    // pocketvm.net=MAC: the guest's boot step takes its address by DHCP, which restrict=on still answers.
+    cmdline: `${manifest.cmdline} ${NETWORK_CMDLINE_WORD}`,
     disks: [],
-    network: 'none',
+    network: 'isolated',
     channels: fdChannels([EXEC_CHANNEL_ID]),
     serialPorts: [{ id: EXEC_CHANNEL_ID, name: EXEC_PORT_NAME }],
     scsiController: true,

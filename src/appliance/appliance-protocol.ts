@@ -5,6 +5,7 @@
 // session's is. The socket lives in a private (0700) folder; every request
 // carries the token written beside the socket's path in run/appliance.json.
 import type { ExecRequest } from '../session/control-protocol.ts';
+import type { ShareInfo } from './source-share.ts';
 
 /** What `files open` asks for. */
 export interface AttachRequest {
@@ -35,8 +36,25 @@ export interface CheckResult {
   output: string;
 }
 
+/** What `files share NAME [--stop]` asks for. */
+export interface ShareRequest {
+  op: 'share';
+  token: string;
+  name: string;
+  stop?: boolean;
+}
+
+/** A share as it starts: the only time its password is told. */
+export type NewShare = ShareInfo & { name: string; password: string; seconds: number };
+
 export type ApplianceRequest =
-  AttachRequest | CheckRequest | { op: 'close'; token: string; name: string } | { op: 'list'; token: string } | { op: 'stop'; token: string } | ExecRequest;
+  | AttachRequest
+  | CheckRequest
+  | ShareRequest
+  | { op: 'close'; token: string; name: string }
+  | { op: 'list'; token: string }
+  | { op: 'stop'; token: string }
+  | ExecRequest;
 
 /** A partition (or the whole disk, number 0) and what blkid says it holds. */
 export interface FoundPartition {
@@ -60,12 +78,15 @@ export interface OpenSource {
   mounted: { number: number; device: string; type: string };
   /** Where it is mounted inside the appliance. */
   mountPoint: string;
+  /** Its share while one runs (`files share`), without the password. */
+  share?: ShareInfo;
 }
 
 export interface ApplianceResults {
   attach: OpenSource;
   check: CheckResult;
   close: { name: string };
+  share: NewShare | { name: string; stopped: true };
   list: OpenSource[];
   stop: { stopped: true };
 }

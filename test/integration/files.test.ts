@@ -5,6 +5,10 @@
 // byte-identical; then written with --rw (mkdir, put from a file and from
 // stdin, rm), closed, checked clean by each file system's own fsck in a
 // fresh appliance, and read back; a hibernated NTFS refused read-write.
+// `files share`: every file read back by hash through the WebDAV share
+// (curl) and the SMB share (smbclient), a wrong password refused, nothing
+// listening on anything but 127.0.0.1; with --rw, files written through both
+// and checked by the fsck above, owned by the person running the launcher.
 // Two appliance boots for the whole file.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -13,7 +17,10 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { removeDir, tempDir } from '../dyntable/helpers.ts';
 import { type CorpusImage, LONG_NAME, makeCorpus, UNICODE_NAME } from '../files/corpus.ts';
-import type { FileEntry, OpenSource } from '../../src/appliance/appliance-protocol.ts';
+import { type ShareLogin, davGet, davPut, smb, smbGet } from '../files/share-clients.ts';
+import type { FileEntry, NewShare, OpenSource } from '../../src/appliance/appliance-protocol.ts';
+import { applianceExec, findAppliance } from '../../src/appliance/appliance-client.ts';
+import { openStick } from '../../src/stick/stick-root.ts';
 import { freshStick, launcher, launcherJson, repoRoot } from './harness.ts';
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -40,6 +47,20 @@ describe('launcher files: the helper appliance on a real corpus', function () {
     });
     assert.equal(cat.exitCode, 0, `files cat ${spec}: ${Buffer.from(cat.stderr).toString()}`);
     return Buffer.from(cat.stdout);
+  };
+
+  /** `uid gid` of paths in an open source, read inside the appliance. */
+  const ownersOf = async (name: string, paths: string[]): Promise<string[]> => {
+    const layout = await openStick(stick.root);
+    const address = (await findAppliance(layout))!;
+    let text = '';
+    const remote = await applianceExec(layout, address, ['/bin/stat', '-c', '%u %g', ...paths.map((p) => `/mnt/files/${name}/${p}`)], {
+      stdout: (data) => ((text += data.toString('utf8')), true),
+      stderr: () => true,
+    });
+    remote.end();
+    await remote.outcome;
+    return text.trim().split('\n');
   };
 
   before(async () => {
@@ -90,6 +111,66 @@ describe('launcher files: the helper appliance on a real corpus', function () {
       const got = await files(['get', `${name}:/data/random.bin`, local]);
       assert.equal(got.exitCode, 0, got.stderr);
       assert.equal(fileSha(local), random.sha256, img.label);
+    }
+  });
+
+  /** `files share NAME` with --json: the share and its one-time password. */
+  const share = async (name: string): Promise<NewShare & ShareLogin> => {
+    const shared = await filesJson<NewShare>(['share', name]);
+    assert.equal(shared.exitCode, 0, `files share ${name}: ${shared.stderr}`);
+    return shared.json;
+  };
+
+  it('shares each source over WebDAV and SMB on 127.0.0.1 only: every file reads back by hash through curl and smbclient', async () => {
+    let first = true;
+    for (const img of corpus) {
+      const name = names.get(img.label)!;
+      const shared = await share(name);
+      assert.equal(shared.readOnly, true, img.label);
+      assert.match(shared.webdav.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+      assert.match(shared.smb.url, new RegExp(`^smb://127\\.0\\.0\\.1:${shared.smb.port}/${name}$`));
+      assert.ok(shared.password.length >= 20, 'a random password');
+      for (const file of img.files) {
+        const got = await davGet(shared, file.path);
+        assert.equal(got.status, 200, `${img.label} WebDAV ${file.path}`);
+        assert.equal(sha(got.body), file.sha256, `${img.label} WebDAV ${file.path}`);
+        assert.equal(sha(await smbGet(shared, file.path)), file.sha256, `${img.label} SMB ${file.path}`);
+      }
+      if (first) {
+        first = false;
+        // A wrong password is refused by both servers.
+        assert.equal((await davGet(shared, 'etc/os-release', 'wrong-password')).status, 401);
+        const wrong = await smb(shared, 'ls', 'wrong-password');
+        assert.notEqual(wrong.exitCode, 0);
+        assert.match(`${wrong.stdout}${wrong.stderr}`, /LOGON_FAILURE/);
+        // Read-only: neither server takes a write.
+        const local = join(dir, 'refused.txt');
+        writeFileSync(local, 'no\n');
+        assert.equal(await davPut(shared, 'refused.txt', local), 403);
+        const put = await smb(shared, `put "${local}" refused.txt`);
+        assert.match(`${put.stdout}${put.stderr}`, /NT_STATUS_(ACCESS_DENIED|MEDIA_WRITE_PROTECTED)/);
+        // Everything the appliance's QEMU listens on is the host's 127.0.0.1, and both forwards are there.
+        // The appliance's QEMU is the child of its process (run/appliance.json's pid).
+        const daemon = (await findAppliance(await openStick(stick.root)))!.pid;
+        const qemu = String((await execa('ps', ['-o', 'pid=', '--ppid', String(daemon)])).stdout).trim();
+        assert.match(qemu, /^\d+$/, 'one QEMU under the appliance process');
+        const listening = String((await execa('ss', ['-Hltnp'])).stdout)
+          .split('\n')
+          .filter((line) => line.includes(`pid=${qemu},`));
+        const local4 = listening.map((line) => line.trim().split(/\s+/)[3]!);
+        assert.ok(local4.includes(`127.0.0.1:${shared.webdav.port}`) && local4.includes(`127.0.0.1:${shared.smb.port}`), local4.join(' '));
+        for (const address of local4) assert.match(address, /^127\.0\.0\.1:\d+$/, `QEMU listens on ${address}`);
+        // files list shows the share, never its password; a second share is refused (exit 22).
+        const listed = await filesJson<OpenSource[]>(['list']);
+        assert.equal(listed.json.find((s) => s.name === name)?.share?.webdav.url, shared.webdav.url);
+        assert.ok(!JSON.stringify(listed.json).includes(shared.password));
+        const again = await launcherJson<{ error: { reason: string } }>(['files', 'share', name, '--stick', stick.root]);
+        assert.equal(again.exitCode, 22);
+        assert.equal(again.json.error.reason, 'already-shared');
+      }
+      const stopped = await files(['share', name, '--stop']);
+      assert.equal(stopped.exitCode, 0, stopped.stderr);
+      assert.equal((await davGet(shared, 'etc/os-release')).status, 0, `${img.label}: nothing answers once the share stopped`);
     }
   });
 
@@ -166,8 +247,23 @@ describe('launcher files: the helper appliance on a real corpus', function () {
       }
       const fromStdin = await files(['put', '-', `${name}:/written/stdin.txt`], { input: `stdin into ${img.label}\n` });
       assert.equal(fromStdin.exitCode, 0, fromStdin.stderr);
+      // Through the share: a folder and a file over WebDAV, the same over SMB.
+      const shared = await share(name);
+      assert.equal(shared.readOnly, false);
+      assert.equal(await davPut(shared, 'written/dav', null), 201, `${img.label} MKCOL`);
+      assert.equal(await davPut(shared, 'written/dav/payload ü.bin', local), 201, `${img.label} PUT`);
+      const put = await smb(shared, `mkdir written/smb; put "${local}" "written/smb/payload ü.bin"`);
+      assert.equal(put.exitCode, 0, `${img.label} smbclient put: ${put.stdout} ${put.stderr}`);
+      if (['ext4', 'xfs', 'btrfs', 'f2fs'].includes(img.type)) {
+        // Owned inside the source by the person on the host (the launcher's uid and gid).
+        const owners = await ownersOf(name, ['written/dav/payload ü.bin', 'written/smb/payload ü.bin', 'written/dav']);
+        const expected = `${process.getuid!()} ${process.getgid!()}`;
+        assert.deepEqual(owners, [expected, expected, expected], `${img.label} owners`);
+      }
+      // files close ends the share with the source.
       const closed = await files(['close', name]);
       assert.equal(closed.exitCode, 0, closed.stderr);
+      assert.equal((await davGet(shared, 'written/stdin.txt')).status, 0, `${img.label}: the share ended with files close`);
     }
     // A fresh appliance: nothing of the writes is in a cache that survives.
     assert.equal((await files(['close', '--all'])).exitCode, 0);
@@ -185,7 +281,9 @@ describe('launcher files: the helper appliance on a real corpus', function () {
       assert.equal(fileSha(got), sha(payload), img.label);
       assert.equal((await files(['cat', `${name}:/written/stdin.txt`])).stdout, `stdin into ${img.label}\n`);
       const listed = await filesJson<FileEntry[]>(['ls', `${name}:/written`]);
-      assert.deepEqual(listed.json.map((e) => e.name).sort(), ['deeper', 'stdin.txt'], `${img.label}: the removed file is gone`);
+      assert.deepEqual(listed.json.map((e) => e.name).sort(), ['dav', 'deeper', 'smb', 'stdin.txt'], `${img.label}: the removed file is gone`);
+      for (const through of ['dav', 'smb'])
+        assert.equal(sha(await catBytes(`${name}:/written/${through}/payload ü.bin`)), sha(payload), `${img.label}: written through ${through}`);
       // What was there before the writes is still there (the biggest file; every file was read in the tests above).
       const kept = img.files.find((f) => f.path === 'data/random.bin');
       if (kept) assert.equal(sha(await catBytes(`${name}:/${kept.path}`)), kept.sha256, `${img.label}: ${kept.path} after the writes`);

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { applianceExec, applianceRequest, findAppliance, startAppliance } from '../../appliance/appliance-client.ts';
 import { MOUNT_ROOT } from '../../appliance/appliance-daemon.ts';
 import { type ApplianceAddress, type FileEntry, type OpenSource, parseEntries } from '../../appliance/appliance-protocol.ts';
+import { openHints } from '../../appliance/source-share.ts';
 import { FilesError, UsageError } from '../../errors.ts';
 import { openGuestPayload } from '../../payload/guest-payload.ts';
 import type { StickLayout } from '../../stick/layout.ts';
@@ -54,6 +55,7 @@ function describe(source: OpenSource): string[] {
     );
   }
   lines.push(`  mounted ${source.mounted.type} ${source.readOnly ? 'read-only' : 'read-write'} as ${source.name}: (use ${source.name}:/PATH)`);
+  if (source.share) lines.push(`  shared since ${source.share.since}: WebDAV ${source.share.webdav.url}  SMB ${source.share.smb.url}`);
   return lines;
 }
 
@@ -377,6 +379,28 @@ export function registerFiles(program: Command, output: () => Output): void {
         if (!out.json) process.stderr.write(result.output);
         throw new FilesError(`${source}: its ${result.type} file system is not clean`, { details: { reason: 'not-clean', exitCode: result.exitCode } });
       }
+    });
+
+  sub('share', 'serve an open source to this computer over WebDAV and SMB on 127.0.0.1, with a password shown once; --stop ends it')
+    .argument('<name>', 'the NAME files open printed')
+    .option('--stop', 'end the share (files close ends it too)')
+    .action(async (name: string, options: { stick?: string; stop?: boolean }) => {
+      const out = output();
+      const app = await appliance(out, options.stick, false);
+      if (!app)
+        throw new FilesError(`no source is open as "${name}"`, { hint: 'open it first: launcher files open SOURCE', details: { reason: 'no-such-name' } });
+      const result = await applianceRequest(app.layout, app.address, 'share', { name, ...(options.stop ? { stop: true } : {}) });
+      out.data(result);
+      if (!('password' in result)) return out.line(`${name} is no longer shared`);
+      out.line(
+        `sharing ${name} ${result.readOnly ? 'read-only' : 'read-write'} on this computer only (127.0.0.1), until files close ${name} or files share ${name} --stop`,
+      );
+      out.line(`  WebDAV    ${result.webdav.url}`);
+      out.line(`  SMB       ${result.smb.url}`);
+      out.line(`  user      ${result.user}`);
+      out.line(`  password  ${result.password}   (shown this once)`);
+      for (const hint of openHints(result)) out.line(`  ${hint}`);
+      if (!result.readOnly) out.line(`  files written through the share belong to uid ${result.owner.uid}, gid ${result.owner.gid} in the source`);
     });
 
   sub('close', 'unmount an open source, flush and sync it, and let it go; --all also stops the appliance')
