@@ -8,7 +8,7 @@
 //   boot            continue the guest; answered once it is running (the session's status)
 //   stop (halt)     end QEMU now; the launch then walks its teardown back
 //   status          the held guest, for `launcher status`
-//   console-stream  the serial console (src/guests/console-relay.ts)
+//   console-stream  the serial console (src/session/console-relay.ts)
 //
 // Once the guest runs, the session's own control server replaces it in the lock.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
@@ -20,7 +20,7 @@ import type { ControlResponse } from '../session/control-protocol.ts';
 import type { ControlAddress, StickLock } from '../stick/lock.ts';
 import type { ConsoleTap } from '../vmm/console-tap.ts';
 import { failpoint } from '../primitives/failpoint.ts';
-import { relayConsole } from './console-relay.ts';
+import { relayConsole } from '../session/console-relay.ts';
 
 /** What the launch hands over while the guest is held (src/vmm/machine.ts, `hold`). */
 export interface HeldGuest {

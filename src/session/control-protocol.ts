@@ -18,9 +18,9 @@ export type ControlRequest =
   | { op: 'suspend'; token: string }
   /** `guest boot` of a ready guest (src/guests/ready-gate.ts): answered once it runs. */
   | { op: 'boot'; token: string }
-  /** `guest reboot`: the guest restarts in the same session (src/guests/guest-reboot.ts). */
+  /** `guest reboot`: the guest restarts in the same session (src/session/guest-reboot.ts). */
   | { op: 'reboot'; token: string }
-  /** `launcher console`: then raw console bytes both ways (src/guests/console-relay.ts). */
+  /** `launcher console`: then raw console bytes both ways (src/session/console-relay.ts). */
   | { op: 'console-stream'; token: string };
 
 export interface ExecRequest {

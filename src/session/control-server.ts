@@ -7,7 +7,7 @@ import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import type { ControlAddress } from '../stick/lock.ts';
 import { type ControlRequest, type ControlResponse, MAX_REQUEST_BYTES } from './control-protocol.ts';
 import { relayExec } from './exec-relay.ts';
-import { relayConsole } from '../guests/console-relay.ts';
+import { relayConsole } from './console-relay.ts';
 import type { Session } from './session.ts';
 
 async function privateAddress(host: HostAdapter): Promise<ControlAddress> {
@@ -30,7 +30,7 @@ async function handle(session: Session, request: ControlRequest): Promise<unknow
     case 'stop':
       return session.stop({ force: request.force });
     case 'reboot':
-      return (await import('../guests/guest-reboot.ts')).rebootGuest(session);
+      return (await import('./guest-reboot.ts')).rebootGuest(session);
     case 'boot':
       // `guest boot` of a guest already running (a race with another launcher): it is what was asked.
       return session.status();
@@ -59,7 +59,7 @@ function serve(session: Session, address: ControlAddress, socket: Socket): void 
       return reply({ ok: false, error: { exit: 'usage', message: 'control request refused: wrong session token' } });
     // A streamed exec keeps the connection: what follows the line is its frames.
     if (request.op === 'exec-stream') return relayExec(session, request, socket, buffer.subarray(newline + 1));
-    // `launcher console`: raw console bytes both ways (src/guests/console-relay.ts).
+    // `launcher console`: raw console bytes both ways (src/session/console-relay.ts).
     if (request.op === 'console-stream') return relayConsole(session.machine.console, socket, buffer.subarray(newline + 1));
     handle(session, request).then(
       (result) => reply({ ok: true, result }),

@@ -60,7 +60,7 @@ describe('a Session built whole (fake parts)', function () {
     assert.equal(new Session(fakeParts().parts).status().user, null);
   });
 
-  it("once QEMU is gone: every hook newest first (the session's own, then the launch's), then the lock", async () => {
+  it("once QEMU is gone: the lock says down (zones' down: the platform not yet torn down), then every hook newest first (the session's own, then the launch's), then the lock", async () => {
     const teardown = new Teardown();
     const { parts, calls, exit } = fakeParts({ teardown });
     teardown.add(() => void calls.push('launch: registry'));
@@ -69,7 +69,7 @@ describe('a Session built whole (fake parts)', function () {
     session.onTeardown(async () => void calls.push('control server'));
     exit({ code: 0 });
     assert.equal(await session.ended, undefined);
-    assert.deepEqual(calls, ['control server', 'launch: channel', 'launch: registry', 'lock.release']);
+    assert.deepEqual(calls, ['lock down', 'control server', 'launch: channel', 'launch: registry', 'lock.release']);
   });
 
   it('with the stick pulled out: each hook waited on for a second at most, the lock let go in memory only', async () => {
@@ -92,7 +92,7 @@ describe('a Session built whole (fake parts)', function () {
     const session = new Session(parts);
     const [first, second] = await Promise.all([session.stop(), session.stop()]);
     assert.equal(first, second);
-    assert.deepEqual(calls, ['lock stopping', 'machine.shutdown', 'lock.release']);
+    assert.deepEqual(calls, ['lock stopping', 'machine.shutdown', 'lock down', 'lock.release']);
   });
 
   it('refuses to suspend without a user, or while the guest is paused on a full stick', async () => {

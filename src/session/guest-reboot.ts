@@ -5,7 +5,7 @@
 // (src/vmm/guest-life.ts: what writes guest RAM is retired before the new
 // kernel runs). Answered once the new boot's agent answers.
 import { GuestFailedError } from '../errors.ts';
-import type { Session } from '../session/session.ts';
+import type { Session } from './session.ts';
 
 const RESET_TIMEOUT_MS = 120_000;
 
