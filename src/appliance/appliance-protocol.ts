@@ -35,8 +35,26 @@ export interface CheckResult {
   output: string;
 }
 
+/** What `image inspect` asks for: the source read-only, every file system looked at (inspect-handler.ts). */
+export interface InspectRequest {
+  op: 'inspect';
+  token: string;
+  source: string;
+  /** QEMU's format driver, when the launcher knows it (else told from the header). */
+  format?: string;
+}
+
+export interface InspectResult {
+  source: string;
+  format: string;
+  /** pocketvm-inspect's lines, as printed. */
+  report: string;
+  /** Plug to unplug, in the appliance. */
+  ms: number;
+}
+
 export type ApplianceRequest =
-  AttachRequest | CheckRequest | { op: 'close'; token: string; name: string } | { op: 'list'; token: string } | { op: 'stop'; token: string } | ExecRequest;
+  AttachRequest | CheckRequest | InspectRequest | { op: 'close'; token: string; name: string } | { op: 'list'; token: string } | { op: 'stop'; token: string } | ExecRequest;
 
 /** A partition (or the whole disk, number 0) and what blkid says it holds. */
 export interface FoundPartition {
@@ -65,6 +83,7 @@ export interface OpenSource {
 export interface ApplianceResults {
   attach: OpenSource;
   check: CheckResult;
+  inspect: InspectResult;
   close: { name: string };
   list: OpenSource[];
   stop: { stopped: true };
