@@ -317,7 +317,8 @@ function fromFileSystem(error: unknown): PocketError | undefined {
  * that is damaged (qemu-img check, its partition table); imageMissing (41)
  * no image of that name or hash in the catalog; imageInUse (42) rm of an
  * image a guest is made from; imageInspect (43) nothing in the image could
- * be inspected; imageStore (44) a stored image differs from its catalog row.
+ * be inspected; imageStore (44) a stored image's file is missing or not the
+ * size its catalog row records.
  * Nothing in the store changes when any of them is thrown.
  */
 export class ImageError extends PocketError {

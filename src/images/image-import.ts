@@ -134,7 +134,15 @@ async function importDisk(layout: StickLayout, store: ImageStore, input: DiskInp
     };
     await rename(incoming, store.fileOf(image));
     await syncDir(store.paths.store);
-    store.catalog.add(image, provenance);
+    try {
+      store.catalog.add(image, provenance);
+    } catch (error) {
+      // Another import of the same content got its row in first: this one is its provenance.
+      const raced = store.catalog.byHash(sha256);
+      if (!raced) throw error;
+      store.catalog.addImport(sha256, provenance);
+      return result(raced, input, true, await allocated(store.fileOf(raced)));
+    }
     return result({ ...image, imports: [] }, input, false, await allocated(store.fileOf(image)));
   } finally {
     await rm(incoming, { force: true });

@@ -2,6 +2,7 @@
 // inspected and the facts saved in its row) or an image file; either way the
 // appliance looks at it read-only (inspect-handler.ts) and the launcher
 // turns its report into facts (inspect-report.ts). Nothing is booted.
+import { stat } from 'node:fs/promises';
 import { ImageError } from '../errors.ts';
 import { applianceRequest } from '../appliance/appliance-client.ts';
 import type { ApplianceAddress } from '../appliance/appliance-protocol.ts';
@@ -20,7 +21,19 @@ export interface InspectTarget {
 /** A catalog name or hash first, else a file on the host. */
 export async function resolveInspectTarget(store: ImageStore, ref: string): Promise<InspectTarget> {
   const image = store.catalog.find(ref);
-  if (image) return { path: store.fileOf(image), format: 'qcow2', image };
+  if (image) {
+    // The row and its file must agree before the file is handed to QEMU.
+    const size = await stat(store.fileOf(image)).then(
+      (info) => info.size,
+      () => undefined,
+    );
+    if (size !== image.storedBytes)
+      throw new ImageError('imageStore', `${image.name}: its store file ${size === undefined ? 'is missing' : `is ${size} bytes, the catalog says ${image.storedBytes}`}`, {
+        hint: 'remove it (launcher image rm NAME) and import it again',
+        details: { reason: size === undefined ? 'missing' : 'size', file: store.fileOf(image) },
+      });
+    return { path: store.fileOf(image), format: 'qcow2', image };
+  }
   const source = await detectImportSource(ref).catch((cause: unknown) => {
     throw new ImageError('imageMissing', `${ref} is neither an image in the catalog nor a disk image file`, {
       hint: 'launcher image list shows the catalog',

@@ -10,7 +10,7 @@
 // image a guest is made from. One appliance boot for the whole file.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, copyFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { removeDir, tempDir } from '../dyntable/helpers.ts';
@@ -261,6 +261,13 @@ describe('launcher image: import, list, show, rm, inspect on a Debian corpus', f
     const guestDir = join(stick.root, 'guests', 'from-uefi');
     mkdirSync(guestDir, { recursive: true });
     writeFileSync(join(guestDir, 'guest.json'), JSON.stringify({ format: 1, name: 'from-uefi', source: { kind: 'image', name: 'uefi' } }));
+    // A store file that is not where its row says: inspect refuses it (44) rather than hand QEMU nothing.
+    const uefiFile = join(stick.root, 'images', 'store', storeFiles().find((f) => !f.startsWith(biosHash))!);
+    renameSync(uefiFile, `${uefiFile}.moved`);
+    const gone = await imageJson<{ error: { reason: string } }>(['inspect', 'uefi']);
+    assert.equal(gone.exitCode, 44);
+    assert.equal(gone.json.error.reason, 'missing');
+    renameSync(`${uefiFile}.moved`, uefiFile);
     const refused = await imageJson<{ error: { reason: string; guests: string[] } }>(['rm', 'uefi']);
     assert.equal(refused.exitCode, 42);
     assert.deepEqual(refused.json.error.guests, ['from-uefi']);
