@@ -54,7 +54,13 @@ export interface InspectResult {
 }
 
 export type ApplianceRequest =
-  AttachRequest | CheckRequest | InspectRequest | { op: 'close'; token: string; name: string } | { op: 'list'; token: string } | { op: 'stop'; token: string } | ExecRequest;
+  | AttachRequest
+  | CheckRequest
+  | InspectRequest
+  | { op: 'close'; token: string; name: string }
+  | { op: 'list'; token: string }
+  | { op: 'stop'; token: string }
+  | ExecRequest;
 
 /** A partition (or the whole disk, number 0) and what blkid says it holds. */
 export interface FoundPartition {

@@ -10,8 +10,7 @@ import { ImageError } from '../errors.ts';
 export type DiskFormat = 'raw' | 'qcow2' | 'vmdk' | 'vhdx' | 'vpc' | 'vdi';
 
 export type ImportSource =
-  | { kind: 'disk'; path: string; format: DiskFormat; blockDevice: boolean; bytes: number }
-  | { kind: 'ova'; path: string; bytes: number };
+  { kind: 'disk'; path: string; format: DiskFormat; blockDevice: boolean; bytes: number } | { kind: 'ova'; path: string; bytes: number };
 
 /** The qemu-img format named by an image's first 512 bytes (and its last 512: a fixed VHD has only a footer); undefined: raw or unknown. */
 export function formatOfBytes(head: Buffer, tail: Buffer): Exclude<DiskFormat, 'raw'> | 'ova' | undefined {
@@ -27,7 +26,8 @@ export function formatOfBytes(head: Buffer, tail: Buffer): Exclude<DiskFormat, '
 
 /** Does a raw disk's start look like a disk: an MBR/GPT signature or a file system's magic? */
 export function looksLikeRawDisk(start: Buffer): boolean {
-  const at = (offset: number, magic: string) => start.length >= offset + magic.length && start.subarray(offset, offset + magic.length).toString('latin1') === magic;
+  const at = (offset: number, magic: string) =>
+    start.length >= offset + magic.length && start.subarray(offset, offset + magic.length).toString('latin1') === magic;
   if (start.length >= 512 && start[510] === 0x55 && start[511] === 0xaa) return true; // MBR, protective MBR, FAT/NTFS boot sector
   if (at(512, 'EFI PART')) return true;
   if (start.length >= 1082 && start.readUInt16LE(1080) === 0xef53) return true; // ext2/3/4

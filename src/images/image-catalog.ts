@@ -171,7 +171,16 @@ export class ImageCatalog {
         .prepare(
           'INSERT INTO images (sha256, name, file, file_sha256, virtual_bytes, stored_bytes, partition_table, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
         )
-        .run(image.sha256, image.name, image.file, image.fileSha256, image.virtualBytes, image.storedBytes, JSON.stringify(image.partitionTable), image.createdAt);
+        .run(
+          image.sha256,
+          image.name,
+          image.file,
+          image.fileSha256,
+          image.virtualBytes,
+          image.storedBytes,
+          JSON.stringify(image.partitionTable),
+          image.createdAt,
+        );
       this.#addImport(image.sha256, provenance);
     });
   }

@@ -9,7 +9,7 @@
 // same content takes it over (same name, same bytes).
 import { randomBytes } from 'node:crypto';
 import { open, readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { ImageError } from '../errors.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import type { CatalogImage } from './image-catalog.ts';
@@ -103,12 +103,21 @@ async function importDisk(layout: StickLayout, store: ImageStore, input: DiskInp
     const extents = await mapExtents(root, incoming);
     const table = await readPartitionTable((offset, length) => readVirtual(incoming, extents, offset, length), virtualBytes).catch((cause: unknown) => {
       if (cause instanceof PartitionTableError)
-        throw new ImageError('imageFormat', `${input.display} has a damaged partition table: ${cause.message}`, { cause, details: { reason: 'partition-table' } });
+        throw new ImageError('imageFormat', `${input.display} has a damaged partition table: ${cause.message}`, {
+          cause,
+          details: { reason: 'partition-table' },
+        });
       throw cause;
     });
     const sha256 = await contentSha256(incoming, extents);
     const importedAt = new Date().toISOString();
-    const provenance = { source: input.display, format: input.format, ...(input.member ? { member: input.member } : {}), sourceBytes: input.sourceBytes, importedAt };
+    const provenance = {
+      source: input.display,
+      format: input.format,
+      ...(input.member ? { member: input.member } : {}),
+      sourceBytes: input.sourceBytes,
+      importedAt,
+    };
     const existing = store.catalog.byHash(sha256);
     if (existing) {
       await rm(incoming, { force: true });
@@ -117,7 +126,10 @@ async function importDisk(layout: StickLayout, store: ImageStore, input: DiskInp
     }
     const chosen = name ?? imageNameFor(input.display, (n) => store.catalog.nameTaken(n));
     if (store.catalog.nameTaken(chosen))
-      throw new ImageError('imageFormat', `an image named ${chosen} is in the catalog already`, { hint: 'give another --name', details: { reason: 'name-taken' } });
+      throw new ImageError('imageFormat', `an image named ${chosen} is in the catalog already`, {
+        hint: 'give another --name',
+        details: { reason: 'name-taken' },
+      });
     const handle = await open(incoming, 'r+');
     await handle.sync();
     await handle.close();
@@ -175,8 +187,31 @@ async function syncDir(dir: string): Promise<void> {
   await handle.close();
 }
 
+/** A split vmdk's size: its descriptor and every extent file it names (`RW 4192256 SPARSE "x-s001.vmdk"`). */
+async function vmdkBytes(path: string, bytes: number): Promise<number> {
+  const handle = await open(path, 'r');
+  const head = Buffer.alloc(Math.min(bytes, 64 << 10));
+  await handle.read(head, 0, head.length, 0);
+  await handle.close();
+  const text = head.toString('latin1');
+  if (!text.startsWith('# Disk DescriptorFile')) return bytes;
+  let total = bytes;
+  for (const match of text.matchAll(/^(?:RW|RDONLY|NOACCESS)\s+\d+\s+\w+\s+"([^"]+)"/gm))
+    total += await stat(join(dirname(path), match[1]!)).then(
+      (info) => info.size,
+      () => 0,
+    );
+  return total;
+}
+
 /** Imports FILE|DEVICE (every disk of an OVA); the images it added or found already stored. */
-export async function importImage(layout: StickLayout, store: ImageStore, given: string, options: { name?: string }, events: ImportEvents): Promise<ImportedImage[]> {
+export async function importImage(
+  layout: StickLayout,
+  store: ImageStore,
+  given: string,
+  options: { name?: string },
+  events: ImportEvents,
+): Promise<ImportedImage[]> {
   if (options.name !== undefined && !IMAGE_NAME_PATTERN.test(options.name))
     throw new ImageError('imageFormat', `"${options.name}" is not an image name`, {
       hint: 'image names are 1 to 40 lower-case letters, digits and -, starting with a letter',
@@ -185,7 +220,8 @@ export async function importImage(layout: StickLayout, store: ImageStore, given:
   const source = await detectImportSource(given);
   await sweepIncoming(store);
   if (source.kind === 'disk') {
-    const input = { spec: source.path, format: source.format, display: source.path, sourceBytes: source.bytes };
+    const sourceBytes = source.format === 'vmdk' ? await vmdkBytes(source.path, source.bytes) : source.bytes;
+    const input = { spec: source.path, format: source.format, display: source.path, sourceBytes };
     return [await importDisk(layout, store, input, options.name, events)];
   }
   events.step(`reading the OVA ${basename(source.path)}`);

@@ -28,10 +28,14 @@ export async function resolveInspectTarget(store: ImageStore, ref: string): Prom
       () => undefined,
     );
     if (size !== image.storedBytes)
-      throw new ImageError('imageStore', `${image.name}: its store file ${size === undefined ? 'is missing' : `is ${size} bytes, the catalog says ${image.storedBytes}`}`, {
-        hint: 'remove it (launcher image rm NAME) and import it again',
-        details: { reason: size === undefined ? 'missing' : 'size', file: store.fileOf(image) },
-      });
+      throw new ImageError(
+        'imageStore',
+        `${image.name}: its store file ${size === undefined ? 'is missing' : `is ${size} bytes, the catalog says ${image.storedBytes}`}`,
+        {
+          hint: 'remove it (launcher image rm NAME) and import it again',
+          details: { reason: size === undefined ? 'missing' : 'size', file: store.fileOf(image) },
+        },
+      );
     return { path: store.fileOf(image), format: 'qcow2', image };
   }
   const source = await detectImportSource(ref).catch((cause: unknown) => {
@@ -41,7 +45,8 @@ export async function resolveInspectTarget(store: ImageStore, ref: string): Prom
       details: { reason: 'no-such-image' },
     });
   });
-  if (source.kind === 'ova') throw new ImageError('imageFormat', `${ref} is an OVA: import it first (launcher image import ${ref})`, { details: { reason: 'ova' } });
+  if (source.kind === 'ova')
+    throw new ImageError('imageFormat', `${ref} is an OVA: import it first (launcher image import ${ref})`, { details: { reason: 'ova' } });
   return { path: source.path, format: source.format };
 }
 

@@ -177,7 +177,17 @@ export function architectureOf(hex: string): string | null {
   const bytes = Buffer.from(hex, 'hex');
   if (bytes.length >= 20 && bytes.subarray(0, 4).toString('latin1') === '\x7fELF') {
     const machine = bytes[5] === 2 ? bytes.readUInt16BE(18) : bytes.readUInt16LE(18);
-    const names: Record<number, string> = { 3: 'i386', 8: 'mips', 20: 'ppc', 21: 'ppc64', 22: 's390x', 40: 'arm', 62: 'x86_64', 183: 'aarch64', 243: 'riscv64' };
+    const names: Record<number, string> = {
+      3: 'i386',
+      8: 'mips',
+      20: 'ppc',
+      21: 'ppc64',
+      22: 's390x',
+      40: 'arm',
+      62: 'x86_64',
+      183: 'aarch64',
+      243: 'riscv64',
+    };
     return names[machine] ?? `elf-machine-${machine}`;
   }
   return null;
@@ -241,7 +251,8 @@ export function factsFromReport(report: string): ImageFacts {
     });
   const hasEsp = fileSystems.some((f) => f.esp);
   const ptKind = whole['PTTYPE'] ?? null;
-  const biosBoot = fileSystems.some((f) => f.partType?.toLowerCase() === BIOS_BOOT_GUID) || paths.includes('boot/grub/i386-pc') || (ptKind === 'dos' && !hasEsp);
+  const biosBoot =
+    fileSystems.some((f) => f.partType?.toLowerCase() === BIOS_BOOT_GUID) || paths.includes('boot/grub/i386-pc') || (ptKind === 'dos' && !hasEsp);
   const uefi = hasEsp || paths.includes('boot/grub/x86_64-efi');
   const firmware = uefi && biosBoot ? 'uefi+bios' : uefi ? 'uefi' : biosBoot ? 'bios' : 'unknown';
   const hasGrub = paths.some((p) => /^boot\/grub2?\/grub\.cfg$/.test(p)) || efiFiles.some((p) => /grub/i.test(p));

@@ -21,7 +21,11 @@ export function tarMembers(read: (offset: number, length: number) => Buffer, tot
     const header = read(at, 512);
     if (header.every((byte) => byte === 0)) break;
     if (header.subarray(257, 262).toString('latin1') !== 'ustar') throw new Error(`no tar header at ${at}`);
-    const field = (start: number, length: number) => header.subarray(start, start + length).toString('utf8').replace(/\0.*$/s, '');
+    const field = (start: number, length: number) =>
+      header
+        .subarray(start, start + length)
+        .toString('utf8')
+        .replace(/\0.*$/s, '');
     const bytes = parseInt(field(124, 12).trim() || '0', 8);
     const type = String.fromCharCode(header[156] || 0x30);
     const prefix = field(345, 155);

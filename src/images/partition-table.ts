@@ -43,7 +43,8 @@ export async function readPartitionTable(read: (offset: number, length: number) 
   const entries = [0, 1, 2, 3].map((i) => mbr.subarray(446 + i * 16, 462 + i * 16));
   if (entries.some((e) => e[4] === 0xee)) return readGpt(read, diskBytes);
   // A boot sector of a file system on the whole disk (FAT, NTFS) also ends in 55 aa: it has a BPB, not a table.
-  const fsBoot = ['NTFS    ', 'MSDOS5.0', 'mkfs.fat', 'EXFAT   '].includes(mbr.subarray(3, 11).toString('latin1')) || mbr.subarray(82, 87).toString('latin1') === 'FAT32';
+  const fsBoot =
+    ['NTFS    ', 'MSDOS5.0', 'mkfs.fat', 'EXFAT   '].includes(mbr.subarray(3, 11).toString('latin1')) || mbr.subarray(82, 87).toString('latin1') === 'FAT32';
   if (fsBoot) return { kind: 'none', partitions: [] };
   const partitions: TablePartition[] = [];
   entries.forEach((entry, i) => {

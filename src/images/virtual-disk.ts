@@ -19,7 +19,12 @@ export interface Extent {
 export async function mapExtents(stickRoot: string, file: string): Promise<Extent[]> {
   const result = await runQemuImg(stickRoot, ['map', '--output=json', '-f', 'qcow2', file]);
   if (result.exitCode !== 0) throw new Error(`qemu-img map ${file}: ${lastWords(result)}`);
-  return (JSON.parse(result.stdout) as Extent[]).map(({ start, length, data, offset }) => ({ start, length, data, ...(offset === undefined ? {} : { offset }) }));
+  return (JSON.parse(result.stdout) as Extent[]).map(({ start, length, data, offset }) => ({
+    start,
+    length,
+    data,
+    ...(offset === undefined ? {} : { offset }),
+  }));
 }
 
 const CHUNK = 4 << 20;
@@ -32,7 +37,7 @@ export async function contentSha256(file: string, extents: Extent[]): Promise<st
   try {
     const buffer = Buffer.alloc(CHUNK);
     for (const extent of extents) {
-      for (let done = 0; done < extent.length; ) {
+      for (let done = 0; done < extent.length;) {
         const n = Math.min(CHUNK, extent.length - done);
         if (extent.data) {
           if (extent.offset === undefined) throw new Error(`${file}: a data extent at ${extent.start} has no file offset (compressed?)`);

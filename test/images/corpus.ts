@@ -44,7 +44,11 @@ export interface CorpusSystem {
 }
 
 function sh(command: string, args: string[], input?: string): string {
-  return execFileSync(command, args, { encoding: 'utf8', stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(input === undefined ? {} : { input }) });
+  return execFileSync(command, args, {
+    encoding: 'utf8',
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    ...(input === undefined ? {} : { input }),
+  });
 }
 
 function sized(file: string, bytes: number): void {
@@ -226,7 +230,12 @@ function build(dir: string, tar: string, label: CorpusSystem['label'], log: (mes
 export function buildImageCorpus(log: (message: string) => void = () => {}): CorpusSystem[] {
   const tar = debianTarball(log);
   const self = readFileSync(fileURLToPath(import.meta.url));
-  const key = createHash('sha256').update(self).update(tar).update(readFileSync(join(repo, 'payload/default/SHA256SUMS'))).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(self)
+    .update(tar)
+    .update(readFileSync(join(repo, 'payload/default/SHA256SUMS')))
+    .digest('hex')
+    .slice(0, 16);
   const dir = join(CORPUS_CACHE, `disks-${key}`);
   const facts = join(dir, 'corpus.json');
   if (existsSync(facts)) return JSON.parse(readFileSync(facts, 'utf8')) as CorpusSystem[];

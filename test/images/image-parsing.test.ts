@@ -139,7 +139,9 @@ describe('image store parsing', () => {
       { spec: '/dev/sdb1', mountpoint: '/srv', type: 'xfs', options: 'defaults' },
     ]);
     assert.deepEqual(
-      parsePasswd('root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/:/usr/sbin/nologin\nbob:x:1001:1001::/home/bob:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n').map((u) => u.name),
+      parsePasswd(
+        'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/:/usr/sbin/nologin\nbob:x:1001:1001::/home/bob:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n',
+      ).map((u) => u.name),
       ['root', 'bob'],
     );
     assert.deepEqual(parseInterfaces('auto eth0\niface eth0 inet static\n  address 192.0.2.5/24\n  gateway 192.0.2.1 # gw\niface eth1 inet dhcp\n'), [
@@ -192,11 +194,7 @@ describe('image store parsing', () => {
     assert.equal(facts.windows, null);
     // A disk with an NTFS holding Windows: found, its hives named as not read.
     const windows = factsFromReport(
-      [
-        `blkid 0 /dev/sdb 1000 ${b64('TYPE=ntfs\nUUID=W1\n')}`,
-        'mounted 0 ntfs',
-        'path 0 Windows/System32/config/SOFTWARE',
-      ].join('\n'),
+      [`blkid 0 /dev/sdb 1000 ${b64('TYPE=ntfs\nUUID=W1\n')}`, 'mounted 0 ntfs', 'path 0 Windows/System32/config/SOFTWARE'].join('\n'),
     );
     assert.equal(windows.os.family, 'windows');
     assert.deepEqual(windows.windows, { found: true, hives: 'not parsed' });

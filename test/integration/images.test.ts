@@ -127,6 +127,7 @@ describe('launcher image: import, list, show, rm, inspect on a Debian corpus', f
       ['raw', 'vmdk', 'vmdk', 'vhdx', 'vpc', 'vdi', 'qcow2', 'vmdk'],
     );
     assert.ok(json.imports.at(-1)!.member?.endsWith('-disk1.vmdk'), 'the OVA member is recorded');
+    assert.ok(json.imports[2]!.sourceBytes > 1 << 20, 'a split vmdk counts its extent files, not only its descriptor');
     assert.equal(json.partitionTable.partitions.length, 1);
   });
 
@@ -169,7 +170,14 @@ describe('launcher image: import, list, show, rm, inspect on a Debian corpus', f
     ] as const) {
       const text = await image(['import', file]);
       assert.equal(text.exitCode, 40, `${file}: ${text.stderr}`);
-      assert.equal(text.stderr.trim().split('\n').filter((l) => l.includes('error:')).length, 1, text.stderr);
+      assert.equal(
+        text.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => l.includes('error:')).length,
+        1,
+        text.stderr,
+      );
       const { exitCode, json } = await imageJson<{ error: { reason: string } }>(['import', file]);
       assert.equal(exitCode, 40);
       assert.equal(json.error.reason, reason, file);
@@ -262,7 +270,12 @@ describe('launcher image: import, list, show, rm, inspect on a Debian corpus', f
     mkdirSync(guestDir, { recursive: true });
     writeFileSync(join(guestDir, 'guest.json'), JSON.stringify({ format: 1, name: 'from-uefi', source: { kind: 'image', name: 'uefi' } }));
     // A store file that is not where its row says: inspect refuses it (44) rather than hand QEMU nothing.
-    const uefiFile = join(stick.root, 'images', 'store', storeFiles().find((f) => !f.startsWith(biosHash))!);
+    const uefiFile = join(
+      stick.root,
+      'images',
+      'store',
+      storeFiles().find((f) => !f.startsWith(biosHash))!,
+    );
     renameSync(uefiFile, `${uefiFile}.moved`);
     const gone = await imageJson<{ error: { reason: string } }>(['inspect', 'uefi']);
     assert.equal(gone.exitCode, 44);

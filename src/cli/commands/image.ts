@@ -31,7 +31,10 @@ async function withStore<T>(stick: string | undefined, work: (layout: StickLayou
 function findImage(store: ImageStore, ref: string): CatalogImage {
   const image = store.catalog.find(ref);
   if (!image)
-    throw new ImageError('imageMissing', `no image named ${ref} in the catalog`, { hint: 'launcher image list shows the catalog', details: { reason: 'no-such-image' } });
+    throw new ImageError('imageMissing', `no image named ${ref} in the catalog`, {
+      hint: 'launcher image list shows the catalog',
+      details: { reason: 'no-such-image' },
+    });
   return image;
 }
 
@@ -60,7 +63,8 @@ function describeImage(image: CatalogImage): string[] {
     `  size         ${mib(image.virtualBytes)} virtual, ${mib(image.storedBytes)} stored (qcow2)`,
     `  partitions   ${image.partitionTable.kind}: ${image.partitionTable.partitions.map((p) => `${p.number} ${mib(p.bytes)}`).join(', ') || '-'}`,
   ];
-  for (const i of image.imports) lines.push(`  imported     ${i.importedAt} from ${i.source}${i.member ? ` (${i.member})` : ''} as ${i.format}, ${mib(i.sourceBytes)}`);
+  for (const i of image.imports)
+    lines.push(`  imported     ${i.importedAt} from ${i.source}${i.member ? ` (${i.member})` : ''} as ${i.format}, ${mib(i.sourceBytes)}`);
   if (image.facts) lines.push(...describeFacts(image.facts as unknown as ImageFacts));
   else lines.push('  facts        not inspected yet (launcher image inspect NAME)');
   return lines;
@@ -111,7 +115,7 @@ export function registerImage(program: Command, output: () => Output): void {
     }
   });
 
-  sub('show', "one image: its provenance, hashes and facts")
+  sub('show', 'one image: its provenance, hashes and facts')
     .argument('<image>', 'a name or sha256 (prefix of 8 or more)')
     .action(async (ref: string, options: { stick?: string }) => {
       const out = output();
