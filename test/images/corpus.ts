@@ -24,6 +24,9 @@ import { fileURLToPath } from 'node:url';
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CORPUS_CACHE = join(repo, '.cache', 'images-corpus');
 
+/** Raised when what build() makes changes: the cached disks are rebuilt. */
+const CORPUS_VERSION = 1;
+
 const MMDEBSTRAP = ['--variant=minbase', '--include=ifupdown,grub-pc-bin,grub-efi-amd64-bin', 'bookworm'];
 
 export interface CorpusSystem {
@@ -229,9 +232,8 @@ function build(dir: string, tar: string, label: CorpusSystem['label'], log: (mes
 /** The two systems' raw disks, from the cache when this file and the tarball are unchanged. */
 export function buildImageCorpus(log: (message: string) => void = () => {}): CorpusSystem[] {
   const tar = debianTarball(log);
-  const self = readFileSync(fileURLToPath(import.meta.url));
   const key = createHash('sha256')
-    .update(self)
+    .update(String(CORPUS_VERSION))
     .update(tar)
     .update(readFileSync(join(repo, 'payload/default/SHA256SUMS')))
     .digest('hex')
@@ -244,7 +246,9 @@ export function buildImageCorpus(log: (message: string) => void = () => {}): Cor
   mkdirSync(building, { recursive: true });
   const systems = (['bios-mbr', 'uefi-gpt'] as const).map((label) => build(building, tar, label, log));
   writeFileSync(join(building, 'corpus.json'), JSON.stringify(systems.map((s) => ({ ...s, raw: join(dir, `${s.label}.raw`) }))));
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(building, dir);
+  // Another process (a test and a benchmark at once) may have finished first: its disks stay (one
+  // in use must not change under it), this build goes.
+  if (existsSync(facts)) rmSync(building, { recursive: true, force: true });
+  else renameSync(building, dir);
   return JSON.parse(readFileSync(facts, 'utf8')) as CorpusSystem[];
 }
