@@ -31,6 +31,11 @@ export const ExitCode = {
   notPermitted: 32,
   severalGuests: 33,
   hostBusy: 34,
+  imageFormat: 40,
+  imageMissing: 41,
+  imageInUse: 42,
+  imageInspect: 43,
+  imageStore: 44,
   interrupted: 130,
 } as const;
 
@@ -318,6 +323,26 @@ function fromFileSystem(error: unknown): PocketError | undefined {
       return new PocketError('usage', `no permission to use ${path}`, options('check the path and its permissions'));
     default:
       return undefined;
+  }
+}
+
+/**
+ * `launcher image` (docs/image-store.md). The kind says what went wrong:
+ * imageFormat (40) a file that is not a disk image pocketvm reads, or one
+ * that is damaged (qemu-img check, its partition table); imageMissing (41)
+ * no image of that name or hash in the catalog; imageInUse (42) rm of an
+ * image a guest is made from; imageInspect (43) nothing in the image could
+ * be inspected; imageStore (44) a stored image's file is missing or not the
+ * size its catalog row records.
+ * Nothing in the store changes when any of them is thrown.
+ */
+export class ImageError extends PocketError {
+  constructor(
+    kind: 'imageFormat' | 'imageMissing' | 'imageInUse' | 'imageInspect' | 'imageStore',
+    message: string,
+    options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    super(kind, message, options);
   }
 }
 

@@ -20,6 +20,8 @@ import {
   type AttachRequest,
   type CheckRequest,
   type CheckResult,
+  type InspectRequest,
+  type InspectResult,
   type OpenSource,
   parseCheckLine,
   type NewShare,
@@ -30,6 +32,7 @@ import { runInAppliance } from './guest-command.ts';
 import { type PluggedSource, plugSource, unplugSource } from './source-disk.ts';
 import { inspectSource } from './source-image.ts';
 import { forwardPort, guestPorts, hostOwner, newPassword, SHARE_USER, type ShareInfo, shareUrls, unforwardPort } from './source-share.ts';
+import { inspectHandler } from './inspect-handler.ts';
 
 export function applianceAddressFile(layout: StickLayout): string {
   return join(layout.runDir, 'appliance.json');
@@ -239,6 +242,16 @@ export class ApplianceDaemon {
     });
   }
 
+  /** `image inspect`: the source plugged read-only at a free target while it is looked at (inspect-handler.ts). */
+  inspect(request: InspectRequest): Promise<InspectResult> {
+    return this.#serial(async () => {
+      const used = new Set([...this.#opened.values()].map((o) => o.plugged.target));
+      const target = Array.from({ length: MAX_TARGETS }, (_, i) => i).find((i) => !used.has(i));
+      if (target === undefined) throw new FilesError(`${MAX_TARGETS} sources are open already`, { hint: 'close one: launcher files close NAME' });
+      return inspectHandler(this.#appliance, request, target);
+    });
+  }
+
   close(name: string): Promise<{ name: string }> {
     return this.#serial(async () => {
       const opened = this.#openedAs(name);
@@ -269,6 +282,8 @@ export class ApplianceDaemon {
         return this.attach(request);
       case 'check':
         return this.check(request);
+      case 'inspect':
+        return this.inspect(request);
       case 'close':
         return this.close(request.name);
       case 'share':

@@ -46,11 +46,29 @@ export interface ShareRequest {
 
 /** A share as it starts: the only time its password is told. */
 export type NewShare = ShareInfo & { name: string; password: string; seconds: number };
+/** What `image inspect` asks for: the source read-only, every file system looked at (inspect-handler.ts). */
+export interface InspectRequest {
+  op: 'inspect';
+  token: string;
+  source: string;
+  /** QEMU's format driver, when the launcher knows it (else told from the header). */
+  format?: string;
+}
+
+export interface InspectResult {
+  source: string;
+  format: string;
+  /** pocketvm-inspect's lines, as printed. */
+  report: string;
+  /** Plug to unplug, in the appliance. */
+  ms: number;
+}
 
 export type ApplianceRequest =
   | AttachRequest
   | CheckRequest
   | ShareRequest
+  | InspectRequest
   | { op: 'close'; token: string; name: string }
   | { op: 'list'; token: string }
   | { op: 'stop'; token: string }
@@ -85,6 +103,7 @@ export interface OpenSource {
 export interface ApplianceResults {
   attach: OpenSource;
   check: CheckResult;
+  inspect: InspectResult;
   close: { name: string };
   share: NewShare | { name: string; stopped: true };
   list: OpenSource[];

@@ -11,6 +11,7 @@ import { registerExec } from './commands/exec.ts';
 import { registerConsole } from './commands/console.ts';
 import { registerFiles } from './commands/files.ts';
 import { registerForget } from './commands/forget.ts';
+import { registerImage } from './commands/image.ts';
 import { registerGuest } from './commands/guest.ts';
 import { registerInitStick } from './commands/init-stick.ts';
 import { registerMakeStick } from './commands/make-stick.ts';
@@ -63,6 +64,7 @@ export async function main(argv: string[]): Promise<number> {
   registerReg(program, current);
   registerGuest(program, current);
   registerFiles(program, current);
+  registerImage(program, current);
   registerSession(program);
   registerAppliance(program);
   for (const command of program.commands) command.exitOverride();

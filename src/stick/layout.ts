@@ -84,3 +84,13 @@ export function systemOverlayPath(layout: StickLayout, user: string, guest: stri
 export function guestsRoot(layout: StickLayout): string {
   return join(layout.root, 'guests');
 }
+
+/**
+ * The image store (docs/image-store.md): imported disk images, each a sparse
+ * qcow2 named by the sha256 of its guest-visible content, their catalog, and
+ * the folder where an import writes before it is renamed into the store.
+ */
+export function imageStorePaths(layout: StickLayout): { root: string; store: string; incoming: string; catalog: string } {
+  const root = join(layout.root, 'images');
+  return { root, store: join(root, 'store'), incoming: join(root, 'incoming'), catalog: join(root, 'catalog.sqlite') };
+}

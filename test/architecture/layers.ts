@@ -5,7 +5,7 @@
 //
 //   errors.ts → primitives → platform → runtime, payload
 //     → stick, auth, vmm, ninep, guestregistry → hostprobe, dyntable
-//     → session, audit → guests, console, appliance → cli
+//     → session, audit → guests, console, appliance → images → cli
 //
 // src/ never imports build/ (build/ is a tool above the launcher and may
 // import src/; a checkout's launcher loads build/ by a computed path through
@@ -30,6 +30,7 @@ export const LAYERS: ReadonlyArray<{ folders: readonly string[]; holds: string }
     holds:
       'several guests on a stick: their records, states and lifecycle (issue 19); the console page: its HTTP server, access checks, the screen bridge; the helper appliance behind launcher files (issue 20)',
   },
+  { folders: ['images'], holds: 'the image store and catalog on the stick: import, inspect through the appliance (issue 21)' },
   { folders: ['cli'], holds: 'commands, prompts, output' },
 ];
 

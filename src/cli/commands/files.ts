@@ -35,7 +35,7 @@ async function appliancePayloadDir(out: Output, layout: StickLayout): Promise<st
   }
 }
 
-async function appliance(out: Output, stick: string | undefined, start: boolean): Promise<Appliance | undefined> {
+export async function appliance(out: Output, stick: string | undefined, start: boolean): Promise<Appliance | undefined> {
   const layout = await openStick(resolveStickRoot(stick));
   const running = await findAppliance(layout);
   if (running) return { layout, address: running };

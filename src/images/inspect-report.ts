@@ -1,0 +1,301 @@
+// What `image inspect` says about an image, made from the lines the
+// appliance's pocketvm-inspect printed (payload/appliance-rootfs/usr/bin/
+// pocketvm-inspect): the partitions and file systems blkid saw, and the
+// configuration files of each system it mounted read-only. Pure parsing: no
+// I/O, so every rule here is unit-tested on text.
+
+export interface FileSystemFact {
+  partition: number;
+  device: string;
+  bytes: number;
+  type: string | null;
+  uuid: string | null;
+  label: string | null;
+  /** GPT/MBR: the partition's own id and its type (GUID, or 0xNN). */
+  partUuid: string | null;
+  partType: string | null;
+  /** Where the system's fstab mounts it. */
+  mountpoint: string | null;
+  esp: boolean;
+}
+
+export interface FstabEntry {
+  spec: string;
+  mountpoint: string;
+  type: string;
+  options: string;
+}
+
+export interface UserFact {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+}
+
+export interface NetworkInterfaceFact {
+  name: string;
+  method: string;
+  address?: string;
+  gateway?: string;
+}
+
+export interface ImageFacts {
+  os: { family: 'linux' | 'windows' | 'unknown'; distribution: string | null; version: string | null; codename: string | null; name: string | null };
+  architecture: string | null;
+  /** The partition the system's root file system is on (0: the whole disk). */
+  rootPartition: number | null;
+  partitionTable: { kind: string | null; id: string | null };
+  firmware: 'uefi' | 'bios' | 'uefi+bios' | 'unknown';
+  bootloader: string | null;
+  kernels: { version: string; file: string; initramfs: string | null }[];
+  fileSystems: FileSystemFact[];
+  fstab: FstabEntry[];
+  hostname: string | null;
+  machineId: string | null;
+  /** Login accounts: root and uids from 1000 up (not nobody). */
+  users: UserFact[];
+  network: { interfaces: NetworkInterfaceFact[]; files: string[] };
+  packages: { manager: 'dpkg' | 'apk' | 'rpm'; count: number | null } | null;
+  efiFiles: string[];
+  windows: { found: boolean; hives: 'not parsed' } | null;
+}
+
+export const ESP_GUID = 'c12a7328-f81f-11d2-ba4b-00a0c93ec93b';
+const BIOS_BOOT_GUID = '21686148-6449-6e6f-744e-656564454649';
+
+interface Raw {
+  disk?: { device: string; bytes: number };
+  blkid: Map<number, { device: string; bytes: number; values: Record<string, string> }>;
+  files: Map<number, Map<string, string>>;
+  paths: Map<number, string[]>;
+  elf: Map<number, string>;
+  counts: Map<number, Record<string, number>>;
+  mounted: Set<number>;
+}
+
+const decode = (b64: string | undefined) => (b64 ? Buffer.from(b64, 'base64').toString('utf8') : '');
+
+function parseLines(report: string): Raw {
+  const raw: Raw = { blkid: new Map(), files: new Map(), paths: new Map(), elf: new Map(), counts: new Map(), mounted: new Set() };
+  for (const line of report.split('\n')) {
+    const [what, ...f] = line.trim().split(' ');
+    const n = Number(f[0]);
+    switch (what) {
+      case 'disk':
+        raw.disk = { device: f[0]!, bytes: Number(f[1]) };
+        break;
+      case 'blkid': {
+        const values: Record<string, string> = {};
+        for (const pair of decode(f[3]).split('\n')) {
+          const eq = pair.indexOf('=');
+          if (eq > 0) values[pair.slice(0, eq)] = pair.slice(eq + 1).replace(/\\(.)/g, '$1');
+        }
+        raw.blkid.set(n, { device: f[1]!, bytes: Number(f[2]), values });
+        break;
+      }
+      case 'mounted':
+        raw.mounted.add(n);
+        break;
+      case 'file':
+        if (!raw.files.has(n)) raw.files.set(n, new Map());
+        raw.files.get(n)!.set(f[1]!, decode(f[2]));
+        break;
+      case 'path':
+        if (!raw.paths.has(n)) raw.paths.set(n, []);
+        raw.paths.get(n)!.push(f.slice(1).join(' '));
+        break;
+      case 'elf':
+        raw.elf.set(n, f[2] ?? '');
+        break;
+      case 'count':
+        raw.counts.set(n, { ...raw.counts.get(n), [f[1]!]: Number(f[2]) });
+        break;
+    }
+  }
+  return raw;
+}
+
+/** KEY=value lines (os-release), quotes removed. */
+export function parseKeyValues(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const match = /^\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
+    if (match) out[match[1]!] = match[2]!.trim().replace(/^(["'])(.*)\1$/, '$2');
+  }
+  return out;
+}
+
+export function parseFstab(text: string): FstabEntry[] {
+  return text
+    .split('\n')
+    .map((line) => line.replace(/#.*$/, '').trim())
+    .filter(Boolean)
+    .map((line) => line.split(/\s+/))
+    .filter((f) => f.length >= 3)
+    .map(([spec, mountpoint, type, options]) => ({ spec: spec!, mountpoint: mountpoint!, type: type!, options: options ?? 'defaults' }));
+}
+
+export function parsePasswd(text: string): UserFact[] {
+  return text
+    .split('\n')
+    .map((line) => line.split(':'))
+    .filter((f) => f.length >= 7)
+    .map(([name, , uid, gid, , home, shell]) => ({ name: name!, uid: Number(uid), gid: Number(gid), home: home!, shell: shell! }))
+    .filter((u) => u.uid === 0 || (u.uid >= 1000 && u.uid < 60000));
+}
+
+/** Debian's /etc/network/interfaces (and interfaces.d): `iface NAME inet METHOD` and its `address`/`gateway`. */
+export function parseInterfaces(text: string): NetworkInterfaceFact[] {
+  const out: NetworkInterfaceFact[] = [];
+  let current: NetworkInterfaceFact | undefined;
+  for (const line of text.split('\n').map((l) => l.replace(/#.*$/, '').trim())) {
+    const iface = /^iface\s+(\S+)\s+inet6?\s+(\S+)/.exec(line);
+    if (iface) {
+      current = { name: iface[1]!, method: iface[2]! };
+      out.push(current);
+      continue;
+    }
+    const option = /^(address|gateway)\s+(\S+)/.exec(line);
+    if (option && current) current[option[1] as 'address' | 'gateway'] = option[2]!;
+  }
+  return out;
+}
+
+/** systemd-networkd .network files: [Match] Name=, DHCP= or Address=. */
+function parseNetworkd(text: string): NetworkInterfaceFact[] {
+  const values = parseKeyValues(text);
+  const name = values['Name'];
+  if (!name) return [];
+  const address = values['Address'];
+  return [{ name, method: address ? 'static' : values['DHCP'] && values['DHCP'] !== 'no' ? 'dhcp' : 'manual', ...(address ? { address } : {}) }];
+}
+
+/** The architecture an ELF header (hex of its first 20 bytes) or a PE file's start names. */
+export function architectureOf(hex: string): string | null {
+  const bytes = Buffer.from(hex, 'hex');
+  if (bytes.length >= 20 && bytes.subarray(0, 4).toString('latin1') === '\x7fELF') {
+    const machine = bytes[5] === 2 ? bytes.readUInt16BE(18) : bytes.readUInt16LE(18);
+    const names: Record<number, string> = {
+      3: 'i386',
+      8: 'mips',
+      20: 'ppc',
+      21: 'ppc64',
+      22: 's390x',
+      40: 'arm',
+      62: 'x86_64',
+      183: 'aarch64',
+      243: 'riscv64',
+    };
+    return names[machine] ?? `elf-machine-${machine}`;
+  }
+  return null;
+}
+
+/** A fstab spec (UUID=, LABEL=, PARTUUID=, /dev/…) matched to a file system. */
+function matches(spec: string, fs: FileSystemFact): boolean {
+  const [key, value] = spec.includes('=') ? [spec.slice(0, spec.indexOf('=')), spec.slice(spec.indexOf('=') + 1)] : ['', spec];
+  if (key === 'UUID') return fs.uuid?.toLowerCase() === value.toLowerCase();
+  if (key === 'LABEL') return fs.label === value;
+  if (key === 'PARTUUID') return fs.partUuid?.toLowerCase() === value.toLowerCase();
+  return false;
+}
+
+export function factsFromReport(report: string): ImageFacts {
+  const raw = parseLines(report);
+  const whole = raw.blkid.get(0)?.values ?? {};
+  const fileSystems: FileSystemFact[] = [...raw.blkid.entries()]
+    .filter(([n, b]) => n !== 0 || !b.values['PTTYPE'])
+    .map(([partition, b]) => {
+      const partType = b.values['PART_ENTRY_TYPE'] ?? null;
+      return {
+        partition,
+        device: b.device,
+        bytes: b.bytes,
+        type: b.values['TYPE'] ?? null,
+        uuid: b.values['UUID'] ?? null,
+        label: b.values['LABEL'] ?? null,
+        partUuid: b.values['PART_ENTRY_UUID'] ?? null,
+        partType,
+        mountpoint: null,
+        esp: partType?.toLowerCase() === ESP_GUID || partType === '0xef',
+      };
+    });
+  // The system: the file system with an os-release (else a Windows folder, else any /etc).
+  const rootOf = (test: (files: Map<string, string>, paths: string[]) => boolean) =>
+    [...raw.mounted].find((n) => test(raw.files.get(n) ?? new Map(), raw.paths.get(n) ?? []));
+  const root =
+    rootOf((files) => files.has('etc/os-release') || files.has('usr/lib/os-release')) ??
+    rootOf((_files, paths) => paths.some((p) => p.startsWith('Windows/'))) ??
+    rootOf((files) => files.has('etc/fstab') || files.has('etc/passwd'));
+  const files = raw.files.get(root ?? -1) ?? new Map<string, string>();
+  const paths = raw.paths.get(root ?? -1) ?? [];
+  const osRelease = parseKeyValues(files.get('etc/os-release') ?? files.get('usr/lib/os-release') ?? '');
+  const isWindows = paths.some((p) => p.startsWith('Windows/'));
+  const fstab = parseFstab(files.get('etc/fstab') ?? '');
+  for (const entry of fstab) {
+    const fs = fileSystems.find((f) => matches(entry.spec, f));
+    if (fs) fs.mountpoint = entry.mountpoint;
+  }
+  const rootFs = fileSystems.find((f) => f.partition === root);
+  if (rootFs && !rootFs.mountpoint) rootFs.mountpoint = '/';
+  // The ESP's files: every mounted file system that had an EFI folder.
+  const efiFiles = [...raw.paths.entries()].flatMap(([n, list]) => (n === root ? [] : list.filter((p) => /^efi\//i.test(p))));
+  const kernels = paths
+    .filter((p) => /^boot\/vmlinu[xz]-/.test(p))
+    .map((file) => {
+      const version = file.replace(/^boot\/vmlinu[xz]-/, '');
+      const initramfs = paths.find((p) => p === `boot/initrd.img-${version}` || p === `boot/initramfs-${version}.img`) ?? null;
+      return { version, file: `/${file}`, initramfs: initramfs ? `/${initramfs}` : null };
+    });
+  const hasEsp = fileSystems.some((f) => f.esp);
+  const ptKind = whole['PTTYPE'] ?? null;
+  const biosBoot =
+    fileSystems.some((f) => f.partType?.toLowerCase() === BIOS_BOOT_GUID) || paths.includes('boot/grub/i386-pc') || (ptKind === 'dos' && !hasEsp);
+  const uefi = hasEsp || paths.includes('boot/grub/x86_64-efi');
+  const firmware = uefi && biosBoot ? 'uefi+bios' : uefi ? 'uefi' : biosBoot ? 'bios' : 'unknown';
+  const hasGrub = paths.some((p) => /^boot\/grub2?\/grub\.cfg$/.test(p)) || efiFiles.some((p) => /grub/i.test(p));
+  const bootloader = hasGrub
+    ? 'grub'
+    : efiFiles.some((p) => /systemd-boot|loader\/loader\.conf/i.test(p)) || paths.some((p) => p.startsWith('boot/loader/entries/'))
+      ? 'systemd-boot'
+      : paths.some((p) => /^boot\/(syslinux|extlinux)$/.test(p))
+        ? 'syslinux'
+        : isWindows && efiFiles.some((p) => /bootmgfw\.efi$/i.test(p))
+          ? 'windows-boot-manager'
+          : null;
+  const interfaceFiles = [...files.keys()].filter((p) => /^etc\/(network\/interfaces|netplan\/|systemd\/network\/|sysconfig\/network-scripts\/)/.test(p));
+  const interfaces = interfaceFiles.flatMap((p) => (p.startsWith('etc/systemd/network/') ? parseNetworkd(files.get(p)!) : parseInterfaces(files.get(p)!)));
+  const counts = raw.counts.get(root ?? -1) ?? {};
+  const manager = (['dpkg', 'apk', 'rpm'] as const).find((m) => counts[m] !== undefined);
+  const distribution = osRelease['ID'] ?? (files.has('etc/debian_version') ? 'debian' : isWindows ? 'windows' : null);
+  const version = osRelease['VERSION_ID'] ?? files.get('etc/debian_version')?.trim() ?? null;
+  return {
+    os: {
+      family: isWindows ? 'windows' : root !== undefined ? 'linux' : 'unknown',
+      distribution,
+      version,
+      codename: osRelease['VERSION_CODENAME'] ?? null,
+      name: osRelease['PRETTY_NAME'] ?? null,
+    },
+    architecture: root === undefined ? null : architectureOf(raw.elf.get(root) ?? ''),
+    rootPartition: root ?? null,
+    partitionTable: { kind: ptKind, id: whole['PTUUID'] ?? null },
+    firmware,
+    bootloader,
+    kernels,
+    fileSystems,
+    fstab,
+    hostname: files.get('etc/hostname')?.trim().split('\n')[0] || null,
+    machineId: files.get('etc/machine-id')?.trim() || null,
+    users: parsePasswd(files.get('etc/passwd') ?? ''),
+    network: {
+      interfaces,
+      files: [...interfaceFiles, ...paths.filter((p) => p.startsWith('etc/NetworkManager/system-connections/'))].map((p) => `/${p}`),
+    },
+    packages: manager ? { manager, count: counts[manager]! >= 0 ? counts[manager]! : null } : null,
+    efiFiles: efiFiles.map((p) => `/${p}`),
+    windows: isWindows ? { found: true, hives: 'not parsed' } : null,
+  };
+}

@@ -1,0 +1,254 @@
+// The image tests' corpus (issue 21): two small Debian systems made with the
+// real tools, as the image guests' build makes its tree (root: mmdebstrap and
+// the tree's ownership), so `image inspect` has real facts to find:
+//
+//   bios-mbr  an MBR with one ext4 root; GRUB's i386-pc modules and grub.cfg
+//             under /boot/grub; a static address in /etc/network/interfaces
+//   uefi-gpt  a GPT with an ESP (FAT32: EFI/BOOT/BOOTX64.EFI, grub's
+//             monolithic EFI binary, and EFI/debian/grub.cfg), an ext4 root
+//             and an xfs /srv; DHCP
+//
+// Both: `mmdebstrap --variant=minbase` with ifupdown and GRUB's module
+// packages, a hostname, a machine-id, a user alice (1000), the payload's own
+// kernel and initramfs as /boot/vmlinuz-VERSION and /boot/initrd.img-VERSION,
+// and an fstab naming each file system by the UUID the test gave it. The
+// disks hold no boot code (grub-install needs a block device): they are for
+// reading, not booting. The mmdebstrap tarball and the raw disks are cached
+// under .cache/images-corpus/ by a hash of everything that makes them.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, appendFileSync, truncateSync, closeSync, openSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CORPUS_CACHE = join(repo, '.cache', 'images-corpus');
+
+/** Raised when what build() makes changes: the cached disks are rebuilt. */
+const CORPUS_VERSION = 1;
+
+const MMDEBSTRAP = ['--variant=minbase', '--include=ifupdown,grub-pc-bin,grub-efi-amd64-bin', 'bookworm'];
+
+export interface CorpusSystem {
+  label: 'bios-mbr' | 'uefi-gpt';
+  raw: string;
+  table: 'dos' | 'gpt';
+  firmware: 'bios' | 'uefi';
+  hostname: string;
+  machineId: string;
+  kernelVersion: string;
+  /** dpkg's installed packages, counted in the tarball's status file. */
+  packages: number;
+  debianVersion: string;
+  rootUuid: string;
+  espUuid?: string;
+  srvUuid?: string;
+  network: { name: string; method: string; address?: string };
+}
+
+function sh(command: string, args: string[], input?: string): string {
+  return execFileSync(command, args, {
+    encoding: 'utf8',
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    ...(input === undefined ? {} : { input }),
+  });
+}
+
+function sized(file: string, bytes: number): void {
+  closeSync(openSync(file, 'w'));
+  truncateSync(file, bytes);
+}
+
+/** The payload kernel's release, from its bzImage setup header (kernel_version at 0x20e, relative to 0x200). */
+function kernelVersion(): string {
+  const image = readFileSync(join(repo, 'payload', 'default', 'vmlinuz'));
+  const at = image.readUInt16LE(0x20e) + 0x200;
+  return image.subarray(at, image.indexOf(0, at)).toString('latin1').split(' ')[0]!;
+}
+
+/** The minbase tarball, made once (a few minutes) and reused. */
+function debianTarball(log: (message: string) => void): string {
+  const hash = createHash('sha256').update(JSON.stringify(MMDEBSTRAP)).digest('hex').slice(0, 16);
+  const tar = join(CORPUS_CACHE, `minbase-${hash}.tar`);
+  if (existsSync(tar)) return tar;
+  mkdirSync(CORPUS_CACHE, { recursive: true });
+  log(`mmdebstrap ${MMDEBSTRAP.join(' ')} (cached as ${tar})`);
+  execFileSync('mmdebstrap', [...MMDEBSTRAP, `${tar}.partial`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  renameSync(`${tar}.partial`, tar);
+  return tar;
+}
+
+function commonTree(tree: string, tar: string, system: Pick<CorpusSystem, 'hostname' | 'machineId' | 'kernelVersion'>): void {
+  rmSync(tree, { recursive: true, force: true });
+  mkdirSync(tree, { recursive: true });
+  sh('tar', ['-xpf', tar, '-C', tree, '--numeric-owner']);
+  writeFileSync(join(tree, 'etc/hostname'), `${system.hostname}\n`);
+  writeFileSync(join(tree, 'etc/machine-id'), `${system.machineId}\n`);
+  appendFileSync(join(tree, 'etc/passwd'), 'alice:x:1000:1000:Alice,,,:/home/alice:/bin/bash\n');
+  appendFileSync(join(tree, 'etc/group'), 'alice:x:1000:\n');
+  appendFileSync(join(tree, 'etc/shadow'), 'alice:!:19000:0:99999:7:::\n');
+  mkdirSync(join(tree, 'home/alice'), { recursive: true });
+  sh('chown', ['1000:1000', join(tree, 'home/alice')]);
+  cpSync(join(repo, 'payload/default/vmlinuz'), join(tree, `boot/vmlinuz-${system.kernelVersion}`));
+  cpSync(join(repo, 'payload/default/initrd.img'), join(tree, `boot/initrd.img-${system.kernelVersion}`));
+  mkdirSync(join(tree, 'boot/grub'), { recursive: true });
+  writeFileSync(
+    join(tree, 'boot/grub/grub.cfg'),
+    `menuentry 'Debian' {\n  linux /boot/vmlinuz-${system.kernelVersion} root=UUID=@ROOT@ ro\n  initrd /boot/initrd.img-${system.kernelVersion}\n}\n`,
+  );
+}
+
+function countPackages(tree: string): number {
+  return readFileSync(join(tree, 'var/lib/dpkg/status'), 'utf8')
+    .split('\n')
+    .filter((l) => l === 'Status: install ok installed').length;
+}
+
+function ext4(tree: string, file: string, uuid: string, extraMiB: number): number {
+  const used = Number(sh('du', ['-sxB1M', tree]).split('\t')[0]);
+  const bytes = (used + extraMiB) << 20;
+  sized(file, bytes);
+  sh('mke2fs', ['-q', '-F', '-t', 'ext4', '-U', uuid, '-L', 'root', '-d', tree, file]);
+  return bytes;
+}
+
+function build(dir: string, tar: string, label: CorpusSystem['label'], log: (message: string) => void): CorpusSystem {
+  const version = kernelVersion();
+  const tree = join(dir, `${label}.tree`);
+  const raw = join(dir, `${label}.raw`);
+  log(`building ${label}`);
+  if (label === 'bios-mbr') {
+    const system: CorpusSystem = {
+      label,
+      raw,
+      table: 'dos',
+      firmware: 'bios',
+      hostname: 'corpus-bios',
+      machineId: '0123456789abcdef0123456789abcdef',
+      kernelVersion: version,
+      packages: 0,
+      debianVersion: '',
+      rootUuid: '6f1e8c1a-5b2d-4a3e-9c7f-0a1b2c3d4e5f',
+      network: { name: 'ens3', method: 'static', address: '10.0.2.15/24' },
+    };
+    commonTree(tree, tar, system);
+    cpSync(join(tree, 'usr/lib/grub/i386-pc'), join(tree, 'boot/grub/i386-pc'), { recursive: true });
+    writeFileSync(join(tree, 'boot/grub/grub.cfg'), readFileSync(join(tree, 'boot/grub/grub.cfg'), 'utf8').replace('@ROOT@', system.rootUuid));
+    writeFileSync(join(tree, 'etc/fstab'), `# corpus\nUUID=${system.rootUuid} / ext4 errors=remount-ro 0 1\n`);
+    writeFileSync(
+      join(tree, 'etc/network/interfaces'),
+      'auto lo\niface lo inet loopback\n\nauto ens3\niface ens3 inet static\n  address 10.0.2.15/24\n  gateway 10.0.2.2\n',
+    );
+    system.packages = countPackages(tree);
+    system.debianVersion = readFileSync(join(tree, 'etc/debian_version'), 'utf8').trim();
+    const fs = join(dir, `${label}.root.ext4`);
+    const bytes = ext4(tree, fs, system.rootUuid, 96);
+    sized(raw, bytes + (1 << 20));
+    sh('sfdisk', ['-q', raw], `label: dos\nlabel-id: 0x5eedc0de\n2048,${bytes / 512},83,*\n`);
+    sh('dd', [`if=${fs}`, `of=${raw}`, 'bs=1M', 'seek=1', 'conv=notrunc,sparse', 'status=none']);
+    rmSync(fs);
+    rmSync(tree, { recursive: true, force: true });
+    return system;
+  }
+  const system: CorpusSystem = {
+    label,
+    raw,
+    table: 'gpt',
+    firmware: 'uefi',
+    hostname: 'corpus-uefi',
+    machineId: 'fedcba9876543210fedcba9876543210',
+    kernelVersion: version,
+    packages: 0,
+    debianVersion: '',
+    rootUuid: '7a2b3c4d-1111-4222-8333-944455566677',
+    espUuid: '1234-ABCD',
+    srvUuid: '8b9c0d1e-2222-4333-8444-a55566677788',
+    network: { name: 'ens3', method: 'dhcp' },
+  };
+  commonTree(tree, tar, system);
+  cpSync(join(tree, 'usr/lib/grub/x86_64-efi'), join(tree, 'boot/grub/x86_64-efi'), { recursive: true });
+  writeFileSync(join(tree, 'boot/grub/grub.cfg'), readFileSync(join(tree, 'boot/grub/grub.cfg'), 'utf8').replace('@ROOT@', system.rootUuid));
+  writeFileSync(
+    join(tree, 'etc/fstab'),
+    [
+      `UUID=${system.rootUuid} / ext4 errors=remount-ro 0 1`,
+      `UUID=${system.espUuid} /boot/efi vfat umask=0077 0 1`,
+      `UUID=${system.srvUuid} /srv xfs defaults 0 2`,
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(join(tree, 'etc/network/interfaces'), 'auto lo\niface lo inet loopback\n\nallow-hotplug ens3\niface ens3 inet dhcp\n');
+  mkdirSync(join(tree, 'boot/efi'), { recursive: true });
+  system.packages = countPackages(tree);
+  system.debianVersion = readFileSync(join(tree, 'etc/debian_version'), 'utf8').trim();
+  const efiBinary = join(tree, 'usr/lib/grub/x86_64-efi/monolithic/grubx64.efi');
+  const rootFs = join(dir, `${label}.root.ext4`);
+  const rootBytes = ext4(tree, rootFs, system.rootUuid, 96);
+  // The ESP: FAT32, 64 MiB, the volume id the fstab names.
+  const esp = join(dir, `${label}.esp`);
+  const espBytes = 64 << 20;
+  sh('mkfs.fat', ['-F', '32', '-n', 'ESP', '-i', system.espUuid!.replace('-', ''), '-C', esp, String(espBytes >> 10)]);
+  const efiCfg = join(dir, 'grub.cfg');
+  writeFileSync(efiCfg, `search --fs-uuid --set=root ${system.rootUuid}\nconfigfile /boot/grub/grub.cfg\n`);
+  sh('mmd', ['-i', esp, '::/EFI', '::/EFI/BOOT', '::/EFI/debian']);
+  sh('mcopy', ['-i', esp, efiBinary, '::/EFI/BOOT/BOOTX64.EFI']);
+  sh('mcopy', ['-i', esp, efiCfg, '::/EFI/debian/grub.cfg']);
+  // /srv on xfs (mkfs.xfs -p: a prototype file; at least 300 MiB).
+  const srvFile = join(dir, 'index.html');
+  writeFileSync(srvFile, '<p>corpus</p>\n');
+  const proto = join(dir, 'srv.proto');
+  writeFileSync(proto, `pocketvm\n0 0\nd--755 0 0\nwww d--755 0 0\nindex.html ---644 0 0 ${srvFile}\n$\n$\n`);
+  const srv = join(dir, `${label}.srv.xfs`);
+  const srvBytes = 300 << 20;
+  sized(srv, srvBytes);
+  sh('mkfs.xfs', ['-q', '-f', '-L', 'srv', '-m', `uuid=${system.srvUuid}`, '-p', proto, srv]);
+  const espStart = 2048;
+  const rootStart = espStart + espBytes / 512;
+  const srvStart = rootStart + rootBytes / 512;
+  sized(raw, (srvStart + srvBytes / 512 + 2048) * 512);
+  sh(
+    'sfdisk',
+    ['-q', raw],
+    [
+      'label: gpt',
+      'label-id: 3C4D5E6F-7A8B-4C9D-8E0F-112233445566',
+      `start=${espStart}, size=${espBytes / 512}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI system"`,
+      `start=${rootStart}, size=${rootBytes / 512}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="root"`,
+      `start=${srvStart}, size=${srvBytes / 512}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="srv"`,
+      '',
+    ].join('\n'),
+  );
+  for (const [file, start] of [
+    [esp, espStart],
+    [rootFs, rootStart],
+    [srv, srvStart],
+  ] as const)
+    sh('dd', [`if=${file}`, `of=${raw}`, 'bs=512', `seek=${start}`, 'conv=notrunc,sparse', 'status=none', 'iflag=fullblock']);
+  for (const file of [esp, rootFs, srv, efiCfg, srvFile, proto]) rmSync(file);
+  rmSync(tree, { recursive: true, force: true });
+  return system;
+}
+
+/** The two systems' raw disks, from the cache when this file and the tarball are unchanged. */
+export function buildImageCorpus(log: (message: string) => void = () => {}): CorpusSystem[] {
+  const tar = debianTarball(log);
+  const key = createHash('sha256')
+    .update(String(CORPUS_VERSION))
+    .update(tar)
+    .update(readFileSync(join(repo, 'payload/default/SHA256SUMS')))
+    .digest('hex')
+    .slice(0, 16);
+  const dir = join(CORPUS_CACHE, `disks-${key}`);
+  const facts = join(dir, 'corpus.json');
+  if (existsSync(facts)) return JSON.parse(readFileSync(facts, 'utf8')) as CorpusSystem[];
+  const building = `${dir}.partial-${process.pid}`;
+  rmSync(building, { recursive: true, force: true });
+  mkdirSync(building, { recursive: true });
+  const systems = (['bios-mbr', 'uefi-gpt'] as const).map((label) => build(building, tar, label, log));
+  writeFileSync(join(building, 'corpus.json'), JSON.stringify(systems.map((s) => ({ ...s, raw: join(dir, `${s.label}.raw`) }))));
+  // Another process (a test and a benchmark at once) may have finished first: its disks stay (one
+  // in use must not change under it), this build goes.
+  if (existsSync(facts)) rmSync(building, { recursive: true, force: true });
+  else renameSync(building, dir);
+  return JSON.parse(readFileSync(facts, 'utf8')) as CorpusSystem[];
+}
