@@ -59,13 +59,12 @@ export function applianceLogs(layout: StickLayout): { qemu: string; console: str
   };
 }
 
-type BaseSpec = Omit<MachineSpec, 'accelerator'>;
-
-function baseSpec(host: HostAdapter, payload: GuestPayload): BaseSpec {
+/** The appliance's machine before an accelerator is chosen: what a saved state is keyed by, with it. */
+export function applianceSpec(hostOs: MachineSpec['hostOs'], payload: GuestPayload): Omit<MachineSpec, 'accelerator'> {
   const { manifest } = payload;
   return {
     name: 'pocketvm-appliance',
-    hostOs: host.os,
+    hostOs,
     // Named, not `max`/`host`: a state saved on one PC loads on another with the same QEMU.
     cpuModel: PORTABLE_CPU_MODEL,
     memoryMiB: manifest.memory.recommendedMiB,
@@ -97,7 +96,7 @@ export async function bootAppliance(
   const verdicts = new AcceleratorVerdicts(layout.acceleratorVerdicts, await hostFingerprint(layout.hostSalt));
   const plan = await planAccelerators('auto', await host.probeAccelerators(), verdicts);
   const { manifest } = payload;
-  const base = baseSpec(host, payload);
+  const base = applianceSpec(host.os, payload);
   const qemuVersion = await probeQemuVersion(qemu);
   const keyFor = (accelerator: Accelerator) => applianceStateKey(payload, qemuVersion, { ...base, accelerator });
   const attempt = (spec: MachineSpec, attach: BootAttach, resumed: boolean) =>
@@ -160,6 +159,7 @@ export async function bootAppliance(
       layout,
       key: await keyFor(machine.spec.accelerator),
       qmp: machine.qmp,
+      execs,
       privateDir,
       meta: { qemu: qemuVersion, accelerator: machine.spec.accelerator, bootMs },
     });

@@ -54,6 +54,11 @@ export interface ApplianceStateMeta {
   accelerator: string;
   /** How long the boot it was saved after took (what each resume saves). */
   bootMs: number;
+  /**
+   * The saved boot's /proc/sys/kernel/random/boot_id: an appliance loaded
+   * from this state reports the same one, a freshly booted one another.
+   */
+  bootId: string;
 }
 
 export function applianceStateDir(layout: StickLayout): string {
@@ -125,8 +130,9 @@ export async function saveApplianceState(args: {
   layout: StickLayout;
   key: string;
   qmp: QmpClient;
+  execs: ExecService;
   privateDir: string;
-  meta: Omit<ApplianceStateMeta, 'format' | 'key' | 'sha256' | 'bytes' | 'savedAt'>;
+  meta: Omit<ApplianceStateMeta, 'format' | 'key' | 'sha256' | 'bytes' | 'savedAt' | 'bootId'>;
 }): Promise<ApplianceStateMeta> {
   const { qmp, layout, key } = args;
   const paths = applianceStatePaths(layout, key);
@@ -135,6 +141,8 @@ export async function saveApplianceState(args: {
     await mkdir(paths.dir, { recursive: true });
     // A half-replaced pair must not pass for a whole one while this is written.
     await rm(paths.meta, { force: true });
+    // Read before the save: the kernel makes the boot id on its first read, which is then part of the state.
+    const bootId = (await runInAppliance(args.execs, ['/bin/cat', '/proc/sys/kernel/random/boot_id'])).stdout.trim();
     await qmp.stop();
     socket = await listenForMigration(args.privateDir);
     const digest = new Digest();
@@ -156,6 +164,7 @@ export async function saveApplianceState(args: {
       sha256: digest.hash.digest('hex'),
       bytes: digest.bytes,
       savedAt: new Date().toISOString(),
+      bootId,
       ...args.meta,
     };
     await replaceFile(paths.meta, `${JSON.stringify(meta, null, 2)}\n`);
