@@ -143,6 +143,8 @@ export async function saveApplianceState(args: {
     await rm(paths.meta, { force: true });
     // Read before the save: the kernel makes the boot id on its first read, which is then part of the state.
     const bootId = (await runInAppliance(args.execs, ['/bin/cat', '/proc/sys/kernel/random/boot_id'])).stdout.trim();
+    // Clean page cache out of the state (zeroed once freed: init_on_free, appliance-machine.ts).
+    await runInAppliance(args.execs, ['/bin/sh', '-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']);
     await qmp.stop();
     socket = await listenForMigration(args.privateDir);
     const digest = new Digest();
