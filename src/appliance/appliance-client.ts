@@ -13,10 +13,11 @@ import { type ExecSinks, openRemoteExecAt, type RemoteExec } from '../session/ex
 import type { StickLayout } from '../stick/layout.ts';
 import type { ApplianceAddress, ApplianceRequest, ApplianceResults } from './appliance-protocol.ts';
 import { applianceAddressFile } from './appliance-daemon.ts';
-import { applianceLogs } from './appliance-machine.ts';
+import { applianceLogs, type ApplianceStart } from './appliance-machine.ts';
 
 /** What the appliance process tells the launcher that started it. */
-export type ApplianceMessage = { type: 'ready'; address: ApplianceAddress; bootMs: number } | { type: 'error'; exit: string; message: string; hint?: string };
+export type ApplianceMessage =
+  { type: 'ready'; address: ApplianceAddress; bootMs: number; start: ApplianceStart } | { type: 'error'; exit: string; message: string; hint?: string };
 
 function alive(pid: number): boolean {
   try {
@@ -49,7 +50,7 @@ export async function startAppliance(
   layout: StickLayout,
   payloadDir: string,
   onEvent: (message: string) => void,
-): Promise<ApplianceAddress & { bootMs: number }> {
+): Promise<ApplianceAddress & { bootMs: number; start: ApplianceStart }> {
   await mkdir(layout.runDir, { recursive: true });
   const log = applianceLogs(layout).daemon;
   prepareLogFile(log, LOG_LIMITS.session);
@@ -65,7 +66,7 @@ export async function startAppliance(
     child.on('message', (message: ApplianceMessage) => {
       child.disconnect();
       child.unref();
-      if (message.type === 'ready') return resolve({ ...message.address, bootMs: message.bootMs });
+      if (message.type === 'ready') return resolve({ ...message.address, bootMs: message.bootMs, start: message.start });
       const exit = (message.exit in ExitCode ? message.exit : 'internal') as ExitCodeName;
       reject(new PocketError(exit, message.message, message.hint ? { hint: message.hint } : {}));
     });

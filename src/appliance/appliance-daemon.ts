@@ -27,7 +27,7 @@ import {
   type NewShare,
   parseOpenReport,
 } from './appliance-protocol.ts';
-import { bootAppliance, type ApplianceMachine } from './appliance-machine.ts';
+import { bootAppliance, type ApplianceMachine, type ApplianceStart } from './appliance-machine.ts';
 import { runInAppliance } from './guest-command.ts';
 import { type PluggedSource, plugSource, unplugSource } from './source-disk.ts';
 import { inspectSource } from './source-image.ts';
@@ -78,6 +78,11 @@ export class ApplianceDaemon {
 
   static async start(layout: StickLayout, payload: GuestPayload, host: HostAdapter, notice: (message: string) => void): Promise<ApplianceDaemon> {
     return new ApplianceDaemon(await bootAppliance(layout, payload, host, notice));
+  }
+
+  /** Resumed from its saved state or booted (and saved), and any one-line note about that. */
+  get start(): ApplianceStart {
+    return this.#appliance.start;
   }
 
   get ended(): Promise<void> {

@@ -116,6 +116,13 @@ export interface MachineSpec {
    * sources are hot-plugged onto it over QMP (src/appliance/source-disk.ts).
    */
   scsiController?: boolean;
+  /**
+   * QEMU's VM generation id device (`vmgenid,guid=auto`): a new id on every
+   * QEMU start, which a guest loaded from a saved state sees change and
+   * reseeds its kernel's random-number generator from (Linux's vmgenid
+   * driver). The helper appliance resumes one saved state many times.
+   */
+  vmgenid?: boolean;
   /** Extra virtio-serial ports (guest registry, …). */
   serialPorts?: SerialPortSpec[];
   /** Extra network cards backed by a launcher channel (the 9P namespace). */

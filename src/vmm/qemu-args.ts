@@ -195,6 +195,7 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     ...nicArgs(spec),
     ...spec.disks.flatMap(diskArgs),
     ...scsiControllerArgs(spec),
+    ...(spec.vmgenid ? ['-device', 'vmgenid,guid=auto'] : []),
     ...Array.from({ length: spec.hotplugPorts ?? 0 }, (_, i) => ['-device', `pcie-root-port,id=${hotplugPort(i)},bus=pcie.0,chassis=${i + 1}`]).flat(),
     ...(spec.startPaused ? ['-S'] : []),
     ...(spec.incoming ? ['-incoming', 'defer'] : []),

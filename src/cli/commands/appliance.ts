@@ -35,7 +35,7 @@ export function registerAppliance(program: Command): void {
       const { closed: whenClosed, ...address } = await serveAppliance(daemon, layout, host);
       closed = whenClosed;
       log(`appliance ready in ${Math.round(performance.now() - started)} ms on ${address.path}`);
-      tell({ type: 'ready', address, bootMs: Math.round(performance.now() - started) });
+      tell({ type: 'ready', address, bootMs: Math.round(performance.now() - started), start: daemon.start });
     } catch (error) {
       const failure = asPocketError(error);
       log(`appliance failed: ${failure.message}`);

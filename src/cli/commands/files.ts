@@ -41,7 +41,14 @@ export async function appliance(out: Output, stick: string | undefined, start: b
   if (running) return { layout, address: running };
   if (!start) return undefined;
   const address = await startAppliance(layout, await appliancePayloadDir(out, layout), (message) => out.info(message));
-  out.info(`helper appliance ready in ${(address.bootMs / 1000).toFixed(1)} s`);
+  if (address.start.note) out.info(address.start.note);
+  const how =
+    address.start.how === 'resumed'
+      ? 'resumed from its saved state'
+      : address.start.savedMs === undefined
+        ? 'booted'
+        : 'booted; its state saved for the next start';
+  out.info(`helper appliance ready in ${(address.bootMs / 1000).toFixed(1)} s (${how})`);
   return { layout, address };
 }
 
