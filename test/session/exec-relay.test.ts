@@ -5,7 +5,14 @@ describe('exec-relay: who runs a launcher exec command, with which environment',
   it("adds the guest manifest's execEnv (the desktop's DISPLAY and XAUTHORITY) for the person and for root", () => {
     const guestEnv = { DISPLAY: ':0', XAUTHORITY: '/run/pocketvm/Xauthority' };
     const person = execSpec('dora', { path: 'xclip', args: ['-o'] }, guestEnv);
-    assert.deepEqual(person.env, { ...guestEnv, HOME: '/home/dora', USER: 'dora', LOGNAME: 'dora', PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', SHELL: '/bin/sh' });
+    assert.deepEqual(person.env, {
+      ...guestEnv,
+      HOME: '/home/dora',
+      USER: 'dora',
+      LOGNAME: 'dora',
+      PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin',
+      SHELL: '/bin/sh',
+    });
     assert.equal(person.uid, 1000);
     assert.equal(execSpec('dora', { path: 'id', args: [], root: true }, guestEnv).env['DISPLAY'], ':0');
   });
