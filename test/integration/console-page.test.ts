@@ -241,6 +241,15 @@ const WALLPAPER = [0x3a, 0x6e, 0xa5] as const;
     await page.goto(served.firstAddress);
     await signInOnPage(page, passphrase);
     await page.waitForSelector('body[data-screen="connected"]', { timeout: 900_000 });
+    // The screen connects long before the session is up (minutes under TCG on a loaded machine):
+    // wait for the guest's own "session ready" (desktop-session's flag file) rather than a time.
+    const deadline = Date.now() + 1_500_000;
+    let ready = false;
+    while (!ready && Date.now() < deadline) {
+      ready = (await inGuest('test', '-e', '/run/pocketvm/session-ready')).exitCode === 0;
+      if (!ready) await new Promise((resolve) => setTimeout(resolve, 2_000));
+    }
+    assert.ok(ready, 'the desktop session did not say it was ready');
   });
   after(async () => {
     await browser?.close();
