@@ -64,6 +64,7 @@ function guestManifest(guest: string, recipe: ImageRecipe, base: { sha256: strin
     cpus: recipe.guest.cpus,
     devices: { console: 'serial', agent: 'virtio-serial', network: recipe.guest.network },
     readyTimeoutSeconds: recipe.guest.readyTimeoutSeconds,
+    ...(recipe.guest.execEnv ? { execEnv: recipe.guest.execEnv } : {}),
     image: { file: baseFileName(base.sha256), sha256: base.sha256, bytes: base.bytes, init: recipe.init },
   };
 }

@@ -54,6 +54,16 @@ export const ImageRecipeSchema = z.strictObject({
     cpus: z.strictObject({ minimum: z.int().min(1), recommended: z.int().min(1) }),
     network: z.enum(['none', 'user']).default('none'),
     readyTimeoutSeconds: z.int().min(5).max(3600).default(180),
+    /** The manifest's execEnv: what `launcher exec` adds to a command's environment in this guest. */
+    execEnv: z
+      .record(
+        z.string().regex(/^[A-Z_][A-Z0-9_]{0,63}$/, 'an upper-case environment name'),
+        z
+          .string()
+          .max(1024)
+          .regex(/^[^\0]*$/),
+      )
+      .optional(),
   }),
 });
 

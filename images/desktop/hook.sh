@@ -59,7 +59,12 @@ echo LANG=C.UTF-8 >"$tree/etc/default/locale"
 : >"$tree/etc/machine-id"
 # / is mounted by the payload's initramfs (pocketvm.root); nothing else to mount.
 echo '# / is the system disk, mounted read-write by the initramfs (docs/images.md).' >"$tree/etc/fstab"
-chroot "$tree" systemctl enable pocketvm-setup.service pocketvm-desktop.service pocketvm-execd.service pocketvm-namespace.service
+# The network step's DHCP client is the payload's busybox udhcpc (copied in
+# as bin/busybox by payloadTree): Debian's DHCP clients are larger and bring
+# their own configuration; this one runs the payload's event script.
+[ -x "$tree/usr/bin/busybox" ] || { echo "hook.sh: the payload's busybox is missing (payloadTree)" >&2; exit 1; }
+ln -sf /usr/bin/busybox "$tree/usr/sbin/udhcpc"
+chroot "$tree" systemctl enable pocketvm-network.service pocketvm-setup.service pocketvm-desktop.service pocketvm-execd.service pocketvm-namespace.service
 # No login prompts (the person is logged in by pocketvm-desktop), no timers
 # that download or scrub under TCG.
 chroot "$tree" systemctl mask getty@tty1.service serial-getty@ttyS0.service apt-daily.timer apt-daily-upgrade.timer \

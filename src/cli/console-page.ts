@@ -10,6 +10,7 @@ import { AuthError, UsageError } from '../errors.ts';
 import { ConsolePage, type PageControl } from '../console/page-server.ts';
 import type { PagePhase } from '../console/page-state.ts';
 import { currentPlatform } from '../platform/current.ts';
+import { confirmOnPage, waitingOnPage } from './page-confirm.ts';
 import type { Session } from '../session/session.ts';
 import { flushStick } from '../stick/flush.ts';
 import { stickLayout } from '../stick/layout.ts';
@@ -64,7 +65,15 @@ export async function servePage(
           await session.stop();
         }
       },
-      status: async () => (session ? { ...session.status(), pendingConfirmations: await waitingForConfirmation(session) } : page.state.current),
+      confirmRule: async (id, passphrase) => {
+        if (!session) throw new UsageError('the guest is not running yet');
+        return confirmOnPage(session, id, passphrase);
+      },
+      status: async () => {
+        if (!session) return page.state.current;
+        const waiting = await waitingOnPage(session);
+        return { ...session.status(), pendingConfirmations: waiting.map((rule) => rule.text), waitingRules: waiting };
+      },
       vncSocket: () => session?.vncSocket,
     },
     initial,
@@ -100,29 +109,6 @@ function announce(out: Output, page: ConsolePage, tell?: (firstAddress: string) 
   const child = spawn(opener.command, opener.args, { stdio: 'ignore', detached: true });
   child.on('error', () => out.notice(`could not open a browser (${opener.command}): open ${address} in a browser on this computer`));
   child.unref();
-}
-
-/**
- * The shared folders and table rules waiting for the person's confirmation,
- * as `launcher tables show` lists them without a passphrase: a rule with a
- * recorded confirmation is left out (it was checked at launch).
- */
-async function waitingForConfirmation(session: Session): Promise<string[]> {
-  if (!session.user) return [];
-  try {
-    const { loadTable } = await import('../dyntable/namespace.ts');
-    const loaded = await loadTable({
-      layout: session.layout,
-      guest: session.guest,
-      user: session.user,
-      ...(session.registry ? { registry: session.registry } : {}),
-    });
-    return loaded.table.waiting
-      .filter((rule) => !loaded.recorded.has(rule.fingerprint))
-      .map((rule) => `${rule.guestPath} ← ${rule.hostPath} (launcher tables confirm ${rule.name})`);
-  } catch {
-    return [];
-  }
 }
 
 async function lastState(session: Session, ejected: boolean, layout: ReturnType<typeof stickLayout>): Promise<PagePhase> {

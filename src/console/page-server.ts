@@ -22,6 +22,8 @@ export interface PageHandlers {
   /** Checks the passphrase (argon2id, the login's back-off); a refusal is a PocketError the page shows. The passphrase is the caller's to zero. */
   signIn(user: string, passphrase: Buffer): Promise<void>;
   control(action: PageControl): Promise<void>;
+  /** Confirms a table rule waiting for the signed-in person (its id, their passphrase); says what it did. The passphrase is the caller's to zero. */
+  confirmRule(id: string, passphrase: Buffer): Promise<string>;
   status(): Promise<unknown>;
   /** QEMU's VNC socket once the guest runs with a screen. */
   vncSocket(): string | undefined;
@@ -158,6 +160,7 @@ export class ConsolePage {
     if (route === 'GET /api/status') return sendJson(response, 200, await this.#handlers.status());
     if (route === 'POST /api/sign-in') return this.#signIn(request, response, url);
     if (route === 'POST /api/control') return this.#control(request, response, url);
+    if (route === 'POST /api/confirm') return this.#confirm(request, response, url);
     send(response, 404, 'not found');
   }
 
@@ -194,6 +197,22 @@ export class ConsolePage {
     } catch (error) {
       const failure = asPocketError(error);
       sendJson(response, 401, { ok: false, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}) });
+    } finally {
+      passphrase.fill(0);
+    }
+  }
+
+  /** A waiting rule's confirmation: the rule's id in the query, the passphrase as the body's bytes, as for the sign-in. */
+  async #confirm(request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {
+    if (request.headers['content-type'] !== 'application/octet-stream') return send(response, 415, 'the passphrase comes as application/octet-stream');
+    const passphrase = await readBody(request);
+    if (!passphrase) return send(response, 413, 'too long');
+    try {
+      if (this.state.current.phase !== 'running') return sendJson(response, 409, { ok: false, message: 'the guest is not running' });
+      sendJson(response, 200, { ok: true, message: await this.#handlers.confirmRule(url.searchParams.get('rule') ?? '', passphrase) });
+    } catch (error) {
+      const failure = asPocketError(error);
+      sendJson(response, 403, { ok: false, message: failure.message, ...(failure.hint ? { hint: failure.hint } : {}) });
     } finally {
       passphrase.fill(0);
     }

@@ -37,6 +37,9 @@ const baseImage = z
   })
   .refine((image) => image.file === `base-${image.sha256}.ext4`, { path: ['file'], message: 'must be base-<sha256>.ext4' });
 
+/** Environment names and values `launcher exec` adds in this guest: no NUL, no `=` in a name. */
+const execEnvironment = z.record(z.string().regex(/^[A-Z_][A-Z0-9_]{0,63}$/, 'an upper-case environment name'), z.string().max(1024).regex(/^[^\0]*$/));
+
 export const GuestManifestSchema = z
   .strictObject({
     schemaVersion: z.literal(1),
@@ -63,6 +66,8 @@ export const GuestManifestSchema = z
     }),
     readyTimeoutSeconds: z.int().min(5).max(3600).default(180),
     tables: z.array(tableRule).max(64).optional(),
+    /** Added to the environment of every `launcher exec` command (the desktop's DISPLAY and XAUTHORITY: docs/desktop.md). */
+    execEnv: execEnvironment.optional(),
   })
   .refine((m) => m.memory.recommendedMiB >= m.memory.minimumMiB, { path: ['memory', 'recommendedMiB'], message: 'must be at least memory.minimumMiB' })
   .refine((m) => m.cpus.recommended >= m.cpus.minimum, { path: ['cpus', 'recommended'], message: 'must be at least cpus.minimum' })

@@ -5,6 +5,7 @@
 // pocketvm-execd, choosing who the command runs as.
 import type { Socket } from 'node:net';
 import { PocketError } from '../errors.ts';
+import type { GuestManifest } from '../payload/guest-manifest.ts';
 import type { ExecRequest } from './control-protocol.ts';
 import { encodeFrame, type ExecSpec, FrameReader } from './exec-frames.ts';
 import { GUEST_USER_ID } from './personal-disk.ts';
@@ -12,16 +13,24 @@ import type { Session } from './session.ts';
 
 const PATH = '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin';
 
-/** The session's user with HOME (their personal disk) as working directory, or root. */
-export function execSpec(user: string | undefined, request: Pick<ExecRequest, 'path' | 'args' | 'root'>): ExecSpec {
+/**
+ * The session's user with HOME (their personal disk) as working directory, or
+ * root; `guestEnv` is what the guest's manifest adds (execEnv: the desktop's
+ * DISPLAY and XAUTHORITY, so `exec -- xclip -o` reaches the person's screen).
+ */
+export function execSpec(user: string | undefined, request: Pick<ExecRequest, 'path' | 'args' | 'root'>, guestEnv: Record<string, string> = {}): ExecSpec {
   const argv = [request.path, ...request.args];
-  if (!user || request.root) return { uid: 0, gid: 0, cwd: '/root', argv, env: { HOME: '/root', USER: 'root', LOGNAME: 'root', PATH, SHELL: '/bin/sh' } };
+  if (!user || request.root)
+    return { uid: 0, gid: 0, cwd: '/root', argv, env: { ...guestEnv, HOME: '/root', USER: 'root', LOGNAME: 'root', PATH, SHELL: '/bin/sh' } };
   const home = `/home/${user}`;
-  return { uid: GUEST_USER_ID, gid: GUEST_USER_ID, cwd: home, argv, env: { HOME: home, USER: user, LOGNAME: user, PATH, SHELL: '/bin/sh' } };
+  return { uid: GUEST_USER_ID, gid: GUEST_USER_ID, cwd: home, argv, env: { ...guestEnv, HOME: home, USER: user, LOGNAME: user, PATH, SHELL: '/bin/sh' } };
 }
 
+/** What relays a command: a session (its guest's manifest may add to the environment) or the appliance. */
+type ExecTarget = Pick<Session, 'execs' | 'user'> & { readonly payload?: { readonly manifest: Pick<GuestManifest, 'execEnv'> } };
+
 /** Relays one command; the connection closes after its exit (or failure) frame. */
-export function relayExec(session: Pick<Session, 'execs' | 'user'>, request: ExecRequest, socket: Socket, leftover: Buffer): void {
+export function relayExec(session: ExecTarget, request: ExecRequest, socket: Socket, leftover: Buffer): void {
   const execs = session.execs;
   const reply = (response: unknown) => socket.write(`${JSON.stringify(response)}\n`);
   if (!execs) {
@@ -30,7 +39,7 @@ export function relayExec(session: Pick<Session, 'execs' | 'user'>, request: Exe
   }
   let handle;
   try {
-    handle = execs.start(execSpec(session.user, request), {
+    handle = execs.start(execSpec(session.user, request, session.payload?.manifest.execEnv), {
       onFrame: (frame) => {
         if (frame.type === 'A') return;
         socket.write(encodeFrame(frame.type, 0, frame.payload));

@@ -5,6 +5,12 @@
 // browser window's resize sends through noVNC) reaches xrandr; keyboard
 // layout, locale and time zone follow the registry's Host\... values served
 // on the real registry port; the clipboard agent and the guest agent run.
+// With the launcher's user-mode network card the guest takes its lease,
+// resolves a name (through a DNS server this test runs on the host's
+// 127.0.0.1, when it runs as root: a private resolv.conf) and fetches a page
+// from an HTTP server there as 10.0.2.2; the person's session and a login
+// shell have the host's proxy from the registry's Host\Proxy values, a
+// loopback proxy rewritten to 10.0.2.2, and a fetch goes through it.
 // The image is built once and cached in .cache/desktop-image/ (minutes the
 // first time; docs/desktop.md, "Building the image").
 import assert from 'node:assert/strict';
@@ -14,11 +20,22 @@ import { join } from 'node:path';
 import { GuestRegistry } from '../../src/guestregistry/registry.ts';
 import { DESKTOP_WALLPAPER } from '../../src/payload/desktop-guest.ts';
 import { bootDesktop, desktopImage, type DesktopMachine } from './desktop-machine.ts';
+import {
+  canRunLoopbackResolver,
+  type DnsServer,
+  HOST_FROM_GUEST,
+  type RecordingHttpServer,
+  startDnsServer,
+  startHttpServer,
+  withResolverOnLoopback,
+} from './network-servers.ts';
 import { VncDesktopSize } from './vnc-desktop-size.ts';
 
 const USER = 'dora';
 /** This PC's settings as the host probe would record them (session facts). */
 const HOST = { Keyboard: 'de', KeyboardVariant: 'nodeadkeys', Locale: 'fr-CA', Timezone: 'Asia/Tokyo' };
+const NAME = 'desktop.pocketvm-test.example';
+const PROXIED = 'proxied.pocketvm-test.example';
 
 describe('the desktop guest (boots the desktop image)', function () {
   this.timeout(1_800_000);
@@ -26,6 +43,9 @@ describe('the desktop guest (boots the desktop image)', function () {
   let registryDir: string;
   let registry: GuestRegistry;
   let readyMs: number;
+  let dns: DnsServer | undefined;
+  let http: RecordingHttpServer;
+  let resolver: Awaited<ReturnType<typeof withResolverOnLoopback>> | undefined;
   const sh = async (script: string) => {
     const result = await machine!.sh(script);
     assert.equal(result.code, 0, `${script}: ${result.stderr}`);
@@ -35,13 +55,24 @@ describe('the desktop guest (boots the desktop image)', function () {
   before(async function () {
     // The image build: up to half an hour on a loaded machine the first time.
     await desktopImage();
+    http = await startHttpServer();
+    // The host's resolvers, as libslirp reads them, name the test's DNS server (root only: unshare -m, port 53).
+    if (canRunLoopbackResolver) {
+      dns = await startDnsServer([NAME, PROXIED]);
+      resolver = await withResolverOnLoopback([]);
+    }
     registryDir = await mkdtemp(join(tmpdir(), 'pocketvm-desktop-registry-'));
     registry = GuestRegistry.open({
       file: join(registryDir, 'registry.db'),
       hostId: 'desktop-test-host',
-      session: Object.entries(HOST).map(([name, data]) => ({ key: 'Host', name, value: { type: 'string' as const, data } })),
+      session: [
+        ...Object.entries(HOST).map(([name, data]) => ({ key: 'Host', name, value: { type: 'string' as const, data } })),
+        // A proxy on the host's loopback (the test's HTTP server), as the host probe records it.
+        { key: 'Host\\Proxy', name: 'Http', value: { type: 'string' as const, data: `http://127.0.0.1:${http.port}` } },
+        { key: 'Host\\Proxy', name: 'NoProxy', value: { type: 'multi-string' as const, data: [NAME, '.corp.example'] } },
+      ],
     });
-    machine = await bootDesktop({ user: USER, registry });
+    machine = await bootDesktop({ user: USER, registry, network: true, ...(resolver ? { wrap: resolver } : {}) });
     readyMs = await machine.waitForSessionReady(900_000);
     process.stderr.write(`      boot to session ready: ${(readyMs / 1000).toFixed(1)} s (bare QEMU, TCG)\n`);
   });
@@ -50,6 +81,9 @@ describe('the desktop guest (boots the desktop image)', function () {
     await machine?.stop();
     registry?.close();
     if (registryDir) await rm(registryDir, { recursive: true, force: true });
+    await resolver?.dispose();
+    await dns?.close();
+    await http?.close();
   });
 
   it('runs X, openbox and a terminal window as the person', async () => {
@@ -106,6 +140,38 @@ describe('the desktop guest (boots the desktop image)', function () {
     assert.match(await sh('locale -a'), /^fr_CA\.utf8$/m);
     const terminalEnv = await sh('tr "\\0" "\\n" </proc/"$(pgrep -n -x xterm)"/environ');
     assert.match(terminalEnv, /^LANG=fr_CA\.UTF-8$/m);
+  });
+
+  it('takes its address, route and resolver from user-mode networking', async () => {
+    assert.equal(await sh('cat /run/pocketvm/network-address'), '10.0.2.15');
+    assert.match(await sh('ip route show default'), new RegExp(`^default via ${HOST_FROM_GUEST.replaceAll('.', '\\.')} dev `));
+    assert.match(await sh('cat /etc/resolv.conf'), /^nameserver 10\.0\.2\.3$/m);
+  });
+
+  it("fetches a page from the host's 127.0.0.1 as 10.0.2.2, and resolves a name through the host's resolver", async () => {
+    // The payload's busybox wget (the image's own DHCP client is the same binary), through glibc's resolver; no proxy.
+    const fetch = (host: string, path: string) => sh(`busybox wget -q -Y off -O - http://${host}:${http.port}${path}`);
+    assert.equal(await fetch(HOST_FROM_GUEST, '/desktop-direct'), 'pocketvm-net /desktop-direct');
+    assert.ok(http.requests.includes('GET /desktop-direct'), http.requests.join(', '));
+    if (!dns) return; // not root: no private resolv.conf for QEMU
+    assert.equal(await sh(`getent ahostsv4 ${NAME} | head -1 | cut -d' ' -f1`), HOST_FROM_GUEST);
+    assert.ok(dns.queries.includes(NAME), `the DNS server was not asked for ${NAME}: ${dns.queries.join(', ')}`);
+    assert.equal(await fetch(NAME, '/desktop-by-name'), 'pocketvm-net /desktop-by-name');
+  });
+
+  it("gives the person's session and a login shell the host's proxy, a loopback proxy as the host's address", async () => {
+    const proxy = `http://${HOST_FROM_GUEST}:${http.port}`;
+    const noProxy = `localhost,127.0.0.1,${NAME},.corp.example`;
+    const terminalEnv = await sh('tr "\\0" "\\n" </proc/"$(pgrep -n -x xterm)"/environ');
+    assert.match(terminalEnv, new RegExp(`^http_proxy=${proxy.replaceAll('.', '\\.')}$`, 'm'));
+    assert.match(terminalEnv, new RegExp(`^no_proxy=${noProxy.replaceAll('.', '\\.')}$`, 'm'));
+    assert.equal(await sh(`runuser -u ${USER} -- bash -lc 'echo "$http_proxy|$no_proxy"'`), `${proxy}|${noProxy}`);
+    // A fetch through it (busybox wget, the payload's, honours http_proxy): the proxy gets the absolute URL.
+    assert.equal(
+      await sh(`runuser -u ${USER} -- bash -lc 'busybox wget -q -O - http://${PROXIED}/via-desktop-proxy'`),
+      `pocketvm-net http://${PROXIED}/via-desktop-proxy`,
+    );
+    assert.ok(http.requests.includes(`GET http://${PROXIED}/via-desktop-proxy`), http.requests.join(', '));
   });
 
   it('runs the clipboard agent and the guest agent', async () => {

@@ -19,8 +19,10 @@ import { join } from 'node:path';
 import { buildImage, type ImageBuildResult } from '../../build/image.ts';
 import { serveGuestChannel, REGISTRY_PORT_NAME, type ChannelRegistry } from '../../src/guestregistry/guest-channel.ts';
 import { DESKTOP_READY_MARKER } from '../../src/payload/desktop-guest.ts';
+import { NETWORK_CMDLINE_WORD } from '../../src/session/network-setting.ts';
 import { ROOT_DISK_SERIAL, systemCmdline } from '../../src/session/system-disk.ts';
 import { GuestAgentClient } from '../../src/vmm/guest-agent-client.ts';
+import { USER_NETWORK_MAC } from '../../src/vmm/qemu-args.ts';
 import { QmpClient } from '../../src/vmm/qmp-client.ts';
 import { repoRoot } from './harness.ts';
 
@@ -50,6 +52,10 @@ interface DesktopBootOptions {
   memoryMiB?: number;
   /** Where QEMU's log and the console go (default: the machine's private folder, removed at stop). */
   logDir?: string;
+  /** The launcher's user-mode network card (docs/network.md) and pocketvm.net=MAC on the command line. */
+  network?: boolean;
+  /** Runs QEMU through this command line (e.g. withResolverOnLoopback's unshare); QEMU's argv is appended. */
+  wrap?: { command: string; args: string[] };
 }
 
 export interface DesktopMachine {
@@ -127,10 +133,16 @@ export async function bootDesktop(options: DesktopBootOptions): Promise<DesktopM
       `virtserialport,chardev=registry,name=${REGISTRY_PORT_NAME}`,
     );
   }
+  if (options.network) {
+    // The launcher's card (src/vmm/qemu-args.ts, networkArgs) and the word its boot step looks for.
+    cmdline.push(NETWORK_CMDLINE_WORD);
+    args.push('-netdev', 'user,id=net0', '-device', `virtio-net-pci,netdev=net0,mac=${USER_NETWORK_MAC},romfile=`);
+  }
   args.push('-append', cmdline.join(' '));
 
   const started = performance.now();
-  const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const [command, ...argv] = options.wrap ? [options.wrap.command, ...options.wrap.args, 'qemu-system-x86_64', ...args] : ['qemu-system-x86_64', ...args];
+  const qemu = spawn(command!, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
   let qemuErr = '';
   qemu.stderr?.on('data', (chunk: Buffer) => (qemuErr += chunk.toString()));
   const sockets: Socket[] = [];

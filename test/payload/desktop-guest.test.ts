@@ -22,6 +22,18 @@ describe('the desktop image recipe (images/desktop)', () => {
     }
   });
 
+  it("brings the payload's network step and udhcpc, and gives launcher exec the person's display", async () => {
+    const recipe = await readImageRecipe(join(dir, 'recipe.json'));
+    for (const path of ['etc/pocketvm/boot.d/35-network.sh', 'lib/pocketvm', 'bin/busybox']) assert.ok(recipe.payloadTree.includes(path), path);
+    assert.equal(recipe.guest.network, 'user');
+    assert.deepEqual(recipe.guest.execEnv, { DISPLAY: ':0', XAUTHORITY: '/run/pocketvm/Xauthority' });
+    // The session and the cookie the exec environment names.
+    const session = await readFile(join(dir, 'rootfs/usr/lib/pocketvm/desktop-session'), 'utf8');
+    assert.match(session, /^auth=\/run\/pocketvm\/Xauthority$/m);
+    assert.match(session, /^Xorg :0 /m);
+    assert.match(await readFile(join(dir, 'hook.sh'), 'utf8'), /systemctl enable pocketvm-network\.service/);
+  });
+
   it('carries the wallpaper colour and the session-ready marker the tests look for', async () => {
     assert.equal(await readFile(join(dir, 'rootfs/etc/pocketvm/desktop.conf'), 'utf8'), desktopConf());
     assert.match(desktopConf(), new RegExp(`WALLPAPER='${DESKTOP_WALLPAPER.hex}'`));

@@ -48,6 +48,13 @@ describe('guest manifest', () => {
     assert.match(problems({ ...valid, memory: { minimumMiB: 512, recommendedMiB: 256 } }).join(), /memory\.recommendedMiB: must be at least/);
   });
 
+  it("takes execEnv (what launcher exec adds) and refuses a name that is not an environment name", () => {
+    const env = { DISPLAY: ':0', XAUTHORITY: '/run/pocketvm/Xauthority' };
+    assert.deepEqual(parseManifest(JSON.stringify({ ...valid, execEnv: env }), 'g').execEnv, env);
+    assert.match(problems({ ...valid, execEnv: { 'LD_PRELOAD=x': 'y' } }).join(), /^execEnv\./);
+    assert.match(problems({ ...valid, execEnv: { PATH: 1 } }).join(), /^execEnv\.PATH: /);
+  });
+
   it('reports invalid JSON in one line', () => {
     assert.throws(() => parseManifest('{"schemaVersion": 1,', 'x/guest.json'), /x\/guest.json is not valid JSON/);
   });

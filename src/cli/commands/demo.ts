@@ -1,7 +1,10 @@
 // `launcher demo`: the whole journey on the embedded default guest, with no
 // set-up: build what is missing, make ./demo-stick, boot, ask the guest about
-// itself through the agent, shut it down, and summarise with timings.
-import type { Command } from 'commander';
+// itself through the agent, shut it down, and summarise with timings. A
+// graphical guest (`demo --guest desktop`) is shown instead, as `run
+// --display page` shows it: the console page, signed in as the demo user,
+// until the person shuts it down there (or Ctrl-C here).
+import { type Command, Option } from 'commander';
 import { DEMO_STICK_NAME, resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Accelerator } from '../../vmm/machine-spec.ts';
 import { type Output, bold, green } from '../output.ts';
@@ -12,9 +15,21 @@ interface DemoOptions {
   guest: string;
   accel: Accelerator | 'auto';
   json?: boolean;
+  display?: 'page' | 'none';
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** A guest whose commands get a DISPLAY (its manifest's execEnv) runs a graphical session: the demo shows it. */
+async function graphicalGuest(stickRoot: string, guest: string): Promise<boolean> {
+  const [{ loadManifest }, { stickLayout }, { join }] = await Promise.all([
+    import('../../payload/guest-manifest.ts'),
+    import('../../stick/layout.ts'),
+    import('node:path'),
+  ]);
+  const manifest = await loadManifest(join(stickLayout(stickRoot).payloadRoot, guest));
+  return manifest.execEnv?.['DISPLAY'] !== undefined;
+}
 
 export function registerDemo(program: Command, output: () => Output): void {
   const command = program.command('demo').description(`boot the embedded default guest on ./${DEMO_STICK_NAME}, show what it reports, shut it down`);
@@ -22,6 +37,12 @@ export function registerDemo(program: Command, output: () => Output): void {
   guestOption(command);
   acceleratorOption(command);
   jsonOption(command);
+  command.addOption(
+    new Option(
+      '--display <mode>',
+      "page: show the guest's screen on the console page until it is shut down there; none: ask the guest about itself and shut it down (default: page for a graphical guest, such as desktop, else none)",
+    ).choices(['page', 'none']),
+  );
   command.action(async (options: DemoOptions) => {
     const out = output();
     // Loaded on use: `--help` and `--version` should not pay for QEMU and schema code.
@@ -45,6 +66,18 @@ export function registerDemo(program: Command, output: () => Output): void {
     // The demo goes through the real login, as its own user.
     await ensureDemoUser(out, stickRoot);
     const setupMs = performance.now() - started;
+    if ((options.display ?? ((await graphicalGuest(stickRoot, options.guest)) ? 'page' : 'none')) === 'page') {
+      const { runWithPage } = await import('./run.ts');
+      return runWithPage(out, {
+        stickRoot,
+        guest: options.guest,
+        accel: options.accel,
+        root: false,
+        login: () => loginForLaunch(out, stickRoot, {}, DEMO_USER),
+        settle: async () => {},
+        signInOnPage: false,
+      });
+    }
 
     const session = await startSession(out, {
       stickRoot,

@@ -225,8 +225,8 @@ function endedSession(session: Session, out: Output): void {
   out.info(session.suspended ? `${session.guest} suspended to the stick; the next launcher run resumes it` : `${session.guest} stopped`);
 }
 
-/** `run --display page`: the console page signs the person in (unless the passphrase came on stdin) and shows the guest. */
-async function runWithPage(
+/** `run --display page` (and `demo` of a graphical guest): the console page signs the person in (unless the passphrase came on stdin) and shows the guest. */
+export async function runWithPage(
   out: Output,
   args: {
     stickRoot: string;

@@ -78,6 +78,29 @@ async function refreshStatus() {
     ...(status.pendingConfirmations ?? []).map((item) => `waiting for confirmation: ${item}`),
   ];
   $('status').textContent = lines.join('\n');
+  // Each waiting rule can be confirmed here, with the person's passphrase (as `launcher tables confirm`).
+  $('waiting-rules').replaceChildren(
+    ...(status.waitingRules ?? []).map((rule) => {
+      const item = document.createElement('li');
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.textContent = 'Confirm…';
+      button.dataset.rule = rule.id;
+      button.addEventListener('click', () => askConfirmation(rule));
+      item.append(rule.text, button);
+      return item;
+    }),
+  );
+}
+
+let confirming;
+
+function askConfirmation(rule) {
+  confirming = rule;
+  $('confirm-rule').textContent = `Let the guest see ${rule.text}?`;
+  $('confirm-message').textContent = '';
+  $('confirm-form').hidden = false;
+  $('confirm-passphrase').focus();
 }
 
 async function control(action, question) {
@@ -107,6 +130,37 @@ $('sign-in-form').addEventListener('submit', async (event) => {
   } finally {
     $('sign-in-button').disabled = false;
   }
+});
+$('confirm-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  if (!confirming) return;
+  const passphrase = $('confirm-passphrase');
+  const body = new TextEncoder().encode(passphrase.value);
+  passphrase.value = '';
+  $('confirm-message').textContent = 'checking…';
+  $('confirm-button').disabled = true;
+  try {
+    const response = await fetch(`/api/confirm?rule=${encodeURIComponent(confirming.id)}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body,
+    });
+    body.fill(0);
+    const answer = await response.json().catch(() => ({ ok: false, message: response.statusText }));
+    $('confirm-message').textContent = answer.ok ? answer.message : answer.hint ? `${answer.message} (${answer.hint})` : answer.message;
+    document.body.dataset.confirm = answer.ok ? 'confirmed' : 'refused';
+    if (answer.ok) {
+      $('confirm-form').hidden = true;
+      confirming = undefined;
+      void refreshStatus();
+    }
+  } finally {
+    $('confirm-button').disabled = false;
+  }
+});
+$('confirm-cancel').addEventListener('click', () => {
+  $('confirm-form').hidden = true;
+  confirming = undefined;
 });
 $('clipboard-send').addEventListener('click', () => rfb?.clipboardPasteFrom($('clipboard').value));
 $('status-button').addEventListener('click', () => void refreshStatus());

@@ -9,11 +9,13 @@
 # but URL characters is refused rather than quoted.
 . /lib/pocketvm/lib.sh
 http= https= no=
+# A multi-string's items come joined by an escaped \n: printf, not echo, which
+# in dash (the desktop image's /bin/sh) would make it a newline.
 while IFS='	' read -r name _type _layer value; do
 	case $name in
 	Http) http=$value ;;
 	Https) https=$value ;;
-	NoProxy) no=$(echo "$value" | sed 's/\\n/,/g') ;;
+	NoProxy) no=$(printf '%s\n' "$value" | sed 's/\\n/,/g') ;;
 	esac
 done
 guest_side() {
