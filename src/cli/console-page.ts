@@ -24,6 +24,8 @@ export interface ServedPage {
   signedIn: Promise<UnlockedUser>;
   /** The launch's narration, shown on the page while it starts. */
   narrate(message: string): void;
+  /** QEMU listens on its VNC socket (the guest still booting): the page shows the screen while the launch goes on. */
+  screen(vncSocket: string): void;
   /** The session is up: the page shows its screen and serves its controls. */
   attach(session: Session): void;
   /** The launch failed before the guest was ready. */
@@ -44,6 +46,7 @@ export async function servePage(
   const { listUsers, login } = await import('../auth/users.ts');
   const users = args.signInOnPage ? (await listUsers(layout)).map((user) => user.name) : [];
   let session: Session | undefined;
+  let screenSocket: string | undefined;
   let ejected = false;
   let resolveSignIn!: (user: UnlockedUser) => void;
   const signedIn = new Promise<UnlockedUser>((resolve) => (resolveSignIn = resolve));
@@ -65,7 +68,7 @@ export async function servePage(
         }
       },
       status: async () => (session ? { ...session.status(), pendingConfirmations: await waitingForConfirmation(session) } : page.state.current),
-      vncSocket: () => session?.vncSocket,
+      vncSocket: () => session?.vncSocket ?? screenSocket,
     },
     initial,
   );
@@ -74,7 +77,12 @@ export async function servePage(
     page,
     signedIn,
     narrate: (message) => {
-      if (page.state.current.phase === 'starting') page.state.set({ phase: 'starting', message });
+      if (page.state.current.phase === 'starting') page.state.set({ phase: 'starting', message, ...(screenSocket ? { screen: true } : {}) });
+    },
+    screen: (vncSocket) => {
+      screenSocket = vncSocket;
+      const current = page.state.current;
+      if (current.phase === 'starting') page.state.set({ ...current, screen: true });
     },
     attach: (running) => {
       session = running;
