@@ -216,6 +216,8 @@ rfb.addEventListener('connect', () => { document.body.dataset.screen = 'connecte
 interface Size {
   memoryMiB: number;
   cpus: number;
+  /** The launcher's `-cpu` (a named model, so a saved state resumes on another host), read from its QEMU log. */
+  cpuModel: string;
 }
 
 interface Bare {
@@ -238,7 +240,7 @@ async function bareQemu(size: Size, disk: string | undefined, dir: string): Prom
   const qemu = spawn(
     'qemu-system-x86_64',
     [
-      ...['-nodefaults', '-no-user-config', '-display', 'none', '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max'],
+      ...['-nodefaults', '-no-user-config', '-display', 'none', '-machine', 'q35', '-accel', 'tcg', '-cpu', size.cpuModel],
       ...['-m', `${size.memoryMiB}M`, '-smp', String(size.cpus)],
       ...['-vnc', `unix:${join(dir, `vnc-${wsPort}.sock`)},websocket=127.0.0.1:${wsPort}`, '-device', 'virtio-vga', '-device', 'virtio-tablet-pci'],
       ...['-kernel', payload.kernel, '-initrd', payload.initrd, '-append', cmdline.join(' ')],
@@ -296,7 +298,16 @@ async function pageLaunch(browser: Browser, stickRoot: string): Promise<PageLaun
   await page.evaluateOnNewDocument(PROBE);
   await page.goto(served.firstAddress);
   stamp('(bench) the page loaded');
-  await waitFor(async () => (await page.evaluate('window.__shown ?? 0')) !== 0, 900_000, 100);
+  let exited = false;
+  void served.run.then(() => (exited = true));
+  await waitFor(
+    async () => {
+      if (exited) throw new Error(`the launcher ended before the first frame:\n${served.stderr()}`);
+      return (await page.evaluate('window.__shown ?? 0')) !== 0;
+    },
+    900_000,
+    100,
+  );
   const shownAt = (await page.evaluate('window.__shown')) as number;
   stamp('(bench) the first frame that shows the session', shownAt);
   // The running session's screen (before it, the page may show the boot).
@@ -324,8 +335,9 @@ try {
   say(`first launch (the person's overlay created), load ${load()}…`);
   const first = await pageLaunch(browser, stickRoot);
   const firstLoad = load();
-  const status = await launcherJson<Size>(['status', '--stick', stickRoot]);
-  const size = { memoryMiB: status.json.memoryMiB, cpus: status.json.cpus };
+  const status = await launcherJson<Omit<Size, 'cpuModel'>>(['status', '--stick', stickRoot]);
+  const qemuLog = await readFile(join(stickRoot, 'run', `${GUEST}.qemu.log`), 'utf8');
+  const size = { memoryMiB: status.json.memoryMiB, cpus: status.json.cpus, cpuModel: / -cpu (\S+) /.exec(qemuLog)?.[1] ?? 'max' };
   if (!json) for (const line of first.phases()) say(`  ${line}`);
   await endPageLaunch(first, stickRoot);
 
@@ -441,7 +453,7 @@ try {
   if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else {
     const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-    console.log(`guest ${GUEST}: ${size.memoryMiB} MiB, ${size.cpus} vCPU, virtio-vga, TCG, both halves`);
+    console.log(`guest ${GUEST}: ${size.memoryMiB} MiB, ${size.cpus} vCPU, -cpu ${size.cpuModel}, virtio-vga, TCG, both halves`);
     console.log(`first launch (overlay created) → first frame  ${s(result.firstLaunchMs)}  (load ${firstLoad})`);
     for (const [i, r] of rounds.entries())
       console.log(`round ${i + 1}: page ${s(r.pageMs)} (load ${r.pageLoad})   bare QEMU ${s(r.bareMs)} (load ${r.bareLoad})`);
