@@ -26,7 +26,8 @@
 //     drawing).
 //
 // `--guest default` runs the console guest (quick); the default is `desktop`.
-// Prints the figures and ratios; never fails on a time.
+// Prints the figures and ratios; never fails on a time (a boot that shows
+// nothing in 30 minutes ends it).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -255,7 +256,7 @@ async function bareQemu(size: Size, disk: string | undefined, dir: string): Prom
   qemu.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString('latin1')));
   const marker = DESKTOP ? DESKTOP_READY_MARKER : READY_MARKER;
   try {
-    await waitFor(() => out.includes(marker) || qemu.exitCode !== null, 900_000, 50);
+    await waitFor(() => out.includes(marker) || qemu.exitCode !== null, 1_800_000, 50);
     if (!out.includes(marker)) throw new Error(`bare QEMU exited before ${marker}`);
   } catch (error) {
     qemu.kill('SIGKILL');
@@ -305,13 +306,13 @@ async function pageLaunch(browser: Browser, stickRoot: string): Promise<PageLaun
       if (exited) throw new Error(`the launcher ended before the first frame:\n${served.stderr()}`);
       return (await page.evaluate('window.__shown ?? 0')) !== 0;
     },
-    900_000,
+    1_800_000,
     100,
   );
   const shownAt = (await page.evaluate('window.__shown')) as number;
   stamp('(bench) the first frame that shows the session', shownAt);
   // The running session's screen (before it, the page may show the boot).
-  await page.waitForSelector('body[data-screen="connected"]', { timeout: 900_000 });
+  await page.waitForSelector('body[data-screen="connected"]', { timeout: 1_800_000 });
   const lines = () => phases.sort((a, b) => a.at - b.at).map((p) => `${(p.at / 1000).toFixed(1).padStart(6)} s  ${p.line}`);
   return { firstFrameMs: shownAt - launched, page, phases: lines, run: served };
 }
