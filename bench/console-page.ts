@@ -294,7 +294,13 @@ async function pageLaunch(browser: Browser, stickRoot: string): Promise<PageLaun
   const phases: Array<{ at: number; line: string }> = [];
   const stamp = (line: string, at = now()) => phases.push({ at: at - launched, line });
   for (const line of served.stderr().split('\n').filter(Boolean)) stamp(line);
-  served.run.stderr?.on('data', (chunk: Buffer) => chunk.toString().split('\n').filter(Boolean).forEach(stamp));
+  served.run.stderr?.on('data', (chunk: Buffer) =>
+    chunk
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .forEach((line) => stamp(line)),
+  );
   const page = await browser.newPage();
   await page.evaluateOnNewDocument(PROBE);
   await page.goto(served.firstAddress);
