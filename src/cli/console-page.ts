@@ -25,6 +25,8 @@ export interface ServedPage {
   signedIn: Promise<UnlockedUser>;
   /** The launch's narration, shown on the page while it starts. */
   narrate(message: string): void;
+  /** QEMU listens on its VNC socket (the guest still booting): the page shows the screen while the launch goes on. */
+  screen(vncSocket: string): void;
   /** The session is up: the page shows its screen and serves its controls. */
   attach(session: Session): void;
   /** The launch failed before the guest was ready. */
@@ -45,6 +47,7 @@ export async function servePage(
   const { listUsers, login } = await import('../auth/users.ts');
   const users = args.signInOnPage ? (await listUsers(layout)).map((user) => user.name) : [];
   let session: Session | undefined;
+  let screenSocket: string | undefined;
   let ejected = false;
   let resolveSignIn!: (user: UnlockedUser) => void;
   const signedIn = new Promise<UnlockedUser>((resolve) => (resolveSignIn = resolve));
@@ -74,7 +77,7 @@ export async function servePage(
         const waiting = await waitingOnPage(session);
         return { ...session.status(), pendingConfirmations: waiting.map((rule) => rule.text), waitingRules: waiting };
       },
-      vncSocket: () => session?.vncSocket,
+      vncSocket: () => session?.vncSocket ?? screenSocket,
     },
     initial,
   );
@@ -83,7 +86,12 @@ export async function servePage(
     page,
     signedIn,
     narrate: (message) => {
-      if (page.state.current.phase === 'starting') page.state.set({ phase: 'starting', message });
+      if (page.state.current.phase === 'starting') page.state.set({ phase: 'starting', message, ...(screenSocket ? { screen: true } : {}) });
+    },
+    screen: (vncSocket) => {
+      screenSocket = vncSocket;
+      const current = page.state.current;
+      if (current.phase === 'starting') page.state.set({ ...current, screen: true });
     },
     attach: (running) => {
       session = running;

@@ -4,7 +4,7 @@
 // else, so what it shows after a yank or a shutdown is what the launcher knew.
 export type PagePhase =
   | { phase: 'sign-in'; users: string[]; error?: string }
-  | { phase: 'starting'; message: string }
+  | { phase: 'starting'; message: string; /** QEMU's screen can be shown already (the boot on it). */ screen?: boolean }
   | { phase: 'running'; guest: string; user: string | null; clipboard: boolean }
   | { phase: 'ended'; reason: 'removed' | 'stopped' | 'suspended' | 'ejected' | 'failed'; message: string };
 

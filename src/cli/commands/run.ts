@@ -253,7 +253,7 @@ export async function runWithPage(
       guest: args.guest,
       accelerator: args.accel,
       command: 'run',
-      display: { kind: 'page' },
+      display: { kind: 'page', onScreen: served.screen },
       page: { address: served.page.address },
       login: args.signInOnPage
         ? async () => {

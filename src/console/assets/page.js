@@ -7,11 +7,19 @@ import RFB from '/novnc/core/rfb.js';
 const $ = (id) => document.getElementById(id);
 let rfb;
 let last;
+let screenUp = false;
 
-function showSection(phase) {
+// While the launch goes on the screen may show already (the guest booting
+// on it): then the "running" section shows, the controls do not.
+function showSection(phase, section = phase) {
   document.body.dataset.phase = phase;
-  for (const section of document.querySelectorAll('main > section')) section.hidden = section.id !== phase;
+  for (const element of document.querySelectorAll('main > section')) element.hidden = element.id !== section;
   $('controls').hidden = phase !== 'running';
+}
+
+// "connected": the running session's screen; "booting": the screen of a guest still starting.
+function markScreen() {
+  if (screenUp) document.body.dataset.screen = last?.phase === 'running' ? 'connected' : 'booting';
 }
 
 function connectScreen() {
@@ -21,11 +29,13 @@ function connectScreen() {
   rfb.resizeSession = true;
   rfb.focusOnClick = true;
   rfb.addEventListener('connect', () => {
-    document.body.dataset.screen = 'connected';
+    screenUp = true;
+    markScreen();
     rfb.focus();
   });
   rfb.addEventListener('disconnect', () => {
     document.body.dataset.screen = 'disconnected';
+    screenUp = false;
     rfb = undefined;
   });
   rfb.addEventListener('clipboard', (event) => {
@@ -37,7 +47,7 @@ function connectScreen() {
 
 function render(state) {
   last = state;
-  showSection(state.phase);
+  showSection(state.phase, state.phase === 'starting' && state.screen ? 'running' : state.phase);
   if (state.phase === 'sign-in') {
     const select = $('user');
     if (select.options.length !== state.users.length) {
@@ -46,9 +56,14 @@ function render(state) {
     $('sign-in-error').textContent = state.error ?? '';
   } else if (state.phase === 'starting') {
     $('starting-message').textContent = state.message;
+    if (state.screen) {
+      $('summary').textContent = state.message;
+      connectScreen();
+    }
   } else if (state.phase === 'running') {
     $('summary').textContent = `${state.guest}${state.user ? ` · ${state.user}` : ''}`;
     connectScreen();
+    markScreen();
     void refreshStatus();
   } else if (state.phase === 'ended') {
     rfb?.disconnect();

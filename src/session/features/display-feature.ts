@@ -13,8 +13,13 @@ import type { DisplaySpec } from '../../vmm/machine-spec.ts';
 import type { LaunchFeature } from '../launch/feature.ts';
 import type { Teardown } from '../launch/teardown.ts';
 
-/** What the launch asks of the screen: served to the console page, or QEMU's own window (its UI backend). */
-export type DisplayRequest = { kind: 'page' } | { kind: 'window'; backend: string };
+/**
+ * What the launch asks of the screen: served to the console page, or QEMU's
+ * own window (its UI backend). `onScreen` hears the VNC socket as soon as
+ * QEMU listens on it (still paused), so the page shows the boot instead of
+ * waiting for the guest to be ready.
+ */
+export type DisplayRequest = { kind: 'page'; onScreen?: (vncSocket: string) => void } | { kind: 'window'; backend: string };
 
 export const DISPLAY_CMDLINE_WORDS = ['console=tty0', 'console=ttyS0', 'pocketvm.display=1'] as const;
 
@@ -34,5 +39,6 @@ export async function displayFeature(request: DisplayRequest, teardown: Teardown
   teardown.add(() => rm(privateDir, { recursive: true, force: true }));
   const vncSocket = join(privateDir, 'vnc.sock');
   const display: DisplaySpec = { kind: 'vnc', socket: vncSocket, clipboard: true };
-  return { feature: { name: 'display', display, cmdline: DISPLAY_CMDLINE_WORDS }, vncSocket };
+  const attach = async () => request.onScreen?.(vncSocket);
+  return { feature: { name: 'display', display, cmdline: DISPLAY_CMDLINE_WORDS, attach }, vncSocket };
 }
