@@ -72,7 +72,7 @@ function writable(layer: string | undefined): 'user' | 'host' {
 function common(command: Command, options: { layer?: 'write' | 'read' | 'export' } = {}): Command {
   stickOption(command);
   command.option('--user <name>', "whose registry (default: the stick's only user)");
-  command.option('--guest <name>', 'the guest whose registry it is (each guest has its own; its payload\'s defaults are the bottom layer)', 'default');
+  command.option('--guest <name>', "the guest whose registry it is (each guest has its own; its payload's defaults are the bottom layer)", 'default');
   if (options.layer === 'write')
     command.addOption(new Option('--layer <layer>', 'the layer to write: user, or host (this host only)').choices(['user', 'host']).default('user'));
   if (options.layer === 'read')
