@@ -51,7 +51,9 @@ describe('launcher reg', function () {
     assert.match(ls.stdout, /^int64 +int64 +9223372036854775807 +\(user\)$/m);
   });
 
-  it("each guest has its own registry: --guest reaches a created guest's, over its payload's defaults (docs/guests.md, Several at once)", async () => {
+  it("each guest has its own registry: --guest reaches a created guest's, over its payload's defaults (docs/guests.md, Several at once)", async function () {
+    // Seven launcher runs: generous, never a test that fails on time under load.
+    this.timeout(600_000);
     const created = await launcher(['guest', 'create', 'play', '--from', 'default', '--stick', stick.root]);
     assert.equal(created.exitCode, 0, created.stderr);
     assert.equal((await reg('set', 'Own', 'Who', 'play', '--guest', 'play')).exitCode, 0);
