@@ -6,6 +6,8 @@
 // per protocol, bound to the host's 127.0.0.1 only, on a port free right
 // now, and removes them when it stops. The credential is random, made here,
 // handed to the guest on stdin and printed once; it is not kept.
+import { currentPlatform } from '../platform/current.ts';
+import type { HostPlatform } from '../platform/host-platform.ts';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { ShareError } from '../errors.ts';
@@ -84,11 +86,11 @@ export function shareUrls(name: string, davPort: number, smbPort: number): Pick<
 }
 
 /** How a person opens it from this host's file manager. */
-export function openHints(info: ShareInfo, platform: NodeJS.Platform = process.platform): string[] {
-  if (platform === 'win32')
+export function openHints(info: ShareInfo, fileManager: HostPlatform['shareFileManager'] = currentPlatform().shareFileManager): string[] {
+  if (fileManager === 'explorer')
     return [
       `Explorer: \\\\${SHARE_HOST}@${info.webdav.port}\\DavWWWRoot (WebDAV; Explorer speaks SMB on port 445 only, which a person without administrator rights cannot use)`,
     ];
-  if (platform === 'darwin') return [`Finder: Go > Connect to Server, ${info.webdav.url} or ${info.smb.url}`];
+  if (fileManager === 'finder') return [`Finder: Go > Connect to Server, ${info.webdav.url} or ${info.smb.url}`];
   return [`GNOME Files: Other Locations > Connect to Server, dav://${SHARE_HOST}:${info.webdav.port}/ or ${info.smb.url}`];
 }

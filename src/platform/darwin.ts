@@ -32,6 +32,7 @@ export const darwinPlatform: HostPlatform = {
   sysfsBlockDevices: false,
   procMountinfo: false,
   procSelfFd: false,
+  shareFileManager: 'finder',
   hardLinksSymlinks: false,
   windowsFileSystem: false,
   guestRamInDevShm: false,

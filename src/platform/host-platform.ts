@@ -58,6 +58,8 @@ export interface HostPlatform {
   procMountinfo: boolean;
   /** /proc/self/fd/N names an open descriptor, so a directory is read through the handle that was checked, not its path again. */
   procSelfFd: boolean;
+  /** The file manager a person opens a `files share` with, so its hint names the right steps (src/appliance/source-share.ts). */
+  shareFileManager: 'explorer' | 'finder' | 'gnome-files';
   /** link(2) on a symlink links the symlink itself (Linux); elsewhere it follows it, so such a link is refused. */
   hardLinksSymlinks: boolean;
   /** Windows file semantics: reserved names and characters, no chmod, no FIFOs (src/dyntable/confined-fs.ts). */

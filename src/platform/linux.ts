@@ -39,6 +39,7 @@ export const linuxPlatform: HostPlatform = {
   sysfsBlockDevices: true,
   procMountinfo: true,
   procSelfFd: true,
+  shareFileManager: 'gnome-files',
   hardLinksSymlinks: true,
   windowsFileSystem: false,
   guestRamInDevShm: true,

@@ -29,6 +29,7 @@ export const windowsPlatform: HostPlatform = {
   sysfsBlockDevices: false,
   procMountinfo: false,
   procSelfFd: false,
+  shareFileManager: 'explorer',
   hardLinksSymlinks: false,
   windowsFileSystem: true,
   guestRamInDevShm: false,

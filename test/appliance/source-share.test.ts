@@ -21,8 +21,8 @@ describe('files share: host-side rules', () => {
     assert.equal(urls.webdav.url, 'http://127.0.0.1:41000/');
     assert.equal(urls.smb.url, 'smb://127.0.0.1:42000/disk');
     const info: ShareInfo = { readOnly: true, user: 'pocketvm', ...urls, owner: { uid: 1000, gid: 1000 }, since: '' };
-    assert.match(openHints(info, 'win32').join('\n'), /\\\\127\.0\.0\.1@41000\\DavWWWRoot/);
-    assert.match(openHints(info, 'darwin').join('\n'), /smb:\/\/127\.0\.0\.1:42000\/disk/);
-    assert.match(openHints(info, 'linux').join('\n'), /dav:\/\/127\.0\.0\.1:41000\//);
+    assert.match(openHints(info, 'explorer').join('\n'), /\\\\127\.0\.0\.1@41000\\DavWWWRoot/);
+    assert.match(openHints(info, 'finder').join('\n'), /smb:\/\/127\.0\.0\.1:42000\/disk/);
+    assert.match(openHints(info, 'gnome-files').join('\n'), /dav:\/\/127\.0\.0\.1:41000\//);
   });
 });

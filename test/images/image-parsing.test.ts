@@ -1,6 +1,7 @@
 // The image store's parsing rules on bytes and text: formats told from
 // headers, partition tables (made by sfdisk on a sparse file), an OVA's tar
 // and OVF, and the appliance's inspect report turned into facts.
+// Test tier: integration (qemu-img makes the OVA's disk)
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from 'node:fs';

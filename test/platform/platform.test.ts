@@ -54,6 +54,10 @@ describe('platform: one record per OS, chosen once', () => {
       [false, true, false],
     );
     assert.deepEqual(
+      records.map((p) => p.shareFileManager),
+      ['gnome-files', 'explorer', 'finder'],
+    );
+    assert.deepEqual(
       records.map((p) => p.dumpGuard),
       ['prctl', 'none', 'setrlimit'],
     );
