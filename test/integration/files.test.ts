@@ -164,6 +164,7 @@ describe('launcher files: the helper appliance on a real corpus', function () {
     const img = image('luks2-ext4-raw');
     const before = fileSha(img.file);
     const open = (await filesJson<OpenSource[]>(['list'])).json.length;
+    const mappedBefore = (await applianceShell(stick.root, 'ls /dev/mapper')).stdout;
     const locked = await filesJson<{ error: { code: number; reason: string; message: string } }>(['open', img.file]);
     assert.equal(locked.exitCode, 24, JSON.stringify(locked.json));
     assert.equal(locked.json.error.reason, 'passphrase-needed');
@@ -186,8 +187,7 @@ describe('launcher files: the helper appliance on a real corpus', function () {
     );
     assert.ok(!plain.stderr.includes('wrong again') && !plain.stdout.includes('wrong again'), 'the passphrase is never printed');
     assert.equal((await filesJson<OpenSource[]>(['list'])).json.length, open, 'nothing stays open');
-    const mapped = await applianceShell(stick.root, 'ls /dev/mapper; cat /proc/mdstat');
-    assert.doesNotMatch(mapped.stdout, /pvm-/, 'no LUKS mapping stays');
+    assert.equal((await applianceShell(stick.root, 'ls /dev/mapper')).stdout, mappedBefore, 'no LUKS mapping stays');
     assert.equal(fileSha(img.file), before);
     for (const log of ['appliance.log', 'appliance.console.log']) {
       const text = readFileSync(join(stick.root, 'run', log), 'utf8');
@@ -196,6 +196,8 @@ describe('launcher files: the helper appliance on a real corpus', function () {
   });
 
   it('LVM (xfs; LUKS1 inside) and md RAID1, made by lvm and mdadm in the appliance: the tree, each volume read back by hash, the image unchanged', async () => {
+    const layers = "ls /dev/mapper; grep '^md' /proc/mdstat || true";
+    const layersBefore = (await applianceShell(stick.root, layers)).stdout;
     const made = await filesJson<OpenSource>(['open', '--rw', stack.file]);
     assert.equal(made.exitCode, 0, made.stderr);
     const script = await applianceShell(stick.root, stackScript(made.json.name));
@@ -232,8 +234,8 @@ describe('launcher files: the helper appliance on a real corpus', function () {
       }
       assert.equal((await files(['close', opened.json.name])).exitCode, 0);
     }
-    const left = await applianceShell(stick.root, 'ls /dev/mapper; cat /proc/mdstat');
-    assert.doesNotMatch(left.stdout, /pvm-|corpusvg|md\d/, `closed sources leave no mapping, volume group or array: ${left.stdout}`);
+    const left = (await applianceShell(stick.root, layers)).stdout;
+    assert.equal(left, layersBefore, 'closed sources leave no mapping, volume group or array');
     assert.equal(fileSha(stack.file), before, 'read-only opens left the stack image as it was');
   });
 
