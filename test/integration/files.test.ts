@@ -164,11 +164,11 @@ describe('launcher files: the helper appliance on a real corpus', function () {
     const img = image('luks2-ext4-raw');
     const before = fileSha(img.file);
     const open = (await filesJson<OpenSource[]>(['list'])).json.length;
-    const mappedBefore = (await applianceShell(stick.root, 'ls /dev/mapper')).stdout;
     const locked = await filesJson<{ error: { code: number; reason: string; message: string } }>(['open', img.file]);
     assert.equal(locked.exitCode, 24, JSON.stringify(locked.json));
     assert.equal(locked.json.error.reason, 'passphrase-needed');
     assert.match(locked.json.error.message, /LUKS volume at 0 needs its passphrase/);
+    const mappedBefore = (await applianceShell(stick.root, 'ls /dev/mapper')).stdout;
     const wrong = await filesJson<{ error: { code: number; reason: string; message: string } }>(
       ['open', '--passphrase-stdin', img.file],
       `not ${LUKS_PASSPHRASE}\n`,
@@ -197,9 +197,9 @@ describe('launcher files: the helper appliance on a real corpus', function () {
 
   it('LVM (xfs; LUKS1 inside) and md RAID1, made by lvm and mdadm in the appliance: the tree, each volume read back by hash, the image unchanged', async () => {
     const layers = "ls /dev/mapper; grep '^md' /proc/mdstat || true";
-    const layersBefore = (await applianceShell(stick.root, layers)).stdout;
     const made = await filesJson<OpenSource>(['open', '--rw', stack.file]);
     assert.equal(made.exitCode, 0, made.stderr);
+    const layersBefore = (await applianceShell(stick.root, layers)).stdout;
     const script = await applianceShell(stick.root, stackScript(made.json.name));
     assert.equal(script.exitCode, 0, script.stderr);
     assert.equal((await files(['close', made.json.name])).exitCode, 0);
