@@ -26,6 +26,8 @@ export const ExitCode = {
   display: 19,
   files: 20,
   share: 22,
+  filesPassphrase: 23,
+  filesLocked: 24,
   guestState: 30,
   guestConfig: 31,
   notPermitted: 32,
@@ -288,6 +290,18 @@ export class FilesError extends PocketError {
 export class ShareError extends PocketError {
   constructor(message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
     super('share', message, options);
+  }
+}
+
+/**
+ * `launcher files open|check`: the passphrase does not open a LUKS volume of
+ * the source (`filesPassphrase`), or a LUKS volume needs one and none could be
+ * asked (`filesLocked`: no terminal and no --passphrase-stdin). Nothing stays
+ * open or unlocked.
+ */
+export class LuksPassphraseError extends PocketError {
+  constructor(exit: 'filesPassphrase' | 'filesLocked', message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super(exit, message, options);
   }
 }
 

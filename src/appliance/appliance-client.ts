@@ -82,12 +82,26 @@ type Body<K extends Op> = Omit<Extract<ApplianceRequest, { op: K }>, 'op' | 'tok
 /** Longer than the slowest answer: closing every source and powering off. */
 const REQUEST_TIMEOUT_MS = 300_000;
 
-export async function applianceRequest<K extends Op>(layout: StickLayout, address: ApplianceAddress, op: K, body: Body<K>): Promise<ApplianceResults[K]> {
+/**
+ * One request, one answer. `passphrase` (attach, check) is sent as raw bytes
+ * after the request's line, its length in the request; the caller zeroes it.
+ */
+export async function applianceRequest<K extends Op>(
+  layout: StickLayout,
+  address: ApplianceAddress,
+  op: K,
+  body: Body<K>,
+  passphrase?: Buffer,
+): Promise<ApplianceResults[K]> {
   const text = await new Promise<string>((resolve, reject) => {
     const socket = connect(address.path);
     let data = '';
     socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(`${JSON.stringify({ ...body, op, token: address.token })}\n`));
+    socket.on('connect', () => {
+      socket.write(`${JSON.stringify({ ...body, op, token: address.token, ...(passphrase ? { passphraseBytes: passphrase.length } : {}) })}\n`);
+      // Written before the answer can come, so the caller's zeroing (after the answer) finds it sent.
+      if (passphrase) socket.write(passphrase);
+    });
     socket.on('data', (chunk: string) => (data += chunk));
     socket.on('end', () => resolve(data));
     socket.setTimeout(REQUEST_TIMEOUT_MS, () => {

@@ -8,7 +8,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
-import { asPocketError, FilesError, ShareError, UsageError } from '../errors.ts';
+import { asPocketError, FilesError, LuksPassphraseError, type PocketError, ShareError, UsageError } from '../errors.ts';
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import type { GuestPayload } from '../payload/guest-payload.ts';
 import { MAX_REQUEST_BYTES } from '../session/control-protocol.ts';
@@ -22,9 +22,11 @@ import {
   type CheckResult,
   type InspectRequest,
   type InspectResult,
+  MAX_PASSPHRASE_BYTES,
+  type NewShare,
   type OpenSource,
   parseCheckLine,
-  type NewShare,
+  parseFound,
   parseOpenReport,
 } from './appliance-protocol.ts';
 import { bootAppliance, type ApplianceMachine, type ApplianceStart } from './appliance-machine.ts';
@@ -95,7 +97,12 @@ export class ApplianceDaemon {
     return next;
   }
 
-  attach(request: AttachRequest): Promise<OpenSource> {
+  /**
+   * `passphrase` (the caller's; zeroed by it) goes to pocketvm-files on its
+   * stdin through the exec channel, which is the only way it reaches the
+   * appliance: never its command line, a log or the stick.
+   */
+  attach(request: AttachRequest, passphrase?: Buffer): Promise<OpenSource> {
     return this.#serial(async () => {
       const source = await inspectSource(request.source);
       const used = new Set([...this.#opened.values()].map((o) => o.plugged.target));
@@ -108,19 +115,13 @@ export class ApplianceDaemon {
         throw new FilesError(`QEMU cannot open ${source.path} as ${source.format}: ${message}`, { cause, details: { reason: 'unreadable' } });
       });
       const argv = ['/usr/bin/pocketvm-files', 'open', name, String(target), request.readOnly ? 'ro' : 'rw'];
-      if (request.partition !== undefined) argv.push(String(request.partition));
-      const result = await runInAppliance(execs, argv);
+      const want = request.volume ?? (request.partition !== undefined ? String(request.partition) : undefined);
+      if (want !== undefined) argv.push(want);
+      const result = await runInAppliance(execs, argv, passphrase);
       if (result.exitCode !== 0) {
         await runInAppliance(execs, ['/usr/bin/pocketvm-files', 'close', name]).catch(() => {});
         await unplugSource(machine.qmp, plugged).catch(() => {});
-        const reason = { 3: 'no-disk', 4: 'nothing-mountable', 5: 'read-write-refused', 6: 'mount-failed' }[result.exitCode] ?? 'failed';
-        throw new FilesError(
-          `${basename(source.path)}: ${result.stderr.trim().split('\n').at(-1) || `the appliance could not open it (exit ${result.exitCode})`}`,
-          {
-            details: { reason, source: source.path, found: result.stdout },
-            ...(reason === 'read-write-refused' ? { hint: 'open it without --rw to read it' } : {}),
-          },
-        );
+        throw openFailure(source.path, result);
       }
       const info: OpenSource = {
         name,
@@ -136,7 +137,7 @@ export class ApplianceDaemon {
   }
 
   /** Plugs the source read-only, runs its file system's checker (no repair), unplugs it. */
-  check(request: CheckRequest): Promise<CheckResult> {
+  check(request: CheckRequest, passphrase?: Buffer): Promise<CheckResult> {
     return this.#serial(async () => {
       const source = await inspectSource(request.source);
       const used = new Set([...this.#opened.values()].map((o) => o.plugged.target));
@@ -151,8 +152,9 @@ export class ApplianceDaemon {
         const plugged = await plugSource(machine.qmp, source, target, readOnly);
         try {
           const argv = ['/usr/bin/pocketvm-files', 'check', name, String(target)];
-          if (request.partition !== undefined) argv.push(String(request.partition));
-          return await runInAppliance(execs, argv);
+          const want = request.volume ?? (request.partition !== undefined ? String(request.partition) : undefined);
+          if (want !== undefined) argv.push(want);
+          return await runInAppliance(execs, argv, passphrase);
         } finally {
           await runInAppliance(execs, ['/usr/bin/pocketvm-files', 'close', name]).catch(() => {});
           await unplugSource(machine.qmp, plugged).catch(() => {});
@@ -162,13 +164,11 @@ export class ApplianceDaemon {
       if (parseCheckLine(result.stdout)?.type === 'f2fs') result = await check(false);
       {
         const checked = parseCheckLine(result.stdout);
-        if (!checked)
-          throw new FilesError(`${basename(source.path)}: ${result.stderr.trim().split('\n').at(-1) || 'nothing to check'}`, {
-            details: { reason: 'nothing-mountable' },
-          });
+        if (!checked) throw openFailure(source.path, result);
         return {
           source: source.path,
           partition: checked.number,
+          volume: checked.volume,
           type: checked.type,
           exitCode: checked.exitCode,
           clean: checked.exitCode === 0,
@@ -281,12 +281,12 @@ export class ApplianceDaemon {
     this.#end();
   }
 
-  async handle(request: ApplianceRequest): Promise<unknown> {
+  async handle(request: ApplianceRequest, passphrase?: Buffer): Promise<unknown> {
     switch (request.op) {
       case 'attach':
-        return this.attach(request);
+        return this.attach(request, passphrase);
       case 'check':
-        return this.check(request);
+        return this.check(request, passphrase);
       case 'inspect':
         return this.inspect(request);
       case 'close':
@@ -310,6 +310,28 @@ export class ApplianceDaemon {
   }
 }
 
+/** pocketvm-files' exit codes for a failed open or check (its header lists them), as the error a person sees. */
+function openFailure(path: string, result: { exitCode: number; stdout: string; stderr: string }): PocketError {
+  const line = result.stderr.trim().split('\n').at(-1) || `the appliance could not open it (exit ${result.exitCode})`;
+  const found = parseFound(result.stdout);
+  const details = { source: path, partitions: found.partitions, volumes: found.volumes };
+  if (result.exitCode === 8)
+    return new LuksPassphraseError('filesPassphrase', `${basename(path)}: ${line}; nothing was opened`, {
+      hint: 'try again with the right passphrase',
+      details: { reason: 'wrong-passphrase', ...details },
+    });
+  if (result.exitCode === 9)
+    return new LuksPassphraseError('filesLocked', `${basename(path)}: ${line}`, {
+      hint: 'run it at a terminal to be asked, or pass it with --passphrase-stdin',
+      details: { reason: 'passphrase-needed', ...details },
+    });
+  const reason = { 3: 'no-disk', 4: 'nothing-mountable', 5: 'read-write-refused', 6: 'mount-failed' }[result.exitCode] ?? 'failed';
+  return new FilesError(`${basename(path)}: ${line}`, {
+    details: { reason, ...details },
+    ...(reason === 'read-write-refused' ? { hint: 'open it without --rw to read it' } : {}),
+  });
+}
+
 function tokenMatches(expected: string, given: unknown): boolean {
   return typeof given === 'string' && given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected));
 }
@@ -320,6 +342,8 @@ function serve(daemon: ApplianceDaemon, token: string, socket: Socket): void {
   socket.on('error', () => {});
   const onData = (chunk: Buffer) => {
     buffer = Buffer.concat([buffer, chunk]);
+    // The concatenation is a copy: a passphrase after the line lives on only in `buffer`, which readPassphrase zeroes.
+    chunk.fill(0);
     if (buffer.length > MAX_REQUEST_BYTES) return void socket.destroy();
     const newline = buffer.indexOf(0x0a);
     if (newline < 0) return;
@@ -332,9 +356,20 @@ function serve(daemon: ApplianceDaemon, token: string, socket: Socket): void {
     }
     if (!tokenMatches(token, request.token)) return reply({ ok: false, error: { exit: 'usage', message: 'appliance request refused: wrong token' } });
     if (request.op === 'exec-stream') return relayExec(daemon.execTarget, { ...request, root: true }, socket, buffer.subarray(newline + 1));
-    daemon.handle(request).then(
-      (result) => reply({ ok: true, result }),
+    const wanted = request.op === 'attach' || request.op === 'check' ? (request.passphraseBytes ?? 0) : 0;
+    if (!Number.isInteger(wanted) || wanted < 0 || wanted > MAX_PASSPHRASE_BYTES)
+      return reply({ ok: false, error: { exit: 'usage', message: 'malformed appliance request: passphraseBytes' } });
+    readPassphrase(socket, buffer, newline + 1, wanted, (passphrase) => answer(request, passphrase));
+  };
+  const answer = (request: ApplianceRequest, passphrase: Buffer | undefined) => {
+    const forget = () => passphrase?.fill(0);
+    daemon.handle(request, passphrase).then(
+      (result) => {
+        forget();
+        reply({ ok: true, result });
+      },
       (error: unknown) => {
+        forget();
         const failure = asPocketError(error);
         reply({
           ok: false,
@@ -344,6 +379,30 @@ function serve(daemon: ApplianceDaemon, token: string, socket: Socket): void {
     );
   };
   socket.on('data', onData);
+}
+
+/**
+ * The passphrase's bytes after the request's line: `wanted` of them, already
+ * in `buffer` from `from` on or still arriving. Every buffer that held some is
+ * zeroed once copied out; the copy is the caller's to zero.
+ */
+function readPassphrase(socket: Socket, buffer: Buffer, from: number, wanted: number, done: (passphrase: Buffer | undefined) => void): void {
+  if (wanted === 0) {
+    buffer.fill(0);
+    return done(undefined);
+  }
+  const passphrase = Buffer.alloc(wanted);
+  let have = buffer.copy(passphrase, 0, from, Math.min(buffer.length, from + wanted));
+  buffer.fill(0);
+  if (have === wanted) return done(passphrase);
+  const more = (chunk: Buffer) => {
+    have += chunk.copy(passphrase, have, 0, Math.min(chunk.length, wanted - have));
+    chunk.fill(0);
+    if (have < wanted) return;
+    socket.off('data', more);
+    done(passphrase);
+  };
+  socket.on('data', more);
 }
 
 async function closeServer(server: Server, file: string, privateDir: string | undefined): Promise<void> {

@@ -16,6 +16,13 @@ export interface AttachRequest {
   readOnly: boolean;
   /** 1-based partition number; 0 the whole disk; absent: the first with a file system. */
   partition?: number;
+  /** A volume's id as `files open` printed it (2/luks, 4/vg0/data, 2/md): mount that one. */
+  volume?: string;
+  /**
+   * The LUKS passphrase's length: that many raw bytes follow the request's
+   * line on the connection (never inside the JSON, so no string holds it).
+   */
+  passphraseBytes?: number;
 }
 
 /** What `files check` asks for: the source's file system checked by its own fsck, without mounting or repairing. */
@@ -24,11 +31,19 @@ export interface CheckRequest {
   token: string;
   source: string;
   partition?: number;
+  volume?: string;
+  /** As in AttachRequest: the passphrase's bytes follow the line. */
+  passphraseBytes?: number;
 }
+
+/** The longest passphrase a request may carry (cryptsetup's own limit for a typed one is 512). */
+export const MAX_PASSPHRASE_BYTES = 4096;
 
 export interface CheckResult {
   source: string;
   partition: number;
+  /** The volume checked (its id, as files open prints it). */
+  volume: string;
   type: string;
   /** The checker's exit code: 0 is clean. */
   exitCode: number;
@@ -84,6 +99,23 @@ export interface FoundPartition {
   label: string | null;
 }
 
+/**
+ * What lies inside a partition, in layers (LUKS, md RAID, LVM), each with its
+ * id: the path down from the partition it starts in (`2/luks`, `2/md` for an
+ * array whose first member is partition 2, `4/vg0/data` for a logical volume
+ * of the group whose first physical volume is partition 4, nested as deep as
+ * the layers go: `4/vg0/secret/luks`).
+ */
+export interface FoundVolume {
+  id: string;
+  device: string;
+  bytes: number;
+  type: string | null;
+  label: string | null;
+  /** A LUKS volume that was left locked (no passphrase was given). */
+  locked: boolean;
+}
+
 /** One open source, as `files open` prints it. */
 export interface OpenSource {
   name: string;
@@ -93,7 +125,10 @@ export interface OpenSource {
   readOnly: boolean;
   disk: { device: string; bytes: number; partitionTable: string | null };
   partitions: FoundPartition[];
-  mounted: { number: number; device: string; type: string };
+  /** LUKS, md and LVM volumes found inside the partitions, unlocked and activated read-only unless --rw. */
+  volumes: FoundVolume[];
+  /** number: the partition it lies in; volume: its id (the partition's number when it is the partition itself). */
+  mounted: { number: number; device: string; type: string; volume: string };
   /** Where it is mounted inside the appliance. */
   mountPoint: string;
   /** Its share while one runs (`files share`), without the password. */
@@ -125,25 +160,47 @@ const nullable = (value: string | undefined): string | null => (value === undefi
  * The lines `pocketvm-files open` prints (payload/appliance-rootfs/usr/bin/pocketvm-files):
  * `disk DEV SIZE PTTYPE`, `part N DEV SIZE TYPE LABEL`, `mounted N DEV TYPE MODE`.
  */
-export function parseOpenReport(text: string): Pick<OpenSource, 'disk' | 'partitions' | 'mounted'> {
+export function parseOpenReport(text: string): Pick<OpenSource, 'disk' | 'partitions' | 'volumes' | 'mounted'> {
+  const found = parseFound(text);
+  if (!found.disk || !found.mounted) throw new Error(`the appliance's report is incomplete: ${JSON.stringify(text.slice(0, 200))}`);
+  return { disk: found.disk, partitions: found.partitions, volumes: found.volumes, mounted: found.mounted };
+}
+
+/** Every line of the report, whole or not (a failed open still says what it found). */
+export function parseFound(text: string): {
+  disk?: OpenSource['disk'];
+  partitions: FoundPartition[];
+  volumes: FoundVolume[];
+  mounted?: OpenSource['mounted'];
+} {
   let disk: OpenSource['disk'] | undefined;
   let mounted: OpenSource['mounted'] | undefined;
   const partitions: FoundPartition[] = [];
+  const volumes: FoundVolume[] = [];
   for (const line of text.split('\n')) {
     const [what, ...f] = line.trim().split(/\s+/);
     if (what === 'disk' && f.length >= 3) disk = { device: f[0]!, bytes: Number(f[1]), partitionTable: nullable(f[2]) };
     else if (what === 'part' && f.length >= 5)
       partitions.push({ number: Number(f[0]), device: f[1]!, bytes: Number(f[2]), type: nullable(f[3]), label: nullable(f[4]) });
-    else if (what === 'mounted' && f.length >= 3) mounted = { number: Number(f[0]), device: f[1]!, type: f[2]! };
+    else if (what === 'vol' && f.length >= 5)
+      volumes.push({ id: f[0]!, device: f[1]!, bytes: Number(f[2]), type: nullable(f[3]), label: nullable(f[4]), locked: false });
+    else if (what === 'locked' && f.length >= 1) {
+      const volume = volumes.find((v) => v.id === f[0]);
+      if (volume) volume.locked = true;
+      else {
+        const partition = partitions.find((p) => String(p.number) === f[0]);
+        if (partition)
+          volumes.push({ id: f[0]!, device: partition.device, bytes: partition.bytes, type: partition.type, label: partition.label, locked: true });
+      }
+    } else if (what === 'mounted' && f.length >= 3) mounted = { number: Number(f[0]), device: f[1]!, type: f[2]!, volume: f[4] ?? f[0]! };
   }
-  if (!disk || !mounted) throw new Error(`the appliance's report is incomplete: ${JSON.stringify(text.slice(0, 200))}`);
-  return { disk, partitions, mounted };
+  return { ...(disk ? { disk } : {}), partitions, volumes, ...(mounted ? { mounted } : {}) };
 }
 
 /** `checked N DEV TYPE EXIT`, printed by `pocketvm-files check`. */
-export function parseCheckLine(text: string): { number: number; type: string; exitCode: number } | undefined {
-  const match = /^checked (\d+) \S+ (\S+) (\d+)$/m.exec(text);
-  return match ? { number: Number(match[1]), type: match[2]!, exitCode: Number(match[3]) } : undefined;
+export function parseCheckLine(text: string): { number: number; type: string; exitCode: number; volume: string } | undefined {
+  const match = /^checked (\d+) \S+ (\S+) (\d+)(?: (\S+))?$/m.exec(text);
+  return match ? { number: Number(match[1]), type: match[2]!, exitCode: Number(match[3]), volume: match[4] ?? match[1]! } : undefined;
 }
 
 /** One entry of `pocketvm-files ls|stat`: `hexmode size mtime nlink NAME`. */

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { parseCheckLine, parseEntries, parseOpenReport } from '../../src/appliance/appliance-protocol.ts';
 import { nameFor } from '../../src/appliance/appliance-daemon.ts';
 import { formatOfHeader } from '../../src/appliance/source-image.ts';
-import { guestPath } from '../../src/cli/commands/files.ts';
+import { guestPath, layerDepth } from '../../src/cli/commands/files.ts';
 
 describe('appliance protocol', () => {
   it('reads what pocketvm-files open found and mounted', () => {
@@ -18,7 +18,40 @@ describe('appliance protocol', () => {
       { number: 1, device: '/dev/sda1', bytes: 67108864, type: 'ext4', label: 'corpus-ext4' },
       { number: 2, device: '/dev/sda2', bytes: 1048576, type: null, label: null },
     ]);
-    assert.deepEqual(report.mounted, { number: 1, device: '/dev/sda1', type: 'ext4' });
+    assert.deepEqual(report.mounted, { number: 1, device: '/dev/sda1', type: 'ext4', volume: '1' });
+    assert.deepEqual(report.volumes, []);
+  });
+
+  it('reads the layers inside the partitions (LUKS, md, LVM), a locked LUKS and the volume mounted', () => {
+    const report = parseOpenReport(
+      [
+        'disk /dev/sda 503316480 gpt',
+        'part 1 /dev/sda1 25165824 ext4 carrier',
+        'part 2 /dev/sda2 41943040 linux_raid_member pocketvm:corpus',
+        'part 3 /dev/sda3 41943040 crypto_LUKS -',
+        'locked 3',
+        'part 4 /dev/sda4 377487360 LVM2_member -',
+        'vol 2/md /dev/mapper/pvm-stack-1 41877504 ext4 stack-md',
+        'vol 4/vg0/data /dev/mapper/vg0-data 318767104 xfs stack-xfs',
+        'vol 4/vg0/secret /dev/mapper/vg0-secret 54525952 crypto_LUKS -',
+        'vol 4/vg0/secret/luks /dev/mapper/pvm-stack-2 52428800 ext4 -',
+        'mounted 4 /dev/mapper/pvm-stack-2 ext4 ro 4/vg0/secret/luks',
+      ].join('\n'),
+    );
+    assert.deepEqual(
+      report.volumes.map((v) => [v.id, v.type, v.locked]),
+      [
+        ['3', 'crypto LUKS', true],
+        ['2/md', 'ext4', false],
+        ['4/vg0/data', 'xfs', false],
+        ['4/vg0/secret', 'crypto LUKS', false],
+        ['4/vg0/secret/luks', 'ext4', false],
+      ],
+    );
+    assert.deepEqual(report.mounted, { number: 4, device: '/dev/mapper/pvm-stack-2', type: 'ext4', volume: '4/vg0/secret/luks' });
+    assert.equal(layerDepth('4/vg0/secret/luks'), 2);
+    assert.equal(layerDepth('2/md'), 1);
+    assert.equal(layerDepth('0/luks/vg/lv'), 2);
   });
 
   it('refuses a report that never says what it mounted', () => {
@@ -36,7 +69,8 @@ describe('appliance protocol', () => {
   });
 
   it("reads the checker's line", () => {
-    assert.deepEqual(parseCheckLine('checked 1 /dev/sda1 xfs 0\n'), { number: 1, type: 'xfs', exitCode: 0 });
+    assert.deepEqual(parseCheckLine('checked 1 /dev/sda1 xfs 0\n'), { number: 1, type: 'xfs', exitCode: 0, volume: '1' });
+    assert.deepEqual(parseCheckLine('checked 4 /dev/mapper/vg-lv xfs 0 4/vg/lv\n'), { number: 4, type: 'xfs', exitCode: 0, volume: '4/vg/lv' });
     assert.equal(parseCheckLine('disk /dev/sda 1 -\n'), undefined);
   });
 });

@@ -2,8 +2,12 @@
 // tools on image files, as an ordinary user (no mount, no loop device, no
 // root): mke2fs -d, mkfs.xfs -p, mkfs.btrfs --rootdir, mkfs.fat + mcopy,
 // mkfs.exfat, mkfs.ntfs, mkfs.f2fs; sgdisk and sfdisk for the partition
-// tables; qemu-img convert for qcow2 and vmdk. Every file is known by its
-// hash. HFS+ is missing: Debian bookworm has no hfsprogs to make one.
+// tables; qemu-img convert for qcow2 and vmdk; cryptsetup reencrypt
+// --encrypt turns an ext4 image into LUKS2 in place, as an ordinary user (no
+// device-mapper). LVM and md RAID need block devices (root, device-mapper):
+// stackScript makes them inside the helper appliance instead. Every file is
+// known by its hash. HFS+ is missing: no tool in Debian bookworm makes one
+// (no hfsprogs; mkfs.hfsplus is in no other package).
 import { createHash, randomBytes } from 'node:crypto';
 import { linkSync, mkdirSync, readFileSync, symlinkSync, truncateSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,7 +30,14 @@ export interface CorpusImage {
   files: CorpusFile[];
   symlinks: Array<{ path: string; target: string }>;
   hardLinks: string[][];
+  /** The LUKS passphrase, for an image that needs one. */
+  passphrase?: string;
+  /** What files open reports as mounted.volume (default: the partition's number). */
+  volume?: string;
 }
+
+/** The passphrase of the corpus's LUKS volumes (a space and a non-ASCII letter: passed as bytes, never split). */
+export const LUKS_PASSPHRASE = 'corpus pass phrase ü';
 
 export const LONG_NAME = `${'long-name-'.repeat(20)}end.txt`;
 export const UNICODE_NAME = 'Grüße—日本語✓.txt';
@@ -40,8 +51,8 @@ function sized(file: string, bytes: number): void {
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
-async function run(command: string, args: string[], env: Record<string, string> = {}): Promise<void> {
-  const result = await execa(command, args, { reject: false, env: { LANG: 'C.UTF-8', ...env } });
+async function run(command: string, args: string[], options: { input?: string; cwd?: string } = {}): Promise<void> {
+  const result = await execa(command, args, { reject: false, env: { LANG: 'C.UTF-8' }, ...options });
   if (result.exitCode !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${String(result.stderr)}`);
 }
 
@@ -116,6 +127,39 @@ export async function makeCorpus(dir: string): Promise<CorpusImage[]> {
     await run('qemu-img', ['convert', '-O', format, ext4Raw, file]);
     images.push({ label: `ext4-gpt-${format}`, file, type: 'ext4', partitionTable: 'gpt', ...rich });
   }
+  // LUKS2 (argon2id on two threads, as a multi-core PC makes it) with ext4
+  // inside, the whole disk: the ext4 made first, then encrypted in place by
+  // cryptsetup as an ordinary user (its temporary header goes to cwd; no locks
+  // in /run). Small argon2 costs: the appliance runs under TCG.
+  const luks = join(dir, 'luks2-ext4.img');
+  sized(luks, 80 << 20);
+  await run('mke2fs', ['-q', '-t', 'ext4', '-L', 'corpus-luks', '-d', richTree, luks, '64M']);
+  await run(
+    'cryptsetup',
+    [
+      'reencrypt',
+      '--encrypt',
+      '--type',
+      'luks2',
+      '--reduce-device-size',
+      '16M',
+      '--pbkdf',
+      'argon2id',
+      '--pbkdf-memory',
+      '32768',
+      '--pbkdf-parallel',
+      '2',
+      '--pbkdf-force-iterations',
+      '4',
+      '--disable-locks',
+      '--key-file',
+      '-',
+      '-q',
+      luks,
+    ],
+    { input: LUKS_PASSPHRASE, cwd: dir },
+  );
+  images.push({ label: 'luks2-ext4-raw', file: luks, type: 'ext4', partitionTable: null, ...rich, passphrase: LUKS_PASSPHRASE, volume: '0/luks' });
   // btrfs, the whole disk.
   const btrfs = join(dir, 'btrfs.img');
   sized(btrfs, 128 << 20);
@@ -152,4 +196,65 @@ export async function makeCorpus(dir: string): Promise<CorpusImage[]> {
     images.push({ label: `${type}-raw`, file, type, partitionTable: null, files: [], symlinks: [], hardLinks: [] });
   }
   return images;
+}
+
+/**
+ * The disk LVM and md are made on, inside the appliance (stackScript): a GPT
+ * with partition 1 an ext4 holding the rich tree (mounted when the test opens
+ * the disk --rw, and copied from there), 2 and 3 for an md RAID1, 4 for an
+ * LVM physical volume.
+ */
+export async function makeStackImage(dir: string): Promise<{ file: string; files: CorpusFile[]; symlinks: CorpusImage['symlinks'] }> {
+  const tree = join(dir, 'tree-stack');
+  const made = makeTree(tree, true);
+  const carrier = join(dir, 'stack-carrier.fs');
+  sized(carrier, 24 << 20);
+  await run('mke2fs', ['-q', '-t', 'ext4', '-L', 'carrier', '-d', tree, carrier]);
+  const file = join(dir, 'stack.img');
+  sized(file, 480 << 20);
+  await run('sgdisk', ['-n', '1:2048:+24M', '-n', '2:0:+40M', '-n', '3:0:+40M', '-n', '4:0:+360M', '-t', '2:FD00', '-t', '3:FD00', '-t', '4:8E00', file]);
+  await run('dd', [`if=${carrier}`, `of=${file}`, 'bs=1M', 'seek=1', 'conv=notrunc,sparse', 'status=none']);
+  return { file, files: made.files, symlinks: made.symlinks };
+}
+
+/** Volumes stackScript makes, as files open names them, and what each holds. */
+export const STACK_VOLUMES = [
+  { volume: '2/md', type: 'ext4', label: 'stack-md' },
+  { volume: '4/corpusvg/data', type: 'xfs', label: 'stack-lvm-xfs' },
+  { volume: '4/corpusvg/secret/luks', type: 'ext4', label: 'stack-lvm-luks1' },
+] as const;
+
+/**
+ * Run as root inside the appliance while the stack disk is open --rw as NAME
+ * (its partition 1 mounted): an md RAID1 (metadata 1.2) of partitions 2 and 3
+ * with ext4; on partition 4 the volume group corpusvg with `data` (xfs) and
+ * `secret` (LUKS1, ext4 inside): each filled from partition 1, then stopped,
+ * deactivated and closed again. lvm runs without udev (the appliance has none).
+ */
+export function stackScript(name: string): string {
+  return `set -e
+disk=$(cat /run/files/${name}.disk)
+src=/mnt/files/${name}
+C='devices{obtain_device_list_from_udev=0} activation{udev_sync=0 udev_rules=0 monitoring=0} global{use_lvmpolld=0}'
+mkdir -p /run/lock/lvm /run/lvm /tmp/stack
+/sbin/mdadm --create /dev/md/corpus --run --level=1 --raid-devices=2 --metadata=1.2 /dev/\${disk}2 /dev/\${disk}3
+/sbin/mke2fs -q -t ext4 -L stack-md -d "$src" /dev/md/corpus
+/sbin/mdadm --stop /dev/md/corpus
+/sbin/lvm pvcreate -q --config "$C" /dev/\${disk}4
+/sbin/lvm vgcreate -q --config "$C" corpusvg /dev/\${disk}4
+/sbin/lvm lvcreate -q --config "$C" -n data -L 304M corpusvg
+/sbin/lvm lvcreate -q --config "$C" -n secret -l 100%FREE corpusvg
+/sbin/mkfs.xfs -q -L stack-xfs /dev/mapper/corpusvg-data
+mount /dev/mapper/corpusvg-data /tmp/stack
+cp -a "$src/etc" "$src/data" /tmp/stack/
+umount /tmp/stack
+printf %s '${LUKS_PASSPHRASE}' >/tmp/stack.key
+/sbin/cryptsetup luksFormat -q --type luks1 --pbkdf-force-iterations 1000 --key-file /tmp/stack.key /dev/mapper/corpusvg-secret
+/sbin/cryptsetup open --key-file /tmp/stack.key /dev/mapper/corpusvg-secret stack-secret
+rm /tmp/stack.key
+/sbin/mke2fs -q -t ext4 -L stack-luks1 -d "$src" /dev/mapper/stack-secret
+/sbin/cryptsetup close stack-secret
+/sbin/lvm vgchange -q -an --config "$C" corpusvg
+sync
+`;
 }

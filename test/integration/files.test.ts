@@ -9,6 +9,9 @@
 // (curl) and the SMB share (smbclient), a wrong password refused, nothing
 // listening on anything but 127.0.0.1; with --rw, files written through both
 // and checked by the fsck above, owned by the person running the launcher.
+// LUKS2 (a passphrase on stdin; a wrong one, none), and an LVM volume group
+// (xfs; LUKS1 inside) and an md RAID1 made by lvm and mdadm inside the same
+// appliance, each volume read back by hash, written with --rw and checked.
 // Two appliance boots for the whole file.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -16,7 +19,18 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { removeDir, tempDir } from '../dyntable/helpers.ts';
-import { type CorpusImage, LONG_NAME, makeCorpus, UNICODE_NAME } from '../files/corpus.ts';
+import { applianceShell } from '../files/appliance-shell.ts';
+import {
+  type CorpusFile,
+  type CorpusImage,
+  LONG_NAME,
+  LUKS_PASSPHRASE,
+  makeCorpus,
+  makeStackImage,
+  STACK_VOLUMES,
+  stackScript,
+  UNICODE_NAME,
+} from '../files/corpus.ts';
 import { type ShareLogin, davGet, davPut, smb, smbGet } from '../files/share-clients.ts';
 import type { FileEntry, NewShare, OpenSource } from '../../src/appliance/appliance-protocol.ts';
 import { applianceExec, findAppliance } from '../../src/appliance/appliance-client.ts';
@@ -31,11 +45,15 @@ describe('launcher files: the helper appliance on a real corpus', function () {
   let stick: Awaited<ReturnType<typeof freshStick>>;
   let dir: string;
   let corpus: CorpusImage[];
+  let stack: Awaited<ReturnType<typeof makeStackImage>>;
   const names = new Map<string, string>();
   const hashesBefore = new Map<string, string>();
   const files = (args: string[], options: Parameters<typeof launcher>[1] = {}) =>
     launcher(['files', ...args, '--stick', stick.root], { timeout: 600_000, ...options });
-  const filesJson = <T>(args: string[]) => launcherJson<T>(['files', ...args, '--stick', stick.root], { timeout: 600_000 });
+  const filesJson = <T>(args: string[], input?: string) =>
+    launcherJson<T>(['files', ...args, '--stick', stick.root], { timeout: 600_000, ...(input === undefined ? {} : { input }) });
+  /** files open|check's arguments and stdin for an image that may need a passphrase. */
+  const unlock = (img: { passphrase?: string }) => (img.passphrase ? { args: ['--passphrase-stdin'], input: `${img.passphrase}\n` } : { args: [] });
   const image = (label: string) => corpus.find((i) => i.label === label)!;
   /** `files cat` as bytes. */
   const catBytes = async (spec: string): Promise<Buffer> => {
@@ -70,6 +88,7 @@ describe('launcher files: the helper appliance on a real corpus', function () {
     stick = await freshStick();
     dir = tempDir('pocketvm-files-it-');
     corpus = await makeCorpus(dir);
+    stack = await makeStackImage(dir);
     for (const img of corpus) hashesBefore.set(img.label, fileSha(img.file));
   });
 
@@ -83,12 +102,14 @@ describe('launcher files: the helper appliance on a real corpus', function () {
 
   it('opens every image of the corpus at once, read-only, and says what each holds', async () => {
     for (const img of corpus) {
-      const opened = await filesJson<OpenSource>(['open', img.file]);
+      const { args, input } = unlock(img);
+      const opened = await filesJson<OpenSource>(['open', ...args, img.file], input);
       assert.equal(opened.exitCode, 0, opened.stderr);
       assert.equal(opened.json.readOnly, true);
       assert.equal(opened.json.mounted.type, img.type, img.label);
       assert.equal(opened.json.disk.partitionTable, img.partitionTable, img.label);
       assert.equal(opened.json.mounted.number, img.partitionTable ? 1 : 0, img.label);
+      assert.equal(opened.json.mounted.volume, img.volume ?? String(opened.json.mounted.number), img.label);
       names.set(img.label, opened.json.name);
     }
     assert.equal(new Set(names.values()).size, corpus.length, 'each source has its own name');
@@ -220,6 +241,85 @@ describe('launcher files: the helper appliance on a real corpus', function () {
     assert.match(unknown.stderr, /no source is open as "nothing-open-by-this-name"/);
   });
 
+  it('LUKS2: without a passphrase and no terminal exit 24, a wrong one exit 23; neither leaves anything open or changed', async () => {
+    const img = image('luks2-ext4-raw');
+    const before = fileSha(img.file);
+    const open = (await filesJson<OpenSource[]>(['list'])).json.length;
+    const locked = await filesJson<{ error: { code: number; reason: string; message: string } }>(['open', img.file]);
+    assert.equal(locked.exitCode, 24, JSON.stringify(locked.json));
+    assert.equal(locked.json.error.reason, 'passphrase-needed');
+    assert.match(locked.json.error.message, /LUKS volume at 0 needs its passphrase/);
+    const mappedBefore = (await applianceShell(stick.root, 'ls /dev/mapper')).stdout;
+    const wrong = await filesJson<{ error: { code: number; reason: string; message: string } }>(
+      ['open', '--passphrase-stdin', img.file],
+      `not ${LUKS_PASSPHRASE}\n`,
+    );
+    assert.equal(wrong.exitCode, 23, JSON.stringify(wrong.json));
+    assert.equal(wrong.json.error.reason, 'wrong-passphrase');
+    assert.match(wrong.json.error.message, /wrong passphrase/);
+    const plain = await files(['open', '--passphrase-stdin', img.file], { input: 'wrong again\n' });
+    assert.equal(
+      plain.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l.includes('error')).length,
+      1,
+      `one line: ${plain.stderr}`,
+    );
+    assert.ok(!plain.stderr.includes('wrong again') && !plain.stdout.includes('wrong again'), 'the passphrase is never printed');
+    assert.equal((await filesJson<OpenSource[]>(['list'])).json.length, open, 'nothing stays open');
+    assert.equal((await applianceShell(stick.root, 'ls /dev/mapper')).stdout, mappedBefore, 'no LUKS mapping stays');
+    assert.equal(fileSha(img.file), before);
+    for (const log of ['appliance.log', 'appliance.console.log']) {
+      const text = readFileSync(join(stick.root, 'run', log), 'utf8');
+      assert.ok(!text.includes(LUKS_PASSPHRASE), `${log} holds no passphrase`);
+    }
+  });
+
+  it('LVM (xfs; LUKS1 inside) and md RAID1, made by lvm and mdadm in the appliance: the tree, each volume read back by hash, the image unchanged', async () => {
+    const layers = "ls /dev/mapper; grep '^md' /proc/mdstat || true";
+    const made = await filesJson<OpenSource>(['open', '--rw', stack.file]);
+    assert.equal(made.exitCode, 0, made.stderr);
+    const layersBefore = (await applianceShell(stick.root, layers)).stdout;
+    const script = await applianceShell(stick.root, stackScript(made.json.name));
+    assert.equal(script.exitCode, 0, script.stderr);
+    assert.equal((await files(['close', made.json.name])).exitCode, 0);
+    const before = fileSha(stack.file);
+    // No passphrase: partition 1 is mounted, the LUKS inside LVM stays locked, the tree is whole.
+    const tree = await filesJson<OpenSource>(['open', stack.file]);
+    assert.equal(tree.exitCode, 0, tree.stderr);
+    assert.equal(tree.json.mounted.volume, '1');
+    const byId = new Map(tree.json.volumes.map((v) => [v.id, v]));
+    assert.equal(byId.get('2/md')?.type, 'ext4');
+    assert.equal(byId.get('2/md')?.label, 'stack-md');
+    assert.equal(byId.get('4/corpusvg/data')?.type, 'xfs');
+    assert.equal(byId.get('4/corpusvg/secret')?.type, 'crypto LUKS');
+    assert.equal(byId.get('4/corpusvg/secret')?.locked, true);
+    assert.deepEqual(
+      tree.json.partitions.map((p) => p.type),
+      ['ext4', 'linux raid member', 'linux raid member', 'LVM2 member'],
+    );
+    const shown = await files(['list']);
+    assert.match(shown.stdout, /2\/md .*ext4/);
+    assert.match(shown.stdout, /4\/corpusvg\/secret .*crypto LUKS .*locked/);
+    assert.equal((await files(['close', tree.json.name])).exitCode, 0);
+    for (const { volume, type } of STACK_VOLUMES) {
+      const opened = await filesJson<OpenSource>(['open', '--passphrase-stdin', '--volume', volume, stack.file], `${LUKS_PASSPHRASE}\n`);
+      assert.equal(opened.exitCode, 0, opened.stderr);
+      assert.equal(opened.json.mounted.volume, volume);
+      assert.equal(opened.json.mounted.type, type, volume);
+      for (const file of stack.files) assert.equal(sha(await catBytes(`${opened.json.name}:/${file.path}`)), file.sha256, `${volume}: ${file.path}`);
+      for (const link of stack.symlinks) {
+        const entry = await filesJson<FileEntry>(['stat', `${opened.json.name}:/${link.path}`]);
+        assert.equal(entry.json.target, link.target, volume);
+      }
+      assert.equal((await files(['close', opened.json.name])).exitCode, 0);
+    }
+    const left = (await applianceShell(stick.root, layers)).stdout;
+    assert.equal(left, layersBefore, 'closed sources leave no mapping, volume group or array');
+    assert.equal(fileSha(stack.file), before, 'read-only opens left the stack image as it was');
+  });
+
   it('closes every source; read-only use left each image byte for byte as it was', async () => {
     const closed = await files(['close', '--all']);
     assert.equal(closed.exitCode, 0, closed.stderr);
@@ -230,9 +330,30 @@ describe('launcher files: the helper appliance on a real corpus', function () {
     const payload = randomBytes(1 << 20);
     const local = join(dir, 'payload.bin');
     writeFileSync(local, payload);
-    const writable = corpus.filter((i) => !i.file.endsWith('.qcow2') && !i.file.endsWith('.vmdk'));
+    // Every raw image of the corpus, and each volume of the stack (md assembled by the kernel's md, LVM, LUKS1 on LVM).
+    interface Target {
+      label: string;
+      file: string;
+      type: string;
+      args: string[];
+      input?: string;
+      kept?: CorpusFile;
+    }
+    const writable: Target[] = [
+      ...corpus
+        .filter((i) => !i.file.endsWith('.qcow2') && !i.file.endsWith('.vmdk'))
+        .map((i) => ({ label: i.label, file: i.file, type: i.type, ...unlock(i), kept: i.files.find((f) => f.path === 'data/random.bin') })),
+      ...STACK_VOLUMES.map(({ volume, type, label }) => ({
+        label,
+        file: stack.file,
+        type,
+        args: ['--volume', volume, '--passphrase-stdin'],
+        input: `${LUKS_PASSPHRASE}\n`,
+        kept: stack.files.find((f) => f.path === 'data/random.bin'),
+      })),
+    ];
     for (const img of writable) {
-      const opened = await filesJson<OpenSource>(['open', '--rw', img.file]);
+      const opened = await filesJson<OpenSource>(['open', '--rw', ...img.args, img.file], img.input);
       assert.equal(opened.exitCode, 0, `${img.label}: ${opened.stderr}`);
       assert.equal(opened.json.readOnly, false);
       const name = opened.json.name;
@@ -268,13 +389,14 @@ describe('launcher files: the helper appliance on a real corpus', function () {
     // A fresh appliance: nothing of the writes is in a cache that survives.
     assert.equal((await files(['close', '--all'])).exitCode, 0);
     for (const img of writable) {
-      const checked = await filesJson<{ clean: boolean; type: string; output: string }>(['check', img.file]);
+      const checked = await filesJson<{ clean: boolean; type: string; output: string }>(['check', ...img.args, img.file], img.input);
       assert.equal(checked.exitCode, 0, `${img.label}: ${JSON.stringify(checked.json)}`);
       assert.equal(checked.json.clean, true, img.label);
       assert.equal(checked.json.type, img.type, img.label);
     }
     for (const img of writable) {
-      const opened = await filesJson<OpenSource>(['open', img.file]);
+      const opened = await filesJson<OpenSource>(['open', ...img.args, img.file], img.input);
+      assert.equal(opened.exitCode, 0, `${img.label}: ${opened.stderr}`);
       const name = opened.json.name;
       const got = join(dir, `${img.label}.rw`);
       assert.equal((await files(['get', `${name}:/written/deeper/payload ü.bin`, got])).exitCode, 0, img.label);
@@ -285,8 +407,7 @@ describe('launcher files: the helper appliance on a real corpus', function () {
       for (const through of ['dav', 'smb'])
         assert.equal(sha(await catBytes(`${name}:/written/${through}/payload ü.bin`)), sha(payload), `${img.label}: written through ${through}`);
       // What was there before the writes is still there (the biggest file; every file was read in the tests above).
-      const kept = img.files.find((f) => f.path === 'data/random.bin');
-      if (kept) assert.equal(sha(await catBytes(`${name}:/${kept.path}`)), kept.sha256, `${img.label}: ${kept.path} after the writes`);
+      if (img.kept) assert.equal(sha(await catBytes(`${name}:/${img.kept.path}`)), img.kept.sha256, `${img.label}: ${img.kept.path} after the writes`);
       assert.equal((await files(['close', name])).exitCode, 0);
     }
   });

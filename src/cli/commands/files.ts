@@ -10,7 +10,7 @@ import { applianceExec, applianceRequest, findAppliance, startAppliance } from '
 import { MOUNT_ROOT } from '../../appliance/appliance-daemon.ts';
 import { type ApplianceAddress, type FileEntry, type OpenSource, parseEntries } from '../../appliance/appliance-protocol.ts';
 import { openHints } from '../../appliance/source-share.ts';
-import { FilesError, UsageError } from '../../errors.ts';
+import { FilesError, PocketError, UsageError } from '../../errors.ts';
 import { openGuestPayload } from '../../payload/guest-payload.ts';
 import type { StickLayout } from '../../stick/layout.ts';
 import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
@@ -52,16 +52,38 @@ export async function appliance(out: Output, stick: string | undefined, start: b
   return { layout, address };
 }
 
+/** How many layers down from its partition a volume id is: luks and md are one each, VG/LV one. */
+export function layerDepth(id: string): number {
+  const steps = id.split('/').slice(1);
+  let depth = 0;
+  for (let i = 0; i < steps.length; i++, depth++) if (steps[i] !== 'luks' && steps[i] !== 'md') i++;
+  return depth;
+}
+
+/**
+ * What a source holds, as a tree: its partitions, and under the one each
+ * starts in, the LUKS, md and LVM volumes inside (by id: 2/luks, 4/vg0/data).
+ */
 function describe(source: OpenSource): string[] {
   const gib = (bytes: number) => (bytes >= 1 << 30 ? `${(bytes / (1 << 30)).toFixed(1)} GiB` : `${Math.round(bytes / (1 << 20))} MiB`);
   const lines = [`${source.name}  ${source.source} (${source.format}, ${gib(source.disk.bytes)}, partition table: ${source.disk.partitionTable ?? 'none'})`];
+  const what = (type: string | null, label: string | null, locked: boolean) =>
+    `${type ?? 'unknown'}${label ? `  "${label}"` : ''}${locked ? '  (locked: no passphrase given)' : ''}`;
+  const mountedVolume = source.mounted.volume;
+  const volumes = source.volumes;
   for (const part of source.partitions) {
-    const mark = part.number === source.mounted.number ? '*' : ' ';
-    lines.push(
-      `  ${mark} ${part.number === 0 ? 'whole disk' : `partition ${part.number}`}  ${gib(part.bytes)}  ${part.type ?? 'unknown'}${part.label ? `  "${part.label}"` : ''}`,
-    );
+    const mark = String(part.number) === mountedVolume ? '*' : ' ';
+    const locked = volumes.some((v) => v.id === String(part.number) && v.locked);
+    lines.push(`  ${mark} ${part.number === 0 ? 'whole disk' : `partition ${part.number}`}  ${gib(part.bytes)}  ${what(part.type, part.label, locked)}`);
+    for (const volume of volumes.filter((v) => v.id.startsWith(`${part.number}/`))) {
+      lines.push(
+        `  ${volume.id === mountedVolume ? '*' : ' '} ${'  '.repeat(layerDepth(volume.id))}${volume.id}  ${gib(volume.bytes)}  ${what(volume.type, volume.label, volume.locked)}`,
+      );
+    }
   }
-  lines.push(`  mounted ${source.mounted.type} ${source.readOnly ? 'read-only' : 'read-write'} as ${source.name}: (use ${source.name}:/PATH)`);
+  lines.push(
+    `  mounted ${source.mounted.type}${mountedVolume.includes('/') ? ` (${mountedVolume})` : ''} ${source.readOnly ? 'read-only' : 'read-write'} as ${source.name}: (use ${source.name}:/PATH)`,
+  );
   if (source.share) lines.push(`  shared since ${source.share.since}: WebDAV ${source.share.webdav.url}  SMB ${source.share.smb.url}`);
   return lines;
 }
@@ -202,6 +224,53 @@ function sinkTo(stream: NodeJS.WritableStream & { destroyed?: boolean }, onBytes
   };
 }
 
+/** --partition N or --volume ID, checked. */
+function chosenVolume(options: { partition?: string; volume?: string }): { partition?: number; volume?: string } {
+  if (options.partition !== undefined && options.volume !== undefined) throw new UsageError('--partition and --volume each choose what to mount: give one');
+  if (options.volume !== undefined) {
+    if (!/^\d+(\/[A-Za-z0-9+_.-]+)+$/.test(options.volume))
+      throw new UsageError(`--volume ${options.volume} is not a volume id`, 'the ids files open prints under a partition: 2/luks, 4/vg0/data, 2/md');
+    return { volume: options.volume };
+  }
+  if (options.partition === undefined) return {};
+  const partition = Number(options.partition);
+  if (!Number.isInteger(partition) || partition < 0 || partition > 128)
+    throw new UsageError(`--partition ${options.partition} is not a partition number`, '1, 2, … or 0 for the whole disk');
+  return { partition };
+}
+
+/**
+ * Runs an open or check with the LUKS passphrase: from stdin's first line
+ * with --passphrase-stdin (sent at once), else only when the appliance finds
+ * a LUKS volume in the way: then asked at the terminal without echo (three
+ * tries), or the command ends with exit 24 where there is none. The Buffer is
+ * zeroed once the appliance has answered.
+ */
+async function withPassphrase<T>(out: Output, source: string, fromStdin: boolean, request: (passphrase?: Buffer) => Promise<T>): Promise<T> {
+  const { PROMPT_ATTEMPTS, promptPassphrase, stdinLine } = await import('../login.ts');
+  const attempt = async (passphrase: Buffer) => {
+    try {
+      return await request(passphrase);
+    } finally {
+      passphrase.fill(0);
+    }
+  };
+  if (fromStdin) return attempt(await stdinLine(0, `the passphrase for ${source}`));
+  try {
+    return await request();
+  } catch (error) {
+    if (!(error instanceof PocketError) || error.exit !== 'filesLocked' || !process.stdin.isTTY) throw error;
+    for (let tries = 1; ; tries++) {
+      try {
+        return await attempt(await promptPassphrase(`passphrase for ${error.message.replace(/ needs its passphrase$/, '')}`));
+      } catch (retry) {
+        if (!(retry instanceof PocketError) || retry.exit !== 'filesPassphrase' || tries >= PROMPT_ATTEMPTS) throw retry;
+        out.info(retry.message);
+      }
+    }
+  }
+}
+
 export function registerFiles(program: Command, output: () => Output): void {
   const files = program.command('files').description('open disks and images the host cannot read, through the helper appliance (docs/files.md)');
   const sub = (name: string, description: string) => jsonOption(stickOption(files.command(name).description(description)));
@@ -209,24 +278,19 @@ export function registerFiles(program: Command, output: () => Output): void {
   sub('open', 'open an image file (raw, qcow2, vmdk, vhdx, vdi) or block device; prints what it holds and its NAME')
     .argument('<source>', 'an image file or a block device')
     .option('--rw', 'mount it read-write (default: read-only; QEMU opens the source read-only too)')
-    .option('--partition <n>', 'the partition to mount (1, 2, …; 0 the whole disk); default: the first with a file system')
-    .action(async (source: string, options: { stick?: string; rw?: boolean; partition?: string }) => {
+    .option('--partition <n>', 'the partition to mount, or the first file system inside it (1, 2, …; 0 the whole disk); default: the first with a file system')
+    .option('--volume <id>', 'the volume to mount, by the id files open printed (2/luks, 4/vg0/data, 2/md)')
+    .option('--passphrase-stdin', "read a LUKS volume's passphrase from the first line of stdin (default: asked at the terminal when one is found)")
+    .action(async (source: string, options: { stick?: string; rw?: boolean; partition?: string; volume?: string; passphraseStdin?: boolean }) => {
       const out = output();
-      let partition: number | undefined;
-      if (options.partition !== undefined) {
-        partition = Number(options.partition);
-        if (!Number.isInteger(partition) || partition < 0 || partition > 128)
-          throw new UsageError(`--partition ${options.partition} is not a partition number`, '1, 2, … or 0 for the whole disk');
-      }
+      const want = chosenVolume(options);
       await stat(source).catch((cause: unknown) => {
         throw new FilesError(`${source} does not exist`, { cause, details: { reason: 'no-source' } });
       });
       const app = (await appliance(out, options.stick, true))!;
-      const opened = await applianceRequest(app.layout, app.address, 'attach', {
-        source: resolve(source),
-        readOnly: !options.rw,
-        ...(partition !== undefined ? { partition } : {}),
-      });
+      const opened = await withPassphrase(out, source, options.passphraseStdin === true, (passphrase) =>
+        applianceRequest(app.layout, app.address, 'attach', { source: resolve(source), readOnly: !options.rw, ...want }, passphrase),
+      );
       out.data(opened);
       for (const line of describe(opened)) out.line(line);
     });
@@ -370,18 +434,22 @@ export function registerFiles(program: Command, output: () => Output): void {
   sub('check', "check a source's file system with its own fsck (no repair, nothing written), in the appliance")
     .argument('<source>', 'an image file or a block device (not one open now)')
     .option('--partition <n>', 'the partition to check; default: the first with a file system')
-    .action(async (source: string, options: { stick?: string; partition?: string }) => {
+    .option('--volume <id>', 'the volume to check, by the id files open printed (2/luks, 4/vg0/data, 2/md)')
+    .option('--passphrase-stdin', "read a LUKS volume's passphrase from the first line of stdin (default: asked at the terminal when one is found)")
+    .action(async (source: string, options: { stick?: string; partition?: string; volume?: string; passphraseStdin?: boolean }) => {
       const out = output();
+      const want = chosenVolume(options);
       await stat(source).catch((cause: unknown) => {
         throw new FilesError(`${source} does not exist`, { cause, details: { reason: 'no-source' } });
       });
       const app = (await appliance(out, options.stick, true))!;
-      const result = await applianceRequest(app.layout, app.address, 'check', {
-        source: resolve(source),
-        ...(options.partition !== undefined ? { partition: Number(options.partition) } : {}),
-      });
+      const result = await withPassphrase(out, source, options.passphraseStdin === true, (passphrase) =>
+        applianceRequest(app.layout, app.address, 'check', { source: resolve(source), ...want }, passphrase),
+      );
       out.data(result);
-      out.line(`${source}: partition ${result.partition}, ${result.type}: ${result.clean ? 'clean' : `the checker found problems (exit ${result.exitCode})`}`);
+      out.line(
+        `${source}: ${result.volume.includes('/') ? result.volume : `partition ${result.partition}`}, ${result.type}: ${result.clean ? 'clean' : `the checker found problems (exit ${result.exitCode})`}`,
+      );
       if (!result.clean) {
         if (!out.json) process.stderr.write(result.output);
         throw new FilesError(`${source}: its ${result.type} file system is not clean`, { details: { reason: 'not-clean', exitCode: result.exitCode } });
