@@ -6,7 +6,7 @@
 // and `eject` act on them all.
 import { NoSessionError, PocketError, SeveralGuestsError } from '../errors.ts';
 import type { StickLayout } from '../stick/layout.ts';
-import { readLock } from '../stick/lock.ts';
+import { processAlive, readLock } from '../stick/lock.ts';
 import { guestSessionLayout, liveSessions, readSessions, type SessionLock } from '../stick/session-locks.ts';
 
 /** What a command found: the live sessions it acts on, or the lock a dead session left (for `status` to say so). */
@@ -58,4 +58,14 @@ function notRunning(wanted: string, running: readonly SessionLock[], stickRoot: 
     hint: `launcher ${command} --guest ${names[0]}`,
     details: { running: names.length === 1 ? names[0] : names, guest: wanted },
   });
+}
+
+/** Whether a session process (pid) has exited within `timeoutMs`: it lets go of the stick last. */
+export async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (processAlive(pid)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return true;
 }

@@ -9,27 +9,17 @@ import { sendControl } from '../../session/control-client.ts';
 import type { SuspendResult } from '../../session/suspend.ts';
 import { flushStick } from '../../stick/flush.ts';
 import { stickLayout } from '../../stick/layout.ts';
-import { processAlive } from '../../stick/lock.ts';
 import type { SessionLock } from '../../stick/session-locks.ts';
 import { resolveStickRoot } from '../../stick/stick-root.ts';
 import type { ShutdownResult } from '../../vmm/shutdown-ladder.ts';
 import type { Output } from '../output.ts';
 import { jsonOption, runningGuestOption, stickOption } from './options.ts';
-import { findSessions } from '../running-guest.ts';
+import { findSessions, waitForExit } from '../running-guest.ts';
 import { requireRightOnEach, signInOptions } from '../session-rights.ts';
 
 /** Saving 4 GiB to a slow stick takes minutes; the session answers when it is done. */
 const SUSPEND_TIMEOUT_MS = 20 * 60_000;
 const SESSION_EXIT_TIMEOUT_MS = 15_000;
-
-async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (processAlive(pid)) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return true;
-}
 
 const mib = (bytes: number) => bytes / 1048576;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;

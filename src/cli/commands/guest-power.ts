@@ -13,7 +13,8 @@ import type { GuestView } from '../../guests/guest-view.ts';
 import { sendControl } from '../../session/control-client.ts';
 import { type StickLayout, stickLayout } from '../../stick/layout.ts';
 import { guestSessionLayout } from '../../stick/session-locks.ts';
-import { isStale, processAlive, readLock } from '../../stick/lock.ts';
+import { isStale, readLock } from '../../stick/lock.ts';
+import { waitForExit } from '../running-guest.ts';
 import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
 import type { Accelerator } from '../../vmm/machine-spec.ts';
 import { ExitCode, GuestStateError } from '../../errors.ts';
@@ -127,15 +128,6 @@ async function sessionOf(layout: StickLayout, name: string) {
       details: { reason: 'no-session', guest: name },
     });
   return holder;
-}
-
-async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (processAlive(pid)) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return true;
 }
 
 /** The session process lets the stick go last: a verb that ends it returns once it has. */
