@@ -73,7 +73,8 @@ function debianTarball(log: (message: string) => void): string {
   if (existsSync(tar)) return tar;
   mkdirSync(CORPUS_CACHE, { recursive: true });
   log(`mmdebstrap ${MMDEBSTRAP.join(' ')} (cached as ${tar})`);
-  execFileSync('mmdebstrap', [...MMDEBSTRAP, `${tar}.partial`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // --format=tar: mmdebstrap tells the format from the name's extension, and `.partial` has none it knows (a directory).
+  execFileSync('mmdebstrap', ['--format=tar', ...MMDEBSTRAP, `${tar}.partial`], { stdio: ['ignore', 'ignore', 'inherit'] });
   renameSync(`${tar}.partial`, tar);
   return tar;
 }
