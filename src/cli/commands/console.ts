@@ -45,6 +45,20 @@ async function reachable(layout: StickLayout, name: string, command: GuestComman
   return holder as typeof holder & { control: NonNullable<typeof holder.control> };
 }
 
+/** Signed in with the login right on `name` (checked before its state, so a refused user learns nothing), then its session. */
+async function signedInto(out: Output, options: ConsoleOptions, name: string, command: 'console' | 'login') {
+  const root = resolveStickRoot(options.stick);
+  await openStick(root);
+  const layout = stickLayout(root);
+  await requireRight(out, layout, options, {
+    guest: name,
+    right: 'login',
+    says: command,
+    sessionUser: (await readLock(guestSessionLayout(layout, name)))?.user,
+  });
+  return { layout, holder: await reachable(layout, name, command) };
+}
+
 export function registerConsole(program: Command, output: () => Output): void {
   const command = program
     .command('console')
@@ -57,16 +71,7 @@ export function registerConsole(program: Command, output: () => Output): void {
     const out = output();
     const linger = Number(options.linger);
     if (!Number.isFinite(linger) || linger < 0) throw new UsageError(`--linger ${options.linger} is not a number of seconds`);
-    const root = resolveStickRoot(options.stick);
-    await openStick(root);
-    const layout = stickLayout(root);
-    await requireRight(out, layout, options, {
-      guest: name,
-      right: 'login',
-      says: 'console',
-      sessionUser: (await readLock(guestSessionLayout(layout, name)))?.user,
-    });
-    const holder = await reachable(layout, name, 'console');
+    const { holder } = await signedInto(out, options, name, 'console');
     await attach(out, holder.control, name, linger);
   });
 
@@ -80,16 +85,7 @@ export function registerConsole(program: Command, output: () => Output): void {
   jsonOption(login);
   login.action(async (name: string, options: ConsoleOptions & { loginUser?: string }) => {
     const out = output();
-    const root = resolveStickRoot(options.stick);
-    await openStick(root);
-    const layout = stickLayout(root);
-    await requireRight(out, layout, options, {
-      guest: name,
-      right: 'login',
-      says: 'login',
-      sessionUser: (await readLock(guestSessionLayout(layout, name)))?.user,
-    });
-    const holder = await reachable(layout, name, 'login');
+    const { layout, holder } = await signedInto(out, options, name, 'login');
     const asRoot = options.loginUser === 'root';
     if (options.loginUser !== undefined && !asRoot && options.loginUser !== holder.user)
       throw new UsageError(`-u ${options.loginUser}: a shell opens as the session's user (${holder.user ?? 'none'}) or root`, `launcher login ${name} -u root`);
