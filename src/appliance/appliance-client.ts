@@ -12,8 +12,8 @@ import { selfCommand } from '../runtime/self.ts';
 import { type ExecSinks, openRemoteExecAt, type RemoteExec } from '../session/exec-client.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import type { ApplianceAddress, ApplianceRequest, ApplianceResults } from './appliance-protocol.ts';
-import { applianceAddressFile } from './appliance-daemon.ts';
-import { applianceLogs, type ApplianceStart } from './appliance-machine.ts';
+import type { ApplianceStart } from './appliance-machine.ts';
+import { applianceAddressFile, applianceLogs } from './appliance-paths.ts';
 
 /** What the appliance process tells the launcher that started it. */
 export type ApplianceMessage =

@@ -6,7 +6,7 @@
 // mounted inside by pocketvm-files under /mnt/files/NAME.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import { asPocketError, FilesError, LuksPassphraseError, type PocketError, ShareError, UsageError } from '../errors.ts';
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
@@ -23,6 +23,7 @@ import {
   type InspectRequest,
   type InspectResult,
   MAX_PASSPHRASE_BYTES,
+  MOUNT_ROOT,
   type NewShare,
   type OpenSource,
   parseCheckLine,
@@ -35,14 +36,10 @@ import { type PluggedSource, plugSource, unplugSource } from './source-disk.ts';
 import { inspectSource } from './source-image.ts';
 import { forwardPort, guestPorts, hostOwner, newPassword, SHARE_USER, type ShareInfo, shareUrls, unforwardPort } from './source-share.ts';
 import { inspectHandler } from './inspect-handler.ts';
-
-export function applianceAddressFile(layout: StickLayout): string {
-  return join(layout.runDir, 'appliance.json');
-}
+import { applianceAddressFile } from './appliance-paths.ts';
 
 /** virtio-scsi targets a source may take (0…255); one source each. */
 const MAX_TARGETS = 256;
-export const MOUNT_ROOT = '/mnt/files';
 
 /** A name for a new source from its file name: lower-case letters, digits and -, unique. */
 export function nameFor(source: string, taken: ReadonlySet<string>): string {

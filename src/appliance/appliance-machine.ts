@@ -22,7 +22,7 @@ import type { Accelerator, MachineSpec } from '../vmm/machine-spec.ts';
 import { PORTABLE_CPU_MODEL, probeQemuVersion } from '../vmm/migration.ts';
 import { findQemu } from '../vmm/qemu-binary.ts';
 import { fdChannels } from '../vmm/qemu-process.ts';
-import { join } from 'node:path';
+import { applianceLogs } from './appliance-paths.ts';
 import {
   type ApplianceStateMeta,
   applianceStateKey,
@@ -52,14 +52,6 @@ export interface ApplianceMachine {
 
 /** The raw channel a saved state flows into QEMU on. */
 const STATE_CHANNEL_ID = 'appliance-state-in';
-
-export function applianceLogs(layout: StickLayout): { qemu: string; console: string; daemon: string } {
-  return {
-    qemu: join(layout.runDir, 'appliance.qemu.log'),
-    console: join(layout.runDir, 'appliance.console.log'),
-    daemon: join(layout.runDir, 'appliance.log'),
-  };
-}
 
 /** The appliance's machine before an accelerator is chosen: what a saved state is keyed by, with it. */
 export function applianceSpec(hostOs: MachineSpec['hostOs'], payload: GuestPayload): Omit<MachineSpec, 'accelerator'> {

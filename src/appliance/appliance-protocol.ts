@@ -212,13 +212,24 @@ export interface FileEntry {
   mtime: number;
   links: number;
   target?: string;
+  /** stat only: its extended attributes (user.*, trusted.*, security.*, …), each value base64. */
+  xattrs?: Record<string, string>;
 }
+
+/** Where the appliance mounts each open source (pocketvm-files: /mnt/files/NAME). */
+export const MOUNT_ROOT = '/mnt/files';
 
 export function parseEntries(text: string): FileEntry[] {
   const entries: FileEntry[] = [];
   for (const line of text.split('\n')) {
     if (line.startsWith('link ') && entries.length > 0) {
       entries[entries.length - 1]!.target = line.slice(5);
+      continue;
+    }
+    const xattr = /^xattr (\S+) ?([0-9a-f]*)$/.exec(line);
+    if (xattr && entries.length > 0 && xattr[2]!.length % 2 === 0) {
+      const entry = entries[entries.length - 1]!;
+      entry.xattrs = { ...entry.xattrs, [xattr[1]!]: Buffer.from(xattr[2]!, 'hex').toString('base64') };
       continue;
     }
     const match = /^([0-9a-f]+) (\d+) (\d+) (\d+) (.*)$/.exec(line);

@@ -7,8 +7,8 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { posix, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { applianceExec, applianceRequest, findAppliance, startAppliance } from '../../appliance/appliance-client.ts';
-import { MOUNT_ROOT } from '../../appliance/appliance-daemon.ts';
-import { type ApplianceAddress, type FileEntry, type OpenSource, parseEntries } from '../../appliance/appliance-protocol.ts';
+import { type ApplianceAddress, type FileEntry, MOUNT_ROOT, type OpenSource, parseEntries } from '../../appliance/appliance-protocol.ts';
+import { carryXattrs } from '../../appliance/local-xattrs.ts';
 import { openHints } from '../../appliance/source-share.ts';
 import { FilesError, PocketError, UsageError } from '../../errors.ts';
 import { openGuestPayload } from '../../payload/guest-payload.ts';
@@ -213,6 +213,16 @@ function entryLine(entry: FileEntry): string {
   return `${kind}${perms} ${String(entry.links).padStart(3)} ${String(entry.size).padStart(12)} ${when} ${entry.name}${entry.target ? ` -> ${entry.target}` : ''}`;
 }
 
+/** `  xattr NAME = "text"` (printable UTF-8) or `= 0xHEX`, one a line. */
+function xattrLines(entry: FileEntry): string[] {
+  return Object.entries(entry.xattrs ?? {}).map(([name, base64]) => {
+    const value = Buffer.from(base64, 'base64');
+    const text = value.toString('utf8');
+    const printable = Buffer.from(text, 'utf8').equals(value) && !/[\p{Cc}]/u.test(text);
+    return `  xattr ${name} = ${printable ? JSON.stringify(text) : `0x${value.toString('hex')}`}`;
+  });
+}
+
 /** A writable that may hand back pressure to the exec stream. */
 function sinkTo(stream: NodeJS.WritableStream & { destroyed?: boolean }, onBytes?: (n: number) => void) {
   return (data: Buffer, resume: () => void) => {
@@ -329,6 +339,7 @@ export function registerFiles(program: Command, output: () => Output): void {
       });
       out.data(entry);
       out.line(entryLine(entry));
+      for (const line of xattrLines(entry)) out.line(line);
     });
 
   sub('cat', 'write a file of an open source (NAME:PATH), or of an image (IMAGE:PATH, opened read-only for this command), to stdout')
@@ -375,11 +386,14 @@ export function registerFiles(program: Command, output: () => Output): void {
           throw error;
         }
         if (progress) process.stderr.write('\n');
-        return { target, bytes: copied };
+        return { target, bytes: copied, xattrs: await carryXattrs(target, entry.xattrs) };
       });
       const seconds = (performance.now() - started) / 1000;
       out.data({ ...result, seconds });
       out.info(`copied ${result.bytes} bytes to ${result.target} in ${seconds.toFixed(1)} s`);
+      const { carried, skipped, why } = result.xattrs;
+      if (carried.length > 0) out.info(`extended attributes set on the copy: ${carried.join(', ')}`);
+      if (skipped.length > 0) out.info(`extended attributes not set on the copy: ${skipped.join(', ')} (${why ?? 'not set'})`);
     });
 
   sub('put', 'write a file (LOCAL, or - for stdin) into a source opened with --rw (NAME:PATH)')
