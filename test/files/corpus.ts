@@ -6,7 +6,7 @@
 // --encrypt turns an ext4 image into LUKS2 in place, as an ordinary user (no
 // device-mapper). LVM and md RAID need block devices (root, device-mapper):
 // stackScript makes them inside the helper appliance instead. Every file is
-// known by its hash. HFS+ is missing: no tool in Debian bookworm makes one
+// known by its hash, and some by their extended attributes. HFS+ is missing: no tool in Debian bookworm makes one
 // (no hfsprogs; mkfs.hfsplus is in no other package).
 import { createHash, randomBytes } from 'node:crypto';
 import { linkSync, mkdirSync, readFileSync, symlinkSync, truncateSync, writeFileSync, appendFileSync } from 'node:fs';
@@ -30,11 +30,31 @@ export interface CorpusImage {
   files: CorpusFile[];
   symlinks: Array<{ path: string; target: string }>;
   hardLinks: string[][];
+  /** Extended attributes the file system was made with (user.*), by path: what files stat must report. */
+  xattrs: CorpusXattr[];
   /** The LUKS passphrase, for an image that needs one. */
   passphrase?: string;
   /** What files open reports as mounted.volume (default: the partition's number). */
   volume?: string;
 }
+
+export interface CorpusXattr {
+  path: string;
+  name: string;
+  value: Buffer;
+}
+
+/**
+ * The xattrs the rich tree's files carry (set with setfattr on the host's
+ * copy; mke2fs -d and mkfs.btrfs --rootdir copy them into the file system): a
+ * UTF-8 text, a binary value with a zero byte, and one on the hard-linked file
+ * (both names show it).
+ */
+const XATTRS = [
+  { path: 'etc/os-release', name: 'user.pocketvm.comment', value: Buffer.from('Grüße aus dem Korpus') },
+  { path: 'data/random.bin', name: 'user.pocketvm.binary', value: Buffer.from([0x00, 0xff, 0x10, 0x0a, 0x00]) },
+  { path: 'data/random.bin', name: 'user.pocketvm.mime_type', value: Buffer.from('application/octet-stream') },
+];
 
 /** The passphrase of the corpus's LUKS volumes (a space and a non-ASCII letter: passed as bytes, never split). */
 export const LUKS_PASSPHRASE = 'corpus pass phrase ü';
@@ -57,7 +77,7 @@ async function run(command: string, args: string[], options: { input?: string; c
 }
 
 /** The file tree every image starts from; `rich` adds what only Unix file systems hold. */
-function makeTree(dir: string, rich: boolean): Omit<CorpusImage, 'label' | 'file' | 'type' | 'partitionTable'> {
+async function makeTree(dir: string, rich: boolean): Promise<Omit<CorpusImage, 'label' | 'file' | 'type' | 'partitionTable'>> {
   const files: CorpusFile[] = [];
   const add = (path: string, data: Buffer) => {
     mkdirSync(join(dir, path, '..'), { recursive: true });
@@ -70,6 +90,7 @@ function makeTree(dir: string, rich: boolean): Omit<CorpusImage, 'label' | 'file
   add(`data/${UNICODE_NAME}`, Buffer.from('non-ASCII name\n'));
   const symlinks: CorpusImage['symlinks'] = [];
   const hardLinks: string[][] = [];
+  const xattrs: CorpusXattr[] = [];
   if (rich) {
     // Sparse: 8 MiB with one block of data at the end.
     const sparse = join(dir, 'data/sparse.bin');
@@ -79,11 +100,14 @@ function makeTree(dir: string, rich: boolean): Omit<CorpusImage, 'label' | 'file
     files.push({ path: 'data/sparse.bin', sha256: sha(readFileSync(sparse)), bytes: SPARSE_BYTES });
     symlinkSync('../etc/os-release', join(dir, 'data/link-to-os-release'));
     symlinks.push({ path: 'data/link-to-os-release', target: '../etc/os-release' });
+    // Needs a host file system with user xattrs (ext4, xfs, btrfs; tmpfs since Linux 6.6) and setfattr (Debian: attr).
+    for (const x of XATTRS) await run('setfattr', ['-n', x.name, '-v', `0x${x.value.toString('hex')}`, join(dir, x.path)]);
+    xattrs.push(...XATTRS, ...XATTRS.filter((x) => x.path === 'data/random.bin').map((x) => ({ ...x, path: 'data/random-hardlink.bin' })));
     linkSync(join(dir, 'data/random.bin'), join(dir, 'data/random-hardlink.bin'));
     files.push({ ...files.find((f) => f.path === 'data/random.bin')!, path: 'data/random-hardlink.bin' });
     hardLinks.push(['data/random.bin', 'data/random-hardlink.bin']);
   }
-  return { files, symlinks, hardLinks };
+  return { files, symlinks, hardLinks, xattrs };
 }
 
 /** mkfs.xfs -p's prototype: names without spaces, regular files and symlinks. */
@@ -115,7 +139,7 @@ export async function makeCorpus(dir: string): Promise<CorpusImage[]> {
   const images: CorpusImage[] = [];
   // ext4 in a GPT, as raw, qcow2 and vmdk.
   const richTree = join(dir, 'tree-rich');
-  const rich = makeTree(richTree, true);
+  const rich = await makeTree(richTree, true);
   const ext4 = join(dir, 'ext4.fs');
   sized(ext4, 64 << 20);
   await run('mke2fs', ['-q', '-t', 'ext4', '-L', 'corpus-ext4', '-d', richTree, ext4]);
@@ -167,7 +191,7 @@ export async function makeCorpus(dir: string): Promise<CorpusImage[]> {
   images.push({ label: 'btrfs-raw', file: btrfs, type: 'btrfs', partitionTable: null, ...rich });
   // xfs in an MBR: the prototype file cannot name files with spaces, nor hard links.
   const plainTree = join(dir, 'tree-plain');
-  const plain = makeTree(plainTree, false);
+  const plain = await makeTree(plainTree, false);
   const xfsFiles = { ...plain, symlinks: [{ path: 'data/link-to-os-release', target: '../etc/os-release' }] };
   const proto = join(dir, 'xfs.proto');
   writeFileSync(proto, xfsProto(plainTree, xfsFiles));
@@ -176,7 +200,7 @@ export async function makeCorpus(dir: string): Promise<CorpusImage[]> {
   await run('mkfs.xfs', ['-q', '-f', '-L', 'corpus-xfs', '-p', proto, xfs]);
   const xfsMbr = join(dir, 'xfs-mbr.img');
   await partitioned(xfs, xfsMbr, 'dos', 300 << 20);
-  images.push({ label: 'xfs-mbr-raw', file: xfsMbr, type: 'xfs', partitionTable: 'dos', ...xfsFiles, hardLinks: [] });
+  images.push({ label: 'xfs-mbr-raw', file: xfsMbr, type: 'xfs', partitionTable: 'dos', ...xfsFiles, hardLinks: [], xattrs: [] });
   // FAT32 in an MBR, filled with mtools.
   const fat = join(dir, 'fat32.fs');
   await run('mkfs.fat', ['-F', '32', '-n', 'CORPUSFAT', '-C', fat, String(64 << 10)]);
@@ -193,7 +217,7 @@ export async function makeCorpus(dir: string): Promise<CorpusImage[]> {
     const file = join(dir, `${type}.img`);
     sized(file, size << 20);
     await run(command, [...args, file]);
-    images.push({ label: `${type}-raw`, file, type, partitionTable: null, files: [], symlinks: [], hardLinks: [] });
+    images.push({ label: `${type}-raw`, file, type, partitionTable: null, files: [], symlinks: [], hardLinks: [], xattrs: [] });
   }
   return images;
 }
@@ -204,9 +228,9 @@ export async function makeCorpus(dir: string): Promise<CorpusImage[]> {
  * the disk --rw, and copied from there), 2 and 3 for an md RAID1, 4 for an
  * LVM physical volume.
  */
-export async function makeStackImage(dir: string): Promise<{ file: string; files: CorpusFile[]; symlinks: CorpusImage['symlinks'] }> {
+export async function makeStackImage(dir: string): Promise<{ file: string; files: CorpusFile[]; symlinks: CorpusImage['symlinks']; xattrs: CorpusXattr[] }> {
   const tree = join(dir, 'tree-stack');
-  const made = makeTree(tree, true);
+  const made = await makeTree(tree, true);
   const carrier = join(dir, 'stack-carrier.fs');
   sized(carrier, 24 << 20);
   await run('mke2fs', ['-q', '-t', 'ext4', '-L', 'carrier', '-d', tree, carrier]);
@@ -214,7 +238,7 @@ export async function makeStackImage(dir: string): Promise<{ file: string; files
   sized(file, 480 << 20);
   await run('sgdisk', ['-n', '1:2048:+24M', '-n', '2:0:+40M', '-n', '3:0:+40M', '-n', '4:0:+360M', '-t', '2:FD00', '-t', '3:FD00', '-t', '4:8E00', file]);
   await run('dd', [`if=${carrier}`, `of=${file}`, 'bs=1M', 'seek=1', 'conv=notrunc,sparse', 'status=none']);
-  return { file, files: made.files, symlinks: made.symlinks };
+  return { file, files: made.files, symlinks: made.symlinks, xattrs: made.xattrs };
 }
 
 /** Volumes stackScript makes, as files open names them, and what each holds. */
@@ -247,6 +271,8 @@ mkdir -p /run/lock/lvm /run/lvm /tmp/stack
 /sbin/mkfs.xfs -q -L stack-xfs /dev/mapper/corpusvg-data
 mount /dev/mapper/corpusvg-data /tmp/stack
 cp -a "$src/etc" "$src/data" /tmp/stack/
+# busybox's cp keeps no xattrs: copied by getfattr and setfattr (mke2fs -d copies them itself).
+(cd "$src" && getfattr -R -d -m '^user\\.' -e hex etc data) | (cd /tmp/stack && setfattr --restore=-)
 umount /tmp/stack
 printf %s '${LUKS_PASSPHRASE}' >/tmp/stack.key
 /sbin/cryptsetup luksFormat -q --type luks1 --pbkdf-force-iterations 1000 --key-file /tmp/stack.key /dev/mapper/corpusvg-secret

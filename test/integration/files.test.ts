@@ -1,7 +1,8 @@
 // `launcher files` on a corpus made with the real tools (test/files/corpus.ts):
 // ext4 (GPT; raw, qcow2, vmdk), btrfs, xfs (MBR), FAT32 (MBR), exFAT, NTFS
 // and F2FS, all open at once in one helper appliance, every file read back by
-// hash through `files cat` and `files get`; read-only sources left
+// hash through `files cat` and `files get`, xattrs through `files stat` (and
+// set on `files get`'s copy); read-only sources left
 // byte-identical; then written with --rw (mkdir, put from a file and from
 // stdin, rm), closed, checked clean by each file system's own fsck in a
 // fresh appliance, and read back; a hibernated NTFS refused read-write.
@@ -23,6 +24,7 @@ import { applianceShell } from '../files/appliance-shell.ts';
 import {
   type CorpusFile,
   type CorpusImage,
+  type CorpusXattr,
   LONG_NAME,
   LUKS_PASSPHRASE,
   makeCorpus,
@@ -65,6 +67,32 @@ describe('launcher files: the helper appliance on a real corpus', function () {
     });
     assert.equal(cat.exitCode, 0, `files cat ${spec}: ${Buffer.from(cat.stderr).toString()}`);
     return Buffer.from(cat.stdout);
+  };
+
+  /** The user.* xattrs expected on each path, as files stat --json gives them (name → base64). */
+  const expectedXattrs = (xattrs: CorpusXattr[]) => {
+    const byPath = new Map<string, Record<string, string>>();
+    for (const x of xattrs) byPath.set(x.path, { ...byPath.get(x.path), [x.name]: x.value.toString('base64') });
+    return byPath;
+  };
+  /** Compares what files stat reports for each path that has xattrs, and its text form for one. */
+  const checkXattrs = async (label: string, name: string, xattrs: CorpusXattr[]) => {
+    assert.ok(xattrs.length > 0, `${label}: the corpus gave it xattrs`);
+    for (const [path, want] of expectedXattrs(xattrs)) {
+      const entry = await filesJson<FileEntry>(['stat', `${name}:/${path}`]);
+      assert.equal(entry.exitCode, 0, entry.stderr);
+      const user = Object.fromEntries(Object.entries(entry.json.xattrs ?? {}).filter(([key]) => key.startsWith('user.')));
+      assert.deepEqual(user, want, `${label}: the xattrs of ${path}`);
+    }
+    const shown = await files(['stat', `${name}:/etc/os-release`]);
+    assert.match(shown.stdout, /xattr user\.pocketvm\.comment = "Grüße aus dem Korpus"/, label);
+  };
+  /** user.* xattrs of a host file (getfattr), name → base64. */
+  const hostXattrs = async (path: string): Promise<Record<string, string>> => {
+    const got = await execa('getfattr', ['-d', '-m', '^user\\.', '-e', 'hex', '--absolute-names', path], { reject: false });
+    const found: Record<string, string> = {};
+    for (const match of String(got.stdout).matchAll(/^(user\.[^=]+)=0x([0-9a-f]*)$/gm)) found[match[1]!] = Buffer.from(match[2]!, 'hex').toString('base64');
+    return found;
   };
 
   /** `uid gid` of paths in an open source, read inside the appliance. */
@@ -132,6 +160,8 @@ describe('launcher files: the helper appliance on a real corpus', function () {
       const got = await files(['get', `${name}:/data/random.bin`, local]);
       assert.equal(got.exitCode, 0, got.stderr);
       assert.equal(fileSha(local), random.sha256, img.label);
+      // Its user.* xattrs are set on the local copy (the test's folder keeps them: the corpus was made there).
+      assert.deepEqual(await hostXattrs(local), expectedXattrs(img.xattrs).get('data/random.bin') ?? {}, `${img.label}: xattrs of the copy`);
     }
   });
 
@@ -213,6 +243,15 @@ describe('launcher files: the helper appliance on a real corpus', function () {
       const sparse = img.files.find((f) => f.path === 'data/sparse.bin');
       if (sparse) assert.equal(listed.json.find((e) => e.name === 'sparse.bin')?.size, sparse.bytes, img.label);
     }
+  });
+
+  it('files stat reports the xattrs each file was made with (ext4 in raw, qcow2 and vmdk; ext4 in LUKS2; btrfs)', async () => {
+    const withXattrs = corpus.filter((i) => i.xattrs.length > 0);
+    assert.deepEqual(withXattrs.map((i) => i.type).sort(), ['btrfs', 'ext4', 'ext4', 'ext4', 'ext4']);
+    for (const img of withXattrs) await checkXattrs(img.label, names.get(img.label)!, img.xattrs);
+    // A file without any: no xattrs in --json.
+    const plain = await filesJson<FileEntry>(['stat', `${names.get('ext4-gpt-raw')}:/data/${UNICODE_NAME}`]);
+    assert.equal(plain.json.xattrs, undefined);
   });
 
   it('files cat IMAGE:PATH opens the image read-only for that one command', async () => {
@@ -313,6 +352,8 @@ describe('launcher files: the helper appliance on a real corpus', function () {
         const entry = await filesJson<FileEntry>(['stat', `${opened.json.name}:/${link.path}`]);
         assert.equal(entry.json.target, link.target, volume);
       }
+      // md's ext4 and LUKS1's ext4 made by mke2fs -d, the LVM's xfs filled by cp and setfattr: every xattr read back.
+      await checkXattrs(volume, opened.json.name, stack.xattrs);
       assert.equal((await files(['close', opened.json.name])).exitCode, 0);
     }
     const left = (await applianceShell(stick.root, layers)).stdout;
