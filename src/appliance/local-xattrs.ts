@@ -42,7 +42,8 @@ export async function carryXattrs(path: string, xattrs: Record<string, string> |
       result.carried.push(name);
     } catch (error) {
       result.skipped.push(name);
-      const message = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'setfattr is not installed (Debian: apt-get install attr)' : (error as Error).message;
+      const message =
+        (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'setfattr is not installed (Debian: apt-get install attr)' : (error as Error).message;
       result.why = result.why ? `${result.why}; ${message}` : message;
     }
   }

@@ -4,14 +4,13 @@
 // its work there through the exec channel; bytes stream straight through.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
-import { posix, resolve } from 'node:path';
+import { join, posix, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { applianceExec, applianceRequest, findAppliance, startAppliance } from '../../appliance/appliance-client.ts';
 import { type ApplianceAddress, type FileEntry, MOUNT_ROOT, type OpenSource, parseEntries } from '../../appliance/appliance-protocol.ts';
 import { carryXattrs } from '../../appliance/local-xattrs.ts';
 import { openHints } from '../../appliance/source-share.ts';
 import { FilesError, PocketError, UsageError } from '../../errors.ts';
-import { openGuestPayload } from '../../payload/guest-payload.ts';
 import type { StickLayout } from '../../stick/layout.ts';
 import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
 import { ensurePayloadBuilt, sourcePayloadRoot } from '../bootstrap.ts';
@@ -25,14 +24,17 @@ interface Appliance {
   address: ApplianceAddress;
 }
 
-/** The stick's appliance payload, else this checkout's (built on first use). */
+/**
+ * The stick's appliance payload, else this checkout's (built on first use).
+ * The stick's is only looked for here: the appliance's own process verifies
+ * it (every file against SHA256SUMS) before QEMU starts, so a cold `files`
+ * command hashes its 55 MB once, not twice.
+ */
 async function appliancePayloadDir(out: Output, layout: StickLayout): Promise<string> {
-  try {
-    return (await openGuestPayload(layout.payloadRoot, APPLIANCE_GUEST)).dir;
-  } catch {
-    await ensurePayloadBuilt(out, APPLIANCE_GUEST);
-    return (await openGuestPayload(sourcePayloadRoot, APPLIANCE_GUEST)).dir;
-  }
+  const onStick = join(layout.payloadRoot, APPLIANCE_GUEST);
+  if ((await stat(join(onStick, 'guest.json')).catch(() => undefined))?.isFile()) return onStick;
+  await ensurePayloadBuilt(out, APPLIANCE_GUEST);
+  return join(sourcePayloadRoot, APPLIANCE_GUEST);
 }
 
 export async function appliance(out: Output, stick: string | undefined, start: boolean): Promise<Appliance | undefined> {
