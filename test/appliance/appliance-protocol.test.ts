@@ -68,6 +68,18 @@ describe('appliance protocol', () => {
     assert.equal(entries[2]!.kind, 'directory');
   });
 
+  it("reads stat's xattr lines into the entry, values as base64 (empty ones too)", () => {
+    const [entry] = parseEntries(
+      ['81a4 6 1700000000 1 /mnt/files/d/a.txt', 'xattr user.comment 4772c3bcc39f65', 'xattr user.bin 00ff10', 'xattr user.empty ', ''].join('\n'),
+    );
+    assert.deepEqual(entry!.xattrs, {
+      'user.comment': Buffer.from('Grüße').toString('base64'),
+      'user.bin': Buffer.from([0, 0xff, 0x10]).toString('base64'),
+      'user.empty': '',
+    });
+    assert.equal(parseEntries('81a4 6 1700000000 1 ./b\n')[0]!.xattrs, undefined);
+  });
+
   it("reads the checker's line", () => {
     assert.deepEqual(parseCheckLine('checked 1 /dev/sda1 xfs 0\n'), { number: 1, type: 'xfs', exitCode: 0, volume: '1' });
     assert.deepEqual(parseCheckLine('checked 4 /dev/mapper/vg-lv xfs 0 4/vg/lv\n'), { number: 4, type: 'xfs', exitCode: 0, volume: '4/vg/lv' });
