@@ -1,5 +1,5 @@
 // Sizing across running guests, one launch at a time (docs/guests.md,
-// "Sharing the host"). A launch reads the other sessions' recorded sizes,
+// "Several at once"). A launch reads the other sessions' recorded sizes,
 // sizes its guest beside them and records its own size in its session lock;
 // two launches doing that at the same instant would each size without the
 // other. `run/sizing.lock` (created with O_EXCL, as the guest locks are) is

@@ -1,4 +1,4 @@
-// Two launches at the same instant (docs/guests.md, "Sharing the host"):
+// Two launches at the same instant (docs/guests.md, "Several at once"):
 // each in its own process holds its guest's session lock and sizes beside
 // the other at one wall-clock instant. The host has room for one of them:
 // exactly one is refused (exit 34; with the user's memory quota as the

@@ -1,5 +1,5 @@
 // Sizing a guest beside the guests already running from the stick
-// (docs/guests.md, "Sharing the host" and "Per-user quotas"): read their
+// (docs/guests.md, "Several at once" and "Per-user quotas"): read their
 // recorded sizes, size this one (the host's share, src/session/sizing.ts;
 // then the user's memory quota, src/guests/user-quotas.ts), record its size in
 // its own session lock. The three steps run under the stick's sizing lock
