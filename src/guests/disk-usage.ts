@@ -65,6 +65,11 @@ export async function userDiskBytes(layout: StickLayout, user: string, skip: rea
   return treeBytes(join(layout.usersRoot, user), new Set(skip));
 }
 
+/** Bytes under one folder as the quota counts them. */
+export async function folderBytes(dir: string): Promise<number> {
+  return treeBytes(dir, new Set());
+}
+
 export interface DiskAddition {
   what: string;
   bytes: number;

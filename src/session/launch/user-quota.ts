@@ -5,7 +5,7 @@
 // while the stick's sizing lock is held (src/stick/sizing-lock.ts), so two of
 // the user's guests starting at once each see the other.
 import { existsSync } from 'node:fs';
-import { checkDiskQuota, type DiskAddition, userDiskBytes } from '../../guests/disk-usage.ts';
+import { checkDiskQuota, type DiskAddition, folderBytes, userDiskBytes } from '../../guests/disk-usage.ts';
 import { type UserQuota, type UsersGuest } from '../../guests/user-quotas.ts';
 import { personalDiskPath } from '../../auth/users.ts';
 import { dyntablePaths, type StickLayout } from '../../stick/layout.ts';
@@ -35,9 +35,11 @@ export async function diskRoomAtLaunch(args: {
   const adding: DiskAddition[] = [];
   if (!existsSync(personalDiskPath(layout, user, guest))) adding.push({ what: `a personal disk for ${guest}`, bytes: HOME_DISK_BYTES });
   if (args.overlay && !args.overlay.exists) adding.push({ what: `a system overlay for ${guest}`, bytes: args.overlay.base.bytes });
-  await checkDiskQuota({ layout, user, quotaMiB: args.quotaMiB, adding, doing: `starting ${guest}` });
+  // One walk of the user's folder: this guest's /host files apart, as their store counts them itself.
   const { filesDir, upperDir } = dyntablePaths(layout, user, guest);
   const others = await userDiskBytes(layout, user, [filesDir, upperDir]);
+  const files = (await folderBytes(filesDir)) + (await folderBytes(upperDir));
+  await checkDiskQuota({ layout, user, quotaMiB: args.quotaMiB, adding, doing: `starting ${guest}`, usedBytes: others + files });
   const added = adding.reduce((sum, add) => sum + add.bytes, 0);
   return Math.max(0, args.quotaMiB * 1024 * 1024 - others - added);
 }
