@@ -10,25 +10,13 @@
 // passes the quota; /host writes are refused (ENOSPC in the guest) once the
 // quota is reached; a suspend whose saved state would pass it is refused,
 // the guest running on.
-import { lstat, open, readdir } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DiskQuotaError } from '../errors.ts';
+import { qcow2VirtualBytes } from '../primitives/qcow2-header.ts';
 import type { StickLayout } from '../stick/layout.ts';
 
 const MiB = 1024 * 1024;
-
-/** A qcow2 image's virtual size from its header (bytes 24..31, big-endian), or undefined when the file is not qcow2. */
-export async function qcow2VirtualBytes(path: string): Promise<number | undefined> {
-  const handle = await open(path, 'r');
-  try {
-    const header = Buffer.alloc(32);
-    const { bytesRead } = await handle.read(header, 0, 32, 0);
-    if (bytesRead < 32 || header.readUInt32BE(0) !== 0x514649fb) return undefined;
-    return Number(header.readBigUInt64BE(24));
-  } finally {
-    await handle.close();
-  }
-}
 
 async function fileBytes(path: string, allocated: number): Promise<number> {
   if (!path.endsWith('.qcow2')) return allocated;
