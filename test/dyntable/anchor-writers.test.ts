@@ -30,7 +30,9 @@ describe('the rollback anchor with two writers', function () {
     const codes = await Promise.all(
       ['work', 'play'].map(
         (who) =>
-          new Promise<number | null>((resolve) => spawn(process.execPath, [child, anchor, who, startAt, String(COUNT)], { stdio: 'inherit' }).once('exit', resolve)),
+          new Promise<number | null>((resolve) =>
+            spawn(process.execPath, [child, anchor, who, startAt, String(COUNT)], { stdio: 'inherit' }).once('exit', resolve),
+          ),
       ),
     );
     assert.deepEqual(codes, [0, 0]);
