@@ -156,6 +156,9 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
         running: await usersRunningGuests(layout, user.name),
         fixed: true,
       });
+    // The lock says the size the guest will really have: the next launch shares the host and the quota with that.
+    if (resume?.shape && (resume.shape.memoryMiB !== sizing.memoryMiB || resume.shape.cpus !== sizing.cpus))
+      await stick.lock.update({ machine: { memoryMiB: resume.shape.memoryMiB, cpus: resume.shape.cpus } });
     if (resume) features.push(resume);
     features.push(diskGenerationFeature({ layout, guest, user, stateContext }));
   }
