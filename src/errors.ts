@@ -33,6 +33,8 @@ export const ExitCode = {
   notPermitted: 32,
   severalGuests: 33,
   hostBusy: 34,
+  memoryQuota: 35,
+  diskQuota: 36,
   imageFormat: 40,
   imageMissing: 41,
   imageInUse: 42,
@@ -399,5 +401,27 @@ export class SeveralGuestsError extends PocketError {
 export class HostBusyError extends PocketError {
   constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
     super('hostBusy', message, options);
+  }
+}
+
+/**
+ * The user's guests running from the stick would together take more memory
+ * than the stick's owner allows this user (`guest quota USER --memory`,
+ * src/guests/user-quotas.ts): the message names the quota.
+ */
+export class MemoryQuotaError extends PocketError {
+  constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super('memoryQuota', message, options);
+  }
+}
+
+/**
+ * What the user's guests hold on the stick would pass the disk quota the
+ * stick's owner set (`guest quota USER --disk`): the launch, a new disk or the
+ * growth is refused and nothing already there is lost.
+ */
+export class DiskQuotaError extends PocketError {
+  constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super('diskQuota', message, options);
   }
 }

@@ -23,7 +23,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { deriveTablesKey } from '../auth/tables-key.ts';
 import { replaceFile } from '../primitives/atomic-replace.ts';
-import { anchorPathFor, readAnchor, rolledBack, writeAnchor } from './rollback-anchor.ts';
+import { anchorPathFor, readAnchor, rolledBack, withAnchorLock, writeAnchor } from './rollback-anchor.ts';
 import { deriveAtRestKey } from './sealed/keys.ts';
 import { ruleFingerprint } from './registry-rules.ts';
 import type { RuleSpec } from './rules.ts';
@@ -152,10 +152,13 @@ export async function trustedConfirmations(
 /** Puts the anchor's list of confirmations that may be trusted to `macs` (written only when it changes). */
 function anchorConfirmations(file: string, atRestKey: Buffer, macs: string[]): void {
   const path = anchorPathFor(dirname(file));
-  const anchor = readAnchor(path, atRestKey) ?? { stores: {} };
-  const sorted = [...new Set(macs)].sort();
-  if (JSON.stringify(anchor.tables) === JSON.stringify(sorted)) return;
-  writeAnchor(path, atRestKey, { ...anchor, tables: sorted });
+  // A session of another guest may be opening a store named in the same anchor: one read-modify-write at a time.
+  withAnchorLock(path, () => {
+    const anchor = readAnchor(path, atRestKey) ?? { stores: {} };
+    const sorted = [...new Set(macs)].sort();
+    if (JSON.stringify(anchor.tables) === JSON.stringify(sorted)) return;
+    writeAnchor(path, atRestKey, { ...anchor, tables: sorted });
+  });
 }
 
 /**

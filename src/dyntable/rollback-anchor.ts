@@ -33,6 +33,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { StickTamperedError } from '../errors.ts';
 import { replaceFileSync } from '../primitives/atomic-replace.ts';
+import { withFileLockSync } from '../primitives/file-lock-sync.ts';
 
 const FORMAT = 'pocketvm-anchor';
 const VERSION = 1;
@@ -123,6 +124,25 @@ export function writeAnchor(path: string, atRestKey: Buffer, body: AnchorBody): 
  * and calls `take(id)`, which must make the store hold it durably.
  */
 export function advanceStore(
+  anchorPath: string,
+  atRestKey: Buffer,
+  name: string,
+  storeFile: string,
+  held: string | undefined,
+  hasRows: boolean,
+  take: (id: string) => void,
+): void {
+  // Another session of the same user may rewrite the anchor meanwhile (its confirmations): one read-modify-write at a time.
+  withAnchorLock(anchorPath, () => advanceStoreLocked(anchorPath, atRestKey, name, storeFile, held, hasRows, take));
+}
+
+/** Runs `update` (a read of the anchor and its rewrite) with no other process rewriting it meanwhile. */
+export function withAnchorLock<T>(anchorPath: string, update: () => T): T {
+  mkdirSync(dirname(anchorPath), { recursive: true });
+  return withFileLockSync(`${anchorPath}.lock`, update);
+}
+
+function advanceStoreLocked(
   anchorPath: string,
   atRestKey: Buffer,
   name: string,

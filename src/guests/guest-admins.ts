@@ -4,12 +4,13 @@
 // user granted rights on named guests. Checked after the person signs in; a
 // stick with no owner has one level only (whoever holds the stick), as before.
 //
-//   guests/admins.json   { owner, grants: { user: { guest: [rights] } } }
+//   guests/admins.json   { owner, grants: { user: { guest: [rights] } }, quotas: { user: { memoryMiB, diskMiB } } }
 import { join } from 'node:path';
 import { NotPermittedError, UsageError } from '../errors.ts';
 import { guestsRoot, type StickLayout } from '../stick/layout.ts';
 import { readJson, writeJson } from './guest-store.ts';
 import type { GuestView } from './guest-view.ts';
+import type { UserQuota } from './user-quotas.ts';
 
 /** login: run it and exec in it; manage: its configuration; clone: copy it; export, suspend: as named. */
 export const RIGHTS = ['login', 'manage', 'clone', 'export', 'suspend'] as const;
@@ -18,6 +19,8 @@ export type Right = (typeof RIGHTS)[number];
 export interface Admins {
   owner?: string;
   grants: Record<string, Record<string, Right[]>>;
+  /** Per-user limits the owner set (src/guests/user-quotas.ts). */
+  quotas?: Record<string, UserQuota>;
 }
 
 const adminsFile = (layout: StickLayout) => join(guestsRoot(layout), 'admins.json');

@@ -160,7 +160,7 @@ export async function lockGuest(layout: StickLayout, name: string, command: stri
  * guard made with O_EXCL lets one at a time re-read the lock and remove it
  * only if it is still the dead one's, never the lock the other has just taken.
  */
-async function takeOver(lock: string, dead: Actor | undefined): Promise<void> {
+export async function takeOver(lock: string, dead: Actor | undefined): Promise<void> {
   const guard = `${lock}.takeover`;
   let handle;
   try {

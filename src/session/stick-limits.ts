@@ -53,12 +53,13 @@ export class StickLimits {
   #registryQuota: GuestRegistryQuota | undefined;
   #registryToldAt = -Infinity;
 
-  constructor(options: { stickDir: string; registry?: LimitReader; notice?: (message: string) => void }) {
+  /** `filesCapBytes`: a lower cap on files/ and upper/ (what the user's disk quota leaves them, src/session/launch/user-quota.ts). */
+  constructor(options: { stickDir: string; registry?: LimitReader; notice?: (message: string) => void; filesCapBytes?: number }) {
     const { registry } = options;
     this.#notice = options.notice ?? (() => {});
     this.#stickReserveBytes = (positive(registry, WELL_KNOWN.stickReserveMiB) ?? STICK_LIMIT_DEFAULTS.stickReserveMiB) * MiB;
     this.files = new StoreQuota({
-      capBytes: (positive(registry, WELL_KNOWN.filesQuotaMiB) ?? STICK_LIMIT_DEFAULTS.filesQuotaMiB) * MiB,
+      capBytes: Math.min((positive(registry, WELL_KNOWN.filesQuotaMiB) ?? STICK_LIMIT_DEFAULTS.filesQuotaMiB) * MiB, options.filesCapBytes ?? Infinity),
       reserveBytes: this.#stickReserveBytes,
       stickDir: options.stickDir,
       onFull: (message) => this.#notice(message),

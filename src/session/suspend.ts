@@ -84,6 +84,14 @@ async function checkRoom(stickRoot: string, memoryMiB: number): Promise<void> {
   }
 }
 
+async function checkStateQuota(layout: StickLayout, user: string, guest: string, memoryMiB: number): Promise<void> {
+  const { userQuota } = await import('./launch/user-quota.ts');
+  const quotaMiB = (await userQuota(layout, user)).diskMiB;
+  if (quotaMiB === undefined) return;
+  const { checkDiskQuota } = await import('../guests/disk-usage.ts');
+  await checkDiskQuota({ layout, user, quotaMiB, adding: [{ what: `a saved state`, bytes: worstCaseBytes(memoryMiB) }], doing: `suspending ${guest}` });
+}
+
 async function guestSync(machine: Pick<Machine, 'agent'>): Promise<number> {
   const started = performance.now();
   // What the guest has written reaches its disk even if the state is later
@@ -113,6 +121,8 @@ export async function saveGuestState(session: SuspendTarget, context: StateConte
   let socket: Awaited<ReturnType<typeof listenForMigration>>;
   try {
     await checkRoom(layout.root, spec.memoryMiB);
+    // The user's disk quota (docs/guests.md, "Per-user quotas"): the state is a growth of what their guests hold; refused, the guest runs on.
+    await checkStateQuota(layout, context.user, session.guest, spec.memoryMiB);
     await mkdir(paths.dir, { recursive: true });
     await rm(paths.partial, { force: true });
 

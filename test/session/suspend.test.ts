@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PocketError, SavedStateError } from '../../src/errors.ts';
+import { DiskQuotaError, PocketError, SavedStateError } from '../../src/errors.ts';
+import { writeAdmins } from '../../src/guests/guest-admins.ts';
+import { setQuota } from '../../src/guests/user-quotas.ts';
 import { savedStatePaths } from '../../src/session/saved-state.ts';
 import { saveGuestState, type StateContext, type SuspendTarget } from '../../src/session/suspend.ts';
 import { stickLayout } from '../../src/stick/layout.ts';
@@ -70,6 +72,22 @@ describe("saving a guest's state (fake session handle)", function () {
     assert.deepEqual(calls, []);
     // The migration socket's private folder was made before the refusal: it is gone again.
     assert.deepEqual(readdirSync(runtimeDir), []);
+  });
+
+  it("refuses a state that would pass the user's disk quota, before touching the guest (exit 36)", async () => {
+    const { target, calls } = fakeTarget(root, { memoryMiB: 256 });
+    await writeAdmins(target.layout, setQuota({ grants: {} }, 'alice', { diskMiB: 200 }));
+    await assert.rejects(saveGuestState(target, context), (error: unknown) => {
+      assert.ok(error instanceof DiskQuotaError, String(error));
+      assert.equal(error.exitCode, 36);
+      assert.match(
+        error.message,
+        /^alice's disk quota is 200 MiB: their guests hold 0 MiB on the stick, and suspending default would add a saved state \(\d+ MiB\)$/,
+      );
+      return true;
+    });
+    assert.deepEqual(calls, []);
+    assert.equal(existsSync(savedStatePaths(target.layout, 'alice', 'default').dir), false);
   });
 
   it('refuses a guest that is not running', async () => {

@@ -312,6 +312,45 @@ export function registerGuest(program: Command, output: () => Output): void {
     });
   }
 
+  const quota = guest
+    .command('quota')
+    .description("a user's memory and disk quotas (set: the stick's owner; see docs/guests.md, Per-user quotas); every user's without USER")
+    .argument('[user]')
+    .option('--memory <size>', "cap the memory of the user's running guests together (2G, 512M; none lifts it)")
+    .option('--disk <size>', "cap what the user's guests hold on the stick (4G; none lifts it)");
+  stickOption(quota);
+  signInOptions(quota);
+  jsonOption(quota);
+  quota.action(async (user: string | undefined, options: GuestOptions & { memory?: string; disk?: string }) => {
+    const out = output();
+    const setting = options.memory !== undefined || options.disk !== undefined;
+    const layout = await stick(options, setting);
+    const lib = await import('../../guests/user-quotas.ts');
+    // Setting, or seeing someone else's, is the owner's; a user may see their own.
+    const signed = await signIn(out, layout, options);
+    if (setting || user === undefined || signed.user !== user)
+      signed.lib.authorize(signed.admins, signed.user, { global: setting ? 'set quotas' : "see other users' quotas" });
+    if (setting) {
+      if (user === undefined) throw new UsageError('name the user whose quota to set', 'launcher guest quota USER --memory 2G --disk 4G');
+      const { userExists } = await import('../../auth/users.ts');
+      if (!(await userExists(layout, user))) throw new UsageError(`there is no user "${user}" on this stick`, 'launcher user add NAME makes one');
+      const change: Partial<Record<'memoryMiB' | 'diskMiB', number | undefined>> = {};
+      if (options.memory !== undefined) change.memoryMiB = lib.parseQuotaSize(options.memory, 'memory');
+      if (options.disk !== undefined) change.diskMiB = lib.parseQuotaSize(options.disk, 'disk');
+      await signed.lib.writeAdmins(layout, lib.setQuota(await signed.lib.readAdmins(layout), user, change));
+    }
+    const admins = await signed.lib.readAdmins(layout);
+    const users = user !== undefined ? [user] : Object.keys(admins.quotas ?? {}).sort();
+    const { quotaUse } = await import('../../guests/quota-use.ts');
+    const views = await Promise.all(users.map(async (name) => ({ user: name, ...lib.quotaOf(admins, name), used: await quotaUse(layout, name) })));
+    out.data(user !== undefined ? views[0] : views);
+    if (views.length === 0) out.line('no user has a quota on this stick (launcher guest quota USER --memory 2G --disk 4G sets one)');
+    for (const v of views)
+      out.line(
+        `${v.user.padEnd(16)} memory ${v.memoryMiB === undefined ? 'no quota' : `${v.memoryMiB} MiB`} (running: ${v.used.memoryMiB} MiB); disk ${v.diskMiB === undefined ? 'no quota' : `${v.diskMiB} MiB`} (held: ${v.used.diskMiB} MiB)`,
+      );
+  });
+
   const list = guest.command('list').description('every guest on the stick and its state');
   stickOption(list);
   signInOptions(list);

@@ -29,6 +29,8 @@ export async function registryFeature(args: {
   teardown: Teardown;
   notice: (message: string) => void;
   log: (message: string) => void;
+  /** What the user's disk quota leaves this guest's /host files, when the owner set one. */
+  filesCapBytes?: number;
 }): Promise<RegistryFeature> {
   const { profile } = args;
   const registry = await openSessionRegistry({
@@ -42,7 +44,12 @@ export async function registryFeature(args: {
   });
   // Added before any channel service opens, so it closes after them (hooks run newest first).
   args.teardown.add(() => registry.close());
-  const limits = new StickLimits({ stickDir: args.layout.root, registry, notice: args.notice });
+  const limits = new StickLimits({
+    stickDir: args.layout.root,
+    registry,
+    notice: args.notice,
+    ...(args.filesCapBytes === undefined ? {} : { filesCapBytes: args.filesCapBytes }),
+  });
   return {
     feature: {
       name: 'registry',

@@ -21,8 +21,10 @@ import { resumeFeature } from '../features/resume-feature.ts';
 import { systemDiskFeature } from '../features/system-disk-feature.ts';
 import { overlayBase } from '../system-disk.ts';
 import { SystemImageError } from '../../errors.ts';
-import { liveSessions } from '../../stick/session-locks.ts';
-import { type MachineSizing, type RunningGuest, sizeMachine } from '../sizing.ts';
+import type { MachineSizing } from '../sizing.ts';
+import { fitMemoryQuota } from '../../guests/user-quotas.ts';
+import { sizeBesideOthers } from './size-beside-others.ts';
+import { diskRoomAtLaunch, userQuota, usersRunningGuests } from './user-quota.ts';
 import type { StickLimits } from '../stick-limits.ts';
 import type { StateContext } from '../suspend.ts';
 import type { LaunchFeature } from './feature.ts';
@@ -58,17 +60,24 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
   const log = (message: string) => transportLog.line(`launcher: ${message}`);
   const features: LaunchFeature[] = [];
   if (user) features.push(personalDiskFeature({ layout, guest, user, onMessage: (message) => ctx.emit({ stage: 'boot', message }) }));
+  let chosen: Awaited<ReturnType<typeof overlayBase>> | undefined;
   if (payload.base) {
     // An image guest's system is a user's own overlay: there is none without a user.
     if (!user)
       throw new SystemImageError(`the ${guest} guest boots from a disk image and needs a signed-in user for its system overlay`, {
         details: { reason: 'no-user' },
       });
-    const chosen = await overlayBase(layout, payload, user.name, guest);
+    chosen = await overlayBase(layout, payload, user.name, guest);
     if (!chosen.current)
       ctx.notice(`a newer ${guest} base is on the stick; ${user.name}'s system stays on its older base until \`launcher upgrade --guest ${guest}\``);
     features.push(systemDiskFeature({ chosen, guest, user, onMessage: (message) => ctx.emit({ stage: 'boot', message }) }));
   }
+  // The stick owner's quotas for this user (docs/guests.md, "Per-user quotas"): the disk's before anything is made.
+  const quota = user ? await userQuota(layout, user.name) : {};
+  const filesCapBytes =
+    user && quota.diskMiB !== undefined
+      ? await diskRoomAtLaunch({ layout, user: user.name, guest, quotaMiB: quota.diskMiB, ...(chosen ? { overlay: chosen } : {}) })
+      : undefined;
   if (options.consoleAsRoot) features.push(consoleRootFeature());
   let registry: GuestRegistry | undefined;
   let limits: StickLimits | undefined;
@@ -83,6 +92,7 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
       teardown,
       notice: ctx.notice,
       log,
+      ...(filesCapBytes === undefined ? {} : { filesCapBytes }),
     });
     ({ registry, limits } = opened);
     features.push(opened.feature);
@@ -111,15 +121,17 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
     ...(options.platform?.memoryMiB ? { memoryMiB: options.platform.memoryMiB } : {}),
     ...(options.platform?.cpus ? { cpus: options.platform.cpus } : {}),
   };
-  const sizing = sizeMachine(
-    payload.manifest,
-    host.profile,
-    Object.assign({}, ...features.map((feature) => feature.sizing ?? {}), platformSizing),
-    await runningGuests(layout),
-  );
+  // Read the others, size, record: one launch at a time, so two started at the same instant see each other.
+  const sizing = await sizeBesideOthers({
+    layout,
+    lock: stick.lock,
+    guest,
+    manifest: payload.manifest,
+    profile: host.profile,
+    overrides: Object.assign({}, ...features.map((feature) => feature.sizing ?? {}), platformSizing),
+    ...(user ? { user: user.name, memoryQuotaMiB: quota.memoryMiB } : {}),
+  });
   for (const reason of sizing.reasons) log(`sizing: ${reason}`);
-  // Recorded at once for the guests that start after this one: they share the host with it (sizing.ts).
-  await stick.lock.update({ machine: { memoryMiB: sizing.memoryMiB, cpus: sizing.cpus } });
   // The session keeps a key for saved states, derived before the disk key is zeroed.
   const stateContext = user ? stateContextFor(ctx, user, host) : undefined;
   if (user && stateContext) {
@@ -133,6 +145,20 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
       accelerators: host.plan.candidates,
       profile: host.profile,
     });
+    // A saved state's memory is fixed: under the user's memory quota it fits whole or is refused.
+    if (resume?.shape && quota.memoryMiB !== undefined && resume.shape.memoryMiB > sizing.memoryMiB)
+      fitMemoryQuota({
+        user: user.name,
+        guest,
+        quotaMiB: quota.memoryMiB,
+        wantedMiB: resume.shape.memoryMiB,
+        minimumMiB: resume.shape.memoryMiB,
+        running: await usersRunningGuests(layout, user.name),
+        fixed: true,
+      });
+    // The lock says the size the guest will really have: the next launch shares the host and the quota with that.
+    if (resume?.shape && (resume.shape.memoryMiB !== sizing.memoryMiB || resume.shape.cpus !== sizing.cpus))
+      await stick.lock.update({ machine: { memoryMiB: resume.shape.memoryMiB, cpus: resume.shape.cpus } });
     if (resume) features.push(resume);
     features.push(diskGenerationFeature({ layout, guest, user, stateContext }));
   }
@@ -153,11 +179,4 @@ function stateContextFor(ctx: LaunchContext, user: UnlockedUser, host: HostReadi
   const stateContext: StateContext = { key: deriveStateKey(user.diskKey), user: user.name, userId: user.id, host: host.profile.fingerprint };
   ctx.teardown.add(() => void stateContext.key.fill(0));
   return stateContext;
-}
-
-/** The other guests running from the stick and their sizes, as their session locks record them (this launch's own lock aside). */
-async function runningGuests(layout: PreparedStick['layout']): Promise<RunningGuest[]> {
-  return (await liveSessions(layout))
-    .filter((session) => session.layout.lockFile !== layout.lockFile && session.holder.machine)
-    .map((session) => ({ guest: session.guest, memoryMiB: session.holder.machine!.memoryMiB, cpus: session.holder.machine!.cpus }));
 }
