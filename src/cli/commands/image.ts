@@ -14,6 +14,7 @@ import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
 import type { StickLayout } from '../../stick/layout.ts';
 import type { Output } from '../output.ts';
 import { appliance } from './files.ts';
+import { registerImageDeploy } from './image-deploy.ts';
 import { jsonOption, stickOption } from './options.ts';
 
 const mib = (bytes: number) => (bytes >= 1 << 30 ? `${(bytes / (1 << 30)).toFixed(1)} GiB` : `${(bytes / (1 << 20)).toFixed(1)} MiB`);
@@ -161,4 +162,6 @@ export function registerImage(program: Command, output: () => Output): void {
       out.line(result.name);
       for (const line of describeFacts(result.facts)) out.line(line);
     });
+
+  registerImageDeploy(sub, output, withStore, findImage);
 }
