@@ -109,15 +109,14 @@ async function resolveTarget(layout: StickLayout, target: string): Promise<Targe
     const { stdout } = await run('blockdev', ['--getsize64', path]);
     return { path, kind: 'device', deviceBytes: Number(stdout.trim()) };
   }
-  if (info) throw refuse(`${path} exists: deploy writes a new file (or a block device)`, 'exists', { target: path }, 'choose a new file name, or remove it first');
+  if (info)
+    throw refuse(`${path} exists: deploy writes a new file (or a block device)`, 'exists', { target: path }, 'choose a new file name, or remove it first');
   const folder = await realpath(dirname(path)).catch(() => undefined);
   if (!folder) throw refuse(`${dirname(path)} is not a folder`, 'no-folder', { target: path });
   const real = join(folder, basename(path));
   // A file on the stick: under its root, or anywhere on its file system when the stick is a mount of its own.
   const onStick =
-    real === stickRoot ||
-    real.startsWith(stickRoot + sep) ||
-    ((await stat(folder)).dev === (await stat(stickRoot)).dev && (await isMountPoint(stickRoot)));
+    real === stickRoot || real.startsWith(stickRoot + sep) || ((await stat(folder)).dev === (await stat(stickRoot)).dev && (await isMountPoint(stickRoot)));
   if (onStick) throw refuse(`${path} is on the stick ${layout.root}: deploy writes an image off the stick`, 'stick', { target: path });
   return { path: real, kind: 'file' };
 }
@@ -150,14 +149,16 @@ async function growLastPartition(raw: string, image: Pick<CatalogImage, 'partiti
 export async function deployImage(
   layout: StickLayout,
   store: ImageStore,
-  image: CatalogImage,
+  /** The image, looked up once the target is known to be allowed (the stick is refused first). */
+  findImage: () => CatalogImage,
   target: string,
   options: { format?: DeployFormat; sizeBytes?: number },
   events: DeployEvents,
 ): Promise<DeployResult> {
   const format = options.format ?? 'raw';
-  const used = usedBytes(image);
   const resolved = await resolveTarget(layout, target);
+  const image = findImage();
+  const used = usedBytes(image);
   if (resolved.kind === 'device' && format !== 'raw')
     throw refuse(`${resolved.path} is a block device: it takes the image as it is (no --format)`, 'device-format', { target: resolved.path });
   if (resolved.kind === 'device' && options.sizeBytes !== undefined)
@@ -171,7 +172,9 @@ export async function deployImage(
       resolved.kind === 'file' ? `give --size ${Math.ceil(used / (1 << 20))}M or more` : 'choose a larger disk',
     );
   const source = store.fileOf(image);
-  const size = await stat(source).then((s) => s.size).catch(() => undefined);
+  const size = await stat(source)
+    .then((s) => s.size)
+    .catch(() => undefined);
   if (size !== image.storedBytes)
     throw new ImageError('imageStore', `${image.name}: its store file ${size === undefined ? 'is missing' : 'is not the size its catalog row says'}`, {
       hint: 'remove it (launcher image rm NAME) and import it again',
@@ -186,7 +189,16 @@ export async function deployImage(
     checked('qemu-img convert', await convert(['-n', '-O', 'raw', source, resolved.path]));
     const grown = bytes > used ? await growLastPartition(resolved.path, image) : undefined;
     await run('sync', []);
-    return { image: image.name, sha256: image.sha256, target: resolved.path, kind: 'device', format, bytes, usedBytes: used, ...(grown ? { grownPartition: grown } : {}) };
+    return {
+      image: image.name,
+      sha256: image.sha256,
+      target: resolved.path,
+      kind: 'device',
+      format,
+      bytes,
+      usedBytes: used,
+      ...(grown ? { grownPartition: grown } : {}),
+    };
   }
 
   // A file is made whole beside its final name and renamed into place: a failed deploy leaves nothing.
@@ -198,7 +210,10 @@ export async function deployImage(
     let grown: number | undefined;
     if (bytes !== image.virtualBytes) {
       // Smaller: only free space past the last partition is cut (bytes >= used). Larger: the last partition reaches the new end.
-      checked('qemu-img resize', await runQemuImg(layout.root, ['resize', '-f', 'raw', ...(bytes < image.virtualBytes ? ['--shrink'] : []), raw, String(bytes)]));
+      checked(
+        'qemu-img resize',
+        await runQemuImg(layout.root, ['resize', '-f', 'raw', ...(bytes < image.virtualBytes ? ['--shrink'] : []), raw, String(bytes)]),
+      );
       if (bytes > used) grown = await growLastPartition(raw, image);
       else if (image.partitionTable.kind === 'gpt') await relocateGptBackup(raw);
     }
@@ -208,7 +223,16 @@ export async function deployImage(
       await rm(raw, { force: true });
     }
     await rename(part, resolved.path);
-    return { image: image.name, sha256: image.sha256, target: resolved.path, kind: 'file', format, bytes, usedBytes: used, ...(grown ? { grownPartition: grown } : {}) };
+    return {
+      image: image.name,
+      sha256: image.sha256,
+      target: resolved.path,
+      kind: 'file',
+      format,
+      bytes,
+      usedBytes: used,
+      ...(grown ? { grownPartition: grown } : {}),
+    };
   } catch (error) {
     await rm(part, { force: true });
     await rm(`${part}.raw`, { force: true });

@@ -29,7 +29,7 @@ export function registerImageDeploy(
         deployImage(
           layout,
           store,
-          findImage(store, ref),
+          () => findImage(store, ref),
           target,
           { format: options.format as DeployFormat, ...(sizeBytes === undefined ? {} : { sizeBytes }) },
           {
