@@ -41,7 +41,7 @@ const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 const HOSTNAME = /^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i;
 
 /** The steps in the order they are applied, checked before anything is made; and how the catalog records each (no passwords). */
-export async function customizeSteps(options: CustomizeOptions): Promise<{ steps: CustomizeStep[]; recorded: string[] }> {
+async function customizeSteps(options: CustomizeOptions): Promise<{ steps: CustomizeStep[]; recorded: string[] }> {
   const steps: CustomizeStep[] = [];
   const recorded: string[] = [];
   if (options.hostname !== undefined) {
@@ -105,17 +105,24 @@ async function rootPartition(layout: StickLayout, address: ApplianceAddress, sto
   return root.partition;
 }
 
+export type PreparedCustomize = Awaited<ReturnType<typeof customizeSteps>> & { name?: string };
+
+/** Everything the person gave, checked before the appliance is started: a bad step costs no boot. */
+export async function prepareCustomize(store: ImageStore, options: CustomizeOptions): Promise<PreparedCustomize> {
+  if (options.name !== undefined && (!IMAGE_NAME_PATTERN.test(options.name) || store.catalog.nameTaken(options.name)))
+    throw bad(`--name ${options.name}: ${IMAGE_NAME_PATTERN.test(options.name) ? 'taken by another image' : 'not an image name'}`, 'bad-name');
+  return { ...(await customizeSteps(options)), ...(options.name === undefined ? {} : { name: options.name }) };
+}
+
 export async function customizeImage(
   layout: StickLayout,
   store: ImageStore,
   address: ApplianceAddress,
   image: CatalogImage,
-  options: CustomizeOptions,
+  prepared: PreparedCustomize,
   events: ImportEvents,
 ): Promise<ImportedImage & { steps: string[]; parent: string }> {
-  if (options.name !== undefined && (!IMAGE_NAME_PATTERN.test(options.name) || store.catalog.nameTaken(options.name)))
-    throw bad(`--name ${options.name}: ${IMAGE_NAME_PATTERN.test(options.name) ? 'taken by another image' : 'not an image name'}`, 'bad-name');
-  const { steps, recorded } = await customizeSteps(options);
+  const { steps, recorded } = prepared;
   const partition = await rootPartition(layout, address, store, image, events);
   const overlay = join(store.paths.incoming, `${process.pid}-${randomBytes(6).toString('hex')}-customize.qcow2`);
   try {
@@ -125,7 +132,7 @@ export async function customizeImage(
     events.step(`customizing ${image.name} in the appliance: ${recorded.join('; ')}`);
     const result = await applianceRequest(layout, address, 'customize', { overlay, rootPartition: partition, steps });
     events.step(`${result.done.length} steps done in ${(result.ms / 1000).toFixed(1)} s; storing the new image`);
-    const name = options.name ?? imageNameFor(`${image.name}-custom`, (n) => store.catalog.nameTaken(n));
+    const name = prepared.name ?? imageNameFor(`${image.name}-custom`, (n) => store.catalog.nameTaken(n));
     const stored = await importDisk(
       layout,
       store,

@@ -3,7 +3,7 @@
 // [--generalize] [--name NEW]`: a new catalog image made offline in the
 // helper appliance (src/images/image-customize.ts); the source stays as it was.
 import type { Command } from 'commander';
-import { customizeImage } from '../../images/image-customize.ts';
+import { customizeImage, prepareCustomize } from '../../images/image-customize.ts';
 import type { CatalogImage } from '../../images/image-catalog.ts';
 import type { ImageStore } from '../../images/image-store.ts';
 import type { StickLayout } from '../../stick/layout.ts';
@@ -47,23 +47,17 @@ export function registerImageCustomize(
         const out = output();
         const made = await withStore(options.stick, async (layout, store) => {
           const image = findImage(store, ref);
+          const prepared = await prepareCustomize(store, {
+            ...(options.name === undefined ? {} : { name: options.name }),
+            ...(options.hostname === undefined ? {} : { hostname: options.hostname }),
+            users: options.user,
+            sshKeys: options.sshKey,
+            copyIn: options.copyIn,
+            firstBoot: options.firstBoot,
+            generalize: options.generalize === true,
+          });
           const app = (await appliance(out, options.stick, true))!;
-          return customizeImage(
-            layout,
-            store,
-            app.address,
-            image,
-            {
-              ...(options.name === undefined ? {} : { name: options.name }),
-              ...(options.hostname === undefined ? {} : { hostname: options.hostname }),
-              users: options.user,
-              sshKeys: options.sshKey,
-              copyIn: options.copyIn,
-              firstBoot: options.firstBoot,
-              generalize: options.generalize === true,
-            },
-            { step: (message) => out.info(message), progress: () => {} },
-          );
+          return customizeImage(layout, store, app.address, image, prepared, { step: (message) => out.info(message), progress: () => {} });
         });
         out.data(made);
         out.line(`${made.name}: made from ${made.parent}, sha256 ${made.sha256.slice(0, 16)}…`);

@@ -1,5 +1,10 @@
-// `launcher image deploy` on the Debian corpus (test/images/corpus.ts): the
-// BIOS (MBR) and UEFI (GPT) systems, imported, then written back out to raw,
+// `launcher image customize` and `image deploy` on the Debian corpus
+// (test/images/corpus.ts). The BIOS system is customized in the helper
+// appliance (hostname, a user with a password, an SSH key, a file, a
+// first-boot command, generalisation): a new catalog image with its parent
+// and steps, the source unchanged, every change read back from the new image
+// (inspect, files cat: the password hashed in the image's own yescrypt).
+// The BIOS (MBR) and UEFI (GPT) systems, imported, are written back out to raw,
 // vmdk and vhdx files of a chosen size and to a loop block device. Each result
 // is read back: its partition table by sfdisk (the last partition grown to
 // the larger end, a GPT's backup header moved there and valid) and its file
@@ -15,6 +20,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { removeDir, tempDir } from '../dyntable/helpers.ts';
 import { buildImageCorpus, type CorpusSystem } from '../images/corpus.ts';
+import type { CatalogImage } from '../../src/images/image-catalog.ts';
 import type { DeployResult } from '../../src/images/image-deploy.ts';
 import type { ImageFacts } from '../../src/images/inspect-report.ts';
 import { freshStick, launcher, launcherJson, repoRoot } from './harness.ts';
@@ -24,7 +30,7 @@ interface SfdiskDump {
 }
 const sfdisk = (file: string) => (JSON.parse(execFileSync('sfdisk', ['--json', file], { encoding: 'utf8' })) as SfdiskDump).partitiontable;
 
-describe('launcher image deploy: a catalog image to a file or a disk (virtual to physical)', function () {
+describe('launcher image customize and deploy: a new image made offline; an image to a file or a disk (virtual to physical)', function () {
   this.timeout(3_600_000);
   let stick: Awaited<ReturnType<typeof freshStick>>;
   let dir: string;
@@ -55,6 +61,94 @@ describe('launcher image deploy: a catalog image to a file or a disk (virtual to
       await stick.dispose();
     }
     if (dir) removeDir(dir);
+  });
+
+  it('customizes the BIOS image into a new catalog image: its parent and steps recorded, the source unchanged', async () => {
+    writeFileSync(at('motd'), 'customized by pocketvm\n');
+    writeFileSync(at('app.log'), 'a line a program logged\n');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'bob@test', '-f', at('bob_key')]);
+    const sourceFile = join(stick.root, 'images', 'store', `${(await imageJson<CatalogImage>(['show', 'bios'])).json.sha256}.qcow2`);
+    const sourceHash = execFileSync('sha256sum', [sourceFile], { encoding: 'utf8' });
+    const made = await imageJson<{ name: string; sha256: string; parent: string; steps: string[] }>([
+      'customize',
+      'bios',
+      '--name',
+      'bios-web',
+      '--hostname',
+      'web1',
+      '--user',
+      'bob:correct horse',
+      '--ssh-key',
+      `${at('bob_key')}.pub`,
+      '--copy-in',
+      `${at('motd')}:/etc/motd`,
+      '--copy-in',
+      `${at('app.log')}:/var/log/app.log`,
+      '--first-boot',
+      'echo first-boot-ran > /var/lib/pocketvm-first-boot-marker',
+      '--generalize',
+    ]);
+    assert.equal(made.exitCode, 0, made.stderr);
+    assert.equal(made.json.parent, 'bios');
+    assert.equal(execFileSync('sha256sum', [sourceFile], { encoding: 'utf8' }), sourceHash, "the source's store file is as it was");
+    const shown = await imageJson<CatalogImage>(['show', 'bios-web']);
+    assert.equal(shown.json.lineage?.parentName, 'bios');
+    assert.deepEqual(
+      shown.json.lineage?.steps.map((s) => s.split(/[ :]/)[0]),
+      ['hostname', 'user', 'ssh', 'copy', 'copy', 'first', 'generalize'],
+      'every step recorded, in order, generalisation last',
+    );
+    assert.ok(!JSON.stringify(shown.json).includes('correct horse'), 'the password is not in the catalog');
+    const text = await image(['show', 'bios-web']);
+    assert.match(text.stdout, /made from +bios/);
+    assert.match(text.stdout, /step +hostname web1/);
+  });
+
+  it('the customized image holds every change: hostname, user, key, file, first-boot runner, generalised', async () => {
+    const { exitCode, json, stderr } = await imageJson<ImageFacts>(['inspect', 'bios-web']);
+    assert.equal(exitCode, 0, stderr);
+    assert.equal(json.hostname, 'web1');
+    assert.equal(json.machineId, null, 'machine-id emptied');
+    assert.deepEqual(
+      json.users.map((u) => u.name),
+      ['root', 'alice', 'bob'],
+    );
+    const sha = (await imageJson<CatalogImage>(['show', 'bios-web'])).json.sha256;
+    const opened = await launcherJson<{ name: string }>(['files', 'open', join(stick.root, 'images', 'store', `${sha}.qcow2`), '--stick', stick.root]);
+    assert.equal(opened.exitCode, 0, opened.stderr);
+    const cat = async (path: string) => {
+      const run = await launcher(['files', 'cat', `${opened.json.name}:${path}`, '--stick', stick.root]);
+      assert.equal(run.exitCode, 0, `${path}: ${run.stderr}`);
+      return run.stdout;
+    };
+    try {
+      assert.equal(await cat('/etc/motd'), 'customized by pocketvm\n');
+      assert.match(await cat('/etc/hosts'), /^127\.0\.1\.1\tweb1$/m);
+      // Debian 12's login.defs says YESCRYPT: the image's own chpasswd hashed it so ($y$).
+      assert.match(await cat('/etc/shadow'), /^bob:\$y\$[^:]+:/m);
+      assert.equal(await cat('/home/bob/.ssh/authorized_keys'), readFileSync(`${at('bob_key')}.pub`, 'utf8'));
+      assert.match(await cat('/etc/pocketvm/first-boot.d/001-command.sh'), /first-boot-ran/);
+      assert.match(await cat('/etc/pocketvm/first-boot.d/002-ssh-host-keys.sh'), /ssh-keygen -A/);
+      assert.match(await cat('/etc/rc.local'), /\/usr\/lib\/pocketvm\/first-boot/);
+      assert.equal(await cat('/etc/machine-id'), '');
+      assert.equal(await cat('/var/log/app.log'), '', 'logs emptied by generalisation, done last');
+    } finally {
+      await launcher(['files', 'close', opened.json.name, '--stick', stick.root]);
+    }
+  });
+
+  it('refuses a bad customization with exit 49 and adds nothing to the catalog', async () => {
+    const before = (await imageJson<CatalogImage[]>(['list'])).json.length;
+    for (const [args, reason] of [
+      [['--hostname', 'not a name'], 'bad-hostname'],
+      [['--user', 'Bad User'], 'bad-user'],
+      [['--copy-in', `${at('missing')}:/etc/x`], 'bad-copy'],
+      [[], 'no-steps'],
+    ] as const) {
+      const run = await imageJson<{ error: { reason: string } }>(['customize', 'bios', ...args]);
+      assert.deepEqual([run.exitCode, run.json.error.reason], [49, reason], args.join(' '));
+    }
+    assert.equal((await imageJson<CatalogImage[]>(['list'])).json.length, before);
   });
 
   it('writes the BIOS image to a larger raw file with progress: the same bytes, its partition grown to the new end', async () => {
@@ -95,6 +189,11 @@ describe('launcher image deploy: a catalog image to a file or a disk (virtual to
   });
 
   it('the deployed files hold the same systems: image inspect reads them in the appliance', async () => {
+    const custom = await image(['deploy', 'bios-web', at('web.vmdk'), '--format', 'vmdk']);
+    assert.equal(custom.exitCode, 0, custom.stderr);
+    const web = await imageJson<ImageFacts>(['inspect', at('web.vmdk')]);
+    assert.equal(web.exitCode, 0, web.stderr);
+    assert.equal(web.json.hostname, 'web1', 'the customized image deploys as customized');
     for (const [file, label] of [
       [at('bios.raw'), 'bios-mbr'],
       [at('uefi.vmdk'), 'uefi-gpt'],
