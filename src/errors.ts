@@ -40,6 +40,8 @@ export const ExitCode = {
   imageInUse: 42,
   imageInspect: 43,
   imageStore: 44,
+  imageDeploy: 48,
+  imageCustomize: 49,
   interrupted: 130,
 } as const;
 
@@ -349,12 +351,16 @@ function fromFileSystem(error: unknown): PocketError | undefined {
  * no image of that name or hash in the catalog; imageInUse (42) rm of an
  * image a guest is made from; imageInspect (43) nothing in the image could
  * be inspected; imageStore (44) a stored image's file is missing or not the
- * size its catalog row records.
+ * size its catalog row records; imageDeploy (48) `image deploy` refused its
+ * target (too small for the image, the stick itself, an existing file) or
+ * could not write it; imageCustomize (49) `image customize` was given a step
+ * it cannot apply (a bad host or user name, an unreadable key or file, no
+ * steps) or a step failed in the image.
  * Nothing in the store changes when any of them is thrown.
  */
 export class ImageError extends PocketError {
   constructor(
-    kind: 'imageFormat' | 'imageMissing' | 'imageInUse' | 'imageInspect' | 'imageStore',
+    kind: 'imageFormat' | 'imageMissing' | 'imageInUse' | 'imageInspect' | 'imageStore' | 'imageDeploy' | 'imageCustomize',
     message: string,
     options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {},
   ) {

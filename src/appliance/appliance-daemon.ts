@@ -20,6 +20,8 @@ import {
   type AttachRequest,
   type CheckRequest,
   type CheckResult,
+  type CustomizeRequest,
+  type CustomizeResult,
   type InspectRequest,
   type InspectResult,
   MAX_PASSPHRASE_BYTES,
@@ -37,6 +39,7 @@ import { inspectSource } from './source-image.ts';
 import { forwardPort, guestPorts, hostOwner, newPassword, SHARE_USER, type ShareInfo, shareUrls, unforwardPort } from './source-share.ts';
 import { inspectHandler } from './inspect-handler.ts';
 import { applianceAddressFile } from './appliance-paths.ts';
+import { customizeHandler } from './customize-handler.ts';
 
 /** virtio-scsi targets a source may take (0…255); one source each. */
 const MAX_TARGETS = 256;
@@ -254,6 +257,16 @@ export class ApplianceDaemon {
     });
   }
 
+  /** `image customize`: a new overlay plugged read-write at a free target while the steps are applied (customize-handler.ts). */
+  customize(request: CustomizeRequest): Promise<CustomizeResult> {
+    return this.#serial(async () => {
+      const used = new Set([...this.#opened.values()].map((o) => o.plugged.target));
+      const target = Array.from({ length: MAX_TARGETS }, (_, i) => i).find((i) => !used.has(i));
+      if (target === undefined) throw new FilesError(`${MAX_TARGETS} sources are open already`, { hint: 'close one: launcher files close NAME' });
+      return customizeHandler(this.#appliance, request, target);
+    });
+  }
+
   close(name: string): Promise<{ name: string }> {
     return this.#serial(async () => {
       const opened = this.#openedAs(name);
@@ -286,6 +299,8 @@ export class ApplianceDaemon {
         return this.check(request, passphrase);
       case 'inspect':
         return this.inspect(request);
+      case 'customize':
+        return this.customize(request);
       case 'close':
         return this.close(request.name);
       case 'share':

@@ -59,6 +59,32 @@ export interface ShareRequest {
   stop?: boolean;
 }
 
+/** One step of `image customize` (customize-handler.ts), in the person's order, generalize last. */
+export type CustomizeStep =
+  | { kind: 'hostname'; hostname: string }
+  | { kind: 'user'; name: string; password?: string }
+  | { kind: 'key'; name: string; key: string }
+  | { kind: 'copy'; path: string; contentBase64: string; from: string }
+  | { kind: 'firstboot'; command: string }
+  | { kind: 'generalize' };
+
+/** What `image customize` asks for: the overlay plugged read-write, its root mounted, the steps applied. */
+export interface CustomizeRequest {
+  op: 'customize';
+  token: string;
+  /** A qcow2 overlay over the source image (its backing, opened read-only). */
+  overlay: string;
+  /** The root file system's partition (0: the whole disk), from the image's facts. */
+  rootPartition: number;
+  steps: CustomizeStep[];
+}
+
+export interface CustomizeResult {
+  /** What pocketvm-customize reported done, one line a step. */
+  done: string[];
+  ms: number;
+}
+
 /** A share as it starts: the only time its password is told. */
 export type NewShare = ShareInfo & { name: string; password: string; seconds: number };
 /** What `image inspect` asks for: the source read-only, every file system looked at (inspect-handler.ts). */
@@ -84,6 +110,7 @@ export type ApplianceRequest =
   | CheckRequest
   | ShareRequest
   | InspectRequest
+  | CustomizeRequest
   | { op: 'close'; token: string; name: string }
   | { op: 'list'; token: string }
   | { op: 'stop'; token: string }
@@ -139,6 +166,7 @@ export interface ApplianceResults {
   attach: OpenSource;
   check: CheckResult;
   inspect: InspectResult;
+  customize: CustomizeResult;
   close: { name: string };
   share: NewShare | { name: string; stopped: true };
   list: OpenSource[];

@@ -33,6 +33,15 @@ export interface CatalogImage {
   inspectedAt?: string;
   createdAt: string;
   imports: ImageProvenance[];
+  /** An image made from another by `image customize`: its parent and the steps, in order. */
+  lineage?: ImageLineage;
+}
+
+export interface ImageLineage {
+  parent: string;
+  parentName: string;
+  steps: string[];
+  madeAt: string;
 }
 
 const SCHEMA = `
@@ -56,6 +65,13 @@ CREATE TABLE IF NOT EXISTS imports (
   member TEXT,
   source_bytes INTEGER NOT NULL,
   imported_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lineage (
+  sha256 TEXT PRIMARY KEY REFERENCES images(sha256) ON DELETE CASCADE,
+  parent TEXT NOT NULL,
+  parent_name TEXT NOT NULL,
+  steps TEXT NOT NULL,
+  made_at TEXT NOT NULL
 );
 `;
 
@@ -110,6 +126,8 @@ export class ImageCatalog {
       sourceBytes: i.source_bytes,
       importedAt: i.imported_at,
     }));
+    const lineage = this.#db.prepare('SELECT parent, parent_name, steps, made_at FROM lineage WHERE sha256 = ?').get(row.sha256) as unknown as
+      { parent: string; parent_name: string; steps: string; made_at: string } | undefined;
     return {
       name: row.name,
       sha256: row.sha256,
@@ -122,6 +140,9 @@ export class ImageCatalog {
       ...(row.inspected_at ? { inspectedAt: row.inspected_at } : {}),
       createdAt: row.created_at,
       imports,
+      ...(lineage
+        ? { lineage: { parent: lineage.parent, parentName: lineage.parent_name, steps: JSON.parse(lineage.steps) as string[], madeAt: lineage.made_at } }
+        : {}),
     };
   }
 
@@ -190,6 +211,15 @@ export class ImageCatalog {
     this.#transaction(() => this.#addImport(sha256, provenance));
   }
 
+  /** Where a customized image came from (kept once: the same content made again keeps its first lineage). */
+  setLineage(sha256: string, lineage: ImageLineage): void {
+    this.#transaction(() => {
+      this.#db
+        .prepare('INSERT OR IGNORE INTO lineage (sha256, parent, parent_name, steps, made_at) VALUES (?, ?, ?, ?, ?)')
+        .run(sha256, lineage.parent, lineage.parentName, JSON.stringify(lineage.steps), lineage.madeAt);
+    });
+  }
+
   setFacts(sha256: string, facts: Record<string, unknown>, at: string): void {
     this.#transaction(() => {
       this.#db.prepare('UPDATE images SET facts = ?, inspected_at = ? WHERE sha256 = ?').run(JSON.stringify(facts), at, sha256);
@@ -199,6 +229,7 @@ export class ImageCatalog {
   remove(sha256: string): void {
     this.#transaction(() => {
       this.#db.prepare('DELETE FROM imports WHERE sha256 = ?').run(sha256);
+      this.#db.prepare('DELETE FROM lineage WHERE sha256 = ?').run(sha256);
       this.#db.prepare('DELETE FROM images WHERE sha256 = ?').run(sha256);
     });
   }

@@ -43,7 +43,7 @@ export interface ImportedImage {
   deduplicated: boolean;
 }
 
-interface DiskInput {
+export interface DiskInput {
   spec: string;
   format: DiskFormat;
   display: string;
@@ -86,7 +86,14 @@ async function checkDisk(root: string, input: DiskInput): Promise<{ virtualBytes
   return { virtualBytes };
 }
 
-async function importDisk(layout: StickLayout, store: ImageStore, input: DiskInput, name: string | undefined, events: ImportEvents): Promise<ImportedImage> {
+/** One disk into the store (checked, converted, hashed, its row written); also `image customize`'s new image. */
+export async function importDisk(
+  layout: StickLayout,
+  store: ImageStore,
+  input: DiskInput,
+  name: string | undefined,
+  events: ImportEvents,
+): Promise<ImportedImage> {
   const root = layout.root;
   events.step(`checking ${input.display} (${input.format})`);
   const { virtualBytes } = await checkDisk(root, input);

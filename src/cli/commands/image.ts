@@ -14,6 +14,8 @@ import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
 import type { StickLayout } from '../../stick/layout.ts';
 import type { Output } from '../output.ts';
 import { appliance } from './files.ts';
+import { registerImageCustomize } from './image-customize.ts';
+import { registerImageDeploy } from './image-deploy.ts';
 import { jsonOption, stickOption } from './options.ts';
 
 const mib = (bytes: number) => (bytes >= 1 << 30 ? `${(bytes / (1 << 30)).toFixed(1)} GiB` : `${(bytes / (1 << 20)).toFixed(1)} MiB`);
@@ -65,6 +67,10 @@ function describeImage(image: CatalogImage): string[] {
   ];
   for (const i of image.imports)
     lines.push(`  imported     ${i.importedAt} from ${i.source}${i.member ? ` (${i.member})` : ''} as ${i.format}, ${mib(i.sourceBytes)}`);
+  if (image.lineage) {
+    lines.push(`  made from    ${image.lineage.parentName} (${image.lineage.parent.slice(0, 16)}…) by image customize, ${image.lineage.madeAt}`);
+    for (const step of image.lineage.steps) lines.push(`    step       ${step}`);
+  }
   if (image.facts) lines.push(...describeFacts(image.facts as unknown as ImageFacts));
   else lines.push('  facts        not inspected yet (launcher image inspect NAME)');
   return lines;
@@ -161,4 +167,7 @@ export function registerImage(program: Command, output: () => Output): void {
       out.line(result.name);
       for (const line of describeFacts(result.facts)) out.line(line);
     });
+
+  registerImageCustomize(sub, output, withStore, findImage);
+  registerImageDeploy(sub, output, withStore, findImage);
 }

@@ -1,0 +1,70 @@
+// The appliance's `customize` operation (launcher image customize,
+// docs/image-store.md "Customize"): a new qcow2 overlay over the source image
+// (made by the launcher in images/incoming/) is hot-plugged READ-WRITE at a
+// free SCSI target, the appliance's pocketvm-customize mounts the image's root
+// file system and applies the steps in order, unmounts, and the disk is
+// unplugged (which flushes it). The source image is the overlay's backing file,
+// opened read-only by QEMU: it stays as it was.
+import { basename } from 'node:path';
+import { FilesError } from '../errors.ts';
+import type { CustomizeRequest, CustomizeResult } from './appliance-protocol.ts';
+import type { ApplianceMachine } from './appliance-machine.ts';
+import { runInAppliance } from './guest-command.ts';
+import { plugSource, unplugSource } from './source-disk.ts';
+
+const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
+
+/** The steps as pocketvm-customize reads them: one a line, every argument base64. */
+export function customizeScript(steps: CustomizeRequest['steps']): string {
+  return steps
+    .map((step) => {
+      switch (step.kind) {
+        case 'hostname':
+          return `hostname ${b64(step.hostname)}`;
+        case 'user':
+          return `user ${b64(step.name)}${step.password === undefined ? '' : ` ${b64(step.password)}`}`;
+        case 'key':
+          return `key ${b64(step.name)} ${b64(step.key)}`;
+        case 'copy':
+          return `copy ${b64(step.path)} ${step.contentBase64}`;
+        case 'firstboot':
+          return `firstboot ${b64(step.command)}`;
+        case 'generalize':
+          return 'generalize';
+      }
+    })
+    .map((line) => `${line}\n`)
+    .join('');
+}
+
+export async function customizeHandler(appliance: ApplianceMachine, request: CustomizeRequest, target: number): Promise<CustomizeResult> {
+  const started = performance.now();
+  const plugged = await plugSource(appliance.machine.qmp, { path: request.overlay, format: 'qcow2', blockDevice: false }, target, false).catch(
+    (cause: unknown) => {
+      throw new FilesError(`QEMU cannot open ${request.overlay}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+        cause,
+        details: { reason: 'unreadable' },
+      });
+    },
+  );
+  try {
+    const result = await runInAppliance(
+      appliance.execs,
+      ['/usr/bin/pocketvm-customize', String(target), String(request.rootPartition)],
+      Buffer.from(customizeScript(request.steps)),
+    );
+    if (result.exitCode !== 0)
+      throw new FilesError(`${basename(request.overlay)}: ${result.stderr.trim().split('\n').at(-1) || `customizing failed (exit ${result.exitCode})`}`, {
+        details: { reason: 'customize-failed', exit: result.exitCode },
+      });
+    return {
+      done: result.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('step '))
+        .map((l) => l.slice(5)),
+      ms: Math.round(performance.now() - started),
+    };
+  } finally {
+    await unplugSource(appliance.machine.qmp, plugged).catch(() => {});
+  }
+}

@@ -1,0 +1,267 @@
+// `launcher image customize` and `image deploy` on the Debian corpus
+// (test/images/corpus.ts). The BIOS system is customized in the helper
+// appliance (hostname, a user with a password, an SSH key, a file, a
+// first-boot command, generalisation): a new catalog image with its parent
+// and steps, the source unchanged, every change read back from the new image
+// (inspect, files cat: the password hashed in the image's own yescrypt).
+// The BIOS (MBR) and UEFI (GPT) systems, imported, are written back out to raw,
+// vmdk and vhdx files of a chosen size and to a loop block device. Each result
+// is read back: its partition table by sfdisk (the last partition grown to
+// the larger end, a GPT's backup header moved there and valid) and its file
+// systems by `image inspect` of the deployed file itself in the helper
+// appliance (the same hostname, root UUID and files as the source). Refused
+// with exit 48 and nothing written: a target smaller than the image's last
+// partition's end, a file on the stick, the stick's own device, an existing
+// file. One appliance boot for the whole file.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { removeDir, tempDir } from '../dyntable/helpers.ts';
+import { buildImageCorpus, type CorpusSystem } from '../images/corpus.ts';
+import type { CatalogImage } from '../../src/images/image-catalog.ts';
+import type { DeployResult } from '../../src/images/image-deploy.ts';
+import type { ImageFacts } from '../../src/images/inspect-report.ts';
+import { freshStick, launcher, launcherJson, repoRoot } from './harness.ts';
+
+interface SfdiskDump {
+  partitiontable: { label: string; lastlba?: number; partitions: { node: string; start: number; size: number }[] };
+}
+const sfdisk = (file: string) => (JSON.parse(execFileSync('sfdisk', ['--json', file], { encoding: 'utf8' })) as SfdiskDump).partitiontable;
+
+describe('launcher image customize and deploy: a new image made offline; an image to a file or a disk (virtual to physical)', function () {
+  this.timeout(3_600_000);
+  let stick: Awaited<ReturnType<typeof freshStick>>;
+  let dir: string;
+  let corpus: CorpusSystem[];
+  const system = (label: CorpusSystem['label']) => corpus.find((s) => s.label === label)!;
+  const image = (args: string[]) => launcher(['image', ...args, '--stick', stick.root], { timeout: 1_200_000 });
+  const imageJson = <T>(args: string[]) => launcherJson<T>(['image', ...args, '--stick', stick.root], { timeout: 1_200_000 });
+  const at = (name: string) => join(dir, name);
+
+  before(async () => {
+    const built = await execa('node', ['build.js', 'payload', '--guest', 'appliance'], { cwd: repoRoot, reject: false, timeout: 1_500_000 });
+    assert.equal(built.exitCode, 0, String(built.stderr));
+    corpus = buildImageCorpus((message) => process.stderr.write(`      corpus: ${message}\n`));
+    stick = await freshStick();
+    dir = tempDir('pocketvm-deploy-it-');
+    for (const [name, label] of [
+      ['bios', 'bios-mbr'],
+      ['uefi', 'uefi-gpt'],
+    ] as const) {
+      const imported = await image(['import', system(label).raw, '--name', name]);
+      assert.equal(imported.exitCode, 0, imported.stderr);
+    }
+  });
+
+  after(async () => {
+    if (stick) {
+      await launcher(['files', 'close', '--all', '--stick', stick.root], { timeout: 300_000 });
+      await stick.dispose();
+    }
+    if (dir) removeDir(dir);
+  });
+
+  it('customizes the BIOS image into a new catalog image: its parent and steps recorded, the source unchanged', async () => {
+    writeFileSync(at('motd'), 'customized by pocketvm\n');
+    writeFileSync(at('app.log'), 'a line a program logged\n');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'bob@test', '-f', at('bob_key')]);
+    const sourceFile = join(stick.root, 'images', 'store', `${(await imageJson<CatalogImage>(['show', 'bios'])).json.sha256}.qcow2`);
+    const sourceHash = execFileSync('sha256sum', [sourceFile], { encoding: 'utf8' });
+    const made = await imageJson<{ name: string; sha256: string; parent: string; steps: string[] }>([
+      'customize',
+      'bios',
+      '--name',
+      'bios-web',
+      '--hostname',
+      'web1',
+      '--user',
+      'bob:correct horse',
+      '--ssh-key',
+      `${at('bob_key')}.pub`,
+      '--copy-in',
+      `${at('motd')}:/etc/motd`,
+      '--copy-in',
+      `${at('app.log')}:/var/log/app.log`,
+      '--first-boot',
+      'echo first-boot-ran > /var/lib/pocketvm-first-boot-marker',
+      '--generalize',
+    ]);
+    assert.equal(made.exitCode, 0, made.stderr);
+    assert.equal(made.json.parent, 'bios');
+    assert.equal(execFileSync('sha256sum', [sourceFile], { encoding: 'utf8' }), sourceHash, "the source's store file is as it was");
+    const shown = await imageJson<CatalogImage>(['show', 'bios-web']);
+    assert.equal(shown.json.lineage?.parentName, 'bios');
+    assert.deepEqual(
+      shown.json.lineage?.steps.map((s) => s.split(/[ :]/)[0]),
+      ['hostname', 'user', 'ssh', 'copy', 'copy', 'first', 'generalize'],
+      'every step recorded, in order, generalisation last',
+    );
+    assert.ok(!JSON.stringify(shown.json).includes('correct horse'), 'the password is not in the catalog');
+    const text = await image(['show', 'bios-web']);
+    assert.match(text.stdout, /made from +bios/);
+    assert.match(text.stdout, /step +hostname web1/);
+  });
+
+  it('the customized image holds every change: hostname, user, key, file, first-boot runner, generalised', async () => {
+    const { exitCode, json, stderr } = await imageJson<ImageFacts>(['inspect', 'bios-web']);
+    assert.equal(exitCode, 0, stderr);
+    assert.equal(json.hostname, 'web1');
+    assert.equal(json.machineId, null, 'machine-id emptied');
+    assert.deepEqual(
+      json.users.map((u) => u.name),
+      ['root', 'alice', 'bob'],
+    );
+    const sha = (await imageJson<CatalogImage>(['show', 'bios-web'])).json.sha256;
+    const opened = await launcherJson<{ name: string }>(['files', 'open', join(stick.root, 'images', 'store', `${sha}.qcow2`), '--stick', stick.root]);
+    assert.equal(opened.exitCode, 0, opened.stderr);
+    const cat = async (path: string) => {
+      const run = await launcher(['files', 'cat', `${opened.json.name}:${path}`, '--stick', stick.root]);
+      assert.equal(run.exitCode, 0, `${path}: ${run.stderr}`);
+      return run.stdout;
+    };
+    try {
+      assert.equal(await cat('/etc/motd'), 'customized by pocketvm\n');
+      assert.match(await cat('/etc/hosts'), /^127\.0\.1\.1\tweb1$/m);
+      // Debian 12's login.defs says YESCRYPT: the image's own chpasswd hashed it so ($y$).
+      assert.match(await cat('/etc/shadow'), /^bob:\$y\$[^:]+:/m);
+      assert.equal(await cat('/home/bob/.ssh/authorized_keys'), readFileSync(`${at('bob_key')}.pub`, 'utf8'));
+      assert.match(await cat('/etc/pocketvm/first-boot.d/001-command.sh'), /first-boot-ran/);
+      assert.match(await cat('/etc/pocketvm/first-boot.d/002-ssh-host-keys.sh'), /ssh-keygen -A/);
+      assert.match(await cat('/etc/rc.local'), /\/usr\/lib\/pocketvm\/first-boot/);
+      assert.equal(await cat('/etc/machine-id'), '');
+      assert.equal(await cat('/var/log/app.log'), '', 'logs emptied by generalisation, done last');
+    } finally {
+      await launcher(['files', 'close', opened.json.name, '--stick', stick.root]);
+    }
+  });
+
+  it('refuses a bad customization with exit 49 and adds nothing to the catalog', async () => {
+    const before = (await imageJson<CatalogImage[]>(['list'])).json.length;
+    for (const [args, reason] of [
+      [['--hostname', 'not a name'], 'bad-hostname'],
+      [['--user', 'Bad User'], 'bad-user'],
+      [['--copy-in', `${at('missing')}:/etc/x`], 'bad-copy'],
+      [[], 'no-steps'],
+    ] as const) {
+      const run = await imageJson<{ error: { reason: string } }>(['customize', 'bios', ...args]);
+      assert.deepEqual([run.exitCode, run.json.error.reason], [49, reason], args.join(' '));
+    }
+    assert.equal((await imageJson<CatalogImage[]>(['list'])).json.length, before);
+  });
+
+  it('writes the BIOS image to a larger raw file with progress: the same bytes, its partition grown to the new end', async () => {
+    const run = await image(['deploy', 'bios', at('bios.raw'), '--size', '512M']);
+    assert.equal(run.exitCode, 0, run.stderr);
+    assert.match(run.stderr, /100%/, 'progress is shown');
+    assert.equal(statSync(at('bios.raw')).size, 512 << 20);
+    const table = sfdisk(at('bios.raw'));
+    assert.equal(table.label, 'dos');
+    assert.equal(table.partitions.length, 1);
+    assert.equal((table.partitions[0]!.start + table.partitions[0]!.size) * 512, 512 << 20, 'the partition reaches the end');
+    // Everything before the old end is the image's content, byte for byte.
+    const original = system('bios-mbr').raw;
+    const head = (file: string) =>
+      execFileSync('sh', ['-c', `head -c ${statSync(original).size} "$1" | tail -c +1025 | sha256sum`, 'sh', file], { encoding: 'utf8' });
+    assert.equal(head(at('bios.raw')), head(original), 'past the MBR, the disk is the image');
+    assert.ok(statSync(at('bios.raw')).blocks * 512 < statSync(at('bios.raw')).size, 'written sparse');
+  });
+
+  it('writes the UEFI image to vmdk and vhdx files; the GPT is valid at the new size, its last partition grown', async () => {
+    const vmdk = await imageJson<DeployResult>(['deploy', 'uefi', at('uefi.vmdk'), '--format', 'vmdk', '--size', '1G']);
+    assert.equal(vmdk.exitCode, 0, vmdk.stderr);
+    assert.equal(vmdk.json.grownPartition, 3);
+    const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', at('uefi.vmdk')], { encoding: 'utf8' })) as {
+      format: string;
+      'virtual-size': number;
+    };
+    assert.deepEqual([info.format, info['virtual-size']], ['vmdk', 1 << 30]);
+    execFileSync('qemu-img', ['convert', '-O', 'raw', at('uefi.vmdk'), at('uefi-back.raw')]);
+    const table = sfdisk(at('uefi-back.raw'));
+    assert.equal(table.label, 'gpt');
+    assert.equal(table.lastlba, (1 << 30) / 512 - 34, "the backup GPT is at the disk's new end");
+    assert.equal(table.partitions.at(-1)!.start + table.partitions.at(-1)!.size - 1, table.lastlba);
+    assert.match(execFileSync('sgdisk', ['-v', at('uefi-back.raw')], { encoding: 'utf8' }), /No problems found/);
+    const vhdx = await image(['deploy', 'uefi', at('uefi.vhdx'), '--format', 'vhdx']);
+    assert.equal(vhdx.exitCode, 0, vhdx.stderr);
+    assert.equal(JSON.parse(execFileSync('qemu-img', ['info', '--output=json', at('uefi.vhdx')], { encoding: 'utf8' })).format, 'vhdx');
+  });
+
+  it('the deployed files hold the same systems: image inspect reads them in the appliance', async () => {
+    const custom = await image(['deploy', 'bios-web', at('web.vmdk'), '--format', 'vmdk']);
+    assert.equal(custom.exitCode, 0, custom.stderr);
+    const web = await imageJson<ImageFacts>(['inspect', at('web.vmdk')]);
+    assert.equal(web.exitCode, 0, web.stderr);
+    assert.equal(web.json.hostname, 'web1', 'the customized image deploys as customized');
+    for (const [file, label] of [
+      [at('bios.raw'), 'bios-mbr'],
+      [at('uefi.vmdk'), 'uefi-gpt'],
+    ] as const) {
+      const { exitCode, json, stderr } = await imageJson<ImageFacts>(['inspect', file]);
+      assert.equal(exitCode, 0, stderr);
+      const built = system(label);
+      assert.equal(json.hostname, built.hostname);
+      assert.equal(json.machineId, built.machineId);
+      assert.equal(json.partitionTable.kind, built.table);
+      assert.equal(json.fileSystems.find((f) => f.mountpoint === '/')?.uuid, built.rootUuid);
+      assert.equal(json.kernels[0]?.version, built.kernelVersion);
+      if (built.srvUuid) assert.equal(json.fileSystems.find((f) => f.mountpoint === '/srv')?.uuid, built.srvUuid);
+    }
+  });
+
+  it('refuses with exit 48 a target too small, a file on the stick, an existing file; nothing is written', async () => {
+    writeFileSync(at('taken.raw'), 'a file of the person\n');
+    const before = readdirSync(dir).sort();
+    const small = await imageJson<{ error: { reason: string; usedBytes: number } }>(['deploy', 'bios', at('small.raw'), '--size', '100M']);
+    assert.equal(small.exitCode, 48, small.stderr);
+    assert.equal(small.json.error.reason, 'too-small');
+    assert.equal(small.json.error.usedBytes, statSync(system('bios-mbr').raw).size);
+    // The UEFI disk's used size is its last partition's end plus GPT's backup: 1 MiB short of it is refused too.
+    const uefiSmall = await imageJson<{ error: { reason: string } }>(['deploy', 'uefi', at('small.vmdk'), '--format', 'vmdk', '--size', '600M']);
+    assert.deepEqual([uefiSmall.exitCode, uefiSmall.json.error.reason], [48, 'too-small']);
+    const onStick = await imageJson<{ error: { reason: string } }>(['deploy', 'bios', join(stick.root, 'copy.raw')]);
+    assert.deepEqual([onStick.exitCode, onStick.json.error.reason], [48, 'stick']);
+    assert.equal(existsSync(join(stick.root, 'copy.raw')), false);
+    const exists = await imageJson<{ error: { reason: string } }>(['deploy', 'bios', at('taken.raw')]);
+    assert.deepEqual([exists.exitCode, exists.json.error.reason], [48, 'exists']);
+    assert.deepEqual(readdirSync(dir).sort(), before, 'no file was made or left behind');
+    assert.equal(readFileSync(at('taken.raw'), 'utf8'), 'a file of the person\n');
+  });
+
+  it('writes to a block device (a loop device) and refuses the device the stick is on', async function () {
+    const losetup = (args: string[]) => execFileSync('losetup', args, { encoding: 'utf8' }).trim();
+    execFileSync('truncate', ['-s', '400M', at('disk.img')]);
+    let disk: string;
+    try {
+      disk = losetup(['--find', '--show', at('disk.img')]);
+    } catch (error) {
+      console.log(`      no loop device here (${(error as Error).message.split('\n')[0]}): the block-device deploy is not checked`);
+      this.skip();
+    }
+    const mounted = at('stickfs');
+    let stickDisk: string | undefined;
+    try {
+      const written = await image(['deploy', 'bios', disk]);
+      assert.equal(written.exitCode, 0, written.stderr);
+      const table = sfdisk(disk);
+      assert.equal((table.partitions[0]!.start + table.partitions[0]!.size) * 512, 400 << 20, "the partition reaches the device's end");
+      // A stick on a device of its own: deploying onto that device is refused.
+      execFileSync('truncate', ['-s', '64M', at('stick.img')]);
+      execFileSync('mkfs.ext4', ['-q', at('stick.img')]);
+      stickDisk = losetup(['--find', '--show', at('stick.img')]);
+      execFileSync('mkdir', ['-p', mounted]);
+      execFileSync('mount', [stickDisk, mounted]);
+      const made = await launcher(['init-stick', join(mounted, 'stick')]);
+      assert.equal(made.exitCode, 0, made.stderr);
+      const refused = await launcherJson<{ error: { reason: string } }>(['image', 'deploy', 'bios', stickDisk, '--stick', join(mounted, 'stick')]);
+      assert.deepEqual([refused.exitCode, refused.json.error.reason], [48, 'stick']);
+    } finally {
+      if (stickDisk) {
+        execFileSync('umount', [mounted], { stdio: 'ignore' });
+        losetup(['-d', stickDisk]);
+      }
+      losetup(['-d', disk]);
+    }
+  });
+});
