@@ -67,7 +67,19 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
     const chosen = await overlayBase(layout, payload, user.name, guest);
     if (!chosen.current)
       ctx.notice(`a newer ${guest} base is on the stick; ${user.name}'s system stays on its older base until \`launcher upgrade --guest ${guest}\``);
-    features.push(systemDiskFeature({ chosen, guest, user, onMessage: (message) => ctx.emit({ stage: 'boot', message }) }));
+    features.push(
+      systemDiskFeature({
+        chosen,
+        guest,
+        user,
+        teardown,
+        onMessage: (message) => ctx.emit({ stage: 'boot', message }),
+        onCorrupt: (error) => {
+          log(error.message);
+          ctx.notice(`${error.message}: the guest is being stopped`);
+        },
+      }),
+    );
   }
   if (options.consoleAsRoot) features.push(consoleRootFeature());
   let registry: GuestRegistry | undefined;
