@@ -160,18 +160,15 @@ async function transmission(socket: Socket, reader: SocketReader, source: NbdSou
       socket.write(simpleReply(handle, EINVAL));
       continue;
     }
-    let data: Buffer;
-    try {
-      data = await source.read(offset, length);
-    } catch {
-      socket.write(simpleReply(handle, EIO));
-      continue;
-    }
-    socket.write(Buffer.concat([simpleReply(handle, 0), data]));
+    // Answered as each read completes (the NBD client matches replies by handle): QEMU keeps several reads in flight.
+    void source.read(offset, length).then(
+      (data) => socket.write(Buffer.concat([simpleReply(handle, 0), data])),
+      () => socket.write(simpleReply(handle, EIO)),
+    );
   }
 }
 
-/** Serves `source` read-only on `socketPath` until closed. Requests are answered in order, one at a time per connection. */
+/** Serves `source` read-only on `socketPath` until closed. */
 export async function serveReadOnlyNbd(socketPath: string, source: NbdSource): Promise<{ close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
