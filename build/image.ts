@@ -10,6 +10,7 @@ import { posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copyFileAtomic, writeFileAtomic } from './payload/atomic.ts';
 import { asPayloadBuildError, PayloadBuildError } from './payload/errors.ts';
+import { blockHashesFileName, BLOCK_BYTES, computeBlockHashes } from '../src/payload/base-blocks.ts';
 import { sha256File } from './payload/hash.ts';
 import { hashInputs } from './payload/stamp.ts';
 import { imageSizeMiB, makeExt4, treeUsage } from './image/ext4.ts';
@@ -51,7 +52,7 @@ async function builderSources(): Promise<Array<{ label: string; path: string }>>
   return [{ label: 'build/image.ts', path: self }, ...names.map((name) => ({ label: `build/image/${name}`, path: posix.join(dir, name) }))];
 }
 
-function guestManifest(guest: string, recipe: ImageRecipe, base: { sha256: string; bytes: number }): Record<string, unknown> {
+function guestManifest(guest: string, recipe: ImageRecipe, base: { sha256: string; bytes: number; blocksSha256: string }): Record<string, unknown> {
   return {
     schemaVersion: 1,
     name: guest,
@@ -65,7 +66,13 @@ function guestManifest(guest: string, recipe: ImageRecipe, base: { sha256: strin
     devices: { console: 'serial', agent: 'virtio-serial', network: recipe.guest.network },
     readyTimeoutSeconds: recipe.guest.readyTimeoutSeconds,
     ...(recipe.guest.execEnv ? { execEnv: recipe.guest.execEnv } : {}),
-    image: { file: baseFileName(base.sha256), sha256: base.sha256, bytes: base.bytes, init: recipe.init },
+    image: {
+      file: baseFileName(base.sha256),
+      sha256: base.sha256,
+      bytes: base.bytes,
+      init: recipe.init,
+      blocks: { file: blockHashesFileName(base.sha256), sha256: base.blocksSha256, blockBytes: BLOCK_BYTES },
+    },
   };
 }
 
@@ -138,24 +145,30 @@ export async function buildImage(options: ImageBuildOptions): Promise<ImageBuild
     const sha256 = await sha256File(partial);
     const bytes = (await stat(partial)).size;
     const baseName = baseFileName(sha256);
+    // Each block's sha256 (docs/images.md, "How the base is checked"): a launch checks blocks as they are read, not the whole base first.
+    onProgress({ step: 'hash', message: 'sha256 of each block of the base' });
+    const blocks = await computeBlockHashes(partial);
+    const blocksName = blockHashesFileName(sha256);
 
     // payload/<guest>/: the kernel and initramfs it boots with, the base, the manifest; older bases of this checkout go.
     for (const name of existsSync(dir) ? await readdir(dir) : []) {
-      if (/^base-[0-9a-f]{64}\.ext4$/.test(name) && name !== baseName) await rm(posix.join(dir, name), { force: true });
+      if (/^base-[0-9a-f]{64}\.(ext4|blocks)$/.test(name) && name !== baseName && name !== blocksName) await rm(posix.join(dir, name), { force: true });
     }
     await mkdir(dir, { recursive: true });
     // .cache/ and payload/ are in the same checkout: a rename, not a copy of a large file.
     await rename(partial, posix.join(dir, baseName));
+    await writeFileAtomic(posix.join(dir, blocksName), blocks.list);
     await copyFileAtomic(posix.join(kernelDir, KERNEL), posix.join(dir, KERNEL));
     await copyFileAtomic(posix.join(kernelDir, INITRD), posix.join(dir, INITRD));
     const registry = existsSync(posix.join(recipeDir, 'registry.reg')) ? posix.join(recipeDir, 'registry.reg') : posix.join(kernelDir, 'registry.reg');
     if (existsSync(registry)) await copyFileAtomic(registry, posix.join(dir, 'registry.reg'));
-    await writeFileAtomic(manifestPath, `${JSON.stringify(guestManifest(guest, recipe, { sha256, bytes }), null, 2)}\n`);
+    await writeFileAtomic(manifestPath, `${JSON.stringify(guestManifest(guest, recipe, { sha256, bytes, blocksSha256: blocks.sha256 }), null, 2)}\n`);
     const sums = [];
-    for (const name of [KERNEL, INITRD, baseName]) sums.push(`${name === baseName ? sha256 : await sha256File(posix.join(dir, name))}  ${name}\n`);
+    for (const name of [KERNEL, INITRD, baseName, blocksName])
+      sums.push(`${name === baseName ? sha256 : name === blocksName ? blocks.sha256 : await sha256File(posix.join(dir, name))}  ${name}\n`);
     await writeFileAtomic(posix.join(dir, 'SHA256SUMS'), sums.join(''));
     const outputs: Record<string, string> = {};
-    for (const name of [KERNEL, INITRD, baseName, 'SHA256SUMS']) outputs[name] = String((await stat(posix.join(dir, name))).size);
+    for (const name of [KERNEL, INITRD, baseName, blocksName, 'SHA256SUMS']) outputs[name] = String((await stat(posix.join(dir, name))).size);
     await writeFileAtomic(stampPath, `${JSON.stringify({ inputs, outputs }, null, 2)}\n`);
     onProgress({ step: 'done', message: `payload/${guest}/${baseName.slice(0, 17)}…: ${(bytes / 1048576).toFixed(0)} MiB` });
     return { guest, dir, base: posix.join(dir, baseName), sha256, bytes, cached: false, seconds: (performance.now() - started) / 1000 };

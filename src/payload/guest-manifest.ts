@@ -34,8 +34,17 @@ const baseImage = z
     bytes: z.int().min(1),
     /** What the payload's initramfs starts inside the image after switch_root. */
     init: z.string().regex(/^\/[A-Za-z0-9._/-]+$/, 'an absolute path inside the image'),
+    /** The sha256 of each block of the base (src/payload/base-blocks.ts): a launch checks blocks as the guest reads them. */
+    blocks: z
+      .strictObject({
+        file: payloadFileName,
+        sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits'),
+        blockBytes: z.int().min(4096).max(16 * 1024 * 1024),
+      })
+      .optional(),
   })
-  .refine((image) => image.file === `base-${image.sha256}.ext4`, { path: ['file'], message: 'must be base-<sha256>.ext4' });
+  .refine((image) => image.file === `base-${image.sha256}.ext4`, { path: ['file'], message: 'must be base-<sha256>.ext4' })
+  .refine((image) => !image.blocks || image.blocks.file === `base-${image.sha256}.blocks`, { path: ['blocks', 'file'], message: 'must be base-<sha256>.blocks' });
 
 /** Environment names and values `launcher exec` adds in this guest: no NUL, no `=` in a name. */
 const execEnvironment = z.record(z.string().regex(/^[A-Z_][A-Z0-9_]{0,63}$/, 'an upper-case environment name'), z.string().max(1024).regex(/^[^\0]*$/));

@@ -6,6 +6,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PayloadError, SystemImageError } from '../errors.ts';
+import { type BlockHashes, loadBlockHashes } from './base-blocks.ts';
 import { type GuestManifest, loadManifest } from './guest-manifest.ts';
 
 export interface GuestPayload {
@@ -23,6 +24,13 @@ export interface BaseImage {
   bytes: number;
   /** The image's init, started by the payload's initramfs after switch_root. */
   init: string;
+  /**
+   * The checked list of its blocks' hashes: the launcher serves the base to
+   * QEMU and checks each block as it is read (src/session/verified-base.ts).
+   * Without it (an older base, a manifest without `blocks`) the whole base was
+   * hashed before the launch went on.
+   */
+  blocks?: BlockHashes;
 }
 
 export const CHECKSUM_FILE = 'SHA256SUMS';
@@ -72,7 +80,12 @@ async function verifyFile(dir: string, name: string, sums: Map<string, string>):
   return path;
 }
 
-export async function openGuestPayload(payloadRoot: string, guest: string): Promise<GuestPayload> {
+/**
+ * `base: 'full'` hashes an image guest's whole base (init-stick, before and
+ * after a copy); a launch checks only its block list and leaves the blocks to
+ * be checked as the guest reads them.
+ */
+export async function openGuestPayload(payloadRoot: string, guest: string, options: { base?: 'full' | 'blocks' } = {}): Promise<GuestPayload> {
   const dir = join(payloadRoot, guest);
   const manifest = await loadManifest(dir);
   if (manifest.name !== guest) {
@@ -82,16 +95,18 @@ export async function openGuestPayload(payloadRoot: string, guest: string): Prom
   }
   const sums = await readChecksums(dir);
   const [kernel, initrd] = await Promise.all([verifyFile(dir, manifest.kernel, sums), verifyFile(dir, manifest.initrd, sums)]);
-  const base = manifest.image ? await verifyBase(dir, manifest.image) : undefined;
+  const base = manifest.image ? await verifyBase(dir, manifest.image, options.base ?? 'blocks') : undefined;
   return { dir, manifest, kernel, initrd, ...(base ? { base } : {}) };
 }
 
 /**
- * The whole base is hashed: a base that is not byte for byte the one the
- * manifest names would give every overlay over it a different system (an
- * overlay is only valid over the exact base it was made on).
+ * A base that is not byte for byte the one the manifest names would give
+ * every overlay over it a different system (an overlay is only valid over the
+ * exact base it was made on). With a block list (and `how` = 'blocks') only
+ * the list and the size are checked here and every block as it is read;
+ * otherwise the whole base is hashed now.
  */
-export async function verifyBase(dir: string, image: NonNullable<GuestManifest['image']>): Promise<BaseImage> {
+export async function verifyBase(dir: string, image: NonNullable<GuestManifest['image']>, how: 'full' | 'blocks' = 'full'): Promise<BaseImage> {
   const path = join(dir, image.file);
   let bytes: number;
   try {
@@ -101,6 +116,10 @@ export async function verifyBase(dir: string, image: NonNullable<GuestManifest['
       hint: 'copy the guest onto the stick again (`launcher init-stick DIR --guest NAME`)',
       details: { reason: 'missing', file: path },
     });
+  }
+  if (how === 'blocks' && image.blocks && bytes === image.bytes) {
+    const blocks = await loadBlockHashes(dir, image.blocks, image.bytes);
+    return { path, sha256: image.sha256, bytes, init: image.init, blocks };
   }
   const actual = bytes === image.bytes ? await sha256File(path) : undefined;
   if (actual !== image.sha256) {

@@ -76,19 +76,29 @@ export async function overlayBase(layout: StickLayout, payload: Pick<GuestPayloa
   return { overlay, base: olderBase, current: false, exists: true };
 }
 
-/** The attach hook for the paused machine: the base read-only, then the overlay over it as virtio-blk. */
+/**
+ * The attach hook for the paused machine: the base read-only, then the overlay
+ * over it as virtio-blk. A base with a block list is served by the launcher
+ * over NBD on a private UNIX socket (src/session/verified-base.ts), each block
+ * checked as it is read; `baseSocket` opens that server. One without (an
+ * older base, hashed in full at launch) is QEMU's own read-only file.
+ */
 export function attachSystemDisk(
   chosen: OverlayBase,
   user: Pick<UnlockedUser, 'diskKey'>,
   onAttached?: (result: EncryptedDiskResult) => void,
+  baseSocket?: () => Promise<string | undefined>,
 ): (qmp: QmpClient) => Promise<void> {
   return async (qmp) => {
     await mkdir(dirname(chosen.overlay), { recursive: true });
+    const socket = await baseSocket?.();
     await qmp.execute('blockdev-add', {
       driver: 'raw',
       'node-name': 'pvm-base',
       'read-only': true,
-      file: { driver: 'file', filename: chosen.base.path, 'read-only': true },
+      file: socket
+        ? { driver: 'nbd', server: { type: 'unix', path: socket }, 'read-only': true }
+        : { driver: 'file', filename: chosen.base.path, 'read-only': true },
     });
     // keepSecret: a session can be suspended and resumed, as the personal disk's.
     const result = await attachEncryptedDisk(

@@ -146,7 +146,7 @@ export async function initStick(options: InitStickOptions): Promise<StickLayout>
 async function copyGuest(options: InitStickOptions, layout: StickLayout, guest: string, report: (event: InitProgress) => void): Promise<void> {
   // Verify the source first: never copy a corrupt payload onto a stick.
   report({ step: 'verify', message: `checking the built payload of ${guest}` });
-  const source = await openGuestPayload(options.sourcePayloadRoot, guest);
+  const source = await openGuestPayload(options.sourcePayloadRoot, guest, { base: 'full' });
   const targetDir = join(layout.payloadRoot, guest);
   await mkdir(targetDir, { recursive: true });
   // SHA256SUMS goes last: until it is there the copy is visibly incomplete.
@@ -158,6 +158,8 @@ async function copyGuest(options: InitStickOptions, layout: StickLayout, guest: 
     source.manifest.kernel,
     source.manifest.initrd,
     ...(copyBase ? [base] : []),
+    // The base's block list (docs/images.md, "How the base is checked"), small: always copied.
+    ...(source.manifest.image?.blocks ? [source.manifest.image.blocks.file] : []),
     'guest.json',
     ...(existsSync(join(source.dir, 'registry.reg')) ? ['registry.reg'] : []),
     CHECKSUM_FILE,
@@ -172,6 +174,6 @@ async function copyGuest(options: InitStickOptions, layout: StickLayout, guest: 
     done += sizes[index]!;
   }
   report({ step: 'copy', message: `copied ${guest}`, done, total, unit: 'bytes' });
-  await openGuestPayload(layout.payloadRoot, guest);
+  await openGuestPayload(layout.payloadRoot, guest, { base: 'full' });
   if (base) await removeUnusedBases(layout, guest, base);
 }

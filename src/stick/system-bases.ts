@@ -14,6 +14,7 @@ import { acquireLock } from './lock.ts';
 import { guestSessionLayout } from './session-locks.ts';
 
 const BASE_FILE = /^base-[0-9a-f]{64}\.ext4$/;
+const BLOCKS_FILE = /^base-([0-9a-f]{64})\.blocks$/;
 
 /** Removes the guest's bases that are neither `current` nor under some user's overlay; their names. */
 export async function removeUnusedBases(layout: StickLayout, guest: string, current: string): Promise<string[]> {
@@ -33,6 +34,9 @@ export async function removeUnusedBases(layout: StickLayout, guest: string, curr
       await rm(join(dir, name), { force: true });
       removed.push(name);
     }
+    // A base's block list goes with its base.
+    const blocks = BLOCKS_FILE.exec(name);
+    if (blocks && !inUse.has(`base-${blocks[1]}.ext4`)) await rm(join(dir, name), { force: true });
   }
   return removed;
 }

@@ -5,18 +5,21 @@
 // another user's overlay does not see it, the base is byte-identical after
 // the sessions; a newer base leaves an overlay on its own base until
 // `launcher upgrade`, which keeps the home; a corrupt base and an overlay
-// whose base is gone are refused with exit 18. Five boots.
+// whose base is gone are refused with exit 18; a byte of the base changed on
+// the stick (before the launch, or under a running session) never reaches the
+// guest: the read of its block fails and the session ends with exit 18. Seven boots.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { blockHashesFileName, computeBlockHashes } from '../../src/payload/base-blocks.ts';
 import { addStickUser, launcher, launcherJson, loginArgs } from './harness.ts';
 
 const GUEST = 'console-image';
 const MARKER = `pocketvm-overlay-marker-${Date.now()}`;
-const passphrases = { alice: 'alice image passphrase', bob: 'bob image passphrase' };
+const passphrases = { alice: 'alice image passphrase', bob: 'bob image passphrase', carol: 'carol image passphrase' };
 
 const sha256 = async (path: string) =>
   createHash('sha256')
@@ -24,7 +27,7 @@ const sha256 = async (path: string) =>
     .digest('hex');
 
 interface Manifest {
-  image: { file: string; sha256: string; bytes: number; init: string };
+  image: { file: string; sha256: string; bytes: number; init: string; blocks: { file: string; sha256: string; blockBytes: number } };
 }
 
 describe('image guests: the system in each user’s encrypted overlay (boots the real guest)', function () {
@@ -52,6 +55,7 @@ describe('image guests: the system in each user’s encrypted overlay (boots the
     assert.equal(made.exitCode, 0, made.stderr);
     await addStickUser(stick, 'alice', passphrases.alice);
     await addStickUser(stick, 'bob', passphrases.bob);
+    await addStickUser(stick, 'carol', passphrases.carol);
     guestDir = join(stick, 'payload', GUEST);
     manifest = JSON.parse(await readFile(join(guestDir, 'guest.json'), 'utf8')) as Manifest;
     base = join(guestDir, manifest.image.file);
@@ -97,6 +101,57 @@ describe('image guests: the system in each user’s encrypted overlay (boots the
     assert.equal(await sha256(base), baseHash);
   });
 
+  it('never gives the guest a byte of the base changed on the stick under a running session: the session ends and its log names the block', async () => {
+    const started = await run('alice');
+    assert.equal(started.exitCode, 0, started.stderr);
+    // The base's second-to-last block: free space the file system never read, so the guest reads it only when asked to.
+    const { blockBytes } = manifest.image.blocks;
+    const block = Math.ceil(manifest.image.bytes / blockBytes) - 2;
+    const saved = await readFile(base);
+    const handle = await open(base, 'r+');
+    await handle.write(Buffer.from('pocketvm tampered byte'), 0, 22, block * blockBytes + 100);
+    await handle.close();
+    try {
+      // Straight from the system disk, past the guest's page cache: unwritten clusters of the overlay are the base's.
+      const read = await exec(
+        ['sh', '-c', `dd if=$(awk '$2=="/"{print $1}' /proc/mounts) bs=${blockBytes} skip=${block} count=1 iflag=direct 2>/dev/null | grep -c tampered`],
+        true,
+      );
+      assert.doesNotMatch(read.stdout, /^1$/m, 'the changed bytes reached the guest');
+      // The session ends (QEMU quit, teardown, the lock let go): polled, never timed.
+      let status = await launcher(['status', '--guest', GUEST, '--stick', stick]);
+      for (let tries = 0; status.exitCode === 0 && tries < 60; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        status = await launcher(['status', '--guest', GUEST, '--stick', stick]);
+      }
+      assert.notEqual(status.exitCode, 0, 'the session ended');
+      const log = await readFile(join(stick, 'run', `${GUEST}.qemu.log`), 'utf8').catch(() => '');
+      assert.match(log, new RegExp(`block ${block} .*is not the one its manifest names`), log.slice(-2000));
+    } finally {
+      await writeFile(base, saved);
+      await launcher(['stop', '--force', '--guest', GUEST, '--stick', stick]);
+    }
+  });
+
+  it('never gives the guest a changed byte of a block it reads at boot (the superblock): the launch fails with exit 18', async () => {
+    const saved = await readFile(base);
+    const handle = await open(base, 'r+');
+    // The ext4 superblock's volume name (offset 1024 + 120).
+    await handle.write(Buffer.from('tampered'), 0, 8, 1024 + 120);
+    await handle.close();
+    try {
+      // carol has no overlay yet: her guest mounts the base's own superblock (alice's overlay holds a written copy of it).
+      const refused = await run('carol');
+      assert.equal(refused.exitCode, 18, refused.stderr);
+      assert.equal(refused.json.error?.reason, 'corrupt');
+      assert.match(refused.json.error?.message ?? '', /block 0 .*is not the one its manifest names/);
+    } finally {
+      await writeFile(base, saved);
+      await launcher(['stop', '--force', '--guest', GUEST, '--stick', stick]);
+    }
+    assert.equal(await sha256(base), baseHash);
+  });
+
   describe('a newer base on the stick', () => {
     let newer: string;
     before(async () => {
@@ -109,7 +164,17 @@ describe('image guests: the system in each user’s encrypted overlay (boots the
       const hash = await sha256(scratch);
       newer = join(guestDir, `base-${hash}.ext4`);
       await rename(scratch, newer);
-      const next = { ...manifest, image: { ...manifest.image, file: `base-${hash}.ext4`, sha256: hash } };
+      const blocks = await computeBlockHashes(newer);
+      await writeFile(join(guestDir, blockHashesFileName(hash)), blocks.list);
+      const next = {
+        ...manifest,
+        image: {
+          ...manifest.image,
+          file: `base-${hash}.ext4`,
+          sha256: hash,
+          blocks: { ...manifest.image.blocks, file: blockHashesFileName(hash), sha256: blocks.sha256 },
+        },
+      };
       await writeFile(join(guestDir, 'guest.json'), `${JSON.stringify(next, null, 2)}\n`);
       const sums = (await readFile(join(guestDir, 'SHA256SUMS'), 'utf8')).replaceAll(manifest.image.sha256, hash);
       await writeFile(join(guestDir, 'SHA256SUMS'), sums);
@@ -169,17 +234,19 @@ describe('image guests: the system in each user’s encrypted overlay (boots the
       await stop();
     });
 
-    it('refuses a base whose sha256 is not its manifest’s (exit 18) before QEMU starts', async () => {
-      const saved = await readFile(newer);
-      const handle = await open(newer, 'r+');
-      await handle.write(Buffer.from('x'), 0, 1, 1024 * 1024);
+    it('refuses a base whose block list is not its manifest’s (exit 18) before QEMU starts', async () => {
+      const list = join(guestDir, blockHashesFileName(basename(newer).slice(5, 69)));
+      const saved = await readFile(list);
+      const handle = await open(list, 'r+');
+      await handle.write(Buffer.from('x'), 0, 1, 0);
       await handle.close();
       try {
         const refused = await run('alice');
         assert.equal(refused.exitCode, 18, refused.stderr);
         assert.equal(refused.json.error?.reason, 'corrupt');
+        assert.match(refused.json.error?.message ?? '', /block list/);
       } finally {
-        await writeFile(newer, saved);
+        await writeFile(list, saved);
       }
     });
   });

@@ -11,6 +11,7 @@ const FILES: Record<string, string> = {
   '.pocketvm/bin/win-x64/launcher.exe': 'windows executable',
   '.pocketvm/qemu/linux-x64/bin/qemu-system-x86_64': 'qemu',
   'payload/default/initrd.img': 'initrd bytes',
+  [`payload/default/base-${'a'.repeat(64)}.ext4`]: 'a base image',
   'payload/other/initrd.img': 'another guest',
   'README.txt': 'hello',
 };
@@ -82,6 +83,12 @@ describe('stick manifest', () => {
     await writeFile(join(root, '.pocketvm', 'bin', 'win-x64', 'launcher.exe'), 'other platform, damaged');
     await writeFile(join(root, 'payload', 'other', 'initrd.img'), 'other guest, damaged');
     await checkBeforeLaunch(root, 'default', 'linux-x64');
+  });
+
+  it('before a launch: leaves an image guest’s base to the launch’s own block checks (not hashed in full here)', async () => {
+    await writeFile(join(root, 'payload', 'default', `base-${'a'.repeat(64)}.ext4`), 'a base imagf');
+    await checkBeforeLaunch(root, 'default', 'linux-x64');
+    assert.equal((await verifyStick(root)).problems.length, 1, '`launcher verify` still checks it in full');
   });
 
   it('before a launch: a damaged payload is a payload error (exit 4) naming the file', async () => {

@@ -75,4 +75,6 @@ export interface LaunchFeature {
   attach?(paused: PausedMachine): Promise<void>;
   /** Once the guest answers, in feature order. */
   ready?(ready: ReadyMachine): Promise<void>;
+  /** A failure the feature saw that explains the launch failing (a corrupt block of the base: QEMU was quit for it). */
+  failure?(): PocketError | undefined;
 }

@@ -22,7 +22,7 @@ import type { StickLock } from '../../stick/lock.ts';
 import type { Session } from '../session.ts';
 import type { RemovalGuard } from '../surprise-removal.ts';
 import { bootGuest } from './boot-guest.ts';
-import type { Restore } from './feature.ts';
+import type { LaunchFeature, Restore } from './feature.ts';
 import { guardStick } from './guard-stick.ts';
 import { type LaunchContext, launchContext } from './launch-context.ts';
 import type { LaunchOptions } from './launch-options.ts';
@@ -56,6 +56,7 @@ export async function launchSession(options: LaunchOptions, steps: LaunchSteps =
   const stick = await steps.prepareStick(ctx);
   let guard: Guard | undefined;
   let restore: Restore | undefined;
+  let opened: LaunchFeature[] = [];
   try {
     const hostReading = await steps.readHost(ctx, stick);
     const preparedMs = Math.round(performance.now() - ctx.started);
@@ -65,6 +66,7 @@ export async function launchSession(options: LaunchOptions, steps: LaunchSteps =
     if (started) ctx.teardown.add(() => started.stop());
     const signedIn = await steps.signIn(ctx, stick, guard);
     const features = await steps.openFeatures(ctx, stick, hostReading, signedIn.user);
+    opened = features.features;
     const plan = steps.planMachine({
       guest: options.guest,
       hostOs: host.os,
@@ -87,7 +89,9 @@ export async function launchSession(options: LaunchOptions, steps: LaunchSteps =
     });
     return await steps.startSession(ctx, { stick, acceleratorNotes: hostReading.plan.notes, preparedMs, recovery: signedIn.recovery, features, booted, guard });
   } catch (error) {
-    throw await failedLaunch(ctx, stick.lock, guard, restore, error);
+    // A feature that ended the boot itself (the base's bad block) says why, not QEMU's exit.
+    const explained = opened.map((feature) => feature.failure?.()).find((failure) => failure !== undefined);
+    throw await failedLaunch(ctx, stick.lock, guard, restore, explained ?? error);
   } finally {
     // QEMU holds the disk key now; the launcher's copy goes.
     ctx.user?.diskKey.fill(0);

@@ -70,7 +70,19 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
     chosen = await overlayBase(layout, payload, user.name, guest);
     if (!chosen.current)
       ctx.notice(`a newer ${guest} base is on the stick; ${user.name}'s system stays on its older base until \`launcher upgrade --guest ${guest}\``);
-    features.push(systemDiskFeature({ chosen, guest, user, onMessage: (message) => ctx.emit({ stage: 'boot', message }) }));
+    features.push(
+      systemDiskFeature({
+        chosen,
+        guest,
+        user,
+        teardown,
+        onMessage: (message) => ctx.emit({ stage: 'boot', message }),
+        onCorrupt: (error) => {
+          log(error.message);
+          ctx.notice(`${error.message}: the guest is being stopped`);
+        },
+      }),
+    );
   }
   // The stick owner's quotas for this user (docs/guests.md, "Per-user quotas"): the disk's before anything is made.
   const quota = user ? await userQuota(layout, user.name) : {};
