@@ -4,6 +4,7 @@
 // Only user.*: trusted.* and security.* are the source system's (they need
 // root, or mean something only to its kernel: SELinux labels, capabilities).
 import { execFile } from 'node:child_process';
+import { currentPlatform } from '../platform/current.ts';
 
 export interface CarriedXattrs {
   /** The names set on the local copy. */
@@ -28,17 +29,12 @@ export async function carryXattrs(path: string, xattrs: Record<string, string> |
   const result: CarriedXattrs = { carried: [], skipped: names.filter((name) => !name.startsWith('user.')) };
   if (result.skipped.length > 0) result.why = 'only user.* attributes are set on a copy (trusted.* and security.* belong to the source system)';
   if (user.length === 0) return result;
-  const setter =
-    process.platform === 'linux'
-      ? (name: string, hex: string) => run('setfattr', ['-n', name, '-v', `0x${hex}`, '--', path])
-      : process.platform === 'darwin'
-        ? (name: string, hex: string) => run('xattr', ['-wx', name, hex, path])
-        : undefined;
   for (const name of user) {
     const hex = Buffer.from(xattrs![name]!, 'base64').toString('hex');
     try {
-      if (!setter) throw new Error(`this host (${process.platform}) has no extended attributes the launcher can set`);
-      await setter(name, hex);
+      const set = currentPlatform().setXattrCommand(path, name, hex);
+      if (!set) throw new Error(`this host (${currentPlatform().os}) has no extended attributes the launcher can set`);
+      await run(set.command, set.args);
       result.carried.push(name);
     } catch (error) {
       result.skipped.push(name);

@@ -33,6 +33,9 @@ export const darwinPlatform: HostPlatform = {
   procMountinfo: false,
   procSelfFd: false,
   shareFileManager: 'finder',
+  setXattrCommand(path: string, name: string, hex: string) {
+    return { command: 'xattr', args: ['-wx', name, hex, path] };
+  },
   hardLinksSymlinks: false,
   windowsFileSystem: false,
   guestRamInDevShm: false,

@@ -60,6 +60,12 @@ export interface HostPlatform {
   procSelfFd: boolean;
   /** The file manager a person opens a `files share` with, so its hint names the right steps (src/appliance/source-share.ts). */
   shareFileManager: 'explorer' | 'finder' | 'gnome-files';
+  /**
+   * The command that sets one extended attribute (value in hex) on a local
+   * file, or undefined where the host has none the launcher can set
+   * (`files get` carrying user.* xattrs: src/appliance/local-xattrs.ts).
+   */
+  setXattrCommand(path: string, name: string, hex: string): { command: string; args: string[] } | undefined;
   /** link(2) on a symlink links the symlink itself (Linux); elsewhere it follows it, so such a link is refused. */
   hardLinksSymlinks: boolean;
   /** Windows file semantics: reserved names and characters, no chmod, no FIFOs (src/dyntable/confined-fs.ts). */

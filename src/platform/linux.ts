@@ -40,6 +40,9 @@ export const linuxPlatform: HostPlatform = {
   procMountinfo: true,
   procSelfFd: true,
   shareFileManager: 'gnome-files',
+  setXattrCommand(path: string, name: string, hex: string) {
+    return { command: 'setfattr', args: ['-n', name, '-v', `0x${hex}`, '--', path] };
+  },
   hardLinksSymlinks: true,
   windowsFileSystem: false,
   guestRamInDevShm: true,

@@ -30,6 +30,8 @@ export const windowsPlatform: HostPlatform = {
   procMountinfo: false,
   procSelfFd: false,
   shareFileManager: 'explorer',
+  // NTFS has extended attributes, but no tool for them ships with Windows.
+  setXattrCommand: () => undefined,
   hardLinksSymlinks: false,
   windowsFileSystem: true,
   guestRamInDevShm: false,
