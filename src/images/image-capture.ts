@@ -253,6 +253,9 @@ export async function captureImage(
     });
     return { ...imported, capturedFrom: source.display, plan, firmware, bootCheck: checked, fstabMissing, sourceVirtualBytes: source.bytes };
   } catch (error) {
+    // QEMU refusing to open the source (a plug failure, `files`' 20) is the source's fault: this command's 45.
+    if (error instanceof PocketError && error.exit === 'files')
+      throw new CaptureError('captureSource', error.message, { cause: error, details: { reason: 'unreadable' } });
     if (error instanceof PocketError) throw error;
     throw new CaptureError('captureCopy', `capture failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error, details: { reason: 'copy' } });
   } finally {
