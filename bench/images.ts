@@ -85,8 +85,15 @@ try {
     const out = join(base, 'v2v');
     mkdirSync(out, { recursive: true });
     try {
-      const v2vSeconds = await timed('virt-v2v', ['-i', 'disk', biosDisk, '-o', 'local', '-os', out, '-of', 'qcow2', '-on', 'bench'], { LIBGUESTFS_BACKEND: 'direct' });
-      v2vRuns.push({ seconds: v2vSeconds, bytes: readdirSync(out).filter((f) => f.startsWith('bench-sd')).reduce((sum, f) => sum + allocated(join(out, f)), 0) });
+      const v2vSeconds = await timed('virt-v2v', ['-i', 'disk', biosDisk, '-o', 'local', '-os', out, '-of', 'qcow2', '-on', 'bench'], {
+        LIBGUESTFS_BACKEND: 'direct',
+      });
+      v2vRuns.push({
+        seconds: v2vSeconds,
+        bytes: readdirSync(out)
+          .filter((f) => f.startsWith('bench-sd'))
+          .reduce((sum, f) => sum + allocated(join(out, f)), 0),
+      });
     } catch (error) {
       v2vMissing.push((error as Error).message.slice(0, 200));
     }

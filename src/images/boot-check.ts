@@ -32,13 +32,7 @@ export interface BootCheckResult {
   banner: string;
 }
 
-export async function bootCheck(
-  stickRoot: string,
-  overlay: string,
-  firmware: 'bios' | 'uefi',
-  scratch: string,
-  timeoutMs: number,
-): Promise<BootCheckResult> {
+export async function bootCheck(stickRoot: string, overlay: string, firmware: 'bios' | 'uefi', scratch: string, timeoutMs: number): Promise<BootCheckResult> {
   const qemu = findQemu(currentPlatform(), stickRoot);
   const args = ['-machine', 'q35', '-accel', 'tcg', '-m', '512', '-nodefaults', '-display', 'none', '-no-reboot', '-serial', 'stdio', '-monitor', 'none'];
   args.push('-drive', `file=${overlay},format=qcow2,if=virtio`);
@@ -91,9 +85,13 @@ export async function bootCheck(
       child.on('exit', (code) =>
         finish(() =>
           reject(
-            new CaptureError('captureBootCheck', `QEMU ended (exit ${code}) before the captured image reached its kernel: ${errors.trim().split('\n').at(-1) ?? ''}`, {
-              details: { reason: 'ended', serial: seen.slice(-2000) },
-            }),
+            new CaptureError(
+              'captureBootCheck',
+              `QEMU ended (exit ${code}) before the captured image reached its kernel: ${errors.trim().split('\n').at(-1) ?? ''}`,
+              {
+                details: { reason: 'ended', serial: seen.slice(-2000) },
+              },
+            ),
           ),
         ),
       );

@@ -170,7 +170,8 @@ async function folderSource(folder: string, scratchBase: string, events: Capture
 function copyFailure(result: { exitCode: number; stderr: string }, step: string): CaptureError {
   const line = lastLine(result.stderr, `${step} failed (exit ${result.exitCode})`);
   // pocketvm-capture's exit codes (its header): 4 a layout it cannot rebuild, 5 too small, 6 copy, 7 bootloader.
-  if (result.exitCode === 4 || result.exitCode === 3) return new CaptureError('captureSource', `cannot capture: ${line}`, { details: { reason: 'unsupported' } });
+  if (result.exitCode === 4 || result.exitCode === 3)
+    return new CaptureError('captureSource', `cannot capture: ${line}`, { details: { reason: 'unsupported' } });
   const reason = { 5: 'too-small', 7: 'bootloader' }[result.exitCode] ?? 'copy';
   return new CaptureError('captureCopy', `${step}: ${line}`, { details: { reason } });
 }
@@ -229,9 +230,13 @@ export async function captureImage(
     const firmware = /^firmware (\S+)$/m.exec(copied.stdout)?.[1] ?? 'none';
     const fstabMissing = [...copied.stdout.matchAll(/^fstab missing (\S+)$/gm)].map((m) => m[1]!);
     if (firmware === 'none')
-      throw new CaptureError('captureBootCheck', `${basename(source.display)} has no bootloader capture can make right (no GRUB for BIOS, no EFI binary on an ESP)`, {
-        details: { reason: 'no-bootloader' },
-      });
+      throw new CaptureError(
+        'captureBootCheck',
+        `${basename(source.display)} has no bootloader capture can make right (no GRUB for BIOS, no EFI binary on an ESP)`,
+        {
+          details: { reason: 'no-bootloader' },
+        },
+      );
 
     events.step(`boot check (${firmware === 'uefi' ? 'UEFI' : 'BIOS'}) in a throwaway overlay`);
     const made = await runQemuImg(layout.root, ['create', '-q', '-f', 'qcow2', '-b', newDisk, '-F', 'qcow2', overlay]);
@@ -240,7 +245,9 @@ export async function captureImage(
     const serial = await capture(layout, address, ['serial', String(check)], () => {});
     await unplug(check);
     if (serial.exitCode !== 0)
-      throw new CaptureError('captureBootCheck', `the boot check cannot prepare the overlay: ${lastLine(serial.stderr, 'failed')}`, { details: { reason: 'no-grub-cfg' } });
+      throw new CaptureError('captureBootCheck', `the boot check cannot prepare the overlay: ${lastLine(serial.stderr, 'failed')}`, {
+        details: { reason: 'no-grub-cfg' },
+      });
     const checked = await bootCheck(layout.root, overlay, firmware === 'uefi' ? 'uefi' : 'bios', scratchBase, BOOT_CHECK_MS);
     await rm(overlay, { force: true });
     events.step(`the kernel started after ${(checked.ms / 1000).toFixed(1)} s: ${checked.banner.slice(0, 60)}…`);
@@ -257,7 +264,10 @@ export async function captureImage(
     if (error instanceof PocketError && error.exit === 'files')
       throw new CaptureError('captureSource', error.message, { cause: error, details: { reason: 'unreadable' } });
     if (error instanceof PocketError) throw error;
-    throw new CaptureError('captureCopy', `capture failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error, details: { reason: 'copy' } });
+    throw new CaptureError('captureCopy', `capture failed: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+      details: { reason: 'copy' },
+    });
   } finally {
     for (const target of [...plugged]) await unplug(target).catch(() => {});
     await rm(newDisk, { force: true });

@@ -12,7 +12,20 @@
 // on the host. Bad sources are refused with exit 45 and change nothing.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, linkSync, mkdirSync, readdirSync, symlinkSync, writeFileSync, closeSync, openSync, truncateSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  symlinkSync,
+  writeFileSync,
+  closeSync,
+  openSync,
+  truncateSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { applianceExec, applianceRequest, findAppliance } from '../../src/appliance/appliance-client.ts';
@@ -184,7 +197,10 @@ describe('launcher image capture: corpus systems and a folder tree, file by file
     mkdirSync(join(tree, 'etc'), { recursive: true });
     cpSync(join(repoRoot, 'payload/default/vmlinuz'), join(tree, `boot/vmlinuz-${version}`));
     cpSync(join(repoRoot, 'payload/default/initrd.img'), join(tree, `boot/initrd.img-${version}`));
-    writeFileSync(join(tree, 'boot/grub/grub.cfg'), `menuentry 'tree' {\n  linux /boot/vmlinuz-${version} root=LABEL=root ro\n  initrd /boot/initrd.img-${version}\n}\n`);
+    writeFileSync(
+      join(tree, 'boot/grub/grub.cfg'),
+      `menuentry 'tree' {\n  linux /boot/vmlinuz-${version} root=LABEL=root ro\n  initrd /boot/initrd.img-${version}\n}\n`,
+    );
     writeFileSync(join(tree, 'etc/fstab'), 'LABEL=root / ext4 defaults 0 1\n');
     // GRUB's BIOS modules, from the corpus's Debian (grub-pc-bin), where grub-install looks for them.
     const tarball = readdirSync(join(repoRoot, '.cache/images-corpus')).find((f) => f.startsWith('minbase-') && f.endsWith('.tar'))!;

@@ -12,10 +12,10 @@ const mib = (bytes: number) => `${(bytes / (1 << 20)).toFixed(1)} MiB`;
 
 export function registerImageCapture(image: Command, output: () => Output): void {
   jsonOption(stickOption(image.command('capture')))
-    .description("capture a system (a catalog image, an image file, a block device or a folder tree) file by file into a new image, boot checked")
+    .description('capture a system (a catalog image, an image file, a block device or a folder tree) file by file into a new image, boot checked')
     .argument('<source>', 'a catalog image, an image file, a block device, or a folder holding a system')
     .option('--name <name>', 'its name in the catalog (default: from the source)')
-    .option('--smaller', 'shrink each file system to what is used plus headroom (default: the source partitions\' sizes)')
+    .option('--smaller', "shrink each file system to what is used plus headroom (default: the source partitions' sizes)")
     .action(async (source: string, options: { stick?: string; name?: string; smaller?: boolean }) => {
       const out = output();
       const started = performance.now();
