@@ -222,7 +222,7 @@ export async function captureImage(
     if (created.exitCode !== 0) throw new CaptureError('captureCopy', `the new disk cannot be made: ${lastWords(created)}`, { details: { reason: 'copy' } });
     const to = await plug(newDisk, 'qcow2', false);
     const copied = await capture(layout, address, ['copy', String(from), String(to), mode], (partition, checkpoint, total) =>
-      events.progress(partition, checkpoint === 'done' ? total : Math.min(total, Number(checkpoint) * 1024 * 10240), total),
+      events.progress(partition, checkpoint === 'done' ? total : Math.min(total, Number(checkpoint) * 10240), total),
     );
     await unplug(to);
     await unplug(from);
