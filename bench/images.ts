@@ -13,7 +13,12 @@
 // ESP, ext4 root, xfs /srv; mmdebstrap, cached under .cache/images-corpus/).
 // Prints medians and ratios; never fails on a time. Where virt-inspector
 // cannot run, its baseline is reported missing and the figures stand alone.
-import { mkdtempSync, rmSync } from 'node:fs';
+//
+// Then `launcher image capture --smaller` of the BIOS corpus system (MBR,
+// ext4; the appliance running, the boot check included) against
+// `virt-v2v -i disk RAW -o local -of qcow2` and `qemu-img convert -O qcow2`
+// of the same disk: each one's time and the size its result takes on disk.
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -26,7 +31,7 @@ const launcher = join(root, 'launcher');
 
 async function timed(command: string, args: string[], env: Record<string, string> = {}): Promise<number> {
   const started = performance.now();
-  const result = await execa(command, args, { reject: false, env: { NO_COLOR: '1', ...env }, timeout: 1_800_000, stdout: 'ignore' });
+  const result = await execa(command, args, { reject: false, env: { NO_COLOR: '1', ...env }, timeout: 3_600_000, stdout: 'ignore' });
   if (result.exitCode !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.exitCode}): ${String(result.stderr).trim().split('\n').at(-1)}`);
   return (performance.now() - started) / 1000;
 }
@@ -57,6 +62,48 @@ try {
       missing.push((error as Error).message.slice(0, 200));
     }
   }
+  // Capture against virt-v2v and qemu-img convert, the BIOS system, once each per run.
+  const biosDisk = buildImageCorpus(say).find((s) => s.label === 'bios-mbr')!.raw;
+  const allocated = (file: string) => statSync(file).blocks * 512;
+  const captureRuns: { seconds: number; bytes: number }[] = [];
+  const v2vRuns: { seconds: number; bytes: number }[] = [];
+  const convertRuns: { seconds: number; bytes: number }[] = [];
+  const v2vMissing: string[] = [];
+  for (let run = 1; run <= runs; run++) {
+    say(`run ${run}/${runs}: image capture --smaller (appliance running)`);
+    await execa(launcher, ['image', 'inspect', biosDisk, '--stick', stick], { reject: false });
+    const name = `bench-${run}`;
+    const seconds = await timed(launcher, ['image', 'capture', biosDisk, '--smaller', '--name', name, '--stick', stick]);
+    const stored = readdirSync(join(stick, 'images', 'store')).map((f) => join(stick, 'images', 'store', f));
+    captureRuns.push({ seconds, bytes: Math.max(...stored.map(allocated)) });
+    await execa(launcher, ['image', 'rm', name, '--stick', stick], { reject: false });
+    say(`run ${run}/${runs}: qemu-img convert -O qcow2`);
+    const converted = join(base, 'converted.qcow2');
+    convertRuns.push({ seconds: await timed('qemu-img', ['convert', '-O', 'qcow2', biosDisk, converted]), bytes: allocated(converted) });
+    rmSync(converted, { force: true });
+    say(`run ${run}/${runs}: virt-v2v -i disk -o local`);
+    const out = join(base, 'v2v');
+    mkdirSync(out, { recursive: true });
+    try {
+      const v2vSeconds = await timed('virt-v2v', ['-i', 'disk', biosDisk, '-o', 'local', '-os', out, '-of', 'qcow2', '-on', 'bench'], {
+        LIBGUESTFS_BACKEND: 'direct',
+      });
+      v2vRuns.push({
+        seconds: v2vSeconds,
+        bytes: readdirSync(out)
+          .filter((f) => f.startsWith('bench-sd'))
+          .reduce((sum, f) => sum + allocated(join(out, f)), 0),
+      });
+    } catch (error) {
+      v2vMissing.push((error as Error).message.slice(0, 200));
+    }
+    rmSync(out, { recursive: true, force: true });
+  }
+  const med = (list: { seconds: number; bytes: number }[]) =>
+    list.length > 0 ? { seconds: median(list.map((r) => r.seconds)), bytes: median(list.map((r) => r.bytes)) } : null;
+  const capture = med(captureRuns)!;
+  const v2v = med(v2vRuns);
+  const convert = med(convertRuns)!;
   const baseline = virt.length > 0 ? median(virt) : null;
   const figures = {
     disk: 'uefi-gpt (GPT: ESP, ext4 /, xfs /srv)',
@@ -65,6 +112,17 @@ try {
     warm: { seconds: median(warm), ratio: baseline ? median(warm) / baseline : null },
     target: '<= 0.33',
     baselineMissing: [...new Set(missing)],
+    capture: {
+      disk: 'bios-mbr (MBR, ext4 /)',
+      capture,
+      virtV2v: v2v,
+      qemuImgConvert: convert,
+      timeRatioToVirtV2v: v2v ? capture.seconds / v2v.seconds : null,
+      timeRatioToConvert: capture.seconds / convert.seconds,
+      sizeRatioToVirtV2v: v2v ? capture.bytes / v2v.bytes : null,
+      sizeRatioToConvert: capture.bytes / convert.bytes,
+      baselineMissing: [...new Set(v2vMissing)],
+    },
     runs,
   };
   if (json) process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
@@ -75,6 +133,10 @@ try {
         `cold       image inspect, appliance booted for it: ${figures.cold.seconds.toFixed(1)} s: ${figures.cold.ratio?.toFixed(2) ?? '-'} x (target <= 0.33)`,
         `warm       image inspect, appliance running: ${figures.warm.seconds.toFixed(1)} s: ${figures.warm.ratio?.toFixed(2) ?? '-'} x (target <= 0.33)`,
         ...figures.baselineMissing.map((why) => `           baseline missing: ${why}`),
+        `capture    image capture --smaller ${figures.capture.disk}: ${capture.seconds.toFixed(1)} s, ${(capture.bytes / (1 << 20)).toFixed(1)} MiB on disk`,
+        `baseline   virt-v2v -i disk -o local: ${v2v ? `${v2v.seconds.toFixed(1)} s, ${(v2v.bytes / (1 << 20)).toFixed(1)} MiB: time ${figures.capture.timeRatioToVirtV2v!.toFixed(2)} x, size ${figures.capture.sizeRatioToVirtV2v!.toFixed(2)} x` : 'not run'}`,
+        `baseline   qemu-img convert -O qcow2: ${convert.seconds.toFixed(1)} s, ${(convert.bytes / (1 << 20)).toFixed(1)} MiB: time ${figures.capture.timeRatioToConvert.toFixed(2)} x, size ${figures.capture.sizeRatioToConvert.toFixed(2)} x`,
+        ...figures.capture.baselineMissing.map((why) => `           virt-v2v missing: ${why}`),
         `           median of ${runs} run(s)`,
         '',
       ].join('\n'),

@@ -40,6 +40,9 @@ export const ExitCode = {
   imageInUse: 42,
   imageInspect: 43,
   imageStore: 44,
+  captureSource: 45,
+  captureCopy: 46,
+  captureBootCheck: 47,
   imageDeploy: 48,
   imageCustomize: 49,
   interrupted: 130,
@@ -361,6 +364,24 @@ function fromFileSystem(error: unknown): PocketError | undefined {
 export class ImageError extends PocketError {
   constructor(
     kind: 'imageFormat' | 'imageMissing' | 'imageInUse' | 'imageInspect' | 'imageStore' | 'imageDeploy' | 'imageCustomize',
+    message: string,
+    options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    super(kind, message, options);
+  }
+}
+
+/**
+ * `launcher image capture` (docs/image-store.md, "Capture"): captureSource (45)
+ * a SOURCE that cannot be captured (missing, an OVA, a layout or file system
+ * it cannot rebuild, a bad or taken --name); captureCopy (46) partitioning,
+ * formatting, copying or the bootloader failed on the new disk; captureBootCheck
+ * (47) the new image did not reach its kernel in the boot check. The store and
+ * the catalog are unchanged when any of them is thrown.
+ */
+export class CaptureError extends PocketError {
+  constructor(
+    kind: 'captureSource' | 'captureCopy' | 'captureBootCheck',
     message: string,
     options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {},
   ) {

@@ -23,6 +23,7 @@ import {
   type CustomizeRequest,
   type CustomizeResult,
   type InspectRequest,
+  type PlugRequest,
   type InspectResult,
   MAX_PASSPHRASE_BYTES,
   MOUNT_ROOT,
@@ -40,6 +41,7 @@ import { forwardPort, guestPorts, hostOwner, newPassword, SHARE_USER, type Share
 import { inspectHandler } from './inspect-handler.ts';
 import { applianceAddressFile } from './appliance-paths.ts';
 import { customizeHandler } from './customize-handler.ts';
+import { plugHandler, unplugHandler } from './plug-handler.ts';
 
 /** virtio-scsi targets a source may take (0…255); one source each. */
 const MAX_TARGETS = 256;
@@ -67,6 +69,8 @@ interface Opened {
 export class ApplianceDaemon {
   readonly #appliance: ApplianceMachine;
   readonly #opened = new Map<string, Opened>();
+  /** Disks plugged for image capture's own commands (plug-handler.ts), by target. */
+  readonly #held = new Map<number, PluggedSource>();
   readonly #ended: Promise<void>;
   #end!: () => void;
   /** One attach or close at a time: targets and names are decided in order. */
@@ -105,7 +109,7 @@ export class ApplianceDaemon {
   attach(request: AttachRequest, passphrase?: Buffer): Promise<OpenSource> {
     return this.#serial(async () => {
       const source = await inspectSource(request.source);
-      const used = new Set([...this.#opened.values()].map((o) => o.plugged.target));
+      const used = this.#usedTargets();
       const target = Array.from({ length: MAX_TARGETS }, (_, i) => i).find((i) => !used.has(i));
       if (target === undefined) throw new FilesError(`${MAX_TARGETS} sources are open already`, { hint: 'close one: launcher files close NAME' });
       const name = nameFor(source.path, new Set(this.#opened.keys()));
@@ -140,7 +144,7 @@ export class ApplianceDaemon {
   check(request: CheckRequest, passphrase?: Buffer): Promise<CheckResult> {
     return this.#serial(async () => {
       const source = await inspectSource(request.source);
-      const used = new Set([...this.#opened.values()].map((o) => o.plugged.target));
+      const used = this.#usedTargets();
       const target = Array.from({ length: MAX_TARGETS }, (_, i) => i).find((i) => !used.has(i));
       if (target === undefined) throw new FilesError(`${MAX_TARGETS} sources are open already`, { hint: 'close one: launcher files close NAME' });
       const name = `check-${target}`;
@@ -250,17 +254,30 @@ export class ApplianceDaemon {
   /** `image inspect`: the source plugged read-only at a free target while it is looked at (inspect-handler.ts). */
   inspect(request: InspectRequest): Promise<InspectResult> {
     return this.#serial(async () => {
-      const used = new Set([...this.#opened.values()].map((o) => o.plugged.target));
+      const used = this.#usedTargets();
       const target = Array.from({ length: MAX_TARGETS }, (_, i) => i).find((i) => !used.has(i));
       if (target === undefined) throw new FilesError(`${MAX_TARGETS} sources are open already`, { hint: 'close one: launcher files close NAME' });
       return inspectHandler(this.#appliance, request, target);
     });
   }
 
+  #usedTargets(): Set<number> {
+    return new Set([...[...this.#opened.values()].map((o) => o.plugged.target), ...this.#held.keys()]);
+  }
+
+  /** `image capture`: a disk plugged until unplug (plug-handler.ts). */
+  plug(request: PlugRequest): Promise<{ target: number }> {
+    return this.#serial(() => plugHandler(this.#appliance, request, this.#usedTargets(), this.#held));
+  }
+
+  unplug(target: number): Promise<{ target: number }> {
+    return this.#serial(() => unplugHandler(this.#appliance, target, this.#held));
+  }
+
   /** `image customize`: a new overlay plugged read-write at a free target while the steps are applied (customize-handler.ts). */
   customize(request: CustomizeRequest): Promise<CustomizeResult> {
     return this.#serial(async () => {
-      const used = new Set([...this.#opened.values()].map((o) => o.plugged.target));
+      const used = this.#usedTargets();
       const target = Array.from({ length: MAX_TARGETS }, (_, i) => i).find((i) => !used.has(i));
       if (target === undefined) throw new FilesError(`${MAX_TARGETS} sources are open already`, { hint: 'close one: launcher files close NAME' });
       return customizeHandler(this.#appliance, request, target);
@@ -287,6 +304,7 @@ export class ApplianceDaemon {
   /** Closes every source (unmount, flush, unplug), then powers the appliance off. */
   async stop(): Promise<void> {
     for (const name of [...this.#opened.keys()]) await this.close(name).catch(() => {});
+    for (const target of [...this.#held.keys()]) await this.unplug(target).catch(() => {});
     await this.#appliance.machine.shutdown();
     this.#end();
   }
@@ -299,6 +317,10 @@ export class ApplianceDaemon {
         return this.check(request, passphrase);
       case 'inspect':
         return this.inspect(request);
+      case 'plug':
+        return this.plug(request);
+      case 'unplug':
+        return this.unplug(request.target);
       case 'customize':
         return this.customize(request);
       case 'close':

@@ -105,12 +105,27 @@ export interface InspectResult {
   ms: number;
 }
 
+/**
+ * `image capture` (src/images/image-capture.ts): a disk plugged at a free
+ * target for the launcher's own commands in the appliance (pocketvm-capture),
+ * until it is unplugged; read-only for a source, writable for the new disk.
+ */
+export interface PlugRequest {
+  op: 'plug';
+  token: string;
+  source: string;
+  format: string;
+  readOnly: boolean;
+}
+
 export type ApplianceRequest =
   | AttachRequest
   | CheckRequest
   | ShareRequest
   | InspectRequest
   | CustomizeRequest
+  | PlugRequest
+  | { op: 'unplug'; token: string; target: number }
   | { op: 'close'; token: string; name: string }
   | { op: 'list'; token: string }
   | { op: 'stop'; token: string }
@@ -167,6 +182,8 @@ export interface ApplianceResults {
   check: CheckResult;
   inspect: InspectResult;
   customize: CustomizeResult;
+  plug: { target: number };
+  unplug: { target: number };
   close: { name: string };
   share: NewShare | { name: string; stopped: true };
   list: OpenSource[];

@@ -241,3 +241,20 @@ export async function importImage(
   }
   return imported;
 }
+
+/**
+ * A captured image (image-capture.ts) into the store the way an import goes
+ * in: checked, converted, hashed, renamed, one transaction; its provenance's
+ * source says what it was captured from.
+ */
+export function importCaptured(
+  layout: StickLayout,
+  store: ImageStore,
+  file: string,
+  display: string,
+  sourceBytes: number,
+  name: string | undefined,
+  events: ImportEvents,
+): Promise<ImportedImage> {
+  return importDisk(layout, store, { spec: file, format: 'qcow2', display, sourceBytes }, name, events);
+}

@@ -14,6 +14,7 @@ import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
 import type { StickLayout } from '../../stick/layout.ts';
 import type { Output } from '../output.ts';
 import { appliance } from './files.ts';
+import { registerImageCapture } from './image-capture.ts';
 import { registerImageCustomize } from './image-customize.ts';
 import { registerImageDeploy } from './image-deploy.ts';
 import { jsonOption, stickOption } from './options.ts';
@@ -108,6 +109,8 @@ export function registerImage(program: Command, output: () => Output): void {
             : `${i.name}: imported ${i.format}${i.member ? ` (${i.member})` : ''}, ${mib(i.virtualBytes)} virtual, ${mib(i.allocatedBytes)} on the stick, sha256 ${i.sha256.slice(0, 16)}…`,
         );
     });
+
+  registerImageCapture(image, output);
 
   sub('list', 'the images in the store').action(async (options: { stick?: string }) => {
     const out = output();

@@ -1,0 +1,102 @@
+// The boot check of `launcher image capture` (docs/image-store.md, "Capture"):
+// before a captured image enters the catalog, QEMU boots it from its own disk
+// (SeaBIOS, or OVMF for a UEFI image) in a throwaway qcow2 overlay and the
+// check waits until the image's kernel prints its banner ("Linux version …")
+// on the first serial port. So it proves the firmware found the bootloader
+// on the new disk, the bootloader found its configuration and the kernel by
+// the file systems' UUIDs, and the kernel started; not that the system's
+// userland comes up. The overlay's grub.cfg (never the image's) has
+// console=ttyS0 added to its kernel lines first, since a kernel writes to the
+// serial port only when told (pocketvm-capture serial).
+import { spawn } from 'node:child_process';
+import { copyFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { CaptureError } from '../errors.ts';
+import { currentPlatform } from '../platform/current.ts';
+import { findQemu } from '../vmm/qemu-binary.ts';
+
+/** What the check waits for on the serial port: the kernel's first line. */
+export const KERNEL_BANNER = 'Linux version ';
+
+/** Where Debian's ovmf package puts the UEFI firmware (code read-only, a copy of the variables per boot). */
+const OVMF = [
+  { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.fd' },
+  { code: '/usr/share/OVMF/OVMF_CODE.fd', vars: '/usr/share/OVMF/OVMF_VARS.fd' },
+];
+
+export interface BootCheckResult {
+  firmware: 'bios' | 'uefi';
+  /** Power-on to the kernel's banner. */
+  ms: number;
+  /** The banner's line, as the kernel printed it. */
+  banner: string;
+}
+
+export async function bootCheck(stickRoot: string, overlay: string, firmware: 'bios' | 'uefi', scratch: string, timeoutMs: number): Promise<BootCheckResult> {
+  const qemu = findQemu(currentPlatform(), stickRoot);
+  const args = ['-machine', 'q35', '-accel', 'tcg', '-m', '512', '-nodefaults', '-display', 'none', '-no-reboot', '-serial', 'stdio', '-monitor', 'none'];
+  args.push('-drive', `file=${overlay},format=qcow2,if=virtio`);
+  const vars = `${scratch}.vars`;
+  if (firmware === 'uefi') {
+    const ovmf = OVMF.find((f) => existsSync(f.code) && existsSync(f.vars));
+    if (!ovmf)
+      throw new CaptureError('captureBootCheck', 'the image boots by UEFI and no UEFI firmware (OVMF) was found for its boot check', {
+        hint: 'install the ovmf package',
+        details: { reason: 'no-firmware' },
+      });
+    await copyFile(ovmf.vars, vars);
+    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${ovmf.code}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
+  }
+  const started = performance.now();
+  try {
+    return await new Promise<BootCheckResult>((resolve, reject) => {
+      const child = spawn(qemu.system, [...(qemu.prefixArgs ?? []), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...qemu.env } });
+      let seen = '';
+      let errors = '';
+      let settled = false;
+      const finish = (outcome: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        child.kill('SIGKILL');
+        outcome();
+      };
+      const timer = setTimeout(
+        () =>
+          finish(() =>
+            reject(
+              new CaptureError('captureBootCheck', `the captured image did not reach its kernel within ${timeoutMs / 1000} s (${firmware})`, {
+                details: { reason: 'timeout', serial: seen.slice(-2000) },
+              }),
+            ),
+          ),
+        timeoutMs,
+      );
+      child.stdout.setEncoding('latin1').on('data', (text: string) => {
+        seen = (seen + text).slice(-64 << 10);
+        const at = seen.indexOf(KERNEL_BANNER);
+        if (at >= 0 && seen.indexOf('\n', at) > 0) {
+          const banner = seen.slice(at, seen.indexOf('\n', at)).trim();
+          finish(() => resolve({ firmware, ms: Math.round(performance.now() - started), banner }));
+        }
+      });
+      child.stderr.setEncoding('utf8').on('data', (text: string) => (errors += text));
+      child.on('error', (error) => finish(() => reject(error)));
+      child.on('exit', (code) =>
+        finish(() =>
+          reject(
+            new CaptureError(
+              'captureBootCheck',
+              `QEMU ended (exit ${code}) before the captured image reached its kernel: ${errors.trim().split('\n').at(-1) ?? ''}`,
+              {
+                details: { reason: 'ended', serial: seen.slice(-2000) },
+              },
+            ),
+          ),
+        ),
+      );
+    });
+  } finally {
+    await rm(vars, { force: true });
+  }
+}
