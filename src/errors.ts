@@ -434,7 +434,7 @@ export class HostBusyError extends PocketError {
 /**
  * The user's guests running from the stick would together take more memory
  * than the stick's owner allows this user (`guest quota USER --memory`,
- * src/guests/user-quotas.ts): the message names the quota.
+ * src/session/user-quotas.ts): the message names the quota.
  */
 export class MemoryQuotaError extends PocketError {
   constructor(message: string, options: { hint?: string; details?: Record<string, unknown> } = {}) {

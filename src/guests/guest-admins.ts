@@ -5,12 +5,11 @@
 // stick with no owner has one level only (whoever holds the stick), as before.
 //
 //   guests/admins.json   { owner, grants: { user: { guest: [rights] } }, quotas: { user: { memoryMiB, diskMiB } } }
-import { join } from 'node:path';
 import { NotPermittedError, UsageError } from '../errors.ts';
-import { guestsRoot, type StickLayout } from '../stick/layout.ts';
+import { adminsFile, guestsRoot, type StickLayout } from '../stick/layout.ts';
 import { readJson, writeJson } from './guest-store.ts';
 import type { GuestView } from './guest-view.ts';
-import type { UserQuota } from './user-quotas.ts';
+import type { UserQuota } from '../session/user-quotas.ts';
 
 /** login: run it and exec in it; manage: its configuration; clone: copy it; export, suspend: as named. */
 export const RIGHTS = ['login', 'manage', 'clone', 'export', 'suspend'] as const;
@@ -19,11 +18,9 @@ export type Right = (typeof RIGHTS)[number];
 export interface Admins {
   owner?: string;
   grants: Record<string, Record<string, Right[]>>;
-  /** Per-user limits the owner set (src/guests/user-quotas.ts). */
+  /** Per-user limits the owner set (src/session/user-quotas.ts). */
   quotas?: Record<string, UserQuota>;
 }
-
-const adminsFile = (layout: StickLayout) => join(guestsRoot(layout), 'admins.json');
 
 export async function readAdmins(layout: StickLayout): Promise<Admins> {
   return (await readJson<Admins>(adminsFile(layout))) ?? { grants: {} };

@@ -13,16 +13,18 @@
 // folder appears or disappears by one rename, so a reader (guest list) finds
 // a guest whole or not at all.
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GuestStateError, UsageError } from '../errors.ts';
 import { replaceFile } from '../primitives/atomic-replace.ts';
 import { guestsRoot, type StickLayout } from '../stick/layout.ts';
-import { isStale, type LockHolder, processStartTicks } from '../stick/lock.ts';
+import { type Actor, actorAlive, me, takeOver } from '../stick/lock-takeover.ts';
 import type { GuestConfig } from './guest-config.ts';
 import type { GuestSourceRef, InstallRecord } from './guest-source.ts';
 import type { GuestState } from './guest-states.ts';
+
+// The lock holder and its take-over live with the stick's locks (the sizing lock uses them too).
+export { type Actor, actorAlive, me } from '../stick/lock-takeover.ts';
 
 export const GUEST_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/;
 
@@ -38,9 +40,6 @@ export interface GuestRecord {
   config: GuestConfig;
   createdAt: string;
 }
-
-/** Who is changing a guest: enough to tell a live launcher from a dead one (stick/lock.ts isStale). */
-export type Actor = Pick<LockHolder, 'pid' | 'hostname' | 'startedAt' | 'processStart'> & { command: string };
 
 export interface StateRecord {
   state: GuestState;
@@ -79,15 +78,6 @@ export function scratchDir(layout: StickLayout, kind: 'new' | 'gone', name: stri
 export function scratchPid(entry: string): number | undefined {
   const match = /^\.(?:new|gone)-[a-z0-9-]+-(\d+)-[0-9a-f]{8}$/.exec(entry);
   return match ? Number(match[1]) : undefined;
-}
-
-export function me(command: string): Actor {
-  const processStart = processStartTicks(process.pid);
-  return { pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString(), command, ...(processStart === undefined ? {} : { processStart }) };
-}
-
-export function actorAlive(actor: Actor): boolean {
-  return !isStale({ ...actor });
 }
 
 export async function readJson<T>(path: string): Promise<T | undefined> {
@@ -153,33 +143,6 @@ export async function lockGuest(layout: StickLayout, name: string, command: stri
     }
   }
   throw new GuestStateError(`guest ${name} is being changed by another launcher`, { hint: 'try again in a moment', details: { reason: 'busy', guest: name } });
-}
-
-/**
- * Removes a dead holder's lock. Two launchers may find it dead at once: a
- * guard made with O_EXCL lets one at a time re-read the lock and remove it
- * only if it is still the dead one's, never the lock the other has just taken.
- */
-export async function takeOver(lock: string, dead: Actor | undefined): Promise<void> {
-  const guard = `${lock}.takeover`;
-  let handle;
-  try {
-    handle = await open(guard, 'wx');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    // A guard whose maker died (it is older than any takeover takes) is removed for the next try.
-    const info = await stat(guard).catch(() => undefined);
-    if (info && Date.now() - info.mtimeMs > 10_000) await rm(guard, { force: true });
-    await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 30));
-    return;
-  }
-  try {
-    const current = await readJson<Actor>(lock).catch(() => undefined);
-    if (current === undefined || (dead !== undefined && current.pid === dead.pid && current.startedAt === dead.startedAt)) await rm(lock, { force: true });
-  } finally {
-    await handle.close();
-    await rm(guard, { force: true });
-  }
 }
 
 export function busy(name: string, holder: Actor): GuestStateError {

@@ -3,7 +3,7 @@
 // record it, and what their guests hold on the stick as the disk quota counts it.
 import type { StickLayout } from '../stick/layout.ts';
 import { liveSessions } from '../stick/session-locks.ts';
-import { userDiskBytes } from './disk-usage.ts';
+import { userDiskBytes } from '../session/disk-usage.ts';
 
 export interface QuotaUse {
   memoryMiB: number;

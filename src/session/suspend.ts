@@ -85,10 +85,10 @@ async function checkRoom(stickRoot: string, memoryMiB: number): Promise<void> {
 }
 
 async function checkStateQuota(layout: StickLayout, user: string, guest: string, memoryMiB: number): Promise<void> {
-  const { userQuota } = await import('./launch/user-quota.ts');
-  const quotaMiB = (await userQuota(layout, user)).diskMiB;
+  const { readUserQuota } = await import('./user-quotas.ts');
+  const quotaMiB = (await readUserQuota(layout, user)).diskMiB;
   if (quotaMiB === undefined) return;
-  const { checkDiskQuota } = await import('../guests/disk-usage.ts');
+  const { checkDiskQuota } = await import('./disk-usage.ts');
   await checkDiskQuota({ layout, user, quotaMiB, adding: [{ what: `a saved state`, bytes: worstCaseBytes(memoryMiB) }], doing: `suspending ${guest}` });
 }
 

@@ -85,6 +85,11 @@ export function guestsRoot(layout: StickLayout): string {
   return join(layout.root, 'guests');
 }
 
+/** The owner, grants and per-user quotas (src/guests/guest-admins.ts; the session reads the quotas). */
+export function adminsFile(layout: StickLayout): string {
+  return join(guestsRoot(layout), 'admins.json');
+}
+
 /**
  * The image store (docs/image-store.md): imported disk images, each a sparse
  * qcow2 named by the sha256 of its guest-visible content, their catalog, and

@@ -5,12 +5,12 @@
 // other. `run/sizing.lock` (created with O_EXCL, as the guest locks are) is
 // held around those three steps, so the second launch waits the moment the
 // first takes and then sees its size. A dead holder's lock is taken over
-// (src/guests/guest-store.ts takeOver), so a launcher killed while sizing
+// (src/stick/lock-takeover.ts), so a launcher killed while sizing
 // never blocks the next.
 import { open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TimeoutError } from '../errors.ts';
-import { type Actor, actorAlive, me, readJson, takeOver } from '../guests/guest-store.ts';
+import { actorAlive, me, readActor, takeOver } from './lock-takeover.ts';
 import type { StickLayout } from './layout.ts';
 
 /** Sizing takes milliseconds; a holder alive this long is stuck, and the launch says so rather than wait for ever. */
@@ -30,7 +30,7 @@ export async function withSizingLock<T>(layout: StickLayout, sizeAndRecord: () =
       handle = await open(path, 'wx');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = await readJson<Actor>(path).catch(() => undefined);
+      const holder = await readActor(path).catch(() => undefined);
       // Empty or half-written: its maker may be writing it this instant; only an old one is a dead maker's.
       const unreadable = holder === undefined && Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? 0) > 5_000;
       if (unreadable || (holder !== undefined && !actorAlive(holder))) await takeOver(path, holder);

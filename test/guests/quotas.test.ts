@@ -2,14 +2,16 @@
 // gives, the memory a guest gets under its user's quota beside their running
 // guests (or exit 35), what the disk quota counts on the stick (a qcow2 disk
 // at its virtual size) and its refusal (exit 36), and the owner's command.
+// Test tier: integration (qemu-img makes the qcow2 disks the disk quota counts at their virtual size; the owner's command runs the launcher)
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { DiskQuotaError, MemoryQuotaError, UsageError } from '../../src/errors.ts';
-import { checkDiskQuota, userDiskBytes } from '../../src/guests/disk-usage.ts';
-import { fitMemoryQuota, parseQuotaSize, setQuota } from '../../src/guests/user-quotas.ts';
+import type { Admins } from '../../src/guests/guest-admins.ts';
+import { checkDiskQuota, userDiskBytes } from '../../src/session/disk-usage.ts';
+import { fitMemoryQuota, parseQuotaSize, setQuota } from '../../src/session/user-quotas.ts';
 import { diskRoomAtLaunch } from '../../src/session/launch/user-quota.ts';
 import { StickLimits } from '../../src/session/stick-limits.ts';
 import { stickLayout } from '../../src/stick/layout.ts';
@@ -34,7 +36,8 @@ describe('per-user quotas: the rules', () => {
   });
 
   it('sets and lifts a quota without touching the grants', () => {
-    let admins = setQuota({ owner: 'olga', grants: { bob: { work: ['login'] } } }, 'bob', { memoryMiB: 2048, diskMiB: 4096 });
+    const start: Admins = { owner: 'olga', grants: { bob: { work: ['login'] } } };
+    let admins = setQuota(start, 'bob', { memoryMiB: 2048, diskMiB: 4096 });
     assert.deepEqual(admins.quotas, { bob: { memoryMiB: 2048, diskMiB: 4096 } });
     admins = setQuota(admins, 'bob', { memoryMiB: undefined });
     assert.deepEqual(admins.quotas, { bob: { diskMiB: 4096 } });

@@ -9,8 +9,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiskQuotaError, PocketError, SavedStateError } from '../../src/errors.ts';
-import { writeAdmins } from '../../src/guests/guest-admins.ts';
-import { setQuota } from '../../src/guests/user-quotas.ts';
+import { type Admins, writeAdmins } from '../../src/guests/guest-admins.ts';
+import { setQuota } from '../../src/session/user-quotas.ts';
 import { savedStatePaths } from '../../src/session/saved-state.ts';
 import { saveGuestState, type StateContext, type SuspendTarget } from '../../src/session/suspend.ts';
 import { stickLayout } from '../../src/stick/layout.ts';
@@ -76,7 +76,7 @@ describe("saving a guest's state (fake session handle)", function () {
 
   it("refuses a state that would pass the user's disk quota, before touching the guest (exit 36)", async () => {
     const { target, calls } = fakeTarget(root, { memoryMiB: 256 });
-    await writeAdmins(target.layout, setQuota({ grants: {} }, 'alice', { diskMiB: 200 }));
+    await writeAdmins(target.layout, setQuota<Admins>({ grants: {} }, 'alice', { diskMiB: 200 }));
     await assert.rejects(saveGuestState(target, context), (error: unknown) => {
       assert.ok(error instanceof DiskQuotaError, String(error));
       assert.equal(error.exitCode, 36);

@@ -325,7 +325,7 @@ export function registerGuest(program: Command, output: () => Output): void {
     const out = output();
     const setting = options.memory !== undefined || options.disk !== undefined;
     const layout = await stick(options, setting);
-    const lib = await import('../../guests/user-quotas.ts');
+    const lib = await import('../../session/user-quotas.ts');
     // Setting, or seeing someone else's, is the owner's; a user may see their own.
     const signed = await signIn(out, layout, options);
     if (setting || user === undefined || signed.user !== user)

@@ -22,9 +22,9 @@ import { systemDiskFeature } from '../features/system-disk-feature.ts';
 import { overlayBase } from '../system-disk.ts';
 import { SystemImageError } from '../../errors.ts';
 import type { MachineSizing } from '../sizing.ts';
-import { fitMemoryQuota } from '../../guests/user-quotas.ts';
+import { fitMemoryQuota, readUserQuota } from '../user-quotas.ts';
 import { sizeBesideOthers } from './size-beside-others.ts';
-import { diskRoomAtLaunch, userQuota, usersRunningGuests } from './user-quota.ts';
+import { diskRoomAtLaunch, usersRunningGuests } from './user-quota.ts';
 import type { StickLimits } from '../stick-limits.ts';
 import type { StateContext } from '../suspend.ts';
 import type { LaunchFeature } from './feature.ts';
@@ -85,7 +85,7 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
     );
   }
   // The stick owner's quotas for this user (docs/guests.md, "Per-user quotas"): the disk's before anything is made.
-  const quota = user ? await userQuota(layout, user.name) : {};
+  const quota = user ? await readUserQuota(layout, user.name) : {};
   const filesCapBytes =
     user && quota.diskMiB !== undefined
       ? await diskRoomAtLaunch({ layout, user: user.name, guest, quotaMiB: quota.diskMiB, ...(chosen ? { overlay: chosen } : {}) })

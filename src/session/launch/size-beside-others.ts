@@ -1,11 +1,11 @@
 // Sizing a guest beside the guests already running from the stick
 // (docs/guests.md, "Several at once" and "Per-user quotas"): read their
 // recorded sizes, size this one (the host's share, src/session/sizing.ts;
-// then the user's memory quota, src/guests/user-quotas.ts), record its size in
+// then the user's memory quota, src/session/user-quotas.ts), record its size in
 // its own session lock. The three steps run under the stick's sizing lock
 // (src/stick/sizing-lock.ts): two launches started at the same instant are
 // sized one after the other, the second seeing the first.
-import { fitMemoryQuota } from '../../guests/user-quotas.ts';
+import { fitMemoryQuota } from '../user-quotas.ts';
 import type { HostProfile } from '../../hostprobe/host-profile.ts';
 import type { GuestManifest } from '../../payload/guest-manifest.ts';
 import type { StickLayout } from '../../stick/layout.ts';

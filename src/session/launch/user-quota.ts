@@ -1,23 +1,17 @@
 // The stick owner's per-user quotas at launch (docs/guests.md, "Per-user
-// quotas"; src/guests/user-quotas.ts, src/guests/disk-usage.ts). Disk: read
+// quotas"; src/session/user-quotas.ts, src/session/disk-usage.ts). Disk: read
 // before anything is made, so a refused launch (exit 36) creates nothing; what
 // is left under the quota caps the guest's /host writes. Memory: checked
 // while the stick's sizing lock is held (src/stick/sizing-lock.ts), so two of
 // the user's guests starting at once each see the other.
 import { existsSync } from 'node:fs';
-import { checkDiskQuota, type DiskAddition, folderBytes, userDiskBytes } from '../../guests/disk-usage.ts';
-import { type UserQuota, type UsersGuest } from '../../guests/user-quotas.ts';
+import { checkDiskQuota, type DiskAddition, folderBytes, userDiskBytes } from '../disk-usage.ts';
+import type { UsersGuest } from '../user-quotas.ts';
 import { personalDiskPath } from '../../auth/users.ts';
 import { dyntablePaths, type StickLayout } from '../../stick/layout.ts';
 import { liveSessions } from '../../stick/session-locks.ts';
 import { HOME_DISK_BYTES } from '../personal-disk.ts';
 import type { OverlayBase } from '../system-disk.ts';
-
-export async function userQuota(layout: StickLayout, user: string): Promise<UserQuota> {
-  const { readAdmins } = await import('../../guests/guest-admins.ts');
-  const { quotaOf } = await import('../../guests/user-quotas.ts');
-  return quotaOf(await readAdmins(layout), user);
-}
 
 /**
  * Refuses the launch (exit 36) when what the user holds plus the disks this

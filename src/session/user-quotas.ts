@@ -8,9 +8,13 @@
 // their size) may not pass the quota. A guest starting beside them gets at
 // most what is left, as the host's own cap (src/session/sizing.ts) does; when
 // not even its minimum is left the launch is refused (MemoryQuotaError, 35).
-// Disk: see src/guests/disk-usage.ts.
+// Disk: see src/session/disk-usage.ts.
+//
+// The session enforces them, so they live here; src/guests/guest-admins.ts
+// keeps the file and `guest quota` sets them through setQuota.
+import { readFile } from 'node:fs/promises';
 import { MemoryQuotaError, UsageError } from '../errors.ts';
-import type { Admins } from './guest-admins.ts';
+import { adminsFile, type StickLayout } from '../stick/layout.ts';
 
 export interface UserQuota {
   memoryMiB?: number;
@@ -30,12 +34,29 @@ export function parseQuotaSize(text: string, what: string): number | undefined {
   return mib;
 }
 
-export function quotaOf(admins: Admins, user: string): UserQuota {
-  return admins.quotas?.[user] ?? {};
+/** What holds the quotas: admins.json's `quotas` (src/guests/guest-admins.ts Admins). */
+interface QuotaHolder {
+  quotas?: Record<string, UserQuota>;
+}
+
+export function quotaOf(holder: QuotaHolder, user: string): UserQuota {
+  return holder.quotas?.[user] ?? {};
+}
+
+/** `user`'s quotas as the stick's owner set them in guests/admins.json (none when it is absent). */
+export async function readUserQuota(layout: StickLayout, user: string): Promise<UserQuota> {
+  let text: string;
+  try {
+    text = await readFile(adminsFile(layout), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw error;
+  }
+  return quotaOf(JSON.parse(text) as QuotaHolder, user);
 }
 
 /** `change` over `user`'s quota: a key given as undefined lifts that quota. */
-export function setQuota(admins: Admins, user: string, change: Partial<Record<keyof UserQuota, number | undefined>>): Admins {
+export function setQuota<A extends QuotaHolder>(admins: A, user: string, change: Partial<Record<keyof UserQuota, number | undefined>>): A {
   const next: UserQuota = { ...quotaOf(admins, user) };
   for (const key of ['memoryMiB', 'diskMiB'] as const) {
     if (!(key in change)) continue;
