@@ -47,3 +47,25 @@ export function progressRenderer(output: Output): { onProgress: (event: Progress
   };
   return { onProgress, finish };
 }
+
+/**
+ * A percentage (qemu-img's) for a person: rewritten in place on a terminal,
+ * a line per tenth otherwise, nothing with --json. `finish` ends the line.
+ */
+export function percentRenderer(output: Output): { step: (message: string) => void; progress: (percent: number) => void; finish: () => void } {
+  let shown = -10;
+  return {
+    step: (message) => output.info(message),
+    progress: (percent) => {
+      if (output.json) return;
+      if (process.stderr.isTTY) process.stderr.write(`\r  ${percent.toFixed(0).padStart(3)}%`);
+      else if (percent >= shown + 10 || (percent === 100 && shown < 100)) {
+        shown = percent;
+        output.info(`  ${percent.toFixed(0)}%`);
+      }
+    },
+    finish: () => {
+      if (process.stderr.isTTY && !output.json) process.stderr.write('\r');
+    },
+  };
+}

@@ -13,10 +13,11 @@
 // folder appears or disappears by one rename, so a reader (guest list) finds
 // a guest whole or not at all.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GuestStateError, UsageError } from '../errors.ts';
 import { replaceFile } from '../primitives/atomic-replace.ts';
+import { readJson } from '../primitives/read-json.ts';
 import { guestsRoot, type StickLayout } from '../stick/layout.ts';
 import { type Actor, actorAlive, me, takeOver } from '../stick/lock-takeover.ts';
 import type { GuestConfig } from './guest-config.ts';
@@ -80,16 +81,7 @@ export function scratchPid(entry: string): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
-export async function readJson<T>(path: string): Promise<T | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-  return JSON.parse(text) as T;
-}
+export { readJson };
 
 export const writeJson = (path: string, value: unknown): Promise<void> => replaceFile(path, `${JSON.stringify(value, null, 2)}\n`);
 

@@ -2,7 +2,8 @@
 // lock), and how a dead holder's lock is removed without removing the lock a
 // live launcher has just taken.
 import { hostname } from 'node:os';
-import { open, readFile, rm, stat } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
+import { readJson } from '../primitives/read-json.ts';
 import { isStale, type LockHolder, processStartTicks } from './lock.ts';
 
 /** Who holds a lock (changes a guest, sizes one): enough to tell a live launcher from a dead one (stick/lock.ts isStale). */
@@ -18,15 +19,8 @@ export function actorAlive(actor: Actor): boolean {
 }
 
 /** The holder a lock file names; undefined when there is none (ENOENT). */
-export async function readActor(path: string): Promise<Actor | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-  return JSON.parse(text) as Actor;
+export function readActor(path: string): Promise<Actor | undefined> {
+  return readJson<Actor>(path);
 }
 
 /**

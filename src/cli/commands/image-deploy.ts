@@ -7,6 +7,7 @@ import type { ImageStore } from '../../images/image-store.ts';
 import type { CatalogImage } from '../../images/image-catalog.ts';
 import type { StickLayout } from '../../stick/layout.ts';
 import type { Output } from '../output.ts';
+import { percentRenderer } from '../progress.ts';
 
 export function registerImageDeploy(
   sub: (name: string, description: string) => Command,
@@ -24,7 +25,7 @@ export function registerImageDeploy(
       if (!(DEPLOY_FORMATS as readonly string[]).includes(options.format))
         throw new ImageError('imageDeploy', `--format ${options.format}: deploy writes ${DEPLOY_FORMATS.join(', ')}`, { details: { reason: 'bad-format' } });
       const sizeBytes = options.size === undefined ? undefined : parseDeploySize(options.size);
-      let shown = -10;
+      const shown = percentRenderer(out);
       const result = await withStore(options.stick, (layout, store) =>
         deployImage(
           layout,
@@ -32,20 +33,10 @@ export function registerImageDeploy(
           () => findImage(store, ref),
           target,
           { format: options.format as DeployFormat, ...(sizeBytes === undefined ? {} : { sizeBytes }) },
-          {
-            step: (message) => out.info(message),
-            progress: (percent) => {
-              if (out.json) return;
-              if (process.stderr.isTTY) process.stderr.write(`\r  ${percent.toFixed(0).padStart(3)}%`);
-              else if (percent >= shown + 10 || (percent === 100 && shown < 100)) {
-                shown = percent;
-                out.info(`  ${percent.toFixed(0)}%`);
-              }
-            },
-          },
+          shown,
         ),
       );
-      if (process.stderr.isTTY && !out.json) process.stderr.write('\r');
+      shown.finish();
       out.data(result);
       out.line(
         `${result.image} written to ${result.target} (${result.format}, ${result.bytes} bytes${result.grownPartition ? `; partition ${result.grownPartition} grown to the end` : ''})`,

@@ -13,6 +13,7 @@ import type { ImageFacts } from '../../images/inspect-report.ts';
 import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
 import type { StickLayout } from '../../stick/layout.ts';
 import type { Output } from '../output.ts';
+import { percentRenderer } from '../progress.ts';
 import { appliance } from './files.ts';
 import { registerImageCapture } from './image-capture.ts';
 import { registerImageCustomize } from './image-customize.ts';
@@ -86,21 +87,11 @@ export function registerImage(program: Command, output: () => Output): void {
     .option('--name <name>', 'its name in the catalog (default: from the file name)')
     .action(async (source: string, options: { stick?: string; name?: string }) => {
       const out = output();
-      const imported = await withStore(options.stick, (layout, store) => {
-        let shown = -10;
-        return importImage(layout, store, source, options.name === undefined ? {} : { name: options.name }, {
-          step: (message) => out.info(message),
-          progress: (percent) => {
-            if (out.json) return;
-            if (process.stderr.isTTY) process.stderr.write(`\r  ${percent.toFixed(0).padStart(3)}%`);
-            else if (percent >= shown + 10 || (percent === 100 && shown < 100)) {
-              shown = percent;
-              out.info(`  ${percent.toFixed(0)}%`);
-            }
-          },
-        });
-      });
-      if (process.stderr.isTTY && !out.json) process.stderr.write('\r');
+      const shown = percentRenderer(out);
+      const imported = await withStore(options.stick, (layout, store) =>
+        importImage(layout, store, source, options.name === undefined ? {} : { name: options.name }, shown),
+      );
+      shown.finish();
       out.data(imported);
       for (const i of imported)
         out.line(
