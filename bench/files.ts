@@ -20,6 +20,9 @@
 //              `files share` whose WebDAV answers a GET: against Linsk's
 //              published 15-22 s to a share.
 //
+// --share-only runs the share read and its baseline alone (no cold cat, no
+// files get): what a change to the share's servers needs measured.
+//
 // Prints medians and ratios; never fails on a time. Needs libguestfs-tools
 // (virt-cat, guestmount, guestfish) and e2fsprogs; run as a user who can use
 // /dev/fuse. Where supermin finds no host kernel (a container), the bench
@@ -35,6 +38,7 @@ import { type LibguestfsEnv, prepareLibguestfs } from './libguestfs-kernel.ts';
 
 const { runs, json, say } = benchOptions(1);
 const MIB = numberOption('--mib', 256);
+const shareOnly = process.argv.includes('--share-only');
 const root = new URL('..', import.meta.url).pathname;
 const launcher = join(root, 'launcher');
 
@@ -87,7 +91,7 @@ try {
   const open: number[] = [];
   const read = { pocketvm: [] as number[], webdav: [] as number[], smb: [] as number[], guestmount: [] as number[], mountSeconds: [] as number[] };
   const toShare: number[] = [];
-  for (let run = 1; run <= runs; run++) {
+  async function coldCat(run: number): Promise<void> {
     say(`run ${run}/${runs}: cold cat, booting (no saved state), then resuming`);
     await files(['close', '--all']);
     rmSync(stateDir, { recursive: true, force: true });
@@ -96,7 +100,9 @@ try {
     cold.resumed.push(await files(['cat', `${image}:/etc/os-release`]));
     await files(['close', '--all']);
     keep(cold.virtCat, await baseline('virt-cat', ['-a', image, '-m', '/dev/sda', '/etc/os-release'], guestfsEnv));
-
+  }
+  for (let run = 1; run <= runs; run++) {
+    if (!shareOnly) await coldCat(run);
     say(`run ${run}/${runs}: open from nothing, then ${MIB} MiB read`);
     const started = performance.now();
     open.push(await files(['open', image]));
@@ -110,7 +116,7 @@ try {
     await timed('curl', ['-sSf', '--digest', '-u', login, '-o', '/dev/null', `${shared.webdav.url}etc/os-release`]);
     toShare.push((performance.now() - started) / 1000);
     const out = join(base, 'out.bin');
-    read.pocketvm.push(await files(['get', 'ext4:/big.bin', out]));
+    if (!shareOnly) read.pocketvm.push(await files(['get', 'ext4:/big.bin', out]));
     rmSync(out, { force: true });
     read.webdav.push(await timed('curl', ['-sSf', '--digest', '-u', login, '-o', out, `${shared.webdav.url}big.bin`]));
     rmSync(out, { force: true });
@@ -168,9 +174,15 @@ try {
     const f = figures;
     process.stdout.write(
       [
-        `cold cat   files cat ${f.coldCat.resumedSeconds.toFixed(1)} s resumed, virt-cat ${f.coldCat.virtCatSeconds?.toFixed(1) ?? 'not run'} s: ${f.coldCat.ratio?.toFixed(2) ?? '-'} x (target <= 0.33)`,
-        `           booting instead (no saved state; it then saves one): ${f.coldCat.bootedSeconds.toFixed(1)} s: ${f.coldCat.bootedRatio?.toFixed(2) ?? '-'} x`,
-        `read       files get ${f.read.filesGetMiBs.toFixed(1)} MiB/s, guestmount + cat ${f.read.guestmountCatMiBs?.toFixed(1) ?? 'not run'} MiB/s (its mount ${f.read.guestmountMountSeconds?.toFixed(1) ?? '-'} s): ${f.read.ratio?.toFixed(2) ?? '-'} x (target >= 1.0)`,
+        ...(shareOnly
+          ? [
+              `read       guestmount + cat ${f.read.guestmountCatMiBs?.toFixed(1) ?? 'not run'} MiB/s (its mount ${f.read.guestmountMountSeconds?.toFixed(1) ?? '-'} s); --share-only: no cold cat, no files get`,
+            ]
+          : [
+              `cold cat   files cat ${f.coldCat.resumedSeconds.toFixed(1)} s resumed, virt-cat ${f.coldCat.virtCatSeconds?.toFixed(1) ?? 'not run'} s: ${f.coldCat.ratio?.toFixed(2) ?? '-'} x (target <= 0.33)`,
+              `           booting instead (no saved state; it then saves one): ${f.coldCat.bootedSeconds.toFixed(1)} s: ${f.coldCat.bootedRatio?.toFixed(2) ?? '-'} x`,
+              `read       files get ${f.read.filesGetMiBs.toFixed(1)} MiB/s, guestmount + cat ${f.read.guestmountCatMiBs?.toFixed(1) ?? 'not run'} MiB/s (its mount ${f.read.guestmountMountSeconds?.toFixed(1) ?? '-'} s): ${f.read.ratio?.toFixed(2) ?? '-'} x (target >= 1.0)`,
+            ]),
         ...f.baselinesMissing.map((why) => `           baseline missing: ${why}`),
         `share read WebDAV ${f.shareRead.webdavMiBs.toFixed(1)} MiB/s (${f.shareRead.webdavRatio?.toFixed(2) ?? '-'} x), SMB ${f.shareRead.smbMiBs.toFixed(1)} MiB/s (${f.shareRead.smbRatio?.toFixed(2) ?? '-'} x) against guestmount + cat (target >= 1.0)`,
         `open       from nothing to files open done: ${f.openFromNothingSeconds.toFixed(1)} s; to a share that answers: ${f.openToShareSeconds.toFixed(1)} s (Linsk publishes 15-22 s to a share)`,
