@@ -8,6 +8,7 @@
 // taken. Synchronous because the callers are (src/dyntable/rollback-anchor.ts).
 import { closeSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { processStartTicks } from './process-start.ts';
 
 interface Holder {
   pid: number;
@@ -21,16 +22,6 @@ const POLL_MS = 3;
 const FOREIGN_STALE_MS = 60_000;
 const GUARD_STALE_MS = 10_000;
 
-function startTicks(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-    return Number.isFinite(ticks) ? ticks : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 function alive(holder: Holder, lockPath: string): boolean {
   if (holder.hostname !== hostname()) return Date.now() - mtimeMs(lockPath) < FOREIGN_STALE_MS;
   try {
@@ -38,7 +29,9 @@ function alive(holder: Holder, lockPath: string): boolean {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  return holder.start === undefined || startTicks(holder.pid) === undefined || startTicks(holder.pid) === holder.start;
+  if (holder.start === undefined) return true;
+  const started = processStartTicks(holder.pid);
+  return started === undefined || started === holder.start;
 }
 
 function mtimeMs(path: string): number {
@@ -96,7 +89,7 @@ function takeOver(lockPath: string, dead: Holder | undefined): void {
 
 /** Runs `critical` holding `lockPath`; throws after `waitMs` behind a live holder. */
 export function withFileLockSync<T>(lockPath: string, critical: () => T, waitMs = 30_000): T {
-  const start = startTicks(process.pid);
+  const start = processStartTicks(process.pid);
   const me = JSON.stringify({ pid: process.pid, hostname: hostname(), ...(start === undefined ? {} : { start }) } satisfies Holder);
   const deadline = Date.now() + waitMs;
   while (!create(lockPath, me)) {

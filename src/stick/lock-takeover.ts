@@ -4,7 +4,8 @@
 import { hostname } from 'node:os';
 import { open, rm, stat } from 'node:fs/promises';
 import { readJson } from '../primitives/read-json.ts';
-import { isStale, type LockHolder, processStartTicks } from './lock.ts';
+import { processStartTicks } from '../primitives/process-start.ts';
+import { isStale, type LockHolder } from './lock.ts';
 
 /** Who holds a lock (changes a guest, sizes one): enough to tell a live launcher from a dead one (stick/lock.ts isStale). */
 export type Actor = Pick<LockHolder, 'pid' | 'hostname' | 'startedAt' | 'processStart'> & { command: string };

@@ -10,6 +10,7 @@ import { replaceFile } from '../primitives/atomic-replace.ts';
 import type { StickLayout } from './layout.ts';
 import { meansGone } from './presence-io.ts';
 import { assertWritable } from './stick-root.ts';
+import { processStartTicks } from '../primitives/process-start.ts';
 
 export interface ControlAddress {
   /** A UNIX socket path inside a private directory, or a Windows pipe name. */
@@ -82,20 +83,6 @@ export async function readLock(layout: StickLayout): Promise<LockHolder | undefi
   } catch {
     // A half-written lock (crash mid-write) reads as garbage: treat as stale.
     return { pid: -1, hostname: '?', command: '?', startedAt: '?' };
-  }
-}
-
-/**
- * Where /proc exists: when the process with this pid started, in clock ticks
- * since boot. Unlike wall-clock times it does not move when the clock is set.
- */
-export function processStartTicks(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-    return Number.isFinite(ticks) ? ticks : undefined;
-  } catch {
-    return undefined;
   }
 }
 

@@ -8,7 +8,8 @@ import { sourcePayloadRoot } from '../../src/cli/bootstrap.ts';
 import { replaceFile } from '../../src/primitives/atomic-replace.ts';
 import { initStick } from '../../src/stick/init-stick.ts';
 import type { StickLayout } from '../../src/stick/layout.ts';
-import { type LockHolder, processStartTicks } from '../../src/stick/lock.ts';
+import { processStartTicks } from '../../src/primitives/process-start.ts';
+import { type LockHolder } from '../../src/stick/lock.ts';
 
 export const payloadBuilt = (): boolean => existsSync(join(sourcePayloadRoot, 'default', 'SHA256SUMS'));
 

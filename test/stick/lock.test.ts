@@ -6,7 +6,8 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StickLockedError } from '../../src/errors.ts';
 import { stickLayout } from '../../src/stick/layout.ts';
-import { acquireLock, isStale, processStartTicks, readLock } from '../../src/stick/lock.ts';
+import { processStartTicks } from '../../src/primitives/process-start.ts';
+import { acquireLock, isStale, readLock } from '../../src/stick/lock.ts';
 
 describe('stick lock', () => {
   let root: string;
