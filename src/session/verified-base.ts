@@ -29,8 +29,13 @@ export function corruptBlockError(path: string, index: number, blockBytes: numbe
   });
 }
 
-export async function serveVerifiedBase(path: string, blocks: BlockHashes, onCorrupt: (error: SystemImageError) => void): Promise<VerifiedBase> {
-  const dir = await mkdtemp(join(process.env['XDG_RUNTIME_DIR'] || tmpdir(), 'pocketvm-base-'));
+/**
+ * `dir` is the session's private host folder (src/session/launch/private-host-dir.ts),
+ * removed by its owner; without one (tests, the bench) a folder of its own is made and removed at close.
+ */
+export async function serveVerifiedBase(path: string, blocks: BlockHashes, onCorrupt: (error: SystemImageError) => void, dir?: string): Promise<VerifiedBase> {
+  const ownDir = dir ? undefined : await mkdtemp(join(process.env['XDG_RUNTIME_DIR'] || tmpdir(), 'pocketvm-base-'));
+  const folder = dir ?? ownDir!;
   const handle = await open(path, 'r');
   const cache = new Map<number, Buffer>();
   let failed: SystemImageError | undefined;
@@ -57,7 +62,7 @@ export async function serveVerifiedBase(path: string, blocks: BlockHashes, onCor
     return data;
   }
 
-  const server = await serveReadOnlyNbd(join(dir, 'base.sock'), {
+  const server = await serveReadOnlyNbd(join(folder, 'base.sock'), {
     bytes: blocks.bytes,
     preferredBlock: blocks.blockBytes,
     async read(offset, length) {
@@ -81,11 +86,12 @@ export async function serveVerifiedBase(path: string, blocks: BlockHashes, onCor
     },
   });
   return {
-    socket: join(dir, 'base.sock'),
+    socket: join(folder, 'base.sock'),
     close: async () => {
       await server.close();
       await handle.close().catch(() => {});
-      await rm(dir, { recursive: true, force: true });
+      await rm(join(folder, 'base.sock'), { force: true });
+      if (ownDir) await rm(ownDir, { recursive: true, force: true });
     },
   };
 }

@@ -34,6 +34,12 @@ export interface LockHolder {
   user?: string;
   /** The machine's size once planned: what the other guests starting from the stick share the host with (src/session/sizing.ts). */
   machine?: { memoryMiB: number; cpus: number };
+  /**
+   * Private folders the session made on the host for its sockets (the checked
+   * base's NBD socket, QEMU's VNC socket): a holder killed outright cannot
+   * remove them, so whoever takes its stale lock does (removeLeftovers).
+   */
+  hostDirs?: string[];
   /** The console page's address (no token) while the launch serves one (docs/console-page.md). */
   page?: { address: string };
   /**
@@ -128,6 +134,11 @@ export class StickLock {
     await replaceFile(this.layout.lockFile, `${JSON.stringify(this.#holder, null, 2)}\n`);
   }
 
+  /** Records a private host folder of this session's (see `LockHolder.hostDirs`). */
+  async recordHostDir(dir: string): Promise<void> {
+    await this.update({ hostDirs: [...(this.#holder.hostDirs ?? []), dir] });
+  }
+
   /**
    * The stick was pulled out: the lock cannot be removed and nothing more is
    * written; the lock is let go in memory only. The next launch finds it stale
@@ -148,20 +159,27 @@ export class StickLock {
   }
 }
 
+/** The sockets a session puts in its private host folders: a folder holding anything else is not removed. */
+const LEFTOVER_SOCKETS = new Set(['control.sock', 'base.sock', 'vnc.sock']);
+
 /**
  * A holder killed outright (SIGKILL, power loss) could not remove its private
- * control directory from the host; whoever takes its stale lock does, so the
- * host is left as found. Only a directory the launcher itself would have made
- * (a `pocketvm-*` folder holding at most the control socket) is removed.
+ * folders from the host (the control socket's, and those of `hostDirs`);
+ * whoever takes its stale lock does, so the host is left as found. Only a
+ * directory the launcher itself would have made (a `pocketvm-*` folder
+ * holding at most its sockets) is removed.
  */
 async function removeLeftovers(holder: LockHolder): Promise<void> {
-  const dir = holder.control?.privateDir;
-  if (!dir || holder.hostname !== hostname() || !basename(dir).startsWith('pocketvm-')) return;
-  try {
-    const entries = await readdir(dir);
-    if (entries.every((name) => name === 'control.sock')) await rm(dir, { recursive: true, force: true });
-  } catch {
-    // already gone
+  if (holder.hostname !== hostname()) return;
+  const dirs = [holder.control?.privateDir, ...(holder.hostDirs ?? [])].filter((dir): dir is string => typeof dir === 'string');
+  for (const dir of dirs) {
+    if (!basename(dir).startsWith('pocketvm-')) continue;
+    try {
+      const entries = await readdir(dir);
+      if (entries.every((name) => LEFTOVER_SOCKETS.has(name))) await rm(dir, { recursive: true, force: true });
+    } catch {
+      // already gone
+    }
   }
 }
 

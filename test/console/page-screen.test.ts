@@ -11,7 +11,6 @@ import { WebSocket } from 'ws';
 import { OPEN_PAGE_ENV, type ServedPage, servePage } from '../../src/cli/console-page.ts';
 import { Output } from '../../src/cli/output.ts';
 import { displayFeature } from '../../src/session/features/display-feature.ts';
-import { Teardown } from '../../src/session/launch/teardown.ts';
 
 describe('the console page during the launch', () => {
   let dir: string;
@@ -33,13 +32,12 @@ describe('the console page during the launch', () => {
   });
 
   it('the display feature tells the VNC socket while QEMU is paused, before the guest is ready', async () => {
-    const teardown = new Teardown();
     const told: string[] = [];
-    const display = await displayFeature({ kind: 'page', onScreen: (socket) => told.push(socket) }, teardown);
+    const display = await displayFeature({ kind: 'page', onScreen: (socket) => told.push(socket) }, async () => dir);
     assert.deepEqual(told, []);
     await display.feature.attach?.({} as never);
     assert.deepEqual(told, [display.vncSocket]);
-    await teardown.run();
+    assert.equal(display.vncSocket, join(dir, 'vnc.sock'));
   });
 
   it('the screen is bridged while starting, and the narration keeps it', async () => {

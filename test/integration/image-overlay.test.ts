@@ -71,6 +71,11 @@ describe('image guests: the system in each user’s encrypted overlay (boots the
     const first = await run('alice');
     assert.equal(first.exitCode, 0, first.stderr);
     assert.ok(existsSync(overlay('alice')), 'the overlay is made on first launch');
+    // The checked base's socket is in a private host folder the lock records (a killed launcher's is removed by the next launch).
+    const { hostDirs } = JSON.parse(await readFile(join(stick, 'run', `${GUEST}.lock.json`), 'utf8')) as { hostDirs?: string[] };
+    assert.equal(hostDirs?.length, 1);
+    const hostDir = hostDirs[0]!;
+    assert.ok(existsSync(join(hostDir, 'base.sock')));
     const mounted = await exec(['sh', '-c', 'grep " / " /proc/mounts']);
     assert.match(mounted.stdout, /^\/dev\/vd[a-z] \/ ext4 rw/m, 'the root is the system disk, not the initramfs');
     const written = await exec(['sh', '-c', `echo ${MARKER} > /etc/pocketvm-overlay-test && echo home > "/home/alice/kept" && sync`], true);
@@ -81,6 +86,7 @@ describe('image guests: the system in each user’s encrypted overlay (boots the
     const read = await exec(['cat', '/etc/pocketvm-overlay-test']);
     assert.equal(read.stdout.trim(), MARKER);
     await stop();
+    assert.equal(existsSync(hostDir), false, 'a clean stop removes its private host folder');
   });
 
   it('keeps the overlay encrypted: the marker is not in it in plaintext', async () => {

@@ -44,6 +44,27 @@ describe('stick lock', () => {
     await next.release();
   });
 
+  it("the taker removes the dead holder's private host folders (its sockets only), never another folder", async () => {
+    const layout = stickLayout(root);
+    const lock = await acquireLock(layout, 'run');
+    const sockets = await mkdtemp(join(root, 'pocketvm-'));
+    await writeFile(join(sockets, 'base.sock'), '');
+    await writeFile(join(sockets, 'vnc.sock'), '');
+    const kept = await mkdtemp(join(root, 'pocketvm-'));
+    await writeFile(join(kept, 'notes.txt'), 'not a socket of ours');
+    const notOurs = await mkdtemp(join(root, 'other-'));
+    await lock.recordHostDir(sockets);
+    await lock.recordHostDir(kept);
+    await lock.recordHostDir(notOurs);
+    assert.deepEqual((await readLock(layout))?.hostDirs, [sockets, kept, notOurs]);
+    await lock.update({ pid: 4_194_305 });
+    const next = await acquireLock(layout, 'demo');
+    assert.equal(existsSync(sockets), false);
+    assert.equal(existsSync(kept), true);
+    assert.equal(existsSync(notOurs), true);
+    await next.release();
+  });
+
   it('never takes over a live holder, nor one on another host', async () => {
     const layout = stickLayout(root);
     const lock = await acquireLock(layout, 'run');

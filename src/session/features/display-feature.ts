@@ -4,14 +4,12 @@
 // console stays /dev/console: `console=ttyS0` is named again after `tty0`, and
 // the last one named is the console) and `pocketvm.display=1`, which starts the
 // default guest's shell on tty1 as the person. For the page, QEMU's VNC
-// listens on a UNIX socket in a fresh folder only this user can enter
-// (created 0700, removed at teardown): never a TCP port.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+// listens on a UNIX socket in the session's private host folder, which only
+// this user can enter (created 0700, removed at teardown, and by the next
+// launch if this one is killed outright): never a TCP port.
 import { join } from 'node:path';
 import type { DisplaySpec } from '../../vmm/machine-spec.ts';
 import type { LaunchFeature } from '../launch/feature.ts';
-import type { Teardown } from '../launch/teardown.ts';
 
 /**
  * What the launch asks of the screen: served to the console page, or QEMU's
@@ -29,15 +27,14 @@ export interface DisplayFeature {
   vncSocket?: string;
 }
 
-export async function displayFeature(request: DisplayRequest, teardown: Teardown): Promise<DisplayFeature> {
+/** `hostDir` is the session's private host folder (src/session/launch/private-host-dir.ts), which its owner removes. */
+export async function displayFeature(request: DisplayRequest, hostDir: () => Promise<string>): Promise<DisplayFeature> {
   if (request.kind === 'window') {
     const display: DisplaySpec = { kind: 'window', backend: request.backend, clipboard: true };
     return { feature: { name: 'display', display, cmdline: DISPLAY_CMDLINE_WORDS } };
   }
-  // XDG_RUNTIME_DIR is the user's own (0700); mkdtemp makes the folder 0700 either way.
-  const privateDir = await mkdtemp(join(process.env['XDG_RUNTIME_DIR'] || tmpdir(), 'pocketvm-vnc-'));
-  teardown.add(() => rm(privateDir, { recursive: true, force: true }));
-  const vncSocket = join(privateDir, 'vnc.sock');
+  // Only this user can reach the folder (0700): QEMU's VNC server asks no password of whoever connects.
+  const vncSocket = join(await hostDir(), 'vnc.sock');
   const display: DisplaySpec = { kind: 'vnc', socket: vncSocket, clipboard: true };
   const attach = async () => request.onScreen?.(vncSocket);
   return { feature: { name: 'display', display, cmdline: DISPLAY_CMDLINE_WORDS, attach }, vncSocket };

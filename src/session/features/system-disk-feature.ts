@@ -17,6 +17,8 @@ export function systemDiskFeature(args: {
   user: UnlockedUser;
   onMessage: (message: string) => void;
   teardown: Teardown;
+  /** The session's private host folder, where the checked base's socket goes. */
+  hostDir: () => Promise<string>;
   /** A bad block of the base: the one line for the person (QEMU is being quit). */
   onCorrupt: (error: SystemImageError) => void;
 }): LaunchFeature {
@@ -26,11 +28,16 @@ export function systemDiskFeature(args: {
   const blocks = chosen.base.blocks;
   const baseSocket = blocks
     ? async () => {
-        const served = await serveVerifiedBase(chosen.base.path, blocks, (error) => {
-          corrupt = error;
-          args.onCorrupt(error);
-          quit?.();
-        });
+        const served = await serveVerifiedBase(
+          chosen.base.path,
+          blocks,
+          (error) => {
+            corrupt = error;
+            args.onCorrupt(error);
+            quit?.();
+          },
+          await args.hostDir(),
+        );
         args.teardown.add(() => served.close());
         return served.socket;
       }

@@ -19,6 +19,7 @@ import { personalDiskFeature } from '../features/personal-disk-feature.ts';
 import { registryFeature } from '../features/registry-feature.ts';
 import { resumeFeature } from '../features/resume-feature.ts';
 import { systemDiskFeature } from '../features/system-disk-feature.ts';
+import { privateHostDir } from './private-host-dir.ts';
 import { overlayBase } from '../system-disk.ts';
 import { SystemImageError } from '../../errors.ts';
 import type { MachineSizing } from '../sizing.ts';
@@ -59,6 +60,7 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
   teardown.add(() => transportLog.close());
   const log = (message: string) => transportLog.line(`launcher: ${message}`);
   const features: LaunchFeature[] = [];
+  const hostDir = privateHostDir(stick.lock, teardown);
   if (user) features.push(personalDiskFeature({ layout, guest, user, onMessage: (message) => ctx.emit({ stage: 'boot', message }) }));
   let chosen: Awaited<ReturnType<typeof overlayBase>> | undefined;
   if (payload.base) {
@@ -76,6 +78,7 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
         guest,
         user,
         teardown,
+        hostDir,
         onMessage: (message) => ctx.emit({ stage: 'boot', message }),
         onCorrupt: (error) => {
           log(error.message);
@@ -125,7 +128,7 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
   const exec = execFeature();
   features.push(exec.feature);
   // After exec: a screen adds a serial port (the clipboard), and a saved state needs the ports before it in the same order.
-  const display = options.display ? await displayFeature(options.display, teardown) : undefined;
+  const display = options.display ? await displayFeature(options.display, hostDir) : undefined;
   if (display) features.push(display.feature);
   // Sized before a saved state is looked at: a host too small for the guest is refused either way.
   // The guest's platform (guest config) over the user's registry overrides: the stick's owner sized it.
