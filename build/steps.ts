@@ -60,6 +60,31 @@ async function image(args: string[]): Promise<number> {
   }
 }
 
+/**
+ * The default payload, and every other guest this checkout has built, brought
+ * up to date with the sources before a test run: the launcher builds a guest
+ * only when it is missing (src/cli/bootstrap.ts), so after a pull the tests
+ * would otherwise boot payloads built from older sources. Each is a stamp
+ * check when nothing changed (about a second); payloads before the images
+ * that boot with them.
+ */
+async function refreshBuiltGuests(): Promise<number> {
+  const built = readdirSync(join(root, 'payload'), { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && existsSync(join(root, 'payload', entry.name, 'SHA256SUMS')))
+    .map((entry) => entry.name);
+  const isImage = (guest: string) => existsSync(join(root, 'images', guest, 'recipe.json'));
+  const payloads = ['default', ...built.filter((guest) => guest !== 'default' && !isImage(guest))];
+  for (const guest of payloads) {
+    const status = await payload(guest === 'default' ? [] : ['--guest', guest]);
+    if (status !== 0) return status;
+  }
+  for (const guest of built.filter(isImage)) {
+    const status = await image([guest]);
+    if (status !== 0) return status;
+  }
+  return 0;
+}
+
 function typecheck(): number {
   return run(node, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', root]);
 }
@@ -70,7 +95,7 @@ async function test(args: string[]): Promise<number> {
 
 Type-checks, then runs the suite: the unit tier (no guest, no QEMU; about a
 minute), then the integration tier (boots the payload, which is built first
-when missing). --tier runs one tier; naming test files runs just those.
+when missing; the payloads and images already built are brought up to date). --tier runs one tier; naming test files runs just those.
 `);
     return 0;
   }
@@ -87,9 +112,11 @@ when missing). --tier runs one tier; naming test files runs just those.
   const namesFiles = mochaArgs.some((arg) => arg.endsWith('.ts') || arg.startsWith('test/'));
   const tiers = namesFiles ? [] : tierName ? TEST_TIERS.filter((tier) => tier === tierName) : TEST_TIERS;
   const needsGuest = namesFiles || tiers.includes('integration');
-  if (needsGuest && !existsSync(join(root, 'payload', 'default', 'SHA256SUMS'))) {
-    process.stderr.write('pocketvm: the guest payload is not built yet; building it first\n');
-    const built = await payload([]);
+  const payloadMissing = !existsSync(join(root, 'payload', 'default', 'SHA256SUMS'));
+  if (needsGuest && payloadMissing) process.stderr.write('pocketvm: the guest payload is not built yet; building it first\n');
+  // A whole tier brings every built guest up to date; a named test file only builds the missing payload.
+  if ((needsGuest && payloadMissing) || tiers.includes('integration')) {
+    const built = namesFiles ? await payload([]) : await refreshBuiltGuests();
     if (built !== 0) return built;
   }
   const checked = typecheck();
