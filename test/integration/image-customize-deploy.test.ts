@@ -138,9 +138,10 @@ describe('launcher image customize and deploy: a new image made offline; an imag
   });
 
   it('guest create --from refuses an unknown image, an image never inspected (exit 50); nothing is created', async () => {
-    const unknown = await launcherJson<{ reason: string }>(['guest', 'create', 'nope', '--from', 'no-such-image', '--json', '--stick', stick.root]);
+    const unknown = await launcherJson<{ error: { reason: string; message: string } }>(['guest', 'create', 'nope', '--from', 'no-such-image', '--json', '--stick', stick.root]);
     assert.equal(unknown.exitCode, 50, unknown.stderr);
-    assert.match(unknown.stderr, /no payload and no catalog image named no-such-image/);
+    assert.equal(unknown.json.error.reason, 'no-source');
+    assert.match(unknown.json.error.message, /no payload and no catalog image named no-such-image/);
     // The UEFI image was imported but not inspected yet in this file.
     const blind = await launcher(['guest', 'create', 'nope', '--from', 'uefi', '--stick', stick.root]);
     assert.equal(blind.exitCode, 50, blind.stderr);

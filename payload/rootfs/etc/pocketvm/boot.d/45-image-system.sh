@@ -36,6 +36,7 @@ init=/sbin/init
 mount -o rbind /dev /image/dev 2>/dev/null
 mount -t sysfs -o nosuid,nodev,noexec sysfs /image/sys 2>/dev/null
 log "image system: starting $init of $dev on /image"
-# setsid: the image's init leads its own session; its pid (as this system sees it) is kept for shutdown.d.
-setsid unshare -p -f --mount-proc=/image/proc chroot /image "$init" </dev/null >/dev/console 2>&1 &
+# setsid: the image's init leads its own session; unshare's pid is kept for shutdown.d. The
+# image's /proc is mounted inside the new namespaces (busybox's --mount-proc wants a mount point).
+setsid unshare -p -f -m sh -c 'mount -t proc -o nosuid,nodev,noexec proc /image/proc && exec chroot /image "$0"' "$init" </dev/null >/dev/console 2>&1 &
 echo $! >/run/pocketvm/image.pid
