@@ -138,7 +138,16 @@ describe('launcher image customize and deploy: a new image made offline; an imag
   });
 
   it('guest create --from refuses an unknown image, an image never inspected (exit 50); nothing is created', async () => {
-    const unknown = await launcherJson<{ error: { reason: string; message: string } }>(['guest', 'create', 'nope', '--from', 'no-such-image', '--json', '--stick', stick.root]);
+    const unknown = await launcherJson<{ error: { reason: string; message: string } }>([
+      'guest',
+      'create',
+      'nope',
+      '--from',
+      'no-such-image',
+      '--json',
+      '--stick',
+      stick.root,
+    ]);
     assert.equal(unknown.exitCode, 50, unknown.stderr);
     assert.equal(unknown.json.error.reason, 'no-source');
     assert.match(unknown.json.error.message, /no payload and no catalog image named no-such-image/);
