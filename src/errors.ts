@@ -45,6 +45,8 @@ export const ExitCode = {
   captureBootCheck: 47,
   imageDeploy: 48,
   imageCustomize: 49,
+  guestFromImage: 50,
+  imageGuestBase: 51,
   interrupted: 130,
 } as const;
 
@@ -385,6 +387,21 @@ export class CaptureError extends PocketError {
     message: string,
     options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {},
   ) {
+    super(kind, message, options);
+  }
+}
+
+/**
+ * A guest made from a catalog image (docs/guests.md, "Guests from catalog
+ * images"): guestFromImage (50) `guest create NAME --from IMAGE` named no
+ * payload and no catalog image, or an image with no system the launcher can
+ * start (never inspected, no Linux root file system it mounts);
+ * imageGuestBase (51) at install or launch, the catalog image the guest was
+ * made from is gone from the store or its file is no longer the one pinned.
+ * Nothing is created, installed or started when either is thrown.
+ */
+export class ImageGuestError extends PocketError {
+  constructor(kind: 'guestFromImage' | 'imageGuestBase', message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
     super(kind, message, options);
   }
 }

@@ -23,7 +23,7 @@ import { diskGenerationPath } from '../session/disk-generation.ts';
 import { savedStatePaths } from '../session/saved-state.ts';
 import { guestsRoot, PRIMARY_GUEST, type StickLayout, userGuestDir } from '../stick/layout.ts';
 import { type GuestConfig, verifyConfig } from './guest-config.ts';
-import { resolveSource, sourceDriver, type InstallRecord } from './guest-source.ts';
+import { resolveSource, sourceDriver, sourceKey, type InstallRecord } from './guest-source.ts';
 import { requireState, type GuestCommand } from './guest-states.ts';
 import {
   checkGuestName,
@@ -100,7 +100,7 @@ export async function createGuest(layout: StickLayout, name: string, from: strin
       format: 1,
       name,
       source,
-      config: await sourceDriver(source).defaults(layout, source.name),
+      config: await sourceDriver(source, name).defaults(layout, sourceKey(source)),
       createdAt: new Date().toISOString(),
     };
     const scratch = scratchDir(layout, 'new', name);
@@ -144,7 +144,7 @@ export async function verifyGuest(layout: StickLayout, name: string): Promise<Ve
   const staged = await readJson<GuestConfig>(paths.staged);
   const record = await readRecord(layout, name);
   const config = staged ?? record.config;
-  const needs = await sourceDriver(record.source).needs(layout, record.source.name);
+  const needs = await sourceDriver(record.source, record.name).needs(layout, sourceKey(record.source));
   return { config, staged: staged !== undefined, problems: verifyConfig(config, needs) };
 }
 
@@ -165,7 +165,7 @@ export async function commitGuest(layout: StickLayout, name: string): Promise<{ 
     const record = await readRecord(layout, name);
     const staged = await readJson<GuestConfig>(paths.staged);
     if (!staged) return { committed: false, config: record.config, appliesAtNextBoot: false };
-    const problems = verifyConfig(staged, await sourceDriver(record.source).needs(layout, record.source.name));
+    const problems = verifyConfig(staged, await sourceDriver(record.source, record.name).needs(layout, sourceKey(record.source)));
     if (problems.length > 0) throw problemsError(name, problems, true);
     await writeJson(paths.record, { ...record, config: staged });
     failpoint('commit:written');
@@ -189,7 +189,7 @@ export async function installGuest(layout: StickLayout, name: string): Promise<I
     const record = await readRecord(layout, name);
     await writeState(paths, 'incomplete', me('install'));
     failpoint('install:marked');
-    const files = await sourceDriver(record.source).install(layout, record.source.name);
+    const files = await sourceDriver(record.source, record.name).install(layout, sourceKey(record.source));
     failpoint('install:verified');
     const install: InstallRecord = { source: record.source, files, installedAt: new Date().toISOString() };
     await writeJson(paths.install, install);

@@ -1,19 +1,20 @@
-// Where a guest's environment comes from: a payload on the stick today
-// (payload/<name>/: kernel + initrd), a disk image when image guests land
-// (issue 18). Each kind is one driver behind the same interface, chosen by the
+// Where a guest's environment comes from: a payload on the stick
+// (payload/<name>/: kernel + initrd) or a catalog image of the image store
+// (./image-source.ts: `--from IMAGE`). Each kind is one driver behind the same interface, chosen by the
 // record's `source.kind`, so the lifecycle never asks which kind it holds.
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GuestStateError } from '../errors.ts';
+import { ImageGuestError } from '../errors.ts';
 import { CHECKSUM_FILE, openGuestPayload, parseChecksums } from '../payload/guest-payload.ts';
 import { loadManifest } from '../payload/guest-manifest.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import type { GuestConfig, SourceNeeds } from './guest-config.ts';
+import { checkImageFile, findCatalogImage, guestImage, IMAGE_GUEST_PAYLOAD, imageSystem } from './image-source.ts';
 
-export interface GuestSourceRef {
-  kind: 'payload';
-  name: string;
-}
+export type GuestSourceRef =
+  | { kind: 'payload'; name: string }
+  /** A catalog image: `name` as it was at create, `sha256` its content (what the guest is pinned to). */
+  | { kind: 'image'; name: string; sha256: string };
 
 /** What install pinned: the files the guest boots, by content. */
 export interface InstallRecord {
@@ -61,17 +62,45 @@ const payloadDriver: SourceDriver = {
   },
 };
 
-const DRIVERS: Record<GuestSourceRef['kind'], SourceDriver> = { payload: payloadDriver };
-
-export function sourceDriver(source: GuestSourceRef): SourceDriver {
-  return DRIVERS[source.kind];
+/**
+ * A catalog image's guest: its platform's minimums and defaults are the
+ * payload's it boots with; install pins the store file's sha256. Its `name`
+ * here is the image's sha256 (the record's `source.sha256`).
+ */
+function imageDriver(guest: string): SourceDriver {
+  return {
+    present: (layout, sha256) => Promise.resolve(findCatalogImage(layout, sha256)?.sha256 === sha256),
+    needs: (layout) => payloadDriver.needs(layout, IMAGE_GUEST_PAYLOAD),
+    defaults: (layout) => payloadDriver.defaults(layout, IMAGE_GUEST_PAYLOAD),
+    async install(layout, sha256) {
+      const system = guestImage(layout, sha256, guest);
+      await checkImageFile(system, system.image.fileSha256, guest);
+      // The payload it boots with is checked and pinned too.
+      return { ...(await payloadDriver.install(layout, IMAGE_GUEST_PAYLOAD)), [system.image.file]: system.image.fileSha256 };
+    },
+  };
 }
 
-/** `--from NAME`: a payload on the stick (an image, once image guests land). */
+/** The driver and the name it knows the source by. */
+export function sourceDriver(source: GuestSourceRef, guest = source.name): SourceDriver {
+  return source.kind === 'image' ? imageDriver(guest) : payloadDriver;
+}
+
+/** The name a source's driver takes: a payload's folder, an image's sha256. */
+export function sourceKey(source: GuestSourceRef): string {
+  return source.kind === 'image' ? source.sha256 : source.name;
+}
+
+/** `--from NAME`: a payload on the stick, else a catalog image (name, sha256 or prefix) with a system pocketvm can start. */
 export async function resolveSource(layout: StickLayout, from: string): Promise<GuestSourceRef> {
   if (await payloadDriver.present(layout, from)) return { kind: 'payload', name: from };
-  throw new GuestStateError(`there is no payload named ${from} on ${layout.root}`, {
-    hint: 'put it on the stick with: launcher init-stick DIR --guest NAME',
+  const image = findCatalogImage(layout, from);
+  if (image) {
+    imageSystem(layout, image);
+    return { kind: 'image', name: image.name, sha256: image.sha256 };
+  }
+  throw new ImageGuestError('guestFromImage', `there is no payload and no catalog image named ${from} on ${layout.root}`, {
+    hint: 'launcher image list names the images; launcher init-stick DIR --guest NAME puts a payload on the stick',
     details: { reason: 'no-source', source: from },
   });
 }

@@ -12,7 +12,7 @@ import { guestsRoot, type StickLayout } from '../stick/layout.ts';
 import { type LockHolder, processAlive } from '../stick/lock.ts';
 import { liveSessions } from '../stick/session-locks.ts';
 import { parseConfig } from './guest-config.ts';
-import { describeSource, type GuestSourceRef, sourceDriver } from './guest-source.ts';
+import { describeSource, type GuestSourceRef, sourceDriver, sourceKey } from './guest-source.ts';
 import type { GuestState } from './guest-states.ts';
 import {
   type Actor,
@@ -128,7 +128,7 @@ async function viewOne(context: Context, name: string): Promise<GuestView> {
       ...(recorded === 'incomplete' ? {} : { reconciledFrom: recorded }),
     };
 
-  if (!(await sourceDriver(record.source).present(layout, record.source.name)))
+  if (!(await sourceDriver(record.source, record.name).present(layout, sourceKey(record.source))))
     return { ...base, state: 'unavailable', reason: `its source, ${describeSource(record.source)}, is not on the stick` };
 
   if (session) return { ...base, state: runningState(session), ...(session.user ? { user: session.user } : {}) };

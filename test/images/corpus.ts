@@ -11,9 +11,12 @@
 // Both: `mmdebstrap --variant=minbase` with ifupdown and GRUB's module
 // packages, a hostname, a machine-id, a user alice (1000), the payload's own
 // kernel and initramfs as /boot/vmlinuz-VERSION and /boot/initrd.img-VERSION,
-// and an fstab naming each file system by the UUID the test gave it. The
-// disks hold no boot code (grub-install needs a block device): they are for
-// reading, not booting. The mmdebstrap tarball and the raw disks are cached
+// an fstab naming each file system by the UUID the test gave it, and a small
+// /sbin/init (minbase has no init package): it runs /etc/rc.local, where
+// `image customize` puts its first-boot runner, and says so on the console,
+// so a guest made from a corpus image (`guest create --from`) runs its
+// first-boot commands. The disks hold no boot code (grub-install needs a
+// block device): capture gives them GRUB. The mmdebstrap tarball and the raw disks are cached
 // under .cache/images-corpus/ by a hash of everything that makes them.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -25,7 +28,7 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CORPUS_CACHE = join(repo, '.cache', 'images-corpus');
 
 /** Raised when what build() makes changes: the cached disks are rebuilt. */
-const CORPUS_VERSION = 1;
+const CORPUS_VERSION = 4;
 
 const MMDEBSTRAP = ['--variant=minbase', '--include=ifupdown,grub-pc-bin,grub-efi-amd64-bin', 'bookworm'];
 
@@ -79,6 +82,18 @@ function debianTarball(log: (message: string) => void): string {
   return tar;
 }
 
+/** The corpus's init: /etc/rc.local (the first-boot runner of `image customize`), then wait for SIGTERM. */
+export const CORPUS_INIT = `#!/bin/sh
+# pocketvm's test corpus init (test/images/corpus.ts): minbase has no init.
+mount -t tmpfs -o nosuid,nodev tmpfs /run 2>/dev/null
+mount -t tmpfs -o nosuid,nodev tmpfs /tmp 2>/dev/null
+echo "corpus-init: $(cat /etc/hostname) up"
+[ -x /etc/rc.local ] && /etc/rc.local
+echo "corpus-init: rc.local done"
+trap 'exit 0' TERM
+while :; do sleep 3600 & wait $!; done
+`;
+
 function commonTree(tree: string, tar: string, system: Pick<CorpusSystem, 'hostname' | 'machineId' | 'kernelVersion'>): void {
   rmSync(tree, { recursive: true, force: true });
   mkdirSync(tree, { recursive: true });
@@ -90,6 +105,7 @@ function commonTree(tree: string, tar: string, system: Pick<CorpusSystem, 'hostn
   appendFileSync(join(tree, 'etc/shadow'), 'alice:!:19000:0:99999:7:::\n');
   mkdirSync(join(tree, 'home/alice'), { recursive: true });
   sh('chown', ['1000:1000', join(tree, 'home/alice')]);
+  writeFileSync(join(tree, 'sbin/init'), CORPUS_INIT, { mode: 0o755 });
   cpSync(join(repo, 'payload/default/vmlinuz'), join(tree, `boot/vmlinuz-${system.kernelVersion}`));
   cpSync(join(repo, 'payload/default/initrd.img'), join(tree, `boot/initrd.img-${system.kernelVersion}`));
   mkdirSync(join(tree, 'boot/grub'), { recursive: true });

@@ -23,7 +23,7 @@ import { buildImageCorpus, type CorpusSystem } from '../images/corpus.ts';
 import type { CatalogImage } from '../../src/images/image-catalog.ts';
 import type { DeployResult } from '../../src/images/image-deploy.ts';
 import type { ImageFacts } from '../../src/images/inspect-report.ts';
-import { freshStick, launcher, launcherJson, repoRoot } from './harness.ts';
+import { addStickUser, freshStick, launcher, launcherJson, loginArgs, repoRoot } from './harness.ts';
 
 interface SfdiskDump {
   partitiontable: { label: string; lastlba?: number; partitions: { node: string; start: number; size: number }[] };
@@ -135,6 +135,84 @@ describe('launcher image customize and deploy: a new image made offline; an imag
     } finally {
       await launcher(['files', 'close', opened.json.name, '--stick', stick.root]);
     }
+  });
+
+  it('guest create --from refuses an unknown image, an image never inspected (exit 50); nothing is created', async () => {
+    const unknown = await launcherJson<{ error: { reason: string; message: string } }>([
+      'guest',
+      'create',
+      'nope',
+      '--from',
+      'no-such-image',
+      '--json',
+      '--stick',
+      stick.root,
+    ]);
+    assert.equal(unknown.exitCode, 50, unknown.stderr);
+    assert.equal(unknown.json.error.reason, 'no-source');
+    assert.match(unknown.json.error.message, /no payload and no catalog image named no-such-image/);
+    // The UEFI image was imported but not inspected yet in this file.
+    const blind = await launcher(['guest', 'create', 'nope', '--from', 'uefi', '--stick', stick.root]);
+    assert.equal(blind.exitCode, 50, blind.stderr);
+    assert.match(blind.stderr, /uefi was never inspected/);
+    assert.ok(!existsSync(join(stick.root, 'guests', 'nope')), 'no guest record was made');
+  });
+
+  it('the customized image made into a guest (guest create --from) boots on the stick and runs its first-boot command; stop, list, image rm', async () => {
+    const on = ['--stick', stick.root];
+    const created = await launcher(['guest', 'create', 'shop', '--from', 'bios-web', ...on]);
+    assert.equal(created.exitCode, 0, created.stderr);
+    assert.match(created.stdout, /created guest shop from image bios-web/);
+    const taken = await launcher(['guest', 'create', 'shop', '--from', 'bios-web', ...on]);
+    assert.notEqual(taken.exitCode, 0, 'the name is taken');
+    assert.equal((await launcher(['guest', 'install', 'shop', ...on])).exitCode, 0);
+    const store = (await imageJson<CatalogImage>(['show', 'bios-web'])).json;
+    const storeFile = join(stick.root, 'images', 'store', store.file);
+    const before = execFileSync('sha256sum', [storeFile], { encoding: 'utf8' });
+    const inUse = await image(['rm', 'bios-web']);
+    assert.equal(inUse.exitCode, 42, inUse.stderr);
+    assert.match(inUse.stderr, /used by the guest shop/);
+
+    await addStickUser(stick.root, 'carol', 'carol image guest passphrase');
+    const run = await launcher(['run', '--detach', '--accel', 'tcg', '--guest', 'shop', ...loginArgs('carol'), ...on], {
+      input: 'carol image guest passphrase\n',
+      timeout: 900_000,
+    });
+    assert.equal(run.exitCode, 0, run.stderr);
+    try {
+      const listed = await launcherJson<Array<{ name: string; state: string; source?: { kind: string; name: string } }>>(['guest', 'list', ...on]);
+      assert.deepEqual(
+        listed.json.filter((g) => g.name === 'shop').map((g) => [g.state, g.source?.kind, g.source?.name]),
+        [['running', 'image', 'bios-web']],
+      );
+      // The image's own init ran /etc/rc.local, whose first-boot runner ran the customize command.
+      let marker = '';
+      for (let i = 0; i < 120 && marker !== 'first-boot-ran'; i++) {
+        const read = await launcher(['exec', '--guest', 'shop', '--root', ...on, '--', 'cat', '/image/var/lib/pocketvm-first-boot-marker']);
+        marker = read.stdout.trim();
+        if (marker !== 'first-boot-ran') await new Promise((r) => setTimeout(r, 2_000));
+      }
+      assert.equal(marker, 'first-boot-ran', 'the first-boot marker written by the image');
+      const hostname = await launcher(['exec', '--guest', 'shop', ...on, '--', 'cat', '/image/etc/hostname']);
+      assert.equal(hostname.stdout.trim(), 'web1', 'the system on /image is the customized image');
+      const status = await launcher(['status', '--guest', 'shop', ...on]);
+      assert.equal(status.exitCode, 0, status.stderr);
+    } finally {
+      const stopped = await launcher(['stop', '--guest', 'shop', ...on], { timeout: 300_000 });
+      assert.equal(stopped.exitCode, 0, stopped.stderr);
+    }
+    const after = await launcherJson<Array<{ name: string; state: string }>>(['guest', 'list', ...on]);
+    assert.equal(after.json.find((g) => g.name === 'shop')?.state, 'installed');
+    assert.equal(execFileSync('sha256sum', [storeFile], { encoding: 'utf8' }), before, 'the image is never written');
+    const overlay = join(stick.root, 'users', 'carol', 'disks', 'shop.system.qcow2');
+    assert.ok(existsSync(overlay), "carol's system overlay");
+    const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', overlay], { encoding: 'utf8' })) as {
+      encrypted?: boolean;
+      'backing-filename'?: string;
+    };
+    assert.equal(info.encrypted, true, 'the overlay is encrypted');
+    assert.match(info['backing-filename'] ?? '', new RegExp(`${store.file}$`), 'over the image store file');
+    assert.equal((await launcher(['guest', 'delete', 'shop', '--yes', ...on])).exitCode, 0);
   });
 
   it('refuses a bad customization with exit 49 and adds nothing to the catalog', async () => {

@@ -74,9 +74,9 @@ export function registerGuest(program: Command, output: () => Output): void {
 
   const create = guest
     .command('create')
-    .description('make a new guest (configured) from a payload on the stick')
+    .description('make a new guest (configured) from a payload on the stick or a catalog image (launcher image list)')
     .argument('<name>')
-    .option('--from <payload>', 'the payload it boots', 'default');
+    .option('--from <payload|image>', "the payload it boots, or a catalog image (name or sha256) whose system it runs over each user's own overlay", 'default');
   stickOption(create);
   signInOptions(create);
   jsonOption(create);

@@ -48,6 +48,19 @@ export interface GuestPlatform {
   cpus?: number;
   network?: 'none' | 'user';
   tables?: NonNullable<GuestManifest['tables']>;
+  /** A guest made from a catalog image (src/guests/image-source.ts): its system, under the user's overlay. */
+  image?: CatalogImageSystem;
+}
+
+/** The catalog image a guest's system is: the store file (qcow2, read-only) and where its root is. */
+export interface CatalogImageSystem {
+  name: string;
+  /** The store file, checked against its pinned sha256 before the launch. */
+  file: string;
+  /** The virtual disk's size: the overlay's. */
+  bytes: number;
+  /** The partition holding `/` (0: the whole disk). */
+  rootPartition: number;
 }
 
 export interface LaunchTimings {

@@ -7,7 +7,7 @@
 import { deriveStateKey } from '../../auth/state-key.ts';
 import type { UnlockedUser } from '../../auth/users.ts';
 import type { GuestRegistry } from '../../guestregistry/registry.ts';
-import { guestLogPaths } from '../../stick/layout.ts';
+import { guestLogPaths, systemOverlayPath } from '../../stick/layout.ts';
 import { LOG_LIMITS, type LogWriter, openStickLog } from '../../primitives/capped-log.ts';
 import type { ExecService } from '../exec-channel.ts';
 import { consoleRootFeature } from '../features/console-root-feature.ts';
@@ -19,6 +19,7 @@ import { personalDiskFeature } from '../features/personal-disk-feature.ts';
 import { registryFeature } from '../features/registry-feature.ts';
 import { resumeFeature } from '../features/resume-feature.ts';
 import { systemDiskFeature } from '../features/system-disk-feature.ts';
+import { checkOverlayBase, imageSystemFeature } from '../features/image-system-feature.ts';
 import { privateHostDir } from './private-host-dir.ts';
 import { overlayBase } from '../system-disk.ts';
 import { SystemImageError } from '../../errors.ts';
@@ -86,6 +87,17 @@ export async function openFeatures(ctx: LaunchContext, stick: PreparedStick, hos
         },
       }),
     );
+  }
+  const image = options.platform?.image;
+  if (image) {
+    // A guest made from a catalog image: its system is the user's overlay over the image (src/guests/image-source.ts).
+    if (!user)
+      throw new SystemImageError(`the ${guest} guest is made from the image ${image.name} and needs a signed-in user for its system overlay`, {
+        details: { reason: 'no-user' },
+      });
+    const overlay = systemOverlayPath(layout, user.name, guest);
+    await checkOverlayBase(overlay, image, user.name, guest);
+    features.push(imageSystemFeature({ image, overlay, user, onMessage: (message) => ctx.emit({ stage: 'boot', message }) }));
   }
   // The stick owner's quotas for this user (docs/guests.md, "Per-user quotas"): the disk's before anything is made.
   const quota = user ? await readUserQuota(layout, user.name) : {};

@@ -1,0 +1,90 @@
+// A guest made from a catalog image (`guest create NAME --from IMAGE`,
+// docs/guests.md, "Guests from catalog images"): its system is the image's
+// store file in images/store/, read-only, under each user's own encrypted
+// overlay; it boots on the default payload's kernel and initramfs, which
+// start the image's own init on its root file system
+// (payload/rootfs/etc/pocketvm/boot.d/45-image-system.sh). What a launch
+// needs of the image is read from the catalog row `image inspect` filled.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ImageGuestError } from '../errors.ts';
+import { ImageCatalog, type CatalogImage } from '../images/image-catalog.ts';
+import type { ImageFacts } from '../images/inspect-report.ts';
+import { fileSha256 } from '../images/virtual-disk.ts';
+import { imageStorePaths, type StickLayout } from '../stick/layout.ts';
+
+/** The payload whose kernel, initramfs and services every catalog-image guest boots with. */
+export const IMAGE_GUEST_PAYLOAD = 'default';
+/** The file systems the payload's kernel mounts as an image's root. */
+const ROOT_TYPES = new Set(['ext4', 'ext3', 'ext2']);
+
+export interface ImageSystem {
+  image: CatalogImage;
+  /** The store file: the overlay's read-only base (qcow2). */
+  file: string;
+  /** The partition holding `/` (0: the whole disk is the file system). */
+  rootPartition: number;
+  rootType: string;
+}
+
+/** The catalog row for `ref` (name, sha256 or prefix); undefined when the stick has no catalog or no such image. */
+export function findCatalogImage(layout: StickLayout, ref: string): CatalogImage | undefined {
+  const { catalog } = imageStorePaths(layout);
+  if (!existsSync(catalog)) return undefined;
+  const opened = ImageCatalog.open(catalog);
+  try {
+    return opened.find(ref);
+  } finally {
+    opened.close();
+  }
+}
+
+/** What the image must hold to be a guest's system: inspected, with a Linux root the payload's kernel mounts. */
+export function imageSystem(layout: StickLayout, image: CatalogImage): ImageSystem {
+  const facts = image.facts as unknown as ImageFacts | undefined;
+  if (!facts)
+    throw new ImageGuestError('guestFromImage', `${image.name} was never inspected, so it is not known what system it holds`, {
+      hint: `launcher image inspect ${image.name}, then create the guest again`,
+      details: { reason: 'not-inspected', image: image.name },
+    });
+  const root = facts.fileSystems.find((f) => f.mountpoint === '/');
+  if (facts.os.family !== 'linux' || !root || !ROOT_TYPES.has(root.type ?? ''))
+    throw new ImageGuestError(
+      'guestFromImage',
+      `${image.name} has no bootable system pocketvm can start: ${
+        facts.os.family !== 'linux' ? `its OS is ${facts.os.family}` : !root ? 'no root file system was found' : `its root is ${root.type}, not ext2/3/4`
+      }`,
+      { details: { reason: 'no-system', image: image.name } },
+    );
+  return { image, file: join(imageStorePaths(layout).store, image.file), rootPartition: root.partition, rootType: root.type! };
+}
+
+/** The image a guest record names, still in the store: refused (51) when it is gone. */
+export function guestImage(layout: StickLayout, sha256: string, guest: string): ImageSystem {
+  const image = findCatalogImage(layout, sha256);
+  if (!image || image.sha256 !== sha256 || !existsSync(join(imageStorePaths(layout).store, image.file)))
+    throw new ImageGuestError(
+      'imageGuestBase',
+      `the image the ${guest} guest was made from (sha256 ${sha256.slice(0, 16)}…) is not in this stick's image store`,
+      {
+        hint: `import it again, or delete the guest (launcher guest delete ${guest})`,
+        details: { reason: 'missing', sha256 },
+      },
+    );
+  return imageSystem(layout, image);
+}
+
+/**
+ * The store file checked whole against the sha256 the catalog recorded for it
+ * (pinned at install): an overlay over another file would patch the wrong
+ * disk. Hashed in full, as a payload base without a block list is
+ * (docs/images.md, "How the base is checked").
+ */
+export async function checkImageFile(system: ImageSystem, pinned: string, guest: string): Promise<void> {
+  const actual = await fileSha256(system.file);
+  if (actual !== pinned)
+    throw new ImageGuestError('imageGuestBase', `the ${guest} guest's image file ${system.file} is not the one its install pinned`, {
+      hint: `launcher guest uninstall ${guest} && launcher guest install ${guest} pins the file as it is now; nothing was started`,
+      details: { reason: 'changed', file: system.file },
+    });
+}
