@@ -106,7 +106,9 @@ const PROBE = `(() => {
       if (Math.abs(data[i] - r) + Math.abs(data[i + 1] - g) + Math.abs(data[i + 2] - b) < 24) wallpaper++;
       else if (data[i] + data[i + 1] + data[i + 2] > 60) lit++;
     }
-    return desktop ? wallpaper / all >= 0.3 && (all - wallpaper) / all >= 0.05 : lit * 16 > 500;
+    // The desktop: a fifth wallpaper at least, as the page test asks (the terminal covers two thirds of
+    // the page's 792×720 screen: 0.3 was never reached), and the terminal's 5 % beside it.
+    return desktop ? wallpaper / all >= 0.2 && (all - wallpaper) / all >= 0.05 : lit * 16 > 500;
   };
   const watch = setInterval(() => {
     if (shown()) { window.__shown = performance.timeOrigin + performance.now(); clearInterval(watch); }

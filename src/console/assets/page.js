@@ -3,6 +3,9 @@
 // noVNC over the launcher's websocket, and sends the controls. It holds no
 // secret: the cookie is HttpOnly, the passphrase is sent once and cleared.
 import RFB from '/novnc/core/rfb.js';
+import { provideClipboardAsIs } from './clipboard-to-guest.js';
+
+provideClipboardAsIs(RFB);
 
 const $ = (id) => document.getElementById(id);
 let rfb;
