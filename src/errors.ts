@@ -45,6 +45,8 @@ export const ExitCode = {
   captureBootCheck: 47,
   imageDeploy: 48,
   imageCustomize: 49,
+  exportSource: 54,
+  exportWrite: 55,
   interrupted: 130,
 } as const;
 
@@ -385,6 +387,18 @@ export class CaptureError extends PocketError {
     message: string,
     options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {},
   ) {
+    super(kind, message, options);
+  }
+}
+
+/**
+ * `launcher export` (docs/export.md): exportSource (54) what was asked cannot
+ * be exported as asked (no such guest, a target or flavour it does not write,
+ * a user's overlay without --yes, an unreadable SSH key); exportWrite (55)
+ * the destination is taken or writing it failed (the partial output removed).
+ */
+export class ExportError extends PocketError {
+  constructor(kind: 'exportSource' | 'exportWrite', message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
     super(kind, message, options);
   }
 }
