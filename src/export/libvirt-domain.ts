@@ -1,4 +1,4 @@
-// A libvirt domain for an exported guest (docs/export.md, "libvirt"): the
+// A libvirt domain for an exported guest (docs/export.md, "The targets"): the
 // stick's machine as libvirt says it (q35, the payload's kernel and initramfs
 // booted directly, the system disk on virtio with the serial its initramfs
 // finds it by, the guest agent's port, the serial console logged to a file

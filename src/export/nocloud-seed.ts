@@ -1,4 +1,4 @@
-// A cloud-init NoCloud seed (docs/export.md, "nocloud"): meta-data (instance
+// A cloud-init NoCloud seed (docs/export.md, "The targets"): meta-data (instance
 // id, host name), user-data (#cloud-config: host name, the user with sudo and
 // SSH keys) and network-config (version 2, each card matched by its MAC, so
 // the settings reach the card the guest had on the stick whatever the target

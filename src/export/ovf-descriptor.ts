@@ -1,5 +1,5 @@
 // An OVF 1.0 descriptor (DMTF DSP0243 1.0) in the dialect the target accepts
-// (docs/export.md, "OVA"): VMware's hardware family `vmx-14` with an LSI Logic
+// (docs/export.md, "The targets"): VMware's hardware family `vmx-14` with an LSI Logic
 // SCSI controller and a vmxnet3 card, or VirtualBox's `virtualbox-2.2` with
 // an AHCI (SATA) controller and an e1000 card; the disk a streamOptimized
 // vmdk either way. Each Item's rasd: elements are in the schema's

@@ -1,4 +1,4 @@
-// A Proxmox VE guest (docs/export.md, "proxmox"): the qm settings as one list,
+// A Proxmox VE guest (docs/export.md, "The targets"): the qm settings as one list,
 // written both as the configuration Proxmox keeps (/etc/pve/qemu-server/
 // VMID.conf, with the disk named once imported) and as the `qm` commands that
 // make it on a node (import.sh: qm create, qm importdisk, qm set).

@@ -1,5 +1,5 @@
 // A shell script that starts the exported guest with qemu-system-x86_64
-// (docs/export.md, "qemu"): the same machine the stick runs, written as one
+// (docs/export.md, "The targets"): the same machine the stick runs, written as one
 // command line a person can read and change. Paths are relative to the
 // script's folder, so the folder can be moved; extra arguments pass through.
 import type { GuestDescriptor } from './guest-descriptor.ts';
