@@ -138,10 +138,21 @@ async function copyBoot(descriptor: GuestDescriptor, dir: string): Promise<{ ker
   return { kernel: 'vmlinuz', initrd: 'initrd.img' };
 }
 
-async function writeFolder(layout: StickLayout, request: ExportRequest, descriptor: GuestDescriptor, final: string, dir: string, progress: ExportProgress): Promise<string[]> {
+async function writeFolder(
+  layout: StickLayout,
+  request: ExportRequest,
+  descriptor: GuestDescriptor,
+  final: string,
+  dir: string,
+  progress: ExportProgress,
+): Promise<string[]> {
   const json = { 'descriptor.json': `${JSON.stringify(descriptor, null, 2)}\n` };
   if (request.target === 'nocloud') {
-    const seed = nocloudSeed(descriptor, { hostname: descriptor.name, user: request.seedUser ?? request.user?.name ?? 'pocketvm', sshKeys: request.sshKeys ?? [] });
+    const seed = nocloudSeed(descriptor, {
+      hostname: descriptor.name,
+      user: request.seedUser ?? request.user?.name ?? 'pocketvm',
+      sshKeys: request.sshKeys ?? [],
+    });
     return writeText(dir, { ...seed, ...json });
   }
   const disks = await writeDisks(layout, descriptor, request.user, dir, 'qcow2', progress);
@@ -177,7 +188,13 @@ async function writeFolder(layout: StickLayout, request: ExportRequest, descript
   }
 }
 
-async function writeOvaPackage(layout: StickLayout, request: ExportRequest, descriptor: GuestDescriptor, file: string, progress: ExportProgress): Promise<string[]> {
+async function writeOvaPackage(
+  layout: StickLayout,
+  request: ExportRequest,
+  descriptor: GuestDescriptor,
+  file: string,
+  progress: ExportProgress,
+): Promise<string[]> {
   const flavour = request.flavour ?? 'vmware';
   if (!descriptor.disks.some((disk) => disk.role === 'system'))
     throw new ExportError('exportSource', `${descriptor.name} has no system disk (its system is the payload's initramfs): an OVA carries disks only`, {

@@ -56,7 +56,7 @@ export interface GuestDescriptor {
   agentChannel: 'org.qemu.guest_agent.0';
   /** Launcher-served parts the guest uses on the stick that no engine carries. */
   stickOnly: { shares: string[]; devices: string[] };
-  /** What is known of the system inside (the system disk's file system; an `image inspect` report when there is one). */
+  /** What is known of the system inside without opening it: the system disk's file system, its init. */
   facts: GuestFacts;
 }
 
@@ -66,7 +66,6 @@ export interface GuestFacts {
   init?: string;
   /** The guest's ready line on its serial console. */
   readyMarker: 'POCKETVM_READY';
-  inspect?: Record<string, unknown>;
 }
 
 /** An ext4 superblock's UUID and label (offset 1024): the system's identity without opening it. */

@@ -32,7 +32,8 @@ export function libvirtDomain(descriptor: GuestDescriptor, files: LibvirtFiles, 
   const nics = descriptor.nics.map((nic) =>
     [`    <interface type='user'>`, `      <mac address='${xml(nic.mac)}'/>`, `      <model type='virtio'/>`, `    </interface>`].join('\n'),
   );
-  const display = descriptor.display === 'vga' ? [`    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>`, `    <video><model type='virtio'/></video>`] : [];
+  const display =
+    descriptor.display === 'vga' ? [`    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>`, `    <video><model type='virtio'/></video>`] : [];
   return [
     `<domain type='${type}'>`,
     `  <name>${xml(descriptor.name)}</name>`,

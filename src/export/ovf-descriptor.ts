@@ -52,7 +52,14 @@ export function ovfDescriptor(descriptor: GuestDescriptor, disks: OvfDisk[], fla
   const controller = next();
   items.push(
     flavour === 'vmware'
-      ? item({ Address: 0, Description: 'SCSI Controller', ElementName: 'SCSI Controller 0', InstanceID: controller, ResourceSubType: 'lsilogic', ResourceType: 6 })
+      ? item({
+          Address: 0,
+          Description: 'SCSI Controller',
+          ElementName: 'SCSI Controller 0',
+          InstanceID: controller,
+          ResourceSubType: 'lsilogic',
+          ResourceType: 6,
+        })
       : item({ Address: 0, Description: 'SATA Controller', ElementName: 'sataController0', InstanceID: controller, ResourceSubType: 'AHCI', ResourceType: 20 }),
   );
   disks.forEach((_, index) =>

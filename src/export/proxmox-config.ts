@@ -29,7 +29,13 @@ export function proxmoxSettings(descriptor: GuestDescriptor): Array<[string, str
 /** The configuration file as Proxmox stores it, once import.sh ran with VMID and STORAGE. */
 export function proxmoxConfig(descriptor: GuestDescriptor, vmid: number, storage: string): string {
   const disks = descriptor.disks.map((disk, index) => `virtio${index}: ${storage}:vm-${vmid}-disk-${index}${disk.serial ? `,serial=${disk.serial}` : ''}`);
-  return [`# ${descriptor.name}, exported from a pocketvm stick`, ...proxmoxSettings(descriptor).map(([key, value]) => `${key}: ${value}`), ...disks, `boot: order=virtio0`, ''].join('\n');
+  return [
+    `# ${descriptor.name}, exported from a pocketvm stick`,
+    ...proxmoxSettings(descriptor).map(([key, value]) => `${key}: ${value}`),
+    ...disks,
+    `boot: order=virtio0`,
+    '',
+  ].join('\n');
 }
 
 export function proxmoxImportScript(descriptor: GuestDescriptor, diskFiles: string[]): string {

@@ -26,7 +26,8 @@ interface ExportOptions {
 
 function targetOf(options: ExportOptions): ExportTarget {
   if (options.to === 'ova') return options.flavour === 'virtualbox' ? 'virtualbox-ova' : 'vmware-ova';
-  if (options.flavour !== undefined) throw new ExportError('exportSource', `--flavour is for --to ova, not --to ${options.to}`, { details: { reason: 'bad-flavour' } });
+  if (options.flavour !== undefined)
+    throw new ExportError('exportSource', `--flavour is for --to ova, not --to ${options.to}`, { details: { reason: 'bad-flavour' } });
   return options.to;
 }
 
@@ -54,7 +55,12 @@ export function registerExport(program: Command, output: () => Output): void {
     .option('--passphrase-stdin', 'read the passphrase from the first line of stdin (for scripts)')
     .option('--yes', "agree to writing the user's system decrypted (for scripts)")
     .addOption(new Option('--domain-type <type>', 'libvirt: kvm, or qemu for TCG').choices(['kvm', 'qemu']).default('kvm'))
-    .option('--ssh-key <file>', 'nocloud: an SSH public key file for the user (repeat for more)', (file: string, all: string[]) => [...all, file], [] as string[]);
+    .option(
+      '--ssh-key <file>',
+      'nocloud: an SSH public key file for the user (repeat for more)',
+      (file: string, all: string[]) => [...all, file],
+      [] as string[],
+    );
   stickOption(command);
   jsonOption(command);
   command.action(async (guest: string, destination: string, options: ExportOptions) => {
@@ -85,7 +91,9 @@ export function registerExport(program: Command, output: () => Output): void {
       const result = await exportGuest(layout, request, shown);
       shown.finish();
       out.data(result);
-      out.line(`${result.guest} exported to ${result.destination} (${result.target}${result.user ? `, ${result.user}'s system` : ', the base'}): ${result.files.join(', ')}`);
+      out.line(
+        `${result.guest} exported to ${result.destination} (${result.target}${result.user ? `, ${result.user}'s system` : ', the base'}): ${result.files.join(', ')}`,
+      );
       if (result.losses.length > 0) {
         out.line(`what ${result.target} does not carry:`);
         for (const loss of result.losses) out.line(`  - ${loss.part}: ${loss.says}`);
