@@ -46,14 +46,15 @@ async function fileInDisk(disk: string, path: string, scratch: string): Promise<
  */
 async function startLibvirtd(home: string): Promise<{ virsh: (...args: string[]) => Promise<string>; stop: () => Promise<void> }> {
   const root = process.getuid?.() === 0;
-  for (const dir of ['run', 'config', 'cache', 'data']) await mkdir(join(home, dir), { recursive: true, mode: 0o700 });
+  // Short names: the agent's socket lands under XDG_CONFIG_HOME and a UNIX socket path has 107 bytes at most.
+  for (const dir of ['r', 'c', 'k', 'd']) await mkdir(join(home, dir), { recursive: true, mode: 0o700 });
   if (root) await execa('chown', ['-R', '65534:65534', home]);
   const env = {
     HOME: home,
-    XDG_RUNTIME_DIR: join(home, 'run'),
-    XDG_CONFIG_HOME: join(home, 'config'),
-    XDG_CACHE_HOME: join(home, 'cache'),
-    XDG_DATA_HOME: join(home, 'data'),
+    XDG_RUNTIME_DIR: join(home, 'r'),
+    XDG_CONFIG_HOME: join(home, 'c'),
+    XDG_CACHE_HOME: join(home, 'k'),
+    XDG_DATA_HOME: join(home, 'd'),
   };
   const as = (command: string[]) => (root ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...command] : command);
   const [daemon, ...daemonArgs] = as(['libvirtd', '--timeout', '0']);
@@ -64,7 +65,7 @@ async function startLibvirtd(home: string): Promise<{ virsh: (...args: string[])
     if (result.exitCode !== 0) throw new Error(`virsh ${args.join(' ')}: ${result.all}`);
     return String(result.stdout);
   };
-  const up = await waitUntil(() => existsSync(join(home, 'run', 'libvirt', 'libvirt-sock')), 60_000, 200);
+  const up = await waitUntil(() => existsSync(join(home, 'r', 'libvirt', 'libvirt-sock')), 60_000, 200);
   assert.ok(up, 'libvirtd did not open its session socket');
   return {
     virsh,
@@ -140,7 +141,8 @@ describe('launcher export: a stick guest moved to libvirt, an OVA and a NoCloud 
     // The session's QEMU runs as the daemon's user: it needs the folder (the console log goes there) and the disk.
     if (process.getuid?.() === 0) await execa('chown', ['-R', '65534:65534', dir]);
     await chmod(parent, 0o755);
-    const libvirt = await startLibvirtd(join(parent, 'libvirt-home'));
+    const home = await mkdtemp('/tmp/pvl');
+    const libvirt = await startLibvirtd(home);
     try {
       await libvirt.virsh('define', xml);
       await libvirt.virsh('start', GUEST);
@@ -151,6 +153,7 @@ describe('launcher export: a stick guest moved to libvirt, an OVA and a NoCloud 
       await libvirt.virsh('undefine', GUEST);
     } finally {
       await libvirt.stop();
+      await rm(home, { recursive: true, force: true });
     }
   });
 
