@@ -8,7 +8,8 @@
 export const EXPORT_TARGETS = ['libvirt', 'qemu', 'proxmox', 'vmware-ova', 'virtualbox-ova', 'nocloud'] as const;
 export type ExportTarget = (typeof EXPORT_TARGETS)[number];
 
-export type DiskBus = 'virtio' | 'scsi' | 'sata' | 'ide';
+/** virtio: virtio-blk; virtio-scsi; lsilogic: VMware's LSI Logic parallel SCSI; sata: AHCI; ide: PIIX. */
+export type DiskBus = 'virtio' | 'virtio-scsi' | 'lsilogic' | 'sata' | 'ide';
 export type NicModel = 'virtio' | 'e1000' | 'vmxnet3';
 export type Firmware = 'bios' | 'uefi';
 export type DiskFileFormat = 'qcow2' | 'vmdk-stream' | 'none';
@@ -55,7 +56,8 @@ export interface TargetProfile {
 /** Linux modules a device needs (built in or in the initramfs) for the guest to find its disk and network. */
 export const LINUX_DRIVERS: Record<DiskBus | NicModel, readonly string[]> = {
   virtio: ['virtio_pci', 'virtio_blk', 'virtio_net'],
-  scsi: ['virtio_pci', 'virtio_scsi', 'sd_mod'],
+  'virtio-scsi': ['virtio_pci', 'virtio_scsi', 'sd_mod'],
+  lsilogic: ['mptspi', 'mptscsih', 'mptbase', 'sd_mod'],
   sata: ['ahci', 'libahci', 'sd_mod'],
   ide: ['ata_piix', 'pata_acpi', 'sd_mod'],
   e1000: ['e1000'],
@@ -78,7 +80,7 @@ export const TARGETS: Record<ExportTarget, TargetProfile> = {
     describe: 'a libvirt domain (virsh define) with its qcow2',
     devices: {
       diskBus: 'virtio',
-      diskBuses: ['virtio', 'scsi', 'sata', 'ide'],
+      diskBuses: ['virtio', 'virtio-scsi', 'sata', 'ide'],
       nicModel: 'virtio',
       nicModels: ['virtio', 'e1000', 'vmxnet3'],
       machine: 'q35',
@@ -92,7 +94,7 @@ export const TARGETS: Record<ExportTarget, TargetProfile> = {
     describe: 'a shell script that runs qemu-system-x86_64 on the qcow2',
     devices: {
       diskBus: 'virtio',
-      diskBuses: ['virtio', 'scsi', 'sata', 'ide'],
+      diskBuses: ['virtio', 'virtio-scsi', 'sata', 'ide'],
       nicModel: 'virtio',
       nicModels: ['virtio', 'e1000', 'vmxnet3'],
       machine: 'q35',
@@ -106,7 +108,7 @@ export const TARGETS: Record<ExportTarget, TargetProfile> = {
     describe: 'a Proxmox VE qm configuration, the qcow2 and the qm commands that import it',
     devices: {
       diskBus: 'virtio',
-      diskBuses: ['virtio', 'scsi', 'sata', 'ide'],
+      diskBuses: ['virtio', 'virtio-scsi', 'sata', 'ide'],
       nicModel: 'virtio',
       nicModels: ['virtio', 'e1000', 'vmxnet3'],
       machine: 'q35',
@@ -120,8 +122,8 @@ export const TARGETS: Record<ExportTarget, TargetProfile> = {
     target: 'vmware-ova',
     describe: 'an OVF 1.0 package (OVA) for VMware (hardware family vmx-14, streamOptimized vmdk)',
     devices: {
-      diskBus: 'scsi',
-      diskBuses: ['scsi', 'sata', 'ide'],
+      diskBus: 'lsilogic',
+      diskBuses: ['lsilogic', 'sata', 'ide'],
       nicModel: 'vmxnet3',
       nicModels: ['vmxnet3', 'e1000'],
       machine: 'vmx-14',
@@ -135,7 +137,7 @@ export const TARGETS: Record<ExportTarget, TargetProfile> = {
     describe: 'an OVF 1.0 package (OVA) for VirtualBox (virtualbox-2.2, SATA, e1000, streamOptimized vmdk)',
     devices: {
       diskBus: 'sata',
-      diskBuses: ['sata', 'ide', 'scsi'],
+      diskBuses: ['sata', 'ide'],
       nicModel: 'e1000',
       nicModels: ['e1000', 'virtio'],
       machine: 'virtualbox-2.2',

@@ -130,5 +130,7 @@ describe('export writers', () => {
     assert.deepEqual(parts('nocloud'), ['hardware', 'shares']);
     for (const target of EXPORT_TARGETS) assert.equal(TARGETS[target].target, target);
     assert.deepEqual(driversFor('virtualbox-ova'), ['ahci', 'libahci', 'sd_mod', 'e1000']);
+    assert.deepEqual(driversFor('vmware-ova'), ['mptspi', 'mptscsih', 'mptbase', 'sd_mod', 'vmxnet3']);
+    assert.deepEqual(driversFor('libvirt'), ['virtio_pci', 'virtio_blk', 'virtio_net']);
   });
 });

@@ -6,7 +6,8 @@
 // line; the base alone goes into VMware and VirtualBox OVAs that virt-v2v
 // reads (--print-source: the OVF's machine and disk bus) and `launcher image
 // import` takes back; the NoCloud seed passes cloud-init's own schema check and cloud-localds makes
-// its seed disk. Two boots: alice's on the stick, the export under libvirt.
+// its seed disk; the QEMU script boots the base. Three boots: alice's on the
+// stick, her export under libvirt, the base from the QEMU script.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -208,6 +209,25 @@ describe('launcher export: a stick guest moved to libvirt, an OVA and a NoCloud 
     const shown = await launcher(['image', 'show', 'exported', '--stick', stick]);
     assert.equal(shown.exitCode, 0, shown.stderr);
     assert.match(shown.stdout, /exported/);
+  });
+
+  it('exports the base to a QEMU script that boots it to its ready line', async () => {
+    const dir = join(parent, 'qemu');
+    const result = await exportJson(['--to', 'qemu', dir]);
+    assert.equal(result.exitCode, 0, result.stderr);
+    const log = join(dir, 'console.log');
+    const qemu = execa(join(dir, 'run.sh'), [], {
+      env: { POCKETVM_ACCEL: 'tcg', POCKETVM_SERIAL: `file:${log}` },
+      reject: false,
+      all: true,
+    });
+    try {
+      const ready = await waitUntil(() => existsSync(log) && readFileSync(log, 'utf8').includes('POCKETVM_READY'), 600_000, 1000);
+      assert.ok(ready, `no POCKETVM_READY in ${log}`);
+    } finally {
+      qemu.kill('SIGTERM');
+      await qemu;
+    }
   });
 
   it('writes a NoCloud seed that cloud-init’s schema accepts and cloud-localds packs', async () => {
