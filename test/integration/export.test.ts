@@ -110,6 +110,22 @@ describe('launcher export: a stick guest moved to libvirt, an OVA and a NoCloud 
     assert.ok(!existsSync(dir) && !existsSync(`${dir}.partial`));
   });
 
+  it('refuses a guest that is not there, a flavour for a folder target and a key file that is no key (exit 54), writing nothing', async () => {
+    const dir = join(parent, 'never');
+    const key = join(parent, 'not-a-key');
+    await writeFile(key, 'hello\n');
+    for (const args of [
+      ['export', 'nosuch', dir, '--to', 'qemu'],
+      ['export', GUEST, dir, '--to', 'qemu', '--flavour', 'vmware'],
+      ['export', GUEST, dir, '--to', 'nocloud', '--ssh-key', key],
+    ]) {
+      const result = await launcher([...args, '--stick', stick]);
+      assert.equal(result.exitCode, 54, `${args.join(' ')}: ${result.stderr}`);
+      assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+      assert.ok(!existsSync(dir) && !existsSync(`${dir}.partial`));
+    }
+  });
+
   it('refuses a destination that exists (exit 55)', async () => {
     const dir = join(parent, 'taken');
     await mkdir(dir);
