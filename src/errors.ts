@@ -47,6 +47,8 @@ export const ExitCode = {
   imageCustomize: 49,
   guestFromImage: 50,
   imageGuestBase: 51,
+  exportSource: 54,
+  exportWrite: 55,
   interrupted: 130,
 } as const;
 
@@ -406,7 +408,18 @@ export class ImageGuestError extends PocketError {
   }
 }
 
-/** Wraps anything unexpected so the CLI still prints one line. */
+/**
+ * `launcher export` (docs/export.md): exportSource (54) what was asked cannot
+ * be exported as asked (no such guest, a target or flavour it does not write,
+ * a user's overlay without --yes, an unreadable SSH key); exportWrite (55)
+ * the destination is taken or writing it failed (the partial output removed).
+ */
+export class ExportError extends PocketError {
+  constructor(kind: 'exportSource' | 'exportWrite', message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(kind, message, options);
+  }
+}
+
 /** The guest's screen cannot be shown as asked (docs/console-page.md). */
 export class DisplayError extends PocketError {
   constructor(message: string, hint?: string) {
@@ -414,6 +427,7 @@ export class DisplayError extends PocketError {
   }
 }
 
+/** Wraps anything unexpected so the CLI still prints one line. */
 export function asPocketError(error: unknown): PocketError {
   if (error instanceof PocketError) return error;
   // Ctrl-C at a prompt (@inquirer's ExitPromptError): the person chose to stop.

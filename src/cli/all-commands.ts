@@ -8,6 +8,7 @@ import { registerDemo } from './commands/demo.ts';
 import { registerEject } from './commands/eject.ts';
 import { registerExec } from './commands/exec.ts';
 import { registerConsole } from './commands/console.ts';
+import { registerExport } from './commands/export.ts';
 import { registerFiles } from './commands/files.ts';
 import { registerForget } from './commands/forget.ts';
 import { registerImage } from './commands/image.ts';
@@ -47,6 +48,7 @@ export function registerAll(program: Command, current: () => Output): void {
   registerGuest(program, current);
   registerFiles(program, current);
   registerImage(program, current);
+  registerExport(program, current);
   registerSession(program);
   registerAppliance(program);
 }

@@ -1,0 +1,68 @@
+// A libvirt domain for an exported guest (docs/export.md, "The targets"): the
+// stick's machine as libvirt says it (q35, the payload's kernel and initramfs
+// booted directly, the system disk on virtio with the serial its initramfs
+// finds it by, the guest agent's port, the serial console logged to a file
+// beside the disk). `virsh define DIR/NAME.xml` takes it as written.
+import type { GuestDescriptor } from './guest-descriptor.ts';
+import { xml } from './xml-text.ts';
+
+export interface LibvirtFiles {
+  kernel: string;
+  initrd: string;
+  /** The disks in the descriptor's order (absolute paths). */
+  disks: string[];
+  consoleLog: string;
+}
+
+/** `qemu` is TCG (what the tests boot here), `kvm` a host with hardware virtualisation. */
+export type LibvirtDomainType = 'kvm' | 'qemu';
+
+export function libvirtDomain(descriptor: GuestDescriptor, files: LibvirtFiles, type: LibvirtDomainType): string {
+  const disks = descriptor.disks.map((disk, index) =>
+    [
+      `    <disk type='file' device='disk'>`,
+      `      <driver name='qemu' type='qcow2'/>`,
+      `      <source file='${xml(files.disks[index]!)}'/>`,
+      `      <target dev='vd${String.fromCharCode(97 + index)}' bus='virtio'/>`,
+      ...(disk.serial ? [`      <serial>${xml(disk.serial)}</serial>`] : []),
+      `    </disk>`,
+    ].join('\n'),
+  );
+  // type='user': the stick's own network (QEMU's user mode), no bridge or libvirt network to have made first.
+  const nics = descriptor.nics.map((nic) =>
+    [`    <interface type='user'>`, `      <mac address='${xml(nic.mac)}'/>`, `      <model type='virtio'/>`, `    </interface>`].join('\n'),
+  );
+  const display =
+    descriptor.display === 'vga' ? [`    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>`, `    <video><model type='virtio'/></video>`] : [];
+  return [
+    `<domain type='${type}'>`,
+    `  <name>${xml(descriptor.name)}</name>`,
+    `  <description>exported from a pocketvm stick (payload ${xml(descriptor.payload)})</description>`,
+    `  <memory unit='MiB'>${descriptor.memoryMiB}</memory>`,
+    `  <vcpu>${descriptor.cpus}</vcpu>`,
+    `  <os>`,
+    `    <type arch='x86_64' machine='${descriptor.machine}'>hvm</type>`,
+    `    <kernel>${xml(files.kernel)}</kernel>`,
+    `    <initrd>${xml(files.initrd)}</initrd>`,
+    `    <cmdline>${xml(descriptor.boot.cmdline)}</cmdline>`,
+    `  </os>`,
+    `  <features><acpi/></features>`,
+    `  <on_poweroff>destroy</on_poweroff>`,
+    `  <on_reboot>restart</on_reboot>`,
+    `  <on_crash>destroy</on_crash>`,
+    `  <devices>`,
+    ...disks,
+    ...nics,
+    `    <serial type='pty'>`,
+    `      <log file='${xml(files.consoleLog)}' append='off'/>`,
+    `      <target port='0'/>`,
+    `    </serial>`,
+    `    <console type='pty'><target type='serial' port='0'/></console>`,
+    `    <channel type='unix'><target type='virtio' name='${descriptor.agentChannel}'/></channel>`,
+    ...display,
+    `    <memballoon model='none'/>`,
+    `  </devices>`,
+    `</domain>`,
+    '',
+  ].join('\n');
+}

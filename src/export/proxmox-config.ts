@@ -1,0 +1,62 @@
+// A Proxmox VE guest (docs/export.md, "The targets"): the qm settings as one list,
+// written both as the configuration Proxmox keeps (/etc/pve/qemu-server/
+// VMID.conf, with the disk named once imported) and as the `qm` commands that
+// make it on a node (import.sh: qm create, qm importdisk, qm set).
+import type { GuestDescriptor } from './guest-descriptor.ts';
+import { shellQuote } from './qemu-script.ts';
+
+/** Where import.sh puts the kernel and initramfs on the node (direct kernel boot through `args:`). */
+const NODE_DIR = '/var/lib/vz/pocketvm';
+
+export function proxmoxSettings(descriptor: GuestDescriptor): Array<[string, string]> {
+  const dir = `${NODE_DIR}/${descriptor.name}`;
+  return [
+    ['name', descriptor.name],
+    ['ostype', 'l26'],
+    ['machine', descriptor.machine],
+    ['bios', 'seabios'],
+    ['sockets', '1'],
+    ['cores', String(descriptor.cpus)],
+    ['memory', String(descriptor.memoryMiB)],
+    ['agent', '1'],
+    ['serial0', 'socket'],
+    ['vga', descriptor.display === 'vga' ? 'std' : 'serial0'],
+    ...descriptor.nics.map((nic, index): [string, string] => [`net${index}`, `virtio=${nic.mac},bridge=vmbr0`]),
+    ['args', `-kernel ${dir}/vmlinuz -initrd ${dir}/initrd.img -append '${descriptor.boot.cmdline}'`],
+  ];
+}
+
+/** The configuration file as Proxmox stores it, once import.sh ran with VMID and STORAGE. */
+export function proxmoxConfig(descriptor: GuestDescriptor, vmid: number, storage: string): string {
+  const disks = descriptor.disks.map((disk, index) => `virtio${index}: ${storage}:vm-${vmid}-disk-${index}${disk.serial ? `,serial=${disk.serial}` : ''}`);
+  return [
+    `# ${descriptor.name}, exported from a pocketvm stick`,
+    ...proxmoxSettings(descriptor).map(([key, value]) => `${key}: ${value}`),
+    ...disks,
+    `boot: order=virtio0`,
+    '',
+  ].join('\n');
+}
+
+export function proxmoxImportScript(descriptor: GuestDescriptor, diskFiles: string[]): string {
+  const dir = `${NODE_DIR}/${descriptor.name}`;
+  const sets = proxmoxSettings(descriptor).map(([key, value]) => `--${key} ${shellQuote(value)}`);
+  return [
+    '#!/bin/sh',
+    `# Makes ${descriptor.name} on this Proxmox VE node: ./import.sh VMID [STORAGE]`,
+    '# (run as root on the node, from this folder; `args:` needs root@pam).',
+    'set -e',
+    'vmid=${1:?usage: import.sh VMID [STORAGE]}',
+    'storage=${2:-local-lvm}',
+    'here=$(cd "$(dirname "$0")" && pwd)',
+    `install -D -m 0644 "$here/vmlinuz" ${dir}/vmlinuz`,
+    `install -D -m 0644 "$here/initrd.img" ${dir}/initrd.img`,
+    `qm create "$vmid" ${sets.join(' ')}`,
+    ...descriptor.disks.flatMap((disk, index) => [
+      // import-from (Proxmox VE 7.2 and later) copies the qcow2 into the storage and attaches it in one step.
+      `qm set "$vmid" --virtio${index} "$storage:0,import-from=$here/${diskFiles[index]!}${disk.serial ? `,serial=${disk.serial}` : ''}"`,
+    ]),
+    ...(descriptor.disks.length > 0 ? ['qm set "$vmid" --boot order=virtio0'] : []),
+    '',
+  ].join('\n');
+}

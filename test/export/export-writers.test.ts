@@ -1,0 +1,136 @@
+// The exporters' text (src/export/): the libvirt domain, the OVF dialects, the
+// OVA's tar and manifest read back by the importer's own tar reader, the
+// Proxmox settings, the NoCloud seed and the loss report, from one descriptor.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { GuestDescriptor } from '../../src/export/guest-descriptor.ts';
+import { libvirtDomain } from '../../src/export/libvirt-domain.ts';
+import { lossReport } from '../../src/export/loss-report.ts';
+import { nocloudSeed } from '../../src/export/nocloud-seed.ts';
+import { ovfManifest, writeOva } from '../../src/export/ova-package.ts';
+import { ovfDescriptor } from '../../src/export/ovf-descriptor.ts';
+import { proxmoxConfig, proxmoxImportScript } from '../../src/export/proxmox-config.ts';
+import { qemuScript } from '../../src/export/qemu-script.ts';
+import { driversFor, EXPORT_TARGETS, TARGETS } from '../../src/export/targets.ts';
+import { ovfDiskFiles, tarMembers } from '../../src/images/ova.ts';
+
+const descriptor: GuestDescriptor = {
+  name: 'web',
+  payload: 'console-image',
+  kind: 'image',
+  firmware: 'bios',
+  machine: 'q35',
+  cpus: 2,
+  memoryMiB: 512,
+  boot: { kernel: '/s/vmlinuz', initrd: '/s/initrd.img', cmdline: "console=ttyS0 pocketvm.root=pocketvm-root it's" },
+  disks: [{ role: 'system', name: 'system', base: '/s/base.ext4', sizeBytes: 1 << 30, bus: 'virtio', serial: 'pocketvm-root' }],
+  nics: [{ model: 'virtio', mac: '52:54:00:12:34:56', network: 'user' }],
+  display: 'none',
+  serialConsole: true,
+  agentChannel: 'org.qemu.guest_agent.0',
+  stickOnly: { shares: ['docs (/host/docs)'], devices: [] },
+  facts: { os: 'linux', readyMarker: 'POCKETVM_READY' },
+};
+
+describe('export writers', () => {
+  it('writes a libvirt domain with direct kernel boot, the disk serial, the agent channel and the MAC', () => {
+    const text = libvirtDomain(descriptor, { kernel: '/d/vmlinuz', initrd: '/d/initrd.img', disks: ['/d/web-system.qcow2'], consoleLog: '/d/web.log' }, 'qemu');
+    assert.match(text, /^<domain type='qemu'>/);
+    assert.match(text, /<kernel>\/d\/vmlinuz<\/kernel>/);
+    assert.match(text, /<cmdline>console=ttyS0 pocketvm.root=pocketvm-root it&apos;s<\/cmdline>/);
+    assert.match(text, /<serial>pocketvm-root<\/serial>/);
+    assert.match(text, /<mac address='52:54:00:12:34:56'\/>/);
+    assert.match(text, /name='org.qemu.guest_agent.0'/);
+    assert.match(text, /<memory unit='MiB'>512<\/memory>/);
+  });
+
+  it('writes the VMware and VirtualBox OVF dialects, each Item’s rasd elements in schema order', () => {
+    const vmware = ovfDescriptor(descriptor, [{ file: 'web-system.vmdk', fileBytes: 1234, capacityBytes: 1 << 30 }], 'vmware');
+    const vbox = ovfDescriptor(descriptor, [{ file: 'web-system.vmdk', fileBytes: 1234, capacityBytes: 1 << 30 }], 'virtualbox');
+    assert.match(vmware, /<vssd:VirtualSystemType>vmx-14<\/vssd:VirtualSystemType>/);
+    assert.match(vmware, /<rasd:ResourceSubType>lsilogic<\/rasd:ResourceSubType>/);
+    assert.match(vmware, /<rasd:ResourceSubType>VmxNet3<\/rasd:ResourceSubType>/);
+    assert.match(vbox, /<vssd:VirtualSystemType>virtualbox-2.2<\/vssd:VirtualSystemType>/);
+    assert.match(vbox, /<rasd:ResourceSubType>AHCI<\/rasd:ResourceSubType>/);
+    assert.match(vbox, /<rasd:ResourceSubType>E1000<\/rasd:ResourceSubType>/);
+    for (const text of [vmware, vbox]) {
+      assert.deepEqual(ovfDiskFiles(text), ['web-system.vmdk']);
+      assert.match(text, /vmdk.html#streamOptimized/);
+      for (const item of text.matchAll(/<Item>([\s\S]*?)<\/Item>/g)) {
+        const names = [...item[1]!.matchAll(/<rasd:(\w+)>/g)].map((m) => m[1]!);
+        assert.deepEqual(names, [...names].sort(), `rasd order in ${item[1]}`);
+      }
+    }
+  });
+
+  it('packs an OVA the importer’s tar reader lists whole, descriptor first, with SHA256 in its manifest', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pocketvm-export-unit-'));
+    try {
+      const disk = join(dir, 'disk.vmdk');
+      await writeFile(disk, Buffer.alloc(1000, 7));
+      const ovf = { name: 'web.ovf', data: Buffer.from('<Envelope/>') };
+      const members = [ovf, { name: 'web-system.vmdk', data: { path: disk } }];
+      const mf = { name: 'web.mf', data: await ovfManifest(members) };
+      await writeOva(join(dir, 'web.ova'), [ovf, mf, members[1]!]);
+      const bytes = await readFile(join(dir, 'web.ova'));
+      const listed = tarMembers((offset, length) => bytes.subarray(offset, offset + length), bytes.length);
+      assert.deepEqual(
+        listed.map((m) => [m.name, m.bytes]),
+        [
+          ['web.ovf', 11],
+          ['web.mf', mf.data.length],
+          ['web-system.vmdk', 1000],
+        ],
+      );
+      const vmdk = listed[2]!;
+      const digest = createHash('sha256')
+        .update(bytes.subarray(vmdk.offset, vmdk.offset + vmdk.bytes))
+        .digest('hex');
+      assert.match(mf.data.toString(), new RegExp(`^SHA256\\(web-system.vmdk\\)= ${digest}$`, 'm'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writes the Proxmox settings and the qm commands, the disk imported with its serial', () => {
+    const conf = proxmoxConfig(descriptor, 105, 'tank');
+    assert.match(conf, /^cores: 2$/m);
+    assert.match(conf, /^memory: 512$/m);
+    assert.match(conf, /^net0: virtio=52:54:00:12:34:56,bridge=vmbr0$/m);
+    assert.match(conf, /^virtio0: tank:vm-105-disk-0,serial=pocketvm-root$/m);
+    assert.match(conf, /^args: -kernel \/var\/lib\/vz\/pocketvm\/web\/vmlinuz /m);
+    const script = proxmoxImportScript(descriptor, ['web-system.qcow2']);
+    assert.match(script, /qm set "\$vmid" --virtio0 "\$storage:0,import-from=\$here\/web-system.qcow2,serial=pocketvm-root"/);
+  });
+
+  it('writes a QEMU script whose quoted command line keeps the kernel command line whole', () => {
+    const script = qemuScript(descriptor, { kernel: 'vmlinuz', initrd: 'initrd.img', disks: ['web-system.qcow2'] });
+    assert.match(script, /-append 'console=ttyS0 pocketvm.root=pocketvm-root it'\\''s'/);
+    assert.match(script, /virtio-blk-pci,drive=disk0,serial=pocketvm-root/);
+    assert.match(script, /mac=52:54:00:12:34:56/);
+  });
+
+  it('writes a NoCloud seed: host name, user with keys, network matched by MAC', () => {
+    const seed = nocloudSeed(descriptor, { hostname: 'web', user: 'alice', sshKeys: ['ssh-ed25519 AAAAC3Nza alice@x'] });
+    assert.match(seed['meta-data'], /^local-hostname: "web"$/m);
+    assert.match(seed['user-data'], /^#cloud-config\n/);
+    assert.match(seed['user-data'], /^ {2}- name: "alice"$/m);
+    assert.match(seed['user-data'], /^ {6}- "ssh-ed25519 AAAAC3Nza alice@x"$/m);
+    assert.match(seed['network-config'], /macaddress: "52:54:00:12:34:56"/);
+  });
+
+  it('reports what each target cannot carry, from the capability table', () => {
+    const parts = (target: (typeof EXPORT_TARGETS)[number], user?: string) => lossReport(descriptor, target, user).map((loss) => loss.part);
+    assert.deepEqual(parts('libvirt'), ['shares', 'home', 'user-changes']);
+    assert.deepEqual(parts('libvirt', 'alice'), ['shares', 'home', 'encryption']);
+    assert.deepEqual(parts('vmware-ova'), ['boot', 'disk-serial', 'agent', 'disk-bus', 'nic-model', 'shares', 'home', 'user-changes']);
+    assert.deepEqual(parts('nocloud'), ['hardware', 'shares']);
+    for (const target of EXPORT_TARGETS) assert.equal(TARGETS[target].target, target);
+    assert.deepEqual(driversFor('virtualbox-ova'), ['ahci', 'libahci', 'sd_mod', 'e1000']);
+    assert.deepEqual(driversFor('vmware-ova'), ['mptspi', 'mptscsih', 'mptbase', 'sd_mod', 'vmxnet3']);
+    assert.deepEqual(driversFor('libvirt'), ['virtio_pci', 'virtio_blk', 'virtio_net']);
+  });
+});
