@@ -28,11 +28,22 @@ export interface BootCheckResult {
   firmware: 'bios' | 'uefi';
   /** Power-on to the kernel's banner. */
   ms: number;
-  /** The banner's line, as the kernel printed it. */
+  /** The marker's line (the kernel's banner), as printed.  */
   banner: string;
 }
 
-export async function bootCheck(stickRoot: string, overlay: string, firmware: 'bios' | 'uefi', scratch: string, timeoutMs: number): Promise<BootCheckResult> {
+/**
+ * `marker`: the serial line to wait for (the kernel's banner by default); a
+ * deployed disk's test waits for its initramfs's init starting instead.
+ */
+export async function bootCheck(
+  stickRoot: string,
+  overlay: string,
+  firmware: 'bios' | 'uefi',
+  scratch: string,
+  timeoutMs: number,
+  marker: string = KERNEL_BANNER,
+): Promise<BootCheckResult> {
   const qemu = findQemu(currentPlatform(), stickRoot);
   const args = ['-machine', 'q35', '-accel', 'tcg', '-m', '512', '-nodefaults', '-display', 'none', '-no-reboot', '-serial', 'stdio', '-monitor', 'none'];
   args.push('-drive', `file=${overlay},format=qcow2,if=virtio`);
@@ -74,7 +85,7 @@ export async function bootCheck(stickRoot: string, overlay: string, firmware: 'b
       );
       child.stdout.setEncoding('latin1').on('data', (text: string) => {
         seen = (seen + text).slice(-64 << 10);
-        const at = seen.indexOf(KERNEL_BANNER);
+        const at = seen.indexOf(marker);
         if (at >= 0 && seen.indexOf('\n', at) > 0) {
           const banner = seen.slice(at, seen.indexOf('\n', at)).trim();
           finish(() => resolve({ firmware, ms: Math.round(performance.now() - started), banner }));

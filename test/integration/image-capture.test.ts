@@ -9,7 +9,9 @@
 // getfattr (pocketvm-capture manifest), not by the tar that copied them. A
 // folder tree with xattrs, an ACL, hard links, a sparse file and odd owners
 // is captured into a bootable image and compared with the same listing made
-// on the host. Bad sources are refused with exit 45 and change nothing.
+// on the host. The captured BIOS image, deployed to a raw file (`image
+// deploy`), boots under QEMU from its own GRUB until its initramfs's init
+// starts. Bad sources are refused with exit 45 and change nothing.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import {
@@ -29,6 +31,7 @@ import {
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { applianceExec, applianceRequest, findAppliance } from '../../src/appliance/appliance-client.ts';
+import { bootCheck } from '../../src/images/boot-check.ts';
 import type { CatalogImage } from '../../src/images/image-catalog.ts';
 import type { CapturedImage } from '../../src/images/image-capture.ts';
 import type { ImageFacts } from '../../src/images/inspect-report.ts';
@@ -201,6 +204,17 @@ describe('launcher image capture: corpus systems and a folder tree, file by file
       const bios = built.firmware === 'bios';
       assertSameTree(parseManifest(await manifest(built.raw, 'raw')), parseManifest(await manifest(store, 'qcow2')), label, bios ? grubInstalled : undefined);
     });
+
+  it('a captured image deployed to a raw file boots under QEMU from its own GRUB to its initramfs, by SeaBIOS', async () => {
+    // image deploy of the captured BIOS image (GRUB in its MBR), then QEMU on the raw file (a throwaway overlay over it).
+    const raw = join(dir, 'deployed-bios.raw');
+    const deployed = await imageJson<unknown>(['deploy', 'bios-mbr-cap', raw]);
+    assert.equal(deployed.exitCode, 0, deployed.stderr);
+    const overlay = join(dir, 'deployed-bios.overlay.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', raw, '-F', 'raw', overlay]);
+    const booted = await bootCheck(stick.root, overlay, 'bios', join(dir, 'deployed-bios'), 900_000, 'Run /init as init process');
+    assert.match(booted.banner, /Run \/init as init process/, 'GRUB loaded the kernel and the initramfs by UUID and its init started');
+  });
 
   it('captures a folder tree (xattrs, an ACL, hard links, holes, owners) into a bootable BIOS image with the same tree', async () => {
     const tree = join(dir, 'tree');
