@@ -55,7 +55,10 @@ async function timed(command: string, args: string[], env: Record<string, string
   const started = performance.now();
   const result = await execa(command, args, { reject: false, env: { NO_COLOR: '1', ...env }, timeout: 3_600_000, stdout: 'ignore' });
   if (result.exitCode !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.exitCode}): ${String(result.stderr).trim().split('\n').at(-1)}`);
-  return { seconds: (performance.now() - started) / 1000, load: [load, loadNow()] };
+  const measured: Timed = { seconds: (performance.now() - started) / 1000, load: [load, loadNow()] };
+  // Each figure as it comes, so a long run cut short still has the ones it took.
+  say(`           ${measured.seconds.toFixed(1)} s, load ${load.toFixed(1)}-${measured.load[1].toFixed(1)}`);
+  return measured;
 }
 
 /** A libguestfs tool, with the bench's kernel and inside the /lib/modules overlay if supermin must rebuild. */
