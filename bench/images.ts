@@ -56,7 +56,7 @@ async function timed(command: string, args: string[], env: Record<string, string
   const load = loadNow();
   const started = performance.now();
   const result = await execa(command, args, { reject: false, env: { NO_COLOR: '1', ...env }, timeout: 3_600_000, stdout: 'ignore' });
-  if (result.exitCode !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.exitCode}): ${String(result.stderr).trim().split('\n').at(-1)}`);
+  if (result.exitCode !== 0) throw new Error(`${String(result.stderr).trim().split('\n').at(-1)} (${command} ${args.at(-1)}, exit ${result.exitCode})`);
   const measured: Timed = { seconds: (performance.now() - started) / 1000, load: [load, loadNow()], said: String(result.stderr) };
   // Each figure as it comes, so a long run cut short still has the ones it took.
   say(`           ${measured.seconds.toFixed(1)} s, load ${load.toFixed(1)}-${measured.load[1].toFixed(1)}`);
