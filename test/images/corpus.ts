@@ -16,9 +16,10 @@
 // `image customize` puts its first-boot runner, and says so on the console,
 // so a guest made from a corpus image (`guest create --from`) runs its
 // first-boot commands. The disks hold no boot code (grub-install needs a
-// block device): capture gives them GRUB; their grub.cfg's kernel line says
-// console=ttyS0, so a captured image deployed to a disk shows its boot on
-// the serial port. The mmdebstrap tarball and the raw disks are cached
+// block device): capture gives them GRUB; their grub.cfg waits a second at
+// its menu, as Debian's does (without a timeout GRUB waits for ever), and its
+// kernel line says console=ttyS0, so a captured image deployed to a disk
+// shows its boot on the serial port. The mmdebstrap tarball and the raw disks are cached
 // under .cache/images-corpus/ by a hash of everything that makes them.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -30,7 +31,7 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CORPUS_CACHE = join(repo, '.cache', 'images-corpus');
 
 /** Raised when what build() makes changes: the cached disks are rebuilt. */
-const CORPUS_VERSION = 3;
+const CORPUS_VERSION = 5;
 
 const MMDEBSTRAP = ['--variant=minbase', '--include=ifupdown,grub-pc-bin,grub-efi-amd64-bin', 'bookworm'];
 
@@ -113,7 +114,7 @@ function commonTree(tree: string, tar: string, system: Pick<CorpusSystem, 'hostn
   mkdirSync(join(tree, 'boot/grub'), { recursive: true });
   writeFileSync(
     join(tree, 'boot/grub/grub.cfg'),
-    `menuentry 'Debian' {\n  linux /boot/vmlinuz-${system.kernelVersion} root=UUID=@ROOT@ ro console=ttyS0,115200\n  initrd /boot/initrd.img-${system.kernelVersion}\n}\n`,
+    `set timeout=1\nmenuentry 'Debian' {\n  linux /boot/vmlinuz-${system.kernelVersion} root=UUID=@ROOT@ ro console=ttyS0,115200\n  initrd /boot/initrd.img-${system.kernelVersion}\n}\n`,
   );
 }
 
