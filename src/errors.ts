@@ -47,6 +47,8 @@ export const ExitCode = {
   imageCustomize: 49,
   guestFromImage: 50,
   imageGuestBase: 51,
+  adaptRefused: 52,
+  adaptFailed: 53,
   exportSource: 54,
   exportWrite: 55,
   interrupted: 130,
@@ -371,6 +373,21 @@ export class ImageError extends PocketError {
     message: string,
     options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {},
   ) {
+    super(kind, message, options);
+  }
+}
+
+/**
+ * `launcher image adapt` (docs/adapt.md): adaptRefused (52) the image cannot
+ * be adapted as asked, found before anything changes (an unknown --for, a bad
+ * or taken --name, no Linux kernel in it, neither the target's drivers nor
+ * SATA/e1000 reachable, no packages for qemu-guest-agent, nothing to change);
+ * adaptFailed (53) a step failed inside the image (its update-initramfs,
+ * dracut or dpkg, a device name that is no partition of its disk). The source
+ * image is unchanged and no new image is made when either is thrown.
+ */
+export class AdaptError extends PocketError {
+  constructor(kind: 'adaptRefused' | 'adaptFailed', message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
     super(kind, message, options);
   }
 }

@@ -66,7 +66,15 @@ export type CustomizeStep =
   | { kind: 'key'; name: string; key: string }
   | { kind: 'copy'; path: string; contentBase64: string; from: string }
   | { kind: 'firstboot'; command: string }
-  | { kind: 'generalize' };
+  | { kind: 'generalize' }
+  // `image adapt` (src/images/image-adapt.ts, docs/adapt.md): probe changes nothing; debs is last.
+  | { kind: 'probe'; modules: string[] }
+  | { kind: 'drivers'; modules: string[] }
+  | { kind: 'uuid' }
+  | { kind: 'serial' }
+  | { kind: 'netnames' }
+  /** A host folder of .deb files, sent as a tar after the steps and installed with the image's own dpkg. */
+  | { kind: 'debs'; dir: string };
 
 /** What `image customize` asks for: the overlay plugged read-write, its root mounted, the steps applied. */
 export interface CustomizeRequest {

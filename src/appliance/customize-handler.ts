@@ -5,6 +5,7 @@
 // file system and applies the steps in order, unmounts, and the disk is
 // unplugged (which flushes it). The source image is the overlay's backing file,
 // opened read-only by QEMU: it stays as it was.
+import { execFileSync } from 'node:child_process';
 import { basename } from 'node:path';
 import { FilesError } from '../errors.ts';
 import type { CustomizeRequest, CustomizeResult } from './appliance-protocol.ts';
@@ -31,10 +32,26 @@ export function customizeScript(steps: CustomizeRequest['steps']): string {
           return `firstboot ${b64(step.command)}`;
         case 'generalize':
           return 'generalize';
+        case 'probe':
+        case 'drivers':
+          return `${step.kind} ${b64(step.modules.join(' '))}`;
+        case 'uuid':
+        case 'serial':
+        case 'netnames':
+        case 'debs':
+          return step.kind;
       }
     })
     .map((line) => `${line}\n`)
     .join('');
+}
+
+/** adapt's packages: a tar of the folder, read by pocketvm-customize after its `debs` line (the last). */
+function debsTar(steps: CustomizeRequest['steps']): Buffer {
+  const debs = steps.find((s) => s.kind === 'debs');
+  if (!debs) return Buffer.alloc(0);
+  if (steps.at(-1) !== debs) throw new FilesError('the packages step must be the last', { details: { reason: 'customize-failed' } });
+  return execFileSync('tar', ['-cf', '-', '-C', debs.dir, '.'], { maxBuffer: 256 << 20 });
 }
 
 export async function customizeHandler(appliance: ApplianceMachine, request: CustomizeRequest, target: number): Promise<CustomizeResult> {
@@ -51,7 +68,7 @@ export async function customizeHandler(appliance: ApplianceMachine, request: Cus
     const result = await runInAppliance(
       appliance.execs,
       ['/usr/bin/pocketvm-customize', String(target), String(request.rootPartition)],
-      Buffer.from(customizeScript(request.steps)),
+      Buffer.concat([Buffer.from(customizeScript(request.steps)), debsTar(request.steps)]),
     );
     if (result.exitCode !== 0)
       throw new FilesError(`${basename(request.overlay)}: ${result.stderr.trim().split('\n').at(-1) || `customizing failed (exit ${result.exitCode})`}`, {

@@ -28,25 +28,35 @@ export interface BootCheckResult {
   firmware: 'bios' | 'uefi';
   /** Power-on to the kernel's banner. */
   ms: number;
-  /** The marker's line (the kernel's banner), as printed.  */
+  /** The banner's line, as the kernel printed it. */
   banner: string;
 }
 
 /**
- * `marker`: the serial line to wait for (the kernel's banner by default); a
- * deployed disk's test waits for its initramfs's init starting instead.
+ * What else a caller may wait for (`image adapt`'s test, docs/adapt.md): a
+ * marker the image's userland prints on ttyS0 instead of the kernel's banner,
+ * lines that end the boot early as a failure (an initramfs that gave up on
+ * its root), and the disk's bus (virtio by default, as the stick's guests).
  */
+export interface BootCheckOptions {
+  until?: string;
+  failOn?: string[];
+  disk?: 'virtio' | 'sata';
+}
+
 export async function bootCheck(
   stickRoot: string,
   overlay: string,
   firmware: 'bios' | 'uefi',
   scratch: string,
   timeoutMs: number,
-  marker: string = KERNEL_BANNER,
+  options: BootCheckOptions = {},
 ): Promise<BootCheckResult> {
   const qemu = findQemu(currentPlatform(), stickRoot);
+  const until = options.until ?? KERNEL_BANNER;
   const args = ['-machine', 'q35', '-accel', 'tcg', '-m', '512', '-nodefaults', '-display', 'none', '-no-reboot', '-serial', 'stdio', '-monitor', 'none'];
-  args.push('-drive', `file=${overlay},format=qcow2,if=virtio`);
+  if (options.disk === 'sata') args.push('-drive', `file=${overlay},format=qcow2,if=none,id=disk0`, '-device', 'ide-hd,drive=disk0,bus=ide.0');
+  else args.push('-drive', `file=${overlay},format=qcow2,if=virtio`);
   const vars = `${scratch}.vars`;
   if (firmware === 'uefi') {
     const ovmf = OVMF.find((f) => existsSync(f.code) && existsSync(f.vars));
@@ -85,7 +95,16 @@ export async function bootCheck(
       );
       child.stdout.setEncoding('latin1').on('data', (text: string) => {
         seen = (seen + text).slice(-64 << 10);
-        const at = seen.indexOf(marker);
+        const failed = options.failOn?.find((line) => seen.includes(line));
+        if (failed)
+          return finish(() =>
+            reject(
+              new CaptureError('captureBootCheck', `the image's boot failed (${firmware}): ${failed}`, {
+                details: { reason: 'failed-on', line: failed, serial: seen.slice(-2000) },
+              }),
+            ),
+          );
+        const at = seen.indexOf(until);
         if (at >= 0 && seen.indexOf('\n', at) > 0) {
           const banner = seen.slice(at, seen.indexOf('\n', at)).trim();
           finish(() => resolve({ firmware, ms: Math.round(performance.now() - started), banner }));

@@ -93,7 +93,13 @@ async function customizeSteps(options: CustomizeOptions): Promise<{ steps: Custo
 }
 
 /** The root file system's partition, from the image's facts (inspected first when it never was). */
-async function rootPartition(layout: StickLayout, address: ApplianceAddress, store: ImageStore, image: CatalogImage, events: ImportEvents): Promise<number> {
+export async function rootPartition(
+  layout: StickLayout,
+  address: ApplianceAddress,
+  store: ImageStore,
+  image: CatalogImage,
+  events: ImportEvents,
+): Promise<number> {
   let facts = image.facts as unknown as ImageFacts | undefined;
   if (!facts) {
     events.step(`inspecting ${image.name} first (its root file system)`);

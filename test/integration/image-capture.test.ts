@@ -212,7 +212,7 @@ describe('launcher image capture: corpus systems and a folder tree, file by file
     assert.equal(deployed.exitCode, 0, deployed.stderr);
     const overlay = join(dir, 'deployed-bios.overlay.qcow2');
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', raw, '-F', 'raw', overlay]);
-    const booted = await bootCheck(stick.root, overlay, 'bios', join(dir, 'deployed-bios'), 900_000, 'Run /init as init process');
+    const booted = await bootCheck(stick.root, overlay, 'bios', join(dir, 'deployed-bios'), 900_000, { until: 'Run /init as init process' });
     assert.match(booted.banner, /Run \/init as init process/, 'GRUB loaded the kernel and the initramfs by UUID and its init started');
   });
 

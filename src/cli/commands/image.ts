@@ -15,6 +15,7 @@ import type { StickLayout } from '../../stick/layout.ts';
 import type { Output } from '../output.ts';
 import { percentRenderer } from '../progress.ts';
 import { appliance } from './files.ts';
+import { registerImageAdapt } from './image-adapt.ts';
 import { registerImageCapture } from './image-capture.ts';
 import { registerImageCustomize } from './image-customize.ts';
 import { registerImageDeploy } from './image-deploy.ts';
@@ -164,4 +165,5 @@ export function registerImage(program: Command, output: () => Output): void {
 
   registerImageCustomize(sub, output, withStore, findImage);
   registerImageDeploy(sub, output, withStore, findImage);
+  registerImageAdapt(sub, output, withStore, findImage);
 }

@@ -1,0 +1,97 @@
+// `image adapt`'s plan from what the probe found (src/images/image-adapt.ts,
+// docs/adapt.md "Pre-flight"): each step only where the target needs it, the
+// emulated devices chosen when the initramfs cannot be made again, refusals
+// before anything changes. The probe's lines are parsed as pocketvm-customize
+// prints them. The boot that proves it: test/integration/image-adapt.test.ts.
+import assert from 'node:assert/strict';
+import { AdaptError } from '../../src/errors.ts';
+import { TARGET_DEVICES } from '../../src/images/adapt-targets.ts';
+import { parseProbe, planAdapt } from '../../src/images/image-adapt.ts';
+
+/** A Debian made for SATA: no virtio in its initramfs, /dev/sda1 by name, enp0s3, no agent. */
+const sataDebian = [
+  'probe kernel 6.1.0-28-amd64',
+  'probe initramfs-tool update-initramfs',
+  'probe initrd /boot/initrd.img-6.1.0-28-amd64',
+  ...['virtio_pci', 'virtio_blk', 'virtio_scsi', 'virtio_net', 'virtio_console'].map((m) => `probe driver ${m} available`),
+  'probe driver ahci initramfs',
+  'probe driver e1000 available',
+  'probe fstab-device /dev/sda1 /',
+  'probe grub /boot/grub/grub.cfg',
+  'probe kernel-root /dev/sda1',
+  'probe serial no',
+  'probe netname enp0s3',
+  'probe distribution debian bookworm',
+  'probe arch amd64',
+  'probe packages base-files bash dpkg',
+  'hostname x',
+];
+
+const kinds = (target: Parameters<typeof planAdapt>[0], lines: string[]) => planAdapt(target, parseProbe(lines)).steps.map((s) => s.kind);
+
+describe('image adapt: the plan from the probe', () => {
+  it('parses what the probe prints', () => {
+    const probe = parseProbe(sataDebian);
+    assert.equal(probe.kernel, '6.1.0-28-amd64');
+    assert.equal(probe.initramfsTool, 'update-initramfs');
+    assert.equal(probe.drivers.virtio_blk, 'available');
+    assert.equal(probe.drivers.ahci, 'initramfs');
+    assert.deepEqual(probe.fstabDevices, [{ device: '/dev/sda1', mountpoint: '/' }]);
+    assert.equal(probe.kernelRoot, '/dev/sda1');
+    assert.equal(probe.serial, false);
+    assert.deepEqual(probe.netNames, ['enp0s3']);
+    assert.deepEqual(probe.distribution, { id: 'debian', codename: 'bookworm' });
+    assert.deepEqual(probe.packages, ['base-files', 'bash', 'dpkg']);
+  });
+
+  it('for pocketvm: virtio drivers into the initramfs, UUIDs, serial, interface names, the agent', () => {
+    const plan = planAdapt('pocketvm', parseProbe(sataDebian));
+    assert.deepEqual(
+      plan.steps.map((s) => s.kind),
+      ['drivers', 'uuid', 'serial', 'netnames'],
+    );
+    assert.deepEqual(plan.steps[0], { kind: 'drivers', modules: TARGET_DEVICES.pocketvm.drivers });
+    assert.equal(plan.agent, true);
+    assert.deepEqual(plan.devices, { disk: 'virtio-blk', nic: 'virtio-net' });
+    assert.ok(plan.changes.find((c) => c.step === 'uuid')!.what.includes('/dev/sda1'));
+  });
+
+  it('for virtualbox: only the e1000 driver, no agent (VirtualBox does not use it)', () => {
+    const plan = planAdapt('virtualbox', parseProbe(sataDebian));
+    assert.deepEqual(plan.steps[0], { kind: 'drivers', modules: ['e1000'] });
+    assert.equal(plan.agent, false);
+  });
+
+  it('changes nothing that is already right', () => {
+    const ready = sataDebian
+      .map((l) => l.replace(/ available$/, ' initramfs').replace('serial no', 'serial yes'))
+      .filter((l) => !/fstab-device|kernel-root|netname/.test(l))
+      .concat('probe packages qemu-guest-agent bash');
+    assert.deepEqual(kinds('pocketvm', ready), []);
+    assert.ok(planAdapt('pocketvm', parseProbe(ready)).changes.every((c) => !c.change));
+  });
+
+  it('chooses SATA and e1000 when the initramfs cannot be made again', () => {
+    const noTool = sataDebian.map((l) =>
+      l.replace('initramfs-tool update-initramfs', 'initramfs-tool none').replace('driver e1000 available', 'driver e1000 builtin'),
+    );
+    const plan = planAdapt('pocketvm', parseProbe(noTool));
+    assert.deepEqual(plan.devices, { disk: 'sata', nic: 'e1000' });
+    assert.ok(!plan.steps.some((s) => s.kind === 'drivers'));
+    assert.equal(plan.changes[0]!.step, 'devices');
+  });
+
+  it('refuses before any change when no device the target offers would find the root', () => {
+    const hopeless = sataDebian.map((l) =>
+      l.replace('initramfs-tool update-initramfs', 'initramfs-tool none').replace('driver ahci initramfs', 'driver ahci missing'),
+    );
+    assert.throws(
+      () => planAdapt('pocketvm', parseProbe(hopeless)),
+      (e: unknown) => e instanceof AdaptError && e.exitCode === 52 && e.details.reason === 'no-drivers',
+    );
+    assert.throws(
+      () => planAdapt('libvirt', parseProbe(['probe kernel none'])),
+      (e: unknown) => e instanceof AdaptError && e.details.reason === 'not-linux',
+    );
+  });
+});
