@@ -1,10 +1,9 @@
 // The image store on the stick (docs/image-store.md): images/store/<sha256>.qcow2,
 // one sparse qcow2 per distinct guest-visible content, and the catalog beside
 // it. Opening makes the folders; nothing else here writes.
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { guestPaths, readJson } from '../guests/guest-store.ts';
-import { guestsRoot, imageStorePaths, type StickLayout } from '../stick/layout.ts';
+import { imageStorePaths, type StickLayout } from '../stick/layout.ts';
 import { ImageCatalog, type CatalogImage } from './image-catalog.ts';
 
 export interface ImageStore {
@@ -37,24 +36,3 @@ export function imageNameFor(source: string, taken: (name: string) => boolean): 
 }
 
 export const IMAGE_NAME_PATTERN = /^[a-z][a-z0-9-]{0,39}$/;
-
-/**
- * The guests made from a catalog image: a guest record whose source is
- * `{ kind: 'image', name|sha256 }`. (Guests from catalog images are not
- * built yet; this reads the records as JSON so it holds once they are.)
- */
-export async function guestsUsing(layout: StickLayout, image: Pick<CatalogImage, 'name' | 'sha256'>): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(guestsRoot(layout));
-  } catch {
-    return [];
-  }
-  const using: string[] = [];
-  for (const name of names.filter((n) => !n.startsWith('.'))) {
-    const record = await readJson<{ source?: { kind?: string; name?: string; sha256?: string } }>(guestPaths(layout, name).record).catch(() => undefined);
-    const source = record?.source;
-    if (source?.kind === 'image' && (source.name === image.name || source.name === image.sha256 || source.sha256 === image.sha256)) using.push(name);
-  }
-  return using;
-}

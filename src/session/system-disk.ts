@@ -37,6 +37,22 @@ export interface OverlayBase {
 }
 
 /**
+ * The backing file an existing system overlay names (an image guest's base, or
+ * the catalog image of a guest made from one); a file that is no qcow2
+ * pocketvm made is refused with `hint`, never opened.
+ */
+export async function overlayBacking(overlay: string, hint: string): Promise<string | undefined> {
+  try {
+    return await qcow2BackingFile(overlay);
+  } catch (error) {
+    throw new SystemImageError(
+      `${overlay} is not a system overlay pocketvm made (${error instanceof NotQcow2Error ? error.message : (error as Error).message})`,
+      { hint, details: { reason: 'overlay', overlay }, cause: error },
+    );
+  }
+}
+
+/**
  * Which base this user's overlay goes over. A block-level overlay is valid only
  * over the exact base it was made on, so an overlay made over an older base
  * keeps that base (still on the stick, checked by its hash) until the person
@@ -48,19 +64,7 @@ export async function overlayBase(layout: StickLayout, payload: Pick<GuestPayloa
   if (!base) throw new Error(`internal: the ${guest} guest has no base image`);
   const overlay = systemOverlayPath(layout, user, guest);
   if (!existsSync(overlay)) return { overlay, base, current: true, exists: false };
-  let backing: string | undefined;
-  try {
-    backing = await qcow2BackingFile(overlay);
-  } catch (error) {
-    throw new SystemImageError(
-      `${overlay} is not a system overlay pocketvm made (${error instanceof NotQcow2Error ? error.message : (error as Error).message})`,
-      {
-        hint: `move it away to start ${user}'s ${guest} system afresh from the base (their home is on another disk)`,
-        details: { reason: 'overlay', overlay },
-        cause: error,
-      },
-    );
-  }
+  const backing = await overlayBacking(overlay, `move it away to start ${user}'s ${guest} system afresh from the base (their home is on another disk)`);
   const backingName = backing === undefined ? undefined : basename(backing);
   if (backingName === basename(base.path)) return { overlay, base, current: true, exists: true };
   const match = backingName ? BASE_NAME.exec(backingName) : null;

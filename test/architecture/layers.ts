@@ -5,7 +5,7 @@
 //
 //   errors.ts → primitives → platform → runtime, payload
 //     → stick, auth, vmm, ninep, guestregistry → hostprobe, dyntable
-//     → session, audit → guests, console, appliance → images → cli
+//     → session, audit → console, appliance → images → guests → export → cli
 //
 // src/ never imports build/ (build/ is a tool above the launcher and may
 // import src/; a checkout's launcher loads build/ by a computed path through
@@ -26,11 +26,15 @@ export const LAYERS: ReadonlyArray<{ folders: readonly string[]; holds: string }
   { folders: ['hostprobe', 'dyntable'], holds: 'what the parts are combined into: the host profile, the tables and namespace' },
   { folders: ['session', 'audit'], holds: 'a launch, start to teardown; the host-writes audit' },
   {
-    folders: ['guests', 'console', 'appliance'],
-    holds:
-      'several guests on a stick: their records, states and lifecycle (issue 19); the console page: its HTTP server, access checks, the screen bridge; the helper appliance behind launcher files (issue 20)',
+    folders: ['console', 'appliance'],
+    holds: 'the console page: its HTTP server, access checks, the screen bridge; the helper appliance behind launcher files (issue 20)',
   },
-  { folders: ['images'], holds: 'the image store and catalog on the stick: import, inspect through the appliance (issue 21)' },
+  { folders: ['images'], holds: 'the image store and catalog on the stick: import, inspect, capture, customize, adapt through the appliance (issues 21, 22)' },
+  {
+    folders: ['guests'],
+    holds: 'several guests on a stick: their records, states and lifecycle (issue 19), guests made from catalog images (issue 21)',
+  },
+  { folders: ['export'], holds: 'a guest described once and written for another engine: libvirt, OVA, QEMU, Proxmox, NoCloud (issue 22)' },
   { folders: ['cli'], holds: 'commands, prompts, output' },
 ];
 

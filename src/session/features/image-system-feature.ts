@@ -9,11 +9,11 @@ import { mkdir } from 'node:fs/promises';
 import { basename, dirname, relative } from 'node:path';
 import type { UnlockedUser } from '../../auth/users.ts';
 import { SystemImageError } from '../../errors.ts';
-import { NotQcow2Error, qcow2BackingFile } from '../../primitives/qcow2-header.ts';
 import { attachEncryptedDisk } from '../../vmm/encrypted-disk.ts';
 import { hotplugPort } from '../../vmm/qemu-args.ts';
 import type { LaunchFeature } from '../launch/feature.ts';
 import type { CatalogImageSystem } from '../launch/launch-options.ts';
+import { overlayBacking } from '../system-disk.ts';
 
 export const IMAGE_DISK_SERIAL = 'pocketvm-image';
 /** The personal disk takes port 0 (../personal-disk.ts). */
@@ -31,19 +31,7 @@ export function imageSystemCmdline(image: Pick<CatalogImageSystem, 'rootPartitio
  */
 export async function checkOverlayBase(overlay: string, image: CatalogImageSystem, user: string, guest: string): Promise<void> {
   if (!existsSync(overlay)) return;
-  let backing: string | undefined;
-  try {
-    backing = await qcow2BackingFile(overlay);
-  } catch (error) {
-    throw new SystemImageError(
-      `${overlay} is not a system overlay pocketvm made (${error instanceof NotQcow2Error ? error.message : (error as Error).message})`,
-      {
-        hint: `move it away to start ${user}'s ${guest} system afresh from the image`,
-        details: { reason: 'overlay', overlay },
-        cause: error,
-      },
-    );
-  }
+  const backing = await overlayBacking(overlay, `move it away to start ${user}'s ${guest} system afresh from the image`);
   if (backing === undefined || basename(backing) !== basename(image.file))
     throw new SystemImageError(`${user}'s ${guest} system was made over another disk (${backing ?? 'none'}), not the image ${image.name}`, {
       hint: `move ${overlay} away to start ${user}'s ${guest} system afresh from the image; nothing was changed`,
