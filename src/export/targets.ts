@@ -74,47 +74,34 @@ const FULL: TargetCapabilities = {
   firstBootSettings: false,
 };
 
+/** The QEMU/KVM engines (libvirt, plain QEMU, Proxmox VE) take the same devices: the stick's own. */
+const KVM_DEVICES: TargetDevices = {
+  diskBus: 'virtio',
+  diskBuses: ['virtio', 'virtio-scsi', 'sata', 'ide'],
+  nicModel: 'virtio',
+  nicModels: ['virtio', 'e1000', 'vmxnet3'],
+  machine: 'q35',
+  firmware: ['bios', 'uefi'],
+  diskFormat: 'qcow2',
+};
+
 export const TARGETS: Record<ExportTarget, TargetProfile> = {
   libvirt: {
     target: 'libvirt',
     describe: 'a libvirt domain (virsh define) with its qcow2',
-    devices: {
-      diskBus: 'virtio',
-      diskBuses: ['virtio', 'virtio-scsi', 'sata', 'ide'],
-      nicModel: 'virtio',
-      nicModels: ['virtio', 'e1000', 'vmxnet3'],
-      machine: 'q35',
-      firmware: ['bios', 'uefi'],
-      diskFormat: 'qcow2',
-    },
+    devices: KVM_DEVICES,
     can: FULL,
   },
   qemu: {
     target: 'qemu',
     describe: 'a shell script that runs qemu-system-x86_64 on the qcow2',
-    devices: {
-      diskBus: 'virtio',
-      diskBuses: ['virtio', 'virtio-scsi', 'sata', 'ide'],
-      nicModel: 'virtio',
-      nicModels: ['virtio', 'e1000', 'vmxnet3'],
-      machine: 'q35',
-      firmware: ['bios', 'uefi'],
-      diskFormat: 'qcow2',
-    },
+    devices: KVM_DEVICES,
     can: FULL,
   },
   proxmox: {
     target: 'proxmox',
     describe: 'a Proxmox VE qm configuration, the qcow2 and the qm commands that import it',
-    devices: {
-      diskBus: 'virtio',
-      diskBuses: ['virtio', 'virtio-scsi', 'sata', 'ide'],
-      nicModel: 'virtio',
-      nicModels: ['virtio', 'e1000', 'vmxnet3'],
-      machine: 'q35',
-      firmware: ['bios', 'uefi'],
-      diskFormat: 'qcow2',
-    },
+    devices: KVM_DEVICES,
     // Direct kernel boot only through `args:` (root@pam may set it; the exporter writes it).
     can: FULL,
   },
