@@ -11,7 +11,6 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { asPocketError, FilesError, LuksPassphraseError, type PocketError, ShareError, UsageError } from '../errors.ts';
 import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import type { GuestPayload } from '../payload/guest-payload.ts';
-import { MAX_REQUEST_BYTES } from '../session/control-protocol.ts';
 import { relayExec } from '../session/exec-relay.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import {
@@ -25,6 +24,7 @@ import {
   type InspectRequest,
   type PlugRequest,
   type InspectResult,
+  MAX_APPLIANCE_REQUEST_BYTES,
   MAX_PASSPHRASE_BYTES,
   MOUNT_ROOT,
   type NewShare,
@@ -371,17 +371,31 @@ function tokenMatches(expected: string, given: unknown): boolean {
 }
 
 function serve(daemon: ApplianceDaemon, token: string, socket: Socket): void {
-  let buffer = Buffer.alloc(0);
+  // The request line is gathered as a list of chunks and joined once its newline
+  // has come: a customize request carries files (up to MAX_APPLIANCE_REQUEST_BYTES),
+  // and joining on every chunk would copy it hundreds of times.
+  const chunks: Buffer[] = [];
+  let length = 0;
   const reply = (response: unknown) => socket.end(`${JSON.stringify(response)}\n`);
   socket.on('error', () => {});
   const onData = (chunk: Buffer) => {
-    buffer = Buffer.concat([buffer, chunk]);
-    // The concatenation is a copy: a passphrase after the line lives on only in `buffer`, which readPassphrase zeroes.
+    const lineEnd = chunk.indexOf(0x0a);
+    const lineLength = length + (lineEnd < 0 ? chunk.length : lineEnd);
+    chunks.push(Buffer.from(chunk));
+    length += chunk.length;
+    // A chunk's bytes live on only in the copy, which is zeroed below once joined.
     chunk.fill(0);
-    if (buffer.length > MAX_REQUEST_BYTES) return void socket.destroy();
-    const newline = buffer.indexOf(0x0a);
-    if (newline < 0) return;
+    if (lineLength > MAX_APPLIANCE_REQUEST_BYTES) {
+      socket.off('data', onData);
+      for (const held of chunks) held.fill(0);
+      return reply({ ok: false, error: { exit: 'usage', message: `appliance request longer than ${MAX_APPLIANCE_REQUEST_BYTES >> 20} MiB` } });
+    }
+    if (lineEnd < 0) return;
     socket.off('data', onData);
+    // The join is a copy: a passphrase after the line lives on only in `buffer`, which readPassphrase zeroes.
+    const buffer = Buffer.concat(chunks, length);
+    for (const held of chunks) held.fill(0);
+    const newline = lineLength;
     let request: ApplianceRequest;
     try {
       request = JSON.parse(buffer.subarray(0, newline).toString('utf8')) as ApplianceRequest;

@@ -39,6 +39,16 @@ export interface CheckRequest {
 /** The longest passphrase a request may carry (cryptsetup's own limit for a typed one is 512). */
 export const MAX_PASSPHRASE_BYTES = 4096;
 
+/** What `image customize --copy-in` may carry in all, before base64 (larger files go in with `launcher files put`). */
+export const MAX_COPY_IN_BYTES = 16 << 20;
+
+/**
+ * The longest request line the appliance daemon reads: the control socket's
+ * 1 MiB is too small for a customize request, whose copied-in files travel in
+ * it as base64 (4/3 of MAX_COPY_IN_BYTES), plus a megabyte for the rest.
+ */
+export const MAX_APPLIANCE_REQUEST_BYTES = Math.ceil((MAX_COPY_IN_BYTES * 4) / 3) + (1 << 20);
+
 export interface CheckResult {
   source: string;
   partition: number;

@@ -15,38 +15,46 @@ import { plugSource, unplugSource } from './source-disk.ts';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 
-/** The steps as pocketvm-customize reads them: one a line, every argument base64. */
-export function customizeScript(steps: CustomizeRequest['steps']): string {
-  return steps
-    .map((step) => {
-      switch (step.kind) {
-        case 'hostname':
-          return `hostname ${b64(step.hostname)}`;
-        case 'user':
-          return `user ${b64(step.name)}${step.password === undefined ? '' : ` ${b64(step.password)}`}`;
-        case 'key':
-          return `key ${b64(step.name)} ${b64(step.key)}`;
-        case 'copy':
-          return `copy ${b64(step.path)} ${step.contentBase64}`;
-        case 'firstboot':
-          return `firstboot ${b64(step.command)}`;
-        case 'generalize':
-          return 'generalize';
-        case 'probe':
-        case 'drivers':
-          return `${step.kind} ${b64(step.modules.join(' '))}`;
-        case 'uuid':
-        case 'serial':
-        case 'netnames':
-        case 'debs':
-          return step.kind;
+/**
+ * The steps as pocketvm-customize reads them: one a line, every argument
+ * base64, then `end`, then each copied file's bytes raw, in the steps' order
+ * (a `copy` line ends with its content's size). The guest's shell reads a line
+ * a byte at a time: megabytes of base64 on a line would take it minutes, so the
+ * contents come after the lines, taken whole.
+ */
+export function customizeScript(steps: CustomizeRequest['steps']): Buffer {
+  const contents: Buffer[] = [];
+  const lines = steps.map((step) => {
+    switch (step.kind) {
+      case 'hostname':
+        return `hostname ${b64(step.hostname)}`;
+      case 'user':
+        return `user ${b64(step.name)}${step.password === undefined ? '' : ` ${b64(step.password)}`}`;
+      case 'key':
+        return `key ${b64(step.name)} ${b64(step.key)}`;
+      case 'copy': {
+        const content = Buffer.from(step.contentBase64, 'base64');
+        contents.push(content);
+        return `copy ${b64(step.path)} ${content.length}`;
       }
-    })
-    .map((line) => `${line}\n`)
-    .join('');
+      case 'firstboot':
+        return `firstboot ${b64(step.command)}`;
+      case 'generalize':
+        return 'generalize';
+      case 'probe':
+      case 'drivers':
+        return `${step.kind} ${b64(step.modules.join(' '))}`;
+      case 'uuid':
+      case 'serial':
+      case 'netnames':
+      case 'debs':
+        return step.kind;
+    }
+  });
+  return Buffer.concat([Buffer.from([...lines, 'end', ''].join('\n')), ...contents]);
 }
 
-/** adapt's packages: a tar of the folder, read by pocketvm-customize after its `debs` line (the last). */
+/** adapt's packages: a tar of the folder, sent after every copied file's bytes; read by pocketvm-customize's `debs` step (the last). */
 function debsTar(steps: CustomizeRequest['steps']): Buffer {
   const debs = steps.find((s) => s.kind === 'debs');
   if (!debs) return Buffer.alloc(0);
@@ -68,7 +76,7 @@ export async function customizeHandler(appliance: ApplianceMachine, request: Cus
     const result = await runInAppliance(
       appliance.execs,
       ['/usr/bin/pocketvm-customize', String(target), String(request.rootPartition)],
-      Buffer.concat([Buffer.from(customizeScript(request.steps)), debsTar(request.steps)]),
+      Buffer.concat([customizeScript(request.steps), debsTar(request.steps)]),
     );
     if (result.exitCode !== 0)
       throw new FilesError(`${basename(request.overlay)}: ${result.stderr.trim().split('\n').at(-1) || `customizing failed (exit ${result.exitCode})`}`, {

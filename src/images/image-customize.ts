@@ -13,7 +13,7 @@ import { randomBytes, createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { ImageError } from '../errors.ts';
 import { applianceRequest } from '../appliance/appliance-client.ts';
-import type { ApplianceAddress, CustomizeStep } from '../appliance/appliance-protocol.ts';
+import { type ApplianceAddress, type CustomizeStep, MAX_COPY_IN_BYTES } from '../appliance/appliance-protocol.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import type { CatalogImage } from './image-catalog.ts';
 import { importDisk, type ImportEvents, type ImportedImage } from './image-import.ts';
@@ -69,13 +69,16 @@ async function customizeSteps(options: CustomizeOptions): Promise<{ steps: Custo
     steps.push({ kind: 'key', name, key: `${key.trim()}\n` });
     recorded.push(`ssh key for ${name}: ${key.trim().split(/\s+/).slice(0, 2).join(' ').slice(0, 40)}…`);
   }
+  let copied = 0;
   for (const given of options.copyIn) {
     const colon = given.lastIndexOf(':');
     const [local, path] = colon < 0 ? [given, ''] : [given.slice(0, colon), given.slice(colon + 1)];
     if (!path.startsWith('/') || path.split('/').includes('..')) throw bad(`--copy-in ${given}: say LOCAL:/absolute/path/in/the/image`, 'bad-copy');
     const content = await readFile(local).catch(() => undefined);
     if (!content) throw bad(`--copy-in ${given}: ${local} is not a readable file`, 'bad-copy');
-    if (content.length > 16 << 20) throw bad(`--copy-in ${given}: ${local} is larger than 16 MiB (use launcher files put)`, 'bad-copy');
+    copied += content.length;
+    if (copied > MAX_COPY_IN_BYTES)
+      throw bad(`--copy-in ${given}: the files copied in come to more than ${MAX_COPY_IN_BYTES >> 20} MiB (use launcher files put)`, 'bad-copy');
     steps.push({ kind: 'copy', path, contentBase64: content.toString('base64'), from: local });
     recorded.push(`copy ${local} to ${path} (sha256 ${createHash('sha256').update(content).digest('hex').slice(0, 16)}…)`);
   }

@@ -1,6 +1,7 @@
 // The lines the launcher sends pocketvm-customize (payload/appliance-rootfs/usr/bin/pocketvm-customize):
 // one step a line, in the given order, every argument base64 so a space, a
-// quote or a newline in a password, path or command cannot split a line.
+// quote or a newline in a password, path or command cannot split a line; then
+// `end`, then the copied files' bytes raw, as many as each copy line says.
 import assert from 'node:assert/strict';
 import { customizeScript } from '../../src/appliance/customize-handler.ts';
 
@@ -17,7 +18,9 @@ describe('customizeScript', () => {
       { kind: 'firstboot', command: 'echo "hi" > /x' },
       { kind: 'generalize' },
     ]);
-    const lines = script.split('\n');
+    const end = script.indexOf('\nend\n');
+    assert.equal(script.subarray(end + 5).toString(), 'a\nb', 'the copied bytes come after `end`, raw');
+    const lines = script.subarray(0, end + 1).toString().split('\n');
     assert.equal(lines.pop(), '', 'ends with a newline');
     assert.deepEqual(
       lines.map((l) => l.split(' ')[0]),
@@ -34,8 +37,7 @@ describe('customizeScript', () => {
     const [, name, password] = lines[1]!.split(' ');
     assert.deepEqual([unb64(name!), unb64(password!)], ['bob', 'two words; $(rm -rf /)']);
     assert.equal(lines[2]!.split(' ').length, 2, 'a user without a password has no second argument');
-    assert.equal(unb64(lines[4]!.split(' ')[1]!), '/etc/my file');
-    assert.equal(unb64(lines[4]!.split(' ')[2]!), 'a\nb');
+    assert.deepEqual(lines[4]!.split(' ').slice(1), [Buffer.from('/etc/my file').toString('base64'), '3'], 'a copy line: the path and the size');
     assert.equal(unb64(lines[5]!.split(' ')[1]!), 'echo "hi" > /x');
   });
 });

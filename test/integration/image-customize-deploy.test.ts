@@ -15,6 +15,7 @@
 // file. One appliance boot for the whole file.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -66,6 +67,8 @@ describe('launcher image customize and deploy: a new image made offline; an imag
   it('customizes the BIOS image into a new catalog image: its parent and steps recorded, the source unchanged', async () => {
     writeFileSync(at('motd'), 'customized by pocketvm\n');
     writeFileSync(at('app.log'), 'a line a program logged\n');
+    // Bigger than the control socket's 1 MiB request line once in base64: the appliance's own cap carries it.
+    writeFileSync(at('tool.bin'), randomBytes(3 << 20));
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'bob@test', '-f', at('bob_key')]);
     const sourceFile = join(stick.root, 'images', 'store', `${(await imageJson<CatalogImage>(['show', 'bios'])).json.sha256}.qcow2`);
     const sourceHash = execFileSync('sha256sum', [sourceFile], { encoding: 'utf8' });
@@ -84,18 +87,20 @@ describe('launcher image customize and deploy: a new image made offline; an imag
       `${at('motd')}:/etc/motd`,
       '--copy-in',
       `${at('app.log')}:/var/log/app.log`,
+      '--copy-in',
+      `${at('tool.bin')}:/opt/tool.bin`,
       '--first-boot',
       'echo first-boot-ran > /var/lib/pocketvm-first-boot-marker',
       '--generalize',
     ]);
-    assert.equal(made.exitCode, 0, made.stderr);
+    assert.equal(made.exitCode, 0, made.stderr || JSON.stringify(made.json));
     assert.equal(made.json.parent, 'bios');
     assert.equal(execFileSync('sha256sum', [sourceFile], { encoding: 'utf8' }), sourceHash, "the source's store file is as it was");
     const shown = await imageJson<CatalogImage>(['show', 'bios-web']);
     assert.equal(shown.json.lineage?.parentName, 'bios');
     assert.deepEqual(
       shown.json.lineage?.steps.map((s) => s.split(/[ :]/)[0]),
-      ['hostname', 'user', 'ssh', 'copy', 'copy', 'first', 'generalize'],
+      ['hostname', 'user', 'ssh', 'copy', 'copy', 'copy', 'first', 'generalize'],
       'every step recorded, in order, generalisation last',
     );
     assert.ok(!JSON.stringify(shown.json).includes('correct horse'), 'the password is not in the catalog');
@@ -131,6 +136,10 @@ describe('launcher image customize and deploy: a new image made offline; an imag
       assert.match(await cat('/etc/pocketvm/first-boot.d/002-ssh-host-keys.sh'), /ssh-keygen -A/);
       assert.match(await cat('/etc/rc.local'), /\/usr\/lib\/pocketvm\/first-boot/);
       assert.equal(await cat('/etc/machine-id'), '');
+      const tool = at('tool.got');
+      const got = await launcher(['files', 'get', `${opened.json.name}:/opt/tool.bin`, tool, '--stick', stick.root]);
+      assert.equal(got.exitCode, 0, got.stderr);
+      assert.ok(readFileSync(tool).equals(readFileSync(at('tool.bin'))), 'the 3 MiB file copied in byte for byte');
       assert.equal(await cat('/var/log/app.log'), '', 'logs emptied by generalisation, done last');
     } finally {
       await launcher(['files', 'close', opened.json.name, '--stick', stick.root]);
