@@ -20,7 +20,10 @@ describe('customizeScript', () => {
     ]);
     const end = script.indexOf('\nend\n');
     assert.equal(script.subarray(end + 5).toString(), 'a\nb', 'the copied bytes come after `end`, raw');
-    const lines = script.subarray(0, end + 1).toString().split('\n');
+    const lines = script
+      .subarray(0, end + 1)
+      .toString()
+      .split('\n');
     assert.equal(lines.pop(), '', 'ends with a newline');
     assert.deepEqual(
       lines.map((l) => l.split(' ')[0]),
