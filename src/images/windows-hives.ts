@@ -1,5 +1,5 @@
 // What `image inspect` reads from a Windows system's registry hives
-// (docs/images.md, "Windows"): the edition and build from SOFTWARE, the
+// (docs/image-store.md, "Windows: the registry hives"): the edition and build from SOFTWARE, the
 // hostname, the processor architecture and the drivers from SYSTEM's current
 // control set. Pure: the hive bytes come from the appliance's report
 // (inspect-report.ts); a hive that cannot be read is named with its error
@@ -30,7 +30,10 @@ export interface WindowsFacts {
   build: string | null;
   /** DisplayVersion (22H2), else ReleaseId (1809). */
   displayVersion: string | null;
+  /** The DNS host name (Services\Tcpip\Parameters Hostname, as libguestfs reports it), else the computer name. */
   hostname: string | null;
+  /** The NetBIOS computer name (Control\ComputerName\ComputerName). */
+  computerName: string | null;
   architecture: string | null;
   /** The control set Select\Current names (ControlSet001). */
   controlSet: string | null;
@@ -92,6 +95,7 @@ export function windowsFactsFromHives(files: HiveFiles): WindowsFacts {
     build: null,
     displayVersion: null,
     hostname: null,
+    computerName: null,
     architecture: null,
     controlSet: null,
     drivers: [],
@@ -129,7 +133,9 @@ export function windowsFactsFromHives(files: HiveFiles): WindowsFacts {
         return key;
       };
       const computer = under('Control\\ComputerName\\ComputerName');
-      facts.hostname = computer ? stringOf(sys.get(computer, 'ComputerName')) : null;
+      facts.computerName = computer ? stringOf(sys.get(computer, 'ComputerName')) : null;
+      const tcpip = under('Services\\Tcpip\\Parameters');
+      facts.hostname = (tcpip ? stringOf(sys.get(tcpip, 'Hostname')) : null) || facts.computerName;
       const environment = under('Control\\Session Manager\\Environment');
       const processor = environment ? stringOf(sys.get(environment, 'PROCESSOR_ARCHITECTURE')) : null;
       facts.architecture = processor ? (PROCESSOR[processor] ?? processor) : null;

@@ -39,11 +39,20 @@ describe('Windows registry hives: the regf reader and the facts inspect reads', 
   after(() => removeDir(dir));
 
   it("the test's hives are real hives: hivex reads them as the test wrote them", () => {
-    assert.equal(hivex('hivexget', [join(dir, 'SYSTEM'), 'ControlSet002\\Control\\ComputerName\\ComputerName', 'ComputerName']).trim(), WINDOWS_EXPECTED.hostname);
+    assert.equal(
+      hivex('hivexget', [join(dir, 'SYSTEM'), 'ControlSet002\\Control\\ComputerName\\ComputerName', 'ComputerName']).trim(),
+      WINDOWS_EXPECTED.computerName,
+    );
+    assert.equal(hivex('hivexget', [join(dir, 'SYSTEM'), 'ControlSet002\\Services\\Tcpip\\Parameters', 'Hostname']).trim(), WINDOWS_EXPECTED.hostname);
     assert.equal(hivex('hivexget', [join(dir, 'SOFTWARE'), 'Microsoft\\Windows NT\\CurrentVersion', 'ProductName']).trim(), WINDOWS_EXPECTED.productName);
     // Services is an ri index of li lists: hivex walks it to the same names.
-    const services = hivex('hivexsh', [join(dir, 'SYSTEM')], 'cd ControlSet002\\Services\nls\n').trim().split('\n');
-    assert.deepEqual(services.filter((s) => !s.startsWith('Svc')).sort(), [...WINDOWS_EXPECTED.drivers.map((d) => d.name), ...WINDOWS_EXPECTED.services].sort());
+    const services = hivex('hivexsh', [join(dir, 'SYSTEM')], 'cd ControlSet002\\Services\nls\n')
+      .trim()
+      .split('\n');
+    assert.deepEqual(
+      services.filter((s) => !s.startsWith('Svc')).sort(),
+      [...WINDOWS_EXPECTED.drivers.map((d) => d.name), ...WINDOWS_EXPECTED.services].sort(),
+    );
     assert.equal(services.filter((s) => s.startsWith('Svc')).length, 12);
   });
 
@@ -60,7 +69,9 @@ describe('Windows registry hives: the regf reader and the facts inspect reads', 
     assert.equal(services.length, WINDOWS_EXPECTED.drivers.length + WINDOWS_EXPECTED.services.length + 12);
     // Every value hivexsh lists for a driver, the reader lists with the same data.
     const viostor = sys.key('ControlSet002\\Services\\viostor')!;
-    const fromHivex = hivex('hivexsh', [join(dir, 'SYSTEM')], 'cd ControlSet002\\Services\\viostor\nlsval\n').trim().split('\n');
+    const fromHivex = hivex('hivexsh', [join(dir, 'SYSTEM')], 'cd ControlSet002\\Services\\viostor\nlsval\n')
+      .trim()
+      .split('\n');
     assert.deepEqual(
       sys.values(viostor).map((v) => v.name),
       fromHivex.map((line) => /^"([^"]*)"/.exec(line)![1]),
@@ -77,6 +88,7 @@ describe('Windows registry hives: the regf reader and the facts inspect reads', 
     assert.equal(facts.build, WINDOWS_EXPECTED.build);
     assert.equal(facts.displayVersion, WINDOWS_EXPECTED.displayVersion);
     assert.equal(facts.hostname, WINDOWS_EXPECTED.hostname, 'Select\\Current names ControlSet002, not the stale ControlSet001');
+    assert.equal(facts.computerName, WINDOWS_EXPECTED.computerName);
     assert.equal(facts.controlSet, 'ControlSet002');
     assert.equal(facts.architecture, 'x86_64');
     assert.deepEqual(
@@ -91,11 +103,20 @@ describe('Windows registry hives: the regf reader and the facts inspect reads', 
     const cases: [string, Buffer, RegExp][] = [
       ['not a hive', Buffer.from('MZ not a hive at all'.padEnd(8192, '\0')), /too short|no "regf" signature/],
       ['another signature', Buffer.concat([Buffer.from('xxxx'), system.subarray(4)]), /no "regf" signature/],
-      ['a flipped byte in the base block', Buffer.concat([system.subarray(0, 0x31), Buffer.from([system[0x31]! ^ 0xff]), system.subarray(0x32)]), /bad checksum/],
+      [
+        'a flipped byte in the base block',
+        Buffer.concat([system.subarray(0, 0x31), Buffer.from([system[0x31]! ^ 0xff]), system.subarray(0x32)]),
+        /bad checksum/,
+      ],
       ['the root outside the hive', withHeaderField(system, 0x24, 0x7ffffff0), /outside the hive/],
       ['truncated after the base block', system.subarray(0, 0x1010), /too short/],
     ];
-    for (const [what, bytes, error] of cases) assert.throws(() => new Hive(bytes), (e: unknown) => e instanceof HiveError && error.test(e.message), what);
+    for (const [what, bytes, error] of cases)
+      assert.throws(
+        () => new Hive(bytes),
+        (e: unknown) => e instanceof HiveError && error.test(e.message),
+        what,
+      );
     // Cut in the middle of its cells: the header still opens, the walk stops at the first cell past the end.
     const cut = withHeaderField(system, 0x28, 0x1000);
     const hive = new Hive(cut.subarray(0, 0x1400));

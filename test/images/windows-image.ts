@@ -4,9 +4,9 @@
 // WINDOWS_EXPECTED); the disk is GPT with an ESP (FAT, mtools, holding
 // EFI/Microsoft/Boot/bootmgfw.efi) and an NTFS partition (mkntfs, filled
 // through ntfs-3g's FUSE mount) holding Windows/System32/config/{SOFTWARE,
-// SYSTEM}, Windows/System32/drivers/*.sys and Windows/System32/ntoskrnl.exe.
+// SYSTEM}, Windows/System32/drivers/*.sys, ntoskrnl.exe and cmd.exe.
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { binary, dword, expandSz, sz, writeHive, type RegKey } from './regf-writer.ts';
 
@@ -26,7 +26,9 @@ export const WINDOWS_EXPECTED = {
   version: '10.0',
   build: '19045',
   displayVersion: '22H2',
-  hostname: 'POCKET-WIN10',
+  /** Tcpip\Parameters Hostname (the DNS name) and the NetBIOS ComputerName. */
+  hostname: 'pocket-win10',
+  computerName: 'POCKET-WIN10',
   architecture: 'x86_64',
   controlSet: 'ControlSet002',
   drivers: [
@@ -34,6 +36,7 @@ export const WINDOWS_EXPECTED = {
     { name: 'netkvm', type: 'kernel', start: 3, imagePath: '\\SystemRoot\\System32\\drivers\\netkvm.sys', file: true },
     { name: 'Ntfs', type: 'filesystem', start: 3, imagePath: 'System32\\Drivers\\Ntfs.sys', file: true },
     { name: 'partmgr', type: 'kernel', start: 0, imagePath: 'System32\\drivers\\partmgr.sys', file: true },
+    { name: 'Tcpip', type: 'kernel', start: 0, imagePath: 'System32\\drivers\\tcpip.sys', file: true },
     // Registered, its file gone: the case a converted guest that no longer boots shows.
     { name: 'vioscsi', type: 'kernel', start: 4, imagePath: 'System32\\drivers\\vioscsi.sys', file: false },
     { name: 'viostor', type: 'kernel', start: 0, imagePath: 'System32\\drivers\\viostor.sys', file: true },
@@ -45,15 +48,18 @@ export const WINDOWS_EXPECTED = {
 /** Enough services under one key that the writer gives it an ri index of li lists. */
 const FILLER_SERVICES = Array.from({ length: 12 }, (_, i) => `Svc${String(i).padStart(2, '0')}`);
 
-function controlSet(hostname: string): RegKey {
+function controlSet(): RegKey {
   return {
     name: 'ControlSet002',
     subkeys: [
       {
         name: 'Control',
         subkeys: [
-          { name: 'ComputerName', subkeys: [{ name: 'ComputerName', values: [sz('ComputerName', hostname)] }] },
-          { name: 'Session Manager', subkeys: [{ name: 'Environment', values: [sz('PROCESSOR_ARCHITECTURE', 'AMD64'), expandSz('Path', '%SystemRoot%\\system32')] }] },
+          { name: 'ComputerName', subkeys: [{ name: 'ComputerName', values: [sz('ComputerName', WINDOWS_EXPECTED.computerName)] }] },
+          {
+            name: 'Session Manager',
+            subkeys: [{ name: 'Environment', values: [sz('PROCESSOR_ARCHITECTURE', 'AMD64'), expandSz('Path', '%SystemRoot%\\system32')] }],
+          },
         ],
       },
       {
@@ -62,6 +68,8 @@ function controlSet(hostname: string): RegKey {
           ...WINDOWS_EXPECTED.drivers.map((d) => ({
             name: d.name,
             values: [dword('Type', d.type === 'kernel' ? 1 : 2), dword('Start', d.start), dword('ErrorControl', 1), expandSz('ImagePath', d.imagePath)],
+            // The DNS host name lives with the TCP/IP driver.
+            ...(d.name === 'Tcpip' ? { subkeys: [{ name: 'Parameters', values: [sz('Hostname', WINDOWS_EXPECTED.hostname), sz('Domain', '')] }] } : {}),
           })),
           ...WINDOWS_EXPECTED.services.map((name) => ({
             name,
@@ -74,14 +82,20 @@ function controlSet(hostname: string): RegKey {
   };
 }
 
-export function windowsSystemHive(hostname = WINDOWS_EXPECTED.hostname): Buffer {
+export function windowsSystemHive(): Buffer {
   return writeHive(
     {
       name: 'ROOT',
       subkeys: [
         // A stale control set Windows no longer boots with: its hostname must not be reported.
-        { name: 'ControlSet001', subkeys: [{ name: 'Control', subkeys: [{ name: 'ComputerName', subkeys: [{ name: 'ComputerName', values: [sz('ComputerName', 'OLD-NAME')] }] }] }] },
-        controlSet(hostname),
+        {
+          name: 'ControlSet001',
+          subkeys: [
+            { name: 'Control', subkeys: [{ name: 'ComputerName', subkeys: [{ name: 'ComputerName', values: [sz('ComputerName', 'OLD-NAME')] }] }] },
+            { name: 'Services', subkeys: [{ name: 'Tcpip', subkeys: [{ name: 'Parameters', values: [sz('Hostname', 'old-name')] }] }] },
+          ],
+        },
+        controlSet(),
         { name: 'Select', values: [dword('Current', 2), dword('Default', 2), dword('LastKnownGood', 1)] },
       ],
     },
@@ -128,6 +142,20 @@ export function windowsSoftwareHive(): Buffer {
   );
 }
 
+/** The start of a PE32+ x86-64 console program (what `file` and libguestfs read a Windows program's architecture from). */
+function peHeader(): Buffer {
+  const b = Buffer.alloc(1024);
+  b.write('MZ', 0, 'latin1');
+  b.writeUInt32LE(0x40, 0x3c); // e_lfanew
+  b.write('PE\0\0', 0x40, 'latin1');
+  b.writeUInt16LE(0x8664, 0x44); // AMD64
+  b.writeUInt16LE(0xf0, 0x54); // size of the optional header
+  b.writeUInt16LE(0x22, 0x56); // executable, large-address aware
+  b.writeUInt16LE(0x20b, 0x58); // PE32+
+  b.writeUInt16LE(3, 0x58 + 68); // console subsystem
+  return b;
+}
+
 const run = (command: string, args: string[]) => execFileSync(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
 const MiB = 1024 * 1024;
 
@@ -150,9 +178,12 @@ export function buildWindowsImage(dir: string, options: { damaged?: boolean } = 
   const files: [string, Buffer][] = [
     ['Windows/System32/config/SYSTEM', system],
     ['Windows/System32/config/SOFTWARE', windowsSoftwareHive()],
-    // A PE file's start: "MZ", e_lfanew, "PE\0\0", machine 0x8664 (AMD64).
-    ['Windows/System32/ntoskrnl.exe', Buffer.concat([Buffer.from('MZ'), Buffer.alloc(58), Buffer.from([0x40, 0, 0, 0]), Buffer.from('PE\0\0'), Buffer.from([0x64, 0x86])])],
-    ...WINDOWS_EXPECTED.drivers.filter((d) => d.file).map((d): [string, Buffer] => [`Windows/System32/drivers/${d.imagePath.split('\\').at(-1)}`, Buffer.from(`driver ${d.name}`)]),
+    ['Windows/System32/ntoskrnl.exe', peHeader()],
+    // libguestfs takes a folder for a Windows system root only when System32/cmd.exe is in it.
+    ['Windows/System32/cmd.exe', peHeader()],
+    ...WINDOWS_EXPECTED.drivers
+      .filter((d) => d.file)
+      .map((d): [string, Buffer] => [`Windows/System32/drivers/${d.imagePath.split('\\').at(-1)}`, Buffer.from(`driver ${d.name}`)]),
   ];
   // Files written to a folder first, then copied onto the NTFS through ntfs-3g (FUSE).
   for (const [path, bytes] of files) {
@@ -160,19 +191,21 @@ export function buildWindowsImage(dir: string, options: { damaged?: boolean } = 
     writeFileSync(join(tree, path), bytes);
   }
   writeFileSync(disk, '');
-  closeSync(openSync(disk, 'r+'));
   run('truncate', ['-s', `${100 * MiB}`, disk]);
   run('sgdisk', ['-n', '1:2048:+32M', '-t', '1:ef00', '-c', '1:EFI system partition', '-n', '2:0:+64M', '-t', '2:0700', '-c', '2:Basic data partition', disk]);
   const espStart = 2048 * 512;
   const ntfsStart = espStart + 32 * MiB;
-  // The ESP: FAT32 written in place with mtools (no mount).
-  const esp = `${disk}@@${espStart}`;
-  run('mkfs.vfat', ['-F', '32', '--offset', '2048', disk, `${(32 * MiB) / 1024}`]);
+  // The ESP: FAT made in its own file, filled with mtools (no mount), placed at partition 1's offset.
+  const esp = join(dir, options.damaged ? 'esp-damaged.img' : 'esp.img');
+  writeFileSync(esp, '');
+  run('truncate', ['-s', `${32 * MiB}`, esp]);
+  run('mkfs.vfat', ['-n', 'SYSTEM', esp]);
   for (const folder of ['EFI', 'EFI/Microsoft', 'EFI/Microsoft/Boot', 'EFI/Boot']) run('mmd', ['-i', esp, `::/${folder}`]);
   const efi = join(dir, 'bootmgfw.efi');
   writeFileSync(efi, Buffer.concat([Buffer.from('MZ'), Buffer.alloc(1022)]));
   run('mcopy', ['-i', esp, efi, '::/EFI/Microsoft/Boot/bootmgfw.efi']);
   run('mcopy', ['-i', esp, efi, '::/EFI/Boot/bootx64.efi']);
+  run('dd', [`if=${esp}`, `of=${disk}`, 'bs=1M', `seek=${espStart / MiB}`, 'conv=notrunc,sparse', 'status=none']);
   // The NTFS: made in its own file, filled through ntfs-3g, then placed at partition 2's offset.
   const ntfs = join(dir, options.damaged ? 'ntfs-damaged.img' : 'ntfs.img');
   writeFileSync(ntfs, '');
