@@ -4,6 +4,7 @@
 // libhivex-bin: hivexget, hivexsh) reads independently; damaged hives give
 // a HiveError naming what is wrong, and the inspect report of an image with
 // a damaged SYSTEM still holds everything SOFTWARE and the disk say.
+// Test tier: integration (runs hivexget and hivexsh from libhivex-bin)
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
