@@ -1,8 +1,10 @@
 // What `image inspect` says about an image, made from the lines the
 // appliance's pocketvm-inspect printed (payload/appliance-rootfs/usr/bin/
 // pocketvm-inspect): the partitions and file systems blkid saw, and the
-// configuration files of each system it mounted read-only. Pure parsing: no
+// configuration files of each system it mounted read-only (a Windows
+// system's registry hives are read by windows-hives.ts). Pure parsing: no
 // I/O, so every rule here is unit-tested on text.
+import { windowsFactsFromHives, type WindowsFacts } from './windows-hives.ts';
 
 export interface FileSystemFact {
   partition: number;
@@ -59,7 +61,8 @@ export interface ImageFacts {
   network: { interfaces: NetworkInterfaceFact[]; files: string[] };
   packages: { manager: 'dpkg' | 'apk' | 'rpm'; count: number | null } | null;
   efiFiles: string[];
-  windows: { found: boolean; hives: 'not parsed' } | null;
+  /** Read from the registry hives (windows-hives.ts); null when the image holds no Windows. */
+  windows: WindowsFacts | null;
 }
 
 export const ESP_GUID = 'c12a7328-f81f-11d2-ba4b-00a0c93ec93b';
@@ -73,12 +76,14 @@ interface Raw {
   elf: Map<number, string>;
   counts: Map<number, Record<string, number>>;
   mounted: Set<number>;
+  /** Registry hives by partition and name (SOFTWARE, SYSTEM): their bytes, or their size when too large to be sent. */
+  hives: Map<number, Map<string, Buffer | number>>;
 }
 
 const decode = (b64: string | undefined) => (b64 ? Buffer.from(b64, 'base64').toString('utf8') : '');
 
 function parseLines(report: string): Raw {
-  const raw: Raw = { blkid: new Map(), files: new Map(), paths: new Map(), elf: new Map(), counts: new Map(), mounted: new Set() };
+  const raw: Raw = { blkid: new Map(), files: new Map(), paths: new Map(), elf: new Map(), counts: new Map(), mounted: new Set(), hives: new Map() };
   for (const line of report.split('\n')) {
     const [what, ...f] = line.trim().split(' ');
     const n = Number(f[0]);
@@ -108,6 +113,11 @@ function parseLines(report: string): Raw {
         break;
       case 'elf':
         raw.elf.set(n, f[2] ?? '');
+        break;
+      case 'hive':
+      case 'hive-size':
+        if (!raw.hives.has(n)) raw.hives.set(n, new Map());
+        raw.hives.get(n)!.set(f[1]!, what === 'hive' ? Buffer.from(f[2] ?? '', 'base64') : Number(f[2]));
         break;
       case 'count':
         raw.counts.set(n, { ...raw.counts.get(n), [f[1]!]: Number(f[2]) });
@@ -269,17 +279,25 @@ export function factsFromReport(report: string): ImageFacts {
   const interfaces = interfaceFiles.flatMap((p) => (p.startsWith('etc/systemd/network/') ? parseNetworkd(files.get(p)!) : parseInterfaces(files.get(p)!)));
   const counts = raw.counts.get(root ?? -1) ?? {};
   const manager = (['dpkg', 'apk', 'rpm'] as const).find((m) => counts[m] !== undefined);
+  const hives = raw.hives.get(root ?? -1);
+  const windows = isWindows
+    ? windowsFactsFromHives({
+        software: hives?.get('SOFTWARE'),
+        system: hives?.get('SYSTEM'),
+        driverFiles: new Set(paths.filter((p) => /^Windows\/System32\/drivers\/[^/]+$/i.test(p)).map((p) => p.slice(p.lastIndexOf('/') + 1).toLowerCase())),
+      })
+    : null;
   const distribution = osRelease['ID'] ?? (files.has('etc/debian_version') ? 'debian' : isWindows ? 'windows' : null);
-  const version = osRelease['VERSION_ID'] ?? files.get('etc/debian_version')?.trim() ?? null;
+  const version = osRelease['VERSION_ID'] ?? files.get('etc/debian_version')?.trim() ?? windows?.version ?? null;
   return {
     os: {
       family: isWindows ? 'windows' : root !== undefined ? 'linux' : 'unknown',
       distribution,
       version,
       codename: osRelease['VERSION_CODENAME'] ?? null,
-      name: osRelease['PRETTY_NAME'] ?? null,
+      name: osRelease['PRETTY_NAME'] ?? windows?.productName ?? null,
     },
-    architecture: root === undefined ? null : architectureOf(raw.elf.get(root) ?? ''),
+    architecture: root === undefined ? null : (architectureOf(raw.elf.get(root) ?? '') ?? windows?.architecture ?? null),
     rootPartition: root ?? null,
     partitionTable: { kind: ptKind, id: whole['PTUUID'] ?? null },
     firmware,
@@ -287,7 +305,7 @@ export function factsFromReport(report: string): ImageFacts {
     kernels,
     fileSystems,
     fstab,
-    hostname: files.get('etc/hostname')?.trim().split('\n')[0] || null,
+    hostname: files.get('etc/hostname')?.trim().split('\n')[0] || windows?.hostname || null,
     machineId: files.get('etc/machine-id')?.trim() || null,
     users: parsePasswd(files.get('etc/passwd') ?? ''),
     network: {
@@ -296,6 +314,6 @@ export function factsFromReport(report: string): ImageFacts {
     },
     packages: manager ? { manager, count: counts[manager]! >= 0 ? counts[manager]! : null } : null,
     efiFiles: efiFiles.map((p) => `/${p}`),
-    windows: isWindows ? { found: true, hives: 'not parsed' } : null,
+    windows,
   };
 }

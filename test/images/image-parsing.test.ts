@@ -193,11 +193,12 @@ describe('image store parsing', () => {
     );
     assert.deepEqual(facts.efiFiles, ['/EFI/BOOT/BOOTX64.EFI']);
     assert.equal(facts.windows, null);
-    // A disk with an NTFS holding Windows: found, its hives named as not read.
+    // A disk with an NTFS holding Windows but no hive lines: found, each hive named as missing.
     const windows = factsFromReport(
       [`blkid 0 /dev/sdb 1000 ${b64('TYPE=ntfs\nUUID=W1\n')}`, 'mounted 0 ntfs', 'path 0 Windows/System32/config/SOFTWARE'].join('\n'),
     );
     assert.equal(windows.os.family, 'windows');
-    assert.deepEqual(windows.windows, { found: true, hives: 'not parsed' });
+    assert.deepEqual(windows.windows?.hives, { software: { status: 'missing' }, system: { status: 'missing' } });
+    assert.equal(windows.windows?.productName, null);
   });
 });

@@ -10,6 +10,7 @@ import { importImage } from '../../images/image-import.ts';
 import { inspectImage, resolveInspectTarget } from '../../images/image-inspect.ts';
 import { type ImageStore, openImageStore } from '../../images/image-store.ts';
 import { guestsUsing } from '../../guests/guests-using-image.ts';
+import type { HiveState, WindowsFacts } from '../../images/windows-hives.ts';
 import type { ImageFacts } from '../../images/inspect-report.ts';
 import { openStick, resolveStickRoot } from '../../stick/stick-root.ts';
 import type { StickLayout } from '../../stick/layout.ts';
@@ -59,8 +60,20 @@ function describeFacts(facts: ImageFacts): string[] {
       `  ${fs.partition === 0 ? 'whole disk' : `partition ${fs.partition}`}  ${mib(fs.bytes)}  ${fs.type ?? 'unknown'}${fs.uuid ? ` UUID=${fs.uuid}` : ''}${fs.esp ? ' (ESP)' : ''}${fs.mountpoint ? ` on ${fs.mountpoint}` : ''}`,
     );
   for (const i of facts.network.interfaces) lines.push(`  network      ${i.name} ${i.method}${i.address ? ` ${i.address}` : ''}`);
-  if (facts.windows) lines.push('  windows      found; its registry hives are not read yet');
+  if (facts.windows) lines.push(...describeWindows(facts.windows));
   return lines;
+}
+
+function describeWindows(w: WindowsFacts): string[] {
+  // Facts saved by an older inspect hold only `found`: say so rather than print nothing.
+  if (!Array.isArray(w.drivers)) return ['  windows      found; inspect it again to read its registry hives'];
+  const hive = (name: string, state: HiveState) => `${name} ${state.status === 'unreadable' ? `could not be read (${state.error})` : state.status}`;
+  const virtio = (['viostor', 'vioscsi', 'netkvm'] as const).map((name) => `${name} ${w.virtio[name] ?? '-'}`).join(', ');
+  return [
+    `  windows      ${w.productName ?? 'edition unknown'}${w.editionId ? ` (${w.editionId}${w.installationType ? `, ${w.installationType}` : ''})` : ''}${w.build ? ` build ${w.build}` : ''}${w.displayVersion ? ` ${w.displayVersion}` : ''}`,
+    `  drivers      ${w.drivers.length} (kernel and file-system services in ${w.controlSet ?? 'no control set'}); virtio: ${virtio}`,
+    `  hives        ${hive('SOFTWARE', w.hives.software)}, ${hive('SYSTEM', w.hives.system)}`,
+  ];
 }
 
 function describeImage(image: CatalogImage): string[] {
