@@ -82,8 +82,10 @@ const SIZE_RECORD_AT = 24;
  * Reads and writes go in runs of this many bytes: each run is read (libuv's
  * thread pool), then opened (a cipher worker, cipher-pool.ts), while the
  * next runs are read and opened beside it; a write's runs are sealed on the
- * workers and each written as soon as it is sealed. Up to IN_FLIGHT runs
- * are held at once (a 1 MiB Tread or Twrite is four runs).
+ * workers and go down IN_FLIGHT at a time in one writev (a 1 MiB Twrite:
+ * one writev, and the size record beside it, instead of four writes and
+ * then the record). Up to IN_FLIGHT runs are held at once (a 1 MiB Tread
+ * or Twrite is four runs).
  */
 const PIPE_BYTES = 1 << 18;
 const IN_FLIGHT = 4;
@@ -764,7 +766,34 @@ export class SealedFile {
       const end = position + data.length;
       const last = Math.floor((end - 1) / bs);
       const per = Math.max(1, PIPE_BYTES / bs);
+      // Sealing: up to IN_FLIGHT runs at once on the workers; each group of
+      // IN_FLIGHT runs (contiguous on disk) then goes down in one writev.
+      let group: { first: number; sealing: Promise<Buffer> }[] = [];
       const writing: Promise<void>[] = [];
+      const grows = end > this.#size;
+      const writeGroup = (runs: typeof group, andHeader: boolean): Promise<void> => {
+        const at = this.#blockAt(runs[0]!.first);
+        const sealed = Promise.all(runs.map((r) => r.sealing));
+        const done = sealed.then(async (buffers) => {
+          try {
+            // The size record goes down beside the last group's blocks, not after
+            // them: without an fsync between, the file system keeps no order
+            // anyway, and a write that fails puts the old size back (below).
+            await Promise.all([this.#writeRaw(buffers, at), andHeader ? this.#writeHeader(end) : undefined]);
+          } finally {
+            for (const buffer of buffers) giveBackRunBuffer(buffer.buffer as ArrayBuffer);
+          }
+        });
+        // A run that failed to seal: the others still go back to the pool.
+        void sealed.catch(async () => {
+          for (const r of runs) {
+            const b = await r.sealing.catch(() => undefined);
+            if (b) giveBackRunBuffer(b.buffer as ArrayBuffer);
+          }
+        });
+        done.catch(() => {});
+        return done;
+      };
       try {
         // In runs, so a 1 GiB write does not hold 1 GiB of plaintext at once.
         for (let runFirst = first; runFirst <= last; runFirst += per) {
@@ -787,27 +816,29 @@ export class SealedFile {
             sealing = this.#sealRun(plain, runFirst, count);
             void sealing.finally(() => plain.fill(0)).catch(() => {});
           }
-          // Each run is written once sealed, beside the others (positional writes of distinct blocks).
-          const written = sealing.then(async (run) => {
-            try {
-              await this.#writeRaw([run], this.#blockAt(runFirst));
-            } finally {
-              giveBackRunBuffer(run.buffer as ArrayBuffer);
-            }
-          });
-          written.catch(() => {});
-          writing.push(written);
-          if (writing.length >= IN_FLIGHT) await writing.shift();
+          sealing.catch(() => {});
+          group.push({ first: runFirst, sealing });
+          const lastRun = runLast === last;
+          if (group.length >= IN_FLIGHT || lastRun) {
+            writing.push(writeGroup(group, lastRun && grows));
+            group = [];
+            // One group written while the next is sealed.
+            if (writing.length >= 2) await writing.shift();
+          }
         }
         for (const written of writing.splice(0)) await written;
-      } finally {
-        // A failure mid-way: the runs in flight settle before the next operation (their own errors, if any, are second).
+      } catch (error) {
+        // A failure mid-way: the groups in flight settle before the next operation (their own errors, if any, are second),
+        // and a size record that went down beside them is put back (the blocks past the old size may not all be there).
         await Promise.allSettled(writing);
+        for (const r of group) {
+          const b = await r.sealing.catch(() => undefined);
+          if (b) giveBackRunBuffer(b.buffer as ArrayBuffer);
+        }
+        if (grows) await this.#writeHeader(this.#size).catch(() => {});
+        throw error;
       }
-      if (end > this.#size) {
-        await this.#writeHeader(end);
-        this.#size = end;
-      }
+      if (grows) this.#size = end;
       return data.length;
     });
   }
