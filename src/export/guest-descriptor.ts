@@ -25,13 +25,13 @@ export interface DescribedDisk {
   base?: string;
   sizeBytes: number;
   /** The bus the guest has it on under the stick's QEMU. */
-  bus: 'virtio';
+  bus: 'virtio-blk';
   /** The virtio serial the guest's initramfs finds it by. */
   serial?: string;
 }
 
 export interface DescribedNic {
-  model: 'virtio';
+  model: 'virtio-net';
   mac: string;
   /** user: QEMU's user-mode network on the stick (NAT to what the host reaches). */
   network: 'user';
@@ -111,11 +111,11 @@ export async function describeGuest(layout: StickLayout, guest: string): Promise
   if (manifest.image) {
     words.push(...systemCmdline(manifest.image));
     const base = join(dir, manifest.image.file);
-    disks.push({ role: 'system', name: 'system', base, sizeBytes: manifest.image.bytes, bus: 'virtio', serial: ROOT_DISK_SERIAL });
+    disks.push({ role: 'system', name: 'system', base, sizeBytes: manifest.image.bytes, bus: 'virtio-blk', serial: ROOT_DISK_SERIAL });
     const rootFileSystem = existsSync(base) ? await ext4Identity(base) : undefined;
     facts = { ...facts, init: manifest.image.init, ...(rootFileSystem ? { rootFileSystem } : {}) };
   }
-  for (const extra of config?.disks ?? []) disks.push({ role: 'extra', name: extra.name, sizeBytes: extra.sizeMiB * 1024 * 1024, bus: 'virtio' });
+  for (const extra of config?.disks ?? []) disks.push({ role: 'extra', name: extra.name, sizeBytes: extra.sizeMiB * 1024 * 1024, bus: 'virtio-blk' });
   if (network !== 'none') words.push(NETWORK_CMDLINE_WORD);
   return {
     name: guest,
@@ -127,7 +127,7 @@ export async function describeGuest(layout: StickLayout, guest: string): Promise
     memoryMiB: config?.memoryMiB ?? manifest.memory.recommendedMiB,
     boot: { kernel: join(dir, manifest.kernel), initrd: join(dir, manifest.initrd), cmdline: words.join(' ') },
     disks,
-    nics: network === 'none' ? [] : [{ model: 'virtio', mac: USER_NETWORK_MAC, network: 'user' }],
+    nics: network === 'none' ? [] : [{ model: 'virtio-net', mac: USER_NETWORK_MAC, network: 'user' }],
     display: config && config.display !== 'none' ? 'vga' : 'none',
     serialConsole: true,
     agentChannel: 'org.qemu.guest_agent.0',

@@ -3,8 +3,21 @@
 // booted directly, the system disk on virtio with the serial its initramfs
 // finds it by, the guest agent's port, the serial console logged to a file
 // beside the disk). `virsh define DIR/NAME.xml` takes it as written.
+import type { DiskBus, NicModel } from '../images/hypervisor-targets.ts';
 import type { GuestDescriptor } from './guest-descriptor.ts';
+import { TARGETS } from './targets.ts';
 import { xml } from './xml-text.ts';
+
+/** libvirt's bus and device-name prefix for each disk bus, its model for each card. */
+const DISK_TARGET: Record<DiskBus, { bus: string; dev: string }> = {
+  'virtio-blk': { bus: 'virtio', dev: 'vd' },
+  'virtio-scsi': { bus: 'scsi', dev: 'sd' },
+  lsilogic: { bus: 'scsi', dev: 'sd' },
+  sata: { bus: 'sata', dev: 'sd' },
+  ide: { bus: 'ide', dev: 'hd' },
+};
+const NIC_MODEL: Record<NicModel, string> = { 'virtio-net': 'virtio', e1000: 'e1000', vmxnet3: 'vmxnet3' };
+const devices = TARGETS.libvirt.devices.devices!;
 
 export interface LibvirtFiles {
   kernel: string;
@@ -23,14 +36,16 @@ export function libvirtDomain(descriptor: GuestDescriptor, files: LibvirtFiles, 
       `    <disk type='file' device='disk'>`,
       `      <driver name='qemu' type='qcow2'/>`,
       `      <source file='${xml(files.disks[index]!)}'/>`,
-      `      <target dev='vd${String.fromCharCode(97 + index)}' bus='virtio'/>`,
+      `      <target dev='${DISK_TARGET[devices.diskBus].dev}${String.fromCharCode(97 + index)}' bus='${DISK_TARGET[devices.diskBus].bus}'/>`,
       ...(disk.serial ? [`      <serial>${xml(disk.serial)}</serial>`] : []),
       `    </disk>`,
     ].join('\n'),
   );
   // type='user': the stick's own network (QEMU's user mode), no bridge or libvirt network to have made first.
   const nics = descriptor.nics.map((nic) =>
-    [`    <interface type='user'>`, `      <mac address='${xml(nic.mac)}'/>`, `      <model type='virtio'/>`, `    </interface>`].join('\n'),
+    [`    <interface type='user'>`, `      <mac address='${xml(nic.mac)}'/>`, `      <model type='${NIC_MODEL[devices.nicModel]}'/>`, `    </interface>`].join(
+      '\n',
+    ),
   );
   const display =
     descriptor.display === 'vga' ? [`    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>`, `    <video><model type='virtio'/></video>`] : [];

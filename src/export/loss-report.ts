@@ -3,6 +3,7 @@
 // from the descriptor and the target's capabilities (src/export/targets.ts).
 // Printed by every export and given whole with --json.
 import type { GuestDescriptor } from './guest-descriptor.ts';
+import { LINUX_DRIVERS } from '../images/hypervisor-targets.ts';
 import { TARGETS, type ExportTarget } from './targets.ts';
 
 export interface Loss {
@@ -24,16 +25,21 @@ export function lossReport(descriptor: GuestDescriptor, target: ExportTarget, us
     if (!can.directKernelBoot)
       losses.push({
         part: 'boot',
-        says: `the guest boots the payload's kernel and initramfs given beside its disk; ${target} boots only from a disk, and ${system ? 'the system disk has no bootloader' : 'this guest has no disk'}: it will not start there until \`launcher image adapt --for ${target.replace('-ova', '')}\` gives it one`,
+        says: `the guest boots the payload's kernel and initramfs given beside its disk; ${target} boots only from a disk, and ${system ? 'the system disk has no bootloader' : 'this guest has no disk'}: it will not start there until \`launcher image adapt --for ${devices.hypervisor}\` gives it one`,
       });
     if (system?.serial && !can.diskSerial)
       losses.push({ part: 'disk-serial', says: `the system disk's serial ${system.serial} (the initramfs finds the system by it) is not kept on ${target}` });
     if (!can.agentChannel)
       losses.push({ part: 'agent', says: `the guest agent's port ${descriptor.agentChannel} is not kept: no ready line, no clean shutdown from the host` });
-    if (descriptor.disks.some((disk) => disk.bus !== devices.diskBus))
-      losses.push({ part: 'disk-bus', says: `disks move from virtio to ${devices.diskBus}: the guest needs ${devices.diskBus} drivers in its initramfs` });
-    if (descriptor.nics.some((nic) => nic.model !== devices.nicModel))
-      losses.push({ part: 'nic-model', says: `network cards move from virtio to ${devices.nicModel} (MACs kept)` });
+    const given = devices.devices!;
+    const moved = descriptor.disks.find((disk) => disk.bus !== given.diskBus);
+    if (moved)
+      losses.push({
+        part: 'disk-bus',
+        says: `disks move from ${moved.bus} to ${given.diskBus}: the guest needs ${LINUX_DRIVERS[given.diskBus].join(', ')} in its initramfs (launcher image adapt --for ${devices.hypervisor} adds them to an image)`,
+      });
+    const card = descriptor.nics.find((nic) => nic.model !== given.nicModel);
+    if (card) losses.push({ part: 'nic-model', says: `network cards move from ${card.model} to ${given.nicModel} (MACs kept)` });
   }
   if (descriptor.stickOnly.shares.length > 0)
     losses.push({ part: 'shares', says: `shared folders served by the launcher (${descriptor.stickOnly.shares.join(', ')}) do not exist off the stick` });

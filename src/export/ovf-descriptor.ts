@@ -5,6 +5,7 @@
 // vmdk either way. Each Item's rasd: elements are in the schema's
 // (alphabetical) order: VMware rejects a descriptor whose order differs.
 import type { GuestDescriptor } from './guest-descriptor.ts';
+import type { DiskBus, NicModel } from '../images/hypervisor-targets.ts';
 import { TARGETS } from './targets.ts';
 import { xml } from './xml-text.ts';
 
@@ -25,10 +26,19 @@ function item(rasd: Rasd): string {
   return ['      <Item>', ...lines, '      </Item>'].join('\n');
 }
 
+/** The OVF controller item for each disk bus an OVA target uses (ResourceType 6: SCSI, 20: SATA, 5: IDE). */
+const CONTROLLER: Partial<Record<DiskBus, Rasd>> = {
+  lsilogic: { Description: 'SCSI Controller', ElementName: 'SCSI Controller 0', ResourceSubType: 'lsilogic', ResourceType: 6 },
+  sata: { Description: 'SATA Controller', ElementName: 'sataController0', ResourceSubType: 'AHCI', ResourceType: 20 },
+  ide: { Description: 'IDE Controller', ElementName: 'ideController0', ResourceSubType: 'PIIX4', ResourceType: 5 },
+};
+const NIC_SUBTYPE: Record<NicModel, string> = { 'virtio-net': 'virtio', e1000: 'E1000', vmxnet3: 'VmxNet3' };
+
 const STREAM_OPTIMIZED = 'http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized';
 
 export function ovfDescriptor(descriptor: GuestDescriptor, disks: OvfDisk[], flavour: OvaFlavour): string {
   const profile = TARGETS[flavour === 'vmware' ? 'vmware-ova' : 'virtualbox-ova'];
+  const devices = profile.devices.devices!;
   let id = 0;
   const next = () => ++id;
   const items: string[] = [
@@ -50,18 +60,7 @@ export function ovfDescriptor(descriptor: GuestDescriptor, disks: OvfDisk[], fla
     }),
   ];
   const controller = next();
-  items.push(
-    flavour === 'vmware'
-      ? item({
-          Address: 0,
-          Description: 'SCSI Controller',
-          ElementName: 'SCSI Controller 0',
-          InstanceID: controller,
-          ResourceSubType: 'lsilogic',
-          ResourceType: 6,
-        })
-      : item({ Address: 0, Description: 'SATA Controller', ElementName: 'sataController0', InstanceID: controller, ResourceSubType: 'AHCI', ResourceType: 20 }),
-  );
+  items.push(item({ Address: 0, InstanceID: controller, ...CONTROLLER[devices.diskBus]! }));
   disks.forEach((_, index) =>
     items.push(
       item({
@@ -80,10 +79,10 @@ export function ovfDescriptor(descriptor: GuestDescriptor, disks: OvfDisk[], fla
         Address: nic.mac,
         AutomaticAllocation: true,
         Connection: 'NAT',
-        Description: `${profile.devices.nicModel} ethernet adapter on "NAT"`,
+        Description: `${devices.nicModel} ethernet adapter on "NAT"`,
         ElementName: `Ethernet ${index + 1}`,
         InstanceID: next(),
-        ResourceSubType: flavour === 'vmware' ? 'VmxNet3' : 'E1000',
+        ResourceSubType: NIC_SUBTYPE[devices.nicModel],
         ResourceType: 10,
       }),
     ),
@@ -125,7 +124,7 @@ export function ovfDescriptor(descriptor: GuestDescriptor, disks: OvfDisk[], fla
     '        <vssd:ElementName>Virtual Hardware Family</vssd:ElementName>',
     '        <vssd:InstanceID>0</vssd:InstanceID>',
     `        <vssd:VirtualSystemIdentifier>${xml(descriptor.name)}</vssd:VirtualSystemIdentifier>`,
-    `        <vssd:VirtualSystemType>${profile.devices.machine}</vssd:VirtualSystemType>`,
+    `        <vssd:VirtualSystemType>${devices.machine}</vssd:VirtualSystemType>`,
     '      </System>',
     ...items,
     '    </VirtualHardwareSection>',

@@ -2,8 +2,17 @@
 // written both as the configuration Proxmox keeps (/etc/pve/qemu-server/
 // VMID.conf, with the disk named once imported) and as the `qm` commands that
 // make it on a node (import.sh: qm create, qm importdisk, qm set).
+import type { DiskBus, NicModel } from '../images/hypervisor-targets.ts';
 import type { GuestDescriptor } from './guest-descriptor.ts';
 import { shellQuote } from './qemu-script.ts';
+import { TARGETS } from './targets.ts';
+
+/** qm's name for a disk on each bus (scsi0, virtio0 …) and for each card model. */
+const DISK_KEY: Record<DiskBus, string> = { 'virtio-blk': 'virtio', 'virtio-scsi': 'scsi', lsilogic: 'scsi', sata: 'sata', ide: 'ide' };
+const NIC_KEY: Record<NicModel, string> = { 'virtio-net': 'virtio', e1000: 'e1000', vmxnet3: 'vmxnet3' };
+const devices = TARGETS.proxmox.devices.devices!;
+/** The disk key's prefix: Proxmox's own default bus (src/images/hypervisor-targets.ts). */
+const diskKey = DISK_KEY[devices.diskBus];
 
 /** Where import.sh puts the kernel and initramfs on the node (direct kernel boot through `args:`). */
 const NODE_DIR = '/var/lib/vz/pocketvm';
@@ -20,20 +29,22 @@ export function proxmoxSettings(descriptor: GuestDescriptor): Array<[string, str
     ['memory', String(descriptor.memoryMiB)],
     ['agent', '1'],
     ['serial0', 'socket'],
+    // One VirtIO SCSI controller per disk: what Proxmox gives a new VM (and what iothread needs).
+    ...(devices.diskBus === 'virtio-scsi' ? [['scsihw', 'virtio-scsi-single'] as [string, string]] : []),
     ['vga', descriptor.display === 'vga' ? 'std' : 'serial0'],
-    ...descriptor.nics.map((nic, index): [string, string] => [`net${index}`, `virtio=${nic.mac},bridge=vmbr0`]),
+    ...descriptor.nics.map((nic, index): [string, string] => [`net${index}`, `${NIC_KEY[devices.nicModel]}=${nic.mac},bridge=vmbr0`]),
     ['args', `-kernel ${dir}/vmlinuz -initrd ${dir}/initrd.img -append '${descriptor.boot.cmdline}'`],
   ];
 }
 
 /** The configuration file as Proxmox stores it, once import.sh ran with VMID and STORAGE. */
 export function proxmoxConfig(descriptor: GuestDescriptor, vmid: number, storage: string): string {
-  const disks = descriptor.disks.map((disk, index) => `virtio${index}: ${storage}:vm-${vmid}-disk-${index}${disk.serial ? `,serial=${disk.serial}` : ''}`);
+  const disks = descriptor.disks.map((disk, index) => `${diskKey}${index}: ${storage}:vm-${vmid}-disk-${index}${disk.serial ? `,serial=${disk.serial}` : ''}`);
   return [
     `# ${descriptor.name}, exported from a pocketvm stick`,
     ...proxmoxSettings(descriptor).map(([key, value]) => `${key}: ${value}`),
     ...disks,
-    `boot: order=virtio0`,
+    `boot: order=${diskKey}0`,
     '',
   ].join('\n');
 }
@@ -54,9 +65,9 @@ export function proxmoxImportScript(descriptor: GuestDescriptor, diskFiles: stri
     `qm create "$vmid" ${sets.join(' ')}`,
     ...descriptor.disks.flatMap((disk, index) => [
       // import-from (Proxmox VE 7.2 and later) copies the qcow2 into the storage and attaches it in one step.
-      `qm set "$vmid" --virtio${index} "$storage:0,import-from=$here/${diskFiles[index]!}${disk.serial ? `,serial=${disk.serial}` : ''}"`,
+      `qm set "$vmid" --${diskKey}${index} "$storage:0,import-from=$here/${diskFiles[index]!}${disk.serial ? `,serial=${disk.serial}` : ''}"`,
     ]),
-    ...(descriptor.disks.length > 0 ? ['qm set "$vmid" --boot order=virtio0'] : []),
+    ...(descriptor.disks.length > 0 ? [`qm set "$vmid" --boot order=${diskKey}0`] : []),
     '',
   ].join('\n');
 }

@@ -2,7 +2,14 @@
 // (docs/export.md, "The targets"): the same machine the stick runs, written as one
 // command line a person can read and change. Paths are relative to the
 // script's folder, so the folder can be moved; extra arguments pass through.
+import type { DiskBus, NicModel } from '../images/hypervisor-targets.ts';
 import type { GuestDescriptor } from './guest-descriptor.ts';
+import { TARGETS } from './targets.ts';
+
+/** QEMU's device for a disk on each bus (the ones the stick's machine uses), and for each card. */
+const DISK_DEVICE: Partial<Record<DiskBus, string>> = { 'virtio-blk': 'virtio-blk-pci', sata: 'ide-hd' };
+const NIC_DEVICE: Record<NicModel, string> = { 'virtio-net': 'virtio-net-pci', e1000: 'e1000', vmxnet3: 'vmxnet3' };
+const devices = TARGETS.qemu.devices.devices!;
 
 /** Single-quoted for sh. */
 export function shellQuote(word: string): string {
@@ -19,9 +26,9 @@ export function qemuScript(descriptor: GuestDescriptor, files: { kernel: string;
     `-append ${shellQuote(descriptor.boot.cmdline)}`,
     ...descriptor.disks.flatMap((disk, index) => [
       `-blockdev driver=qcow2,node-name=disk${index},file.driver=file,file.filename="$here"/${shellQuote(files.disks[index]!)}`,
-      `-device virtio-blk-pci,drive=disk${index}${disk.serial ? `,serial=${disk.serial}` : ''}`,
+      `-device ${DISK_DEVICE[devices.diskBus]!},drive=disk${index}${disk.serial ? `,serial=${disk.serial}` : ''}`,
     ]),
-    ...descriptor.nics.map((nic, index) => `-nic user,id=net${index},model=virtio-net-pci,mac=${nic.mac}`),
+    ...descriptor.nics.map((nic, index) => `-nic user,id=net${index},model=${NIC_DEVICE[devices.nicModel]},mac=${nic.mac}`),
     `-device virtio-serial-pci,id=vser0`,
     `-chardev socket,id=agent,path="\${POCKETVM_AGENT_SOCKET:-$here/agent.sock}",server=on,wait=off`,
     `-device virtserialport,bus=vser0.0,chardev=agent,name=${descriptor.agentChannel}`,

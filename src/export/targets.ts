@@ -1,29 +1,21 @@
 // What each engine a guest can move to (docs/export.md) can and cannot
-// represent, and the devices `launcher export` gives the guest there. One
-// table, read by the exporter (what to write, what the loss report says) and
-// by `image adapt` (which drivers a guest needs to boot on that target, or
-// which emulated devices to choose when it lacks virtio): the per-target
-// device facts live here once, not in each consumer.
+// represent, and which hypervisor's devices `launcher export` gives the guest
+// there. The devices themselves are NOT here: they are the one table
+// src/images/hypervisor-targets.ts that `image adapt` reads too, so a guest
+// exported to a target and an image adapted for it meet the same disk bus and
+// NIC; this file adds only what is the exporter's (capabilities, file format).
+import { TARGET_DEVICES, type Hypervisor, type TargetDevices } from '../images/hypervisor-targets.ts';
 
 export const EXPORT_TARGETS = ['libvirt', 'qemu', 'proxmox', 'vmware-ova', 'virtualbox-ova', 'nocloud'] as const;
 export type ExportTarget = (typeof EXPORT_TARGETS)[number];
 
-/** virtio: virtio-blk; virtio-scsi; lsilogic: VMware's LSI Logic parallel SCSI; sata: AHCI; ide: PIIX. */
-export type DiskBus = 'virtio' | 'virtio-scsi' | 'lsilogic' | 'sata' | 'ide';
-export type NicModel = 'virtio' | 'e1000' | 'vmxnet3';
-export type Firmware = 'bios' | 'uefi';
 export type DiskFileFormat = 'qcow2' | 'vmdk-stream' | 'none';
 
-/** The devices the exporter gives the guest on a target, and the Linux drivers they need in its initramfs. */
-export interface TargetDevices {
-  /** The system disk's bus on this target. */
-  diskBus: DiskBus | 'none';
-  /** Disk buses the target offers at all (adapt may choose one the guest already has a driver for). */
-  diskBuses: readonly DiskBus[];
-  nicModel: NicModel | 'none';
-  nicModels: readonly NicModel[];
-  machine: string;
-  firmware: readonly Firmware[];
+/** The devices the exporter gives the guest on a target: the hypervisor's record of the one table, and the disk's file format. */
+export interface ExportDevices {
+  /** The hypervisor whose devices these are (src/images/hypervisor-targets.ts); none for a NoCloud seed. */
+  hypervisor: Hypervisor | 'none';
+  devices?: TargetDevices;
   /** The exported disk's file format. */
   diskFormat: DiskFileFormat;
 }
@@ -49,20 +41,9 @@ export interface TargetCapabilities {
 export interface TargetProfile {
   target: ExportTarget;
   describe: string;
-  devices: TargetDevices;
+  devices: ExportDevices;
   can: TargetCapabilities;
 }
-
-/** Linux modules a device needs (built in or in the initramfs) for the guest to find its disk and network. */
-export const LINUX_DRIVERS: Record<DiskBus | NicModel, readonly string[]> = {
-  virtio: ['virtio_pci', 'virtio_blk', 'virtio_net'],
-  'virtio-scsi': ['virtio_pci', 'virtio_scsi', 'sd_mod'],
-  lsilogic: ['mptspi', 'mptscsih', 'mptbase', 'sd_mod'],
-  sata: ['ahci', 'libahci', 'sd_mod'],
-  ide: ['ata_piix', 'pata_acpi', 'sd_mod'],
-  e1000: ['e1000'],
-  vmxnet3: ['vmxnet3'],
-};
 
 const FULL: TargetCapabilities = {
   directKernelBoot: true,
@@ -74,69 +55,45 @@ const FULL: TargetCapabilities = {
   firstBootSettings: false,
 };
 
-/** The QEMU/KVM engines (libvirt, plain QEMU, Proxmox VE) take the same devices: the stick's own. */
-const KVM_DEVICES: TargetDevices = {
-  diskBus: 'virtio',
-  diskBuses: ['virtio', 'virtio-scsi', 'sata', 'ide'],
-  nicModel: 'virtio',
-  nicModels: ['virtio', 'e1000', 'vmxnet3'],
-  machine: 'q35',
-  firmware: ['bios', 'uefi'],
-  diskFormat: 'qcow2',
-};
+const on = (hypervisor: Hypervisor, diskFormat: DiskFileFormat): ExportDevices => ({ hypervisor, devices: TARGET_DEVICES[hypervisor], diskFormat });
 
 export const TARGETS: Record<ExportTarget, TargetProfile> = {
   libvirt: {
     target: 'libvirt',
     describe: 'a libvirt domain (virsh define) with its qcow2',
-    devices: KVM_DEVICES,
+    devices: on('libvirt', 'qcow2'),
     can: FULL,
   },
   qemu: {
     target: 'qemu',
     describe: 'a shell script that runs qemu-system-x86_64 on the qcow2',
-    devices: KVM_DEVICES,
+    // The same machine the stick runs.
+    devices: on('pocketvm', 'qcow2'),
     can: FULL,
   },
   proxmox: {
     target: 'proxmox',
     describe: 'a Proxmox VE qm configuration, the qcow2 and the qm commands that import it',
-    devices: KVM_DEVICES,
+    devices: on('proxmox', 'qcow2'),
     // Direct kernel boot only through `args:` (root@pam may set it; the exporter writes it).
     can: FULL,
   },
   'vmware-ova': {
     target: 'vmware-ova',
     describe: 'an OVF 1.0 package (OVA) for VMware (hardware family vmx-14, streamOptimized vmdk)',
-    devices: {
-      diskBus: 'lsilogic',
-      diskBuses: ['lsilogic', 'sata', 'ide'],
-      nicModel: 'vmxnet3',
-      nicModels: ['vmxnet3', 'e1000'],
-      machine: 'vmx-14',
-      firmware: ['bios', 'uefi'],
-      diskFormat: 'vmdk-stream',
-    },
+    devices: on('vmware', 'vmdk-stream'),
     can: { ...FULL, directKernelBoot: false, diskSerial: false, agentChannel: false },
   },
   'virtualbox-ova': {
     target: 'virtualbox-ova',
     describe: 'an OVF 1.0 package (OVA) for VirtualBox (virtualbox-2.2, SATA, e1000, streamOptimized vmdk)',
-    devices: {
-      diskBus: 'sata',
-      diskBuses: ['sata', 'ide'],
-      nicModel: 'e1000',
-      nicModels: ['e1000', 'virtio'],
-      machine: 'virtualbox-2.2',
-      firmware: ['bios', 'uefi'],
-      diskFormat: 'vmdk-stream',
-    },
+    devices: on('virtualbox', 'vmdk-stream'),
     can: { ...FULL, directKernelBoot: false, diskSerial: false, agentChannel: false },
   },
   nocloud: {
     target: 'nocloud',
     describe: 'a cloud-init NoCloud seed: user-data, meta-data, network-config',
-    devices: { diskBus: 'none', diskBuses: [], nicModel: 'none', nicModels: [], machine: 'none', firmware: [], diskFormat: 'none' },
+    devices: { hypervisor: 'none', diskFormat: 'none' },
     can: {
       directKernelBoot: false,
       diskSerial: false,
@@ -149,9 +106,8 @@ export const TARGETS: Record<ExportTarget, TargetProfile> = {
   },
 };
 
-/** The modules a guest needs to find its system disk and its network card on `target`. */
-export function driversFor(target: ExportTarget): string[] {
-  const { diskBus, nicModel } = TARGETS[target].devices;
-  const needs = [...(diskBus === 'none' ? [] : LINUX_DRIVERS[diskBus]), ...(nicModel === 'none' ? [] : LINUX_DRIVERS[nicModel])];
-  return [...new Set(needs)];
+/** The hypervisor `image adapt --for` prepares an image for, to run where TARGET's files take it (none for nocloud). */
+export function hypervisorOf(target: ExportTarget): Hypervisor | undefined {
+  const { hypervisor } = TARGETS[target].devices;
+  return hypervisor === 'none' ? undefined : hypervisor;
 }

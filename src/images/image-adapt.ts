@@ -25,7 +25,9 @@ import { AdaptError, PocketError } from '../errors.ts';
 import { applianceRequest } from '../appliance/appliance-client.ts';
 import type { ApplianceAddress, CustomizeStep } from '../appliance/appliance-protocol.ts';
 import type { StickLayout } from '../stick/layout.ts';
-import { TARGET_DEVICES, type AdaptTarget } from './adapt-targets.ts';
+import { driversFor, FALLBACK_DRIVERS, TARGET_DEVICES, type DiskBus, type Hypervisor, type NicModel } from './hypervisor-targets.ts';
+
+export type AdaptTarget = Hypervisor;
 import type { CatalogImage } from './image-catalog.ts';
 import { rootPartition } from './image-customize.ts';
 import { importDisk, type ImportEvents } from './image-import.ts';
@@ -85,7 +87,7 @@ export interface AdaptChange {
 export interface AdaptPlan {
   target: AdaptTarget;
   /** The devices the adapted image boots with on the target: the target's own, or the emulated fallback. */
-  devices: { disk: string; nic: string };
+  devices: { disk: DiskBus; nic: NicModel };
   changes: AdaptChange[];
   steps: CustomizeStep[];
   /** qemu-guest-agent wanted from the image's distribution (fetched on this machine before the change). */
@@ -97,6 +99,7 @@ const byName = (device: string) => /^\/dev\/(([sv]|h|xv)d[a-z]+[0-9]+|nvme\d+n\d
 /** The plan for TARGET from the probe: pure, so every branch is tested without a boot (test/images/adapt-plan.test.ts). */
 export function planAdapt(target: AdaptTarget, probe: AdaptProbe): AdaptPlan {
   const facts = TARGET_DEVICES[target];
+  const drivers = driversFor(target);
   const changes: AdaptChange[] = [];
   const steps: CustomizeStep[] = [];
   if (!probe.kernel)
@@ -104,11 +107,10 @@ export function planAdapt(target: AdaptTarget, probe: AdaptProbe): AdaptPlan {
       details: { reason: 'not-linux' },
     });
   const has = (m: string) => probe.drivers[m] === 'builtin' || probe.drivers[m] === 'initramfs';
-  const needed = facts.drivers.filter((m) => !has(m));
+  const needed = drivers.filter((m) => !has(m));
   const missing = needed.filter((m) => probe.drivers[m] === 'missing');
-  let devices: { disk: string; nic: string } = { disk: facts.disk, nic: facts.nic };
-  if (needed.length === 0)
-    changes.push({ step: 'drivers', change: false, what: `the initramfs has the drivers ${target} needs (${facts.drivers.join(', ')})` });
+  let devices: AdaptPlan['devices'] = { disk: facts.diskBus, nic: facts.nicModel };
+  if (needed.length === 0) changes.push({ step: 'drivers', change: false, what: `the initramfs has the drivers ${target} needs (${drivers.join(', ')})` });
   else if (probe.initramfsTool !== 'none' && missing.length < needed.length) {
     const adding = needed.filter((m) => !missing.includes(m));
     steps.push({ kind: 'drivers', modules: adding });
@@ -118,14 +120,14 @@ export function planAdapt(target: AdaptTarget, probe: AdaptProbe): AdaptPlan {
       what: `initramfs of ${probe.kernel} made again with ${probe.initramfsTool}, adding ${adding.join(', ')}${missing.length ? ` (not in this kernel: ${missing.join(', ')})` : ''}`,
     });
   } else {
-    const fallbackOk = facts.fallback.drivers.every(has);
+    const fallbackOk = FALLBACK_DRIVERS.every(has);
     if (!fallbackOk)
       throw new AdaptError(
         'adaptRefused',
-        `the image's initramfs cannot be made again (${probe.initramfsTool === 'none' ? 'no update-initramfs or dracut' : `no ${missing.join(', ')} in its kernel`}) and lacks ${facts.fallback.drivers.filter((m) => !has(m)).join(', ')} too: no device ${target} offers would find its root`,
+        `the image's initramfs cannot be made again (${probe.initramfsTool === 'none' ? 'no update-initramfs or dracut' : `no ${missing.join(', ')} in its kernel`}) and lacks ${FALLBACK_DRIVERS.filter((m) => !has(m)).join(', ')} too: no device ${target} offers would find its root`,
         { details: { reason: 'no-drivers', missing: needed } },
       );
-    devices = { disk: facts.fallback.disk, nic: facts.fallback.nic };
+    devices = { disk: facts.fallback.diskBus, nic: facts.fallback.nicModel };
     changes.push({
       step: 'devices',
       change: true,
@@ -269,7 +271,7 @@ export async function adaptImage(
     const made = await runQemuImg(layout.root, ['create', '-f', 'qcow2', '-F', 'qcow2', '-b', relative(store.paths.incoming, store.fileOf(image)), overlay]);
     if (made.exitCode !== 0) throw new AdaptError('adaptFailed', `the overlay could not be made: ${lastWords(made)}`, { details: { reason: 'failed' } });
     events.step(`probing ${image.name} in the appliance`);
-    const probed = await inAppliance(layout, address, overlay, partition, [{ kind: 'probe', modules: TARGET_DEVICES[options.target].drivers }]);
+    const probed = await inAppliance(layout, address, overlay, partition, [{ kind: 'probe', modules: driversFor(options.target) }]);
     const probe = parseProbe(probed.done);
     const plan = planAdapt(options.target, probe);
     if (options.noAgent && plan.agent) {

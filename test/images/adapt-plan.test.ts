@@ -5,7 +5,7 @@
 // prints them. The boot that proves it: test/integration/image-adapt.test.ts.
 import assert from 'node:assert/strict';
 import { AdaptError } from '../../src/errors.ts';
-import { TARGET_DEVICES } from '../../src/images/adapt-targets.ts';
+import { driversFor } from '../../src/images/hypervisor-targets.ts';
 import { parseProbe, planAdapt } from '../../src/images/image-adapt.ts';
 
 /** A Debian made for SATA: no virtio in its initramfs, /dev/sda1 by name, enp0s3, no agent. */
@@ -15,6 +15,9 @@ const sataDebian = [
   'probe initrd /boot/initrd.img-6.1.0-28-amd64',
   ...['virtio_pci', 'virtio_blk', 'virtio_scsi', 'virtio_net', 'virtio_console'].map((m) => `probe driver ${m} available`),
   'probe driver ahci initramfs',
+  'probe driver libahci initramfs',
+  'probe driver sd_mod initramfs',
+  ...['mptspi', 'mptscsih', 'mptbase', 'vmxnet3'].map((m) => `probe driver ${m} available`),
   'probe driver e1000 available',
   'probe fstab-device /dev/sda1 /',
   'probe grub /boot/grub/grub.cfg',
@@ -50,7 +53,7 @@ describe('image adapt: the plan from the probe', () => {
       plan.steps.map((s) => s.kind),
       ['drivers', 'uuid', 'serial', 'netnames'],
     );
-    assert.deepEqual(plan.steps[0], { kind: 'drivers', modules: TARGET_DEVICES.pocketvm.drivers });
+    assert.deepEqual(plan.steps[0], { kind: 'drivers', modules: ['virtio_pci', 'virtio_blk', 'virtio_net', 'virtio_console'] });
     assert.equal(plan.agent, true);
     assert.deepEqual(plan.devices, { disk: 'virtio-blk', nic: 'virtio-net' });
     assert.ok(plan.changes.find((c) => c.step === 'uuid')!.what.includes('/dev/sda1'));
@@ -60,6 +63,16 @@ describe('image adapt: the plan from the probe', () => {
     const plan = planAdapt('virtualbox', parseProbe(sataDebian));
     assert.deepEqual(plan.steps[0], { kind: 'drivers', modules: ['e1000'] });
     assert.equal(plan.agent, false);
+  });
+
+  it('for vmware and proxmox: the drivers of their own default controllers (LSI Logic, VirtIO SCSI)', () => {
+    const vmware = planAdapt('vmware', parseProbe(sataDebian));
+    assert.deepEqual(vmware.devices, { disk: 'lsilogic', nic: 'vmxnet3' });
+    assert.deepEqual(vmware.steps[0], { kind: 'drivers', modules: ['mptspi', 'mptscsih', 'mptbase', 'vmxnet3'] });
+    const proxmox = planAdapt('proxmox', parseProbe(sataDebian));
+    assert.deepEqual(proxmox.devices, { disk: 'virtio-scsi', nic: 'virtio-net' });
+    assert.deepEqual(proxmox.steps[0], { kind: 'drivers', modules: driversFor('proxmox').filter((m) => m !== 'sd_mod') });
+    assert.ok(driversFor('proxmox').includes('virtio_scsi'));
   });
 
   it('changes nothing that is already right', () => {

@@ -6,8 +6,10 @@
 // line; the base alone goes into VMware and VirtualBox OVAs that virt-v2v
 // reads (--print-source: the OVF's machine and disk bus) and `launcher image
 // import` takes back; the NoCloud seed passes cloud-init's own schema check and cloud-localds makes
-// its seed disk; the QEMU script boots the base. Three boots: alice's on the
-// stick, her export under libvirt, the base from the QEMU script.
+// its seed disk; the QEMU script boots the base; the Proxmox export's disk on
+// virtio-scsi (Proxmox's default controller) boots to its ready line. Four
+// boots: alice's on the stick, her export under libvirt, the base from the
+// QEMU script, the base as the Proxmox configuration attaches it.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -240,6 +242,41 @@ describe('launcher export: a stick guest moved to libvirt, an OVA and a NoCloud 
     try {
       const ready = await waitUntil(() => existsSync(log) && readFileSync(log, 'utf8').includes('POCKETVM_READY'), 600_000, 1000);
       assert.ok(ready, `no POCKETVM_READY in ${log}`);
+    } finally {
+      qemu.kill('SIGTERM');
+      await qemu;
+    }
+  });
+
+  it('exports the base to Proxmox on its default VirtIO SCSI single controller, where the payload’s initramfs finds the system by its SCSI serial', async () => {
+    const dir = join(parent, 'proxmox');
+    const result = await exportJson(['--to', 'proxmox', dir]);
+    assert.equal(result.exitCode, 0, result.stderr);
+    const conf = await readFile(join(dir, `${GUEST}.conf`), 'utf8');
+    assert.match(conf, /^scsihw: virtio-scsi-single$/m);
+    const disk = /^scsi0: [^,]+,serial=(\S+)$/m.exec(conf);
+    assert.ok(disk, conf);
+    const append = /^args: .* -append '([^']*)'$/m.exec(conf)?.[1];
+    assert.ok(append, conf);
+    // No Proxmox node here: QEMU given the devices the configuration asks for (what qm start gives it, less Proxmox's extras).
+    const qcow2 = result.json.files.find((f) => f.endsWith('.qcow2'))!;
+    const log = join(dir, 'console.log');
+    const qemu = execa(
+      'qemu-system-x86_64',
+      [
+        ...['-machine', 'q35,accel=tcg', '-m', '256', '-nodefaults', '-no-user-config', '-display', 'none', '-serial', `file:${log}`],
+        ...['-kernel', join(dir, 'vmlinuz'), '-initrd', join(dir, 'initrd.img'), '-append', append],
+        ...['-blockdev', `driver=qcow2,node-name=d0,file.driver=file,file.filename=${join(dir, qcow2)}`],
+        ...['-device', 'virtio-scsi-pci,id=scsihw0', '-device', `scsi-hd,bus=scsihw0.0,drive=d0,serial=${disk[1]!}`],
+        ...['-device', 'virtio-serial-pci,id=vser0', '-chardev', `socket,id=agent,path=${join(dir, 'agent.sock')},server=on,wait=off`],
+        ...['-device', 'virtserialport,bus=vser0.0,chardev=agent,name=org.qemu.guest_agent.0'],
+      ],
+      { reject: false, all: true },
+    );
+    try {
+      const ready = await waitUntil(() => existsSync(log) && readFileSync(log, 'utf8').includes('POCKETVM_READY'), 600_000, 1000);
+      assert.ok(ready, `no POCKETVM_READY in ${log}`);
+      assert.match(readFileSync(log, 'utf8'), /Virtio SCSI HBA/);
     } finally {
       qemu.kill('SIGTERM');
       await qemu;

@@ -4,7 +4,7 @@
 // docs/adapt.md). The pre-flight (what it changes) is printed before any change.
 import type { Command } from 'commander';
 import { AdaptError } from '../../errors.ts';
-import { ADAPT_TARGETS, type AdaptTarget } from '../../images/adapt-targets.ts';
+import { HYPERVISORS, type Hypervisor } from '../../images/hypervisor-targets.ts';
 import { adaptImage, checkAdaptName } from '../../images/image-adapt.ts';
 import type { CatalogImage } from '../../images/image-catalog.ts';
 import type { ImageStore } from '../../images/image-store.ts';
@@ -20,14 +20,14 @@ export function registerImageAdapt(
 ): void {
   sub('adapt', "a new catalog image from IMAGE made to boot on a hypervisor's devices: initramfs drivers, UUIDs, serial console, interface names, guest agent")
     .argument('<image>', 'a name or sha256 (prefix of 8 or more)')
-    .requiredOption('--for <target>', ADAPT_TARGETS.join(' | '))
+    .requiredOption('--for <target>', HYPERVISORS.join(' | '))
     .option('--name <name>', "the new image's name (default: IMAGE-TARGET)")
     .option('--no-agent', 'leave qemu-guest-agent out')
     .option('--dry-run', 'print the pre-flight (what would change) and stop; nothing is made')
     .action(async (ref: string, options: { stick?: string; for: string; name?: string; agent: boolean; dryRun?: boolean }) => {
       const out = output();
-      if (!(ADAPT_TARGETS as readonly string[]).includes(options.for))
-        throw new AdaptError('adaptRefused', `--for ${options.for}: not a target (${ADAPT_TARGETS.join(', ')})`, { details: { reason: 'bad-target' } });
+      if (!(HYPERVISORS as readonly string[]).includes(options.for))
+        throw new AdaptError('adaptRefused', `--for ${options.for}: not a target (${HYPERVISORS.join(', ')})`, { details: { reason: 'bad-target' } });
       const result = await withStore(options.stick, async (layout, store) => {
         const image = findImage(store, ref);
         checkAdaptName(store, options.name);
@@ -38,7 +38,7 @@ export function registerImageAdapt(
           app.address,
           image,
           {
-            target: options.for as AdaptTarget,
+            target: options.for as Hypervisor,
             ...(options.name === undefined ? {} : { name: options.name }),
             dryRun: options.dryRun === true,
             noAgent: !options.agent,

@@ -1,6 +1,8 @@
 # Sourced by /init in the initramfs when the command line says
 # pocketvm.root=SERIAL: an image guest (docs/images.md). The system is the
-# virtio disk with that serial (the user's encrypted overlay over the read-only
+# virtio disk with that serial, on virtio-blk (the stick, libvirt, QEMU) or on
+# virtio-scsi (Proxmox's default controller, src/images/hypervisor-targets.ts;
+# QEMU gives a scsi-hd's serial as its VPD page 0x80) (the user's encrypted overlay over the read-only
 # base, src/session/system-disk.ts): mount it, give back what the initramfs
 # mounted, and start the image's own init (pocketvm.init, /sbin/init when
 # absent) on it. This kernel's modules stay loaded; the image brings the same
@@ -18,6 +20,8 @@ root_failed() {
 }
 
 load_modules blk
+# Virtio device id 8: a virtio-scsi controller; its modules only when there is one.
+has_virtio_device 0x0008 && load_modules scsi
 root_dev=
 i=0
 while [ $i -lt 500 ]; do
@@ -26,6 +30,15 @@ while [ $i -lt 500 ]; do
 		read -r s <"$serial"
 		if [ "$s" = "$root_serial" ]; then
 			root_dev=${serial%/serial}
+			root_dev=/dev/${root_dev##*/}
+		fi
+	done
+	for serial in /sys/block/sd*/device/vpd_pg80; do
+		[ -r "$serial" ] || continue
+		# 4 header bytes, then the serial as given (no newline).
+		s=$(tail -c +5 "$serial")
+		if [ "$s" = "$root_serial" ]; then
+			root_dev=${serial%/device/vpd_pg80}
 			root_dev=/dev/${root_dev##*/}
 		fi
 	done
