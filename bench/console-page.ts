@@ -321,6 +321,11 @@ async function pageLaunch(browser: Browser, stickRoot: string): Promise<PageLaun
   stamp('(bench) the first frame that shows the session', shownAt);
   // The running session's screen (before it, the page may show the boot).
   await page.waitForSelector('body[data-screen="connected"]', { timeout: 1_800_000 });
+  if (DESKTOP) {
+    // The guest's own steps (usr/lib/pocketvm/boot-time.sh), by its uptime: read after the frame, so not in the figure.
+    const times = await launcher(['exec', '--guest', GUEST, '--stick', stickRoot, '--', 'cat', '/run/pocketvm/boot-times']);
+    for (const line of times.stdout.split('\n').filter(Boolean)) stamp(`(guest uptime) ${line}`, shownAt + 1);
+  }
   const lines = () => phases.sort((a, b) => a.at - b.at).map((p) => `${(p.at / 1000).toFixed(1).padStart(6)} s  ${p.line}`);
   return { firstFrameMs: shownAt - launched, page, phases: lines, run: served };
 }

@@ -64,7 +64,7 @@ echo '# / is the system disk, mounted read-write by the initramfs (docs/images.m
 # their own configuration; this one runs the payload's event script.
 [ -x "$tree/usr/bin/busybox" ] || { echo "hook.sh: the payload's busybox is missing (payloadTree)" >&2; exit 1; }
 ln -sf /usr/bin/busybox "$tree/usr/sbin/udhcpc"
-chroot "$tree" systemctl enable pocketvm-network.service pocketvm-setup.service pocketvm-desktop.service pocketvm-execd.service pocketvm-namespace.service
+chroot "$tree" systemctl enable pocketvm-network.service pocketvm-setup.service pocketvm-desktop.service pocketvm-execd.service pocketvm-namespace.service pocketvm-user.service
 # No login prompts (the person is logged in by pocketvm-desktop), no timers
 # that download or scrub under TCG.
 chroot "$tree" systemctl mask getty@tty1.service serial-getty@ttyS0.service apt-daily.timer apt-daily-upgrade.timer \
