@@ -9,9 +9,9 @@
 // getfattr (pocketvm-capture manifest), not by the tar that copied them. A
 // folder tree with xattrs, an ACL, hard links, a sparse file and odd owners
 // is captured into a bootable image and compared with the same listing made
-// on the host. The captured BIOS image, deployed to a raw file (`image
-// deploy`), boots under QEMU from its own GRUB until its initramfs's init
-// starts. Bad sources are refused with exit 45 and change nothing.
+// on the host. The captured BIOS and UEFI images, each deployed to a raw
+// file (`image deploy`), boot under QEMU (SeaBIOS; OVMF with fresh NVRAM)
+// from their own GRUB until their initramfs's init starts. Bad sources are refused with exit 45 and change nothing.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import {
@@ -214,6 +214,19 @@ describe('launcher image capture: corpus systems and a folder tree, file by file
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', raw, '-F', 'raw', overlay]);
     const booted = await bootCheck(stick.root, overlay, 'bios', join(dir, 'deployed-bios'), 900_000, { until: 'Run /init as init process' });
     assert.match(booted.banner, /Run \/init as init process/, 'GRUB loaded the kernel and the initramfs by UUID and its init started');
+  });
+
+  it('a captured UEFI image deployed to a raw file boots under QEMU with OVMF from its own ESP and GRUB to its initramfs', async () => {
+    // image deploy of the captured UEFI image (an ESP with EFI/BOOT/BOOTX64.EFI), then QEMU with OVMF on the raw file:
+    // fresh NVRAM variables, so the firmware finds the bootloader only by the removable-media path on the new ESP.
+    const raw = join(dir, 'deployed-uefi.raw');
+    const deployed = await imageJson<unknown>(['deploy', 'uefi-gpt-cap', raw]);
+    assert.equal(deployed.exitCode, 0, deployed.stderr);
+    const overlay = join(dir, 'deployed-uefi.overlay.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', raw, '-F', 'raw', overlay]);
+    const booted = await bootCheck(stick.root, overlay, 'uefi', join(dir, 'deployed-uefi'), 900_000, { until: 'Run /init as init process' });
+    assert.equal(booted.firmware, 'uefi');
+    assert.match(booted.banner, /Run \/init as init process/, 'OVMF loaded GRUB from the ESP, GRUB the kernel and the initramfs by UUID, and its init started');
   });
 
   it('captures a folder tree (xattrs, an ACL, hard links, holes, owners) into a bootable BIOS image with the same tree', async () => {
