@@ -24,7 +24,10 @@ export async function plugSource(qmp: QmpClient, source: SourceImage, target: nu
     'read-only': readOnly,
   });
   try {
-    await qmp.execute('blockdev-add', { driver: source.format, 'node-name': node, file: plugged.fileNode, 'read-only': readOnly });
+    // A writable qcow2 (capture's new disk, customize's overlay) keeps written zeros as zero clusters, not data:
+    // capture copies a partition it cannot rebuild (an LVM PV, swap) with busybox's dd, which cannot skip them.
+    const zeros = !readOnly && source.format === 'qcow2' ? { 'detect-zeroes': 'on' } : {};
+    await qmp.execute('blockdev-add', { driver: source.format, 'node-name': node, file: plugged.fileNode, 'read-only': readOnly, ...zeros });
     try {
       await qmp.execute('device_add', { driver: 'scsi-hd', bus: `${SCSI_CONTROLLER_ID}.0`, 'scsi-id': target, lun: 0, drive: node, id: plugged.device });
     } catch (error) {

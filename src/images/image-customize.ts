@@ -111,6 +111,8 @@ export async function rootPartition(
   }
   const root = facts.fileSystems.find((f) => f.mountpoint === '/');
   if (!root) throw bad(`${image.name}: inspect found no root file system in it to customize`, 'no-root');
+  // pocketvm-customize mounts a partition; a root in an LVM logical volume (inspect opens those) it cannot reach yet.
+  if (root.volume) throw bad(`${image.name}: its root is the LVM volume ${root.volume}, which customize does not open yet`, 'no-root');
   return root.partition;
 }
 

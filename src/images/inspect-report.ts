@@ -7,7 +7,10 @@
 import { windowsFactsFromHives, type WindowsFacts } from './windows-hives.ts';
 
 export interface FileSystemFact {
+  /** The partition it is in (0: the whole disk); for an LVM logical volume, the partition of its physical volume. */
   partition: number;
+  /** An LVM logical volume's VG/LV, or null for a partition's own file system. */
+  volume: string | null;
   device: string;
   bytes: number;
   type: string | null;
@@ -46,7 +49,7 @@ export interface NetworkInterfaceFact {
 export interface ImageFacts {
   os: { family: 'linux' | 'windows' | 'unknown'; distribution: string | null; version: string | null; codename: string | null; name: string | null };
   architecture: string | null;
-  /** The partition the system's root file system is on (0: the whole disk). */
+  /** The partition the system's root file system is on (0: the whole disk; on LVM, its physical volume's). */
   rootPartition: number | null;
   partitionTable: { kind: string | null; id: string | null };
   firmware: 'uefi' | 'bios' | 'uefi+bios' | 'unknown';
@@ -78,12 +81,23 @@ interface Raw {
   mounted: Set<number>;
   /** Registry hives by partition and name (SOFTWARE, SYSTEM): their bytes, or their size when too large to be sent. */
   hives: Map<number, Map<string, Buffer | number>>;
+  /** pocketvm-inspect's number for a logical volume → its physical volume's partition and its VG/LV. */
+  volumes: Map<number, { partition: number; name: string }>;
 }
 
 const decode = (b64: string | undefined) => (b64 ? Buffer.from(b64, 'base64').toString('utf8') : '');
 
 function parseLines(report: string): Raw {
-  const raw: Raw = { blkid: new Map(), files: new Map(), paths: new Map(), elf: new Map(), counts: new Map(), mounted: new Set(), hives: new Map() };
+  const raw: Raw = {
+    blkid: new Map(),
+    files: new Map(),
+    paths: new Map(),
+    elf: new Map(),
+    counts: new Map(),
+    mounted: new Set(),
+    hives: new Map(),
+    volumes: new Map(),
+  };
   for (const line of report.split('\n')) {
     const [what, ...f] = line.trim().split(' ');
     const n = Number(f[0]);
@@ -118,6 +132,9 @@ function parseLines(report: string): Raw {
       case 'hive-size':
         if (!raw.hives.has(n)) raw.hives.set(n, new Map());
         raw.hives.get(n)!.set(f[1]!, what === 'hive' ? Buffer.from(f[2] ?? '', 'base64') : Number(f[2]));
+        break;
+      case 'volume':
+        raw.volumes.set(n, { partition: Number(f[1]), name: `${f[2]}/${f[3]}` });
         break;
       case 'count':
         raw.counts.set(n, { ...raw.counts.get(n), [f[1]!]: Number(f[2]) });
@@ -203,35 +220,50 @@ export function architectureOf(hex: string): string | null {
   return null;
 }
 
-/** A fstab spec (UUID=, LABEL=, PARTUUID=, /dev/…) matched to a file system. */
+/** An LVM volume's device-mapper name: VG-LV, each name's own dashes doubled. */
+const mapperName = (volume: string) =>
+  volume
+    .split('/')
+    .map((part) => part.replaceAll('-', '--'))
+    .join('-');
+
+/** A fstab spec (UUID=, LABEL=, PARTUUID=, an LVM volume's /dev/mapper/VG-LV or /dev/VG/LV) matched to a file system. */
 function matches(spec: string, fs: FileSystemFact): boolean {
   const [key, value] = spec.includes('=') ? [spec.slice(0, spec.indexOf('=')), spec.slice(spec.indexOf('=') + 1)] : ['', spec];
   if (key === 'UUID') return fs.uuid?.toLowerCase() === value.toLowerCase();
   if (key === 'LABEL') return fs.label === value;
   if (key === 'PARTUUID') return fs.partUuid?.toLowerCase() === value.toLowerCase();
+  if (key === '' && fs.volume) return value === `/dev/mapper/${mapperName(fs.volume)}` || value === `/dev/${fs.volume}`;
   return false;
 }
 
 export function factsFromReport(report: string): ImageFacts {
   const raw = parseLines(report);
   const whole = raw.blkid.get(0)?.values ?? {};
-  const fileSystems: FileSystemFact[] = [...raw.blkid.entries()]
+  // Keyed by pocketvm-inspect's number (a partition's, or a logical volume's from 100).
+  const keyed = [...raw.blkid.entries()]
     .filter(([n, b]) => n !== 0 || !b.values['PTTYPE'])
-    .map(([partition, b]) => {
+    .map(([n, b]): [number, FileSystemFact] => {
       const partType = b.values['PART_ENTRY_TYPE'] ?? null;
-      return {
-        partition,
-        device: b.device,
-        bytes: b.bytes,
-        type: b.values['TYPE'] ?? null,
-        uuid: b.values['UUID'] ?? null,
-        label: b.values['LABEL'] ?? null,
-        partUuid: b.values['PART_ENTRY_UUID'] ?? null,
-        partType,
-        mountpoint: null,
-        esp: partType?.toLowerCase() === ESP_GUID || partType === '0xef',
-      };
+      const volume = raw.volumes.get(n);
+      return [
+        n,
+        {
+          partition: volume?.partition ?? n,
+          volume: volume?.name ?? null,
+          device: b.device,
+          bytes: b.bytes,
+          type: b.values['TYPE'] ?? null,
+          uuid: b.values['UUID'] ?? null,
+          label: b.values['LABEL'] ?? null,
+          partUuid: b.values['PART_ENTRY_UUID'] ?? null,
+          partType,
+          mountpoint: null,
+          esp: partType?.toLowerCase() === ESP_GUID || partType === '0xef',
+        },
+      ];
     });
+  const fileSystems = keyed.map(([, fs]) => fs);
   // The system: the file system with an os-release (else a Windows folder, else any /etc).
   const rootOf = (test: (files: Map<string, string>, paths: string[]) => boolean) =>
     [...raw.mounted].find((n) => test(raw.files.get(n) ?? new Map(), raw.paths.get(n) ?? []));
@@ -240,18 +272,21 @@ export function factsFromReport(report: string): ImageFacts {
     rootOf((_files, paths) => paths.some((p) => p.startsWith('Windows/'))) ??
     rootOf((files) => files.has('etc/fstab') || files.has('etc/passwd'));
   const files = raw.files.get(root ?? -1) ?? new Map<string, string>();
-  const paths = raw.paths.get(root ?? -1) ?? [];
+  const rootPaths = raw.paths.get(root ?? -1) ?? [];
   const osRelease = parseKeyValues(files.get('etc/os-release') ?? files.get('usr/lib/os-release') ?? '');
-  const isWindows = paths.some((p) => p.startsWith('Windows/'));
+  const isWindows = rootPaths.some((p) => p.startsWith('Windows/'));
   const fstab = parseFstab(files.get('etc/fstab') ?? '');
   for (const entry of fstab) {
     const fs = fileSystems.find((f) => matches(entry.spec, f));
     if (fs) fs.mountpoint = entry.mountpoint;
   }
-  const rootFs = fileSystems.find((f) => f.partition === root);
+  const rootFs = keyed.find(([n]) => n === root)?.[1];
   if (rootFs && !rootFs.mountpoint) rootFs.mountpoint = '/';
+  // A separate /boot (Debian on LVM): its kernels and grub/ count as the system's boot/.
+  const boot = keyed.find(([n, fs]) => n !== root && fs.mountpoint === '/boot')?.[0];
+  const paths = [...rootPaths, ...(boot === undefined ? [] : (raw.paths.get(boot) ?? []).map((p) => `boot/${p}`))];
   // The ESP's files: every mounted file system that had an EFI folder.
-  const efiFiles = [...raw.paths.entries()].flatMap(([n, list]) => (n === root ? [] : list.filter((p) => /^efi\//i.test(p))));
+  const efiFiles = [...raw.paths.entries()].flatMap(([n, list]) => (n === root || n === boot ? [] : list.filter((p) => /^efi\//i.test(p))));
   const kernels = paths
     .filter((p) => /^boot\/vmlinu[xz]-/.test(p))
     .map((file) => {
@@ -298,7 +333,7 @@ export function factsFromReport(report: string): ImageFacts {
       name: osRelease['PRETTY_NAME'] ?? windows?.productName ?? null,
     },
     architecture: root === undefined ? null : (architectureOf(raw.elf.get(root) ?? '') ?? windows?.architecture ?? null),
-    rootPartition: root ?? null,
+    rootPartition: rootFs?.partition ?? root ?? null,
     partitionTable: { kind: ptKind, id: whole['PTUUID'] ?? null },
     firmware,
     bootloader,

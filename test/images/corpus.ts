@@ -1,4 +1,4 @@
-// The image tests' corpus (issue 21): two small Debian systems made with the
+// The image tests' corpus (issue 21): three small Debian systems made with the
 // real tools, as the image guests' build makes its tree (root: mmdebstrap and
 // the tree's ownership), so `image inspect` has real facts to find:
 //
@@ -7,8 +7,18 @@
 //   uefi-gpt  a GPT with an ESP (FAT32: EFI/BOOT/BOOTX64.EFI, grub's
 //             monolithic EFI binary, and EFI/debian/grub.cfg), an ext4 root
 //             and an xfs /srv; DHCP
+//   bios-lvm  Debian's installer's "use entire disk and set up LVM": an MBR
+//             with an ext4 /boot (the kernels, grub/ and GRUB's modules) and
+//             an LVM physical volume (partition type 8e) holding the volume
+//             group corpusvg with the ext4 root in its logical volume root;
+//             fstab names the root /dev/mapper/corpusvg-root, as Debian
+//             does, and /boot by UUID. The host has no device-mapper: the
+//             PV is made on a loop device by pvcreate and vgcreate, the LV
+//             added to the group's metadata by vgcfgrestore (lvcreate would
+//             activate it), and the root file system written at the PV's
+//             first extent, where the LV's single segment starts.
 //
-// Both: `mmdebstrap --variant=minbase` with ifupdown and GRUB's module
+// All: `mmdebstrap --variant=minbase` with ifupdown and GRUB's module
 // packages, a hostname, a machine-id, a user alice (1000), the payload's own
 // kernel and initramfs as /boot/vmlinuz-VERSION and /boot/initrd.img-VERSION,
 // an fstab naming each file system by the UUID the test gave it, and a small
@@ -31,12 +41,12 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CORPUS_CACHE = join(repo, '.cache', 'images-corpus');
 
 /** Raised when what build() makes changes: the cached disks are rebuilt. */
-const CORPUS_VERSION = 5;
+const CORPUS_VERSION = 6;
 
 const MMDEBSTRAP = ['--variant=minbase', '--include=ifupdown,grub-pc-bin,grub-efi-amd64-bin', 'bookworm'];
 
 export interface CorpusSystem {
-  label: 'bios-mbr' | 'uefi-gpt';
+  label: 'bios-mbr' | 'uefi-gpt' | 'bios-lvm';
   raw: string;
   table: 'dos' | 'gpt';
   firmware: 'bios' | 'uefi';
@@ -49,6 +59,9 @@ export interface CorpusSystem {
   rootUuid: string;
   espUuid?: string;
   srvUuid?: string;
+  /** bios-lvm: the separate /boot's UUID, and the volume group and logical volume holding the root (in partition 2). */
+  bootUuid?: string;
+  lvm?: { vg: string; lv: string; pvUuid: string; lvUuid: string; partition: number };
   network: { name: string; method: string; address?: string };
 }
 
@@ -132,11 +145,118 @@ function ext4(tree: string, file: string, uuid: string, extraMiB: number): numbe
   return bytes;
 }
 
+/** lvm on the host without udev, device-mapper, lvmpolld or /etc/lvm backups, seeing only `device`. */
+function lvm(command: string, device: string, args: string[]): string {
+  const config =
+    'devices{obtain_device_list_from_udev=0 use_devicesfile=0} activation{udev_sync=0 udev_rules=0 monitoring=0} global{use_lvmpolld=0} backup{backup=0 archive=0}';
+  return execFileSync('lvm', [command, '--config', config, '--devices', device, ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, LVM_SUPPRESS_FD_WARNINGS: '1' },
+  });
+}
+
+/**
+ * A physical volume file holding `fs` as the only logical volume of a volume group: pvcreate and
+ * vgcreate on a loop device, the LV added by vgcfgrestore (its one segment at extent 0, which
+ * lvcreate cannot do without device-mapper), the file system written at the PV's first extent.
+ */
+function physicalVolume(file: string, fs: string, fsBytes: number, names: NonNullable<CorpusSystem['lvm']>, dir: string): number {
+  const extent = 4 << 20;
+  const extents = Math.ceil(fsBytes / extent);
+  const bytes = (1 << 20) + (extents + 1) * extent;
+  sized(file, bytes);
+  const loop = sh('losetup', ['--find', '--show', file]).trim();
+  try {
+    lvm('pvcreate', loop, ['-ff', '-y', '-u', names.pvUuid, '--norestorefile', '--dataalignment', '1m', loop]);
+    lvm('vgcreate', loop, ['-s', '4m', names.vg, loop]);
+    const backup = join(dir, 'vg.txt');
+    lvm('vgcfgbackup', loop, ['-f', backup, names.vg]);
+    const text = readFileSync(backup, 'utf8');
+    const end = text.trimEnd().lastIndexOf('}');
+    const volume = `\tlogical_volumes {\n\t\t${names.lv} {\n\t\t\tid = "${names.lvUuid}"\n\t\t\tstatus = ["READ", "WRITE", "VISIBLE"]\n\t\t\tflags = []\n\t\t\tsegment_count = 1\n\t\t\tsegment1 {\n\t\t\t\tstart_extent = 0\n\t\t\t\textent_count = ${extents}\n\t\t\t\ttype = "striped"\n\t\t\t\tstripe_count = 1\n\t\t\t\tstripes = ["pv0", 0]\n\t\t\t}\n\t\t}\n\t}\n`;
+    writeFileSync(backup, text.slice(0, end) + volume + text.slice(end));
+    // vgcfgrestore warns that it cannot check for active volumes (no device-mapper) and restores.
+    lvm('vgcfgrestore', loop, ['-f', backup, names.vg]);
+    rmSync(backup);
+    const start = lvm('pvs', loop, ['--noheadings', '--units', 'b', '-o', 'pe_start', loop]).trim();
+    const range = lvm('lvs', loop, ['--noheadings', '-o', 'seg_pe_ranges', `${names.vg}/${names.lv}`]).trim();
+    if (start !== '1048576B' || range !== `${loop}:0-${extents - 1}`) throw new Error(`bios-lvm: unexpected PV layout ${start} ${range}`);
+  } finally {
+    sh('losetup', ['-d', loop]);
+  }
+  sh('dd', [`if=${fs}`, `of=${file}`, 'bs=1M', 'seek=1', 'conv=notrunc,sparse', 'status=none']);
+  return bytes;
+}
+
+function buildLvm(dir: string, tar: string, system: CorpusSystem, log: (message: string) => void): CorpusSystem {
+  const tree = join(dir, `${system.label}.tree`);
+  const bootTree = join(dir, `${system.label}.boot`);
+  const names = system.lvm!;
+  commonTree(tree, tar, system);
+  // /boot is a file system of its own: its files at its top, grub.cfg naming them from there.
+  rmSync(bootTree, { recursive: true, force: true });
+  renameSync(join(tree, 'boot'), bootTree);
+  mkdirSync(join(tree, 'boot'));
+  cpSync(join(tree, 'usr/lib/grub/i386-pc'), join(bootTree, 'grub/i386-pc'), { recursive: true });
+  writeFileSync(
+    join(bootTree, 'grub/grub.cfg'),
+    `set timeout=1\nmenuentry 'Debian' {\n  search --no-floppy --fs-uuid --set=root ${system.bootUuid}\n  linux /vmlinuz-${system.kernelVersion} root=/dev/mapper/${names.vg}-${names.lv} ro console=ttyS0,115200\n  initrd /initrd.img-${system.kernelVersion}\n}\n`,
+  );
+  writeFileSync(
+    join(tree, 'etc/fstab'),
+    `# corpus (LVM)\n/dev/mapper/${names.vg}-${names.lv} / ext4 errors=remount-ro 0 1\nUUID=${system.bootUuid} /boot ext4 defaults 0 2\n`,
+  );
+  writeFileSync(join(tree, 'etc/network/interfaces'), 'auto lo\niface lo inet loopback\n\nallow-hotplug ens3\niface ens3 inet dhcp\n');
+  system.packages = countPackages(tree);
+  system.debianVersion = readFileSync(join(tree, 'etc/debian_version'), 'utf8').trim();
+  const bootFs = join(dir, `${system.label}.boot.ext4`);
+  const used = Number(sh('du', ['-sxB1M', bootTree]).split('\t')[0]);
+  // Debian's installer makes /boot far larger than it holds (a few kernels' room): capture --smaller shrinks it.
+  const bootBytes = (used + 160) << 20;
+  sized(bootFs, bootBytes);
+  sh('mke2fs', ['-q', '-F', '-t', 'ext4', '-U', system.bootUuid!, '-L', 'boot', '-d', bootTree, bootFs]);
+  const rootFs = join(dir, `${system.label}.root.ext4`);
+  const rootBytes = ext4(tree, rootFs, system.rootUuid, 64);
+  const pv = join(dir, `${system.label}.pv`);
+  const pvBytes = physicalVolume(pv, rootFs, rootBytes, names, dir);
+  const pvStart = 2048 + bootBytes / 512;
+  sized(system.raw, (pvStart + pvBytes / 512) * 512);
+  sh('sfdisk', ['-q', system.raw], `label: dos\nlabel-id: 0x1f3d5b79\n2048,${bootBytes / 512},83,*\n${pvStart},${pvBytes / 512},8e\n`);
+  sh('dd', [`if=${bootFs}`, `of=${system.raw}`, 'bs=1M', 'seek=1', 'conv=notrunc,sparse', 'status=none']);
+  sh('dd', [`if=${pv}`, `of=${system.raw}`, 'bs=512', `seek=${pvStart}`, 'conv=notrunc,sparse', 'status=none', 'iflag=fullblock']);
+  for (const file of [bootFs, rootFs, pv]) rmSync(file);
+  for (const folder of [tree, bootTree]) rmSync(folder, { recursive: true, force: true });
+  log(`built ${system.label}`);
+  return system;
+}
+
 function build(dir: string, tar: string, label: CorpusSystem['label'], log: (message: string) => void): CorpusSystem {
   const version = kernelVersion();
   const tree = join(dir, `${label}.tree`);
   const raw = join(dir, `${label}.raw`);
   log(`building ${label}`);
+  if (label === 'bios-lvm')
+    return buildLvm(
+      dir,
+      tar,
+      {
+        label,
+        raw,
+        table: 'dos',
+        firmware: 'bios',
+        hostname: 'corpus-lvm',
+        machineId: '00112233445566778899aabbccddeeff',
+        kernelVersion: version,
+        packages: 0,
+        debianVersion: '',
+        rootUuid: '9c8d7e6f-3333-4444-8555-b66677788899',
+        bootUuid: 'ab12cd34-4444-4555-8666-c77788899900',
+        lvm: { vg: 'corpusvg', lv: 'root', pvUuid: 'C0rpus-PV00-0000-0000-0000-0000-000001', lvUuid: 'C0rpus-LV00-0000-0000-0000-0000-000001', partition: 2 },
+        network: { name: 'ens3', method: 'dhcp' },
+      },
+      log,
+    );
   if (label === 'bios-mbr') {
     const system: CorpusSystem = {
       label,
@@ -249,7 +369,7 @@ function build(dir: string, tar: string, label: CorpusSystem['label'], log: (mes
   return system;
 }
 
-/** The two systems' raw disks, from the cache when this file and the tarball are unchanged. */
+/** The three systems' raw disks, from the cache when this file and the tarball are unchanged. */
 export function buildImageCorpus(log: (message: string) => void = () => {}): CorpusSystem[] {
   const tar = debianTarball(log);
   const key = createHash('sha256')
@@ -264,7 +384,7 @@ export function buildImageCorpus(log: (message: string) => void = () => {}): Cor
   const building = `${dir}.partial-${process.pid}`;
   rmSync(building, { recursive: true, force: true });
   mkdirSync(building, { recursive: true });
-  const systems = (['bios-mbr', 'uefi-gpt'] as const).map((label) => build(building, tar, label, log));
+  const systems = (['bios-mbr', 'uefi-gpt', 'bios-lvm'] as const).map((label) => build(building, tar, label, log));
   writeFileSync(join(building, 'corpus.json'), JSON.stringify(systems.map((s) => ({ ...s, raw: join(dir, `${s.label}.raw`) }))));
   // Another process (a test and a benchmark at once) may have finished first: its disks stay (one
   // in use must not change under it), this build goes.

@@ -201,4 +201,44 @@ describe('image store parsing', () => {
     assert.deepEqual(windows.windows?.hives, { software: { status: 'missing' }, system: { status: 'missing' } });
     assert.equal(windows.windows?.productName, null);
   });
+
+  it('finds a root on LVM (a logical volume in a partition, fstab by /dev/mapper name) and its kernels on a separate /boot', () => {
+    const reportWith = (root: string) =>
+      [
+        'disk /dev/sda 1073741824',
+        `blkid 0 /dev/sda 1073741824 ${b64('PTUUID=1f3d5b79\nPTTYPE=dos\n')}`,
+        `blkid 1 /dev/sda1 200000000 ${b64('UUID=b00t\nTYPE=ext4\nLABEL=boot\nPART_ENTRY_TYPE=0x83\n')}`,
+        'mounted 1 ext4',
+        'path 1 vmlinuz-6.1.0-1-amd64',
+        'path 1 initrd.img-6.1.0-1-amd64',
+        'path 1 grub/grub.cfg',
+        'path 1 grub/i386-pc',
+        `blkid 2 /dev/sda2 800000000 ${b64('UUID=pv-uuid\nTYPE=LVM2_member\nPART_ENTRY_TYPE=0x8e\n')}`,
+        'volume 101 2 my-vg root',
+        `blkid 101 /dev/mapper/my--vg-root 700000000 ${b64('UUID=r00t\nTYPE=ext4\nLABEL=root\n')}`,
+        'volume 102 2 my-vg srv',
+        `blkid 102 /dev/mapper/my--vg-srv 100000000 ${b64('UUID=s3rv\nTYPE=xfs\n')}`,
+        'mounted 101 ext4',
+        `file 101 etc/os-release ${b64('ID=debian\nVERSION_ID="12"\n')}`,
+        `file 101 etc/fstab ${b64(`${root} / ext4 errors=remount-ro 0 1\nUUID=b00t /boot ext4 defaults 0 2\n/dev/my-vg/srv /srv xfs defaults 0 2\n`)}`,
+        'done',
+      ].join('\n');
+    const facts = factsFromReport(reportWith('/dev/mapper/my--vg-root'));
+    assert.equal(facts.rootPartition, 2, "the root's physical volume's partition");
+    assert.deepEqual(
+      facts.fileSystems.map((f) => [f.partition, f.volume, f.type, f.uuid, f.mountpoint]),
+      [
+        [1, null, 'ext4', 'b00t', '/boot'],
+        [2, null, 'LVM2_member', 'pv-uuid', null],
+        [2, 'my-vg/root', 'ext4', 'r00t', '/'],
+        [2, 'my-vg/srv', 'xfs', 's3rv', '/srv'],
+      ],
+    );
+    assert.deepEqual(facts.kernels, [{ version: '6.1.0-1-amd64', file: '/boot/vmlinuz-6.1.0-1-amd64', initramfs: '/boot/initrd.img-6.1.0-1-amd64' }]);
+    assert.equal(facts.bootloader, 'grub');
+    assert.equal(facts.firmware, 'bios');
+    assert.deepEqual(facts.efiFiles, []);
+    // A /dev/VG/LV name (the /srv line) names the volume as its /dev/mapper name does.
+    assert.equal(factsFromReport(reportWith('/dev/my-vg/root')).fileSystems.find((f) => f.volume === 'my-vg/root')!.mountpoint, '/');
+  });
 });

@@ -1,6 +1,6 @@
 // `launcher image capture` (docs/image-store.md, "Capture") on the images
-// corpus (test/images/corpus.ts): each system captured --smaller through one
-// helper appliance; the new image is smaller, passed its boot check (the
+// corpus (test/images/corpus.ts): each system (BIOS, UEFI, and a root on LVM
+// with a separate /boot) captured --smaller through one helper appliance; the new image is smaller, passed its boot check (the
 // kernel's banner on the serial port, BIOS by SeaBIOS, UEFI by OVMF), entered
 // the catalog with its provenance, inspects to the same facts as its source
 // and holds the same file tree: every entry's type, mode, owner, size, mtime,
@@ -9,9 +9,9 @@
 // getfattr (pocketvm-capture manifest), not by the tar that copied them. A
 // folder tree with xattrs, an ACL, hard links, a sparse file and odd owners
 // is captured into a bootable image and compared with the same listing made
-// on the host. The captured BIOS image, deployed to a raw file (`image
-// deploy`), boots under QEMU from its own GRUB until its initramfs's init
-// starts. Bad sources are refused with exit 45 and change nothing.
+// on the host. The captured BIOS and UEFI images, each deployed to a raw
+// file (`image deploy`), boot under QEMU (SeaBIOS; OVMF with fresh NVRAM)
+// from their own GRUB until their initramfs's init starts. Bad sources are refused with exit 45 and change nothing.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import {
@@ -110,7 +110,8 @@ function parseManifest(text: string, renumber: (n: string) => string = (n) => n)
  * made right is the point of capture, so those are not compared; grub.cfg is.
  */
 function grubInstalled(path: string): boolean {
-  return /^\d+:\.\/boot\/grub(\/.|$)/.test(path) && !path.endsWith('/boot/grub/grub.cfg');
+  // boot/grub on a root; grub/ at the top of a separate /boot (bios-lvm's).
+  return /^\d+:\.\/(boot\/)?grub(\/.|$)/.test(path) && !path.endsWith('/grub/grub.cfg');
 }
 
 function assertSameTree(source: Map<string, Entry>, captured: Map<string, Entry>, what: string, skip: (path: string) => boolean = () => false): void {
@@ -170,7 +171,7 @@ describe('launcher image capture: corpus systems and a folder tree, file by file
     if (dir) removeDir(dir);
   });
 
-  for (const label of ['bios-mbr', 'uefi-gpt'] as const)
+  for (const label of ['bios-mbr', 'uefi-gpt', 'bios-lvm'] as const)
     it(`captures ${label} smaller; it boots to its kernel, inspects to the same facts and holds the same file tree`, async () => {
       const built = system(label);
       const name = `${label}-cap`;
@@ -195,14 +196,25 @@ describe('launcher image capture: corpus systems and a folder tree, file by file
       for (const fact of ['os', 'architecture', 'kernels', 'bootloader', 'firmware', 'fstab', 'hostname', 'users', 'network', 'packages', 'machineId'] as const)
         assert.deepEqual(after.json[fact], before.json[fact], fact);
       assert.deepEqual(
-        after.json.fileSystems.map((f) => [f.partition, f.type, f.uuid, f.label, f.mountpoint]),
-        before.json.fileSystems.map((f) => [f.partition, f.type, f.uuid, f.label, f.mountpoint]),
+        after.json.fileSystems.map((f) => [f.partition, f.volume, f.type, f.uuid, f.label, f.mountpoint]),
+        before.json.fileSystems.map((f) => [f.partition, f.volume, f.type, f.uuid, f.label, f.mountpoint]),
       );
       assert.equal(after.json.fileSystems.find((f) => f.mountpoint === '/')!.uuid, built.rootUuid);
+      if (built.lvm) {
+        // The root is still the logical volume of the same volume group, in the same partition (its PV copied whole).
+        const root = after.json.fileSystems.find((f) => f.mountpoint === '/')!;
+        assert.deepEqual([root.partition, root.volume], [built.lvm.partition, `${built.lvm.vg}/${built.lvm.lv}`]);
+        assert.equal(after.json.fileSystems.find((f) => f.partition === built.lvm!.partition && !f.volume)!.type, 'LVM2_member');
+        assert.equal(after.json.fileSystems.find((f) => f.mountpoint === '/boot')!.uuid, built.bootUuid);
+        assert.equal(after.json.rootPartition, built.lvm.partition);
+      }
       // The same file tree, listed independently of the copy.
       const store = join(stick.root, 'images', 'store', `${c.sha256}.qcow2`);
       const bios = built.firmware === 'bios';
-      assertSameTree(parseManifest(await manifest(built.raw, 'raw')), parseManifest(await manifest(store, 'qcow2')), label, bios ? grubInstalled : undefined);
+      const sourceTree = parseManifest(await manifest(built.raw, 'raw'));
+      // On LVM the root's files are listed too (its volume group activated in the appliance: number 101).
+      if (built.lvm) assert.ok(sourceTree.has('101:./etc/fstab'), 'the logical volume is listed');
+      assertSameTree(sourceTree, parseManifest(await manifest(store, 'qcow2')), label, bios ? grubInstalled : undefined);
     });
 
   it('a captured image deployed to a raw file boots under QEMU from its own GRUB to its initramfs, by SeaBIOS', async () => {
@@ -214,6 +226,19 @@ describe('launcher image capture: corpus systems and a folder tree, file by file
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', raw, '-F', 'raw', overlay]);
     const booted = await bootCheck(stick.root, overlay, 'bios', join(dir, 'deployed-bios'), 900_000, { until: 'Run /init as init process' });
     assert.match(booted.banner, /Run \/init as init process/, 'GRUB loaded the kernel and the initramfs by UUID and its init started');
+  });
+
+  it('a captured UEFI image deployed to a raw file boots under QEMU with OVMF from its own ESP and GRUB to its initramfs', async () => {
+    // image deploy of the captured UEFI image (an ESP with EFI/BOOT/BOOTX64.EFI), then QEMU with OVMF on the raw file:
+    // fresh NVRAM variables, so the firmware finds the bootloader only by the removable-media path on the new ESP.
+    const raw = join(dir, 'deployed-uefi.raw');
+    const deployed = await imageJson<unknown>(['deploy', 'uefi-gpt-cap', raw]);
+    assert.equal(deployed.exitCode, 0, deployed.stderr);
+    const overlay = join(dir, 'deployed-uefi.overlay.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', raw, '-F', 'raw', overlay]);
+    const booted = await bootCheck(stick.root, overlay, 'uefi', join(dir, 'deployed-uefi'), 900_000, { until: 'Run /init as init process' });
+    assert.equal(booted.firmware, 'uefi');
+    assert.match(booted.banner, /Run \/init as init process/, 'OVMF loaded GRUB from the ESP, GRUB the kernel and the initramfs by UUID, and its init started');
   });
 
   it('captures a folder tree (xattrs, an ACL, hard links, holes, owners) into a bootable BIOS image with the same tree', async () => {

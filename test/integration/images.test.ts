@@ -1,10 +1,11 @@
 // `launcher image` on a corpus made with mmdebstrap (test/images/corpus.ts):
-// a BIOS system in an MBR (ext4) and a UEFI system in a GPT (ESP, ext4, xfs),
-// each converted with qemu-img and tar to vmdk (monolithic and split), vhdx,
-// vhd, vdi, qcow2 and OVA. Every form of one system imports to the same
+// a BIOS system in an MBR (ext4), a UEFI system in a GPT (ESP, ext4, xfs) and
+// a root on LVM (MBR: /boot, a PV with the root's logical volume), each
+// converted with qemu-img and tar to vmdk, vhdx, vdi and OVA (the BIOS one
+// also to a split vmdk, vhd and qcow2). Every form of one system imports to the same
 // store file (content-addressed: deduplicated), stored sparse; the catalog
 // keeps each import's provenance. A damaged image and a file that is no
-// image are refused with exit 40 and leave the store as it was. Both systems
+// image are refused with exit 40 and leave the store as it was. The systems
 // are inspected in one helper appliance and the facts compared with what the
 // corpus built and with virt-inspector on the same raw disk. rm refuses an
 // image a guest is made from. One appliance boot for the whole file.
@@ -78,9 +79,22 @@ describe('launcher image: import, list, show, rm, inspect on a Debian corpus', f
       ['ova', makeOva(bios, dir, 'bios-ova')],
     ] as const)
       forms.set(form, file);
-    qemuImg(['convert', '-O', 'vdi', system('uefi-gpt').raw, at('uefi.vdi')]);
-    forms.set('uefi-vdi', at('uefi.vdi'));
-    forms.set('uefi-ova', makeOva(system('uefi-gpt').raw, dir, 'uefi-ova'));
+    // The other systems in the formats other hypervisors write: vmdk, vhdx, vdi and an OVA.
+    for (const [prefix, label] of [
+      ['uefi', 'uefi-gpt'],
+      ['lvm', 'bios-lvm'],
+    ] as const) {
+      const raw = system(label).raw;
+      for (const [format, ext] of [
+        ['vmdk', 'vmdk'],
+        ['vhdx', 'vhdx'],
+        ['vdi', 'vdi'],
+      ] as const) {
+        qemuImg(['convert', '-O', format, raw, at(`${prefix}.${ext}`)]);
+        forms.set(`${prefix}-${ext}`, at(`${prefix}.${ext}`));
+      }
+      forms.set(`${prefix}-ova`, makeOva(raw, dir, `${prefix}-ova`));
+    }
   });
 
   after(async () => {
@@ -131,17 +145,37 @@ describe('launcher image: import, list, show, rm, inspect on a Debian corpus', f
     assert.equal(json.partitionTable.partitions.length, 1);
   });
 
-  it('imports the UEFI system from an OVA and from a vdi as one image of its own', async () => {
-    const fromOva = await imageJson<ImportedImage[]>(['import', forms.get('uefi-ova')!, '--name', 'uefi']);
-    assert.equal(fromOva.exitCode, 0, fromOva.stderr);
-    assert.equal(fromOva.json[0]!.partitionTable, 'gpt');
-    const fromVdi = await imageJson<ImportedImage[]>(['import', forms.get('uefi-vdi')!]);
-    assert.equal(fromVdi.json[0]!.sha256, fromOva.json[0]!.sha256);
-    assert.equal(storeFiles().length, 2);
+  const hashes: Record<string, string> = {};
+
+  for (const [name, label, table] of [
+    ['uefi', 'uefi-gpt', 'gpt'],
+    ['lvm', 'bios-lvm', 'dos'],
+  ] as const)
+    it(`imports ${label} from an OVA, a vmdk, a vhdx and a vdi as one image of its own: its raw disk's content`, async () => {
+      const fromOva = await imageJson<ImportedImage[]>(['import', forms.get(`${name}-ova`)!, '--name', name]);
+      assert.equal(fromOva.exitCode, 0, fromOva.stderr);
+      assert.equal(fromOva.json[0]!.partitionTable, table);
+      hashes[name] = fromOva.json[0]!.sha256;
+      assert.equal(hashes[name], execFileSync('sha256sum', [system(label).raw], { encoding: 'utf8' }).split(' ')[0], 'the raw disk, byte for byte');
+      for (const form of ['vmdk', 'vhdx', 'vdi']) {
+        const again = await imageJson<ImportedImage[]>(['import', forms.get(`${name}-${form}`)!]);
+        assert.equal(again.exitCode, 0, again.stderr);
+        assert.deepEqual([again.json[0]!.sha256, again.json[0]!.deduplicated, again.json[0]!.name], [hashes[name], true, name], form);
+      }
+      const shown = await imageJson<CatalogImage>(['show', name]);
+      assert.deepEqual(
+        shown.json.imports.map((i) => i.format),
+        ['vmdk', 'vmdk', 'vhdx', 'vdi'],
+      );
+      assert.ok(storeFiles().includes(`${hashes[name]}.qcow2`));
+    });
+
+  it('lists the three systems, one store file each', async () => {
+    assert.equal(storeFiles().length, 3);
     const list = await imageJson<CatalogImage[]>(['list']);
     assert.deepEqual(
       list.json.map((i) => i.name),
-      ['bios', 'uefi'],
+      ['bios', 'lvm', 'uefi'],
     );
   });
 
@@ -189,11 +223,12 @@ describe('launcher image: import, list, show, rm, inspect on a Debian corpus', f
 
   let facts: Record<string, ImageFacts> = {};
 
-  it('inspects both systems without booting them: the facts are what the corpus built', async () => {
+  it('inspects the three systems without booting them: the facts are what the corpus built', async () => {
     facts = {};
     for (const [name, label] of [
       ['bios', 'bios-mbr'],
       ['uefi', 'uefi-gpt'],
+      ['lvm', 'bios-lvm'],
     ] as const) {
       const { exitCode, json, stderr } = await imageJson<ImageFacts>(['inspect', name]);
       assert.equal(exitCode, 0, stderr);
@@ -240,6 +275,19 @@ describe('launcher image: import, list, show, rm, inspect on a Debian corpus', f
     assert.equal(srv.uuid, system('uefi-gpt').srvUuid);
     assert.equal(uefi.fstab.length, 3);
     assert.equal(facts['bios']!.fileSystems.length, 1);
+    // On LVM: the PV's partition, the root in its logical volume (fstab by /dev/mapper name), the kernels on /boot.
+    const lvm = facts['lvm']!;
+    const built = system('bios-lvm');
+    assert.equal(lvm.rootPartition, built.lvm!.partition);
+    assert.deepEqual(
+      lvm.fileSystems.map((f) => [f.partition, f.volume, f.type, f.uuid, f.mountpoint]),
+      [
+        [1, null, 'ext4', built.bootUuid, '/boot'],
+        [2, null, 'LVM2_member', built.lvm!.pvUuid, null],
+        [2, `${built.lvm!.vg}/${built.lvm!.lv}`, 'ext4', built.rootUuid, '/'],
+      ],
+    );
+    assert.equal(lvm.fstab[0]!.spec, `/dev/mapper/${built.lvm!.vg}-${built.lvm!.lv}`);
     // The catalog keeps them.
     const shown = await imageJson<CatalogImage>(['show', 'uefi']);
     assert.equal((shown.json.facts as unknown as ImageFacts).hostname, 'corpus-uefi');
@@ -270,12 +318,7 @@ describe('launcher image: import, list, show, rm, inspect on a Debian corpus', f
     mkdirSync(guestDir, { recursive: true });
     writeFileSync(join(guestDir, 'guest.json'), JSON.stringify({ format: 1, name: 'from-uefi', source: { kind: 'image', name: 'uefi' } }));
     // A store file that is not where its row says: inspect refuses it (44) rather than hand QEMU nothing.
-    const uefiFile = join(
-      stick.root,
-      'images',
-      'store',
-      storeFiles().find((f) => !f.startsWith(biosHash))!,
-    );
+    const uefiFile = join(stick.root, 'images', 'store', `${hashes['uefi']}.qcow2`);
     renameSync(uefiFile, `${uefiFile}.moved`);
     const gone = await imageJson<{ error: { reason: string } }>(['inspect', 'uefi']);
     assert.equal(gone.exitCode, 44);
@@ -284,11 +327,11 @@ describe('launcher image: import, list, show, rm, inspect on a Debian corpus', f
     const refused = await imageJson<{ error: { reason: string; guests: string[] } }>(['rm', 'uefi']);
     assert.equal(refused.exitCode, 42);
     assert.deepEqual(refused.json.error.guests, ['from-uefi']);
-    assert.equal(storeFiles().length, 2);
+    assert.equal(storeFiles().length, 3);
     removeDir(guestDir);
     const removed = await image(['rm', 'uefi']);
     assert.equal(removed.exitCode, 0, removed.stderr);
-    assert.deepEqual(storeFiles(), [`${biosHash}.qcow2`]);
+    assert.deepEqual(storeFiles(), [`${biosHash}.qcow2`, `${hashes['lvm']}.qcow2`].sort());
     const missing = await image(['show', 'uefi']);
     assert.equal(missing.exitCode, 41);
     // A hash prefix names the same image as its name.

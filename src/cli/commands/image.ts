@@ -57,7 +57,7 @@ function describeFacts(facts: ImageFacts): string[] {
   for (const k of facts.kernels) lines.push(`  kernel       ${k.file}${k.initramfs ? ` + ${k.initramfs}` : ''}`);
   for (const fs of facts.fileSystems)
     lines.push(
-      `  ${fs.partition === 0 ? 'whole disk' : `partition ${fs.partition}`}  ${mib(fs.bytes)}  ${fs.type ?? 'unknown'}${fs.uuid ? ` UUID=${fs.uuid}` : ''}${fs.esp ? ' (ESP)' : ''}${fs.mountpoint ? ` on ${fs.mountpoint}` : ''}`,
+      `  ${fs.volume ? `LVM ${fs.volume} (partition ${fs.partition})` : fs.partition === 0 ? 'whole disk' : `partition ${fs.partition}`}  ${mib(fs.bytes)}  ${fs.type ?? 'unknown'}${fs.uuid ? ` UUID=${fs.uuid}` : ''}${fs.esp ? ' (ESP)' : ''}${fs.mountpoint ? ` on ${fs.mountpoint}` : ''}`,
     );
   for (const i of facts.network.interfaces) lines.push(`  network      ${i.name} ${i.method}${i.address ? ` ${i.address}` : ''}`);
   if (facts.windows) lines.push(...describeWindows(facts.windows));
