@@ -189,7 +189,11 @@ function shellWords(script: string): string[] {
     let inWord = false;
     for (let i = 0; i < line.length; i++) {
       const c = line[i]!;
-      if (c === "'") {
+      if (c === '\\') {
+        word += line[i + 1] ?? '';
+        i++;
+        inWord = true;
+      } else if (c === "'") {
         const end = line.indexOf("'", i + 1);
         word += line.slice(i + 1, end < 0 ? undefined : end);
         i = end < 0 ? line.length : end;
