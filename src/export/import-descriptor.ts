@@ -37,8 +37,7 @@ export interface ReadExport {
   disks: string[];
 }
 
-const bad = (message: string, reason: string, hint?: string) =>
-  new ImportError('importSource', message, { ...(hint ? { hint } : {}), details: { reason } });
+const bad = (message: string, reason: string, hint?: string) => new ImportError('importSource', message, { ...(hint ? { hint } : {}), details: { reason } });
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 
@@ -76,7 +75,8 @@ function positive(value: string | undefined): number | undefined {
 }
 
 function requireXml(text: string, root: string, file: string): void {
-  if (!new RegExp(`<(?:[\\w-]+:)?${root}\\b`).test(text)) throw bad(`${file} is not ${root === 'domain' ? 'a libvirt domain' : 'an OVF descriptor'}: no <${root}>`, 'bad-descriptor');
+  if (!new RegExp(`<(?:[\\w-]+:)?${root}\\b`).test(text))
+    throw bad(`${file} is not ${root === 'domain' ? 'a libvirt domain' : 'an OVF descriptor'}: no <${root}>`, 'bad-descriptor');
   const opened = (text.match(/<(?![?!/])[^>]*[^/]>|<(?![?!/])[^>]*>/g) ?? []).filter((tag) => !tag.endsWith('/>')).length;
   const closed = (text.match(/<\/[^>]+>/g) ?? []).length;
   if (opened !== closed) throw bad(`${file} is not well-formed XML (${opened} elements opened, ${closed} closed)`, 'bad-descriptor');
@@ -145,7 +145,19 @@ export function readLibvirtDomain(text: string, file = 'the domain XML'): { mach
   if (memory) {
     const amount = positive(xmlText(memory.inner));
     const unit = (attribute(memory.attributes, 'unit') ?? 'KiB').toLowerCase();
-    const factor: Record<string, number> = { b: 2 ** -20, bytes: 2 ** -20, k: 1 / 1024, kib: 1 / 1024, kb: 1000 / 2 ** 20, m: 1, mib: 1, mb: 1e6 / 2 ** 20, g: 1024, gib: 1024, gb: 1e9 / 2 ** 20 };
+    const factor: Record<string, number> = {
+      b: 2 ** -20,
+      bytes: 2 ** -20,
+      k: 1 / 1024,
+      kib: 1 / 1024,
+      kb: 1000 / 2 ** 20,
+      m: 1,
+      mib: 1,
+      mb: 1e6 / 2 ** 20,
+      g: 1024,
+      gib: 1024,
+      gb: 1e9 / 2 ** 20,
+    };
     if (amount && factor[unit] !== undefined) machine.memoryMiB = Math.round(amount * factor[unit]);
   }
   const cpus = positive(innerOf(text, 'vcpu'));
@@ -298,7 +310,11 @@ export function readQemuScript(script: string, file = 'the script'): { machine: 
 }
 
 /** A Proxmox VE guest configuration (`qm config` / /etc/pve/qemu-server/VMID.conf) and the disks an import.sh beside it imports. */
-export function readProxmoxConfig(conf: string, importScript: string | undefined, file = 'the configuration'): { machine: MachineDescription; disks: string[] } {
+export function readProxmoxConfig(
+  conf: string,
+  importScript: string | undefined,
+  file = 'the configuration',
+): { machine: MachineDescription; disks: string[] } {
   const settings = new Map<string, string>();
   for (const line of conf.split('\n')) {
     if (/^\s*(#|$)/.test(line)) continue;
@@ -370,13 +386,18 @@ async function textOf(path: string): Promise<string> {
 /** The descriptor of a folder export: a domain XML, a run.sh, or a Proxmox .conf. */
 async function folderDescriptor(folder: string): Promise<{ kind: 'libvirt' | 'qemu' | 'proxmox' | 'ovf'; file: string }> {
   const files = (await readdir(folder)).sort();
-  for (const file of files.filter((f) => f.endsWith('.xml'))) if (/<domain\b/.test(await textOf(join(folder, file)))) return { kind: 'libvirt', file: join(folder, file) };
+  for (const file of files.filter((f) => f.endsWith('.xml')))
+    if (/<domain\b/.test(await textOf(join(folder, file)))) return { kind: 'libvirt', file: join(folder, file) };
   const ovf = files.find((f) => f.toLowerCase().endsWith('.ovf'));
   if (ovf) return { kind: 'ovf', file: join(folder, ovf) };
   if (files.includes('run.sh')) return { kind: 'qemu', file: join(folder, 'run.sh') };
   const conf = files.find((f) => f.endsWith('.conf'));
   if (conf) return { kind: 'proxmox', file: join(folder, conf) };
-  throw bad(`${folder} holds no export pocketvm reads (a libvirt domain .xml, an .ovf, a QEMU run.sh or a Proxmox .conf)`, 'no-descriptor', 'give an .ova file or the folder launcher export (or virsh dumpxml, qm config) wrote');
+  throw bad(
+    `${folder} holds no export pocketvm reads (a libvirt domain .xml, an .ovf, a QEMU run.sh or a Proxmox .conf)`,
+    'no-descriptor',
+    'give an .ova file or the folder launcher export (or virsh dumpxml, qm config) wrote',
+  );
 }
 
 function kindOfFile(path: string, head: Buffer): ImportKind | undefined {
@@ -408,7 +429,11 @@ export async function readExport(source: string): Promise<ReadExport> {
     await handle.close();
     const found = kindOfFile(path, head.subarray(0, bytesRead));
     if (!found)
-      throw bad(`${source} is not an export pocketvm reads (an OVA, an OVF, a libvirt domain XML, a QEMU run.sh or a Proxmox .conf)`, 'no-descriptor', 'a single disk image goes in with launcher image import');
+      throw bad(
+        `${source} is not an export pocketvm reads (an OVA, an OVF, a libvirt domain XML, a QEMU run.sh or a Proxmox .conf)`,
+        'no-descriptor',
+        'a single disk image goes in with launcher image import',
+      );
     kind = found;
     file = path;
   }

@@ -165,16 +165,30 @@ describe('import descriptor readers', () => {
       nics: [{ mac: '52:54:00:12:34:56', model: 'virtio' }],
       diskBuses: ['virtio', 'virtio'],
     });
-    const other = readProxmoxConfig('bios: ovmf\ncores: 2\nsockets: 2\nmemory: 4096\nname: win\nnet0: e1000=BC:24:11:00:00:01,bridge=vmbr0\nsata0: /var/lib/vz/images/101/disk.qcow2,size=32G\nide2: none,media=cdrom\n[snap1]\nmemory: 1\n', undefined);
+    const other = readProxmoxConfig(
+      'bios: ovmf\ncores: 2\nsockets: 2\nmemory: 4096\nname: win\nnet0: e1000=BC:24:11:00:00:01,bridge=vmbr0\nsata0: /var/lib/vz/images/101/disk.qcow2,size=32G\nide2: none,media=cdrom\n[snap1]\nmemory: 1\n',
+      undefined,
+    );
     assert.deepEqual(other.disks, ['/var/lib/vz/images/101/disk.qcow2']);
-    assert.deepEqual(other.machine, { name: 'win', memoryMiB: 4096, cpus: 4, firmware: 'uefi', nics: [{ mac: 'bc:24:11:00:00:01', model: 'e1000' }], diskBuses: ['sata'] });
+    assert.deepEqual(other.machine, {
+      name: 'win',
+      memoryMiB: 4096,
+      cpus: 4,
+      firmware: 'uefi',
+      nics: [{ mac: 'bc:24:11:00:00:01', model: 'e1000' }],
+      diskBuses: ['sata'],
+    });
     assert.throws(() => readProxmoxConfig('this is not\n', undefined), refusedWith('importSource', 'bad-descriptor'));
   });
 
   it('finds the descriptor in an export folder and its disks there, also after the folder was moved', async () => {
     const moved = join(dir, 'moved');
     await mkdir(moved);
-    const xml = libvirtDomain(descriptor, { kernel: '/gone/vmlinuz', initrd: '/gone/initrd.img', disks: ['/gone/a.qcow2', '/gone/b.qcow2'], consoleLog: '/gone/log' }, 'kvm');
+    const xml = libvirtDomain(
+      descriptor,
+      { kernel: '/gone/vmlinuz', initrd: '/gone/initrd.img', disks: ['/gone/a.qcow2', '/gone/b.qcow2'], consoleLog: '/gone/log' },
+      'kvm',
+    );
     await writeFile(join(moved, 'web.xml'), xml);
     await writeFile(join(moved, 'a.qcow2'), 'x');
     await writeFile(join(moved, 'b.qcow2'), 'x');
@@ -197,7 +211,10 @@ describe('import descriptor readers', () => {
     await assert.rejects(readExport(join(dir, 'notes.txt')), refusedWith('importSource', 'no-descriptor'));
     await writeFile(join(dir, 'cut.xml'), "<domain type='kvm'><name>x</name><devices><disk device='disk'>");
     await assert.rejects(readExport(dir), refusedWith('importSource', 'bad-descriptor'));
-    await writeFile(join(dir, 'cut.xml'), "<domain type='kvm'><os><type arch='aarch64'>hvm</type></os><devices><disk device='disk'><source file='a.raw'/></disk></devices></domain>");
+    await writeFile(
+      join(dir, 'cut.xml'),
+      "<domain type='kvm'><os><type arch='aarch64'>hvm</type></os><devices><disk device='disk'><source file='a.raw'/></disk></devices></domain>",
+    );
     await writeFile(join(dir, 'a.raw'), 'x');
     await assert.rejects(readExport(dir), refusedWith('importSource', 'unsupported'));
     assert.equal(ExitCode.importSource, 59);

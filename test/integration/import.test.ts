@@ -40,7 +40,12 @@ async function debianOva(raw: string, dir: string): Promise<string> {
     memoryMiB: 1024,
     nics: [{ model: 'virtio', mac: '52:54:00:aa:bb:01', network: 'user' }],
   } as unknown as GuestDescriptor;
-  const ovf = { name: 'deb.ovf', data: Buffer.from(ovfDescriptor(descriptor, [{ file: 'deb-system.vmdk', fileBytes: statSync(vmdk).size, capacityBytes: statSync(raw).size }], 'virtualbox')) };
+  const ovf = {
+    name: 'deb.ovf',
+    data: Buffer.from(
+      ovfDescriptor(descriptor, [{ file: 'deb-system.vmdk', fileBytes: statSync(vmdk).size, capacityBytes: statSync(raw).size }], 'virtualbox'),
+    ),
+  };
   const disk = { name: 'deb-system.vmdk', data: { path: vmdk } };
   const file = join(dir, 'deb.ova');
   await writeOva(file, [ovf, { name: 'deb.mf', data: await ovfManifest([ovf, disk]) }, disk]);
@@ -52,7 +57,8 @@ describe('launcher import: exports back onto the stick through image import, ada
   this.timeout(3_600_000);
   let dir: string;
   let stick: string;
-  const importJson = (args: string[]) => launcherJson<ImportResult & { error?: { code: number; reason: string } }>(['import', ...args, '--stick', stick], { timeout: 2_400_000 });
+  const importJson = (args: string[]) =>
+    launcherJson<ImportResult & { error?: { code: number; reason: string } }>(['import', ...args, '--stick', stick], { timeout: 2_400_000 });
   const storeFiles = () => readdirSync(join(stick, 'images', 'store')).sort();
 
   before(async () => {
@@ -107,7 +113,7 @@ describe('launcher import: exports back onto the stick through image import, ada
     assert.equal(missing.json.error?.reason, 'no-source');
     const broken = join(dir, 'broken');
     await mkdir(broken);
-    await writeFile(join(broken, 'run.sh'), "#!/bin/sh\nqemu-system-x86_64 -m 256 -drive file=gone.qcow2,if=virtio\n");
+    await writeFile(join(broken, 'run.sh'), '#!/bin/sh\nqemu-system-x86_64 -m 256 -drive file=gone.qcow2,if=virtio\n');
     const gone = await importJson([broken, '--no-adapt']);
     assert.equal(gone.exitCode, 60, gone.stderr);
     assert.equal(gone.json.error?.reason, 'missing-disk');

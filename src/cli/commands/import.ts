@@ -48,7 +48,10 @@ export function registerImport(program: Command, output: () => Output): void {
       let user: string | undefined;
       if (options.user !== undefined || options.passphraseStdin || (admins.owner !== undefined && process.stdin.isTTY)) {
         const { loginForLaunch } = await import('../login.ts');
-        const unlocked = await loginForLaunch(out, layout.root, { ...(options.user ? { user: options.user } : {}), ...(options.passphraseStdin ? { passphraseStdin: true } : {}) });
+        const unlocked = await loginForLaunch(out, layout.root, {
+          ...(options.user ? { user: options.user } : {}),
+          ...(options.passphraseStdin ? { passphraseStdin: true } : {}),
+        });
         unlocked.diskKey.fill(0);
         user = unlocked.name;
       }
@@ -81,8 +84,11 @@ export function registerImport(program: Command, output: () => Output): void {
       );
       shown.finish();
       out.data(result);
-      for (const i of result.imported) out.line(`${i.name}: imported from ${result.kind}${i.member ? ` (${i.member})` : ''}${i.deduplicated ? ' (the same content was stored already)' : ''}`);
-      out.line('skipped' in result.adapt ? `not adapted: ${result.adapt.skipped}` : `${result.image}: adapted for pocketvm (${(result.adapt.ms / 1000).toFixed(1)} s)`);
+      for (const i of result.imported)
+        out.line(`${i.name}: imported from ${result.kind}${i.member ? ` (${i.member})` : ''}${i.deduplicated ? ' (the same content was stored already)' : ''}`);
+      out.line(
+        'skipped' in result.adapt ? `not adapted: ${result.adapt.skipped}` : `${result.image}: adapted for pocketvm (${(result.adapt.ms / 1000).toFixed(1)} s)`,
+      );
       if (result.guest) out.line(`guest ${result.guest} created from ${result.image}; next: launcher guest install ${result.guest}`);
     } finally {
       shown.finish();
