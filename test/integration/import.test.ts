@@ -11,7 +11,8 @@
 //     --guest deb` imports it, adapts it for pocketvm (the pre-flight in its
 //     result), inspects it and makes the guest through guest create --from;
 //     the adapted image boots on a virtio disk to the Debian's marker.
-// One appliance, one guest boot.
+// One appliance, one guest boot (the Debian part on a default stick: a
+// catalog-image guest boots on the default payload's kernel).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -125,6 +126,10 @@ describe('launcher import: exports back onto the stick through image import, ada
     assert.equal(built.exitCode, 0, String(built.stderr));
     const image = adaptImage((message) => process.stderr.write(`      adapt image: ${message}\n`));
     const ova = await debianOva(image.raw, dir);
+    // A default stick: a guest from a catalog image boots on the default payload's kernel, which the console-image stick lacks.
+    stick = join(dir, 'default-stick');
+    const made = await launcher(['init-stick', stick]);
+    assert.equal(made.exitCode, 0, made.stderr);
     const started = performance.now();
     const { exitCode, json, stderr } = await importJson([ova, '--guest', 'deb', '--no-agent']);
     assert.equal(exitCode, 0, stderr);
