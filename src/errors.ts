@@ -51,6 +51,8 @@ export const ExitCode = {
   adaptFailed: 53,
   exportSource: 54,
   exportWrite: 55,
+  importSource: 59,
+  importDisk: 60,
   interrupted: 130,
 } as const;
 
@@ -433,6 +435,19 @@ export class ImageGuestError extends PocketError {
  */
 export class ExportError extends PocketError {
   constructor(kind: 'exportSource' | 'exportWrite', message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(kind, message, options);
+  }
+}
+
+/**
+ * `launcher import` (docs/import.md): importSource (59) SOURCE is not an
+ * export it reads (no such file or folder, no descriptor in it, a descriptor
+ * that cannot be read or says what pocketvm cannot take); importDisk (60) a
+ * disk the descriptor names is missing or outside its folder. Nothing is
+ * imported either way.
+ */
+export class ImportError extends PocketError {
+  constructor(kind: 'importSource' | 'importDisk', message: string, options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
     super(kind, message, options);
   }
 }

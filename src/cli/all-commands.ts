@@ -12,6 +12,7 @@ import { registerExport } from './commands/export.ts';
 import { registerFiles } from './commands/files.ts';
 import { registerForget } from './commands/forget.ts';
 import { registerImage } from './commands/image.ts';
+import { registerImport } from './commands/import.ts';
 import { registerGuest } from './commands/guest.ts';
 import { registerInitStick } from './commands/init-stick.ts';
 import { registerMakeStick } from './commands/make-stick.ts';
@@ -49,6 +50,7 @@ export function registerAll(program: Command, current: () => Output): void {
   registerFiles(program, current);
   registerImage(program, current);
   registerExport(program, current);
+  registerImport(program, current);
   registerSession(program);
   registerAppliance(program);
 }

@@ -35,6 +35,14 @@ export interface CatalogImage {
   imports: ImageProvenance[];
   /** An image made from another by `image customize`: its parent and the steps, in order. */
   lineage?: ImageLineage;
+  /** What the descriptors it was imported with said (`launcher import`: firmware, memory, CPUs, MACs), as written there. */
+  described?: DescribedImport[];
+}
+
+export interface DescribedImport {
+  source: string;
+  descriptor: Record<string, unknown>;
+  importedAt: string;
 }
 
 export interface ImageLineage {
@@ -72,6 +80,13 @@ CREATE TABLE IF NOT EXISTS lineage (
   parent_name TEXT NOT NULL,
   steps TEXT NOT NULL,
   made_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS described (
+  id INTEGER PRIMARY KEY,
+  sha256 TEXT NOT NULL REFERENCES images(sha256) ON DELETE CASCADE,
+  source TEXT NOT NULL,
+  descriptor TEXT NOT NULL,
+  imported_at TEXT NOT NULL
 );
 `;
 
@@ -128,6 +143,13 @@ export class ImageCatalog {
     }));
     const lineage = this.#db.prepare('SELECT parent, parent_name, steps, made_at FROM lineage WHERE sha256 = ?').get(row.sha256) as unknown as
       { parent: string; parent_name: string; steps: string; made_at: string } | undefined;
+    const described = (
+      this.#db.prepare('SELECT source, descriptor, imported_at FROM described WHERE sha256 = ? ORDER BY id').all(row.sha256) as unknown as Array<{
+        source: string;
+        descriptor: string;
+        imported_at: string;
+      }>
+    ).map((d) => ({ source: d.source, descriptor: JSON.parse(d.descriptor) as Record<string, unknown>, importedAt: d.imported_at }));
     return {
       name: row.name,
       sha256: row.sha256,
@@ -143,6 +165,7 @@ export class ImageCatalog {
       ...(lineage
         ? { lineage: { parent: lineage.parent, parentName: lineage.parent_name, steps: JSON.parse(lineage.steps) as string[], madeAt: lineage.made_at } }
         : {}),
+      ...(described.length > 0 ? { described } : {}),
     };
   }
 
@@ -220,6 +243,15 @@ export class ImageCatalog {
     });
   }
 
+  /** What an import's descriptor said of the machine the image came from (`launcher import`). */
+  addDescribed(sha256: string, described: DescribedImport): void {
+    this.#transaction(() => {
+      this.#db
+        .prepare('INSERT INTO described (sha256, source, descriptor, imported_at) VALUES (?, ?, ?, ?)')
+        .run(sha256, described.source, JSON.stringify(described.descriptor), described.importedAt);
+    });
+  }
+
   setFacts(sha256: string, facts: Record<string, unknown>, at: string): void {
     this.#transaction(() => {
       this.#db.prepare('UPDATE images SET facts = ?, inspected_at = ? WHERE sha256 = ?').run(JSON.stringify(facts), at, sha256);
@@ -230,6 +262,7 @@ export class ImageCatalog {
     this.#transaction(() => {
       this.#db.prepare('DELETE FROM imports WHERE sha256 = ?').run(sha256);
       this.#db.prepare('DELETE FROM lineage WHERE sha256 = ?').run(sha256);
+      this.#db.prepare('DELETE FROM described WHERE sha256 = ?').run(sha256);
       this.#db.prepare('DELETE FROM images WHERE sha256 = ?').run(sha256);
     });
   }

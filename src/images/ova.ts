@@ -65,6 +65,8 @@ export interface OvaDisk {
 
 export interface OvaContents {
   ovf: string;
+  /** The descriptor's text (its first 4 MiB), for what it says of the machine (src/export/import-descriptor.ts). */
+  ovfText: string;
   /** The OVF's virtual system name, when it has one. */
   system?: string;
   disks: OvaDisk[];
@@ -117,7 +119,7 @@ export async function readOva(path: string): Promise<OvaContents> {
     }
     if (disks.length === 0) throw new ImageError('imageFormat', `${path}: its OVF names no disk`, { details: { reason: 'unknown-format' } });
     const system = /<(?:\w+:)?VirtualSystem\b[^>]*\bovf:id="([^"]+)"/.exec(ovf)?.[1];
-    return { ovf: ovfMember.name, ...(system ? { system } : {}), disks };
+    return { ovf: ovfMember.name, ovfText: ovf, ...(system ? { system } : {}), disks };
   } finally {
     await handle.close();
   }
