@@ -28,10 +28,10 @@ const descriptor: GuestDescriptor = {
   memoryMiB: 768,
   boot: { kernel: '/s/vmlinuz', initrd: '/s/initrd.img', cmdline: "console=ttyS0 it's" },
   disks: [
-    { role: 'system', name: 'system', base: '/s/base.ext4', sizeBytes: 1 << 30, bus: 'virtio', serial: 'pocketvm-root' },
-    { role: 'extra', name: 'data', sizeBytes: 1 << 20, bus: 'virtio' },
+    { role: 'system', name: 'system', base: '/s/base.ext4', sizeBytes: 1 << 30, bus: 'virtio-blk', serial: 'pocketvm-root' },
+    { role: 'extra', name: 'data', sizeBytes: 1 << 20, bus: 'virtio-blk' },
   ],
-  nics: [{ model: 'virtio', mac: '52:54:00:12:34:56', network: 'user' }],
+  nics: [{ model: 'virtio-net', mac: '52:54:00:12:34:56', network: 'user' }],
   display: 'none',
   serialConsole: true,
   agentChannel: 'org.qemu.guest_agent.0',
@@ -163,7 +163,7 @@ describe('import descriptor readers', () => {
       firmware: 'bios',
       machine: 'q35',
       nics: [{ mac: '52:54:00:12:34:56', model: 'virtio' }],
-      diskBuses: ['virtio', 'virtio'],
+      diskBuses: ['scsi', 'scsi'],
     });
     const other = readProxmoxConfig(
       'bios: ovmf\ncores: 2\nsockets: 2\nmemory: 4096\nname: win\nnet0: e1000=BC:24:11:00:00:01,bridge=vmbr0\nsata0: /var/lib/vz/images/101/disk.qcow2,size=32G\nide2: none,media=cdrom\n[snap1]\nmemory: 1\n',

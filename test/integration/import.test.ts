@@ -39,7 +39,7 @@ async function debianOva(raw: string, dir: string): Promise<string> {
     name: 'deb',
     cpus: 2,
     memoryMiB: 1024,
-    nics: [{ model: 'virtio', mac: '52:54:00:aa:bb:01', network: 'user' }],
+    nics: [{ model: 'virtio-net', mac: '52:54:00:aa:bb:01', network: 'user' }],
   } as unknown as GuestDescriptor;
   const ovf = {
     name: 'deb.ovf',
