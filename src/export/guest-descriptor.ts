@@ -88,7 +88,17 @@ export async function ext4Identity(path: string): Promise<{ type: 'ext4'; uuid: 
 async function guestConfig(layout: StickLayout, guest: string): Promise<{ payload: string; config?: GuestConfig }> {
   const paths = guestPaths(layout, guest);
   if (existsSync(paths.record)) {
-    const record = (await readJson(paths.record)) as { source?: { name?: string }; config?: unknown };
+    const record = (await readJson(paths.record)) as { source?: { kind?: string; name?: string }; config?: unknown };
+    // A guest made from a catalog image (guest create --from) boots the image's
+    // system on the payload's kernel in a chroot: what moves to another engine is
+    // the image itself, with its own bootloader, which image adapt and deploy make.
+    if (record.source?.kind === 'image') {
+      const image = record.source.name ?? 'its image';
+      throw new ExportError('exportSource', `${guest} is made from the catalog image ${image}: export takes guests made from payloads`, {
+        hint: `launcher image adapt ${image} --for TARGET readies the image for the engine, launcher image deploy writes it to a disk file`,
+        details: { reason: 'catalog-image', guest, image },
+      });
+    }
     const payload = record.source?.name;
     if (typeof payload !== 'string') throw new ExportError('exportSource', `${paths.record} names no payload`, { details: { reason: 'bad-record' } });
     return { payload, config: parseConfig(record.config, paths.record) };
