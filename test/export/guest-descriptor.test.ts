@@ -3,7 +3,6 @@
 // move its image (image adapt, image deploy), before anything is read or written.
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describeGuest } from '../../src/export/guest-descriptor.ts';
 import { PocketError } from '../../src/errors.ts';
 import { guestPaths } from '../../src/guests/guest-store.ts';
