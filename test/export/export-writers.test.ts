@@ -6,7 +6,6 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { GuestDescriptor } from '../../src/export/guest-descriptor.ts';
 import { libvirtDomain } from '../../src/export/libvirt-domain.ts';
 import { lossReport } from '../../src/export/loss-report.ts';
 import { nocloudSeed } from '../../src/export/nocloud-seed.ts';
@@ -16,24 +15,9 @@ import { proxmoxConfig, proxmoxImportScript } from '../../src/export/proxmox-con
 import { qemuScript } from '../../src/export/qemu-script.ts';
 import { EXPORT_TARGETS, TARGETS } from '../../src/export/targets.ts';
 import { ovfDiskFiles, tarMembers } from '../../src/images/ova.ts';
+import { testDescriptor } from './descriptor-fixture.ts';
 
-const descriptor: GuestDescriptor = {
-  name: 'web',
-  payload: 'console-image',
-  kind: 'image',
-  firmware: 'bios',
-  machine: 'q35',
-  cpus: 2,
-  memoryMiB: 512,
-  boot: { kernel: '/s/vmlinuz', initrd: '/s/initrd.img', cmdline: "console=ttyS0 pocketvm.root=pocketvm-root it's" },
-  disks: [{ role: 'system', name: 'system', base: '/s/base.ext4', sizeBytes: 1 << 30, bus: 'virtio-blk', serial: 'pocketvm-root' }],
-  nics: [{ model: 'virtio-net', mac: '52:54:00:12:34:56', network: 'user' }],
-  display: 'none',
-  serialConsole: true,
-  agentChannel: 'org.qemu.guest_agent.0',
-  stickOnly: { shares: ['docs (/host/docs)'], devices: [] },
-  facts: { os: 'linux', readyMarker: 'POCKETVM_READY' },
-};
+const descriptor = testDescriptor({ stickOnly: { shares: ['docs (/host/docs)'], devices: [] } });
 
 describe('export writers', () => {
   it('writes a libvirt domain with direct kernel boot, the disk serial, the agent channel and the MAC', () => {

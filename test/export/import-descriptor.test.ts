@@ -11,19 +11,15 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExitCode, PocketError } from '../../src/errors.ts';
-import type { GuestDescriptor } from '../../src/export/guest-descriptor.ts';
 import { readExport, readLibvirtDomain, readOvf, readProxmoxConfig, readQemuScript } from '../../src/export/import-descriptor.ts';
 import { libvirtDomain } from '../../src/export/libvirt-domain.ts';
 import { ovfDescriptor } from '../../src/export/ovf-descriptor.ts';
 import { proxmoxConfig, proxmoxImportScript } from '../../src/export/proxmox-config.ts';
 import { qemuScript } from '../../src/export/qemu-script.ts';
+import { testDescriptor } from './descriptor-fixture.ts';
 
-const descriptor: GuestDescriptor = {
+const descriptor = testDescriptor({
   name: 'web & co',
-  payload: 'console-image',
-  kind: 'image',
-  firmware: 'bios',
-  machine: 'q35',
   cpus: 3,
   memoryMiB: 768,
   boot: { kernel: '/s/vmlinuz', initrd: '/s/initrd.img', cmdline: "console=ttyS0 it's" },
@@ -31,13 +27,7 @@ const descriptor: GuestDescriptor = {
     { role: 'system', name: 'system', base: '/s/base.ext4', sizeBytes: 1 << 30, bus: 'virtio-blk', serial: 'pocketvm-root' },
     { role: 'extra', name: 'data', sizeBytes: 1 << 20, bus: 'virtio-blk' },
   ],
-  nics: [{ model: 'virtio-net', mac: '52:54:00:12:34:56', network: 'user' }],
-  display: 'none',
-  serialConsole: true,
-  agentChannel: 'org.qemu.guest_agent.0',
-  stickOnly: { shares: [], devices: [] },
-  facts: { os: 'linux', readyMarker: 'POCKETVM_READY' },
-};
+});
 const ovfDisks = [
   { file: 'web-system.vmdk', fileBytes: 10, capacityBytes: 1 << 30 },
   { file: 'web-data.vmdk', fileBytes: 10, capacityBytes: 1 << 20 },

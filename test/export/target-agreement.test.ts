@@ -5,7 +5,6 @@
 // When the two disagree an adapted image is exported onto a controller its
 // initramfs has no driver for, and does not boot.
 import assert from 'node:assert/strict';
-import type { GuestDescriptor } from '../../src/export/guest-descriptor.ts';
 import { libvirtDomain } from '../../src/export/libvirt-domain.ts';
 import { ovfDescriptor } from '../../src/export/ovf-descriptor.ts';
 import { proxmoxConfig } from '../../src/export/proxmox-config.ts';
@@ -13,24 +12,9 @@ import { qemuScript } from '../../src/export/qemu-script.ts';
 import { EXPORT_TARGETS, hypervisorOf, type ExportTarget } from '../../src/export/targets.ts';
 import { driversFor, type DiskBus, type NicModel } from '../../src/images/hypervisor-targets.ts';
 import { parseProbe, planAdapt } from '../../src/images/image-adapt.ts';
+import { testDescriptor } from './descriptor-fixture.ts';
 
-const descriptor: GuestDescriptor = {
-  name: 'web',
-  payload: 'console-image',
-  kind: 'image',
-  firmware: 'bios',
-  machine: 'q35',
-  cpus: 1,
-  memoryMiB: 256,
-  boot: { kernel: '/s/vmlinuz', initrd: '/s/initrd.img', cmdline: 'console=ttyS0' },
-  disks: [{ role: 'system', name: 'system', base: '/s/base.ext4', sizeBytes: 1 << 30, bus: 'virtio-blk', serial: 'pocketvm-root' }],
-  nics: [{ model: 'virtio-net', mac: '52:54:00:12:34:56', network: 'user' }],
-  display: 'none',
-  serialConsole: true,
-  agentChannel: 'org.qemu.guest_agent.0',
-  stickOnly: { shares: [], devices: [] },
-  facts: { os: 'linux', readyMarker: 'POCKETVM_READY' },
-};
+const descriptor = testDescriptor();
 
 const one = <T>(found: T[], what: string): T => {
   assert.equal(found.length, 1, `${what}: ${JSON.stringify(found)}`);
