@@ -102,13 +102,8 @@ export async function importMachine(
   }
   const result: ImportResult = { source: request.source, kind: read.kind, descriptor: read.descriptor, machine: read.machine, imported, adapt, image: final };
   if (request.guest !== undefined) {
-    const image = store.catalog.find(final)!;
-    if (!image.facts) {
-      events.step(`inspecting ${final} (a guest needs its facts)`);
-      const { inspectImage, resolveInspectTarget } = await import('../images/image-inspect.ts');
-      const { facts } = await inspectImage(layout, await appliance(), await resolveInspectTarget(store, final));
-      store.catalog.setFacts(image.sha256, facts as unknown as Record<string, unknown>, new Date().toISOString());
-    }
+    const { catalogFacts } = await import('../images/image-inspect.ts');
+    await catalogFacts(layout, appliance, store, store.catalog.find(final)!, (message) => events.step(`${message} (a guest needs its facts)`));
     events.step(`guest create ${request.guest} --from ${final}`);
     const { createGuest } = await import('../guests/guest-lifecycle.ts');
     await createGuest(layout, request.guest, final);

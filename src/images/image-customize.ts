@@ -17,7 +17,7 @@ import { type ApplianceAddress, type CustomizeStep, MAX_COPY_IN_BYTES } from '..
 import type { StickLayout } from '../stick/layout.ts';
 import type { CatalogImage } from './image-catalog.ts';
 import { importDisk, type ImportEvents, type ImportedImage } from './image-import.ts';
-import { inspectImage } from './image-inspect.ts';
+import { catalogFacts } from './image-inspect.ts';
 import { IMAGE_NAME_PATTERN, imageNameFor, type ImageStore } from './image-store.ts';
 import type { ImageFacts } from './inspect-report.ts';
 import { lastWords, runQemuImg } from './qemu-img.ts';
@@ -103,12 +103,13 @@ export async function rootPartition(
   image: CatalogImage,
   events: ImportEvents,
 ): Promise<number> {
-  let facts = image.facts as unknown as ImageFacts | undefined;
-  if (!facts) {
-    events.step(`inspecting ${image.name} first (its root file system)`);
-    facts = (await inspectImage(layout, address, { path: store.fileOf(image), format: 'qcow2', image })).facts;
-    store.catalog.setFacts(image.sha256, facts as unknown as Record<string, unknown>, new Date().toISOString());
-  }
+  const facts = await catalogFacts(
+    layout,
+    async () => address,
+    store,
+    image,
+    (message) => events.step(`${message} (its root file system)`),
+  );
   const root = facts.fileSystems.find((f) => f.mountpoint === '/');
   if (!root) throw bad(`${image.name}: inspect found no root file system in it to customize`, 'no-root');
   // pocketvm-customize mounts a partition; a root in an LVM logical volume (inspect opens those) it cannot reach yet.

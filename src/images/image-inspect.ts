@@ -57,3 +57,22 @@ export async function inspectImage(layout: StickLayout, address: ApplianceAddres
     throw new ImageError('imageInspect', `${target.image?.name ?? target.path}: no file system was found in it`, { details: { reason: 'nothing-found' } });
   return { facts, applianceMs: result.ms };
 }
+
+/**
+ * A catalog image's facts: those in its row, else inspected now and kept
+ * there (customize needs the root, a guest made from it needs the facts).
+ * The appliance is asked for only when the image was never inspected.
+ */
+export async function catalogFacts(
+  layout: StickLayout,
+  appliance: () => Promise<ApplianceAddress>,
+  store: ImageStore,
+  image: CatalogImage,
+  step: (message: string) => void,
+): Promise<ImageFacts> {
+  if (image.facts) return image.facts as unknown as ImageFacts;
+  step(`inspecting ${image.name} first`);
+  const { facts } = await inspectImage(layout, await appliance(), await resolveInspectTarget(store, image.sha256));
+  store.catalog.setFacts(image.sha256, facts as unknown as Record<string, unknown>, new Date().toISOString());
+  return facts;
+}
