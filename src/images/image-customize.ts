@@ -19,7 +19,6 @@ import type { CatalogImage } from './image-catalog.ts';
 import { importDisk, type ImportEvents, type ImportedImage } from './image-import.ts';
 import { catalogFacts } from './image-inspect.ts';
 import { IMAGE_NAME_PATTERN, imageNameFor, type ImageStore } from './image-store.ts';
-import type { ImageFacts } from './inspect-report.ts';
 import { lastWords, runQemuImg } from './qemu-img.ts';
 
 export interface CustomizeOptions {
