@@ -57,6 +57,7 @@ import { ByteQueue } from '../primitives/byte-queue.ts';
 import type { GuestRamWriter, RamSegment } from '../vmm/guest-ram.ts';
 import { HEADER_SIZE, MessageId, rlerror, TWRITE_HEADER_SIZE } from './codec.ts';
 import { FrameFlag, parseSegments, ReadPlacements } from './ram-placement.ts';
+import { writeBuffers } from './message-buffers.ts';
 
 export const ETHERTYPE_POCKETVM_9P = 0x88b5;
 const ETH_HEADER = 14;
@@ -408,8 +409,10 @@ class Transport implements EthernetTransport {
     const count = fragment.length >= TWRITE_HEADER_SIZE ? fragment.readUInt32LE(TWRITE_HEADER_SIZE - 4) : -1;
     const segments = count > 0 && size === TWRITE_HEADER_SIZE + count ? parseSegments(fragment.subarray(TWRITE_HEADER_SIZE)) : undefined;
     const ram = this.options.guestRam;
-    const message = segments && ram && !this.holding ? Buffer.allocUnsafe(size) : undefined;
+    // From the pool the server gives it back to once the Twrite is answered (message-buffers.ts).
+    const message = segments && ram && !this.holding ? writeBuffers.take(size) : undefined;
     if (!message || !ram!.read(segments!, message.subarray(TWRITE_HEADER_SIZE))) {
+      if (message) writeBuffers.giveBack(message);
       this.counters.writesRefused++;
       this.log(
         `9p transport: placed write ${conn}:${tag} refused (${!ram ? 'no guest RAM to read' : !segments ? 'bad page list' : this.holding ? 'held for a suspend' : 'pages outside guest RAM'}): EIO`,

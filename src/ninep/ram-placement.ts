@@ -10,7 +10,7 @@
 // ordinary way. What the guest can aim a write at is its own RAM.
 import type { GuestRamWriter, RamSegment } from '../vmm/guest-ram.ts';
 import { IO_HEADER_SIZE, MessageId } from './codec.ts';
-import { readBuffers } from './read-buffers.ts';
+import { readBuffers } from './message-buffers.ts';
 import { NAMESPACE_MSIZE } from './msize.ts';
 
 /** Frame flags (the u16 after the tag in the transport header). */

@@ -14,7 +14,7 @@
 
 import type { Duplex } from 'node:stream';
 import { ByteQueue } from '../primitives/byte-queue.ts';
-import { readBuffers } from './read-buffers.ts';
+import { readBuffers, writeBuffers } from './message-buffers.ts';
 import { AT_REMOVEDIR, Errno, ErrnoError, LockStatus, LockType, OpenFlags, QidType, baseName, childPath, isValidName, parentPath } from './backend.ts';
 import type { LazyAttr, LockRequest, NinepAttr, NinepBackend, NinepHandle, Qid } from './backend.ts';
 import {
@@ -455,6 +455,8 @@ class StreamServer implements NinepServer {
     } finally {
       if (mutating) this.invalidateAttrs();
       for (const f of held) this.release(f);
+      // Answered: nothing reads a Twrite's data any more (a placed one's buffer is used again: message-buffers.ts).
+      if (type === MessageId.Twrite) writeBuffers.giveBack(frame);
     }
   }
 
@@ -658,7 +660,7 @@ class StreamServer implements NinepServer {
       data.copy(reply, IO_HEADER_SIZE, from, from + n);
     } else {
       const h = this.openHandle(f);
-      reply = readBuffers.take(IO_HEADER_SIZE + count); // see read-buffers.ts
+      reply = readBuffers.take(IO_HEADER_SIZE + count); // see message-buffers.ts
       n = await h.read(reply.subarray(IO_HEADER_SIZE), offset);
       if (!(n >= 0 && n <= count)) throw err(Errno.EIO, `backend read returned ${n}`);
       if (n < count) reply = reply.subarray(0, IO_HEADER_SIZE + n);

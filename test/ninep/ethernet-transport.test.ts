@@ -327,17 +327,19 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
     const MiB = 1024 * 1024;
     let ramDir: string;
     let ram: GuestRamFile;
-    /** Every read the transport made of guest RAM. */
+    /** Every read the transport made of guest RAM, and the memory each went into. */
     let reads: RamSegment[][];
+    let readInto: ArrayBufferLike[];
     beforeEach(async () => {
       await transport.close();
       ramDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ninep-eth-ram-'));
       ram = GuestRamFile.create(4, { dir: ramDir }) as GuestRamFile;
       assert.ok(ram instanceof GuestRamFile);
       reads = [];
+      readInto = [];
       const spy = {
         write: (segments: readonly RamSegment[], data: Buffer) => ram.write(segments, data),
-        read: (segments: readonly RamSegment[], into: Buffer) => (reads.push([...segments]), ram.read(segments, into)),
+        read: (segments: readonly RamSegment[], into: Buffer) => (reads.push([...segments]), readInto.push(into.buffer), ram.read(segments, into)),
       };
       const [launcherEnd, qemuEnd] = duplexPair();
       transport = serveEthernetTransport(launcherEnd, {
@@ -392,6 +394,24 @@ describe('ninep Ethernet transport (9pnet_pocketvm frames)', function () {
       // The mount goes on as before, writes in frames included.
       assert.equal(await client.write(fid, data.length, Buffer.from('tail')), 4);
       assert.equal(fs.readFileSync(path.join(tmp, 'out.bin')).subarray(data.length).toString(), 'tail');
+    });
+
+    it('reads the next placed write into the buffer the last one was answered from, and both land whole', async () => {
+      const client = await mount(44);
+      const fid = await openForWrite(client);
+      const first = randomBytes(200_000);
+      const second = randomBytes(200_000);
+      placedWrite(44, fid, 810, first.length, segmentList(inRam(first)));
+      assert.equal((await replyTo(810))[0]!.fragment[4], MessageId.Rwrite, JSON.stringify(logs));
+      const header = encode({ type: 'Twrite', tag: 811, fid, offset: first.length, data: Buffer.alloc(second.length) } as never).subarray(
+        0,
+        TWRITE_HEADER_SIZE,
+      );
+      peer.qemu.write(peer.frame(44, 811, 0, Buffer.concat([header, segmentList(inRam(second))]), undefined, FrameFlag.place));
+      assert.equal((await replyTo(811))[0]!.fragment[4], MessageId.Rwrite, JSON.stringify(logs));
+      assert.equal(readInto.length, 2);
+      assert.equal(readInto[1], readInto[0], 'the first buffer was given back once answered, and used again');
+      assert.ok(fs.readFileSync(path.join(tmp, 'out.bin')).equals(Buffer.concat([first, second])));
     });
 
     it('fails only that request with EIO for pages outside RAM, below 1 MiB, too short, or a broken list', async () => {

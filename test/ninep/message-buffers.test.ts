@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { ReadBufferPool } from '../../src/ninep/read-buffers.ts';
+import { MessageBufferPool } from '../../src/ninep/message-buffers.ts';
 
-describe('ReadBufferPool', function () {
+describe('MessageBufferPool', function () {
   it('hands a given-back buffer out again, once, and never one still lent', function () {
-    const pool = new ReadBufferPool();
+    const pool = new MessageBufferPool();
     const a = pool.take(512 * 1024 + 11);
     const b = pool.take(512 * 1024 + 11);
     assert.notEqual(a.buffer, b.buffer, 'two lent at once never share memory');
@@ -19,7 +19,7 @@ describe('ReadBufferPool', function () {
   });
 
   it('ignores buffers it did not lend, and leaves small and huge replies to Node', function () {
-    const pool = new ReadBufferPool();
+    const pool = new MessageBufferPool();
     pool.giveBack(Buffer.alloc(512 * 1024));
     const small = pool.take(4096);
     pool.giveBack(small);
