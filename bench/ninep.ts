@@ -34,7 +34,10 @@
 // --lines write,read,stat,readdir,create,list,cowstat measures only those
 // (bench/ninep-in-process.ts gives the second table alone, without a guest).
 // Prints medians and ratios (target: ours >= 1.0 x QEMU's on every line,
-// 0.5 the floor; sealed >= 0.8 x plain); never fails on a time.
+// 0.5 the floor; sealed >= 0.8 x plain), and the launcher's part of a Twrite's
+// and a Tread's round trip (the server's time to answer, the transport's
+// reading or writing guest RAM; the rest is the guest's and QEMU's); never
+// fails on a time.
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -96,6 +99,7 @@ const LABELS: Record<Key, string> = {
 
 /** In process, no guest: one listing and a walk + getattr + clunk of each name through the 9P server. */
 const inProcess = (backend: NinepBackend, dir: string[]) => inProcessFigures(backend, dir, FILES);
+const round = (v: number) => Number(v.toFixed(3));
 
 const parent = await mkdtemp(join(tmpdir(), 'pocketvm-bench-ninep-'));
 let machine: Machine | undefined;
@@ -296,6 +300,27 @@ try {
   const writesPlaced = transports.reduce((n, t) => n + t.counters.writesPlaced, 0);
   // Tclunks and clone Twalks the guest module answered itself (9pnet_pocketvm, "Round trips saved").
   const quietRequests = transports.reduce((n, t) => n + t.counters.quietRequests, 0);
+  // The launcher's part of a Twrite's and a Tread's round trip (all targets of ours together): the rest is the guest's and QEMU's.
+  const sum = (of: (s: NinepServer) => number) => servers.reduce((n, s) => n + of(s), 0);
+  const perRequest = (ms: number, count: number) => round(count > 0 ? ms / count : 0);
+  const launcherMs = {
+    perTwrite: perRequest(
+      sum((s) => s.counters.writeMs),
+      sum((s) => s.counters.writes),
+    ),
+    perTwriteReadingRam: perRequest(
+      transports.reduce((n, t) => n + t.counters.writeReadMs, 0),
+      writesPlaced,
+    ),
+    perTread: perRequest(
+      sum((s) => s.counters.readMs),
+      sum((s) => s.counters.reads),
+    ),
+    perTreadPlacing: perRequest(
+      transports.reduce((n, t) => n + t.counters.placeMs, 0),
+      placed,
+    ),
+  };
   await machine.shutdown();
   machine = undefined;
 
@@ -314,7 +339,6 @@ try {
     sealedRatio: med('ours', key) / med('plain', key),
     ...(withGuestfwd ? { guestfwd: med('guestfwd', key), guestfwdRatio: med('guestfwd', key) / med('qemu', key) } : {}),
   }));
-  const round = (v: number) => Number(v.toFixed(3));
   const result = {
     runs,
     fileMiB: MIB,
@@ -328,6 +352,7 @@ try {
     placedReads: placed,
     placedWrites: writesPlaced,
     quietRequests,
+    launcherMs,
     sealedReads: { ...sealedReadCounters },
     inProcess: {
       namespace: { readdirOps: round(inProc.namespace.readdirOps), lookupOps: round(inProc.namespace.lookupOps) },
@@ -350,6 +375,7 @@ try {
         ),
         `  target: ours >= 1.0 x QEMU's on every line (floor 0.5), ours >= 0.8 x plain (sealing's cost); shell loops on tmpfs subtracted (stat ${result.shellLoopMs.stat} ms, create ${result.shellLoopMs.create} ms per ${FILES})`,
         `  ${placed} Rreads placed, ${writesPlaced} Twrites placed; ${messages} messages served, ${quietRequests} of them answered by the guest module (quiet); sealed reads: ${sealedReadCounters.ahead} read ahead (${sealedReadCounters.aheadWaited} still opening), ${sealedReadCounters.kept} from blocks kept, ${sealedReadCounters.opened} opened on demand`,
+        `  the launcher's part, per request: Twrite ${launcherMs.perTwrite} ms served + ${launcherMs.perTwriteReadingRam} ms reading guest RAM; Tread ${launcherMs.perTread} ms served + ${launcherMs.perTreadPlacing} ms placing`,
         `in process (no guest, 9P server + backend): ${''.padEnd(4)}${'namespace'.padStart(10)}${'LocalDir'.padStart(10)}  ratio`,
         `  readdir ${FILES} host files (/s)${''.padEnd(18)}${fmt(inProc.namespace.readdirOps).padStart(10)}${fmt(inProc.local.readdirOps).padStart(10)}  ${(inProc.namespace.readdirOps / inProc.local.readdirOps).toFixed(2).padStart(5)}`,
         `  walk + getattr + clunk (/s)${''.padEnd(21)}${fmt(inProc.namespace.lookupOps).padStart(10)}${fmt(inProc.local.lookupOps).padStart(10)}  ${(inProc.namespace.lookupOps / inProc.local.lookupOps).toFixed(2).padStart(5)}`,

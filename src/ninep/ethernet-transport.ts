@@ -108,7 +108,9 @@ export interface EthernetTransport extends TransportLife {
   /**
    * placed: Rreads written into the reader's pages; declined: asked for, sent
    * in frames; retired: frames from before a reset, dropped unread;
-   * writesPlaced: Twrites whose data was read from the writer's pages;
+   * placeMs: time spent writing placed reads into guest RAM;
+   * writesPlaced: Twrites whose data was read from the writer's pages
+   * (writeReadMs: the time spent reading it);
    * writesRefused: placed Twrites failed with EIO (bad page list, no RAM).
    */
   readonly counters: {
@@ -121,7 +123,9 @@ export interface EthernetTransport extends TransportLife {
     declined: number;
     retired: number;
     guestRetires: number;
+    placeMs: number;
     writesPlaced: number;
+    writeReadMs: number;
     writesRefused: number;
     /** Tclunks and clone Twalks the guest answered itself (flagged noReply): their replies were not sent. */
     quietRequests: number;
@@ -173,7 +177,9 @@ class Transport implements EthernetTransport {
     declined: 0,
     retired: 0,
     guestRetires: 0,
+    placeMs: 0,
     writesPlaced: 0,
+    writeReadMs: 0,
     writesRefused: 0,
     quietRequests: 0,
   };
@@ -411,7 +417,10 @@ class Transport implements EthernetTransport {
     const ram = this.options.guestRam;
     // From the pool the server gives it back to once the Twrite is answered (message-buffers.ts).
     const message = segments && ram && !this.holding ? writeBuffers.take(size) : undefined;
-    if (!message || !ram!.read(segments!, message.subarray(TWRITE_HEADER_SIZE))) {
+    const started = performance.now();
+    const read = message !== undefined && ram!.read(segments!, message.subarray(TWRITE_HEADER_SIZE));
+    this.counters.writeReadMs += performance.now() - started;
+    if (!read) {
       if (message) writeBuffers.giveBack(message);
       this.counters.writesRefused++;
       this.log(

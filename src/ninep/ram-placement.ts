@@ -61,16 +61,23 @@ export function parseSegments(list: Buffer): RamSegment[] | undefined {
   return segments;
 }
 
+/** Reads answered in place, those that asked but went the ordinary way, and the milliseconds spent writing guest RAM (summed). */
+export interface PlacementCounters {
+  placed: number;
+  declined: number;
+  placeMs: number;
+}
+
 /** One mount's placements, by the tag of the Tread that asked. */
 export class ReadPlacements {
   readonly #ram: GuestRamWriter;
   readonly #byTag = new Map<number, RamSegment[]>();
   /** Cancelled (a reset, a suspend): no request is remembered, no reply placed. */
   #held = false;
-  /** Reads answered in place, and those that asked but went the ordinary way (shared with the transport). */
-  readonly counters: { placed: number; declined: number };
+  /** Shared with the transport. */
+  readonly counters: PlacementCounters;
 
-  constructor(ram: GuestRamWriter, counters: { placed: number; declined: number } = { placed: 0, declined: 0 }) {
+  constructor(ram: GuestRamWriter, counters: PlacementCounters = { placed: 0, declined: 0, placeMs: 0 }) {
     this.#ram = ram;
     this.counters = counters;
   }
@@ -101,7 +108,10 @@ export class ReadPlacements {
     if (message[4] !== MessageId.Rread || message.length < RREAD_HEADER) return undefined;
     const count = message.readUInt32LE(7);
     if (count === 0 || RREAD_HEADER + count !== message.length) return undefined;
-    if (!this.#ram.write(segments, message.subarray(RREAD_HEADER))) {
+    const started = performance.now();
+    const written = this.#ram.write(segments, message.subarray(RREAD_HEADER));
+    this.counters.placeMs += performance.now() - started;
+    if (!written) {
       this.counters.declined++;
       return undefined;
     }

@@ -91,6 +91,11 @@ export interface NinepCounters {
   /** Payload bytes of Tread/Twrite (data only). */
   readBytes: number;
   writeBytes: number;
+  /** Treads and Twrites answered, and the milliseconds from taking each to its reply (summed): the server's part of their round trips. */
+  reads: number;
+  readMs: number;
+  writes: number;
+  writeMs: number;
   inFlight: number;
   maxInFlight: number;
   /** Fids right now. */
@@ -170,6 +175,10 @@ class StreamServer implements NinepServer {
     bytesOut: 0,
     readBytes: 0,
     writeBytes: 0,
+    reads: 0,
+    readMs: 0,
+    writes: 0,
+    writeMs: 0,
     inFlight: 0,
     maxInFlight: 0,
     fids: 0,
@@ -439,6 +448,7 @@ class StreamServer implements NinepServer {
   private async run(frame: Buffer, tag: number): Promise<Buffer> {
     const held: FidState[] = [];
     const type = frame[4]!;
+    const started = performance.now();
     const mutating = this.mayMutate(frame, type);
     if (mutating) this.invalidateAttrs();
     try {
@@ -455,8 +465,15 @@ class StreamServer implements NinepServer {
     } finally {
       if (mutating) this.invalidateAttrs();
       for (const f of held) this.release(f);
-      // Answered: nothing reads a Twrite's data any more (a placed one's buffer is used again: message-buffers.ts).
-      if (type === MessageId.Twrite) writeBuffers.giveBack(frame);
+      if (type === MessageId.Twrite) {
+        // Answered: nothing reads a Twrite's data any more (a placed one's buffer is used again: message-buffers.ts).
+        writeBuffers.giveBack(frame);
+        this.counters.writes++;
+        this.counters.writeMs += performance.now() - started;
+      } else if (type === MessageId.Tread) {
+        this.counters.reads++;
+        this.counters.readMs += performance.now() - started;
+      }
     }
   }
 

@@ -53,7 +53,7 @@ describe('placed reads: page lists and placements', () => {
     assert.equal(header.readUInt32LE(7), data.length);
     assert.deepEqual(ram.writes, [{ segments, data }]);
     assert.equal(placements.reply(reply), undefined, 'a placement serves one reply');
-    assert.deepEqual(placements.counters, { placed: 1, declined: 0 });
+    assert.deepEqual({ ...placements.counters, placeMs: 0 }, { placed: 1, declined: 0, placeMs: 0 });
   });
 
   it('sends the reply whole when RAM refuses, for errors and empty reads, and for tags that asked nothing', () => {
@@ -68,7 +68,7 @@ describe('placed reads: page lists and placements', () => {
     ram.accept = false;
     placements.request(tread(5), segments);
     assert.equal(placements.reply(rread(5, Buffer.from('x'))), undefined);
-    assert.deepEqual(placements.counters, { placed: 0, declined: 1 });
+    assert.deepEqual({ ...placements.counters, placeMs: 0 }, { placed: 0, declined: 1, placeMs: 0 });
   });
 
   it('cancel: pending placements are dropped and nothing is placed until allowed again', () => {
