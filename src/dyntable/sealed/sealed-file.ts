@@ -95,16 +95,20 @@ const IN_FLIGHT = 4;
  */
 const POOL_MIN_BLOCKS = 2;
 /**
- * What a read keeps opened for the next (its blocks, and those read ahead):
- * up to this many bytes each. A guest reading in order asks for 1 MiB per
- * Tread, or less (each 9P read of part of a block would open it again).
+ * What a read opened on demand keeps for the next (its blocks): up to this
+ * many bytes. A guest reading in order asks for 1 MiB per Tread, or less
+ * (each 9P read of part of a block would open it again). A read served
+ * from runs read ahead keeps those runs.
  */
 const WINDOW_BYTES = 1 << 20;
 /**
- * Reading in order opens up to twice the read's size ahead, up to this
- * many bytes: two Treads of 1 MiB give the workers the time of two round
- * trips to the guest (with one, a busy machine's workers were often still
- * opening when the next Tread came).
+ * Reading in order keeps up to twice the read's size being opened beyond
+ * it, up to this many bytes, topped up by every read: a 1 MiB Tread's runs
+ * were started two Treads before it, which gives the workers the time of
+ * two round trips to the guest (with one, a busy machine's workers were
+ * often still opening when the next Tread came). A read waits for its own
+ * runs only: before, the read ahead was one 2 MiB batch, started by every
+ * other read and waited for whole.
  */
 const AHEAD_BYTES = 2 << 20;
 
@@ -119,6 +123,15 @@ interface Opened {
   first: number;
   count: number;
   plain: Buffer;
+}
+
+/** A run read ahead: blocks first..first+count-1, being opened. */
+interface AheadRun {
+  first: number;
+  count: number;
+  /** The run opened; undefined when it failed (the read that needs it opens it again, and fails as it would have). */
+  opening: Promise<Opened | undefined>;
+  done: boolean;
 }
 
 export type SealedDataProblem = 'tampered' | 'truncated' | 'wrong-file' | 'not-sealed' | 'rolled-back';
@@ -176,8 +189,11 @@ export class SealedFile {
    * by any write, truncate or close, and when nobody holds the file.
    */
   #window: Opened[] = [];
-  /** Blocks being opened for the read that comes next, when reads go in order. */
-  #ahead: { first: number; count: number; runs: Promise<Opened[] | undefined>; done: boolean } | undefined;
+  /**
+   * Runs being opened for the reads that come next, when reads go in order:
+   * consecutive, in order, each taken by the read that needs it.
+   */
+  #ahead: AheadRun[] = [];
   /** Where the last read ended: a read starting there is reading in order. */
   #lastEnd = -1;
   #closed = false;
@@ -611,27 +627,68 @@ export class SealedFile {
   }
 
   /**
-   * Opens blocks first..first+count-1 in the background, for the read that
-   * comes next (a guest reading a file in order waits for each Rread before
-   * its next Tread: the blocks it asks for next are opened meanwhile). A
-   * failure is not reported here: that read finds nothing ahead and opens
-   * the blocks itself, failing as it would have.
+   * Opens the blocks from `from` (or from where the runs already read ahead
+   * end) up to block `until` in the background, a run at a time, for the
+   * reads that come next (a guest reading a file in order waits for each
+   * Rread before its next Tread: the blocks it asks for next are opened
+   * meanwhile). Every read in order tops this up, so the runs a read needs
+   * were started two reads before it, and it waits for its own runs only,
+   * never for the ones after them. A failure is not reported here: the read
+   * that needs the run finds nothing ahead and opens the blocks itself,
+   * failing as it would have.
    */
-  #readAhead(first: number, count: number): void {
-    const blocks = this.#blocks(this.#size);
-    if (this.#ahead || first >= blocks || !this.#fh) return;
-    const n = Math.min(count, blocks - first);
-    const runs: Opened[] = [];
-    const opened = this.#eachRun(first, n, (run) => runs.push(run)).then(
-      () => runs,
-      () => {
-        SealedFile.#giveBack(runs);
+  #readAhead(from: number, until: number): void {
+    if (!this.#fh) return;
+    const end = Math.min(until, this.#blocks(this.#size));
+    const per = Math.max(1, Math.floor(PIPE_BYTES / this.blockSize));
+    const back = this.#ahead.at(-1);
+    for (let next = back ? back.first + back.count : from; next < end;) {
+      const count = Math.min(per, end - next);
+      const opening = this.#openRun(next, count).catch(() => undefined);
+      const run: AheadRun = { first: next, count, opening, done: false };
+      void opening.then(() => void (run.done = true));
+      this.#ahead.push(run);
+      next += count;
+    }
+  }
+
+  /**
+   * The runs read ahead that hold blocks first..last, taken off the front
+   * once opened (runs wholly before `first`, a skip forward, are dropped);
+   * undefined when they do not hold them all, or one failed: the read then
+   * opens the blocks itself.
+   */
+  async #takeAhead(first: number, last: number): Promise<Opened[] | undefined> {
+    while (this.#ahead.length > 0 && this.#ahead[0]!.first + this.#ahead[0]!.count <= first) {
+      const passed = await this.#ahead.shift()!.opening;
+      if (passed) SealedFile.#giveBack([passed]);
+    }
+    const front = this.#ahead[0];
+    const back = this.#ahead.at(-1);
+    if (!front || !back || front.first > first || back.first + back.count <= last) return undefined;
+    const taken: Opened[] = [];
+    let waited = false;
+    while (this.#ahead.length > 0 && this.#ahead[0]!.first <= last) {
+      const run = this.#ahead.shift()!;
+      if (!run.done) waited = true;
+      const opened = await run.opening;
+      if (!opened) {
+        SealedFile.#giveBack(taken);
         return undefined;
-      },
-    );
-    const ahead = { first, count: n, runs: opened, done: false };
-    void opened.then(() => void (ahead.done = true));
-    this.#ahead = ahead;
+      }
+      taken.push(opened);
+    }
+    sealedReadCounters.ahead++;
+    if (waited) sealedReadCounters.aheadWaited++;
+    return taken;
+  }
+
+  /** Drops the runs read ahead (zeroed), once each has settled. */
+  async #dropAhead(): Promise<void> {
+    for (const run of this.#ahead.splice(0)) {
+      const opened = await run.opening;
+      if (opened) SealedFile.#giveBack([opened]);
+    }
   }
 
   /** How many blocks to read ahead after a read of `count` blocks in order. */
@@ -642,18 +699,15 @@ export class SealedFile {
 
   /** Drops the opened blocks kept for the next read (zeroed), after the read ahead in flight settles. */
   async #forget(): Promise<void> {
-    const ahead = this.#ahead;
-    this.#ahead = undefined;
     SealedFile.#giveBack(this.#window.splice(0));
     this.#lastEnd = -1;
-    const runs = await ahead?.runs;
-    if (runs) SealedFile.#giveBack(runs);
+    await this.#dropAhead();
   }
 
   /** Nobody holds the file open: the plaintext kept for the next read is zeroed and let go. */
   forgetOpened(): Promise<void> {
     // Nothing kept (a file created, stat'ed or only written): no turn in the queue.
-    if (this.#window.length === 0 && !this.#ahead) return Promise.resolve();
+    if (this.#window.length === 0 && this.#ahead.length === 0) return Promise.resolve();
     return this.#queue.run(() => this.#forget());
   }
 
@@ -708,20 +762,13 @@ export class SealedFile {
       try {
         if (SealedFile.#covers(this.#window, first, last)) sealedReadCounters.kept++;
         else {
-          const ahead = this.#ahead;
-          this.#ahead = undefined;
-          const waited = ahead !== undefined && !ahead.done;
-          let runs = await ahead?.runs;
-          if (runs && !SealedFile.#covers(runs, first, last)) {
-            SealedFile.#giveBack(runs);
-            runs = undefined;
-          }
+          const runs = await this.#takeAhead(first, last);
           if (runs) {
-            sealedReadCounters.ahead++;
-            if (waited) sealedReadCounters.aheadWaited++;
             SealedFile.#giveBack(this.#window.splice(0, this.#window.length, ...runs));
           } else {
             sealedReadCounters.opened++;
+            // Not where the reads were going: what was read ahead is of no use.
+            await this.#dropAhead();
             const kept: Opened[] = [];
             try {
               await this.#eachRun(first, count, (run) => {
@@ -734,7 +781,7 @@ export class SealedFile {
               throw error;
             }
             SealedFile.#giveBack(this.#window.splice(0, this.#window.length, ...kept));
-            if (inOrder) this.#readAhead(last + 1, this.#aheadBlocks(count));
+            if (inOrder) this.#readAhead(last + 1, last + 1 + this.#aheadBlocks(count));
             return end - position;
           }
         }
@@ -745,7 +792,7 @@ export class SealedFile {
       }
       if (inOrder) {
         const after = this.#window.at(-1)!;
-        this.#readAhead(after.first + after.count, this.#aheadBlocks(count));
+        this.#readAhead(after.first + after.count, last + 1 + this.#aheadBlocks(count));
       }
       return end - position;
     });
