@@ -300,21 +300,19 @@ try {
   const writesPlaced = transports.reduce((n, t) => n + t.counters.writesPlaced, 0);
   // Tclunks and clone Twalks the guest module answered itself (9pnet_pocketvm, "Round trips saved").
   const quietRequests = transports.reduce((n, t) => n + t.counters.quietRequests, 0);
-  // The launcher's part of a Twrite's and a Tread's round trip (all targets of ours together): the rest is the guest's and QEMU's.
-  const sum = (of: (s: NinepServer) => number) => servers.reduce((n, s) => n + of(s), 0);
+  // The launcher's part of a Twrite's and a Tread's round trip, sealed (the first mount's server) and plain (the
+  // second's); guest RAM is read and written by the transport, for both: the rest is the guest's and QEMU's.
   const perRequest = (ms: number, count: number) => round(count > 0 ? ms / count : 0);
+  const served = (server: NinepServer | undefined) => ({
+    perTwrite: perRequest(server?.counters.writeMs ?? 0, server?.counters.writes ?? 0),
+    perTread: perRequest(server?.counters.readMs ?? 0, server?.counters.reads ?? 0),
+  });
   const launcherMs = {
-    perTwrite: perRequest(
-      sum((s) => s.counters.writeMs),
-      sum((s) => s.counters.writes),
-    ),
+    ours: served(servers[0]),
+    plain: served(servers[1]),
     perTwriteReadingRam: perRequest(
       transports.reduce((n, t) => n + t.counters.writeReadMs, 0),
       writesPlaced,
-    ),
-    perTread: perRequest(
-      sum((s) => s.counters.readMs),
-      sum((s) => s.counters.reads),
     ),
     perTreadPlacing: perRequest(
       transports.reduce((n, t) => n + t.counters.placeMs, 0),
@@ -375,7 +373,7 @@ try {
         ),
         `  target: ours >= 1.0 x QEMU's on every line (floor 0.5), ours >= 0.8 x plain (sealing's cost); shell loops on tmpfs subtracted (stat ${result.shellLoopMs.stat} ms, create ${result.shellLoopMs.create} ms per ${FILES})`,
         `  ${placed} Rreads placed, ${writesPlaced} Twrites placed; ${messages} messages served, ${quietRequests} of them answered by the guest module (quiet); sealed reads: ${sealedReadCounters.ahead} read ahead (${sealedReadCounters.aheadWaited} still opening), ${sealedReadCounters.kept} from blocks kept, ${sealedReadCounters.opened} opened on demand`,
-        `  the launcher's part, per request: Twrite ${launcherMs.perTwrite} ms served + ${launcherMs.perTwriteReadingRam} ms reading guest RAM; Tread ${launcherMs.perTread} ms served + ${launcherMs.perTreadPlacing} ms placing`,
+        `  the launcher's part, per request: Twrite ${launcherMs.ours.perTwrite} ms served (plain ${launcherMs.plain.perTwrite}) + ${launcherMs.perTwriteReadingRam} ms reading guest RAM; Tread ${launcherMs.ours.perTread} ms served (plain ${launcherMs.plain.perTread}) + ${launcherMs.perTreadPlacing} ms placing`,
         `in process (no guest, 9P server + backend): ${''.padEnd(4)}${'namespace'.padStart(10)}${'LocalDir'.padStart(10)}  ratio`,
         `  readdir ${FILES} host files (/s)${''.padEnd(18)}${fmt(inProc.namespace.readdirOps).padStart(10)}${fmt(inProc.local.readdirOps).padStart(10)}  ${(inProc.namespace.readdirOps / inProc.local.readdirOps).toFixed(2).padStart(5)}`,
         `  walk + getattr + clunk (/s)${''.padEnd(21)}${fmt(inProc.namespace.lookupOps).padStart(10)}${fmt(inProc.local.lookupOps).padStart(10)}  ${(inProc.namespace.lookupOps / inProc.local.lookupOps).toFixed(2).padStart(5)}`,
