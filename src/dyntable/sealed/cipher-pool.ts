@@ -16,7 +16,7 @@ import { type GcmBatch, type GcmBatchResult, GcmWorker } from '../../vmm/gcm-wor
 
 /** Two: a 1 MiB read's runs overlap on two cores; more would only queue for them. */
 const WORKERS = Math.max(1, Math.min(2, availableParallelism()));
-/** Run buffers kept for the next run (256 KiB each): a file read in order holds up to 3 MiB (1 kept, 2 read ahead), a write 1 MiB. */
+/** Run buffers kept for the next run (256 KiB to 1 MiB each): a file read in order holds up to 3 MiB (1 kept, 2 read ahead), a write 2 MiB. */
 const FREE_BUFFERS = 32;
 
 const workers: GcmWorker[] = [];
@@ -47,7 +47,9 @@ const free: ArrayBuffer[] = [];
  * (fresh memory costs its page faults each time).
  */
 export function takeRunBuffer(size: number): Buffer {
-  const fit = free.findIndex((m) => m.byteLength >= size);
+  // The smallest that fits: a 256 KiB run must not take the buffer a 1 MiB run would have used again.
+  let fit = -1;
+  for (let i = 0; i < free.length; i++) if (free[i]!.byteLength >= size && (fit < 0 || free[i]!.byteLength < free[fit]!.byteLength)) fit = i;
   const memory = fit < 0 ? (Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer) : free.splice(fit, 1)[0]!;
   return Buffer.from(memory, 0, size);
 }
