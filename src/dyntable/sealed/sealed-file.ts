@@ -773,9 +773,14 @@ export class SealedFile {
       try {
         if (SealedFile.#covers(this.#window, first, last)) sealedReadCounters.kept++;
         else {
-          const runs = await this.#takeAhead(first, last);
+          // A read across the window's end (reads that are not whole blocks) takes the runs after it from the read ahead.
+          const windowEnd = this.#window.length > 0 ? this.#window.at(-1)!.first + this.#window.at(-1)!.count : -1;
+          const across = this.#window.length > 0 && this.#window[0]!.first <= first && first < windowEnd;
+          const runs = await this.#takeAhead(across ? windowEnd : first, last);
           if (runs) {
-            SealedFile.#giveBack(this.#window.splice(0, this.#window.length, ...runs));
+            const still = across ? this.#window.filter((run) => run.first + run.count > first) : [];
+            SealedFile.#giveBack(this.#window.filter((run) => !still.includes(run)));
+            this.#window = [...still, ...runs];
           } else {
             sealedReadCounters.opened++;
             // Not where the reads were going: what was read ahead is of no use.

@@ -86,6 +86,18 @@ describe('sealed file reads (kept blocks, read ahead, cipher workers)', () => {
     await file.close();
   });
 
+  it('small reads in order across block ends go on from the read ahead, opening nothing more', async () => {
+    const data = randomBytes(5 * BS + 777);
+    const file = await create(5);
+    await file.write(data, 0);
+    const before = counters();
+    const out = Buffer.alloc(data.length);
+    for (let at = 0; at < data.length; at += 1000) await file.read(out.subarray(at, at + 1000), at);
+    assert.deepEqual(out, data);
+    assert.equal(counters().opened - before.opened, 1, 'only the first read opens blocks');
+    await file.close();
+  });
+
   it('a tampered block reached through the read ahead is still EIO, and the reader gets zeros, not the blocks before it', async () => {
     const data = randomBytes(6 * MIB);
     const file = await create(3);
