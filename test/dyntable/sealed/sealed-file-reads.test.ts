@@ -87,7 +87,7 @@ describe('sealed file reads (kept blocks, read ahead, cipher workers)', () => {
   });
 
   it('small reads in order across block ends go on from the read ahead, opening nothing more', async () => {
-    const data = randomBytes(5 * BS + 777);
+    const data = randomBytes(3 * BS + 777);
     const file = await create(5);
     await file.write(data, 0);
     const before = counters();
