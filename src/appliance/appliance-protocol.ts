@@ -92,8 +92,10 @@ export interface CustomizeRequest {
   token: string;
   /** A qcow2 overlay over the source image (its backing, opened read-only). */
   overlay: string;
-  /** The root file system's partition (0: the whole disk), from the image's facts. */
+  /** The root file system's partition (0: the whole disk; on LVM, its physical volume's), from the image's facts. */
   rootPartition: number;
+  /** A root on an LVM logical volume: its VG/LV, activated read-write on the overlay for the steps. */
+  rootVolume?: string;
   steps: CustomizeStep[];
 }
 

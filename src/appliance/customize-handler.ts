@@ -2,7 +2,8 @@
 // docs/image-store.md "Customize"): a new qcow2 overlay over the source image
 // (made by the launcher in images/incoming/) is hot-plugged READ-WRITE at a
 // free SCSI target, the appliance's pocketvm-customize mounts the image's root
-// file system and applies the steps in order, unmounts, and the disk is
+// file system (on LVM: its volume group activated on the overlay, deactivated
+// after) and applies the steps in order, unmounts, and the disk is
 // unplugged (which flushes it). The source image is the overlay's backing file,
 // opened read-only by QEMU: it stays as it was.
 import { execFileSync } from 'node:child_process';
@@ -75,7 +76,7 @@ export async function customizeHandler(appliance: ApplianceMachine, request: Cus
   try {
     const result = await runInAppliance(
       appliance.execs,
-      ['/usr/bin/pocketvm-customize', String(target), String(request.rootPartition)],
+      ['/usr/bin/pocketvm-customize', String(target), String(request.rootPartition), ...(request.rootVolume ? [request.rootVolume] : [])],
       Buffer.concat([customizeScript(request.steps), debsTar(request.steps)]),
     );
     if (result.exitCode !== 0)

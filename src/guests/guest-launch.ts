@@ -47,7 +47,13 @@ export async function guestLaunch(layout: StickLayout, name: string): Promise<Gu
     const system = guestImage(layout, record.source.sha256, name);
     const install = await readInstall(guestPaths(layout, name));
     await checkImageFile(system, install?.files[system.image.file] ?? '', name);
-    const image = { name: system.image.name, file: system.file, bytes: system.image.virtualBytes, rootPartition: system.rootPartition };
+    const image = {
+      name: system.image.name,
+      file: system.file,
+      bytes: system.image.virtualBytes,
+      rootPartition: system.rootPartition,
+      ...(system.rootVolume ? { rootVolume: system.rootVolume } : {}),
+    };
     return { payload: IMAGE_GUEST_PAYLOAD, platform: { ...platformOf(record.config), image } };
   }
   return { ...(record.source.name === name ? {} : { payload: record.source.name }), platform: platformOf(record.config) };

@@ -22,8 +22,10 @@ export interface ImageSystem {
   image: CatalogImage;
   /** The store file: the overlay's read-only base (qcow2). */
   file: string;
-  /** The partition holding `/` (0: the whole disk is the file system). */
+  /** The partition holding `/` (0: the whole disk is the file system; on LVM, its physical volume's). */
   rootPartition: number;
+  /** `/` on an LVM logical volume (VG/LV); the boot step maps a linear one in one segment (payload/rootfs/lib/pocketvm/lvm-volume.sh). */
+  rootVolume: string | null;
   rootType: string;
 }
 
@@ -56,7 +58,7 @@ export function imageSystem(layout: StickLayout, image: CatalogImage): ImageSyst
       }`,
       { details: { reason: 'no-system', image: image.name } },
     );
-  return { image, file: join(imageStorePaths(layout).store, image.file), rootPartition: root.partition, rootType: root.type! };
+  return { image, file: join(imageStorePaths(layout).store, image.file), rootPartition: root.partition, rootVolume: root.volume, rootType: root.type! };
 }
 
 /** The image a guest record names, still in the store: refused (51) when it is gone. */

@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { AdaptError, PocketError } from '../errors.ts';
+import { AdaptError, ImageError, PocketError } from '../errors.ts';
 import { applianceRequest } from '../appliance/appliance-client.ts';
 import type { ApplianceAddress, CustomizeStep } from '../appliance/appliance-protocol.ts';
 import type { StickLayout } from '../stick/layout.ts';
@@ -29,7 +29,7 @@ import { driversFor, FALLBACK_DRIVERS, TARGET_DEVICES, type DiskBus, type Hyperv
 
 export type AdaptTarget = Hypervisor;
 import type { CatalogImage } from './image-catalog.ts';
-import { rootPartition } from './image-customize.ts';
+import { rootLocation } from './image-customize.ts';
 import { importDisk, type ImportEvents } from './image-import.ts';
 import { IMAGE_NAME_PATTERN, imageNameFor, type ImageStore } from './image-store.ts';
 import { lastWords, runQemuImg } from './qemu-img.ts';
@@ -264,7 +264,13 @@ export async function adaptImage(
 ): Promise<AdaptResult> {
   const started = performance.now();
   checkAdaptName(store, options.name);
-  const partition = await rootPartition(layout, address, store, image, events);
+  const root = await rootLocation(layout, address, store, image, events);
+  // adapt remakes the image's initramfs in /boot, on LVM a file system of its own that pocketvm-customize does not mount.
+  if (root.volume)
+    throw new ImageError('imageCustomize', `${image.name}: its root is the LVM volume ${root.volume}, which adapt does not handle yet`, {
+      details: { reason: 'no-root' },
+    });
+  const partition = root.partition;
   const overlay = join(store.paths.incoming, `${process.pid}-${randomBytes(6).toString('hex')}-adapt.qcow2`);
   const debs = await mkdtemp(join(tmpdir(), 'pocketvm-adapt-'));
   try {

@@ -2,7 +2,8 @@
 // catalog image made offline from a catalog image, in the helper appliance.
 // A qcow2 overlay over the source's store file is made in images/incoming/,
 // plugged read-write into the appliance, where pocketvm-customize mounts the
-// image's root file system (its partition from the image's facts) and applies
+// image's root file system (its partition, or its LVM volume, from the
+// image's facts) and applies
 // the steps in order, generalisation last; then the overlay is imported as a
 // new image (flattened, hashed by content, its row written, src/images/image-import.ts)
 // with its parent and steps recorded (`image show` lists them). The source's
@@ -94,14 +95,20 @@ async function customizeSteps(options: CustomizeOptions): Promise<{ steps: Custo
   return { steps, recorded };
 }
 
-/** The root file system's partition, from the image's facts (inspected first when it never was). */
-export async function rootPartition(
+/** Where the root file system is: its partition (on LVM, its physical volume's) and its VG/LV. */
+export interface RootLocation {
+  partition: number;
+  volume: string | null;
+}
+
+/** The root file system's location, from the image's facts (inspected first when it never was). */
+export async function rootLocation(
   layout: StickLayout,
   address: ApplianceAddress,
   store: ImageStore,
   image: CatalogImage,
   events: ImportEvents,
-): Promise<number> {
+): Promise<RootLocation> {
   const facts = await catalogFacts(
     layout,
     async () => address,
@@ -111,9 +118,7 @@ export async function rootPartition(
   );
   const root = facts.fileSystems.find((f) => f.mountpoint === '/');
   if (!root) throw bad(`${image.name}: inspect found no root file system in it to customize`, 'no-root');
-  // pocketvm-customize mounts a partition; a root in an LVM logical volume (inspect opens those) it cannot reach yet.
-  if (root.volume) throw bad(`${image.name}: its root is the LVM volume ${root.volume}, which customize does not open yet`, 'no-root');
-  return root.partition;
+  return { partition: root.partition, volume: root.volume };
 }
 
 export type PreparedCustomize = Awaited<ReturnType<typeof customizeSteps>> & { name?: string };
@@ -134,14 +139,19 @@ export async function customizeImage(
   events: ImportEvents,
 ): Promise<ImportedImage & { steps: string[]; parent: string }> {
   const { steps, recorded } = prepared;
-  const partition = await rootPartition(layout, address, store, image, events);
+  const root = await rootLocation(layout, address, store, image, events);
   const overlay = join(store.paths.incoming, `${process.pid}-${randomBytes(6).toString('hex')}-customize.qcow2`);
   try {
     // Relative backing, read-only to QEMU: the source image is never written.
     const made = await runQemuImg(layout.root, ['create', '-f', 'qcow2', '-F', 'qcow2', '-b', relative(store.paths.incoming, store.fileOf(image)), overlay]);
     if (made.exitCode !== 0) throw bad(`the overlay could not be made: ${lastWords(made)}`, 'failed');
     events.step(`customizing ${image.name} in the appliance: ${recorded.join('; ')}`);
-    const result = await applianceRequest(layout, address, 'customize', { overlay, rootPartition: partition, steps });
+    const result = await applianceRequest(layout, address, 'customize', {
+      overlay,
+      rootPartition: root.partition,
+      ...(root.volume ? { rootVolume: root.volume } : {}),
+      steps,
+    });
     events.step(`${result.done.length} steps done in ${(result.ms / 1000).toFixed(1)} s; storing the new image`);
     const name = prepared.name ?? imageNameFor(`${image.name}-custom`, (n) => store.catalog.nameTaken(n));
     const stored = await importDisk(

@@ -4,6 +4,11 @@
 // first-boot command, generalisation): a new catalog image with its parent
 // and steps, the source unchanged, every change read back from the new image
 // (inspect, files cat: the password hashed in the image's own yescrypt).
+// The UEFI system and the LVM one (its root on a logical volume: the volume
+// group activated read-write on the overlay) are customized too, and the
+// three customized images made guests that boot at once on the stick, each
+// to its first-boot marker (the LVM one's root found by the payload's boot
+// step in the LVM metadata and mounted through a loop device).
 // The BIOS (MBR) and UEFI (GPT) systems, imported, are written back out to raw,
 // vmdk and vhdx files of a chosen size and to a loop block device. Each result
 // is read back: its partition table by sfdisk (the last partition grown to
@@ -29,6 +34,8 @@ import { addStickUser, freshStick, launcher, launcherJson, loginArgs, repoRoot }
 interface SfdiskDump {
   partitiontable: { label: string; lastlba?: number; partitions: { node: string; start: number; size: number }[] };
 }
+/** Where the customized images' first-boot command writes (inside the image). */
+const FIRST_BOOT_MARKER = '/var/lib/pocketvm-first-boot-marker';
 const sfdisk = (file: string) => (JSON.parse(execFileSync('sfdisk', ['--json', file], { encoding: 'utf8' })) as SfdiskDump).partitiontable;
 
 describe('launcher image customize and deploy: a new image made offline; an image to a file or a disk (virtual to physical)', function () {
@@ -50,6 +57,7 @@ describe('launcher image customize and deploy: a new image made offline; an imag
     for (const [name, label] of [
       ['bios', 'bios-mbr'],
       ['uefi', 'uefi-gpt'],
+      ['lvm', 'bios-lvm'],
     ] as const) {
       const imported = await image(['import', system(label).raw, '--name', name]);
       assert.equal(imported.exitCode, 0, imported.stderr);
@@ -90,7 +98,7 @@ describe('launcher image customize and deploy: a new image made offline; an imag
       '--copy-in',
       `${at('tool.bin')}:/opt/tool.bin`,
       '--first-boot',
-      'echo first-boot-ran > /var/lib/pocketvm-first-boot-marker',
+      `echo first-boot-ran > ${FIRST_BOOT_MARKER}`,
       '--generalize',
     ]);
     assert.equal(made.exitCode, 0, made.stderr || JSON.stringify(made.json));
@@ -167,7 +175,35 @@ describe('launcher image customize and deploy: a new image made offline; an imag
     assert.ok(!existsSync(join(stick.root, 'guests', 'nope')), 'no guest record was made');
   });
 
-  it('the customized image made into a guest (guest create --from) boots on the stick and runs its first-boot command; stop, list, image rm', async () => {
+  it('customizes the UEFI image and the LVM one (its root on a logical volume) the same way', async () => {
+    for (const [source, name, hostname] of [
+      ['uefi', 'uefi-web', 'efi1'],
+      ['lvm', 'lvm-web', 'lvm1'],
+    ] as const) {
+      const made = await imageJson<{ name: string; parent: string; steps: string[] }>([
+        'customize',
+        source,
+        '--name',
+        name,
+        '--hostname',
+        hostname,
+        '--first-boot',
+        `echo first-boot-ran > ${FIRST_BOOT_MARKER}`,
+        '--generalize',
+      ]);
+      assert.equal(made.exitCode, 0, made.stderr || JSON.stringify(made.json));
+      assert.deepEqual([made.json.name, made.json.parent], [name, source]);
+      // Inspected as guest create wants it: the changes are in the image, its root where it was.
+      const { exitCode, json, stderr } = await imageJson<ImageFacts>(['inspect', name]);
+      assert.equal(exitCode, 0, stderr);
+      assert.deepEqual([json.hostname, json.machineId], [hostname, null]);
+      const root = json.fileSystems.find((f) => f.mountpoint === '/')!;
+      const built = system(source === 'lvm' ? 'bios-lvm' : 'uefi-gpt');
+      assert.deepEqual([root.uuid, root.volume], [built.rootUuid, built.lvm ? `${built.lvm.vg}/${built.lvm.lv}` : null]);
+    }
+  });
+
+  it('the customized images made into guests (guest create --from) boot on the stick and run their first-boot command; stop, list, image rm', async () => {
     const on = ['--stick', stick.root];
     const created = await launcher(['guest', 'create', 'shop', '--from', 'bios-web', ...on]);
     assert.equal(created.exitCode, 0, created.stderr);
@@ -182,33 +218,56 @@ describe('launcher image customize and deploy: a new image made offline; an imag
     assert.equal(inUse.exitCode, 42, inUse.stderr);
     assert.match(inUse.stderr, /used by the guest shop/);
 
+    // The UEFI and LVM images' guests boot beside shop: their boots and first-boot waits overlap its own.
+    const others = [
+      ['efi', 'uefi-web', 'efi1'],
+      ['vols', 'lvm-web', 'lvm1'],
+    ] as const;
+    for (const [guest, from] of others) {
+      assert.equal((await launcher(['guest', 'create', guest, '--from', from, ...on])).exitCode, 0);
+      assert.equal((await launcher(['guest', 'install', guest, ...on])).exitCode, 0);
+    }
+
     await addStickUser(stick.root, 'carol', 'carol image guest passphrase');
-    const run = await launcher(['run', '--detach', '--accel', 'tcg', '--guest', 'shop', ...loginArgs('carol'), ...on], {
-      input: 'carol image guest passphrase\n',
-      timeout: 900_000,
-    });
-    assert.equal(run.exitCode, 0, run.stderr);
+    const started: string[] = [];
+    const marker = async (guest: string) => {
+      let read = '';
+      for (let i = 0; i < 120 && read !== 'first-boot-ran'; i++) {
+        read = (await launcher(['exec', '--guest', guest, '--root', ...on, '--', 'cat', `/image${FIRST_BOOT_MARKER}`])).stdout.trim();
+        if (read !== 'first-boot-ran') await new Promise((r) => setTimeout(r, 2_000));
+      }
+      return read;
+    };
     try {
+      for (const guest of ['shop', ...others.map(([g]) => g)]) {
+        const run = await launcher(['run', '--detach', '--accel', 'tcg', '--guest', guest, ...loginArgs('carol'), ...on], {
+          input: 'carol image guest passphrase\n',
+          timeout: 900_000,
+        });
+        assert.equal(run.exitCode, 0, `${guest}: ${run.stderr}`);
+        started.push(guest);
+      }
       const listed = await launcherJson<Array<{ name: string; state: string; source?: { kind: string; name: string } }>>(['guest', 'list', ...on]);
       assert.deepEqual(
         listed.json.filter((g) => g.name === 'shop').map((g) => [g.state, g.source?.kind, g.source?.name]),
         [['running', 'image', 'bios-web']],
       );
       // The image's own init ran /etc/rc.local, whose first-boot runner ran the customize command.
-      let marker = '';
-      for (let i = 0; i < 120 && marker !== 'first-boot-ran'; i++) {
-        const read = await launcher(['exec', '--guest', 'shop', '--root', ...on, '--', 'cat', '/image/var/lib/pocketvm-first-boot-marker']);
-        marker = read.stdout.trim();
-        if (marker !== 'first-boot-ran') await new Promise((r) => setTimeout(r, 2_000));
+      for (const [guest, hostname] of [['shop', 'web1'], ...others.map(([g, , h]) => [g, h])] as const) {
+        assert.equal(await marker(guest), 'first-boot-ran', `${guest}: the first-boot marker written by the image`);
+        const read = await launcher(['exec', '--guest', guest, ...on, '--', 'cat', '/image/etc/hostname']);
+        assert.equal(read.stdout.trim(), hostname, `${guest}: the system on /image is the customized image`);
       }
-      assert.equal(marker, 'first-boot-ran', 'the first-boot marker written by the image');
-      const hostname = await launcher(['exec', '--guest', 'shop', ...on, '--', 'cat', '/image/etc/hostname']);
-      assert.equal(hostname.stdout.trim(), 'web1', 'the system on /image is the customized image');
+      // The LVM image's root: its logical volume, mapped from the LVM metadata onto a loop device over the PV (partition 2).
+      const mounts = await launcher(['exec', '--guest', 'vols', '--root', ...on, '--', 'cat', '/proc/mounts']);
+      assert.match(mounts.stdout, /^\/dev\/loop\d+ \/image ext4 rw/m, mounts.stdout);
       const status = await launcher(['status', '--guest', 'shop', ...on]);
       assert.equal(status.exitCode, 0, status.stderr);
     } finally {
-      const stopped = await launcher(['stop', '--guest', 'shop', ...on], { timeout: 300_000 });
-      assert.equal(stopped.exitCode, 0, stopped.stderr);
+      // Every guest stopped before any failure is told: none is left running.
+      const stopped = [];
+      for (const guest of started) stopped.push({ guest, ...(await launcher(['stop', '--guest', guest, ...on], { timeout: 300_000 })) });
+      for (const { guest, exitCode, stderr } of stopped) assert.equal(exitCode, 0, `${guest}: ${stderr}`);
     }
     const after = await launcherJson<Array<{ name: string; state: string }>>(['guest', 'list', ...on]);
     assert.equal(after.json.find((g) => g.name === 'shop')?.state, 'installed');
@@ -221,7 +280,7 @@ describe('launcher image customize and deploy: a new image made offline; an imag
     };
     assert.equal(info.encrypted, true, 'the overlay is encrypted');
     assert.match(info['backing-filename'] ?? '', new RegExp(`${store.file}$`), 'over the image store file');
-    assert.equal((await launcher(['guest', 'delete', 'shop', '--yes', ...on])).exitCode, 0);
+    for (const guest of ['shop', ...others.map(([g]) => g)]) assert.equal((await launcher(['guest', 'delete', guest, '--yes', ...on])).exitCode, 0);
   });
 
   it('refuses a bad customization with exit 49 and adds nothing to the catalog', async () => {

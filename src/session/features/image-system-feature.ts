@@ -19,9 +19,13 @@ export const IMAGE_DISK_SERIAL = 'pocketvm-image';
 /** The personal disk takes port 0 (../personal-disk.ts). */
 const IMAGE_DISK_PORT = 1;
 
-/** Kernel words: which disk holds the image, and which of its partitions is `/`. */
-export function imageSystemCmdline(image: Pick<CatalogImageSystem, 'rootPartition'>): string[] {
-  return [`pocketvm.image=${IMAGE_DISK_SERIAL}`, `pocketvm.imagepart=${image.rootPartition}`];
+/** Kernel words: which disk holds the image, which of its partitions is `/` (or holds the LVM volume that is). */
+export function imageSystemCmdline(image: Pick<CatalogImageSystem, 'rootPartition' | 'rootVolume'>): string[] {
+  return [
+    `pocketvm.image=${IMAGE_DISK_SERIAL}`,
+    `pocketvm.imagepart=${image.rootPartition}`,
+    ...(image.rootVolume ? [`pocketvm.imagelv=${image.rootVolume}`] : []),
+  ];
 }
 
 /**

@@ -59,8 +59,10 @@ export interface CatalogImageSystem {
   file: string;
   /** The virtual disk's size: the overlay's. */
   bytes: number;
-  /** The partition holding `/` (0: the whole disk). */
+  /** The partition holding `/` (0: the whole disk; on LVM, its physical volume's). */
   rootPartition: number;
+  /** `/` on an LVM logical volume: its VG/LV. */
+  rootVolume?: string;
 }
 
 export interface LaunchTimings {

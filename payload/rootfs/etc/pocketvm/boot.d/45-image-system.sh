@@ -2,12 +2,14 @@
 # images"), when pocketvm.image=SERIAL is on the command line: the virtio disk
 # with that serial is the user's encrypted overlay over the image. Its root
 # partition (pocketvm.imagepart=N, 0 for a disk that is one file system) is
-# mounted on /image and the image's own init (/sbin/init) started there in
-# its own PID and mount namespaces, its output on the console: its services,
+# mounted on /image (a root on an LVM logical volume, pocketvm.imagelv=VG/LV:
+# through a loop device over its physical volume, lib/pocketvm/lvm-volume.sh)
+# and the image's own init (/sbin/init) started there in its own PID and mount namespaces, its output on the console: its services,
 # rc.local or systemd units, run as at the image's own boot, while this
 # system (this kernel's modules, the agent, /host, exec) stays the platform.
 # The step returns at once; the image's init runs beside the services.
 . /lib/pocketvm/lib.sh
+. /lib/pocketvm/lvm-volume.sh
 
 serial=$(cmdline_value pocketvm.image) || exit 0
 part=$(cmdline_value pocketvm.imagepart) || part=0
@@ -29,6 +31,22 @@ while [ $i -lt 250 ]; do
 	sleep 0.02
 done
 [ -n "$disk" ] || { log "image system: no disk with serial $serial"; exit 1; }
+if volume=$(cmdline_value pocketvm.imagelv); then
+	load_modules lvm
+	parts=
+	for p in /sys/class/block/"${disk#/dev/}"/"${disk#/dev/}"*; do [ -e "$p/partition" ] && parts="$parts /dev/${p##*/}"; done
+	# $parts unquoted: one argument a partition.
+	where=$(lvm_volume "${volume%%/*}" "${volume#*/}" $parts 2>/run/pocketvm/lvm.err) || { log "image system: $(cat /run/pocketvm/lvm.err)"; exit 1; }
+	set -- $where
+	loop=$(losetup -f) && losetup -o "$2" "$loop" "$1" || { log "image system: no loop device for $volume"; exit 1; }
+	echo "$loop" >/run/pocketvm/image.loop
+	log "image system: the LVM volume $volume is $3 bytes at $2 of $1 ($loop)"
+	# The name the image's fstab gives it (device-mapper's VG-LV, dashes doubled), for its own tools.
+	vg=$(echo "${volume%%/*}" | sed 's/-/--/g')
+	lv=$(echo "${volume#*/}" | sed 's/-/--/g')
+	mkdir -p /dev/mapper && ln -sf "../${loop#/dev/}" "/dev/mapper/$vg-$lv"
+	dev=$loop
+fi
 mkdir -p /image
 mount -t ext4 -o rw,noatime "$dev" /image || { log "image system: cannot mount $dev"; exit 1; }
 init=/sbin/init

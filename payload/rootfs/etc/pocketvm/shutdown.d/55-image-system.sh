@@ -1,6 +1,6 @@
 # The image system of boot.d/45-image-system.sh: its init is asked to stop
 # (SIGTERM to its namespace's processes, 3 s), then /image is unmounted so the
-# overlay holds everything the image wrote.
+# overlay holds everything the image wrote (and its LVM volume's loop device let go).
 . /lib/pocketvm/lib.sh
 
 grep -q ' /image ' /proc/mounts || exit 0
@@ -22,4 +22,5 @@ sync
 umount /image/sys /image/proc 2>/dev/null
 umount -l /image/dev 2>/dev/null
 umount /image 2>/dev/null || mount -o remount,ro /image 2>/dev/null
+read -r loop 2>/dev/null </run/pocketvm/image.loop && losetup -d "$loop" 2>/dev/null
 sync
