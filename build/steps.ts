@@ -135,7 +135,12 @@ when missing; the payloads and images already built are brought up to date). --t
     // Unit test files share nothing (no guest, no stick lock), so they run in
     // parallel worker processes; guests boot one test at a time.
     const parallel = tier === 'unit' ? ['--parallel', '--jobs', String(Math.max(2, availableParallelism()))] : [];
-    const result = run(node, [mocha, ...parallel, ...testFiles(root, tier), ...mochaArgs]);
+    // The integration tier ends with each file's wall-clock time (the tier has CI's budget to keep).
+    const reporter =
+      tier === 'integration' && !mochaArgs.some((arg) => arg.startsWith('--reporter') || arg === '-R')
+        ? ['--reporter', join(root, 'build', 'file-times-reporter.ts')]
+        : [];
+    const result = run(node, [mocha, ...parallel, ...reporter, ...testFiles(root, tier), ...mochaArgs]);
     if (status === 0) status = result;
   }
   return status;
