@@ -19,7 +19,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { processAlive } from '../../src/stick/lock.ts';
 
 const repo = join(import.meta.dirname, '..', '..');
 const CLAIMS = join(repo, '.cache', 'fixture-prefetch');
@@ -35,6 +34,7 @@ export const PREFETCHED = [
 export type PrefetchedFixture = (typeof PREFETCHED)[number]['name'];
 
 const claimOf = (name: PrefetchedFixture) => join(CLAIMS, `${name}.pid`);
+const CHILD = join(import.meta.dirname, 'fixture-prefetch-child.ts');
 
 /**
  * Starts the builder (fixture-prefetch-child.ts) under `nice` and `ionice`
@@ -44,10 +44,9 @@ const claimOf = (name: PrefetchedFixture) => join(CLAIMS, `${name}.pid`);
 export function startFixturePrefetch(node: string): ChildProcess {
   mkdirSync(CLAIMS, { recursive: true });
   const log = openSync(PREFETCH_LOG, 'w');
-  const child = join(import.meta.dirname, 'fixture-prefetch-child.ts');
   const idleIo = existsSync('/usr/bin/ionice') ? ['/usr/bin/ionice', '-c', '3'] : [];
   try {
-    const builder = spawn('nice', ['-n', '19', ...idleIo, node, child], { cwd: repo, stdio: ['ignore', log, log] });
+    const builder = spawn('nice', ['-n', '19', ...idleIo, node, CHILD], { cwd: repo, stdio: ['ignore', log, log] });
     if (builder.pid !== undefined) for (const { name } of PREFETCHED) writeFileSync(claimOf(name), String(builder.pid));
     builder.on('error', () => {});
     return builder;
@@ -59,6 +58,15 @@ export function startFixturePrefetch(node: string): ChildProcess {
 /** The builder is done with `name` (made or failed). */
 export function releaseFixture(name: PrefetchedFixture): void {
   rmSync(claimOf(name), { force: true });
+}
+
+/** Whether `pid` is still the builder (a claim left by a killed one may name a pid reused since). */
+function isBuilder(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(CHILD);
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -75,7 +83,7 @@ export function waitForPrefetch(name: PrefetchedFixture, log: (message: string) 
     } catch {
       break;
     }
-    if (pid === process.pid || !processAlive(pid)) break;
+    if (pid === process.pid || !isBuilder(pid)) break;
     if (!said) log(`waiting for the ${name} that npm test builds in the background (pid ${pid}; its log: ${PREFETCH_LOG})`);
     said = true;
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2000);
