@@ -22,6 +22,7 @@ import { join } from 'node:path';
 
 const repo = join(import.meta.dirname, '..', '..');
 const CLAIMS = join(repo, '.cache', 'fixture-prefetch');
+export const FIXTURE_PREFETCH_CHILD = join(import.meta.dirname, 'fixture-prefetch-child.ts');
 export const PREFETCH_LOG = join(repo, '.cache', 'fixture-prefetch.log');
 
 /** The fixtures in the order the builder makes them, and how a test file that uses one imports it. */
@@ -33,8 +34,7 @@ export const PREFETCHED = [
 
 export type PrefetchedFixture = (typeof PREFETCHED)[number]['name'];
 
-const claimOf = (name: PrefetchedFixture) => join(CLAIMS, `${name}.pid`);
-const CHILD = join(import.meta.dirname, 'fixture-prefetch-child.ts');
+const claimOf = (name: PrefetchedFixture, claims = CLAIMS) => join(claims, `${name}.pid`);
 
 /**
  * Starts the builder (fixture-prefetch-child.ts) under `nice` and `ionice`
@@ -46,7 +46,7 @@ export function startFixturePrefetch(node: string): ChildProcess {
   const log = openSync(PREFETCH_LOG, 'w');
   const idleIo = existsSync('/usr/bin/ionice') ? ['/usr/bin/ionice', '-c', '3'] : [];
   try {
-    const builder = spawn('nice', ['-n', '19', ...idleIo, node, CHILD], { cwd: repo, stdio: ['ignore', log, log] });
+    const builder = spawn('nice', ['-n', '19', ...idleIo, node, FIXTURE_PREFETCH_CHILD], { cwd: repo, stdio: ['ignore', log, log] });
     if (builder.pid !== undefined) for (const { name } of PREFETCHED) writeFileSync(claimOf(name), String(builder.pid));
     builder.on('error', () => {});
     return builder;
@@ -63,7 +63,7 @@ export function releaseFixture(name: PrefetchedFixture): void {
 /** Whether `pid` is still the builder (a claim left by a killed one may name a pid reused since). */
 function isBuilder(pid: number): boolean {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(CHILD);
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(FIXTURE_PREFETCH_CHILD);
   } catch {
     return false;
   }
@@ -73,13 +73,13 @@ function isBuilder(pid: number): boolean {
  * Blocks while another live process (the builder) holds the claim on `name`;
  * the caller then finds the fixture in its cache, or makes it itself.
  */
-export function waitForPrefetch(name: PrefetchedFixture, log: (message: string) => void): void {
+export function waitForPrefetch(name: PrefetchedFixture, log: (message: string) => void, claims = CLAIMS): void {
   let said = false;
   const started = performance.now();
   for (;;) {
     let pid: number;
     try {
-      pid = Number(readFileSync(claimOf(name), 'utf8'));
+      pid = Number(readFileSync(claimOf(name, claims), 'utf8'));
     } catch {
       break;
     }
