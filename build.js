@@ -78,6 +78,10 @@ if (!step || step === '--help' || step === '-h' || step === 'help') {
 
 ensureDeps();
 if (step === 'deps') process.exit(0);
+// Every Node 24 process of a step (tsc, mocha and its workers, the launchers
+// the tests start: thousands in a test run) keeps its compiled code in the
+// checkout's compile cache, the one src/cli/main.ts uses (Node 20 ignores it).
+process.env.NODE_COMPILE_CACHE ??= join(root, '.cache', 'node-compile-cache');
 if (Number(process.versions.node.split('.')[0]) < 24) {
   const result = spawnSync(node24, [fileURLToPath(import.meta.url), step, ...rest], { stdio: 'inherit' });
   if (result.signal) process.kill(process.pid, result.signal);

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TestTier } from './test-tiers.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const node = process.execPath;
@@ -99,7 +100,7 @@ when missing; the payloads and images already built are brought up to date). --t
 `);
     return 0;
   }
-  const { TEST_TIERS, testFiles } = await import('./test-tiers.ts');
+  const { TEST_TIERS } = await import('./test-tiers.ts');
   const tierAt = args.indexOf('--tier');
   const tierName = tierAt >= 0 ? args[tierAt + 1] : undefined;
   if (tierAt >= 0 && !TEST_TIERS.some((tier) => tier === tierName)) {
@@ -119,6 +120,26 @@ when missing; the payloads and images already built are brought up to date). --t
     const built = namesFiles ? await payload([]) : await refreshBuiltGuests();
     if (built !== 0) return built;
   }
+  // The integration tier's slow fixtures (images, a corpus) build in the background from here on,
+  // beside the type-check, the unit tier and the integration files that need none of them.
+  const prefetch = tiers.includes('integration') ? await import('../test/images/fixture-prefetch.ts') : undefined;
+  const builder = prefetch?.startFixturePrefetch(node);
+  if (builder) process.stdout.write(`pocketvm: building the integration tier's images and corpus in the background (log: ${prefetch!.PREFETCH_LOG})\n`);
+  try {
+    return await typecheckAndRun(tiers, mochaArgs, needsGuest, namesFiles, prefetch?.orderForPrefetch);
+  } finally {
+    if (builder && builder.exitCode === null && builder.signalCode === null) builder.kill();
+  }
+}
+
+async function typecheckAndRun(
+  tiers: readonly TestTier[],
+  mochaArgs: string[],
+  needsGuest: boolean,
+  namesFiles: boolean,
+  order: (files: string[]) => string[] = (files) => files,
+): Promise<number> {
+  const { testFiles } = await import('./test-tiers.ts');
   const checked = typecheck();
   if (checked !== 0) return checked;
   // QEMU from the host's PATH is made not dumpable by this preload (src/vmm/qemu-binary.ts).
@@ -135,7 +156,13 @@ when missing; the payloads and images already built are brought up to date). --t
     // Unit test files share nothing (no guest, no stick lock), so they run in
     // parallel worker processes; guests boot one test at a time.
     const parallel = tier === 'unit' ? ['--parallel', '--jobs', String(Math.max(2, availableParallelism()))] : [];
-    const result = run(node, [mocha, ...parallel, ...testFiles(root, tier), ...mochaArgs]);
+    // The integration tier ends with each file's wall-clock time (the tier has CI's budget to keep).
+    const reporter =
+      tier === 'integration' && !mochaArgs.some((arg) => arg.startsWith('--reporter') || arg === '-R')
+        ? ['--reporter', join(root, 'build', 'file-times-reporter.ts')]
+        : [];
+    const files = tier === 'integration' ? order(testFiles(root, tier)) : testFiles(root, tier);
+    const result = run(node, [mocha, ...parallel, ...reporter, ...files, ...mochaArgs]);
     if (status === 0) status = result;
   }
   return status;

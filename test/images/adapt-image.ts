@@ -36,6 +36,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitForPrefetch } from './fixture-prefetch.ts';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CACHE = join(repo, '.cache', 'adapt-image');
@@ -73,6 +74,7 @@ function tree(dir: string, log: (message: string) => void): void {
 }
 
 export function adaptImage(log: (message: string) => void = () => {}): AdaptImage {
+  waitForPrefetch('adapt-image', log);
   const hash = createHash('sha256')
     .update(JSON.stringify([VERSION, INCLUDE, SATA_ONLY, ROOT_UUID, ADAPT_MARKER]))
     .digest('hex')

@@ -36,6 +36,7 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, appendFileSync, truncateSync, closeSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitForPrefetch } from './fixture-prefetch.ts';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CORPUS_CACHE = join(repo, '.cache', 'images-corpus');
@@ -371,6 +372,7 @@ function build(dir: string, tar: string, label: CorpusSystem['label'], log: (mes
 
 /** The three systems' raw disks, from the cache when this file and the tarball are unchanged. */
 export function buildImageCorpus(log: (message: string) => void = () => {}): CorpusSystem[] {
+  waitForPrefetch('images-corpus', log);
   const tar = debianTarball(log);
   const key = createHash('sha256')
     .update(String(CORPUS_VERSION))

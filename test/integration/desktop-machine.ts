@@ -24,12 +24,14 @@ import { ROOT_DISK_SERIAL, systemCmdline } from '../../src/session/system-disk.t
 import { GuestAgentClient } from '../../src/vmm/guest-agent-client.ts';
 import { USER_NETWORK_MAC } from '../../src/vmm/qemu-args.ts';
 import { QmpClient } from '../../src/vmm/qmp-client.ts';
+import { waitForPrefetch } from '../images/fixture-prefetch.ts';
 import { repoRoot } from './harness.ts';
 
 let built: Promise<ImageBuildResult> | undefined;
 
 /** The desktop image, built at most once per process (and reused across runs: build/image.ts's stamp). */
 export function desktopImage(): Promise<ImageBuildResult> {
+  if (!built) waitForPrefetch('desktop-image', (message) => process.stderr.write(`      ${message}\n`));
   built ??= buildImage({
     root: repoRoot,
     guest: 'desktop',

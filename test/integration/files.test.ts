@@ -13,7 +13,9 @@
 // LUKS2 (a passphrase on stdin; a wrong one, none), and an LVM volume group
 // (xfs; LUKS1 inside) and an md RAID1 made by lvm and mdadm inside the same
 // appliance, each volume read back by hash, written with --rw and checked.
-// Two appliance boots for the whole file.
+// Two appliance starts for the whole file, both resumed from a saved state
+// (the first from the one an earlier test file saved: shared-appliance-state.ts;
+// a boot when run alone).
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
@@ -113,7 +115,7 @@ describe('launcher files: the helper appliance on a real corpus', function () {
     // Built once (cached under payload/appliance), not inside a timed launcher call.
     const built = await execa('node', ['build.js', 'payload', '--guest', 'appliance'], { cwd: repoRoot, reject: false, timeout: 1_500_000 });
     assert.equal(built.exitCode, 0, String(built.stderr));
-    stick = await freshStick();
+    stick = await freshStick({ savedAppliance: true });
     dir = tempDir('pocketvm-files-it-');
     corpus = await makeCorpus(dir);
     stack = await makeStackImage(dir);

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type Options } from 'execa';
+import { harvestApplianceState, seedApplianceState } from './shared-appliance-state.ts';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const launcherPath = join(repoRoot, 'launcher');
@@ -39,13 +40,26 @@ export async function launcherJson<T>(args: string[], options: Options = {}): Pr
   return { exitCode: result.exitCode, json, stderr: result.stderr };
 }
 
-/** A fresh stick with the built default payload on it, removed afterwards. */
-export async function freshStick(): Promise<{ root: string; dispose: () => Promise<void> }> {
+/**
+ * A fresh stick with the built default payload on it, removed afterwards.
+ * `savedAppliance`: with the helper appliance's state an earlier stick saved,
+ * so its first appliance start resumes instead of booting
+ * (shared-appliance-state.ts); for tests that use the appliance but are not
+ * about its start. Every stick hands its own saved state on when it is removed.
+ */
+export async function freshStick(options: { savedAppliance?: boolean } = {}): Promise<{ root: string; dispose: () => Promise<void> }> {
   const parent = await mkdtemp(join(tmpdir(), 'pocketvm-it-'));
   const root = join(parent, 'stick');
   const made = await launcher(['init-stick', root]);
   if (made.exitCode !== 0) throw new Error(`init-stick failed: ${made.stderr}`);
-  return { root, dispose: () => rm(parent, { recursive: true, force: true }) };
+  if (options.savedAppliance) await seedApplianceState(root);
+  return {
+    root,
+    dispose: async () => {
+      await harvestApplianceState(root);
+      await rm(parent, { recursive: true, force: true });
+    },
+  };
 }
 
 /** The kernel version the payload build recorded, to compare with the guest's `uname -r`. */

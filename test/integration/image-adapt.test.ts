@@ -6,7 +6,9 @@
 // prints the pre-flight and makes nothing; `image adapt --for pocketvm` makes
 // a new image (the source unchanged, the lineage recorded) that boots to the
 // marker its userland prints on ttyS0. A bad --for is refused (52). One
-// appliance, two guest boots (src/images/boot-check.ts).
+// appliance (resumed from the state an earlier test file saved:
+// shared-appliance-state.ts; a boot when run alone), two guest boots
+// (src/images/boot-check.ts).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -43,7 +45,7 @@ describe('launcher image adapt: a Debian without virtio drivers boots on the sti
     const built = await execa('node', ['build.js', 'payload', '--guest', 'appliance'], { cwd: repoRoot, reject: false, timeout: 1_500_000 });
     assert.equal(built.exitCode, 0, String(built.stderr));
     made = adaptImage((message) => process.stderr.write(`      adapt image: ${message}\n`));
-    stick = await freshStick();
+    stick = await freshStick({ savedAppliance: true });
     dir = tempDir('pocketvm-adapt-it-');
     const { exitCode, json, stderr } = await imageJson<ImportedImage[]>(['import', made.raw, '--name', 'sata-only']);
     assert.equal(exitCode, 0, stderr);

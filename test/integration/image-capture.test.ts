@@ -161,7 +161,7 @@ describe('launcher image capture: corpus systems and a folder tree, file by file
     const built = await execa('node', ['build.js', 'payload', '--guest', 'appliance'], { cwd: repoRoot, reject: false, timeout: 1_500_000 });
     assert.equal(built.exitCode, 0, String(built.stderr));
     corpus = buildImageCorpus((message) => process.stderr.write(`      corpus: ${message}\n`));
-    stick = await freshStick();
+    stick = await freshStick({ savedAppliance: true });
     dir = tempDir('pocketvm-capture-it-');
   });
 

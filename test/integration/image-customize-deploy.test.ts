@@ -17,7 +17,8 @@
 // appliance (the same hostname, root UUID and files as the source). Refused
 // with exit 48 and nothing written: a target smaller than the image's last
 // partition's end, a file on the stick, the stick's own device, an existing
-// file. One appliance boot for the whole file.
+// file. One appliance start for the whole file, resumed from the state an
+// earlier test file saved (shared-appliance-state.ts; a boot when run alone).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -52,7 +53,7 @@ describe('launcher image customize and deploy: a new image made offline; an imag
     const built = await execa('node', ['build.js', 'payload', '--guest', 'appliance'], { cwd: repoRoot, reject: false, timeout: 1_500_000 });
     assert.equal(built.exitCode, 0, String(built.stderr));
     corpus = buildImageCorpus((message) => process.stderr.write(`      corpus: ${message}\n`));
-    stick = await freshStick();
+    stick = await freshStick({ savedAppliance: true });
     dir = tempDir('pocketvm-deploy-it-');
     for (const [name, label] of [
       ['bios', 'bios-mbr'],

@@ -7,7 +7,9 @@
 // SYSTEM hive is inspected too: everything else is still reported and the
 // hive is named as unreadable. virt-inspector, where libguestfs runs here (or
 // with POCKETVM_TEST_LIBGUESTFS=payload-kernel, on the payload build's kernel),
-// reports the same product name and hostname. One appliance boot for the file.
+// reports the same product name and hostname. One appliance start for the
+// file, resumed from the state an earlier test file saved
+// (shared-appliance-state.ts; a boot when run alone).
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -32,7 +34,7 @@ describe('launcher image inspect: a Windows image read from its registry hives',
     dir = tempDir('pocketvm-windows-it-');
     disk = buildWindowsImage(dir);
     damaged = buildWindowsImage(dir, { damaged: true });
-    stick = await freshStick();
+    stick = await freshStick({ savedAppliance: true });
   });
 
   after(async () => {

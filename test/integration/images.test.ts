@@ -8,7 +8,9 @@
 // image are refused with exit 40 and leave the store as it was. The systems
 // are inspected in one helper appliance and the facts compared with what the
 // corpus built and with virt-inspector on the same raw disk. rm refuses an
-// image a guest is made from. One appliance boot for the whole file.
+// image a guest is made from. One appliance start for the whole file,
+// resumed from the state an earlier test file saved (shared-appliance-state.ts;
+// a boot when run alone).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, copyFileSync, openSync, writeSync, closeSync } from 'node:fs';
@@ -58,7 +60,7 @@ describe('launcher image: import, list, show, rm, inspect on a Debian corpus', f
     const built = await execa('node', ['build.js', 'payload', '--guest', 'appliance'], { cwd: repoRoot, reject: false, timeout: 1_500_000 });
     assert.equal(built.exitCode, 0, String(built.stderr));
     corpus = buildImageCorpus((message) => process.stderr.write(`      corpus: ${message}\n`));
-    stick = await freshStick();
+    stick = await freshStick({ savedAppliance: true });
     dir = tempDir('pocketvm-images-it-');
     const bios = system('bios-mbr').raw;
     const at = (name: string) => join(dir, name);

@@ -11,7 +11,8 @@
 //     --guest deb` imports it, adapts it for pocketvm (the pre-flight in its
 //     result), inspects it and makes the guest through guest create --from;
 //     the adapted image boots on a virtio disk to the Debian's marker.
-// One appliance, one guest boot (the Debian part on a default stick: a
+// One appliance on each stick, each resumed from the state an earlier test
+// file saved (shared-appliance-state.ts), one guest boot (the Debian part on a default stick: a
 // catalog-image guest boots on the default payload's kernel).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -28,6 +29,7 @@ import { ovfDescriptor } from '../../src/export/ovf-descriptor.ts';
 import type { CatalogImage } from '../../src/images/image-catalog.ts';
 import { bootCheck } from '../../src/images/boot-check.ts';
 import { launcher, launcherJson, repoRoot } from './harness.ts';
+import { seedApplianceState } from './shared-appliance-state.ts';
 
 const GUEST = 'console-image';
 
@@ -67,6 +69,7 @@ describe('launcher import: exports back onto the stick through image import, ada
     stick = join(dir, 'stick');
     const made = await launcher(['init-stick', stick, '--guest', GUEST]);
     assert.equal(made.exitCode, 0, made.stderr);
+    await seedApplianceState(stick);
   });
 
   after(async () => {
@@ -130,6 +133,7 @@ describe('launcher import: exports back onto the stick through image import, ada
     stick = join(dir, 'default-stick');
     const made = await launcher(['init-stick', stick]);
     assert.equal(made.exitCode, 0, made.stderr);
+    await seedApplianceState(stick);
     const started = performance.now();
     const { exitCode, json, stderr } = await importJson([ova, '--guest', 'deb', '--no-agent']);
     assert.equal(exitCode, 0, stderr);
