@@ -9,7 +9,7 @@
 // getfattr (pocketvm-capture manifest), not by the tar that copied them. A
 // folder tree with xattrs, an ACL, hard links, a sparse file and odd owners
 // is captured into a bootable image and compared with the same listing made
-// on the host. The captured BIOS and UEFI images, each deployed to a raw
+// on the host. The captured BIOS, LVM and UEFI images, each deployed to a raw
 // file (`image deploy`), boot under QEMU (SeaBIOS; OVMF with fresh NVRAM)
 // from their own GRUB until their initramfs's init starts. Bad sources are refused with exit 45 and change nothing.
 import assert from 'node:assert/strict';
@@ -217,16 +217,18 @@ describe('launcher image capture: corpus systems and a folder tree, file by file
       assertSameTree(sourceTree, parseManifest(await manifest(store, 'qcow2')), label, bios ? grubInstalled : undefined);
     });
 
-  it('a captured image deployed to a raw file boots under QEMU from its own GRUB to its initramfs, by SeaBIOS', async () => {
-    // image deploy of the captured BIOS image (GRUB in its MBR), then QEMU on the raw file (a throwaway overlay over it).
-    const raw = join(dir, 'deployed-bios.raw');
-    const deployed = await imageJson<unknown>(['deploy', 'bios-mbr-cap', raw]);
-    assert.equal(deployed.exitCode, 0, deployed.stderr);
-    const overlay = join(dir, 'deployed-bios.overlay.qcow2');
-    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', raw, '-F', 'raw', overlay]);
-    const booted = await bootCheck(stick.root, overlay, 'bios', join(dir, 'deployed-bios'), 900_000, { until: 'Run /init as init process' });
-    assert.match(booted.banner, /Run \/init as init process/, 'GRUB loaded the kernel and the initramfs by UUID and its init started');
-  });
+  for (const label of ['bios-mbr', 'bios-lvm'] as const)
+    it(`a captured ${label} deployed to a raw file boots under QEMU from its own GRUB to its initramfs, by SeaBIOS`, async () => {
+      // image deploy of the captured BIOS image (GRUB in its MBR; for bios-lvm, /boot its own partition beside the
+      // physical volume), then QEMU on the raw file (a throwaway overlay over it).
+      const raw = join(dir, `deployed-${label}.raw`);
+      const deployed = await imageJson<unknown>(['deploy', `${label}-cap`, raw]);
+      assert.equal(deployed.exitCode, 0, deployed.stderr);
+      const overlay = join(dir, `deployed-${label}.overlay.qcow2`);
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', raw, '-F', 'raw', overlay]);
+      const booted = await bootCheck(stick.root, overlay, 'bios', join(dir, `deployed-${label}`), 900_000, { until: 'Run /init as init process' });
+      assert.match(booted.banner, /Run \/init as init process/, 'GRUB loaded the kernel and the initramfs by UUID and its init started');
+    });
 
   it('a captured UEFI image deployed to a raw file boots under QEMU with OVMF from its own ESP and GRUB to its initramfs', async () => {
     // image deploy of the captured UEFI image (an ESP with EFI/BOOT/BOOTX64.EFI), then QEMU with OVMF on the raw file:
