@@ -11,13 +11,12 @@
 // file, resumed from the state an earlier test file saved
 // (shared-appliance-state.ts; a boot when run alone).
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { execa } from 'execa';
 import { removeDir, tempDir } from '../dyntable/helpers.ts';
-import { prepareLibguestfs } from '../../bench/libguestfs-kernel.ts';
 import type { ImageFacts } from '../../src/images/inspect-report.ts';
 import { buildWindowsImage, WINDOWS_EXPECTED } from '../images/windows-image.ts';
 import { freshStick, launcher, launcherJson, repoRoot } from './harness.ts';
+import { virtInspector } from './virt-inspector.ts';
 
 describe('launcher image inspect: a Windows image read from its registry hives', function () {
   this.timeout(3_600_000);
@@ -95,30 +94,12 @@ describe('launcher image inspect: a Windows image read from its registry hives',
   });
 
   it('agrees with virt-inspector on the product name and hostname (it reports no drivers)', async function () {
-    const inspector = ['virt-inspector', '--no-applications', '--no-icon', '-a', disk];
-    let run = await execa(inspector[0]!, inspector.slice(1), { reject: false, timeout: 1_200_000 });
-    if (run.exitCode !== 0 && process.env['POCKETVM_TEST_LIBGUESTFS'] !== 'payload-kernel') {
-      // Building libguestfs's appliance from the payload's kernel takes minutes of CI's time: asked for only.
-      console.log(
-        `      virt-inspector does not run here (${String(run.stderr).trim().split('\n').at(-1)}); POCKETVM_TEST_LIBGUESTFS=payload-kernel gives it the payload build's kernel`,
-      );
+    const run = await virtInspector(disk);
+    if ('skipped' in run) {
+      console.log(`      ${run.skipped}`);
       this.skip();
     }
-    if (run.exitCode !== 0) {
-      // No host kernel for libguestfs here: give it the payload build's, as the benches do.
-      const prepared = await prepareLibguestfs(repoRoot, join(dir, 'libguestfs')).catch((e: unknown) => e as Error);
-      if (prepared instanceof Error) {
-        console.log(`      virt-inspector does not run here: ${prepared.message}`);
-        this.skip();
-      }
-      const [command, ...args] = prepared.wrap(inspector);
-      run = await execa(command!, args, { reject: false, env: prepared.env, timeout: 1_200_000 });
-    }
-    if (run.exitCode !== 0) {
-      console.log(`      virt-inspector does not run here: ${String(run.stderr).trim().split('\n').at(-1)}`);
-      this.skip();
-    }
-    const xml = String(run.stdout);
+    const xml = run.xml;
     const tag = (name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml)?.[1];
     assert.equal(tag('name'), 'windows');
     assert.equal(tag('product_name'), facts.windows?.productName);
