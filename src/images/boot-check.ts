@@ -30,6 +30,16 @@ export interface BootCheckResult {
   ms: number;
   /** The banner's line, as the kernel printed it. */
   banner: string;
+  /** With options.collect: the serial lines that contain one of its strings, from the first such string on. */
+  collected?: string[];
+}
+
+/** The lines of SERIAL holding one of NEEDLES, each cut to start at it (the console may write before it on the same line). */
+function collectLines(serial: string, needles: readonly string[]): string[] {
+  return serial.split(/\r?\n/).flatMap((line) => {
+    const at = Math.min(...needles.map((needle) => line.indexOf(needle)).filter((index) => index >= 0));
+    return Number.isFinite(at) ? [line.slice(at).trim()] : [];
+  });
 }
 
 /**
@@ -37,11 +47,19 @@ export interface BootCheckResult {
  * marker the image's userland prints on ttyS0 instead of the kernel's banner,
  * lines that end the boot early as a failure (an initramfs that gave up on
  * its root), and the disk's bus (virtio by default, as the stick's guests).
+ * The adapt test also hands the guest a cloud-init NoCloud seed (docs/export.md)
+ * and network cards by MAC, and reads back the lines its userland reports.
  */
 export interface BootCheckOptions {
   until?: string;
   failOn?: string[];
   disk?: 'virtio' | 'sata';
+  /** A raw disk image (a cidata ISO) as a second, read-only virtio disk, where cloud-init's NoCloud looks for its seed. */
+  seedDisk?: string;
+  /** Virtio network cards with these MACs, in this order, each on its own user-mode network that reaches nothing outside. */
+  nicMacs?: string[];
+  /** Serial lines that contain any of these, as printed before the boot check ended (result.collected). */
+  collect?: string[];
 }
 
 export async function bootCheck(
@@ -57,6 +75,9 @@ export async function bootCheck(
   const args = ['-machine', 'q35', '-accel', 'tcg', '-m', '512', '-nodefaults', '-display', 'none', '-no-reboot', '-serial', 'stdio', '-monitor', 'none'];
   if (options.disk === 'sata') args.push('-drive', `file=${overlay},format=qcow2,if=none,id=disk0`, '-device', 'ide-hd,drive=disk0,bus=ide.0');
   else args.push('-drive', `file=${overlay},format=qcow2,if=virtio`);
+  if (options.seedDisk) args.push('-drive', `file=${options.seedDisk},format=raw,if=virtio,readonly=on`);
+  for (const [index, mac] of (options.nicMacs ?? []).entries())
+    args.push('-netdev', `user,id=net${index},restrict=on`, '-device', `virtio-net-pci,netdev=net${index},mac=${mac}`);
   const vars = `${scratch}.vars`;
   if (firmware === 'uefi') {
     const ovmf = OVMF.find((f) => existsSync(f.code) && existsSync(f.vars));
@@ -107,7 +128,8 @@ export async function bootCheck(
         const at = seen.indexOf(until);
         if (at >= 0 && seen.indexOf('\n', at) > 0) {
           const banner = seen.slice(at, seen.indexOf('\n', at)).trim();
-          finish(() => resolve({ firmware, ms: Math.round(performance.now() - started), banner }));
+          const collected = options.collect ? { collected: collectLines(seen.slice(0, at), options.collect) } : {};
+          finish(() => resolve({ firmware, ms: Math.round(performance.now() - started), banner, ...collected }));
         }
       });
       child.stderr.setEncoding('utf8').on('data', (text: string) => (errors += text));

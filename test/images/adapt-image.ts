@@ -10,7 +10,17 @@
 //   - fstab and the kernel line name the root /dev/sda1 (by device name, as the
 //     SATA hypervisor it was made for calls it), the kernel writes to ttyS0,
 //     /etc/network/interfaces names enp0s3 (VirtualBox's slot);
-//   - a unit that prints MARKER on ttyS0 once the root is mounted;
+//   - a unit that prints MARKER (and the guest's uptime) on ttyS0 once the
+//     root is mounted, ordered before cloud-init so the boots that wait only
+//     for the marker (import's test, bench/adapt.ts) do not wait for it;
+//   - cloud-init, as a cloud image has it, reading only NoCloud seeds
+//     (`datasource_list: [NoCloud, None]`: it never waits on a network
+//     datasource) and running only the modules a seed from `launcher export
+//     --to nocloud` needs (host name, users), so it stays short under TCG;
+//     and a unit after it that reports on ttyS0 what cloud-init made of the
+//     seed (host name, instance, users, their keys, sudo rules, the cards and
+//     the interfaces cloud-init's ifupdown file names): the adapt test's
+//     "the NoCloud seed sets hostname and user in a real cloud-init guest";
 //   - GRUB's core.img made by the image's own grub-mkimage and written into
 //     the MBR gap by hand (boot.img's 446 bytes, core.img from sector 1 and
 //     diskboot's block list patched with its length, as grub-setup does), so
@@ -42,9 +52,40 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CACHE = join(repo, '.cache', 'adapt-image');
 
 export const ADAPT_MARKER = 'pocketvm-adapt-marker-7f3c';
+/** Each line of the cloud-init report starts with this, then a fact: `hostname NOW FILE`, `instance ID`, `user NAME SHELL PW`, `key USER TYPE BLOB`, `sudo RULE`, `nic NAME MAC`, `eni NAMES`. */
+export const CLOUDINIT_REPORT = 'pocketvm-cloudinit ';
+/** The report's last line, with the guest's uptime when it was printed. */
+export const CLOUDINIT_DONE = 'pocketvm-cloudinit-done';
 
-const VERSION = 1;
-const INCLUDE = 'linux-image-amd64,initramfs-tools,kmod,udev,systemd-sysv,ifupdown,grub-pc-bin,grub2-common';
+const VERSION = 2;
+const INCLUDE = 'linux-image-amd64,initramfs-tools,kmod,udev,systemd-sysv,ifupdown,grub-pc-bin,grub2-common,cloud-init';
+
+/**
+ * cloud-init's settings in the image: NoCloud only, and the modules a seed from our exporter needs (src/export/nocloud-seed.ts).
+ * Named 99_ so it is read last: cloud-init and its ds-identify take the last datasource_list (Debian's postinst writes 90_dpkg.cfg).
+ */
+const CLOUD_CFG = `# The adapt test's image (test/images/adapt-image.ts): a NoCloud seed or nothing, never a network datasource.
+datasource_list: [NoCloud, None]
+cloud_init_modules: [set_hostname, update_hostname, users-groups]
+cloud_config_modules: []
+cloud_final_modules: []
+`;
+
+/** What cloud-init made of the seed, one short line a fact on ttyS0 (short lines: the console writes between them). */
+const REPORT_SCRIPT = `#!/bin/sh
+say() { echo "${CLOUDINIT_REPORT}$*" >/dev/ttyS0; }
+say hostname "$(hostname)" "$(cat /etc/hostname)"
+say instance "$(cat /var/lib/cloud/data/instance-id 2>/dev/null)"
+awk -F: '$3 >= 1000 && $3 < 60000 { print $1, $6, $7 }' /etc/passwd | while read -r name home shell; do
+  say user "$name" "$shell" "$(awk -F: -v u="$name" '$1 == u { print substr($2, 1, 1) }' /etc/shadow)"
+  [ -f "$home/.ssh/authorized_keys" ] && grep -v '^#' "$home/.ssh/authorized_keys" | while read -r type blob rest; do say key "$name" "$type" "$blob"; done
+done
+cat /etc/sudoers.d/* 2>/dev/null | grep -v '^#' | grep . | while read -r rule; do say sudo "$rule"; done
+for dev in /sys/class/net/*; do [ "\${dev##*/}" = lo ] || say nic "\${dev##*/}" "$(cat "$dev/address")"; done
+say eni $(awk '$1 == "iface" && $2 != "lo" { print $2 }' /etc/network/interfaces.d/50-cloud-init 2>/dev/null)
+read -r up rest </proc/uptime
+echo "${CLOUDINIT_DONE} $up" >/dev/ttyS0
+`;
 const SATA_ONLY = ['ahci', 'ata_piix', 'sd_mod', 'ext4'];
 const ROOT_UUID = '3c1d0a9e-5f6b-4c2d-8e7f-a1b2c3d4e5f6';
 
@@ -76,7 +117,7 @@ function tree(dir: string, log: (message: string) => void): void {
 export function adaptImage(log: (message: string) => void = () => {}): AdaptImage {
   waitForPrefetch('adapt-image', log);
   const hash = createHash('sha256')
-    .update(JSON.stringify([VERSION, INCLUDE, SATA_ONLY, ROOT_UUID, ADAPT_MARKER]))
+    .update(JSON.stringify([VERSION, INCLUDE, SATA_ONLY, ROOT_UUID, ADAPT_MARKER, CLOUD_CFG, REPORT_SCRIPT]))
     .digest('hex')
     .slice(0, 16);
   const dir = join(CACHE, hash);
@@ -96,10 +137,17 @@ export function adaptImage(log: (message: string) => void = () => {}): AdaptImag
   writeFileSync(join(root, 'etc/default/grub'), 'GRUB_DEFAULT=0\nGRUB_TIMEOUT=0\nGRUB_CMDLINE_LINUX_DEFAULT=""\nGRUB_CMDLINE_LINUX="console=ttyS0,115200"\n');
   writeFileSync(
     join(root, 'etc/systemd/system/adapt-marker.service'),
-    `[Unit]\nDescription=the adapt test's marker\nDefaultDependencies=no\nAfter=local-fs.target\n\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo ${ADAPT_MARKER} >/dev/ttyS0'\n\n[Install]\nWantedBy=sysinit.target\n`,
+    `[Unit]\nDescription=the adapt test's marker\nDefaultDependencies=no\nAfter=local-fs.target\nBefore=cloud-init-local.service\n\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'read -r up rest </proc/uptime; echo "${ADAPT_MARKER} $$up" >/dev/ttyS0'\n\n[Install]\nWantedBy=sysinit.target\n`,
+  );
+  writeFileSync(join(root, 'etc/cloud/cloud.cfg.d/99_pocketvm-test.cfg'), CLOUD_CFG);
+  writeFileSync(join(root, 'usr/local/sbin/pocketvm-cloudinit-report'), REPORT_SCRIPT, { mode: 0o755 });
+  writeFileSync(
+    join(root, 'etc/systemd/system/cloudinit-report.service'),
+    `[Unit]\nDescription=the adapt test's report of what cloud-init made of its seed\nDefaultDependencies=no\nAfter=cloud-init.service adapt-marker.service\n\n[Service]\nType=oneshot\nExecStart=/usr/local/sbin/pocketvm-cloudinit-report\n\n[Install]\nWantedBy=sysinit.target\n`,
   );
   mkdirSync(join(root, 'etc/systemd/system/sysinit.target.wants'), { recursive: true });
-  sh('ln', ['-sf', '../adapt-marker.service', join(root, 'etc/systemd/system/sysinit.target.wants/adapt-marker.service')]);
+  for (const unit of ['adapt-marker.service', 'cloudinit-report.service'])
+    sh('ln', ['-sf', `../${unit}`, join(root, 'etc/systemd/system/sysinit.target.wants', unit)]);
   writeFileSync(join(root, 'etc/shadow'), readFileSync(join(root, 'etc/shadow'), 'utf8').replace(/^root:[^:]*:/m, 'root::'));
   cpSync(join(root, 'usr/lib/grub/i386-pc'), join(root, 'boot/grub/i386-pc'), { recursive: true });
   writeFileSync(
