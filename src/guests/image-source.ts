@@ -41,6 +41,9 @@ export function findCatalogImage(layout: StickLayout, ref: string): CatalogImage
   }
 }
 
+/** A VG/LV name as LVM allows them (lvm(8), "VALID NAMES"). */
+const LVM_VOLUME = /^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*\/[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$/;
+
 /** What the image must hold to be a guest's system: inspected, with a Linux root the payload's kernel mounts. */
 export function imageSystem(layout: StickLayout, image: CatalogImage): ImageSystem {
   const facts = image.facts as unknown as ImageFacts | undefined;
@@ -50,11 +53,20 @@ export function imageSystem(layout: StickLayout, image: CatalogImage): ImageSyst
       details: { reason: 'not-inspected', image: image.name },
     });
   const root = facts.fileSystems.find((f) => f.mountpoint === '/');
-  if (facts.os.family !== 'linux' || !root || !ROOT_TYPES.has(root.type ?? ''))
+  // The volume's name goes on the guest's kernel command line (pocketvm.imagelv): only the characters LVM allows in
+  // VG and LV names, so a name read from an image's own metadata cannot add kernel words.
+  const badVolume = root?.volume && !LVM_VOLUME.test(root.volume);
+  if (facts.os.family !== 'linux' || !root || !ROOT_TYPES.has(root.type ?? '') || badVolume)
     throw new ImageGuestError(
       'guestFromImage',
       `${image.name} has no bootable system pocketvm can start: ${
-        facts.os.family !== 'linux' ? `its OS is ${facts.os.family}` : !root ? 'no root file system was found' : `its root is ${root.type}, not ext2/3/4`
+        facts.os.family !== 'linux'
+          ? `its OS is ${facts.os.family}`
+          : !root
+            ? 'no root file system was found'
+            : badVolume
+              ? `its root's LVM volume name ${JSON.stringify(root.volume)} is not one LVM makes`
+              : `its root is ${root.type}, not ext2/3/4`
       }`,
       { details: { reason: 'no-system', image: image.name } },
     );
