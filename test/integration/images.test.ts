@@ -148,6 +148,33 @@ describe('launcher image: import, list, show, rm, inspect on a Debian corpus', f
     assert.equal(json.partitionTable.partitions.length, 1);
   });
 
+  it('imports the same system from a block device (a read-only loop device over the raw disk): the same content, one store file', async function () {
+    // A whole physical disk is read as the block device it is (its size from the device, not a file's length); a loop
+    // device stands in for it here. Last among the BIOS imports, so the list above stays the files' imports.
+    let device: string;
+    try {
+      device = execFileSync('losetup', ['--find', '--show', '--read-only', system('bios-mbr').raw], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }).trim();
+    } catch (error) {
+      console.log(`      no loop device here (${(error as Error).message.split('\n')[0]}): the block-device import is not checked`);
+      this.skip();
+    }
+    try {
+      const { exitCode, json, stderr } = await imageJson<ImportedImage[]>(['import', device]);
+      assert.equal(exitCode, 0, stderr);
+      assert.equal(json[0]!.sha256, biosHash, 'the device holds the same disk');
+      assert.equal(json[0]!.deduplicated, true);
+      assert.equal(json[0]!.virtualBytes, statSync(system('bios-mbr').raw).size, "the device's size, read from the device");
+      assert.deepEqual(storeFiles(), [`${biosHash}.qcow2`]);
+      const { json: shown } = await imageJson<CatalogImage>(['show', 'bios']);
+      assert.equal(shown.imports.at(-1)!.source, device);
+    } finally {
+      execFileSync('losetup', ['-d', device]);
+    }
+  });
+
   const hashes: Record<string, string> = {};
 
   for (const [name, label, table] of [
