@@ -77,8 +77,10 @@ interface Outcome {
   image: ImageLabel;
   target: Target;
   booted: boolean;
-  /** What adapt did: its steps, "nothing to change", or its refusal. */
+  /** What adapt did: its steps' names, "nothing to change", or its refusal. */
   adapt: string;
+  /** adapt's steps as its lineage says them. */
+  steps: string[];
   devices: { disk: DiskBus; nic: NicModel } | null;
   /** Power-on to the line, when booted. */
   bootSeconds: number | null;
@@ -128,7 +130,10 @@ async function prepare(label: ImageLabel): Promise<Subject> {
 }
 
 /** `image adapt` for the target: the image to boot and its devices, or why there is none. */
-async function adaptFor(source: string, target: Target): Promise<{ image: string; devices: Outcome['devices']; adapt: string } | { error: string }> {
+async function adaptFor(
+  source: string,
+  target: Target,
+): Promise<{ image: string; devices: Outcome['devices']; adapt: string; steps: string[] } | { error: string }> {
   const name = `${source}-${target}`;
   const adapted = await onStick(['image', 'adapt', source, '--for', ADAPT_FOR[target], '--name', name, '--json']);
   const result = parsed(String(adapted.stdout)) as {
@@ -136,8 +141,10 @@ async function adaptFor(source: string, target: Target): Promise<{ image: string
     made?: { steps: string[] };
     error?: { code: number; reason: string; message: string };
   };
-  if (adapted.exitCode === 0) return { image: name, devices: result.devices ?? null, adapt: `steps ${result.made?.steps.join(', ') ?? '?'}` };
-  if (result.error?.reason === 'nothing-to-do') return { image: source, devices: null, adapt: 'nothing to change' };
+  // Each step as its name (the lineage's words before its first colon); --json keeps them whole.
+  const steps = result.made?.steps ?? [];
+  if (adapted.exitCode === 0) return { image: name, devices: result.devices ?? null, adapt: steps.map((step) => step.split(':')[0]).join(', '), steps };
+  if (result.error?.reason === 'nothing-to-do') return { image: source, devices: null, adapt: 'nothing to change', steps: [] };
   return { error: `adapt exit ${adapted.exitCode} (${result.error?.reason ?? '?'}): ${result.error?.message ?? lastLine(String(adapted.all))}` };
 }
 
@@ -207,12 +214,12 @@ async function bootUnderLibvirt(subject: Subject, image: string, devices: Outcom
 }
 
 async function tryTarget(subject: Subject, target: Target): Promise<Outcome> {
-  const outcome: Outcome = { image: subject.label, target, booted: false, adapt: '', devices: null, bootSeconds: null, reason: '' };
+  const outcome: Outcome = { image: subject.label, target, booted: false, adapt: '', steps: [], devices: null, bootSeconds: null, reason: '' };
   if (typeof subject.image !== 'string') return { ...outcome, adapt: 'not run', reason: subject.image.error };
   say(`${subject.label} on ${target}: image adapt --for ${ADAPT_FOR[target]}`);
   const adapted = await adaptFor(subject.image, target);
   if ('error' in adapted) return { ...outcome, adapt: 'refused or failed', reason: adapted.error };
-  Object.assign(outcome, { adapt: adapted.adapt, devices: adapted.devices });
+  Object.assign(outcome, { adapt: adapted.adapt, steps: adapted.steps, devices: adapted.devices });
   say(`${subject.label} on ${target}: one boot to "${subject.until}"`);
   try {
     const seconds = await (target === 'stick' ? bootOnStick : bootUnderLibvirt)(subject, adapted.image, adapted.devices);
