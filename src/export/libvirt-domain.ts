@@ -9,14 +9,14 @@ import { TARGETS } from './targets.ts';
 import { xml } from './xml-text.ts';
 
 /** libvirt's bus and device-name prefix for each disk bus, its model for each card. */
-const DISK_TARGET: Record<DiskBus, { bus: string; dev: string }> = {
+export const DISK_TARGET: Record<DiskBus, { bus: string; dev: string }> = {
   'virtio-blk': { bus: 'virtio', dev: 'vd' },
   'virtio-scsi': { bus: 'scsi', dev: 'sd' },
   lsilogic: { bus: 'scsi', dev: 'sd' },
   sata: { bus: 'sata', dev: 'sd' },
   ide: { bus: 'ide', dev: 'hd' },
 };
-const NIC_MODEL: Record<NicModel, string> = { 'virtio-net': 'virtio', e1000: 'e1000', vmxnet3: 'vmxnet3' };
+export const NIC_MODEL: Record<NicModel, string> = { 'virtio-net': 'virtio', e1000: 'e1000', vmxnet3: 'vmxnet3' };
 const devices = TARGETS.libvirt.devices.devices!;
 
 export interface LibvirtFiles {

@@ -19,7 +19,7 @@ import { findQemu } from '../vmm/qemu-binary.ts';
 export const KERNEL_BANNER = 'Linux version ';
 
 /** Where Debian's ovmf package puts the UEFI firmware (code read-only, a copy of the variables per boot). */
-const OVMF = [
+export const OVMF = [
   { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.fd' },
   { code: '/usr/share/OVMF/OVMF_CODE.fd', vars: '/usr/share/OVMF/OVMF_VARS.fd' },
 ];
