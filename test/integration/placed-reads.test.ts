@@ -6,7 +6,9 @@
 // (its pages stay pinned until the reply), and the same reads work with
 // ordinary guest RAM (nothing placed, the guest copies). Placed writes, the
 // mirror image (the launcher reads a Twrite's data from the writer's pages),
-// must land byte-identical in the host folder, killed writers included.
+// must land byte-identical in the host folder, killed writers included, and
+// so must many writers' frames sent while the launcher stops reading the card
+// (the card's send ring full).
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -100,6 +102,27 @@ describe('placed reads in the real guest (/host with shared guest RAM)', functio
       await checkWrites(sh);
       assert.equal(transport.counters.placed, 0);
       assert.equal(transport.counters.writesPlaced, 0, 'writes went in frames');
+      // The launcher stops reading the card (its server busy, or a suspend's
+      // quiesce): QEMU stops taking frames and the card's send ring (256)
+      // fills while 64 writers each send a 1 MiB write (Twrites of up to
+      // msize, 8 frames each in flight at once). The module waits for room
+      // and sends every frame once; no request is lost.
+      const writers = 64;
+      const busy = async () => Number(await sh('cat /sys/module/9pnet_pocketvm/parameters/tx_busy'));
+      const busyBefore = await busy();
+      // Each writer opens its file first (an open is a round trip, which would wait on its own), then writes on a signal.
+      await sh(
+        `head -c 1048577 /dev/urandom >/tmp/one; rm -f /tmp/go /tmp/done.* /tmp/started.*; for i in $(seq ${writers}); do setsid sh -c "exec 3>/host/p$i.bin; touch /tmp/started.$i; until [ -e /tmp/go ]; do sleep 0.1; done; dd if=/tmp/one bs=1M >&3 2>/dev/null; touch /tmp/done.$i" </dev/null >/dev/null 2>&1 & done; true`,
+      );
+      await sh(`until [ $(ls /tmp/started.* 2>/dev/null | wc -l) -eq ${writers} ]; do sleep 0.2; done`);
+      await transport.quiesce();
+      // The agent's channel is not the card: the signal goes while the card is held; then a moment for the frames to pile up.
+      await sh('touch /tmp/go; sleep 3');
+      transport.resume();
+      const one = await sh(`until [ $(ls /tmp/done.* 2>/dev/null | wc -l) -eq ${writers} ]; do sleep 0.2; done; sha256sum /tmp/one`);
+      assert.ok((await busy()) > busyBefore, 'the send ring was full while the launcher did not read (the module counts each wait)');
+      for (let i = 1; i <= writers; i++) assert.equal(sha256(readFileSync(join(shared, `p${i}.bin`))), one.trim().split(/\s+/)[0], `p${i}.bin`);
+      assert.doesNotMatch(await sh('dmesg'), /BUG|Oops|bad page|9pnet_pocketvm: .*(malformed|cut short|out of order|sending a request failed)/);
     });
   });
 });

@@ -241,6 +241,20 @@ static DEFINE_MUTEX(pvm_chans_lock);
 static DECLARE_RWSEM(pvm_life);
 static bool pvm_going_away;
 
+/*
+ * What went wrong on the card, for a hung request's post-mortem
+ * (/sys/module/9pnet_pocketvm/parameters/, read-only): replies for no
+ * request awaiting one (flushed, or lost track of), frames dropped on the way
+ * in (a shared skb that could not be cloned, a bad header), and how often
+ * the send ring was full. Counted without locks: figures, not bookkeeping.
+ */
+static unsigned int rx_unmatched;
+module_param(rx_unmatched, uint, 0444);
+static unsigned int rx_dropped;
+module_param(rx_dropped, uint, 0444);
+static unsigned int tx_busy;
+module_param(tx_busy, uint, 0444);
+
 static struct pvm_zc_read *find_zc_read(struct pvm_chan *chan, struct p9_req_t *req)
 {
 	struct pvm_zc_read *zc;
@@ -368,6 +382,7 @@ static int start_rx(struct pvm_chan *chan, struct sk_buff *skb, u16 tag, u16 fla
 	req = p9_tag_lookup(chan->client, tag);
 	if (!req || READ_ONCE(req->status) != REQ_STATUS_SENT) {
 		/* A reply to a flushed or unknown request: dropped. */
+		rx_unmatched++;
 		if (req)
 			p9_req_put(chan->client, req);
 		return 0;
@@ -427,8 +442,10 @@ static int pvm_rcv(struct sk_buff *skb, struct net_device *dev, struct packet_ty
 	if (skb->pkt_type == PACKET_OTHERHOST || skb->pkt_type == PACKET_OUTGOING)
 		goto drop;
 	skb = skb_share_check(skb, GFP_ATOMIC);
-	if (!skb)
+	if (!skb) {
+		rx_dropped++;
 		return NET_RX_DROP;
+	}
 	if (skb->len < PVM_HDR_LEN || skb_copy_bits(skb, 0, &hdr, sizeof(hdr)))
 		goto drop;
 	if (le32_to_cpu(hdr.conn) != chan->conn)
@@ -474,6 +491,7 @@ static int pvm_rcv(struct sk_buff *skb, struct net_device *dev, struct packet_ty
 	return NET_RX_SUCCESS;
 unlock_drop:
 	spin_unlock(&chan->lock);
+	rx_dropped++;
 drop:
 	kfree_skb(skb);
 	return NET_RX_DROP;
@@ -551,18 +569,25 @@ static ssize_t attach_frags(struct sk_buff *skb, struct iov_iter *from, u32 len)
  * lockless pfifo_fast bypass the same skb reached virtio_net twice, which
  * sent the frame twice and freed it twice.
  */
+/*
+ * Hands one frame to the card, waiting while its ring is full. Not
+ * dev_direct_xmit: that frees the skb when the driver says NETDEV_TX_BUSY,
+ * so a retry would send freed memory and the frame itself would be lost
+ * (the request it carries then never gets an answer and its caller hangs).
+ * __dev_direct_xmit leaves a busy skb to us and consumes it otherwise.
+ */
 static int xmit_frame(struct net_device *dev, struct sk_buff *skb)
 {
 	unsigned long deadline = jiffies + 30 * HZ;
 
 	for (;;) {
-		/* Consumes the skb unless the ring is full (NETDEV_TX_BUSY). */
-		int rc = dev_direct_xmit(skb, 0);
+		int rc = __dev_direct_xmit(skb, 0);
 
 		if (rc == NETDEV_TX_OK)
 			return 0;
 		if (rc != NETDEV_TX_BUSY)
-			return -EIO; /* dropped: the link is down */
+			return -EIO; /* consumed and dropped: the link is down */
+		tx_busy++;
 		if (time_after(jiffies, deadline)) {
 			kfree_skb(skb);
 			return -EIO;
