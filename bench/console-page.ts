@@ -250,7 +250,8 @@ async function bareQemu(size: Size, disk: string | undefined, dir: string): Prom
   const qemu = spawn(
     'qemu-system-x86_64',
     [
-      ...['-nodefaults', '-no-user-config', '-display', 'none', '-machine', 'q35', '-accel', 'tcg', '-cpu', size.cpuModel],
+      // debug-threads: the vCPU thread named as the launcher's QEMU names it, so bench/cpu-shares.ts tells it apart.
+      ...['-name', 'bare,debug-threads=on', '-nodefaults', '-no-user-config', '-display', 'none', '-machine', 'q35', '-accel', 'tcg', '-cpu', size.cpuModel],
       ...['-m', `${size.memoryMiB}M`, '-smp', String(size.cpus)],
       ...['-vnc', `unix:${join(dir, `vnc-${wsPort}.sock`)},websocket=127.0.0.1:${wsPort}`, '-device', 'virtio-vga', '-device', 'virtio-tablet-pci'],
       ...['-kernel', payload.kernel, '-initrd', payload.initrd, '-append', cmdline.join(' ')],
