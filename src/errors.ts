@@ -382,8 +382,10 @@ export class ImageError extends PocketError {
 /**
  * `launcher image adapt` (docs/adapt.md): adaptRefused (52) the image cannot
  * be adapted as asked, found before anything changes (an unknown --for, a bad
- * or taken --name, no Linux kernel in it, neither the target's drivers nor
- * SATA/e1000 reachable, no packages for qemu-guest-agent, nothing to change);
+ * or taken --name, no Linux kernel in it, a /boot its fstab names that is not
+ * in it, for pocketvm a root LVM volume not in one linear segment, neither the
+ * target's drivers nor SATA/e1000 reachable, no packages for qemu-guest-agent,
+ * nothing to change);
  * adaptFailed (53) a step failed inside the image (its update-initramfs,
  * dracut or dpkg, a device name that is no partition of its disk). The source
  * image is unchanged and no new image is made when either is thrown.

@@ -96,7 +96,16 @@ export interface CustomizeRequest {
   rootPartition: number;
   /** A root on an LVM logical volume: its VG/LV, activated read-write on the overlay for the steps. */
   rootVolume?: string;
+  /** adapt: the image's own /boot and /boot/efi (in that order), mounted under its root for the steps and unmounted before it. */
+  mounts?: GuestMount[];
   steps: CustomizeStep[];
+}
+
+/** A file system of the image mounted under its root: its partition, or a logical volume (VG/LV) of the root's volume group. */
+export interface GuestMount {
+  mountpoint: '/boot' | '/boot/efi';
+  partition: number;
+  volume: string | null;
 }
 
 export interface CustomizeResult {

@@ -3,9 +3,10 @@
 // (made by the launcher in images/incoming/) is hot-plugged READ-WRITE at a
 // free SCSI target, the appliance's pocketvm-customize mounts the image's root
 // file system (on LVM: its volume group activated on the overlay, deactivated
-// after) and applies the steps in order, unmounts, and the disk is
-// unplugged (which flushes it). The source image is the overlay's backing file,
-// opened read-only by QEMU: it stays as it was.
+// after) and, for adapt, its own /boot and /boot/efi under it, applies the
+// steps in order, unmounts, and the disk is unplugged (which flushes it). The
+// source image is the overlay's backing file, opened read-only by QEMU: it
+// stays as it was.
 import { execFileSync } from 'node:child_process';
 import { basename } from 'node:path';
 import { FilesError } from '../errors.ts';
@@ -76,7 +77,14 @@ export async function customizeHandler(appliance: ApplianceMachine, request: Cus
   try {
     const result = await runInAppliance(
       appliance.execs,
-      ['/usr/bin/pocketvm-customize', String(target), String(request.rootPartition), ...(request.rootVolume ? [request.rootVolume] : [])],
+      [
+        '/usr/bin/pocketvm-customize',
+        String(target),
+        String(request.rootPartition),
+        // '-': no volume, when mounts follow.
+        ...(request.rootVolume || request.mounts?.length ? [request.rootVolume ?? '-'] : []),
+        ...(request.mounts ?? []).map((m) => `${m.mountpoint}=${m.partition}${m.volume ? `:${m.volume}` : ''}`),
+      ],
       Buffer.concat([customizeScript(request.steps), debsTar(request.steps)]),
     );
     if (result.exitCode !== 0)

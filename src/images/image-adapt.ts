@@ -21,15 +21,16 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { AdaptError, ImageError, PocketError } from '../errors.ts';
+import { AdaptError, PocketError } from '../errors.ts';
 import { applianceRequest } from '../appliance/appliance-client.ts';
-import type { ApplianceAddress, CustomizeStep } from '../appliance/appliance-protocol.ts';
+import type { ApplianceAddress, CustomizeStep, GuestMount } from '../appliance/appliance-protocol.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import { driversFor, FALLBACK_DRIVERS, TARGET_DEVICES, type DiskBus, type Hypervisor, type NicModel } from './hypervisor-targets.ts';
 
 export type AdaptTarget = Hypervisor;
 import type { CatalogImage } from './image-catalog.ts';
-import { rootLocation } from './image-customize.ts';
+import { bootMounts } from './guest-mounts.ts';
+import { rootLocation, type RootLocation } from './image-customize.ts';
 import { importDisk, type ImportEvents } from './image-import.ts';
 import { IMAGE_NAME_PATTERN, imageNameFor, type ImageStore } from './image-store.ts';
 import { lastWords, runQemuImg } from './qemu-img.ts';
@@ -53,6 +54,8 @@ export interface AdaptProbe {
   distribution?: { id: string; codename: string };
   arch?: string;
   packages: string[];
+  /** A root on an LVM volume: its segments' types (lvs --segments), in order. */
+  rootVolumeSegments?: string[];
 }
 
 export function parseProbe(lines: string[]): AdaptProbe {
@@ -73,6 +76,7 @@ export function parseProbe(lines: string[]): AdaptProbe {
     else if (key === 'distribution') probe.distribution = { id: rest[0]!, codename: rest[1] ?? 'unknown' };
     else if (key === 'arch') probe.arch = value;
     else if (key === 'packages') probe.packages = rest.filter(Boolean);
+    else if (key === 'root-volume') probe.rootVolumeSegments = rest.filter(Boolean);
   }
   return probe;
 }
@@ -103,9 +107,18 @@ export function planAdapt(target: AdaptTarget, probe: AdaptProbe): AdaptPlan {
   const changes: AdaptChange[] = [];
   const steps: CustomizeStep[] = [];
   if (!probe.kernel)
-    throw new AdaptError('adaptRefused', 'the image has no Linux kernel modules (/lib/modules): adapt works on Linux images', {
+    throw new AdaptError('adaptRefused', 'the image has no Linux kernel (neither /lib/modules nor /boot/vmlinuz-*): adapt works on Linux images', {
       details: { reason: 'not-linux' },
     });
+  // The stick maps a root volume itself, without device-mapper (payload/rootfs/lib/pocketvm/lvm-volume.sh): one linear segment only.
+  // Other targets boot the image's own initramfs, whose lvm activates any layout it has.
+  const segments = probe.rootVolumeSegments;
+  if (target === 'pocketvm' && segments && (segments.length !== 1 || segments[0] !== 'linear'))
+    throw new AdaptError(
+      'adaptRefused',
+      `the root's LVM volume is ${segments.length === 1 ? `one ${segments[0]} segment` : `${segments.length} segments (${segments.join(', ')})`}: the stick maps only a volume in one linear segment`,
+      { hint: 'adapt it for libvirt, or move the volume into one linear segment (lvconvert, pvmove) in the image', details: { reason: 'lvm-layout' } },
+    );
   const has = (m: string) => probe.drivers[m] === 'builtin' || probe.drivers[m] === 'initramfs';
   const needed = drivers.filter((m) => !has(m));
   const missing = needed.filter((m) => probe.drivers[m] === 'missing');
@@ -244,9 +257,25 @@ export function checkAdaptName(store: ImageStore, name: string | undefined): voi
     throw bad(`--name ${name}: ${IMAGE_NAME_PATTERN.test(name) ? 'taken by another image' : 'not an image name'}`, 'bad-name');
 }
 
-async function inAppliance(layout: StickLayout, address: ApplianceAddress, overlay: string, partition: number, steps: CustomizeStep[]) {
+/** Where the steps run, when it is more than a root partition: "root LVM volume vg/root, /boot partition 1". */
+const where = (root: AdaptRoot) =>
+  [
+    ...(root.volume ? [`root LVM volume ${root.volume}`] : []),
+    ...root.mounts.map((m) => `${m.mountpoint} ${m.volume ? `LVM volume ${m.volume}` : `partition ${m.partition}`}`),
+  ].join(', ');
+
+/** Where the steps find the image: its root (a partition, or an LVM volume on its PV's partition) and its own /boot and /boot/efi under it. */
+type AdaptRoot = RootLocation & { mounts: GuestMount[] };
+
+async function inAppliance(layout: StickLayout, address: ApplianceAddress, overlay: string, root: AdaptRoot, steps: CustomizeStep[]) {
   try {
-    return await applianceRequest(layout, address, 'customize', { overlay, rootPartition: partition, steps });
+    return await applianceRequest(layout, address, 'customize', {
+      overlay,
+      rootPartition: root.partition,
+      ...(root.volume ? { rootVolume: root.volume } : {}),
+      ...(root.mounts.length ? { mounts: root.mounts } : {}),
+      steps,
+    });
   } catch (error) {
     if (error instanceof PocketError && error.details.reason === 'customize-failed')
       throw new AdaptError('adaptFailed', `a step failed in the image: ${error.message}`, { cause: error, details: { reason: 'step-failed' } });
@@ -264,20 +293,16 @@ export async function adaptImage(
 ): Promise<AdaptResult> {
   const started = performance.now();
   checkAdaptName(store, options.name);
-  const root = await rootLocation(layout, address, store, image, events);
-  // adapt remakes the image's initramfs in /boot, on LVM a file system of its own that pocketvm-customize does not mount.
-  if (root.volume)
-    throw new ImageError('imageCustomize', `${image.name}: its root is the LVM volume ${root.volume}, which adapt does not handle yet`, {
-      details: { reason: 'no-root' },
-    });
-  const partition = root.partition;
+  const located = await rootLocation(layout, address, store, image, events);
+  // Its /boot mounted too: the initramfs made again and the kernel line changed are the ones its boot loader reads.
+  const root: AdaptRoot = { partition: located.partition, volume: located.volume, mounts: bootMounts(located.facts, located) };
   const overlay = join(store.paths.incoming, `${process.pid}-${randomBytes(6).toString('hex')}-adapt.qcow2`);
   const debs = await mkdtemp(join(tmpdir(), 'pocketvm-adapt-'));
   try {
     const made = await runQemuImg(layout.root, ['create', '-f', 'qcow2', '-F', 'qcow2', '-b', relative(store.paths.incoming, store.fileOf(image)), overlay]);
     if (made.exitCode !== 0) throw new AdaptError('adaptFailed', `the overlay could not be made: ${lastWords(made)}`, { details: { reason: 'failed' } });
-    events.step(`probing ${image.name} in the appliance`);
-    const probed = await inAppliance(layout, address, overlay, partition, [{ kind: 'probe', modules: driversFor(options.target) }]);
+    events.step(`probing ${image.name} in the appliance${where(root) ? ` (${where(root)})` : ''}`);
+    const probed = await inAppliance(layout, address, overlay, root, [{ kind: 'probe', modules: driversFor(options.target) }]);
     const probe = parseProbe(probed.done);
     const plan = planAdapt(options.target, probe);
     if (options.noAgent && plan.agent) {
@@ -298,9 +323,9 @@ export async function adaptImage(
       steps.push({ kind: 'debs', dir: debs });
     }
     events.step(`adapting ${image.name} for ${options.target} in the appliance`);
-    const done = await inAppliance(layout, address, overlay, partition, steps);
+    const done = await inAppliance(layout, address, overlay, root, steps);
     const recorded = [
-      `adapt for ${options.target}: disk ${plan.devices.disk}, NIC ${plan.devices.nic}`,
+      `adapt for ${options.target}: disk ${plan.devices.disk}, NIC ${plan.devices.nic}${where(root) ? ` (steps run on ${where(root)})` : ''}`,
       ...plan.changes.filter((c) => c.change).map((c) => `${c.step}: ${c.what}`),
       ...done.done.filter((d) => d.startsWith('debs ')).map((d) => `installed: ${d.slice(5).trim()}`),
     ];

@@ -19,6 +19,7 @@ import type { StickLayout } from '../stick/layout.ts';
 import type { CatalogImage } from './image-catalog.ts';
 import { importDisk, type ImportEvents, type ImportedImage } from './image-import.ts';
 import { catalogFacts } from './image-inspect.ts';
+import type { ImageFacts } from './inspect-report.ts';
 import { IMAGE_NAME_PATTERN, imageNameFor, type ImageStore } from './image-store.ts';
 import { lastWords, runQemuImg } from './qemu-img.ts';
 
@@ -101,14 +102,14 @@ export interface RootLocation {
   volume: string | null;
 }
 
-/** The root file system's location, from the image's facts (inspected first when it never was). */
+/** The root file system's location, from the image's facts (inspected first when it never was); the facts too (adapt finds /boot in them). */
 export async function rootLocation(
   layout: StickLayout,
   address: ApplianceAddress,
   store: ImageStore,
   image: CatalogImage,
   events: ImportEvents,
-): Promise<RootLocation> {
+): Promise<RootLocation & { facts: ImageFacts }> {
   const facts = await catalogFacts(
     layout,
     async () => address,
@@ -118,7 +119,7 @@ export async function rootLocation(
   );
   const root = facts.fileSystems.find((f) => f.mountpoint === '/');
   if (!root) throw bad(`${image.name}: inspect found no root file system in it to customize`, 'no-root');
-  return { partition: root.partition, volume: root.volume };
+  return { partition: root.partition, volume: root.volume, facts };
 }
 
 export type PreparedCustomize = Awaited<ReturnType<typeof customizeSteps>> & { name?: string };

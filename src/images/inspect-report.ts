@@ -227,13 +227,24 @@ const mapperName = (volume: string) =>
     .map((part) => part.replaceAll('-', '--'))
     .join('-');
 
-/** A fstab spec (UUID=, LABEL=, PARTUUID=, an LVM volume's /dev/mapper/VG-LV or /dev/VG/LV) matched to a file system. */
-function matches(spec: string, fs: FileSystemFact): boolean {
-  const [key, value] = spec.includes('=') ? [spec.slice(0, spec.indexOf('=')), spec.slice(spec.indexOf('=') + 1)] : ['', spec];
+/** A partition's number in a kernel name of the image's first disk (/dev/sda1, vda1, hda1, xvda1, nvme0n1p1), as fstab may name it. */
+const partitionOfName = (device: string) => /^\/dev\/(?:(?:[sv]|h|xv)da|nvme0n1p)([0-9]+)$/.exec(device)?.[1];
+
+/**
+ * A fstab spec matched to a file system: UUID=, LABEL=, PARTUUID= (or their
+ * /dev/disk/by-uuid/, by-label/, by-partuuid/ links), an LVM volume's
+ * /dev/mapper/VG-LV or /dev/VG/LV, or a partition of the first disk by its
+ * kernel name.
+ */
+export function fstabSpecMatches(spec: string, fs: FileSystemFact): boolean {
+  const link = /^\/dev\/disk\/by-(uuid|label|partuuid)\/(.+)$/.exec(spec);
+  const given = link ? `${link[1]!.toUpperCase()}=${link[2]!}` : spec;
+  const [key, value] = given.includes('=') ? [given.slice(0, given.indexOf('=')), given.slice(given.indexOf('=') + 1)] : ['', given];
   if (key === 'UUID') return fs.uuid?.toLowerCase() === value.toLowerCase();
   if (key === 'LABEL') return fs.label === value;
   if (key === 'PARTUUID') return fs.partUuid?.toLowerCase() === value.toLowerCase();
   if (key === '' && fs.volume) return value === `/dev/mapper/${mapperName(fs.volume)}` || value === `/dev/${fs.volume}`;
+  if (key === '') return fs.partition > 0 && partitionOfName(value) === String(fs.partition);
   return false;
 }
 
@@ -277,7 +288,7 @@ export function factsFromReport(report: string): ImageFacts {
   const isWindows = rootPaths.some((p) => p.startsWith('Windows/'));
   const fstab = parseFstab(files.get('etc/fstab') ?? '');
   for (const entry of fstab) {
-    const fs = fileSystems.find((f) => matches(entry.spec, f));
+    const fs = fileSystems.find((f) => fstabSpecMatches(entry.spec, f));
     if (fs) fs.mountpoint = entry.mountpoint;
   }
   const rootFs = keyed.find(([n]) => n === root)?.[1];

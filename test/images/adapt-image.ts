@@ -123,7 +123,8 @@ export function adaptImage(log: (message: string) => void = () => {}): AdaptImag
   const dir = join(CACHE, hash);
   const raw = join(dir, 'sata-only.raw');
   const meta = join(dir, 'image.json');
-  if (existsSync(meta)) return JSON.parse(readFileSync(meta, 'utf8')) as AdaptImage;
+  // The disk beside its facts, wherever the cache was made (a worktree's .cache may be a copy of another's).
+  if (existsSync(meta)) return { ...(JSON.parse(readFileSync(meta, 'utf8')) as AdaptImage), raw };
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const root = join(dir, 'tree');

@@ -107,4 +107,39 @@ describe('image adapt: the plan from the probe', () => {
       (e: unknown) => e instanceof AdaptError && e.details.reason === 'not-linux',
     );
   });
+  describe('a root on LVM (Debian installer\'s "use LVM": /boot of its own, root=/dev/mapper/VG-LV)', () => {
+    /** The images corpus's bios-lvm: the payload's kernel in /boot without /lib/modules, virtio in its initramfs, no initramfs tool. */
+    const lvmDebian = [
+      'probe kernel 6.1.0-56-amd64',
+      'probe initramfs-tool none',
+      ...driversFor('pocketvm').map((m) => `probe driver ${m} initramfs`),
+      'probe driver ahci missing',
+      'probe driver e1000 missing',
+      'probe grub /boot/grub/grub.cfg',
+      'probe kernel-root /dev/mapper/corpusvg-root',
+      'probe serial no',
+      'probe netname ens3',
+      'probe root-volume linear ',
+    ];
+
+    it('keeps root=/dev/mapper/… (stable, and what the initramfs activates the volume by): no UUID step', () => {
+      const plan = planAdapt('pocketvm', parseProbe(lvmDebian));
+      assert.deepEqual(parseProbe(lvmDebian).rootVolumeSegments, ['linear']);
+      assert.deepEqual(
+        plan.steps.map((s) => s.kind),
+        ['serial', 'netnames'],
+      );
+      assert.equal(plan.changes.find((c) => c.step === 'uuid')!.change, false);
+    });
+
+    it('refuses for the stick a root volume that is not one linear segment (the stick maps it without device-mapper); libvirt takes it', () => {
+      for (const segments of ['linear linear', 'raid1', 'thin'])
+        assert.throws(
+          () => planAdapt('pocketvm', parseProbe([...lvmDebian, `probe root-volume ${segments}`])),
+          (e: unknown) => e instanceof AdaptError && e.exitCode === 52 && e.details.reason === 'lvm-layout',
+          segments,
+        );
+      assert.deepEqual(kinds('libvirt', [...lvmDebian, 'probe root-volume linear linear']), ['serial', 'netnames']);
+    });
+  });
 });

@@ -8,7 +8,10 @@
 // group activated read-write on the overlay) are customized too, and the
 // three customized images made guests that boot at once on the stick, each
 // to its first-boot marker (the LVM one's root found by the payload's boot
-// step in the LVM metadata and mounted through a loop device).
+// step in the LVM metadata and mounted through a loop device). The LVM one is
+// adapted too (`image adapt --for pocketvm`): its own /boot mounted under the
+// root volume for the steps, so its grub.cfg there gets the kernel argument,
+// and root=/dev/mapper/... kept.
 // The BIOS (MBR) and UEFI (GPT) systems, imported, are written back out to raw,
 // vmdk and vhdx files of a chosen size and to a loop block device. Each result
 // is read back: its partition table by sfdisk (the last partition grown to
@@ -22,13 +25,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { removeDir, tempDir } from '../dyntable/helpers.ts';
 import { buildImageCorpus, type CorpusSystem } from '../images/corpus.ts';
 import type { CatalogImage } from '../../src/images/image-catalog.ts';
 import type { DeployResult } from '../../src/images/image-deploy.ts';
+import type { AdaptResult } from '../../src/images/image-adapt.ts';
 import type { ImageFacts } from '../../src/images/inspect-report.ts';
 import { addStickUser, freshStick, launcher, launcherJson, loginArgs, repoRoot } from './harness.ts';
 
@@ -202,6 +206,36 @@ describe('launcher image customize and deploy: a new image made offline; an imag
       const built = system(source === 'lvm' ? 'bios-lvm' : 'uefi-gpt');
       assert.deepEqual([root.uuid, root.volume], [built.rootUuid, built.lvm ? `${built.lvm.vg}/${built.lvm.lv}` : null]);
     }
+  });
+
+  it('adapts the LVM image (its root on a logical volume, /boot a partition of its own): /boot mounted for the steps, root=/dev/mapper kept', async () => {
+    const started = performance.now();
+    // --no-agent: the agent's packages are the adapt test's; here only where the steps run.
+    const made = await imageJson<AdaptResult>(['adapt', 'lvm', '--for', 'pocketvm', '--name', 'lvm-stick', '--no-agent']);
+    assert.equal(made.exitCode, 0, made.stderr || JSON.stringify(made.json));
+    const change = (step: string) => made.json.changes.find((c) => c.step === step)!;
+    // The kernel and grub.cfg are on /boot: the probe found them (no not-linux refusal, the serial console seen) only with it mounted.
+    assert.deepEqual([change('serial').change, change('serial').what], [false, 'the kernel line has a serial console (console=ttyS0)']);
+    assert.equal(change('uuid').change, false, 'root=/dev/mapper/corpusvg-root and /boot by UUID stay as they are');
+    assert.equal(change('netnames').change, true);
+    assert.match(made.json.made!.steps[0]!, /steps run on root LVM volume corpusvg\/root, \/boot partition 1\)$/);
+    // Both changes read back on the host from a raw copy, with debugfs: ens3 renamed on the root volume (its one
+    // segment at the PV's first extent, 1 MiB into partition 2: test/images/corpus.ts), and net.ifnames=0 on the
+    // kernel line of the grub.cfg in the /boot partition, root= as it was.
+    const raw = at('lvm-stick.raw');
+    const shown = await imageJson<CatalogImage>(['show', 'lvm-stick']);
+    execFileSync('qemu-img', ['convert', '-O', 'raw', join(stick.root, 'images', 'store', shown.json.file), raw]);
+    const [boot, pv] = sfdisk(raw).partitions;
+    const cat = (path: string, offset: number) =>
+      execFileSync('debugfs', ['-R', `cat ${path}`, `${raw}?offset=${offset}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      assert.match(cat('/etc/network/interfaces', pv!.start * 512 + (1 << 20)), /^allow-hotplug eth0\niface eth0 inet dhcp$/m);
+      const cfg = cat('/grub/grub.cfg', boot!.start * 512);
+      assert.match(cfg, /^\s*linux \/vmlinuz-\S+ root=\/dev\/mapper\/corpusvg-root ro console=ttyS0,115200 net\.ifnames=0$/m, cfg);
+    } finally {
+      rmSync(raw, { force: true });
+    }
+    console.log(`      adapt of the LVM image and the read-back: ${((performance.now() - started) / 1000).toFixed(1)} s`);
   });
 
   it('the customized images made into guests (guest create --from) boot on the stick and run their first-boot command; stop, list, image rm', async () => {
