@@ -567,14 +567,11 @@ static ssize_t attach_frags(struct sk_buff *skb, struct iov_iter *from, u32 len)
  * frames (fq_codel, Debian's default, drops by sojourn time), and a lost
  * fragment loses its whole request. Observed too: through this kernel's
  * lockless pfifo_fast bypass the same skb reached virtio_net twice, which
- * sent the frame twice and freed it twice.
- */
-/*
- * Hands one frame to the card, waiting while its ring is full. Not
- * dev_direct_xmit: that frees the skb when the driver says NETDEV_TX_BUSY,
- * so a retry would send freed memory and the frame itself would be lost
- * (the request it carries then never gets an answer and its caller hangs).
- * __dev_direct_xmit leaves a busy skb to us and consumes it otherwise.
+ * sent the frame twice and freed it twice. And not dev_direct_xmit: that
+ * frees the skb when the driver says NETDEV_TX_BUSY, so a retry sent freed
+ * memory and the frame itself was lost (a write's data missing, or a
+ * request never answered). __dev_direct_xmit leaves a busy skb to us and
+ * consumes it otherwise.
  */
 static int xmit_frame(struct net_device *dev, struct sk_buff *skb)
 {
