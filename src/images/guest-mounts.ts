@@ -7,18 +7,20 @@
 // kernel device name. Pure: tested on facts (test/images/guest-mounts.test.ts).
 import { AdaptError } from '../errors.ts';
 import type { GuestMount } from '../appliance/appliance-protocol.ts';
-import { fstabSpecMatches, type ImageFacts } from './inspect-report.ts';
+import type { ImageFacts } from './inspect-report.ts';
 import type { RootLocation } from './image-customize.ts';
 
 const MOUNTED: GuestMount['mountpoint'][] = ['/boot', '/boot/efi'];
+const trimmed = (path: string) => path.replace(/\/+$/, '');
 
 /** /boot then /boot/efi, each where the image's fstab has it; refused (exit 52, `no-boot`) when its fstab names one that is not in the image or not reachable with the root. */
 export function bootMounts(facts: Pick<ImageFacts, 'fstab' | 'fileSystems'>, root: Pick<RootLocation, 'volume'>): GuestMount[] {
   const mounts: GuestMount[] = [];
   for (const mountpoint of MOUNTED) {
-    const entry = facts.fstab.find((e) => e.mountpoint.replace(/\/+$/, '') === mountpoint);
+    const entry = facts.fstab.find((e) => trimmed(e.mountpoint) === mountpoint);
     if (!entry) continue;
-    const fs = facts.fileSystems.find((f) => fstabSpecMatches(entry.spec, f));
+    // inspect gave each file system its fstab mount point (factsFromReport): none here, the fstab names one the image does not hold.
+    const fs = facts.fileSystems.find((f) => f.mountpoint !== null && trimmed(f.mountpoint) === mountpoint);
     const refuse = (why: string) =>
       new AdaptError('adaptRefused', `the image's fstab mounts ${entry.spec} on ${mountpoint}, ${why}: its steps would change files its boot does not read`, {
         details: { reason: 'no-boot', mountpoint, spec: entry.spec },

@@ -236,7 +236,7 @@ const partitionOfName = (device: string) => /^\/dev\/(?:(?:[sv]|h|xv)da|nvme0n1p
  * /dev/mapper/VG-LV or /dev/VG/LV, or a partition of the first disk by its
  * kernel name.
  */
-export function fstabSpecMatches(spec: string, fs: FileSystemFact): boolean {
+function fstabSpecMatches(spec: string, fs: FileSystemFact): boolean {
   const link = /^\/dev\/disk\/by-(uuid|label|partuuid)\/(.+)$/.exec(spec);
   const given = link ? `${link[1]!.toUpperCase()}=${link[2]!}` : spec;
   const [key, value] = given.includes('=') ? [given.slice(0, given.indexOf('=')), given.slice(given.indexOf('=') + 1)] : ['', given];
