@@ -55,11 +55,11 @@ async function signIn(out: Output, layout: StickLayout, options: GuestOptions, a
 
 const CONFIG_ACTIONS = ['show', 'set', 'add', 'remove', 'verify', 'commit', 'revert'] as const;
 
-function describeConfig(config: import('../../guests/guest-config.ts').GuestConfig): string[] {
+function describeConfig(config: import('../../guests/guest-config.ts').GuestConfig, defaultMac: string): string[] {
   const lines = [
     `memory   ${config.memoryMiB === undefined ? 'auto (sized from the host)' : `${config.memoryMiB} MiB`}`,
     `cpus     ${config.cpus ?? 'auto (sized from the host)'}`,
-    `network  ${config.network}`,
+    `network  ${config.network}${config.network === 'none' ? '' : `, MAC ${config.mac ?? `${defaultMac} (the default)`}`}`,
     `display  ${config.display}`,
   ];
   for (const s of config.shares)
@@ -130,7 +130,8 @@ export function registerGuest(program: Command, output: () => Output): void {
           problems: verification.problems,
         });
         out.line(`guest ${name} (${view.state.replace('_', ' ')}), committed configuration:`);
-        for (const line of describeConfig(committed)) out.line(`  ${line}`);
+        const { USER_NETWORK_MAC } = await import('../../vmm/qemu-args.ts');
+        for (const line of describeConfig(committed, USER_NETWORK_MAC)) out.line(`  ${line}`);
         if (changes.length > 0) {
           out.line('staged, not committed (guest config NAME commit|revert):');
           for (const line of changes) out.line(`  ${line}`);
