@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageGuestError } from '../errors.ts';
+import { type DescribedMachine, describedMachine } from '../images/described-machine.ts';
 import { ImageCatalog, type CatalogImage } from '../images/image-catalog.ts';
 import type { ImageFacts } from '../images/inspect-report.ts';
 import { fileSha256 } from '../images/virtual-disk.ts';
@@ -36,6 +37,19 @@ export function findCatalogImage(layout: StickLayout, ref: string): CatalogImage
   const opened = ImageCatalog.open(catalog);
   try {
     return opened.find(ref);
+  } finally {
+    opened.close();
+  }
+}
+
+/** What the catalog says the image `sha256`'s machine was, following its lineage (src/images/described-machine.ts). */
+export function catalogDescribedMachine(layout: StickLayout, sha256: string): DescribedMachine | undefined {
+  const { catalog } = imageStorePaths(layout);
+  if (!existsSync(catalog)) return undefined;
+  const opened = ImageCatalog.open(catalog);
+  try {
+    const image = opened.byHash(sha256);
+    return image && describedMachine(image, (parent) => opened.byHash(parent));
   } finally {
     opened.close();
   }
