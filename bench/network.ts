@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { openGuestPayload } from '../src/payload/guest-payload.ts';
-import { NETWORK_CMDLINE_WORD } from '../src/session/network-setting.ts';
+import { networkCmdlineWord } from '../src/session/network-setting.ts';
 import { READY_MARKER } from '../src/vmm/console-tap.ts';
 import { USER_NETWORK_MAC } from '../src/vmm/qemu-args.ts';
 import { HOST_FROM_GUEST, startHttpServer } from '../test/integration/network-servers.ts';
@@ -41,7 +41,7 @@ interface BareBoot {
 }
 
 async function bareQemuBoot(payload: { kernel: string; initrd: string; cmdline: string; memoryMiB: number }, network: boolean): Promise<BareBoot> {
-  const cmdline = [payload.cmdline, 'pocketvm.trace', ...(network ? [NETWORK_CMDLINE_WORD] : [])].join(' ');
+  const cmdline = [payload.cmdline, 'pocketvm.trace', ...(network ? [networkCmdlineWord()] : [])].join(' ');
   // The launcher's own arguments for the card (src/vmm/qemu-args.ts), or none.
   const nic = network ? ['-netdev', 'user,id=net0', '-device', `virtio-net-pci,netdev=net0,id=net0-dev,mac=${USER_NETWORK_MAC},romfile=`] : ['-nic', 'none'];
   const { ms: readyMs, console } = await bootToMarker({ ...payload, cmdline, cpuMax: true, extra: nic });

@@ -13,7 +13,7 @@ import type { HostAdapter } from '../hostprobe/host-adapter.ts';
 import type { GuestPayload } from '../payload/guest-payload.ts';
 import { hostFingerprint } from '../platform/host-fingerprint.ts';
 import { EXEC_CHANNEL_ID, EXEC_PORT_NAME, ExecService } from '../session/exec-channel.ts';
-import { NETWORK_CMDLINE_WORD } from '../session/network-setting.ts';
+import { networkCmdlineWord } from '../session/network-setting.ts';
 import { correctClock } from '../session/resume.ts';
 import type { StickLayout } from '../stick/layout.ts';
 import { AcceleratorVerdicts, bootWithFallback, planAccelerators } from '../vmm/accelerator-fallback.ts';
@@ -68,7 +68,7 @@ export function applianceSpec(hostOs: MachineSpec['hostOs'], payload: GuestPaylo
     // Freed pages zeroed: QEMU sends a zero page as a flag, any other as 4 KiB,
     // so the unpacked initramfs' freed pages would otherwise swell the saved state.
     // pocketvm.net=MAC: the guest's boot step takes its address by DHCP, which restrict=on still answers.
-    cmdline: `${manifest.cmdline} init_on_free=1 ${NETWORK_CMDLINE_WORD}`,
+    cmdline: `${manifest.cmdline} init_on_free=1 ${networkCmdlineWord()}`,
     disks: [],
     // A user-mode card restricted from the start (nothing leaves; `files share` adds a hostfwd on
     // 127.0.0.1 over QMP while a share lasts), so the saved state's machine arguments never change.

@@ -12,7 +12,7 @@ import { ExportError } from '../errors.ts';
 import { parseConfig, type GuestConfig } from '../guests/guest-config.ts';
 import { guestPaths, readJson } from '../guests/guest-store.ts';
 import { loadManifest } from '../payload/guest-manifest.ts';
-import { NETWORK_CMDLINE_WORD } from '../session/network-setting.ts';
+import { networkCmdlineWord } from '../session/network-setting.ts';
 import { ROOT_DISK_SERIAL, systemCmdline } from '../session/system-disk.ts';
 import { type StickLayout } from '../stick/layout.ts';
 import { USER_NETWORK_MAC } from '../vmm/qemu-args.ts';
@@ -126,7 +126,8 @@ export async function describeGuest(layout: StickLayout, guest: string): Promise
     facts = { ...facts, init: manifest.image.init, ...(rootFileSystem ? { rootFileSystem } : {}) };
   }
   for (const extra of config?.disks ?? []) disks.push({ role: 'extra', name: extra.name, sizeBytes: extra.sizeMiB * 1024 * 1024, bus: 'virtio-blk' });
-  if (network !== 'none') words.push(NETWORK_CMDLINE_WORD);
+  const mac = config?.mac ?? USER_NETWORK_MAC;
+  if (network !== 'none') words.push(networkCmdlineWord(mac));
   return {
     name: guest,
     payload,
@@ -137,7 +138,7 @@ export async function describeGuest(layout: StickLayout, guest: string): Promise
     memoryMiB: config?.memoryMiB ?? manifest.memory.recommendedMiB,
     boot: { kernel: join(dir, manifest.kernel), initrd: join(dir, manifest.initrd), cmdline: words.join(' ') },
     disks,
-    nics: network === 'none' ? [] : [{ model: 'virtio-net', mac: USER_NETWORK_MAC, network: 'user' }],
+    nics: network === 'none' ? [] : [{ model: 'virtio-net', mac, network: 'user' }],
     display: config && config.display !== 'none' ? 'vga' : 'none',
     serialConsole: true,
     agentChannel: 'org.qemu.guest_agent.0',

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { ApplianceAddress } from '../appliance/appliance-protocol.ts';
 import { AdaptError, GuestStateError, UsageError } from '../errors.ts';
+import type { DescriptorConfig } from '../guests/described-config.ts';
 import { checkGuestName, guestPaths } from '../guests/guest-store.ts';
 import { type AdaptPlan, type AdaptResult, adaptImage } from '../images/image-adapt.ts';
 import { type ImportedImage, importImage } from '../images/image-import.ts';
@@ -44,6 +45,8 @@ export interface ImportResult {
   /** The image a guest boots: the adapted one, else the imported system disk. */
   image: string;
   guest?: string;
+  /** With --guest: what the guest's configuration took from the descriptor (memory, CPUs, network, MAC), and what it left. */
+  fromDescriptor?: DescriptorConfig;
 }
 
 /** Checks what can be checked before anything is read or written: names that are taken or malformed. */
@@ -106,8 +109,13 @@ export async function importMachine(
     await catalogFacts(layout, appliance, store, store.catalog.find(final)!, (message) => events.step(`${message} (a guest needs its facts)`));
     events.step(`guest create ${request.guest} --from ${final}`);
     const { createGuest } = await import('../guests/guest-lifecycle.ts');
-    await createGuest(layout, request.guest, final);
+    const record = await createGuest(layout, request.guest, final);
     result.guest = request.guest;
+    if (record.fromDescriptor) {
+      result.fromDescriptor = record.fromDescriptor;
+      const { describeFromDescriptor } = await import('../guests/described-config.ts');
+      for (const line of describeFromDescriptor(record.fromDescriptor)) events.step(`guest ${request.guest} from the descriptor: ${line}`);
+    }
   }
   return result;
 }

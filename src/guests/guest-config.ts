@@ -6,6 +6,7 @@
 import { isAbsolute, posix } from 'node:path';
 import { z } from 'zod';
 import { GuestConfigError } from '../errors.ts';
+import { NAMESPACE_MAC } from '../session/namespace-channel.ts';
 
 const resourceName = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ -, at most 64');
 
@@ -34,15 +35,41 @@ const disk = z.strictObject({
 export const DEVICE_KINDS = ['rng', 'tablet', 'serial'] as const;
 const device = z.strictObject({ name: resourceName, kind: z.enum(DEVICE_KINDS) });
 
+/**
+ * A network card's address as a guest may have one: six octets, lower case,
+ * colon-separated, unicast (the first octet's low bit clear: a multicast
+ * source address is dropped by every switch) and not all zero. Locally (bit 1
+ * set, QEMU's 52:54:00:…) and globally administered addresses are both taken:
+ * an imported machine keeps the one its descriptor gave it.
+ */
+export function macProblem(mac: string): string | undefined {
+  if (!/^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/.test(mac)) return `${mac} is not a MAC address (six hex octets joined by colons, lower case)`;
+  if (parseInt(mac.slice(0, 2), 16) & 1) return `${mac} is a multicast address; a network card needs a unicast one (first octet even)`;
+  if (mac === '00:00:00:00:00:00') return `${mac} is the all-zero address, which no card may have`;
+  // The guest's boot steps find each card by its address: two cards with one would be taken for each other.
+  if (mac === NAMESPACE_MAC) return `${mac} is the 9P namespace card's address`;
+  return undefined;
+}
+
+/** A MAC as people and descriptors write it (either case, colons or dashes) in the form the configuration holds; macProblem checks it. */
+export const normalMac = (text: string): string => text.trim().toLowerCase().replaceAll('-', ':');
+
+const macAddress = z.string().superRefine((mac, context) => {
+  const problem = macProblem(mac);
+  if (problem) context.addIssue({ code: 'custom', message: problem });
+});
+
+/** The most memory and CPUs a guest's configuration may say (1 TiB, 256). */
+export const MAX_MEMORY_MIB = 1 << 20;
+export const MAX_CPUS = 256;
+
 export const GuestConfigSchema = z.strictObject({
   /** Absent: sized from the host at each launch (src/session/sizing.ts). */
-  memoryMiB: z
-    .int()
-    .min(1)
-    .max(1 << 20)
-    .optional(),
-  cpus: z.int().min(1).max(256).optional(),
+  memoryMiB: z.int().min(1).max(MAX_MEMORY_MIB).optional(),
+  cpus: z.int().min(1).max(MAX_CPUS).optional(),
   network: z.enum(['none', 'user']),
+  /** The user-mode card's MAC; absent: USER_NETWORK_MAC (src/vmm/qemu-args.ts). */
+  mac: macAddress.optional(),
   display: z.enum(['none', 'window', 'page']),
   shares: z.array(share).max(64),
   disks: z.array(disk).max(16),
@@ -58,7 +85,7 @@ export interface SourceNeeds {
   minimumCpus: number;
 }
 
-export const SETTABLE = ['memory', 'cpus', 'network', 'display'] as const;
+export const SETTABLE = ['memory', 'cpus', 'network', 'mac', 'display'] as const;
 type Settable = (typeof SETTABLE)[number];
 
 function refused(message: string, hint: string): GuestConfigError {
@@ -71,7 +98,7 @@ function positiveInt(text: string, what: string): number {
   return Number(text);
 }
 
-/** `set PROPERTY VALUE` applied to `config`; `auto` clears memory or cpus (sized from the host). */
+/** `set PROPERTY VALUE` applied to `config`; `auto` clears memory or cpus (sized from the host) or mac (the stick's default address). */
 export function setProperty(config: GuestConfig, property: string, value: string): GuestConfig {
   if (!(SETTABLE as readonly string[]).includes(property))
     throw refused(`"${property}" is not a property of a guest`, `the properties are ${SETTABLE.join(', ')}; shares, disks and devices are added and removed`);
@@ -89,6 +116,17 @@ export function setProperty(config: GuestConfig, property: string, value: string
       if (value !== 'none' && value !== 'user') throw refused(`network is none or user, not "${value}"`, 'guest config NAME set network user');
       next.network = value;
       break;
+    case 'mac': {
+      if (value === 'auto') {
+        delete next.mac;
+        break;
+      }
+      const mac = normalMac(value);
+      const problem = macProblem(mac);
+      if (problem) throw refused(problem, 'e.g. guest config NAME set mac 52:54:00:12:34:57, or auto for the default');
+      next.mac = mac;
+      break;
+    }
     case 'display':
       if (value !== 'none' && value !== 'window' && value !== 'page')
         throw refused(`display is none, window or page, not "${value}"`, 'guest config NAME set display none');
@@ -221,6 +259,7 @@ export function describeChanges(from: GuestConfig, to: GuestConfig): string[] {
   scalar('memory', from.memoryMiB, to.memoryMiB);
   scalar('cpus', from.cpus, to.cpus);
   scalar('network', from.network, to.network);
+  scalar('mac', from.mac, to.mac);
   scalar('display', from.display, to.display);
   for (const kind of ['shares', 'disks', 'devices'] as const) {
     const before = new Map(from[kind].map((item) => [item.name, JSON.stringify(item)]));

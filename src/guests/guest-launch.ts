@@ -24,6 +24,7 @@ export function platformOf(config: GuestConfig): GuestPlatform {
     ...(config.memoryMiB === undefined ? {} : { memoryMiB: config.memoryMiB }),
     ...(config.cpus === undefined ? {} : { cpus: config.cpus }),
     network: config.network,
+    ...(config.mac === undefined ? {} : { mac: config.mac }),
     tables: config.shares.map((share) => ({
       name: `guest-${share.name}`,
       table: share.table,

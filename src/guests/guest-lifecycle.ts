@@ -96,12 +96,14 @@ export async function createGuest(layout: StickLayout, name: string, from: strin
     const paths = guestPaths(layout, name);
     refuseTakenName(paths.dir, name);
     const source = await resolveSource(layout, from);
+    const initial = await sourceDriver(source, name).initial(layout, sourceKey(source));
     const record: GuestRecord = {
       format: 1,
       name,
       source,
-      config: await sourceDriver(source, name).defaults(layout, sourceKey(source)),
+      config: initial.config,
       createdAt: new Date().toISOString(),
+      ...(initial.fromDescriptor ? { fromDescriptor: initial.fromDescriptor } : {}),
     };
     const scratch = scratchDir(layout, 'new', name);
     await mkdir(scratch, { recursive: true });

@@ -8,8 +8,9 @@ import { ImageGuestError } from '../errors.ts';
 import { CHECKSUM_FILE, openGuestPayload, parseChecksums } from '../payload/guest-payload.ts';
 import { loadManifest } from '../payload/guest-manifest.ts';
 import type { StickLayout } from '../stick/layout.ts';
+import { configFromDescribed, type DescriptorConfig } from './described-config.ts';
 import type { GuestConfig, SourceNeeds } from './guest-config.ts';
-import { checkImageFile, findCatalogImage, guestImage, IMAGE_GUEST_PAYLOAD, imageSystem } from './image-source.ts';
+import { catalogDescribedMachine, checkImageFile, findCatalogImage, guestImage, IMAGE_GUEST_PAYLOAD, imageSystem } from './image-source.ts';
 
 export type GuestSourceRef =
   | { kind: 'payload'; name: string }
@@ -29,10 +30,16 @@ export interface SourceDriver {
   present(layout: StickLayout, name: string): Promise<boolean>;
   /** The minimums verify checks a configuration against. */
   needs(layout: StickLayout, name: string): Promise<SourceNeeds>;
-  /** A new guest's configuration: what the source recommends. */
-  defaults(layout: StickLayout, name: string): Promise<GuestConfig>;
+  /** A new guest's configuration: what the source recommends, and for an imported image what its machine was over that. */
+  initial(layout: StickLayout, name: string): Promise<{ config: GuestConfig; fromDescriptor?: DescriptorConfig }>;
   /** Checks the source whole (checksums) and pins what the guest will boot. */
   install(layout: StickLayout, name: string): Promise<Record<string, string>>;
+}
+
+/** What a payload recommends for a guest: its manifest's network, no display, nothing added; memory and CPUs sized from the host. */
+async function payloadDefaults(layout: StickLayout, name: string): Promise<GuestConfig> {
+  const manifest = await loadManifest(join(layout.payloadRoot, name));
+  return { network: manifest.devices.network, display: 'none', shares: [], disks: [], devices: [] };
 }
 
 const payloadDriver: SourceDriver = {
@@ -48,9 +55,8 @@ const payloadDriver: SourceDriver = {
     const manifest = await loadManifest(join(layout.payloadRoot, name));
     return { minimumMiB: manifest.memory.minimumMiB, minimumCpus: manifest.cpus.minimum };
   },
-  async defaults(layout, name) {
-    const manifest = await loadManifest(join(layout.payloadRoot, name));
-    return { network: manifest.devices.network, display: 'none', shares: [], disks: [], devices: [] };
+  async initial(layout, name) {
+    return { config: await payloadDefaults(layout, name) };
   },
   async install(layout, name) {
     // openGuestPayload hashes the kernel and initrd against SHA256SUMS; what it accepted is pinned.
@@ -64,14 +70,19 @@ const payloadDriver: SourceDriver = {
 
 /**
  * A catalog image's guest: its platform's minimums and defaults are the
- * payload's it boots with; install pins the store file's sha256. Its `name`
+ * payload's it boots with, its first configuration what the image's
+ * descriptor says its machine was (./described-config.ts); install pins the store file's sha256. Its `name`
  * here is the image's sha256 (the record's `source.sha256`).
  */
 function imageDriver(guest: string): SourceDriver {
   return {
     present: (layout, sha256) => Promise.resolve(findCatalogImage(layout, sha256)?.sha256 === sha256),
     needs: (layout) => payloadDriver.needs(layout, IMAGE_GUEST_PAYLOAD),
-    defaults: (layout) => payloadDriver.defaults(layout, IMAGE_GUEST_PAYLOAD),
+    async initial(layout, sha256) {
+      const defaults = await payloadDefaults(layout, IMAGE_GUEST_PAYLOAD);
+      const machine = catalogDescribedMachine(layout, sha256);
+      return machine ? configFromDescribed(defaults, await payloadDriver.needs(layout, IMAGE_GUEST_PAYLOAD), machine) : { config: defaults };
+    },
     async install(layout, sha256) {
       const system = guestImage(layout, sha256, guest);
       await checkImageFile(system, system.image.fileSha256, guest);

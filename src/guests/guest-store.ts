@@ -20,6 +20,7 @@ import { replaceFile } from '../primitives/atomic-replace.ts';
 import { readJson } from '../primitives/read-json.ts';
 import { guestsRoot, type StickLayout } from '../stick/layout.ts';
 import { type Actor, actorAlive, me, takeOver } from '../stick/lock-takeover.ts';
+import type { DescriptorConfig } from './described-config.ts';
 import type { GuestConfig } from './guest-config.ts';
 import type { GuestSourceRef, InstallRecord } from './guest-source.ts';
 import type { GuestState } from './guest-states.ts';
@@ -40,6 +41,8 @@ export interface GuestRecord {
   source: GuestSourceRef;
   config: GuestConfig;
   createdAt: string;
+  /** A guest made from an imported image: what its first configuration took from the machine's descriptor. */
+  fromDescriptor?: DescriptorConfig;
 }
 
 export interface StateRecord {

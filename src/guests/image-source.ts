@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageGuestError } from '../errors.ts';
+import { type DescribedMachine, describedMachine } from '../images/described-machine.ts';
 import { ImageCatalog, type CatalogImage } from '../images/image-catalog.ts';
 import type { ImageFacts } from '../images/inspect-report.ts';
 import { fileSha256 } from '../images/virtual-disk.ts';
@@ -29,16 +30,29 @@ export interface ImageSystem {
   rootType: string;
 }
 
-/** The catalog row for `ref` (name, sha256 or prefix); undefined when the stick has no catalog or no such image. */
-export function findCatalogImage(layout: StickLayout, ref: string): CatalogImage | undefined {
+/** `read` over the stick's catalog, opened for it and closed after; undefined when the stick has none. */
+function readCatalog<T>(layout: StickLayout, read: (catalog: ImageCatalog) => T | undefined): T | undefined {
   const { catalog } = imageStorePaths(layout);
   if (!existsSync(catalog)) return undefined;
   const opened = ImageCatalog.open(catalog);
   try {
-    return opened.find(ref);
+    return read(opened);
   } finally {
     opened.close();
   }
+}
+
+/** The catalog row for `ref` (name, sha256 or prefix); undefined when the stick has no catalog or no such image. */
+export function findCatalogImage(layout: StickLayout, ref: string): CatalogImage | undefined {
+  return readCatalog(layout, (catalog) => catalog.find(ref));
+}
+
+/** What the catalog says the image `sha256`'s machine was, following its lineage (src/images/described-machine.ts). */
+export function catalogDescribedMachine(layout: StickLayout, sha256: string): DescribedMachine | undefined {
+  return readCatalog(layout, (catalog) => {
+    const image = catalog.byHash(sha256);
+    return image && describedMachine(image, (parent) => catalog.byHash(parent));
+  });
 }
 
 /** A VG/LV name as LVM allows them (lvm(8), "VALID NAMES"). */

@@ -14,7 +14,7 @@ export const GUEST_LEASED_ADDRESS = '10.0.2.15';
 export const HOST_LOOPBACK_FROM_GUEST = '10.0.2.2';
 
 /** On the kernel command line when the guest has a user-mode card: its boot step runs DHCP on the card with this address. */
-export const NETWORK_CMDLINE_WORD = `pocketvm.net=${USER_NETWORK_MAC}`;
+export const networkCmdlineWord = (mac: string = USER_NETWORK_MAC): string => `pocketvm.net=${mac}`;
 
 /** Network\Enabled from the merged view; unset (or not a bool) is on. */
 export function networkEnabled(registry: Pick<GuestRegistry, 'get'>): boolean {

@@ -95,6 +95,8 @@ export interface MachineSpec {
   cmdline: string;
   disks: DiskSpec[];
   network: GuestNetwork;
+  /** The user-mode card's MAC (a guest's `guest config set mac`); absent: USER_NETWORK_MAC. */
+  networkMac?: string;
   channels: MachineChannels;
   /** Start with vCPUs stopped (`-S`) so devices can be attached before `cont`. */
   startPaused: boolean;

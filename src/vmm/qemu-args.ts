@@ -61,6 +61,8 @@ function diskArgs(disk: DiskSpec): string[] {
   ];
 }
 
+const MAC_ADDRESS = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
+
 /** The user-mode card's address, by which the guest's boot step finds it (pocketvm.net=MAC). */
 export const USER_NETWORK_MAC = '52:54:00:12:34:56';
 
@@ -72,10 +74,11 @@ export const USER_NETWORK_MAC = '52:54:00:12:34:56';
  * else, DNS and the host's 127.0.0.1 (10.0.2.2) included.
  * romfile=: no iPXE option ROM; nothing boots from this card.
  */
-function networkArgs(network: MachineSpec['network']): string[] {
+function networkArgs(network: MachineSpec['network'], mac = USER_NETWORK_MAC): string[] {
   if (network === 'none') return ['-nic', 'none'];
+  if (!MAC_ADDRESS.test(mac)) throw new Error(`the user-mode card: bad MAC address ${mac}`);
   const restrict = network === 'isolated' ? ',restrict=on' : '';
-  return ['-netdev', `user,id=net0${restrict}`, '-device', `virtio-net-pci,netdev=net0,id=net0-dev,mac=${USER_NETWORK_MAC},romfile=`];
+  return ['-netdev', `user,id=net0${restrict}`, '-device', `virtio-net-pci,netdev=net0,id=net0-dev,mac=${mac},romfile=`];
 }
 
 function serialPortArgs(spec: MachineSpec): string[] {
@@ -85,8 +88,6 @@ function serialPortArgs(spec: MachineSpec): string[] {
     return [...chardevArgs(`ch-${port.id}`, endpoint), '-device', `virtserialport,bus=vser0.0,chardev=ch-${port.id},id=${port.id},name=${port.name}`];
   });
 }
-
-const MAC_ADDRESS = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
 
 function nicArgs(spec: MachineSpec): string[] {
   return (spec.nics ?? []).flatMap((nic) => {
@@ -191,7 +192,7 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     `virtserialport,bus=vser0.0,chardev=agent,id=${AGENT_PORT_ID},name=${AGENT_PORT_NAME}`,
     ...serialPortArgs(spec),
     ...displayDeviceArgs(spec.display),
-    ...networkArgs(spec.network),
+    ...networkArgs(spec.network, spec.networkMac),
     ...nicArgs(spec),
     ...spec.disks.flatMap(diskArgs),
     ...scsiControllerArgs(spec),

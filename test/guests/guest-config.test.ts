@@ -47,6 +47,30 @@ describe('guest config: staging', () => {
     assert.equal(base.memoryMiB, undefined, 'changes never touch the configuration they start from');
   });
 
+  it('mac takes a unicast address, locally or globally administered, in either case and with dashes; auto clears it', () => {
+    assert.equal(setProperty(base, 'mac', '52:54:00:AA:BB:01').mac, '52:54:00:aa:bb:01');
+    assert.equal(setProperty(base, 'mac', '00-50-56-01-02-03').mac, '00:50:56:01:02:03');
+    assert.equal(setProperty(setProperty(base, 'mac', '52:54:00:aa:bb:01'), 'mac', 'auto').mac, undefined);
+    for (const [mac, why] of [
+      ['01:00:5e:00:00:01', /multicast/],
+      ['ff:ff:ff:ff:ff:ff', /multicast/],
+      ['00:00:00:00:00:00', /all-zero/],
+      ['52:54:00:aa:bb', /not a MAC address/],
+      ['02:70:76:6d:39:01', /9P namespace card/],
+      ['52:54:00:aa:bb:zz', /not a MAC address/],
+    ] as const)
+      assert.throws(
+        () => setProperty(base, 'mac', mac),
+        (error: unknown) => error instanceof GuestConfigError && error.exitCode === 31 && why.test(error.message),
+        mac,
+      );
+    // A configuration file with a MAC no card may have (edited by hand) is one verify problem.
+    assert.deepEqual(verifyConfig({ ...base, mac: '03:00:00:00:00:01' }, needs), [
+      'mac: 03:00:00:00:00:01 is a multicast address; a network card needs a unicast one (first octet even)',
+    ]);
+    assert.deepEqual(verifyConfig({ ...base, mac: '52:54:00:aa:bb:01' }, needs), []);
+  });
+
   it('a share with a host path is a host folder (FET, copy-on-write); without one it is on the stick (FIT)', () => {
     const c = addResource(addResource(base, { kind: 'share', name: 'docs', args: ['/host/docs', '/home/me/Documents'] }), {
       kind: 'share',

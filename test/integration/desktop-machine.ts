@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { buildImage, type ImageBuildResult } from '../../build/image.ts';
 import { serveGuestChannel, REGISTRY_PORT_NAME, type ChannelRegistry } from '../../src/guestregistry/guest-channel.ts';
 import { DESKTOP_READY_MARKER } from '../../src/payload/desktop-guest.ts';
-import { NETWORK_CMDLINE_WORD } from '../../src/session/network-setting.ts';
+import { networkCmdlineWord } from '../../src/session/network-setting.ts';
 import { ROOT_DISK_SERIAL, systemCmdline } from '../../src/session/system-disk.ts';
 import { GuestAgentClient } from '../../src/vmm/guest-agent-client.ts';
 import { USER_NETWORK_MAC } from '../../src/vmm/qemu-args.ts';
@@ -137,7 +137,7 @@ export async function bootDesktop(options: DesktopBootOptions): Promise<DesktopM
   }
   if (options.network) {
     // The launcher's card (src/vmm/qemu-args.ts, networkArgs) and the word its boot step looks for.
-    cmdline.push(NETWORK_CMDLINE_WORD);
+    cmdline.push(networkCmdlineWord());
     args.push('-netdev', 'user,id=net0', '-device', `virtio-net-pci,netdev=net0,mac=${USER_NETWORK_MAC},romfile=`);
   }
   args.push('-append', cmdline.join(' '));

@@ -39,8 +39,15 @@ import type { GuestDescriptor } from '../../src/export/guest-descriptor.ts';
 import type { ImportResult } from '../../src/export/import-machine.ts';
 import { ovfManifest, writeOva } from '../../src/export/ova-package.ts';
 import { ovfDescriptor } from '../../src/export/ovf-descriptor.ts';
+import { platformOf } from '../../src/guests/guest-launch.ts';
+import type { GuestRecord } from '../../src/guests/guest-store.ts';
 import type { CatalogImage } from '../../src/images/image-catalog.ts';
 import { bootCheck } from '../../src/images/boot-check.ts';
+import { loadManifest } from '../../src/payload/guest-manifest.ts';
+import { planMachine } from '../../src/session/launch/plan-machine.ts';
+import { withPlatform } from '../../src/session/launch/prepare-stick.ts';
+import { stickLayout } from '../../src/stick/layout.ts';
+import { buildQemuArgs } from '../../src/vmm/qemu-args.ts';
 import { launcher, launcherJson, repoRoot } from './harness.ts';
 
 const GUEST = 'console-image';
@@ -221,8 +228,36 @@ describe('launcher import: exports back onto the stick through image import, ada
     assert.equal(changed.drivers?.change, true, 'the pre-flight says the virtio drivers go in');
     assert.equal(json.image, 'deb-pocketvm');
     assert.equal(json.guest, 'deb');
-    const record = JSON.parse(readFileSync(join(on, 'guests', 'deb', 'guest.json'), 'utf8')) as { source: { kind: string; name: string } };
+    const record = JSON.parse(readFileSync(join(on, 'guests', 'deb', 'guest.json'), 'utf8')) as GuestRecord;
     assert.equal(record.source.kind, 'image');
+    // The guest has the machine the OVA described, and says so (guest.json, the import's --json).
+    assert.equal(record.config.memoryMiB, 1024);
+    assert.equal(record.config.cpus, 2);
+    assert.equal(record.config.network, 'user');
+    assert.equal(record.config.mac, '52:54:00:aa:bb:01');
+    assert.deepEqual(json.fromDescriptor, record.fromDescriptor);
+    assert.deepEqual(
+      json.fromDescriptor?.taken.map((t) => `${t.property} ${t.value}`),
+      ['memory 1024', 'cpus 2', 'network user', 'mac 52:54:00:aa:bb:01'],
+    );
+    // The boot below is of the store file, not through the guest: its QEMU command line is checked instead, planned from
+    // the guest's configuration as a launch plans it (platform over the default payload's manifest, then the machine).
+    const platform = platformOf(record.config);
+    const manifest = withPlatform(await loadManifest(join(stickLayout(on).payloadRoot, 'default')), platform);
+    const { spec } = planMachine({
+      guest: 'deb',
+      hostOs: 'linux',
+      payload: { manifest, kernel: 'vmlinuz', initrd: 'initrd.img' },
+      accelerators: { candidates: ['tcg'], notes: [] },
+      sizing: { memoryMiB: manifest.memory.recommendedMiB, cpus: manifest.cpus.recommended },
+      features: [],
+      ...(platform.mac ? { networkMac: platform.mac } : {}),
+    });
+    const args = buildQemuArgs({ ...spec, accelerator: 'tcg' });
+    assert.equal(args[args.indexOf('-m') + 1], '1024M');
+    assert.equal(args[args.indexOf('-smp') + 1], '2');
+    assert.ok(args.includes('virtio-net-pci,netdev=net0,id=net0-dev,mac=52:54:00:aa:bb:01,romfile='), args.join(' '));
+    assert.match(spec.cmdline, /pocketvm\.net=52:54:00:aa:bb:01/);
     const shown = await launcherJson<CatalogImage>(['image', 'show', 'deb-pocketvm', '--stick', on]);
     assert.equal(shown.json.lineage?.parentName, 'deb');
     const booted = await bootToMarker(on, shown.json.file, 'deb');

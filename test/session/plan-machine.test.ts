@@ -21,8 +21,16 @@ const PAYLOAD = {
 } as unknown as Parameters<typeof planMachine>[0]['payload'];
 const ACCELERATORS = { candidates: ['kvm', 'tcg'] as ('kvm' | 'tcg')[], notes: ['kvm usable'] };
 
-function plan(features: LaunchFeature[], payload = PAYLOAD) {
-  return planMachine({ guest: 'default', hostOs: 'linux', payload, accelerators: ACCELERATORS, sizing: { memoryMiB: 512, cpus: 2 }, features });
+function plan(features: LaunchFeature[], payload = PAYLOAD, networkMac?: string) {
+  return planMachine({
+    guest: 'default',
+    hostOs: 'linux',
+    payload,
+    accelerators: ACCELERATORS,
+    sizing: { memoryMiB: 512, cpus: 2 },
+    features,
+    ...(networkMac ? { networkMac } : {}),
+  });
 }
 
 const NETWORKED = { ...PAYLOAD, manifest: { ...PAYLOAD.manifest, devices: { ...PAYLOAD.manifest.devices, network: 'user' } } } as typeof PAYLOAD;
@@ -103,6 +111,13 @@ describe('planning the machine from the features', () => {
     const { spec } = plan([{ name: 'disk', cmdline: ['pocketvm.user=alice'] }], NETWORKED);
     assert.equal(spec.network, 'user');
     assert.equal(spec.cmdline, `console=ttyS0 pocketvm.user=alice pocketvm.net=${USER_NETWORK_MAC}`);
+  });
+
+  it("a guest's own MAC (guest config set mac, an imported machine's): the card has it and the command line names it", () => {
+    const { spec } = plan([], NETWORKED, '52:54:00:aa:bb:01');
+    assert.equal(spec.networkMac, '52:54:00:aa:bb:01');
+    assert.equal(spec.cmdline, 'console=ttyS0 pocketvm.net=52:54:00:aa:bb:01');
+    assert.equal(plan([], NETWORKED).spec.networkMac, undefined);
   });
 
   it('a feature that isolates the network (Network\\Enabled off) keeps the card, restricted; a payload without network stays without', () => {

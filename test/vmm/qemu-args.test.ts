@@ -104,6 +104,15 @@ describe('buildQemuArgs', () => {
     assert.doesNotMatch(args.join(' '), /hostfwd|guestfwd|smb=|tftp=/);
   });
 
+  it("the card takes the guest's own MAC when its configuration has one", () => {
+    const args = buildQemuArgs(spec({ network: 'user', networkMac: '00:50:56:01:02:03' }));
+    assert.deepEqual(
+      values(args, '-device').filter((d) => d.startsWith('virtio-net')),
+      ['virtio-net-pci,netdev=net0,id=net0-dev,mac=00:50:56:01:02:03,romfile='],
+    );
+    assert.throws(() => buildQemuArgs(spec({ network: 'user', networkMac: '00:50:56:01:02:03,romfile=x' })), /bad MAC address/);
+  });
+
   it('an isolated network keeps the same card, restricted (a saved state sees the same devices)', () => {
     const open = buildQemuArgs(spec({ network: 'user' }));
     const isolated = buildQemuArgs(spec({ network: 'isolated' }));

@@ -55,11 +55,11 @@ async function signIn(out: Output, layout: StickLayout, options: GuestOptions, a
 
 const CONFIG_ACTIONS = ['show', 'set', 'add', 'remove', 'verify', 'commit', 'revert'] as const;
 
-function describeConfig(config: import('../../guests/guest-config.ts').GuestConfig): string[] {
+function describeConfig(config: import('../../guests/guest-config.ts').GuestConfig, defaultMac: string): string[] {
   const lines = [
     `memory   ${config.memoryMiB === undefined ? 'auto (sized from the host)' : `${config.memoryMiB} MiB`}`,
     `cpus     ${config.cpus ?? 'auto (sized from the host)'}`,
-    `network  ${config.network}`,
+    `network  ${config.network}${config.network === 'none' ? '' : `, MAC ${config.mac ?? `${defaultMac} (the default)`}`}`,
     `display  ${config.display}`,
   ];
   for (const s of config.shares)
@@ -86,8 +86,18 @@ export function registerGuest(program: Command, output: () => Output): void {
     await signIn(out, layout, options, { global: 'create guests' });
     const { createGuest } = await import('../../guests/guest-lifecycle.ts');
     const record = await createGuest(layout, name, options.from ?? 'default');
-    out.data({ name, state: 'configured', source: record.source, config: record.config });
+    out.data({
+      name,
+      state: 'configured',
+      source: record.source,
+      config: record.config,
+      ...(record.fromDescriptor ? { fromDescriptor: record.fromDescriptor } : {}),
+    });
     out.line(`created guest ${name} from ${record.source.kind} ${record.source.name}: configured; next: launcher guest install ${name}`);
+    if (record.fromDescriptor) {
+      const { describeFromDescriptor } = await import('../../guests/described-config.ts');
+      for (const line of describeFromDescriptor(record.fromDescriptor)) out.line(`  from ${record.fromDescriptor.image}'s descriptor: ${line}`);
+    }
   });
 
   const config = guest
@@ -119,8 +129,9 @@ export function registerGuest(program: Command, output: () => Output): void {
         const view = await lifecycle.requireGuest(layout, name);
         const verification = await lifecycle.verifyGuest(layout, name);
         const { readJson, guestPaths } = await import('../../guests/guest-store.ts');
-        const record = await readJson<{ config: import('../../guests/guest-config.ts').GuestConfig }>(guestPaths(layout, name).record);
+        const record = await readJson<import('../../guests/guest-store.ts').GuestRecord>(guestPaths(layout, name).record);
         const committed = record!.config;
+        const fromDescriptor = record!.fromDescriptor;
         const changes = verification.staged ? configs.describeChanges(committed, verification.config) : [];
         out.data({
           name,
@@ -128,9 +139,16 @@ export function registerGuest(program: Command, output: () => Output): void {
           committed,
           ...(verification.staged ? { staged: verification.config, changes } : {}),
           problems: verification.problems,
+          ...(fromDescriptor ? { fromDescriptor } : {}),
         });
         out.line(`guest ${name} (${view.state.replace('_', ' ')}), committed configuration:`);
-        for (const line of describeConfig(committed)) out.line(`  ${line}`);
+        const { USER_NETWORK_MAC } = await import('../../vmm/qemu-args.ts');
+        for (const line of describeConfig(committed, USER_NETWORK_MAC)) out.line(`  ${line}`);
+        if (fromDescriptor) {
+          const { describeFromDescriptor } = await import('../../guests/described-config.ts');
+          out.line(`made with what ${fromDescriptor.image}'s descriptor (${fromDescriptor.source}) said:`);
+          for (const line of describeFromDescriptor(fromDescriptor)) out.line(`  ${line}`);
+        }
         if (changes.length > 0) {
           out.line('staged, not committed (guest config NAME commit|revert):');
           for (const line of changes) out.line(`  ${line}`);

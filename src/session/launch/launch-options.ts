@@ -47,6 +47,8 @@ export interface GuestPlatform {
   memoryMiB?: number;
   cpus?: number;
   network?: 'none' | 'user';
+  /** The user-mode card's MAC; absent: USER_NETWORK_MAC. */
+  mac?: string;
   tables?: NonNullable<GuestManifest['tables']>;
   /** A guest made from a catalog image (src/guests/image-source.ts): its system, under the user's overlay. */
   image?: CatalogImageSystem;

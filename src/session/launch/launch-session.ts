@@ -74,6 +74,7 @@ export async function launchSession(options: LaunchOptions, steps: LaunchSteps =
       accelerators: hostReading.plan,
       sizing: features.sizing,
       features: features.features,
+      ...(options.platform?.mac ? { networkMac: options.platform.mac } : {}),
     });
     restore = plan.restore;
     const booted = await steps.bootGuest(ctx, {

@@ -12,7 +12,7 @@ import type { HostOs, MachineSpec } from '../../vmm/machine-spec.ts';
 import { PORTABLE_CPU_MODEL } from '../../vmm/migration.ts';
 import { fdChannels } from '../../vmm/qemu-process.ts';
 import type { ExtraChannel } from '../extra-channel.ts';
-import { guestNetwork, NETWORK_CMDLINE_WORD } from '../network-setting.ts';
+import { guestNetwork, networkCmdlineWord } from '../network-setting.ts';
 import type { MachineSizing } from '../sizing.ts';
 import type { LaunchFeature, Restore } from './feature.ts';
 
@@ -35,6 +35,8 @@ export function planMachine(args: {
   accelerators: AcceleratorPlan;
   sizing: Pick<MachineSizing, 'memoryMiB' | 'cpus'>;
   features: readonly LaunchFeature[];
+  /** The guest's card's MAC (its configuration's); absent: the stick's default. */
+  networkMac?: string;
 }): MachinePlan {
   const { payload, features } = args;
   const shape = features.find((feature) => feature.shape)?.shape;
@@ -48,7 +50,7 @@ export function planMachine(args: {
     payload.manifest.devices.network,
     features.some((feature) => feature.isolatesNetwork),
   );
-  if (network !== 'none') cmdline.push(NETWORK_CMDLINE_WORD);
+  if (network !== 'none') cmdline.push(networkCmdlineWord(args.networkMac));
   const display = features.find((feature) => feature.display)?.display;
   const hotplugPorts = features.reduce((sum, feature) => sum + (feature.hotplugPorts ?? 0), 0);
   return {
@@ -63,6 +65,7 @@ export function planMachine(args: {
       cmdline: [payload.manifest.cmdline, ...cmdline].join(' '),
       disks: [],
       network,
+      ...(args.networkMac ? { networkMac: args.networkMac } : {}),
       channels: fdChannels(channels.map((channel) => channel.id)),
       serialPorts: channels.flatMap((channel) => (channel.kind === 'serial' ? [{ id: channel.id, name: channel.name ?? channel.id }] : [])),
       nics: channels.flatMap((channel) => (channel.kind === 'nic' ? [{ id: channel.id, mac: channel.mac ?? '' }] : [])),
