@@ -1,4 +1,5 @@
-// The system disk written for a target: the read-only base alone, or a user's
+// The system disk written for a target: the read-only base alone (a
+// payload's raw base or a catalog image's qcow2 store file), or a user's
 // encrypted overlay flattened over it and decrypted, as one qcow2 or
 // streamOptimized vmdk (qemu-img convert -p, its progress passed on). The
 // disk key reaches qemu-img only as the hex of a `secret` object read from its
@@ -16,6 +17,8 @@ import { hexBytes } from '../vmm/secret-bytes.ts';
 
 export interface DiskSource {
   base: string;
+  /** raw: a payload's base; qcow2: a catalog image's store file. */
+  baseFormat: 'raw' | 'qcow2';
   /** A user's overlay and their disk key: the disk is the two flattened. */
   overlay?: { path: string; key: Buffer };
 }
@@ -39,10 +42,10 @@ export async function writeDisk(
           driver: 'qcow2',
           file: { driver: 'file', filename: source.overlay.path },
           encrypt: { format: 'luks', 'key-secret': 'pvmkey' },
-          backing: { driver: 'raw', file: { driver: 'file', filename: source.base } },
+          backing: { driver: source.baseFormat, file: { driver: 'file', filename: source.base } },
         })}`,
       ]
-    : ['-f', 'raw', source.base];
+    : ['-f', source.baseFormat, source.base];
   const args = [...(binary.prefixArgs ?? []), 'convert', '-p', ...input, ...formatArgs, out];
   const [command, commandArgs] = source.overlay ? ['/bin/sh', ['-c', 'cat | "$@"', 'sh', binary.system, ...args]] : [binary.system, args];
   const child = spawn(command, commandArgs, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...binary.env } });

@@ -11,8 +11,10 @@ import { basename, join, resolve } from 'node:path';
 import type { UnlockedUser } from '../auth/users.ts';
 import { ExportError } from '../errors.ts';
 import { openGuestPayload } from '../payload/guest-payload.ts';
+import { checkImageFile, guestImage } from '../guests/image-source.ts';
+import { checkOverlayBase } from '../session/features/image-system-feature.ts';
 import { overlayBase } from '../session/system-disk.ts';
-import type { StickLayout } from '../stick/layout.ts';
+import { type StickLayout, systemOverlayPath } from '../stick/layout.ts';
 import { type DiskSource, type OutputDiskFormat, writeDisk, writeEmptyDisk } from './export-disk.ts';
 import { describeGuest, type GuestDescriptor } from './guest-descriptor.ts';
 import { type LibvirtDomainType, libvirtDomain } from './libvirt-domain.ts';
@@ -91,17 +93,37 @@ async function refuseTaken(path: string): Promise<void> {
   await rm(path, { recursive: true });
 }
 
+function noOverlay(user: UnlockedUser, guest: string): ExportError {
+  return new ExportError('exportSource', `${user.name} has no system of their own in ${guest} yet (they never started it)`, {
+    hint: `export without --user for the base alone`,
+    details: { reason: 'no-overlay', user: user.name },
+  });
+}
+
+/**
+ * A catalog image's guest: the image's store file (checked whole against the
+ * catalog's hash, as a launch checks it against what install pinned), and the
+ * user's overlay over it when signed in, only if it was made over this file.
+ */
+async function catalogImageSource(layout: StickLayout, descriptor: GuestDescriptor, user: UnlockedUser | undefined): Promise<DiskSource> {
+  const system = guestImage(layout, descriptor.facts.image!.sha256, descriptor.name);
+  await checkImageFile(system, system.image.fileSha256, descriptor.name);
+  if (!user) return { base: system.file, baseFormat: 'qcow2' };
+  const overlay = systemOverlayPath(layout, user.name, descriptor.name);
+  if (!existsSync(overlay)) throw noOverlay(user, descriptor.name);
+  const image = { name: system.image.name, file: system.file, bytes: system.image.virtualBytes, rootPartition: system.rootPartition };
+  await checkOverlayBase(overlay, image, user.name, descriptor.name);
+  return { base: system.file, baseFormat: 'qcow2', overlay: { path: overlay, key: user.diskKey } };
+}
+
 /** The system disk's source: the base (checked in full), and the user's overlay over it when signed in. */
 async function systemSource(layout: StickLayout, descriptor: GuestDescriptor, user: UnlockedUser | undefined): Promise<DiskSource> {
+  if (descriptor.kind === 'catalog-image') return catalogImageSource(layout, descriptor, user);
   const payload = await openGuestPayload(layout.payloadRoot, descriptor.payload, { base: 'full' });
-  if (!user) return { base: payload.base!.path };
+  if (!user) return { base: payload.base!.path, baseFormat: 'raw' };
   const chosen = await overlayBase(layout, payload, user.name, descriptor.name);
-  if (!chosen.exists)
-    throw new ExportError('exportSource', `${user.name} has no system of their own in ${descriptor.name} yet (they never started it)`, {
-      hint: `export without --user for the base alone`,
-      details: { reason: 'no-overlay', user: user.name },
-    });
-  return { base: chosen.base.path, overlay: { path: chosen.overlay, key: user.diskKey } };
+  if (!chosen.exists) throw noOverlay(user, descriptor.name);
+  return { base: chosen.base.path, baseFormat: 'raw', overlay: { path: chosen.overlay, key: user.diskKey } };
 }
 
 async function writeDisks(
@@ -132,7 +154,9 @@ async function writeText(dir: string, files: Record<string, string>, executable:
   return Object.keys(files);
 }
 
-async function copyBoot(descriptor: GuestDescriptor, dir: string): Promise<{ kernel: string; initrd: string }> {
+/** The kernel and initramfs beside the disks, for a guest that boots them directly; none for one that boots from its disk. */
+async function copyBoot(descriptor: GuestDescriptor, dir: string): Promise<{ kernel: string; initrd: string } | undefined> {
+  if (descriptor.boot.from === 'disk') return undefined;
   await copyFile(descriptor.boot.kernel, join(dir, 'vmlinuz'));
   await copyFile(descriptor.boot.initrd, join(dir, 'initrd.img'));
   return { kernel: 'vmlinuz', initrd: 'initrd.img' };
@@ -157,14 +181,13 @@ async function writeFolder(
   }
   const disks = await writeDisks(layout, descriptor, request.user, dir, 'qcow2', progress);
   const boot = await copyBoot(descriptor, dir);
-  const files = [...disks, boot.kernel, boot.initrd];
+  const files = [...disks, ...(boot ? [boot.kernel, boot.initrd] : [])];
   switch (request.target) {
     case 'libvirt': {
       const xml = libvirtDomain(
         descriptor,
         {
-          kernel: join(final, boot.kernel),
-          initrd: join(final, boot.initrd),
+          ...(boot ? { kernel: join(final, boot.kernel), initrd: join(final, boot.initrd) } : {}),
           disks: disks.map((disk) => join(final, disk)),
           consoleLog: join(final, `${descriptor.name}.console.log`),
         },
@@ -173,7 +196,7 @@ async function writeFolder(
       return [...files, ...(await writeText(dir, { [`${descriptor.name}.xml`]: xml, ...json }))];
     }
     case 'qemu':
-      return [...files, ...(await writeText(dir, { 'run.sh': qemuScript(descriptor, { ...boot, disks }), ...json }, ['run.sh']))];
+      return [...files, ...(await writeText(dir, { 'run.sh': qemuScript(descriptor, { ...(boot ?? {}), disks }), ...json }, ['run.sh']))];
     case 'proxmox':
       return [
         ...files,

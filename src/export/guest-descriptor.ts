@@ -3,8 +3,10 @@
 // disks and their buses, NICs with models and MACs, display, and what is
 // known of the system inside. It is plain data, made from the guest's record
 // (guests/<name>/guest.json) or, for a guest that has none, the payload of
-// that name, and from the payload's manifest; the exporters map it onto a
-// target through src/export/targets.ts.
+// that name, and from the payload's manifest; a guest made from a catalog
+// image (guest create --from) from its image's catalog row instead
+// (./catalog-image-guest.ts). The exporters map it onto a target through
+// src/export/targets.ts.
 import { existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,8 +16,11 @@ import { guestPaths, readJson } from '../guests/guest-store.ts';
 import { loadManifest } from '../payload/guest-manifest.ts';
 import { networkCmdlineWord } from '../session/network-setting.ts';
 import { ROOT_DISK_SERIAL, systemCmdline } from '../session/system-disk.ts';
+import type { ImageFacts } from '../images/inspect-report.ts';
 import { type StickLayout } from '../stick/layout.ts';
 import { USER_NETWORK_MAC } from '../vmm/qemu-args.ts';
+import { guestImage, IMAGE_GUEST_PAYLOAD } from '../guests/image-source.ts';
+import { type DiskBoot, diskBootOf, type GuestDrives, drivesOf } from './catalog-image-guest.ts';
 
 export interface DescribedDisk {
   /** `system`: the guest's whole system (image guests); `extra`: an empty disk of the configuration. */
@@ -23,6 +28,8 @@ export interface DescribedDisk {
   name: string;
   /** What the disk is made from on the stick: the read-only base, and the user's overlay when exported. */
   base?: string;
+  /** The base's format: a payload's base is raw, a catalog image's store file qcow2. */
+  baseFormat?: 'raw' | 'qcow2';
   sizeBytes: number;
   /** The bus the guest has it on under the stick's QEMU. */
   bus: 'virtio-blk';
@@ -37,17 +44,25 @@ export interface DescribedNic {
   network: 'user';
 }
 
+/** The kernel and initramfs are given to the machine (no bootloader on the disk): a payload's guests. */
+interface KernelBoot {
+  from: 'kernel';
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+}
+
 export interface GuestDescriptor {
   name: string;
-  /** The payload the guest boots (its kernel, initramfs and, for an image guest, base). */
+  /** The payload the guest boots on the stick (its kernel, initramfs and, for an image guest, base). */
   payload: string;
-  kind: 'payload' | 'image';
-  firmware: 'bios';
+  /** payload: no disk of its own; image: a payload's base under the users' overlays; catalog-image: guest create --from IMAGE. */
+  kind: 'payload' | 'image' | 'catalog-image';
+  firmware: 'bios' | 'uefi';
   machine: 'q35';
   cpus: number;
   memoryMiB: number;
-  /** The kernel and initramfs are given to the machine (no bootloader on the disk). */
-  boot: { kernel: string; initrd: string; cmdline: string };
+  boot: KernelBoot | DiskBoot;
   disks: DescribedDisk[];
   nics: DescribedNic[];
   display: 'none' | 'vga';
@@ -62,10 +77,24 @@ export interface GuestDescriptor {
 
 export interface GuestFacts {
   os: 'linux';
-  rootFileSystem?: { type: 'ext4'; uuid: string; label: string };
+  rootFileSystem?: { type: string; uuid: string; label: string };
   init?: string;
-  /** The guest's ready line on its serial console. */
-  readyMarker: 'POCKETVM_READY';
+  /** The guest's ready line on its serial console (the payload's init prints it; a catalog image's own init does not). */
+  readyMarker?: 'POCKETVM_READY';
+  /** A catalog-image guest's image: its catalog name and content hash, and its distribution as inspect named it. */
+  image?: { name: string; sha256: string; distribution: string | null };
+  /**
+   * The disk bus and NIC model the system's own initramfs is known to drive
+   * beyond the emulated SATA and e1000 every Linux drives: recorded by the
+   * `image adapt` that made the image (null: nothing is known beyond those).
+   * Absent for a payload's guests, which boot the payload's initramfs.
+   */
+  drives?: GuestDrives;
+}
+
+/** What the guest is made from, as the exported files' comments say it: "payload NAME" or "image NAME". */
+export function sourceOf(descriptor: GuestDescriptor): string {
+  return descriptor.facts.image ? `image ${descriptor.facts.image.name}` : `payload ${descriptor.payload}`;
 }
 
 /** An ext4 superblock's UUID and label (offset 1024): the system's identity without opening it. */
@@ -84,20 +113,17 @@ export async function ext4Identity(path: string): Promise<{ type: 'ext4'; uuid: 
   }
 }
 
-/** The guest's committed configuration and the payload it boots: its record, else the payload of that name. */
-async function guestConfig(layout: StickLayout, guest: string): Promise<{ payload: string; config?: GuestConfig }> {
+type GuestSource = { payload: string; config?: GuestConfig } | { image: string; config: GuestConfig };
+
+/** The guest's committed configuration and what it is made from: its record (a payload or a catalog image), else the payload of that name. */
+async function guestConfig(layout: StickLayout, guest: string): Promise<GuestSource> {
   const paths = guestPaths(layout, guest);
   if (existsSync(paths.record)) {
-    const record = (await readJson(paths.record)) as { source?: { kind?: string; name?: string }; config?: unknown };
-    // A guest made from a catalog image (guest create --from) boots the image's
-    // system on the payload's kernel in a chroot: what moves to another engine is
-    // the image itself, with its own bootloader, which image adapt and deploy make.
+    const record = (await readJson(paths.record)) as { source?: { kind?: string; name?: string; sha256?: string }; config?: unknown };
     if (record.source?.kind === 'image') {
-      const image = record.source.name ?? 'its image';
-      throw new ExportError('exportSource', `${guest} is made from the catalog image ${image}: export takes guests made from payloads`, {
-        hint: `launcher image adapt ${image} --for TARGET readies the image for the engine, launcher image deploy writes it to a disk file`,
-        details: { reason: 'catalog-image', guest, image },
-      });
+      const sha256 = record.source.sha256;
+      if (typeof sha256 !== 'string') throw new ExportError('exportSource', `${paths.record} names no image`, { details: { reason: 'bad-record' } });
+      return { image: sha256, config: parseConfig(record.config, paths.record) };
     }
     const payload = record.source?.name;
     if (typeof payload !== 'string') throw new ExportError('exportSource', `${paths.record} names no payload`, { details: { reason: 'bad-record' } });
@@ -110,8 +136,63 @@ async function guestConfig(layout: StickLayout, guest: string): Promise<{ payloa
   });
 }
 
+/** What only the launcher serves the guest on the stick: its shared folders and devices (a serial port every target has). */
+function stickOnlyOf(config: GuestConfig | undefined): GuestDescriptor['stickOnly'] {
+  return {
+    shares: (config?.shares ?? []).map((share) => `${share.name} (${share.guestPath})`),
+    devices: (config?.devices ?? []).filter((device) => device.kind !== 'serial').map((device) => `${device.name} (${device.kind})`),
+  };
+}
+
+/** The configuration's extra disks: empty, as the stick makes them at install. */
+function extraDisks(config: GuestConfig | undefined): DescribedDisk[] {
+  return (config?.disks ?? []).map((extra) => ({ role: 'extra', name: extra.name, sizeBytes: extra.sizeMiB * 1024 * 1024, bus: 'virtio-blk' }));
+}
+
+/**
+ * A guest made from a catalog image (guest create --from): on the stick its
+ * system boots on the default payload's kernel in the image's root; off it,
+ * from the image's own bootloader, with the firmware and devices its facts
+ * and lineage say it can use. Its system disk is the image's store file.
+ */
+async function describeCatalogImageGuest(layout: StickLayout, guest: string, sha256: string, config: GuestConfig): Promise<GuestDescriptor> {
+  const system = guestImage(layout, sha256, guest);
+  const { firmware, boot } = diskBootOf(system.image, guest);
+  const manifest = await loadManifest(join(layout.payloadRoot, IMAGE_GUEST_PAYLOAD));
+  const facts = system.image.facts as unknown as ImageFacts;
+  const root = facts.fileSystems.find((fs) => fs.mountpoint === '/');
+  return {
+    name: guest,
+    payload: IMAGE_GUEST_PAYLOAD,
+    kind: 'catalog-image',
+    firmware,
+    machine: 'q35',
+    cpus: config.cpus ?? manifest.cpus.recommended,
+    memoryMiB: config.memoryMiB ?? manifest.memory.recommendedMiB,
+    boot,
+    disks: [
+      // No serial: off the stick its own bootloader and fstab find the system, not the payload's initramfs.
+      { role: 'system', name: 'system', base: system.file, baseFormat: 'qcow2', sizeBytes: system.image.virtualBytes, bus: 'virtio-blk' },
+      ...extraDisks(config),
+    ],
+    nics: config.network === 'none' ? [] : [{ model: 'virtio-net', mac: config.mac ?? USER_NETWORK_MAC, network: 'user' }],
+    display: config.display !== 'none' ? 'vga' : 'none',
+    serialConsole: true,
+    agentChannel: 'org.qemu.guest_agent.0',
+    stickOnly: stickOnlyOf(config),
+    facts: {
+      os: 'linux',
+      ...(root?.type && root.uuid ? { rootFileSystem: { type: root.type, uuid: root.uuid, label: root.label ?? '' } } : {}),
+      image: { name: system.image.name, sha256: system.image.sha256, distribution: facts.os.distribution },
+      drives: drivesOf(layout, system.image),
+    },
+  };
+}
+
 export async function describeGuest(layout: StickLayout, guest: string): Promise<GuestDescriptor> {
-  const { payload, config } = await guestConfig(layout, guest);
+  const source = await guestConfig(layout, guest);
+  if ('image' in source) return describeCatalogImageGuest(layout, guest, source.image, source.config);
+  const { payload, config } = source;
   const dir = join(layout.payloadRoot, payload);
   const manifest = await loadManifest(dir);
   const network = config?.network ?? manifest.devices.network;
@@ -121,11 +202,11 @@ export async function describeGuest(layout: StickLayout, guest: string): Promise
   if (manifest.image) {
     words.push(...systemCmdline(manifest.image));
     const base = join(dir, manifest.image.file);
-    disks.push({ role: 'system', name: 'system', base, sizeBytes: manifest.image.bytes, bus: 'virtio-blk', serial: ROOT_DISK_SERIAL });
+    disks.push({ role: 'system', name: 'system', base, baseFormat: 'raw', sizeBytes: manifest.image.bytes, bus: 'virtio-blk', serial: ROOT_DISK_SERIAL });
     const rootFileSystem = existsSync(base) ? await ext4Identity(base) : undefined;
     facts = { ...facts, init: manifest.image.init, ...(rootFileSystem ? { rootFileSystem } : {}) };
   }
-  for (const extra of config?.disks ?? []) disks.push({ role: 'extra', name: extra.name, sizeBytes: extra.sizeMiB * 1024 * 1024, bus: 'virtio-blk' });
+  disks.push(...extraDisks(config));
   const mac = config?.mac ?? USER_NETWORK_MAC;
   if (network !== 'none') words.push(networkCmdlineWord(mac));
   return {
@@ -136,16 +217,13 @@ export async function describeGuest(layout: StickLayout, guest: string): Promise
     machine: 'q35',
     cpus: config?.cpus ?? manifest.cpus.recommended,
     memoryMiB: config?.memoryMiB ?? manifest.memory.recommendedMiB,
-    boot: { kernel: join(dir, manifest.kernel), initrd: join(dir, manifest.initrd), cmdline: words.join(' ') },
+    boot: { from: 'kernel', kernel: join(dir, manifest.kernel), initrd: join(dir, manifest.initrd), cmdline: words.join(' ') },
     disks,
     nics: network === 'none' ? [] : [{ model: 'virtio-net', mac, network: 'user' }],
     display: config && config.display !== 'none' ? 'vga' : 'none',
     serialConsole: true,
     agentChannel: 'org.qemu.guest_agent.0',
-    stickOnly: {
-      shares: (config?.shares ?? []).map((share) => `${share.name} (${share.guestPath})`),
-      devices: (config?.devices ?? []).filter((device) => device.kind !== 'serial').map((device) => `${device.name} (${device.kind})`),
-    },
+    stickOnly: stickOnlyOf(config),
     facts,
   };
 }

@@ -3,10 +3,14 @@
 // SCSI controller and a vmxnet3 card, or VirtualBox's `virtualbox-2.2` with
 // an AHCI (SATA) controller and an e1000 card; the disk a streamOptimized
 // vmdk either way. Each Item's rasd: elements are in the schema's
-// (alphabetical) order: VMware rejects a descriptor whose order differs.
+// (alphabetical) order: VMware rejects a descriptor whose order differs. A
+// catalog image's guest gets the controller and card its initramfs drives
+// (SATA and e1000 unless adapt readied it for the target's own), and, booting
+// by UEFI, VMware's `vmw:Config firmware=efi` (VirtualBox's plain OVF has no
+// word for it: the loss report says so).
 import type { GuestDescriptor } from './guest-descriptor.ts';
 import type { DiskBus, NicModel } from '../images/hypervisor-targets.ts';
-import { TARGETS } from './targets.ts';
+import { devicesOn, TARGETS } from './targets.ts';
 import { xml } from './xml-text.ts';
 
 export type OvaFlavour = 'vmware' | 'virtualbox';
@@ -37,8 +41,9 @@ const NIC_SUBTYPE: Record<NicModel, string> = { 'virtio-net': 'virtio', e1000: '
 const STREAM_OPTIMIZED = 'http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized';
 
 export function ovfDescriptor(descriptor: GuestDescriptor, disks: OvfDisk[], flavour: OvaFlavour): string {
-  const profile = TARGETS[flavour === 'vmware' ? 'vmware-ova' : 'virtualbox-ova'];
-  const devices = profile.devices.devices!;
+  const target = flavour === 'vmware' ? 'vmware-ova' : 'virtualbox-ova';
+  const devices = { ...TARGETS[target].devices.devices!, ...devicesOn(target, descriptor.facts.drives) };
+  const efi = flavour === 'vmware' && descriptor.boot.from === 'disk' && descriptor.firmware === 'uefi';
   let id = 0;
   const next = () => ++id;
   const items: string[] = [
@@ -97,7 +102,7 @@ export function ovfDescriptor(descriptor: GuestDescriptor, disks: OvfDisk[], fla
     '<Envelope ovf:version="1.0" xml:lang="en-US" xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"' +
       ' xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"' +
       ' xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData"' +
-      ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">',
+      `${efi ? ' xmlns:vmw="http://www.vmware.com/schema/ovf"' : ''} xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">`,
     '  <References>',
     ...files,
     '  </References>',
@@ -127,6 +132,7 @@ export function ovfDescriptor(descriptor: GuestDescriptor, disks: OvfDisk[], fla
     `        <vssd:VirtualSystemType>${devices.machine}</vssd:VirtualSystemType>`,
     '      </System>',
     ...items,
+    ...(efi ? ['      <vmw:Config ovf:required="false" vmw:key="firmware" vmw:value="efi"/>'] : []),
     '    </VirtualHardwareSection>',
     '  </VirtualSystem>',
     '</Envelope>',

@@ -2,28 +2,41 @@
 // (docs/export.md, "The targets"): the same machine the stick runs, written as one
 // command line a person can read and change. Paths are relative to the
 // script's folder, so the folder can be moved; extra arguments pass through.
+// A catalog image's guest boots its own bootloader: SeaBIOS, or OVMF for an
+// image that boots by UEFI (the firmware file POCKETVM_OVMF names, else
+// Debian's ovmf package's), on the devices its initramfs drives.
 import type { DiskBus, NicModel } from '../images/hypervisor-targets.ts';
-import type { GuestDescriptor } from './guest-descriptor.ts';
-import { TARGETS } from './targets.ts';
+import { type GuestDescriptor, sourceOf } from './guest-descriptor.ts';
+import { devicesOn } from './targets.ts';
 
-/** QEMU's device for a disk on each bus (the ones the stick's machine uses), and for each card. */
-const DISK_DEVICE: Partial<Record<DiskBus, string>> = { 'virtio-blk': 'virtio-blk-pci', sata: 'ide-hd' };
+/** QEMU's device for a disk on each bus a QEMU target offers (ide-hd lands on q35's own AHCI), and for each card. */
+const DISK_DEVICE: Partial<Record<DiskBus, string>> = { 'virtio-blk': 'virtio-blk-pci', 'virtio-scsi': 'scsi-hd', sata: 'ide-hd', ide: 'ide-hd' };
 const NIC_DEVICE: Record<NicModel, string> = { 'virtio-net': 'virtio-net-pci', e1000: 'e1000', vmxnet3: 'vmxnet3' };
-const devices = TARGETS.qemu.devices.devices!;
+/** Where Debian's ovmf package puts the firmware image QEMU's -bios takes. */
+const OVMF = '/usr/share/ovmf/OVMF.fd';
 
 /** Single-quoted for sh. */
 export function shellQuote(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-export function qemuScript(descriptor: GuestDescriptor, files: { kernel: string; initrd: string; disks: string[] }): string {
+/** The kernel given to the machine, or the firmware that starts the disk's own bootloader. */
+function bootLines(descriptor: GuestDescriptor, files: { kernel?: string; initrd?: string }): string[] {
+  const { boot } = descriptor;
+  if (boot.from === 'disk') return descriptor.firmware === 'uefi' ? [`-bios "\${POCKETVM_OVMF:-${OVMF}}"`] : [];
+  if (!files.kernel || !files.initrd) throw new Error(`internal: ${descriptor.name} boots a kernel and none was written`);
+  return [`-kernel "$here"/${shellQuote(files.kernel)} -initrd "$here"/${shellQuote(files.initrd)}`, `-append ${shellQuote(boot.cmdline)}`];
+}
+
+export function qemuScript(descriptor: GuestDescriptor, files: { kernel?: string; initrd?: string; disks: string[] }): string {
+  const devices = devicesOn('qemu', descriptor.facts.drives);
   const lines = [
     `-name ${shellQuote(descriptor.name)}`,
     `-machine ${descriptor.machine},accel="\${POCKETVM_ACCEL:-kvm:tcg}"`,
     `-m ${descriptor.memoryMiB} -smp ${descriptor.cpus}`,
     `-nodefaults -no-user-config`,
-    `-kernel "$here"/${shellQuote(files.kernel)} -initrd "$here"/${shellQuote(files.initrd)}`,
-    `-append ${shellQuote(descriptor.boot.cmdline)}`,
+    ...bootLines(descriptor, files),
+    ...(devices.diskBus === 'virtio-scsi' && descriptor.disks.length > 0 ? ['-device virtio-scsi-pci,id=scsi0'] : []),
     ...descriptor.disks.flatMap((disk, index) => [
       `-blockdev driver=qcow2,node-name=disk${index},file.driver=file,file.filename="$here"/${shellQuote(files.disks[index]!)}`,
       `-device ${DISK_DEVICE[devices.diskBus]!},drive=disk${index}${disk.serial ? `,serial=${disk.serial}` : ''}`,
@@ -37,9 +50,9 @@ export function qemuScript(descriptor: GuestDescriptor, files: { kernel: string;
   ];
   return [
     '#!/bin/sh',
-    `# ${descriptor.name}, exported from a pocketvm stick (payload ${descriptor.payload}).`,
-    '# POCKETVM_ACCEL (kvm:tcg), POCKETVM_SERIAL (mon:stdio) and POCKETVM_AGENT_SOCKET',
-    '# change the accelerator, where the console goes and the guest agent socket;',
+    `# ${descriptor.name}, exported from a pocketvm stick (${sourceOf(descriptor)}).`,
+    `# POCKETVM_ACCEL (kvm:tcg), POCKETVM_SERIAL (mon:stdio)${descriptor.boot.from === 'disk' && descriptor.firmware === 'uefi' ? ', POCKETVM_OVMF' : ''} and POCKETVM_AGENT_SOCKET`,
+    `# change the accelerator, where the console goes${descriptor.boot.from === 'disk' && descriptor.firmware === 'uefi' ? ', the UEFI firmware' : ''} and the guest agent socket;`,
     '# further arguments are passed to QEMU.',
     'set -e',
     'here=$(cd "$(dirname "$0")" && pwd)',

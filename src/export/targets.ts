@@ -4,7 +4,8 @@
 // src/images/hypervisor-targets.ts that `image adapt` reads too, so a guest
 // exported to a target and an image adapted for it meet the same disk bus and
 // NIC; this file adds only what is the exporter's (capabilities, file format).
-import { TARGET_DEVICES, type Hypervisor, type TargetDevices } from '../images/hypervisor-targets.ts';
+import { TARGET_DEVICES, type DiskBus, type Hypervisor, type NicModel, type TargetDevices } from '../images/hypervisor-targets.ts';
+import type { GuestDrives } from './catalog-image-guest.ts';
 
 export const EXPORT_TARGETS = ['libvirt', 'qemu', 'proxmox', 'vmware-ova', 'virtualbox-ova', 'nocloud'] as const;
 export type ExportTarget = (typeof EXPORT_TARGETS)[number];
@@ -110,4 +111,21 @@ export const TARGETS: Record<ExportTarget, TargetProfile> = {
 export function hypervisorOf(target: ExportTarget): Hypervisor | undefined {
   const { hypervisor } = TARGETS[target].devices;
   return hypervisor === 'none' ? undefined : hypervisor;
+}
+
+/**
+ * The disk bus and NIC model the guest gets on TARGET. A payload's guest
+ * (`drives` absent) gets the target's own, as the payload's initramfs is
+ * readied for them; a catalog image's guest gets what its initramfs drives:
+ * the bus and model an `image adapt` readied it for when the target offers
+ * them, else the emulated fallback (SATA, e1000) every Linux drives.
+ */
+export function devicesOn(target: Exclude<ExportTarget, 'nocloud'>, drives: GuestDrives | undefined): { diskBus: DiskBus; nicModel: NicModel } {
+  const devices = TARGETS[target].devices.devices!;
+  if (!drives) return { diskBus: devices.diskBus, nicModel: devices.nicModel };
+  const offered = <T>(wanted: T | null, all: readonly T[]) => (wanted !== null && all.includes(wanted) ? wanted : undefined);
+  return {
+    diskBus: offered(drives.diskBus, devices.diskBuses) ?? devices.fallback.diskBus,
+    nicModel: offered(drives.nicModel, devices.nicModels) ?? devices.fallback.nicModel,
+  };
 }

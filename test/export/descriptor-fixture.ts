@@ -12,7 +12,7 @@ export function testDescriptor(changes: Partial<GuestDescriptor> = {}): GuestDes
     machine: 'q35',
     cpus: 2,
     memoryMiB: 512,
-    boot: { kernel: '/s/vmlinuz', initrd: '/s/initrd.img', cmdline: "console=ttyS0 pocketvm.root=pocketvm-root it's" },
+    boot: { from: 'kernel', kernel: '/s/vmlinuz', initrd: '/s/initrd.img', cmdline: "console=ttyS0 pocketvm.root=pocketvm-root it's" },
     disks: [{ role: 'system', name: 'system', base: '/s/base.ext4', sizeBytes: 1 << 30, bus: 'virtio-blk', serial: 'pocketvm-root' }],
     nics: [{ model: 'virtio-net', mac: '52:54:00:12:34:56', network: 'user' }],
     display: 'none',

@@ -2,6 +2,7 @@
 // OVA's tar and manifest read back by the importer's own tar reader, the
 // Proxmox settings, the NoCloud seed and the loss report, from one descriptor.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,7 @@ import { ovfDescriptor } from '../../src/export/ovf-descriptor.ts';
 import { proxmoxConfig, proxmoxImportScript } from '../../src/export/proxmox-config.ts';
 import { qemuScript } from '../../src/export/qemu-script.ts';
 import { EXPORT_TARGETS, TARGETS } from '../../src/export/targets.ts';
+import { readLibvirtDomain, readOvf, readProxmoxConfig, readQemuScript } from '../../src/export/import-descriptor.ts';
 import { ovfDiskFiles, tarMembers } from '../../src/images/ova.ts';
 import { testDescriptor } from './descriptor-fixture.ts';
 
@@ -111,11 +113,132 @@ describe('export writers', () => {
 
   it('reports what each target cannot carry, from the capability table', () => {
     const parts = (target: (typeof EXPORT_TARGETS)[number], user?: string) => lossReport(descriptor, target, user).map((loss) => loss.part);
-    assert.deepEqual(parts('libvirt'), ['shares', 'home', 'user-changes']);
-    assert.deepEqual(parts('libvirt', 'alice'), ['shares', 'home', 'encryption']);
-    assert.deepEqual(parts('vmware-ova'), ['boot', 'disk-serial', 'agent', 'disk-bus', 'nic-model', 'shares', 'home', 'user-changes']);
+    assert.deepEqual(parts('libvirt'), ['shares', 'home', 'registry', 'user-changes']);
+    assert.deepEqual(parts('libvirt', 'alice'), ['shares', 'home', 'registry', 'encryption']);
+    assert.deepEqual(parts('vmware-ova'), ['boot', 'disk-serial', 'agent', 'disk-bus', 'nic-model', 'shares', 'home', 'registry', 'user-changes']);
     assert.deepEqual(parts('nocloud'), ['hardware', 'shares']);
     for (const target of EXPORT_TARGETS) assert.equal(TARGETS[target].target, target);
-    assert.deepEqual(parts('proxmox'), ['disk-bus', 'shares', 'home', 'user-changes']);
+    assert.deepEqual(parts('proxmox'), ['disk-bus', 'shares', 'home', 'registry', 'user-changes']);
+  });
+});
+
+/** A guest made from a catalog image (guest create --from): it boots its own GRUB from its disk, by BIOS or UEFI. */
+function catalogGuest(firmware: 'bios' | 'uefi', drives: { diskBus: 'virtio-blk' | null; nicModel: 'virtio-net' | null }) {
+  return testDescriptor({
+    name: 'deb',
+    payload: 'default',
+    kind: 'catalog-image',
+    firmware,
+    boot: { from: 'disk', bootloader: 'grub' },
+    disks: [{ role: 'system', name: 'system', base: '/s/store/abc.qcow2', baseFormat: 'qcow2', sizeBytes: 3 << 30, bus: 'virtio-blk' }],
+    stickOnly: { shares: ['docs (/host/docs)'], devices: ['rng0 (rng)'] },
+    facts: { os: 'linux', image: { name: 'deb-pocketvm', sha256: 'a'.repeat(64), distribution: 'debian' }, drives },
+  });
+}
+const NO_VIRTIO = { diskBus: null, nicModel: null };
+const VIRTIO = { diskBus: 'virtio-blk', nicModel: 'virtio-net' } as const;
+
+describe('export writers: a guest made from a catalog image boots from its disk', () => {
+  const files = { disks: ['/d/deb-system.qcow2'], consoleLog: '/d/deb.console.log' };
+
+  it('libvirt: no kernel, <boot dev=hd/>, firmware efi only for a UEFI image, devices its initramfs drives; virt-xml-validate passes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pocketvm-export-unit-'));
+    try {
+      for (const [firmware, drives] of [
+        ['bios', NO_VIRTIO],
+        ['uefi', VIRTIO],
+      ] as const) {
+        const text = libvirtDomain(catalogGuest(firmware, drives), files, 'qemu');
+        assert.doesNotMatch(text, /<kernel>|<initrd>|<cmdline>/);
+        assert.match(text, /<boot dev='hd'\/>/);
+        assert.match(text, /exported from a pocketvm stick \(image deb-pocketvm\)/);
+        assert.equal(/<os firmware='efi'>/.test(text), firmware === 'uefi');
+        const read = readLibvirtDomain(text);
+        assert.equal(read.machine.firmware, firmware);
+        assert.deepEqual(read.machine.diskBuses, [drives.diskBus ? 'virtio' : 'sata']);
+        assert.deepEqual(read.machine.nics, [{ mac: '52:54:00:12:34:56', model: drives.nicModel ? 'virtio' : 'e1000' }]);
+        const xml = join(dir, `${firmware}.xml`);
+        await writeFile(xml, text);
+        // libvirt's own schema (libvirt-clients, installed by .ci/run for the export tests).
+        execFileSync('virt-xml-validate', [xml, 'domain'], { stdio: 'pipe' });
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('OVF: the emulated controller and card for an image without virtio, VMware’s firmware=efi for a UEFI one', () => {
+    const disks = [{ file: 'deb-system.vmdk', fileBytes: 1234, capacityBytes: 3 << 30 }];
+    const vmware = ovfDescriptor(catalogGuest('uefi', NO_VIRTIO), disks, 'vmware');
+    assert.match(vmware, /<rasd:ResourceSubType>AHCI<\/rasd:ResourceSubType>/);
+    assert.match(vmware, /<rasd:ResourceSubType>E1000<\/rasd:ResourceSubType>/);
+    assert.match(vmware, /<vmw:Config ovf:required="false" vmw:key="firmware" vmw:value="efi"\/>/);
+    assert.match(vmware, /xmlns:vmw="http:\/\/www.vmware.com\/schema\/ovf"/);
+    assert.equal(readOvf(vmware).firmware, 'uefi');
+    const bios = ovfDescriptor(catalogGuest('bios', NO_VIRTIO), disks, 'vmware');
+    assert.doesNotMatch(bios, /vmw:/);
+    assert.equal(readOvf(bios).firmware, 'bios');
+    // VirtualBox offers virtio-net, not a virtio disk.
+    const vbox = ovfDescriptor(catalogGuest('bios', VIRTIO), disks, 'virtualbox');
+    assert.match(vbox, /<rasd:ResourceSubType>AHCI<\/rasd:ResourceSubType>/);
+    assert.match(vbox, /<rasd:ResourceSubType>virtio<\/rasd:ResourceSubType>/);
+  });
+
+  it('Proxmox: no args:, no kernel installed, OVMF with its vars disk for a UEFI image, the disk on the bus it drives', () => {
+    const uefi = catalogGuest('uefi', VIRTIO);
+    const conf = proxmoxConfig(uefi, 105, 'tank');
+    assert.doesNotMatch(conf, /^args:/m);
+    assert.match(conf, /^bios: ovmf$/m);
+    assert.match(conf, /^virtio0: tank:vm-105-disk-0$/m);
+    assert.match(conf, /^efidisk0: tank:vm-105-disk-1,efitype=4m,pre-enrolled-keys=0$/m);
+    assert.match(conf, /^boot: order=virtio0$/m);
+    assert.doesNotMatch(conf, /^scsihw:/m);
+    assert.equal(readProxmoxConfig(conf, 'deb.conf').machine.firmware, 'uefi');
+    const script = proxmoxImportScript(uefi, ['deb-system.qcow2']);
+    assert.doesNotMatch(script, /vmlinuz|initrd|args/);
+    assert.match(script, /qm set "\$vmid" --virtio0 "\$storage:0,import-from=\$here\/deb-system.qcow2"/);
+    assert.match(script, /qm set "\$vmid" --efidisk0 "\$storage:1,efitype=4m,pre-enrolled-keys=0"/);
+    const bios = proxmoxConfig(catalogGuest('bios', NO_VIRTIO), 105, 'tank');
+    assert.match(bios, /^bios: seabios$/m);
+    assert.match(bios, /^sata0: tank:vm-105-disk-0$/m);
+    assert.match(bios, /^net0: e1000=52:54:00:12:34:56,bridge=vmbr0$/m);
+    assert.doesNotMatch(bios, /efidisk0/);
+  });
+
+  it('QEMU: no -kernel, OVMF as -bios for a UEFI image, the disk on q35’s AHCI without virtio', () => {
+    const uefi = qemuScript(catalogGuest('uefi', NO_VIRTIO), { disks: ['deb-system.qcow2'] });
+    assert.doesNotMatch(uefi, /-kernel|-initrd|-append/);
+    assert.match(uefi, /-bios "\$\{POCKETVM_OVMF:-\/usr\/share\/ovmf\/OVMF.fd\}"/);
+    assert.match(uefi, /-device ide-hd,drive=disk0 /);
+    assert.match(uefi, /model=e1000,mac=/);
+    assert.equal(readQemuScript(uefi).machine.firmware, 'uefi');
+    const bios = qemuScript(catalogGuest('bios', VIRTIO), { disks: ['deb-system.qcow2'] });
+    assert.doesNotMatch(bios, /-bios|-kernel/);
+    assert.match(bios, /-device virtio-blk-pci,drive=disk0 /);
+  });
+
+  it('reports the stick’s own boot left behind, the devices chosen, the shares, devices and registry', () => {
+    const parts = (target: (typeof EXPORT_TARGETS)[number], descriptor: ReturnType<typeof catalogGuest>, user?: string) =>
+      lossReport(descriptor, target, user).map((loss) => loss.part);
+    const bios = catalogGuest('bios', NO_VIRTIO);
+    assert.deepEqual(parts('libvirt', bios), ['boot', 'devices-chosen', 'shares', 'devices', 'home', 'registry', 'user-changes']);
+    assert.deepEqual(parts('libvirt', catalogGuest('bios', VIRTIO), 'alice'), ['boot', 'shares', 'devices', 'home', 'registry', 'encryption']);
+    assert.deepEqual(parts('virtualbox-ova', catalogGuest('uefi', NO_VIRTIO)), [
+      'boot',
+      'agent',
+      'firmware',
+      'shares',
+      'devices',
+      'home',
+      'registry',
+      'user-changes',
+    ]);
+    assert.deepEqual(parts('nocloud', bios), ['hardware', 'shares']);
+    const [boot, chosen] = lossReport(bios, 'libvirt', undefined);
+    assert.match(boot!.says, /default payload's kernel .* the image's own grub and kernel \(BIOS\)/);
+    assert.match(
+      chosen!.says,
+      /disk on sata and NIC e1000, not libvirt's virtio-blk and virtio-net: .*virtio_blk.*launcher image adapt deb-pocketvm --for libvirt/,
+    );
   });
 });

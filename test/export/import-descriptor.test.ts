@@ -22,7 +22,7 @@ const descriptor = testDescriptor({
   name: 'web & co',
   cpus: 3,
   memoryMiB: 768,
-  boot: { kernel: '/s/vmlinuz', initrd: '/s/initrd.img', cmdline: "console=ttyS0 it's" },
+  boot: { from: 'kernel', kernel: '/s/vmlinuz', initrd: '/s/initrd.img', cmdline: "console=ttyS0 it's" },
   disks: [
     { role: 'system', name: 'system', base: '/s/base.ext4', sizeBytes: 1 << 30, bus: 'virtio-blk', serial: 'pocketvm-root' },
     { role: 'extra', name: 'data', sizeBytes: 1 << 20, bus: 'virtio-blk' },

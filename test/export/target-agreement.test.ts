@@ -14,7 +14,17 @@ import { driversFor, type DiskBus, type NicModel } from '../../src/images/hyperv
 import { parseProbe, planAdapt } from '../../src/images/image-adapt.ts';
 import { testDescriptor } from './descriptor-fixture.ts';
 
-const descriptor = testDescriptor();
+const payloadGuest = testDescriptor();
+
+/** A guest made from a catalog image that adapt readied for `devices` (its lineage's record), booting from its disk. */
+function catalogGuest(devices: { disk: DiskBus; nic: NicModel } | undefined) {
+  return testDescriptor({
+    kind: 'catalog-image',
+    boot: { from: 'disk', bootloader: 'grub' },
+    disks: [{ role: 'system', name: 'system', base: '/s/image.qcow2', baseFormat: 'qcow2', sizeBytes: 1 << 30, bus: 'virtio-blk' }],
+    facts: { os: 'linux', drives: devices ? { diskBus: devices.disk, nicModel: devices.nic } : { diskBus: null, nicModel: null } },
+  });
+}
 
 const one = <T>(found: T[], what: string): T => {
   assert.equal(found.length, 1, `${what}: ${JSON.stringify(found)}`);
@@ -22,7 +32,7 @@ const one = <T>(found: T[], what: string): T => {
 };
 
 /** The devices as written in TARGET's own file, named back in the table's words. */
-function written(target: ExportTarget): { disk: DiskBus; nic: NicModel } {
+function written(target: ExportTarget, descriptor = payloadGuest): { disk: DiskBus; nic: NicModel } {
   const disks = descriptor.disks.map(() => 'web-system.qcow2');
   if (target === 'libvirt') {
     const text = libvirtDomain(descriptor, { kernel: 'k', initrd: 'i', disks, consoleLog: 'c' }, 'qemu');
@@ -49,7 +59,9 @@ function written(target: ExportTarget): { disk: DiskBus; nic: NicModel } {
       [...text.matchAll(/model=([\w-]+),mac=/g)].map((m) => m[1]!),
       'nic device',
     );
-    return { disk: device === 'virtio-blk-pci' ? 'virtio-blk' : (device as DiskBus), nic: nic === 'virtio-net-pci' ? 'virtio-net' : (nic as NicModel) };
+    // ide-hd on q35 is a disk on its AHCI (SATA) controller; scsi-hd on the virtio-scsi-pci the script adds.
+    const disk = ({ 'virtio-blk-pci': 'virtio-blk', 'ide-hd': 'sata', 'scsi-hd': 'virtio-scsi' } as const)[device as 'ide-hd'];
+    return { disk, nic: nic === 'virtio-net-pci' ? 'virtio-net' : (nic as NicModel) };
   }
   if (target === 'proxmox') {
     const text = proxmoxConfig(descriptor, 100, 'local-lvm');
@@ -106,6 +118,16 @@ describe('one target table: adapt plans what export writes', () => {
         plan.steps.find((s) => s.kind === 'drivers'),
         { kind: 'drivers', modules: driversFor(hypervisor) },
       );
+    });
+  }
+
+  for (const target of EXPORT_TARGETS) {
+    const hypervisor = hypervisorOf(target);
+    if (hypervisor === undefined) continue;
+    it(`${target}: a catalog image's guest gets the devices adapt --for ${hypervisor} readied its image for, else SATA and e1000`, () => {
+      const plan = planAdapt(hypervisor, probeFor(driversFor(hypervisor)));
+      assert.deepEqual(written(target, catalogGuest(plan.devices)), plan.devices);
+      assert.deepEqual(written(target, catalogGuest(undefined)), { disk: 'sata', nic: 'e1000' });
     });
   }
 

@@ -12,6 +12,12 @@
 //     --guest deb` imports it, adapts it for pocketvm (the pre-flight in its
 //     result), inspects it and makes the guest through guest create --from;
 //     the adapted image boots on a virtio disk to the Debian's marker;
+//   - that guest (made from a catalog image) exported back out with
+//     `launcher export --to libvirt` and `--to ova`: no kernel beside the disk,
+//     the XML boots from disk by BIOS on virtio (adapted for pocketvm),
+//     passes virt-xml-validate and boots under a libvirt session daemon the
+//     test starts to the Debian's marker; the OVF says SATA and e1000 (VMware
+//     offers no virtio), and both disks are the image's store file (qemu-img compare);
 //   - the same OVA converted by virt-v2v, an independent consumer (`-i ova
 //     OVA -o local -os DIR`, a full conversion: libguestfs's appliance on
 //     the payload build's kernel, cached under .cache/libguestfs by
@@ -22,20 +28,21 @@
 //     Debian import's adapt: each runs one TCG vCPU, and the machine has two
 //     cores. Where virt-v2v cannot run, the test fails and says why.
 // One appliance on each stick, each resumed from the state an earlier test
-// file saved (shared-appliance-state.ts), two guest boots (the Debian parts
-// on a default stick: a catalog-image guest boots on the default payload's
-// kernel).
+// file saved (shared-appliance-state.ts), two guest boots on the stick (the
+// Debian parts on a default stick: a catalog-image guest boots on the default
+// payload's kernel) and one under libvirt (the Debian guest's export).
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { type ResultPromise, execa } from 'execa';
 import { sharedLibguestfs } from '../../bench/libguestfs-kernel.ts';
 import { seedApplianceState } from './shared-appliance-state.ts';
 import { removeDir, tempDir } from '../dyntable/helpers.ts';
 import { ADAPT_MARKER, type AdaptImage, adaptImage } from '../images/adapt-image.ts';
 import type { GuestDescriptor } from '../../src/export/guest-descriptor.ts';
+import type { ExportResult } from '../../src/export/export-guest.ts';
 import type { ImportResult } from '../../src/export/import-machine.ts';
 import { ovfManifest, writeOva } from '../../src/export/ova-package.ts';
 import { ovfDescriptor } from '../../src/export/ovf-descriptor.ts';
@@ -48,7 +55,8 @@ import { planMachine } from '../../src/session/launch/plan-machine.ts';
 import { withPlatform } from '../../src/session/launch/prepare-stick.ts';
 import { stickLayout } from '../../src/stick/layout.ts';
 import { buildQemuArgs } from '../../src/vmm/qemu-args.ts';
-import { launcher, launcherJson, repoRoot } from './harness.ts';
+import { launcher, launcherJson, repoRoot, waitUntil } from './harness.ts';
+import { startLibvirtd } from './libvirt-session.ts';
 
 const GUEST = 'console-image';
 
@@ -61,6 +69,10 @@ async function debianOva(raw: string, dir: string): Promise<string> {
     cpus: 2,
     memoryMiB: 1024,
     nics: [{ model: 'virtio-net', mac: '52:54:00:aa:bb:01', network: 'user' }],
+    // Its own GRUB by BIOS; no drives recorded: VirtualBox's own SATA and e1000, as its image was made for.
+    firmware: 'bios',
+    boot: { from: 'disk', bootloader: 'grub' },
+    facts: { os: 'linux' },
   } as unknown as GuestDescriptor;
   const ovf = {
     name: 'deb.ovf',
@@ -92,6 +104,7 @@ describe('launcher import: exports back onto the stick through image import, ada
   let stick: string;
   let debianStick: Promise<string> | undefined;
   let debian: Promise<{ image: AdaptImage; ova: string }> | undefined;
+  let debianGuest: Promise<{ on: string; json: ImportResult }> | undefined;
   let conversion: Promise<Conversion> | undefined;
   let converting: ResultPromise | undefined;
   let stopConverting = false;
@@ -211,16 +224,23 @@ describe('launcher import: exports back onto the stick through image import, ada
     assert.deepEqual(storeFiles(), before);
   });
 
+  /** `launcher import --guest deb` of the Debian OVA on the default stick, once (the export test below takes the guest it makes). */
+  const debianGuestOnce = () =>
+    (debianGuest ??= (async () => {
+      // A default stick: a guest from a catalog image boots on the default payload's kernel, which the console-image stick lacks.
+      const on = await defaultStickOnce();
+      const { ova } = await debianOvaOnce();
+      // virt-v2v's conversion of the same OVA (a test below) runs meanwhile: it and this adapt each keep one core busy.
+      conversion ??= convertWithVirtV2v();
+      const started = performance.now();
+      const imported = await importJson([ova, '--guest', 'deb', '--no-agent'], on);
+      assert.equal(imported.exitCode, 0, imported.stderr);
+      process.stderr.write(`      import + adapt + inspect + guest create: ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+      return { on, json: imported.json };
+    })());
+
   it('imports a Debian OVA, adapts it for pocketvm, makes a guest of it, and the adapted image boots to its marker', async () => {
-    // A default stick: a guest from a catalog image boots on the default payload's kernel, which the console-image stick lacks.
-    const on = await defaultStickOnce();
-    const { ova } = await debianOvaOnce();
-    // virt-v2v's conversion of the same OVA (the next test) runs meanwhile: it and this adapt each keep one core busy.
-    conversion ??= convertWithVirtV2v();
-    const started = performance.now();
-    const { exitCode, json, stderr } = await importJson([ova, '--guest', 'deb', '--no-agent'], on);
-    assert.equal(exitCode, 0, stderr);
-    process.stderr.write(`      import + adapt + inspect + guest create: ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+    const { on, json } = await debianGuestOnce();
     assert.equal(json.imported[0]!.name, 'deb');
     assert.deepEqual(json.machine.nics, [{ mac: '52:54:00:aa:bb:01', model: 'E1000' }]);
     assert.ok(!('skipped' in json.adapt), 'adapted');
@@ -264,6 +284,60 @@ describe('launcher import: exports back onto the stick through image import, ada
     process.stderr.write(`      imported Debian: marker after ${(booted.ms / 1000).toFixed(1)} s\n`);
   });
 
+  it('exports the Debian guest back out (made from a catalog image): libvirt and OVA disks are its image, booting by its own GRUB', async () => {
+    const { on } = await debianGuestOnce();
+    const shown = await launcherJson<CatalogImage>(['image', 'show', 'deb-pocketvm', '--stick', on]);
+    const store = join(on, 'images', 'store', shown.json.file);
+    const exportJson = (args: string[]) => launcherJson<ExportResult>(['export', 'deb', ...args, '--stick', on], { timeout: 900_000 });
+    const out = join(dir, 'deb-export');
+    let started = performance.now();
+    const libvirt = await exportJson(['--to', 'libvirt', out, '--domain-type', 'qemu']);
+    assert.equal(libvirt.exitCode, 0, libvirt.stderr);
+    const libvirtSeconds = (performance.now() - started) / 1000;
+    // No kernel beside the disk: the image's own GRUB boots it, by BIOS (an MBR), on virtio (adapted for pocketvm).
+    assert.deepEqual([...libvirt.json.files].sort(), ['deb-system.qcow2', 'deb.xml', 'descriptor.json']);
+    assert.equal(libvirt.json.descriptor.kind, 'catalog-image');
+    assert.deepEqual(libvirt.json.descriptor.boot, { from: 'disk', bootloader: 'grub' });
+    const parts = libvirt.json.losses.map((loss) => loss.part);
+    assert.ok(parts.includes('boot') && parts.includes('user-changes') && !parts.includes('devices-chosen'), parts.join(', '));
+    const xml = join(out, 'deb.xml');
+    const text = readFileSync(xml, 'utf8');
+    assert.match(text, /<os>\s*<type arch='x86_64' machine='q35'>hvm<\/type>\s*<boot dev='hd'\/>\s*<\/os>/);
+    assert.doesNotMatch(text, /<kernel>|firmware='efi'/);
+    assert.match(text, /<target dev='vda' bus='virtio'\/>/);
+    assert.match(text, /<model type='virtio'\/>/);
+    const validated = await execa('virt-xml-validate', [xml, 'domain'], { reject: false, all: true });
+    assert.equal(validated.exitCode, 0, validated.all);
+    // The store file as is, without --user: the same guest-visible disk.
+    const same = await execa('qemu-img', ['compare', '-f', 'qcow2', '-F', 'qcow2', store, join(out, 'deb-system.qcow2')], { reject: false, all: true });
+    assert.equal(same.exitCode, 0, same.all);
+    const bootSeconds = await bootUnderLibvirt(xml, join(out, 'deb.console.log'));
+
+    started = performance.now();
+    const ova = join(dir, 'deb-export.ova');
+    const packed = await exportJson(['--to', 'ova', ova, '--flavour', 'vmware']);
+    assert.equal(packed.exitCode, 0, packed.stderr);
+    const ovaSeconds = (performance.now() - started) / 1000;
+    // VMware has no virtio disk: the emulated SATA and e1000 every Linux drives, and the report says so.
+    assert.ok(
+      packed.json.losses.some((loss) => loss.part === 'devices-chosen'),
+      packed.json.losses.map((l) => l.part).join(', '),
+    );
+    const members = join(dir, 'deb-ova');
+    await mkdir(members);
+    await execa('tar', ['-xf', ova, '-C', members]);
+    const ovf = readFileSync(join(members, 'deb.ovf'), 'utf8');
+    assert.match(ovf, /<rasd:ResourceSubType>AHCI<\/rasd:ResourceSubType>/);
+    assert.match(ovf, /<rasd:ResourceSubType>E1000<\/rasd:ResourceSubType>/);
+    assert.doesNotMatch(ovf, /vmw:value="efi"/);
+    const vmdk = await execa('qemu-img', ['compare', '-f', 'qcow2', '-F', 'vmdk', store, join(members, 'deb-system.vmdk')], { reject: false, all: true });
+    assert.equal(vmdk.exitCode, 0, vmdk.all);
+    await rm(members, { recursive: true, force: true });
+    process.stderr.write(
+      `      export of the Debian guest: libvirt ${libvirtSeconds.toFixed(1)} s, its boot under libvirtd ${bootSeconds.toFixed(1)} s, ova ${ovaSeconds.toFixed(1)} s (load ${loadNow()})\n`,
+    );
+  });
+
   it('virt-v2v converts the same OVA (-i ova -o local), and launcher import of its folder boots to the marker', async () => {
     // Started by the Debian import above (or here, when this test runs alone); a virt-v2v that cannot run fails the test.
     conversion ??= convertWithVirtV2v();
@@ -292,6 +366,28 @@ describe('launcher import: exports back onto the stick through image import, ada
     const booted = await bootToMarker(on, shown.json.file, 'deb-v2v');
     process.stderr.write(`      virt-v2v's Debian: marker after ${(booted.ms / 1000).toFixed(1)} s\n`);
   });
+
+  /** Defines and starts an exported domain under a libvirt session daemon of this test's (TCG) until the Debian's marker is in its console log; seconds from start. */
+  async function bootUnderLibvirt(xml: string, log: string): Promise<number> {
+    // The session's QEMU runs as the daemon's user (nobody when run as root): it reads the disk and writes the log there.
+    if (process.getuid?.() === 0) await execa('chown', ['-R', '65534:65534', dirname(xml)]);
+    await chmod(dir, 0o755);
+    const home = await mkdtemp('/tmp/pvl');
+    const libvirt = await startLibvirtd(home);
+    try {
+      await libvirt.virsh('define', xml);
+      const started = performance.now();
+      await libvirt.virsh('start', 'deb');
+      const booted = await waitUntil(() => existsSync(log) && readFileSync(log, 'utf8').includes(ADAPT_MARKER), 600_000, 1000);
+      assert.ok(booted, `no ${ADAPT_MARKER} in ${log}: ${existsSync(log) ? readFileSync(log, 'utf8').slice(-1500) : 'no log'}`);
+      await libvirt.virsh('destroy', 'deb');
+      await libvirt.virsh('undefine', 'deb');
+      return (performance.now() - started) / 1000;
+    } finally {
+      await libvirt.stop();
+      await rm(home, { recursive: true, force: true });
+    }
+  }
 
   /** Boots a stored image (through a throwaway overlay) on a virtio disk until the Debian's marker. */
   async function bootToMarker(on: string, storeFile: string, name: string) {
