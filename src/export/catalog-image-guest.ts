@@ -12,7 +12,7 @@
 // Without one, the emulated SATA and e1000 every Linux drives are chosen
 // (the fallback of src/images/hypervisor-targets.ts).
 import { ExportError } from '../errors.ts';
-import { findCatalogImage } from '../guests/image-source.ts';
+import { catalogLineage } from '../guests/image-source.ts';
 import { HYPERVISORS, TARGET_DEVICES, type DiskBus, type NicModel } from '../images/hypervisor-targets.ts';
 import type { CatalogImage } from '../images/image-catalog.ts';
 import type { ImageFacts } from '../images/inspect-report.ts';
@@ -66,9 +66,7 @@ export function adaptedDevices(steps: readonly string[]): GuestDrives | undefine
 
 /** The devices the image, or the nearest image it was made from by adapt, was readied for (its lineage, parent by parent). */
 export function drivesOf(layout: StickLayout, image: CatalogImage): GuestDrives {
-  const seen = new Set<string>();
-  for (let at: CatalogImage | undefined = image; at && !seen.has(at.sha256); at = at.lineage && findCatalogImage(layout, at.lineage.parent)) {
-    seen.add(at.sha256);
+  for (const at of catalogLineage(layout, image)) {
     const adapted = at.lineage && adaptedDevices(at.lineage.steps);
     if (adapted) return adapted;
   }

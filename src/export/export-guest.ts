@@ -11,7 +11,7 @@ import { basename, join, resolve } from 'node:path';
 import type { UnlockedUser } from '../auth/users.ts';
 import { ExportError } from '../errors.ts';
 import { openGuestPayload } from '../payload/guest-payload.ts';
-import { checkImageFile, guestImage } from '../guests/image-source.ts';
+import { checkImageFile, guestImage, launchImage } from '../guests/image-source.ts';
 import { checkOverlayBase } from '../session/features/image-system-feature.ts';
 import { overlayBase } from '../session/system-disk.ts';
 import { type StickLayout, systemOverlayPath } from '../stick/layout.ts';
@@ -111,8 +111,7 @@ async function catalogImageSource(layout: StickLayout, descriptor: GuestDescript
   if (!user) return { base: system.file, baseFormat: 'qcow2' };
   const overlay = systemOverlayPath(layout, user.name, descriptor.name);
   if (!existsSync(overlay)) throw noOverlay(user, descriptor.name);
-  const image = { name: system.image.name, file: system.file, bytes: system.image.virtualBytes, rootPartition: system.rootPartition };
-  await checkOverlayBase(overlay, image, user.name, descriptor.name);
+  await checkOverlayBase(overlay, launchImage(system), user.name, descriptor.name);
   return { base: system.file, baseFormat: 'qcow2', overlay: { path: overlay, key: user.diskKey } };
 }
 

@@ -43,7 +43,7 @@ const STREAM_OPTIMIZED = 'http://www.vmware.com/interfaces/specifications/vmdk.h
 export function ovfDescriptor(descriptor: GuestDescriptor, disks: OvfDisk[], flavour: OvaFlavour): string {
   const target = flavour === 'vmware' ? 'vmware-ova' : 'virtualbox-ova';
   const devices = { ...TARGETS[target].devices.devices!, ...devicesOn(target, descriptor.facts.drives) };
-  const efi = flavour === 'vmware' && descriptor.boot.from === 'disk' && descriptor.firmware === 'uefi';
+  const efi = flavour === 'vmware' && descriptor.firmware === 'uefi';
   let id = 0;
   const next = () => ++id;
   const items: string[] = [

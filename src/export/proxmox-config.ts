@@ -16,7 +16,8 @@ const NIC_KEY: Record<NicModel, string> = { 'virtio-net': 'virtio', e1000: 'e100
 const diskKeyOf = (descriptor: GuestDescriptor) => DISK_KEY[devicesOn('proxmox', descriptor.facts.drives).diskBus];
 /** OVMF's vars disk: 4 MiB vars, without Microsoft's keys enrolled (Secure Boot off, as the stick's images expect). */
 const EFI_DISK = 'efitype=4m,pre-enrolled-keys=0';
-const bootsByUefi = (descriptor: GuestDescriptor) => descriptor.boot.from === 'disk' && descriptor.firmware === 'uefi';
+/** UEFI is only ever a disk boot's firmware (a kernel given to the machine needs none). */
+const bootsByUefi = (descriptor: GuestDescriptor) => descriptor.firmware === 'uefi';
 
 /** Where import.sh puts the kernel and initramfs on the node (direct kernel boot through `args:`). */
 const NODE_DIR = '/var/lib/vz/pocketvm';

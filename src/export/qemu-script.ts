@@ -30,6 +30,8 @@ function bootLines(descriptor: GuestDescriptor, files: { kernel?: string; initrd
 
 export function qemuScript(descriptor: GuestDescriptor, files: { kernel?: string; initrd?: string; disks: string[] }): string {
   const devices = devicesOn('qemu', descriptor.facts.drives);
+  // UEFI is only ever a disk boot's firmware (a kernel given to the machine needs none).
+  const uefi = descriptor.firmware === 'uefi';
   const lines = [
     `-name ${shellQuote(descriptor.name)}`,
     `-machine ${descriptor.machine},accel="\${POCKETVM_ACCEL:-kvm:tcg}"`,
@@ -51,8 +53,8 @@ export function qemuScript(descriptor: GuestDescriptor, files: { kernel?: string
   return [
     '#!/bin/sh',
     `# ${descriptor.name}, exported from a pocketvm stick (${sourceOf(descriptor)}).`,
-    `# POCKETVM_ACCEL (kvm:tcg), POCKETVM_SERIAL (mon:stdio)${descriptor.boot.from === 'disk' && descriptor.firmware === 'uefi' ? ', POCKETVM_OVMF' : ''} and POCKETVM_AGENT_SOCKET`,
-    `# change the accelerator, where the console goes${descriptor.boot.from === 'disk' && descriptor.firmware === 'uefi' ? ', the UEFI firmware' : ''} and the guest agent socket;`,
+    `# POCKETVM_ACCEL (kvm:tcg), POCKETVM_SERIAL (mon:stdio)${uefi ? ', POCKETVM_OVMF' : ''} and POCKETVM_AGENT_SOCKET`,
+    `# change the accelerator, where the console goes${uefi ? ', the UEFI firmware' : ''} and the guest agent socket;`,
     '# further arguments are passed to QEMU.',
     'set -e',
     'here=$(cd "$(dirname "$0")" && pwd)',

@@ -11,7 +11,7 @@ import type { GuestConfig } from './guest-config.ts';
 import { requireGuest } from './guest-lifecycle.ts';
 import { requireState } from './guest-states.ts';
 import { guestPaths, type GuestRecord, readInstall, readJson } from './guest-store.ts';
-import { checkImageFile, guestImage, IMAGE_GUEST_PAYLOAD } from './image-source.ts';
+import { checkImageFile, guestImage, IMAGE_GUEST_PAYLOAD, launchImage } from './image-source.ts';
 
 export interface GuestLaunch {
   /** The payload folder it boots (absent: the guest's own name). */
@@ -48,13 +48,7 @@ export async function guestLaunch(layout: StickLayout, name: string): Promise<Gu
     const system = guestImage(layout, record.source.sha256, name);
     const install = await readInstall(guestPaths(layout, name));
     await checkImageFile(system, install?.files[system.image.file] ?? '', name);
-    const image = {
-      name: system.image.name,
-      file: system.file,
-      bytes: system.image.virtualBytes,
-      rootPartition: system.rootPartition,
-      ...(system.rootVolume ? { rootVolume: system.rootVolume } : {}),
-    };
+    const image = launchImage(system);
     return { payload: IMAGE_GUEST_PAYLOAD, platform: { ...platformOf(record.config), image } };
   }
   return { ...(record.source.name === name ? {} : { payload: record.source.name }), platform: platformOf(record.config) };

@@ -9,9 +9,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageGuestError } from '../errors.ts';
 import { type DescribedMachine, describedMachine } from '../images/described-machine.ts';
-import { ImageCatalog, type CatalogImage } from '../images/image-catalog.ts';
+import { ImageCatalog, type CatalogImage, selfAndAncestors } from '../images/image-catalog.ts';
 import type { ImageFacts } from '../images/inspect-report.ts';
 import { fileSha256 } from '../images/virtual-disk.ts';
+import type { CatalogImageSystem } from '../session/launch/launch-options.ts';
 import { imageStorePaths, type StickLayout } from '../stick/layout.ts';
 
 /** The payload whose kernel, initramfs and services every catalog-image guest boots with. */
@@ -42,9 +43,25 @@ function readCatalog<T>(layout: StickLayout, read: (catalog: ImageCatalog) => T 
   }
 }
 
+/** What a launch (and the user's overlay over it) needs of the image system: its store file, size and root. */
+export function launchImage(system: ImageSystem): CatalogImageSystem {
+  return {
+    name: system.image.name,
+    file: system.file,
+    bytes: system.image.virtualBytes,
+    rootPartition: system.rootPartition,
+    ...(system.rootVolume ? { rootVolume: system.rootVolume } : {}),
+  };
+}
+
 /** The catalog row for `ref` (name, sha256 or prefix); undefined when the stick has no catalog or no such image. */
 export function findCatalogImage(layout: StickLayout, ref: string): CatalogImage | undefined {
   return readCatalog(layout, (catalog) => catalog.find(ref));
+}
+
+/** `image` and the images it was made from, read from one opening of the stick's catalog (parent by parent, while the catalog holds them). */
+export function catalogLineage(layout: StickLayout, image: CatalogImage): CatalogImage[] {
+  return readCatalog(layout, (catalog) => [...selfAndAncestors(image, (parent) => catalog.byHash(parent))]) ?? [image];
 }
 
 /** What the catalog says the image `sha256`'s machine was, following its lineage (src/images/described-machine.ts). */

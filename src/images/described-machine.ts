@@ -4,7 +4,7 @@
 // or, for an image made from another (`image adapt`, `image customize`), the
 // nearest ancestor's along its lineage. Read defensively: the catalog holds
 // the descriptor as JSON written by whichever launcher imported it.
-import type { CatalogImage } from './image-catalog.ts';
+import { type CatalogImage, selfAndAncestors } from './image-catalog.ts';
 
 export interface DescribedMachine {
   /** The image whose catalog record holds the descriptor: the image itself or an ancestor. */
@@ -39,9 +39,7 @@ function readDescribed(image: string, source: string, descriptor: Record<string,
  * parent is no longer in the catalog.
  */
 export function describedMachine(image: CatalogImage, byHash: (sha256: string) => CatalogImage | undefined): DescribedMachine | undefined {
-  const seen = new Set<string>();
-  for (let at: CatalogImage | undefined = image; at && !seen.has(at.sha256); at = at.lineage ? byHash(at.lineage.parent) : undefined) {
-    seen.add(at.sha256);
+  for (const at of selfAndAncestors(image, byHash)) {
     const described = at.described?.at(-1);
     if (described) return readDescribed(at.name, described.source, described.descriptor);
   }

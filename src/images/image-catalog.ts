@@ -52,6 +52,18 @@ export interface ImageLineage {
   madeAt: string;
 }
 
+/**
+ * `image`, then the image it was made from (its lineage's parent), and so on
+ * while `byHash` still finds them; a lineage that loops ends at the repeat.
+ */
+export function* selfAndAncestors(image: CatalogImage, byHash: (sha256: string) => CatalogImage | undefined): Generator<CatalogImage> {
+  const seen = new Set<string>();
+  for (let at: CatalogImage | undefined = image; at && !seen.has(at.sha256); at = at.lineage ? byHash(at.lineage.parent) : undefined) {
+    seen.add(at.sha256);
+    yield at;
+  }
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS images (
   sha256 TEXT PRIMARY KEY,
