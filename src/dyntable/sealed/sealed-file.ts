@@ -106,6 +106,19 @@ const AHEAD_RUN_BYTES = 1 << 19;
  */
 const POOL_MIN_BLOCKS = 2;
 /**
+ * A write that needs no block read back (whole blocks, or blocks new to the
+ * file) is answered once its plaintext is copied into its runs: the runs are
+ * sealed and written behind, while the guest makes its next write (under
+ * TCG that takes longer than sealing 1 MiB). Up to this many bytes per file
+ * are behind at once; the next write waits for the oldest beyond it. Every
+ * other operation (read, truncate, fsync, close) first waits for all of
+ * them, so an fsync still returns only once they are on the stick. A write
+ * behind that fails is reported by every later operation on the file until
+ * it closes (as a page cache's write error is by fsync), and its size
+ * record is put back.
+ */
+const BEHIND_BYTES = 2 << 20;
+/**
  * What a read opened on demand keeps for the next (its blocks): up to this
  * many bytes. A guest reading in order asks for 1 MiB per Tread, or less
  * (each 9P read of part of a block would open it again). A read served
@@ -208,6 +221,12 @@ export class SealedFile {
   /** Where the last read ended: a read starting there is reading in order. */
   #lastEnd = -1;
   #closed = false;
+  /** Writes answered and still being sealed or written, oldest first (BEHIND_BYTES). */
+  #behind: { done: Promise<void>; bytes: number }[] = [];
+  /** The last disk write of the writes behind: the next one's blocks go down after it (a later write over the same blocks must land last). */
+  #diskTail: Promise<unknown> = Promise.resolve();
+  /** A write behind failed: every operation until close reports it (ENOSPC, EIO: what the stick said). */
+  #behindError: ErrnoError | undefined;
 
   private constructor(path: string, fh: FileHandle | undefined, key: KeyObject, fileId: Buffer, shift: number, size: number, version = 0) {
     this.path = path;
@@ -438,7 +457,7 @@ export class SealedFile {
    * caller's view may be a request frame), but `plain` must stay as it is
    * until the promise settles: if the worker dies, it is sealed again here.
    */
-  async #sealRun(plain: Buffer, first: number, count: number): Promise<Buffer> {
+  async #sealRun(plain: Buffer, first: number, count: number, canRetry = true): Promise<Buffer> {
     const bs = this.blockSize;
     const stride = this.#stride;
     const run = takeRunBuffer(count * stride);
@@ -451,6 +470,8 @@ export class SealedFile {
         const { buffer } = await runOnPool({ key: this.#key, buffer: run.buffer as ArrayBuffer, ...this.#ops(first, count, false), open: false });
         return Buffer.from(buffer, 0, count * stride);
       } catch {
+        // A write behind was answered: its caller's plaintext may be reused by now, so it fails instead.
+        if (!canRetry) throw new ErrnoError(Errno.EIO, `${this.path}: the cipher worker ended`);
         // The worker ended (the run went with it): sealed here, from the plaintext again.
         return this.#sealRun(plain, first, count);
       }
@@ -753,6 +774,17 @@ export class SealedFile {
     if (this.#closed) throw new ErrnoError(Errno.EBADF, `${this.path} is closed`);
   }
 
+  /** Waits for every write behind; throws the error of one that failed (until the file closes). */
+  async #drain(): Promise<void> {
+    while (this.#behind.length > 0) await this.#behind.shift()!.done.catch(() => {});
+    if (this.#behindError) throw this.#behindError;
+  }
+
+  /** Bytes of the writes behind. */
+  get #behindBytes(): number {
+    return this.#behind.reduce((sum, write) => sum + write.bytes, 0);
+  }
+
   /**
    * Read up to target.length bytes at `position`; fewer at the end. From the
    * blocks the last read kept or read ahead when they hold the range; else
@@ -761,6 +793,7 @@ export class SealedFile {
   read(target: Uint8Array, position: number): Promise<number> {
     return this.#queue.run(async () => {
       this.#assertOpen();
+      await this.#drain();
       const end = Math.min(this.#size, position + target.length);
       if (end <= position) return 0;
       const bs = this.blockSize;
@@ -814,33 +847,49 @@ export class SealedFile {
     });
   }
 
-  /** Write all of `data` at `position` (a gap beyond the end reads as zeros). */
+  /**
+   * Write all of `data` at `position` (a gap beyond the end reads as zeros).
+   * Answered once the plaintext is in its runs; sealed and written behind
+   * (BEHIND_BYTES), except the groups a write larger than that waits for.
+   */
   write(data: Uint8Array, position: number): Promise<number> {
     return this.#queue.run(async () => {
       this.#assertOpen();
       if (data.length === 0) return 0;
+      const bs = this.blockSize;
+      const end = position + data.length;
+      const first = Math.floor(position / bs);
+      const last = Math.floor((end - 1) / bs);
+      // The size counts the writes behind (set when each was answered).
+      const oldBlocks = this.#blocks(this.#size);
+      // Partly covered blocks that hold content are read back, a gap cuts the file, a bump re-seals the header: each after the writes behind are down.
+      const readsBack = (position % bs !== 0 && first < oldBlocks) || (end % bs !== 0 && last < oldBlocks);
+      if (readsBack || first > oldBlocks || this.#bumpArmed) await this.#drain();
+      while (this.#behind.length > 0 && this.#behindBytes + data.length > BEHIND_BYTES) await this.#behind.shift()!.done.catch(() => {});
+      if (this.#behindError) throw this.#behindError;
       await this.#forget();
       await this.#bumpIfArmed();
       await this.#ensureOnDisk();
-      const bs = this.blockSize;
-      const oldBlocks = this.#blocks(this.#size);
-      const first = Math.floor(position / bs);
       if (first > oldBlocks) await this.#zeroBlocks(oldBlocks, first);
-      const end = position + data.length;
-      const last = Math.floor((end - 1) / bs);
       const per = Math.max(1, Math.floor(WRITE_RUN_BYTES / bs));
       // Sealing: runs on the workers; each group of runs (contiguous on disk,
       // IN_FLIGHT * PIPE_BYTES at most: one run of 64 KiB blocks) then goes
-      // down in one writev, one group written while the next is sealed.
+      // down in one writev, one group written while the next is sealed, and
+      // each after the one before it (this write's or an earlier one's: the
+      // same blocks written twice must end as the later write left them).
       const groupRuns = Math.max(1, Math.floor((IN_FLIGHT * PIPE_BYTES) / (per * bs)));
       let group: { first: number; sealing: Promise<Buffer> }[] = [];
       const writing: Promise<void>[] = [];
-      const grows = end > this.#size;
+      const sizeBefore = this.#size;
+      const grows = end > sizeBefore;
+      let tail = this.#diskTail;
       const writeGroup = (runs: typeof group, andHeader: boolean): Promise<void> => {
         const at = this.#blockAt(runs[0]!.first);
         const sealed = Promise.all(runs.map((r) => r.sealing));
-        const done = sealed.then(async (buffers) => {
+        const done = Promise.all([sealed, tail]).then(async ([buffers]) => {
           try {
+            // A write behind before this one failed (and put the size record back): nothing more goes down.
+            if (this.#behindError) throw this.#behindError;
             // The size record goes down beside the last group's blocks, not after
             // them: without an fsync between, the file system keeps no order
             // anyway, and a write that fails puts the old size back (below).
@@ -857,7 +906,15 @@ export class SealedFile {
           }
         });
         done.catch(() => {});
+        tail = done.catch(() => {});
         return done;
+      };
+      const settleFailed = async (): Promise<void> => {
+        await Promise.allSettled(writing);
+        for (const r of group) {
+          const b = await r.sealing.catch(() => undefined);
+          if (b) giveBackRunBuffer(b.buffer as ArrayBuffer);
+        }
       };
       try {
         // In runs, so a 1 GiB write does not hold 1 GiB of plaintext at once.
@@ -869,8 +926,8 @@ export class SealedFile {
           const to = Math.min(end, (runLast + 1) * bs);
           let sealing: Promise<Buffer>;
           if (from === runStart && to === (runLast + 1) * bs) {
-            // Whole blocks: sealed from the caller's data (copied into the run at once).
-            sealing = this.#sealRun(Buffer.from(data.buffer, data.byteOffset + (from - position), to - from), runFirst, count);
+            // Whole blocks: sealed from the caller's data (copied into the run at once, so the caller may reuse it when answered).
+            sealing = this.#sealRun(Buffer.from(data.buffer, data.byteOffset + (from - position), to - from), runFirst, count, false);
           } else {
             const plain = Buffer.alloc(count * bs);
             // Blocks only partly covered keep their other bytes.
@@ -891,18 +948,30 @@ export class SealedFile {
             if (writing.length >= 2) await writing.shift();
           }
         }
-        for (const written of writing.splice(0)) await written;
       } catch (error) {
-        // A failure mid-way: the groups in flight settle before the next operation (their own errors, if any, are second),
+        // A failure before the write was answered: the groups in flight settle first (their own errors, if any, are second),
         // and a size record that went down beside them is put back (the blocks past the old size may not all be there).
-        await Promise.allSettled(writing);
-        for (const r of group) {
-          const b = await r.sealing.catch(() => undefined);
-          if (b) giveBackRunBuffer(b.buffer as ArrayBuffer);
-        }
-        if (grows) await this.#writeHeader(this.#size).catch(() => {});
+        await settleFailed();
+        if (grows) await this.#writeHeader(sizeBefore).catch(() => {});
         throw error;
       }
+      // Behind: the last groups are sealed and written after the answer.
+      const finished = (async () => {
+        try {
+          for (const written of writing.splice(0)) await written;
+        } catch (error) {
+          await settleFailed();
+          // Only the first failure puts the size back: the writes after it were dropped without writing.
+          if (this.#behindError) throw error;
+          this.#behindError = ErrnoError.fromNode(error);
+          this.#size = sizeBefore;
+          if (grows) await this.#writeHeader(sizeBefore).catch(() => {});
+          throw error;
+        }
+      })();
+      finished.catch(() => {});
+      this.#diskTail = finished.catch(() => {});
+      this.#behind.push({ done: finished, bytes: data.length });
       if (grows) this.#size = end;
       return data.length;
     });
@@ -913,6 +982,7 @@ export class SealedFile {
     return this.#queue.run(async () => {
       this.#assertOpen();
       if (!Number.isSafeInteger(size) || size < 0) throw new ErrnoError(Errno.EINVAL, 'invalid size');
+      await this.#drain();
       if (size === this.#size) return;
       await this.#forget();
       await this.#bumpIfArmed();
@@ -950,6 +1020,8 @@ export class SealedFile {
   sync(datasync: boolean): Promise<void> {
     return this.#queue.run(async () => {
       this.#assertOpen();
+      // The writes behind reach the stick before the sync does.
+      await this.#drain();
       // An unwritten file has nothing on disk to sync (its row says it is empty).
       if (!this.#fh) return;
       await (datasync ? this.#fh.datasync() : this.#fh.sync());
@@ -960,8 +1032,14 @@ export class SealedFile {
     return this.#queue.run(async () => {
       if (this.#closed) return;
       this.#closed = true;
+      // Reported to the caller once the file is closed (nothing more can be done for it then).
+      const behind = await this.#drain().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
       await this.#forget();
       await this.#fh?.close();
+      if (behind) throw behind;
     });
   }
 }

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Errno } from '../../../src/ninep/backend.ts';
+import { execa } from 'execa';
+import { Errno, ErrnoError } from '../../../src/ninep/backend.ts';
 import { StoreKeys } from '../../../src/dyntable/sealed/keys.ts';
 import { BLOCK_OVERHEAD, HEADER_BYTES, SealedDataError, SealedFile } from '../../../src/dyntable/sealed/sealed-file.ts';
 
@@ -102,6 +103,8 @@ describe('sealed file format', () => {
     const data = randomBytes(4 * BS);
     const file = await create('f', 4);
     await file.write(data, 0);
+    // Written behind: on the stick once synced.
+    await file.sync(true);
     const before = readFileSync(join(dir, 'f'));
     await file.truncate(BS + 10);
     assert.equal(file.size, BS + 10);
@@ -131,6 +134,7 @@ describe('sealed file format', () => {
     await file.write(Buffer.from('start'), 0);
     await file.truncate(1024 * BS);
     await file.write(Buffer.from('end'), 2048 * BS);
+    await file.sync(true);
     const st = statSync(join(dir, 'f'));
     assert.equal(st.size, HEADER_BYTES + 2049 * STRIDE);
     assert.ok(st.blocks * 512 < 64 * BS, `a sparse sealed file took ${st.blocks * 512} bytes`);
@@ -260,6 +264,58 @@ describe('sealed file format', () => {
     const cut = await SealedFile.open(path, keys.fileKey(keys.fileId(13)), keys.fileId(13));
     await expectEio(cut.read(Buffer.alloc(model.length), 0), 'truncated');
     await cut.close();
+  });
+
+  it('writes answered before they are down land in order: the same blocks written again end as the last write left them', async () => {
+    const path = join(dir, 'again');
+    const file = await SealedFile.create(path, keys.fileKey(keys.fileId(14)), keys.fileId(14));
+    const writes = Array.from({ length: 6 }, () => randomBytes(1048576));
+    // Not awaited in between: each is answered while the ones before it may still be sealing or going down.
+    const answers = writes.map((data, i) => file.write(data, (i % 2) * 1048576));
+    assert.deepEqual(await Promise.all(answers), Array(6).fill(1048576));
+    assert.equal(file.size, 2 * 1048576);
+    // A read waits for them: it sees the last two.
+    assert.deepEqual(await readAll(file), Buffer.concat([writes[4]!, writes[5]!]));
+    await file.write(writes[0]!, 2 * 1048576);
+    await file.close();
+    const again = await SealedFile.open(path, keys.fileKey(keys.fileId(14)), keys.fileId(14));
+    assert.deepEqual(await readAll(again), Buffer.concat([writes[4]!, writes[5]!, writes[0]!]));
+    await again.close();
+  });
+
+  it('a write behind that the stick refuses (full) is reported by the sync and every operation after it; the file keeps what was down before it', async function () {
+    if (process.getuid?.() !== 0) this.skip();
+    const small = join(dir, 'small');
+    mkdirSync(small);
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', small]);
+    try {
+      const path = join(small, 'full');
+      const file = await SealedFile.create(path, keys.fileKey(keys.fileId(15)), keys.fileId(15));
+      const first = randomBytes(1048576);
+      // The first fits; the second and third do not (1 MiB of blocks each, plus their nonces and tags).
+      const answered = await Promise.allSettled([
+        file.write(first, 0),
+        file.write(randomBytes(1048576), 1048576),
+        file.write(randomBytes(1048576), 2 * 1048576),
+      ]);
+      // The second was answered (behind the first) before the stick refused it.
+      assert.deepEqual(
+        answered.slice(0, 2).map((a) => a.status),
+        ['fulfilled', 'fulfilled'],
+      );
+      const failed = (error: unknown) => error instanceof ErrnoError && error.errno === Errno.ENOSPC;
+      await assert.rejects(file.sync(true), failed);
+      await assert.rejects(file.read(Buffer.alloc(16), 0), failed);
+      await assert.rejects(file.write(Buffer.alloc(16), 0), failed);
+      assert.equal(file.size, 1048576);
+      await assert.rejects(file.close(), failed);
+      const again = await SealedFile.open(path, keys.fileKey(keys.fileId(15)), keys.fileId(15));
+      assert.equal(again.size, 1048576);
+      assert.deepEqual(await readAll(again), first);
+      await again.close();
+    } finally {
+      await execa('umount', [small], { reject: false });
+    }
   });
 
   it('another key opens nothing', async () => {
