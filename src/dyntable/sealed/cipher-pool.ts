@@ -10,7 +10,9 @@
 // One pool for the process (GcmWorker, src/vmm/gcm-worker.ts): its batches
 // carry their file's key as a KeyObject, so a worker serves every sealed
 // file of every store and holds no key between batches. Started on first
-// use; idle workers do not keep the process alive.
+// use; idle workers do not keep the process alive. They run at the lowest
+// priority (background, gcm-worker.ts): on two cores the guest's vCPU and
+// the event loop come first.
 import { availableParallelism } from 'node:os';
 import { type GcmBatch, type GcmBatchResult, GcmWorker } from '../../vmm/gcm-worker.ts';
 
@@ -26,7 +28,7 @@ export function runOnPool(batch: GcmBatch): Promise<GcmBatchResult> {
   for (let i = workers.length - 1; i >= 0; i--) if (workers[i]!.failed) workers.splice(i, 1);
   let worker: GcmWorker | undefined;
   if (workers.length < WORKERS && !workers.some((w) => w.pending === 0)) {
-    worker = new GcmWorker();
+    worker = new GcmWorker(undefined, { background: true });
     workers.push(worker);
   } else {
     worker = workers.reduce((a, b) => (b.pending < a.pending ? b : a));
