@@ -60,6 +60,7 @@ import { GUEST_USER_ID } from '../src/session/personal-disk.ts';
 import { stickLayout } from '../src/stick/layout.ts';
 import { GuestRamFile } from '../src/vmm/guest-ram.ts';
 import { Machine } from '../src/vmm/machine.ts';
+import { type NicTxWatchdog, watchNicTransmit } from '../src/vmm/nic-tx-watchdog.ts';
 import { fdChannels } from '../src/vmm/qemu-process.ts';
 import { benchOptions, median, numberOption } from './bench-options.ts';
 import { inProcessFigures } from './ninep-in-process-figures.ts';
@@ -107,6 +108,7 @@ let guestRam: GuestRamFile | undefined;
 const namespaces: NinepBackend[] = [];
 const servers: NinepServer[] = [];
 const transports: EthernetTransport[] = [];
+const watchdogs: NicTxWatchdog[] = [];
 try {
   // A home with the folder a person would have, served by the built-in rules.
   const home = join(parent, 'home');
@@ -204,11 +206,16 @@ try {
     logs: { qemu: join(parent, 'qemu.log'), console: join(parent, 'console.log') },
     signOfLifeTimeoutMs: 180_000,
     readyTimeoutMs: 180_000,
-    attach: async (_qmp, streams) => {
+    attach: async (qmp, streams) => {
       // Served while paused, as in a session: the boot step mounts /host before ready.
-      transports.push(
-        serveEthernetTransport(streams[NAMESPACE_CHANNEL_ID]!, { maxMessage: NAMESPACE_MSIZE, openSession: serve, ...(guestRam ? { guestRam } : {}) }),
-      );
+      const transport = serveEthernetTransport(streams[NAMESPACE_CHANNEL_ID]!, {
+        maxMessage: NAMESPACE_MSIZE,
+        openSession: serve,
+        ...(guestRam ? { guestRam } : {}),
+      });
+      transports.push(transport);
+      // As in a session (namespace-channel.ts): QEMU 7.2 can stop taking the card's transmit queue.
+      watchdogs.push(watchNicTransmit(qmp, { nicId: NAMESPACE_CHANNEL_ID, activity: () => transport.counters.frames, log: say }));
       if (streams[FWD_CHANNEL]) serve(streams[FWD_CHANNEL]);
     },
   });
@@ -351,6 +358,7 @@ try {
     placedWrites: writesPlaced,
     quietRequests,
     launcherMs,
+    transmitWatchdog: { looks: watchdogs.reduce((n, w) => n + w.counters.looks, 0), nudges: watchdogs.reduce((n, w) => n + w.counters.nudges, 0) },
     sealedReads: { ...sealedReadCounters },
     inProcess: {
       namespace: { readdirOps: round(inProc.namespace.readdirOps), lookupOps: round(inProc.namespace.lookupOps) },
@@ -372,7 +380,7 @@ try {
             `  ${LABELS[l.key].padEnd(38)}${fmt(l.ours)}${fmt(l.qemu).padStart(10)}  ${l.ratio.toFixed(2).padStart(5)}${fmt(l.plain).padStart(10)}  ${l.sealedRatio.toFixed(2).padStart(5)}${l.guestfwd === undefined ? '' : `${fmt(l.guestfwd).padStart(10)}  ${l.guestfwdRatio!.toFixed(2).padStart(5)}`}`,
         ),
         `  target: ours >= 1.0 x QEMU's on every line (floor 0.5), ours >= 0.8 x plain (sealing's cost); shell loops on tmpfs subtracted (stat ${result.shellLoopMs.stat} ms, create ${result.shellLoopMs.create} ms per ${FILES})`,
-        `  ${placed} Rreads placed, ${writesPlaced} Twrites placed; ${messages} messages served, ${quietRequests} of them answered by the guest module (quiet); sealed reads: ${sealedReadCounters.ahead} read ahead (${sealedReadCounters.aheadWaited} still opening), ${sealedReadCounters.kept} from blocks kept, ${sealedReadCounters.opened} opened on demand`,
+        `  ${placed} Rreads placed, ${writesPlaced} Twrites placed; ${messages} messages served, ${quietRequests} of them answered by the guest module (quiet); sealed reads: ${sealedReadCounters.ahead} read ahead (${sealedReadCounters.aheadWaited} still opening), ${sealedReadCounters.kept} from blocks kept, ${sealedReadCounters.opened} opened on demand; the card's transmit watchdog nudged QEMU ${watchdogs.reduce((n, w) => n + w.counters.nudges, 0)} times`,
         `  the launcher's part, per request: Twrite ${launcherMs.ours.perTwrite} ms served (plain ${launcherMs.plain.perTwrite}) + ${launcherMs.perTwriteReadingRam} ms reading guest RAM; Tread ${launcherMs.ours.perTread} ms served (plain ${launcherMs.plain.perTread}) + ${launcherMs.perTreadPlacing} ms placing`,
         `in process (no guest, 9P server + backend): ${''.padEnd(4)}${'namespace'.padStart(10)}${'LocalDir'.padStart(10)}  ratio`,
         `  readdir ${FILES} host files (/s)${''.padEnd(18)}${fmt(inProc.namespace.readdirOps).padStart(10)}${fmt(inProc.local.readdirOps).padStart(10)}  ${(inProc.namespace.readdirOps / inProc.local.readdirOps).toFixed(2).padStart(5)}`,
@@ -381,6 +389,7 @@ try {
     );
   }
 } finally {
+  for (const watchdog of watchdogs) watchdog.stop();
   machine?.kill();
   // After QEMU: the launcher's descriptor is the last reference to the RAM file.
   if (machine) await machine.process.exited;

@@ -5,6 +5,7 @@
 import type { Duplex } from 'node:stream';
 import type { GuestLife } from '../vmm/guest-life.ts';
 import type { GuestRamWriter } from '../vmm/guest-ram.ts';
+import type { QmpClient } from '../vmm/qmp-client.ts';
 
 export interface ExtraChannel {
   /** Unique id: the channel's key in MachineChannels.extra and its device id. */
@@ -31,6 +32,8 @@ export interface ChannelMachine {
   guestRam?: GuestRamWriter;
   /** The attempt's resets, power-offs and suspends: whatever writes guest RAM joins it. */
   life?: GuestLife;
+  /** QEMU's monitor (a card's transmit watchdog, src/vmm/nic-tx-watchdog.ts). */
+  qmp?: QmpClient;
 }
 
 export interface ChannelService {

@@ -24,6 +24,7 @@ import type { ChannelService, ExtraChannel } from './extra-channel.ts';
 import { GUEST_USER_ID } from './personal-disk.ts';
 import { LOG_LIMITS, openStickLog } from '../primitives/capped-log.ts';
 import { NAMESPACE_MSIZE } from '../ninep/msize.ts';
+import { watchNicTransmit } from '../vmm/nic-tx-watchdog.ts';
 
 export const NAMESPACE_CHANNEL_ID = 'ninep';
 /** The card's address (locally administered), by which the guest's boot step finds it. */
@@ -94,8 +95,13 @@ export function namespaceChannel(options: NamespaceChannelOptions): ExtraChannel
       });
       // Placed reads stop before a reset, power-off or suspend (src/vmm/guest-life.ts).
       machine.life?.add(transport);
+      // QEMU 7.2 can stop taking the card's transmit queue, and /host then hangs (src/vmm/nic-tx-watchdog.ts).
+      const watchdog = machine.qmp ? watchNicTransmit(machine.qmp, { nicId: NAMESPACE_CHANNEL_ID, activity: () => transport.counters.frames, log }) : undefined;
+      const leaveLife = watchdog ? machine.life?.add(watchdog) : undefined;
       return {
         close: async () => {
+          watchdog?.stop();
+          leaveLife?.();
           await transport.close();
           await backend.close?.();
           await logWriter?.close();

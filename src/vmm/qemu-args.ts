@@ -96,8 +96,15 @@ function nicArgs(spec: MachineSpec): string[] {
     // -netdev socket takes a descriptor only: a named pipe (Windows) cannot back a card.
     if (endpoint.kind !== 'fd') throw new Error(`network card ${nic.id} needs a descriptor channel, not a ${endpoint.kind}`);
     if (!MAC_ADDRESS.test(nic.mac)) throw new Error(`network card ${nic.id}: bad MAC address ${nic.mac}`);
-    // romfile=: no iPXE option ROM; nothing boots from this card.
-    return ['-netdev', `socket,id=nd-${nic.id},fd=${endpoint.fd}`, '-device', `virtio-net-pci,netdev=nd-${nic.id},id=${nic.id},mac=${nic.mac},romfile=`];
+    // romfile=: no iPXE option ROM; nothing boots from this card. ioeventfd=off: the guest's
+    // notification is taken in the vCPU's own exit (src/vmm/nic-tx-watchdog.ts: through the event
+    // notifier, QEMU 7.2 under TCG lost one now and then, and the card's transmit queue stalled).
+    return [
+      '-netdev',
+      `socket,id=nd-${nic.id},fd=${endpoint.fd}`,
+      '-device',
+      `virtio-net-pci,netdev=nd-${nic.id},id=${nic.id},mac=${nic.mac},romfile=,ioeventfd=off`,
+    ];
   });
 }
 

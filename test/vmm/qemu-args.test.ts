@@ -227,7 +227,7 @@ describe('buildQemuArgs against the real QEMU', () => {
   it('backs each extra network card with its own channel, no option ROM', () => {
     const args = buildQemuArgs(spec({ channels: fdChannels(['ninep']), nics: [{ id: 'ninep', mac: '02:70:76:6d:39:01' }] }));
     assert.ok(values(args, '-netdev').includes('socket,id=nd-ninep,fd=6'));
-    assert.ok(values(args, '-device').includes('virtio-net-pci,netdev=nd-ninep,id=ninep,mac=02:70:76:6d:39:01,romfile='));
+    assert.ok(values(args, '-device').includes('virtio-net-pci,netdev=nd-ninep,id=ninep,mac=02:70:76:6d:39:01,romfile=,ioeventfd=off'));
   });
 
   it('refuses a network card without a descriptor channel or with a bad address', () => {

@@ -103,7 +103,7 @@ async function bootAttempt(ctx: LaunchContext, args: BootArgs, accelerator: Acce
     host: ctx.host,
     logs: args.logs,
     attach: async (qmp, streams) => {
-      await openChannels(plan.channels, streams, teardown, guestRam ? { guestRam, life } : { life });
+      await openChannels(plan.channels, streams, teardown, guestRam ? { guestRam, life, qmp } : { life, qmp });
       for (const feature of features) await feature.attach?.({ qmp, streams, channels: plan.spec.channels });
     },
     ...(plan.restore ? { resumed: true } : {}),
