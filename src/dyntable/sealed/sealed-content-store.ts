@@ -222,6 +222,8 @@ export class SealedContentStore implements ContentStore {
     if (this.#sizes.size >= SIZE_CACHE) this.#sizes.clear();
     this.#sizes.set(id, file.size);
     await this.#settle(id, file).catch(() => {});
+    // A write behind that failed put the size back (sealed-file.ts).
+    if (this.#sizes.has(id)) this.#sizes.set(id, file.size);
     await file.close().catch(() => {});
   }
 
