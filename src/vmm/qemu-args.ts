@@ -97,8 +97,8 @@ function nicArgs(spec: MachineSpec): string[] {
     if (endpoint.kind !== 'fd') throw new Error(`network card ${nic.id} needs a descriptor channel, not a ${endpoint.kind}`);
     if (!MAC_ADDRESS.test(nic.mac)) throw new Error(`network card ${nic.id}: bad MAC address ${nic.mac}`);
     // romfile=: no iPXE option ROM; nothing boots from this card. ioeventfd=off: the guest's
-    // notification is taken in the vCPU's own exit (src/vmm/nic-tx-watchdog.ts: through the event
-    // notifier, QEMU 7.2 under TCG lost one now and then, and the card's transmit queue stalled).
+    // notification is taken in the vCPU's own exit, not through an event notifier, where QEMU 7.2
+    // under TCG likely lost one now and then (the card's transmit queue stalled: nic-tx-watchdog.ts).
     return [
       '-netdev',
       `socket,id=nd-${nic.id},fd=${endpoint.fd}`,
