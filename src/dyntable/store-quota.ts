@@ -12,8 +12,11 @@
 // each store adds what it holds when it opens and takes it back when it
 // closes, so the figure is recomputed at every open and survives a restart.
 // Sealing's few bytes per block and SQLite's pages are left to the reserve.
+// Sealed writes answered and not yet on the stick (written behind,
+// sealed-file.ts) are taken off the free space statfs reports.
 import { statfsSync } from 'node:fs';
 import { ErrnoError } from '../ninep/backend.ts';
+import { sealedBytesBehind } from './sealed/sealed-file.ts';
 
 /** What one node's rows cost, whatever its content. */
 export const NODE_BYTES = 1024;
@@ -77,7 +80,8 @@ export class StoreQuota {
         if (dir === undefined) return undefined;
         try {
           const fs = statfsSync(dir);
-          return fs.bavail * fs.bsize;
+          // Less what sealed files have answered and not yet written (their writes behind).
+          return fs.bavail * fs.bsize - sealedBytesBehind();
         } catch {
           return undefined;
         }

@@ -137,6 +137,17 @@ const WINDOW_BYTES = 1 << 20;
 const AHEAD_BYTES = 2 << 20;
 
 /**
+ * Bytes of the process's writes behind not yet on the stick (their sealed
+ * blocks): the stick's free space does not show them yet, so the quota's
+ * reserve (store-quota.ts) subtracts them from what statfs says, or a
+ * guest could write up to that much into the reserve.
+ */
+let bytesBehind = 0;
+export function sealedBytesBehind(): number {
+  return bytesBehind;
+}
+
+/**
  * Where the process's sealed reads found their blocks (for the benchmarks):
  * kept from the read before, read ahead, or opened on demand.
  */
@@ -969,7 +980,9 @@ export class SealedFile {
           throw error;
         }
       })();
-      finished.catch(() => {});
+      const onDisk = (last - first + 1) * this.#stride;
+      bytesBehind += onDisk;
+      void finished.finally(() => void (bytesBehind -= onDisk)).catch(() => {});
       this.#diskTail = finished.catch(() => {});
       this.#behind.push({ done: finished, bytes: data.length });
       if (grows) this.#size = end;
