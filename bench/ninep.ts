@@ -314,6 +314,7 @@ try {
     perTwrite: perRequest(server?.counters.writeMs ?? 0, server?.counters.writes ?? 0),
     perTread: perRequest(server?.counters.readMs ?? 0, server?.counters.reads ?? 0),
   });
+  const transmitWatchdog = { looks: watchdogs.reduce((n, w) => n + w.counters.looks, 0), nudges: watchdogs.reduce((n, w) => n + w.counters.nudges, 0) };
   const launcherMs = {
     ours: served(servers[0]),
     plain: served(servers[1]),
@@ -358,7 +359,7 @@ try {
     placedWrites: writesPlaced,
     quietRequests,
     launcherMs,
-    transmitWatchdog: { looks: watchdogs.reduce((n, w) => n + w.counters.looks, 0), nudges: watchdogs.reduce((n, w) => n + w.counters.nudges, 0) },
+    transmitWatchdog,
     sealedReads: { ...sealedReadCounters },
     inProcess: {
       namespace: { readdirOps: round(inProc.namespace.readdirOps), lookupOps: round(inProc.namespace.lookupOps) },
@@ -380,7 +381,7 @@ try {
             `  ${LABELS[l.key].padEnd(38)}${fmt(l.ours)}${fmt(l.qemu).padStart(10)}  ${l.ratio.toFixed(2).padStart(5)}${fmt(l.plain).padStart(10)}  ${l.sealedRatio.toFixed(2).padStart(5)}${l.guestfwd === undefined ? '' : `${fmt(l.guestfwd).padStart(10)}  ${l.guestfwdRatio!.toFixed(2).padStart(5)}`}`,
         ),
         `  target: ours >= 1.0 x QEMU's on every line (floor 0.5), ours >= 0.8 x plain (sealing's cost); shell loops on tmpfs subtracted (stat ${result.shellLoopMs.stat} ms, create ${result.shellLoopMs.create} ms per ${FILES})`,
-        `  ${placed} Rreads placed, ${writesPlaced} Twrites placed; ${messages} messages served, ${quietRequests} of them answered by the guest module (quiet); sealed reads: ${sealedReadCounters.ahead} read ahead (${sealedReadCounters.aheadWaited} still opening), ${sealedReadCounters.kept} from blocks kept, ${sealedReadCounters.opened} opened on demand; the card's transmit watchdog nudged QEMU ${watchdogs.reduce((n, w) => n + w.counters.nudges, 0)} times`,
+        `  ${placed} Rreads placed, ${writesPlaced} Twrites placed; ${messages} messages served, ${quietRequests} of them answered by the guest module (quiet); sealed reads: ${sealedReadCounters.ahead} read ahead (${sealedReadCounters.aheadWaited} still opening), ${sealedReadCounters.kept} from blocks kept, ${sealedReadCounters.opened} opened on demand; the card's transmit watchdog nudged QEMU ${transmitWatchdog.nudges} times`,
         `  the launcher's part, per request: Twrite ${launcherMs.ours.perTwrite} ms served (plain ${launcherMs.plain.perTwrite}) + ${launcherMs.perTwriteReadingRam} ms reading guest RAM; Tread ${launcherMs.ours.perTread} ms served (plain ${launcherMs.plain.perTread}) + ${launcherMs.perTreadPlacing} ms placing`,
         `in process (no guest, 9P server + backend): ${''.padEnd(4)}${'namespace'.padStart(10)}${'LocalDir'.padStart(10)}  ratio`,
         `  readdir ${FILES} host files (/s)${''.padEnd(18)}${fmt(inProc.namespace.readdirOps).padStart(10)}${fmt(inProc.local.readdirOps).padStart(10)}  ${(inProc.namespace.readdirOps / inProc.local.readdirOps).toFixed(2).padStart(5)}`,

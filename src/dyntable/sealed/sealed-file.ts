@@ -785,9 +785,13 @@ export class SealedFile {
     if (this.#closed) throw new ErrnoError(Errno.EBADF, `${this.path} is closed`);
   }
 
-  /** Waits for every write behind; throws the error of one that failed (until the file closes). */
-  async #drain(): Promise<void> {
-    while (this.#behind.length > 0) await this.#behind.shift()!.done.catch(() => {});
+  /**
+   * Waits for the writes behind, oldest first: all of them, or (`room`) until
+   * `room` more bytes fit within BEHIND_BYTES; throws the error of one that
+   * failed (until the file closes).
+   */
+  async #drain(room?: number): Promise<void> {
+    while (this.#behind.length > 0 && (room === undefined || this.#behindBytes + room > BEHIND_BYTES)) await this.#behind.shift()!.done.catch(() => {});
     if (this.#behindError) throw this.#behindError;
   }
 
@@ -875,9 +879,7 @@ export class SealedFile {
       const oldBlocks = this.#blocks(this.#size);
       // Partly covered blocks that hold content are read back, a gap cuts the file, a bump re-seals the header: each after the writes behind are down.
       const readsBack = (position % bs !== 0 && first < oldBlocks) || (end % bs !== 0 && last < oldBlocks);
-      if (readsBack || first > oldBlocks || this.#bumpArmed) await this.#drain();
-      while (this.#behind.length > 0 && this.#behindBytes + data.length > BEHIND_BYTES) await this.#behind.shift()!.done.catch(() => {});
-      if (this.#behindError) throw this.#behindError;
+      await this.#drain(readsBack || first > oldBlocks || this.#bumpArmed ? undefined : data.length);
       await this.#forget();
       await this.#bumpIfArmed();
       await this.#ensureOnDisk();
