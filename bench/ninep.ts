@@ -62,6 +62,7 @@ import { GuestRamFile } from '../src/vmm/guest-ram.ts';
 import { Machine } from '../src/vmm/machine.ts';
 import { type NicTxWatchdog, watchNicTransmit } from '../src/vmm/nic-tx-watchdog.ts';
 import { fdChannels } from '../src/vmm/qemu-process.ts';
+import { EXEC_CHANNEL_ID, EXEC_PORT_NAME, ExecService } from '../src/session/exec-channel.ts';
 import { benchOptions, median, numberOption } from './bench-options.ts';
 import { inProcessFigures } from './ninep-in-process-figures.ts';
 
@@ -148,7 +149,11 @@ try {
   const sealed = await open(stick, deriveAtRestKey(randomBytes(32)));
   const backend = await open(plainStick);
 
-  const channels = fdChannels([NAMESPACE_CHANNEL_ID, ...(withGuestfwd ? [FWD_CHANNEL] : [])]);
+  // The exec port every session gives the guest, served as a session serves it: without one, the
+  // guest's exec server looks for it (payload/rootfs/lib/pocketvm/lib.sh, wait_for_port) for tens of
+  // seconds under TCG, taking about a third of the vCPU while the first runs measure.
+  const channels = fdChannels([NAMESPACE_CHANNEL_ID, EXEC_CHANNEL_ID, ...(withGuestfwd ? [FWD_CHANNEL] : [])]);
+  const execs = new ExecService();
   const fwd = channels.extra?.[FWD_CHANNEL];
   const extraArgs = [
     '-fsdev',
@@ -195,6 +200,7 @@ try {
       disks: [],
       network: 'none',
       channels,
+      serialPorts: [{ id: EXEC_CHANNEL_ID, name: EXEC_PORT_NAME }],
       nics: [{ id: NAMESPACE_CHANNEL_ID, mac: NAMESPACE_MAC }],
       ...(withGuestfwd ? { streams: [FWD_CHANNEL] } : {}),
       startPaused: true,
@@ -217,6 +223,8 @@ try {
       // As in a session (namespace-channel.ts): QEMU 7.2 can stop taking the card's transmit queue.
       watchdogs.push(watchNicTransmit(qmp, { nicId: NAMESPACE_CHANNEL_ID, activity: () => transport.counters.frames, log: say }));
       if (streams[FWD_CHANNEL]) serve(streams[FWD_CHANNEL]);
+      const exec = streams[EXEC_CHANNEL_ID];
+      if (exec) void execs.channel().open?.(exec, {});
     },
   });
   const guest = machine;
