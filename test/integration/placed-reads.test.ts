@@ -15,6 +15,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EthernetTransport } from '../../src/ninep/ethernet-transport.ts';
 import { GuestRamFile } from '../../src/vmm/guest-ram.ts';
+import type { Machine } from '../../src/vmm/machine.ts';
+import { kickTransmitQueue } from '../../src/vmm/nic-tx-watchdog.ts';
+import { NAMESPACE_CHANNEL_ID } from '../../src/session/namespace-channel.ts';
 import { removeDir, tempDir } from '../dyntable/helpers.ts';
 import { bootWithNamespaceCard } from './namespace-card-guest.ts';
 
@@ -36,14 +39,17 @@ describe('placed reads in the real guest (/host with shared guest RAM)', functio
   });
   after(() => removeDir(base));
 
-  async function withGuest(place: boolean, body: (sh: (script: string) => Promise<string>, transport: EthernetTransport) => Promise<void>): Promise<void> {
+  async function withGuest(
+    place: boolean,
+    body: (sh: (script: string) => Promise<string>, transport: EthernetTransport, machine: Machine) => Promise<void>,
+  ): Promise<void> {
     const ram = place ? GuestRamFile.create(256) : undefined;
     if (ram && !(ram instanceof GuestRamFile)) throw new Error(`no shared guest RAM on this machine: ${ram.reason}`);
     const booted = await bootWithNamespaceCard(base, shared, { ...(ram ? { ram } : {}), shTimeoutMs: 300_000 });
     try {
       const { machine, transport, sh } = booted;
       assert.match(await sh('grep " /host 9p " /proc/mounts'), /trans=pocketvm/);
-      await body(sh, transport);
+      await body(sh, transport, machine);
       await machine.shutdown();
     } finally {
       await booted.dispose();
@@ -60,12 +66,17 @@ describe('placed reads in the real guest (/host with shared guest RAM)', functio
     assert.equal(hash(await sh('cat /host/small.bin | sha256sum')), sha256(small));
   };
 
-  it('reads come out byte-identical when placed, also after a reader is killed mid-read', async () => {
-    await withGuest(true, async (sh, transport) => {
+  it('reads come out byte-identical when placed, also after a reader is killed mid-read, and with the transmit queue kicked from the host meanwhile', async () => {
+    await withGuest(true, async (sh, transport, machine) => {
       await checkReads(sh);
       assert.ok(transport.counters.placed > 10, `reads were placed (${JSON.stringify(transport.counters)})`);
       // Killed readers: their pages stay pinned until the reply; the mount goes on.
       await sh('for i in 1 2 3 4 5; do dd if=/host/big.bin of=/dev/null bs=1M 2>/dev/null & p=$!; sleep 0.$i; kill -9 $p; wait $p; done; true');
+      // The transmit watchdog's kick (src/vmm/nic-tx-watchdog.ts), through this QEMU's monitor and
+      // the card's notify port, while reads go on: every one a notification QEMU did not need.
+      await sh('(for i in 1 2 3 4 5 6; do dd if=/host/big.bin of=/dev/null bs=64k 2>/dev/null; done) >/dev/null 2>&1 & echo $! >/tmp/reader');
+      for (let i = 0; i < 20; i++) assert.equal(await kickTransmitQueue(machine.qmp, NAMESPACE_CHANNEL_ID), true, 'the card has a notify port');
+      await sh('p=$(cat /tmp/reader); while kill -0 $p 2>/dev/null; do sleep 0.2; done');
       await checkReads(sh);
       assert.doesNotMatch(await sh('dmesg'), /BUG|Oops|bad page|9pnet_pocketvm: .*(malformed|cut short|out of order)/);
     });
