@@ -116,6 +116,7 @@ export async function kickTransmitQueue(qmp: WatchdogQmp, nicId: string): Promis
   // The monitor answers an I/O write with nothing; anything else is its complaint (no such command).
   return out.trim() === '';
 }
+
 /**
  * Half a second: /host freezes for up to about that long before the kick
  * (bench/ninep met five stalls in one run of its lines). A look is a QMP

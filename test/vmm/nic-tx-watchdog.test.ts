@@ -1,6 +1,7 @@
 // The transmit watchdog's decisions, against a monitor that answers as
-// QEMU 7.2 does (the stall itself is rare: bench/ninep saw it twice in
-// tens of runs). Each case scripts the queue status and the ring's avail
+// QEMU 7.2 does (the stall itself comes and goes: bench/ninep met it
+// once in tens of runs, then 2 and 5 times in two runs of all its lines
+// once its guest was quiet). Each case scripts the queue status and the ring's avail
 // index QEMU would report, whether a kick through the card's notify port
 // makes QEMU take the frames (it did, live, where a pause and resume did
 // not), and checks when and how the watchdog nudges.
